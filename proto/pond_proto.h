@@ -1,0 +1,149 @@
+/*  pond_proto: the protocol messages of pond, one encode and one decode each.
+
+    Every message is a ZeroMQ multipart message whose first frame is the
+    command (ASCII, upper case) and whose second frame, when there is one,
+    is a msgpack map: the body. proto/PROTOCOL.md is the specification;
+    this module is its only implementation. Bodies are encoded and decoded
+    by one generic table-driven codec so that every message gets the same
+    checks: required keys, types, sizes, unknown keys ignored.
+*/
+#ifndef POND_PROTO_H_INCLUDED
+#define POND_PROTO_H_INCLUDED
+
+#include <czmq.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "pond_event.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+//  Commands (first frame)
+#define POND_PUBLISH    "PUBLISH"
+#define POND_ACK        "ACK"
+#define POND_NACK       "NACK"
+#define POND_PING       "PING"
+#define POND_PONG       "PONG"
+#define POND_REPLAY     "REPLAY"
+#define POND_CHUNK      "CHUNK"
+#define POND_END        "END"
+#define POND_CREDIT     "CREDIT"
+#define POND_CANCEL     "CANCEL"
+#define POND_STATS      "STATS"
+#define POND_ERROR      "ERROR"
+#define POND_APPEND     "APPEND"
+#define POND_APPENDED   "APPENDED"
+#define POND_HEARTBEAT  "$HEARTBEAT"
+
+//  NACK and END codes: HTTP-like, so a human can guess their meaning
+#define POND_CODE_OK            200
+#define POND_CODE_BAD_REQUEST   400     //  malformed: fix the sender
+#define POND_CODE_FORBIDDEN     403     //  not allowed for this key
+#define POND_CODE_NOT_FOUND     404     //  unknown command
+#define POND_CODE_TOO_LARGE     413     //  over a size limit
+#define POND_CODE_STORE_ERROR   500     //  the store could not write
+#define POND_CODE_UNAVAILABLE   503     //  overloaded or store away: retry later
+
+#define POND_BODY_MAX           262144  //  largest body frame accepted
+#define POND_REASON_MAX         256
+#define POND_REPLAY_MAX_NAMES   16
+#define POND_APPEND_MAX         1024    //  events in one APPEND batch
+#define POND_CREDIT_MAX         1024    //  chunks a reader may grant at once
+#define POND_CHUNK_EVENTS       512     //  events in one CHUNK at most
+#define POND_CHUNK_BYTES        262144  //  bytes of events in one CHUNK at most
+
+//  ACK: ingest -> producer, the event is durable
+typedef struct {
+    uint8_t id [POND_ID_SIZE];
+    uint64_t seq;
+    bool dup;                   //  the id was stored before: seq is the original
+} pond_ack_t;
+
+//  NACK: ingest -> producer, the event was not accepted
+typedef struct {
+    bool has_id;
+    uint8_t id [POND_ID_SIZE];
+    uint32_t code;
+    char reason [POND_REASON_MAX];
+    uint32_t retry_ms;          //  with 503: wait this long, then resend
+} pond_nack_t;
+
+//  REPLAY: reader -> control (and broker -> store). Three modes, chosen by
+//  what is set: names (ordered by ts, seq, within [from_ts, to_ts)), else
+//  entity (ordered by seq), else the log by seq in [from_seq, to_seq).
+typedef struct {
+    uint64_t rid;               //  reader's own request id, echoed back
+    size_t names_count;
+    char names [POND_REPLAY_MAX_NAMES][POND_NAME_MAX + 1];
+    uint64_t from_ts;           //  inclusive, 0 = from the beginning
+    uint64_t to_ts;             //  exclusive, 0 = no end
+    uint64_t from_seq;          //  inclusive, 0 = from the beginning
+    uint64_t to_seq;            //  exclusive, 0 = up to the head
+    char entity [POND_ENTITY_MAX + 1];
+    uint64_t limit;             //  most events to send, 0 = all
+    uint32_t credit;            //  chunks the reader can take now (1..1024)
+} pond_replay_req_t;
+
+//  CHUNK header / CREDIT / CANCEL: rid plus a count (chunks granted)
+typedef struct {
+    uint64_t rid;
+    uint32_t chunks;
+} pond_credit_t;
+
+//  END: the replay is over (code 200) or failed (other codes)
+typedef struct {
+    uint64_t rid;
+    uint64_t count;             //  events sent
+    uint32_t code;
+    char reason [POND_REASON_MAX];
+} pond_end_t;
+
+//  APPEND header: broker -> store, a batch of events follows
+typedef struct {
+    uint64_t bid;
+} pond_append_t;
+
+//  APPENDED: store -> broker, one result per event of the batch
+typedef struct {
+    uint64_t bid;
+    uint32_t code;
+    char reason [POND_REASON_MAX];
+    size_t count;
+    uint64_t seqs [POND_APPEND_MAX];
+    size_t dups_count;          //  equals count in a valid message
+    bool dups [POND_APPEND_MAX];
+} pond_appended_t;
+
+//  Each encode returns a new frame (caller owns it) or NULL if memory ran
+//  out. Each decode returns 0, or -1 with the reason in err, and leaves
+//  defaults (zeros) in fields the body did not carry.
+zframe_t *pond_ack_encode (const pond_ack_t *msg);
+int pond_ack_decode (zframe_t *frame, pond_ack_t *msg, char *err, size_t errlen);
+zframe_t *pond_nack_encode (const pond_nack_t *msg);
+int pond_nack_decode (zframe_t *frame, pond_nack_t *msg, char *err, size_t errlen);
+zframe_t *pond_replay_req_encode (const pond_replay_req_t *msg);
+int pond_replay_req_decode (zframe_t *frame, pond_replay_req_t *msg, char *err, size_t errlen);
+zframe_t *pond_credit_encode (const pond_credit_t *msg);
+int pond_credit_decode (zframe_t *frame, pond_credit_t *msg, char *err, size_t errlen);
+zframe_t *pond_end_encode (const pond_end_t *msg);
+int pond_end_decode (zframe_t *frame, pond_end_t *msg, char *err, size_t errlen);
+zframe_t *pond_append_encode (const pond_append_t *msg);
+int pond_append_decode (zframe_t *frame, pond_append_t *msg, char *err, size_t errlen);
+zframe_t *pond_appended_encode (const pond_appended_t *msg);
+int pond_appended_decode (zframe_t *frame, pond_appended_t *msg, char *err, size_t errlen);
+
+//  Build a NACK body in one call. Returns a new frame.
+zframe_t *
+    pond_nack_new (const uint8_t *id, uint32_t code, uint32_t retry_ms, const char *format, ...)
+    __attribute__ ((format (printf, 4, 5)));
+
+//  True if the frame holds exactly this command.
+bool
+    pond_proto_is (zframe_t *frame, const char *command);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

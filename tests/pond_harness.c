@@ -1,0 +1,227 @@
+/*  pond_harness: start and stop real pond processes for tests.
+    See pond_harness.h.
+*/
+#define _GNU_SOURCE
+#include "pond_harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+char *
+pond_harness_tempdir (void)
+{
+    char *path = strdup ("/tmp/pond-test-XXXXXX");
+    if (path && !mkdtemp (path)) {
+        free (path);
+        return NULL;
+    }
+    return path;
+}
+
+static int
+s_remove (const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void) sb; (void) flag; (void) ftw;
+    return remove (path);
+}
+
+void
+pond_harness_rmtree (const char *path)
+{
+    if (path && strncmp (path, "/tmp/pond-test-", 15) == 0)
+        nftw (path, s_remove, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+pid_t
+pond_harness_spawnv (const char *log_path, char *const argv [])
+{
+    char binary [512];
+    snprintf (binary, sizeof binary, "%s/%s", POND_BIN_DIR, argv [0]);
+    pid_t parent = getpid ();
+    pid_t pid = fork ();
+    if (pid == 0) {
+        //  Die with the test, whatever way the test ends
+        prctl (PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid () != parent)
+            _exit (127);
+        int fd = open (log_path? log_path: "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2 (fd, 1);
+            dup2 (fd, 2);
+            close (fd);
+        }
+        execv (binary, argv);
+        fprintf (stderr, "cannot exec %s: %s\n", binary, strerror (errno));
+        _exit (127);
+    }
+    return pid;
+}
+
+pid_t
+pond_harness_spawn (const char *name, const char *log_path, ...)
+{
+    char *argv [64] = { (char *) name };
+    va_list args;
+    va_start (args, log_path);
+    for (int i = 1; i < 63; i++)
+        if (!(argv [i] = va_arg (args, char *)))
+            break;
+    va_end (args);
+    return pond_harness_spawnv (log_path, argv);
+}
+
+static void
+s_sleep_ms (int ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    nanosleep (&ts, NULL);
+}
+
+int
+pond_harness_stop (pid_t pid, int signal)
+{
+    if (pid <= 0)
+        return -1;
+    kill (pid, signal);
+    int status;
+    for (int waited = 0; waited < 5000; waited += 10) {
+        pid_t rc = waitpid (pid, &status, WNOHANG);
+        if (rc == pid)
+            return status;
+        if (rc < 0)
+            return -1;
+        s_sleep_ms (10);
+    }
+    kill (pid, SIGKILL);
+    if (waitpid (pid, &status, 0) != pid)
+        return -1;
+    return status;
+}
+
+int
+pond_harness_wait_file (const char *path, int timeout_ms)
+{
+    for (int waited = 0; waited <= timeout_ms; waited += 10) {
+        if (access (path, F_OK) == 0)
+            return 0;
+        s_sleep_ms (10);
+    }
+    return -1;
+}
+
+char *
+pond_harness_run (int *exit_p, const char *format, ...)
+{
+    char command [4096];
+    va_list args;
+    va_start (args, format);
+    vsnprintf (command, sizeof command, format, args);
+    va_end (args);
+    FILE *pipe = popen (command, "r");
+    if (!pipe)
+        return NULL;
+    size_t size = 0, capacity = 4096;
+    char *output = malloc (capacity);
+    size_t got;
+    while (output && (got = fread (output + size, 1, capacity - size - 1, pipe)) > 0) {
+        size += got;
+        if (capacity - size < 1024) {
+            capacity *= 2;
+            char *bigger = realloc (output, capacity);
+            if (!bigger) {
+                free (output);
+                output = NULL;
+                break;
+            }
+            output = bigger;
+        }
+    }
+    int status = pclose (pipe);
+    if (exit_p)
+        *exit_p = WIFEXITED (status)? WEXITSTATUS (status): -1;
+    if (output)
+        output [size] = 0;
+    return output;
+}
+
+//  ---------------------------------------------------------------------
+//  A mesh of store and broker
+
+int
+pond_mesh_start_store (pond_mesh_t *self)
+{
+    char ready [512], log [512];
+    snprintf (ready, sizeof ready, "%s/store.zpl", self->dir);
+    snprintf (log, sizeof log, "%s/store.log", self->dir);
+    unlink (ready);
+    self->store = pond_harness_spawn ("pond-store", log, "--data", self->dir,
+                                      "--endpoint", self->store_endpoint, NULL);
+    if (self->store < 0 || pond_harness_wait_file (ready, 10000)) {
+        fprintf (stderr, "pond-store did not start; see %s\n", log);
+        return -1;
+    }
+    return 0;
+}
+
+int
+pond_mesh_start_broker (pond_mesh_t *self)
+{
+    char ready [512], log [512];
+    snprintf (ready, sizeof ready, "%s/broker.zpl", self->dir);
+    snprintf (log, sizeof log, "%s/broker.log", self->dir);
+    unlink (ready);
+    self->broker = pond_harness_spawn ("pond-broker", log, "--data", self->dir,
+                                       "--store", self->store_endpoint,
+                                       "--ingest", self->ingest, "--pub", self->pub,
+                                       "--control", self->control, NULL);
+    if (self->broker < 0 || pond_harness_wait_file (ready, 10000)) {
+        fprintf (stderr, "pond-broker did not start; see %s\n", log);
+        return -1;
+    }
+    return 0;
+}
+
+pond_mesh_t *
+pond_mesh_start (void)
+{
+    pond_mesh_t *self = calloc (1, sizeof (pond_mesh_t));
+    if (!self || !(self->dir = pond_harness_tempdir ())) {
+        free (self);
+        return NULL;
+    }
+    snprintf (self->ingest, sizeof self->ingest, "ipc://%s/ingest.ipc", self->dir);
+    snprintf (self->pub, sizeof self->pub, "ipc://%s/pub.ipc", self->dir);
+    snprintf (self->control, sizeof self->control, "ipc://%s/control.ipc", self->dir);
+    snprintf (self->store_endpoint, sizeof self->store_endpoint, "ipc://%s/store.ipc", self->dir);
+    if (pond_mesh_start_store (self) || pond_mesh_start_broker (self))
+        pond_mesh_destroy (&self);
+    return self;
+}
+
+void
+pond_mesh_destroy (pond_mesh_t **self_p)
+{
+    if (self_p && *self_p) {
+        pond_mesh_t *self = *self_p;
+        pond_harness_stop (self->broker, SIGTERM);
+        pond_harness_stop (self->store, SIGTERM);
+        if (getenv ("POND_KEEP_TEST_DIR"))
+            fprintf (stderr, "test data kept in %s\n", self->dir);
+        else
+            pond_harness_rmtree (self->dir);
+        free (self->dir);
+        free (self);
+        *self_p = NULL;
+    }
+}

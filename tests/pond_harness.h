@@ -1,0 +1,79 @@
+/*  pond_harness: real processes for integration and fault tests.
+
+    Starts pond-store and pond-broker (and any other binary of the build)
+    in a fresh temporary data directory on ipc endpoints, waits until they
+    are ready, and stops them by pid. Every child is started with
+    PR_SET_PDEATHSIG, so even a test that crashes leaves no process behind.
+*/
+#ifndef POND_HARNESS_H_INCLUDED
+#define POND_HARNESS_H_INCLUDED
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+//  Create a fresh directory under /tmp. Caller frees the string.
+char *
+    pond_harness_tempdir (void);
+
+//  Remove a directory tree. Safe on NULL.
+void
+    pond_harness_rmtree (const char *path);
+
+//  Start POND_BIN_DIR/name with the NULL-terminated arguments after it;
+//  stdout and stderr go to log_path (appended). Returns the pid or -1.
+pid_t
+    pond_harness_spawn (const char *name, const char *log_path, ...);
+
+//  Same with an argv array (argv [0] is the binary's name).
+pid_t
+    pond_harness_spawnv (const char *log_path, char *const argv []);
+
+//  Send signal to pid and reap it; after 5 s escalate to SIGKILL.
+//  Returns the wait status, or -1 if pid was not ours.
+int
+    pond_harness_stop (pid_t pid, int signal);
+
+//  Wait until path exists, up to timeout_ms. Returns 0 or -1.
+int
+    pond_harness_wait_file (const char *path, int timeout_ms);
+
+//  Run a command line through the shell, capturing stdout into a malloc'd
+//  string (caller frees) and the exit code into *exit_p.
+char *
+    pond_harness_run (int *exit_p, const char *format, ...)
+    __attribute__ ((format (printf, 2, 3)));
+
+//  A mesh: store and broker on ipc endpoints inside dir.
+typedef struct {
+    char *dir;
+    pid_t store;
+    pid_t broker;
+    char ingest [256];
+    char pub [256];
+    char control [256];
+    char store_endpoint [256];
+} pond_mesh_t;
+
+//  Start store and broker in a fresh temp dir; NULL if either failed.
+pond_mesh_t *
+    pond_mesh_start (void);
+
+//  (Re)start one process of the mesh and wait until it is ready.
+int
+    pond_mesh_start_store (pond_mesh_t *self);
+int
+    pond_mesh_start_broker (pond_mesh_t *self);
+
+//  Stop both, remove the directory, free. Accepts NULL.
+void
+    pond_mesh_destroy (pond_mesh_t **self_p);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
