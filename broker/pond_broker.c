@@ -1,0 +1,837 @@
+/*  pond_broker: ingest, fan-out and control of a pond mesh.
+    See pond_broker.h and proto/PROTOCOL.md.
+
+    One thread, one poller over four sockets. The ingest path is:
+    PUBLISH -> validate -> pending -> APPEND (batch) -> store -> APPENDED
+    -> publish on pub -> ACK. Memory is bounded: pending is capped (503
+    beyond), at most BATCHES_MAX batches are in flight, and replays are
+    relayed frame by frame under the reader's credit.
+*/
+#include "pond_broker.h"
+#include "pond_proto.h"
+#include "pond_value.h"
+
+#include <msgpack.h>
+
+#define BATCHES_MAX         4       //  APPENDs in flight to the store
+#define STORE_POLL_MS       500     //  STATS poll: liveness and head
+#define STORE_DEAD_MS       2000    //  no answer this long: store is away
+#define HEARTBEAT_MS        1000
+#define REPLAY_IDLE_MS      70000   //  the store drops stalled replays at 60 s
+#define RETRY_MS            200     //  retry_ms suggested with 503
+
+//  One accepted PUBLISH waiting for the store
+typedef struct {
+    zframe_t *peer;             //  producer's routing id
+    uint8_t id [POND_ID_SIZE];
+    char name [POND_NAME_MAX + 1];
+    zframe_t *event;            //  raw event bytes, until sent in an APPEND
+} entry_t;
+
+//  One APPEND in flight
+typedef struct {
+    uint64_t bid;               //  0 = free slot
+    int64_t sent_at;
+    size_t count;
+    entry_t *entries;
+} batch_t;
+
+//  One replay relayed from the store to a reader
+typedef struct {
+    uint64_t brid;              //  rid towards the store
+    uint64_t rid;               //  the reader's own rid
+    zframe_t *peer;
+    int64_t active_at;
+} relay_t;
+
+typedef struct {
+    uint64_t received, acked, dups, nacked, malformed, published, replays;
+} counters_t;
+
+struct _pond_broker_t {
+    pond_broker_config_t config;
+    zsock_t *ingest;
+    zsock_t *pub;
+    zsock_t *control;
+    zsock_t *store;
+    zpoller_t *poller;
+    char *endpoints [3];        //  resolved ingest, pub, control
+    entry_t *pending;           //  config.pending_max entries
+    size_t pending_count;
+    batch_t batches [BATCHES_MAX];
+    uint64_t next_bid;
+    zlistx_t *relays;           //  relay_t items
+    uint64_t next_brid;
+    zframe_t *store_stats;      //  last STATS body from the store
+    int64_t store_seen_at;      //  last time the store answered anything
+    int64_t store_polled_at;
+    int64_t heartbeat_at;
+    uint64_t head;              //  highest seq the broker knows of
+    bool store_up;
+    int64_t started_at;
+    counters_t counters;
+};
+
+//  ---------------------------------------------------------------------
+//  Setup
+
+void
+pond_broker_config_defaults (pond_broker_config_t *config, const char *dir,
+                             char scratch [4][256])
+{
+    snprintf (scratch [0], 256, "ipc://%s/ingest.ipc", dir);
+    snprintf (scratch [1], 256, "ipc://%s/pub.ipc", dir);
+    snprintf (scratch [2], 256, "ipc://%s/control.ipc", dir);
+    snprintf (scratch [3], 256, "ipc://%s/store.ipc", dir);
+    *config = (pond_broker_config_t) {
+        .ingest = scratch [0], .pub = scratch [1], .control = scratch [2],
+        .store = scratch [3], .pending_max = 16384, .batch_timeout_ms = 3000
+    };
+}
+
+static zsock_t *
+s_bind (int type, const char *endpoint, const char *role, char **resolved)
+{
+    zsock_t *sock = zsock_new (type);
+    if (!sock)
+        return NULL;
+    zsock_set_linger (sock, 0);
+    zsock_set_sndhwm (sock, type == ZMQ_XPUB? 10000: 100000);
+    zsock_set_rcvhwm (sock, 100000);
+    if (zsock_bind (sock, "%s", endpoint) < 0) {
+        zsys_error ("pond-broker: cannot bind %s endpoint %s: %s (is another broker running?)",
+                    role, endpoint, zmq_strerror (zmq_errno ()));
+        zsock_destroy (&sock);
+        return NULL;
+    }
+    *resolved = zsock_last_endpoint (sock);
+    return sock;
+}
+
+static zsock_t *
+s_store_connect (const char *endpoint)
+{
+    zsock_t *sock = zsock_new (ZMQ_DEALER);
+    if (!sock)
+        return NULL;
+    zsock_set_linger (sock, 0);
+    //  Never queue for a store that is not there: fail fast and NACK 503
+    zsock_set_immediate (sock, 1);
+    zsock_set_sndtimeo (sock, 0);
+    zsock_set_sndhwm (sock, 1000);
+    zsock_set_rcvhwm (sock, 100000);
+    zsock_set_reconnect_ivl (sock, 100);
+    zsock_set_reconnect_ivl_max (sock, 1000);
+    if (zsock_connect (sock, "%s", endpoint) < 0) {
+        zsys_error ("pond-broker: cannot connect to the store at %s: %s",
+                    endpoint, zmq_strerror (zmq_errno ()));
+        zsock_destroy (&sock);
+    }
+    return sock;
+}
+
+static void
+s_relay_destroy (void **item_p)
+{
+    relay_t *relay = (relay_t *) *item_p;
+    if (relay) {
+        zframe_destroy (&relay->peer);
+        free (relay);
+        *item_p = NULL;
+    }
+}
+
+pond_broker_t *
+pond_broker_new (const pond_broker_config_t *config)
+{
+    pond_broker_t *self = (pond_broker_t *) zmalloc (sizeof (pond_broker_t));
+    assert (self);
+    self->config = *config;
+    if (self->config.pending_max < POND_APPEND_MAX)
+        self->config.pending_max = POND_APPEND_MAX;
+    self->pending = (entry_t *) calloc ((size_t) self->config.pending_max, sizeof (entry_t));
+    for (int i = 0; i < BATCHES_MAX; i++)
+        self->batches [i].entries = (entry_t *) calloc (POND_APPEND_MAX, sizeof (entry_t));
+    self->relays = zlistx_new ();
+    zlistx_set_destructor (self->relays, s_relay_destroy);
+    self->ingest = s_bind (ZMQ_ROUTER, config->ingest, "ingest", &self->endpoints [0]);
+    self->pub = self->ingest? s_bind (ZMQ_XPUB, config->pub, "pub", &self->endpoints [1]): NULL;
+    self->control = self->pub?
+        s_bind (ZMQ_ROUTER, config->control, "control", &self->endpoints [2]): NULL;
+    self->store = self->control? s_store_connect (config->store): NULL;
+    if (!self->store) {
+        pond_broker_destroy (&self);
+        return NULL;
+    }
+    self->poller = zpoller_new (self->store, self->ingest, self->control, self->pub, NULL);
+    self->started_at = zclock_mono ();
+    self->next_bid = 1;
+    self->next_brid = 1;
+    return self;
+}
+
+static void
+s_entry_clear (entry_t *entry)
+{
+    zframe_destroy (&entry->peer);
+    zframe_destroy (&entry->event);
+}
+
+void
+pond_broker_destroy (pond_broker_t **self_p)
+{
+    if (self_p && *self_p) {
+        pond_broker_t *self = *self_p;
+        for (size_t i = 0; i < self->pending_count; i++)
+            s_entry_clear (&self->pending [i]);
+        for (int i = 0; i < BATCHES_MAX; i++) {
+            for (size_t j = 0; j < self->batches [i].count; j++)
+                s_entry_clear (&self->batches [i].entries [j]);
+            free (self->batches [i].entries);
+        }
+        free (self->pending);
+        zlistx_destroy (&self->relays);
+        zframe_destroy (&self->store_stats);
+        zpoller_destroy (&self->poller);
+        zsock_destroy (&self->ingest);
+        zsock_destroy (&self->pub);
+        zsock_destroy (&self->control);
+        zsock_destroy (&self->store);
+        for (int i = 0; i < 3; i++)
+            zstr_free (&self->endpoints [i]);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+const char *
+pond_broker_endpoint (pond_broker_t *self, const char *which)
+{
+    if (streq (which, "ingest")) return self->endpoints [0];
+    if (streq (which, "pub")) return self->endpoints [1];
+    if (streq (which, "control")) return self->endpoints [2];
+    return NULL;
+}
+
+//  ---------------------------------------------------------------------
+//  Replies
+
+//  Send [peer, command, body] on a ROUTER; takes ownership of body.
+static void
+s_reply (zsock_t *router, zframe_t *peer, const char *command, zframe_t **body_p)
+{
+    zmsg_t *msg = zmsg_new ();
+    zmsg_append (msg, &(zframe_t *) { zframe_dup (peer) });
+    zmsg_addstr (msg, command);
+    if (body_p && *body_p)
+        zmsg_append (msg, body_p);
+    zmsg_send (&msg, router);
+}
+
+static void
+s_nack (pond_broker_t *self, zframe_t *peer, const uint8_t *id, uint32_t code,
+        const char *reason)
+{
+    zframe_t *body = pond_nack_new (id, code, code == POND_CODE_UNAVAILABLE? RETRY_MS: 0,
+                                    "%s", reason);
+    s_reply (self->ingest, peer, POND_NACK, &body);
+    self->counters.nacked++;
+}
+
+//  ---------------------------------------------------------------------
+//  Ingest: PUBLISH, PING
+
+static void
+s_ingest_publish (pond_broker_t *self, zframe_t *peer, zmsg_t *msg)
+{
+    self->counters.received++;
+    zframe_t *event = zmsg_pop (msg);
+    if (!event || zmsg_size (msg) > 0) {
+        self->counters.malformed++;
+        s_nack (self, peer, NULL, POND_CODE_BAD_REQUEST,
+                "PUBLISH takes exactly one frame after the command: the event");
+        zframe_destroy (&event);
+        return;
+    }
+    if (zframe_size (event) > POND_EVENT_MAX_SIZE) {
+        self->counters.malformed++;
+        char reason [POND_REASON_MAX];
+        snprintf (reason, sizeof reason, "event is %zu bytes; the limit is %d",
+                  zframe_size (event), POND_EVENT_MAX_SIZE);
+        s_nack (self, peer, NULL, POND_CODE_TOO_LARGE, reason);
+        zframe_destroy (&event);
+        return;
+    }
+    char err [POND_ERR_SIZE];
+    pond_event_t *decoded = pond_event_decode (zframe_data (event), zframe_size (event),
+                                               err, sizeof err);
+    if (decoded && pond_event_seq (decoded)) {
+        snprintf (err, sizeof err, "seq is set by the store; leave it out of PUBLISH");
+        s_nack (self, peer, pond_event_id (decoded), POND_CODE_BAD_REQUEST, err);
+        self->counters.malformed++;
+        pond_event_destroy (&decoded);
+    }
+    else
+    if (!decoded) {
+        self->counters.malformed++;
+        if (self->config.verbose)
+            zsys_info ("pond-broker: malformed PUBLISH: %s", err);
+        s_nack (self, peer, NULL, POND_CODE_BAD_REQUEST, err);
+    }
+    else
+    if (self->pending_count >= (size_t) self->config.pending_max || !self->store_up) {
+        s_nack (self, peer, pond_event_id (decoded), POND_CODE_UNAVAILABLE,
+                self->store_up? "broker is busy; retry after retry_ms"
+                              : "the store is not reachable; retry after retry_ms");
+        pond_event_destroy (&decoded);
+    }
+    else {
+        entry_t *entry = &self->pending [self->pending_count++];
+        entry->peer = zframe_dup (peer);
+        memcpy (entry->id, pond_event_id (decoded), POND_ID_SIZE);
+        strcpy (entry->name, pond_event_name (decoded));
+        entry->event = event;
+        event = NULL;
+        pond_event_destroy (&decoded);
+    }
+    zframe_destroy (&event);
+}
+
+static void
+s_ingest_message (pond_broker_t *self, zmsg_t *msg)
+{
+    zframe_t *peer = zmsg_pop (msg);
+    zframe_t *command = zmsg_pop (msg);
+    if (!peer || !command) {
+        self->counters.malformed++;
+        if (peer)
+            s_nack (self, peer, NULL, POND_CODE_BAD_REQUEST, "empty message");
+    }
+    else
+    if (pond_proto_is (command, POND_PUBLISH))
+        s_ingest_publish (self, peer, msg);
+    else
+    if (pond_proto_is (command, POND_PING))
+        s_reply (self->ingest, peer, POND_PONG, NULL);
+    else {
+        self->counters.malformed++;
+        s_nack (self, peer, NULL, POND_CODE_NOT_FOUND,
+                "unknown command; the ingest socket takes PUBLISH or PING");
+    }
+    zframe_destroy (&peer);
+    zframe_destroy (&command);
+}
+
+//  ---------------------------------------------------------------------
+//  Store link: APPEND out, APPENDED in
+
+static batch_t *
+s_free_batch (pond_broker_t *self)
+{
+    for (int i = 0; i < BATCHES_MAX; i++)
+        if (self->batches [i].bid == 0)
+            return &self->batches [i];
+    return NULL;
+}
+
+static batch_t *
+s_find_batch (pond_broker_t *self, uint64_t bid)
+{
+    for (int i = 0; i < BATCHES_MAX; i++)
+        if (bid && self->batches [i].bid == bid)
+            return &self->batches [i];
+    return NULL;
+}
+
+//  NACK every event of a batch and free its slot.
+static void
+s_batch_fail (pond_broker_t *self, batch_t *batch, uint32_t code, const char *reason)
+{
+    for (size_t i = 0; i < batch->count; i++) {
+        s_nack (self, batch->entries [i].peer, batch->entries [i].id, code, reason);
+        s_entry_clear (&batch->entries [i]);
+    }
+    batch->count = 0;
+    batch->bid = 0;
+}
+
+//  Move up to POND_APPEND_MAX pending events into APPENDs while slots last.
+static void
+s_flush_pending (pond_broker_t *self)
+{
+    size_t taken = 0;
+    batch_t *batch;
+    while (taken < self->pending_count && (batch = s_free_batch (self))) {
+        size_t count = self->pending_count - taken;
+        if (count > POND_APPEND_MAX)
+            count = POND_APPEND_MAX;
+        pond_append_t header = { .bid = self->next_bid++ };
+        zmsg_t *msg = zmsg_new ();
+        zmsg_addstr (msg, POND_APPEND);
+        zframe_t *body = pond_append_encode (&header);
+        zmsg_append (msg, &body);
+        for (size_t i = 0; i < count; i++) {
+            entry_t *entry = &self->pending [taken + i];
+            zmsg_append (msg, &entry->event);
+            batch->entries [i] = *entry;
+            *entry = (entry_t) { 0 };
+        }
+        taken += count;
+        batch->bid = header.bid;
+        batch->count = count;
+        batch->sent_at = zclock_mono ();
+        if (zmsg_send (&msg, self->store)) {
+            zmsg_destroy (&msg);
+            s_batch_fail (self, batch, POND_CODE_UNAVAILABLE,
+                          "the store is not reachable; retry after retry_ms");
+            self->store_up = false;
+        }
+    }
+    //  Keep what did not fit, in order
+    memmove (self->pending, self->pending + taken,
+             (self->pending_count - taken) * sizeof (entry_t));
+    self->pending_count -= taken;
+}
+
+static void
+s_store_appended (pond_broker_t *self, zmsg_t *msg)
+{
+    zframe_t *body = zmsg_pop (msg);
+    pond_appended_t *result = (pond_appended_t *) malloc (sizeof (pond_appended_t));
+    char err [POND_ERR_SIZE];
+    if (!result || pond_appended_decode (body, result, err, sizeof err)) {
+        zsys_error ("pond-broker: bad APPENDED from the store: %s", result? err: "no memory");
+        free (result);
+        zframe_destroy (&body);
+        return;
+    }
+    zframe_destroy (&body);
+    batch_t *batch = s_find_batch (self, result->bid);
+    if (!batch) {
+        //  Timed out earlier: producers were NACKed 503 and will resend the
+        //  same ids, which the store answers as duplicates.
+        free (result);
+        return;
+    }
+    if (result->code != POND_CODE_OK || result->count != batch->count) {
+        if (result->code == POND_CODE_OK)
+            snprintf (result->reason, sizeof result->reason,
+                      "store answered %zu results for %zu events", result->count, batch->count);
+        zsys_warning ("pond-broker: batch of %zu events not stored: %s (%u)",
+                      batch->count, result->reason, result->code);
+        s_batch_fail (self, batch, result->code == POND_CODE_OK? POND_CODE_STORE_ERROR
+                                                                : result->code, result->reason);
+        free (result);
+        return;
+    }
+    for (size_t i = 0; i < batch->count; i++) {
+        entry_t *entry = &batch->entries [i];
+        if (!result->dups [i]) {
+            //  Durable: publish first, then ACK
+            zframe_t *stored = zmsg_pop (msg);
+            if (stored) {
+                zmsg_t *out = zmsg_new ();
+                zmsg_addstr (out, entry->name);
+                zmsg_append (out, &stored);
+                if (zmsg_send (&out, self->pub) == 0)
+                    self->counters.published++;
+                zmsg_destroy (&out);
+            }
+        }
+        pond_ack_t ack = { .seq = result->seqs [i], .dup = result->dups [i] };
+        memcpy (ack.id, entry->id, POND_ID_SIZE);
+        zframe_t *ack_body = pond_ack_encode (&ack);
+        s_reply (self->ingest, entry->peer, POND_ACK, &ack_body);
+        self->counters.acked++;
+        self->counters.dups += result->dups [i];
+        if (result->seqs [i] > self->head)
+            self->head = result->seqs [i];
+        s_entry_clear (entry);
+    }
+    batch->count = 0;
+    batch->bid = 0;
+    free (result);
+}
+
+//  ---------------------------------------------------------------------
+//  Replays relayed between control and store
+
+static relay_t *
+s_relay_by_brid (pond_broker_t *self, uint64_t brid)
+{
+    for (relay_t *relay = (relay_t *) zlistx_first (self->relays); relay;
+         relay = (relay_t *) zlistx_next (self->relays))
+        if (relay->brid == brid)
+            return relay;
+    return NULL;
+}
+
+static relay_t *
+s_relay_by_reader (pond_broker_t *self, zframe_t *peer, uint64_t rid)
+{
+    for (relay_t *relay = (relay_t *) zlistx_first (self->relays); relay;
+         relay = (relay_t *) zlistx_next (self->relays))
+        if (relay->rid == rid && zframe_eq (relay->peer, peer))
+            return relay;
+    return NULL;
+}
+
+static void
+s_relay_remove (pond_broker_t *self, relay_t *relay)
+{
+    void *handle = zlistx_find (self->relays, relay);
+    if (handle)
+        zlistx_delete (self->relays, handle);
+}
+
+//  Send END with a failure to the reader of relay, and forget it.
+static void
+s_relay_end (pond_broker_t *self, relay_t *relay, uint32_t code, const char *reason)
+{
+    pond_end_t end = { .rid = relay->rid, .code = code };
+    snprintf (end.reason, sizeof end.reason, "%s", reason);
+    zframe_t *body = pond_end_encode (&end);
+    s_reply (self->control, relay->peer, POND_END, &body);
+    s_relay_remove (self, relay);
+}
+
+//  CHUNK or END from the store: rewrite rid and pass on to the reader.
+static void
+s_store_stream (pond_broker_t *self, const char *command, zmsg_t *msg)
+{
+    zframe_t *body = zmsg_pop (msg);
+    char err [POND_ERR_SIZE];
+    bool is_chunk = streq (command, POND_CHUNK);
+    pond_credit_t chunk;
+    pond_end_t end;
+    uint64_t brid;
+    if (is_chunk? pond_credit_decode (body, &chunk, err, sizeof err)
+                : pond_end_decode (body, &end, err, sizeof err)) {
+        zsys_error ("pond-broker: bad %s from the store: %s", command, err);
+        zframe_destroy (&body);
+        return;
+    }
+    zframe_destroy (&body);
+    brid = is_chunk? chunk.rid: end.rid;
+    relay_t *relay = s_relay_by_brid (self, brid);
+    if (!relay)
+        return;                 //  reader gone or cancelled
+    if (is_chunk) {
+        chunk.rid = relay->rid;
+        body = pond_credit_encode (&chunk);
+    }
+    else {
+        end.rid = relay->rid;
+        body = pond_end_encode (&end);
+    }
+    zmsg_prepend (msg, &body);
+    zmsg_pushstr (msg, command);
+    zmsg_prepend (msg, &(zframe_t *) { zframe_dup (relay->peer) });
+    zmsg_send (&msg, self->control);
+    relay->active_at = zclock_mono ();
+    if (!is_chunk)
+        s_relay_remove (self, relay);
+}
+
+static void
+s_store_message (pond_broker_t *self, zmsg_t *msg)
+{
+    self->store_seen_at = zclock_mono ();
+    if (!self->store_up)
+        zsys_info ("pond-broker: the store is reachable");
+    self->store_up = true;
+    char *command = zmsg_popstr (msg);
+    if (!command)
+        return;
+    if (streq (command, POND_APPENDED))
+        s_store_appended (self, msg);
+    else
+    if (streq (command, POND_CHUNK) || streq (command, POND_END))
+        s_store_stream (self, command, msg);
+    else
+    if (streq (command, POND_STATS)) {
+        zframe_destroy (&self->store_stats);
+        self->store_stats = zmsg_pop (msg);
+    }
+    else
+    if (streq (command, POND_ERROR))
+        zsys_warning ("pond-broker: the store refused a request");
+    free (command);
+}
+
+//  ---------------------------------------------------------------------
+//  Control: STATS, REPLAY, CREDIT, CANCEL, PING
+
+static void
+s_pack_counter (msgpack_packer *pk, const char *key, uint64_t value)
+{
+    msgpack_pack_str (pk, strlen (key));
+    msgpack_pack_str_body (pk, key, strlen (key));
+    msgpack_pack_uint64 (pk, value);
+}
+
+static zframe_t *
+s_stats_body (pond_broker_t *self)
+{
+    msgpack_sbuffer sbuf;
+    msgpack_sbuffer_init (&sbuf);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
+    bool with_store = self->store_stats && self->store_up;
+    msgpack_pack_map (&pk, with_store? 2: 1);
+    msgpack_pack_str (&pk, 6);
+    msgpack_pack_str_body (&pk, "broker", 6);
+    msgpack_pack_map (&pk, 11);
+    counters_t *c = &self->counters;
+    s_pack_counter (&pk, "received", c->received);
+    s_pack_counter (&pk, "acked", c->acked);
+    s_pack_counter (&pk, "dups", c->dups);
+    s_pack_counter (&pk, "nacked", c->nacked);
+    s_pack_counter (&pk, "malformed", c->malformed);
+    s_pack_counter (&pk, "published", c->published);
+    s_pack_counter (&pk, "pending", self->pending_count);
+    s_pack_counter (&pk, "replays", c->replays);
+    s_pack_counter (&pk, "head", self->head);
+    s_pack_counter (&pk, "uptime_s", (uint64_t) (zclock_mono () - self->started_at) / 1000);
+    msgpack_pack_str (&pk, 8);
+    msgpack_pack_str_body (&pk, "store_up", 8);
+    if (self->store_up) msgpack_pack_true (&pk); else msgpack_pack_false (&pk);
+    if (with_store) {
+        msgpack_pack_str (&pk, 5);
+        msgpack_pack_str_body (&pk, "store", 5);
+        //  The store's own map, as it sent it
+        msgpack_sbuffer_write (&sbuf, (const char *) zframe_data (self->store_stats),
+                               zframe_size (self->store_stats));
+    }
+    zframe_t *frame = zframe_new (sbuf.data, sbuf.size);
+    msgpack_sbuffer_destroy (&sbuf);
+    return frame;
+}
+
+static void
+s_control_error (pond_broker_t *self, zframe_t *peer, uint32_t code, const char *reason)
+{
+    zframe_t *body = pond_nack_new (NULL, code, 0, "%s", reason);
+    s_reply (self->control, peer, POND_ERROR, &body);
+    self->counters.malformed++;
+}
+
+static void
+s_control_replay (pond_broker_t *self, zframe_t *peer, zmsg_t *msg)
+{
+    zframe_t *body = zmsg_pop (msg);
+    pond_replay_req_t request;
+    char err [POND_ERR_SIZE];
+    if (pond_replay_req_decode (body, &request, err, sizeof err)) {
+        s_control_error (self, peer, POND_CODE_BAD_REQUEST, err);
+        zframe_destroy (&body);
+        return;
+    }
+    zframe_destroy (&body);
+    relay_t *relay = (relay_t *) zmalloc (sizeof (relay_t));
+    relay->brid = self->next_brid++;
+    relay->rid = request.rid;
+    relay->peer = zframe_dup (peer);
+    relay->active_at = zclock_mono ();
+    zlistx_add_end (self->relays, relay);
+    self->counters.replays++;
+    request.rid = relay->brid;
+    zmsg_t *out = zmsg_new ();
+    zmsg_addstr (out, POND_REPLAY);
+    body = pond_replay_req_encode (&request);
+    zmsg_append (out, &body);
+    if (!self->store_up || zmsg_send (&out, self->store)) {
+        zmsg_destroy (&out);
+        s_relay_end (self, relay, POND_CODE_UNAVAILABLE,
+                     "the store is not reachable; retry in a moment");
+    }
+}
+
+//  CREDIT or CANCEL: find the reader's replay and pass it on with our rid.
+static void
+s_control_credit (pond_broker_t *self, const char *command, zframe_t *peer, zmsg_t *msg)
+{
+    zframe_t *body = zmsg_pop (msg);
+    pond_credit_t credit;
+    char err [POND_ERR_SIZE];
+    if (pond_credit_decode (body, &credit, err, sizeof err)) {
+        s_control_error (self, peer, POND_CODE_BAD_REQUEST, err);
+        zframe_destroy (&body);
+        return;
+    }
+    zframe_destroy (&body);
+    relay_t *relay = s_relay_by_reader (self, peer, credit.rid);
+    if (!relay)
+        return;                 //  finished already: nothing to do
+    credit.rid = relay->brid;
+    relay->active_at = zclock_mono ();
+    zmsg_t *out = zmsg_new ();
+    zmsg_addstr (out, command);
+    body = pond_credit_encode (&credit);
+    zmsg_append (out, &body);
+    if (zmsg_send (&out, self->store)) {
+        zmsg_destroy (&out);
+        s_relay_end (self, relay, POND_CODE_UNAVAILABLE, "the store went away");
+    }
+}
+
+static void
+s_control_message (pond_broker_t *self, zmsg_t *msg)
+{
+    zframe_t *peer = zmsg_pop (msg);
+    char *command = zmsg_popstr (msg);
+    if (!peer || !command) {
+        if (peer)
+            s_control_error (self, peer, POND_CODE_BAD_REQUEST, "empty message");
+    }
+    else
+    if (streq (command, POND_STATS)) {
+        zframe_t *body = s_stats_body (self);
+        s_reply (self->control, peer, POND_STATS, &body);
+    }
+    else
+    if (streq (command, POND_REPLAY))
+        s_control_replay (self, peer, msg);
+    else
+    if (streq (command, POND_CREDIT) || streq (command, POND_CANCEL))
+        s_control_credit (self, command, peer, msg);
+    else
+    if (streq (command, POND_PING))
+        s_reply (self->control, peer, POND_PONG, NULL);
+    else
+        s_control_error (self, peer, POND_CODE_NOT_FOUND,
+                         "unknown command; the control socket takes STATS, REPLAY, CREDIT, "
+                         "CANCEL or PING");
+    zframe_destroy (&peer);
+    zstr_free (&command);
+}
+
+//  ---------------------------------------------------------------------
+//  Timers: store liveness, batch timeouts, idle replays, heartbeat
+
+static void
+s_timers (pond_broker_t *self)
+{
+    int64_t now = zclock_mono ();
+    //  Poll faster while the store is away, to resume soon after it returns
+    if (now - self->store_polled_at >= (self->store_up? STORE_POLL_MS: 100)) {
+        zstr_send (self->store, POND_STATS);
+        self->store_polled_at = now;
+    }
+    if (self->store_up && now - self->store_seen_at > STORE_DEAD_MS) {
+        zsys_warning ("pond-broker: the store is not answering; publishers get 503 until it is back");
+        self->store_up = false;
+        relay_t *relay;
+        while ((relay = (relay_t *) zlistx_first (self->relays)))
+            s_relay_end (self, relay, POND_CODE_UNAVAILABLE, "the store went away");
+    }
+    for (int i = 0; i < BATCHES_MAX; i++) {
+        batch_t *batch = &self->batches [i];
+        if (batch->bid && now - batch->sent_at > self->config.batch_timeout_ms)
+            s_batch_fail (self, batch, POND_CODE_UNAVAILABLE,
+                          "the store did not answer in time; resend the same event");
+    }
+    for (relay_t *relay = (relay_t *) zlistx_first (self->relays); relay; ) {
+        relay_t *next = (relay_t *) zlistx_next (self->relays);
+        if (now - relay->active_at > REPLAY_IDLE_MS)
+            s_relay_remove (self, relay);
+        relay = next;
+    }
+    if (now - self->heartbeat_at >= HEARTBEAT_MS) {
+        msgpack_sbuffer sbuf;
+        msgpack_sbuffer_init (&sbuf);
+        msgpack_packer pk;
+        msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
+        msgpack_pack_map (&pk, 2);
+        s_pack_counter (&pk, "head", self->head);
+        s_pack_counter (&pk, "ts", (uint64_t) zclock_time () * 1000);
+        zmsg_t *beat = zmsg_new ();
+        zmsg_addstr (beat, POND_HEARTBEAT);
+        zmsg_addmem (beat, sbuf.data, sbuf.size);
+        zmsg_send (&beat, self->pub);
+        zmsg_destroy (&beat);
+        msgpack_sbuffer_destroy (&sbuf);
+        self->heartbeat_at = now;
+    }
+}
+
+//  Learn the head from the store's stats, so heartbeats are right even
+//  before the first publish.
+static void
+s_learn_head (pond_broker_t *self)
+{
+    if (!self->store_stats)
+        return;
+    msgpack_unpacked unpacked;
+    msgpack_unpacked_init (&unpacked);
+    char err [64];
+    if (pond_value_check (zframe_data (self->store_stats), zframe_size (self->store_stats),
+                          NULL, err, sizeof err) == 0
+    &&  msgpack_unpack_next (&unpacked, (const char *) zframe_data (self->store_stats),
+                             zframe_size (self->store_stats), NULL) == MSGPACK_UNPACK_SUCCESS
+    &&  unpacked.data.type == MSGPACK_OBJECT_MAP) {
+        msgpack_object_map *map = &unpacked.data.via.map;
+        for (uint32_t i = 0; i < map->size; i++)
+            if (map->ptr [i].key.type == MSGPACK_OBJECT_STR
+            &&  map->ptr [i].key.via.str.size == 4
+            &&  memcmp (map->ptr [i].key.via.str.ptr, "head", 4) == 0
+            &&  map->ptr [i].val.type == MSGPACK_OBJECT_POSITIVE_INTEGER
+            &&  map->ptr [i].val.via.u64 > self->head)
+                self->head = map->ptr [i].val.via.u64;
+    }
+    msgpack_unpacked_destroy (&unpacked);
+}
+
+//  ---------------------------------------------------------------------
+//  Main loop
+
+int
+pond_broker_run (pond_broker_t *self)
+{
+    zsys_info ("pond-broker: ingest %s, pub %s, control %s, store %s",
+               self->endpoints [0], self->endpoints [1], self->endpoints [2],
+               self->config.store);
+    //  Ask the store at once, so we know it is up before the first publish
+    zstr_send (self->store, POND_STATS);
+    self->store_polled_at = zclock_mono ();
+    while (!zsys_interrupted) {
+        int timeout = self->pending_count && s_free_batch (self)? 0: 50;
+        zsock_t *which = (zsock_t *) zpoller_wait (self->poller, timeout);
+        if (zpoller_terminated (self->poller))
+            break;
+        //  Store first: its answers free batch slots for the next APPEND
+        if (which == self->store || zsock_events (self->store) & ZMQ_POLLIN) {
+            zmsg_t *msg;
+            while ((zsock_events (self->store) & ZMQ_POLLIN) && (msg = zmsg_recv (self->store))) {
+                s_store_message (self, msg);
+                zmsg_destroy (&msg);
+            }
+            s_learn_head (self);
+        }
+        //  Drain what producers have queued, then send it as one batch
+        for (int i = 0; i < POND_APPEND_MAX && (zsock_events (self->ingest) & ZMQ_POLLIN); i++) {
+            zmsg_t *msg = zmsg_recv (self->ingest);
+            if (!msg)
+                break;
+            s_ingest_message (self, msg);
+            zmsg_destroy (&msg);
+        }
+        if (self->pending_count)
+            s_flush_pending (self);
+        while (zsock_events (self->control) & ZMQ_POLLIN) {
+            zmsg_t *msg = zmsg_recv (self->control);
+            if (!msg)
+                break;
+            s_control_message (self, msg);
+            zmsg_destroy (&msg);
+        }
+        while (zsock_events (self->pub) & ZMQ_POLLIN) {
+            zframe_t *subscription = zframe_recv (self->pub);
+            zframe_destroy (&subscription);
+        }
+        s_timers (self);
+    }
+    zsys_info ("pond-broker: stopping (%" PRIu64 " acked, %" PRIu64 " published)",
+               self->counters.acked, self->counters.published);
+    return 0;
+}

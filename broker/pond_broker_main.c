@@ -1,0 +1,130 @@
+/*  pond-broker: the write point and fan-out of a pond mesh.
+    Parses the command line, binds, writes DIR/broker.zpl, serves.
+*/
+#include "pond_broker.h"
+
+#include <getopt.h>
+#include <sys/stat.h>
+
+static void
+s_usage (FILE *out)
+{
+    fprintf (out,
+        "Usage: pond-broker [OPTIONS]\n"
+        "\n"
+        "The one write point and the fan-out of a pond mesh. Producers publish on\n"
+        "the ingest socket; each event is made durable by pond-store before it is\n"
+        "acknowledged and published on the pub socket. Admins use the control\n"
+        "socket (pond stats, pond replay).\n"
+        "\n"
+        "Options:\n"
+        "  --data DIR        data directory (default $POND_DATA or ./pond-data);\n"
+        "                    the bound endpoints are written to DIR/broker.zpl\n"
+        "  --ingest EP       producers' endpoint (default ipc://DIR/ingest.ipc)\n"
+        "  --pub EP          live events endpoint (default ipc://DIR/pub.ipc)\n"
+        "  --control EP      admin endpoint (default ipc://DIR/control.ipc)\n"
+        "  --store EP        pond-store's endpoint (default ipc://DIR/store.ipc)\n"
+        "  --config FILE     ZPL file with broker/ingest, broker/pub, broker/control,\n"
+        "                    broker/store, broker/pending_max (flags win)\n"
+        "  --verbose         log every refused message\n"
+        "  --help            show this text\n"
+        "\n"
+        "Endpoints may use tcp://127.0.0.1:* to pick a free port; read the port\n"
+        "back from DIR/broker.zpl.\n"
+        "\n"
+        "Example:\n"
+        "  pond-store --data ./pond-data &\n"
+        "  pond-broker --data ./pond-data &\n"
+        "  pond publish --name QUACKED --entity cust-1\n");
+}
+
+//  Write the resolved endpoints where clients and tests look for them.
+static int
+s_write_endpoints (pond_broker_t *broker, const char *dir)
+{
+    zconfig_t *root = zconfig_new ("root", NULL);
+    zconfig_put (root, "broker/ingest", pond_broker_endpoint (broker, "ingest"));
+    zconfig_put (root, "broker/pub", pond_broker_endpoint (broker, "pub"));
+    zconfig_put (root, "broker/control", pond_broker_endpoint (broker, "control"));
+    zconfig_putf (root, "broker/pid", "%d", (int) getpid ());
+    char path [512], temp [520];
+    snprintf (path, sizeof path, "%s/broker.zpl", dir);
+    snprintf (temp, sizeof temp, "%s.tmp", path);
+    int rc = zconfig_save (root, temp);
+    zconfig_destroy (&root);
+    if (rc == 0)
+        rc = rename (temp, path);
+    if (rc)
+        zsys_error ("pond-broker: cannot write %s: %s", path, strerror (errno));
+    return rc;
+}
+
+int
+main (int argc, char *argv [])
+{
+    const char *dir = getenv ("POND_DATA")? getenv ("POND_DATA"): "./pond-data";
+    const char *flags [5] = { NULL };       //  ingest, pub, control, store, config
+    bool verbose = false;
+    static struct option options [] = {
+        { "data", required_argument, 0, 'd' }, { "ingest", required_argument, 0, 'i' },
+        { "pub", required_argument, 0, 'p' }, { "control", required_argument, 0, 'c' },
+        { "store", required_argument, 0, 's' }, { "config", required_argument, 0, 'f' },
+        { "verbose", no_argument, 0, 'v' }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 }
+    };
+    int opt;
+    while ((opt = getopt_long (argc, argv, "d:i:p:c:s:f:vh", options, NULL)) != -1) {
+        switch (opt) {
+            case 'd': dir = optarg; break;
+            case 'i': flags [0] = optarg; break;
+            case 'p': flags [1] = optarg; break;
+            case 'c': flags [2] = optarg; break;
+            case 's': flags [3] = optarg; break;
+            case 'f': flags [4] = optarg; break;
+            case 'v': verbose = true; break;
+            case 'h': s_usage (stdout); return 0;
+            default:
+                fprintf (stderr, "pond-broker: see pond-broker --help\n");
+                return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf (stderr, "pond-broker: unexpected argument '%s'; see pond-broker --help\n",
+                 argv [optind]);
+        return 2;
+    }
+    zsys_set_logident ("pond-broker");
+    if (mkdir (dir, 0755) && errno != EEXIST) {
+        fprintf (stderr, "pond-broker: cannot create data directory %s: %s\n",
+                 dir, strerror (errno));
+        return 1;
+    }
+    char scratch [4][256];
+    pond_broker_config_t config;
+    pond_broker_config_defaults (&config, dir, scratch);
+    zconfig_t *file = NULL;
+    if (flags [4]) {
+        file = zconfig_load (flags [4]);
+        if (!file) {
+            fprintf (stderr, "pond-broker: cannot read config file %s (ZPL expected)\n",
+                     flags [4]);
+            return 2;
+        }
+        config.ingest = zconfig_get (file, "broker/ingest", config.ingest);
+        config.pub = zconfig_get (file, "broker/pub", config.pub);
+        config.control = zconfig_get (file, "broker/control", config.control);
+        config.store = zconfig_get (file, "broker/store", config.store);
+        config.pending_max = atoi (zconfig_get (file, "broker/pending_max", "16384"));
+    }
+    if (flags [0]) config.ingest = flags [0];
+    if (flags [1]) config.pub = flags [1];
+    if (flags [2]) config.control = flags [2];
+    if (flags [3]) config.store = flags [3];
+    config.verbose = verbose;
+    pond_broker_t *broker = pond_broker_new (&config);
+    int rc = 1;
+    if (broker && s_write_endpoints (broker, dir) == 0)
+        rc = pond_broker_run (broker);
+    pond_broker_destroy (&broker);
+    zconfig_destroy (&file);
+    return rc;
+}

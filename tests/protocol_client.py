@@ -1,0 +1,206 @@
+#!/usr/bin/python3
+"""A pond client written from proto/PROTOCOL.md alone, with Debian's
+python3-zmq and python3-msgpack: publish, ACK with seq, idempotent resend,
+NACKs, live delivery on the pub socket, replay with credit, stats.
+
+Usage: protocol_client.py BIN_DIR
+Starts pond-store and pond-broker (tcp on 127.0.0.1, ports picked by the
+kernel) in a fresh temporary directory and stops them by pid at the end.
+"""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import msgpack
+import zmq
+
+TIMEOUT_MS = 5000
+results = {"passed": 0, "failed": 0}
+
+
+def check(condition, what):
+    if condition:
+        results["passed"] += 1
+        print("ok   - " + what)
+    else:
+        results["failed"] += 1
+        print("FAIL - " + what)
+
+
+def uuid7():
+    ms = int(time.time() * 1000)
+    raw = bytearray(ms.to_bytes(6, "big") + os.urandom(10))
+    raw[6] = 0x70 | (raw[6] & 0x0F)
+    raw[8] = 0x80 | (raw[8] & 0x3F)
+    return bytes(raw)
+
+
+def wait_file(path, seconds=10):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if os.path.exists(path):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def read_zpl(path):
+    """Minimal ZPL reader: 'key = "value"' lines under a section."""
+    values = {}
+    for line in open(path):
+        if "=" in line:
+            key, value = line.split("=", 1)
+            values[key.strip()] = value.strip().strip('"')
+    return values
+
+
+def recv(sock):
+    if not sock.poll(TIMEOUT_MS):
+        return None
+    return sock.recv_multipart()
+
+
+def main():
+    bin_dir = sys.argv[1]
+    data = tempfile.mkdtemp(prefix="pond-py-")
+    procs = []
+    ctx = zmq.Context()
+    try:
+        store_log = open(os.path.join(data, "store.log"), "w")
+        procs.append(subprocess.Popen(
+            [os.path.join(bin_dir, "pond-store"), "--data", data],
+            stdout=store_log, stderr=subprocess.STDOUT))
+        check(wait_file(os.path.join(data, "store.zpl")), "pond-store started")
+        broker_log = open(os.path.join(data, "broker.log"), "w")
+        procs.append(subprocess.Popen(
+            [os.path.join(bin_dir, "pond-broker"), "--data", data,
+             "--ingest", "tcp://127.0.0.1:*", "--pub", "tcp://127.0.0.1:*",
+             "--control", "tcp://127.0.0.1:*"],
+            stdout=broker_log, stderr=subprocess.STDOUT))
+        check(wait_file(os.path.join(data, "broker.zpl")), "pond-broker started")
+        endpoints = read_zpl(os.path.join(data, "broker.zpl"))
+
+        # Subscribe first; the heartbeat tells us the subscription is live.
+        sub = ctx.socket(zmq.SUB)
+        sub.connect(endpoints["pub"])
+        sub.setsockopt(zmq.SUBSCRIBE, b"QUACKED")
+        sub.setsockopt(zmq.SUBSCRIBE, b"$HEARTBEAT")
+        beat = recv(sub)
+        check(beat is not None and beat[0] == b"$HEARTBEAT"
+              and "head" in msgpack.unpackb(beat[1]), "heartbeat on the pub socket")
+
+        ingest = ctx.socket(zmq.DEALER)
+        ingest.connect(endpoints["ingest"])
+        event = {
+            "id": uuid7(),
+            "name": "QUACKED",
+            "ts": int(time.time() * 1_000_000),
+            "entity": "cust-py",
+            "source": "python-device",
+            "data": {"duration_ms": 120, "loudness_db": 61.5, "firmware": "2.1"},
+        }
+        packed = msgpack.packb(event, use_bin_type=True)
+        # The store may still be connecting: 503 means "retry after retry_ms".
+        for _ in range(50):
+            ingest.send_multipart([b"PUBLISH", packed])
+            reply = recv(ingest)
+            if reply and reply[0] == b"NACK" and msgpack.unpackb(reply[1])["code"] == 503:
+                time.sleep(msgpack.unpackb(reply[1])["retry_ms"] / 1000)
+                continue
+            break
+        check(reply is not None and reply[0] == b"ACK", "PUBLISH gets ACK")
+        ack = msgpack.unpackb(reply[1])
+        check(ack["id"] == event["id"] and ack["seq"] >= 1 and ack["dup"] is False,
+              "ACK carries the event id and a seq (seq %s)" % ack.get("seq"))
+
+        ingest.send_multipart([b"PUBLISH", packed])
+        again = msgpack.unpackb(recv(ingest)[1])
+        check(again["seq"] == ack["seq"] and again["dup"] is True,
+              "resending the same id is idempotent: same seq, dup true")
+
+        live = recv(sub)
+        while live is not None and live[0] == b"$HEARTBEAT":
+            live = recv(sub)
+        check(live is not None and live[0] == b"QUACKED", "event delivered live, topic = name")
+        live_event = msgpack.unpackb(live[1])
+        check(live_event["id"] == event["id"] and live_event["seq"] == ack["seq"]
+              and live_event["data"]["duration_ms"] == 120,
+              "live event has the same id, data and the store's seq")
+
+        # Refusals
+        ingest.send_multipart([b"PUBLISH", b"\x93\x01\x02"])
+        nack = recv(ingest)
+        check(nack[0] == b"NACK" and msgpack.unpackb(nack[1])["code"] == 400,
+              "malformed event gets NACK 400")
+        bad = dict(event, name="quacked", id=uuid7())
+        ingest.send_multipart([b"PUBLISH", msgpack.packb(bad, use_bin_type=True)])
+        body = msgpack.unpackb(recv(ingest)[1])
+        check(body["code"] == 400 and "name" in body["reason"],
+              "bad name gets NACK 400 naming the rule: " + body["reason"])
+        big = dict(event, id=uuid7(), data={"blob": b"x" * 70000})
+        ingest.send_multipart([b"PUBLISH", msgpack.packb(big, use_bin_type=True)])
+        check(msgpack.unpackb(recv(ingest)[1])["code"] == 413, "oversized event gets NACK 413")
+        ingest.send_multipart([b"FROB", b"x"])
+        check(msgpack.unpackb(recv(ingest)[1])["code"] == 404, "unknown command gets NACK 404")
+        ingest.send_multipart([b"PING"])
+        check(recv(ingest) == [b"PONG"], "PING gets PONG")
+
+        # Replay by name over a time window, with credit
+        second = dict(event, id=uuid7(), ts=event["ts"] - 1_000_000)
+        ingest.send_multipart([b"PUBLISH", msgpack.packb(second, use_bin_type=True)])
+        check(recv(ingest)[0] == b"ACK", "second event acked")
+        control = ctx.socket(zmq.DEALER)
+        control.connect(endpoints["control"])
+        request = {"rid": 7, "names": ["QUACKED"], "from": event["ts"] - 10_000_000,
+                   "to": event["ts"] + 1, "credit": 1}
+        control.send_multipart([b"REPLAY", msgpack.packb(request)])
+        replayed = []
+        while True:
+            frames = recv(control)
+            if frames is None:
+                break
+            if frames[0] == b"CHUNK":
+                head = msgpack.unpackb(frames[1])
+                replayed += [msgpack.unpackb(f) for f in frames[2:]]
+                control.send_multipart([b"CREDIT", msgpack.packb({"rid": head["rid"], "chunks": 1})])
+            elif frames[0] == b"END":
+                end = msgpack.unpackb(frames[1])
+                break
+        check(end["rid"] == 7 and end["code"] == 200 and end["count"] == 2,
+              "replay ends with END 200 and count 2")
+        check([e["id"] for e in replayed] == [second["id"], event["id"]],
+              "replay is ordered by event time, not by seq")
+
+        control.send_multipart([b"REPLAY", msgpack.packb({"rid": 8, "credit": 0})])
+        error = recv(control)
+        check(error[0] == b"ERROR" and msgpack.unpackb(error[1])["code"] == 400,
+              "replay with credit 0 gets ERROR 400")
+
+        control.send_multipart([b"STATS"])
+        stats = recv(control)
+        body = msgpack.unpackb(stats[1])
+        check(stats[0] == b"STATS" and body["broker"]["acked"] >= 3,
+              "STATS counts acked events (%d)" % body["broker"]["acked"])
+    finally:
+        for proc in reversed(procs):
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        ctx.destroy(linger=0)
+        if results["failed"]:
+            print("logs kept in " + data)
+        else:
+            shutil.rmtree(data, ignore_errors=True)
+    print("%d passed, %d failed" % (results["passed"], results["failed"]))
+    return 1 if results["failed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
