@@ -1,0 +1,458 @@
+/*  test_broker: pond-broker with a real pond-store, spoken to with raw
+    sockets at the protocol level: ACK after durability, seq, fan-out,
+    every NACK, control relay, store away and back, hostile input.
+*/
+#include <criterion/criterion.h>
+#include <czmq.h>
+#include <signal.h>
+
+#include "pond_harness.h"
+#include "pond_proto.h"
+#include "pond_value.h"
+
+static pond_mesh_t *mesh;
+
+static void
+s_setup (void)
+{
+    zsys_init ();
+    zsys_set_logstream (stderr);
+    mesh = pond_mesh_start ();
+    cr_assert_not_null (mesh, "store and broker must start");
+}
+
+static void
+s_teardown (void)
+{
+    pond_mesh_destroy (&mesh);
+}
+
+TestSuite (broker, .init = s_setup, .fini = s_teardown, .timeout = 60);
+
+static zsock_t *
+s_dealer (const char *endpoint)
+{
+    zsock_t *sock = zsock_new_dealer (endpoint);
+    cr_assert_not_null (sock);
+    zsock_set_linger (sock, 0);
+    return sock;
+}
+
+static zmsg_t *
+s_recv (zsock_t *sock, int timeout_ms)
+{
+    zpoller_t *poller = zpoller_new (sock, NULL);
+    zmsg_t *msg = zpoller_wait (poller, timeout_ms)? zmsg_recv (sock): NULL;
+    zpoller_destroy (&poller);
+    return msg;
+}
+
+static zframe_t *
+s_encode (pond_event_t *event)
+{
+    char err [POND_ERR_SIZE];
+    size_t size;
+    uint8_t *bytes = pond_event_encode (event, &size, err, sizeof err);
+    cr_assert_not_null (bytes, "encode: %s", err);
+    zframe_t *frame = zframe_new (bytes, size);
+    free (bytes);
+    return frame;
+}
+
+static void
+s_send_frames (zsock_t *sock, const char *command, zframe_t *body)
+{
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addstr (msg, command);
+    if (body)
+        zmsg_append (msg, &body);
+    zmsg_send (&msg, sock);
+}
+
+//  Publish and wait for ACK or NACK; 503 is retried (the broker may still
+//  be learning that the store is up). Returns the reply command.
+static char *
+s_publish (zsock_t *ingest, pond_event_t *event, pond_ack_t *ack, pond_nack_t *nack)
+{
+    for (int attempt = 0; attempt < 50; attempt++) {
+        s_send_frames (ingest, POND_PUBLISH, s_encode (event));
+        zmsg_t *reply = s_recv (ingest, 5000);
+        cr_assert_not_null (reply, "no reply to PUBLISH");
+        char *command = zmsg_popstr (reply);
+        zframe_t *body = zmsg_pop (reply);
+        char err [POND_ERR_SIZE];
+        if (streq (command, POND_ACK))
+            cr_assert_eq (pond_ack_decode (body, ack, err, sizeof err), 0, "%s", err);
+        else
+            cr_assert_eq (pond_nack_decode (body, nack, err, sizeof err), 0, "%s", err);
+        zframe_destroy (&body);
+        zmsg_destroy (&reply);
+        if (streq (command, POND_NACK) && nack->code == POND_CODE_UNAVAILABLE) {
+            free (command);
+            zclock_sleep ((int) nack->retry_ms);
+            continue;
+        }
+        return command;
+    }
+    cr_assert_fail ("PUBLISH kept getting 503");
+    return NULL;
+}
+
+static uint64_t
+s_publish_ok (zsock_t *ingest, pond_event_t *event, bool *dup)
+{
+    pond_ack_t ack;
+    pond_nack_t nack;
+    char *command = s_publish (ingest, event, &ack, &nack);
+    cr_assert_str_eq (command, POND_ACK, "expected ACK, got NACK %u %s", nack.code, nack.reason);
+    free (command);
+    cr_assert_eq (memcmp (ack.id, pond_event_id (event), POND_ID_SIZE), 0);
+    if (dup)
+        *dup = ack.dup;
+    return ack.seq;
+}
+
+//  Send raw frames on ingest and expect a NACK with this code.
+static void
+s_expect_nack (zsock_t *ingest, zmsg_t *msg, uint32_t code)
+{
+    zmsg_send (&msg, ingest);
+    zmsg_t *reply = s_recv (ingest, 5000);
+    cr_assert_not_null (reply, "no NACK");
+    char *command = zmsg_popstr (reply);
+    cr_assert_str_eq (command, POND_NACK);
+    zframe_t *body = zmsg_pop (reply);
+    pond_nack_t nack;
+    char err [POND_ERR_SIZE];
+    cr_assert_eq (pond_nack_decode (body, &nack, err, sizeof err), 0, "%s", err);
+    cr_assert_eq (nack.code, code, "expected %u, got %u (%s)", code, nack.code, nack.reason);
+    cr_assert_gt (strlen (nack.reason), 5, "a NACK says why");
+    free (command);
+    zframe_destroy (&body);
+    zmsg_destroy (&reply);
+}
+
+Test (broker, acks_with_gap_free_seq_and_dedups)
+{
+    zsock_t *ingest = s_dealer (mesh->ingest);
+    uint64_t previous = 0;
+    for (int i = 0; i < 20; i++) {
+        pond_event_t *event = pond_event_new ("QUACKED", "cust-1");
+        bool dup;
+        uint64_t seq = s_publish_ok (ingest, event, &dup);
+        cr_assert_eq (seq, previous + 1, "seq must be gap-free");
+        cr_assert_not (dup);
+        previous = seq;
+        if (i == 10) {
+            uint64_t again = s_publish_ok (ingest, event, &dup);
+            cr_assert_eq (again, seq, "a resent id keeps its seq");
+            cr_assert (dup);
+        }
+        pond_event_destroy (&event);
+    }
+    zsock_destroy (&ingest);
+}
+
+Test (broker, fans_out_by_exact_name_after_ack)
+{
+    zsock_t *quacks = zsock_new_sub (mesh->pub, "QUACKED");
+    zsock_t *all = zsock_new_sub (mesh->pub, "");
+    zclock_sleep (300);          //  subscriptions travel to the XPUB
+    zsock_t *ingest = s_dealer (mesh->ingest);
+    pond_event_t *loud = pond_event_new ("QUACKED_LOUDLY", "cust-1");
+    pond_event_t *quack = pond_event_new ("QUACKED", "cust-1");
+    uint64_t loud_seq = s_publish_ok (ingest, loud, NULL);
+    uint64_t quack_seq = s_publish_ok (ingest, quack, NULL);
+
+    //  The QUACKED subscriber gets both (prefix match) but only one topic
+    //  equals QUACKED exactly: that is the client's filter to apply.
+    int exact = 0;
+    for (int i = 0; i < 2; i++) {
+        zmsg_t *msg = s_recv (quacks, 3000);
+        cr_assert_not_null (msg);
+        char *topic = zmsg_popstr (msg);
+        zframe_t *frame = zmsg_pop (msg);
+        char err [POND_ERR_SIZE];
+        pond_event_t *event = pond_event_decode (zframe_data (frame), zframe_size (frame),
+                                                 err, sizeof err);
+        cr_assert_not_null (event, "%s", err);
+        cr_assert_str_eq (topic, pond_event_name (event));
+        if (streq (topic, "QUACKED")) {
+            exact++;
+            cr_assert_eq (pond_event_seq (event), quack_seq, "published with its seq");
+        }
+        else
+            cr_assert_eq (pond_event_seq (event), loud_seq);
+        pond_event_destroy (&event);
+        zframe_destroy (&frame);
+        free (topic);
+        zmsg_destroy (&msg);
+    }
+    cr_assert_eq (exact, 1);
+    int events = 0;
+    zmsg_t *msg;
+    while ((msg = s_recv (all, 500))) {
+        char *topic = zmsg_popstr (msg);
+        events += topic [0] != '$';
+        free (topic);
+        zmsg_destroy (&msg);
+    }
+    cr_assert_eq (events, 2, "the catch-all subscriber sees both events");
+    pond_event_destroy (&loud);
+    pond_event_destroy (&quack);
+    zsock_destroy (&ingest);
+    zsock_destroy (&quacks);
+    zsock_destroy (&all);
+}
+
+Test (broker, refuses_bad_input_with_reasons)
+{
+    zsock_t *ingest = s_dealer (mesh->ingest);
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addstr (msg, POND_PUBLISH);
+    zmsg_addstr (msg, "not msgpack at all");
+    s_expect_nack (ingest, msg, POND_CODE_BAD_REQUEST);
+
+    msg = zmsg_new ();
+    zmsg_addstr (msg, POND_PUBLISH);
+    s_expect_nack (ingest, msg, POND_CODE_BAD_REQUEST);     //  no event frame
+
+    pond_event_t *event = pond_event_new ("QUACKED", "cust-1");
+    msg = zmsg_new ();
+    zmsg_addstr (msg, POND_PUBLISH);
+    zmsg_append (msg, &(zframe_t *) { s_encode (event) });
+    zmsg_addstr (msg, "extra");
+    s_expect_nack (ingest, msg, POND_CODE_BAD_REQUEST);     //  too many frames
+
+    pond_event_set_seq (event, 5);
+    msg = zmsg_new ();
+    zmsg_addstr (msg, POND_PUBLISH);
+    zmsg_append (msg, &(zframe_t *) { s_encode (event) });
+    s_expect_nack (ingest, msg, POND_CODE_BAD_REQUEST);     //  seq set by producer
+
+    msg = zmsg_new ();
+    zmsg_addstr (msg, POND_PUBLISH);
+    zframe_t *huge = zframe_new (NULL, POND_EVENT_MAX_SIZE + 1);
+    memset (zframe_data (huge), 0x90, zframe_size (huge));
+    zmsg_append (msg, &huge);
+    s_expect_nack (ingest, msg, POND_CODE_TOO_LARGE);
+
+    msg = zmsg_new ();
+    zmsg_addstr (msg, "SUBSCRIBE");
+    s_expect_nack (ingest, msg, POND_CODE_NOT_FOUND);
+
+    //  After all that, a good event is still accepted with seq 1: nothing
+    //  bad was stored.
+    pond_event_set_seq (event, 0);
+    cr_assert_eq (s_publish_ok (ingest, event, NULL), 1);
+    pond_event_destroy (&event);
+    zsock_destroy (&ingest);
+}
+
+Test (broker, survives_hostile_floods)
+{
+    zsock_t *ingest = s_dealer (mesh->ingest);
+    zsock_t *control = s_dealer (mesh->control);
+    zsock_t *raw = zsock_new (ZMQ_DEALER);
+    zsock_set_linger (raw, 0);
+    zsock_connect (raw, "%s", mesh->ingest);
+    uint32_t seed = 42;
+    for (int i = 0; i < 2000; i++) {
+        zmsg_t *msg = zmsg_new ();
+        int frames = 1 + (int) (seed % 4);
+        for (int f = 0; f < frames; f++) {
+            seed = seed * 1103515245 + 12345;
+            size_t size = seed % 300;
+            zframe_t *frame = zframe_new (NULL, size);
+            for (size_t b = 0; b < size; b++) {
+                seed = seed * 1103515245 + 12345;
+                zframe_data (frame) [b] = (byte) (seed >> 16);
+            }
+            if (f == 0 && i % 3 == 0)
+                zframe_reset (frame, "PUBLISH", 7);
+            zmsg_append (msg, &frame);
+        }
+        zmsg_t *copy = zmsg_dup (msg);
+        zmsg_send (&msg, raw);
+        zmsg_send (&copy, control);
+    }
+    //  The well-behaved client is still served
+    pond_event_t *event = pond_event_new ("BUTTON_CLICKED", "cust-2");
+    cr_assert_eq (s_publish_ok (ingest, event, NULL), 1);
+    pond_event_destroy (&event);
+    zsock_destroy (&raw);
+    zsock_destroy (&control);
+    zsock_destroy (&ingest);
+}
+
+Test (broker, control_stats_and_replay_relay)
+{
+    zsock_t *ingest = s_dealer (mesh->ingest);
+    for (int i = 0; i < 1200; i++) {
+        pond_event_t *event = pond_event_new (i % 2? "QUACKED": "LABEL_ADDED", "cust-3");
+        pond_event_set_ts (event, 1000000 + (uint64_t) (1200 - i));    //  reverse time
+        s_publish_ok (ingest, event, NULL);
+        pond_event_destroy (&event);
+    }
+    zsock_t *control = s_dealer (mesh->control);
+    zstr_send (control, POND_STATS);
+    zmsg_t *reply = s_recv (control, 3000);
+    cr_assert_not_null (reply);
+    char *command = zmsg_popstr (reply);
+    cr_assert_str_eq (command, POND_STATS);
+    free (command);
+    zframe_t *body = zmsg_pop (reply);
+    char *json = pond_value_to_json (zframe_data (body), zframe_size (body));
+    cr_assert_not_null (json);
+    cr_assert (strstr (json, "\"acked\":1200"), "stats: %s", json);
+    cr_assert (strstr (json, "\"store\":{"), "stats include the store: %s", json);
+    free (json);
+    zframe_destroy (&body);
+    zmsg_destroy (&reply);
+
+    //  Replay QUACKED with credit 1: one chunk at a time
+    pond_replay_req_t request = { .rid = 99, .names_count = 1, .names = { "QUACKED" },
+                                  .credit = 1 };
+    s_send_frames (control, POND_REPLAY, pond_replay_req_encode (&request));
+    size_t events = 0, chunks = 0;
+    uint64_t last_ts = 0;
+    pond_end_t end = { 0 };
+    while (true) {
+        zmsg_t *msg = s_recv (control, 5000);
+        cr_assert_not_null (msg, "replay stalled after %zu events", events);
+        command = zmsg_popstr (msg);
+        body = zmsg_pop (msg);
+        char err [POND_ERR_SIZE];
+        if (streq (command, POND_END)) {
+            cr_assert_eq (pond_end_decode (body, &end, err, sizeof err), 0, "%s", err);
+            free (command);
+            zframe_destroy (&body);
+            zmsg_destroy (&msg);
+            break;
+        }
+        cr_assert_str_eq (command, POND_CHUNK);
+        pond_credit_t chunk;
+        cr_assert_eq (pond_credit_decode (body, &chunk, err, sizeof err), 0, "%s", err);
+        cr_assert_eq (chunk.rid, 99, "the reader's rid comes back");
+        cr_assert_eq (chunk.chunks, 0, "credit 1 used by this chunk");
+        //  No second chunk may come before we grant credit
+        cr_assert_null (s_recv (control, 100) , "a chunk arrived without credit");
+        zframe_t *frame;
+        while ((frame = zmsg_pop (msg))) {
+            pond_event_t *event = pond_event_decode (zframe_data (frame), zframe_size (frame),
+                                                     err, sizeof err);
+            cr_assert_not_null (event, "%s", err);
+            cr_assert_str_eq (pond_event_name (event), "QUACKED");
+            cr_assert_geq (pond_event_ts (event), last_ts, "ordered by event time");
+            last_ts = pond_event_ts (event);
+            pond_event_destroy (&event);
+            zframe_destroy (&frame);
+            events++;
+        }
+        chunks++;
+        pond_credit_t credit = { .rid = 99, .chunks = 1 };
+        s_send_frames (control, POND_CREDIT, pond_credit_encode (&credit));
+        free (command);
+        zframe_destroy (&body);
+        zmsg_destroy (&msg);
+    }
+    cr_assert_eq (end.code, POND_CODE_OK, "END %u %s", end.code, end.reason);
+    cr_assert_eq (end.rid, 99);
+    cr_assert_eq (events, 600);
+    cr_assert_eq (end.count, 600);
+    cr_assert_geq (chunks, 2, "600 events need more than one chunk of %d", POND_CHUNK_EVENTS);
+
+    //  Bad requests on control: ERROR with a reason
+    zmsg_t *bad = zmsg_new ();
+    zmsg_addstr (bad, POND_REPLAY);
+    zmsg_addstr (bad, "garbage");
+    zmsg_send (&bad, control);
+    reply = s_recv (control, 3000);
+    cr_assert_not_null (reply);
+    command = zmsg_popstr (reply);
+    cr_assert_str_eq (command, POND_ERROR);
+    free (command);
+    zmsg_destroy (&reply);
+    zstr_send (control, "DROP_TABLES");
+    reply = s_recv (control, 3000);
+    cr_assert_not_null (reply);
+    command = zmsg_popstr (reply);
+    cr_assert_str_eq (command, POND_ERROR);
+    body = zmsg_pop (reply);
+    pond_nack_t error;
+    char err [POND_ERR_SIZE];
+    cr_assert_eq (pond_nack_decode (body, &error, err, sizeof err), 0);
+    cr_assert_eq (error.code, POND_CODE_NOT_FOUND);
+    free (command);
+    zframe_destroy (&body);
+    zmsg_destroy (&reply);
+    zsock_destroy (&control);
+    zsock_destroy (&ingest);
+}
+
+Test (broker, no_ack_and_no_publish_before_durable)
+{
+    zsock_t *ingest = s_dealer (mesh->ingest);
+    zsock_t *sub = zsock_new_sub (mesh->pub, "QUACKED");
+    pond_event_t *first = pond_event_new ("QUACKED", "cust-4");
+    cr_assert_eq (s_publish_ok (ingest, first, NULL), 1);
+    zmsg_t *live = s_recv (sub, 2000);
+    zmsg_destroy (&live);
+
+    //  Freeze the store: the event cannot become durable, so no ACK and
+    //  no live delivery; the broker answers 503 after its batch timeout.
+    kill (mesh->store, SIGSTOP);
+    pond_event_t *second = pond_event_new ("QUACKED", "cust-4");
+    s_send_frames (ingest, POND_PUBLISH, s_encode (second));
+    zmsg_t *reply = s_recv (ingest, 8000);
+    cr_assert_not_null (reply, "the broker must answer even when the store is stuck");
+    char *command = zmsg_popstr (reply);
+    cr_assert_str_eq (command, POND_NACK, "no ACK while the store cannot write");
+    free (command);
+    zmsg_destroy (&reply);
+    cr_assert_null (s_recv (sub, 200), "nothing published before it is durable");
+    kill (mesh->store, SIGCONT);
+
+    //  Resending the same id is safe: exactly one copy, with one seq
+    bool dup;
+    uint64_t seq = s_publish_ok (ingest, second, &dup);
+    cr_assert_eq (seq, 2, "seq stays gap-free");
+    uint64_t again = s_publish_ok (ingest, second, &dup);
+    cr_assert_eq (again, 2);
+    cr_assert (dup);
+    pond_event_destroy (&first);
+    pond_event_destroy (&second);
+    zsock_destroy (&sub);
+    zsock_destroy (&ingest);
+}
+
+Test (broker, store_away_gives_503_then_recovers)
+{
+    zsock_t *ingest = s_dealer (mesh->ingest);
+    pond_event_t *event = pond_event_new ("LABEL_ADDED", "cust-5");
+    cr_assert_eq (s_publish_ok (ingest, event, NULL), 1);
+    pond_event_destroy (&event);
+    pond_harness_stop (mesh->store, SIGTERM);
+    mesh->store = 0;
+    zclock_sleep (2500);         //  the broker notices the store is gone
+    event = pond_event_new ("LABEL_ADDED", "cust-5");
+    s_send_frames (ingest, POND_PUBLISH, s_encode (event));
+    zmsg_t *reply = s_recv (ingest, 8000);
+    cr_assert_not_null (reply);
+    char *command = zmsg_popstr (reply);
+    zframe_t *body = zmsg_pop (reply);
+    pond_nack_t nack;
+    char err [POND_ERR_SIZE];
+    cr_assert_str_eq (command, POND_NACK);
+    cr_assert_eq (pond_nack_decode (body, &nack, err, sizeof err), 0);
+    cr_assert_eq (nack.code, POND_CODE_UNAVAILABLE);
+    cr_assert_gt (nack.retry_ms, 0, "503 tells the producer when to retry");
+    free (command);
+    zframe_destroy (&body);
+    zmsg_destroy (&reply);
+
+    cr_assert_eq (pond_mesh_start_store (mesh), 0);
+    cr_assert_eq (s_publish_ok (ingest, event, NULL), 2, "seq continues after the restart");
+    pond_event_destroy (&event);
+    zsock_destroy (&ingest);
+}
