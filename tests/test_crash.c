@@ -1,0 +1,152 @@
+/*  test_crash: SIGKILL pond-store during a stream of pipelined publishes,
+    restart it, and prove from the log that every ACKed event is stored
+    exactly once with the seq its ACK named, and that seq has no hole.
+*/
+#include <criterion/criterion.h>
+#include <czmq.h>
+#include <signal.h>
+
+#include "pond_client.h"
+#include "pond_harness.h"
+
+#define EVENTS      3000
+#define WINDOW      64
+#define RESEND_MS   1500
+
+typedef struct {
+    uint8_t *bytes;
+    size_t size;
+    uint8_t id [POND_ID_SIZE];
+    int state;                  //  0 unsent, 1 outstanding, 2 acked
+    int64_t sent_at;
+    uint64_t seq;
+} sent_t;
+
+static pond_mesh_t *mesh;
+
+static void
+s_setup (void)
+{
+    zsys_init ();
+    zsys_set_logstream (stderr);
+    mesh = pond_mesh_start ();
+    cr_assert_not_null (mesh);
+}
+
+static void
+s_teardown (void)
+{
+    pond_mesh_destroy (&mesh);
+}
+
+//  Hex of an id into key [33], for hash lookups
+static const char *
+s_key (const uint8_t *id, char *key)
+{
+    for (int i = 0; i < 16; i++)
+        sprintf (key + i * 2, "%02x", id [i]);
+    return key;
+}
+
+Test (crash, store_sigkill_loses_no_acked_event, .init = s_setup, .fini = s_teardown,
+      .timeout = 150)
+{
+    sent_t *sent = calloc (EVENTS, sizeof (sent_t));
+    zhashx_t *by_id = zhashx_new ();
+    char err [POND_ERR_SIZE];
+    char key [33];
+    for (size_t i = 0; i < EVENTS; i++) {
+        pond_event_t *event = pond_event_new (i % 3? "QUACKED": "BUTTON_CLICKED", "cust-crash");
+        sent [i].bytes = pond_event_encode (event, &sent [i].size, err, sizeof err);
+        cr_assert_not_null (sent [i].bytes, "%s", err);
+        memcpy (sent [i].id, pond_event_id (event), POND_ID_SIZE);
+        zhashx_insert (by_id, s_key (sent [i].id, key), (void *) (i + 1));
+        pond_event_destroy (&event);
+    }
+    pond_client_t *client = pond_client_new (mesh->ingest);
+    cr_assert_not_null (client);
+    size_t next = 0, acked = 0, outstanding = 0, resends = 0, kills = 0;
+    size_t kill_at [] = { 400, 1300, 2200 };
+    int64_t deadline = zclock_mono () + 120000;
+    while (acked < EVENTS && zclock_mono () < deadline) {
+        int64_t now = zclock_mono ();
+        while (outstanding < WINDOW && next < EVENTS) {
+            cr_assert_eq (pond_client_send_bytes (client, sent [next].bytes, sent [next].size),
+                          0, "%s", pond_client_reason (client));
+            sent [next].state = 1;
+            sent [next].sent_at = now;
+            outstanding++;
+            next++;
+        }
+        for (size_t i = 0; i < next; i++)
+            if (sent [i].state == 1 && now - sent [i].sent_at > RESEND_MS) {
+                //  Same bytes, same id: safe whatever happened to the first
+                pond_client_send_bytes (client, sent [i].bytes, sent [i].size);
+                sent [i].sent_at = now;
+                resends++;
+            }
+        pond_ack_t ack;
+        pond_nack_t nack;
+        int rc = pond_client_recv (client, 100, &ack, &nack);
+        if (rc == 1) {
+            size_t index = (size_t) zhashx_lookup (by_id, s_key (ack.id, key));
+            cr_assert_gt (index, 0, "ACK for an id we never sent");
+            sent_t *item = &sent [index - 1];
+            if (item->state == 2)
+                cr_assert_eq (ack.seq, item->seq, "a second ACK must name the same seq");
+            else {
+                item->state = 2;
+                item->seq = ack.seq;
+                outstanding--;
+                acked++;
+            }
+        }
+        else
+        if (rc == 0) {
+            cr_assert_eq (nack.code, POND_CODE_UNAVAILABLE, "NACK %u: %s", nack.code,
+                          nack.reason);
+            size_t index = nack.has_id? (size_t) zhashx_lookup (by_id, s_key (nack.id, key)): 0;
+            if (index && sent [index - 1].state == 1)
+                sent [index - 1].sent_at = now - RESEND_MS + (int64_t) nack.retry_ms;
+        }
+        if (kills < 3 && acked >= kill_at [kills]) {
+            pond_harness_stop (mesh->store, SIGKILL);
+            zclock_sleep (100);
+            cr_assert_eq (pond_mesh_start_store (mesh), 0, "store restarts after SIGKILL");
+            kills++;
+        }
+    }
+    cr_assert_eq (kills, 3);
+    cr_assert_eq (acked, EVENTS, "every event is eventually acked (%zu of %d)", acked, EVENTS);
+
+    //  The log: seq 1..EVENTS without a hole, each id once, with its ACKed seq
+    pond_replay_req_t request = { .from_seq = 1 };
+    pond_replay_t *replay = pond_replay_new (mesh->control, &request);
+    cr_assert_not_null (replay);
+    zhashx_t *seen = zhashx_new ();
+    uint64_t expected = 1;
+    pond_event_t *event;
+    while ((event = pond_replay_next (replay, 10000))) {
+        cr_assert_eq (pond_event_seq (event), expected, "hole or disorder in seq");
+        s_key (pond_event_id (event), key);
+        cr_assert_null (zhashx_lookup (seen, key), "id stored twice");
+        zhashx_insert (seen, key, (void *) 1);
+        size_t index = (size_t) zhashx_lookup (by_id, key);
+        cr_assert_gt (index, 0, "stored an event nobody sent");
+        cr_assert_eq (sent [index - 1].seq, expected, "stored seq differs from the ACKed one");
+        expected++;
+        pond_event_destroy (&event);
+    }
+    cr_assert_eq (pond_replay_code (replay), 200, "replay: %s", pond_replay_reason (replay));
+    cr_assert_eq (expected - 1, EVENTS, "stored %zu events, acked %d",
+                  (size_t) (expected - 1), EVENTS);
+    fprintf (stderr, "crash test: %d events acked, %zu stored, 0 lost, %zu resends, "
+             "%zu store kills survived\n", EVENTS, (size_t) (expected - 1), resends, kills);
+    pond_replay_destroy (&replay);
+    zhashx_destroy (&seen);
+    pond_client_destroy (&client);
+    for (size_t i = 0; i < EVENTS; i++)
+        free (sent [i].bytes);
+    free (sent);
+    zhashx_destroy (&by_id);
+}
