@@ -579,7 +579,8 @@ pond_event_decode (const uint8_t *data, size_t size, char *err, size_t errlen)
         return NULL;
     }
     size_t used;
-    if (pond_value_check (data, size, &used, err, errlen))
+    //  The envelope is one level; data and meta nest up to 16 inside it
+    if (pond_value_check_depth (data, size, POND_VALUE_MAX_DEPTH + 1, &used, err, errlen))
         return NULL;
     if (used != size) {
         snprintf (err, errlen, "%zu trailing bytes after the event map", size - used);

@@ -17,6 +17,7 @@ typedef struct {
     const uint8_t *data;
     size_t size;
     size_t pos;
+    int max_depth;
     char *err;
     size_t errlen;
 } s_reader_t;
@@ -58,7 +59,7 @@ static int s_check_object (s_reader_t *self, int depth);
 static int
 s_check_children (s_reader_t *self, uint64_t count, int depth)
 {
-    if (depth >= POND_VALUE_MAX_DEPTH)
+    if (depth >= self->max_depth)
         return s_fail (self, "msgpack nested too deep");
     if (count > self->size - self->pos)
         return s_fail (self, "msgpack container longer than its buffer");
@@ -124,7 +125,14 @@ s_check_object (s_reader_t *self, int depth)
 int
 pond_value_check (const uint8_t *data, size_t size, size_t *used_p, char *err, size_t errlen)
 {
-    s_reader_t reader = { data, size, 0, err, errlen };
+    return pond_value_check_depth (data, size, POND_VALUE_MAX_DEPTH, used_p, err, errlen);
+}
+
+int
+pond_value_check_depth (const uint8_t *data, size_t size, int max_depth,
+                        size_t *used_p, char *err, size_t errlen)
+{
+    s_reader_t reader = { data, size, 0, max_depth, err, errlen };
     if (!data || size == 0) {
         snprintf (err, errlen, "empty msgpack");
         return -1;
@@ -173,7 +181,8 @@ s_string (const char *data, size_t size)
     char *text = malloc (size + 1);
     if (!text)
         return NULL;
-    memcpy (text, data, size);
+    if (size)                           //  msgpack-c gives NULL for ""
+        memcpy (text, data, size);
     text [size] = 0;
     cJSON *item = cJSON_CreateString (text);
     free (text);
@@ -223,7 +232,8 @@ pond_value_to_cjson (const msgpack_object *obj)
                 if (key->type == MSGPACK_OBJECT_STR) {
                     name = malloc (key->via.str.size + 1);
                     if (name) {
-                        memcpy (name, key->via.str.ptr, key->via.str.size);
+                        if (key->via.str.size)  //  msgpack-c gives NULL for ""
+                            memcpy (name, key->via.str.ptr, key->via.str.size);
                         name [key->via.str.size] = 0;
                     }
                 }
@@ -271,7 +281,8 @@ pond_value_to_json (const uint8_t *data, size_t size)
 static int
 s_pack_cjson (msgpack_packer *pk, const cJSON *item, int depth, char *err, size_t errlen)
 {
-    if (depth > POND_VALUE_MAX_DEPTH) {
+    //  Same rule as pond_value_check: containers at most 16 levels deep
+    if ((cJSON_IsArray (item) || cJSON_IsObject (item)) && depth >= POND_VALUE_MAX_DEPTH) {
         snprintf (err, errlen, "JSON nested deeper than %d levels", POND_VALUE_MAX_DEPTH);
         return -1;
     }

@@ -29,6 +29,13 @@ int
     pond_value_check (const uint8_t *data, size_t size, size_t *used_p,
                       char *err, size_t errlen);
 
+//  Same with another nesting limit (containers nested at most max_depth
+//  deep). The event decoder uses POND_VALUE_MAX_DEPTH + 1: the envelope
+//  map is one level, and its data and meta maps may nest 16 deep inside.
+int
+    pond_value_check_depth (const uint8_t *data, size_t size, int max_depth,
+                            size_t *used_p, char *err, size_t errlen);
+
 //  Convert a msgpack object to a cJSON tree. Integers are kept exact (as
 //  raw JSON numbers); bin becomes a hex string; non-string map keys are
 //  rendered as JSON text. Caller owns the tree. NULL if memory runs out.
