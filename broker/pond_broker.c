@@ -253,11 +253,11 @@ s_ingest_publish (pond_broker_t *self, zframe_t *peer, zmsg_t *msg)
         zframe_destroy (&event);
         return;
     }
-    if (zframe_size (event) > POND_EVENT_MAX_SIZE) {
+    if (zframe_size (event) > POND_PUBLISH_MAX_SIZE) {
         self->counters.malformed++;
         char reason [POND_REASON_MAX];
         snprintf (reason, sizeof reason, "event is %zu bytes; the limit is %d",
-                  zframe_size (event), POND_EVENT_MAX_SIZE);
+                  zframe_size (event), POND_PUBLISH_MAX_SIZE);
         s_nack (self, peer, NULL, POND_CODE_TOO_LARGE, reason);
         zframe_destroy (&event);
         return;
@@ -524,10 +524,15 @@ s_store_stream (pond_broker_t *self, const char *command, zmsg_t *msg)
         end.rid = relay->rid;
         body = pond_end_encode (&end);
     }
-    zmsg_prepend (msg, &body);
-    zmsg_pushstr (msg, command);
-    zmsg_prepend (msg, &(zframe_t *) { zframe_dup (relay->peer) });
-    zmsg_send (&msg, self->control);
+    //  Same frames, new envelope; the events move without copying
+    zmsg_t *out = zmsg_new ();
+    zmsg_append (out, &(zframe_t *) { zframe_dup (relay->peer) });
+    zmsg_addstr (out, command);
+    zmsg_append (out, &body);
+    zframe_t *event;
+    while ((event = zmsg_pop (msg)))
+        zmsg_append (out, &event);
+    zmsg_send (&out, self->control);
     relay->active_at = zclock_mono ();
     if (!is_chunk)
         s_relay_remove (self, relay);

@@ -17,7 +17,8 @@
 extern "C" {
 #endif
 
-#define POND_EVENT_MAX_SIZE   65536    //  Largest encoded event accepted
+#define POND_EVENT_MAX_SIZE   65536    //  Largest encoded event, seq included
+#define POND_PUBLISH_MAX_SIZE 65520    //  Largest event published: room for seq
 #define POND_NAME_MAX         64       //  [A-Z][A-Z0-9_]{0,63}
 #define POND_ENTITY_MAX       128      //  Bytes in entity and source
 #define POND_ID_SIZE          16       //  UUID, binary

@@ -112,12 +112,14 @@ s_decode_scalar (const field_t *f, const msgpack_object *v, void *dst, size_t ca
         case F_STRS:
             if (v->type != MSGPACK_OBJECT_STR)
                 break;
-            if (v->via.str.size >= capacity || memchr (v->via.str.ptr, 0, v->via.str.size)) {
+            if (v->via.str.size >= capacity
+            ||  (v->via.str.size && memchr (v->via.str.ptr, 0, v->via.str.size))) {
                 snprintf (err, errlen, "'%s' is longer than %zu bytes or holds NUL",
                           f->key, capacity - 1);
                 return -1;
             }
-            memcpy (dst, v->via.str.ptr, v->via.str.size);
+            if (v->via.str.size)        //  msgpack-c gives NULL for ""
+                memcpy (dst, v->via.str.ptr, v->via.str.size);
             ((char *) dst) [v->via.str.size] = 0;
             return 0;
         case F_BIN16:

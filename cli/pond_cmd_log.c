@@ -1,0 +1,653 @@
+/*  pond_cmd_log: the commands that write and read the log.
+
+    publish  one event (or one per JSON line on stdin), printed once stored
+    tail     live events from the pub socket
+    replay   stored events from the control socket, in order
+    stats    the counters of broker and store
+
+    Results go to stdout as JSON (one object per line); errors and hints to
+    stderr. All protocol work is done by client/pond_client.
+*/
+#include "pond_cli.h"
+#include "pond_time.h"
+#include "pond_uuid.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+//  Hints after a failed publish, by code
+static void
+s_hint_publish (pond_cli_t *cli, int code, const uint8_t *id)
+{
+    if (code == POND_CODE_TIMEOUT) {
+        pond_cli_hint_broker (cli);
+        if (id) {
+            char text [POND_UUID_STR_SIZE];
+            pond_uuid_format (id, text);
+            fprintf (stderr, "hint: publishing it again with --id %s is safe "
+                     "(an id is stored at most once)\n", text);
+        }
+    }
+    else
+    if (code == POND_CODE_UNAVAILABLE)
+        fprintf (stderr, "hint: the broker cannot store events now; is pond-store running? "
+                 "start it with: pond-store --data %s\n", cli->eps.data_dir);
+    else
+    if (code == POND_CODE_STORE_ERROR)
+        fprintf (stderr, "hint: the store could not write (disk full?); see its log\n");
+}
+
+//  =====================================================================
+//  pond publish --name NAME --entity ID [--data JSON] [--meta JSON]
+//               [--source S] [--ts TIME] [--id UUID] [--causation UUID]
+//  pond publish --stdin
+
+void
+pond_cmd_publish_help (FILE *out)
+{
+    fprintf (out,
+        "Usage: pond publish --name NAME --entity ID [--data JSON] [--meta JSON]\n"
+        "                    [--source S] [--ts TIME] [--id UUID] [--causation UUID]\n"
+        "       pond publish --stdin\n"
+        "\n"
+        "Publish an event and wait until the store has it (ACK), then print\n"
+        "{\"id\":\"...\",\"seq\":N,\"dup\":false} on one line. Publishing the same\n"
+        "--id again is harmless: the ACK says \"dup\":true with the original seq.\n"
+        "\n"
+        "  --name NAME       event name, [A-Z][A-Z0-9_]*, like QUACKED\n"
+        "  --entity ID       the customer the event belongs to\n"
+        "  --data JSON       payload, a JSON object. Here --data is NOT the data\n"
+        "                    directory: give that with --data-dir DIR or $POND_DATA\n"
+        "  --meta JSON       enrichment, a JSON object\n"
+        "  --source S        device or actor that produced it\n"
+        "  --ts TIME         event time: 2022-01-01, 2022-01-01T10:30:00[.123456][Z]\n"
+        "                    or microseconds since the epoch (default: now)\n"
+        "  --id UUID         event id (default: a new UUIDv7)\n"
+        "  --causation UUID  id of the event or command that caused this one\n"
+        "  --stdin           read events from stdin, one JSON object per line with\n"
+        "                    keys name, entity and optional data, meta, source, ts,\n"
+        "                    id, causation (seq and time, as printed by tail and\n"
+        "                    replay, are ignored); print one line per event; stop at\n"
+        "                    the first failure and say which line\n"
+        "\n"
+        POND_CLI_COMMON_HELP);
+}
+
+//  What a user gives for one event, as text
+typedef struct {
+    const char *name;
+    const char *entity;
+    const char *data;           //  JSON object
+    const char *meta;           //  JSON object
+    const char *source;
+    const char *ts;             //  as pond_time_parse takes it
+    const char *id;             //  UUID
+    const char *causation;      //  UUID
+} event_args_t;
+
+//  Build and validate an event from text. Returns it, or NULL with the
+//  reason in err. Caller owns the event.
+static pond_event_t *
+s_event_build (const event_args_t *args, char *err, size_t errlen)
+{
+    pond_event_t *event = pond_event_new (NULL, NULL);
+    if (!event) {
+        snprintf (err, errlen, "out of memory");
+        return NULL;
+    }
+    uint8_t id [POND_ID_SIZE];
+    uint8_t causation [POND_ID_SIZE];
+    uint64_t ts;
+    bool valid = false;
+    if (pond_event_set_name (event, args->name))
+        snprintf (err, errlen, "name must be 1 to %d characters", POND_NAME_MAX);
+    else
+    if (pond_event_set_entity (event, args->entity))
+        snprintf (err, errlen, "entity must be 1 to %d bytes", POND_ENTITY_MAX);
+    else
+    if (args->source && pond_event_set_source (event, args->source))
+        snprintf (err, errlen, "source must be 1 to %d bytes", POND_ENTITY_MAX);
+    else
+    if (args->data && pond_event_set_data_json (event, args->data, err, errlen))
+        ;   //  err says why
+    else
+    if (args->meta && pond_event_set_meta_json (event, args->meta, err, errlen))
+        ;
+    else
+    if (args->ts && pond_time_parse (args->ts, &ts))
+        snprintf (err, errlen, "ts '%s' is not a time (2022-01-01, "
+                  "2022-01-01T10:30:00Z or microseconds)", args->ts);
+    else
+    if (args->id && pond_uuid_parse (args->id, id))
+        snprintf (err, errlen, "id '%s' is not a UUID", args->id);
+    else
+    if (args->causation && pond_uuid_parse (args->causation, causation))
+        snprintf (err, errlen, "causation '%s' is not a UUID", args->causation);
+    else {
+        if (args->ts)
+            pond_event_set_ts (event, ts);
+        if (args->id)
+            pond_event_set_id (event, id);
+        if (args->causation)
+            pond_event_set_causation (event, causation);
+        valid = pond_event_validate (event, err, errlen) == 0;
+    }
+    if (!valid)
+        pond_event_destroy (&event);
+    return event;
+}
+
+//  Take one key of a JSON line into args (data and meta are rendered into
+//  *data_p and *meta_p, ts numbers into ts [32]). Returns 0, or -1 with
+//  the reason in err.
+static int
+s_event_key (const cJSON *item, event_args_t *args, char **data_p, char **meta_p, char *ts,
+             char *err, size_t errlen)
+{
+    const char *key = item->string;
+    const char **text = streq (key, "name")? &args->name
+                      : streq (key, "entity")? &args->entity
+                      : streq (key, "source")? &args->source
+                      : streq (key, "id")? &args->id
+                      : streq (key, "causation")? &args->causation: NULL;
+    if (text) {
+        if (!cJSON_IsString (item)) {
+            snprintf (err, errlen, "'%s' must be a string", key);
+            return -1;
+        }
+        *text = item->valuestring;
+    }
+    else
+    if (streq (key, "ts")) {
+        double value = cJSON_GetNumberValue (item);
+        if (cJSON_IsString (item))
+            args->ts = item->valuestring;
+        else
+        if (cJSON_IsNumber (item) && value >= 1 && value <= 9007199254740992.0
+        &&  value == (double) (uint64_t) value) {
+            snprintf (ts, 32, "%llu", (unsigned long long) value);
+            args->ts = ts;
+        }
+        else {
+            snprintf (err, errlen, "'ts' must be a time text or whole microseconds");
+            return -1;
+        }
+    }
+    else
+    if (streq (key, "data") || streq (key, "meta")) {
+        char **json = streq (key, "data")? data_p: meta_p;
+        if (!cJSON_IsObject (item)) {
+            snprintf (err, errlen, "'%s' must be a JSON object", key);
+            return -1;
+        }
+        free (*json);
+        *json = cJSON_PrintUnformatted (item);
+    }
+    else
+    if (!streq (key, "seq") && !streq (key, "time")) {
+        snprintf (err, errlen, "unknown key '%s'", key);
+        return -1;
+    }
+    return 0;
+}
+
+//  Build an event from one line of JSON: {"name":..., "entity":..., ...}.
+//  Returns it, or NULL with the reason in err.
+static pond_event_t *
+s_event_from_line (const char *line, char *err, size_t errlen)
+{
+    cJSON *root = cJSON_Parse (line);
+    if (!cJSON_IsObject (root)) {
+        snprintf (err, errlen, "not a JSON object");
+        cJSON_Delete (root);
+        return NULL;
+    }
+    event_args_t args = { 0 };
+    char *data = NULL, *meta = NULL;
+    char ts [32];
+    int rc = 0;
+    const cJSON *item;
+    cJSON_ArrayForEach (item, root)
+        if ((rc = s_event_key (item, &args, &data, &meta, ts, err, errlen)))
+            break;
+    if (rc == 0 && (!args.name || !args.entity)) {
+        snprintf (err, errlen, "'%s' is missing", args.name? "entity": "name");
+        rc = -1;
+    }
+    args.data = data;
+    args.meta = meta;
+    pond_event_t *event = rc == 0? s_event_build (&args, err, errlen): NULL;
+    free (data);
+    free (meta);
+    cJSON_Delete (root);
+    return event;
+}
+
+//  Publish one event; print its ACK line or say why not. where prefixes
+//  the message ("" or "line N: "). Returns an exit code.
+static int
+s_publish_one (pond_cli_t *cli, pond_client_t *client, const pond_event_t *event,
+               const char *where)
+{
+    pond_ack_t ack;
+    if (pond_client_publish (client, event, &ack) == 0) {
+        char id [POND_UUID_STR_SIZE];
+        pond_uuid_format (ack.id, id);
+        printf ("{\"id\":\"%s\",\"seq\":%llu,\"dup\":%s}\n", id, (unsigned long long) ack.seq,
+                ack.dup? "true": "false");
+        fflush (stdout);
+        return POND_EXIT_OK;
+    }
+    int code = pond_client_code (client);
+    if (code == POND_CODE_TIMEOUT || code == POND_CODE_INTERRUPTED)
+        pond_cli_fail (cli, "%s%s", where, pond_client_reason (client));
+    else
+        pond_cli_fail (cli, "%srefused (%d): %s", where, code, pond_client_reason (client));
+    s_hint_publish (cli, code, code == POND_CODE_TIMEOUT? pond_event_id (event): NULL);
+    return POND_EXIT_FAILURE;
+}
+
+//  Publish one event per line of stdin, in order; stop at the first failure.
+static int
+s_publish_stdin (pond_cli_t *cli, pond_client_t *client)
+{
+    char *line = NULL;
+    size_t capacity = 0;
+    ssize_t length;
+    int rc = POND_EXIT_OK;
+    for (size_t number = 1; rc == POND_EXIT_OK && (length = getline (&line, &capacity, stdin)) >= 0;
+         number++) {
+        while (length > 0 && (line [length - 1] == '\n' || line [length - 1] == '\r'))
+            line [--length] = 0;
+        if (strspn (line, " \t") == (size_t) length)
+            continue;               //  Blank lines are allowed
+        char where [48];
+        snprintf (where, sizeof where, "line %zu: ", number);
+        char err [POND_ERR_SIZE];
+        pond_event_t *event = s_event_from_line (line, err, sizeof err);
+        if (!event)
+            rc = pond_cli_fail (cli, "%s%s", where, err);
+        else
+            rc = s_publish_one (cli, client, event, where);
+        pond_event_destroy (&event);
+    }
+    free (line);
+    return rc;
+}
+
+int
+pond_cmd_publish (int argc, char *argv [])
+{
+    pond_cli_t cli;
+    pond_cli_init (&cli, "publish", pond_cmd_publish_help);
+    static const struct option options [] = {
+        POND_CLI_COMMON_OPTIONS,
+        { "name", required_argument, NULL, 'n' },
+        { "entity", required_argument, NULL, 'e' },
+        { "data", required_argument, NULL, 'd' },
+        { "meta", required_argument, NULL, 'm' },
+        { "source", required_argument, NULL, 's' },
+        { "ts", required_argument, NULL, 't' },
+        { "id", required_argument, NULL, 'i' },
+        { "causation", required_argument, NULL, 'c' },
+        { "stdin", no_argument, NULL, 'S' },
+        { NULL, 0, NULL, 0 }
+    };
+    event_args_t args = { 0 };
+    bool from_stdin = false;
+    int opt;
+    while ((opt = pond_cli_getopt (&cli, argc, argv, options)) != -1)
+        switch (opt) {
+            case 'n': args.name = optarg; break;
+            case 'e': args.entity = optarg; break;
+            case 'd': args.data = optarg; break;
+            case 'm': args.meta = optarg; break;
+            case 's': args.source = optarg; break;
+            case 't': args.ts = optarg; break;
+            case 'i': args.id = optarg; break;
+            case 'c': args.causation = optarg; break;
+            case 'S': from_stdin = true; break;
+        }
+    if (cli.done)
+        return cli.exit_code;
+
+    pond_event_t *event = NULL;
+    if (from_stdin) {
+        if (args.name || args.entity || args.data || args.meta || args.source || args.ts
+        ||  args.id || args.causation)
+            return pond_cli_usage (&cli, "--stdin takes every event from stdin: "
+                                   "give no --name, --entity, ... with it");
+    }
+    else {
+        if (!args.name)
+            return pond_cli_usage (&cli, "--name NAME is required (like --name QUACKED)");
+        if (!args.entity)
+            return pond_cli_usage (&cli, "--entity ID is required (like --entity cust-1)");
+        if (args.data && args.data [strspn (args.data, " \t\r\n")] != '{')
+            return pond_cli_usage (&cli, "--data takes the event's payload as a JSON object "
+                                   "(like --data '{\"loudness\":3}'); give the data directory "
+                                   "with --data-dir DIR or $POND_DATA");
+        char err [POND_ERR_SIZE];
+        event = s_event_build (&args, err, sizeof err);
+        if (!event)
+            return pond_cli_usage (&cli, "invalid event: %s", err);
+    }
+    pond_client_t *client = pond_client_new (cli.eps.ingest);
+    if (!client) {
+        pond_event_destroy (&event);
+        return pond_cli_usage (&cli, "cannot use ingest endpoint '%s'", cli.eps.ingest);
+    }
+    //  --timeout bounds the whole publish: three attempts share it
+    int attempts = 3;
+    pond_client_set_timeout (client, cli.timeout_ms / attempts > 0? cli.timeout_ms / attempts: 1,
+                             attempts);
+    pond_client_set_verbose (client, cli.verbose);
+    int rc = from_stdin? s_publish_stdin (&cli, client): s_publish_one (&cli, client, event, "");
+    pond_client_destroy (&client);
+    pond_event_destroy (&event);
+    return rc;
+}
+
+//  =====================================================================
+//  pond tail [--names A,B] [--count N] [--seconds S]
+
+#define TAIL_NAMES_MAX 64
+
+void
+pond_cmd_tail_help (FILE *out)
+{
+    fprintf (out,
+        "Usage: pond tail [--names A,B] [--count N] [--seconds S]\n"
+        "\n"
+        "Print live events as JSON lines, as the broker publishes them, until N\n"
+        "events, S seconds, or Ctrl-C (SIGINT/SIGTERM end it with status 0).\n"
+        "Live delivery is at most once; the log is read with pond replay.\n"
+        "\n"
+        "  --names A,B       only events with exactly these names (default: all)\n"
+        "  --count N         stop after N events\n"
+        "  --seconds S       stop after S seconds\n"
+        "Fails if nothing, not even a heartbeat, comes from the broker within\n"
+        "--timeout; later silences are reported once on stderr.\n"
+        "\n"
+        POND_CLI_COMMON_HELP);
+}
+
+int
+pond_cmd_tail (int argc, char *argv [])
+{
+    pond_cli_t cli;
+    pond_cli_init (&cli, "tail", pond_cmd_tail_help);
+    static const struct option options [] = {
+        POND_CLI_COMMON_OPTIONS,
+        POND_CLI_DATA_OPTION,
+        { "names", required_argument, NULL, 'n' },
+        { "count", required_argument, NULL, 'c' },
+        { "seconds", required_argument, NULL, 's' },
+        { NULL, 0, NULL, 0 }
+    };
+    char names [TAIL_NAMES_MAX][POND_NAME_MAX + 1];
+    int count = 0;
+    uint64_t limit = 0;
+    double seconds = 0;
+    int opt;
+    while ((opt = pond_cli_getopt (&cli, argc, argv, options)) != -1)
+        switch (opt) {
+            case 'n':
+                count = pond_cli_parse_names (&cli, optarg, names, TAIL_NAMES_MAX);
+                break;
+            case 'c':
+                if (pond_cli_parse_uint (optarg, &limit) || limit == 0)
+                    pond_cli_usage (&cli, "--count takes a number of events, not '%s'", optarg);
+                break;
+            case 's': {
+                char *end;
+                seconds = strtod (optarg, &end);
+                if (*end || !(seconds > 0 && seconds < 1e9))
+                    pond_cli_usage (&cli, "--seconds takes a positive number, not '%s'", optarg);
+                break;
+            }
+        }
+    if (cli.done)
+        return cli.exit_code;
+
+    const char *pointers [TAIL_NAMES_MAX];
+    for (int i = 0; i < count; i++)
+        pointers [i] = names [i];
+    pond_sub_t *sub = pond_sub_new (cli.eps.pub, pointers, (size_t) count);
+    if (!sub)
+        return pond_cli_usage (&cli, "cannot use pub endpoint '%s'", cli.eps.pub);
+
+    int64_t start = zclock_mono ();
+    int64_t end = seconds > 0? start + (int64_t) (seconds * 1000): -1;
+    int64_t last_heard = start;
+    uint64_t heard = 0;             //  events and heartbeats so far
+    uint64_t printed = 0;
+    bool warned = false;
+    int rc = POND_EXIT_OK;
+    while (!zsys_interrupted && (limit == 0 || printed < limit)) {
+        int64_t now = zclock_mono ();
+        if (end >= 0 && now >= end)
+            break;
+        int slice = 200;
+        if (end >= 0 && end - now < slice)
+            slice = (int) (end - now);
+        pond_event_t *event = pond_sub_recv (sub, slice);
+        if (event) {
+            char *json = pond_event_to_json (event);
+            if (json) {
+                printf ("%s\n", json);
+                fflush (stdout);
+                free (json);
+            }
+            pond_event_destroy (&event);
+            printed++;
+        }
+        now = zclock_mono ();
+        uint64_t total = printed + pond_sub_heartbeats (sub) + pond_sub_dropped (sub);
+        if (total != heard) {
+            heard = total;
+            last_heard = now;
+            warned = false;
+        }
+        else
+        if (now - last_heard >= cli.timeout_ms) {
+            if (heard == 0) {
+                rc = pond_cli_fail (&cli, "nothing from the broker at %s within %d ms",
+                                    cli.eps.pub, cli.timeout_ms);
+                pond_cli_hint_broker (&cli);
+                break;
+            }
+            if (!warned)
+                fprintf (stderr, "pond tail: nothing from the broker for %d ms; waiting\n",
+                         cli.timeout_ms);
+            warned = true;
+        }
+    }
+    if (pond_sub_dropped (sub))
+        fprintf (stderr, "pond tail: dropped %llu malformed messages\n",
+                 (unsigned long long) pond_sub_dropped (sub));
+    pond_sub_destroy (&sub);
+    return rc;
+}
+
+//  =====================================================================
+//  pond replay --names A,B [--from TIME] [--to TIME] [--limit N]
+//  pond replay --entity ID [--limit N]
+//  pond replay [--from-seq N] [--to-seq N] [--limit N]
+
+void
+pond_cmd_replay_help (FILE *out)
+{
+    fprintf (out,
+        "Usage: pond replay --names A,B [--from TIME] [--to TIME] [--limit N]\n"
+        "       pond replay --entity ID [--limit N]\n"
+        "       pond replay [--from-seq N] [--to-seq N] [--limit N]\n"
+        "\n"
+        "Print stored events as JSON lines, in order, then \"replayed N events\"\n"
+        "on stderr. The replay sees the log as it was when it started.\n"
+        "\n"
+        "  --names A,B       events with these names (up to %d), ordered by event\n"
+        "                    time, then seq\n"
+        "  --from TIME       event time from TIME, inclusive (with --names); TIME\n"
+        "                    is 2022-01-01, 2022-01-01T10:30:00Z or microseconds\n"
+        "  --to TIME         event time up to TIME, exclusive (with --names)\n"
+        "  --entity ID       every event of this entity, ordered by seq\n"
+        "  --from-seq N      the log from seq N, inclusive (default: the start)\n"
+        "  --to-seq N        the log up to seq N, exclusive (default: the head)\n"
+        "  --limit N         at most N events\n"
+        "--timeout is how long to wait for each reply. Exit 1 if the replay did\n"
+        "not complete.\n"
+        "\n"
+        POND_CLI_COMMON_HELP, POND_REPLAY_MAX_NAMES);
+}
+
+int
+pond_cmd_replay (int argc, char *argv [])
+{
+    pond_cli_t cli;
+    pond_cli_init (&cli, "replay", pond_cmd_replay_help);
+    static const struct option options [] = {
+        POND_CLI_COMMON_OPTIONS,
+        POND_CLI_DATA_OPTION,
+        { "names", required_argument, NULL, 'n' },
+        { "from", required_argument, NULL, 'f' },
+        { "to", required_argument, NULL, 't' },
+        { "entity", required_argument, NULL, 'e' },
+        { "from-seq", required_argument, NULL, 'F' },
+        { "to-seq", required_argument, NULL, 'T' },
+        { "limit", required_argument, NULL, 'l' },
+        { NULL, 0, NULL, 0 }
+    };
+    pond_replay_req_t req = { 0 };
+    bool by_time = false, by_seq = false;
+    int opt;
+    while ((opt = pond_cli_getopt (&cli, argc, argv, options)) != -1)
+        switch (opt) {
+            case 'n': {
+                int count = pond_cli_parse_names (&cli, optarg, req.names,
+                                                  POND_REPLAY_MAX_NAMES);
+                req.names_count = count > 0? (size_t) count: 0;
+                break;
+            }
+            case 'f':
+            case 't':
+                if (pond_time_parse (optarg, opt == 'f'? &req.from_ts: &req.to_ts))
+                    pond_cli_usage (&cli, "--%s takes a time (2022-01-01, "
+                                    "2022-01-01T10:30:00Z or microseconds), not '%s'",
+                                    opt == 'f'? "from": "to", optarg);
+                by_time = true;
+                break;
+            case 'e':
+                if (!*optarg || strlen (optarg) > POND_ENTITY_MAX)
+                    pond_cli_usage (&cli, "--entity takes 1 to %d bytes", POND_ENTITY_MAX);
+                else
+                    strcpy (req.entity, optarg);
+                break;
+            case 'F':
+            case 'T':
+                if (pond_cli_parse_uint (optarg, opt == 'F'? &req.from_seq: &req.to_seq))
+                    pond_cli_usage (&cli, "--%s takes a seq number, not '%s'",
+                                    opt == 'F'? "from-seq": "to-seq", optarg);
+                by_seq = true;
+                break;
+            case 'l':
+                if (pond_cli_parse_uint (optarg, &req.limit) || req.limit == 0)
+                    pond_cli_usage (&cli, "--limit takes a number of events, not '%s'", optarg);
+                break;
+        }
+    if (cli.done)
+        return cli.exit_code;
+    if (req.names_count && *req.entity)
+        return pond_cli_usage (&cli, "give --names or --entity, not both");
+    if (by_time && !req.names_count)
+        return pond_cli_usage (&cli, "--from and --to (event time) go with --names; "
+                               "the log is read by seq with --from-seq and --to-seq");
+    if (by_seq && (req.names_count || *req.entity))
+        return pond_cli_usage (&cli, "--from-seq and --to-seq read the whole log; "
+                               "they do not go with --names or --entity");
+    if (req.to_ts && req.to_ts <= req.from_ts)
+        return pond_cli_usage (&cli, "--to must be after --from");
+    if (req.to_seq && req.to_seq <= req.from_seq)
+        return pond_cli_usage (&cli, "--to-seq must be after --from-seq");
+
+    pond_replay_t *replay = pond_replay_new (cli.eps.control, &req);
+    if (!replay)
+        return pond_cli_usage (&cli, "cannot use control endpoint '%s'", cli.eps.control);
+    pond_event_t *event;
+    while ((event = pond_replay_next (replay, cli.timeout_ms))) {
+        char *json = pond_event_to_json (event);
+        if (json) {
+            printf ("%s\n", json);
+            free (json);
+        }
+        pond_event_destroy (&event);
+    }
+    fflush (stdout);
+    int code = pond_replay_code (replay);
+    int rc = POND_EXIT_OK;
+    if (code == 0) {
+        rc = pond_cli_fail (&cli, "no reply from the broker at %s within %d ms",
+                            cli.eps.control, cli.timeout_ms);
+        pond_cli_hint_broker (&cli);
+    }
+    else
+    if (code != POND_CODE_OK)
+        rc = pond_cli_fail (&cli, "replay failed (%d): %s", code, pond_replay_reason (replay));
+    fprintf (stderr, "replayed %llu events\n", (unsigned long long) pond_replay_count (replay));
+    pond_replay_destroy (&replay);
+    return rc;
+}
+
+//  =====================================================================
+//  pond stats [--compact]
+
+void
+pond_cmd_stats_help (FILE *out)
+{
+    fprintf (out,
+        "Usage: pond stats [--compact]\n"
+        "\n"
+        "Print the counters of the broker and of the store (see STATS in\n"
+        "proto/PROTOCOL.md) as JSON; \"store\" is absent when the store did not\n"
+        "answer the broker.\n"
+        "\n"
+        "  --compact         one line instead of indented JSON\n"
+        "\n"
+        POND_CLI_COMMON_HELP);
+}
+
+int
+pond_cmd_stats (int argc, char *argv [])
+{
+    pond_cli_t cli;
+    pond_cli_init (&cli, "stats", pond_cmd_stats_help);
+    static const struct option options [] = {
+        POND_CLI_COMMON_OPTIONS,
+        POND_CLI_DATA_OPTION,
+        { "compact", no_argument, NULL, 'c' },
+        { NULL, 0, NULL, 0 }
+    };
+    bool compact = false;
+    int opt;
+    while ((opt = pond_cli_getopt (&cli, argc, argv, options)) != -1)
+        if (opt == 'c')
+            compact = true;
+    if (cli.done)
+        return cli.exit_code;
+
+    char err [POND_ERR_SIZE];
+    char *json = pond_client_stats (cli.eps.control, cli.timeout_ms, err, sizeof err);
+    if (!json) {
+        pond_cli_fail (&cli, "%s", err);
+        pond_cli_hint_broker (&cli);
+        return POND_EXIT_FAILURE;
+    }
+    cJSON *tree = compact? NULL: cJSON_Parse (json);
+    char *pretty = tree? cJSON_Print (tree): NULL;
+    printf ("%s\n", pretty? pretty: json);
+    free (pretty);
+    cJSON_Delete (tree);
+    free (json);
+    return POND_EXIT_OK;
+}

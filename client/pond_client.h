@@ -1,0 +1,236 @@
+/*  pond_client: the client side of the pond protocol, for every C program.
+
+    The command line, the actors and the benchmarks all talk to a mesh
+    through this module, so the rules of proto/PROTOCOL.md that a client
+    must follow live in one place:
+
+    - pond_endpoints_t: where the broker is (data directory conventions and
+      DIR/broker.zpl written by a running broker).
+    - pond_client_t: a producer on the ingest socket. pond_client_publish
+      sends one event and returns only when THIS event is durable (ACK),
+      resending the same bytes (same id: idempotent) after a timeout and
+      after NACK 503; pond_client_send / pond_client_recv pipeline.
+    - pond_sub_t: live events from the pub socket, filtered by exact name
+      (ZeroMQ filters by prefix), heartbeats remembered as the head.
+    - pond_replay_t: one replay stream from the control socket, in order,
+      with credit flow control so memory stays bounded.
+    - pond_client_stats: the STATS counters as JSON text.
+
+    Errors come back as -1 or NULL with a reason (and an HTTP-like code) to
+    show the user; the library logs only retries, and only when verbose.
+*/
+#ifndef POND_CLIENT_H_INCLUDED
+#define POND_CLIENT_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <czmq.h>
+#include "pond_event.h"
+#include "pond_proto.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+//  Client-side codes, next to the protocol's (pond_proto.h)
+#define POND_CODE_TIMEOUT       408     //  no reply in time / broker not reachable
+#define POND_CODE_BAD_REPLY     502     //  the server sent something unreadable
+#define POND_CODE_INTERRUPTED   499     //  SIGINT/SIGTERM while waiting
+
+#define POND_CLIENT_ACK_TIMEOUT     2000    //  default wait for one ACK, msecs
+#define POND_CLIENT_ATTEMPTS        3       //  default sends of one event
+#define POND_CLIENT_HWM             10000   //  send and receive high-water marks
+#define POND_REPLAY_CREDIT          8       //  default chunks granted up front
+
+//  ---------------------------------------------------------------------
+//  Endpoints
+
+#define POND_ENDPOINT_MAX 256
+
+typedef struct {
+    char data_dir [POND_ENDPOINT_MAX];  //  as resolved
+    char ingest [POND_ENDPOINT_MAX];
+    char pub [POND_ENDPOINT_MAX];
+    char control [POND_ENDPOINT_MAX];
+    bool from_broker_file;              //  read from DATA/broker.zpl
+    int broker_pid;                     //  broker/pid from that file, else 0
+} pond_endpoints_t;
+
+//  Resolve the endpoints of the mesh whose data directory is data_dir
+//  (NULL: $POND_DATA, else ./pond-data). Defaults are ipc://DIR/ingest.ipc,
+//  ipc://DIR/pub.ipc and ipc://DIR/control.ipc; when DIR/broker.zpl exists
+//  (written by a running broker) its broker/ingest, broker/pub and
+//  broker/control win. Returns 0, or -1 if a path does not fit.
+int
+    pond_endpoints_resolve (const char *data_dir, pond_endpoints_t *eps);
+
+//  ---------------------------------------------------------------------
+//  Producer: the ingest socket
+
+typedef struct _pond_client_t pond_client_t;
+
+//  Create a producer connected (DEALER) to the broker's ingest endpoint.
+//  Nothing is sent yet, so this succeeds whether or not a broker runs.
+//  Returns NULL if the endpoint is invalid.
+pond_client_t *
+    pond_client_new (const char *ingest_endpoint);
+
+//  Destroy a producer; accepts NULL; nulls the caller's pointer. Unsent
+//  messages are dropped (linger 0).
+void
+    pond_client_destroy (pond_client_t **self_p);
+
+//  Wait at most ack_timeout_ms for each ACK and send each event at most
+//  max_attempts times (values < 1 keep the current setting). The whole
+//  publish, NACK 503 back-offs included, takes at most about
+//  ack_timeout_ms * max_attempts.
+void
+    pond_client_set_timeout (pond_client_t *self, int ack_timeout_ms, int max_attempts);
+
+//  Log retries and ignored replies with zsys_warning.
+void
+    pond_client_set_verbose (pond_client_t *self, bool verbose);
+
+//  Publish one event and wait for its ACK. The event is encoded once; after
+//  a timeout the socket is recreated (stale replies are dropped) and the
+//  same bytes are sent again; after NACK 503 the client waits retry_ms and
+//  sends again; ACKs for other ids are ignored. Returns 0 with the ACK in
+//  *ack (may be NULL), or -1: see pond_client_code and pond_client_reason
+//  (400 if the event is invalid, nothing sent; the NACK's code; or
+//  POND_CODE_TIMEOUT).
+int
+    pond_client_publish (pond_client_t *self, const pond_event_t *event, pond_ack_t *ack);
+
+//  Same with an event already encoded (msgpack, no seq) whose id is id.
+int
+    pond_client_publish_bytes (pond_client_t *self, const uint8_t *id,
+                               const uint8_t *bytes, size_t size, pond_ack_t *ack);
+
+//  Pipelining: send one PUBLISH without waiting. Blocks while the broker is
+//  not connected or the high-water mark is reached, at most the ACK timeout.
+//  Returns 0, or -1 with the reason (invalid event, send timed out).
+//  Do not mix with pond_client_publish, which ignores other ids' replies.
+int
+    pond_client_send (pond_client_t *self, const pond_event_t *event);
+
+//  Same with an event already encoded.
+int
+    pond_client_send_bytes (pond_client_t *self, const uint8_t *bytes, size_t size);
+
+//  Pipelining: wait up to timeout_ms for the next ACK or NACK. Returns 1
+//  with *ack filled, 0 with *nack filled (either may be NULL), or -1 on
+//  timeout or interrupt (see the reason). Unreadable replies are skipped.
+int
+    pond_client_recv (pond_client_t *self, int timeout_ms, pond_ack_t *ack, pond_nack_t *nack);
+
+//  Send PING and wait up to timeout_ms for PONG. Returns 0 if the broker
+//  answered, -1 otherwise.
+int
+    pond_client_ping (pond_client_t *self, int timeout_ms);
+
+//  Why the last call failed: a NACK's code, POND_CODE_TIMEOUT, ... or 0.
+int
+    pond_client_code (pond_client_t *self);
+
+//  Why the last call failed, in words for a human ("" if it did not).
+const char *
+    pond_client_reason (pond_client_t *self);
+
+//  Resends after timeouts and NACK 503 since the client was created.
+uint64_t
+    pond_client_retries (pond_client_t *self);
+
+//  ---------------------------------------------------------------------
+//  Subscriber: the pub socket
+
+typedef struct _pond_sub_t pond_sub_t;
+
+//  Subscribe (SUB) to the broker's pub endpoint for events whose name is
+//  one of names [0 .. count-1]; count 0 means every event. Heartbeats are
+//  always received. Returns NULL if the endpoint is invalid.
+pond_sub_t *
+    pond_sub_new (const char *pub_endpoint, const char **names, size_t count);
+
+//  Destroy a subscriber; accepts NULL; nulls the caller's pointer.
+void
+    pond_sub_destroy (pond_sub_t **self_p);
+
+//  Wait up to timeout_ms (0: do not wait, -1: forever) for the next event
+//  whose name is exactly one of the names subscribed to. Heartbeats are
+//  consumed and remembered (pond_sub_head); malformed messages are dropped
+//  and counted (pond_sub_dropped). Returns the event, which the caller owns
+//  and must destroy, or NULL on timeout or interrupt.
+pond_event_t *
+    pond_sub_recv (pond_sub_t *self, int timeout_ms);
+
+//  The store's newest seq, from the latest heartbeat (0 before the first).
+uint64_t
+    pond_sub_head (pond_sub_t *self);
+
+//  Heartbeats received so far.
+uint64_t
+    pond_sub_heartbeats (pond_sub_t *self);
+
+//  Messages dropped as malformed so far (bad frames, undecodable events,
+//  topic not equal to the event's name, events without seq).
+uint64_t
+    pond_sub_dropped (pond_sub_t *self);
+
+//  The SUB socket, to poll it along with others; read it only through
+//  pond_sub_recv.
+zsock_t *
+    pond_sub_sock (pond_sub_t *self);
+
+//  ---------------------------------------------------------------------
+//  Replay: one stream from the control socket
+
+typedef struct _pond_replay_t pond_replay_t;
+
+//  Start a replay on the broker's control endpoint. req says what to replay
+//  (pond_proto.h); its rid 0 means "pick one", its credit 0 means
+//  POND_REPLAY_CREDIT. The reader never holds more than the chunks it has
+//  granted: one CREDIT is sent per chunk consumed. Returns NULL if the
+//  endpoint is invalid or the request cannot be encoded.
+pond_replay_t *
+    pond_replay_new (const char *control_endpoint, const pond_replay_req_t *req);
+
+//  Destroy a replay; sends CANCEL if it is still running; accepts NULL;
+//  nulls the caller's pointer.
+void
+    pond_replay_destroy (pond_replay_t **self_p);
+
+//  Wait up to timeout_ms for the next event of the replay, in order.
+//  Returns the event (caller owns and must destroy it), or NULL at the end,
+//  on error or on timeout: then pond_replay_code says which.
+pond_event_t *
+    pond_replay_next (pond_replay_t *self, int timeout_ms);
+
+//  0 while the replay is running (after a NULL from next: it timed out),
+//  200 when it completed, else the code of END, ERROR, or a client code
+//  (POND_CODE_BAD_REPLY, POND_CODE_INTERRUPTED).
+int
+    pond_replay_code (pond_replay_t *self);
+
+//  Why the replay failed or timed out, for a human ("" if it did not).
+const char *
+    pond_replay_reason (pond_replay_t *self);
+
+//  Events returned by pond_replay_next so far.
+uint64_t
+    pond_replay_count (pond_replay_t *self);
+
+//  ---------------------------------------------------------------------
+//  Stats
+
+//  Ask the broker's control endpoint for STATS and wait up to timeout_ms.
+//  Returns the reply body as one line of JSON, which the caller must free,
+//  or NULL on timeout or error with the reason in err (err may be NULL).
+char *
+    pond_client_stats (const char *control_endpoint, int timeout_ms, char *err, size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,61 @@
+/*  pond_replay: a cursor over the log of a pond_store, as it was when the
+    cursor was made (a RocksDB snapshot).
+
+    Three modes, chosen by the request like REPLAY in PROTOCOL.md: by
+    names (a k-way merge of one by_name iterator per name, ordered by
+    (ts, seq), within [from_ts, to_ts)); else by entity (by_entity, ordered
+    by seq); else the log itself within [from_seq, to_seq). The cursor holds
+    iterators, never the result, so its memory is flat however long the
+    replay: each fill reads just the events it hands out.
+*/
+#ifndef POND_REPLAY_H_INCLUDED
+#define POND_REPLAY_H_INCLUDED
+
+#include <czmq.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "pond_proto.h"
+#include "pond_store.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct _pond_replay_t pond_replay_t;
+
+//  Start a replay of the store as it is now. The request is copied (rid
+//  and credit are not used here). Returns NULL if memory runs out. The
+//  store must outlive the replay.
+pond_replay_t *
+    pond_replay_new (pond_store_t *store, const pond_replay_req_t *request);
+
+//  Release iterators and snapshot; accepts NULL; nulls the caller's pointer.
+void
+    pond_replay_destroy (pond_replay_t **self_p);
+
+//  Append the next stored events to msg, one frame each: at most
+//  max_events, and no more than max_bytes of events (but always at least
+//  one event, so that a large event cannot stall the replay). Returns the
+//  number of events appended: 0 means the replay is finished. Returns -1
+//  if reading failed; pond_replay_error then says why.
+int
+    pond_replay_fill (pond_replay_t *self, zmsg_t *msg, size_t max_events, size_t max_bytes);
+
+//  True when there is nothing more to send: every event was sent, the
+//  limit is reached, or reading failed. Does not consume anything.
+bool
+    pond_replay_done (pond_replay_t *self);
+
+//  Events handed out so far.
+uint64_t
+    pond_replay_count (pond_replay_t *self);
+
+//  Why the replay failed, or NULL if it did not.
+const char *
+    pond_replay_error (pond_replay_t *self);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,574 @@
+/*  pond_store: the log of pond on RocksDB: sequence numbers, indexes,
+    idempotent group commit. See pond_store.h for the key layout.
+
+    The invariants kept here are the heart of pond (DESIGN.md): an event
+    is acknowledged only once its WriteBatch is synced to the WAL; seq is
+    gap-free because a group either lands whole (log, indexes and counters
+    in one batch) or not at all, and the in-memory head and counters move
+    only after RocksDB said yes.
+*/
+#include "pond_store.h"
+#include "pond_store_internal.h"
+
+#define POND_STORE_CACHE_SIZE   (32 * 1024 * 1024)
+#define COUNT_PREFIX            "count/"
+#define COUNT_PREFIX_END        "count0"        //  '/' + 1: end of the prefix
+
+static const char *s_cf_names [POND_CF_COUNT] = {
+    "default", "log", "by_name", "by_id", "by_entity"
+};
+
+struct _pond_store_t {
+    char *path;
+    rocksdb_t *db;
+    rocksdb_cache_t *cache;
+    rocksdb_options_t *db_options;
+    rocksdb_options_t *cf_options [POND_CF_COUNT];
+    rocksdb_column_family_handle_t *cf [POND_CF_COUNT];
+    rocksdb_readoptions_t *read_options;
+    rocksdb_writeoptions_t *write_options;      //  sync = true: WAL synced
+    rocksdb_writeoptions_t *fault_options;      //  refused by RocksDB (tests)
+    bool write_fault;
+    bool failing;                               //  last write failed (log once)
+    uint64_t head;
+    zhashx_t *names;                            //  name -> uint64_t *count
+    zhashx_t *group_ids;                        //  scratch: id hex -> index + 1
+    zhashx_t *group_names;                      //  scratch: name -> new events
+    pond_store_stats_t stats;
+};
+
+//  ---------------------------------------------------------------------
+//  Helpers
+
+//  Log a RocksDB error once, free it, return -1.
+static int
+s_rocks_error (pond_store_t *self, const char *what, char *err)
+{
+    zsys_error ("store: %s (%s): %s", what, self->path, err);
+    rocksdb_free (err);
+    return -1;
+}
+
+static void
+s_id_hex (const uint8_t *id, char *hex)
+{
+    static const char digits [] = "0123456789abcdef";
+    for (int i = 0; i < POND_ID_SIZE; i++) {
+        hex [i * 2] = digits [id [i] >> 4];
+        hex [i * 2 + 1] = digits [id [i] & 15];
+    }
+    hex [POND_ID_SIZE * 2] = 0;
+}
+
+static void
+s_free_count (void **item_p)
+{
+    free (*item_p);
+    *item_p = NULL;
+}
+
+//  Build an index key: text 0x00 then one or two BE64. Returns its size.
+static size_t
+s_index_key (uint8_t *key, const char *text, uint64_t first, const uint64_t *second)
+{
+    size_t len = strlen (text);
+    memcpy (key, text, len);
+    key [len++] = POND_KEY_SEP;
+    pond_store_put_be64 (key + len, first);
+    len += 8;
+    if (second) {
+        pond_store_put_be64 (key + len, *second);
+        len += 8;
+    }
+    return len;
+}
+
+//  ---------------------------------------------------------------------
+//  Open and recover
+
+static rocksdb_options_t *
+s_cf_options (pond_store_t *self, pond_store_cf_t which)
+{
+    rocksdb_options_t *options = rocksdb_options_create ();
+    rocksdb_block_based_table_options_t *table = rocksdb_block_based_options_create ();
+    rocksdb_block_based_options_set_block_cache (table, self->cache);
+    rocksdb_block_based_options_set_format_version (table, 5);
+    if (which == POND_CF_BY_ID || which == POND_CF_LOG) {
+        //  Point lookups: every append asks by_id about every id, and
+        //  most of them are new, so a bloom filter saves a disk read each
+        rocksdb_block_based_options_set_filter_policy (
+            table, rocksdb_filterpolicy_create_bloom_full (10));
+        rocksdb_block_based_options_set_whole_key_filtering (table, 1);
+    }
+    rocksdb_options_set_block_based_table_factory (options, table);
+    rocksdb_block_based_options_destroy (table);
+    rocksdb_options_set_level_compaction_dynamic_level_bytes (options, 1);
+    if (which == POND_CF_LOG)
+        rocksdb_options_set_write_buffer_size (options, 32 * 1024 * 1024);
+    return options;
+}
+
+//  Recover head (last key of log) and the per-name counts.
+static int
+s_recover (pond_store_t *self)
+{
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf (
+        self->db, self->read_options, self->cf [POND_CF_LOG]);
+    rocksdb_iter_seek_to_last (it);
+    if (rocksdb_iter_valid (it)) {
+        size_t klen;
+        const char *key = rocksdb_iter_key (it, &klen);
+        if (klen != 8) {
+            zsys_error ("store: %s: log key of %zu bytes; not a pond store?", self->path, klen);
+            rocksdb_iter_destroy (it);
+            return -1;
+        }
+        self->head = pond_store_get_be64 ((const uint8_t *) key);
+    }
+    char *err = NULL;
+    rocksdb_iter_get_error (it, &err);
+    rocksdb_iter_destroy (it);
+    if (err)
+        return s_rocks_error (self, "cannot read the log", err);
+
+    rocksdb_readoptions_t *options = rocksdb_readoptions_create ();
+    rocksdb_readoptions_set_iterate_upper_bound (options, COUNT_PREFIX_END,
+                                                 strlen (COUNT_PREFIX_END));
+    it = rocksdb_create_iterator_cf (self->db, options, self->cf [POND_CF_META]);
+    uint64_t total = 0;
+    int rc = 0;
+    for (rocksdb_iter_seek (it, COUNT_PREFIX, strlen (COUNT_PREFIX));
+         rocksdb_iter_valid (it); rocksdb_iter_next (it)) {
+        size_t klen, vlen;
+        const char *key = rocksdb_iter_key (it, &klen);
+        const char *value = rocksdb_iter_value (it, &vlen);
+        size_t name_len = klen - strlen (COUNT_PREFIX);
+        uint64_t *count = (uint64_t *) malloc (sizeof (uint64_t));
+        char name [POND_NAME_MAX + 1];
+        if (vlen != 8 || name_len == 0 || name_len > POND_NAME_MAX || !count) {
+            zsys_error ("store: %s: bad counter '%.*s'", self->path, (int) klen, key);
+            free (count);
+            rc = -1;
+            break;
+        }
+        memcpy (name, key + strlen (COUNT_PREFIX), name_len);
+        name [name_len] = 0;
+        *count = pond_store_get_be64 ((const uint8_t *) value);
+        total += *count;
+        zhashx_update (self->names, name, count);
+    }
+    rocksdb_iter_get_error (it, &err);
+    rocksdb_iter_destroy (it);
+    rocksdb_readoptions_destroy (options);
+    if (err)
+        return s_rocks_error (self, "cannot read the counters", err);
+    if (rc == 0 && total != self->head)
+        zsys_warning ("store: %s: name counts add up to %" PRIu64 " but head is %" PRIu64,
+                      self->path, total, self->head);
+    self->stats.events = self->stats.head = self->head;
+    return rc;
+}
+
+pond_store_t *
+pond_store_new (const char *path)
+{
+    assert (path);
+    pond_store_t *self = (pond_store_t *) zmalloc (sizeof (pond_store_t));
+    if (!self)
+        return NULL;
+    self->path = strdup (path);
+    self->names = zhashx_new ();
+    self->group_ids = zhashx_new ();
+    self->group_names = zhashx_new ();
+    self->cache = rocksdb_cache_create_lru (POND_STORE_CACHE_SIZE);
+    if (!self->path || !self->names || !self->group_ids || !self->group_names) {
+        pond_store_destroy (&self);
+        return NULL;
+    }
+    zhashx_set_destructor (self->names, s_free_count);
+
+    self->db_options = rocksdb_options_create ();
+    rocksdb_options_set_create_if_missing (self->db_options, 1);
+    rocksdb_options_set_create_missing_column_families (self->db_options, 1);
+    rocksdb_options_increase_parallelism (self->db_options, 2);
+    rocksdb_options_set_max_background_jobs (self->db_options, 2);
+    rocksdb_options_set_keep_log_file_num (self->db_options, 3);
+    rocksdb_options_set_max_log_file_size (self->db_options, 1024 * 1024);
+    rocksdb_options_set_max_total_wal_size (self->db_options, 64 * 1024 * 1024);
+    rocksdb_options_set_max_open_files (self->db_options, 512);
+
+    for (int i = 0; i < POND_CF_COUNT; i++)
+        self->cf_options [i] = s_cf_options (self, (pond_store_cf_t) i);
+
+    char *err = NULL;
+    self->db = rocksdb_open_column_families (
+        self->db_options, path, POND_CF_COUNT, s_cf_names,
+        (const rocksdb_options_t *const *) self->cf_options, self->cf, &err);
+    if (err) {
+        if (strstr (err, "lock") || strstr (err, "Lock"))
+            zsys_error ("store: cannot open %s: %s (another pond-store is using it? "
+                        "stop it first)", path, err);
+        else
+            zsys_error ("store: cannot open %s: %s", path, err);
+        rocksdb_free (err);
+        self->db = NULL;
+        pond_store_destroy (&self);
+        return NULL;
+    }
+    self->read_options = rocksdb_readoptions_create ();
+    self->write_options = rocksdb_writeoptions_create ();
+    rocksdb_writeoptions_set_sync (self->write_options, 1);
+    self->fault_options = rocksdb_writeoptions_create ();
+    rocksdb_writeoptions_set_sync (self->fault_options, 1);
+    rocksdb_writeoptions_disable_WAL (self->fault_options, 1);
+
+    if (s_recover (self))
+        pond_store_destroy (&self);
+    return self;
+}
+
+void
+pond_store_destroy (pond_store_t **self_p)
+{
+    if (self_p && *self_p) {
+        pond_store_t *self = *self_p;
+        if (self->db) {
+            for (int i = 0; i < POND_CF_COUNT; i++)
+                if (self->cf [i])
+                    rocksdb_column_family_handle_destroy (self->cf [i]);
+            rocksdb_close (self->db);
+        }
+        for (int i = 0; i < POND_CF_COUNT; i++)
+            if (self->cf_options [i])
+                rocksdb_options_destroy (self->cf_options [i]);
+        if (self->db_options)
+            rocksdb_options_destroy (self->db_options);
+        if (self->read_options)
+            rocksdb_readoptions_destroy (self->read_options);
+        if (self->write_options)
+            rocksdb_writeoptions_destroy (self->write_options);
+        if (self->fault_options)
+            rocksdb_writeoptions_destroy (self->fault_options);
+        if (self->cache)
+            rocksdb_cache_destroy (self->cache);
+        zhashx_destroy (&self->names);
+        zhashx_destroy (&self->group_ids);
+        zhashx_destroy (&self->group_names);
+        free (self->path);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+//  ---------------------------------------------------------------------
+//  Append
+
+//  Seq of a stored id, 0 if none; -1 (as *err_p) on a read error.
+static uint64_t
+s_lookup (pond_store_t *self, const uint8_t *id, int *rc_p)
+{
+    char *err = NULL;
+    size_t vlen = 0;
+    char *value = rocksdb_get_cf (self->db, self->read_options, self->cf [POND_CF_BY_ID],
+                                  (const char *) id, POND_ID_SIZE, &vlen, &err);
+    if (err) {
+        *rc_p = s_rocks_error (self, "cannot read by_id", err);
+        return 0;
+    }
+    uint64_t seq = 0;
+    if (value && vlen == 8)
+        seq = pond_store_get_be64 ((const uint8_t *) value);
+    rocksdb_free (value);
+    return seq;
+}
+
+uint64_t
+pond_store_lookup (pond_store_t *self, const uint8_t *id)
+{
+    int rc = 0;
+    return s_lookup (self, id, &rc);
+}
+
+//  Put log and index entries of one new event into the batch.
+static void
+s_batch_event (pond_store_t *self, rocksdb_writebatch_t *batch, pond_event_t *event,
+               const uint8_t *stored, size_t size)
+{
+    uint64_t seq = pond_event_seq (event);
+    uint8_t seq_key [8];
+    pond_store_put_be64 (seq_key, seq);
+    rocksdb_writebatch_put_cf (batch, self->cf [POND_CF_LOG], (const char *) seq_key, 8,
+                               (const char *) stored, size);
+    uint8_t key [POND_ENTITY_MAX + 1 + 16];
+    size_t klen = s_index_key (key, pond_event_name (event), pond_event_ts (event), &seq);
+    rocksdb_writebatch_put_cf (batch, self->cf [POND_CF_BY_NAME], (const char *) key, klen,
+                               "", 0);
+    klen = s_index_key (key, pond_event_entity (event), seq, NULL);
+    rocksdb_writebatch_put_cf (batch, self->cf [POND_CF_BY_ENTITY], (const char *) key, klen,
+                               "", 0);
+    rocksdb_writebatch_put_cf (batch, self->cf [POND_CF_BY_ID],
+                               (const char *) pond_event_id (event), POND_ID_SIZE,
+                               (const char *) seq_key, 8);
+}
+
+//  Put the new total of every name this group touched into the batch.
+static void
+s_batch_counts (pond_store_t *self, rocksdb_writebatch_t *batch)
+{
+    for (void *delta = zhashx_first (self->group_names); delta;
+         delta = zhashx_next (self->group_names)) {
+        const char *name = (const char *) zhashx_cursor (self->group_names);
+        uint64_t *count = (uint64_t *) zhashx_lookup (self->names, name);
+        uint64_t total = (count? *count: 0) + (uintptr_t) delta;
+        char key [sizeof COUNT_PREFIX + POND_NAME_MAX];
+        int klen = snprintf (key, sizeof key, COUNT_PREFIX "%s", name);
+        uint8_t value [8];
+        pond_store_put_be64 (value, total);
+        rocksdb_writebatch_put_cf (batch, self->cf [POND_CF_META], key, (size_t) klen,
+                                   (const char *) value, 8);
+    }
+}
+
+//  After a committed batch: move the in-memory counts.
+static int
+s_commit_counts (pond_store_t *self)
+{
+    for (void *delta = zhashx_first (self->group_names); delta;
+         delta = zhashx_next (self->group_names)) {
+        const char *name = (const char *) zhashx_cursor (self->group_names);
+        uint64_t *count = (uint64_t *) zhashx_lookup (self->names, name);
+        if (!count) {
+            count = (uint64_t *) zmalloc (sizeof (uint64_t));
+            if (!count || zhashx_insert (self->names, name, count)) {
+                free (count);
+                return -1;
+            }
+        }
+        *count += (uintptr_t) delta;
+    }
+    return 0;
+}
+
+int
+pond_store_append (pond_store_t *self, pond_event_t **events, size_t count,
+                   uint64_t *seqs, bool *dups, uint8_t **stored, size_t *stored_sizes)
+{
+    assert (self);
+    assert (events || count == 0);
+    assert (seqs && dups);
+    zhashx_purge (self->group_ids);
+    zhashx_purge (self->group_names);
+    for (size_t i = 0; i < count; i++) {
+        seqs [i] = 0;
+        dups [i] = false;
+        if (stored)
+            stored [i] = NULL;
+    }
+    rocksdb_writebatch_t *batch = rocksdb_writebatch_create ();
+    uint64_t next = self->head;
+    size_t fresh = 0, dup_count = 0;
+    size_t reached = 0;             //  events given a seq so far
+    int rc = 0;
+    for (size_t i = 0; i < count && rc == 0; i++) {
+        pond_event_t *event = events [i];
+        if (pond_event_seq (event)) {
+            zsys_error ("store: refusing event with seq %" PRIu64 " already set",
+                        pond_event_seq (event));
+            rc = -1;
+            break;
+        }
+        char hex [POND_ID_SIZE * 2 + 1];
+        s_id_hex (pond_event_id (event), hex);
+        uintptr_t first = (uintptr_t) zhashx_lookup (self->group_ids, hex);
+        if (first) {
+            //  Sent twice in one group: the first one's answer
+            seqs [i] = seqs [first - 1];
+            dups [i] = true;
+            dup_count++;
+            reached = i + 1;
+            continue;
+        }
+        uint64_t seq = s_lookup (self, pond_event_id (event), &rc);
+        if (rc)
+            break;
+        zhashx_insert (self->group_ids, hex, (void *) (uintptr_t) (i + 1));
+        reached = i + 1;
+        if (seq) {
+            seqs [i] = seq;
+            dups [i] = true;
+            dup_count++;
+            continue;
+        }
+        pond_event_set_seq (event, next + 1);
+        char reason [POND_ERR_SIZE];
+        size_t size;
+        uint8_t *buffer = pond_event_encode (event, &size, reason, sizeof reason);
+        if (!buffer) {
+            zsys_error ("store: cannot encode event for seq %" PRIu64 ": %s", next + 1, reason);
+            pond_event_set_seq (event, 0);
+            reached = i;
+            rc = -1;
+            break;
+        }
+        next++;
+        s_batch_event (self, batch, event, buffer, size);
+        seqs [i] = next;
+        fresh++;
+        if (stored) {
+            stored [i] = buffer;
+            if (stored_sizes)
+                stored_sizes [i] = size;
+        }
+        else
+            free (buffer);
+        const char *name = pond_event_name (event);
+        uintptr_t named = (uintptr_t) zhashx_lookup (self->group_names, name);
+        zhashx_update (self->group_names, name, (void *) (named + 1));
+    }
+    if (rc == 0 && fresh > 0) {
+        s_batch_counts (self, batch);
+        char *err = NULL;
+        rocksdb_write (self->db, self->write_fault? self->fault_options: self->write_options,
+                       batch, &err);
+        if (err) {
+            //  Log the first failure of a run, not every retry of it
+            if (!self->failing)
+                zsys_error ("store: write failed (%s), nothing of %zu events stored: %s",
+                            self->path, fresh, err);
+            rocksdb_free (err);
+            self->failing = true;
+            self->stats.write_errors++;
+            rc = -1;
+        }
+    }
+    rocksdb_writebatch_destroy (batch);
+    if (rc) {
+        //  Nothing was stored: undo every output
+        for (size_t i = 0; i < count; i++) {
+            if (i < reached && !dups [i])
+                pond_event_set_seq (events [i], 0);
+            seqs [i] = 0;
+            dups [i] = false;
+            if (stored) {
+                free (stored [i]);
+                stored [i] = NULL;
+            }
+        }
+        return -1;
+    }
+    if (fresh > 0) {
+        if (self->failing) {
+            zsys_info ("store: writes succeed again after %" PRIu64 " failed batches",
+                       self->stats.write_errors);
+            self->failing = false;
+        }
+        self->head = next;
+        self->stats.batches++;
+        if (s_commit_counts (self))
+            zsys_error ("store: out of memory updating name counts");
+    }
+    self->stats.appended += fresh;
+    self->stats.dups += dup_count;
+    self->stats.events = self->stats.head = self->head;
+    return 0;
+}
+
+int
+pond_store_check (pond_event_t *event, char *err, size_t errlen)
+{
+    if (pond_event_seq (event)) {
+        snprintf (err, errlen, "seq must be absent: the store sets it");
+        return -1;
+    }
+    //  The stored form carries a seq: make sure it still fits the limit
+    pond_event_set_seq (event, UINT64_MAX);
+    size_t size;
+    uint8_t *buffer = pond_event_encode (event, &size, err, errlen);
+    pond_event_set_seq (event, 0);
+    if (!buffer)
+        return -1;
+    free (buffer);
+    return 0;
+}
+
+//  ---------------------------------------------------------------------
+//  Reads and counters
+
+uint8_t *
+pond_store_get (pond_store_t *self, uint64_t seq, size_t *size_p)
+{
+    uint8_t key [8];
+    pond_store_put_be64 (key, seq);
+    char *err = NULL;
+    size_t vlen = 0;
+    char *value = rocksdb_get_cf (self->db, self->read_options, self->cf [POND_CF_LOG],
+                                  (const char *) key, 8, &vlen, &err);
+    if (err) {
+        s_rocks_error (self, "cannot read the log", err);
+        return NULL;
+    }
+    if (!value)
+        return NULL;
+    uint8_t *copy = (uint8_t *) malloc (vlen? vlen: 1);
+    if (copy)
+        memcpy (copy, value, vlen);
+    rocksdb_free (value);
+    *size_p = vlen;
+    return copy;
+}
+
+uint64_t
+pond_store_head (pond_store_t *self)
+{
+    return self->head;
+}
+
+void
+pond_store_stats (pond_store_t *self, pond_store_stats_t *stats)
+{
+    *stats = self->stats;
+}
+
+uint64_t
+pond_store_name_count (pond_store_t *self, const char *name)
+{
+    uint64_t *count = (uint64_t *) zhashx_lookup (self->names, name);
+    return count? *count: 0;
+}
+
+zlistx_t *
+pond_store_names (pond_store_t *self)
+{
+    zlistx_t *names = zlistx_new ();
+    if (!names)
+        return NULL;
+    zlistx_set_duplicator (names, (zlistx_duplicator_fn *) strdup);
+    zlistx_set_destructor (names, (zlistx_destructor_fn *) zstr_free);
+    zlistx_set_comparator (names, (zlistx_comparator_fn *) strcmp);
+    for (void *count = zhashx_first (self->names); count; count = zhashx_next (self->names))
+        if (!zlistx_add_end (names, (void *) zhashx_cursor (self->names))) {
+            zlistx_destroy (&names);
+            return NULL;
+        }
+    zlistx_sort (names);
+    return names;
+}
+
+void
+pond_store_set_write_fault (pond_store_t *self, bool fault)
+{
+    self->write_fault = fault;
+}
+
+rocksdb_t *
+pond_store_db (pond_store_t *self)
+{
+    return self->db;
+}
+
+rocksdb_column_family_handle_t *
+pond_store_cf (pond_store_t *self, pond_store_cf_t which)
+{
+    assert (which < POND_CF_COUNT);
+    return self->cf [which];
+}

@@ -1,0 +1,112 @@
+/*  pond_store: the log of pond, on RocksDB. No sockets here.
+
+    The store gives every accepted event a global, gap-free sequence number
+    (seq, starting at 1) and writes it, with its indexes, in one synced
+    RocksDB WriteBatch per group of events: either the whole group is
+    durable (WAL synced) or nothing of it is. Sending an event again with
+    the same id is harmless: the store answers with the original seq and
+    writes nothing.
+
+    Column families:
+        default     meta: "count/NAME" -> events of that name (BE64)
+        log         seq (BE64) -> the stored event (encoded, with seq)
+        by_name     NAME 0x00 ts (BE64) seq (BE64) -> empty
+        by_id       id (16 bytes) -> seq (BE64)
+        by_entity   ENTITY 0x00 seq (BE64) -> empty
+
+    pond_replay reads these through a snapshot; pond_store_server puts the
+    store on a socket.
+*/
+#ifndef POND_STORE_H_INCLUDED
+#define POND_STORE_H_INCLUDED
+
+#include <czmq.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "pond_event.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct _pond_store_t pond_store_t;
+
+//  Counters since the store was opened (events and head are totals).
+typedef struct {
+    uint64_t events;            //  events in the log
+    uint64_t head;              //  newest seq, 0 when empty
+    uint64_t batches;           //  write batches committed since open
+    uint64_t appended;          //  new events stored since open
+    uint64_t dups;              //  events answered as duplicates since open
+    uint64_t write_errors;      //  failed write batches since open
+} pond_store_stats_t;
+
+//  Open or create the store at path (a directory). Recovers the head and
+//  the per-name counts. Returns NULL, after one log line saying why, if
+//  the database cannot be opened (for instance another process holds it).
+pond_store_t *
+    pond_store_new (const char *path);
+
+//  Close the database; accepts NULL; nulls the caller's pointer. Every
+//  pond_replay made on this store must be destroyed first.
+void
+    pond_store_destroy (pond_store_t **self_p);
+
+//  Append a group of validated events (seq 0) in one synced WriteBatch.
+//  For each event i: seqs [i] is its seq; dups [i] is true if its id was
+//  stored before (or appears earlier in this group), in which case seqs [i]
+//  is the original seq and nothing is written for it. For each new event
+//  the event's seq is set and stored [i] is a malloc'd copy of its stored
+//  form (caller frees), size in stored_sizes [i]; stored [i] is NULL for a
+//  duplicate. stored and stored_sizes may be NULL if not wanted.
+//  Returns 0, or -1 if the group could not be written (or an event could
+//  not be encoded): then nothing was stored, no output is set, every seq
+//  stays 0 and head and counters are as before.
+int
+    pond_store_append (pond_store_t *self, pond_event_t **events, size_t count,
+                       uint64_t *seqs, bool *dups, uint8_t **stored, size_t *stored_sizes);
+
+//  Check that an event can be stored: valid, no seq yet, and its stored
+//  form (with a seq) within POND_EVENT_MAX_SIZE. Returns 0, or -1 with the
+//  reason in err.
+int
+    pond_store_check (pond_event_t *event, char *err, size_t errlen);
+
+//  Read the stored form of the event at seq. Returns a malloc'd buffer
+//  (caller frees) with its size in *size_p, or NULL if there is no such
+//  event or the read failed.
+uint8_t *
+    pond_store_get (pond_store_t *self, uint64_t seq, size_t *size_p);
+
+//  Look an id up. Returns its seq, or 0 if it was never stored.
+uint64_t
+    pond_store_lookup (pond_store_t *self, const uint8_t *id);
+
+//  Newest seq, 0 when the log is empty.
+uint64_t
+    pond_store_head (pond_store_t *self);
+
+//  Fill stats with the current counters.
+void
+    pond_store_stats (pond_store_t *self, pond_store_stats_t *stats);
+
+//  Events stored with this name.
+uint64_t
+    pond_store_name_count (pond_store_t *self, const char *name);
+
+//  The names that have events, sorted. Caller owns return value and must
+//  destroy it (the list owns its strings). NULL only if memory runs out.
+zlistx_t *
+    pond_store_names (pond_store_t *self);
+
+//  For tests: while set, every write batch fails inside RocksDB (a real
+//  RocksDB error, as a full disk would give).
+void
+    pond_store_set_write_fault (pond_store_t *self, bool fault);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

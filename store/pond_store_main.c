@@ -1,0 +1,130 @@
+/*  pond-store: the log of a pond mesh as a process.
+
+    Thin on purpose: parse the command line, open the store, bind the
+    server, say where it listens (DIR/store.zpl), serve until SIGTERM or
+    SIGINT, close the database.
+*/
+#include "pond_store.h"
+#include "pond_store_server.h"
+
+#include <getopt.h>
+#include <unistd.h>
+
+static void
+s_usage (FILE *out)
+{
+    fprintf (out,
+        "Usage: pond-store [--data DIR] [--endpoint EP] [--verbose] [--help]\n"
+        "\n"
+        "pond-store is the log of a pond mesh: it keeps every event in RocksDB\n"
+        "(WAL synced before anything is acknowledged), gives each one a global,\n"
+        "gap-free sequence number, indexes events by name and time, by entity and\n"
+        "by id, and streams replays with credit flow control. The broker connects\n"
+        "to it; see the \"Store link\" section of proto/PROTOCOL.md.\n"
+        "\n"
+        "Options:\n"
+        "  -d, --data DIR      data directory (default: $POND_DATA, else ./pond-data);\n"
+        "                      the database lives in DIR/store/\n"
+        "  -e, --endpoint EP   ZeroMQ endpoint to bind (default: ipc://DIR/store.ipc)\n"
+        "  -v, --verbose       log every replay and every refused request\n"
+        "  -h, --help          show this help and exit\n"
+        "\n"
+        "Once listening, pond-store writes DIR/store.zpl with store/endpoint and\n"
+        "store/pid. It stops cleanly on SIGTERM or SIGINT.\n"
+        "Exit codes: 0 stopped cleanly, 1 runtime failure, 2 usage error.\n");
+}
+
+//  Write DIR/store.zpl atomically (tmp + rename): readers never see half.
+static int
+s_write_ready (const char *dir, const char *endpoint)
+{
+    char path [PATH_MAX], tmp [PATH_MAX];
+    snprintf (path, sizeof path, "%s/store.zpl", dir);
+    snprintf (tmp, sizeof tmp, "%s/store.zpl.%d.tmp", dir, (int) getpid ());
+    zconfig_t *root = zconfig_new ("root", NULL);
+    if (!root)
+        return -1;
+    zconfig_put (root, "store/endpoint", endpoint);
+    zconfig_putf (root, "store/pid", "%d", (int) getpid ());
+    int rc = zconfig_save (root, tmp);
+    zconfig_destroy (&root);
+    if (rc == 0 && rename (tmp, path) == 0)
+        return 0;
+    zsys_error ("pond-store: cannot write %s: %s", path, strerror (errno));
+    unlink (tmp);
+    return -1;
+}
+
+int
+main (int argc, char *argv [])
+{
+    const char *dir = getenv ("POND_DATA");
+    if (!dir || !*dir)
+        dir = "./pond-data";
+    const char *endpoint = NULL;
+    bool verbose = false;
+    static const struct option options [] = {
+        { "data", required_argument, NULL, 'd' },
+        { "endpoint", required_argument, NULL, 'e' },
+        { "verbose", no_argument, NULL, 'v' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 }
+    };
+    int option;
+    while ((option = getopt_long (argc, argv, "d:e:vh", options, NULL)) != -1) {
+        switch (option) {
+            case 'd': dir = optarg; break;
+            case 'e': endpoint = optarg; break;
+            case 'v': verbose = true; break;
+            case 'h': s_usage (stdout); return 0;
+            default:
+                fprintf (stderr, "Try 'pond-store --help'.\n");
+                return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf (stderr, "pond-store: unexpected argument '%s'. Try 'pond-store --help'.\n",
+                 argv [optind]);
+        return 2;
+    }
+    if (!*dir || (endpoint && !*endpoint)) {
+        fprintf (stderr, "pond-store: --data and --endpoint must not be empty\n");
+        return 2;
+    }
+    if (zsys_dir_create ("%s", dir)) {
+        fprintf (stderr, "pond-store: cannot create %s: %s\n", dir, strerror (errno));
+        return 1;
+    }
+    char db_path [PATH_MAX], default_endpoint [PATH_MAX + 16];
+    snprintf (db_path, sizeof db_path, "%s/store", dir);
+    if (!endpoint) {
+        snprintf (default_endpoint, sizeof default_endpoint, "ipc://%s/store.ipc", dir);
+        endpoint = default_endpoint;
+    }
+    pond_store_t *store = pond_store_new (db_path);
+    if (!store) {
+        fprintf (stderr, "pond-store: cannot open the log in %s (reason above); if another "
+                 "pond-store is using %s, stop it first\n", db_path, dir);
+        return 1;
+    }
+    pond_store_server_t *server = pond_store_server_new (store, endpoint);
+    if (!server) {
+        fprintf (stderr, "pond-store: cannot listen on %s (reason above)\n", endpoint);
+        pond_store_destroy (&store);
+        return 1;
+    }
+    pond_store_server_set_verbose (server, verbose);
+    int rc = s_write_ready (dir, pond_store_server_endpoint (server));
+    if (rc == 0) {
+        zsys_info ("pond-store: %s on %s, head %" PRIu64, db_path,
+                   pond_store_server_endpoint (server), pond_store_head (store));
+        rc = pond_store_server_run (server, NULL);
+        zsys_info ("pond-store: stopping, head %" PRIu64, pond_store_head (store));
+        char ready [PATH_MAX];
+        snprintf (ready, sizeof ready, "%s/store.zpl", dir);
+        unlink (ready);
+    }
+    pond_store_server_destroy (&server);
+    pond_store_destroy (&store);
+    return rc? 1: 0;
+}

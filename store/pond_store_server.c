@@ -1,0 +1,850 @@
+/*  pond_store_server: the Store link of PROTOCOL.md on one ROUTER socket.
+
+        store-link = *( B:APPEND S:APPENDED
+                      / B:REPLAY replay-stream / B:CREDIT / B:CANCEL
+                      / B:STATS S:STATS
+                      / B:PING S:PONG )
+
+    Each turn of the loop reads every message already queued (up to a
+    cap) without blocking. APPENDs are decoded and validated as they come
+    and pile up into one group; the group is written in one synced
+    WriteBatch when the queue is empty, when it is full, or before a
+    STATS or REPLAY (so these see every APPEND sent before them); then
+    each APPEND gets its own APPENDED, in the order they came. After the
+    input, every replay that has credit sends at most one CHUNK, so a
+    long replay never holds appends back.
+
+    Nothing is sent blocking: a reply the peer cannot take now is dropped
+    and counted (an APPENDED: the broker resends, and gets the same seq
+    back as a dup), a CHUNK is kept and retried next turn.
+*/
+#include "pond_store_server.h"
+#include "pond_replay.h"
+#include "pond_proto.h"
+
+#include <msgpack.h>
+
+#define GROUP_EVENTS        8192    //  commit once a group holds this many events
+#define GROUP_APPENDS       256     //  ... or this many APPENDs
+#define DRAIN_MAX           512     //  messages read per loop turn at most
+#define REPLAYS_MAX         256     //  concurrent replays
+#define CHUNKS_PER_TURN     32      //  CHUNKs sent per loop turn at most
+#define SOCKET_SNDHWM       10000
+#define SOCKET_RCVHWM       1000
+#define SOCKET_MAXMSGSIZE   (4 * 1024 * 1024)   //  larger frames: peer disconnected
+
+//  An APPEND waiting for its group to be written
+typedef struct {
+    zframe_t *routing_id;
+    uint64_t bid;
+    size_t first;                   //  its events in the group arrays
+    size_t count;
+    uint32_t code;                  //  0 = fine, else the answer it gets
+    char reason [POND_REASON_MAX];
+} s_append_t;
+
+//  A replay stream to one reader
+typedef struct {
+    zframe_t *routing_id;
+    uint64_t rid;
+    pond_replay_t *cursor;
+    uint32_t credit;                //  chunks the reader can take now
+    int64_t credit_at;              //  when it last granted credit
+    uint64_t sent;                  //  events delivered in CHUNKs
+    zmsg_t *pending;                //  built but not yet taken by the socket
+    size_t pending_events;
+    bool ended;                     //  pending is the END
+} s_replay_t;
+
+struct _pond_store_server_t {
+    pond_store_t *store;
+    zsock_t *router;
+    char *endpoint;
+    bool verbose;
+    int replay_timeout;
+    int64_t started;
+    //  The group being collected
+    s_append_t appends [GROUP_APPENDS];
+    size_t nappends;
+    pond_event_t **events;
+    uint64_t *seqs;
+    bool *dups;
+    uint8_t **stored;
+    size_t *sizes;
+    size_t nevents;
+    pond_appended_t *appended;      //  reply scratch (large: not on the stack)
+    //  Replays
+    zlistx_t *replays;
+    uint64_t replays_started;
+    //  Counters and log-once
+    uint64_t malformed;
+    uint64_t send_failures;
+    zhashx_t *logged;
+};
+
+#define GROUP_CAPACITY  (GROUP_EVENTS + POND_APPEND_MAX)
+
+//  ---------------------------------------------------------------------
+//  Helpers
+
+//  Log a warning the first time this cause happens (every time if
+//  verbose). Causes are fixed strings, so the set stays small.
+static void
+s_log_once (pond_store_server_t *self, const char *cause, const char *format, ...)
+{
+    bool first = zhashx_lookup (self->logged, cause) == NULL;
+    if (first)
+        zhashx_insert (self->logged, cause, (void *) 1);
+    if (!first && !self->verbose)
+        return;
+    va_list args;
+    va_start (args, format);
+    char *text = zsys_vprintf (format, args);
+    va_end (args);
+    zsys_warning ("store: %s%s", text? text: cause,
+                  first && !self->verbose? " (logged once)": "");
+    free (text);
+}
+
+//  Printable copy of a command frame, for logs and error reasons.
+static void
+s_printable (zframe_t *frame, char *text, size_t size)
+{
+    size_t len = frame? zframe_size (frame): 0;
+    const uint8_t *data = frame? zframe_data (frame): NULL;
+    size_t out = 0;
+    for (size_t i = 0; i < len && out + 5 < size; i++) {
+        if (data [i] >= 0x20 && data [i] < 0x7f)
+            text [out++] = (char) data [i];
+        else
+            out += snprintf (text + out, size - out, "\\x%02x", data [i]);
+        if (i == 31 && len > 32) {
+            snprintf (text + out, size - out, "...");
+            out += 3;
+            break;
+        }
+    }
+    text [out] = 0;
+}
+
+//  Send without blocking. Returns 0 if sent, 1 if the peer cannot take it
+//  now (the message is kept), -1 if the peer is gone (message destroyed).
+static int
+s_send (pond_store_server_t *self, zmsg_t **msg_p)
+{
+    zmsg_t *msg = *msg_p;
+    size_t total = zmsg_size (msg);
+    size_t index = 0;
+    for (zframe_t *frame = zmsg_first (msg); frame; frame = zmsg_next (msg)) {
+        index++;
+        int flags = ZFRAME_REUSE | ZFRAME_DONTWAIT | (index < total? ZFRAME_MORE: 0);
+        if (zframe_send (&frame, self->router, flags)) {
+            //  ROUTER_MANDATORY: a full pipe refuses the first frame with
+            //  EAGAIN and nothing is sent; an unknown peer, EHOSTUNREACH
+            if (index == 1 && errno == EAGAIN)
+                return 1;
+            zmsg_destroy (msg_p);
+            return -1;
+        }
+    }
+    zmsg_destroy (msg_p);
+    return 0;
+}
+
+//  Send a reply (not a CHUNK); a reply that cannot go is dropped.
+static void
+s_reply (pond_store_server_t *self, zmsg_t **msg_p)
+{
+    int rc = s_send (self, msg_p);
+    if (rc) {
+        self->send_failures++;
+        s_log_once (self, "send", "cannot answer a peer (%s): reply dropped",
+                    rc > 0? "its queue is full": "it is gone");
+        zmsg_destroy (msg_p);
+    }
+}
+
+static zmsg_t *
+s_message (zframe_t *routing_id, const char *command, zframe_t *body)
+{
+    zmsg_t *msg = zmsg_new ();
+    zframe_t *copy = zframe_dup (routing_id);
+    if (!msg || !copy || zmsg_append (msg, &copy) || zmsg_addstr (msg, command)
+    ||  (body && zmsg_append (msg, &body))) {
+        zframe_destroy (&copy);
+        zframe_destroy (&body);
+        zmsg_destroy (&msg);
+    }
+    return msg;
+}
+
+//  Answer ERROR {code, reason} and count a refused request.
+static void
+s_refuse (pond_store_server_t *self, zframe_t *routing_id, uint32_t code, const char *cause,
+          const char *format, ...)
+{
+    char reason [POND_REASON_MAX];
+    va_list args;
+    va_start (args, format);
+    vsnprintf (reason, sizeof reason, format, args);
+    va_end (args);
+    self->malformed++;
+    s_log_once (self, cause, "refused a request (%u): %s", code, reason);
+    zmsg_t *msg = s_message (routing_id, POND_ERROR,
+                             pond_nack_new (NULL, code, 0, "%s", reason));
+    if (msg)
+        s_reply (self, &msg);
+}
+
+//  ---------------------------------------------------------------------
+//  Constructor and destructor
+
+static void
+s_replay_destroy (s_replay_t **self_p)
+{
+    if (self_p && *self_p) {
+        s_replay_t *self = *self_p;
+        zframe_destroy (&self->routing_id);
+        pond_replay_destroy (&self->cursor);
+        zmsg_destroy (&self->pending);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+pond_store_server_t *
+pond_store_server_new (pond_store_t *store, const char *endpoint)
+{
+    assert (store);
+    assert (endpoint);
+    pond_store_server_t *self = (pond_store_server_t *) zmalloc (sizeof (pond_store_server_t));
+    if (!self)
+        return NULL;
+    self->store = store;
+    self->replay_timeout = POND_REPLAY_TIMEOUT;
+    self->started = zclock_mono ();
+    self->events = (pond_event_t **) calloc (GROUP_CAPACITY, sizeof (pond_event_t *));
+    self->seqs = (uint64_t *) calloc (GROUP_CAPACITY, sizeof (uint64_t));
+    self->dups = (bool *) calloc (GROUP_CAPACITY, sizeof (bool));
+    self->stored = (uint8_t **) calloc (GROUP_CAPACITY, sizeof (uint8_t *));
+    self->sizes = (size_t *) calloc (GROUP_CAPACITY, sizeof (size_t));
+    self->appended = (pond_appended_t *) zmalloc (sizeof (pond_appended_t));
+    self->replays = zlistx_new ();
+    self->logged = zhashx_new ();
+    self->router = zsock_new (ZMQ_ROUTER);
+    if (!self->events || !self->seqs || !self->dups || !self->stored || !self->sizes
+    ||  !self->appended || !self->replays || !self->logged || !self->router) {
+        zsys_error ("store: out of memory");
+        pond_store_server_destroy (&self);
+        return NULL;
+    }
+    zlistx_set_destructor (self->replays, (zlistx_destructor_fn *) s_replay_destroy);
+    zsock_set_router_mandatory (self->router, 1);
+    zsock_set_sndhwm (self->router, SOCKET_SNDHWM);
+    zsock_set_rcvhwm (self->router, SOCKET_RCVHWM);
+    zsock_set_maxmsgsize (self->router, SOCKET_MAXMSGSIZE);
+    zsock_set_rcvtimeo (self->router, 0);
+    zsock_set_linger (self->router, 0);
+    if (zsock_bind (self->router, "%s", endpoint) == -1) {
+        zsys_error ("store: cannot bind %s: %s", endpoint, zmq_strerror (zmq_errno ()));
+        pond_store_server_destroy (&self);
+        return NULL;
+    }
+    self->endpoint = zsock_last_endpoint (self->router);
+    if (!self->endpoint)
+        self->endpoint = strdup (endpoint);
+    return self;
+}
+
+static void
+s_group_reset (pond_store_server_t *self)
+{
+    for (size_t i = 0; i < self->nevents; i++) {
+        pond_event_destroy (&self->events [i]);
+        free (self->stored [i]);
+        self->stored [i] = NULL;
+    }
+    for (size_t i = 0; i < self->nappends; i++)
+        zframe_destroy (&self->appends [i].routing_id);
+    self->nevents = 0;
+    self->nappends = 0;
+}
+
+void
+pond_store_server_destroy (pond_store_server_t **self_p)
+{
+    if (self_p && *self_p) {
+        pond_store_server_t *self = *self_p;
+        if (self->events)
+            s_group_reset (self);
+        zlistx_destroy (&self->replays);        //  before the store goes
+        zsock_destroy (&self->router);
+        zhashx_destroy (&self->logged);
+        free (self->events);
+        free (self->seqs);
+        free (self->dups);
+        free (self->stored);
+        free (self->sizes);
+        free (self->appended);
+        free (self->endpoint);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+const char *
+pond_store_server_endpoint (pond_store_server_t *self)
+{
+    return self->endpoint;
+}
+
+void
+pond_store_server_set_verbose (pond_store_server_t *self, bool verbose)
+{
+    self->verbose = verbose;
+}
+
+void
+pond_store_server_set_replay_timeout (pond_store_server_t *self, int msecs)
+{
+    self->replay_timeout = msecs;
+}
+
+//  ---------------------------------------------------------------------
+//  APPEND: "APPEND", body {bid}, event, event, ...
+//  Decoded and validated now, written with the group in s_commit.
+
+//  Write the group in one batch, then answer each APPEND in order.
+static void
+s_commit (pond_store_server_t *self)
+{
+    if (self->nappends == 0)
+        return;
+    int rc = 0;
+    if (self->nevents > 0)
+        rc = pond_store_append (self->store, self->events, self->nevents, self->seqs,
+                                self->dups, self->stored, self->sizes);
+    for (size_t i = 0; i < self->nappends; i++) {
+        s_append_t *append = &self->appends [i];
+        pond_appended_t *reply = self->appended;
+        reply->bid = append->bid;
+        reply->count = 0;
+        reply->reason [0] = 0;
+        if (append->code) {
+            reply->code = append->code;
+            snprintf (reply->reason, sizeof reply->reason, "%s", append->reason);
+        }
+        else
+        if (rc) {
+            reply->code = POND_CODE_STORE_ERROR;
+            snprintf (reply->reason, sizeof reply->reason,
+                      "the store could not write; nothing was stored, retry later");
+        }
+        else {
+            reply->code = POND_CODE_OK;
+            reply->count = append->count;
+            memcpy (reply->seqs, self->seqs + append->first, append->count * sizeof (uint64_t));
+            memcpy (reply->dups, self->dups + append->first, append->count * sizeof (bool));
+        }
+        zmsg_t *msg = s_message (append->routing_id, POND_APPENDED,
+                                 pond_appended_encode (reply));
+        for (size_t j = 0; msg && reply->code == POND_CODE_OK && j < append->count; j++) {
+            size_t k = append->first + j;
+            if (!self->dups [k] && zmsg_addmem (msg, self->stored [k], self->sizes [k]))
+                zmsg_destroy (&msg);
+        }
+        if (msg)
+            s_reply (self, &msg);
+        else
+            zsys_error ("store: out of memory answering APPEND %" PRIu64, append->bid);
+    }
+    s_group_reset (self);
+}
+
+static void
+s_handle_append (pond_store_server_t *self, zframe_t *routing_id, zmsg_t *msg)
+{
+    zframe_t *body = zmsg_pop (msg);
+    pond_append_t header;
+    char reason [POND_ERR_SIZE];
+    if (!body) {
+        s_refuse (self, routing_id, POND_CODE_BAD_REQUEST, "APPEND/body",
+                  "APPEND needs a body {bid} and 1..%d events", POND_APPEND_MAX);
+        return;
+    }
+    if (zframe_size (body) > POND_BODY_MAX) {
+        s_refuse (self, routing_id, POND_CODE_TOO_LARGE, "APPEND/size",
+                  "APPEND body is %zu bytes; the limit is %d", zframe_size (body), POND_BODY_MAX);
+        zframe_destroy (&body);
+        return;
+    }
+    int rc = pond_append_decode (body, &header, reason, sizeof reason);
+    zframe_destroy (&body);
+    if (rc) {
+        s_refuse (self, routing_id, POND_CODE_BAD_REQUEST, "APPEND/body",
+                  "APPEND body: %s", reason);
+        return;
+    }
+    size_t count = zmsg_size (msg);
+    if (self->nevents + count > GROUP_CAPACITY || self->nappends == GROUP_APPENDS)
+        s_commit (self);
+
+    s_append_t *append = &self->appends [self->nappends];
+    memset (append, 0, sizeof (*append));
+    append->bid = header.bid;
+    append->first = self->nevents;
+    if (count == 0 || count > POND_APPEND_MAX) {
+        append->code = count? POND_CODE_TOO_LARGE: POND_CODE_BAD_REQUEST;
+        snprintf (append->reason, sizeof append->reason,
+                  "APPEND carries %zu events; it must carry 1..%d", count, POND_APPEND_MAX);
+    }
+    size_t index = 0;
+    for (zframe_t *frame = zmsg_first (msg); frame && !append->code;
+         frame = zmsg_next (msg), index++) {
+        const uint8_t *data = zframe_data (frame);
+        size_t size = zframe_size (frame);
+        pond_event_t *event = NULL;
+        if (size > POND_EVENT_MAX_SIZE) {
+            append->code = POND_CODE_TOO_LARGE;
+            snprintf (append->reason, sizeof append->reason,
+                      "event %zu is %zu bytes; the limit is %d", index, size,
+                      POND_EVENT_MAX_SIZE);
+        }
+        else
+        if (!(event = pond_event_decode (data, size, reason, sizeof reason))
+        ||  pond_store_check (event, reason, sizeof reason)) {
+            append->code = POND_CODE_BAD_REQUEST;
+            snprintf (append->reason, sizeof append->reason, "event %zu: %.200s", index, reason);
+            pond_event_destroy (&event);
+        }
+        else
+            self->events [self->nevents + append->count++] = event;
+    }
+    if (append->code) {
+        //  Nothing of a bad APPEND goes into the group
+        for (size_t i = 0; i < append->count; i++)
+            pond_event_destroy (&self->events [append->first + i]);
+        append->count = 0;
+        self->malformed++;
+        s_log_once (self, "APPEND/event", "refused APPEND %" PRIu64 " (%u): %s",
+                    append->bid, append->code, append->reason);
+    }
+    append->routing_id = zframe_dup (routing_id);
+    self->nevents += append->count;
+    self->nappends++;
+    if (self->nevents >= GROUP_EVENTS || self->nappends == GROUP_APPENDS)
+        s_commit (self);
+}
+
+//  ---------------------------------------------------------------------
+//  REPLAY: "REPLAY", body; then CHUNK* END, paced by CREDIT; CANCEL
+
+static s_replay_t *
+s_replay_find (pond_store_server_t *self, zframe_t *routing_id, uint64_t rid, void **handle_p)
+{
+    for (s_replay_t *replay = (s_replay_t *) zlistx_first (self->replays); replay;
+         replay = (s_replay_t *) zlistx_next (self->replays))
+        if (replay->rid == rid && zframe_eq (replay->routing_id, routing_id)) {
+            if (handle_p)
+                *handle_p = zlistx_cursor (self->replays);
+            return replay;
+        }
+    return NULL;
+}
+
+static zmsg_t *
+s_end_message (zframe_t *routing_id, uint64_t rid, uint64_t count, uint32_t code,
+               const char *reason)
+{
+    pond_end_t end = { .rid = rid, .count = count, .code = code };
+    snprintf (end.reason, sizeof end.reason, "%s", reason? reason: "");
+    return s_message (routing_id, POND_END, pond_end_encode (&end));
+}
+
+//  Replace whatever the replay still had to send with its END.
+static void
+s_replay_end (pond_store_server_t *self, s_replay_t *replay, uint32_t code, const char *reason)
+{
+    if (replay->ended)
+        return;
+    zmsg_destroy (&replay->pending);            //  a CHUNK not taken yet is not sent
+    replay->pending = s_end_message (replay->routing_id, replay->rid, replay->sent, code,
+                                     reason);
+    replay->pending_events = 0;
+    replay->ended = true;
+    if (self->verbose || code != POND_CODE_OK)
+        zsys_info ("store: replay %" PRIu64 " ends after %" PRIu64 " events (%u%s%s)",
+                   replay->rid, replay->sent, code, *reason? ": ": "", reason);
+}
+
+static void
+s_handle_replay (pond_store_server_t *self, zframe_t *routing_id, zmsg_t *msg)
+{
+    if (zmsg_size (msg) != 1) {
+        s_refuse (self, routing_id, POND_CODE_BAD_REQUEST, "REPLAY/frames",
+                  "REPLAY takes exactly one body frame, not %zu", zmsg_size (msg));
+        return;
+    }
+    zframe_t *body = zmsg_first (msg);
+    if (zframe_size (body) > POND_BODY_MAX) {
+        s_refuse (self, routing_id, POND_CODE_TOO_LARGE, "REPLAY/size",
+                  "REPLAY body is %zu bytes; the limit is %d", zframe_size (body),
+                  POND_BODY_MAX);
+        return;
+    }
+    pond_replay_req_t request;
+    char reason [POND_ERR_SIZE];
+    if (pond_replay_req_decode (body, &request, reason, sizeof reason)) {
+        //  If the rid is readable, the reader gets an END it can correlate
+        pond_credit_t header;
+        char ignored [POND_ERR_SIZE];
+        if (pond_credit_decode (body, &header, ignored, sizeof ignored) == 0) {
+            self->malformed++;
+            s_log_once (self, "REPLAY/body", "refused REPLAY %" PRIu64 ": %s",
+                        header.rid, reason);
+            zmsg_t *end = s_end_message (routing_id, header.rid, 0, POND_CODE_BAD_REQUEST,
+                                         reason);
+            if (end)
+                s_reply (self, &end);
+        }
+        else
+            s_refuse (self, routing_id, POND_CODE_BAD_REQUEST, "REPLAY/body",
+                      "REPLAY body: %s", reason);
+        return;
+    }
+    if (s_replay_find (self, routing_id, request.rid, NULL)) {
+        s_refuse (self, routing_id, POND_CODE_BAD_REQUEST, "REPLAY/rid",
+                  "rid %" PRIu64 " is already replaying; use another rid", request.rid);
+        return;
+    }
+    if (zlistx_size (self->replays) >= REPLAYS_MAX) {
+        s_log_once (self, "REPLAY/max", "%d replays at once: refusing more", REPLAYS_MAX);
+        zmsg_t *end = s_end_message (routing_id, request.rid, 0, POND_CODE_UNAVAILABLE,
+                                     "too many replays at once; retry later");
+        if (end)
+            s_reply (self, &end);
+        return;
+    }
+    s_replay_t *replay = (s_replay_t *) zmalloc (sizeof (s_replay_t));
+    if (replay) {
+        replay->routing_id = zframe_dup (routing_id);
+        replay->rid = request.rid;
+        replay->credit = request.credit;
+        replay->credit_at = zclock_mono ();
+        replay->cursor = pond_replay_new (self->store, &request);
+    }
+    if (!replay || !replay->routing_id || !replay->cursor
+    ||  !zlistx_add_end (self->replays, replay)) {
+        s_replay_destroy (&replay);
+        zsys_error ("store: out of memory starting replay %" PRIu64, request.rid);
+        zmsg_t *end = s_end_message (routing_id, request.rid, 0, POND_CODE_STORE_ERROR,
+                                     "out of memory");
+        if (end)
+            s_reply (self, &end);
+        return;
+    }
+    self->replays_started++;
+    if (self->verbose)
+        zsys_info ("store: replay %" PRIu64 " starts (%zu names, entity '%s', seq %" PRIu64
+                   "..%" PRIu64 ", limit %" PRIu64 ", credit %u)", request.rid,
+                   request.names_count, request.entity, request.from_seq, request.to_seq,
+                   request.limit, request.credit);
+}
+
+//  CREDIT and CANCEL: "CREDIT", body {rid, chunks} / "CANCEL", body {rid}
+static void
+s_handle_credit (pond_store_server_t *self, zframe_t *routing_id, zmsg_t *msg, bool cancel)
+{
+    const char *command = cancel? POND_CANCEL: POND_CREDIT;
+    if (zmsg_size (msg) != 1) {
+        s_refuse (self, routing_id, POND_CODE_BAD_REQUEST, cancel? "CANCEL/frames": "CREDIT/frames",
+                  "%s takes exactly one body frame, not %zu", command, zmsg_size (msg));
+        return;
+    }
+    pond_credit_t credit;
+    char reason [POND_ERR_SIZE];
+    zframe_t *body = zmsg_first (msg);
+    if (zframe_size (body) > POND_BODY_MAX
+    ||  pond_credit_decode (body, &credit, reason, sizeof reason)) {
+        if (zframe_size (body) > POND_BODY_MAX)
+            snprintf (reason, sizeof reason, "body is %zu bytes; the limit is %d",
+                      zframe_size (body), POND_BODY_MAX);
+        s_refuse (self, routing_id, zframe_size (body) > POND_BODY_MAX
+                  ? POND_CODE_TOO_LARGE: POND_CODE_BAD_REQUEST,
+                  cancel? "CANCEL/body": "CREDIT/body", "%s body: %s", command, reason);
+        return;
+    }
+    s_replay_t *replay = s_replay_find (self, routing_id, credit.rid, NULL);
+    if (!replay) {
+        //  The replay may have just ended: nothing to answer
+        if (self->verbose)
+            zsys_debug ("store: %s for unknown rid %" PRIu64, command, credit.rid);
+        return;
+    }
+    if (cancel)
+        s_replay_end (self, replay, POND_CODE_OK, "cancelled");
+    else {
+        uint64_t total = (uint64_t) replay->credit + credit.chunks;
+        replay->credit = total > POND_CREDIT_MAX? POND_CREDIT_MAX: (uint32_t) total;
+        replay->credit_at = zclock_mono ();
+    }
+}
+
+//  One step of one replay: send what is pending, else the END, else one
+//  CHUNK if the reader has credit, else drop it if credit never came.
+//  Returns 1 if it sent a CHUNK, -1 if the replay is over, else 0.
+static int
+s_replay_step (pond_store_server_t *self, s_replay_t *replay, int64_t now)
+{
+    if (replay->ended && !replay->pending)
+        return -1;                  //  its END could not even be built
+    if (!replay->pending) {
+        if (pond_replay_done (replay->cursor)) {
+            const char *error = pond_replay_error (replay->cursor);
+            s_replay_end (self, replay, error? POND_CODE_STORE_ERROR: POND_CODE_OK,
+                          error? error: "");
+        }
+        else
+        if (replay->credit > 0) {
+            pond_credit_t header = { .rid = replay->rid, .chunks = replay->credit - 1 };
+            zmsg_t *chunk = s_message (replay->routing_id, POND_CHUNK,
+                                       pond_credit_encode (&header));
+            int count = chunk? pond_replay_fill (replay->cursor, chunk, POND_CHUNK_EVENTS,
+                                                 POND_CHUNK_BYTES): -1;
+            if (count <= 0) {
+                zmsg_destroy (&chunk);
+                const char *error = pond_replay_error (replay->cursor);
+                s_replay_end (self, replay, count? POND_CODE_STORE_ERROR: POND_CODE_OK,
+                              count? (error? error: "out of memory"): "");
+            }
+            else {
+                replay->credit--;
+                replay->pending = chunk;
+                replay->pending_events = (size_t) count;
+            }
+        }
+        else
+        if (now - replay->credit_at >= self->replay_timeout) {
+            char reason [POND_REASON_MAX];
+            snprintf (reason, sizeof reason, "no credit granted for %.1f s; replay dropped",
+                      self->replay_timeout / 1000.0);
+            s_replay_end (self, replay, POND_CODE_UNAVAILABLE, reason);
+        }
+    }
+    if (!replay->pending)
+        return 0;
+    bool is_chunk = !replay->ended;
+    int rc = s_send (self, &replay->pending);
+    if (rc > 0)
+        return 0;                   //  the socket is full: retry next turn
+    if (rc < 0) {
+        self->send_failures++;
+        s_log_once (self, "replay/gone", "a replay reader is gone: replay %" PRIu64 " dropped",
+                    replay->rid);
+        return -1;
+    }
+    if (!is_chunk)
+        return -1;                  //  END sent: over
+    replay->sent += replay->pending_events;
+    replay->pending_events = 0;
+    return 1;
+}
+
+//  Give replays a turn, round robin: at most one message each and
+//  CHUNKS_PER_TURN chunks in all, so input is read again soon.
+static void
+s_serve_replays (pond_store_server_t *self)
+{
+    int64_t now = zclock_mono ();
+    size_t size = zlistx_size (self->replays);
+    int chunks = 0;
+    for (size_t i = 0; i < size && chunks < CHUNKS_PER_TURN; i++) {
+        void *handle = zlistx_first (self->replays)? zlistx_cursor (self->replays): NULL;
+        if (!handle)
+            break;
+        s_replay_t *replay = (s_replay_t *) zlistx_handle_item (handle);
+        int rc = s_replay_step (self, replay, now);
+        if (rc < 0)
+            zlistx_delete (self->replays, handle);
+        else {
+            zlistx_move_end (self->replays, handle);
+            chunks += rc;
+        }
+    }
+}
+
+//  How long the loop may sleep: 0 if a replay can send now.
+static int
+s_replay_timeout (pond_store_server_t *self)
+{
+    int64_t now = zclock_mono ();
+    int64_t timeout = 1000;
+    for (s_replay_t *replay = (s_replay_t *) zlistx_first (self->replays); replay;
+         replay = (s_replay_t *) zlistx_next (self->replays)) {
+        if (replay->pending)
+            timeout = timeout < 10? timeout: 10;        //  socket full: poll gently
+        else
+        if (replay->credit > 0 || pond_replay_done (replay->cursor))
+            return 0;
+        else {
+            int64_t left = replay->credit_at + self->replay_timeout - now;
+            if (left < timeout)
+                timeout = left < 0? 0: left;
+        }
+    }
+    return (int) timeout;
+}
+
+//  ---------------------------------------------------------------------
+//  STATS and PING
+
+static void
+s_pack_str (msgpack_packer *pk, const char *text)
+{
+    size_t len = strlen (text);
+    msgpack_pack_str (pk, len);
+    msgpack_pack_str_body (pk, text, len);
+}
+
+static void
+s_pack_uint (msgpack_packer *pk, const char *key, uint64_t value)
+{
+    s_pack_str (pk, key);
+    msgpack_pack_uint64 (pk, value);
+}
+
+//  STATS body: {events, head, names: {NAME: count}, batches, appended,
+//  dups, write_errors, replays, uptime_s} plus replays_active, malformed
+//  and send_failures (unknown keys are ignored by readers).
+static zframe_t *
+s_stats_body (pond_store_server_t *self)
+{
+    pond_store_stats_t stats;
+    pond_store_stats (self->store, &stats);
+    zlistx_t *names = pond_store_names (self->store);
+    msgpack_sbuffer sbuf;
+    msgpack_sbuffer_init (&sbuf);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 12);
+    s_pack_uint (&pk, "events", stats.events);
+    s_pack_uint (&pk, "head", stats.head);
+    s_pack_str (&pk, "names");
+    msgpack_pack_map (&pk, names? zlistx_size (names): 0);
+    for (const char *name = names? (const char *) zlistx_first (names): NULL; name;
+         name = (const char *) zlistx_next (names))
+        s_pack_uint (&pk, name, pond_store_name_count (self->store, name));
+    s_pack_uint (&pk, "batches", stats.batches);
+    s_pack_uint (&pk, "appended", stats.appended);
+    s_pack_uint (&pk, "dups", stats.dups);
+    s_pack_uint (&pk, "write_errors", stats.write_errors);
+    s_pack_uint (&pk, "replays", self->replays_started);
+    s_pack_uint (&pk, "uptime_s", (uint64_t) (zclock_mono () - self->started) / 1000);
+    s_pack_uint (&pk, "replays_active", zlistx_size (self->replays));
+    s_pack_uint (&pk, "malformed", self->malformed);
+    s_pack_uint (&pk, "send_failures", self->send_failures);
+    zlistx_destroy (&names);
+    zframe_t *frame = zframe_new (sbuf.data, sbuf.size);
+    msgpack_sbuffer_destroy (&sbuf);
+    return frame;
+}
+
+//  ---------------------------------------------------------------------
+//  Dispatch
+
+static void
+s_handle_message (pond_store_server_t *self, zmsg_t *msg)
+{
+    zframe_t *routing_id = zmsg_pop (msg);
+    zframe_t *command = zmsg_pop (msg);
+    if (!routing_id || !command) {
+        if (routing_id)
+            s_refuse (self, routing_id, POND_CODE_BAD_REQUEST, "empty",
+                      "empty message: the first frame must be a command");
+    }
+    else
+    if (pond_proto_is (command, POND_APPEND))
+        s_handle_append (self, routing_id, msg);
+    else
+    if (pond_proto_is (command, POND_CREDIT) || pond_proto_is (command, POND_CANCEL))
+        s_handle_credit (self, routing_id, msg, pond_proto_is (command, POND_CANCEL));
+    else
+    if (pond_proto_is (command, POND_REPLAY)) {
+        s_commit (self);            //  the replay sees every APPEND sent before it
+        s_handle_replay (self, routing_id, msg);
+    }
+    else
+    if (pond_proto_is (command, POND_STATS) || pond_proto_is (command, POND_PING)) {
+        bool stats = pond_proto_is (command, POND_STATS);
+        if (zmsg_size (msg))
+            s_refuse (self, routing_id, POND_CODE_BAD_REQUEST, stats? "STATS/frames": "PING/frames",
+                      "%s takes no body", stats? POND_STATS: POND_PING);
+        else {
+            if (stats)
+                s_commit (self);
+            zmsg_t *reply = s_message (routing_id, stats? POND_STATS: POND_PONG,
+                                       stats? s_stats_body (self): NULL);
+            if (reply)
+                s_reply (self, &reply);
+        }
+    }
+    else {
+        char text [160];
+        s_printable (command, text, sizeof text);
+        s_refuse (self, routing_id, POND_CODE_NOT_FOUND, "command",
+                  "unknown command '%s'", text);
+    }
+    zframe_destroy (&routing_id);
+    zframe_destroy (&command);
+    zmsg_destroy (&msg);
+}
+
+//  Read every message already queued, up to DRAIN_MAX, then write the
+//  group they made.
+static void
+s_drain (pond_store_server_t *self)
+{
+    for (int i = 0; i < DRAIN_MAX; i++) {
+        zmsg_t *msg = zmsg_recv (self->router);     //  rcvtimeo 0: never waits
+        if (!msg)
+            break;
+        s_handle_message (self, msg);
+    }
+    s_commit (self);
+}
+
+int
+pond_store_server_run (pond_store_server_t *self, zsock_t *pipe)
+{
+    zpoller_t *poller = zpoller_new (self->router, pipe, NULL);
+    if (!poller) {
+        zsys_error ("store: cannot create a poller");
+        return -1;
+    }
+    while (!zsys_interrupted) {
+        void *which = zpoller_wait (poller, s_replay_timeout (self));
+        if (pipe && which == pipe) {
+            char *command = zstr_recv (pipe);
+            bool term = !command || streq (command, "$TERM");
+            if (!term)
+                zsys_warning ("store: unknown pipe command '%s'", command);
+            zstr_free (&command);
+            if (term)
+                break;
+            continue;
+        }
+        if (!which && zpoller_terminated (poller))
+            break;
+        s_drain (self);
+        s_serve_replays (self);
+    }
+    zpoller_destroy (&poller);
+    return 0;
+}
+
+void
+pond_store_server_actor (zsock_t *pipe, void *server)
+{
+    zsock_signal (pipe, 0);
+    pond_store_server_run ((pond_store_server_t *) server, pipe);
+}
