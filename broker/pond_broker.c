@@ -743,19 +743,13 @@ s_timers (pond_broker_t *self)
         relay = next;
     }
     if (now - self->heartbeat_at >= HEARTBEAT_MS) {
-        msgpack_sbuffer sbuf;
-        msgpack_sbuffer_init (&sbuf);
-        msgpack_packer pk;
-        msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
-        msgpack_pack_map (&pk, 2);
-        s_pack_counter (&pk, "head", self->head);
-        s_pack_counter (&pk, "ts", (uint64_t) zclock_time () * 1000);
-        zmsg_t *beat = zmsg_new ();
-        zmsg_addstr (beat, POND_HEARTBEAT);
-        zmsg_addmem (beat, sbuf.data, sbuf.size);
-        zmsg_send (&beat, self->pub);
-        zmsg_destroy (&beat);
-        msgpack_sbuffer_destroy (&sbuf);
+        pond_heartbeat_t beat = { .head = self->head, .ts = (uint64_t) zclock_time () * 1000 };
+        zframe_t *body = pond_heartbeat_encode (&beat);
+        zmsg_t *msg = zmsg_new ();
+        zmsg_addstr (msg, POND_HEARTBEAT);
+        zmsg_append (msg, &body);
+        zmsg_send (&msg, self->pub);
+        zmsg_destroy (&msg);
         self->heartbeat_at = now;
     }
 }

@@ -589,39 +589,6 @@ pond_sub_destroy (pond_sub_t **self_p)
     }
 }
 
-//  Read the head out of a HEARTBEAT body {head: int, ts: int}. Returns 0
-//  or -1 if the body is unreadable or has no head.
-static int
-s_heartbeat_decode (zframe_t *body, uint64_t *head)
-{
-    if (!body || zframe_size (body) > POND_BODY_MAX)
-        return -1;
-    const char *data = (const char *) zframe_data (body);
-    size_t size = zframe_size (body);
-    char err [POND_ERR_SIZE];
-    if (pond_value_check ((const uint8_t *) data, size, NULL, err, sizeof err))
-        return -1;
-    msgpack_unpacked unpacked;
-    msgpack_unpacked_init (&unpacked);
-    int rc = -1;
-    if (msgpack_unpack_next (&unpacked, data, size, NULL) == MSGPACK_UNPACK_SUCCESS
-    &&  unpacked.data.type == MSGPACK_OBJECT_MAP) {
-        const msgpack_object_map *map = &unpacked.data.via.map;
-        for (uint32_t i = 0; i < map->size; i++) {
-            const msgpack_object *key = &map->ptr [i].key;
-            const msgpack_object *value = &map->ptr [i].val;
-            if (key->type == MSGPACK_OBJECT_STR && key->via.str.size == 4
-            &&  memcmp (key->via.str.ptr, "head", 4) == 0
-            &&  value->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-                *head = value->via.u64;
-                rc = 0;
-            }
-        }
-    }
-    msgpack_unpacked_destroy (&unpacked);
-    return rc;
-}
-
 //  Count a dropped message; the first one per subscriber is logged.
 static void
 s_sub_drop (pond_sub_t *self, const char *reason)
@@ -643,12 +610,13 @@ s_sub_accept (pond_sub_t *self, zmsg_t *msg)
         return NULL;
     }
     if (pond_proto_is (topic, POND_HEARTBEAT)) {
-        uint64_t head = 0;
-        if (s_heartbeat_decode (body, &head)) {
+        pond_heartbeat_t beat;
+        char err [POND_ERR_SIZE];
+        if (pond_heartbeat_decode (body, &beat, err, sizeof err)) {
             s_sub_drop (self, "unreadable heartbeat");
             return NULL;
         }
-        self->head = head;
+        self->head = beat.head;
         self->heartbeats++;
         return NULL;
     }
@@ -733,6 +701,7 @@ struct _pond_replay_t {
     int code;                   //  0 running, 200 done, else failed
     char reason [POND_REASON_MAX + 128];
     uint64_t count;             //  events handed out
+    uint64_t head;              //  snapshot head, from END
 };
 
 static void
@@ -859,8 +828,10 @@ s_replay_handle (pond_replay_t *self, zmsg_t **msg_p)
                                "replay incomplete: the server sent %llu events, %llu arrived",
                                (unsigned long long) end.count,
                                (unsigned long long) self->count);
-            else
+            else {
                 self->code = POND_CODE_OK;
+                self->head = end.head;
+            }
         }
     }
     else
@@ -935,6 +906,13 @@ pond_replay_reason (pond_replay_t *self)
 {
     assert (self);
     return self->reason;
+}
+
+uint64_t
+pond_replay_head (pond_replay_t *self)
+{
+    assert (self);
+    return self->head;
 }
 
 uint64_t

@@ -216,6 +216,11 @@ int
 const char *
     pond_replay_reason (pond_replay_t *self);
 
+//  After a complete replay: the newest seq stored when it began. Everything
+//  up to it that matched the request has been returned. 0 before the END.
+uint64_t
+    pond_replay_head (pond_replay_t *self);
+
 //  Events returned by pond_replay_next so far.
 uint64_t
     pond_replay_count (pond_replay_t *self);

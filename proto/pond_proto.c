@@ -281,6 +281,7 @@ s_pond_replay_req_fields (pond_replay_req_t *msg, field_t *fields)
         { "entity", F_STR, msg->entity, POND_ENTITY_MAX + 1, 0, NULL, NULL, false },
         FIELD ("limit", F_UINT64, &msg->limit, false),
         FIELD ("credit", F_UINT32, &msg->credit, true),
+        { "order", F_STR, msg->order, sizeof msg->order, 0, NULL, NULL, false },
     };
     memcpy (fields, table, sizeof table);
     return COUNT (table);
@@ -322,6 +323,10 @@ pond_replay_req_decode (zframe_t *frame, pond_replay_req_t *msg, char *err, size
         snprintf (err, errlen, "'to_seq' must be after 'from_seq'");
         return -1;
     }
+    if (*msg->order && !streq (msg->order, "time") && !streq (msg->order, "seq")) {
+        snprintf (err, errlen, "'order' must be \"time\" or \"seq\"");
+        return -1;
+    }
     if (msg->credit == 0 || msg->credit > POND_CREDIT_MAX) {
         snprintf (err, errlen, "'credit' must be 1..%d chunks", POND_CREDIT_MAX);
         return -1;
@@ -347,6 +352,7 @@ s_pond_end_fields (pond_end_t *msg, field_t *fields)
     field_t table [] = {
         FIELD ("rid", F_UINT64, &msg->rid, true),
         FIELD ("count", F_UINT64, &msg->count, false),
+        FIELD ("head", F_UINT64, &msg->head, false),
         FIELD ("code", F_UINT32, &msg->code, true),
         { "reason", F_STR, msg->reason, POND_REASON_MAX, 0, NULL, NULL, false },
     };
@@ -354,6 +360,18 @@ s_pond_end_fields (pond_end_t *msg, field_t *fields)
     return COUNT (table);
 }
 POND_MESSAGE (pond_end_t, pond_end)
+
+static size_t
+s_pond_heartbeat_fields (pond_heartbeat_t *msg, field_t *fields)
+{
+    field_t table [] = {
+        FIELD ("head", F_UINT64, &msg->head, true),
+        FIELD ("ts", F_UINT64, &msg->ts, false),
+    };
+    memcpy (fields, table, sizeof table);
+    return COUNT (table);
+}
+POND_MESSAGE (pond_heartbeat_t, pond_heartbeat)
 
 static size_t
 s_pond_append_fields (pond_append_t *msg, field_t *fields)

@@ -83,6 +83,8 @@ typedef struct {
     char entity [POND_ENTITY_MAX + 1];
     uint64_t limit;             //  most events to send, 0 = all
     uint32_t credit;            //  chunks the reader can take now (1..1024)
+    char order [8];             //  with names: "time" (default) or "seq": the
+                                //  log in [from_seq, to_seq) filtered by names
 } pond_replay_req_t;
 
 //  CHUNK header / CREDIT / CANCEL: rid plus a count (chunks granted)
@@ -95,9 +97,16 @@ typedef struct {
 typedef struct {
     uint64_t rid;
     uint64_t count;             //  events sent
+    uint64_t head;              //  newest seq in the replay's snapshot
     uint32_t code;
     char reason [POND_REASON_MAX];
 } pond_end_t;
+
+//  HEARTBEAT: broker -> subscribers, once a second
+typedef struct {
+    uint64_t head;              //  newest seq the broker knows to be stored
+    uint64_t ts;                //  broker's clock, microseconds
+} pond_heartbeat_t;
 
 //  APPEND header: broker -> store, a batch of events follows
 typedef struct {
@@ -128,6 +137,8 @@ zframe_t *pond_credit_encode (const pond_credit_t *msg);
 int pond_credit_decode (zframe_t *frame, pond_credit_t *msg, char *err, size_t errlen);
 zframe_t *pond_end_encode (const pond_end_t *msg);
 int pond_end_decode (zframe_t *frame, pond_end_t *msg, char *err, size_t errlen);
+zframe_t *pond_heartbeat_encode (const pond_heartbeat_t *msg);
+int pond_heartbeat_decode (zframe_t *frame, pond_heartbeat_t *msg, char *err, size_t errlen);
 zframe_t *pond_append_encode (const pond_append_t *msg);
 int pond_append_decode (zframe_t *frame, pond_append_t *msg, char *err, size_t errlen);
 zframe_t *pond_appended_encode (const pond_appended_t *msg);

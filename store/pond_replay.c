@@ -12,6 +12,7 @@
 typedef enum { MODE_LOG, MODE_ENTITY, MODE_NAMES } replay_mode_t;
 
 #define KEY_MAX     (POND_ENTITY_MAX + 1 + 16)
+#define SKIP_MAX    20000           //  events filtered out in one fill at most
 
 //  One iterator over one key range
 typedef struct {
@@ -30,6 +31,10 @@ struct _pond_replay_t {
     size_t ncursors;
     uint64_t limit;
     uint64_t count;
+    uint64_t head;                          //  newest seq in the snapshot
+    //  Log mode filtered by names (order "seq"): names wanted, else all
+    char names [POND_REPLAY_MAX_NAMES][POND_NAME_MAX + 1];
+    size_t names_count;
     char *error;
 };
 
@@ -87,6 +92,8 @@ pond_replay_new (pond_store_t *store, const pond_replay_req_t *request)
         return NULL;
     self->store = store;
     self->limit = request->limit;
+    //  The store is single-threaded: head and snapshot describe one moment
+    self->head = pond_store_head (store);
     self->snapshot = rocksdb_create_snapshot (pond_store_db (store));
     self->get_options = rocksdb_readoptions_create ();
     rocksdb_readoptions_set_snapshot (self->get_options, self->snapshot);
@@ -94,7 +101,7 @@ pond_replay_new (pond_store_t *store, const pond_replay_req_t *request)
 
     uint8_t start [KEY_MAX], bound [KEY_MAX];
     int rc = 0;
-    if (request->names_count > 0) {
+    if (request->names_count > 0 && !streq (request->order, "seq")) {
         self->mode = MODE_NAMES;
         for (size_t i = 0; i < request->names_count && i < POND_REPLAY_MAX_NAMES && !rc; i++) {
             const char *name = request->names [i];
@@ -122,6 +129,8 @@ pond_replay_new (pond_store_t *store, const pond_replay_req_t *request)
     }
     else {
         self->mode = MODE_LOG;
+        for (size_t i = 0; i < request->names_count && i < POND_REPLAY_MAX_NAMES; i++)
+            strcpy (self->names [self->names_count++], request->names [i]);
         pond_store_put_be64 (start, request->from_seq? request->from_seq: 1);
         pond_store_put_be64 (bound, request->to_seq);
         rc = s_cursor_open (self, &self->cursors [self->ncursors++], POND_CF_LOG,
@@ -195,6 +204,25 @@ s_next_cursor (pond_replay_t *self)
     return best;
 }
 
+//  Log mode with a names filter: is this stored event one of them?
+static bool
+s_wanted (pond_replay_t *self, const char *value, size_t vlen)
+{
+    if (self->names_count == 0)
+        return true;
+    char err [POND_ERR_SIZE];
+    pond_event_t *event = pond_event_decode ((const uint8_t *) value, vlen, err, sizeof err);
+    if (!event) {
+        s_fail (self, "unreadable event in the log: %s", err);
+        return false;
+    }
+    bool wanted = false;
+    for (size_t i = 0; i < self->names_count && !wanted; i++)
+        wanted = streq (self->names [i], pond_event_name (event));
+    pond_event_destroy (&event);
+    return wanted;
+}
+
 //  An iterator that stopped: was it the end, or an error?
 static void
 s_check_errors (pond_replay_t *self)
@@ -216,6 +244,7 @@ pond_replay_fill (pond_replay_t *self, zmsg_t *msg, size_t max_events, size_t ma
     assert (msg);
     int added = 0;
     size_t bytes = 0;
+    size_t skipped = 0;             //  filtered out; bounded so a fill is short
     while (!self->error && (size_t) added < max_events
        &&  (self->limit == 0 || self->count < self->limit)) {
         s_cursor_t *cursor = self->mode == MODE_NAMES? s_next_cursor (self): &self->cursors [0];
@@ -224,8 +253,15 @@ pond_replay_fill (pond_replay_t *self, zmsg_t *msg, size_t max_events, size_t ma
         const char *value;
         size_t vlen;
         rocksdb_pinnableslice_t *pinned = NULL;
-        if (self->mode == MODE_LOG)
+        if (self->mode == MODE_LOG) {
             value = rocksdb_iter_value (cursor->it, &vlen);
+            if (!s_wanted (self, value, vlen)) {
+                if (self->error || ++skipped > SKIP_MAX)
+                    break;
+                rocksdb_iter_next (cursor->it);
+                continue;
+            }
+        }
         else {
             //  Index entry: the seq is the key's last 8 bytes
             size_t klen;
@@ -278,6 +314,12 @@ pond_replay_done (pond_replay_t *self)
             return false;
     s_check_errors (self);
     return true;
+}
+
+uint64_t
+pond_replay_head (pond_replay_t *self)
+{
+    return self->head;
 }
 
 uint64_t

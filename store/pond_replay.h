@@ -36,8 +36,10 @@ void
 //  Append the next stored events to msg, one frame each: at most
 //  max_events, and no more than max_bytes of events (but always at least
 //  one event, so that a large event cannot stall the replay). Returns the
-//  number of events appended: 0 means the replay is finished. Returns -1
-//  if reading failed; pond_replay_error then says why.
+//  number of events appended. 0 means finished, except in log mode with a
+//  names filter, where a fill that skipped a long stretch of other names
+//  may append nothing: pond_replay_done tells. Returns -1 if reading
+//  failed; pond_replay_error then says why.
 int
     pond_replay_fill (pond_replay_t *self, zmsg_t *msg, size_t max_events, size_t max_bytes);
 
@@ -47,6 +49,10 @@ bool
     pond_replay_done (pond_replay_t *self);
 
 //  Events handed out so far.
+//  The newest seq stored when the replay began (its snapshot's head).
+uint64_t
+    pond_replay_head (pond_replay_t *self);
+
 uint64_t
     pond_replay_count (pond_replay_t *self);
 

@@ -453,10 +453,10 @@ s_replay_find (pond_store_server_t *self, zframe_t *routing_id, uint64_t rid, vo
 }
 
 static zmsg_t *
-s_end_message (zframe_t *routing_id, uint64_t rid, uint64_t count, uint32_t code,
-               const char *reason)
+s_end_message (zframe_t *routing_id, uint64_t rid, uint64_t count, uint64_t head,
+               uint32_t code, const char *reason)
 {
-    pond_end_t end = { .rid = rid, .count = count, .code = code };
+    pond_end_t end = { .rid = rid, .count = count, .head = head, .code = code };
     snprintf (end.reason, sizeof end.reason, "%s", reason? reason: "");
     return s_message (routing_id, POND_END, pond_end_encode (&end));
 }
@@ -468,8 +468,9 @@ s_replay_end (pond_store_server_t *self, s_replay_t *replay, uint32_t code, cons
     if (replay->ended)
         return;
     zmsg_destroy (&replay->pending);            //  a CHUNK not taken yet is not sent
-    replay->pending = s_end_message (replay->routing_id, replay->rid, replay->sent, code,
-                                     reason);
+    replay->pending = s_end_message (replay->routing_id, replay->rid, replay->sent,
+                                     replay->cursor? pond_replay_head (replay->cursor): 0,
+                                     code, reason);
     replay->pending_events = 0;
     replay->ended = true;
     if (self->verbose || code != POND_CODE_OK)
@@ -502,7 +503,7 @@ s_handle_replay (pond_store_server_t *self, zframe_t *routing_id, zmsg_t *msg)
             self->malformed++;
             s_log_once (self, "REPLAY/body", "refused REPLAY %" PRIu64 ": %s",
                         header.rid, reason);
-            zmsg_t *end = s_end_message (routing_id, header.rid, 0, POND_CODE_BAD_REQUEST,
+            zmsg_t *end = s_end_message (routing_id, header.rid, 0, 0, POND_CODE_BAD_REQUEST,
                                          reason);
             if (end)
                 s_reply (self, &end);
@@ -519,7 +520,7 @@ s_handle_replay (pond_store_server_t *self, zframe_t *routing_id, zmsg_t *msg)
     }
     if (zlistx_size (self->replays) >= REPLAYS_MAX) {
         s_log_once (self, "REPLAY/max", "%d replays at once: refusing more", REPLAYS_MAX);
-        zmsg_t *end = s_end_message (routing_id, request.rid, 0, POND_CODE_UNAVAILABLE,
+        zmsg_t *end = s_end_message (routing_id, request.rid, 0, 0, POND_CODE_UNAVAILABLE,
                                      "too many replays at once; retry later");
         if (end)
             s_reply (self, &end);
@@ -537,7 +538,7 @@ s_handle_replay (pond_store_server_t *self, zframe_t *routing_id, zmsg_t *msg)
     ||  !zlistx_add_end (self->replays, replay)) {
         s_replay_destroy (&replay);
         zsys_error ("store: out of memory starting replay %" PRIu64, request.rid);
-        zmsg_t *end = s_end_message (routing_id, request.rid, 0, POND_CODE_STORE_ERROR,
+        zmsg_t *end = s_end_message (routing_id, request.rid, 0, 0, POND_CODE_STORE_ERROR,
                                      "out of memory");
         if (end)
             s_reply (self, &end);
@@ -611,6 +612,9 @@ s_replay_step (pond_store_server_t *self, s_replay_t *replay, int64_t now)
                                        pond_credit_encode (&header));
             int count = chunk? pond_replay_fill (replay->cursor, chunk, POND_CHUNK_EVENTS,
                                                  POND_CHUNK_BYTES): -1;
+            if (count == 0 && !pond_replay_done (replay->cursor))
+                zmsg_destroy (&chunk);      //  filtered a stretch out: go on next turn
+            else
             if (count <= 0) {
                 zmsg_destroy (&chunk);
                 const char *error = pond_replay_error (replay->cursor);

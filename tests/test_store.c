@@ -130,7 +130,7 @@ s_replay_all (pond_store_t *store, const pond_replay_req_t *request, uint64_t *s
                                      names? names + total: NULL, capacity - total);
         cr_assert_eq (got, (size_t) count);
         zmsg_destroy (&msg);
-        if (count == 0)
+        if (count == 0 && pond_replay_done (replay))
             break;
         total += got;
     }
@@ -500,6 +500,44 @@ Test (replay, by_names_ordered_by_ts_then_seq, .init = s_setup, .fini = s_teardo
     cr_assert_eq (zmsg_size (msg), 0);
     zmsg_destroy (&msg);
     pond_replay_destroy (&replay);
+    pond_store_destroy (&store);
+}
+
+Test (replay, by_names_in_seq_order_for_catch_up, .init = s_setup, .fini = s_teardown)
+{
+    pond_store_t *store = pond_store_new (s_db);
+    s_history (store);
+    pond_replay_req_t request = s_by_names ("QUACKED", "CLICKED", 0, 0);
+    strcpy (request.order, "seq");
+    request.from_seq = 2;
+    uint64_t seqs [16];
+    char names [16][POND_NAME_MAX + 1];
+    size_t count = s_replay_all (store, &request, seqs, NULL, names, 16);
+    uint64_t expect [] = { 2, 3, 4, 5, 7 };
+    cr_assert_eq (count, 5, "got %zu events", count);
+    for (size_t i = 0; i < count; i++) {
+        cr_assert_eq (seqs [i], expect [i], "position %zu: seq %lu", i, (unsigned long) seqs [i]);
+        cr_assert (streq (names [i], "QUACKED") || streq (names [i], "CLICKED"));
+    }
+    //  The head of the snapshot is known, whatever matched
+    pond_replay_t *replay = pond_replay_new (store, &request);
+    cr_assert_eq (pond_replay_head (replay), 9);
+    pond_replay_destroy (&replay);
+
+    //  A long stretch of other names: fills may come back empty, the
+    //  replay is not done until the end, and nothing is lost
+    for (int batch = 0; batch < 330; batch++) {     //  more than one fill skips
+        pond_event_t *events [64];
+        for (int i = 0; i < 64; i++)
+            events [i] = s_event ("NOISE", "cust-9", 1000);
+        s_append (store, events, 64, NULL, NULL);
+    }
+    s_append_one (store, "CLICKED", "cust-9", 5);
+    request = s_by_names ("CLICKED", NULL, 0, 0);
+    strcpy (request.order, "seq");
+    count = s_replay_all (store, &request, seqs, NULL, NULL, 16);
+    cr_assert_eq (count, 3);
+    cr_assert_eq (seqs [2], 9 + 330 * 64 + 1);
     pond_store_destroy (&store);
 }
 
