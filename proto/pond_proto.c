@@ -374,6 +374,59 @@ s_pond_heartbeat_fields (pond_heartbeat_t *msg, field_t *fields)
 POND_MESSAGE (pond_heartbeat_t, pond_heartbeat)
 
 static size_t
+s_pond_query_fields (pond_query_t *msg, field_t *fields)
+{
+    field_t table [] = {
+        { "entity", F_STR, msg->entity, sizeof msg->entity, 0, NULL, NULL, true },
+        { "text", F_STR, msg->text, sizeof msg->text, 0, NULL, NULL, false },
+    };
+    memcpy (fields, table, sizeof table);
+    return COUNT (table);
+}
+POND_MESSAGE (pond_query_t, pond_query)
+
+static size_t
+s_pond_command_fields (pond_command_t *msg, field_t *fields)
+{
+    field_t table [] = {
+        { "command", F_STR, msg->command, sizeof msg->command, 0, NULL, NULL, true },
+        { "args", F_STR, msg->args, sizeof msg->args, 0, NULL, NULL, false },
+    };
+    memcpy (fields, table, sizeof table);
+    return COUNT (table);
+}
+
+//  Commands carry up to 64 KiB of arguments: kept off the stack
+zframe_t *
+pond_command_encode (const pond_command_t *msg)
+{
+    field_t fields [16];
+    size_t n = s_pond_command_fields ((pond_command_t *) msg, fields);
+    return s_encode (fields, n);
+}
+
+int
+pond_command_decode (zframe_t *frame, pond_command_t *msg, char *err, size_t errlen)
+{
+    memset (msg, 0, sizeof (*msg));
+    field_t fields [16];
+    size_t n = s_pond_command_fields (msg, fields);
+    return s_decode (frame, fields, n, err, errlen);
+}
+
+static size_t
+s_pond_progress_fields (pond_progress_t *msg, field_t *fields)
+{
+    field_t table [] = {
+        FIELD ("done", F_UINT64, &msg->done, true),
+        FIELD ("total", F_UINT64, &msg->total, false),
+    };
+    memcpy (fields, table, sizeof table);
+    return COUNT (table);
+}
+POND_MESSAGE (pond_progress_t, pond_progress)
+
+static size_t
 s_pond_append_fields (pond_append_t *msg, field_t *fields)
 {
     field_t table [] = {

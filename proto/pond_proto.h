@@ -35,6 +35,12 @@ extern "C" {
 #define POND_APPEND     "APPEND"
 #define POND_APPENDED   "APPENDED"
 #define POND_HEARTBEAT  "$HEARTBEAT"
+#define POND_QUERY      "QUERY"         //  actor query socket
+#define POND_COMMAND    "COMMAND"
+#define POND_PROGRESS   "PROGRESS"
+#define POND_RESULT     "RESULT"
+#define POND_STATUS     "STATUS"
+#define POND_DUMP       "DUMP"
 
 //  NACK and END codes: HTTP-like, so a human can guess their meaning
 #define POND_CODE_OK            200
@@ -108,6 +114,27 @@ typedef struct {
     uint64_t ts;                //  broker's clock, microseconds
 } pond_heartbeat_t;
 
+//  QUERY: a question to an actor about one entity
+#define POND_QUERY_TEXT_MAX     1024
+typedef struct {
+    char entity [POND_ENTITY_MAX + 1];
+    char text [POND_QUERY_TEXT_MAX];     //  free text, may be ""
+} pond_query_t;
+
+//  COMMAND: ask an actor to do something (recompute, rebuild, ...)
+#define POND_COMMAND_NAME_MAX   64
+#define POND_COMMAND_ARGS_MAX   65536
+typedef struct {
+    char command [POND_COMMAND_NAME_MAX];
+    char args [POND_COMMAND_ARGS_MAX];  //  JSON text, may be ""
+} pond_command_t;
+
+//  PROGRESS: how far a command has got
+typedef struct {
+    uint64_t done;
+    uint64_t total;             //  0 if unknown
+} pond_progress_t;
+
 //  APPEND header: broker -> store, a batch of events follows
 typedef struct {
     uint64_t bid;
@@ -139,6 +166,12 @@ zframe_t *pond_end_encode (const pond_end_t *msg);
 int pond_end_decode (zframe_t *frame, pond_end_t *msg, char *err, size_t errlen);
 zframe_t *pond_heartbeat_encode (const pond_heartbeat_t *msg);
 int pond_heartbeat_decode (zframe_t *frame, pond_heartbeat_t *msg, char *err, size_t errlen);
+zframe_t *pond_query_encode (const pond_query_t *msg);
+int pond_query_decode (zframe_t *frame, pond_query_t *msg, char *err, size_t errlen);
+zframe_t *pond_command_encode (const pond_command_t *msg);
+int pond_command_decode (zframe_t *frame, pond_command_t *msg, char *err, size_t errlen);
+zframe_t *pond_progress_encode (const pond_progress_t *msg);
+int pond_progress_decode (zframe_t *frame, pond_progress_t *msg, char *err, size_t errlen);
 zframe_t *pond_append_encode (const pond_append_t *msg);
 int pond_append_decode (zframe_t *frame, pond_append_t *msg, char *err, size_t errlen);
 zframe_t *pond_appended_encode (const pond_appended_t *msg);

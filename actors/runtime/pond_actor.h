@@ -1,0 +1,117 @@
+/*  pond_actor: the runtime every actor shares, so that an actor is only its
+    event handlers and its query handler.
+
+    The runtime connects to the broker (endpoints from DIR/broker.zpl),
+    subscribes to the pub socket, owns the actor's view (pond_view), and
+    applies events strictly in seq order, each in one atomic write with its
+    seq. On start it catches up from the store (REPLAY order "seq" from the
+    view's position + 1, filtered by the actor's names), buffering live
+    events meanwhile and dropping those already applied; then it continues
+    live. It notices it may have missed something - a jump in seq among the
+    live events it receives (it subscribes to every event so that any gap in
+    the global seq shows), a heartbeat whose head is beyond its position
+    while nothing arrives, a silence of several heartbeats - and catches up
+    again. It serves queries and commands on its own ROUTER socket
+    (PROTOCOL.md, "Actor query socket") and stops cleanly on SIGTERM.
+
+    Modes (command line of every actor, parsed by pond_actor_main):
+      pond-NAME [--data DIR] [--view PATH] [--query EP] [--verbose]
+      pond-NAME --rebuild ...   drop the view, rebuild from the log, go live
+      pond-NAME --verify ...    rebuild into a scratch view up to the live
+                                actor's position, compare, exit 0 or 1
+*/
+#ifndef POND_ACTOR_H_INCLUDED
+#define POND_ACTOR_H_INCLUDED
+
+#include "pond_event.h"
+#include "pond_proto.h"
+#include "pond_view.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct _pond_actor_t pond_actor_t;
+
+typedef struct {
+    //  Short name: process pond-NAME, view DIR/views/NAME, query socket
+    //  ipc://DIR/NAME.ipc, ready file DIR/NAME.zpl
+    const char *name;
+    //  Event names the actor applies, NULL-terminated
+    const char *const *names;
+    //  One paragraph for --help: what the actor keeps and answers
+    const char *description;
+
+    //  Apply one event (already decoded and valid; seq set) to the view,
+    //  inside the runtime's begin/commit. May emit events with
+    //  pond_actor_emit. Returns 0, or -1 to refuse the event: the runtime
+    //  rolls back, logs it once with the event's seq, and stops (a view
+    //  that cannot apply the log is a bug to fix, not to skip).
+    int (*apply) (pond_actor_t *actor, pond_view_t *view, const pond_event_t *event,
+                  void *state);
+
+    //  Answer a query about entity (text may be NULL or ""). Returns a JSON
+    //  text (caller frees), or NULL after pond_actor_set_error.
+    char *(*query) (pond_actor_t *actor, pond_view_t *view, const char *entity,
+                    const char *text, void *state);
+
+    //  Optional: run a command (e.g. "recompute") with JSON args. May call
+    //  pond_actor_progress, pond_actor_replay and pond_actor_emit. Returns
+    //  a JSON text result (caller frees), or NULL after pond_actor_set_error.
+    char *(*command) (pond_actor_t *actor, pond_view_t *view, const char *command,
+                      const char *args, void *state);
+
+    //  Optional: called once before anything is applied, e.g. to load
+    //  rules from the view. Returns 0 or -1 (the actor exits).
+    int (*start) (pond_actor_t *actor, pond_view_t *view, void *state);
+
+    void *state;                //  the actor's own, owned by its main
+} pond_actor_spec_t;
+
+//  The whole life of an actor process: parse the standard options (see
+//  above; extra_usage is appended to --help), run until SIGTERM/SIGINT.
+//  Returns the process exit code (0 ok, 1 failure, 2 usage).
+int
+    pond_actor_main (const pond_actor_spec_t *spec, int argc, char *argv [],
+                     const char *extra_usage);
+
+//  Emit an event through the write point and wait until it is durable
+//  (ACK). Give it a deterministic id (pond_actor_derive_id) so that applying
+//  the same input again - after a crash, during a rebuild - produces a
+//  duplicate the store ignores. In --verify mode nothing is sent. Source is
+//  set to the actor's name if empty. Returns 0, or -1 (logged).
+int
+    pond_actor_emit (pond_actor_t *self, pond_event_t *event);
+
+//  A deterministic UUID (version 8, RFC 9562) from a cause id and a salt,
+//  e.g. the QUACKED event's id and "grant/Master". Writes 16 bytes to id.
+void
+    pond_actor_derive_id (const uint8_t *cause, const char *salt, uint8_t *id);
+
+//  Start a replay from the store (for commands such as recompute). The
+//  caller owns the replay (pond_client.h) and destroys it.
+struct _pond_replay_t *
+    pond_actor_replay (pond_actor_t *self, const pond_replay_req_t *request);
+
+//  During a command: tell the requester how far it has got (sent as a
+//  PROGRESS message on the query socket).
+void
+    pond_actor_progress (pond_actor_t *self, uint64_t done, uint64_t total);
+
+//  Set the error returned when query or command returns NULL: an HTTP-like
+//  code (400 bad request, 404 unknown entity or command) and a reason.
+void
+    pond_actor_set_error (pond_actor_t *self, int code, const char *format, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
+//  The actor's name, and whether it is still catching up.
+const char *
+    pond_actor_name (pond_actor_t *self);
+bool
+    pond_actor_live (pond_actor_t *self);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
