@@ -63,6 +63,8 @@ struct _pond_broker_t {
     zlistx_t *relays;           //  relay_t items
     uint64_t next_brid;
     zframe_t *store_stats;      //  last STATS body from the store
+    zlistx_t *stats_waiters;    //  control peers (zframe_t) waiting for fresh STATS
+    int64_t stats_asked_at;     //  when the oldest of them asked
     int64_t store_seen_at;      //  last time the store answered anything
     int64_t store_polled_at;
     int64_t heartbeat_at;
@@ -154,6 +156,8 @@ pond_broker_new (const pond_broker_config_t *config)
         self->batches [i].entries = (entry_t *) calloc (POND_APPEND_MAX, sizeof (entry_t));
     self->relays = zlistx_new ();
     zlistx_set_destructor (self->relays, s_relay_destroy);
+    self->stats_waiters = zlistx_new ();
+    zlistx_set_destructor (self->stats_waiters, (zlistx_destructor_fn *) zframe_destroy);
     self->ingest = s_bind (ZMQ_ROUTER, config->ingest, "ingest", &self->endpoints [0]);
     self->pub = self->ingest? s_bind (ZMQ_XPUB, config->pub, "pub", &self->endpoints [1]): NULL;
     self->control = self->pub?
@@ -191,6 +195,7 @@ pond_broker_destroy (pond_broker_t **self_p)
         }
         free (self->pending);
         zlistx_destroy (&self->relays);
+        zlistx_destroy (&self->stats_waiters);
         zframe_destroy (&self->store_stats);
         zpoller_destroy (&self->poller);
         zsock_destroy (&self->ingest);
@@ -538,6 +543,22 @@ s_store_stream (pond_broker_t *self, const char *command, zmsg_t *msg)
         s_relay_remove (self, relay);
 }
 
+static zframe_t *s_stats_body (pond_broker_t *self);
+
+//  Answer every control peer waiting for STATS. The store answers in
+//  order, so a STATS reply that arrives after a request reflects every
+//  event acknowledged before that request.
+static void
+s_answer_stats (pond_broker_t *self)
+{
+    zframe_t *peer;
+    while ((peer = (zframe_t *) zlistx_detach (self->stats_waiters, NULL))) {
+        zframe_t *body = s_stats_body (self);
+        s_reply (self->control, peer, POND_STATS, &body);
+        zframe_destroy (&peer);
+    }
+}
+
 static void
 s_store_message (pond_broker_t *self, zmsg_t *msg)
 {
@@ -557,6 +578,7 @@ s_store_message (pond_broker_t *self, zmsg_t *msg)
     if (streq (command, POND_STATS)) {
         zframe_destroy (&self->store_stats);
         self->store_stats = zmsg_pop (msg);
+        s_answer_stats (self);
     }
     else
     if (streq (command, POND_ERROR))
@@ -691,8 +713,16 @@ s_control_message (pond_broker_t *self, zmsg_t *msg)
     }
     else
     if (streq (command, POND_STATS)) {
-        zframe_t *body = s_stats_body (self);
-        s_reply (self->control, peer, POND_STATS, &body);
+        //  Fresh figures from the store when it is there, else ours alone
+        if (self->store_up && zstr_send (self->store, POND_STATS) == 0) {
+            if (zlistx_size (self->stats_waiters) == 0)
+                self->stats_asked_at = zclock_mono ();
+            zlistx_add_end (self->stats_waiters, zframe_dup (peer));
+        }
+        else {
+            zframe_t *body = s_stats_body (self);
+            s_reply (self->control, peer, POND_STATS, &body);
+        }
     }
     else
     if (streq (command, POND_REPLAY))
@@ -722,6 +752,10 @@ s_timers (pond_broker_t *self)
     if (now - self->store_polled_at >= (self->store_up? STORE_POLL_MS: 100)) {
         zstr_send (self->store, POND_STATS);
         self->store_polled_at = now;
+    }
+    if (zlistx_size (self->stats_waiters) && now - self->stats_asked_at > 1000) {
+        zframe_destroy (&self->store_stats);        //  too old to show
+        s_answer_stats (self);
     }
     if (self->store_up && now - self->store_seen_at > STORE_DEAD_MS) {
         zsys_warning ("pond-broker: the store is not answering; publishers get 503 until it is back");
