@@ -226,9 +226,8 @@ s_decode (zframe_t *frame, const field_t *fields, size_t nfields, char *err, siz
 zframe_t *                                                                     \
 prefix##_encode (const type *msg)                                              \
 {                                                                              \
-    type copy = *msg;                                                          \
-    field_t fields [16];                                                       \
-    size_t n = s_##prefix##_fields (&copy, fields);                            \
+    field_t fields [16];        /*  s_encode only reads through them  */      \
+    size_t n = s_##prefix##_fields ((type *) msg, fields);                     \
     return s_encode (fields, n);                                               \
 }                                                                              \
 int                                                                            \
@@ -290,9 +289,8 @@ s_pond_replay_req_fields (pond_replay_req_t *msg, field_t *fields)
 zframe_t *
 pond_replay_req_encode (const pond_replay_req_t *msg)
 {
-    pond_replay_req_t copy = *msg;
     field_t fields [16];
-    size_t n = s_pond_replay_req_fields (&copy, fields);
+    size_t n = s_pond_replay_req_fields ((pond_replay_req_t *) msg, fields);
     return s_encode (fields, n);
 }
 
@@ -396,23 +394,7 @@ s_pond_command_fields (pond_command_t *msg, field_t *fields)
     return COUNT (table);
 }
 
-//  Commands carry up to 64 KiB of arguments: kept off the stack
-zframe_t *
-pond_command_encode (const pond_command_t *msg)
-{
-    field_t fields [16];
-    size_t n = s_pond_command_fields ((pond_command_t *) msg, fields);
-    return s_encode (fields, n);
-}
-
-int
-pond_command_decode (zframe_t *frame, pond_command_t *msg, char *err, size_t errlen)
-{
-    memset (msg, 0, sizeof (*msg));
-    field_t fields [16];
-    size_t n = s_pond_command_fields (msg, fields);
-    return s_decode (frame, fields, n, err, errlen);
-}
+POND_MESSAGE (pond_command_t, pond_command)
 
 static size_t
 s_pond_progress_fields (pond_progress_t *msg, field_t *fields)
@@ -440,7 +422,6 @@ POND_MESSAGE (pond_append_t, pond_append)
 static size_t
 s_pond_appended_fields (pond_appended_t *msg, field_t *fields)
 {
-    msg->dups_count = msg->count;
     field_t table [] = {
         FIELD ("bid", F_UINT64, &msg->bid, true),
         FIELD ("code", F_UINT32, &msg->code, true),
@@ -455,15 +436,10 @@ s_pond_appended_fields (pond_appended_t *msg, field_t *fields)
 zframe_t *
 pond_appended_encode (const pond_appended_t *msg)
 {
-    pond_appended_t *copy = (pond_appended_t *) malloc (sizeof (pond_appended_t));
-    if (!copy)
-        return NULL;
-    *copy = *msg;
     field_t fields [16];
-    size_t n = s_pond_appended_fields (copy, fields);
-    zframe_t *frame = s_encode (fields, n);
-    free (copy);
-    return frame;
+    size_t n = s_pond_appended_fields ((pond_appended_t *) msg, fields);
+    fields [n - 1].count = (size_t *) &msg->count;     //  dups: as many as seqs
+    return s_encode (fields, n);
 }
 
 int
