@@ -19,6 +19,7 @@
 #define HEARTBEAT_MS        1000
 #define REPLAY_IDLE_MS      70000   //  the store drops stalled replays at 60 s
 #define RETRY_MS            200     //  retry_ms suggested with 503
+#define DRAIN_MAX           1024    //  messages read from one socket per turn
 
 //  One accepted PUBLISH waiting for the store
 typedef struct {
@@ -54,7 +55,6 @@ struct _pond_broker_t {
     zsock_t *pub;
     zsock_t *control;
     zsock_t *store;
-    zpoller_t *poller;
     char *endpoints [3];        //  resolved ingest, pub, control
     entry_t *pending;           //  config.pending_max entries
     size_t pending_count;
@@ -100,6 +100,7 @@ s_bind (int type, const char *endpoint, const char *role, char **resolved)
     zsock_set_linger (sock, 0);
     zsock_set_sndhwm (sock, type == ZMQ_XPUB? 10000: 100000);
     zsock_set_rcvhwm (sock, 100000);
+    zsock_set_rcvtimeo (sock, 0);       //  the loop polls, then drains
     if (zsock_bind (sock, "%s", endpoint) < 0) {
         zsys_error ("pond-broker: cannot bind %s endpoint %s: %s (is another broker running?)",
                     role, endpoint, zmq_strerror (zmq_errno ()));
@@ -120,6 +121,7 @@ s_store_connect (const char *endpoint)
     //  Never queue for a store that is not there: fail fast and NACK 503
     zsock_set_immediate (sock, 1);
     zsock_set_sndtimeo (sock, 0);
+    zsock_set_rcvtimeo (sock, 0);
     zsock_set_sndhwm (sock, 1000);
     zsock_set_rcvhwm (sock, 100000);
     zsock_set_reconnect_ivl (sock, 100);
@@ -167,7 +169,6 @@ pond_broker_new (const pond_broker_config_t *config)
         pond_broker_destroy (&self);
         return NULL;
     }
-    self->poller = zpoller_new (self->store, self->ingest, self->control, self->pub, NULL);
     self->started_at = zclock_mono ();
     self->next_bid = 1;
     self->next_brid = 1;
@@ -197,7 +198,6 @@ pond_broker_destroy (pond_broker_t **self_p)
         zlistx_destroy (&self->relays);
         zlistx_destroy (&self->stats_waiters);
         zframe_destroy (&self->store_stats);
-        zpoller_destroy (&self->poller);
         zsock_destroy (&self->ingest);
         zsock_destroy (&self->pub);
         zsock_destroy (&self->control);
@@ -544,6 +544,7 @@ s_store_stream (pond_broker_t *self, const char *command, zmsg_t *msg)
 }
 
 static zframe_t *s_stats_body (pond_broker_t *self);
+static void s_learn_head (pond_broker_t *self);
 
 //  Answer every control peer waiting for STATS. The store answers in
 //  order, so a STATS reply that arrives after a request reflects every
@@ -578,6 +579,7 @@ s_store_message (pond_broker_t *self, zmsg_t *msg)
     if (streq (command, POND_STATS)) {
         zframe_destroy (&self->store_stats);
         self->store_stats = zmsg_pop (msg);
+        s_learn_head (self);
         s_answer_stats (self);
     }
     else
@@ -827,40 +829,45 @@ pond_broker_run (pond_broker_t *self)
     //  Ask the store at once, so we know it is up before the first publish
     zstr_send (self->store, POND_STATS);
     self->store_polled_at = zclock_mono ();
+    //  One zmq_poll per turn; then each ready socket is drained without
+    //  blocking (receive timeouts are 0), a bounded number of messages each
+    zmq_pollitem_t items [] = {
+        { zsock_resolve (self->store), 0, ZMQ_POLLIN, 0 },
+        { zsock_resolve (self->ingest), 0, ZMQ_POLLIN, 0 },
+        { zsock_resolve (self->control), 0, ZMQ_POLLIN, 0 },
+        { zsock_resolve (self->pub), 0, ZMQ_POLLIN, 0 },
+    };
     while (!zsys_interrupted) {
         int timeout = self->pending_count && s_free_batch (self)? 0: 50;
-        zsock_t *which = (zsock_t *) zpoller_wait (self->poller, timeout);
-        if (zpoller_terminated (self->poller))
-            break;
+        if (zmq_poll (items, 4, timeout) < 0) {
+            if (zmq_errno () == ETERM)
+                break;          //  context gone
+            continue;           //  EINTR: the loop condition sees SIGTERM
+        }
         //  Store first: its answers free batch slots for the next APPEND
-        if (which == self->store || zsock_events (self->store) & ZMQ_POLLIN) {
-            zmsg_t *msg;
-            while ((zsock_events (self->store) & ZMQ_POLLIN) && (msg = zmsg_recv (self->store))) {
+        zmsg_t *msg;
+        if (items [0].revents & ZMQ_POLLIN)
+            for (int i = 0; i < DRAIN_MAX && (msg = zmsg_recv (self->store)); i++) {
                 s_store_message (self, msg);
                 zmsg_destroy (&msg);
             }
-            s_learn_head (self);
-        }
         //  Drain what producers have queued, then send it as one batch
-        for (int i = 0; i < POND_APPEND_MAX && (zsock_events (self->ingest) & ZMQ_POLLIN); i++) {
-            zmsg_t *msg = zmsg_recv (self->ingest);
-            if (!msg)
-                break;
-            s_ingest_message (self, msg);
-            zmsg_destroy (&msg);
-        }
+        if (items [1].revents & ZMQ_POLLIN)
+            for (int i = 0; i < POND_APPEND_MAX && (msg = zmsg_recv (self->ingest)); i++) {
+                s_ingest_message (self, msg);
+                zmsg_destroy (&msg);
+            }
         if (self->pending_count)
             s_flush_pending (self);
-        while (zsock_events (self->control) & ZMQ_POLLIN) {
-            zmsg_t *msg = zmsg_recv (self->control);
-            if (!msg)
-                break;
-            s_control_message (self, msg);
-            zmsg_destroy (&msg);
-        }
-        while (zsock_events (self->pub) & ZMQ_POLLIN) {
-            zframe_t *subscription = zframe_recv (self->pub);
-            zframe_destroy (&subscription);
+        if (items [2].revents & ZMQ_POLLIN)
+            for (int i = 0; i < DRAIN_MAX && (msg = zmsg_recv (self->control)); i++) {
+                s_control_message (self, msg);
+                zmsg_destroy (&msg);
+            }
+        if (items [3].revents & ZMQ_POLLIN) {
+            zframe_t *subscription;
+            while ((subscription = zframe_recv (self->pub)))
+                zframe_destroy (&subscription);
         }
         s_timers (self);
     }
