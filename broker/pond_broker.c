@@ -19,6 +19,7 @@
 #define HEARTBEAT_MS        1000
 #define REPLAY_IDLE_MS      70000   //  the store drops stalled replays at 60 s
 #define RETRY_MS            200     //  retry_ms suggested with 503
+#define RATE_SAMPLES        11      //  10 s of one-second samples, and now
 #define DRAIN_MAX           1024    //  messages read from one socket per turn
 
 //  One accepted PUBLISH waiting for the store
@@ -72,6 +73,9 @@ struct _pond_broker_t {
     bool store_up;
     int64_t started_at;
     counters_t counters;
+    //  acked counter sampled each second, for rates over 1 and 10 s
+    uint64_t acked_samples [RATE_SAMPLES];
+    size_t samples_taken;
 };
 
 //  ---------------------------------------------------------------------
@@ -599,6 +603,19 @@ s_pack_counter (msgpack_packer *pk, const char *key, uint64_t value)
     msgpack_pack_uint64 (pk, value);
 }
 
+//  Events acked per second over the last `seconds` whole seconds.
+static uint64_t
+s_rate (pond_broker_t *self, size_t seconds)
+{
+    if (self->samples_taken < 2)
+        return 0;
+    if (seconds > self->samples_taken - 1)
+        seconds = self->samples_taken - 1;
+    size_t last = (self->samples_taken - 1) % RATE_SAMPLES;
+    size_t first = (self->samples_taken - 1 - seconds) % RATE_SAMPLES;
+    return (self->acked_samples [last] - self->acked_samples [first]) / seconds;
+}
+
 static zframe_t *
 s_stats_body (pond_broker_t *self)
 {
@@ -610,7 +627,7 @@ s_stats_body (pond_broker_t *self)
     msgpack_pack_map (&pk, with_store? 2: 1);
     msgpack_pack_str (&pk, 6);
     msgpack_pack_str_body (&pk, "broker", 6);
-    msgpack_pack_map (&pk, 11);
+    msgpack_pack_map (&pk, 13);
     counters_t *c = &self->counters;
     s_pack_counter (&pk, "received", c->received);
     s_pack_counter (&pk, "acked", c->acked);
@@ -621,6 +638,8 @@ s_stats_body (pond_broker_t *self)
     s_pack_counter (&pk, "pending", self->pending_count);
     s_pack_counter (&pk, "replays", c->replays);
     s_pack_counter (&pk, "head", self->head);
+    s_pack_counter (&pk, "acked_per_s_1s", s_rate (self, 1));
+    s_pack_counter (&pk, "acked_per_s_10s", s_rate (self, 10));
     s_pack_counter (&pk, "uptime_s", (uint64_t) (zclock_mono () - self->started_at) / 1000);
     msgpack_pack_str (&pk, 8);
     msgpack_pack_str_body (&pk, "store_up", 8);
@@ -787,6 +806,7 @@ s_timers (pond_broker_t *self)
         zmsg_send (&msg, self->pub);
         zmsg_destroy (&msg);
         self->heartbeat_at = now;
+        self->acked_samples [self->samples_taken++ % RATE_SAMPLES] = self->counters.acked;
     }
 }
 

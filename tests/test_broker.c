@@ -295,6 +295,7 @@ Test (broker, control_stats_and_replay_relay)
         pond_event_destroy (&event);
     }
     zsock_t *control = s_dealer (mesh->control);
+    zclock_sleep (2100);         //  two rate samples
     zstr_send (control, POND_STATS);
     zmsg_t *reply = s_recv (control, 3000);
     cr_assert_not_null (reply);
@@ -306,6 +307,12 @@ Test (broker, control_stats_and_replay_relay)
     cr_assert_not_null (json);
     cr_assert (strstr (json, "\"acked\":1200"), "stats: %s", json);
     cr_assert (strstr (json, "\"store\":{"), "stats include the store: %s", json);
+    //  The rate covers the seconds sampled so far: 1200 events in them
+    cJSON *tree = cJSON_Parse (json);
+    cJSON *rate = cJSON_GetObjectItem (cJSON_GetObjectItem (tree, "broker"), "acked_per_s_10s");
+    cr_assert (cJSON_IsNumber (rate), "stats have a rate: %s", json);
+    cr_assert_gt (rate->valuedouble, 0, "a positive rate after 1200 acks: %s", json);
+    cJSON_Delete (tree);
     free (json);
     zframe_destroy (&body);
     zmsg_destroy (&reply);
