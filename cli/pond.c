@@ -7,13 +7,13 @@
     pond_cli.h.
 */
 #include "pond_cli.h"
+#include "pond_mesh.h"
 
 #include <string.h>
 
-//  The commands. To add one (up, down, demo, query, recompute, verify...):
-//  write pond_cmd_NAME and pond_cmd_NAME_help in a pond_cmd_*.c file,
-//  declare them in pond_cli.h, add the file to CMakeLists.txt and one line
-//  here.
+//  The commands. To add one: write pond_cmd_NAME and pond_cmd_NAME_help in
+//  a pond_cmd_*.c file, declare them in pond_cli.h (or pond_mesh.h for the
+//  mesh's commands), add the file to CMakeLists.txt and one line here.
 static const pond_cli_command_t s_commands [] = {
     { "publish", "publish an event and wait until it is stored (or one per JSON line on stdin)",
       pond_cmd_publish, pond_cmd_publish_help },
@@ -23,6 +23,22 @@ static const pond_cli_command_t s_commands [] = {
       pond_cmd_replay, pond_cmd_replay_help },
     { "stats", "print the counters of the broker and the store as JSON",
       pond_cmd_stats, pond_cmd_stats_help },
+    { "up", "start the mesh: a supervisor runs store, broker and the actors",
+      pond_cmd_up, pond_cmd_up_help },
+    { "down", "stop the mesh started by pond up",
+      pond_cmd_down, pond_cmd_down_help },
+    { "status", "show each process of the mesh, the actors' positions and the head",
+      pond_cmd_status, pond_cmd_status_help },
+    { "query", "ask a view about an entity (quacks, badges, alexa, mobile)",
+      pond_cmd_query, pond_cmd_query_help },
+    { "rebuild", "rebuild a view from the log while the mesh runs",
+      pond_cmd_rebuild, pond_cmd_rebuild_help },
+    { "verify", "check that every view matches a rebuild from the log",
+      pond_cmd_verify, pond_cmd_verify_help },
+    { "recompute", "apply new badge rules to the whole history",
+      pond_cmd_recompute, pond_cmd_recompute_help },
+    { "demo", "start a mesh in a fresh directory and tell the whole story",
+      pond_cmd_demo, pond_cmd_demo_help },
 };
 
 #define COMMANDS (sizeof (s_commands) / sizeof (s_commands [0]))

@@ -62,7 +62,8 @@ typedef struct {
                       const char *args, void *state);
 
     //  Optional: called once before anything is applied, e.g. to load
-    //  rules from the view. Returns 0 or -1 (the actor exits).
+    //  rules from the view. Returns 0 or -1 (the actor exits). Called
+    //  again on the new, empty view after a "rebuild" command.
     int (*start) (pond_actor_t *actor, pond_view_t *view, void *state);
 
     void *state;                //  the actor's own, owned by its main

@@ -47,7 +47,9 @@ void
     pond_view_begin (pond_view_t *self);
 
 //  Write the staged changes and the new position (seq) in one atomic
-//  WriteBatch. Returns 0, or -1 (logged) with nothing written.
+//  WriteBatch. Returns 0, or -1 (logged) with nothing written; either way
+//  the staged changes are gone. Without begin it writes the position
+//  alone (the runtime moves it past events the actor does not apply).
 int
     pond_view_commit (pond_view_t *self, uint64_t seq);
 

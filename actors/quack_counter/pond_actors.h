@@ -1,0 +1,113 @@
+/*  pond_actors: what the four actors of pond share (quack-counter,
+    badge-granter, alexa-view, mobile-view), all in one static library
+    (pond_actors) so tests can drive their logic in-process.
+
+    Each actor is a pond_actor_spec_t (actors/runtime/pond_actor.h) filled
+    by pond_NAME_spec; its main only hands that spec to pond_actor_main.
+    The helpers below read an event's schemaless data leniently (a missing
+    or odd field is skipped, never fatal), keep whole numbers exact in the
+    JSON documents of a view, and count the events a view cannot apply.
+*/
+#ifndef POND_ACTORS_H_INCLUDED
+#define POND_ACTORS_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cjson/cJSON.h>
+
+#include "pond_actor.h"
+#include "pond_event.h"
+#include "pond_view.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+//  Key prefix of the per-customer documents in every actor's view; the
+//  entity of an event is the customer id.
+#define POND_ACTORS_CUSTOMER_PREFIX "customer/"
+//  Key of the document counting events a view skipped
+#define POND_ACTORS_SKIPPED_KEY     "skipped"
+//  Room for "customer/" + entity
+#define POND_ACTORS_KEY_MAX         (POND_ENTITY_MAX + 16)
+
+//  The four actors, each as a spec for pond_actor_main.
+void
+    pond_quack_counter_spec (pond_actor_spec_t *spec);
+void
+    pond_badge_granter_spec (pond_actor_spec_t *spec);
+void
+    pond_alexa_view_spec (pond_actor_spec_t *spec);
+void
+    pond_mobile_view_spec (pond_actor_spec_t *spec);
+
+//  The event's data map as a cJSON object: an empty object when the event
+//  has no data (or data that is not a map). Caller owns the tree; NULL
+//  only if memory runs out.
+cJSON *
+    pond_actors_data (const pond_event_t *event);
+
+//  The string field name of obj, or NULL if absent, not a string or empty.
+const char *
+    pond_actors_string (const cJSON *obj, const char *name);
+
+//  The whole non-negative number field name of obj into *value_p.
+//  Returns 0, or -1 if absent, not a number, negative or fractional.
+int
+    pond_actors_uint (const cJSON *obj, const char *name, uint64_t *value_p);
+
+//  Set field name of obj (replacing any) to an exact unsigned integer or
+//  to a string. Returns 0, or -1 if memory runs out.
+int
+    pond_actors_set_uint (cJSON *obj, const char *name, uint64_t value);
+int
+    pond_actors_set_string (cJSON *obj, const char *name, const char *value);
+
+//  The object field name of obj, added (empty) if absent or not an object.
+//  Returns NULL only if memory runs out.
+cJSON *
+    pond_actors_object (cJSON *obj, const char *name);
+
+//  Insert item (with its key, if any) into the array or object parent so
+//  that it becomes child number index (appended if index is past the
+//  end). Takes ownership of item. Use it instead of
+//  cJSON_InsertItemInArray, which fails silently in the middle of a list
+//  in Debian 12's cJSON (1.7.15-1+deb12u4).
+void
+    pond_actors_insert (cJSON *parent, int index, cJSON *item);
+
+//  Render a tree as compact JSON with every whole number written exactly
+//  (cJSON alone writes 1640995200000000 as 1.6409952e+15). Caller frees.
+char *
+    pond_actors_print (cJSON *tree);
+
+//  Write "customer/ENTITY" into key. Returns 0, or -1 if entity is empty
+//  or too long.
+int
+    pond_actors_customer_key (const char *entity, char *key, size_t size);
+
+//  Store a document (whole numbers exact, see pond_actors_print).
+//  Returns 0 or -1.
+int
+    pond_actors_put (pond_view_t *view, const char *key, cJSON *doc);
+
+//  An event this view cannot apply sensibly (e.g. LABEL_ADDED without a
+//  label): log it and count it in the view's "skipped" document
+//  {"count", "last_seq", "last_name", "last_reason"}, in the same write as
+//  the event's seq, so a rebuild counts the same. Returns 0 (the event is
+//  ignored, not refused) or -1 if the view could not be written.
+int
+    pond_actors_skip (pond_view_t *view, const pond_event_t *event, const char *reason);
+
+//  pond_actor_set_error that also works without an actor (in-process
+//  tests pass NULL): then the error is only logged at debug level.
+void
+    pond_actors_error (pond_actor_t *actor, int code, const char *format, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,1371 @@
+/*  pond_actor: the runtime every actor shares. See pond_actor.h.
+
+    One thread, one poller over two sockets: the SUB to the broker's pub
+    socket (every event, so that any gap in the global seq shows) and the
+    actor's query ROUTER. A catch-up replay, when one runs, is pumped
+    between the two, so queries are answered while the actor catches up.
+
+    The position is the seq of the last event the actor has dealt with:
+    applied (then it is written with the event's changes, in one batch), or
+    skipped because the actor does not apply that name (then it moves in
+    memory only and is written lazily, see s_persist). How events reach
+    the view, exactly:
+
+    - Catch-up: REPLAY names order "seq" from_seq = position + 1. Each
+      event with seq > position is applied in its own begin/apply/commit.
+      At END, position = max (position, END head): the replay saw every
+      event of our names up to head. Live events that arrive meanwhile are
+      buffered (at most BUFFER_MAX; beyond, the buffer is dropped and the
+      actor catches up again when this replay ends), then drained: seq <=
+      position is dropped, position + 1 is applied, anything beyond is a
+      gap and starts another catch-up.
+    - Live: seq <= position is dropped (a double), position + 1 is applied,
+      beyond is a gap: catch up, then continue.
+    - Silence: a heartbeat whose head is beyond the position while no live
+      event came for BEHIND_MS (the last events were lost), or no heartbeat
+      for SILENCE_MS (the broker is away: catch up when heartbeats return).
+*/
+#include "pond_actor.h"
+#include "pond_client.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#define CATCHUP_CREDIT      32          //  chunks granted up front
+#define BUFFER_MAX          10000       //  live events held during a catch-up
+#define BUFFER_BYTES_MAX    (64 * 1024 * 1024)  //  ... and their bytes, roughly
+#define BEHIND_MS           1500        //  head beyond position this long: catch up
+#define SILENCE_MS          3000        //  no heartbeat this long: broker away
+#define STALL_MS            5000        //  replay silent this long: give up, retry
+#define RETRY_MS            1000        //  wait before retrying a failed catch-up
+#define PERSIST_MS          1000        //  write a lazily advanced position
+#define PROGRESS_MS         500         //  PROGRESS to a rebuild's requester
+#define PUMP_MS             50          //  replay work between two polls
+#define QUERY_FRAME_MAX     (4 * 1024 * 1024)   //  larger frames: peer dropped
+#define VERIFY_DUMP_MS      60000       //  wait for the live actor's DUMP
+#define VERIFY_REPLAY_MS    15000       //  replay silent this long: verify fails
+
+struct _pond_actor_t {
+    const pond_actor_spec_t *spec;
+    const char *name;
+    size_t names_count;
+    pond_endpoints_t eps;
+    char view_path [1024];
+    char query_endpoint [POND_ENDPOINT_MAX];
+    char ready_path [1024];
+    bool query_given;           //  --query on the command line
+    bool verbose;
+    bool verify;                //  --verify: emit sends nothing
+    bool failed;                //  stop with exit code 1
+
+    pond_view_t *view;
+    pond_sub_t *sub;
+    zsock_t *query;             //  ROUTER, NULL in verify mode
+    zpoller_t *poller;
+    pond_client_t *client;      //  for emit, created on first use
+    uint64_t position;          //  last seq dealt with (view may lag: lazy)
+    int64_t persisted_at;
+
+    //  Catch-up
+    bool live;                  //  no catch-up running or pending
+    pond_replay_t *replay;
+    int64_t replay_active_at;   //  last event or start of the replay
+    int64_t retry_at;           //  next attempt when the last one failed
+    int64_t catchup_started;
+    uint64_t catchup_from;
+    uint64_t catchup_applied;   //  applied counter when it started
+    uint64_t failures;          //  catch-ups failed in a row
+    zlistx_t *buffer;           //  live events held during a catch-up
+    size_t buffer_bytes;        //  their approximate size
+    bool overflowed;            //  buffer dropped: catch up once more
+    bool warned_ahead;
+
+    //  Heartbeats
+    uint64_t heartbeats_seen;
+    int64_t heartbeat_at;       //  last heartbeat (or start)
+    int64_t timers_at;          //  last run of s_timers
+    int64_t event_at;           //  last live event
+    int64_t behind_since;       //  head > position noticed, 0 if not
+    bool broker_away;
+
+    //  Requests
+    zframe_t *requester;        //  peer of the command running now
+    bool rebuilding;
+    zframe_t *rebuild_peer;
+    int64_t rebuild_started;
+    uint64_t rebuild_applied;   //  applied counter when it started
+    int64_t progress_at;
+    int error_code;             //  pond_actor_set_error
+    char error_reason [POND_REASON_MAX];
+
+    //  Counters (STATUS)
+    uint64_t applied, catchups, emitted, doubles, requests, rejected;
+};
+
+//  ---------------------------------------------------------------------
+//  The API actors call
+
+int
+pond_actor_emit (pond_actor_t *self, pond_event_t *event)
+{
+    assert (self);
+    assert (event);
+    if (self->verify)
+        return 0;               //  a rebuild to compare: the log has them already
+    if (!*pond_event_source (event) && pond_event_set_source (event, self->name)) {
+        zsys_error ("%s: cannot set the source of an event to emit", self->name);
+        return -1;
+    }
+    if (!self->client) {
+        self->client = pond_client_new (self->eps.ingest);
+        if (!self->client) {
+            zsys_error ("%s: cannot emit: bad ingest endpoint %s", self->name,
+                        self->eps.ingest);
+            return -1;
+        }
+        pond_client_set_verbose (self->client, self->verbose);
+    }
+    pond_ack_t ack;
+    if (pond_client_publish (self->client, event, &ack)) {
+        zsys_error ("%s: cannot emit %s for %s: %s (%d)", self->name, pond_event_name (event),
+                    pond_event_entity (event), pond_client_reason (self->client),
+                    pond_client_code (self->client));
+        return -1;
+    }
+    self->emitted++;
+    if (self->verbose)
+        zsys_info ("%s: emitted %s for %s: seq %" PRIu64 "%s", self->name,
+                   pond_event_name (event), pond_event_entity (event), ack.seq,
+                   ack.dup? " (duplicate: stored before)": "");
+    return 0;
+}
+
+void
+pond_actor_derive_id (const uint8_t *cause, const char *salt, uint8_t *id)
+{
+    assert (id);
+    static const uint8_t zeros [POND_ID_SIZE] = { 0 };
+    static const char domain [] = "pond/derive-id/v1";
+    //  SHA-1 (CZMQ's own, always built in) of domain || cause || salt: the
+    //  cause is 16 bytes, so the input is never ambiguous
+    zdigest_t *digest = zdigest_new ();
+    assert (digest);
+    zdigest_update (digest, (const byte *) domain, sizeof domain);
+    zdigest_update (digest, cause? cause: zeros, POND_ID_SIZE);
+    if (salt)
+        zdigest_update (digest, (const byte *) salt, strlen (salt));
+    memcpy (id, zdigest_data (digest), POND_ID_SIZE);
+    zdigest_destroy (&digest);
+    id [6] = (uint8_t) ((id [6] & 0x0f) | 0x80);     //  version 8
+    id [8] = (uint8_t) ((id [8] & 0x3f) | 0x80);     //  variant 10 (RFC 9562)
+}
+
+pond_replay_t *
+pond_actor_replay (pond_actor_t *self, const pond_replay_req_t *request)
+{
+    assert (self);
+    assert (request);
+    return pond_replay_new (self->eps.control, request);
+}
+
+//  Send [peer, command, body] on the query socket; takes ownership of body.
+static void
+s_send (pond_actor_t *self, zframe_t *peer, const char *command, zframe_t **body_p)
+{
+    if (!self->query || !peer) {
+        zframe_destroy (body_p);
+        return;
+    }
+    zmsg_t *msg = zmsg_new ();
+    zmsg_append (msg, &(zframe_t *) { zframe_dup (peer) });
+    zmsg_addstr (msg, command);
+    if (body_p && *body_p)
+        zmsg_append (msg, body_p);
+    zmsg_send (&msg, self->query);
+}
+
+static void
+s_send_progress (pond_actor_t *self, zframe_t *peer, uint64_t done, uint64_t total)
+{
+    pond_progress_t progress = { .done = done, .total = total };
+    zframe_t *body = pond_progress_encode (&progress);
+    s_send (self, peer, POND_PROGRESS, &body);
+}
+
+void
+pond_actor_progress (pond_actor_t *self, uint64_t done, uint64_t total)
+{
+    assert (self);
+    if (self->requester)
+        s_send_progress (self, self->requester, done, total);
+}
+
+void
+pond_actor_set_error (pond_actor_t *self, int code, const char *format, ...)
+{
+    assert (self);
+    self->error_code = code;
+    va_list args;
+    va_start (args, format);
+    vsnprintf (self->error_reason, sizeof self->error_reason, format, args);
+    va_end (args);
+}
+
+const char *
+pond_actor_name (pond_actor_t *self)
+{
+    assert (self);
+    return self->name;
+}
+
+bool
+pond_actor_live (pond_actor_t *self)
+{
+    assert (self);
+    return self->live;
+}
+
+//  ---------------------------------------------------------------------
+//  Applying events
+
+//  True if the actor applies events of this name.
+static bool
+s_wanted (pond_actor_t *self, const char *name)
+{
+    for (size_t i = 0; i < self->names_count; i++)
+        if (streq (self->spec->names [i], name))
+            return true;
+    return false;
+}
+
+//  Deal with the event that comes right after the position: apply it in
+//  one atomic write with its seq if it is one of ours, else just move the
+//  position. Returns 0, or -1 if the actor cannot go on (self->failed).
+static int
+s_apply (pond_actor_t *self, const pond_event_t *event)
+{
+    uint64_t seq = pond_event_seq (event);
+    if (s_wanted (self, pond_event_name (event))) {
+        pond_view_begin (self->view);
+        if (self->spec->apply (self, self->view, event, self->spec->state)) {
+            pond_view_rollback (self->view);
+            if (zsys_interrupted)
+                zsys_info ("%s: interrupted while applying seq %" PRIu64 "; rolled back, "
+                           "it is applied again on start", self->name, seq);
+            else
+                zsys_error ("%s: the actor refused event seq %" PRIu64 " (%s for %s); "
+                            "stopping: a view that cannot apply the log is a bug to fix",
+                            self->name, seq, pond_event_name (event),
+                            pond_event_entity (event));
+            self->failed = !zsys_interrupted;
+            return -1;
+        }
+        if (pond_view_commit (self->view, seq)) {
+            zsys_error ("%s: cannot write event seq %" PRIu64 " to the view; stopping",
+                        self->name, seq);
+            self->failed = true;
+            return -1;
+        }
+        self->persisted_at = zclock_mono ();
+        self->applied++;
+        if (self->verbose)
+            zsys_info ("%s: applied seq %" PRIu64 " %s for %s", self->name, seq,
+                       pond_event_name (event), pond_event_entity (event));
+    }
+    self->position = seq;
+    return 0;
+}
+
+//  Write the position if it moved in memory only (events of other names).
+//  Lazily is safe: the events between the written position and the one in
+//  memory are all of names the actor does not apply, so after a crash the
+//  catch-up from the written position replays none of them (the replay is
+//  filtered by our names) and the view is exactly as it would have been.
+static int
+s_persist (pond_actor_t *self)
+{
+    self->persisted_at = zclock_mono ();
+    if (pond_view_position (self->view) == self->position)
+        return 0;
+    if (pond_view_commit (self->view, self->position)) {
+        zsys_error ("%s: cannot write the position to the view; stopping", self->name);
+        self->failed = true;
+        return -1;
+    }
+    return 0;
+}
+
+//  ---------------------------------------------------------------------
+//  Catch-up
+
+//  Fill a replay request for our names in seq order from from_seq.
+static void
+s_replay_request (pond_actor_t *self, pond_replay_req_t *request, uint64_t from_seq,
+                  uint64_t to_seq)
+{
+    memset (request, 0, sizeof (*request));
+    //  More names than a REPLAY carries: take the whole log, s_wanted filters
+    if (self->names_count <= POND_REPLAY_MAX_NAMES) {
+        for (size_t i = 0; i < self->names_count; i++)
+            snprintf (request->names [i], sizeof request->names [i], "%s",
+                      self->spec->names [i]);
+        request->names_count = self->names_count;
+    }
+    strcpy (request->order, "seq");
+    request->from_seq = from_seq;
+    request->to_seq = to_seq;
+    request->credit = CATCHUP_CREDIT;
+}
+
+static void
+s_catchup_start (pond_actor_t *self)
+{
+    if (self->replay)
+        return;
+    self->live = false;
+    self->behind_since = 0;
+    pond_replay_req_t request;
+    s_replay_request (self, &request, self->position + 1, 0);
+    self->replay = pond_replay_new (self->eps.control, &request);
+    if (!self->replay) {
+        zsys_error ("%s: cannot start a replay on %s", self->name, self->eps.control);
+        self->retry_at = zclock_mono () + RETRY_MS;
+        return;
+    }
+    self->catchups++;
+    self->replay_active_at = zclock_mono ();
+    if (self->failures == 0) {
+        self->catchup_started = zclock_mono ();
+        self->catchup_from = self->position;
+        self->catchup_applied = self->applied;
+    }
+    if (self->verbose)
+        zsys_info ("%s: catching up from seq %" PRIu64, self->name, self->position + 1);
+}
+
+//  The replay failed or stalled: drop it, try again in a moment.
+static void
+s_catchup_failed (pond_actor_t *self, const char *reason)
+{
+    if (self->failures++ == 0 || self->verbose)
+        zsys_warning ("%s: catch-up from seq %" PRIu64 " failed (%s); retrying every %d ms",
+                      self->name, self->position + 1, reason, RETRY_MS);
+    pond_replay_destroy (&self->replay);
+    self->retry_at = zclock_mono () + RETRY_MS;
+}
+
+static void s_rebuild_done (pond_actor_t *self);
+
+//  Roughly the memory an event holds.
+static size_t
+s_event_bytes (const pond_event_t *event)
+{
+    size_t data = 0, meta = 0;
+    pond_event_data (event, &data);
+    pond_event_meta (event, &meta);
+    return data + meta + 256;
+}
+
+static void
+s_buffer_clear (pond_actor_t *self)
+{
+    zlistx_purge (self->buffer);
+    self->buffer_bytes = 0;
+}
+
+//  Keep a live event for when the catch-up ends (takes it). Past the
+//  bounds the whole buffer goes, and one more catch-up fetches it all
+//  from the log when this one ends: memory stays bounded.
+static void
+s_buffer_add (pond_actor_t *self, pond_event_t **event_p)
+{
+    size_t bytes = s_event_bytes (*event_p);
+    if (zlistx_size (self->buffer) >= BUFFER_MAX
+    ||  self->buffer_bytes + bytes > BUFFER_BYTES_MAX) {
+        if (!self->overflowed)
+            zsys_warning ("%s: more than %d live events (or %d MiB) arrived during the "
+                          "catch-up; dropped them, the next catch-up fetches them", self->name,
+                          BUFFER_MAX, BUFFER_BYTES_MAX / (1024 * 1024));
+        s_buffer_clear (self);
+        self->overflowed = true;
+        pond_event_destroy (event_p);
+        return;
+    }
+    zlistx_add_end (self->buffer, *event_p);
+    self->buffer_bytes += bytes;
+    *event_p = NULL;
+}
+
+//  Take the first event out of the buffer. Caller destroys it.
+static pond_event_t *
+s_buffer_pop (pond_actor_t *self)
+{
+    pond_event_t *event = (pond_event_t *) zlistx_detach (self->buffer, NULL);
+    if (event) {
+        size_t bytes = s_event_bytes (event);
+        self->buffer_bytes = self->buffer_bytes > bytes? self->buffer_bytes - bytes: 0;
+    }
+    return event;
+}
+
+//  Apply what the buffer holds in seq order. Returns 0 when it is empty,
+//  1 if it found a gap (another catch-up is started), or -1 if the actor
+//  must stop.
+static int
+s_drain_buffer (pond_actor_t *self)
+{
+    pond_event_t *event;
+    while ((event = (pond_event_t *) zlistx_first (self->buffer))) {
+        uint64_t seq = pond_event_seq (event);
+        if (seq <= self->position) {
+            event = s_buffer_pop (self);
+            pond_event_destroy (&event);
+            continue;
+        }
+        if (seq > self->position + 1) {
+            zsys_warning ("%s: gap in live events: seq %" PRIu64 " after %" PRIu64
+                          "; catching up", self->name, seq, self->position);
+            s_catchup_start (self);
+            return 1;
+        }
+        event = s_buffer_pop (self);
+        int rc = s_apply (self, event);
+        pond_event_destroy (&event);
+        if (rc)
+            return -1;
+    }
+    return 0;
+}
+
+//  The replay completed: it saw every event of our names up to head.
+static void
+s_catchup_done (pond_actor_t *self)
+{
+    uint64_t head = pond_replay_head (self->replay);
+    pond_replay_destroy (&self->replay);
+    if (head > self->position)
+        self->position = head;
+    else
+    if (head < self->position && !self->warned_ahead) {
+        zsys_warning ("%s: the log ends at seq %" PRIu64 " but this view is at %" PRIu64
+                      ": was the log reset? rebuild the view (--rebuild)", self->name, head,
+                      self->position);
+        self->warned_ahead = true;
+    }
+    if (self->failures > 1 || (self->failures && self->verbose))
+        zsys_info ("%s: catch-up succeeded after %" PRIu64 " failed attempts", self->name,
+                   self->failures);
+    self->failures = 0;
+    if (s_persist (self))
+        return;
+    double seconds = (double) (zclock_mono () - self->catchup_started) / 1000.0;
+    zsys_info ("%s: caught up %" PRIu64 " events to seq %" PRIu64 " in %.1f s "
+               "(%" PRIu64 " applied)", self->name, self->position - self->catchup_from,
+               self->position, seconds, self->applied - self->catchup_applied);
+    //  Events dropped from the buffer are fetched by one more catch-up;
+    //  one that a gap starts below does just that
+    bool overflowed = self->overflowed;
+    self->overflowed = false;
+    if (s_drain_buffer (self))
+        return;
+    if (overflowed) {
+        s_catchup_start (self);
+        return;
+    }
+    self->live = true;
+    self->event_at = zclock_mono ();
+    if (self->rebuilding)
+        s_rebuild_done (self);
+}
+
+//  Work on the replay for at most PUMP_MS, then let the poller run.
+static void
+s_catchup_pump (pond_actor_t *self)
+{
+    int64_t until = zclock_mono () + PUMP_MS;
+    bool first = true;
+    while (self->replay && !zsys_interrupted && !self->failed) {
+        //  Wait a little for the first event only: the poller does not
+        //  see the replay's socket, so this is where the loop idles
+        pond_event_t *event = pond_replay_next (self->replay, first? 20: 0);
+        first = false;
+        if (!event) {
+            if (zsys_interrupted)
+                return;             //  stopping: not a failure worth a warning
+            int code = pond_replay_code (self->replay);
+            if (code == POND_CODE_OK)
+                s_catchup_done (self);
+            else
+            if (code) {
+                char reason [POND_REASON_MAX + 160];
+                snprintf (reason, sizeof reason, "%d %s", code,
+                          pond_replay_reason (self->replay));
+                s_catchup_failed (self, reason);
+            }
+            else
+            if (zclock_mono () - self->replay_active_at > STALL_MS)
+                s_catchup_failed (self, "no reply from the broker");
+            return;
+        }
+        self->replay_active_at = zclock_mono ();
+        if (pond_event_seq (event) > self->position)
+            s_apply (self, event);
+        pond_event_destroy (&event);
+        if (zclock_mono () >= until)
+            return;
+    }
+}
+
+//  ---------------------------------------------------------------------
+//  Live events
+
+static void
+s_on_live (pond_actor_t *self, pond_event_t **event_p)
+{
+    pond_event_t *event = *event_p;
+    uint64_t seq = pond_event_seq (event);
+    self->event_at = zclock_mono ();
+    if (!self->live) {
+        //  Catching up: keep it for later, within bounds
+        if (seq <= self->position)
+            pond_event_destroy (event_p);
+        else
+            s_buffer_add (self, event_p);
+        return;
+    }
+    if (seq <= self->position) {
+        self->doubles++;
+        if (self->verbose)
+            zsys_info ("%s: dropped seq %" PRIu64 ": already at %" PRIu64, self->name, seq,
+                       self->position);
+    }
+    else
+    if (seq == self->position + 1)
+        s_apply (self, event);
+    else {
+        zsys_warning ("%s: gap in live events: seq %" PRIu64 " after %" PRIu64
+                      "; catching up", self->name, seq, self->position);
+        s_buffer_add (self, event_p);
+        s_catchup_start (self);
+    }
+    pond_event_destroy (event_p);
+}
+
+//  ---------------------------------------------------------------------
+//  Rebuild: drop the view and apply the whole log again, while serving
+
+//  Close, delete and reopen the view; call start again on the empty view.
+//  Returns 0; 1 if the view could not be deleted (it is reopened as it
+//  was, nothing changed); -1 if the actor cannot go on (logged).
+static int
+s_view_reset (pond_actor_t *self)
+{
+    pond_view_destroy (&self->view);
+    int dropped = pond_view_drop (self->view_path);
+    self->view = pond_view_open (self->view_path);
+    if (!self->view)
+        return -1;
+    if (dropped != 0)
+        return 1;
+    self->position = 0;
+    if (self->spec->start && self->spec->start (self, self->view, self->spec->state)) {
+        zsys_error ("%s: start failed on the new view", self->name);
+        return -1;
+    }
+    return 0;
+}
+
+static void s_error (pond_actor_t *self, zframe_t *peer, int code, const char *format, ...)
+    __attribute__ ((format (printf, 4, 5)));
+
+static void
+s_rebuild_start (pond_actor_t *self, zframe_t *peer)
+{
+    pond_replay_destroy (&self->replay);
+    s_buffer_clear (self);
+    self->overflowed = false;
+    self->failures = 0;
+    uint64_t was = self->position;
+    int rc = s_view_reset (self);
+    if (rc) {
+        s_error (self, peer, POND_CODE_STORE_ERROR, "cannot reset the view (see the log)");
+        if (rc < 0)
+            self->failed = true;    //  no view, or half a reset: start afresh
+        else
+            s_catchup_start (self); //  the old view goes on from where it was
+        return;
+    }
+    zsys_info ("%s: rebuilding the view from the log (was at seq %" PRIu64 ")", self->name,
+               was);
+    self->rebuilding = true;
+    self->rebuild_peer = zframe_dup (peer);
+    self->rebuild_started = zclock_mono ();
+    self->progress_at = zclock_mono ();
+    self->rebuild_applied = self->applied;
+    s_catchup_start (self);
+}
+
+static void
+s_rebuild_done (pond_actor_t *self)
+{
+    double seconds = (double) (zclock_mono () - self->rebuild_started) / 1000.0;
+    zsys_info ("%s: view rebuilt to seq %" PRIu64 " in %.1f s", self->name, self->position,
+               seconds);
+    char *json = zsys_sprintf ("{\"command\":\"rebuild\",\"position\":%" PRIu64
+                               ",\"applied\":%" PRIu64 ",\"seconds\":%.3f}",
+                               self->position, self->applied - self->rebuild_applied,
+                               seconds);
+    zframe_t *body = zframe_new (json, strlen (json));
+    s_send (self, self->rebuild_peer, POND_RESULT, &body);
+    zstr_free (&json);
+    zframe_destroy (&self->rebuild_peer);
+    self->rebuilding = false;
+}
+
+//  ---------------------------------------------------------------------
+//  Query socket: QUERY, COMMAND, STATUS, DUMP
+
+static void
+s_error (pond_actor_t *self, zframe_t *peer, int code, const char *format, ...)
+{
+    char reason [POND_REASON_MAX];
+    va_list args;
+    va_start (args, format);
+    vsnprintf (reason, sizeof reason, format, args);
+    va_end (args);
+    zframe_t *body = pond_nack_new (NULL, (uint32_t) code, 0, "%s", reason);
+    s_send (self, peer, POND_ERROR, &body);
+}
+
+//  A request we cannot serve: count it, log the first, answer ERROR.
+static void
+s_reject (pond_actor_t *self, zframe_t *peer, int code, const char *reason)
+{
+    if (self->rejected++ == 0 || self->verbose)
+        zsys_warning ("%s: refused a request on the query socket: %s (%d)%s", self->name,
+                      reason, code, self->verbose? "": "; counting further ones");
+    s_error (self, peer, code, "%s", reason);
+}
+
+//  Send text as RESULT if it is JSON, else ERROR 500. Frees text.
+static void
+s_result (pond_actor_t *self, zframe_t *peer, char **text_p)
+{
+    cJSON *check = cJSON_Parse (*text_p);
+    if (check) {
+        zframe_t *body = zframe_new (*text_p, strlen (*text_p));
+        s_send (self, peer, POND_RESULT, &body);
+    }
+    else {
+        zsys_error ("%s: the actor answered with text that is not JSON", self->name);
+        s_error (self, peer, POND_CODE_STORE_ERROR, "the actor's answer is not JSON");
+    }
+    cJSON_Delete (check);
+    zstr_free (text_p);
+}
+
+//  Answer after a query or command callback: RESULT, or the error it set,
+//  or fallback_code with fallback_reason.
+static void
+s_answer (pond_actor_t *self, zframe_t *peer, char *result, int fallback_code,
+          const char *fallback_reason)
+{
+    if (result)
+        s_result (self, peer, &result);
+    else
+    if (self->error_code)
+        s_error (self, peer, self->error_code, "%s", self->error_reason);
+    else
+        s_error (self, peer, fallback_code, "%s", fallback_reason);
+}
+
+static void
+s_query_query (pond_actor_t *self, zframe_t *peer, zframe_t *body)
+{
+    pond_query_t query;
+    char err [POND_ERR_SIZE];
+    if (pond_query_decode (body, &query, err, sizeof err)) {
+        s_reject (self, peer, POND_CODE_BAD_REQUEST, err);
+        return;
+    }
+    if (!*query.entity) {
+        s_reject (self, peer, POND_CODE_BAD_REQUEST, "'entity' must not be empty");
+        return;
+    }
+    if (self->rebuilding) {
+        s_error (self, peer, POND_CODE_UNAVAILABLE, "%s is rebuilding its view; ask again "
+                 "later", self->name);
+        return;
+    }
+    self->error_code = 0;
+    char *result = self->spec->query (self, self->view, query.entity, query.text,
+                                      self->spec->state);
+    char reason [POND_REASON_MAX];
+    snprintf (reason, sizeof reason, "%s knows nothing about '%s'", self->name, query.entity);
+    s_answer (self, peer, result, POND_CODE_NOT_FOUND, reason);
+}
+
+static void
+s_query_command (pond_actor_t *self, zframe_t *peer, zframe_t *body)
+{
+    //  64 KiB of args: off the stack
+    pond_command_t *command = (pond_command_t *) malloc (sizeof (pond_command_t));
+    char err [POND_ERR_SIZE];
+    if (!command)
+        s_error (self, peer, POND_CODE_UNAVAILABLE, "out of memory");
+    else
+    if (pond_command_decode (body, command, err, sizeof err))
+        s_reject (self, peer, POND_CODE_BAD_REQUEST, err);
+    else
+    if (self->rebuilding)
+        s_error (self, peer, POND_CODE_UNAVAILABLE, "%s is rebuilding its view; try again "
+                 "later", self->name);
+    else
+    if (streq (command->command, "rebuild"))
+        s_rebuild_start (self, peer);
+    else
+    if (!self->spec->command) {
+        char reason [POND_REASON_MAX];
+        snprintf (reason, sizeof reason, "%s has no command '%s'", self->name,
+                  command->command);
+        s_reject (self, peer, POND_CODE_NOT_FOUND, reason);
+    }
+    else {
+        zsys_info ("%s: running command '%s'", self->name, command->command);
+        //  A command reads pond_view_position: make it the one in memory
+        s_persist (self);
+        self->error_code = 0;
+        self->requester = peer;
+        char *result = self->spec->command (self, self->view, command->command,
+                                            command->args, self->spec->state);
+        self->requester = NULL;
+        char reason [POND_REASON_MAX];
+        snprintf (reason, sizeof reason, "%s has no command '%s'", self->name,
+                  command->command);
+        if (!result)
+            zsys_info ("%s: command '%s' failed: %d %s", self->name, command->command,
+                       self->error_code? self->error_code: POND_CODE_NOT_FOUND,
+                       self->error_code? self->error_reason: reason);
+        s_answer (self, peer, result, POND_CODE_NOT_FOUND, reason);
+    }
+    free (command);
+}
+
+static void
+s_query_status (pond_actor_t *self, zframe_t *peer)
+{
+    char *json = zsys_sprintf (
+        "{\"name\":\"%s\",\"position\":%" PRIu64 ",\"live\":%s,\"applied\":%" PRIu64
+        ",\"catchups\":%" PRIu64 ",\"emitted\":%" PRIu64 ",\"pid\":%d,\"rebuilding\":%s"
+        ",\"head\":%" PRIu64 ",\"doubles\":%" PRIu64 ",\"requests\":%" PRIu64
+        ",\"rejected\":%" PRIu64 "}",
+        self->name, self->position, self->live? "true": "false", self->applied,
+        self->catchups, self->emitted, (int) getpid (), self->rebuilding? "true": "false",
+        pond_sub_head (self->sub), self->doubles, self->requests, self->rejected);
+    s_result (self, peer, &json);
+}
+
+static void
+s_query_dump (pond_actor_t *self, zframe_t *peer)
+{
+    if (self->rebuilding) {
+        s_error (self, peer, POND_CODE_UNAVAILABLE, "%s is rebuilding its view; try again "
+                 "later", self->name);
+        return;
+    }
+    //  The dump shows the position in memory: write it first
+    if (s_persist (self)) {
+        s_error (self, peer, POND_CODE_STORE_ERROR, "cannot write the view's position");
+        return;
+    }
+    char *dump = pond_view_dump (self->view);
+    if (!dump) {
+        s_error (self, peer, POND_CODE_STORE_ERROR, "cannot read the view (see the log)");
+        return;
+    }
+    zframe_t *body = zframe_new (dump, strlen (dump));
+    free (dump);
+    s_send (self, peer, POND_RESULT, &body);
+}
+
+//  Print a command frame for a log line: printable ASCII only, short.
+static void
+s_command_text (zframe_t *frame, char *text, size_t size)
+{
+    size_t len = zframe_size (frame);
+    const byte *data = zframe_data (frame);
+    size_t i;
+    for (i = 0; i < len && i + 1 < size && i < 32; i++)
+        text [i] = data [i] >= 0x20 && data [i] < 0x7f? (char) data [i]: '?';
+    text [i] = 0;
+}
+
+static void
+s_on_request (pond_actor_t *self, zmsg_t *msg)
+{
+    self->requests++;
+    zframe_t *peer = zmsg_pop (msg);
+    zframe_t *command = zmsg_pop (msg);
+    zframe_t *body = zmsg_pop (msg);
+    size_t extra = zmsg_size (msg);
+    bool takes_body = pond_proto_is (command, POND_QUERY)
+                   || pond_proto_is (command, POND_COMMAND);
+    bool known = takes_body || pond_proto_is (command, POND_STATUS)
+                            || pond_proto_is (command, POND_DUMP);
+    char reason [POND_REASON_MAX];
+    if (!peer)
+        ;                       //  nobody to answer
+    else
+    if (!command || zframe_size (command) == 0)
+        s_reject (self, peer, POND_CODE_NOT_FOUND, "empty command frame");
+    else
+    if (!known) {
+        char text [40];
+        s_command_text (command, text, sizeof text);
+        snprintf (reason, sizeof reason, "unknown command '%s'; the query socket takes "
+                  "QUERY, COMMAND, STATUS or DUMP", text);
+        s_reject (self, peer, POND_CODE_NOT_FOUND, reason);
+    }
+    else
+    if (body && zframe_size (body) > POND_BODY_MAX) {
+        snprintf (reason, sizeof reason, "body is %zu bytes; the limit is %d",
+                  zframe_size (body), POND_BODY_MAX);
+        s_reject (self, peer, POND_CODE_TOO_LARGE, reason);
+    }
+    else
+    if (extra || (body && !takes_body)) {
+        snprintf (reason, sizeof reason, "too many frames: %s takes %s",
+                  takes_body? "a command and a body": "the command frame only",
+                  takes_body? "no more": "no body");
+        s_reject (self, peer, POND_CODE_BAD_REQUEST, reason);
+    }
+    else
+    if (pond_proto_is (command, POND_QUERY))
+        s_query_query (self, peer, body);
+    else
+    if (pond_proto_is (command, POND_COMMAND))
+        s_query_command (self, peer, body);
+    else
+    if (pond_proto_is (command, POND_STATUS))
+        s_query_status (self, peer);
+    else
+        s_query_dump (self, peer);
+    zframe_destroy (&peer);
+    zframe_destroy (&command);
+    zframe_destroy (&body);
+}
+
+//  ---------------------------------------------------------------------
+//  Timers: heartbeats, silence, retries, lazy position, progress
+
+static void
+s_timers (pond_actor_t *self)
+{
+    int64_t now = zclock_mono ();
+    //  The loop itself stood still (a long command, a stopped process):
+    //  the silence was ours, not the broker's; judge from now on
+    if (now - self->timers_at > 1000) {
+        self->heartbeat_at = now;
+        self->event_at = now;
+    }
+    self->timers_at = now;
+    uint64_t beats = pond_sub_heartbeats (self->sub);
+    if (beats != self->heartbeats_seen) {
+        self->heartbeats_seen = beats;
+        self->heartbeat_at = now;
+        if (self->broker_away) {
+            zsys_info ("%s: heartbeats are back; catching up", self->name);
+            self->broker_away = false;
+            //  A replay asked of the broker that went away may never end
+            if (self->replay)
+                pond_replay_destroy (&self->replay);
+            self->failures = 0;
+            s_catchup_start (self);
+        }
+    }
+    if (!self->broker_away && now - self->heartbeat_at > SILENCE_MS) {
+        zsys_warning ("%s: no heartbeat from the broker for %d s; catching up when it is back",
+                      self->name, SILENCE_MS / 1000);
+        self->broker_away = true;
+    }
+    uint64_t head = pond_sub_head (self->sub);
+    if (self->live && head > self->position && !self->broker_away) {
+        if (!self->behind_since)
+            self->behind_since = now;
+        else
+        if (now - self->behind_since >= BEHIND_MS && now - self->event_at >= BEHIND_MS) {
+            zsys_warning ("%s: the log is at seq %" PRIu64 ", this actor at %" PRIu64
+                          ", and no event came for %d ms; catching up", self->name, head,
+                          self->position, BEHIND_MS);
+            s_catchup_start (self);
+        }
+    }
+    else
+        self->behind_since = 0;
+    if (!self->live && !self->replay && !self->broker_away && now >= self->retry_at)
+        s_catchup_start (self);
+    if (now - self->persisted_at >= PERSIST_MS)
+        s_persist (self);
+    if (self->rebuilding && now - self->progress_at >= PROGRESS_MS) {
+        s_send_progress (self, self->rebuild_peer, self->position,
+                         head > self->position? head: self->position);
+        self->progress_at = now;
+    }
+}
+
+//  ---------------------------------------------------------------------
+//  Ready file DIR/NAME.zpl
+
+static int
+s_ready_write (pond_actor_t *self)
+{
+    char *endpoint = zsock_last_endpoint (self->query);
+    zconfig_t *root = zconfig_new ("root", NULL);
+    zconfig_put (root, "actor/name", self->name);
+    zconfig_put (root, "actor/query", endpoint? endpoint: self->query_endpoint);
+    zconfig_putf (root, "actor/pid", "%d", (int) getpid ());
+    zstr_free (&endpoint);
+    char temp [1100];
+    snprintf (temp, sizeof temp, "%s.tmp", self->ready_path);
+    int rc = zconfig_save (root, temp);
+    zconfig_destroy (&root);
+    if (rc == 0)
+        rc = rename (temp, self->ready_path);
+    if (rc)
+        zsys_error ("%s: cannot write %s: %s", self->name, self->ready_path, strerror (errno));
+    return rc;
+}
+
+//  Remove the ready file if it is still ours.
+static void
+s_ready_remove (pond_actor_t *self)
+{
+    zconfig_t *config = zconfig_load (self->ready_path);
+    if (config && atoi (zconfig_get (config, "actor/pid", "0")) == (int) getpid ())
+        unlink (self->ready_path);
+    zconfig_destroy (&config);
+}
+
+//  ---------------------------------------------------------------------
+//  Running live
+
+static void
+s_buffer_destroy (void **item_p)
+{
+    pond_event_destroy ((pond_event_t **) item_p);
+}
+
+//  Set up everything but the view. Returns 0 or -1 (logged).
+static int
+s_connect (pond_actor_t *self)
+{
+    self->buffer = zlistx_new ();
+    zlistx_set_destructor (self->buffer, s_buffer_destroy);
+    self->sub = pond_sub_new (self->eps.pub, NULL, 0);
+    if (!self->sub) {
+        zsys_error ("%s: cannot subscribe to %s", self->name, self->eps.pub);
+        return -1;
+    }
+    self->query = zsock_new (ZMQ_ROUTER);
+    if (!self->query)
+        return -1;
+    zsock_set_linger (self->query, 0);
+    zsock_set_sndhwm (self->query, 10000);
+    zsock_set_rcvhwm (self->query, 10000);
+    zsock_set_maxmsgsize (self->query, QUERY_FRAME_MAX);
+    if (zsock_bind (self->query, "%s", self->query_endpoint) < 0) {
+        zsys_error ("%s: cannot bind the query socket %s: %s (is it running already?)",
+                    self->name, self->query_endpoint, zmq_strerror (zmq_errno ()));
+        return -1;
+    }
+    self->poller = zpoller_new (pond_sub_sock (self->sub), self->query, NULL);
+    return self->poller? 0: -1;
+}
+
+static int
+s_run (pond_actor_t *self)
+{
+    if (s_connect (self) || s_ready_write (self))
+        return 1;
+    int64_t now = zclock_mono ();
+    self->heartbeat_at = now;
+    self->event_at = now;
+    self->persisted_at = now;
+    self->timers_at = now;
+    zsys_info ("%s: view %s at seq %" PRIu64 ", query socket %s, broker %s", self->name,
+               self->view_path, self->position, self->query_endpoint, self->eps.pub);
+    s_catchup_start (self);
+    while (!zsys_interrupted && !self->failed) {
+        zpoller_wait (self->poller, self->replay? 0: 100);
+        if (zpoller_terminated (self->poller))
+            break;
+        //  Live events first: all that are queued, bounded per round
+        for (int i = 0; i < 1000 && !zsys_interrupted && !self->failed; i++) {
+            pond_event_t *event = pond_sub_recv (self->sub, 0);
+            if (!event)
+                break;
+            s_on_live (self, &event);
+        }
+        for (int i = 0; i < 100 && !self->failed && (zsock_events (self->query) & ZMQ_POLLIN);
+             i++) {
+            zmsg_t *msg = zmsg_recv (self->query);
+            if (!msg)
+                break;
+            s_on_request (self, msg);
+            zmsg_destroy (&msg);
+        }
+        if (self->replay)
+            s_catchup_pump (self);
+        if (!self->failed)
+            s_timers (self);
+    }
+    if (self->view && !self->failed)
+        s_persist (self);
+    s_ready_remove (self);
+    zsys_info ("%s: stopping at seq %" PRIu64 " (%" PRIu64 " applied, %" PRIu64 " emitted)",
+               self->name, self->position, self->applied, self->emitted);
+    return self->failed? 1: 0;
+}
+
+//  ---------------------------------------------------------------------
+//  --verify: compare the live view with a rebuild up to its position
+
+//  Ask the live actor for its DUMP. Returns the JSON text (caller frees)
+//  or NULL with the reason printed.
+static char *
+s_verify_dump (pond_actor_t *self)
+{
+    char endpoint [POND_ENDPOINT_MAX];
+    snprintf (endpoint, sizeof endpoint, "%s", self->query_endpoint);
+    if (!self->query_given) {
+        zconfig_t *config = zconfig_load (self->ready_path);
+        if (!config) {
+            fprintf (stderr, "%s: not running (no %s): --verify compares a running actor's "
+                     "view with a rebuild; start it first\n", self->name, self->ready_path);
+            return NULL;
+        }
+        snprintf (endpoint, sizeof endpoint, "%s",
+                  zconfig_get (config, "actor/query", self->query_endpoint));
+        int pid = atoi (zconfig_get (config, "actor/pid", "0"));
+        zconfig_destroy (&config);
+        if (pid > 0 && kill (pid, 0) && errno == ESRCH) {
+            fprintf (stderr, "%s: not running (%s names pid %d, which is gone); its view "
+                     "cannot be compared\n", self->name, self->ready_path, pid);
+            return NULL;
+        }
+    }
+    zsock_t *sock = zsock_new (ZMQ_DEALER);
+    if (!sock || zsock_connect (sock, "%s", endpoint)) {
+        fprintf (stderr, "%s: cannot connect to %s\n", self->name, endpoint);
+        zsock_destroy (&sock);
+        return NULL;
+    }
+    zsock_set_linger (sock, 0);
+    zsock_set_rcvtimeo (sock, VERIFY_DUMP_MS);
+    zstr_send (sock, POND_DUMP);
+    zmsg_t *reply = zmsg_recv (sock);
+    char *dump = NULL;
+    if (!reply)
+        fprintf (stderr, "%s: no answer from %s within %d s: is it running?\n", self->name,
+                 endpoint, VERIFY_DUMP_MS / 1000);
+    else {
+        zframe_t *command = zmsg_first (reply);
+        zframe_t *body = zmsg_next (reply);
+        pond_nack_t error;
+        char err [POND_ERR_SIZE];
+        if (pond_proto_is (command, POND_RESULT) && body)
+            dump = strndup ((const char *) zframe_data (body), zframe_size (body));
+        else
+        if (pond_proto_is (command, POND_ERROR) && pond_nack_decode (body, &error, err,
+                                                                     sizeof err) == 0)
+            fprintf (stderr, "%s: the live actor refused DUMP: %u %s\n", self->name,
+                     error.code, error.reason);
+        else
+            fprintf (stderr, "%s: unreadable answer to DUMP from %s\n", self->name, endpoint);
+    }
+    zmsg_destroy (&reply);
+    zsock_destroy (&sock);
+    return dump;
+}
+
+//  Apply the log up to position into the (scratch) view. Returns 0 or -1.
+static int
+s_verify_rebuild (pond_actor_t *self, uint64_t position)
+{
+    if (position == 0)
+        return 0;
+    pond_replay_req_t request;
+    s_replay_request (self, &request, 1, position + 1);
+    pond_replay_t *replay = pond_replay_new (self->eps.control, &request);
+    if (!replay) {
+        fprintf (stderr, "%s: cannot start a replay on %s\n", self->name, self->eps.control);
+        return -1;
+    }
+    int rc = 0;
+    pond_event_t *event;
+    while ((event = pond_replay_next (replay, VERIFY_REPLAY_MS))) {
+        if (pond_event_seq (event) > self->position && pond_event_seq (event) <= position)
+            rc = s_apply (self, event);
+        pond_event_destroy (&event);
+        if (rc)
+            break;
+    }
+    if (rc == 0 && pond_replay_code (replay) != POND_CODE_OK) {
+        fprintf (stderr, "%s: the replay failed: %d %s\n", self->name, pond_replay_code (replay),
+                 pond_replay_reason (replay));
+        rc = -1;
+    }
+    pond_replay_destroy (&replay);
+    if (rc == 0) {
+        self->position = position;
+        rc = s_persist (self);
+    }
+    return rc;
+}
+
+//  Print the keys whose documents differ (at most 10) and how many.
+static void
+s_verify_report (pond_actor_t *self, const char *live, const char *rebuilt, uint64_t position)
+{
+    cJSON *a = cJSON_Parse (live);
+    cJSON *b = cJSON_Parse (rebuilt);
+    cJSON *docs_a = cJSON_GetObjectItemCaseSensitive (a, "docs");
+    cJSON *docs_b = cJSON_GetObjectItemCaseSensitive (b, "docs");
+    printf ("%s: view differs from its rebuild at seq %" PRIu64 "\n", self->name, position);
+    size_t shown = 0, differ = 0;
+    //  Both are sorted by key: walk them side by side
+    cJSON *x = docs_a? docs_a->child: NULL;
+    cJSON *y = docs_b? docs_b->child: NULL;
+    while (x || y) {
+        int order = !x? 1: !y? -1: strcmp (x->string, y->string);
+        char *text_x = order <= 0? cJSON_PrintUnformatted (x): NULL;
+        char *text_y = order >= 0? cJSON_PrintUnformatted (y): NULL;
+        if (order != 0 || strcmp (text_x, text_y) != 0) {
+            differ++;
+            if (shown++ < 10)
+                printf ("  %s: live %.200s, rebuilt %.200s\n", order <= 0? x->string: y->string,
+                        text_x? text_x: "(absent)", text_y? text_y: "(absent)");
+        }
+        cJSON_free (text_x);
+        cJSON_free (text_y);
+        if (order <= 0)
+            x = x->next;
+        if (order >= 0)
+            y = y->next;
+    }
+    printf ("  %zu key%s differ\n", differ, differ == 1? "": "s");
+    cJSON_Delete (a);
+    cJSON_Delete (b);
+}
+
+static int
+s_verify (pond_actor_t *self)
+{
+    char *live = s_verify_dump (self);
+    if (!live)
+        return 1;
+    cJSON *parsed = cJSON_Parse (live);
+    cJSON *position_item = cJSON_GetObjectItemCaseSensitive (parsed, "position");
+    cJSON *docs = cJSON_GetObjectItemCaseSensitive (parsed, "docs");
+    if (!cJSON_IsNumber (position_item) || !cJSON_IsObject (docs)) {
+        fprintf (stderr, "%s: the live actor's DUMP is not {\"position\", \"docs\"}\n",
+                 self->name);
+        cJSON_Delete (parsed);
+        free (live);
+        return 1;
+    }
+    uint64_t position = (uint64_t) position_item->valuedouble;
+    size_t count = (size_t) cJSON_GetArraySize (docs);
+    cJSON_Delete (parsed);
+
+    const char *tmp = getenv ("TMPDIR")? getenv ("TMPDIR"): "/tmp";
+    char scratch [512];
+    snprintf (scratch, sizeof scratch, "%s/pond-verify-%s-XXXXXX", tmp, self->name);
+    if (!mkdtemp (scratch)) {
+        fprintf (stderr, "%s: cannot create a scratch directory in %s: %s\n", self->name,
+                 tmp, strerror (errno));
+        free (live);
+        return 1;
+    }
+    if (snprintf (self->view_path, sizeof self->view_path, "%s/view", scratch) < 0)
+        return 1;
+    int rc = 1;
+    char *rebuilt = NULL;
+    self->view = pond_view_open (self->view_path);
+    if (self->view
+    && (!self->spec->start || self->spec->start (self, self->view, self->spec->state) == 0)
+    &&  s_verify_rebuild (self, position) == 0
+    &&  (rebuilt = pond_view_dump (self->view))) {
+        if (streq (live, rebuilt)) {
+            printf ("%s: view matches its rebuild at seq %" PRIu64 " (%zu docs)\n", self->name,
+                    position, count);
+            rc = 0;
+        }
+        else
+            s_verify_report (self, live, rebuilt, position);
+    }
+    else
+        fprintf (stderr, "%s: cannot rebuild the view into %s\n", self->name, scratch);
+    free (rebuilt);
+    free (live);
+    pond_view_destroy (&self->view);
+    pond_view_drop (self->view_path);
+    zsys_dir_delete ("%s", scratch);
+    return rc;
+}
+
+//  ---------------------------------------------------------------------
+//  Command line
+
+//  snprintf that fails instead of truncating. Returns 0 or -1.
+static int
+s_path (char *dest, size_t size, const char *format, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
+static int
+s_path (char *dest, size_t size, const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    int rc = vsnprintf (dest, size, format, args);
+    va_end (args);
+    return rc < 0 || (size_t) rc >= size? -1: 0;
+}
+
+static void
+s_usage (const pond_actor_spec_t *spec, const char *extra_usage, FILE *out)
+{
+    fprintf (out, "Usage: pond-%s [OPTIONS]\n\n", spec->name);
+    if (spec->description)
+        fprintf (out, "%s\n\n", spec->description);
+    fprintf (out, "Applies:");
+    for (size_t i = 0; spec->names [i]; i++)
+        fprintf (out, "%s %s", i? ",": "", spec->names [i]);
+    fprintf (out, "\n\n"
+        "Options:\n"
+        "  --data DIR     data directory (default $POND_DATA or ./pond-data); the\n"
+        "                 broker's endpoints are read from DIR/broker.zpl\n"
+        "  --view PATH    the view database (default DIR/views/%s)\n"
+        "  --query EP     query socket (default ipc://DIR/%s.ipc); once it is\n"
+        "                 bound, the endpoint and pid are written to DIR/%s.zpl\n"
+        "  --rebuild      delete the view first, rebuild it from the log, go live\n"
+        "  --verify       ask the running actor for its view (DUMP), rebuild one from\n"
+        "                 the log up to the same seq in a scratch directory, compare;\n"
+        "                 exit 0 if they match, 1 if not\n"
+        "  --verbose      log every event applied and every refused request\n"
+        "  --help         show this text\n",
+        spec->name, spec->name, spec->name);
+    if (extra_usage && *extra_usage)
+        fprintf (out, "\n%s\n", extra_usage);
+}
+
+int
+pond_actor_main (const pond_actor_spec_t *spec, int argc, char *argv [],
+                 const char *extra_usage)
+{
+    assert (spec);
+    assert (spec->name && spec->names && spec->apply && spec->query);
+    const char *dir = NULL, *view = NULL, *query = NULL;
+    bool rebuild = false, verify = false, verbose = false;
+    static struct option options [] = {
+        { "data", required_argument, 0, 'd' }, { "view", required_argument, 0, 'w' },
+        { "query", required_argument, 0, 'q' }, { "rebuild", no_argument, 0, 'r' },
+        { "verify", no_argument, 0, 'V' }, { "verbose", no_argument, 0, 'v' },
+        { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 }
+    };
+    optind = 1;
+    int opt;
+    while ((opt = getopt_long (argc, argv, "d:w:q:rVvh", options, NULL)) != -1) {
+        switch (opt) {
+            case 'd': dir = optarg; break;
+            case 'w': view = optarg; break;
+            case 'q': query = optarg; break;
+            case 'r': rebuild = true; break;
+            case 'V': verify = true; break;
+            case 'v': verbose = true; break;
+            case 'h': s_usage (spec, extra_usage, stdout); return 0;
+            default:
+                fprintf (stderr, "pond-%s: see pond-%s --help\n", spec->name, spec->name);
+                return 2;
+        }
+    }
+    if (optind < argc || (rebuild && verify)) {
+        if (optind < argc)
+            fprintf (stderr, "pond-%s: unexpected argument '%s'", spec->name, argv [optind]);
+        else
+            fprintf (stderr, "pond-%s: --rebuild and --verify do not mix", spec->name);
+        fprintf (stderr, "; see pond-%s --help\n", spec->name);
+        return 2;
+    }
+    char ident [128];
+    snprintf (ident, sizeof ident, "pond-%s", spec->name);
+    zsys_init ();
+    zsys_set_logident (ident);
+    if (verify)
+        zsys_set_logstream (stderr);        //  stdout is the verdict
+
+    pond_actor_t *self = (pond_actor_t *) zmalloc (sizeof (pond_actor_t));
+    assert (self);
+    self->spec = spec;
+    self->name = spec->name;
+    while (spec->names [self->names_count])
+        self->names_count++;
+    self->verbose = verbose;
+    self->verify = verify;
+    self->query_given = query != NULL;
+    int rc = 1;
+    if (pond_endpoints_resolve (dir, &self->eps)) {
+        fprintf (stderr, "pond-%s: data directory path too long\n", spec->name);
+        goto done;
+    }
+    dir = self->eps.data_dir;
+    if (!verify && mkdir (dir, 0755) && errno != EEXIST) {
+        fprintf (stderr, "pond-%s: cannot create data directory %s: %s\n", spec->name, dir,
+                 strerror (errno));
+        goto done;
+    }
+    if ((view? s_path (self->view_path, sizeof self->view_path, "%s", view)
+             : s_path (self->view_path, sizeof self->view_path, "%s/views/%s", dir, spec->name))
+    ||  (query? s_path (self->query_endpoint, sizeof self->query_endpoint, "%s", query)
+              : s_path (self->query_endpoint, sizeof self->query_endpoint, "ipc://%s/%s.ipc",
+                        dir, spec->name))
+    ||  s_path (self->ready_path, sizeof self->ready_path, "%s/%s.zpl", dir, spec->name)) {
+        fprintf (stderr, "pond-%s: a path or endpoint is too long\n", spec->name);
+        goto done;
+    }
+
+    if (verify) {
+        rc = s_verify (self);
+        goto done;
+    }
+    if (rebuild) {
+        zsys_info ("%s: --rebuild: deleting the view %s", self->name, self->view_path);
+        if (pond_view_drop (self->view_path))
+            goto done;
+    }
+    self->view = pond_view_open (self->view_path);
+    if (!self->view)
+        goto done;
+    self->position = pond_view_position (self->view);
+    if (spec->start && spec->start (self, self->view, spec->state)) {
+        zsys_error ("%s: start failed", self->name);
+        goto done;
+    }
+    rc = s_run (self);
+
+done:
+    if (self->replay)
+        pond_replay_destroy (&self->replay);
+    zpoller_destroy (&self->poller);
+    zsock_destroy (&self->query);
+    pond_sub_destroy (&self->sub);
+    pond_client_destroy (&self->client);
+    zlistx_destroy (&self->buffer);
+    zframe_destroy (&self->rebuild_peer);
+    pond_view_destroy (&self->view);
+    free (self);
+    return rc;
+}

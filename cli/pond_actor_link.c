@@ -1,0 +1,268 @@
+/*  pond_actor_link: requests to one actor's query socket. See
+    pond_actor_link.h and proto/PROTOCOL.md, "Actor query socket".
+*/
+#include "pond_actor_link.h"
+#include "pond_client.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct _pond_actor_link_t {
+    char name [64];
+    char endpoint [POND_ENDPOINT_MAX];
+    int pid;
+    zsock_t *sock;                  //  DEALER; recreated after a timeout
+    int code;
+    char reason [POND_REASON_MAX + 128];
+};
+
+pond_actor_link_t *
+pond_actor_link_new (const char *data_dir, const char *name, char *err, size_t errlen)
+{
+    assert (data_dir);
+    assert (name);
+    char path [PATH_MAX];
+    snprintf (path, sizeof path, "%s/%s.zpl", data_dir, name);
+    zconfig_t *config = zsys_file_exists (path)? zconfig_load (path): NULL;
+    if (!config) {
+        snprintf (err, errlen, "%s is not running (no %s); start the mesh with: "
+                  "pond up --data %s", name, path, data_dir);
+        return NULL;
+    }
+    const char *endpoint = zconfig_get (config, "actor/query", "");
+    if (!*endpoint || strlen (endpoint) >= POND_ENDPOINT_MAX || strlen (name) >= 64) {
+        snprintf (err, errlen, "%s names no query endpoint (actor/query)", path);
+        zconfig_destroy (&config);
+        return NULL;
+    }
+    pond_actor_link_t *self = (pond_actor_link_t *) zmalloc (sizeof (pond_actor_link_t));
+    if (self) {
+        strcpy (self->name, name);
+        strcpy (self->endpoint, endpoint);
+        self->pid = atoi (zconfig_get (config, "actor/pid", "0"));
+    }
+    zconfig_destroy (&config);
+    return self;
+}
+
+void
+pond_actor_link_destroy (pond_actor_link_t **self_p)
+{
+    assert (self_p);
+    if (*self_p) {
+        pond_actor_link_t *self = *self_p;
+        zsock_destroy (&self->sock);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+const char *
+pond_actor_link_endpoint (pond_actor_link_t *self)
+{
+    assert (self);
+    return self->endpoint;
+}
+
+int
+pond_actor_link_pid (pond_actor_link_t *self)
+{
+    assert (self);
+    return self->pid;
+}
+
+int
+pond_actor_link_code (pond_actor_link_t *self)
+{
+    assert (self);
+    return self->code;
+}
+
+const char *
+pond_actor_link_reason (pond_actor_link_t *self)
+{
+    assert (self);
+    return self->reason;
+}
+
+static char *
+s_fail (pond_actor_link_t *self, int code, const char *format, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
+static char *
+s_fail (pond_actor_link_t *self, int code, const char *format, ...)
+{
+    self->code = code;
+    va_list args;
+    va_start (args, format);
+    vsnprintf (self->reason, sizeof self->reason, format, args);
+    va_end (args);
+    return NULL;
+}
+
+//  Wait until deadline for one message. Returns it, or NULL on timeout or
+//  interrupt (*interrupted says which).
+static zmsg_t *
+s_recv_until (zsock_t *sock, int64_t deadline, bool *interrupted)
+{
+    *interrupted = false;
+    while (true) {
+        int64_t left = deadline - zclock_mono ();
+        zmq_pollitem_t item = { zsock_resolve (sock), 0, ZMQ_POLLIN, 0 };
+        int rc = zmq_poll (&item, 1, left > 0? (long) left: 0);
+        if (rc > 0) {
+            zmsg_t *msg = zmsg_recv (sock);
+            if (msg)
+                return msg;
+        }
+        if (zsys_interrupted) {
+            *interrupted = true;
+            return NULL;
+        }
+        if (rc == 0 || (rc < 0 && errno != EINTR))
+            return NULL;
+    }
+}
+
+//  Send command [body] and wait for RESULT or ERROR, passing PROGRESS to
+//  progress; each message restarts the wait. Takes the body.
+static char *
+s_request (pond_actor_link_t *self, const char *command, zframe_t **body_p, int timeout_ms,
+           pond_actor_progress_fn *progress, void *arg)
+{
+    self->code = 0;
+    *self->reason = 0;
+    if (!self->sock) {
+        self->sock = zsock_new (ZMQ_DEALER);
+        if (self->sock) {
+            zsock_set_linger (self->sock, 0);
+            zsock_set_sndtimeo (self->sock, timeout_ms);
+            if (zsock_connect (self->sock, "%s", self->endpoint))
+                zsock_destroy (&self->sock);
+        }
+        if (!self->sock) {
+            zframe_destroy (body_p);
+            return s_fail (self, POND_CODE_TIMEOUT, "cannot connect to %s", self->endpoint);
+        }
+    }
+    zmsg_t *request = zmsg_new ();
+    zmsg_addstr (request, command);
+    if (body_p && *body_p)
+        zmsg_append (request, body_p);
+    if (zmsg_send (&request, self->sock)) {
+        zmsg_destroy (&request);
+        zsock_destroy (&self->sock);
+        return s_fail (self, POND_CODE_TIMEOUT, "cannot send to %s", self->endpoint);
+    }
+    char *result = NULL;
+    int64_t deadline = zclock_mono () + timeout_ms;
+    while (!result && !self->code) {
+        bool interrupted;
+        zmsg_t *reply = s_recv_until (self->sock, deadline, &interrupted);
+        if (!reply) {
+            //  A late reply must not answer the next request
+            zsock_destroy (&self->sock);
+            if (interrupted)
+                return s_fail (self, POND_CODE_INTERRUPTED, "interrupted");
+            return s_fail (self, POND_CODE_TIMEOUT, "no reply from %s at %s within %d ms",
+                           self->name, self->endpoint, timeout_ms);
+        }
+        zframe_t *head = zmsg_first (reply);
+        zframe_t *frame = zmsg_next (reply);
+        char err [POND_ERR_SIZE];
+        if (pond_proto_is (head, POND_RESULT)) {
+            if (!frame)
+                s_fail (self, POND_CODE_BAD_REPLY, "%s sent an empty RESULT", self->name);
+            else
+            if ((result = (char *) malloc (zframe_size (frame) + 1))) {
+                memcpy (result, zframe_data (frame), zframe_size (frame));
+                result [zframe_size (frame)] = 0;
+            }
+        }
+        else
+        if (pond_proto_is (head, POND_ERROR)) {
+            pond_nack_t error;
+            if (pond_nack_decode (frame, &error, err, sizeof err))
+                s_fail (self, POND_CODE_BAD_REPLY, "%s sent an unreadable ERROR: %s",
+                        self->name, err);
+            else
+                s_fail (self, (int) error.code, "%s", error.reason);
+        }
+        else
+        if (pond_proto_is (head, POND_PROGRESS)) {
+            pond_progress_t step;
+            if (pond_progress_decode (frame, &step, err, sizeof err) == 0 && progress)
+                progress (step.done, step.total, arg);
+            deadline = zclock_mono () + timeout_ms;
+        }
+        //  Anything else is not for us: wait on
+        zmsg_destroy (&reply);
+    }
+    return result;
+}
+
+char *
+pond_actor_link_query (pond_actor_link_t *self, const char *entity, const char *text,
+                       int timeout_ms)
+{
+    assert (self);
+    assert (entity);
+    pond_query_t query;
+    memset (&query, 0, sizeof query);
+    if (!*entity || strlen (entity) >= sizeof query.entity)
+        return s_fail (self, POND_CODE_BAD_REQUEST, "entity must be 1 to %d bytes",
+                       (int) sizeof query.entity - 1);
+    if (text && strlen (text) >= sizeof query.text)
+        return s_fail (self, POND_CODE_BAD_REQUEST, "the question must be at most %d bytes",
+                       (int) sizeof query.text - 1);
+    strcpy (query.entity, entity);
+    if (text)
+        strcpy (query.text, text);
+    zframe_t *body = pond_query_encode (&query);
+    if (!body)
+        return s_fail (self, POND_CODE_BAD_REQUEST, "cannot encode the query");
+    return s_request (self, POND_QUERY, &body, timeout_ms, NULL, NULL);
+}
+
+char *
+pond_actor_link_status (pond_actor_link_t *self, int timeout_ms)
+{
+    assert (self);
+    return s_request (self, POND_STATUS, NULL, timeout_ms, NULL, NULL);
+}
+
+char *
+pond_actor_link_dump (pond_actor_link_t *self, int timeout_ms)
+{
+    assert (self);
+    return s_request (self, POND_DUMP, NULL, timeout_ms, NULL, NULL);
+}
+
+char *
+pond_actor_link_command (pond_actor_link_t *self, const char *command, const char *args,
+                         int idle_timeout_ms, pond_actor_progress_fn *progress, void *arg)
+{
+    assert (self);
+    assert (command);
+    //  64 KiB of args: too big for the stack
+    pond_command_t *message = (pond_command_t *) zmalloc (sizeof (pond_command_t));
+    if (!message)
+        return s_fail (self, POND_CODE_BAD_REQUEST, "out of memory");
+    if (strlen (command) >= sizeof message->command
+    ||  (args && strlen (args) >= sizeof message->args)) {
+        free (message);
+        return s_fail (self, POND_CODE_TOO_LARGE, "the command or its arguments are too "
+                       "long (arguments: at most %d bytes)", (int) sizeof message->args - 1);
+    }
+    strcpy (message->command, command);
+    if (args)
+        strcpy (message->args, args);
+    zframe_t *body = pond_command_encode (message);
+    free (message);
+    if (!body)
+        return s_fail (self, POND_CODE_BAD_REQUEST, "cannot encode the command");
+    return s_request (self, POND_COMMAND, &body, idle_timeout_ms, progress, arg);
+}

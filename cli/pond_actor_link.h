@@ -1,0 +1,73 @@
+/*  pond_actor_link: the command line's side of an actor's query socket.
+
+    Every actor of a mesh writes DIR/NAME.zpl with actor/query (its ROUTER
+    endpoint) and actor/pid once it is ready (proto/PROTOCOL.md, "Actor
+    query socket"). A link reads that file, connects a DEALER, and sends
+    one request at a time: QUERY, STATUS, DUMP or COMMAND, waiting for the
+    RESULT (JSON text) or the ERROR (code, reason). A COMMAND may send
+    PROGRESS messages first; they are passed to a callback and each one
+    restarts the wait, so a long rebuild never times out while it moves.
+    After a timeout the socket is recreated, so a late reply to an old
+    request can never be taken for the answer to a new one.
+*/
+#ifndef POND_ACTOR_LINK_H_INCLUDED
+#define POND_ACTOR_LINK_H_INCLUDED
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stddef.h>
+
+typedef struct _pond_actor_link_t pond_actor_link_t;
+
+//  Called for each PROGRESS of a command
+typedef void (pond_actor_progress_fn) (uint64_t done, uint64_t total, void *arg);
+
+//  Open a link to actor name (e.g. "badge-granter") of the mesh in
+//  data_dir. Returns NULL, with the reason and what to do in err, if
+//  DIR/NAME.zpl is missing or names no query endpoint.
+pond_actor_link_t *
+    pond_actor_link_new (const char *data_dir, const char *name, char *err, size_t errlen);
+
+//  Destroy; accepts NULL; nulls the caller's pointer.
+void
+    pond_actor_link_destroy (pond_actor_link_t **self_p);
+
+//  The actor's query endpoint and pid, as its ready file says.
+const char *
+    pond_actor_link_endpoint (pond_actor_link_t *self);
+int
+    pond_actor_link_pid (pond_actor_link_t *self);
+
+//  QUERY entity [text]: returns the RESULT's JSON text (caller frees), or
+//  NULL: see pond_actor_link_code and pond_actor_link_reason.
+char *
+    pond_actor_link_query (pond_actor_link_t *self, const char *entity, const char *text,
+                           int timeout_ms);
+
+//  STATUS: returns the RESULT's JSON text (caller frees) or NULL.
+char *
+    pond_actor_link_status (pond_actor_link_t *self, int timeout_ms);
+
+//  DUMP: returns the RESULT's JSON text (caller frees) or NULL.
+char *
+    pond_actor_link_dump (pond_actor_link_t *self, int timeout_ms);
+
+//  COMMAND command with args (JSON text, may be NULL): waits up to
+//  idle_timeout_ms for each PROGRESS or the RESULT, calling progress (may
+//  be NULL) for each PROGRESS. Returns the RESULT's JSON text (caller
+//  frees) or NULL.
+char *
+    pond_actor_link_command (pond_actor_link_t *self, const char *command, const char *args,
+                             int idle_timeout_ms, pond_actor_progress_fn *progress, void *arg);
+
+//  Why the last request failed: the actor's ERROR code (400, 404, 503...),
+//  or POND_CODE_TIMEOUT (408), POND_CODE_BAD_REPLY (502),
+//  POND_CODE_INTERRUPTED (499); 0 if it did not fail.
+int
+    pond_actor_link_code (pond_actor_link_t *self);
+
+//  ... and in words ("" if it did not fail).
+const char *
+    pond_actor_link_reason (pond_actor_link_t *self);
+
+#endif

@@ -1,0 +1,427 @@
+/*  test_mesh: the whole mesh as a user runs it - `pond up` (a supervisor
+    and six real processes), status, down, the supervisor restarting a
+    killed actor, the badge story of DESIGN.md with `pond recompute`,
+    `pond query` for each view, `pond verify`, `pond rebuild`, and `pond
+    demo` from start to end. Every test has its own data directory; fini
+    brings the mesh down and kills, by pid, anything of it still running.
+*/
+#include <criterion/criterion.h>
+#include <czmq.h>
+#include <signal.h>
+
+#include "pond_harness.h"
+
+static char *dir;               //  this test's data directory
+
+//  Every pid the supervisor of mesh_dir names (itself first); returns the
+//  count
+static size_t
+s_pids_of (const char *mesh_dir, pid_t *pids, size_t max)
+{
+    char path [512];
+    snprintf (path, sizeof path, "%s/supervisor.zpl", mesh_dir);
+    zconfig_t *state = zsys_file_exists (path)? zconfig_load (path): NULL;
+    size_t count = 0;
+    if (!state)
+        return 0;
+    pids [count++] = atoi (zconfig_get (state, "supervisor/pid", "0"));
+    zconfig_t *process = zconfig_locate (state, "process");
+    for (process = process? zconfig_child (process): NULL; process && count < max;
+         process = zconfig_next (process))
+        pids [count++] = atoi (zconfig_get (process, "pid", "0"));
+    zconfig_destroy (&state);
+    return count;
+}
+
+//  ... of this test's mesh
+static size_t
+s_mesh_pids (pid_t *pids, size_t max)
+{
+    return s_pids_of (dir, pids, max);
+}
+
+//  True if pid runs with our data directory on its command line
+static bool
+s_ours (pid_t pid)
+{
+    char path [64], cmdline [4096];
+    snprintf (path, sizeof path, "/proc/%d/cmdline", (int) pid);
+    FILE *file = pid > 0? fopen (path, "r"): NULL;
+    if (!file)
+        return false;
+    size_t size = fread (cmdline, 1, sizeof cmdline - 1, file);
+    fclose (file);
+    for (size_t i = 0; i < size; i++)
+        if (cmdline [i] == 0)
+            cmdline [i] = ' ';
+    cmdline [size] = 0;
+    return strstr (cmdline, dir) != NULL;
+}
+
+static void
+s_setup (void)
+{
+    dir = pond_harness_tempdir ();
+    cr_assert_not_null (dir);
+}
+
+static void
+s_teardown (void)
+{
+    //  The test's mesh, and the demo's (in DIR/demo)
+    char demo [600];
+    snprintf (demo, sizeof demo, "%s/demo", dir);
+    const char *meshes [] = { dir, demo };
+    for (size_t m = 0; m < 2; m++) {
+        pid_t pids [32];
+        size_t count = s_pids_of (meshes [m], pids, 32);
+        free (pond_harness_run (NULL, "%s/pond down --data %s >/dev/null 2>&1", POND_BIN_DIR,
+                                meshes [m]));
+        for (size_t i = 0; i < count; i++)
+            if (s_ours (pids [i])) {
+                fprintf (stderr, "test_mesh: pid %d still runs after pond down: SIGKILL\n",
+                         (int) pids [i]);
+                kill (pids [i], SIGKILL);
+            }
+    }
+    if (getenv ("POND_KEEP_TEST_DIR"))
+        fprintf (stderr, "test data kept in %s\n", dir);
+    else
+        pond_harness_rmtree (dir);
+    free (dir);
+    dir = NULL;
+}
+
+TestSuite (mesh, .init = s_setup, .fini = s_teardown, .timeout = 90);
+
+//  Run `pond ARGS --data DIR` (stderr into the output when with_stderr);
+//  returns the output (caller frees) and the exit code in *exit_p.
+static char *
+s_pond (int *exit_p, bool with_stderr, const char *args)
+{
+    char *out = pond_harness_run (exit_p, "%s/pond %s --data %s %s", POND_BIN_DIR, args, dir,
+                                  with_stderr? "2>&1": "2>/dev/null");
+    cr_assert_not_null (out);
+    return out;
+}
+
+//  Run pond ARGS until its output contains text, up to timeout_ms.
+//  Returns the last output (caller frees).
+static char *
+s_pond_until (const char *args, const char *text, int timeout_ms)
+{
+    char *out = NULL;
+    for (int waited = 0; waited <= timeout_ms; waited += 100) {
+        free (out);
+        out = s_pond (NULL, false, args);
+        if (strstr (out, text))
+            return out;
+        zclock_sleep (100);
+    }
+    cr_assert_fail ("pond %s never said %s; last: %s", args, text, out);
+    return out;
+}
+
+static void
+s_up (void)
+{
+    int rc;
+    char *out = s_pond (&rc, true, "up");
+    cr_assert_eq (rc, 0, "pond up failed: %s", out);
+    cr_assert (strstr (out, "pond is up (local mode: ipc endpoints, no keys)"), "%s", out);
+    free (out);
+}
+
+//  A device publishes for one customer; it must sync everything
+static void
+s_device (const char *customer, const char *actions)
+{
+    int rc;
+    char *out = pond_harness_run (&rc, "%s/pond-device --data %s --device silo-%s "
+                                  "--customer %s %s 2>&1", POND_BIN_DIR, dir, customer,
+                                  customer, actions);
+    cr_assert_eq (rc, 0, "pond-device for %s failed: %s", customer, out);
+    free (out);
+}
+
+//  Number of lines in text
+static int
+s_lines (const char *text)
+{
+    int lines = 0;
+    for (; *text; text++)
+        lines += *text == '\n';
+    return lines;
+}
+
+//  =====================================================================
+
+Test (mesh, up_status_down)
+{
+    int rc;
+    //  Config errors come first, and are usage errors
+    char config [512];
+    snprintf (config, sizeof config, "%s/bad.zpl", dir);
+    FILE *file = fopen (config, "w");
+    fprintf (file, "process\n    store\n        comand = \"pond-store\"\n");
+    fclose (file);
+    char args [600];
+    snprintf (args, sizeof args, "up --config %s", config);
+    char *out = s_pond (&rc, true, args);
+    cr_assert_eq (rc, 2, "unknown key: exit 2, got %d: %s", rc, out);
+    cr_assert (strstr (out, "unknown key 'process/store/comand'"), "%s", out);
+    free (out);
+    out = s_pond (&rc, true, "up --config /nonexistent/pond.zpl");
+    cr_assert_eq (rc, 2, "unreadable config: exit 2, got %d: %s", rc, out);
+    free (out);
+
+    //  Not running yet
+    out = s_pond (&rc, true, "down");
+    cr_assert_eq (rc, 1, "down when not running: exit 1: %s", out);
+    cr_assert (strstr (out, "not running"), "%s", out);
+    free (out);
+
+    s_up ();
+    out = s_pond (&rc, false, "status --json");
+    cr_assert_eq (rc, 0, "status of a healthy mesh: %s", out);
+    cr_assert (strstr (out, "\"ok\":true"), "%s", out);
+    cr_assert (strstr (out, "\"name\":\"mobile-view\""), "%s", out);
+    free (out);
+    out = s_pond (&rc, false, "status");
+    cr_assert_eq (rc, 0);
+    cr_assert (strstr (out, "quack-counter"), "%s", out);
+    cr_assert (strstr (out, "log head: seq 0"), "%s", out);
+    free (out);
+
+    //  One supervisor per data directory
+    out = s_pond (&rc, true, "up");
+    cr_assert_eq (rc, 1, "second up: exit 1: %s", out);
+    cr_assert (strstr (out, "already up"), "%s", out);
+    free (out);
+
+    //  Down stops everything, in order, and says so
+    pid_t pids [32];
+    size_t count = s_mesh_pids (pids, 32);
+    cr_assert_eq (count, 7, "supervisor and six processes");
+    out = s_pond (&rc, true, "down");
+    cr_assert_eq (rc, 0, "down: %s", out);
+    cr_assert (strstr (out, "pond is down"), "%s", out);
+    free (out);
+    for (size_t i = 0; i < count; i++)
+        cr_assert (!s_ours (pids [i]), "pid %d still runs after pond down", (int) pids [i]);
+    char log [512];
+    snprintf (log, sizeof log, "%s/logs/supervisor.log", dir);
+    out = pond_harness_run (NULL, "cat %s", log);
+    char *actors = strstr (out, "stopping mobile-view");
+    char *broker = strstr (out, "stopping broker");
+    char *store = strstr (out, "stopping store");
+    cr_assert (actors && broker && store && actors < broker && broker < store,
+               "actors, then broker, then store: %s", out);
+    free (out);
+    out = s_pond (&rc, false, "status");
+    cr_assert_eq (rc, 1, "status when down: exit 1");
+    free (out);
+    out = s_pond (&rc, true, "down");
+    cr_assert_eq (rc, 1, "down twice: exit 1");
+    free (out);
+}
+
+Test (mesh, supervisor_restarts_killed_actor)
+{
+    s_up ();
+    s_device ("anna", "--quack 5");
+    free (s_pond_until ("query quacks anna", "\"quacks\":5", 10000));
+
+    pid_t pids [32];
+    cr_assert_eq (s_mesh_pids (pids, 32), 7);
+    pid_t counter = pids [3];               //  supervisor, store, broker, quack-counter
+    cr_assert (s_ours (counter));
+    kill (counter, SIGKILL);
+
+    //  A new pid appears, ready, with one restart
+    char path [512];
+    snprintf (path, sizeof path, "%s/supervisor.zpl", dir);
+    pid_t again = 0;
+    for (int waited = 0; waited < 10000 && !again; waited += 50) {
+        zconfig_t *state = zconfig_load (path);
+        if (state && streq (zconfig_get (state, "process/quack-counter/ready", ""), "true")
+        &&  atoi (zconfig_get (state, "process/quack-counter/pid", "0")) != counter) {
+            again = atoi (zconfig_get (state, "process/quack-counter/pid", "0"));
+            cr_assert_str_eq (zconfig_get (state, "process/quack-counter/restarts", ""), "1");
+            cr_assert_str_eq (zconfig_get (state, "process/quack-counter/last_exit", ""),
+                              "exit signal 9");
+        }
+        zconfig_destroy (&state);
+        zclock_sleep (50);
+    }
+    cr_assert_gt (again, 0, "the supervisor restarted quack-counter");
+    char log [512];
+    snprintf (log, sizeof log, "%s/logs/supervisor.log", dir);
+    char *out = pond_harness_run (NULL, "cat %s", log);
+    cr_assert (strstr (out, "restarting quack-counter (exit signal 9), attempt 1 in 100 ms"),
+               "%s", out);
+    free (out);
+
+    //  Its view catches up with what came meanwhile
+    s_device ("anna", "--quack 3");
+    free (s_pond_until ("query quacks anna", "\"quacks\":8", 10000));
+    int rc;
+    out = s_pond (&rc, false, "status --json");
+    cr_assert_eq (rc, 0, "%s", out);
+    cr_assert (strstr (out, "\"restarts\":1"), "%s", out);
+    free (out);
+}
+
+Test (mesh, badge_story_recompute_v2)
+{
+    s_up ();
+    s_device ("anna", "--quack 20");
+    s_device ("ben", "--quack 30");
+    //  Rules v1: both are Junior and Master (4 grants, as events)
+    free (s_pond_until ("query badges anna", "Master", 10000));
+    free (s_pond_until ("query badges ben", "Master", 10000));
+    char *out = s_pond_until ("replay --names BADGE_GRANTED", "ben", 5000);
+    cr_assert_eq (s_lines (out), 4, "%s", out);
+    free (out);
+
+    //  Rules that are not JSON: usage error, nothing sent
+    int rc;
+    char bad [512], args [1024];
+    snprintf (bad, sizeof bad, "%s/bad.json", dir);
+    FILE *file = fopen (bad, "w");
+    fprintf (file, "{\"version\": \"v3\", \"badges\": [");
+    fclose (file);
+    snprintf (args, sizeof args, "recompute badges --rules %s", bad);
+    out = s_pond (&rc, true, args);
+    cr_assert_eq (rc, 2, "invalid JSON: exit 2: %s", out);
+    free (out);
+    out = s_pond (&rc, true, "recompute badges --rules /nonexistent.json");
+    cr_assert_eq (rc, 2, "unreadable rules: exit 2: %s", out);
+    free (out);
+
+    //  v2, retroactively: exactly one change, anna loses Master
+    snprintf (args, sizeof args, "recompute badges --rules %s/../rules/v2.json", POND_BIN_DIR);
+    out = s_pond (&rc, false, args);
+    cr_assert_eq (rc, 0, "recompute: %s", out);
+    cr_assert (strstr (out, "\"removed_count\": 1"), "%s", out);
+    cr_assert (strstr (out, "\"granted_count\": 0"), "%s", out);
+    free (out);
+    free (s_pond_until ("query badges anna", "\"rules_version\":\"v2\"", 10000));
+    out = s_pond (&rc, false, "replay --names BADGE_REMOVED");
+    cr_assert_eq (s_lines (out), 1, "one BADGE_REMOVED: %s", out);
+    cr_assert (strstr (out, "\"entity\":\"anna\""), "%s", out);
+    cr_assert (strstr (out, "\"badge\":\"Master\""), "%s", out);
+    free (out);
+    out = s_pond (&rc, false, "replay --names BADGE_GRANTED");
+    cr_assert_eq (s_lines (out), 4, "no new BADGE_GRANTED: %s", out);
+    free (out);
+    out = s_pond (&rc, false, "query badges anna");
+    cr_assert (strstr (out, "Junior") && !strstr (out, "Master"), "%s", out);
+    free (out);
+    out = s_pond (&rc, false, "query badges ben");
+    cr_assert (strstr (out, "Junior") && strstr (out, "Master") && !strstr (out, "Grand"),
+               "ben keeps Junior and Master: %s", out);
+    free (out);
+
+    //  Again: nothing changes (the shipped name works too)
+    out = s_pond (&rc, false, "recompute badges --rules v2");
+    cr_assert_eq (rc, 0, "%s", out);
+    cr_assert (strstr (out, "\"removed_count\": 0"), "%s", out);
+    cr_assert (strstr (out, "\"granted_count\": 0"), "%s", out);
+    free (out);
+    zclock_sleep (300);
+    out = s_pond (&rc, false, "replay --names BADGE_REMOVED,BADGE_GRANTED");
+    cr_assert_eq (s_lines (out), 5, "%s", out);
+    free (out);
+}
+
+Test (mesh, query_rebuild_verify)
+{
+    s_up ();
+    s_device ("carla", "--quack 5 --label c1=milk --label c2=eggs --label c3=cheddar "
+                       "--unlabel c2");
+    char *out = s_pond_until ("query mobile carla --compact", "\"quacks\":5", 10000);
+    free (out);
+    free (s_pond_until ("query alexa carla --text what do I have?", "cheddar", 10000));
+
+    int rc;
+    out = s_pond (&rc, false, "query quacks carla");
+    cr_assert_eq (rc, 0);
+    cr_assert (strstr (out, "\"quacks\":5"), "%s", out);
+    free (out);
+    out = s_pond (&rc, false, "query badge-granter carla");
+    cr_assert_eq (rc, 0, "%s", out);
+    cr_assert (strstr (out, "\"badges\":[]"), "%s", out);
+    free (out);
+    out = s_pond (&rc, false, "query alexa carla 'do I have eggs?' --text");
+    cr_assert_eq (rc, 0);
+    cr_assert (strstr (out, "No"), "%s", out);
+    free (out);
+    out = s_pond (&rc, false, "query alexa-view carla 'what do I have?'");
+    cr_assert_eq (rc, 0);
+    cr_assert (strstr (out, "\"answer\""), "JSON by default: %s", out);
+    free (out);
+    out = s_pond (&rc, false, "query mobile carla");
+    cr_assert_eq (rc, 0);
+    cr_assert (strstr (out, "\n  \"customer\": \"carla\""), "pretty by default: %s", out);
+    free (out);
+
+    //  Unknown entity: 404, exit 1; unknown view: usage, exit 2
+    out = s_pond (&rc, true, "query quacks nobody");
+    cr_assert_eq (rc, 1, "%s", out);
+    cr_assert (strstr (out, "404"), "%s", out);
+    free (out);
+    out = s_pond (&rc, true, "query coffee carla");
+    cr_assert_eq (rc, 2, "%s", out);
+    free (out);
+
+    //  Verify: every view matches its rebuild
+    out = s_pond (&rc, false, "verify");
+    cr_assert_eq (rc, 0, "verify: %s", out);
+    cr_assert (strstr (out, "4 of 4 views match"), "%s", out);
+    free (out);
+    out = s_pond (&rc, false, "verify quacks alexa");
+    cr_assert_eq (rc, 0, "%s", out);
+    cr_assert (strstr (out, "2 of 2 views match"), "%s", out);
+    free (out);
+
+    //  Rebuild: the same document afterwards
+    char *before = s_pond (&rc, false, "query mobile carla --compact");
+    cr_assert_eq (rc, 0);
+    out = s_pond (&rc, false, "rebuild mobile");
+    cr_assert_eq (rc, 0, "rebuild: %s", out);
+    cr_assert (strstr (out, "rebuilt mobile-view from the log: replayed"), "%s", out);
+    free (out);
+    char *after = s_pond (&rc, false, "query mobile carla --compact");
+    cr_assert_eq (rc, 0);
+    cr_assert_str_eq (after, before);
+    free (before);
+    free (after);
+}
+
+Test (mesh, demo, .timeout = 120)
+{
+    char demo [600];
+    snprintf (demo, sizeof demo, "%s/demo", dir);
+    int rc;
+    char *out = pond_harness_run (&rc, "%s/pond demo --data %s --keep 2>&1", POND_BIN_DIR, demo);
+    cr_assert_eq (rc, 0, "pond demo failed:\n%s", out);
+    cr_assert (strstr (out, "pond is up (local mode: ipc endpoints, no keys)"), "%s", out);
+    cr_assert (strstr (out, "local demo mode: ipc endpoints, no keys"), "%s", out);
+    cr_assert (strstr (out, "back online: synced 4"), "%s", out);
+    cr_assert (strstr (out, "4 of 4 views match"), "%s", out);
+    cr_assert (strstr (out, "pond demo: done in"), "%s", out);
+    free (out);
+    //  Kept, and stopped
+    char path [700];
+    snprintf (path, sizeof path, "%s/store", demo);
+    cr_assert (zsys_file_exists (path) || access (path, F_OK) == 0, "data kept with --keep");
+    snprintf (path, sizeof path, "%s/supervisor.zpl", demo);
+    cr_assert (access (path, F_OK) != 0, "the mesh is down");
+    //  A second run wipes it and starts fresh
+    out = pond_harness_run (&rc, "%s/pond demo --data %s 2>&1", POND_BIN_DIR, demo);
+    cr_assert_eq (rc, 0, "second pond demo failed:\n%s", out);
+    cr_assert (strstr (out, "fresh: wiped first"), "%s", out);
+    free (out);
+    cr_assert (access (demo, F_OK) != 0, "data removed without --keep");
+}

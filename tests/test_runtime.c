@@ -1,0 +1,966 @@
+/*  test_runtime: the actor runtime (actors/runtime) with real processes.
+
+    A store and a broker run in a temp dir (pond_mesh_start); the actor is
+    pond-test-counter, built with the runtime: it counts TEST_A, TEST_B,
+    TEST_PING and TEST_PONG per entity and emits a TEST_PONG per TEST_PING.
+    The tests publish with pond_client, talk to the actor's query socket,
+    kill the actor and the broker, and check that the view is exact: no
+    event lost, none applied twice (DESIGN.md invariant 4). pond_view and
+    pond_actor_derive_id are tested in-process.
+*/
+#include <criterion/criterion.h>
+#include <czmq.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include "pond_actor.h"
+#include "pond_client.h"
+#include "pond_harness.h"
+#include "pond_uuid.h"
+#include "pond_view.h"
+
+#define ACTOR           "pond-test-counter"
+#define ENTITIES        7
+#define MAX_ACTORS      8
+
+static pond_mesh_t *mesh;
+static pid_t actors [MAX_ACTORS];
+static pond_client_t *producer;
+
+//  What the test published, to compare with what the actor counts
+typedef struct {
+    uint64_t total [ENTITIES];      //  events the actor applies, pongs included
+    uint64_t pings;
+    uint64_t published;             //  every event, TEST_OTHER included
+    uint64_t head;
+} expected_t;
+
+static expected_t expected;
+
+//  ---------------------------------------------------------------------
+//  Processes
+
+static void
+s_setup (void)
+{
+    memset (actors, 0, sizeof actors);
+    memset (&expected, 0, sizeof expected);
+    mesh = pond_mesh_start ();
+    cr_assert_not_null (mesh, "store and broker must start");
+    producer = pond_client_new (mesh->ingest);
+    cr_assert_not_null (producer);
+    pond_client_set_timeout (producer, 3000, 3);
+}
+
+static void
+s_teardown (void)
+{
+    for (int i = 0; i < MAX_ACTORS; i++)
+        if (actors [i] > 0)
+            pond_harness_stop (actors [i], SIGKILL);
+    pond_client_destroy (&producer);
+    pond_mesh_destroy (&mesh);
+}
+
+TestSuite (runtime, .init = s_setup, .fini = s_teardown, .timeout = 60);
+
+static void
+s_path (char *path, size_t size, const char *name)
+{
+    snprintf (path, size, "%s/%s", mesh->dir, name);
+}
+
+//  Start the test actor with extra arguments (NULL-terminated) and wait
+//  for its ready file. Returns its slot.
+static int
+s_actor_start (const char *first, ...)
+{
+    char ready [512], log [512];
+    s_path (ready, sizeof ready, "test-counter.zpl");
+    s_path (log, sizeof log, "actor.log");
+    unlink (ready);
+    char *argv [16] = { ACTOR, "--data", mesh->dir };
+    int argc = 3;
+    va_list args;
+    va_start (args, first);
+    for (const char *arg = first; arg && argc < 15; arg = va_arg (args, const char *))
+        argv [argc++] = (char *) arg;
+    va_end (args);
+    argv [argc] = NULL;
+    int slot = 0;
+    while (slot < MAX_ACTORS && actors [slot] > 0)
+        slot++;
+    cr_assert_lt (slot, MAX_ACTORS);
+    actors [slot] = pond_harness_spawnv (log, argv);
+    cr_assert_gt (actors [slot], 0);
+    cr_assert_eq (pond_harness_wait_file (ready, 10000), 0, "actor not ready; see %s", log);
+    return slot;
+}
+
+//  Stop the actor in slot with signal; returns its wait status.
+static int
+s_actor_stop (int slot, int signal)
+{
+    int status = pond_harness_stop (actors [slot], signal);
+    actors [slot] = 0;
+    return status;
+}
+
+//  The actor's log so far. Caller frees.
+static char *
+s_actor_log (void)
+{
+    int rc;
+    char *log = pond_harness_run (&rc, "cat %s/actor.log", mesh->dir);
+    cr_assert_not_null (log);
+    return log;
+}
+
+//  ---------------------------------------------------------------------
+//  Publishing
+
+static const char *
+s_entity (int index)
+{
+    static const char *names [ENTITIES] = {
+        "cust-1", "cust-2", "cust-3", "cust-4", "cust-5", "cust-6", "cust-7"
+    };
+    return names [index % ENTITIES];
+}
+
+//  The i-th event of a run: names cycle so every kind shows up, a ping
+//  every 100th.
+static pond_event_t *
+s_event (uint64_t i)
+{
+    const char *name = i % 100 == 99? "TEST_PING"
+                     : i % 3 == 0? "TEST_A": i % 3 == 1? "TEST_B": "TEST_OTHER";
+    pond_event_t *event = pond_event_new (name, s_entity ((int) (i / 3)));
+    cr_assert_not_null (event);
+    return event;
+}
+
+//  Account for one event published.
+static void
+s_expect (const pond_event_t *event, uint64_t seq)
+{
+    const char *name = pond_event_name (event);
+    int entity = atoi (pond_event_entity (event) + 5) - 1;
+    if (!streq (name, "TEST_OTHER"))
+        expected.total [entity]++;
+    if (streq (name, "TEST_PING")) {
+        expected.pings++;
+        expected.total [entity]++;          //  the pong it causes
+    }
+    expected.published++;
+    if (seq > expected.head)
+        expected.head = seq;
+}
+
+//  Publish count events pipelined, in windows, each one ACKed. Events
+//  NACKed 503 (the broker does not know yet that the store is up, or is
+//  busy) are sent again, the same bytes, as a producer should.
+static void
+s_publish (uint64_t count)
+{
+    uint64_t done = 0;
+    while (done < count) {
+        size_t window = count - done < 200? (size_t) (count - done): 200;
+        pond_event_t *events [200];
+        bool acked [200] = { false };
+        for (size_t i = 0; i < window; i++)
+            events [i] = s_event (expected.published + i);
+        size_t left = window;
+        for (int round = 0; left > 0; round++) {
+            cr_assert_lt (round, 50, "events still not ACKed after 50 rounds");
+            for (size_t i = 0; i < window; i++)
+                if (!acked [i])
+                    cr_assert_eq (pond_client_send (producer, events [i]), 0, "send: %s",
+                                  pond_client_reason (producer));
+            size_t replies = left;
+            uint32_t retry_ms = 0;
+            for (size_t r = 0; r < replies; r++) {
+                pond_ack_t ack;
+                pond_nack_t nack;
+                int rc = pond_client_recv (producer, 5000, &ack, &nack);
+                cr_assert_geq (rc, 0, "reply expected: %s", pond_client_reason (producer));
+                if (rc == 0) {
+                    cr_assert_eq (nack.code, 503, "NACK %u %s", nack.code, nack.reason);
+                    retry_ms = nack.retry_ms;
+                    continue;
+                }
+                for (size_t i = 0; i < window; i++)
+                    if (!acked [i] && memcmp (pond_event_id (events [i]), ack.id,
+                                              POND_ID_SIZE) == 0) {
+                        acked [i] = true;
+                        s_expect (events [i], ack.seq);
+                        left--;
+                    }
+            }
+            if (left)
+                zclock_sleep (retry_ms? (int) retry_ms: 100);
+        }
+        for (size_t i = 0; i < window; i++)
+            pond_event_destroy (&events [i]);
+        done += window;
+    }
+}
+
+//  ---------------------------------------------------------------------
+//  Query socket
+
+static zsock_t *
+s_dealer (void)
+{
+    zsock_t *sock = zsock_new (ZMQ_DEALER);
+    cr_assert_not_null (sock);
+    zsock_set_linger (sock, 0);
+    zsock_set_rcvtimeo (sock, 10000);
+    char endpoint [512];
+    snprintf (endpoint, sizeof endpoint, "ipc://%s/test-counter.ipc", mesh->dir);
+    cr_assert_eq (zsock_connect (sock, "%s", endpoint), 0);
+    return sock;
+}
+
+//  Receive the reply to a request, skipping PROGRESS (counted in
+//  *progress if not NULL). Returns the message or NULL on timeout.
+static zmsg_t *
+s_reply (zsock_t *sock, int *progress)
+{
+    while (true) {
+        zmsg_t *msg = zmsg_recv (sock);
+        if (!msg || !pond_proto_is (zmsg_first (msg), POND_PROGRESS))
+            return msg;
+        pond_progress_t p;
+        char err [POND_ERR_SIZE];
+        cr_assert_eq (pond_progress_decode (zmsg_next (msg), &p, err, sizeof err), 0, "%s", err);
+        if (progress)
+            (*progress)++;
+        zmsg_destroy (&msg);
+    }
+}
+
+//  Expect RESULT: returns the JSON text (caller frees).
+static char *
+s_result (zmsg_t *msg)
+{
+    cr_assert_not_null (msg, "no reply from the actor");
+    if (pond_proto_is (zmsg_first (msg), POND_ERROR)) {
+        pond_nack_t error;
+        char err [POND_ERR_SIZE];
+        pond_nack_decode (zmsg_next (msg), &error, err, sizeof err);
+        cr_assert_fail ("ERROR %u %s instead of RESULT", error.code, error.reason);
+    }
+    cr_assert (pond_proto_is (zmsg_first (msg), POND_RESULT));
+    cr_assert_eq (zmsg_size (msg), 2);
+    zframe_t *body = zmsg_next (msg);
+    char *text = strndup ((const char *) zframe_data (body), zframe_size (body));
+    zmsg_destroy (&msg);
+    return text;
+}
+
+//  Expect ERROR: returns its code.
+static int
+s_error_code (zmsg_t *msg)
+{
+    cr_assert_not_null (msg, "no reply from the actor");
+    cr_assert (pond_proto_is (zmsg_first (msg), POND_ERROR), "ERROR expected");
+    pond_nack_t error;
+    char err [POND_ERR_SIZE];
+    cr_assert_eq (pond_nack_decode (zmsg_next (msg), &error, err, sizeof err), 0, "%s", err);
+    cr_assert_gt (strlen (error.reason), 0, "an error says why");
+    zmsg_destroy (&msg);
+    return (int) error.code;
+}
+
+static void
+s_send_query (zsock_t *sock, const char *entity)
+{
+    pond_query_t query = { 0 };
+    snprintf (query.entity, sizeof query.entity, "%s", entity);
+    zframe_t *body = pond_query_encode (&query);
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addstr (msg, POND_QUERY);
+    zmsg_append (msg, &body);
+    zmsg_send (&msg, sock);
+}
+
+static void
+s_send_command (zsock_t *sock, const char *command)
+{
+    pond_command_t *request = calloc (1, sizeof (pond_command_t));
+    snprintf (request->command, sizeof request->command, "%s", command);
+    zframe_t *body = pond_command_encode (request);
+    free (request);
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addstr (msg, POND_COMMAND);
+    zmsg_append (msg, &body);
+    zmsg_send (&msg, sock);
+}
+
+//  Ask for STATUS or DUMP; returns the parsed RESULT (caller deletes).
+static cJSON *
+s_ask_json (const char *command, char **text_p)
+{
+    zsock_t *sock = s_dealer ();
+    zstr_send (sock, command);
+    char *text = s_result (s_reply (sock, NULL));
+    zsock_destroy (&sock);
+    cJSON *json = cJSON_Parse (text);
+    cr_assert_not_null (json, "%s is JSON: %s", command, text);
+    if (text_p)
+        *text_p = text;
+    else
+        free (text);
+    return json;
+}
+
+static uint64_t
+s_number (const cJSON *json, const char *key)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive (json, key);
+    cr_assert (cJSON_IsNumber (item), "'%s' is a number", key);
+    return (uint64_t) item->valuedouble;
+}
+
+//  Wait until the actor is live at seq position or beyond.
+static cJSON *
+s_wait_position (uint64_t position, int timeout_ms)
+{
+    int64_t deadline = zclock_mono () + timeout_ms;
+    while (true) {
+        cJSON *status = s_ask_json (POND_STATUS, NULL);
+        if (s_number (status, "position") >= position
+        &&  cJSON_IsTrue (cJSON_GetObjectItemCaseSensitive (status, "live")))
+            return status;
+        if (zclock_mono () > deadline) {
+            char *text = cJSON_PrintUnformatted (status);
+            cr_assert_fail ("actor did not reach seq %" PRIu64 ": %s", position, text);
+        }
+        cJSON_Delete (status);
+        zclock_sleep (50);
+    }
+}
+
+//  The log's head after the pongs: published events plus one per ping.
+static uint64_t
+s_final_head (void)
+{
+    return expected.published + expected.pings;
+}
+
+//  No process of the test reported a sanitizer error (ASan builds) or a
+//  failed assertion.
+static void
+s_check_logs (void)
+{
+    int rc;
+    char *found = pond_harness_run (&rc, "grep -h -i -E 'sanitizer|runtime error|assertion' "
+                                    "%s/*.log 2>/dev/null", mesh->dir);
+    cr_assert_not_null (found);
+    cr_assert_str_empty (found, "the logs report: %s", found);
+    free (found);
+}
+
+//  Every entity's counts are exactly what was published.
+static void
+s_check_counts (void)
+{
+    s_check_logs ();
+    zsock_t *sock = s_dealer ();
+    for (int i = 0; i < ENTITIES; i++) {
+        s_send_query (sock, s_entity (i));
+        zmsg_t *reply = s_reply (sock, NULL);
+        if (expected.total [i] == 0) {
+            cr_assert_eq (s_error_code (reply), 404);
+            continue;
+        }
+        char *text = s_result (reply);
+        cJSON *doc = cJSON_Parse (text);
+        cr_assert_eq (s_number (doc, "total"), expected.total [i],
+                      "%s: %" PRIu64 " events published, the actor counts %s",
+                      s_entity (i), expected.total [i], text);
+        cJSON_Delete (doc);
+        free (text);
+    }
+    zsock_destroy (&sock);
+    //  One pong per ping, never two
+    cJSON *dump = s_ask_json (POND_DUMP, NULL);
+    cJSON *docs = cJSON_GetObjectItemCaseSensitive (dump, "docs");
+    cJSON *pongs = cJSON_GetObjectItemCaseSensitive (docs, "name/TEST_PONG");
+    uint64_t counted = pongs? s_number (pongs, "count"): 0;
+    cr_assert_eq (counted, expected.pings, "%" PRIu64 " pings, %" PRIu64 " pongs",
+                  expected.pings, counted);
+    cJSON_Delete (dump);
+}
+
+//  Run --verify against the live actor; returns its exit code, output in
+//  *out (caller frees).
+static int
+s_verify (char **out)
+{
+    int rc;
+    *out = pond_harness_run (&rc, "%s/%s --data %s --verify 2>>%s/verify.log", POND_BIN_DIR,
+                             ACTOR, mesh->dir, mesh->dir);
+    cr_assert_not_null (*out);
+    return rc;
+}
+
+//  ---------------------------------------------------------------------
+//  (1) Live events, queries, commands, emit, STATUS, clean stop
+
+Test (runtime, live_apply_and_query)
+{
+    int slot = s_actor_start (NULL);
+    cJSON *status = s_wait_position (0, 5000);
+    cJSON_Delete (status);
+    zclock_sleep (300);             //  the subscription reaches the broker
+    s_publish (250);                //  2 pings in there: 2 pongs emitted
+    status = s_wait_position (s_final_head (), 10000);
+    cr_assert_eq (s_number (status, "position"), s_final_head ());
+    cr_assert_eq (s_number (status, "emitted"), expected.pings);
+    cr_assert_eq (s_number (status, "pid"), (uint64_t) actors [slot]);
+    cr_assert_str_eq (cJSON_GetObjectItemCaseSensitive (status, "name")->valuestring,
+                      "test-counter");
+    cJSON_Delete (status);
+    s_check_counts ();
+
+    //  Unknown entity: 404; a command with PROGRESS; an unknown command: 404
+    zsock_t *sock = s_dealer ();
+    s_send_query (sock, "nobody");
+    cr_assert_eq (s_error_code (s_reply (sock, NULL)), 404);
+    s_send_command (sock, "count");
+    int progress = 0;
+    char *text = s_result (s_reply (sock, &progress));
+    cr_assert_str_eq (text, "{\"entities\":7}");
+    cr_assert_eq (progress, 1, "the command's PROGRESS reached the requester");
+    free (text);
+    s_send_command (sock, "explode");
+    cr_assert_eq (s_error_code (s_reply (sock, NULL)), 404);
+    zsock_destroy (&sock);
+
+    //  SIGTERM: exit 0, ready file gone, position kept
+    int wstatus = s_actor_stop (slot, SIGTERM);
+    cr_assert (WIFEXITED (wstatus) && WEXITSTATUS (wstatus) == 0, "clean exit on SIGTERM");
+    char ready [512];
+    s_path (ready, sizeof ready, "test-counter.zpl");
+    cr_assert_neq (access (ready, F_OK), 0, "ready file removed on a clean exit");
+    char *log = s_actor_log ();
+    cr_assert (strstr (log, "stopping at seq"), "%s", log);
+    free (log);
+    s_check_logs ();
+}
+
+//  ---------------------------------------------------------------------
+//  (2) Catch-up from existing history, then --verify
+
+Test (runtime, catch_up_and_verify)
+{
+    s_publish (3000);
+    s_actor_start (NULL);
+    cJSON *status = s_wait_position (s_final_head (), 20000);
+    cr_assert_eq (s_number (status, "position"), s_final_head ());
+    cr_assert_geq (s_number (status, "catchups"), 1);
+    cJSON_Delete (status);
+    s_check_counts ();
+    char *log = s_actor_log ();
+    cr_assert (strstr (log, "caught up"), "catch-up summary logged: %s", log);
+    free (log);
+
+    char *out;
+    int rc = s_verify (&out);
+    char expect [128];
+    snprintf (expect, sizeof expect, "test-counter: view matches its rebuild at seq %" PRIu64
+              " (", s_final_head ());
+    cr_assert_eq (rc, 0, "verify: %s", out);
+    cr_assert (strstr (out, expect), "verify says: %s", out);
+    free (out);
+}
+
+//  ---------------------------------------------------------------------
+//  (3) kill -9 mid-stream, publish more, restart: exact, equals a rebuild
+
+Test (runtime, kill_and_restart)
+{
+    int slot = s_actor_start (NULL);
+    cJSON_Delete (s_wait_position (0, 5000));
+    zclock_sleep (300);
+    s_publish (800);
+    //  Killed while it still works through the live stream (and the pongs
+    //  it emits), then the producer goes on without it
+    s_actor_stop (slot, SIGKILL);
+    s_publish (2200);
+    s_actor_start (NULL);
+    cJSON *status = s_wait_position (s_final_head (), 20000);
+    cr_assert_eq (s_number (status, "position"), s_final_head ());
+    cJSON_Delete (status);
+    s_check_counts ();
+    char *out;
+    int rc = s_verify (&out);
+    cr_assert_eq (rc, 0, "verify after a crash: %s", out);
+    cr_assert (strstr (out, "matches"), "%s", out);
+    free (out);
+}
+
+//  ---------------------------------------------------------------------
+//  (4) The broker goes away and comes back: nothing lost, nothing doubled
+
+Test (runtime, broker_restart)
+{
+    s_actor_start (NULL);
+    cJSON_Delete (s_wait_position (0, 5000));
+    zclock_sleep (300);
+    s_publish (300);
+    cJSON *status = s_wait_position (s_final_head (), 10000);
+    uint64_t catchups = s_number (status, "catchups");
+    cJSON_Delete (status);
+
+    pond_harness_stop (mesh->broker, SIGKILL);
+    zclock_sleep (3600);            //  heartbeat silence: the actor notices
+    char *log = s_actor_log ();
+    cr_assert (strstr (log, "no heartbeat from the broker"), "%s", log);
+    free (log);
+    cr_assert_eq (pond_mesh_start_broker (mesh), 0);
+    //  Published at once: the actor's SUB may not be back yet for some
+    s_publish (400);
+    cJSON_Delete (s_wait_position (s_final_head (), 15000));
+    //  The first heartbeat of the new broker starts a catch-up
+    int64_t deadline = zclock_mono () + 5000;
+    while (true) {
+        status = s_wait_position (s_final_head (), 5000);
+        bool again = s_number (status, "catchups") > catchups;
+        cJSON_Delete (status);
+        if (again)
+            break;
+        cr_assert_lt (zclock_mono (), deadline, "no catch-up after the broker returned");
+        zclock_sleep (100);
+    }
+    status = s_wait_position (s_final_head (), 5000);
+    cr_assert_eq (s_number (status, "position"), s_final_head ());
+    cJSON_Delete (status);
+    s_check_counts ();
+    log = s_actor_log ();
+    cr_assert (strstr (log, "heartbeats are back"), "%s", log);
+    free (log);
+}
+
+//  ---------------------------------------------------------------------
+//  (5) Gap: the actor is frozen while the live stream overflows its
+//  queues; after it resumes it notices the jump in seq and catches up
+
+Test (runtime, gap_after_overflow)
+{
+    int slot = s_actor_start (NULL);
+    cJSON_Delete (s_wait_position (0, 5000));
+    zclock_sleep (300);
+    kill (actors [slot], SIGSTOP);
+    //  More than the SUB and XPUB high-water marks hold (10,000 each)
+    s_publish (20000);
+    kill (actors [slot], SIGCONT);
+    cJSON *status = s_wait_position (s_final_head (), 30000);
+    cr_assert_eq (s_number (status, "position"), s_final_head ());
+    cJSON_Delete (status);
+    s_check_counts ();
+    char *log = s_actor_log ();
+    cr_assert (strstr (log, "gap in live events") || strstr (log, "no event came"),
+               "the actor noticed what it missed: %s", log);
+    free (log);
+}
+
+//  ---------------------------------------------------------------------
+//  (6) rebuild while running
+
+Test (runtime, rebuild_command)
+{
+    s_publish (2000);
+    int slot = s_actor_start (NULL);
+    cJSON_Delete (s_wait_position (s_final_head (), 20000));
+    char *before;
+    cJSON_Delete (s_ask_json (POND_DUMP, &before));
+
+    //  The QUERY right behind the COMMAND finds the view being rebuilt:
+    //  both wait in the socket while the actor is stopped, so it reads
+    //  them in one go, before the rebuild can have made any progress
+    zsock_t *sock = s_dealer ();
+    kill (actors [slot], SIGSTOP);
+    s_send_command (sock, "rebuild");
+    s_send_query (sock, "cust-1");
+    zclock_sleep (100);
+    kill (actors [slot], SIGCONT);
+    zmsg_t *first = s_reply (sock, NULL);
+    cr_assert_not_null (first);
+    cr_assert (pond_proto_is (zmsg_first (first), POND_ERROR), "503 while rebuilding");
+    cr_assert_eq (s_error_code (first), 503);
+    int progress = 0;
+    char *text = s_result (s_reply (sock, &progress));
+    cJSON *result = cJSON_Parse (text);
+    cr_assert_eq (s_number (result, "position"), s_final_head (), "%s", text);
+    cr_assert_gt (s_number (result, "applied"), 0);
+    cJSON_Delete (result);
+    free (text);
+    zsock_destroy (&sock);
+
+    char *after;
+    cJSON *status = s_wait_position (s_final_head (), 5000);
+    cr_assert_eq (s_number (status, "emitted"), 2 * expected.pings,
+                  "pongs emitted again by the rebuild (stored once: see the counts)");
+    cJSON_Delete (status);
+    cJSON_Delete (s_ask_json (POND_DUMP, &after));
+    cr_assert_str_eq (after, before, "a rebuild gives the same view");
+    free (before);
+    free (after);
+    s_check_counts ();
+}
+
+//  ---------------------------------------------------------------------
+//  (7) Bad input on the query socket
+
+//  Send frames (NULL-terminated, each a string) and expect ERROR code.
+static void
+s_expect_error (zsock_t *sock, int code, const char *first, ...)
+{
+    zmsg_t *msg = zmsg_new ();
+    va_list args;
+    va_start (args, first);
+    for (const char *frame = first; frame; frame = va_arg (args, const char *))
+        zmsg_addstr (msg, frame);
+    va_end (args);
+    zmsg_send (&msg, sock);
+    cr_assert_eq (s_error_code (s_reply (sock, NULL)), code, "for %s", first);
+}
+
+Test (runtime, bad_requests)
+{
+    s_publish (20);
+    s_actor_start (NULL);
+    cJSON_Delete (s_wait_position (s_final_head (), 10000));
+    zsock_t *sock = s_dealer ();
+    s_expect_error (sock, 404, "HELLO", NULL);
+    s_expect_error (sock, 404, "", NULL);
+    s_expect_error (sock, 404, "\x01\xff garbage", "more", NULL);
+    s_expect_error (sock, 400, POND_QUERY, NULL);
+    s_expect_error (sock, 400, POND_QUERY, "not msgpack", NULL);
+    s_expect_error (sock, 400, POND_COMMAND, "\x81\xa7" "command" "\x05", NULL);
+    s_expect_error (sock, 400, POND_STATUS, "unexpected body", NULL);
+    s_expect_error (sock, 400, POND_QUERY, "\x81\xa6" "entity" "\xa1" "x", "extra", NULL);
+    //  entity of the wrong type; entity missing
+    s_expect_error (sock, 400, POND_QUERY, "\x81\xa6" "entity" "\x07", NULL);
+    s_expect_error (sock, 400, POND_QUERY, "\x80", NULL);
+
+    //  Oversized body: 413
+    size_t size = POND_BODY_MAX + 1000;
+    char *big = malloc (size);
+    memset (big, 'x', size);
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addstr (msg, POND_QUERY);
+    zmsg_addmem (msg, big, size);
+    zmsg_send (&msg, sock);
+    cr_assert_eq (s_error_code (s_reply (sock, NULL)), 413);
+
+    //  Far beyond the frame limit: the peer is dropped, the actor goes on
+    zsock_t *rogue = s_dealer ();
+    size = 6 * 1024 * 1024;
+    big = realloc (big, size);
+    memset (big, 'y', size);
+    msg = zmsg_new ();
+    zmsg_addstr (msg, POND_QUERY);
+    zmsg_addmem (msg, big, size);
+    zmsg_send (&msg, rogue);
+    free (big);
+    zsock_set_rcvtimeo (rogue, 500);
+    zmsg_t *nothing = zmsg_recv (rogue);
+    cr_assert_null (nothing, "no answer to a frame over the limit");
+    zsock_destroy (&rogue);
+
+    //  Still serving, every refusal counted
+    s_send_query (sock, "cust-1");
+    char *text = s_result (s_reply (sock, NULL));
+    free (text);
+    zsock_destroy (&sock);
+    cJSON *status = s_ask_json (POND_STATUS, NULL);
+    cr_assert_geq (s_number (status, "rejected"), 11);
+    cJSON_Delete (status);
+    s_check_counts ();
+    char *log = s_actor_log ();
+    cr_assert (strstr (log, "refused a request"), "logged once: %s", log);
+    free (log);
+}
+
+//  ---------------------------------------------------------------------
+//  (8) --verify without a running actor; --rebuild; usage
+
+Test (runtime, verify_needs_a_live_actor)
+{
+    char *out;
+    int rc = s_verify (&out);
+    cr_assert_eq (rc, 1, "nothing to compare with: %s", out);
+    free (out);
+    char *err = pond_harness_run (&rc, "cat %s/verify.log", mesh->dir);
+    cr_assert (strstr (err, "not running"), "%s", err);
+    free (err);
+    out = pond_harness_run (&rc, "%s/%s --bogus 2>&1", POND_BIN_DIR, ACTOR);
+    cr_assert_eq (rc, 2, "%s", out);
+    free (out);
+    out = pond_harness_run (&rc, "%s/%s --help", POND_BIN_DIR, ACTOR);
+    cr_assert_eq (rc, 0);
+    cr_assert (strstr (out, "--verify") && strstr (out, "TEST_PING"), "%s", out);
+    free (out);
+}
+
+Test (runtime, rebuild_option)
+{
+    s_publish (100);
+    int slot = s_actor_start (NULL);
+    cJSON_Delete (s_wait_position (s_final_head (), 10000));
+    char *before;
+    cJSON_Delete (s_ask_json (POND_DUMP, &before));
+    s_actor_stop (slot, SIGTERM);
+    s_actor_start ("--rebuild", NULL);
+    cJSON *status = s_wait_position (s_final_head (), 10000);
+    uint64_t applies = 0;
+    for (int i = 0; i < ENTITIES; i++)
+        applies += expected.total [i];
+    cr_assert_eq (s_number (status, "applied"), applies, "every event of its names again");
+    cJSON_Delete (status);
+    char *after;
+    cJSON_Delete (s_ask_json (POND_DUMP, &after));
+    cr_assert_str_eq (after, before);
+    free (before);
+    free (after);
+    char *log = s_actor_log ();
+    cr_assert (strstr (log, "--rebuild: deleting the view"), "%s", log);
+    free (log);
+}
+
+//  ---------------------------------------------------------------------
+//  (9) pond_view in-process
+
+static char *view_dir;
+
+static void
+s_view_setup (void)
+{
+    view_dir = pond_harness_tempdir ();
+    cr_assert_not_null (view_dir);
+}
+
+static void
+s_view_teardown (void)
+{
+    pond_harness_rmtree (view_dir);
+    free (view_dir);
+}
+
+TestSuite (view, .init = s_view_setup, .fini = s_view_teardown, .timeout = 30);
+
+static cJSON *
+s_doc (const char *json)
+{
+    cJSON *doc = cJSON_Parse (json);
+    cr_assert_not_null (doc, "%s", json);
+    return doc;
+}
+
+static void
+s_put (pond_view_t *view, const char *key, const char *json)
+{
+    cJSON *doc = s_doc (json);
+    cr_assert_eq (pond_view_put (view, key, doc), 0);
+    cJSON_Delete (doc);
+}
+
+//  The document at key as compact text, or NULL. Caller frees.
+static char *
+s_get (pond_view_t *view, const char *key)
+{
+    cJSON *doc = pond_view_get (view, key);
+    char *text = doc? cJSON_PrintUnformatted (doc): NULL;
+    cJSON_Delete (doc);
+    return text;
+}
+
+Test (view, staged_rollback_commit)
+{
+    char path [512];
+    snprintf (path, sizeof path, "%s/views/a", view_dir);
+    pond_view_t *view = pond_view_open (path);
+    cr_assert_not_null (view, "parents are created");
+    cr_assert_eq (pond_view_position (view), 0);
+    cr_assert_null (pond_view_open (path), "a view is opened by one process at a time");
+
+    //  Staged writes are visible inside the event
+    pond_view_begin (view);
+    s_put (view, "k/1", "{\"n\":1}");
+    char *text = s_get (view, "k/1");
+    cr_assert_str_eq (text, "{\"n\":1}");
+    free (text);
+    s_put (view, "k/1", "{\"n\":2}");
+    text = s_get (view, "k/1");
+    cr_assert_str_eq (text, "{\"n\":2}", "the last staged write wins");
+    free (text);
+    cr_assert_eq (pond_view_commit (view, 5), 0);
+    cr_assert_eq (pond_view_position (view), 5);
+
+    //  Rollback: nothing of the event remains
+    pond_view_begin (view);
+    s_put (view, "k/2", "{\"n\":3}");
+    cr_assert_eq (pond_view_delete (view, "k/1"), 0);
+    cr_assert_null (s_get (view, "k/1"), "a staged delete hides the document");
+    pond_view_rollback (view);
+    text = s_get (view, "k/1");
+    cr_assert_str_eq (text, "{\"n\":2}");
+    free (text);
+    cr_assert_null (s_get (view, "k/2"));
+    cr_assert_eq (pond_view_position (view), 5);
+
+    //  A delete and a put, committed together with seq 9
+    pond_view_begin (view);
+    cr_assert_eq (pond_view_delete (view, "k/1"), 0);
+    s_put (view, "k/3", "{\"n\":4}");
+    cr_assert_eq (pond_view_commit (view, 9), 0);
+    pond_view_destroy (&view);
+    cr_assert_null (view);
+
+    //  Reopened: changes and position came back together
+    view = pond_view_open (path);
+    cr_assert_not_null (view);
+    cr_assert_eq (pond_view_position (view), 9);
+    cr_assert_null (s_get (view, "k/1"));
+    text = s_get (view, "k/3");
+    cr_assert_str_eq (text, "{\"n\":4}");
+    free (text);
+
+    //  Outside an event: written at once, position unchanged
+    s_put (view, "k/4", "{}");
+    cr_assert_eq (pond_view_position (view), 9);
+    pond_view_destroy (&view);
+    view = pond_view_open (path);
+    text = s_get (view, "k/4");
+    cr_assert_str_eq (text, "{}");
+    free (text);
+    pond_view_destroy (&view);
+    pond_view_destroy (&view);      //  NULL is fine
+}
+
+static int
+s_collect (const char *key, const cJSON *doc, void *arg)
+{
+    (void) doc;
+    char *keys = (char *) arg;
+    strcat (keys, key);
+    strcat (keys, ";");
+    return strcmp (key, "b/3") == 0;    //  stop after b/3
+}
+
+Test (view, scan_dump_drop)
+{
+    char path_a [512], path_b [512];
+    snprintf (path_a, sizeof path_a, "%s/a", view_dir);
+    snprintf (path_b, sizeof path_b, "%s/b", view_dir);
+    pond_view_t *a = pond_view_open (path_a);
+    pond_view_t *b = pond_view_open (path_b);
+    cr_assert (a && b);
+
+    //  The same state reached in a different order, keys in another order
+    pond_view_begin (a);
+    s_put (a, "b/2", "{\"z\":1,\"a\":{\"y\":[{\"q\":1,\"p\":2}],\"x\":\"s\"}}");
+    s_put (a, "a", "{\"k\":true}");
+    s_put (a, "b/3", "{\"v\":null}");
+    s_put (a, "c", "{\"n\":1.5}");
+    cr_assert_eq (pond_view_commit (a, 42), 0);
+
+    pond_view_begin (b);
+    s_put (b, "c", "{\"n\":1.5}");
+    s_put (b, "gone", "{}");
+    cr_assert_eq (pond_view_commit (b, 40), 0);
+    pond_view_begin (b);
+    s_put (b, "b/3", "{\"v\":null}");
+    s_put (b, "a", "{\"k\":true}");
+    s_put (b, "b/2", "{\"a\":{\"x\":\"s\",\"y\":[{\"p\":2,\"q\":1}]},\"z\":1}");
+    cr_assert_eq (pond_view_delete (b, "gone"), 0);
+    cr_assert_eq (pond_view_commit (b, 42), 0);
+
+    char *dump_a = pond_view_dump (a);
+    char *dump_b = pond_view_dump (b);
+    cr_assert_not_null (dump_a);
+    cr_assert_str_eq (dump_a, dump_b, "equal states give equal text");
+    cr_assert_str_eq (dump_a, "{\"position\":42,\"docs\":{\"a\":{\"k\":true},"
+                      "\"b/2\":{\"a\":{\"x\":\"s\",\"y\":[{\"p\":2,\"q\":1}]},\"z\":1},"
+                      "\"b/3\":{\"v\":null},\"c\":{\"n\":1.5}}}");
+    free (dump_b);
+
+    //  Scan by prefix in key order, stopping when asked; the position
+    //  never shows as a document
+    char keys [256] = "";
+    cr_assert_eq (pond_view_scan (a, "b/", s_collect, keys), 0);
+    cr_assert_str_eq (keys, "b/2;b/3;");
+    keys [0] = 0;
+    cr_assert_eq (pond_view_scan (a, "", s_collect, keys), 0);
+    cr_assert_str_eq (keys, "a;b/2;b/3;");
+    keys [0] = 0;
+    cr_assert_eq (pond_view_scan (a, "zzz", s_collect, keys), 0);
+    cr_assert_str_eq (keys, "");
+
+    //  An event that was not committed does not show in a dump
+    pond_view_begin (a);
+    s_put (a, "d", "{}");
+    char *dump = pond_view_dump (a);
+    cr_assert_str_eq (dump, dump_a, "the dump shows committed documents only");
+    free (dump);
+    pond_view_rollback (a);
+    free (dump_a);
+
+    //  Drop: refused while open, then gone
+    cr_assert_neq (pond_view_drop (path_a), 0, "an open view cannot be dropped");
+    pond_view_destroy (&a);
+    cr_assert_eq (pond_view_drop (path_a), 0);
+    cr_assert_neq (access (path_a, F_OK), 0, "the directory is gone");
+    cr_assert_eq (pond_view_drop (path_a), 0, "dropping nothing is fine");
+    a = pond_view_open (path_a);
+    cr_assert_eq (pond_view_position (a), 0);
+    dump = pond_view_dump (a);
+    cr_assert_str_eq (dump, "{\"position\":0,\"docs\":{}}");
+    free (dump);
+    pond_view_destroy (&a);
+    pond_view_destroy (&b);
+}
+
+//  ---------------------------------------------------------------------
+//  (10) derive_id
+
+Test (derive, deterministic_version_8)
+{
+    uint8_t cause [POND_ID_SIZE], other [POND_ID_SIZE];
+    for (int i = 0; i < POND_ID_SIZE; i++) {
+        cause [i] = (uint8_t) i;
+        other [i] = (uint8_t) (i + 1);
+    }
+    uint8_t a [POND_ID_SIZE], b [POND_ID_SIZE], c [POND_ID_SIZE], d [POND_ID_SIZE];
+    pond_actor_derive_id (cause, "grant/Master", a);
+    pond_actor_derive_id (cause, "grant/Master", b);
+    pond_actor_derive_id (cause, "grant/Junior", c);
+    pond_actor_derive_id (other, "grant/Master", d);
+    cr_assert_eq (memcmp (a, b, POND_ID_SIZE), 0, "same input, same id");
+    cr_assert_neq (memcmp (a, c, POND_ID_SIZE), 0, "another salt, another id");
+    cr_assert_neq (memcmp (a, d, POND_ID_SIZE), 0, "another cause, another id");
+    for (uint8_t *id = a; id; id = id == a? c: id == c? d: NULL) {
+        cr_assert_eq (id [6] >> 4, 8, "version 8");
+        cr_assert_eq (id [8] >> 6, 2, "variant 10");
+    }
+    //  Stable across builds, machines and languages: SHA-1 of
+    //  "pond/derive-id/v1\0" || cause || salt, first 16 bytes, version and
+    //  variant set (Python: hashlib.sha1 (...).digest () [:16])
+    char text [POND_UUID_STR_SIZE];
+    pond_uuid_format (a, text);
+    cr_assert_str_eq (text, "ce07f61c-361b-8bdc-8326-027ae1f29052");
+    //  The event decoder accepts it as an id
+    pond_event_t *event = pond_event_new ("BADGE_GRANTED", "cust-1");
+    pond_event_set_id (event, a);
+    char err [POND_ERR_SIZE];
+    cr_assert_eq (pond_event_validate (event, err, sizeof err), 0, "%s", err);
+    pond_event_destroy (&event);
+    //  NULL salt is the empty salt
+    pond_actor_derive_id (cause, NULL, b);
+    pond_actor_derive_id (cause, "", c);
+    cr_assert_eq (memcmp (b, c, POND_ID_SIZE), 0);
+}
