@@ -406,6 +406,8 @@ s_verify (char **out)
     return rc;
 }
 
+static void s_put (pond_view_t *view, const char *key, const char *json);
+
 //  ---------------------------------------------------------------------
 //  (1) Live events, queries, commands, emit, STATUS, clean stop
 
@@ -704,6 +706,32 @@ Test (runtime, verify_needs_a_live_actor)
     out = pond_harness_run (&rc, "%s/%s --help", POND_BIN_DIR, ACTOR);
     cr_assert_eq (rc, 0);
     cr_assert (strstr (out, "--verify") && strstr (out, "TEST_PING"), "%s", out);
+    free (out);
+}
+
+Test (runtime, verify_finds_a_difference)
+{
+    s_publish (300);
+    int slot = s_actor_start (NULL);
+    cJSON_Delete (s_wait_position (s_final_head (), 10000));
+    s_actor_stop (slot, SIGTERM);
+    //  Corrupt the view behind the actor's back
+    char path [512];
+    s_path (path, sizeof path, "views/test-counter");
+    pond_view_t *view = pond_view_open (path);
+    cr_assert_not_null (view);
+    s_put (view, "entity/cust-2", "{\"total\":999}");
+    s_put (view, "bogus", "{}");
+    pond_view_destroy (&view);
+    s_actor_start (NULL);
+    cJSON_Delete (s_wait_position (s_final_head (), 10000));
+    char *out;
+    int rc = s_verify (&out);
+    cr_assert_eq (rc, 1, "%s", out);
+    cr_assert (strstr (out, "differs from its rebuild"), "%s", out);
+    cr_assert (strstr (out, "bogus: live {}, rebuilt (absent)"), "%s", out);
+    cr_assert (strstr (out, "entity/cust-2: live {\"total\":999}"), "%s", out);
+    cr_assert (strstr (out, "2 keys differ"), "%s", out);
     free (out);
 }
 
