@@ -587,14 +587,15 @@ s_rules_path (const char *given, char *path, size_t size)
     }
     char bin_dir [PATH_MAX];
     const char *suffix = strstr (given, ".json")? "": ".json";
+    int length;
     if (pond_mesh_bin_dir (bin_dir, sizeof bin_dir) == 0) {
-        snprintf (path, size, "%s/../rules/%s%s", bin_dir, given, suffix);
-        if (access (path, R_OK) == 0)
+        length = snprintf (path, size, "%s/../rules/%s%s", bin_dir, given, suffix);
+        if (length > 0 && (size_t) length < size && access (path, R_OK) == 0)
             return 0;
     }
 #ifdef POND_RULES_DIR
-    snprintf (path, size, "%s/%s%s", POND_RULES_DIR, given, suffix);
-    if (access (path, R_OK) == 0)
+    length = snprintf (path, size, "%s/%s%s", POND_RULES_DIR, given, suffix);
+    if (length > 0 && (size_t) length < size && access (path, R_OK) == 0)
         return 0;
 #endif
     snprintf (path, size, "%s", given);

@@ -107,14 +107,19 @@ s_child_add (pond_supervisor_t *self, const char *name, const char *command)
 {
     if (self->size == PROCESSES_MAX)
         return NULL;
+    //  Built apart: the compiler cannot tell self->dir from the child's fields
+    char ready [PATH_MAX], log [PATH_MAX];
+    int ready_size = snprintf (ready, sizeof ready, "%s/%s.zpl", self->dir, name);
+    int log_size = snprintf (log, sizeof log, "%s/logs/%s.log", self->dir, name);
+    if (ready_size < 0 || (size_t) ready_size >= sizeof ready
+    ||  log_size < 0 || (size_t) log_size >= sizeof log || strlen (name) > NAME_MAX_LEN)
+        return NULL;
     child_t *child = &self->children [self->size];
     memset (child, 0, sizeof (*child));
-    snprintf (child->name, sizeof child->name, "%s", name);
-    int ready = snprintf (child->ready, sizeof child->ready, "%s/%s.zpl", self->dir, name);
-    int log = snprintf (child->log, sizeof child->log, "%s/logs/%s.log", self->dir, name);
-    if (ready < 0 || (size_t) ready >= sizeof child->ready
-    ||  log < 0 || (size_t) log >= sizeof child->log
-    ||  s_child_set_command (self, child, command))
+    strcpy (child->name, name);
+    strcpy (child->ready, ready);
+    strcpy (child->log, log);
+    if (s_child_set_command (self, child, command))
         return NULL;
     self->size++;
     return child;
