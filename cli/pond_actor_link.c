@@ -24,7 +24,7 @@ pond_actor_link_new (const char *data_dir, const char *name, char *err, size_t e
 {
     assert (data_dir);
     assert (name);
-    char path [PATH_MAX];
+    char path [PATH_MAX + 128];
     snprintf (path, sizeof path, "%s/%s.zpl", data_dir, name);
     zconfig_t *config = zsys_file_exists (path)? zconfig_load (path): NULL;
     if (!config) {

@@ -90,7 +90,7 @@ pond_mesh_split_args (int argc, char *argv [], const struct option *options,
 int
 pond_mesh_bin_dir (char *dir, size_t size)
 {
-    char path [PATH_MAX];
+    char path [PATH_MAX + 128];
     ssize_t length = readlink ("/proc/self/exe", path, sizeof path - 1);
     if (length <= 0)
         return -1;
@@ -106,7 +106,7 @@ pond_mesh_bin_dir (char *dir, size_t size)
 const char *
 pond_mesh_actor_name (const char *view)
 {
-    static const char *aliases [POND_MESH_ACTORS] = { "quacks", "badges", "alexa", "mobile" };
+    static const char *const aliases [POND_MESH_ACTORS] = { "quacks", "badges", "alexa", "mobile" };
     for (size_t i = 0; i < POND_MESH_ACTORS; i++)
         if (streq (view, pond_mesh_actors [i]) || streq (view, aliases [i]))
             return pond_mesh_actors [i];
@@ -416,7 +416,7 @@ s_up_report_failure (pond_cli_t *cli, const char *dir, const char *line)
         while (*reason == ' ')
             reason++;
     }
-    char log [PATH_MAX];
+    char log [PATH_MAX + 128];
     if (*name && !streq (name, "supervisor")) {
         pond_cli_fail (cli, "%s did not start (%s)", name, reason);
         snprintf (log, sizeof log, "%s/logs/%s.log", dir, name);
@@ -456,7 +456,7 @@ s_up_daemon (pond_cli_t *cli, pond_supervisor_t *supervisor, const char *dir)
         if (chdir ("/"))
             _exit (1);
         int null_fd = open ("/dev/null", O_RDWR);
-        char log [PATH_MAX];
+        char log [PATH_MAX + 128];
         snprintf (log, sizeof log, "%s/logs/supervisor.log", dir);
         int log_fd = open (log, O_WRONLY | O_CREAT | O_APPEND, 0644);
         if (null_fd >= 0)
@@ -608,15 +608,16 @@ s_supervisor_prepare (pond_cli_t *cli, const char *data_dir, const char *config_
     if (cli->done)
         pond_supervisor_destroy (&supervisor);
     else {
-        char logs [PATH_MAX];
+        char logs [PATH_MAX + 128];
         snprintf (logs, sizeof logs, "%s/logs", dir);
         mkdir (logs, 0755);
     }
     return supervisor;
 }
 
-int
-pond_mesh_up (pond_cli_t *cli, const char *data_dir, const char *config_file)
+//  Start the mesh in the background and wait until it is up
+static int
+s_up_background (pond_cli_t *cli, const char *data_dir, const char *config_file)
 {
     char dir [PATH_MAX];
     pond_supervisor_t *supervisor = s_supervisor_prepare (cli, data_dir, config_file,
@@ -667,7 +668,7 @@ pond_cmd_up (int argc, char *argv [])
         return cli.exit_code;
     if (foreground)
         return s_up_foreground (&cli, cli.eps.data_dir, config_file);
-    return pond_mesh_up (&cli, cli.eps.data_dir, config_file);
+    return s_up_background (&cli, cli.eps.data_dir, config_file);
 }
 
 //  =====================================================================
@@ -694,7 +695,7 @@ pond_mesh_down (pond_cli_t *cli, const char *data_dir)
     pid_t pid = pond_supervisor_pid (data_dir);
     if (pid == 0) {
         pond_cli_fail (cli, "pond is not running in %s", data_dir);
-        char path [PATH_MAX];
+        char path [PATH_MAX + 128];
         snprintf (path, sizeof path, "%s/supervisor.zpl", data_dir);
         zconfig_t *state = zsys_file_exists (path)? zconfig_load (path): NULL;
         if (state)
@@ -779,7 +780,7 @@ s_status_process (const char *dir, zconfig_t *process, cJSON *processes, int tim
     bool ok = ready;
     //  An actor answers STATUS on its query socket
     char err [512];
-    char path [PATH_MAX];
+    char path [PATH_MAX + 128];
     snprintf (path, sizeof path, "%s/%s.zpl", dir, name);
     zconfig_t *ready_file = ready && zsys_file_exists (path)? zconfig_load (path): NULL;
     bool actor = ready_file && zconfig_locate (ready_file, "actor/query");
@@ -873,12 +874,19 @@ pond_cmd_status (int argc, char *argv [])
         return cli.exit_code;
     const char *dir = cli.eps.data_dir;
     pid_t pid = pond_supervisor_pid (dir);
-    char path [PATH_MAX];
+    char path [PATH_MAX + 128];
     snprintf (path, sizeof path, "%s/supervisor.zpl", dir);
     zconfig_t *state = pid? zconfig_load (path): NULL;
     if (!state) {
-        if (json)
-            printf ("{\"data\":\"%s\",\"running\":false}\n", dir);
+        if (json) {
+            cJSON *root = cJSON_CreateObject ();
+            cJSON_AddStringToObject (root, "data", dir);
+            cJSON_AddBoolToObject (root, "running", false);
+            char *text = cJSON_PrintUnformatted (root);
+            printf ("%s\n", text? text: "{}");
+            free (text);
+            cJSON_Delete (root);
+        }
         else
             printf ("pond is not running in %s; start it with: pond up --data %s\n", dir, dir);
         return POND_EXIT_FAILURE;

@@ -479,8 +479,9 @@ s_step_devices (demo_t *self)
         double sent = cJSON_GetNumberValue (cJSON_GetObjectItem (summary, "sent"));
         if (code != 0 || !summary) {
             failures++;
-            snprintf (problem, sizeof problem, "%s's device failed (exit code %d)", names [i],
-                      code);
+            snprintf (problem, sizeof problem, "%s's device failed (exit code %d)%s",
+                      names [i], code, failures > 1? ", and others before it": "");
+            fprintf (stderr, "    %s's device failed (exit code %d):\n", names [i], code);
             s_echo (devices [i].text [1], stderr);
         }
         else

@@ -106,12 +106,6 @@ int
 void
     pond_mesh_child_free (pond_mesh_child_t *self);
 
-//  Start the mesh of data_dir as `pond up` does (supervisor in the
-//  background; progress on stdout). config_file may be NULL. Returns an
-//  exit code: 0 when the whole mesh is up.
-int
-    pond_mesh_up (pond_cli_t *cli, const char *data_dir, const char *config_file);
-
 //  Stop the mesh of data_dir as `pond down` does. Returns an exit code:
 //  0 once it is down, 1 if it was not running or did not stop in time.
 int

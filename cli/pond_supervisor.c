@@ -26,7 +26,8 @@
 #define PROCESSES_MAX   16
 #define ARGS_MAX        32          //  arguments of one process, --data DIR included
 #define NAME_MAX_LEN    63
-#define TICK_MS         100
+#define TICK_MS         100         //  steady state: look around this often
+#define TICK_BUSY_MS    10          //  while something starts
 #define DIR_MAX         1024        //  data and bin directories, with room to spare
 
 //  One supervised process
@@ -68,7 +69,7 @@ struct _pond_supervisor_t {
 };
 
 //  The mesh: the log, the write point, then the actors
-static const char *s_defaults [][2] = {
+static const char *const s_defaults [][2] = {
     { "store", "pond-store" },
     { "broker", "pond-broker" },
     { "quack-counter", "pond-quack-counter" },
@@ -655,8 +656,9 @@ s_reap (pond_supervisor_t *self)
 }
 
 //  Start what is due, notice what became ready, kill what never did, and
-//  say when the whole mesh is up.
-static void
+//  say when the whole mesh is up. Returns how long to wait until the next
+//  tick, msecs: soon while something starts or is due to.
+static int
 s_tick (pond_supervisor_t *self)
 {
     int64_t now = zclock_mono ();
@@ -695,6 +697,7 @@ s_tick (pond_supervisor_t *self)
         if (!child->ready_seen)
             all_ready = false;
     }
+    int wait = all_ready? TICK_MS: TICK_BUSY_MS;
     if (all_ready && streq (self->state, "starting")) {
         self->state = "up";
         s_log (self, "the mesh is up: %zu processes in %s", self->size, self->dir);
@@ -705,6 +708,7 @@ s_tick (pond_supervisor_t *self)
         }
         s_write_state (self);
     }
+    return wait;
 }
 
 //  Stop one child: SIGTERM, then SIGKILL after the stop timeout
@@ -802,8 +806,8 @@ pond_supervisor_run (pond_supervisor_t *self, int notify_fd, bool echo)
 
     int rc = 0;
     while (true) {
-        s_tick (self);
-        struct timespec timeout = { 0, TICK_MS * 1000000L };
+        int wait = s_tick (self);
+        struct timespec timeout = { wait / 1000, (wait % 1000) * 1000000L };
         int signo = sigtimedwait (&signals, NULL, &timeout);
         if (signo == SIGTERM || signo == SIGINT) {
             s_log (self, "%s: stopping the mesh", signo == SIGTERM? "SIGTERM": "SIGINT");

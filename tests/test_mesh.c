@@ -182,7 +182,23 @@ Test (mesh, up_status_down)
     cr_assert_eq (rc, 2, "unreadable config: exit 2, got %d: %s", rc, out);
     free (out);
 
-    //  Not running yet
+    //  A process that cannot start: pond up gives up, shows its log
+    snprintf (config, sizeof config, "%s/broken.zpl", dir);
+    file = fopen (config, "w");
+    fprintf (file, "process\n    store\n        command = \"pond-store\"\n"
+                   "    broker\n        command = \"pond-broker\"\n"
+                   "        args = \"--no-such-flag\"\n"
+                   "supervisor\n    backoff_min_ms = 10\n");
+    fclose (file);
+    snprintf (args, sizeof args, "up --config %s", config);
+    out = s_pond (&rc, true, args);
+    cr_assert_eq (rc, 1, "a broken process: exit 1, got %d: %s", rc, out);
+    cr_assert (strstr (out, "broker did not start"), "%s", out);
+    cr_assert (strstr (out, "last lines of"), "%s", out);
+    cr_assert (strstr (out, "--no-such-flag"), "the log's tail: %s", out);
+    free (out);
+
+    //  Not running (any more)
     out = s_pond (&rc, true, "down");
     cr_assert_eq (rc, 1, "down when not running: exit 1: %s", out);
     cr_assert (strstr (out, "not running"), "%s", out);
@@ -219,9 +235,11 @@ Test (mesh, up_status_down)
     char log [512];
     snprintf (log, sizeof log, "%s/logs/supervisor.log", dir);
     out = pond_harness_run (NULL, "cat %s", log);
-    char *actors = strstr (out, "stopping mobile-view");
-    char *broker = strstr (out, "stopping broker");
-    char *store = strstr (out, "stopping store");
+    char *stop = strstr (out, "SIGTERM: stopping the mesh");
+    cr_assert_not_null (stop, "%s", out);
+    char *actors = strstr (stop, "stopping mobile-view");
+    char *broker = strstr (stop, "stopping broker");
+    char *store = strstr (stop, "stopping store");
     cr_assert (actors && broker && store && actors < broker && broker < store,
                "actors, then broker, then store: %s", out);
     free (out);
@@ -349,7 +367,7 @@ Test (mesh, query_rebuild_verify)
                        "--unlabel c2");
     char *out = s_pond_until ("query mobile carla --compact", "\"quacks\":5", 10000);
     free (out);
-    free (s_pond_until ("query alexa carla --text what do I have?", "cheddar", 10000));
+    free (s_pond_until ("query alexa carla --text 'what do I have?'", "cheddar", 10000));
 
     int rc;
     out = s_pond (&rc, false, "query quacks carla");
