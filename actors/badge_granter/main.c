@@ -18,7 +18,7 @@ main (int argc, char *argv [])
     spec.state = granter;
     int rc = pond_actor_main (&spec, argc, argv,
         "Recompute every badge under new rules (emits only the differences):\n"
-        "  pond recompute --rules actors/badge_granter/rules/v2.json\n"
+        "  pond recompute badges --rules actors/badge_granter/rules/v2.json\n"
         "Rules: {\"version\": \"v2\", \"badges\": [{\"name\": \"Junior\", \"at\": 15}, ...]}\n");
     pond_badge_granter_destroy (&granter);
     return rc;
