@@ -72,11 +72,11 @@ s_key (uint8_t *key, const char *text, uint8_t sep, int values, uint64_t first, 
     memcpy (key, text, len);
     key [len++] = sep;
     if (values > 0) {
-        pond_store_put_be64 (key + len, first);
+        pond_put_be64 (key + len, first);
         len += 8;
     }
     if (values > 1) {
-        pond_store_put_be64 (key + len, second);
+        pond_put_be64 (key + len, second);
         len += 8;
     }
     return len;
@@ -131,8 +131,8 @@ pond_replay_new (pond_store_t *store, const pond_replay_req_t *request)
         self->mode = MODE_LOG;
         for (size_t i = 0; i < request->names_count && i < POND_REPLAY_MAX_NAMES; i++)
             strcpy (self->names [self->names_count++], request->names [i]);
-        pond_store_put_be64 (start, request->from_seq? request->from_seq: 1);
-        pond_store_put_be64 (bound, request->to_seq);
+        pond_put_be64 (start, request->from_seq? request->from_seq: 1);
+        pond_put_be64 (bound, request->to_seq);
         rc = s_cursor_open (self, &self->cursors [self->ncursors++], POND_CF_LOG,
                             start, 8, request->to_seq? bound: NULL, 8, 0);
     }
@@ -275,7 +275,7 @@ pond_replay_fill (pond_replay_t *self, zmsg_t *msg, size_t max_events, size_t ma
                                             pond_store_cf (self->store, POND_CF_LOG),
                                             key + klen - 8, 8, &err);
             if (err || !pinned) {
-                uint64_t seq = pond_store_get_be64 ((const uint8_t *) key + klen - 8);
+                uint64_t seq = pond_get_be64 ((const uint8_t *) key + klen - 8);
                 s_fail (self, "cannot read event %" PRIu64 ": %s", seq,
                         err? err: "missing from the log");
                 rocksdb_free (err);

@@ -74,10 +74,10 @@ s_index_key (uint8_t *key, const char *text, uint64_t first, const uint64_t *sec
     size_t len = strlen (text);
     memcpy (key, text, len);
     key [len++] = POND_KEY_SEP;
-    pond_store_put_be64 (key + len, first);
+    pond_put_be64 (key + len, first);
     len += 8;
     if (second) {
-        pond_store_put_be64 (key + len, *second);
+        pond_put_be64 (key + len, *second);
         len += 8;
     }
     return len;
@@ -123,7 +123,7 @@ s_recover (pond_store_t *self)
             rocksdb_iter_destroy (it);
             return -1;
         }
-        self->head = pond_store_get_be64 ((const uint8_t *) key);
+        self->head = pond_get_be64 ((const uint8_t *) key);
     }
     char *err = NULL;
     rocksdb_iter_get_error (it, &err);
@@ -153,7 +153,7 @@ s_recover (pond_store_t *self)
         }
         memcpy (name, key + strlen (COUNT_PREFIX), name_len);
         name [name_len] = 0;
-        *count = pond_store_get_be64 ((const uint8_t *) value);
+        *count = pond_get_be64 ((const uint8_t *) value);
         total += *count;
         zhashx_update (self->names, name, count);
     }
@@ -277,7 +277,7 @@ s_lookup (pond_store_t *self, const uint8_t *id, int *rc_p)
     }
     uint64_t seq = 0;
     if (value && vlen == 8)
-        seq = pond_store_get_be64 ((const uint8_t *) value);
+        seq = pond_get_be64 ((const uint8_t *) value);
     rocksdb_free (value);
     return seq;
 }
@@ -296,7 +296,7 @@ s_batch_event (pond_store_t *self, rocksdb_writebatch_t *batch, pond_event_t *ev
 {
     uint64_t seq = pond_event_seq (event);
     uint8_t seq_key [8];
-    pond_store_put_be64 (seq_key, seq);
+    pond_put_be64 (seq_key, seq);
     rocksdb_writebatch_put_cf (batch, self->cf [POND_CF_LOG], (const char *) seq_key, 8,
                                (const char *) stored, size);
     uint8_t key [POND_ENTITY_MAX + 1 + 16];
@@ -323,7 +323,7 @@ s_batch_counts (pond_store_t *self, rocksdb_writebatch_t *batch)
         char key [sizeof COUNT_PREFIX + POND_NAME_MAX];
         int klen = snprintf (key, sizeof key, COUNT_PREFIX "%s", name);
         uint8_t value [8];
-        pond_store_put_be64 (value, total);
+        pond_put_be64 (value, total);
         rocksdb_writebatch_put_cf (batch, self->cf [POND_CF_META], key, (size_t) klen,
                                    (const char *) value, 8);
     }
@@ -498,7 +498,7 @@ uint8_t *
 pond_store_get (pond_store_t *self, uint64_t seq, size_t *size_p)
 {
     uint8_t key [8];
-    pond_store_put_be64 (key, seq);
+    pond_put_be64 (key, seq);
     char *err = NULL;
     size_t vlen = 0;
     char *value = rocksdb_get_cf (self->db, self->read_options, self->cf [POND_CF_LOG],

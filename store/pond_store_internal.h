@@ -5,6 +5,7 @@
 #ifndef POND_STORE_INTERNAL_H_INCLUDED
 #define POND_STORE_INTERNAL_H_INCLUDED
 
+#include "pond_be64.h"
 #include <rocksdb/c.h>
 #include "pond_store.h"
 
@@ -28,23 +29,5 @@ rocksdb_t *
     pond_store_db (pond_store_t *self);
 rocksdb_column_family_handle_t *
     pond_store_cf (pond_store_t *self, pond_store_cf_t which);
-
-static inline void
-pond_store_put_be64 (uint8_t *dest, uint64_t value)
-{
-    for (int i = 7; i >= 0; i--) {
-        dest [i] = (uint8_t) value;
-        value >>= 8;
-    }
-}
-
-static inline uint64_t
-pond_store_get_be64 (const uint8_t *source)
-{
-    uint64_t value = 0;
-    for (int i = 0; i < 8; i++)
-        value = (value << 8) | source [i];
-    return value;
-}
 
 #endif

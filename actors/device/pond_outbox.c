@@ -2,6 +2,7 @@
     See pond_outbox.h for the keys and the guarantees.
 */
 #include "pond_outbox.h"
+#include "pond_be64.h"
 
 #include <czmq.h>
 #include <rocksdb/c.h>
@@ -28,30 +29,12 @@ struct _pond_outbox_t {
 //  ---------------------------------------------------------------------
 //  Keys and counters
 
-static void
-s_put_be64 (uint8_t *buffer, uint64_t value)
-{
-    for (int i = 7; i >= 0; i--) {
-        buffer [i] = (uint8_t) (value & 0xff);
-        value >>= 8;
-    }
-}
-
-static uint64_t
-s_get_be64 (const uint8_t *buffer)
-{
-    uint64_t value = 0;
-    for (int i = 0; i < 8; i++)
-        value = (value << 8) | buffer [i];
-    return value;
-}
-
 //  Key of a queued or rejected event: prefix and local seq, 9 bytes.
 static void
 s_seq_key (char prefix, uint64_t seq, uint8_t *key)
 {
     key [0] = (uint8_t) prefix;
-    s_put_be64 (key + 1, seq);
+    pond_put_be64 (key + 1, seq);
 }
 
 //  Key of a container or a meta name: prefix and text. Returns its size.
@@ -82,7 +65,7 @@ s_batch_counter (rocksdb_writebatch_t *batch, const char *name, uint64_t value)
     char key [KEY_MAX];
     size_t key_size = s_text_key (KEY_META, name, key);
     uint8_t buffer [8];
-    s_put_be64 (buffer, value);
+    pond_put_be64 (buffer, value);
     rocksdb_writebatch_put (batch, key, key_size, (const char *) buffer, 8);
 }
 
@@ -107,7 +90,7 @@ s_get_counter (pond_outbox_t *self, const char *name)
     size_t key_size = s_text_key (KEY_META, name, key);
     size_t size = 0;
     char *value = s_get (self, key, key_size, &size);
-    uint64_t counter = value && size == 8? s_get_be64 ((const uint8_t *) value): 0;
+    uint64_t counter = value && size == 8? pond_get_be64 ((const uint8_t *) value): 0;
     rocksdb_free (value);
     return counter;
 }
@@ -129,7 +112,7 @@ s_scan (pond_outbox_t *self, char prefix, uint64_t *count_p, uint64_t *last_p)
         const uint8_t *key = (const uint8_t *) rocksdb_iter_key (it, &klen);
         if (klen == 9) {
             count++;
-            last = s_get_be64 (key + 1);
+            last = pond_get_be64 (key + 1);
         }
     }
     char *err = NULL;
@@ -326,7 +309,7 @@ pond_outbox_read (pond_outbox_t *self, uint64_t after, pond_outbox_entry_t *entr
         if (!bytes)
             break;
         memcpy (bytes, value, vlen);
-        entries [count].seq = s_get_be64 (key + 1);
+        entries [count].seq = pond_get_be64 (key + 1);
         entries [count].bytes = bytes;
         entries [count].size = vlen;
         count++;

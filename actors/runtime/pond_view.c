@@ -23,6 +23,7 @@
     simply replays them from the log on start.
 */
 #include "pond_view.h"
+#include "pond_be64.h"
 
 #include <czmq.h>
 #include <rocksdb/c.h>
@@ -52,24 +53,6 @@ s_rocks_error (const char *path, const char *what, char *err)
     zsys_error ("pond_view: %s (%s): %s", what, path, err);
     rocksdb_free (err);
     return -1;
-}
-
-static void
-s_put_be64 (uint8_t *buffer, uint64_t value)
-{
-    for (int i = 7; i >= 0; i--) {
-        buffer [i] = (uint8_t) (value & 0xff);
-        value >>= 8;
-    }
-}
-
-static uint64_t
-s_get_be64 (const uint8_t *buffer)
-{
-    uint64_t value = 0;
-    for (int i = 0; i < 8; i++)
-        value = (value << 8) | buffer [i];
-    return value;
 }
 
 //  The stored key of a document: DOC_PREFIX then key. Caller frees.
@@ -141,7 +124,7 @@ pond_view_open (const char *path)
         return NULL;
     }
     if (value && size == 8)
-        self->position = s_get_be64 ((const uint8_t *) value);
+        self->position = pond_get_be64 ((const uint8_t *) value);
     else
     if (value) {
         zsys_error ("pond_view: %s: position is %zu bytes, not 8: not a pond view?", path, size);
@@ -236,7 +219,7 @@ pond_view_commit (pond_view_t *self, uint64_t seq)
         free (key);
     }
     uint8_t position [8];
-    s_put_be64 (position, seq);
+    pond_put_be64 (position, seq);
     rocksdb_writebatch_put (batch, POSITION_KEY, 1, (const char *) position, 8);
     if (rc == 0) {
         char *err = NULL;
