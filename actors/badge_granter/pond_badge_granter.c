@@ -834,17 +834,9 @@ s_query (pond_actor_t *actor, pond_view_t *view, const char *entity, const char 
     (void) text; (void) state;
     if (entity && streq (entity, POND_BADGE_RULES_ENTITY))
         return s_query_rules (actor, view);
-    char key [POND_ACTORS_KEY_MAX];
-    if (pond_actors_customer_key (entity, key, sizeof key)) {
-        pond_actors_error (actor, 400, "a customer id is required");
+    cJSON *doc = pond_actors_customer_doc (actor, view, entity, "is unknown to the badge granter");
+    if (!doc)
         return NULL;
-    }
-    cJSON *doc = pond_view_get (view, key);
-    if (!cJSON_IsObject (doc)) {
-        cJSON_Delete (doc);
-        pond_actors_error (actor, 404, "customer '%s' is unknown to the badge granter", entity);
-        return NULL;
-    }
     pond_badge_rules_t rules;
     pond_badge_granter_rules (view, &rules);
     uint64_t quacks = 0;

@@ -317,17 +317,9 @@ s_query (pond_actor_t *actor, pond_view_t *view, const char *entity, const char 
          void *state)
 {
     (void) text; (void) state;
-    char key [POND_ACTORS_KEY_MAX];
-    if (pond_actors_customer_key (entity, key, sizeof key)) {
-        pond_actors_error (actor, 400, "a customer id is required");
+    cJSON *doc = pond_actors_customer_doc (actor, view, entity, "is unknown to the mobile view");
+    if (!doc)
         return NULL;
-    }
-    cJSON *doc = pond_view_get (view, key);
-    if (!cJSON_IsObject (doc)) {
-        cJSON_Delete (doc);
-        pond_actors_error (actor, 404, "customer '%s' is unknown to the mobile view", entity);
-        return NULL;
-    }
     char *result = pond_actors_print (doc);
     cJSON_Delete (doc);
     if (!result)

@@ -243,3 +243,21 @@ pond_actors_error (pond_actor_t *actor, int code, const char *format, ...)
     else
         zsys_debug ("error %d: %s", code, reason);
 }
+
+cJSON *
+pond_actors_customer_doc (pond_actor_t *actor, pond_view_t *view, const char *entity,
+                          const char *unknown)
+{
+    char key [POND_ACTORS_KEY_MAX];
+    if (pond_actors_customer_key (entity, key, sizeof key)) {
+        pond_actors_error (actor, 400, "a customer id is required");
+        return NULL;
+    }
+    cJSON *doc = pond_view_get (view, key);
+    if (!cJSON_IsObject (doc)) {
+        cJSON_Delete (doc);
+        pond_actors_error (actor, 404, "customer '%s' %s", entity, unknown);
+        return NULL;
+    }
+    return doc;
+}

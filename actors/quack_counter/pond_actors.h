@@ -87,6 +87,13 @@ char *
 int
     pond_actors_customer_key (const char *entity, char *key, size_t size);
 
+//  The document of the customer a query names, for the query handlers:
+//  returns it (caller deletes), or NULL with the error set: 400 without a
+//  customer id, 404 "customer 'ID' <unknown>" when the view has none.
+cJSON *
+    pond_actors_customer_doc (pond_actor_t *actor, pond_view_t *view, const char *entity,
+                              const char *unknown);
+
 //  Store a document (whole numbers exact, see pond_actors_print).
 //  Returns 0 or -1.
 int

@@ -82,17 +82,9 @@ s_query (pond_actor_t *actor, pond_view_t *view, const char *entity, const char 
          void *state)
 {
     (void) text; (void) state;
-    char key [POND_ACTORS_KEY_MAX];
-    if (pond_actors_customer_key (entity, key, sizeof key)) {
-        pond_actors_error (actor, 400, "a customer id is required");
+    cJSON *doc = pond_actors_customer_doc (actor, view, entity, "never quacked");
+    if (!doc)
         return NULL;
-    }
-    cJSON *doc = pond_view_get (view, key);
-    if (!cJSON_IsObject (doc)) {
-        cJSON_Delete (doc);
-        pond_actors_error (actor, 404, "customer '%s' never quacked", entity);
-        return NULL;
-    }
     uint64_t quacks = 0;
     pond_actors_uint (doc, "quacks", &quacks);
     cJSON *answer = cJSON_CreateObject ();
