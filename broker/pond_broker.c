@@ -6,8 +6,16 @@
     -> publish on pub -> ACK. Memory is bounded: pending is capped (503
     beyond), at most BATCHES_MAX batches are in flight, and replays are
     relayed frame by frame under the reader's credit.
+
+    With keys (config.keys), each message is checked against the key that
+    sent it before anything else happens: s_sender finds the key (403 if it
+    was removed since the connection was made), s_authorize_publish and
+    s_control_message ask pond_keys what the key's role may do, and an
+    accepted event gets the key's name as its source. Refusals are counted
+    (STATS "forbidden") and logged once per key and cause.
 */
 #include "pond_broker.h"
+#include "pond_keys.h"
 #include "pond_proto.h"
 #include "pond_value.h"
 
@@ -21,6 +29,7 @@
 #define RETRY_MS            200     //  retry_ms suggested with 503
 #define RATE_SAMPLES        11      //  10 s of one-second samples, and now
 #define DRAIN_MAX           1024    //  messages read from one socket per turn
+#define REFUSALS_LOGGED_MAX 10000   //  causes of 403 remembered (logged once)
 
 //  One accepted PUBLISH waiting for the store
 typedef struct {
@@ -47,7 +56,7 @@ typedef struct {
 } relay_t;
 
 typedef struct {
-    uint64_t received, acked, dups, nacked, malformed, published, replays;
+    uint64_t received, acked, dups, nacked, malformed, published, replays, forbidden;
 } counters_t;
 
 struct _pond_broker_t {
@@ -57,6 +66,8 @@ struct _pond_broker_t {
     zsock_t *control;
     zsock_t *store;
     char *endpoints [3];        //  resolved ingest, pub, control
+    bool secure;                //  CURVE: config.keys given
+    zhashx_t *refusals;         //  "key/cause" of 403s logged already
     entry_t *pending;           //  config.pending_max entries
     size_t pending_count;
     batch_t batches [BATCHES_MAX];
@@ -101,6 +112,11 @@ s_bind (int type, const char *endpoint, const char *role, char **resolved)
     zsock_t *sock = zsock_new (type);
     if (!sock)
         return NULL;
+    //  CURVE server with the broker's key when there are keys, else nothing
+    if (pond_keys_server (sock)) {
+        zsock_destroy (&sock);
+        return NULL;
+    }
     zsock_set_linger (sock, 0);
     zsock_set_sndhwm (sock, type == ZMQ_XPUB? 10000: 100000);
     zsock_set_rcvhwm (sock, 100000);
@@ -164,6 +180,16 @@ pond_broker_new (const pond_broker_config_t *config)
     zlistx_set_destructor (self->relays, s_relay_destroy);
     self->stats_waiters = zlistx_new ();
     zlistx_set_destructor (self->stats_waiters, (zlistx_destructor_fn *) zframe_destroy);
+    self->refusals = zhashx_new ();
+    if (config->keys) {
+        char err [512];
+        if (pond_keys_use (config->keys, POND_KEYS_BROKER, err, sizeof err)) {
+            zsys_error ("pond-broker: --keys %s: %s", config->keys, err);
+            pond_broker_destroy (&self);
+            return NULL;
+        }
+        self->secure = true;
+    }
     self->ingest = s_bind (ZMQ_ROUTER, config->ingest, "ingest", &self->endpoints [0]);
     self->pub = self->ingest? s_bind (ZMQ_XPUB, config->pub, "pub", &self->endpoints [1]): NULL;
     self->control = self->pub?
@@ -202,12 +228,15 @@ pond_broker_destroy (pond_broker_t **self_p)
         zlistx_destroy (&self->relays);
         zlistx_destroy (&self->stats_waiters);
         zframe_destroy (&self->store_stats);
+        zhashx_destroy (&self->refusals);
         zsock_destroy (&self->ingest);
         zsock_destroy (&self->pub);
         zsock_destroy (&self->control);
         zsock_destroy (&self->store);
         for (int i = 0; i < 3; i++)
             zstr_free (&self->endpoints [i]);
+        if (self->secure)
+            pond_keys_reset ();
         free (self);
         *self_p = NULL;
     }
@@ -248,10 +277,77 @@ s_nack (pond_broker_t *self, zframe_t *peer, const uint8_t *id, uint32_t code,
 }
 
 //  ---------------------------------------------------------------------
+//  Keys: who sent a message, and what it may do
+
+//  Count a refusal (403) and log it the first time for this key and cause.
+static void
+s_forbidden (pond_broker_t *self, const char *name, const char *cause, const char *reason)
+{
+    self->counters.forbidden++;
+    char tag [POND_KEY_NAME_MAX + POND_ENTITY_MAX + 64];
+    snprintf (tag, sizeof tag, "%s/%s", name, cause);
+    if (zhashx_size (self->refusals) < REFUSALS_LOGGED_MAX
+    &&  zhashx_insert (self->refusals, tag, (void *) "") == 0)
+        zsys_warning ("pond-broker: refused: %s (403; logged once per key and cause)", reason);
+}
+
+//  The key that sent a message (frame: one that came from the wire, e.g.
+//  the command), when the broker has keys. Returns 0 with *key set (NULL
+//  in local mode), or -1 if the key is no longer known: the reason is in
+//  reason and the refusal counted.
+static int
+s_sender (pond_broker_t *self, zframe_t *frame, const pond_key_t **key, char *reason,
+          size_t size)
+{
+    *key = NULL;
+    if (!self->secure || !frame)
+        return 0;               //  no frame: the caller refuses an empty message
+    *key = pond_keys_sender (frame);
+    if (*key)
+        return 0;
+    const char *user = zframe_meta (frame, "User-Id");
+    snprintf (reason, size, "key %.40s is no longer in the broker's keys directory",
+              user? user: "(none)");
+    s_forbidden (self, user? user: "-", "removed", reason);
+    return -1;
+}
+
+//  May key publish decoded? If so, stamp the key's name as its source,
+//  re-encoding *event_p when it changes. Returns 0, or -1 after the NACK.
+static int
+s_authorize_publish (pond_broker_t *self, const pond_key_t *key, zframe_t *peer,
+                     pond_event_t *decoded, zframe_t **event_p)
+{
+    char reason [POND_REASON_MAX];
+    if (!pond_key_may_publish (key, pond_event_entity (decoded), reason, sizeof reason)) {
+        s_forbidden (self, pond_key_name (key), pond_event_entity (decoded), reason);
+        s_nack (self, peer, pond_event_id (decoded), POND_CODE_FORBIDDEN, reason);
+        return -1;
+    }
+    if (streq (pond_event_source (decoded), pond_key_name (key)))
+        return 0;
+    char err [POND_ERR_SIZE];
+    size_t size = 0;
+    uint8_t *bytes = pond_event_set_source (decoded, pond_key_name (key)) == 0
+                   ? pond_event_encode (decoded, &size, err, sizeof err): NULL;
+    if (!bytes || size > POND_PUBLISH_MAX_SIZE) {
+        self->counters.malformed++;
+        s_nack (self, peer, pond_event_id (decoded), POND_CODE_TOO_LARGE,
+                "event too large once its source is set to the sender's key name");
+        free (bytes);
+        return -1;
+    }
+    zframe_destroy (event_p);
+    *event_p = zframe_new (bytes, size);
+    free (bytes);
+    return 0;
+}
+
+//  ---------------------------------------------------------------------
 //  Ingest: PUBLISH, PING
 
 static void
-s_ingest_publish (pond_broker_t *self, zframe_t *peer, zmsg_t *msg)
+s_ingest_publish (pond_broker_t *self, zframe_t *peer, const pond_key_t *key, zmsg_t *msg)
 {
     self->counters.received++;
     zframe_t *event = zmsg_pop (msg);
@@ -288,6 +384,9 @@ s_ingest_publish (pond_broker_t *self, zframe_t *peer, zmsg_t *msg)
         s_nack (self, peer, NULL, POND_CODE_BAD_REQUEST, err);
     }
     else
+    if (key && s_authorize_publish (self, key, peer, decoded, &event))
+        pond_event_destroy (&decoded);
+    else
     if (self->pending_count >= (size_t) self->config.pending_max || !self->store_up) {
         s_nack (self, peer, pond_event_id (decoded), POND_CODE_UNAVAILABLE,
                 self->store_up? "broker is busy; retry after retry_ms"
@@ -311,14 +410,19 @@ s_ingest_message (pond_broker_t *self, zmsg_t *msg)
 {
     zframe_t *peer = zmsg_pop (msg);
     zframe_t *command = zmsg_pop (msg);
+    const pond_key_t *key = NULL;
+    char reason [POND_REASON_MAX];
     if (!peer || !command) {
         self->counters.malformed++;
         if (peer)
             s_nack (self, peer, NULL, POND_CODE_BAD_REQUEST, "empty message");
     }
     else
+    if (s_sender (self, command, &key, reason, sizeof reason))
+        s_nack (self, peer, NULL, POND_CODE_FORBIDDEN, reason);
+    else
     if (pond_proto_is (command, POND_PUBLISH))
-        s_ingest_publish (self, peer, msg);
+        s_ingest_publish (self, peer, key, msg);
     else
     if (pond_proto_is (command, POND_PING))
         s_reply (self->ingest, peer, POND_PONG, NULL);
@@ -627,7 +731,7 @@ s_stats_body (pond_broker_t *self)
     msgpack_pack_map (&pk, with_store? 2: 1);
     msgpack_pack_str (&pk, 6);
     msgpack_pack_str_body (&pk, "broker", 6);
-    msgpack_pack_map (&pk, 13);
+    msgpack_pack_map (&pk, 14);
     counters_t *c = &self->counters;
     s_pack_counter (&pk, "received", c->received);
     s_pack_counter (&pk, "acked", c->acked);
@@ -637,6 +741,7 @@ s_stats_body (pond_broker_t *self)
     s_pack_counter (&pk, "published", c->published);
     s_pack_counter (&pk, "pending", self->pending_count);
     s_pack_counter (&pk, "replays", c->replays);
+    s_pack_counter (&pk, "forbidden", c->forbidden);
     s_pack_counter (&pk, "head", self->head);
     s_pack_counter (&pk, "acked_per_s_1s", s_rate (self, 1));
     s_pack_counter (&pk, "acked_per_s_10s", s_rate (self, 10));
@@ -661,7 +766,8 @@ s_control_error (pond_broker_t *self, zframe_t *peer, uint32_t code, const char 
 {
     zframe_t *body = pond_nack_new (NULL, code, 0, "%s", reason);
     s_reply (self->control, peer, POND_ERROR, &body);
-    self->counters.malformed++;
+    if (code != POND_CODE_FORBIDDEN)
+        self->counters.malformed++;
 }
 
 static void
@@ -727,10 +833,24 @@ static void
 s_control_message (pond_broker_t *self, zmsg_t *msg)
 {
     zframe_t *peer = zmsg_pop (msg);
+    const pond_key_t *key = NULL;
+    char reason [POND_REASON_MAX];
+    //  The command frame says who sent it; read that before it goes
+    bool refused = peer && s_sender (self, zmsg_first (msg), &key, reason, sizeof reason);
     char *command = zmsg_popstr (msg);
     if (!peer || !command) {
         if (peer)
             s_control_error (self, peer, POND_CODE_BAD_REQUEST, "empty message");
+    }
+    else
+    if (refused)
+        s_control_error (self, peer, POND_CODE_FORBIDDEN, reason);
+    else
+    if (key && !pond_key_may_control (key, command, reason, sizeof reason)) {
+        char cause [48];
+        snprintf (cause, sizeof cause, "control %.32s", command);
+        s_forbidden (self, pond_key_name (key), cause, reason);
+        s_control_error (self, peer, POND_CODE_FORBIDDEN, reason);
     }
     else
     if (streq (command, POND_STATS)) {
@@ -843,9 +963,14 @@ s_learn_head (pond_broker_t *self)
 int
 pond_broker_run (pond_broker_t *self)
 {
-    zsys_info ("pond-broker: ingest %s, pub %s, control %s, store %s",
-               self->endpoints [0], self->endpoints [1], self->endpoints [2],
-               self->config.store);
+    zsys_info ("pond-broker: ingest %s, pub %s, control %s, store %s", self->endpoints [0],
+               self->endpoints [1], self->endpoints [2], self->config.store);
+    if (self->secure)
+        zsys_info ("pond-broker: CURVE on ingest, pub and control; keys from %s",
+                   self->config.keys);
+    else
+        zsys_info ("pond-broker: local mode: no keys (anyone who reaches these endpoints "
+                   "may publish; see --keys)");
     //  Ask the store at once, so we know it is up before the first publish
     zstr_send (self->store, POND_STATS);
     self->store_polled_at = zclock_mono ();

@@ -6,6 +6,9 @@
     producers (log first, DESIGN.md invariant 1). Admins use the control
     socket for STATS and REPLAY; replays are relayed from the store to the
     reader with the reader's credit, so the broker holds at most a chunk.
+    With a keys directory (pond_keys.h) every socket it binds speaks CURVE:
+    only known keys get in, `source` is stamped with the sender's key name,
+    and what each key may do is checked per message (NACK / ERROR 403).
 */
 #ifndef POND_BROKER_H_INCLUDED
 #define POND_BROKER_H_INCLUDED
@@ -21,6 +24,8 @@ typedef struct {
     const char *pub;            //  endpoint to bind for subscribers
     const char *control;        //  endpoint to bind for admins
     const char *store;          //  endpoint of pond-store to connect to
+    const char *keys;           //  keys directory: CURVE on ingest, pub and
+                                //  control with key "broker"; NULL: local mode
     int pending_max;            //  events waiting for the store before 503
     int batch_timeout_ms;       //  a batch unanswered this long is NACKed 503
     bool verbose;

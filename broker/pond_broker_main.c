@@ -25,12 +25,17 @@ s_usage (FILE *out)
         "  --control EP      admin endpoint (default ipc://DIR/control.ipc)\n"
         "  --store EP        pond-store's endpoint (default ipc://DIR/store.ipc)\n"
         "  --config FILE     ZPL file with broker/ingest, broker/pub, broker/control,\n"
-        "                    broker/store, broker/pending_max (flags win)\n"
+        "                    broker/store, broker/pending_max, broker/keys (flags win)\n"
+        "  --keys DIR        CURVE on every socket: the broker's key pair is\n"
+        "                    DIR/secret/broker.cert_secret and only the keys in\n"
+        "                    DIR/public get in (added or removed ones count within\n"
+        "                    seconds); see pond keys --help. Without it: local mode,\n"
+        "                    no keys\n"
         "  --verbose         log every refused message\n"
         "  --help            show this text\n"
         "\n"
         "Endpoints may use tcp://127.0.0.1:* to pick a free port; read the port\n"
-        "back from DIR/broker.zpl.\n"
+        "back from DIR/broker.zpl. Over a real network use --keys.\n"
         "\n"
         "Example:\n"
         "  pond-store --data ./pond-data &\n"
@@ -40,12 +45,14 @@ s_usage (FILE *out)
 
 //  Write the resolved endpoints where clients and tests look for them.
 static int
-s_write_endpoints (pond_broker_t *broker, const char *dir)
+s_write_endpoints (pond_broker_t *broker, const char *dir, bool curve)
 {
     zconfig_t *root = zconfig_new ("root", NULL);
     zconfig_put (root, "broker/ingest", pond_broker_endpoint (broker, "ingest"));
     zconfig_put (root, "broker/pub", pond_broker_endpoint (broker, "pub"));
     zconfig_put (root, "broker/control", pond_broker_endpoint (broker, "control"));
+    //  Clients without keys can tell why they get no answer
+    zconfig_put (root, "broker/security", curve? "curve": "none");
     zconfig_putf (root, "broker/pid", "%d", (int) getpid ());
     char path [512], temp [520];
     snprintf (path, sizeof path, "%s/broker.zpl", dir);
@@ -63,16 +70,16 @@ int
 main (int argc, char *argv [])
 {
     const char *dir = getenv ("POND_DATA")? getenv ("POND_DATA"): "./pond-data";
-    const char *flags [5] = { NULL };       //  ingest, pub, control, store, config
+    const char *flags [6] = { NULL };       //  ingest, pub, control, store, config, keys
     bool verbose = false;
     static struct option options [] = {
         { "data", required_argument, 0, 'd' }, { "ingest", required_argument, 0, 'i' },
         { "pub", required_argument, 0, 'p' }, { "control", required_argument, 0, 'c' },
         { "store", required_argument, 0, 's' }, { "config", required_argument, 0, 'f' },
-        { "verbose", no_argument, 0, 'v' }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 }
+        { "keys", required_argument, 0, 'k' }, { "verbose", no_argument, 0, 'v' }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 }
     };
     int opt;
-    while ((opt = getopt_long (argc, argv, "d:i:p:c:s:f:vh", options, NULL)) != -1) {
+    while ((opt = getopt_long (argc, argv, "d:i:p:c:s:f:k:vh", options, NULL)) != -1) {
         switch (opt) {
             case 'd': dir = optarg; break;
             case 'i': flags [0] = optarg; break;
@@ -80,6 +87,7 @@ main (int argc, char *argv [])
             case 'c': flags [2] = optarg; break;
             case 's': flags [3] = optarg; break;
             case 'f': flags [4] = optarg; break;
+            case 'k': flags [5] = optarg; break;
             case 'v': verbose = true; break;
             case 'h': s_usage (stdout); return 0;
             default:
@@ -114,15 +122,19 @@ main (int argc, char *argv [])
         config.control = zconfig_get (file, "broker/control", config.control);
         config.store = zconfig_get (file, "broker/store", config.store);
         config.pending_max = atoi (zconfig_get (file, "broker/pending_max", "16384"));
+        config.keys = zconfig_get (file, "broker/keys", NULL);
     }
     if (flags [0]) config.ingest = flags [0];
     if (flags [1]) config.pub = flags [1];
     if (flags [2]) config.control = flags [2];
     if (flags [3]) config.store = flags [3];
+    if (flags [5]) config.keys = flags [5];
+    if (config.keys && !*config.keys)
+        config.keys = NULL;
     config.verbose = verbose;
     pond_broker_t *broker = pond_broker_new (&config);
     int rc = 1;
-    if (broker && s_write_endpoints (broker, dir) == 0)
+    if (broker && s_write_endpoints (broker, dir, config.keys != NULL) == 0)
         rc = pond_broker_run (broker);
     pond_broker_destroy (&broker);
     zconfig_destroy (&file);

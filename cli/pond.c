@@ -7,6 +7,7 @@
     pond_cli.h.
 */
 #include "pond_cli.h"
+#include "pond_keys.h"
 #include "pond_mesh.h"
 
 #include <string.h>
@@ -39,6 +40,8 @@ static const pond_cli_command_t s_commands [] = {
       pond_cmd_recompute, pond_cmd_recompute_help },
     { "demo", "start a mesh in a fresh directory and tell the whole story",
       pond_cmd_demo, pond_cmd_demo_help },
+    { "keys", "make and list the CURVE keys of broker, devices, actors, apps and admin",
+      pond_cmd_keys, pond_cmd_keys_help },
 };
 
 #define COMMANDS (sizeof (s_commands) / sizeof (s_commands [0]))
@@ -60,8 +63,9 @@ s_help (FILE *out)
     fprintf (out,
         "\n"
         "Every command takes --data DIR (the mesh's data directory; default\n"
-        "$POND_DATA, else ./pond-data), --ingest/--pub/--control EP and\n"
-        "--timeout MS.\n"
+        "$POND_DATA, else ./pond-data), --ingest/--pub/--control EP,\n"
+        "--keys DIR and --as NAME (CURVE; default $POND_KEYS, $POND_AS; without\n"
+        "them: local mode, no keys) and --timeout MS.\n"
         "Exit status: 0 done, 1 failed, 2 usage error.\n");
 }
 
@@ -106,5 +110,7 @@ main (int argc, char *argv [])
     const pond_cli_command_t *command = s_find (name);
     if (!command)
         return s_unknown (name);
-    return command->run (argc - 1, argv + 1);
+    int rc = command->run (argc - 1, argv + 1);
+    pond_keys_reset ();
+    return rc;
 }

@@ -2,6 +2,7 @@
     the `pond` command line. See pond_cli.h.
 */
 #include "pond_cli.h"
+#include "pond_keys.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -61,6 +62,20 @@ pond_cli_hint_broker (pond_cli_t *cli)
                  "the broker has stopped\n", eps->data_dir, eps->broker_pid);
     fprintf (stderr, "hint: is pond-broker running? start it with: pond-broker --data %s\n",
              eps->data_dir);
+    if (pond_keys_active ())
+        fprintf (stderr, "hint: this command talks CURVE with key '%s' of %s: the broker must "
+                 "run with --keys and know that key (pond keys list --keys %s)\n",
+                 pond_keys_as (), pond_keys_dir (), pond_keys_dir ());
+    else
+    if (eps->from_broker_file) {
+        char path [POND_ENDPOINT_MAX + 16];
+        snprintf (path, sizeof path, "%s/broker.zpl", eps->data_dir);
+        zconfig_t *config = zconfig_load (path);
+        if (config && streq (zconfig_get (config, "broker/security", "none"), "curve"))
+            fprintf (stderr, "hint: the broker uses CURVE keys: give --keys DIR and --as NAME "
+                     "(or $POND_KEYS and $POND_AS)\n");
+        zconfig_destroy (&config);
+    }
 }
 
 int
@@ -136,6 +151,23 @@ s_finish (pond_cli_t *cli, int argc, char *argv [])
         pond_cli_usage (cli, "data directory path too long");
         return;
     }
+    //  Keys: flags, else the environment; none means local mode
+    if (!cli->keys && getenv ("POND_KEYS") && *getenv ("POND_KEYS"))
+        cli->keys = getenv ("POND_KEYS");
+    if (!cli->as && getenv ("POND_AS") && *getenv ("POND_AS"))
+        cli->as = getenv ("POND_AS");
+    //  pond demo makes its own local mesh, which has no keys
+    if (streq (cli->command, "demo"))
+        cli->keys = NULL;
+    if (!cli->keys_managed && cli->keys) {
+        char err [768];
+        if (!cli->as)
+            cli->as = "admin";
+        if (pond_keys_use (cli->keys, cli->as, err, sizeof err)) {
+            pond_cli_fail (cli, "%s", err);
+            return;
+        }
+    }
     const char *overrides [] = { cli->ingest, cli->pub, cli->control };
     char *slots [] = { cli->eps.ingest, cli->eps.pub, cli->eps.control };
     for (size_t i = 0; i < 3; i++)
@@ -167,6 +199,12 @@ pond_cli_getopt (pond_cli_t *cli, int argc, char *argv [], const struct option *
                 break;
             case POND_OPT_CONTROL:
                 cli->control = optarg;
+                break;
+            case POND_OPT_KEYS:
+                cli->keys = optarg;
+                break;
+            case POND_OPT_AS:
+                cli->as = optarg;
                 break;
             case POND_OPT_TIMEOUT:
                 s_parse_timeout (cli, optarg);

@@ -4,8 +4,10 @@
     (argv [0] is the command's name) plus one help function, listed in the
     command table of cli/pond.c. Commands parse their options with
     pond_cli_getopt, which also handles the options every command takes
-    (--data DIR, --ingest/--pub/--control EP, --timeout MS, --verbose,
-    --help) and reports usage errors. Exit codes are the same everywhere:
+    (--data DIR, --ingest/--pub/--control EP, --keys DIR, --as NAME,
+    --timeout MS, --verbose, --help) and reports usage errors. With --keys
+    (or $POND_KEYS) the command talks CURVE with key --as (or $POND_AS,
+    else "admin"): pond_cli_getopt makes it the process identity. Exit codes are the same everywhere:
     0 done, 1 failed (NACK, timeout, broker not reachable), 2 usage error.
     Errors and hints go to stderr; machine-readable output to stdout.
 */
@@ -39,6 +41,10 @@ typedef struct {
     const char *ingest;                 //  overrides, else NULL
     const char *pub;
     const char *control;
+    const char *keys;                   //  --keys, else $POND_KEYS, else NULL
+    const char *as;                     //  --as, else $POND_AS, else "admin"
+    bool keys_managed;                  //  pond keys: --keys is what it manages,
+                                        //  not an identity to use
     int timeout_ms;                     //  --timeout
     bool verbose;
     pond_endpoints_t eps;               //  resolved by pond_cli_getopt at the end
@@ -50,7 +56,8 @@ typedef struct {
 //  or single letters for their own)
 enum {
     POND_OPT_DATA = 0x100, POND_OPT_DATA_DIR, POND_OPT_INGEST, POND_OPT_PUB,
-    POND_OPT_CONTROL, POND_OPT_TIMEOUT, POND_OPT_VERBOSE, POND_OPT_HELP
+    POND_OPT_CONTROL, POND_OPT_TIMEOUT, POND_OPT_VERBOSE, POND_OPT_HELP, POND_OPT_KEYS,
+    POND_OPT_AS
 };
 
 //  Put first in every command's struct option table
@@ -60,6 +67,8 @@ enum {
     { "pub", required_argument, NULL, POND_OPT_PUB },                            \
     { "control", required_argument, NULL, POND_OPT_CONTROL },                    \
     { "timeout", required_argument, NULL, POND_OPT_TIMEOUT },                    \
+    { "keys", required_argument, NULL, POND_OPT_KEYS },                          \
+    { "as", required_argument, NULL, POND_OPT_AS },                              \
     { "verbose", no_argument, NULL, POND_OPT_VERBOSE },                          \
     { "help", no_argument, NULL, POND_OPT_HELP }
 
@@ -75,6 +84,9 @@ enum {
     "                    DIR/broker.zpl when a broker runs there\n"            \
     "  --ingest EP, --pub EP, --control EP\n"                                    \
     "                    broker endpoints, overriding the data directory\n"      \
+    "  --keys DIR        talk CURVE with a key pair of DIR (default $POND_KEYS;\n"\
+    "                    without either: local mode, no keys); see pond keys\n"  \
+    "  --as NAME         the key to use (default $POND_AS, else admin)\n"       \
     "  --timeout MS      how long to wait for the broker (default 5000)\n"       \
     "  --verbose         log retries\n"                                          \
     "  --help            this help\n"                                            \
@@ -129,5 +141,9 @@ int pond_cmd_replay (int argc, char *argv []);
 void pond_cmd_replay_help (FILE *out);
 int pond_cmd_stats (int argc, char *argv []);
 void pond_cmd_stats_help (FILE *out);
+
+//  pond_cmd_keys.c: the CURVE keys of a mesh
+int pond_cmd_keys (int argc, char *argv []);
+void pond_cmd_keys_help (FILE *out);
 
 #endif

@@ -3,6 +3,7 @@
 */
 #include "pond_actor_link.h"
 #include "pond_client.h"
+#include "pond_keys.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -14,7 +15,9 @@ struct _pond_actor_link_t {
     char name [64];
     char endpoint [POND_ENDPOINT_MAX];
     int pid;
+    char key [POND_KEY_NAME_MAX + 1];   //  the actor's key (actor/key), "" if none
     zsock_t *sock;                  //  DEALER; recreated after a timeout
+    pond_keys_watch_t *watch;       //  its handshakes, with keys
     int code;
     char reason [POND_REASON_MAX + 128];
 };
@@ -43,6 +46,7 @@ pond_actor_link_new (const char *data_dir, const char *name, char *err, size_t e
         strcpy (self->name, name);
         strcpy (self->endpoint, endpoint);
         self->pid = atoi (zconfig_get (config, "actor/pid", "0"));
+        snprintf (self->key, sizeof self->key, "%s", zconfig_get (config, "actor/key", ""));
     }
     zconfig_destroy (&config);
     return self;
@@ -55,6 +59,7 @@ pond_actor_link_destroy (pond_actor_link_t **self_p)
     if (*self_p) {
         pond_actor_link_t *self = *self_p;
         zsock_destroy (&self->sock);
+        pond_keys_watch_destroy (&self->watch);
         free (self);
         *self_p = NULL;
     }
@@ -136,11 +141,19 @@ s_request (pond_actor_link_t *self, const char *command, zframe_t **body_p, int 
     self->code = 0;
     *self->reason = 0;
     if (!self->sock) {
+        pond_keys_watch_destroy (&self->watch);
         self->sock = zsock_new (ZMQ_DEALER);
         if (self->sock) {
             zsock_set_linger (self->sock, 0);
             zsock_set_sndtimeo (self->sock, timeout_ms);
-            if (zsock_connect (self->sock, "%s", self->endpoint))
+            //  An actor with a key (in its ready file) speaks CURVE with it
+            if (*self->key && pond_keys_active ()) {
+                if (pond_keys_client (self->sock, self->key))
+                    zsock_destroy (&self->sock);
+                else
+                    self->watch = pond_keys_watch_new (self->sock);
+            }
+            if (self->sock && zsock_connect (self->sock, "%s", self->endpoint))
                 zsock_destroy (&self->sock);
         }
         if (!self->sock) {
@@ -165,8 +178,15 @@ s_request (pond_actor_link_t *self, const char *command, zframe_t **body_p, int 
         if (!reply) {
             //  A late reply must not answer the next request
             zsock_destroy (&self->sock);
+            char refused [640];
             if (interrupted)
                 return s_fail (self, POND_CODE_INTERRUPTED, "interrupted");
+            if (pond_keys_watch_refused (self->watch, refused, sizeof refused))
+                return s_fail (self, POND_CODE_FORBIDDEN, "%s", refused);
+            if (*self->key && !pond_keys_active ())
+                return s_fail (self, POND_CODE_TIMEOUT, "no reply from %s at %s within %d ms: "
+                               "it uses CURVE (key '%s'); give --keys DIR and --as NAME",
+                               self->name, self->endpoint, timeout_ms, self->key);
             return s_fail (self, POND_CODE_TIMEOUT, "no reply from %s at %s within %d ms",
                            self->name, self->endpoint, timeout_ms);
         }

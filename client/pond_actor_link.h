@@ -8,7 +8,10 @@
     PROGRESS messages first; they are passed to a callback and each one
     restarts the wait, so a long rebuild never times out while it moves.
     After a timeout the socket is recreated, so a late reply to an old
-    request can never be taken for the answer to a new one.
+    request can never be taken for the answer to a new one. When the ready
+    file names the actor's key (actor/key) and the process has keys
+    (pond_keys_use), the link speaks CURVE with that key, whose public half
+    must be in the keys directory with role actor.
 */
 #ifndef POND_ACTOR_LINK_H_INCLUDED
 #define POND_ACTOR_LINK_H_INCLUDED

@@ -3,6 +3,7 @@
     proto/PROTOCOL.md (ingest, pub and control sockets).
 */
 #include "pond_client.h"
+#include "pond_keys.h"
 #include "pond_uuid.h"
 #include "pond_value.h"
 
@@ -90,10 +91,12 @@ s_send_frame (zsock_t *sock, const char *command, zframe_t **body_p)
     return rc;
 }
 
-//  Make a DEALER connected to endpoint, linger 0, our HWMs. NULL if the
-//  endpoint is invalid.
+//  Make a DEALER connected to endpoint, linger 0, our HWMs; a CURVE client
+//  of the broker when the process has keys (pond_keys_use), then with a
+//  watch on its handshakes in *watch_p. NULL if the endpoint is invalid or
+//  the broker's key is missing (logged).
 static zsock_t *
-s_dealer_new (const char *endpoint, bool immediate, int sndtimeo)
+s_dealer_new (const char *endpoint, bool immediate, int sndtimeo, pond_keys_watch_t **watch_p)
 {
     zsock_t *sock = zsock_new (ZMQ_DEALER);
     if (!sock)
@@ -103,8 +106,16 @@ s_dealer_new (const char *endpoint, bool immediate, int sndtimeo)
     zsock_set_rcvhwm (sock, POND_CLIENT_HWM);
     zsock_set_immediate (sock, immediate? 1: 0);
     zsock_set_sndtimeo (sock, sndtimeo);
+    if (pond_keys_client (sock, NULL)) {
+        zsock_destroy (&sock);
+        return NULL;
+    }
+    if (watch_p)
+        *watch_p = pond_keys_watch_new (sock);
     if (zsock_connect (sock, "%s", endpoint)) {
         zsock_destroy (&sock);
+        if (watch_p)
+            pond_keys_watch_destroy (watch_p);
         return NULL;
     }
     return sock;
@@ -180,6 +191,7 @@ pond_endpoints_resolve (const char *data_dir, pond_endpoints_t *eps)
 struct _pond_client_t {
     char endpoint [POND_ENDPOINT_MAX];
     zsock_t *sock;              //  DEALER, recreated after a timeout
+    pond_keys_watch_t *watch;   //  its handshakes, with keys
     int ack_timeout;            //  msecs per attempt
     int max_attempts;
     bool verbose;
@@ -210,6 +222,17 @@ s_client_clear (pond_client_t *self)
     self->reason [0] = 0;
 }
 
+//  After a timeout: if the broker refused our key, fail with 403 and say
+//  so. Returns -1 then, 0 if it did not (a plain timeout).
+static int
+s_client_refused (pond_client_t *self)
+{
+    char reason [640];
+    if (pond_keys_watch_refused (self->watch, reason, sizeof reason))
+        return s_client_fail (self, POND_CODE_FORBIDDEN, "%s", reason);
+    return 0;
+}
+
 //  (Re)create the DEALER. IMMEDIATE: a send blocks (up to the ACK timeout)
 //  until the broker is connected, so "not reachable" is told apart from
 //  "no ACK", and after a reconnect no message sits in a dead pipe.
@@ -217,7 +240,8 @@ static int
 s_client_connect (pond_client_t *self)
 {
     zsock_destroy (&self->sock);
-    self->sock = s_dealer_new (self->endpoint, true, self->ack_timeout);
+    pond_keys_watch_destroy (&self->watch);
+    self->sock = s_dealer_new (self->endpoint, true, self->ack_timeout, &self->watch);
     return self->sock? 0: -1;
 }
 
@@ -254,6 +278,7 @@ pond_client_destroy (pond_client_t **self_p)
     if (*self_p) {
         pond_client_t *self = *self_p;
         zsock_destroy (&self->sock);
+        pond_keys_watch_destroy (&self->watch);
         free (self);
         *self_p = NULL;
     }
@@ -390,6 +415,9 @@ pond_client_publish_bytes (pond_client_t *self, const uint8_t *id,
                               rc? "ACK": "NACK");
         }
         if (timed_out) {
+            //  No use sending again with a key the broker refuses
+            if (s_client_refused (self))
+                return -1;
             if (++timeouts >= self->max_attempts || zclock_mono () >= deadline) {
                 if (timeouts > 1) {
                     size_t len = strlen (self->reason);
@@ -447,6 +475,8 @@ pond_client_send_bytes (pond_client_t *self, const uint8_t *bytes, size_t size)
         return -1;
     if (s_send (self->sock, POND_PUBLISH, bytes, size) == 0)
         return 0;
+    if (errno == EAGAIN && s_client_refused (self))
+        return -1;
     if (errno == EAGAIN)
         return s_client_fail (self, POND_CODE_TIMEOUT,
                               "cannot send to the broker at %s within %d ms", self->endpoint,
@@ -469,6 +499,8 @@ pond_client_recv (pond_client_t *self, int timeout_ms, pond_ack_t *ack, pond_nac
         if (!msg) {
             if (interrupted)
                 return s_client_fail (self, POND_CODE_INTERRUPTED, "interrupted");
+            if (s_client_refused (self))
+                return -1;
             return s_client_fail (self, POND_CODE_TIMEOUT, "no reply from the broker at %s",
                                   self->endpoint);
         }
@@ -487,12 +519,15 @@ pond_client_ping (pond_client_t *self, int timeout_ms)
     if (s_client_ready (self))
         return -1;
     if (s_send (self->sock, POND_PING, NULL, 0))
-        return s_client_fail (self, POND_CODE_TIMEOUT, "cannot reach the broker at %s",
+        return s_client_refused (self)? -1
+             : s_client_fail (self, POND_CODE_TIMEOUT, "cannot reach the broker at %s",
                               self->endpoint);
     int64_t deadline = s_deadline (timeout_ms);
     while (true) {
         bool interrupted;
         zmsg_t *msg = s_recv_until (self->sock, deadline, &interrupted);
+        if (!msg && !interrupted && s_client_refused (self))
+            return -1;
         if (!msg)
             return s_client_fail (self, interrupted? POND_CODE_INTERRUPTED: POND_CODE_TIMEOUT,
                                   "no PONG from the broker at %s", self->endpoint);
@@ -571,7 +606,7 @@ pond_sub_new (const char *pub_endpoint, const char **names, size_t count)
         }
         zsock_set_subscribe (self->sock, POND_HEARTBEAT);
     }
-    if (zsock_connect (self->sock, "%s", pub_endpoint))
+    if (pond_keys_client (self->sock, NULL) || zsock_connect (self->sock, "%s", pub_endpoint))
         pond_sub_destroy (&self);
     return self;
 }
@@ -696,6 +731,7 @@ pond_sub_sock (pond_sub_t *self)
 
 struct _pond_replay_t {
     zsock_t *sock;              //  DEALER to the control socket
+    pond_keys_watch_t *watch;   //  its handshakes, with keys
     uint64_t rid;
     zmsg_t *chunk;              //  events of the chunk being consumed
     int code;                   //  0 running, 200 done, else failed
@@ -747,7 +783,7 @@ pond_replay_new (const char *control_endpoint, const pond_replay_req_t *req)
         memcpy (&copy.rid, random + 8, sizeof copy.rid);
     }
     self->rid = copy.rid;
-    self->sock = s_dealer_new (control_endpoint, false, POND_CLIENT_ACK_TIMEOUT);
+    self->sock = s_dealer_new (control_endpoint, false, POND_CLIENT_ACK_TIMEOUT, &self->watch);
     zframe_t *body = self->sock? pond_replay_req_encode (&copy): NULL;
     if (!body) {
         pond_replay_destroy (&self);
@@ -779,6 +815,7 @@ pond_replay_destroy (pond_replay_t **self_p)
             zsock_set_linger (self->sock, 100);
         }
         zsock_destroy (&self->sock);
+        pond_keys_watch_destroy (&self->watch);
         zmsg_destroy (&self->chunk);
         free (self);
         *self_p = NULL;
@@ -880,10 +917,14 @@ pond_replay_next (pond_replay_t *self, int timeout_ms)
         bool interrupted;
         zmsg_t *msg = s_recv_until (self->sock, deadline, &interrupted);
         if (!msg) {
+            char refused [640];
             if (interrupted) {
                 s_replay_credit (self, 0);
                 s_replay_fail (self, POND_CODE_INTERRUPTED, "interrupted");
             }
+            else
+            if (pond_keys_watch_refused (self->watch, refused, sizeof refused))
+                s_replay_fail (self, POND_CODE_FORBIDDEN, "%s", refused);
             else
                 snprintf (self->reason, sizeof self->reason, "no reply within %d ms",
                           timeout_ms);
@@ -934,7 +975,8 @@ pond_client_stats (const char *control_endpoint, int timeout_ms, char *err, size
         err = scratch;
         errlen = sizeof scratch;
     }
-    zsock_t *sock = s_dealer_new (control_endpoint, false, timeout_ms);
+    pond_keys_watch_t *watch = NULL;
+    zsock_t *sock = s_dealer_new (control_endpoint, false, timeout_ms, &watch);
     if (!sock) {
         snprintf (err, errlen, "cannot connect to %s", control_endpoint);
         return NULL;
@@ -951,6 +993,7 @@ pond_client_stats (const char *control_endpoint, int timeout_ms, char *err, size
                 if (interrupted)
                     snprintf (err, errlen, "interrupted");
                 else
+                if (!pond_keys_watch_refused (watch, err, errlen))
                     snprintf (err, errlen, "no reply from %s within %d ms", control_endpoint,
                               timeout_ms);
                 break;
@@ -976,5 +1019,6 @@ pond_client_stats (const char *control_endpoint, int timeout_ms, char *err, size
         }
     }
     zsock_destroy (&sock);
+    pond_keys_watch_destroy (&watch);
     return json;
 }

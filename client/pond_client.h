@@ -18,6 +18,11 @@
 
     Errors come back as -1 or NULL with a reason (and an HTTP-like code) to
     show the user; the library logs only retries, and only when verbose.
+
+    Keys: once the process has called pond_keys_use (pond_keys.h), every
+    socket made here is a CURVE client of the broker with that key pair,
+    and a broker that refuses the key fails the call with code 403 and a
+    sentence saying so, rather than a timeout.
 */
 #ifndef POND_CLIENT_H_INCLUDED
 #define POND_CLIENT_H_INCLUDED

@@ -196,6 +196,13 @@ pond_store_new (const char *path)
     rocksdb_options_set_max_log_file_size (self->db_options, 1024 * 1024);
     rocksdb_options_set_max_total_wal_size (self->db_options, 64 * 1024 * 1024);
     rocksdb_options_set_max_open_files (self->db_options, 512);
+    //  RocksDB's own LOG file sits on the same disk as the data. Debian's
+    //  librocksdb 7.8 keeps its assertions, and its LOG writer aborts the
+    //  process on the next line after a failed write (writable_file_writer.h:
+    //  312, sync_without_flush_called_): a full disk killed the store instead
+    //  of answering 500 and recovering (tests/test_chaos.c, disk_full). So
+    //  RocksDB logs only fatal errors there; pond logs its own to stderr.
+    rocksdb_options_set_info_log_level (self->db_options, 4);      //  FATAL_LEVEL
 
     for (int i = 0; i < POND_CF_COUNT; i++)
         self->cf_options [i] = s_cf_options (self, (pond_store_cf_t) i);

@@ -6,6 +6,7 @@
 #include "pond_device.h"
 #include "pond_scenario.h"
 #include "pond_client.h"
+#include "pond_keys.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -65,6 +66,11 @@ s_usage (FILE *out)
         "  --sync-timeout S     wait at most S seconds for the outbox to empty at the\n"
         "                       end (default 30; 0: do not wait)\n"
         "  --window N           events in flight at once (default %d; 1: one by one)\n"
+        "  --keys DIR           CURVE to the broker with the key pair\n"
+        "                       DIR/secret/NAME.cert_secret (role device); the broker\n"
+        "                       stamps NAME as the source and refuses (403) events for\n"
+        "                       customers the key is not bound to (see pond keys --help)\n"
+        "  --as NAME            the key to use with --keys (default: the --device ID)\n"
         "  --state              print the device's state as JSON and exit\n"
         "  --verbose            log every event created and acked (with its id)\n"
         "  --help               show this text\n"
@@ -93,6 +99,8 @@ typedef struct {
     double sync_timeout;
     bool state;
     bool start_offline;
+    const char *keys;           //  --keys DIR, --as NAME
+    const char *as;
 } args_t;
 
 //  Print a usage error; returns 2.
@@ -182,7 +190,7 @@ s_parse (int argc, char *argv [], args_t *args, pond_scenario_t *scenario)
         OPT_DEVICE = 256, OPT_CUSTOMER, OPT_DATA, OPT_INGEST, OPT_OUTBOX, OPT_FIRMWARE,
         OPT_CLICK, OPT_QUACK, OPT_LABEL, OPT_UNLABEL, OPT_SCENARIO, OPT_LOAD, OPT_RATE,
         OPT_COUNT, OPT_CUSTOMERS, OPT_SKEW, OPT_START_OFFLINE, OPT_UNTIL_SEQ, OPT_SYNC,
-        OPT_WINDOW, OPT_STATE, OPT_VERBOSE, OPT_HELP
+        OPT_WINDOW, OPT_STATE, OPT_VERBOSE, OPT_HELP, OPT_KEYS, OPT_AS
     };
     static struct option options [] = {
         { "device", required_argument, 0, OPT_DEVICE },
@@ -206,6 +214,8 @@ s_parse (int argc, char *argv [], args_t *args, pond_scenario_t *scenario)
         { "sync-timeout", required_argument, 0, OPT_SYNC },
         { "window", required_argument, 0, OPT_WINDOW },
         { "state", no_argument, 0, OPT_STATE },
+        { "keys", required_argument, 0, OPT_KEYS },
+        { "as", required_argument, 0, OPT_AS },
         { "verbose", no_argument, 0, OPT_VERBOSE },
         { "help", no_argument, 0, OPT_HELP },
         { 0, 0, 0, 0 }
@@ -330,6 +340,8 @@ s_parse (int argc, char *argv [], args_t *args, pond_scenario_t *scenario)
                 args->config.window = (int) whole;
                 break;
             case OPT_STATE:     args->state = true; break;
+            case OPT_KEYS:      args->keys = optarg; break;
+            case OPT_AS:        args->as = optarg; break;
             case OPT_VERBOSE:   args->config.verbose = true; break;
             case OPT_HELP:
                 s_usage (stdout);
@@ -362,6 +374,8 @@ s_parse (int argc, char *argv [], args_t *args, pond_scenario_t *scenario)
         return s_usage_error ("%s", err);
     if ((args->scenario || actions) && !args->config.customer)
         return s_usage_error ("--customer ID is required with actions");
+    if (args->as && !args->keys)
+        return s_usage_error ("--as names a key of --keys DIR: give both");
     return 0;
 }
 
@@ -384,6 +398,13 @@ main (int argc, char *argv [])
     zsys_init ();
     zsys_set_logstream (stderr);
     zsys_set_logident ("pond-device");
+    char err [512];
+    if (args.keys && !args.state
+    &&  pond_keys_use (args.keys, args.as? args.as: args.config.device, err, sizeof err)) {
+        fprintf (stderr, "pond-device: --keys %s: %s\n", args.keys, err);
+        pond_scenario_destroy (&scenario);
+        return 1;
+    }
 
     //  The outbox: DIR/devices/ID unless given
     char outbox [1024];
@@ -492,5 +513,6 @@ main (int argc, char *argv [])
     }
     pond_device_destroy (&device);
     pond_scenario_destroy (&scenario);
+    pond_keys_reset ();
     return rc;
 }

@@ -27,6 +27,7 @@
 */
 #include "pond_actor.h"
 #include "pond_client.h"
+#include "pond_keys.h"
 
 #include <getopt.h>
 #include <signal.h>
@@ -816,8 +817,16 @@ s_on_request (pond_actor_t *self, zmsg_t *msg)
     bool known = takes_body || pond_proto_is (command, POND_STATUS)
                             || pond_proto_is (command, POND_DUMP);
     char reason [POND_REASON_MAX];
+    //  The command frame came from the wire: it says who sent it
+    const pond_key_t *key = command && pond_keys_active ()? pond_keys_sender (command): NULL;
     if (!peer)
         ;                       //  nobody to answer
+    else
+    if (command && pond_keys_active () && !key)
+        s_reject (self, peer, POND_CODE_FORBIDDEN, "your key is no longer in the keys directory");
+    else
+    if (key && !pond_key_may_query (key, reason, sizeof reason))
+        s_reject (self, peer, POND_CODE_FORBIDDEN, reason);
     else
     if (!command || zframe_size (command) == 0)
         s_reject (self, peer, POND_CODE_NOT_FOUND, "empty command frame");
@@ -927,6 +936,8 @@ s_ready_write (pond_actor_t *self)
     zconfig_put (root, "actor/name", self->name);
     zconfig_put (root, "actor/query", endpoint? endpoint: self->query_endpoint);
     zconfig_putf (root, "actor/pid", "%d", (int) getpid ());
+    if (pond_keys_active ())
+        zconfig_put (root, "actor/key", pond_keys_as ());      //  clients speak CURVE
     zstr_free (&endpoint);
     char temp [1100];
     snprintf (temp, sizeof temp, "%s.tmp", self->ready_path);
@@ -976,6 +987,9 @@ s_connect (pond_actor_t *self)
     zsock_set_sndhwm (self->query, 10000);
     zsock_set_rcvhwm (self->query, 10000);
     zsock_set_maxmsgsize (self->query, QUERY_FRAME_MAX);
+    //  With keys: CURVE with the actor's own key; s_on_request checks roles
+    if (pond_keys_server (self->query))
+        return -1;
     if (zsock_bind (self->query, "%s", self->query_endpoint) < 0) {
         zsys_error ("%s: cannot bind the query socket %s: %s (is it running already?)",
                     self->name, self->query_endpoint, zmq_strerror (zmq_errno ()));
@@ -1039,6 +1053,7 @@ static char *
 s_verify_dump (pond_actor_t *self)
 {
     char endpoint [POND_ENDPOINT_MAX];
+    char key [POND_KEY_NAME_MAX + 1] = "";
     snprintf (endpoint, sizeof endpoint, "%s", self->query_endpoint);
     if (!self->query_given) {
         zconfig_t *config = zconfig_load (self->ready_path);
@@ -1049,6 +1064,7 @@ s_verify_dump (pond_actor_t *self)
         }
         snprintf (endpoint, sizeof endpoint, "%s",
                   zconfig_get (config, "actor/query", self->query_endpoint));
+        snprintf (key, sizeof key, "%s", zconfig_get (config, "actor/key", ""));
         int pid = atoi (zconfig_get (config, "actor/pid", "0"));
         zconfig_destroy (&config);
         if (pid > 0 && kill (pid, 0) && errno == ESRCH) {
@@ -1058,6 +1074,9 @@ s_verify_dump (pond_actor_t *self)
         }
     }
     zsock_t *sock = zsock_new (ZMQ_DEALER);
+    //  The live actor's key: its ready file's, else (--query given) ours
+    if (sock && pond_keys_active () && pond_keys_client (sock, *key? key: pond_keys_as ()))
+        zsock_destroy (&sock);
     if (!sock || zsock_connect (sock, "%s", endpoint)) {
         fprintf (stderr, "%s: cannot connect to %s\n", self->name, endpoint);
         zsock_destroy (&sock);
@@ -1255,9 +1274,14 @@ s_usage (const pond_actor_spec_t *spec, const char *extra_usage, FILE *out)
         "  --verify       ask the running actor for its view (DUMP), rebuild one from\n"
         "                 the log up to the same seq in a scratch directory, compare;\n"
         "                 exit 0 if they match, 1 if not\n"
+        "  --keys DIR     CURVE on every socket, with the key pair\n"
+        "                 DIR/secret/NAME.cert_secret (role actor); the query socket\n"
+        "                 lets in the actor, app and admin keys of DIR/public (see\n"
+        "                 pond keys --help). Without it: local mode, no keys\n"
+        "  --as NAME      the key to use with --keys (default %s)\n"
         "  --verbose      log every event applied and every refused request\n"
         "  --help         show this text\n",
-        spec->name, spec->name, spec->name);
+        spec->name, spec->name, spec->name, spec->name);
     if (extra_usage && *extra_usage)
         fprintf (out, "\n%s\n", extra_usage);
 }
@@ -1268,19 +1292,22 @@ pond_actor_main (const pond_actor_spec_t *spec, int argc, char *argv [],
 {
     assert (spec);
     assert (spec->name && spec->names && spec->apply && spec->query);
-    const char *dir = NULL, *view = NULL, *query = NULL;
+    const char *dir = NULL, *view = NULL, *query = NULL, *keys = NULL, *as = NULL;
     bool rebuild = false, verify = false, verbose = false;
     static struct option options [] = {
         { "data", required_argument, 0, 'd' }, { "view", required_argument, 0, 'w' },
         { "query", required_argument, 0, 'q' }, { "rebuild", no_argument, 0, 'r' },
         { "verify", no_argument, 0, 'V' }, { "verbose", no_argument, 0, 'v' },
+        { "keys", required_argument, 0, 'k' }, { "as", required_argument, 0, 'a' },
         { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 }
     };
     optind = 1;
     int opt;
-    while ((opt = getopt_long (argc, argv, "d:w:q:rVvh", options, NULL)) != -1) {
+    while ((opt = getopt_long (argc, argv, "d:w:q:rVvk:a:h", options, NULL)) != -1) {
         switch (opt) {
             case 'd': dir = optarg; break;
+            case 'k': keys = optarg; break;
+            case 'a': as = optarg; break;
             case 'w': view = optarg; break;
             case 'q': query = optarg; break;
             case 'r': rebuild = true; break;
@@ -1292,9 +1319,12 @@ pond_actor_main (const pond_actor_spec_t *spec, int argc, char *argv [],
                 return 2;
         }
     }
-    if (optind < argc || (rebuild && verify)) {
+    if (optind < argc || (rebuild && verify) || (as && !keys)) {
         if (optind < argc)
             fprintf (stderr, "pond-%s: unexpected argument '%s'", spec->name, argv [optind]);
+        else
+        if (as && !keys)
+            fprintf (stderr, "pond-%s: --as names a key of --keys DIR: give both", spec->name);
         else
             fprintf (stderr, "pond-%s: --rebuild and --verify do not mix", spec->name);
         fprintf (stderr, "; see pond-%s --help\n", spec->name);
@@ -1306,6 +1336,11 @@ pond_actor_main (const pond_actor_spec_t *spec, int argc, char *argv [],
     zsys_set_logident (ident);
     if (verify)
         zsys_set_logstream (stderr);        //  stdout is the verdict
+    char err [512];
+    if (keys && pond_keys_use (keys, as? as: spec->name, err, sizeof err)) {
+        fprintf (stderr, "pond-%s: --keys %s: %s\n", spec->name, keys, err);
+        return 1;
+    }
 
     pond_actor_t *self = (pond_actor_t *) zmalloc (sizeof (pond_actor_t));
     assert (self);
@@ -1367,5 +1402,6 @@ done:
     zframe_destroy (&self->rebuild_peer);
     pond_view_destroy (&self->view);
     free (self);
+    pond_keys_reset ();
     return rc;
 }

@@ -16,6 +16,7 @@
 
     Modes (command line of every actor, parsed by pond_actor_main):
       pond-NAME [--data DIR] [--view PATH] [--query EP] [--verbose]
+                [--keys DIR [--as NAME]]   CURVE everywhere (pond_keys.h)
       pond-NAME --rebuild ...   drop the view, rebuild from the log, go live
       pond-NAME --verify ...    rebuild into a scratch view up to the live
                                 actor's position, compare, exit 0 or 1

@@ -1,0 +1,150 @@
+/*  pond_fuzz_event: libFuzzer harness for the event decoder.
+
+    Every process trusts what pond_event_decode accepts, so the input is
+    handed to it as a frame off the wire would be (or, if it starts with
+    POND_FUZZ_SCRIPT, the map its script builds: see pond_fuzz_script.c,
+    which puts every size limit one mutation away). The decoder must either
+    refuse with a reason or accept an event that the encoder takes back,
+    holding the same keys and values as the input (nothing dropped, cut
+    or changed); decoding that encoding and encoding
+    again must give the same bytes (the codec has one canonical form), and
+    the event must render as JSON. Anything else aborts.
+*/
+#include "pond_fuzz.h"
+#include "pond_event.h"
+
+#include <math.h>
+#include <msgpack.h>
+#include <stdbool.h>
+#include <string.h>
+
+//  msgpack_object_equal, but NaN equals NaN (a float is kept, not judged)
+static bool
+s_equal (const msgpack_object *a, const msgpack_object *b)
+{
+    if (a->type != b->type)
+        return false;
+    switch (a->type) {
+        case MSGPACK_OBJECT_FLOAT32:
+        case MSGPACK_OBJECT_FLOAT64:
+            return a->via.f64 == b->via.f64 || (isnan (a->via.f64) && isnan (b->via.f64));
+        case MSGPACK_OBJECT_ARRAY:
+            if (a->via.array.size != b->via.array.size)
+                return false;
+            for (uint32_t i = 0; i < a->via.array.size; i++)
+                if (!s_equal (&a->via.array.ptr [i], &b->via.array.ptr [i]))
+                    return false;
+            return true;
+        case MSGPACK_OBJECT_MAP:
+            if (a->via.map.size != b->via.map.size)
+                return false;
+            for (uint32_t i = 0; i < a->via.map.size; i++)
+                if (!s_equal (&a->via.map.ptr [i].key, &b->via.map.ptr [i].key)
+                ||  !s_equal (&a->via.map.ptr [i].val, &b->via.map.ptr [i].val))
+                    return false;
+            return true;
+        default:
+            return msgpack_object_equal (*a, *b);
+    }
+}
+
+//  The decoder keeps what it is given: the accepted map and the map its
+//  encoder gives back hold the same keys with equal values (key order and
+//  integer and length widths aside). Returns true if so.
+static bool
+s_same_map (const uint8_t *a, size_t a_size, const uint8_t *b, size_t b_size)
+{
+    msgpack_unpacked x, y;
+    msgpack_unpacked_init (&x);
+    msgpack_unpacked_init (&y);
+    bool same = msgpack_unpack_next (&x, (const char *) a, a_size, NULL) == MSGPACK_UNPACK_SUCCESS
+             && msgpack_unpack_next (&y, (const char *) b, b_size, NULL) == MSGPACK_UNPACK_SUCCESS
+             && x.data.type == MSGPACK_OBJECT_MAP && y.data.type == MSGPACK_OBJECT_MAP
+             && x.data.via.map.size == y.data.via.map.size;
+    for (uint32_t i = 0; same && i < x.data.via.map.size; i++) {
+        const msgpack_object_kv *kv = &x.data.via.map.ptr [i];
+        bool found = false;
+        for (uint32_t j = 0; !found && j < y.data.via.map.size; j++)
+            found = s_equal (&kv->key, &y.data.via.map.ptr [j].key)
+                 && s_equal (&kv->val, &y.data.via.map.ptr [j].val);
+        same = found;
+    }
+    msgpack_unpacked_destroy (&x);
+    msgpack_unpacked_destroy (&y);
+    return same;
+}
+
+//  Keys for script inputs: the envelope's, and near misses
+static const char *const s_keys [] = {
+    "id", "name", "ts", "entity", "source", "causation", "meta", "data", "seq", "Id", ""
+};
+
+static void
+s_decode (const uint8_t *data, size_t size)
+{
+    char err [POND_ERR_SIZE] = "";
+    pond_event_t *event = pond_event_decode (data, size, err, sizeof err);
+    if (!event) {
+        POND_FUZZ_CHECK (*err, "decode refused without a reason");
+        return;
+    }
+    //  Accepted: the encoder must take it back
+    size_t first_size = 0;
+    uint8_t *first = pond_event_encode (event, &first_size, err, sizeof err);
+    POND_FUZZ_CHECK (first, "accepted event does not encode: %s", err);
+    POND_FUZZ_CHECK (pond_event_validate (event, err, sizeof err) == 0,
+                     "accepted event does not validate: %s", err);
+    POND_FUZZ_CHECK (s_same_map (data, size, first, first_size),
+                     "the encoding does not say what the input said");
+
+    //  Its encoding decodes, and encodes to the same bytes
+    pond_event_t *again = pond_event_decode (first, first_size, err, sizeof err);
+    POND_FUZZ_CHECK (again, "encoding of an accepted event is refused: %s", err);
+    size_t second_size = 0;
+    uint8_t *second = pond_event_encode (again, &second_size, err, sizeof err);
+    POND_FUZZ_CHECK (second, "re-decoded event does not encode: %s", err);
+    POND_FUZZ_CHECK (first_size == second_size && memcmp (first, second, first_size) == 0,
+                     "encodings differ (%zu and %zu bytes)", first_size, second_size);
+
+    //  Same fields both ways
+    POND_FUZZ_CHECK (memcmp (pond_event_id (event), pond_event_id (again), POND_ID_SIZE) == 0,
+                     "id changed");
+    POND_FUZZ_CHECK (strcmp (pond_event_name (event), pond_event_name (again)) == 0,
+                     "name changed");
+    POND_FUZZ_CHECK (pond_event_seq (event) == pond_event_seq (again), "seq changed");
+
+    //  The command line renders every event it can read
+    char *json = pond_event_to_json (again);
+    POND_FUZZ_CHECK (json, "accepted event does not render as JSON");
+
+    //  A copy is the same event
+    pond_event_t *copy = pond_event_dup (again);
+    POND_FUZZ_CHECK (copy, "dup failed");
+    size_t copy_size = 0;
+    uint8_t *copied = pond_event_encode (copy, &copy_size, err, sizeof err);
+    POND_FUZZ_CHECK (copied && copy_size == first_size
+                     && memcmp (copied, first, first_size) == 0, "copy encodes differently");
+
+    free (copied);
+    pond_event_destroy (&copy);
+    free (json);
+    free (second);
+    pond_event_destroy (&again);
+    free (first);
+    pond_event_destroy (&event);
+}
+
+int
+LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
+{
+    if (size > 0 && data [0] == POND_FUZZ_SCRIPT) {
+        size_t built_size;
+        uint8_t *built = pond_fuzz_script_map (data + 1, size - 1, s_keys,
+                                               sizeof s_keys / sizeof s_keys [0], &built_size);
+        s_decode (built, built_size);
+        free (built);
+    }
+    else
+        s_decode (data, size);
+    return 0;
+}
