@@ -131,6 +131,31 @@ s_bind (int type, const char *endpoint, const char *role, char **resolved)
     return sock;
 }
 
+//  With keys, the store link is CURVE too when the keys directory has the
+//  store's key; over tcp it must (a log anyone on the network could write
+//  to would undo every check the broker makes). Over ipc without a store
+//  key, file permissions guard the link, as in local mode.
+static int
+s_store_secure (zsock_t *sock, const char *endpoint)
+{
+    if (!pond_keys_active ())
+        return 0;
+    char path [PATH_MAX];
+    snprintf (path, sizeof path, "%s/public/%s.cert", pond_keys_dir (), POND_KEYS_STORE);
+    if (zsys_file_exists (path))
+        return pond_keys_client (sock, POND_KEYS_STORE);
+    if (strncmp (endpoint, "ipc://", 6) == 0) {
+        zsys_warning ("pond-broker: no store key in %s/public: the store link (%s) runs "
+                      "without CURVE (make one with: pond keys new --role store)",
+                      pond_keys_dir (), endpoint);
+        return 0;
+    }
+    zsys_error ("pond-broker: the store at %s is not on ipc and %s has no store key: make "
+                "one with pond keys new --keys %s --role store, and start pond-store with "
+                "--keys %s", endpoint, path, pond_keys_dir (), pond_keys_dir ());
+    return -1;
+}
+
 static zsock_t *
 s_store_connect (const char *endpoint)
 {
@@ -146,6 +171,10 @@ s_store_connect (const char *endpoint)
     zsock_set_rcvhwm (sock, 100000);
     zsock_set_reconnect_ivl (sock, 100);
     zsock_set_reconnect_ivl_max (sock, 1000);
+    if (s_store_secure (sock, endpoint)) {
+        zsock_destroy (&sock);
+        return NULL;
+    }
     if (zsock_connect (sock, "%s", endpoint) < 0) {
         zsys_error ("pond-broker: cannot connect to the store at %s: %s",
                     endpoint, zmq_strerror (zmq_errno ()));

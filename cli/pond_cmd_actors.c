@@ -12,6 +12,7 @@
 */
 #define _GNU_SOURCE
 #include "pond_mesh.h"
+#include "pond_keys.h"
 #include "pond_actor_link.h"
 
 #include <cjson/cJSON.h>
@@ -507,7 +508,11 @@ pond_cmd_verify (int argc, char *argv [])
         char path [PATH_MAX + 80], program [80];
         snprintf (program, sizeof program, "pond-%s", names [i]);
         snprintf (path, sizeof path, "%s/%s", bin_dir, program);
-        char *argv_verify [] = { program, "--verify", "--data", cli.eps.data_dir, NULL };
+        //  With keys, the check runs as this command's key (REPLAY and DUMP)
+        char *argv_verify [] = { program, "--verify", "--data", cli.eps.data_dir,
+                                 pond_keys_active ()? "--keys": NULL,
+                                 (char *) pond_keys_dir (), "--as", (char *) pond_keys_as (),
+                                 NULL };
         if (pond_mesh_child_start (&runs [i], path, argv_verify, false))
             fprintf (stderr, "pond verify: cannot start %s: %s\n", path, strerror (errno));
     }

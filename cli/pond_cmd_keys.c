@@ -32,12 +32,13 @@ pond_cmd_keys_help (FILE *out)
         "  remove   delete key NAME; a broker refuses it within seconds, even on\n"
         "           connections already open\n"
         "\n"
-        "Roles: broker (its key is named broker), device (publishes only for its\n"
+        "Roles: broker (its key is named broker), store (named store: the store\n"
+        "link takes only the broker's key), device (publishes only for its\n"
         "customers), app (queries actors; publishes only for its customers), actor\n"
         "(publishes for anyone, catches up with REPLAY, serves queries), admin\n"
         "(everything: the control socket is the admin's).\n"
         "\n"
-        "  --role ROLE       broker, device, app, actor or admin\n"
+        "  --role ROLE       broker, store, device, app, actor or admin\n"
         "  --name NAME       letters, digits, '.', '_', '-' (1 to %d); it becomes the\n"
         "                    source the broker stamps on the key's events\n"
         "  --customer ID     a customer (entity) the key is bound to; repeat for more;\n"
@@ -46,9 +47,12 @@ pond_cmd_keys_help (FILE *out)
         "\n"
         "Example:\n"
         "  pond keys new --role broker\n"
+        "  pond keys new --role store\n"
         "  pond keys new --role admin --name admin\n"
         "  pond keys new --role device --name silo-1 --customer anna --customer ben\n"
-        "  pond-broker --keys ./pond-data/keys --ingest tcp://127.0.0.1:7001 ...\n"
+        "  pond-store --keys ./pond-data/keys --endpoint tcp://127.0.0.1:7000\n"
+        "  pond-broker --keys ./pond-data/keys --store tcp://127.0.0.1:7000 \\\n"
+        "      --ingest tcp://127.0.0.1:7001 ...\n"
         "  pond publish --keys ./pond-data/keys --as silo-1 --name QUACKED --entity anna\n"
         "\n"
         POND_CLI_COMMON_HELP, POND_KEY_NAME_MAX);
@@ -71,13 +75,15 @@ s_new (pond_cli_t *cli, const char *dir, const char *role, const char *name,
 {
     char err [1024];
     if (!role)
-        return pond_cli_usage (cli, "new: --role ROLE is required (broker, device, app, "
-                               "actor or admin)");
+        return pond_cli_usage (cli, "new: --role ROLE is required (broker, store, device, "
+                               "app, actor or admin)");
     if (!pond_keys_role_valid (role))
-        return pond_cli_usage (cli, "new: unknown role '%s' (broker, device, app, actor or "
-                               "admin)", role);
+        return pond_cli_usage (cli, "new: unknown role '%s' (broker, store, device, app, "
+                               "actor or admin)", role);
     if (!name && streq (role, "broker"))
         name = POND_KEYS_BROKER;
+    if (!name && streq (role, "store"))
+        name = POND_KEYS_STORE;
     if (!name)
         return pond_cli_usage (cli, "new: --name NAME is required");
     if (pond_keys_check_name (name, err, sizeof err))
@@ -85,6 +91,9 @@ s_new (pond_cli_t *cli, const char *dir, const char *role, const char *name,
     if (streq (role, "broker") != streq (name, POND_KEYS_BROKER))
         return pond_cli_usage (cli, "new: the broker's key, and only it, is named '%s'",
                                POND_KEYS_BROKER);
+    if (streq (role, "store") != streq (name, POND_KEYS_STORE))
+        return pond_cli_usage (cli, "new: the store's key, and only it, is named '%s'",
+                               POND_KEYS_STORE);
     bool bound = streq (role, "device") || streq (role, "app");
     if (count && !bound)
         return pond_cli_usage (cli, "new: only device and app keys have --customer");

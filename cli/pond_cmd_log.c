@@ -640,7 +640,12 @@ pond_cmd_stats (int argc, char *argv [])
     char *json = pond_client_stats (cli.eps.control, cli.timeout_ms, err, sizeof err);
     if (!json) {
         pond_cli_fail (&cli, "%s", err);
-        pond_cli_hint_broker (&cli);
+        if (strncmp (err, "403 ", 4) == 0)
+            fprintf (stderr, "hint: the broker answers STATS for the admin key only: run "
+                     "with --as admin (and --keys DIR, where DIR/secret has admin's key)\n");
+        else
+        if (strncmp (err, "no reply", 8) == 0 || strncmp (err, "cannot", 6) == 0)
+            pond_cli_hint_broker (&cli);
         return POND_EXIT_FAILURE;
     }
     cJSON *tree = compact? NULL: cJSON_Parse (json);

@@ -14,6 +14,7 @@
 #include "pond_mesh.h"
 #include "pond_actor_link.h"
 #include "pond_supervisor.h"
+#include "pond_keys.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -351,6 +352,10 @@ pond_cmd_up_help (FILE *out)
         "                    whole list; an unknown key is an error)\n"
         "  --foreground      supervise in this process, logging to stderr too;\n"
         "                    Ctrl-C stops the mesh\n"
+        "  --keys DIR        run the mesh with CURVE (see pond keys --help): each\n"
+        "                    process gets --keys DIR; store and broker use keys\n"
+        "                    'store' and 'broker', each actor the key named after it\n"
+        "                    (quack-counter, ...), this command the key --as (admin)\n"
         "\n"
         "State: DIR/supervisor.zpl (pids, restarts); `pond status` reads it.\n"
         "Exit status: 0 up (or stopped cleanly with --foreground), 1 failed or\n"
@@ -383,6 +388,9 @@ s_up_print_endpoints (pond_supervisor_t *supervisor, const char *dir, pid_t pid)
         }
         pond_actor_link_destroy (&link);
     }
+    if (pond_keys_active ())
+        printf ("pond is up (CURVE: every process uses its key of %s)\n", pond_keys_dir ());
+    else
     if (local)
         printf ("pond is up (local mode: ipc endpoints, no keys)\n");
     else
@@ -560,6 +568,41 @@ s_up_daemon (pond_cli_t *cli, pond_supervisor_t *supervisor, const char *dir)
     return POND_EXIT_FAILURE;
 }
 
+//  With --keys (or $POND_KEYS) the mesh runs with CURVE: every process
+//  gets the keys directory, and each must find its secret key there.
+//  Returns 0, or -1 after saying which key is missing and how to make it.
+static int
+s_supervisor_keys (pond_cli_t *cli, pond_supervisor_t *supervisor)
+{
+    if (!cli->keys)
+        return 0;
+    char keys [PATH_MAX];
+    if (!realpath (cli->keys, keys)) {
+        pond_cli_fail (cli, "--keys %s: %s (make keys with: pond keys new --keys %s ...)",
+                       cli->keys, strerror (errno), cli->keys);
+        return -1;
+    }
+    for (size_t i = 0; i < pond_supervisor_size (supervisor); i++) {
+        const char *name = pond_supervisor_name (supervisor, i);
+        const char *role = streq (name, "store")? "store":
+                           streq (name, "broker")? "broker": "actor";
+        char path [PATH_MAX + 64];
+        snprintf (path, sizeof path, "%s/secret/%s.cert_secret", keys, name);
+        if (access (path, R_OK)) {
+            pond_cli_fail (cli, "with --keys, %s runs with key '%s', but %s is missing: "
+                           "make it with pond keys new --keys %s --role %s%s%s", name, name,
+                           path, keys, role, streq (role, "actor")? " --name ": "",
+                           streq (role, "actor")? name: "");
+            return -1;
+        }
+    }
+    if (pond_supervisor_set_keys (supervisor, keys)) {
+        pond_cli_fail (cli, "keys directory path too long: %s", keys);
+        return -1;
+    }
+    return 0;
+}
+
 //  Everything up and up --foreground do before supervising: the data
 //  directory (made absolute into dir), the config, the binaries, and no
 //  supervisor running there yet. Returns the supervisor, or NULL after
@@ -596,6 +639,9 @@ s_supervisor_prepare (pond_cli_t *cli, const char *data_dir, const char *config_
     else
     if (pond_supervisor_configure (supervisor, config, err, sizeof err))
         pond_cli_usage (cli, "%s: %s", config_file, err);
+    else
+    if (s_supervisor_keys (cli, supervisor))
+        ;                           //  said why
     else
     if (pond_supervisor_check (supervisor, err, sizeof err))
         pond_cli_fail (cli, "%s", err);

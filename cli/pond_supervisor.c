@@ -59,6 +59,7 @@ struct _pond_supervisor_t {
     int backoff_max_ms;
     int stable_ms;
     int start_attempts;
+    char keys [DIR_MAX];            //  "" = local mode, else every process gets --keys
     //  While running
     FILE *log;
     bool echo;
@@ -80,6 +81,18 @@ static const char *const s_defaults [][2] = {
 
 //  =====================================================================
 //  Configuration
+
+int
+pond_supervisor_set_keys (pond_supervisor_t *self, const char *keys)
+{
+    assert (self);
+    if (!keys)
+        keys = "";
+    if (strlen (keys) >= sizeof self->keys)
+        return -1;
+    snprintf (self->keys, sizeof self->keys, "%s", keys);
+    return 0;
+}
 
 //  Set the binary of child from command: a bare name is looked up in the
 //  bin dir, anything with a slash is a path (made absolute: the daemon
@@ -533,6 +546,16 @@ s_child_start (pond_supervisor_t *self, child_t *child)
     argv [argc++] = (char *) (base? base + 1: child->path);
     argv [argc++] = "--data";
     argv [argc++] = self->dir;
+    if (*self->keys) {
+        //  The broker and the store have their fixed key names; every other
+        //  process uses the key named after it
+        argv [argc++] = "--keys";
+        argv [argc++] = self->keys;
+        if (!streq (child->name, "store") && !streq (child->name, "broker")) {
+            argv [argc++] = "--as";
+            argv [argc++] = child->name;
+        }
+    }
     char *saveptr = NULL;
     for (char *token = strtok_r (args, " \t", &saveptr); token && argc < ARGS_MAX;
          token = strtok_r (NULL, " \t", &saveptr))

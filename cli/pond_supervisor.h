@@ -74,6 +74,14 @@ int
     pond_supervisor_configure (pond_supervisor_t *self, zconfig_t *config,
                                char *err, size_t errlen);
 
+//  Run the mesh with CURVE keys from directory keys (an absolute path; NULL
+//  or "" = local mode): every process gets "--keys KEYS" after "--data
+//  DIR", and every one but store and broker also "--as NAME", its process
+//  name (so actor quack-counter uses key quack-counter). Returns 0, or -1
+//  if the path is too long.
+int
+    pond_supervisor_set_keys (pond_supervisor_t *self, const char *keys);
+
 //  Check that every process's binary exists and is executable. Returns 0,
 //  or -1 with what is missing in err.
 int

@@ -23,7 +23,7 @@
 #define ZAP_ENDPOINT        "inproc://zeromq.zap.01"
 #define Z85_KEY_SIZE        40
 
-static const char *s_roles [] = { "broker", "device", "app", "actor", "admin", NULL };
+static const char *s_roles [] = { "broker", "store", "device", "app", "actor", "admin", NULL };
 
 //  ---------------------------------------------------------------------
 //  One key
@@ -124,6 +124,35 @@ pond_key_may_control (const pond_key_t *self, const char *command, char *reason,
               self->name, self->role, command,
               streq (self->role, "actor")? "actors may only REPLAY"
                                          : "the control socket is for the admin key");
+    return false;
+}
+
+bool
+pond_key_may_ask (const pond_key_t *self, const char *entity, char *reason, size_t size)
+{
+    assert (self);
+    if (!streq (self->role, "app"))
+        return true;            //  actor and admin: anything (may_query said who gets in)
+    if (!entity) {
+        snprintf (reason, size, "key '%s' (app) may only QUERY about its customers: "
+                  "COMMAND, STATUS and DUMP are for actor and admin keys", self->name);
+        return false;
+    }
+    if (pond_key_binds (self, entity))
+        return true;
+    snprintf (reason, size, "key '%s' (app) may not ask about '%.128s': it is bound to %s%s",
+              self->name, entity, *self->customers? "": "no customer", self->customers);
+    return false;
+}
+
+bool
+pond_key_may_store (const pond_key_t *self, char *reason, size_t size)
+{
+    assert (self);
+    if (streq (self->role, "broker"))
+        return true;
+    snprintf (reason, size, "key '%s' (%s) may not use the store link: only the broker "
+              "talks to the store", self->name, self->role);
     return false;
 }
 
@@ -231,7 +260,8 @@ pond_keys_create (const char *dir, const char *role, const char *name,
     assert (dir);
     assert (customers || count == 0);
     if (!pond_keys_role_valid (role)) {
-        snprintf (err, errlen, "role must be broker, device, app, actor or admin, not '%s'",
+        snprintf (err, errlen, "role must be broker, store, device, app, actor or admin, "
+                  "not '%s'",
                   role? role: "");
         return -1;
     }
@@ -406,7 +436,7 @@ s_key_load (pond_keyring_t *self, const char *path)
         snprintf (why, sizeof why, "cannot be read as a certificate");
     else
     if (!pond_keys_role_valid (role))
-        snprintf (why, sizeof why, "has no valid role (broker, device, app, actor, admin)");
+        snprintf (why, sizeof why, "has no valid role (broker, store, device, app, actor, admin)");
     else
     if (pond_keys_check_name (name, err, sizeof err))
         snprintf (why, sizeof why, "%s", err);
@@ -787,7 +817,7 @@ pond_keys_use (const char *dir, const char *name, char *err, size_t errlen)
     }
     char broker_key [Z85_KEY_SIZE + 1] = "";
     static const char *const broker_roles [] = { "broker", NULL };
-    if (!streq (name, POND_KEYS_BROKER)
+    if (!streq (name, POND_KEYS_BROKER) && !streq (name, POND_KEYS_STORE)
     &&  s_server_key (dir, POND_KEYS_BROKER, broker_roles, broker_key, err, errlen)) {
         zcert_destroy (&cert);
         return -1;
@@ -831,6 +861,7 @@ pond_keys_client (zsock_t *sock, const char *server)
     char err [512];
     static const char *const broker_roles [] = { "broker", NULL };
     static const char *const actor_roles [] = { "actor", NULL };
+    static const char *const store_roles [] = { "store", NULL };
     if (!server || streq (server, POND_KEYS_BROKER)) {
         if (!*s_identity.broker_key
         &&  s_server_key (s_identity.dir, POND_KEYS_BROKER, broker_roles, s_identity.broker_key,
@@ -841,7 +872,9 @@ pond_keys_client (zsock_t *sock, const char *server)
         strcpy (key, s_identity.broker_key);
     }
     else
-    if (s_server_key (s_identity.dir, server, actor_roles, key, err, sizeof err)) {
+    if (s_server_key (s_identity.dir, server,
+                      streq (server, POND_KEYS_STORE)? store_roles: actor_roles, key, err,
+                      sizeof err)) {
         zsys_error ("pond: cannot use CURVE: %s", err);
         return -1;
     }

@@ -14,8 +14,10 @@
       few seconds when a file is added or removed (no restart).
     - Roles, and what each may do (the pond_key_may_* functions):
         broker   serves ingest, pub and control; its key is named "broker"
+        store    serves the store link, to the broker only; named "store"
         device   publishes only for its customers (entities); subscribes
-        app      queries the actors; publishes only for its customers
+        app      queries the actors about its customers only; publishes only
+                 for its customers
         actor    publishes for anyone; REPLAY on control (its catch-up);
                  serves its query socket
         admin    everything, and the only key STATS is answered for
@@ -47,6 +49,7 @@ extern "C" {
 #define POND_KEY_CUSTOMERS_MAX  1024    //  bytes of the customers list
 #define POND_KEYS_RESCAN_MS     2000    //  servers look at KEYS/public this often
 #define POND_KEYS_BROKER        "broker"    //  the broker's key name
+#define POND_KEYS_STORE         "store"     //  the store's key name
 
 //  ---------------------------------------------------------------------
 //  One key: a public cert's metadata
@@ -83,6 +86,17 @@ bool
     pond_key_may_control (const pond_key_t *self, const char *command, char *reason,
                           size_t size);
 
+//  May this key (let in by pond_key_may_query) ask an actor about entity?
+//  App keys only about their customers, and only with QUERY (entity NULL
+//  asks about COMMAND, STATUS or DUMP, which they may not use); actor and
+//  admin keys about anything.
+bool
+    pond_key_may_ask (const pond_key_t *self, const char *entity, char *reason, size_t size);
+
+//  May this key use the store link? Only the broker's.
+bool
+    pond_key_may_store (const pond_key_t *self, char *reason, size_t size);
+
 //  May this key use an actor's query socket?
 bool
     pond_key_may_query (const pond_key_t *self, char *reason, size_t size);
@@ -90,7 +104,7 @@ bool
 //  ---------------------------------------------------------------------
 //  A keys directory
 
-//  True if role is one of broker, device, app, actor, admin.
+//  True if role is one of broker, store, device, app, actor, admin.
 bool
     pond_keys_role_valid (const char *role);
 
@@ -152,7 +166,7 @@ const pond_key_t *
 
 //  Use key pair name of keys directory dir for every socket pond makes in
 //  this process from now on. Needs dir/secret/NAME.cert_secret and, except
-//  for the broker itself, dir/public/broker.cert. May be called again to
+//  for the broker and the store, dir/public/broker.cert. May be called again to
 //  switch keys (tests). Returns 0, or -1 with the reason in err.
 int
     pond_keys_use (const char *dir, const char *name, char *err, size_t errlen);
@@ -169,7 +183,8 @@ const char *
 
 //  Make sock (not connected yet) a CURVE client with our key pair, of the
 //  server whose key is dir/public/SERVER.cert: NULL or "broker" for the
-//  broker (role broker), else an actor (role actor). Does nothing in local
+//  broker (role broker), "store" for the store (role store), else an actor
+//  (role actor). Does nothing in local
 //  mode. Returns 0, or -1 (logged) if that key is missing or has another
 //  role.
 int

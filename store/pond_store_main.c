@@ -6,6 +6,7 @@
 */
 #include "pond_store.h"
 #include "pond_store_server.h"
+#include "pond_keys.h"
 
 #include <getopt.h>
 #include <unistd.h>
@@ -14,7 +15,7 @@ static void
 s_usage (FILE *out)
 {
     fprintf (out,
-        "Usage: pond-store [--data DIR] [--endpoint EP] [--verbose] [--help]\n"
+        "Usage: pond-store [--data DIR] [--endpoint EP] [--keys DIR] [--verbose] [--help]\n"
         "\n"
         "pond-store is the log of a pond mesh: it keeps every event in RocksDB\n"
         "(WAL synced before anything is acknowledged), gives each one a global,\n"
@@ -26,6 +27,11 @@ s_usage (FILE *out)
         "  -d, --data DIR      data directory (default: $POND_DATA, else ./pond-data);\n"
         "                      the database lives in DIR/store/\n"
         "  -e, --endpoint EP   ZeroMQ endpoint to bind (default: ipc://DIR/store.ipc)\n"
+        "  -k, --keys DIR      CURVE on the store link, with the key pair\n"
+        "                      DIR/secret/store.cert_secret (pond keys new --role store);\n"
+        "                      only the broker's key may then send requests (others get\n"
+        "                      403, unknown keys fail the handshake). Needed when the\n"
+        "                      endpoint is tcp and the broker runs with --keys\n"
         "  -v, --verbose       log every replay and every refused request\n"
         "  -h, --help          show this help and exit\n"
         "\n"
@@ -62,19 +68,22 @@ main (int argc, char *argv [])
     if (!dir || !*dir)
         dir = "./pond-data";
     const char *endpoint = NULL;
+    const char *keys = NULL;
     bool verbose = false;
     static const struct option options [] = {
         { "data", required_argument, NULL, 'd' },
         { "endpoint", required_argument, NULL, 'e' },
+        { "keys", required_argument, NULL, 'k' },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
     int option;
-    while ((option = getopt_long (argc, argv, "d:e:vh", options, NULL)) != -1) {
+    while ((option = getopt_long (argc, argv, "d:e:k:vh", options, NULL)) != -1) {
         switch (option) {
             case 'd': dir = optarg; break;
             case 'e': endpoint = optarg; break;
+            case 'k': keys = optarg; break;
             case 'v': verbose = true; break;
             case 'h': s_usage (stdout); return 0;
             default:
@@ -90,6 +99,14 @@ main (int argc, char *argv [])
     if (!*dir || (endpoint && !*endpoint)) {
         fprintf (stderr, "pond-store: --data and --endpoint must not be empty\n");
         return 2;
+    }
+    if (keys) {
+        char err [1024];
+        if (!*keys || pond_keys_use (keys, POND_KEYS_STORE, err, sizeof err)) {
+            fprintf (stderr, "pond-store: --keys %s: %s\n", keys,
+                     *keys? err: "give the keys directory");
+            return 2;
+        }
     }
     if (zsys_dir_create ("%s", dir)) {
         fprintf (stderr, "pond-store: cannot create %s: %s\n", dir, strerror (errno));
@@ -111,13 +128,15 @@ main (int argc, char *argv [])
     if (!server) {
         fprintf (stderr, "pond-store: cannot listen on %s (reason above)\n", endpoint);
         pond_store_destroy (&store);
+        pond_keys_reset ();
         return 1;
     }
     pond_store_server_set_verbose (server, verbose);
     int rc = s_write_ready (dir, pond_store_server_endpoint (server));
     if (rc == 0) {
-        zsys_info ("pond-store: %s on %s, head %" PRIu64, db_path,
-                   pond_store_server_endpoint (server), pond_store_head (store));
+        zsys_info ("pond-store: %s on %s, head %" PRIu64 "%s", db_path,
+                   pond_store_server_endpoint (server), pond_store_head (store),
+                   keys? ", CURVE: only the broker's key may talk": ", no keys");
         rc = pond_store_server_run (server, NULL);
         zsys_info ("pond-store: stopping, head %" PRIu64, pond_store_head (store));
         char ready [PATH_MAX];
@@ -126,5 +145,6 @@ main (int argc, char *argv [])
     }
     pond_store_server_destroy (&server);
     pond_store_destroy (&store);
+    pond_keys_reset ();             //  stops the ZAP handler, if keys started one
     return rc? 1: 0;
 }

@@ -21,6 +21,7 @@
 #include "pond_store_server.h"
 #include "pond_replay.h"
 #include "pond_proto.h"
+#include "pond_keys.h"
 
 #include <msgpack.h>
 
@@ -245,6 +246,11 @@ pond_store_server_new (pond_store_t *store, const char *endpoint)
     zsock_set_maxmsgsize (self->router, SOCKET_MAXMSGSIZE);
     zsock_set_rcvtimeo (self->router, 0);
     zsock_set_linger (self->router, 0);
+    //  CURVE server with the store's key when the process uses keys
+    if (pond_keys_server (self->router)) {
+        pond_store_server_destroy (&self);
+        return NULL;
+    }
     if (zsock_bind (self->router, "%s", endpoint) == -1) {
         zsys_error ("store: cannot bind %s: %s", endpoint, zmq_strerror (zmq_errno ()));
         pond_store_server_destroy (&self);
@@ -756,6 +762,25 @@ s_stats_body (pond_store_server_t *self)
 //  ---------------------------------------------------------------------
 //  Dispatch
 
+//  With keys, only the broker's key may use the store link: anything else
+//  is refused with 403 (a key can only get here if it is in the keys
+//  directory: the ZAP handler turns strangers away at the handshake).
+static bool
+s_forbidden (pond_store_server_t *self, zframe_t *routing_id, zframe_t *command)
+{
+    if (!pond_keys_active ())
+        return false;
+    const pond_key_t *key = pond_keys_sender (command);
+    char reason [256];
+    if (key && pond_key_may_store (key, reason, sizeof reason))
+        return false;
+    if (!key)
+        snprintf (reason, sizeof reason, "the sender's key is no longer in the store's keys "
+                  "directory");
+    s_refuse (self, routing_id, POND_CODE_FORBIDDEN, "forbidden", "%s", reason);
+    return true;
+}
+
 static void
 s_handle_message (pond_store_server_t *self, zmsg_t *msg)
 {
@@ -766,6 +791,9 @@ s_handle_message (pond_store_server_t *self, zmsg_t *msg)
             s_refuse (self, routing_id, POND_CODE_BAD_REQUEST, "empty",
                       "empty message: the first frame must be a command");
     }
+    else
+    if (s_forbidden (self, routing_id, command))
+        ;                           //  refused and logged
     else
     if (pond_proto_is (command, POND_APPEND))
         s_handle_append (self, routing_id, msg);

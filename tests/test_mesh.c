@@ -450,3 +450,65 @@ Test (mesh, demo, .timeout = 120)
     free (out);
     cr_assert (access (demo, F_OK) != 0, "data removed without --keep");
 }
+
+Test (mesh, up_with_keys)
+{
+    //  The whole mesh with CURVE: a key for each process, the admin and a device
+    const char *keys_made [] = {
+        "--role broker", "--role store", "--role admin --name admin",
+        "--role actor --name quack-counter", "--role actor --name badge-granter",
+        "--role actor --name alexa-view", "--role device --name silo-1 --customer anna"
+    };
+    char args [1200];
+    int rc;
+    for (size_t i = 0; i < sizeof keys_made / sizeof keys_made [0]; i++) {
+        snprintf (args, sizeof args, "keys new --keys %s/keys %s", dir, keys_made [i]);
+        free (s_pond (&rc, false, args));
+        cr_assert_eq (rc, 0, "pond %s", args);
+    }
+    //  mobile-view has no key yet: pond up says which and how to make it
+    snprintf (args, sizeof args, "up --keys %s/keys", dir);
+    char *out = s_pond (&rc, true, args);
+    cr_assert_eq (rc, 1, "%s", out);
+    cr_assert (strstr (out, "mobile-view runs with key 'mobile-view'")
+               && strstr (out, "--role actor --name mobile-view"), "%s", out);
+    free (out);
+    snprintf (args, sizeof args, "keys new --keys %s/keys --role actor --name mobile-view", dir);
+    free (s_pond (&rc, false, args));
+    cr_assert_eq (rc, 0);
+
+    snprintf (args, sizeof args, "up --keys %s/keys", dir);
+    out = s_pond (&rc, true, args);
+    cr_assert_eq (rc, 0, "%s", out);
+    cr_assert (strstr (out, "pond is up (CURVE"), "%s", out);
+    free (out);
+
+    //  The device publishes with its key; without keys nobody gets in
+    out = pond_harness_run (&rc, "%s/pond publish --data-dir %s --keys %s/keys --as silo-1 "
+                            "--name QUACKED --entity anna 2>&1", POND_BIN_DIR, dir, dir);
+    cr_assert_eq (rc, 0, "%s", out);
+    free (out);
+    out = pond_harness_run (&rc, "%s/pond publish --data-dir %s --name QUACKED --entity anna "
+                            "--timeout 1000 2>&1", POND_BIN_DIR, dir);
+    cr_assert_eq (rc, 1, "%s", out);
+    cr_assert (strstr (out, "the broker uses CURVE keys"), "%s", out);
+    free (out);
+
+    //  The actors caught up through CURVE; queries, stats and verify as admin
+    snprintf (args, sizeof args, "query quacks anna --keys %s/keys", dir);
+    free (s_pond_until (args, "\"quacks\":1", 10000));
+    snprintf (args, sizeof args, "stats --keys %s/keys", dir);
+    out = s_pond (&rc, true, args);
+    cr_assert_eq (rc, 0, "%s", out);
+    free (out);
+    snprintf (args, sizeof args, "stats --keys %s/keys --as silo-1", dir);
+    out = s_pond (&rc, true, args);
+    cr_assert_eq (rc, 1, "%s", out);
+    cr_assert (strstr (out, "403") && strstr (out, "--as admin")
+               && !strstr (out, "is pond-broker running"), "%s", out);
+    free (out);
+    snprintf (args, sizeof args, "verify --keys %s/keys", dir);
+    out = s_pond (&rc, true, args);
+    cr_assert_eq (rc, 0, "verify: %s", out);
+    free (out);
+}

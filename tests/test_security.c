@@ -27,6 +27,7 @@ typedef struct {
     char keys [512];            //  DIR/keys: what the broker lets in
     char other [512];           //  DIR/other: a stranger's keys
     pid_t store;
+    char store_endpoint [600];  //  tcp, CURVE
     pid_t broker;
     pid_t actor;
     pond_endpoints_t eps;
@@ -146,6 +147,7 @@ s_setup (void)
     snprintf (mesh.keys, sizeof mesh.keys, "%s/keys", mesh.dir);
     snprintf (mesh.other, sizeof mesh.other, "%s/other", mesh.dir);
     s_key (mesh.keys, "--role broker");
+    s_key (mesh.keys, "--role store");
     s_key (mesh.keys, "--role admin --name admin");
     s_key (mesh.keys, "--role device --name silo-1 --customer anna");
     s_key (mesh.keys, "--role app --name app-1 --customer anna");
@@ -158,13 +160,19 @@ s_setup (void)
               "%s/public/", mesh.keys, mesh.keys, mesh.other);
     cr_assert_eq (system (command), 0);
 
+    //  The store link is tcp and CURVE too: only the broker's key may use it
     char ready [600], log [600], store [600];
-    snprintf (store, sizeof store, "ipc://%s/store.ipc", mesh.dir);
     snprintf (ready, sizeof ready, "%s/store.zpl", mesh.dir);
     snprintf (log, sizeof log, "%s/store.log", mesh.dir);
-    mesh.store = pond_harness_spawn ("pond-store", log, "--data", mesh.dir, "--endpoint", store,
-                                     NULL);
+    mesh.store = pond_harness_spawn ("pond-store", log, "--data", mesh.dir, "--endpoint",
+                                     "tcp://127.0.0.1:*", "--keys", mesh.keys, NULL);
     cr_assert_eq (pond_harness_wait_file (ready, 10000), 0, "pond-store did not start");
+    zconfig_t *store_config = zconfig_load (ready);
+    cr_assert_not_null (store_config);
+    snprintf (store, sizeof store, "%s", zconfig_get (store_config, "store/endpoint", ""));
+    zconfig_destroy (&store_config);
+    cr_assert (strncmp (store, "tcp://127.0.0.1:", 16) == 0, "%s", store);
+    snprintf (mesh.store_endpoint, sizeof mesh.store_endpoint, "%s", store);
     snprintf (ready, sizeof ready, "%s/broker.zpl", mesh.dir);
     snprintf (log, sizeof log, "%s/broker.log", mesh.dir);
     mesh.broker = pond_harness_spawn ("pond-broker", log, "--data", mesh.dir, "--store", store,
@@ -484,6 +492,20 @@ Test (security, actor_query_socket_takes_actor_app_and_admin_keys)
         free (answer);
         pond_actor_link_destroy (&link);
     }
+    //  The app only about its own customers, and only with QUERY
+    s_as (mesh.keys, "app-1");
+    link = pond_actor_link_new (mesh.dir, "test-counter", err, sizeof err);
+    cr_assert_not_null (link, "%s", err);
+    cr_assert_null (pond_actor_link_query (link, "ben", NULL, 3000));
+    cr_assert_eq (pond_actor_link_code (link), POND_CODE_FORBIDDEN);
+    cr_assert (strstr (pond_actor_link_reason (link), "may not ask about 'ben'")
+               && strstr (pond_actor_link_reason (link), "anna"), "%s",
+               pond_actor_link_reason (link));
+    cr_assert_null (pond_actor_link_status (link, 3000));
+    cr_assert_eq (pond_actor_link_code (link), POND_CODE_FORBIDDEN);
+    cr_assert (strstr (pond_actor_link_reason (link), "only QUERY"), "%s",
+               pond_actor_link_reason (link));
+    pond_actor_link_destroy (&link);
     //  A stranger: refused by the actor's ZAP handler, and told so
     s_as (mesh.other, "stranger");
     link = pond_actor_link_new (mesh.dir, "test-counter", err, sizeof err);
@@ -569,6 +591,109 @@ s_keys_teardown (void)
     pond_harness_rmtree (parent);
     free (parent);
     zstr_free (&keys_dir);
+}
+
+//  ---------------------------------------------------------------------
+//  The store link
+
+//  Send command to the store link as the current key; returns the reply's
+//  first two frames as "COMMAND code reason" (caller frees), or NULL if
+//  nothing came within timeout_ms.
+static char *
+s_store_ask (const char *command, int timeout_ms)
+{
+    zsock_t *sock = zsock_new (ZMQ_DEALER);
+    cr_assert_not_null (sock);
+    zsock_set_linger (sock, 0);
+    cr_assert_eq (pond_keys_client (sock, "store"), 0);
+    cr_assert_eq (zsock_connect (sock, "%s", mesh.store_endpoint), 0);
+    zsock_set_rcvtimeo (sock, timeout_ms);
+    zsock_set_sndtimeo (sock, timeout_ms);
+    char *answer = NULL;
+    if (zstr_send (sock, command) == 0) {
+        zmsg_t *reply = zmsg_recv (sock);
+        if (reply) {
+            char *name = zmsg_popstr (reply);
+            zframe_t *body = zmsg_pop (reply);
+            pond_nack_t error = { 0 };
+            char err [256] = "";
+            if (body && pond_nack_decode (body, &error, err, sizeof err) == 0)
+                answer = zsys_sprintf ("%s %u %s", name, error.code, error.reason);
+            else
+                answer = zsys_sprintf ("%s", name? name: "");
+            zstr_free (&name);
+            zframe_destroy (&body);
+            zmsg_destroy (&reply);
+        }
+    }
+    zsock_destroy (&sock);
+    return answer;
+}
+
+Test (security, store_link_takes_only_the_broker_key)
+{
+    //  The broker reached the store over CURVE (setup saw store_up); a
+    //  publish goes all the way through
+    s_as (mesh.keys, "silo-1");
+    pond_ack_t ack;
+    int code = 0;
+    char reason [512] = "";
+    cr_assert_eq (s_publish ("QUACKED", "anna", NULL, 3000, &ack, &code, reason,
+                             sizeof reason), 0, "%d %s", code, reason);
+
+    //  Known keys that are not the broker's get 403 from the store, even admin
+    const char *who [] = { "admin", "silo-1", "test-counter" };
+    for (size_t i = 0; i < 3; i++) {
+        s_as (mesh.keys, who [i]);
+        char *answer = s_store_ask ("PING", 3000);
+        cr_assert_not_null (answer, "%s: no answer from the store", who [i]);
+        cr_assert (strstr (answer, "ERROR 403") && strstr (answer, "only the broker"),
+                   "%s: %s", who [i], answer);
+        free (answer);
+    }
+    //  A stranger's key fails the handshake: no answer at all
+    s_as (mesh.other, "stranger");
+    char command [1600];
+    snprintf (command, sizeof command, "cp %s/public/store.cert %s/public/", mesh.keys,
+              mesh.other);
+    cr_assert_eq (system (command), 0);
+    char *answer = s_store_ask ("PING", 1000);
+    cr_assert_null (answer, "a stranger got an answer from the store: %s", answer);
+    //  The store logged the refusal once, and still serves the broker
+    char log [600];
+    snprintf (log, sizeof log, "%s/store.log", mesh.dir);
+    cr_assert_eq (s_count_in_file (log, "only the broker talks to the store"), 1);
+    s_as (mesh.keys, "silo-1");
+    cr_assert_eq (s_publish ("QUACKED", "anna", NULL, 3000, &ack, &code, reason,
+                             sizeof reason), 0, "%d %s", code, reason);
+    cr_assert_eq (ack.seq, 2);
+}
+
+Test (security, broker_refuses_a_tcp_store_link_without_a_store_key)
+{
+    //  A keys directory with no store key, and a store on tcp: the broker
+    //  will not send the log over the network in the clear
+    char keys [600], command [4096];
+    snprintf (keys, sizeof keys, "%s/nostore", mesh.dir);
+    snprintf (command, sizeof command, "mkdir -p %s/public %s/secret && cp %s/public/broker.cert "
+              "%s/public/ && cp %s/secret/broker.cert_secret %s/secret/", keys, keys, mesh.keys,
+              keys, mesh.keys, keys);
+    cr_assert_eq (system (command), 0);
+    int rc;
+    char *out = pond_harness_run (&rc, "timeout 20 %s/pond-broker --data %s/other-broker --keys %s "
+                                  "--store %s --ingest tcp://127.0.0.1:* --pub tcp://127.0.0.1:* "
+                                  "--control tcp://127.0.0.1:* 2>&1", POND_BIN_DIR, mesh.dir,
+                                  keys, mesh.store_endpoint);
+    cr_assert_neq (rc, 0, "%s", out);
+    cr_assert (strstr (out, "no store key") && strstr (out, "--role store"), "%s", out);
+    free (out);
+    //  And pond-store --keys without its own secret says what to do
+    out = pond_harness_run (&rc, "timeout 20 %s/pond-store --data %s/other-store --keys %s 2>&1",
+                            POND_BIN_DIR, mesh.dir, keys);
+    cr_assert_eq (rc, 2, "%s", out);
+    cr_assert (strstr (out, "no secret key for 'store'") && strstr (out, "pond keys new"),
+               "%s", out);
+    free (out);
 }
 
 TestSuite (keys_cli, .init = s_keys_setup, .fini = s_keys_teardown, .timeout = 30);

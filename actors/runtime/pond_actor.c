@@ -684,7 +684,7 @@ s_answer (pond_actor_t *self, zframe_t *peer, char *result, int fallback_code,
 }
 
 static void
-s_query_query (pond_actor_t *self, zframe_t *peer, zframe_t *body)
+s_query_query (pond_actor_t *self, zframe_t *peer, zframe_t *body, const pond_key_t *key)
 {
     pond_query_t query;
     char err [POND_ERR_SIZE];
@@ -694,6 +694,10 @@ s_query_query (pond_actor_t *self, zframe_t *peer, zframe_t *body)
     }
     if (!*query.entity) {
         s_reject (self, peer, POND_CODE_BAD_REQUEST, "'entity' must not be empty");
+        return;
+    }
+    if (key && !pond_key_may_ask (key, query.entity, err, sizeof err)) {
+        s_reject (self, peer, POND_CODE_FORBIDDEN, err);
         return;
     }
     if (self->rebuilding) {
@@ -828,6 +832,10 @@ s_on_request (pond_actor_t *self, zmsg_t *msg)
     if (key && !pond_key_may_query (key, reason, sizeof reason))
         s_reject (self, peer, POND_CODE_FORBIDDEN, reason);
     else
+    if (key && command && !pond_proto_is (command, POND_QUERY)
+    &&  !pond_key_may_ask (key, NULL, reason, sizeof reason))
+        s_reject (self, peer, POND_CODE_FORBIDDEN, reason);
+    else
     if (!command || zframe_size (command) == 0)
         s_reject (self, peer, POND_CODE_NOT_FOUND, "empty command frame");
     else
@@ -853,7 +861,7 @@ s_on_request (pond_actor_t *self, zmsg_t *msg)
     }
     else
     if (pond_proto_is (command, POND_QUERY))
-        s_query_query (self, peer, body);
+        s_query_query (self, peer, body, key);
     else
     if (pond_proto_is (command, POND_COMMAND))
         s_query_command (self, peer, body);
