@@ -1,13 +1,16 @@
 /*  pond-bench: how fast is pond's durable log, measured honestly.
 
     Starts its own pond-store and pond-broker (from the directory this
-    program lives in) on ipc endpoints inside a fresh data directory,
-    drives them through the client library exactly as a producer or an
-    admin would, prints ONE line of key=value results, then stops both
-    processes by pid and removes the directory.
+    program lives in) on ipc endpoints inside a fresh data directory (or
+    in --data DIR, kept), or works on a running mesh (--mesh DIR, pond
+    up), drives them through the client library exactly as a producer, a
+    subscriber or an admin would, prints ONE line of key=value results,
+    then stops what it started by pid and removes what it made.
 
-        pond-bench ingest [--events N] [--producers P] [--window W] [--size B]
-        pond-bench replay [--events N] [--size B]
+        pond-bench ingest [--events N] [--producers P] [--window W] [--rate R]
+        pond-bench load   [--events N] [--entities E] [--names A,B]
+        pond-bench replay [--events N] [--range M] [--slow-rate R --slow-seconds S]
+        pond-bench fanout [--subscribers S] [--events N] [--producers P] [--window W]
 
     ingest: P threads, each with its own pond_client_t (CZMQ sockets are
     not thread-safe), publish N events in all. Each thread keeps W
@@ -18,18 +21,41 @@
     rate is ACKed events over the time from the common start to the last
     ACK; latency is per event, from the call that first sends it to the
     moment its ACK (durable in the store) is read, retries included.
+    With --rate R (open loop), each producer sends event i at start +
+    i / R' (R' = R / P) whatever the ACKs do, with no window, and latency
+    counts from that scheduled time, so a stall is charged to every event
+    it delays (no coordinated omission). If the mesh cannot keep up, the
+    achieved rate says so.
+
+    load: publishes N events (names round robin, E entities, ts 1 ms
+    apart from 2022-01-01) with pipelined producers, in chunks so memory
+    stays bounded; with --data DIR the store is kept for later replays,
+    with --mesh DIR it goes to a running mesh.
 
     replay: loads N events (4 names, 1000 entities, ts 1 ms apart) fast,
-    then times pond_replay_new plus draining pond_replay_next (every event
-    decoded and checked at the reader) for the whole log by seq, and for
-    2 names over the first half of the time range.
+    unless --data DIR already holds exactly them (loaded once, replayed by
+    every round), then times pond_replay_new plus draining
+    pond_replay_next (every event decoded and checked at the reader) for
+    M events by seq (a seq range in the middle of the log), and for 2
+    names over a time window holding M of their events (2M events of the
+    log). M defaults to N / 4. With --slow-rate, a third replay of the
+    same window is read at only R events/s for S seconds while the RSS of
+    store and broker is sampled every 100 ms: with credit flow control it
+    stays flat.
+
+    fanout: S subscriber threads (pond_sub_t on QUACKED, each event
+    decoded) while P pipelined producers publish N events: deliveries/s is
+    the events received by all subscribers over the time from the first
+    publish to the last delivery. Then, at 10% of the ingest rate just
+    measured (open loop, one producer), publish -> subscriber latency
+    from each event's scheduled send time to its arrival at a subscriber.
 
     Besides the figures, each line carries peak RSS (VmHWM) of store and
-    broker, their CPU seconds during the timed part, and for ingest the
-    store's synced WriteBatches (one WAL sync each: "commits") from STATS
-    and the idle PING round trips to the broker and to the store, measured
-    before the clock starts: W = 1 latency is roughly the two round trips
-    plus one commit.
+    broker and of this load generator, their CPU seconds during the timed
+    part, and for ingest the store's synced WriteBatches (one WAL sync
+    each: "commits") from STATS and the idle PING round trips to the
+    broker and to the store, measured before the clock starts: W = 1
+    latency is roughly the two round trips plus one commit.
 */
 #define _GNU_SOURCE
 #include "pond_client.h"
@@ -59,6 +85,10 @@
 #define BENCH_LOAD_PRODUCERS 4                  //  replay: load with these ...
 #define BENCH_LOAD_WINDOW   256                 //  ... each this many in flight
 #define BENCH_START_WAIT    20000               //  msecs for store/broker to be ready
+#define BENCH_LOAD_CHUNK    1000000             //  load: events encoded at a time
+#define BENCH_MAX_NAMES     8                   //  load: --names
+#define BENCH_LAT_PRODUCER  100                 //  fanout: the latency phase's producer
+#define BENCH_MAX_SUBS      64                  //  fanout: --subscribers
 
 //  The event names of the replay load, in round-robin order; the "by
 //  names" replay asks for the first two.
@@ -71,11 +101,23 @@ typedef struct {
     long events;                //  0: scenario's default
     int producers;
     int window;
+    double rate;                //  ingest: open loop at this many events/s (0: closed)
     int size;                   //  target encoded event size, bytes
+    long range;                 //  replay: events per timed replay (0: events / 4)
+    double slow_rate;           //  replay: slow reader's events/s (0: none)
+    double slow_seconds;        //  replay: how long the slow reader reads
+    int subscribers;            //  fanout
+    const char *names [BENCH_MAX_NAMES];   //  load: event names, round robin
+    size_t names_count;
     const char *parent;         //  where our data directory is made
+    const char *data;           //  --data: our data directory, kept
+    const char *mesh;           //  --mesh: a running mesh's data directory
     bool keep;                  //  keep the data directory (debugging)
     bool verbose;
 } bench_options_t;
+
+//  Entities the events belong to: cust-0000 ... (--entities)
+static size_t s_entities = BENCH_ENTITIES;
 
 //  ---------------------------------------------------------------------
 //  Clock and small helpers
@@ -124,11 +166,21 @@ s_self_cpu (void)
          + (double) usage.ru_stime.tv_sec + usage.ru_stime.tv_usec / 1e6;
 }
 
+//  Our own peak RSS (VmHWM), in KiB.
+static long
+s_self_hwm_kb (void)
+{
+    struct rusage usage;
+    getrusage (RUSAGE_SELF, &usage);
+    return usage.ru_maxrss;
+}
+
 //  ---------------------------------------------------------------------
 //  A child process's figures from /proc
 
 typedef struct {
     long hwm_kb;                //  VmHWM: peak resident set
+    long rss_kb;                //  VmRSS: resident set now
     double cpu_s;               //  utime + stime
     long long write_kb;         //  bytes it caused to be written to disk
 } bench_proc_t;
@@ -144,6 +196,9 @@ s_proc_sample (pid_t pid, bench_proc_t *sample)
         while (fgets (line, sizeof line, file))
             if (strncmp (line, "VmHWM:", 6) == 0)
                 sample->hwm_kb = atol (line + 6);
+            else
+            if (strncmp (line, "VmRSS:", 6) == 0)
+                sample->rss_kb = atol (line + 6);
         fclose (file);
     }
     snprintf (path, sizeof path, "/proc/%d/stat", (int) pid);
@@ -180,6 +235,8 @@ typedef struct {
     pond_endpoints_t eps;
     char store_endpoint [POND_ENDPOINT_MAX];    //  from DIR/store.zpl
     bool keep;
+    bool given;                     //  dir is --data: kept, not made by us
+    bool attached;                  //  a running mesh (--mesh): we started nothing
 } bench_mesh_t;
 
 static int
@@ -291,6 +348,8 @@ s_mesh_stop_pid (pid_t pid)
 static bool
 s_mesh_alive (bench_mesh_t *self)
 {
+    if (self->attached)
+        return true;
     pid_t *pids [] = { &self->store, &self->broker };
     const char *names [] = { "pond-store", "pond-broker" };
     bool alive = true;
@@ -324,10 +383,10 @@ s_mesh_destroy (bench_mesh_t **self_p)
         status = s_mesh_stop_pid (self->store);
         if (status > 0)
             fprintf (stderr, "pond-bench: pond-store stopped with status %d\n", status);
-        if (self->keep)
+        if (self->keep && !self->given)
             fprintf (stderr, "pond-bench: data kept in %s\n", self->dir);
         else
-        if (*self->dir)
+        if (*self->dir && !self->given)
             nftw (self->dir, s_rmtree_entry, 16, FTW_DEPTH | FTW_PHYS);
         free (self);
         *self_p = NULL;
@@ -396,10 +455,11 @@ s_mesh_wait_store_up (bench_mesh_t *self)
 //  in it, wait until both are ready. Returns NULL (reason printed) if
 //  anything failed; nothing is left running then.
 static bench_mesh_t *
-s_mesh_new (const char *parent, bool keep)
+s_mesh_new (const char *parent, const char *data, bool keep)
 {
     bench_mesh_t *self = (bench_mesh_t *) zmalloc (sizeof (bench_mesh_t));
     self->keep = keep;
+    self->given = data != NULL;
 
     //  Store and broker come from the same build as we do
     char exe [PATH_MAX];
@@ -414,20 +474,42 @@ s_mesh_new (const char *parent, bool keep)
     snprintf (self->bin_dir, sizeof self->bin_dir, "%s", exe);
 
     char real_parent [PATH_MAX];
+    if (data) {
+        //  Our own store and broker in a directory that outlives us
+        if (mkdir (data, 0755) && errno != EEXIST) {
+            fprintf (stderr, "pond-bench: cannot create --data %s: %s\n", data,
+                     strerror (errno));
+            free (self);
+            return NULL;
+        }
+        if (!realpath (data, self->dir) || strlen (self->dir) + strlen ("/control.ipc") >= 100) {
+            fprintf (stderr, "pond-bench: cannot use --data %s (missing, or too long a path "
+                     "for ipc endpoints)\n", data);
+            free (self);
+            return NULL;
+        }
+        //  Ready files of a previous run would look like ready processes
+        char stale [PATH_MAX + 32];
+        snprintf (stale, sizeof stale, "%s/store.zpl", self->dir);
+        unlink (stale);
+        snprintf (stale, sizeof stale, "%s/broker.zpl", self->dir);
+        unlink (stale);
+    }
+    else
     if (!realpath (parent, real_parent)) {
         fprintf (stderr, "pond-bench: cannot use --dir %s: %s\n", parent, strerror (errno));
         free (self);
         return NULL;
     }
     //  ipc:// paths must fit a sockaddr_un (108 bytes)
-    int length = snprintf (self->dir, sizeof self->dir, "%s/pond-bench-XXXXXX", real_parent);
-    if (length < 0 || length + strlen ("/control.ipc") >= 100) {
+    int length = data? 0: snprintf (self->dir, sizeof self->dir, "%s/pond-bench-XXXXXX", real_parent);
+    if (!data && (length < 0 || length + strlen ("/control.ipc") >= 100)) {
         fprintf (stderr, "pond-bench: %s is too long a path for ipc endpoints; "
                  "use a shorter --dir\n", real_parent);
         free (self);
         return NULL;
     }
-    if (!mkdtemp (self->dir)) {
+    if (!data && !mkdtemp (self->dir)) {
         fprintf (stderr, "pond-bench: cannot create a directory in %s: %s\n",
                  real_parent, strerror (errno));
         free (self);
@@ -452,6 +534,24 @@ s_mesh_new (const char *parent, bool keep)
     ||  pond_endpoints_resolve (self->dir, &self->eps) || s_mesh_wait_store_up (self)) {
         s_mesh_show_log (self, "pond-broker");
         s_mesh_destroy (&self);
+        return NULL;
+    }
+    return self;
+}
+
+//  Work on the running mesh of data directory dir (pond up): nothing is
+//  started or stopped. Returns NULL (reason printed) if it is not there.
+static bench_mesh_t *
+s_mesh_attach (const char *dir)
+{
+    bench_mesh_t *self = (bench_mesh_t *) zmalloc (sizeof (bench_mesh_t));
+    self->given = true;
+    self->attached = true;
+    snprintf (self->dir, sizeof self->dir, "%s", dir);
+    if (pond_endpoints_resolve (dir, &self->eps) || !self->eps.from_broker_file
+    ||  s_mesh_wait_store_up (self)) {
+        fprintf (stderr, "pond-bench: no running mesh in %s (pond up --data %s)\n", dir, dir);
+        free (self);
         return NULL;
     }
     return self;
@@ -581,7 +681,7 @@ s_events_new (bench_events_t *self, int producer, size_t first, size_t count,
     for (size_t i = 0; i < count && rc == 0; i++) {
         size_t global = first + i;
         char entity [32];
-        snprintf (entity, sizeof entity, "cust-%04zu", global % BENCH_ENTITIES);
+        snprintf (entity, sizeof entity, "cust-%04zu", global % s_entities);
         pond_event_set_name (event, names [global % names_count]);
         pond_event_set_entity (event, entity);
         pond_event_set_ts (event, ts_base? BENCH_TS_BASE + global * BENCH_TS_STEP
@@ -629,9 +729,18 @@ typedef struct {
     int index;                  //  producer number, in the ids
     const char *ingest;
     int window;
-    bench_events_t events;
-    pthread_barrier_t *barrier; //  NULL: run at once, no thread
+    double rate;                //  open loop: this producer's events/s (0: closed loop)
+    size_t first;               //  global index of its first event
+    size_t count;               //  events it publishes
+    const char **names;         //  event names, round robin by global index
+    size_t names_count;
+    bool ts_base;               //  ts from BENCH_TS_BASE (load), else now
+    int size;                   //  encoded event size, about
+    bench_events_t events;      //  encoded by the thread, before the barrier
+    size_t bytes;               //  their encoded size in all
+    pthread_barrier_t *barrier;
     int64_t *latency;           //  per event: publish -> ACK, ns
+    int64_t *sent_at;           //  per event: (scheduled) first send, ns, or NULL
     int64_t start;              //  monotonic ns
     int64_t end;
     uint64_t nacks;             //  NACK 503 received (and resent)
@@ -666,18 +775,25 @@ s_producer_sync (bench_producer_t *self, pond_client_t *client)
 
 //  Window > 1: keep window publishes outstanding; match each ACK to its
 //  event by id; after NACK 503 resend the same bytes when retry_ms is up.
+//  Open loop (rate > 0): no window; event i goes out at start + i / rate
+//  and its latency counts from then. Between sends we poll for replies
+//  and sleep at most 50 us, so the schedule slips by about that much.
 static int
 s_producer_pipelined (bench_producer_t *self, pond_client_t *client)
 {
     bench_events_t *events = &self->events;
     size_t count = events->count;
+    bool open_loop = self->rate > 0;
+    size_t window = open_loop? count: (size_t) self->window;
+    int64_t interval = open_loop? (int64_t) (1e9 / self->rate): 0;
     //  Event state: 0 not sent, 1 in flight, 2 waiting to be resent, 3 ACKed
     uint8_t *state = calloc (count? count: 1, 1);
-    int64_t *sent_at = calloc (count? count: 1, sizeof (int64_t));
+    int64_t *sent_at = self->sent_at? self->sent_at: calloc (count? count: 1, sizeof (int64_t));
     //  Resend queue (FIFO: every NACK gets the same retry_ms)
-    size_t *resend = calloc ((size_t) self->window + 1, sizeof (size_t));
-    int64_t *resend_at = calloc ((size_t) self->window + 1, sizeof (int64_t));
-    size_t resend_head = 0, resend_count = 0, queue_size = (size_t) self->window + 1;
+    size_t queue_size = window + 1;
+    size_t *resend = calloc (queue_size, sizeof (size_t));
+    int64_t *resend_at = calloc (queue_size, sizeof (int64_t));
+    size_t resend_head = 0, resend_count = 0;
     int rc = 0;
     if (!state || !sent_at || !resend || !resend_at) {
         snprintf (self->error, sizeof self->error, "out of memory");
@@ -706,9 +822,15 @@ s_producer_pipelined (bench_producer_t *self, pond_client_t *client)
             }
             state [i] = 1;
         }
-        //  Fill the window
-        while (rc == 0 && in_flight < (size_t) self->window && next < count) {
-            sent_at [next] = s_now_ns ();
+        //  Fill the window; open loop: send every event whose time has come
+        while (rc == 0 && in_flight < window && next < count) {
+            int64_t due = self->start + (int64_t) next * interval;
+            now = s_now_ns ();
+            if (open_loop && due > now)
+                break;
+            if (in_flight == 0)
+                last_reply = now;       //  Nothing was outstanding: no stall
+            __atomic_store_n (&sent_at [next], open_loop? due: now, __ATOMIC_RELEASE);
             if (pond_client_send_bytes (client, events->bytes + events->offsets [next],
                                         events->offsets [next + 1] - events->offsets [next])) {
                 rc = -1;
@@ -727,6 +849,8 @@ s_producer_pipelined (bench_producer_t *self, pond_client_t *client)
             int64_t wait = (resend_at [resend_head] - s_now_ns ()) / 1000000;
             timeout = wait < 0? 0: wait < 1000? (int) wait: 1000;
         }
+        if (open_loop && next < count)
+            timeout = 0;
         pond_ack_t ack;
         pond_nack_t nack;
         int got = pond_client_recv (client, timeout, &ack, &nack);
@@ -771,6 +895,17 @@ s_producer_pipelined (bench_producer_t *self, pond_client_t *client)
             rc = -1;
         }
         else
+        if (open_loop && next < count) {
+            //  Nothing to read yet: nap until the next send, at most 50 us
+            int64_t wait = self->start + (int64_t) next * interval - s_now_ns ();
+            if (wait > 50000)
+                wait = 50000;
+            if (wait > 0) {
+                struct timespec ts = { 0, (long) wait };
+                nanosleep (&ts, NULL);
+            }
+        }
+        else
         if (now - last_reply > (int64_t) BENCH_REPLY_WAIT * 1000000) {
             snprintf (self->error, sizeof self->error,
                       "no ACK or NACK for %d ms (%zu of %zu ACKed)",
@@ -779,7 +914,8 @@ s_producer_pipelined (bench_producer_t *self, pond_client_t *client)
         }
     }
     free (state);
-    free (sent_at);
+    if (sent_at != self->sent_at)
+        free (sent_at);
     free (resend);
     free (resend_at);
     return rc;
@@ -789,12 +925,21 @@ static void *
 s_producer_run (void *args)
 {
     bench_producer_t *self = (bench_producer_t *) args;
-    pond_client_t *client = pond_client_new (self->ingest);
-    if (!client) {
+    //  Encode first, every thread at once; the clock has not started yet
+    if (s_events_new (&self->events, self->index, self->first, self->count, self->names,
+                      self->names_count, self->ts_base, self->size)) {
+        snprintf (self->error, sizeof self->error, "cannot encode the events");
+        self->rc = -1;
+    }
+    else
+        self->bytes = self->events.offsets [self->count];
+    pond_client_t *client = self->rc? NULL: pond_client_new (self->ingest);
+    if (!client && self->rc == 0) {
         snprintf (self->error, sizeof self->error, "cannot connect to %s", self->ingest);
         self->rc = -1;
     }
-    else {
+    else
+    if (client) {
         //  Long waits: a slow ACK is a figure to report, not a reason to resend
         pond_client_set_timeout (client, 10000, 3);
         if (pond_client_ping (client, 10000)) {
@@ -808,14 +953,30 @@ s_producer_run (void *args)
         pthread_barrier_wait (self->barrier);
     self->start = s_now_ns ();
     if (self->rc == 0)
-        self->rc = self->window <= 1? s_producer_sync (self, client)
-                                    : s_producer_pipelined (self, client);
+        self->rc = self->window <= 1 && self->rate <= 0? s_producer_sync (self, client)
+                                                       : s_producer_pipelined (self, client);
     self->end = s_now_ns ();
     if (client)
         self->retries = pond_client_retries (client);
     pond_client_destroy (&client);
+    s_events_destroy (&self->events);
     return NULL;
 }
+
+//  What s_ingest_run publishes, and how
+typedef struct {
+    int producers;
+    int window;                 //  publishes in flight per producer
+    double rate;                //  open loop: events/s of all producers (0: closed)
+    size_t total;               //  events in all
+    size_t first;               //  global index of the first event (load chunks)
+    int index_base;             //  producer numbers (in the ids) start here
+    const char **names;
+    size_t names_count;
+    bool ts_base;               //  ts from BENCH_TS_BASE by global index
+    int size;
+    int64_t *sent_at;           //  NULL, or total entries: (scheduled) send times
+} bench_run_t;
 
 typedef struct {
     double seconds;
@@ -823,18 +984,20 @@ typedef struct {
     double bytes_avg;
     uint64_t nacks;
     uint64_t retries;
+    int64_t start;              //  monotonic ns: first producer's start
+    int64_t end;                //  last producer's end
     int64_t *latency;           //  all events, sorted
 } bench_ingest_t;
 
-//  Publish total events of the given names from producers threads with
-//  window each, all starting together. Fills result (caller frees
-//  result->latency). Returns 0 or -1 (reason printed).
+//  Publish run->total events from run->producers threads, all starting
+//  together. Fills result (caller frees result->latency). Returns 0 or -1
+//  (reason printed).
 static int
-s_ingest_run (bench_mesh_t *mesh, int producers, int window, size_t total,
-              const char **names, size_t names_count, bool ts_base, int size,
-              bench_ingest_t *result)
+s_ingest_run (bench_mesh_t *mesh, const bench_run_t *run, bench_ingest_t *result)
 {
     memset (result, 0, sizeof *result);
+    int producers = run->producers;
+    size_t total = run->total;
     bench_producer_t *producer = calloc ((size_t) producers, sizeof (bench_producer_t));
     pthread_t *threads = calloc ((size_t) producers, sizeof (pthread_t));
     result->latency = calloc (total? total: 1, sizeof (int64_t));
@@ -845,56 +1008,60 @@ s_ingest_run (bench_mesh_t *mesh, int producers, int window, size_t total,
         return -1;
     }
     int rc = 0;
-    size_t first = 0, bytes = 0;
-    for (int p = 0; p < producers && rc == 0; p++) {
+    size_t first = 0;
+    for (int p = 0; p < producers; p++) {
         size_t count = total / (size_t) producers + ((size_t) p < total % (size_t) producers);
-        producer [p].index = p;
+        producer [p].index = run->index_base + p;
         producer [p].ingest = mesh->eps.ingest;
-        producer [p].window = window;
+        producer [p].window = run->window;
+        producer [p].rate = run->rate / producers;
+        producer [p].first = run->first + first;
+        producer [p].count = count;
+        producer [p].names = run->names;
+        producer [p].names_count = run->names_count;
+        producer [p].ts_base = run->ts_base;
+        producer [p].size = run->size;
         producer [p].latency = result->latency + first;
-        rc = s_events_new (&producer [p].events, p, first, count, names, names_count,
-                           ts_base, size);
-        if (rc == 0)
-            bytes += producer [p].events.offsets [count];
+        producer [p].sent_at = run->sent_at? run->sent_at + first: NULL;
         first += count;
     }
     pthread_barrier_t barrier;
-    int started = 0;
-    if (rc == 0) {
-        pthread_barrier_init (&barrier, NULL, (unsigned) producers);
-        for (started = 0; started < producers; started++) {
-            producer [started].barrier = &barrier;
-            if (pthread_create (&threads [started], NULL, s_producer_run, &producer [started]))
-                break;
-        }
-        if (started < producers) {
-            //  Cannot happen on a sane machine; the barrier would hang
-            fprintf (stderr, "pond-bench: cannot start producer threads\n");
-            abort ();
-        }
-        for (int p = 0; p < producers; p++)
-            pthread_join (threads [p], NULL);
-        pthread_barrier_destroy (&barrier);
-        int64_t start = producer [0].start, end = producer [0].end;
-        for (int p = 0; p < producers; p++) {
-            if (producer [p].start < start)
-                start = producer [p].start;
-            if (producer [p].end > end)
-                end = producer [p].end;
-            result->nacks += producer [p].nacks;
-            result->retries += producer [p].retries;
-            if (producer [p].rc) {
-                fprintf (stderr, "pond-bench: producer %d: %s\n", p, producer [p].error);
-                rc = -1;
-            }
-        }
-        result->seconds = (double) (end - start) / 1e9;
-        result->events = total;
-        result->bytes_avg = total? (double) bytes / (double) total: 0;
-        qsort (result->latency, total, sizeof (int64_t), s_compare_i64);
+    pthread_barrier_init (&barrier, NULL, (unsigned) producers);
+    int started;
+    for (started = 0; started < producers; started++) {
+        producer [started].barrier = &barrier;
+        if (pthread_create (&threads [started], NULL, s_producer_run, &producer [started]))
+            break;
+    }
+    if (started < producers) {
+        //  Cannot happen on a sane machine; the barrier would hang
+        fprintf (stderr, "pond-bench: cannot start producer threads\n");
+        abort ();
     }
     for (int p = 0; p < producers; p++)
-        s_events_destroy (&producer [p].events);
+        pthread_join (threads [p], NULL);
+    pthread_barrier_destroy (&barrier);
+    int64_t start = producer [0].start, end = producer [0].end;
+    double bytes = 0;
+    for (int p = 0; p < producers; p++) {
+        if (producer [p].start < start)
+            start = producer [p].start;
+        if (producer [p].end > end)
+            end = producer [p].end;
+        result->nacks += producer [p].nacks;
+        result->retries += producer [p].retries;
+        bytes += (double) producer [p].bytes;
+        if (producer [p].rc) {
+            fprintf (stderr, "pond-bench: producer %d: %s\n", p, producer [p].error);
+            rc = -1;
+        }
+    }
+    result->start = start;
+    result->end = end;
+    result->seconds = (double) (end - start) / 1e9;
+    result->events = total;
+    result->bytes_avg = total? bytes / (double) total: 0;
+    qsort (result->latency, total, sizeof (int64_t), s_compare_i64);
     free (producer);
     free (threads);
     return rc;
@@ -943,9 +1110,13 @@ s_scenario_ingest (bench_mesh_t *mesh, bench_options_t *options)
     s_proc_sample (mesh->broker, &broker_before);
     double cpu_before = s_self_cpu ();
 
+    bench_run_t run = {
+        .producers = options->producers, .window = options->window, .rate = options->rate,
+        .total = (size_t) options->events, .names = quacked, .names_count = 1,
+        .size = options->size
+    };
     bench_ingest_t result;
-    int rc = s_ingest_run (mesh, options->producers, options->window, (size_t) options->events,
-                           quacked, 1, false, options->size, &result);
+    int rc = s_ingest_run (mesh, &run, &result);
 
     double cpu_bench = s_self_cpu () - cpu_before;
     s_proc_sample (mesh->store, &store_after);
@@ -954,25 +1125,76 @@ s_scenario_ingest (bench_mesh_t *mesh, bench_options_t *options)
     if (commits >= 0 && commits_before >= 0)
         commits -= commits_before;
     if (rc == 0)
-        printf ("scenario=ingest producers=%d window=%d events=%zu event_bytes=%.0f "
-                "seconds=%.3f events_per_s=%.0f p50_us=%.0f p90_us=%.0f p99_us=%.0f "
-                "max_us=%.0f nacks=%" PRIu64 " retries=%" PRIu64 " store_commits=%lld "
-                "events_per_commit=%.1f store_rss_kb=%ld broker_rss_kb=%ld "
-                "store_cpu_s=%.2f broker_cpu_s=%.2f bench_cpu_s=%.2f store_write_kb=%lld "
-                "broker_rtt_us=%.0f store_rtt_us=%.0f\n",
-                options->producers, options->window, result.events, result.bytes_avg,
+        printf ("scenario=ingest producers=%d window=%d offered_per_s=%.0f events=%zu "
+                "event_bytes=%.0f seconds=%.3f events_per_s=%.0f p50_us=%.0f p90_us=%.0f "
+                "p99_us=%.0f p999_us=%.0f max_us=%.0f nacks=%" PRIu64 " retries=%" PRIu64
+                " store_commits=%lld events_per_commit=%.1f store_rss_kb=%ld broker_rss_kb=%ld "
+                "bench_rss_kb=%ld store_cpu_s=%.2f broker_cpu_s=%.2f bench_cpu_s=%.2f "
+                "store_write_kb=%lld broker_rtt_us=%.0f store_rtt_us=%.0f\n",
+                options->producers, options->rate > 0? 0: options->window, options->rate,
+                result.events, result.bytes_avg,
                 result.seconds, (double) result.events / result.seconds,
                 s_percentile_us (result.latency, result.events, 0.50),
                 s_percentile_us (result.latency, result.events, 0.90),
                 s_percentile_us (result.latency, result.events, 0.99),
+                s_percentile_us (result.latency, result.events, 0.999),
                 s_percentile_us (result.latency, result.events, 1.0),
                 result.nacks, result.retries, commits,
                 commits > 0? (double) result.events / (double) commits: 0.0,
-                store_after.hwm_kb, broker_after.hwm_kb,
+                store_after.hwm_kb, broker_after.hwm_kb, s_self_hwm_kb (),
                 store_after.cpu_s - store_before.cpu_s,
                 broker_after.cpu_s - broker_before.cpu_s, cpu_bench,
                 store_after.write_kb - store_before.write_kb, broker_rtt, store_rtt);
     free (result.latency);
+    return rc;
+}
+
+//  ---------------------------------------------------------------------
+//  Scenario: load
+
+//  Publish total events (names round robin, s_entities entities, ts 1 ms
+//  apart from BENCH_TS_BASE) with pipelined producers, BENCH_LOAD_CHUNK
+//  events at a time so that memory stays bounded. Adds up the time spent
+//  in *seconds. Returns 0 or -1.
+static int
+s_load (bench_mesh_t *mesh, size_t total, const char **names, size_t names_count, int size,
+        double *seconds, double *bytes_avg)
+{
+    *seconds = 0;
+    for (size_t done = 0; done < total && !zsys_interrupted; ) {
+        size_t chunk = total - done < BENCH_LOAD_CHUNK? total - done: BENCH_LOAD_CHUNK;
+        bench_run_t run = {
+            .producers = chunk < BENCH_LOAD_PRODUCERS? 1: BENCH_LOAD_PRODUCERS,
+            .window = BENCH_LOAD_WINDOW, .total = chunk, .first = done,
+            .names = names, .names_count = names_count, .ts_base = true, .size = size
+        };
+        bench_ingest_t result;
+        int rc = s_ingest_run (mesh, &run, &result);
+        free (result.latency);
+        if (rc)
+            return -1;
+        *seconds += result.seconds;
+        *bytes_avg = result.bytes_avg;
+        done += chunk;
+    }
+    return zsys_interrupted? -1: 0;
+}
+
+static int
+s_scenario_load (bench_mesh_t *mesh, bench_options_t *options)
+{
+    bench_proc_t store_before, store_after;
+    s_proc_sample (mesh->store, &store_before);
+    double seconds, bytes_avg = 0;
+    int rc = s_load (mesh, (size_t) options->events, options->names, options->names_count,
+                     options->size, &seconds, &bytes_avg);
+    s_proc_sample (mesh->store, &store_after);
+    if (rc == 0)
+        printf ("scenario=load events=%ld entities=%zu event_bytes=%.0f seconds=%.3f "
+                "events_per_s=%.0f store_rss_kb=%ld store_cpu_s=%.2f bench_rss_kb=%ld\n",
+                options->events, s_entities, bytes_avg, seconds,
+                (double) options->events / seconds, store_after.hwm_kb,
+                store_after.cpu_s - store_before.cpu_s, s_self_hwm_kb ());
     return rc;
 }
 
@@ -986,11 +1208,11 @@ typedef struct {
 } bench_replay_t;
 
 //  Time one replay from pond_replay_new to its END, decoding every event.
-//  by_seq: events must come with seq 1, 2, 3, ...; else in (ts, seq)
-//  order. Returns 0, or -1 if it failed or the order was wrong.
+//  by_seq: events must come with seq first_seq, first_seq + 1, ...; else
+//  in (ts, seq) order. Returns 0, or -1 if it failed or the order was wrong.
 static int
 s_replay_time (bench_mesh_t *mesh, const pond_replay_req_t *req, bool by_seq,
-               size_t expected, bench_replay_t *result)
+               uint64_t first_seq, size_t expected, bench_replay_t *result)
 {
     memset (result, 0, sizeof *result);
     int64_t start = s_now_ns ();
@@ -999,7 +1221,7 @@ s_replay_time (bench_mesh_t *mesh, const pond_replay_req_t *req, bool by_seq,
         fprintf (stderr, "pond-bench: cannot start a replay on %s\n", mesh->eps.control);
         return -1;
     }
-    uint64_t last_seq = 0, last_ts = 0;
+    uint64_t last_seq = by_seq? first_seq - 1: 0, last_ts = 0;
     size_t disorder = 0;
     int waited = 0;
     while (true) {
@@ -1042,62 +1264,387 @@ s_replay_time (bench_mesh_t *mesh, const pond_replay_req_t *req, bool by_seq,
     return rc;
 }
 
+typedef struct {
+    size_t events;
+    double seconds;
+    long store_rss_first_kb;    //  VmRSS once the first event is in
+    long store_rss_max_kb;
+    long store_rss_last_kb;
+    long broker_rss_first_kb;
+    long broker_rss_max_kb;
+    long bench_rss_max_kb;
+} bench_slow_t;
+
+//  A deliberately slow reader: consume req at rate events/s for seconds,
+//  sampling the RSS of store, broker and ourselves every 100 ms, then
+//  cancel. Returns 0 or -1.
+static int
+s_replay_slow (bench_mesh_t *mesh, const pond_replay_req_t *req, double rate, double seconds,
+               bench_slow_t *result)
+{
+    memset (result, 0, sizeof *result);
+    pond_replay_t *replay = pond_replay_new (mesh->eps.control, req);
+    if (!replay) {
+        fprintf (stderr, "pond-bench: cannot start a replay on %s\n", mesh->eps.control);
+        return -1;
+    }
+    int64_t interval = (int64_t) (1e9 / rate), start = s_now_ns (), sampled = 0;
+    int64_t stop = start + (int64_t) (seconds * 1e9);
+    int rc = 0;
+    while (!zsys_interrupted) {
+        int64_t now = s_now_ns ();
+        if (now >= stop)
+            break;
+        if (result->events && now - sampled >= 100000000) {
+            bench_proc_t store, broker;
+            s_proc_sample (mesh->store, &store);
+            s_proc_sample (mesh->broker, &broker);
+            if (sampled == 0) {
+                result->store_rss_first_kb = store.rss_kb;
+                result->broker_rss_first_kb = broker.rss_kb;
+            }
+            if (store.rss_kb > result->store_rss_max_kb)
+                result->store_rss_max_kb = store.rss_kb;
+            if (broker.rss_kb > result->broker_rss_max_kb)
+                result->broker_rss_max_kb = broker.rss_kb;
+            result->store_rss_last_kb = store.rss_kb;
+            sampled = now;
+        }
+        int64_t due = start + (int64_t) result->events * interval;
+        if (due > now) {
+            int64_t wait = due - now < 10000000? due - now: 10000000;
+            struct timespec ts = { 0, (long) wait };
+            nanosleep (&ts, NULL);
+            continue;
+        }
+        pond_event_t *event = pond_replay_next (replay, 1000);
+        if (!event) {
+            if (pond_replay_code (replay) || !s_mesh_alive (mesh)) {
+                fprintf (stderr, "pond-bench: slow replay ended after %zu events: %d %s\n",
+                         result->events, pond_replay_code (replay),
+                         pond_replay_reason (replay));
+                rc = -1;
+                break;
+            }
+            continue;
+        }
+        result->events++;
+        pond_event_destroy (&event);
+    }
+    result->seconds = (double) (s_now_ns () - start) / 1e9;
+    result->bench_rss_max_kb = s_self_hwm_kb ();
+    pond_replay_destroy (&replay);
+    return rc;
+}
+
 static int
 s_scenario_replay (bench_mesh_t *mesh, bench_options_t *options)
 {
     size_t total = (size_t) options->events;
+    size_t range = options->range? (size_t) options->range: total / 4;
     size_t names_count = sizeof s_load_names / sizeof s_load_names [0];
-    bench_ingest_t load;
-    int rc = s_ingest_run (mesh, BENCH_LOAD_PRODUCERS, BENCH_LOAD_WINDOW, total,
-                           s_load_names, names_count, true, options->size, &load);
-    free (load.latency);
-    if (rc)
-        return rc;
-
+    size_t span = 2 * range;            //  log events in the names' time window
+    if (span > total || range < 1) {
+        fprintf (stderr, "pond-bench: --range must be 1..events / 2\n");
+        return -1;
+    }
+    //  Load, unless --data already holds exactly these events
+    double load_seconds = 0, bytes_avg = 0;
+    long long stored = s_mesh_stat (mesh, "store", "events");
+    if (stored == 0) {
+        if (s_load (mesh, total, s_load_names, names_count, options->size,
+                    &load_seconds, &bytes_avg))
+            return -1;
+    }
+    else
+    if (stored != (long long) total) {
+        fprintf (stderr, "pond-bench: %s holds %lld events, not %zu: use a fresh --data\n",
+                 mesh->dir, stored, total);
+        return -1;
+    }
     bench_proc_t store_before, broker_before, store_after, broker_after;
     s_proc_sample (mesh->store, &store_before);
     s_proc_sample (mesh->broker, &broker_before);
     double cpu_before = s_self_cpu ();
 
-    //  (a) the whole log, by seq
+    //  The window: span log events from index s0 (a multiple of the names
+    //  count, in the middle of the log)
+    size_t s0 = ((total - span) / 2) / names_count * names_count;
+
+    //  (a) range events by seq, from the middle of the log
     pond_replay_req_t req;
     memset (&req, 0, sizeof req);
+    req.from_seq = s0 + 1;
+    req.to_seq = s0 + 1 + range;
     bench_replay_t by_seq;
-    rc = s_replay_time (mesh, &req, true, total, &by_seq);
+    int rc = s_replay_time (mesh, &req, true, req.from_seq, range, &by_seq);
 
-    //  (b) the first two names, over the first half of the time range:
-    //  the events i < total / 2 with i % 4 in {0, 1}
-    size_t half = total / 2, expected = 0;
-    for (size_t i = 0; i < half; i++)
+    //  (b) the first two names over the time window of events s0 .. s0 + span
+    size_t expected = 0;
+    for (size_t i = s0; i < s0 + span; i++)
         if (i % names_count < 2)
             expected++;
     memset (&req, 0, sizeof req);
     req.names_count = 2;
     strcpy (req.names [0], s_load_names [0]);
     strcpy (req.names [1], s_load_names [1]);
-    req.from_ts = BENCH_TS_BASE;
-    req.to_ts = BENCH_TS_BASE + (uint64_t) half * BENCH_TS_STEP;
+    req.from_ts = BENCH_TS_BASE + (uint64_t) s0 * BENCH_TS_STEP;
+    req.to_ts = BENCH_TS_BASE + (uint64_t) (s0 + span) * BENCH_TS_STEP;
     bench_replay_t by_names;
     if (rc == 0)
-        rc = s_replay_time (mesh, &req, false, expected, &by_names);
+        rc = s_replay_time (mesh, &req, false, 0, expected, &by_names);
 
     double cpu_bench = s_self_cpu () - cpu_before;
     s_proc_sample (mesh->store, &store_after);
     s_proc_sample (mesh->broker, &broker_after);
+
+    //  (c) the same window to a slow reader
+    bench_slow_t slow;
+    memset (&slow, 0, sizeof slow);
+    if (rc == 0 && options->slow_rate > 0)
+        rc = s_replay_slow (mesh, &req, options->slow_rate, options->slow_seconds, &slow);
+
     if (rc == 0)
-        printf ("scenario=replay events=%zu event_bytes=%.0f load_seconds=%.3f "
+        printf ("scenario=replay events=%zu range=%zu event_bytes=%.0f load_seconds=%.3f "
                 "load_events_per_s=%.0f seq_events=%zu seq_seconds=%.3f "
                 "seq_events_per_s=%.0f seq_first_ms=%.1f names_events=%zu "
                 "names_seconds=%.3f names_events_per_s=%.0f names_first_ms=%.1f "
-                "store_rss_kb=%ld broker_rss_kb=%ld store_cpu_s=%.2f broker_cpu_s=%.2f "
-                "bench_cpu_s=%.2f\n",
-                total, load.bytes_avg, load.seconds, (double) total / load.seconds,
+                "store_rss_kb=%ld broker_rss_kb=%ld bench_rss_kb=%ld store_cpu_s=%.2f "
+                "broker_cpu_s=%.2f bench_cpu_s=%.2f slow_events=%zu slow_events_per_s=%.0f "
+                "slow_store_rss_first_kb=%ld slow_store_rss_max_kb=%ld "
+                "slow_store_rss_last_kb=%ld slow_store_rss_growth_kb=%ld "
+                "slow_broker_rss_first_kb=%ld slow_broker_rss_max_kb=%ld\n",
+                total, range, bytes_avg, load_seconds,
+                load_seconds > 0? (double) total / load_seconds: 0.0,
                 by_seq.events, by_seq.seconds, (double) by_seq.events / by_seq.seconds,
                 by_seq.first_ms, by_names.events, by_names.seconds,
                 (double) by_names.events / by_names.seconds, by_names.first_ms,
-                store_after.hwm_kb, broker_after.hwm_kb,
+                store_after.hwm_kb, broker_after.hwm_kb, s_self_hwm_kb (),
+                store_after.cpu_s - store_before.cpu_s,
+                broker_after.cpu_s - broker_before.cpu_s, cpu_bench,
+                slow.events, slow.seconds > 0? (double) slow.events / slow.seconds: 0.0,
+                slow.store_rss_first_kb, slow.store_rss_max_kb, slow.store_rss_last_kb,
+                slow.store_rss_max_kb - slow.store_rss_first_kb,
+                slow.broker_rss_first_kb, slow.broker_rss_max_kb);
+    return rc;
+}
+
+//  ---------------------------------------------------------------------
+//  Scenario: fanout
+
+typedef struct {
+    const char *endpoint;
+    const int *stop;            //  set by main: leave
+    int ready;                  //  connected: a heartbeat came in
+    size_t received;            //  throughput phase deliveries
+    int64_t last;               //  ns of the last of them
+    const int64_t *sent_at;     //  latency phase: scheduled send times
+    int64_t *latency;           //  latency phase: per event, ns (0: not received)
+    size_t lat_events;
+    size_t lat_received;
+} bench_sub_t;
+
+static void *
+s_subscriber_run (void *args)
+{
+    bench_sub_t *self = (bench_sub_t *) args;
+    const char *names [] = { "QUACKED" };
+    pond_sub_t *sub = pond_sub_new (self->endpoint, names, 1);
+    while (sub && !__atomic_load_n (self->stop, __ATOMIC_ACQUIRE)
+        && pond_sub_heartbeats (sub) == 0) {
+        pond_event_t *event = pond_sub_recv (sub, 100);
+        pond_event_destroy (&event);
+    }
+    __atomic_store_n (&self->ready, sub? 1: -1, __ATOMIC_RELEASE);
+    while (sub && !__atomic_load_n (self->stop, __ATOMIC_ACQUIRE)) {
+        pond_event_t *event = pond_sub_recv (sub, 100);
+        if (!event)
+            continue;
+        int64_t now = s_now_ns ();
+        const uint8_t *id = pond_event_id (event);
+        int producer = (id [10] << 8) | id [11];
+        size_t index = ((size_t) id [12] << 24) | ((size_t) id [13] << 16)
+                     | ((size_t) id [14] << 8) | id [15];
+        if (producer >= BENCH_LAT_PRODUCER) {
+            int64_t sent = index < self->lat_events
+                         ? __atomic_load_n (&self->sent_at [index], __ATOMIC_ACQUIRE): 0;
+            if (sent > 0 && self->latency [index] == 0) {
+                self->latency [index] = now - sent;
+                __atomic_add_fetch (&self->lat_received, 1, __ATOMIC_RELEASE);
+            }
+        }
+        else {
+            __atomic_store_n (&self->last, now, __ATOMIC_RELEASE);
+            __atomic_add_fetch (&self->received, 1, __ATOMIC_RELEASE);
+        }
+        pond_event_destroy (&event);
+    }
+    pond_sub_destroy (&sub);
+    return NULL;
+}
+
+//  Wait until every subscriber has want events (lat: of the latency
+//  phase), or nothing came for a second. Returns the deliveries.
+static size_t
+s_subscribers_wait (bench_sub_t *subs, int count, size_t want, bool lat)
+{
+    size_t before = (size_t) -1;
+    int64_t progress = s_now_ns ();
+    while (!zsys_interrupted) {
+        size_t sum = 0;
+        bool all = true;
+        for (int s = 0; s < count; s++) {
+            size_t got = __atomic_load_n (lat? &subs [s].lat_received: &subs [s].received,
+                                          __ATOMIC_ACQUIRE);
+            sum += got;
+            if (got < want)
+                all = false;
+        }
+        if (all)
+            return sum;
+        if (sum != before) {
+            before = sum;
+            progress = s_now_ns ();
+        }
+        else
+        if (s_now_ns () - progress > 1000000000)
+            return sum;
+        s_sleep_ms (5);
+    }
+    return before;
+}
+
+static int
+s_scenario_fanout (bench_mesh_t *mesh, bench_options_t *options)
+{
+    static const char *quacked [] = { "QUACKED" };
+    int count = options->subscribers;
+    size_t events = (size_t) options->events;
+    bench_sub_t *subs = calloc ((size_t) count, sizeof (bench_sub_t));
+    pthread_t *threads = calloc ((size_t) count, sizeof (pthread_t));
+    //  Latency phase size is known only after the throughput phase; the
+    //  arrays are made for the most it can be
+    size_t lat_max = 20000;
+    int64_t *sent_at = calloc (lat_max, sizeof (int64_t));
+    int stop = 0, rc = 0, started = 0;
+    if (!subs || !threads || !sent_at) {
+        fprintf (stderr, "pond-bench: out of memory\n");
+        rc = -1;
+    }
+    for (int s = 0; rc == 0 && s < count; s++) {
+        subs [s].endpoint = mesh->eps.pub;
+        subs [s].stop = &stop;
+        subs [s].sent_at = sent_at;
+        subs [s].latency = calloc (lat_max, sizeof (int64_t));
+        if (!subs [s].latency || pthread_create (&threads [s], NULL, s_subscriber_run, &subs [s]))
+            rc = -1;
+        else
+            started++;
+    }
+    //  Every subscriber connected (heartbeats come once a second)
+    for (int waited = 0; rc == 0 && waited < 5000; waited += 10) {
+        int ready = 0;
+        for (int s = 0; s < count; s++)
+            ready += __atomic_load_n (&subs [s].ready, __ATOMIC_ACQUIRE) == 1;
+        if (ready == count)
+            break;
+        if (waited + 10 >= 5000) {
+            fprintf (stderr, "pond-bench: subscribers not connected within 5 s\n");
+            rc = -1;
+        }
+        s_sleep_ms (10);
+    }
+    s_sleep_ms (100);           //  Let subscriptions settle
+
+    bench_proc_t store_before, broker_before, store_after, broker_after;
+    s_proc_sample (mesh->store, &store_before);
+    s_proc_sample (mesh->broker, &broker_before);
+    double cpu_before = s_self_cpu ();
+
+    //  (a) throughput: pipelined producers, every subscriber counts
+    bench_ingest_t load;
+    memset (&load, 0, sizeof load);
+    size_t deliveries = 0;
+    double seconds = 0;
+    if (rc == 0) {
+        bench_run_t run = {
+            .producers = options->producers, .window = options->window, .total = events,
+            .names = quacked, .names_count = 1, .size = options->size
+        };
+        rc = s_ingest_run (mesh, &run, &load);
+        deliveries = s_subscribers_wait (subs, count, events, false);
+        int64_t last = load.end;
+        for (int s = 0; s < count; s++) {
+            int64_t at = __atomic_load_n (&subs [s].last, __ATOMIC_ACQUIRE);
+            if (at > last)
+                last = at;
+        }
+        seconds = (double) (last - load.start) / 1e9;
+    }
+    double cpu_bench = s_self_cpu () - cpu_before;
+    s_proc_sample (mesh->store, &store_after);
+    s_proc_sample (mesh->broker, &broker_after);
+
+    //  (b) latency at 10% of the ingest rate just measured, open loop
+    double ingest_rate = rc == 0 && load.seconds > 0? (double) events / load.seconds: 0;
+    double lat_rate = ingest_rate / 10;
+    size_t lat_events = (size_t) (lat_rate * 2);      //  two seconds' worth
+    if (lat_events < 200)
+        lat_events = 200;
+    if (lat_events > lat_max)
+        lat_events = lat_max;
+    bench_ingest_t lat;
+    memset (&lat, 0, sizeof lat);
+    int64_t *latency = NULL;
+    size_t lat_count = 0;
+    if (rc == 0) {
+        for (int s = 0; s < count; s++)
+            subs [s].lat_events = lat_events;
+        bench_run_t run = {
+            .producers = 1, .rate = lat_rate, .total = lat_events,
+            .index_base = BENCH_LAT_PRODUCER, .names = quacked, .names_count = 1,
+            .size = options->size, .sent_at = sent_at
+        };
+        rc = s_ingest_run (mesh, &run, &lat);
+        s_subscribers_wait (subs, count, lat_events, true);
+        latency = calloc (lat_events * (size_t) count, sizeof (int64_t));
+        for (int s = 0; latency && s < count; s++)
+            for (size_t i = 0; i < lat_events; i++)
+                if (subs [s].latency [i] > 0)
+                    latency [lat_count++] = subs [s].latency [i];
+        if (latency)
+            qsort (latency, lat_count, sizeof (int64_t), s_compare_i64);
+    }
+    __atomic_store_n (&stop, 1, __ATOMIC_RELEASE);
+    for (int s = 0; s < started; s++)
+        pthread_join (threads [s], NULL);
+
+    if (rc == 0)
+        printf ("scenario=fanout subscribers=%d producers=%d window=%d events=%zu "
+                "event_bytes=%.0f ingest_events_per_s=%.0f deliveries=%zu lost=%zu "
+                "seconds=%.3f deliveries_per_s=%.0f lat_rate=%.0f lat_events=%zu "
+                "lat_deliveries=%zu sub_p50_us=%.0f sub_p99_us=%.0f sub_p999_us=%.0f "
+                "ack_p50_us=%.0f ack_p99_us=%.0f store_rss_kb=%ld broker_rss_kb=%ld "
+                "bench_rss_kb=%ld store_cpu_s=%.2f broker_cpu_s=%.2f bench_cpu_s=%.2f\n",
+                count, options->producers, options->window, events, load.bytes_avg,
+                ingest_rate, deliveries, events * (size_t) count - deliveries, seconds,
+                seconds > 0? (double) deliveries / seconds: 0.0, lat_rate, lat_events,
+                lat_count, s_percentile_us (latency, lat_count, 0.50),
+                s_percentile_us (latency, lat_count, 0.99),
+                s_percentile_us (latency, lat_count, 0.999),
+                s_percentile_us (lat.latency, lat.events, 0.50),
+                s_percentile_us (lat.latency, lat.events, 0.99),
+                store_after.hwm_kb, broker_after.hwm_kb, s_self_hwm_kb (),
                 store_after.cpu_s - store_before.cpu_s,
                 broker_after.cpu_s - broker_before.cpu_s, cpu_bench);
+    free (latency);
+    free (load.latency);
+    free (lat.latency);
+    for (int s = 0; subs && s < count; s++)
+        free (subs [s].latency);
+    free (subs);
+    free (threads);
+    free (sent_at);
     return rc;
 }
 
@@ -1111,52 +1658,90 @@ s_usage (FILE *out)
         "Usage: pond-bench SCENARIO [OPTIONS]\n"
         "\n"
         "Starts its own pond-store and pond-broker (from this program's directory)\n"
-        "in a fresh data directory, runs one scenario, prints one line of\n"
-        "key=value results, stops both and removes the directory.\n"
+        "in a fresh data directory (or --data DIR, kept; or uses the running mesh\n"
+        "of --mesh DIR), runs one scenario, prints one line of key=value results,\n"
+        "stops what it started and removes the directory it made.\n"
         "\n"
         "Scenarios:\n"
         "  ingest   P producers publish N ~SIZE-byte QUACKED events, each keeping W\n"
-        "           publishes outstanding (W=1: wait for every ACK). Reports\n"
-        "           ACKed events per second and publish->ACK latency percentiles.\n"
-        "  replay   loads N events (4 names), then times a replay of the whole\n"
-        "           log by seq and a replay of 2 names over half the time range.\n"
+        "           publishes outstanding (W=1: wait for every ACK), or with --rate\n"
+        "           open loop at R events/s. Reports ACKed events per second and\n"
+        "           publish->ACK latency percentiles.\n"
+        "  load     publishes N events (--names, --entities; ts 1 ms apart) fast.\n"
+        "  replay   loads N events (4 names), unless --data holds them already, then\n"
+        "           times a replay of M events by seq and of 2 names over a time\n"
+        "           window holding M of their events; --slow-rate adds a slow reader.\n"
+        "  fanout   S subscribers while P producers (window W) publish N events:\n"
+        "           deliveries/s; then publish->subscriber latency at 10%% load.\n"
         "\n"
         "Options:\n"
-        "  --events N      events in all (default: ingest 5000 with W=1, else\n"
-        "                  50000; replay 300000)\n"
-        "  --producers P   producer threads, one client each (default 1)\n"
-        "  --window W      publishes in flight per producer (default 1)\n"
-        "  --size BYTES    encoded event size, about (default 200)\n"
-        "  --dir DIR       where to make the data directory (default .); use a\n"
-        "                  real disk, not tmpfs, or fsync costs nothing\n"
-        "  --keep          keep the data directory and the processes' logs\n"
-        "  --help          show this text\n");
+        "  --events N        events in all (default: ingest 5000 with W=1, else\n"
+        "                    50000; replay 300000; load 100000; fanout 20000)\n"
+        "  --producers P     producer threads, one client each (default 1)\n"
+        "  --window W        publishes in flight per producer (default 1)\n"
+        "  --rate R          ingest: open loop, R events/s in all, latency counted\n"
+        "                    from each event's scheduled send time\n"
+        "  --size BYTES      encoded event size, about (default 200)\n"
+        "  --range M         replay: events per timed replay (default N / 4)\n"
+        "  --slow-rate R     replay: then read the window at R events/s ...\n"
+        "  --slow-seconds S  ... for S seconds (default 5), sampling RSS\n"
+        "  --subscribers S   fanout: subscriber threads (default 1)\n"
+        "  --entities E      entities the events belong to (default %d)\n"
+        "  --names A,B,...   load: event names, round robin (default QUACKED,\n"
+        "                    BUTTON_CLICKED,LABEL_ADDED,LABEL_REMOVED)\n"
+        "  --dir DIR         where to make the data directory (default .); use a\n"
+        "                    real disk, not tmpfs, or fsync costs nothing\n"
+        "  --data DIR        use (and keep) DIR as the data directory instead\n"
+        "  --mesh DIR        start nothing: use the mesh running in DIR (pond up)\n"
+        "  --keep            keep the data directory and the processes' logs\n"
+        "  --help            show this text\n", BENCH_ENTITIES);
 }
 
 int
 main (int argc, char *argv [])
 {
     bench_options_t options = {
-        .producers = 1, .window = 1, .size = 200, .parent = "."
+        .producers = 1, .window = 1, .size = 200, .parent = ".", .subscribers = 1,
+        .slow_seconds = 5
     };
     static const struct option long_options [] = {
         { "events", required_argument, NULL, 'n' },
         { "producers", required_argument, NULL, 'p' },
         { "window", required_argument, NULL, 'w' },
+        { "rate", required_argument, NULL, 'r' },
         { "size", required_argument, NULL, 's' },
+        { "range", required_argument, NULL, 'R' },
+        { "slow-rate", required_argument, NULL, 'L' },
+        { "slow-seconds", required_argument, NULL, 'S' },
+        { "subscribers", required_argument, NULL, 'u' },
+        { "entities", required_argument, NULL, 'e' },
+        { "names", required_argument, NULL, 'N' },
         { "dir", required_argument, NULL, 'd' },
+        { "data", required_argument, NULL, 'D' },
+        { "mesh", required_argument, NULL, 'm' },
         { "keep", no_argument, NULL, 'k' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
+    char *names_arg = NULL;
+    long entities = BENCH_ENTITIES;
     int option;
     while ((option = getopt_long (argc, argv, "n:p:w:s:d:kh", long_options, NULL)) != -1) {
         switch (option) {
             case 'n': options.events = atol (optarg); break;
             case 'p': options.producers = atoi (optarg); break;
             case 'w': options.window = atoi (optarg); break;
+            case 'r': options.rate = atof (optarg); break;
             case 's': options.size = atoi (optarg); break;
+            case 'R': options.range = atol (optarg); break;
+            case 'L': options.slow_rate = atof (optarg); break;
+            case 'S': options.slow_seconds = atof (optarg); break;
+            case 'u': options.subscribers = atoi (optarg); break;
+            case 'e': entities = atol (optarg); break;
+            case 'N': names_arg = optarg; break;
             case 'd': options.parent = optarg; break;
+            case 'D': options.data = optarg; break;
+            case 'm': options.mesh = optarg; break;
             case 'k': options.keep = true; break;
             case 'h': s_usage (stdout); return 0;
             default:
@@ -1169,32 +1754,59 @@ main (int argc, char *argv [])
         return 2;
     }
     options.scenario = argv [optind];
-    bool ingest = streq (options.scenario, "ingest");
-    if (!ingest && !streq (options.scenario, "replay")) {
+    const char *scenarios [] = { "ingest", "load", "replay", "fanout" };
+    int which = -1;
+    for (int i = 0; i < 4; i++)
+        if (streq (options.scenario, scenarios [i]))
+            which = i;
+    if (which < 0) {
         fprintf (stderr, "pond-bench: unknown scenario '%s'; see pond-bench --help\n",
                  options.scenario);
         return 2;
     }
-    if (options.events == 0)
-        options.events = ingest? (options.window <= 1? 5000: 50000): 300000;
+    if (names_arg) {
+        for (char *name = strtok (names_arg, ","); name; name = strtok (NULL, ","))
+            if (options.names_count < BENCH_MAX_NAMES)
+                options.names [options.names_count++] = name;
+    }
+    else
+        for (size_t i = 0; i < sizeof s_load_names / sizeof s_load_names [0]; i++)
+            options.names [options.names_count++] = s_load_names [i];
+    if (options.events == 0) {
+        long defaults [] = { options.window <= 1 && options.rate <= 0? 5000: 50000,
+                             100000, 300000, 20000 };
+        options.events = defaults [which];
+    }
     if (options.events < 1 || options.events > 100000000
     ||  options.producers < 1 || options.producers > 256
     ||  options.window < 1 || options.window > 4096
-    ||  options.size < 64 || options.size > 60000) {
+    ||  options.size < 64 || options.size > 60000
+    ||  options.rate < 0 || options.slow_rate < 0 || options.slow_seconds <= 0
+    ||  options.subscribers < 1 || options.subscribers > BENCH_MAX_SUBS
+    ||  entities < 1 || entities > 100000000 || options.names_count == 0) {
         fprintf (stderr, "pond-bench: --events 1.., --producers 1..256, --window 1..4096, "
-                 "--size 64..60000\n");
+                 "--size 64..60000, --subscribers 1..%d, --entities 1..\n", BENCH_MAX_SUBS);
         return 2;
     }
-    if (options.events < BENCH_LOAD_PRODUCERS && !ingest)
+    if (options.mesh && which != 0 && which != 1) {
+        fprintf (stderr, "pond-bench: --mesh works with ingest and load only\n");
+        return 2;
+    }
+    s_entities = (size_t) entities;
+    if (options.events < BENCH_LOAD_PRODUCERS && which == 2)
         options.events = BENCH_LOAD_PRODUCERS;
 
     //  SIGINT/SIGTERM set zsys_interrupted; every wait below checks it
     zsys_init ();
     zsys_set_logident ("pond-bench");
-    bench_mesh_t *mesh = s_mesh_new (options.parent, options.keep);
+    bench_mesh_t *mesh = options.mesh? s_mesh_attach (options.mesh)
+                                     : s_mesh_new (options.parent, options.data, options.keep);
     if (!mesh)
         return 1;
-    int rc = ingest? s_scenario_ingest (mesh, &options): s_scenario_replay (mesh, &options);
+    int rc = which == 0? s_scenario_ingest (mesh, &options)
+           : which == 1? s_scenario_load (mesh, &options)
+           : which == 2? s_scenario_replay (mesh, &options)
+           : s_scenario_fanout (mesh, &options);
     fflush (stdout);
     s_mesh_destroy (&mesh);
     if (zsys_interrupted)
