@@ -31,6 +31,8 @@
 #define DOC_PREFIX      'd'
 #define POSITION_KEY    "p"
 #define TOMBSTONE       ""
+#define VIEW_MEMTABLE_MB    8       //  per memtable, two at most
+#define VIEW_CACHE_MB       8       //  block cache
 
 struct _pond_view_t {
     char *path;
@@ -75,6 +77,19 @@ s_options_new (void)
     rocksdb_options_t *options = rocksdb_options_create ();
     rocksdb_options_set_create_if_missing (options, 1);
     rocksdb_options_set_max_open_files (options, 256);
+    //  A view is small (a document per entity) but rewritten at every
+    //  event: RocksDB's defaults (64 MiB memtables, two of them) would let
+    //  an actor grow past 150 MiB in a catch-up. VIEW_MEMTABLE_MB per
+    //  memtable and a VIEW_CACHE_MB block cache keep it flat.
+    rocksdb_options_set_write_buffer_size (options, VIEW_MEMTABLE_MB * 1024 * 1024);
+    rocksdb_options_set_max_write_buffer_number (options, 2);
+    rocksdb_block_based_table_options_t *table = rocksdb_block_based_options_create ();
+    rocksdb_cache_t *cache = rocksdb_cache_create_lru (VIEW_CACHE_MB * 1024 * 1024);
+    rocksdb_block_based_options_set_block_cache (table, cache);
+    rocksdb_options_set_block_based_table_factory (options, table);
+    //  The options hold their own references to both
+    rocksdb_cache_destroy (cache);
+    rocksdb_block_based_options_destroy (table);
     return options;
 }
 
