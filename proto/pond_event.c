@@ -571,10 +571,13 @@ s_decode_object (pond_event_t *self, const msgpack_object *root, char *err, size
     return 0;
 }
 
-pond_event_t *
-pond_event_decode (const uint8_t *data, size_t size, char *err, size_t errlen)
+//  Decode the first event of data; its size in *used_p. With exact, data
+//  must hold that one event and nothing after it.
+static pond_event_t *
+s_decode (const uint8_t *data, size_t size, bool exact, size_t *used_p,
+          char *err, size_t errlen)
 {
-    if (size > POND_EVENT_MAX_SIZE) {
+    if (exact && size > POND_EVENT_MAX_SIZE) {
         snprintf (err, errlen, "event is %zu bytes; the limit is %d", size, POND_EVENT_MAX_SIZE);
         return NULL;
     }
@@ -582,10 +585,16 @@ pond_event_decode (const uint8_t *data, size_t size, char *err, size_t errlen)
     //  The envelope is one level; data and meta nest up to 16 inside it
     if (pond_value_check_depth (data, size, POND_VALUE_MAX_DEPTH + 1, &used, err, errlen))
         return NULL;
-    if (used != size) {
+    if (exact && used != size) {
         snprintf (err, errlen, "%zu trailing bytes after the event map", size - used);
         return NULL;
     }
+    if (used > POND_EVENT_MAX_SIZE) {
+        snprintf (err, errlen, "event is %zu bytes; the limit is %d", used, POND_EVENT_MAX_SIZE);
+        return NULL;
+    }
+    *used_p = used;
+    size = used;
     pond_event_t *self = (pond_event_t *) zmalloc (sizeof (pond_event_t));
     if (!self) {
         snprintf (err, errlen, "out of memory");
@@ -602,6 +611,20 @@ pond_event_decode (const uint8_t *data, size_t size, char *err, size_t errlen)
     if (rc)
         pond_event_destroy (&self);
     return self;
+}
+
+pond_event_t *
+pond_event_decode (const uint8_t *data, size_t size, char *err, size_t errlen)
+{
+    size_t used;
+    return s_decode (data, size, true, &used, err, errlen);
+}
+
+pond_event_t *
+pond_event_decode_next (const uint8_t *data, size_t size, size_t *used_p,
+                        char *err, size_t errlen)
+{
+    return s_decode (data, size, false, used_p, err, errlen);
 }
 
 //  ---------------------------------------------------------------------

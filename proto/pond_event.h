@@ -110,6 +110,14 @@ uint8_t *
 pond_event_t *
     pond_event_decode (const uint8_t *data, size_t size, char *err, size_t errlen);
 
+//  Decode and fully validate the first event of a msgpack stream (events
+//  back to back, as in a packed CHUNK); its size goes to *used_p. Returns
+//  NULL with the reason in err as pond_event_decode does.
+//  Caller owns return value and must destroy it.
+pond_event_t *
+    pond_event_decode_next (const uint8_t *data, size_t size, size_t *used_p,
+                            char *err, size_t errlen);
+
 //  Render as one line of JSON (no newline). Caller owns the string and
 //  must free it. Returns NULL only if memory runs out.
 char *

@@ -281,6 +281,7 @@ s_pond_replay_req_fields (pond_replay_req_t *msg, field_t *fields)
         FIELD ("limit", F_UINT64, &msg->limit, false),
         FIELD ("credit", F_UINT32, &msg->credit, true),
         { "order", F_STR, msg->order, sizeof msg->order, 0, NULL, NULL, false },
+        FIELD ("pack", F_BOOL, &msg->pack, false),
     };
     memcpy (fields, table, sizeof table);
     return COUNT (table);

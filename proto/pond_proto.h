@@ -91,6 +91,8 @@ typedef struct {
     uint32_t credit;            //  chunks the reader can take now (1..1024)
     char order [8];             //  with names: "time" (default) or "seq": the
                                 //  log in [from_seq, to_seq) filtered by names
+    bool pack;                  //  each CHUNK carries its events in one frame,
+                                //  back to back (a msgpack stream)
 } pond_replay_req_t;
 
 //  CHUNK header / CREDIT / CANCEL: rid plus a count (chunks granted)

@@ -2,9 +2,17 @@
 
     Names mode merges up to POND_REPLAY_MAX_NAMES by_name iterators: each
     key ends with ts and seq as big-endian numbers, so comparing those 16
-    bytes orders events by (ts, seq) whatever the name. An iterator is
-    advanced only once its event is in the message, so an event that does
-    not fit a chunk is simply the first of the next one.
+    bytes orders events by (ts, seq) whatever the name. by_name covers:
+    the event is the entry's value, so a window is one Seek per name and
+    then Nexts. Entity mode (and by_name entries of stores made before it
+    covered, with an empty value) reads each event by seeking one log
+    iterator, which mostly moves forward inside the block it holds, never
+    with a point Get (which, without the block cache, read and decompressed
+    a whole block per event: the main cost of a replay by names before by_name
+    covered). Log mode
+    filtered by names peeks at each event's name without decoding it. An
+    iterator is advanced only once its event is in the message, so an
+    event that does not fit a chunk is simply the first of the next one.
 */
 #include "pond_replay.h"
 #include "pond_store_internal.h"
@@ -25,7 +33,8 @@ typedef struct {
 struct _pond_replay_t {
     pond_store_t *store;
     const rocksdb_snapshot_t *snapshot;
-    rocksdb_readoptions_t *get_options;     //  point reads of the log in the snapshot
+    s_cursor_t log;                         //  reads of the log by seq (entity mode,
+                                            //  and by_name entries of old stores)
     replay_mode_t mode;
     s_cursor_t cursors [POND_REPLAY_MAX_NAMES];
     size_t ncursors;
@@ -35,6 +44,9 @@ struct _pond_replay_t {
     //  Log mode filtered by names (order "seq"): names wanted, else all
     char names [POND_REPLAY_MAX_NAMES][POND_NAME_MAX + 1];
     size_t names_count;
+    bool pack;                              //  one frame per fill, events back to back
+    uint8_t *packed;                        //  that frame being built (kept for reuse)
+    size_t packed_max;
     char *error;
 };
 
@@ -59,7 +71,8 @@ s_cursor_open (pond_replay_t *self, s_cursor_t *cursor, pond_store_cf_t cf,
                                              pond_store_cf (self->store, cf));
     if (!cursor->it)
         return -1;
-    rocksdb_iter_seek (cursor->it, (const char *) start, start_size);
+    if (start)
+        rocksdb_iter_seek (cursor->it, (const char *) start, start_size);
     cursor->prefix = prefix;
     return 0;
 }
@@ -92,12 +105,10 @@ pond_replay_new (pond_store_t *store, const pond_replay_req_t *request)
         return NULL;
     self->store = store;
     self->limit = request->limit;
+    self->pack = request->pack;
     //  The store is single-threaded: head and snapshot describe one moment
     self->head = pond_store_head (store);
     self->snapshot = rocksdb_create_snapshot (pond_store_db (store));
-    self->get_options = rocksdb_readoptions_create ();
-    rocksdb_readoptions_set_snapshot (self->get_options, self->snapshot);
-    rocksdb_readoptions_set_fill_cache (self->get_options, 0);
 
     uint8_t start [KEY_MAX], bound [KEY_MAX];
     int rc = 0;
@@ -152,11 +163,14 @@ pond_replay_destroy (pond_replay_t **self_p)
             if (self->cursors [i].options)
                 rocksdb_readoptions_destroy (self->cursors [i].options);
         }
-        if (self->get_options)
-            rocksdb_readoptions_destroy (self->get_options);
+        if (self->log.it)
+            rocksdb_iter_destroy (self->log.it);
+        if (self->log.options)
+            rocksdb_readoptions_destroy (self->log.options);
         if (self->snapshot)
             rocksdb_release_snapshot (pond_store_db (self->store), self->snapshot);
         free (self->error);
+        free (self->packed);
         free (self);
         *self_p = NULL;
     }
@@ -204,23 +218,153 @@ s_next_cursor (pond_replay_t *self)
     return best;
 }
 
+//  Skip one msgpack value of a simple type (uint, str, bin) at data [*at];
+//  returns -1 for any other type or if it does not fit.
+static int
+s_skip_simple (const uint8_t *data, size_t size, size_t *at)
+{
+    if (*at >= size)
+        return -1;
+    uint8_t type = data [*at];
+    size_t head = 1, len = 0;
+    if (type <= 0x7f)
+        ;                                           //  positive fixint
+    else
+    if (type >= 0xa0 && type <= 0xbf)
+        len = type & 0x1f;                          //  fixstr
+    else
+    if (type >= 0xcc && type <= 0xcf)
+        len = (size_t) 1 << (type - 0xcc);          //  uint 8..64
+    else
+    if (type == 0xc4 || type == 0xd9) {             //  bin 8, str 8
+        if (*at + 2 > size)
+            return -1;
+        head = 2;
+        len = data [*at + 1];
+    }
+    else
+    if (type == 0xc5 || type == 0xda) {             //  bin 16, str 16
+        if (*at + 3 > size)
+            return -1;
+        head = 3;
+        len = ((size_t) data [*at + 1] << 8) | data [*at + 2];
+    }
+    else
+        return -1;
+    if (len > size - *at - head)
+        return -1;
+    *at += head + len;
+    return 0;
+}
+
+//  The name of a stored event without decoding it: the store encodes
+//  every event as a map with id and name before any nested value, so a
+//  short walk over simple values finds it. Returns 0 with the name in
+//  name_p / len_p, or -1 if the walk cannot tell (then decode it).
+static int
+s_peek_name (const uint8_t *data, size_t size, const char **name_p, size_t *len_p)
+{
+    size_t at = 1, pairs;
+    if (size == 0)
+        return -1;
+    if (data [0] >= 0x80 && data [0] <= 0x8f)
+        pairs = data [0] & 0x0f;
+    else
+        return -1;
+    for (size_t pair = 0; pair < pairs; pair++) {
+        if (at >= size || data [at] < 0xa0 || data [at] > 0xbf)
+            return -1;                              //  keys are short fixstr
+        size_t klen = data [at] & 0x1f;
+        const uint8_t *key = data + at + 1;
+        if (klen > size - at - 1)
+            return -1;
+        at += 1 + klen;
+        if (klen == 4 && memcmp (key, "name", 4) == 0) {
+            size_t value = at;
+            if (s_skip_simple (data, size, &at))
+                return -1;
+            uint8_t type = data [value];
+            if (type >= 0xa0 && type <= 0xbf) {
+                *name_p = (const char *) data + value + 1;
+                *len_p = type & 0x1f;
+            }
+            else
+            if (type == 0xd9) {
+                *name_p = (const char *) data + value + 2;
+                *len_p = data [value + 1];
+            }
+            else
+                return -1;
+            return 0;
+        }
+        if (s_skip_simple (data, size, &at))
+            return -1;
+    }
+    return -1;
+}
+
 //  Log mode with a names filter: is this stored event one of them?
 static bool
 s_wanted (pond_replay_t *self, const char *value, size_t vlen)
 {
     if (self->names_count == 0)
         return true;
-    char err [POND_ERR_SIZE];
-    pond_event_t *event = pond_event_decode ((const uint8_t *) value, vlen, err, sizeof err);
-    if (!event) {
-        s_fail (self, "unreadable event in the log: %s", err);
-        return false;
+    const char *name;
+    size_t len;
+    char text [POND_NAME_MAX + 1];
+    pond_event_t *event = NULL;
+    if (s_peek_name ((const uint8_t *) value, vlen, &name, &len) || len > POND_NAME_MAX) {
+        char err [POND_ERR_SIZE];
+        event = pond_event_decode ((const uint8_t *) value, vlen, err, sizeof err);
+        if (!event) {
+            s_fail (self, "unreadable event in the log: %s", err);
+            return false;
+        }
+        name = pond_event_name (event);
+        len = strlen (name);
     }
+    memcpy (text, name, len);
+    text [len] = 0;
     bool wanted = false;
     for (size_t i = 0; i < self->names_count && !wanted; i++)
-        wanted = streq (self->names [i], pond_event_name (event));
+        wanted = streq (self->names [i], text);
     pond_event_destroy (&event);
     return wanted;
+}
+
+//  The stored event at seq, from the log iterator of the snapshot. The
+//  seqs of one index are ascending, so each Seek mostly lands in the data
+//  block the iterator already holds (a point Get without the block cache
+//  read and decompressed that block again for every event); the merge of
+//  old by_name entries may seek back, which is only slower. Returns 0 with
+//  value/vlen pointing into the iterator (valid until it moves), or -1
+//  after s_fail.
+static int
+s_log_read (pond_replay_t *self, uint64_t seq, const char **value_p, size_t *vlen_p)
+{
+    if (!self->log.it
+    &&  s_cursor_open (self, &self->log, POND_CF_LOG, NULL, 0, NULL, 0, 0)) {
+        s_fail (self, "out of memory");
+        return -1;
+    }
+    uint8_t key [8];
+    pond_put_be64 (key, seq);
+    size_t klen = 0;
+    const char *at = rocksdb_iter_valid (self->log.it)
+                   ? rocksdb_iter_key (self->log.it, &klen): NULL;
+    if (!at || klen != 8 || memcmp (at, key, 8) != 0) {
+        rocksdb_iter_seek (self->log.it, (const char *) key, 8);
+        at = rocksdb_iter_valid (self->log.it)? rocksdb_iter_key (self->log.it, &klen): NULL;
+    }
+    if (!at || klen != 8 || memcmp (at, key, 8) != 0) {
+        char *err = NULL;
+        rocksdb_iter_get_error (self->log.it, &err);
+        s_fail (self, "cannot read event %" PRIu64 ": %s", seq, err? err: "missing from the log");
+        rocksdb_free (err);
+        return -1;
+    }
+    *value_p = rocksdb_iter_value (self->log.it, vlen_p);
+    return 0;
 }
 
 //  An iterator that stopped: was it the end, or an error?
@@ -235,6 +379,42 @@ s_check_errors (pond_replay_t *self)
             rocksdb_free (err);
         }
     }
+    char *err = NULL;
+    if (self->log.it)
+        rocksdb_iter_get_error (self->log.it, &err);
+    if (err) {
+        s_fail (self, "cannot read the log: %s", err);
+        rocksdb_free (err);
+    }
+}
+
+//  Put one event into msg: its own frame, or (pack) at offset at of the
+//  frame being built. Returns 0, or -1 after s_fail.
+static int
+s_add_event (pond_replay_t *self, zmsg_t *msg, size_t at, const char *value, size_t vlen)
+{
+    if (!self->pack) {
+        if (zmsg_addmem (msg, value, vlen) == 0)
+            return 0;
+    }
+    else {
+        if (at + vlen > self->packed_max) {
+            size_t max = self->packed_max? self->packed_max: 64 * 1024;
+            while (max < at + vlen)
+                max *= 2;
+            uint8_t *bigger = (uint8_t *) realloc (self->packed, max);
+            if (bigger) {
+                self->packed = bigger;
+                self->packed_max = max;
+            }
+        }
+        if (at + vlen <= self->packed_max) {
+            memcpy (self->packed + at, value, vlen);
+            return 0;
+        }
+    }
+    s_fail (self, "out of memory");
+    return -1;
 }
 
 int
@@ -252,9 +432,8 @@ pond_replay_fill (pond_replay_t *self, zmsg_t *msg, size_t max_events, size_t ma
             break;
         const char *value;
         size_t vlen;
-        rocksdb_pinnableslice_t *pinned = NULL;
+        value = rocksdb_iter_value (cursor->it, &vlen);
         if (self->mode == MODE_LOG) {
-            value = rocksdb_iter_value (cursor->it, &vlen);
             if (!s_wanted (self, value, vlen)) {
                 if (self->error || ++skipped > SKIP_MAX)
                     break;
@@ -262,41 +441,33 @@ pond_replay_fill (pond_replay_t *self, zmsg_t *msg, size_t max_events, size_t ma
                 continue;
             }
         }
-        else {
-            //  Index entry: the seq is the key's last 8 bytes
+        else
+        if (self->mode == MODE_ENTITY || vlen == 0) {
+            //  Index entry without the event (by_entity, or by_name of a
+            //  store made before by_name covered): the seq ends the key
             size_t klen;
             const char *key = rocksdb_iter_key (cursor->it, &klen);
             if (klen < cursor->prefix + 8) {
                 s_fail (self, "index key of %zu bytes; the store is damaged", klen);
                 break;
             }
-            char *err = NULL;
-            pinned = rocksdb_get_pinned_cf (pond_store_db (self->store), self->get_options,
-                                            pond_store_cf (self->store, POND_CF_LOG),
-                                            key + klen - 8, 8, &err);
-            if (err || !pinned) {
-                uint64_t seq = pond_get_be64 ((const uint8_t *) key + klen - 8);
-                s_fail (self, "cannot read event %" PRIu64 ": %s", seq,
-                        err? err: "missing from the log");
-                rocksdb_free (err);
+            if (s_log_read (self, pond_get_be64 ((const uint8_t *) key + klen - 8),
+                            &value, &vlen))
                 break;
-            }
-            value = rocksdb_pinnableslice_value (pinned, &vlen);
         }
-        if (added > 0 && bytes + vlen > max_bytes) {
-            rocksdb_pinnableslice_destroy (pinned);
+        if (added > 0 && bytes + vlen > max_bytes)
             break;                  //  first event of the next fill
-        }
-        int rc = zmsg_addmem (msg, value, vlen);
-        rocksdb_pinnableslice_destroy (pinned);
-        if (rc) {
-            s_fail (self, "out of memory");
+        if (s_add_event (self, msg, bytes, value, vlen))
             break;
-        }
         rocksdb_iter_next (cursor->it);
         bytes += vlen;
         added++;
         self->count++;
+    }
+    if (self->pack && added > 0 && zmsg_addmem (msg, self->packed, bytes)) {
+        s_fail (self, "out of memory");
+        self->count -= (uint64_t) added;        //  nothing of this fill went out
+        added = 0;
     }
     s_check_errors (self);
     if (self->error && added == 0)

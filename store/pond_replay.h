@@ -33,7 +33,8 @@ pond_replay_t *
 void
     pond_replay_destroy (pond_replay_t **self_p);
 
-//  Append the next stored events to msg, one frame each: at most
+//  Append the next stored events to msg, one frame each (or, if the
+//  request asked to pack, all in one frame, back to back): at most
 //  max_events, and no more than max_bytes of events (but always at least
 //  one event, so that a large event cannot stall the replay). Returns the
 //  number of events appended. 0 means finished, except in log mode with a

@@ -93,12 +93,27 @@ s_cf_options (pond_store_t *self, pond_store_cf_t which)
     rocksdb_block_based_table_options_t *table = rocksdb_block_based_options_create ();
     rocksdb_block_based_options_set_block_cache (table, self->cache);
     rocksdb_block_based_options_set_format_version (table, 5);
+    if (which == POND_CF_LOG || which == POND_CF_BY_NAME) {
+        //  Both hold whole events and are read by long scans: larger
+        //  blocks mean fewer block reads, and LZ4 decompresses about
+        //  twice as fast as the default Snappy (profiled: decompression
+        //  was the largest single cost of a scan)
+        rocksdb_block_based_options_set_block_size (table, 16 * 1024);
+        rocksdb_options_set_compression (options, rocksdb_lz4_compression);
+    }
     if (which == POND_CF_BY_ID || which == POND_CF_LOG) {
         //  Point lookups: every append asks by_id about every id, and
         //  most of them are new, so a bloom filter saves a disk read each
         rocksdb_block_based_options_set_filter_policy (
             table, rocksdb_filterpolicy_create_bloom_full (10));
         rocksdb_block_based_options_set_whole_key_filtering (table, 1);
+    }
+    if (which == POND_CF_BY_ID) {
+        //  The ids asked about are mostly new and the recent ones sit in
+        //  the memtable: a memtable bloom filter answers "not there"
+        //  without a skiplist search (profiled: ~8% of the store's CPU)
+        rocksdb_options_set_memtable_prefix_bloom_size_ratio (options, 0.05);
+        rocksdb_options_set_memtable_whole_key_filtering (options, 1);
     }
     rocksdb_options_set_block_based_table_factory (options, table);
     rocksdb_block_based_options_destroy (table);
@@ -308,8 +323,10 @@ s_batch_event (pond_store_t *self, rocksdb_writebatch_t *batch, pond_event_t *ev
                                (const char *) stored, size);
     uint8_t key [POND_ENTITY_MAX + 1 + 16];
     size_t klen = s_index_key (key, pond_event_name (event), pond_event_ts (event), &seq);
+    //  Covering: a replay by names reads the event right from its index
+    //  entry (one Seek, then Nexts), never a point lookup in the log
     rocksdb_writebatch_put_cf (batch, self->cf [POND_CF_BY_NAME], (const char *) key, klen,
-                               "", 0);
+                               (const char *) stored, size);
     klen = s_index_key (key, pond_event_entity (event), seq, NULL);
     rocksdb_writebatch_put_cf (batch, self->cf [POND_CF_BY_ENTITY], (const char *) key, klen,
                                "", 0);

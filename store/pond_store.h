@@ -10,7 +10,11 @@
     Column families:
         default     meta: "count/NAME" -> events of that name (BE64)
         log         seq (BE64) -> the stored event (encoded, with seq)
-        by_name     NAME 0x00 ts (BE64) seq (BE64) -> empty
+        by_name     NAME 0x00 ts (BE64) seq (BE64) -> the stored event (a
+                    covering index: a window by names is one Seek per name
+                    and then Nexts, with the event right in the entry; an
+                    empty value, as stores made before wrote, means "read
+                    it from log", which replays still do)
         by_id       id (16 bytes) -> seq (BE64)
         by_entity   ENTITY 0x00 seq (BE64) -> empty
 

@@ -19,6 +19,7 @@
 #include "pond_alexa_view.h"
 #include "pond_badge_granter.h"
 #include "pond_badge_rules.h"
+#include "pond_client.h"
 #include "pond_harness.h"
 #include "pond_mobile_view.h"
 #include "pond_quack_counter.h"
@@ -464,7 +465,7 @@ Test (badge_rules, the_design_example)
 
 //  What the granter emitted, kept in order (copies)
 typedef struct {
-    pond_event_t *events [256];
+    pond_event_t *events [2048];
     size_t count;
     bool fail;                      //  make the next emit fail
 } emitted_t;
@@ -475,7 +476,7 @@ s_capture (void *arg, const pond_event_t *event)
     emitted_t *emitted = (emitted_t *) arg;
     if (emitted->fail)
         return -1;
-    cr_assert_lt (emitted->count, 256);
+    cr_assert_lt (emitted->count, 2048);
     emitted->events [emitted->count++] = pond_event_dup (event);
     return 0;
 }
@@ -866,6 +867,109 @@ Test (badge_granter, recompute_the_design_example, .init = s_setup, .fini = s_te
     pond_badge_granter_destroy (&granter);
 }
 
+Test (badge_granter, an_older_change_does_not_cancel_a_newer_one, .init = s_setup,
+      .fini = s_teardown)
+{
+    //  v2 grants Grand; before the log shows that grant, v1 removes it;
+    //  then the grant arrives, then v2 again runs before the removal
+    //  arrives. The grant must not make the granter forget the removal
+    //  on its way: v2 must grant Grand once more, or once the removal
+    //  arrives the customer lacks a badge v2 gives
+    emitted_t emitted = { .count = 0 };
+    quacks_t quacks = { .count = 0 };
+    pond_actor_spec_t spec;
+    pond_badge_granter_t *granter = s_granter (&spec, &emitted, &quacks);
+    for (int index = 0; index < 50; index++)
+        s_quack (&spec, &quacks, "c", 1000 + (uint64_t) index);
+    s_deliver (&spec, &emitted);
+    const char *v1 = "{\"version\":\"v1\",\"badges\":[{\"name\":\"Junior\",\"at\":10},"
+                     "{\"name\":\"Master\",\"at\":20}]}";
+
+    char *result = spec.command (NULL, s_view, "recompute", s_v2, spec.state);
+    cr_assert_not_null (result);
+    free (result);
+    cr_assert_eq (emitted.count, 2);            //  rules, GRANTED Grand
+    cr_assert_str_eq (pond_event_name (emitted.events [1]), "BADGE_GRANTED");
+    emitted_t first = emitted;                  //  held back: not in the log yet
+    emitted.count = 0;
+
+    result = spec.command (NULL, s_view, "recompute", v1, spec.state);
+    cr_assert_not_null (result);
+    free (result);
+    cr_assert_eq (emitted.count, 2);            //  rules, REMOVED Grand
+    cr_assert_str_eq (pond_event_name (emitted.events [1]), "BADGE_REMOVED");
+
+    //  The log shows v2's events only
+    s_deliver (&spec, &first);
+    result = spec.command (NULL, s_view, "recompute", s_v2, spec.state);
+    cr_assert_not_null (result);
+    cJSON *tree = cJSON_Parse (result);
+    char *granted = cJSON_PrintUnformatted (cJSON_GetObjectItem (tree, "granted"));
+    cr_assert_str_eq (granted, "[{\"customer\":\"c\",\"badge\":\"Grand\"}]", "%s", result);
+    //  Where the time went is reported
+    cr_assert (cJSON_IsNumber (cJSON_GetObjectItem (tree, "count_seconds")), "%s", result);
+    cr_assert (cJSON_IsNumber (cJSON_GetObjectItem (tree, "plan_seconds")), "%s", result);
+    cr_assert (cJSON_IsNumber (cJSON_GetObjectItem (tree, "emit_seconds")), "%s", result);
+    free (granted);
+    cJSON_Delete (tree);
+    free (result);
+
+    //  Everything arrives: Grand is held, as v2 says
+    s_deliver (&spec, &emitted);
+    char *text = s_query (&spec, "c", NULL);
+    cr_assert_not_null (strstr (text, "\"Grand\""), "%s", text);
+    free (text);
+    //  And nothing is left to do
+    result = spec.command (NULL, s_view, "recompute", s_v2, spec.state);
+    tree = cJSON_Parse (result);
+    cr_assert_eq (cJSON_GetArraySize (cJSON_GetObjectItem (tree, "granted")), 0, "%s", result);
+    cr_assert_eq (cJSON_GetArraySize (cJSON_GetObjectItem (tree, "removed")), 0, "%s", result);
+    cJSON_Delete (tree);
+    free (result);
+    s_emitted_clear (&emitted);
+    s_quacks_clear (&quacks);
+    pond_badge_granter_destroy (&granter);
+}
+
+Test (badge_granter, recompute_emits_many_changes_in_batches, .init = s_setup,
+      .fini = s_teardown)
+{
+    //  More changes than one emit batch (1024): all emitted, in plan
+    //  order, each once; a failing write point stops with an error
+    emitted_t *emitted = calloc (1, sizeof (emitted_t));
+    cr_assert_not_null (emitted);
+    quacks_t quacks = { .count = 0 };
+    pond_actor_spec_t spec;
+    pond_badge_granter_t *granter = s_granter (&spec, emitted, &quacks);
+    //  The view knows 1500 customers holding a badge no rules have
+    for (int index = 0; index < 1500; index++) {
+        char customer [32];
+        snprintf (customer, sizeof customer, "c%04d", index);
+        cr_assert_eq (s_apply (&spec, "BADGE_GRANTED", customer, 1000, "{\"badge\":\"Gold\"}"), 0);
+    }
+    char *result = spec.command (NULL, s_view, "recompute", s_v2, spec.state);
+    cr_assert_not_null (result);
+    cJSON *tree = cJSON_Parse (result);
+    uint64_t value = 0;
+    cr_assert_eq (pond_actors_uint (tree, "removed_count", &value), 0);
+    cr_assert_eq (value, 1500);
+    cr_assert_eq (cJSON_GetArraySize (cJSON_GetObjectItem (tree, "removed")),
+                  POND_BADGE_LIST_MAX);
+    cJSON_Delete (tree);
+    free (result);
+    cr_assert_eq (emitted->count, 1501);
+    for (size_t index = 1; index < emitted->count; index++) {
+        char customer [32];
+        snprintf (customer, sizeof customer, "c%04zu", index - 1);
+        cr_assert_str_eq (pond_event_entity (emitted->events [index]), customer);
+        cr_assert_str_eq (pond_event_name (emitted->events [index]), "BADGE_REMOVED");
+    }
+    s_emitted_clear (emitted);
+    free (emitted);
+    s_quacks_clear (&quacks);
+    pond_badge_granter_destroy (&granter);
+}
+
 Test (badge_granter, recompute_grants_and_removes_unknown_badges, .init = s_setup,
       .fini = s_teardown)
 {
@@ -947,6 +1051,165 @@ Test (badge_granter, works_without_state, .init = s_setup, .fini = s_teardown)
     cr_assert_not_null (cJSON_GetObjectItem (cJSON_GetObjectItem (doc, "granting"), "Junior"));
     cJSON_Delete (doc);
     cr_assert_null (spec.command (NULL, s_view, "recompute", s_v2, NULL));
+}
+
+//  ---------------------------------------------------------------------
+//  The replay reader every actor catches up with (pond_replay_* of
+//  pond_client.c), against a fake control socket in this thread
+
+//  Encoded event number seq, QUACKED for cust-1
+static zframe_t *
+s_stored (uint64_t seq, zframe_t *append_to)
+{
+    pond_event_t *event = pond_event_new ("QUACKED", "cust-1");
+    pond_event_set_ts (event, 1000 + seq);
+    pond_event_set_seq (event, seq);
+    char err [POND_ERR_SIZE];
+    size_t size;
+    uint8_t *bytes = pond_event_encode (event, &size, err, sizeof err);
+    cr_assert_not_null (bytes, "%s", err);
+    pond_event_destroy (&event);
+    zframe_t *frame = append_to;
+    if (!frame)
+        frame = zframe_new (bytes, size);
+    else {
+        size_t old = zframe_size (frame);
+        zframe_t *bigger = zframe_new (NULL, old + size);
+        memcpy (zframe_data (bigger), zframe_data (frame), old);
+        memcpy (zframe_data (bigger) + old, bytes, size);
+        zframe_destroy (&frame);
+        frame = bigger;
+    }
+    free (bytes);
+    return frame;
+}
+
+//  Start a replay on a fake control socket; returns the reader's identity
+static zframe_t *
+s_fake_replay (zsock_t *control, const char *endpoint, pond_replay_t **replay_p,
+               uint64_t *rid_p)
+{
+    pond_replay_req_t request = { .from_seq = 1 };
+    *replay_p = pond_replay_new (endpoint, &request);
+    cr_assert_not_null (*replay_p);
+    zmsg_t *msg = zmsg_recv (control);
+    cr_assert_not_null (msg);
+    zframe_t *identity = zmsg_pop (msg);
+    cr_assert (pond_proto_is (zmsg_first (msg), POND_REPLAY));
+    pond_replay_req_t got;
+    char err [POND_ERR_SIZE];
+    cr_assert_eq (pond_replay_req_decode (zmsg_next (msg), &got, err, sizeof err), 0, "%s", err);
+    cr_assert (got.pack, "the reader asks for packed chunks");
+    *rid_p = got.rid;
+    zmsg_destroy (&msg);
+    return identity;
+}
+
+static void
+s_fake_send (zsock_t *control, zframe_t *identity, const char *command, zframe_t *body,
+             zframe_t **events, size_t count)
+{
+    zmsg_t *msg = zmsg_new ();
+    zmsg_append (msg, &(zframe_t *) { zframe_dup (identity) });
+    zmsg_addstr (msg, command);
+    zmsg_append (msg, &body);
+    for (size_t i = 0; i < count; i++)
+        zmsg_append (msg, &events [i]);
+    cr_assert_eq (zmsg_send (&msg, control), 0);
+}
+
+Test (replay_reader, packed_and_unpacked_chunks)
+{
+    char *dir = pond_harness_tempdir ();
+    char endpoint [512];
+    snprintf (endpoint, sizeof endpoint, "ipc://%s/control.ipc", dir);
+    zsock_t *control = zsock_new_router (endpoint);
+    cr_assert_not_null (control);
+    pond_replay_t *replay;
+    uint64_t rid;
+    zframe_t *identity = s_fake_replay (control, endpoint, &replay, &rid);
+
+    //  A packed CHUNK (events 1..3 in one frame), an unpacked one (4, 5)
+    pond_credit_t header = { .rid = rid, .chunks = 7 };
+    zframe_t *packed = NULL;
+    for (uint64_t seq = 1; seq <= 3; seq++)
+        packed = s_stored (seq, packed);
+    s_fake_send (control, identity, POND_CHUNK, pond_credit_encode (&header), &packed, 1);
+    zframe_t *plain [2] = { s_stored (4, NULL), s_stored (5, NULL) };
+    s_fake_send (control, identity, POND_CHUNK, pond_credit_encode (&header), plain, 2);
+    pond_end_t end = { .rid = rid, .count = 5, .head = 5, .code = POND_CODE_OK };
+    s_fake_send (control, identity, POND_END, pond_end_encode (&end), NULL, 0);
+
+    for (uint64_t seq = 1; seq <= 5; seq++) {
+        pond_event_t *event = pond_replay_next (replay, 5000);
+        cr_assert_not_null (event, "event %lu: %s", (unsigned long) seq,
+                            pond_replay_reason (replay));
+        cr_assert_eq (pond_event_seq (event), seq);
+        pond_event_destroy (&event);
+    }
+    cr_assert_null (pond_replay_next (replay, 5000));
+    cr_assert_eq (pond_replay_code (replay), POND_CODE_OK, "%s", pond_replay_reason (replay));
+    cr_assert_eq (pond_replay_count (replay), 5);
+    cr_assert_eq (pond_replay_head (replay), 5);
+    //  One CREDIT per chunk taken
+    for (int chunk = 0; chunk < 2; chunk++) {
+        zmsg_t *msg = zmsg_recv (control);
+        cr_assert_not_null (msg);
+        zmsg_first (msg);                   //  the reader's identity
+        cr_assert (pond_proto_is (zmsg_next (msg), POND_CREDIT));
+        zmsg_destroy (&msg);
+    }
+    pond_replay_destroy (&replay);
+    zframe_destroy (&identity);
+    zsock_destroy (&control);
+    pond_harness_rmtree (dir);
+    free (dir);
+}
+
+Test (replay_reader, damaged_packed_frame_fails_the_replay)
+{
+    char *dir = pond_harness_tempdir ();
+    char endpoint [512];
+    snprintf (endpoint, sizeof endpoint, "ipc://%s/control.ipc", dir);
+    zsock_t *control = zsock_new_router (endpoint);
+    cr_assert_not_null (control);
+    pond_replay_t *replay;
+    uint64_t rid;
+    zframe_t *identity = s_fake_replay (control, endpoint, &replay, &rid);
+
+    //  One good event, then bytes that are no event
+    zframe_t *packed = s_stored (1, NULL);
+    size_t size = zframe_size (packed);
+    zframe_t *damaged = zframe_new (NULL, size + 3);
+    memcpy (zframe_data (damaged), zframe_data (packed), size);
+    memcpy (zframe_data (damaged) + size, "\x81\xa1", 2);     //  a map cut short
+    zframe_data (damaged) [size + 2] = 0xc1;
+    zframe_destroy (&packed);
+    pond_credit_t header = { .rid = rid, .chunks = 7 };
+    s_fake_send (control, identity, POND_CHUNK, pond_credit_encode (&header), &damaged, 1);
+
+    pond_event_t *event = pond_replay_next (replay, 5000);
+    cr_assert_not_null (event, "%s", pond_replay_reason (replay));
+    pond_event_destroy (&event);
+    cr_assert_null (pond_replay_next (replay, 5000));
+    cr_assert_eq (pond_replay_code (replay), POND_CODE_BAD_REPLY);
+    cr_assert_not_null (strstr (pond_replay_reason (replay), "event 2"), "%s",
+                        pond_replay_reason (replay));
+    //  The reader told the server to stop (after the CREDIT for the chunk)
+    bool cancelled = false;
+    for (int i = 0; i < 2 && !cancelled; i++) {
+        zmsg_t *msg = zmsg_recv (control);
+        cr_assert_not_null (msg);
+        zmsg_first (msg);                   //  the reader's identity
+        cancelled = pond_proto_is (zmsg_next (msg), POND_CANCEL);
+        zmsg_destroy (&msg);
+    }
+    cr_assert (cancelled);
+    pond_replay_destroy (&replay);
+    zframe_destroy (&identity);
+    zsock_destroy (&control);
+    pond_harness_rmtree (dir);
+    free (dir);
 }
 
 //  ---------------------------------------------------------------------

@@ -17,6 +17,7 @@
 #include "pond_proto.h"
 #include "pond_replay.h"
 #include "pond_store.h"
+#include "pond_store_internal.h"
 #include "pond_store_server.h"
 
 //  ---------------------------------------------------------------------
@@ -96,19 +97,26 @@ s_drain_events (zmsg_t *msg, uint64_t *seqs, uint64_t *tss, char (*names) [POND_
     size_t count = 0;
     zframe_t *frame;
     while ((frame = zmsg_pop (msg))) {
-        char err [POND_ERR_SIZE];
-        pond_event_t *event = pond_event_decode (zframe_data (frame), zframe_size (frame),
-                                                 err, sizeof err);
-        cr_assert_not_null (event, "stored event does not decode: %s", err);
-        cr_assert_lt (count, capacity);
-        if (seqs)
-            seqs [count] = pond_event_seq (event);
-        if (tss)
-            tss [count] = pond_event_ts (event);
-        if (names)
-            snprintf (names [count], POND_NAME_MAX + 1, "%s", pond_event_name (event));
-        count++;
-        pond_event_destroy (&event);
+        //  A frame holds one event, or (packed) several back to back
+        size_t offset = 0;
+        while (offset < zframe_size (frame)) {
+            char err [POND_ERR_SIZE];
+            size_t used = 0;
+            pond_event_t *event = pond_event_decode_next (
+                zframe_data (frame) + offset, zframe_size (frame) - offset, &used,
+                err, sizeof err);
+            cr_assert_not_null (event, "stored event does not decode: %s", err);
+            offset += used;
+            cr_assert_lt (count, capacity);
+            if (seqs)
+                seqs [count] = pond_event_seq (event);
+            if (tss)
+                tss [count] = pond_event_ts (event);
+            if (names)
+                snprintf (names [count], POND_NAME_MAX + 1, "%s", pond_event_name (event));
+            count++;
+            pond_event_destroy (&event);
+        }
         zframe_destroy (&frame);
     }
     return count;
@@ -728,6 +736,212 @@ Test (replay, chunk_caps, .init = s_setup, .fini = s_teardown)
     cr_assert_eq (pond_replay_fill (replay, msg, POND_CHUNK_EVENTS, 1000), 1,
                   "an event over the byte cap goes alone");
     cr_assert_eq (pond_replay_fill (replay, msg, 2, POND_CHUNK_BYTES), 2, "event cap");
+    zmsg_destroy (&msg);
+    pond_replay_destroy (&replay);
+    pond_store_destroy (&store);
+}
+
+Test (replay, by_name_covers_the_event, .init = s_setup, .fini = s_teardown)
+{
+    //  Layout: each by_name entry holds the stored event, byte for byte
+    //  what the log holds at its seq
+    pond_store_t *store = pond_store_new (s_db);
+    s_history (store);
+    rocksdb_readoptions_t *options = rocksdb_readoptions_create ();
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf (
+        pond_store_db (store), options, pond_store_cf (store, POND_CF_BY_NAME));
+    size_t entries = 0;
+    for (rocksdb_iter_seek_to_first (it); rocksdb_iter_valid (it); rocksdb_iter_next (it)) {
+        size_t klen, vlen, size = 0;
+        const char *key = rocksdb_iter_key (it, &klen);
+        const char *value = rocksdb_iter_value (it, &vlen);
+        uint64_t seq = pond_get_be64 ((const uint8_t *) key + klen - 8);
+        uint8_t *stored = pond_store_get (store, seq, &size);
+        cr_assert_not_null (stored);
+        cr_assert_eq (vlen, size, "by_name entry of seq %lu", (unsigned long) seq);
+        cr_assert_eq (memcmp (value, stored, size), 0);
+        free (stored);
+        entries++;
+    }
+    cr_assert_eq (entries, 9);
+    rocksdb_iter_destroy (it);
+    rocksdb_readoptions_destroy (options);
+    pond_store_destroy (&store);
+}
+
+//  Make by_name entries look like a store made before by_name covered:
+//  empty values. Returns how many.
+static size_t
+s_uncover_by_name (pond_store_t *store)
+{
+    rocksdb_readoptions_t *options = rocksdb_readoptions_create ();
+    rocksdb_writeoptions_t *write = rocksdb_writeoptions_create ();
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf (
+        pond_store_db (store), options, pond_store_cf (store, POND_CF_BY_NAME));
+    size_t entries = 0;
+    for (rocksdb_iter_seek_to_first (it); rocksdb_iter_valid (it); rocksdb_iter_next (it)) {
+        size_t klen;
+        const char *key = rocksdb_iter_key (it, &klen);
+        char *err = NULL;
+        rocksdb_put_cf (pond_store_db (store), write, pond_store_cf (store, POND_CF_BY_NAME),
+                        key, klen, "", 0, &err);
+        cr_assert_null (err);
+        entries++;
+    }
+    rocksdb_iter_destroy (it);
+    rocksdb_writeoptions_destroy (write);
+    rocksdb_readoptions_destroy (options);
+    return entries;
+}
+
+Test (replay, old_by_name_entries_read_the_log, .init = s_setup, .fini = s_teardown)
+{
+    pond_store_t *store = pond_store_new (s_db);
+    s_history (store);
+    cr_assert_eq (s_uncover_by_name (store), 9);
+    //  Same events, same order as from the covering index
+    pond_replay_req_t request = s_by_names ("QUACKED", "CLICKED", 0, 0);
+    uint64_t seqs [16], tss [16];
+    size_t count = s_replay_all (store, &request, seqs, tss, NULL, 16);
+    uint64_t expect_seqs [] = { 2, 3, 7, 4, 5, 1 };
+    cr_assert_eq (count, 6, "got %zu events", count);
+    for (size_t i = 0; i < count; i++)
+        cr_assert_eq (seqs [i], expect_seqs [i], "position %zu", i);
+    //  A log entry gone missing under an index entry: the replay fails,
+    //  saying which event
+    rocksdb_writeoptions_t *write = rocksdb_writeoptions_create ();
+    uint8_t key [8];
+    pond_put_be64 (key, 7);
+    char *err = NULL;
+    rocksdb_delete_cf (pond_store_db (store), write, pond_store_cf (store, POND_CF_LOG),
+                       (const char *) key, 8, &err);
+    cr_assert_null (err);
+    rocksdb_writeoptions_destroy (write);
+    pond_replay_t *replay = pond_replay_new (store, &request);
+    zmsg_t *msg = zmsg_new ();
+    cr_assert_eq (pond_replay_fill (replay, msg, POND_CHUNK_EVENTS, POND_CHUNK_BYTES), 2,
+                  "the events before it go");
+    cr_assert_eq (pond_replay_fill (replay, msg, POND_CHUNK_EVENTS, POND_CHUNK_BYTES), -1);
+    cr_assert (pond_replay_done (replay));
+    cr_assert_not_null (strstr (pond_replay_error (replay), "event 7"), "%s",
+                        pond_replay_error (replay));
+    zmsg_destroy (&msg);
+    pond_replay_destroy (&replay);
+    //  By entity reads the log the same way
+    request = (pond_replay_req_t) { .credit = 1 };
+    strcpy (request.entity, "cust-1");
+    replay = pond_replay_new (store, &request);
+    msg = zmsg_new ();
+    cr_assert_eq (pond_replay_fill (replay, msg, POND_CHUNK_EVENTS, POND_CHUNK_BYTES), 3,
+                  "seqs 1, 2 and 6 go");
+    cr_assert_eq (pond_replay_fill (replay, msg, POND_CHUNK_EVENTS, POND_CHUNK_BYTES), -1);
+    zmsg_destroy (&msg);
+    pond_replay_destroy (&replay);
+    pond_store_destroy (&store);
+}
+
+Test (replay, packed_chunks, .init = s_setup, .fini = s_teardown)
+{
+    pond_store_t *store = pond_store_new (s_db);
+    for (int g = 0; g < 20; g++) {
+        pond_event_t *events [60];
+        for (int i = 0; i < 60; i++)
+            events [i] = s_event (i % 2? "QUACKED": "CLICKED", "cust-1", 1000 + g * 60 + i);
+        s_append (store, events, 60, NULL, NULL);
+    }
+    //  Every mode: the same events in the same order, packed or not
+    pond_replay_req_t requests [3] = {
+        { .credit = 1 }, s_by_names ("QUACKED", "CLICKED", 1100, 0), { .credit = 1 }
+    };
+    strcpy (requests [2].entity, "cust-1");
+    for (int r = 0; r < 3; r++) {
+        uint64_t plain [1200], packed [1200];
+        size_t plain_count = s_replay_all (store, &requests [r], plain, NULL, NULL, 1200);
+        requests [r].pack = true;
+        size_t packed_count = s_replay_all (store, &requests [r], packed, NULL, NULL, 1200);
+        cr_assert_eq (packed_count, plain_count, "request %d", r);
+        cr_assert_gt (packed_count, 0);
+        cr_assert_eq (memcmp (plain, packed, plain_count * sizeof plain [0]), 0);
+    }
+    //  One frame per fill, with the caps of an unpacked one
+    pond_replay_t *replay = pond_replay_new (store, &requests [0]);
+    int expect [] = { 512, 512, 176, 0 };
+    for (int i = 0; i < 4; i++) {
+        zmsg_t *msg = zmsg_new ();
+        cr_assert_eq (pond_replay_fill (replay, msg, POND_CHUNK_EVENTS, POND_CHUNK_BYTES),
+                      expect [i]);
+        cr_assert_eq (zmsg_size (msg), expect [i]? 1: 0);
+        zmsg_destroy (&msg);
+    }
+    pond_replay_destroy (&replay);
+    replay = pond_replay_new (store, &requests [0]);
+    zmsg_t *msg = zmsg_new ();
+    size_t size = 0;
+    uint8_t *first = pond_store_get (store, 1, &size);
+    cr_assert_not_null (first);
+    free (first);
+    int count = pond_replay_fill (replay, msg, POND_CHUNK_EVENTS, 1000);
+    cr_assert_gt (count, 1);
+    cr_assert_leq (zframe_size (zmsg_first (msg)), 1000, "never over the byte cap");
+    cr_assert_gt (zframe_size (zmsg_first (msg)) + size + 2, 1000, "no room for one more");
+    cr_assert_eq (pond_replay_fill (replay, msg, POND_CHUNK_EVENTS, 10), 1,
+                  "an event over the byte cap goes alone");
+    cr_assert_eq (zmsg_size (msg), 2);
+    zmsg_destroy (&msg);
+    pond_replay_destroy (&replay);
+    pond_store_destroy (&store);
+}
+
+Test (replay, seq_order_filter_reads_names_of_any_event, .init = s_setup,
+      .fini = s_teardown)
+{
+    //  The names filter of order "seq" peeks at each stored event's name:
+    //  names longer than 31 bytes (msgpack str 8), events with source,
+    //  causation, meta and data, all found; an unreadable event fails
+    pond_store_t *store = pond_store_new (s_db);
+    const char *long_name = "A_VERY_LONG_EVENT_NAME_OF_FORTY_BYTES_XX";
+    cr_assert_eq (strlen (long_name), 40);
+    char err [POND_ERR_SIZE];
+    for (int i = 0; i < 30; i++) {
+        pond_event_t *event = s_event (i % 3 == 0? long_name: i % 3 == 1? "QUACKED": "OTHER",
+                                       "cust-1", 100 + i);
+        if (i % 2) {
+            uint8_t cause [POND_ID_SIZE] = { 1, 2, 3 };
+            pond_event_set_causation (event, cause);
+            pond_event_set_source (event, "silo-7");
+            cr_assert_eq (pond_event_set_meta_json (event, "{\"firmware\":\"2.1\"}",
+                                                    err, sizeof err), 0, "%s", err);
+            cr_assert_eq (pond_event_set_data_json (event, "{\"a\":{\"b\":[1,2,3]}}",
+                                                    err, sizeof err), 0, "%s", err);
+        }
+        s_append (store, &event, 1, NULL, NULL);
+    }
+    pond_replay_req_t request = s_by_names (long_name, "QUACKED", 0, 0);
+    strcpy (request.order, "seq");
+    uint64_t seqs [32];
+    char names [32][POND_NAME_MAX + 1];
+    size_t count = s_replay_all (store, &request, seqs, NULL, names, 32);
+    cr_assert_eq (count, 20);
+    for (size_t i = 0; i < count; i++) {
+        cr_assert_eq ((seqs [i] - 1) % 3 != 2, true);
+        cr_assert_str_eq (names [i], (seqs [i] - 1) % 3 == 0? long_name: "QUACKED");
+    }
+    //  A damaged event in the log: the replay fails, saying why
+    rocksdb_writeoptions_t *write = rocksdb_writeoptions_create ();
+    uint8_t key [8];
+    pond_put_be64 (key, 5);
+    char *rerr = NULL;
+    rocksdb_put_cf (pond_store_db (store), write, pond_store_cf (store, POND_CF_LOG),
+                    (const char *) key, 8, "\x82\xc1garbage", 9, &rerr);
+    cr_assert_null (rerr);
+    rocksdb_writeoptions_destroy (write);
+    pond_replay_t *replay = pond_replay_new (store, &request);
+    zmsg_t *msg = zmsg_new ();
+    cr_assert_eq (pond_replay_fill (replay, msg, POND_CHUNK_EVENTS, POND_CHUNK_BYTES), 3,
+                  "seqs 1, 2 and 4 go");
+    cr_assert_eq (pond_replay_fill (replay, msg, POND_CHUNK_EVENTS, POND_CHUNK_BYTES), -1);
+    cr_assert_not_null (strstr (pond_replay_error (replay), "unreadable event"), "%s",
+                        pond_replay_error (replay));
     zmsg_destroy (&msg);
     pond_replay_destroy (&replay);
     pond_store_destroy (&store);

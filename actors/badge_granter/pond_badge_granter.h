@@ -46,7 +46,8 @@
     reports (and emits) nothing the second time.
     Result: {"rules_version", "rules_changed", "position", "customers",
     "quacks", "granted": [{"customer", "badge"}], "removed": [...],
-    "granted_count", "removed_count", "seconds"} (lists cut at 1000).
+    "granted_count", "removed_count", "seconds", and where they went:
+    "count_seconds", "plan_seconds", "emit_seconds"} (lists cut at 1000).
 
     Query: a customer id -> {"customer", "quacks", "badges": [{"name",
     "granted_ts", "rules_version"}], "rules_version"} (404 if unknown);

@@ -11,14 +11,19 @@
     memory only and is written lazily, see s_persist). How events reach
     the view, exactly:
 
-    - Catch-up: REPLAY names order "seq" from_seq = position + 1. Each
-      event with seq > position is applied in its own begin/apply/commit.
-      At END, position = max (position, END head): the replay saw every
-      event of our names up to head. Live events that arrive meanwhile are
-      buffered (at most BUFFER_MAX; beyond, the buffer is dropped and the
-      actor catches up again when this replay ends), then drained: seq <=
-      position is dropped, position + 1 is applied, anything beyond is a
-      gap and starts another catch-up.
+    - Catch-up: REPLAY names order "seq" from_seq = position + 1 (packed
+      chunks: one frame per CHUNK). Events with seq > position are applied
+      in batches: one begin, up to CATCHUP_BATCH applies (each sees the
+      ones before, staged), one commit with the position of the last;
+      every pump turn ends with a commit, so queries between turns see
+      the view as far as it got. Emits of a batch are queued and sent
+      pipelined before its commit; a refused event or a failed emit rolls
+      the whole batch back. At END, position = max (position, END head):
+      the replay saw every event of our names up to head. Live events
+      that arrive meanwhile are buffered (at most BUFFER_MAX; beyond, the
+      buffer is dropped and the actor catches up again when this replay
+      ends), then drained: seq <= position is dropped, position + 1 is
+      applied, anything beyond is a gap and starts another catch-up.
     - Live: seq <= position is dropped (a double), position + 1 is applied,
       beyond is a gap: catch up, then continue.
     - Silence: a heartbeat whose head is beyond the position while no live
@@ -36,6 +41,7 @@
 #include <unistd.h>
 
 #define CATCHUP_CREDIT      32          //  chunks granted up front
+#define CATCHUP_BATCH       1000        //  events applied in one view write
 #define BUFFER_MAX          10000       //  live events held during a catch-up
 #define BUFFER_BYTES_MAX    (64 * 1024 * 1024)  //  ... and their bytes, roughly
 #define BEHIND_MS           1500        //  head beyond position this long: catch up
@@ -48,6 +54,7 @@
 #define QUERY_FRAME_MAX     (4 * 1024 * 1024)   //  larger frames: peer dropped
 #define VERIFY_DUMP_MS      60000       //  wait for the live actor's DUMP
 #define VERIFY_REPLAY_MS    15000       //  replay silent this long: verify fails
+#define EMIT_WINDOW         1024        //  pond_actor_emit_many: publishes in flight
 
 struct _pond_actor_t {
     const pond_actor_spec_t *spec;
@@ -69,6 +76,10 @@ struct _pond_actor_t {
     pond_client_t *client;      //  for emit, created on first use
     uint64_t position;          //  last seq dealt with (view may lag: lazy)
     int64_t persisted_at;
+    bool batching;              //  catch-up: events applied in one view write
+    zlistx_t *deferred;         //  events emitted in the batch, sent at its commit
+    uint64_t batch_from;        //  position when the batch began
+    size_t batch_events;        //  events applied in the batch so far
 
     //  Catch-up
     bool live;                  //  no catch-up running or pending
@@ -109,6 +120,9 @@ struct _pond_actor_t {
 //  ---------------------------------------------------------------------
 //  The API actors call
 
+static pond_client_t *s_emit_client (pond_actor_t *self);
+static void s_buffer_destroy (void **item_p);
+
 int
 pond_actor_emit (pond_actor_t *self, pond_event_t *event)
 {
@@ -120,15 +134,23 @@ pond_actor_emit (pond_actor_t *self, pond_event_t *event)
         zsys_error ("%s: cannot set the source of an event to emit", self->name);
         return -1;
     }
-    if (!self->client) {
-        self->client = pond_client_new (self->eps.ingest);
-        if (!self->client) {
-            zsys_error ("%s: cannot emit: bad ingest endpoint %s", self->name,
-                        self->eps.ingest);
+    if (self->batching) {
+        //  Catch-up batch: sent, pipelined, before the batch is written
+        pond_event_t *copy = pond_event_dup (event);
+        if (!self->deferred) {
+            self->deferred = zlistx_new ();
+            if (self->deferred)
+                zlistx_set_destructor (self->deferred, s_buffer_destroy);
+        }
+        if (!copy || !self->deferred || !zlistx_add_end (self->deferred, copy)) {
+            pond_event_destroy (&copy);
+            zsys_error ("%s: out of memory emitting %s", self->name, pond_event_name (event));
             return -1;
         }
-        pond_client_set_verbose (self->client, self->verbose);
+        return 0;
     }
+    if (!s_emit_client (self))
+        return -1;
     pond_ack_t ack;
     if (pond_client_publish (self->client, event, &ack)) {
         zsys_error ("%s: cannot emit %s for %s: %s (%d)", self->name, pond_event_name (event),
@@ -142,6 +164,131 @@ pond_actor_emit (pond_actor_t *self, pond_event_t *event)
                    pond_event_name (event), pond_event_entity (event), ack.seq,
                    ack.dup? " (duplicate: stored before)": "");
     return 0;
+}
+
+//  The emit client, created on first use; NULL (logged) if it cannot be.
+static pond_client_t *
+s_emit_client (pond_actor_t *self)
+{
+    if (!self->client) {
+        self->client = pond_client_new (self->eps.ingest);
+        if (!self->client) {
+            zsys_error ("%s: cannot emit: bad ingest endpoint %s", self->name,
+                        self->eps.ingest);
+            return NULL;
+        }
+        pond_client_set_verbose (self->client, self->verbose);
+    }
+    return self->client;
+}
+
+int
+pond_actor_emit_many (pond_actor_t *self, pond_event_t **events, size_t count, bool *acked)
+{
+    assert (self);
+    assert (events || count == 0);
+    assert (acked);
+    memset (acked, 0, count * sizeof *acked);
+    if (self->verify) {
+        memset (acked, 1, count * sizeof *acked);
+        return 0;               //  a rebuild to compare: the log has them already
+    }
+    pond_client_t *client = count? s_emit_client (self): NULL;
+    if (count && !client)
+        return -1;
+    //  Encode all first: a bad event fails the call before anything is sent
+    uint8_t **bytes = (uint8_t **) calloc (count? count: 1, sizeof *bytes);
+    size_t *sizes = (size_t *) calloc (count? count: 1, sizeof *sizes);
+    int *sends = (int *) calloc (count? count: 1, sizeof *sends);
+    int rc = bytes && sizes && sends? 0: -1;
+    if (rc)
+        zsys_error ("%s: out of memory emitting %zu events", self->name, count);
+    for (size_t i = 0; i < count && rc == 0; i++) {
+        pond_event_t *event = events [i];
+        char err [POND_ERR_SIZE];
+        if (!*pond_event_source (event) && pond_event_set_source (event, self->name))
+            snprintf (err, sizeof err, "cannot set the source");
+        else
+            bytes [i] = pond_event_encode (event, &sizes [i], err, sizeof err);
+        if (!bytes [i]) {
+            zsys_error ("%s: cannot emit %s for %s: %s", self->name, pond_event_name (event),
+                        pond_event_entity (event), err);
+            rc = -1;
+        }
+    }
+    //  Keep EMIT_WINDOW publishes in flight; match replies by id (the
+    //  oldest outstanding first: they mostly come in order). A timeout
+    //  resends every outstanding event (same ids: duplicates are harmless),
+    //  NACK 503 resends that one after retry_ms, any other NACK fails.
+    size_t next = 0, oldest = 0, outstanding = 0, done = 0;
+    while (rc == 0 && done < count) {
+        while (next < count && outstanding < EMIT_WINDOW && rc == 0) {
+            sends [next]++;
+            rc = pond_client_send_bytes (client, bytes [next], sizes [next]);
+            next++;
+            outstanding++;
+        }
+        if (rc)
+            break;
+        pond_ack_t ack;
+        pond_nack_t nack;
+        int got = pond_client_recv (client, POND_CLIENT_ACK_TIMEOUT, &ack, &nack);
+        if (got < 0 && pond_client_code (client) == POND_CODE_TIMEOUT) {
+            for (size_t i = oldest; i < next && rc == 0; i++)
+                if (!acked [i]) {
+                    if (++sends [i] > POND_CLIENT_ATTEMPTS)
+                        rc = -1;
+                    else
+                        rc = pond_client_send_bytes (client, bytes [i], sizes [i]);
+                }
+            continue;
+        }
+        if (got < 0) {
+            rc = -1;
+            break;
+        }
+        const uint8_t *id = got? ack.id: nack.id;
+        size_t index = next;
+        for (size_t i = oldest; i < next; i++)
+            if (!acked [i] && memcmp (pond_event_id (events [i]), id, POND_ID_SIZE) == 0) {
+                index = i;
+                break;
+            }
+        if (index == next || (!got && !nack.has_id))
+            continue;               //  a late reply to a resend, or not ours
+        if (got) {
+            acked [index] = true;
+            outstanding--;
+            done++;
+            self->emitted++;
+            while (oldest < next && acked [oldest])
+                oldest++;
+        }
+        else
+        if (nack.code == POND_CODE_UNAVAILABLE) {
+            zclock_sleep ((int) (nack.retry_ms? nack.retry_ms: 100));
+            rc = pond_client_send_bytes (client, bytes [index], sizes [index]);
+        }
+        else {
+            zsys_error ("%s: cannot emit %s for %s: %u %s", self->name,
+                        pond_event_name (events [index]), pond_event_entity (events [index]),
+                        nack.code, nack.reason);
+            rc = -1;
+        }
+    }
+    if (rc && client && done < count)
+        zsys_error ("%s: emitted %zu of %zu events: %s (%d)", self->name, done, count,
+                    pond_client_reason (client), pond_client_code (client));
+    for (size_t i = 0; bytes && i < count; i++)
+        free (bytes [i]);
+    free (bytes);
+    free (sizes);
+    free (sends);
+    if (rc && client) {
+        //  Replies still on their way would confuse the next publish: start afresh
+        pond_client_destroy (&self->client);
+    }
+    return rc;
 }
 
 void
@@ -250,9 +397,18 @@ s_apply (pond_actor_t *self, const pond_event_t *event)
 {
     uint64_t seq = pond_event_seq (event);
     if (s_wanted (self, pond_event_name (event))) {
-        pond_view_begin (self->view);
+        if (!self->batching)
+            pond_view_begin (self->view);
         if (self->spec->apply (self, self->view, event, self->spec->state)) {
             pond_view_rollback (self->view);
+            if (self->batching) {
+                //  The whole batch goes, its emits unsent: back to what
+                //  the view holds
+                self->position = self->batch_from;
+                self->batching = false;
+                if (self->deferred)
+                    zlistx_purge (self->deferred);
+            }
             if (zsys_interrupted)
                 zsys_info ("%s: interrupted while applying seq %" PRIu64 "; rolled back, "
                            "it is applied again on start", self->name, seq);
@@ -264,19 +420,88 @@ s_apply (pond_actor_t *self, const pond_event_t *event)
             self->failed = !zsys_interrupted;
             return -1;
         }
-        if (pond_view_commit (self->view, seq)) {
-            zsys_error ("%s: cannot write event seq %" PRIu64 " to the view; stopping",
-                        self->name, seq);
-            self->failed = true;
-            return -1;
+        if (self->batching)
+            self->batch_events++;
+        else {
+            if (pond_view_commit (self->view, seq)) {
+                zsys_error ("%s: cannot write event seq %" PRIu64 " to the view; stopping",
+                            self->name, seq);
+                self->failed = true;
+                return -1;
+            }
+            self->persisted_at = zclock_mono ();
         }
-        self->persisted_at = zclock_mono ();
         self->applied++;
         if (self->verbose)
             zsys_info ("%s: applied seq %" PRIu64 " %s for %s", self->name, seq,
                        pond_event_name (event), pond_event_entity (event));
     }
     self->position = seq;
+    return 0;
+}
+
+//  Catch-up applies events in batches: one view write (changes and
+//  position together, atomic as for one event) per CATCHUP_BATCH events
+//  or per pump turn, instead of one per event. A refused event rolls the
+//  whole batch back; the restarted actor applies it again from the
+//  position the view holds (emits are idempotent).
+static void
+s_batch_begin (pond_actor_t *self)
+{
+    if (self->batching || self->failed)
+        return;
+    pond_view_begin (self->view);
+    self->batching = true;
+    self->batch_from = self->position;
+    self->batch_events = 0;
+}
+
+//  Write the batch, if one is open. Returns 0, or -1 (self->failed).
+static int
+s_batch_commit (pond_actor_t *self)
+{
+    if (!self->batching)
+        return 0;
+    self->batching = false;
+    if (self->batch_events == 0 && self->position == self->batch_from) {
+        pond_view_rollback (self->view);
+        return 0;
+    }
+    //  What the batch emitted is durable before the view says it was
+    //  applied: a crash in between applies the batch again, and emits
+    //  duplicates the store ignores
+    size_t count = self->deferred? zlistx_size (self->deferred): 0;
+    if (count) {
+        pond_event_t **events = (pond_event_t **) calloc (count, sizeof *events);
+        bool *acked = (bool *) calloc (count, sizeof *acked);
+        int rc = events && acked? 0: -1;
+        size_t index = 0;
+        for (pond_event_t *event = (pond_event_t *) zlistx_first (self->deferred);
+             event && rc == 0; event = (pond_event_t *) zlistx_next (self->deferred))
+            events [index++] = event;
+        if (rc == 0)
+            rc = pond_actor_emit_many (self, events, count, acked);
+        free (events);
+        free (acked);
+        zlistx_purge (self->deferred);
+        if (rc) {
+            zsys_error ("%s: cannot emit what events up to seq %" PRIu64 " caused; "
+                        "stopping (they are applied again on start)", self->name,
+                        self->position);
+            pond_view_rollback (self->view);
+            self->position = self->batch_from;
+            self->failed = true;
+            return -1;
+        }
+    }
+    if (pond_view_commit (self->view, self->position)) {
+        zsys_error ("%s: cannot write events up to seq %" PRIu64 " to the view; stopping",
+                    self->name, self->position);
+        self->position = self->batch_from;
+        self->failed = true;
+        return -1;
+    }
+    self->persisted_at = zclock_mono ();
     return 0;
 }
 
@@ -488,12 +713,15 @@ s_catchup_pump (pond_actor_t *self)
 {
     int64_t until = zclock_mono () + PUMP_MS;
     bool first = true;
+    s_batch_begin (self);
     while (self->replay && !zsys_interrupted && !self->failed) {
         //  Wait a little for the first event only: the poller does not
         //  see the replay's socket, so this is where the loop idles
         pond_event_t *event = pond_replay_next (self->replay, first? 20: 0);
         first = false;
         if (!event) {
+            if (s_batch_commit (self))
+                return;
             if (zsys_interrupted)
                 return;             //  stopping: not a failure worth a warning
             int code = pond_replay_code (self->replay);
@@ -515,9 +743,15 @@ s_catchup_pump (pond_actor_t *self)
         if (pond_event_seq (event) > self->position)
             s_apply (self, event);
         pond_event_destroy (&event);
+        if (self->batch_events >= CATCHUP_BATCH) {
+            if (s_batch_commit (self))
+                return;
+            s_batch_begin (self);
+        }
         if (zclock_mono () >= until)
-            return;
+            break;
     }
+    s_batch_commit (self);
 }
 
 //  ---------------------------------------------------------------------
@@ -1407,6 +1641,7 @@ done:
     pond_sub_destroy (&self->sub);
     pond_client_destroy (&self->client);
     zlistx_destroy (&self->buffer);
+    zlistx_destroy (&self->deferred);
     zframe_destroy (&self->rebuild_peer);
     pond_view_destroy (&self->view);
     free (self);

@@ -81,9 +81,22 @@ int
 //  (ACK). Give it a deterministic id (pond_actor_derive_id) so that applying
 //  the same input again - after a crash, during a rebuild - produces a
 //  duplicate the store ignores. In --verify mode nothing is sent. Source is
-//  set to the actor's name if empty. Returns 0, or -1 (logged).
+//  set to the actor's name if empty. During a catch-up, where the runtime
+//  applies events in batches (one view write each), an emit is queued and
+//  returns 0 at once; the batch's emits go pipelined, and all must be ACKed
+//  before the batch is written (if not, the actor stops and applies the
+//  batch again on start). Returns 0, or -1 (logged).
 int
     pond_actor_emit (pond_actor_t *self, pond_event_t *event);
+
+//  Emit count events through the write point, pipelined (many in flight,
+//  instead of one round trip and one store commit each), and wait until
+//  each is durable. Same rules as pond_actor_emit. acked [i] says whether
+//  event i got its ACK. Returns 0 when every event did, or -1 (logged):
+//  then some may be stored and some not; emitting them again is harmless.
+int
+    pond_actor_emit_many (pond_actor_t *self, pond_event_t **events, size_t count,
+                          bool *acked);
 
 //  A deterministic UUID (version 8, RFC 9562) from a cause id and a salt,
 //  e.g. the QUACKED event's id and "grant/Master". Writes 16 bytes to id.
