@@ -4,8 +4,12 @@
     One thread, one poller over four sockets. The ingest path is:
     PUBLISH -> validate -> pending -> APPEND (batch) -> store -> APPENDED
     -> publish on pub -> ACK. Memory is bounded: pending is capped (503
-    beyond), at most BATCHES_MAX batches are in flight, and replays are
-    relayed frame by frame under the reader's credit.
+    beyond), at most BATCHES_MAX batches are in flight (the store groups
+    them into synced writes and pipelines those), and replays are relayed
+    frame by frame under the reader's credit. On the hot path, replies go
+    out frame by frame (no zmsg per ACK) and stored events move from the
+    store's APPENDED to the pub socket without a copy; only the sockets
+    that need it are polled (subscriptions are read with the heartbeat).
 
     With keys (config.keys), each message is checked against the key that
     sent it before anything else happens: s_sender finds the key (403 if it
@@ -21,7 +25,7 @@
 
 #include <msgpack.h>
 
-#define BATCHES_MAX         4       //  APPENDs in flight to the store
+#define BATCHES_MAX         4       //  APPENDs in flight to the store (more: more memory, no faster)
 #define STORE_POLL_MS       500     //  STATS poll: liveness and head
 #define STORE_DEAD_MS       2000    //  no answer this long: store is away
 #define HEARTBEAT_MS        1000
@@ -283,16 +287,19 @@ pond_broker_endpoint (pond_broker_t *self, const char *which)
 //  ---------------------------------------------------------------------
 //  Replies
 
-//  Send [peer, command, body] on a ROUTER; takes ownership of body.
+//  Send [peer, command, body] on a ROUTER; takes ownership of body. Frame
+//  by frame, without a zmsg: one of these goes out per ACK. A peer that is
+//  gone or full loses the reply (ROUTER drops it), as it would lose a zmsg.
 static void
 s_reply (zsock_t *router, zframe_t *peer, const char *command, zframe_t **body_p)
 {
-    zmsg_t *msg = zmsg_new ();
-    zmsg_append (msg, &(zframe_t *) { zframe_dup (peer) });
-    zmsg_addstr (msg, command);
-    if (body_p && *body_p)
-        zmsg_append (msg, body_p);
-    zmsg_send (&msg, router);
+    void *handle = zsock_resolve (router);
+    zframe_t *body = body_p? *body_p: NULL;
+    if (zmq_send (handle, zframe_data (peer), zframe_size (peer), ZMQ_SNDMORE) >= 0
+    &&  zmq_send (handle, command, strlen (command), body? ZMQ_SNDMORE: 0) >= 0 && body)
+        zmq_send (handle, zframe_data (body), zframe_size (body), 0);
+    if (body_p)
+        zframe_destroy (body_p);
 }
 
 static void
@@ -375,12 +382,16 @@ s_authorize_publish (pond_broker_t *self, const pond_key_t *key, zframe_t *peer,
 //  ---------------------------------------------------------------------
 //  Ingest: PUBLISH, PING
 
+//  PUBLISH: event is the frame after the command (NULL if none), extra
+//  the number of frames after it. Takes ownership of *event_p.
 static void
-s_ingest_publish (pond_broker_t *self, zframe_t *peer, const pond_key_t *key, zmsg_t *msg)
+s_ingest_publish (pond_broker_t *self, zframe_t *peer, const pond_key_t *key,
+                  zframe_t **event_p, size_t extra)
 {
     self->counters.received++;
-    zframe_t *event = zmsg_pop (msg);
-    if (!event || zmsg_size (msg) > 0) {
+    zframe_t *event = *event_p;
+    *event_p = NULL;
+    if (!event || extra > 0) {
         self->counters.malformed++;
         s_nack (self, peer, NULL, POND_CODE_BAD_REQUEST,
                 "PUBLISH takes exactly one frame after the command: the event");
@@ -434,11 +445,12 @@ s_ingest_publish (pond_broker_t *self, zframe_t *peer, const pond_key_t *key, zm
     zframe_destroy (&event);
 }
 
+//  One ingest message, [peer, command, event] and extra frames beyond.
+//  Takes ownership of the frames.
 static void
-s_ingest_message (pond_broker_t *self, zmsg_t *msg)
+s_ingest_message (pond_broker_t *self, zframe_t *peer, zframe_t *command, zframe_t *event,
+                  size_t extra)
 {
-    zframe_t *peer = zmsg_pop (msg);
-    zframe_t *command = zmsg_pop (msg);
     const pond_key_t *key = NULL;
     char reason [POND_REASON_MAX];
     if (!peer || !command) {
@@ -451,7 +463,7 @@ s_ingest_message (pond_broker_t *self, zmsg_t *msg)
         s_nack (self, peer, NULL, POND_CODE_FORBIDDEN, reason);
     else
     if (pond_proto_is (command, POND_PUBLISH))
-        s_ingest_publish (self, peer, key, msg);
+        s_ingest_publish (self, peer, key, &event, extra);
     else
     if (pond_proto_is (command, POND_PING))
         s_reply (self->ingest, peer, POND_PONG, NULL);
@@ -462,6 +474,33 @@ s_ingest_message (pond_broker_t *self, zmsg_t *msg)
     }
     zframe_destroy (&peer);
     zframe_destroy (&command);
+    zframe_destroy (&event);
+}
+
+//  Read one message from ingest, frame by frame (no zmsg: this runs once
+//  per event), and handle it. Returns 0, or -1 if nothing was queued.
+static int
+s_ingest_recv (pond_broker_t *self)
+{
+    zframe_t *frames [3] = { NULL, NULL, NULL };
+    size_t count = 0, extra = 0;
+    bool more = true;
+    while (more) {
+        zframe_t *frame = zframe_recv (self->ingest);   //  rcvtimeo 0: never waits
+        if (!frame)
+            break;
+        more = zframe_more (frame);
+        if (count < 3)
+            frames [count++] = frame;
+        else {
+            extra++;
+            zframe_destroy (&frame);
+        }
+    }
+    if (count == 0)
+        return -1;
+    s_ingest_message (self, frames [0], frames [1], frames [2], extra);
+    return 0;
 }
 
 //  ---------------------------------------------------------------------
@@ -508,22 +547,27 @@ s_flush_pending (pond_broker_t *self)
         if (count > POND_APPEND_MAX)
             count = POND_APPEND_MAX;
         pond_append_t header = { .bid = self->next_bid++ };
-        zmsg_t *msg = zmsg_new ();
-        zmsg_addstr (msg, POND_APPEND);
-        zframe_t *body = pond_append_encode (&header);
-        zmsg_append (msg, &body);
         for (size_t i = 0; i < count; i++) {
-            entry_t *entry = &self->pending [taken + i];
-            zmsg_append (msg, &entry->event);
-            batch->entries [i] = *entry;
-            *entry = (entry_t) { 0 };
+            batch->entries [i] = self->pending [taken + i];
+            self->pending [taken + i] = (entry_t) { 0 };
         }
         taken += count;
         batch->bid = header.bid;
         batch->count = count;
         batch->sent_at = zclock_mono ();
-        if (zmsg_send (&msg, self->store)) {
-            zmsg_destroy (&msg);
+        //  Frame by frame: the events move to ZeroMQ without a copy. The
+        //  first frame is the only one that can be refused (no store, or
+        //  its queue is full); then the rest of the message always goes.
+        zframe_t *body = pond_append_encode (&header);
+        int rc = body && zmq_send (zsock_resolve (self->store), POND_APPEND,
+                                   strlen (POND_APPEND), ZMQ_SNDMORE) >= 0? 0: -1;
+        if (rc == 0)
+            zframe_send (&body, self->store, ZFRAME_MORE);
+        for (size_t i = 0; rc == 0 && i < count; i++)
+            zframe_send (&batch->entries [i].event, self->store,
+                         i + 1 < count? ZFRAME_MORE: 0);
+        zframe_destroy (&body);
+        if (rc) {
             s_batch_fail (self, batch, POND_CODE_UNAVAILABLE,
                           "the store is not reachable; retry after retry_ms");
             self->store_up = false;
@@ -570,15 +614,14 @@ s_store_appended (pond_broker_t *self, zmsg_t *msg)
         entry_t *entry = &batch->entries [i];
         if (!result->dups [i]) {
             //  Durable: publish first, then ACK
+            //  [name, stored event]; the event frame moves, uncopied
             zframe_t *stored = zmsg_pop (msg);
-            if (stored) {
-                zmsg_t *out = zmsg_new ();
-                zmsg_addstr (out, entry->name);
-                zmsg_append (out, &stored);
-                if (zmsg_send (&out, self->pub) == 0)
-                    self->counters.published++;
-                zmsg_destroy (&out);
-            }
+            if (stored
+            &&  zmq_send (zsock_resolve (self->pub), entry->name, strlen (entry->name),
+                          ZMQ_SNDMORE) >= 0
+            &&  zframe_send (&stored, self->pub, 0) == 0)
+                self->counters.published++;
+            zframe_destroy (&stored);
         }
         pond_ack_t ack = { .seq = result->seqs [i], .dup = result->dups [i] };
         memcpy (ack.id, entry->id, POND_ID_SIZE);
@@ -956,6 +999,12 @@ s_timers (pond_broker_t *self)
         zmsg_destroy (&msg);
         self->heartbeat_at = now;
         self->acked_samples [self->samples_taken++ % RATE_SAMPLES] = self->counters.acked;
+        //  Subscriptions: the XPUB applies them itself; we only read the
+        //  copies it queues for us, here rather than in every poll (each
+        //  polled socket costs system calls on every turn)
+        zframe_t *subscription;
+        while ((subscription = zframe_recv (self->pub)))
+            zframe_destroy (&subscription);
     }
 }
 
@@ -1009,11 +1058,10 @@ pond_broker_run (pond_broker_t *self)
         { zsock_resolve (self->store), 0, ZMQ_POLLIN, 0 },
         { zsock_resolve (self->ingest), 0, ZMQ_POLLIN, 0 },
         { zsock_resolve (self->control), 0, ZMQ_POLLIN, 0 },
-        { zsock_resolve (self->pub), 0, ZMQ_POLLIN, 0 },
     };
     while (!zsys_interrupted) {
         int timeout = self->pending_count && s_free_batch (self)? 0: 50;
-        if (zmq_poll (items, 4, timeout) < 0) {
+        if (zmq_poll (items, 3, timeout) < 0) {
             if (zmq_errno () == ETERM)
                 break;          //  context gone
             continue;           //  EINTR: the loop condition sees SIGTERM
@@ -1027,10 +1075,8 @@ pond_broker_run (pond_broker_t *self)
             }
         //  Drain what producers have queued, then send it as one batch
         if (items [1].revents & ZMQ_POLLIN)
-            for (int i = 0; i < POND_APPEND_MAX && (msg = zmsg_recv (self->ingest)); i++) {
-                s_ingest_message (self, msg);
-                zmsg_destroy (&msg);
-            }
+            for (int i = 0; i < POND_APPEND_MAX && s_ingest_recv (self) == 0; i++)
+                ;
         if (self->pending_count)
             s_flush_pending (self);
         if (items [2].revents & ZMQ_POLLIN)
@@ -1038,11 +1084,6 @@ pond_broker_run (pond_broker_t *self)
                 s_control_message (self, msg);
                 zmsg_destroy (&msg);
             }
-        if (items [3].revents & ZMQ_POLLIN) {
-            zframe_t *subscription;
-            while ((subscription = zframe_recv (self->pub)))
-                zframe_destroy (&subscription);
-        }
         s_timers (self);
     }
     zsys_info ("pond-broker: stopping (%" PRIu64 " acked, %" PRIu64 " published)",

@@ -7,10 +7,21 @@
 
     Each turn of the loop reads every message already queued (up to a
     cap) without blocking. APPENDs are decoded and validated as they come
-    and pile up into one group; the group is written in one synced
-    WriteBatch when the queue is empty, when it is full, or before a
-    STATS or REPLAY (so these see every APPEND sent before them); then
-    each APPEND gets its own APPENDED, in the order they came. After the
+    and pile up into one group. Groups are written by a writer thread
+    (an actor), one at a time, each in one synced WriteBatch
+    (pond_store_append: dedup, seqs, WAL sync): while it writes one
+    group, the loop keeps reading and fills the next, which goes to the
+    writer as soon as it is done (group commit, pipelined). When a group
+    is written, each of its APPENDs gets its own APPENDED, in the order
+    they came, so APPENDED order is seq order. The group being filled is
+    handed over when the writer is idle, or as soon as it is full (the
+    loop then waits for the writer). A lone APPEND with the writer idle
+    (one producer waiting for each ACK) is written by the loop itself:
+    nothing could overlap with its sync, and a hand-over would cost two
+    thread wake-ups on the critical path. Before a STATS or REPLAY the loop
+    waits until every APPEND read so far is written (so these see every
+    APPEND sent before them, and the store is never touched by both
+    threads at once: the writer owns it while it writes). After the
     input, every replay that has credit sends at most one CHUNK, so a
     long replay never holds appends back.
 
@@ -44,6 +55,22 @@ typedef struct {
     char reason [POND_REASON_MAX];
 } s_append_t;
 
+#define GROUP_CAPACITY  (GROUP_EVENTS + POND_APPEND_MAX)
+
+//  A group of APPENDs written in one WriteBatch. Two of them: the loop
+//  fills one while the writer writes the other.
+typedef struct {
+    s_append_t appends [GROUP_APPENDS];
+    size_t nappends;
+    pond_event_t **events;          //  GROUP_CAPACITY of each
+    uint64_t *seqs;
+    bool *dups;
+    uint8_t **stored;
+    size_t *sizes;
+    size_t nevents;
+    int rc;                         //  pond_store_append's answer
+} s_group_t;
+
 //  A replay stream to one reader
 typedef struct {
     zframe_t *routing_id;
@@ -64,15 +91,11 @@ struct _pond_store_server_t {
     bool verbose;
     int replay_timeout;
     int64_t started;
-    //  The group being collected
-    s_append_t appends [GROUP_APPENDS];
-    size_t nappends;
-    pond_event_t **events;
-    uint64_t *seqs;
-    bool *dups;
-    uint8_t **stored;
-    size_t *sizes;
-    size_t nevents;
+    //  Group commit: the group being filled, and the one being written
+    s_group_t groups [2];
+    s_group_t *filling;
+    s_group_t *writing;             //  NULL: the writer is idle
+    zactor_t *writer;               //  writes one group per request
     pond_appended_t *appended;      //  reply scratch (large: not on the stack)
     //  Replays
     zlistx_t *replays;
@@ -82,8 +105,6 @@ struct _pond_store_server_t {
     uint64_t send_failures;
     zhashx_t *logged;
 };
-
-#define GROUP_CAPACITY  (GROUP_EVENTS + POND_APPEND_MAX)
 
 //  ---------------------------------------------------------------------
 //  Helpers
@@ -213,6 +234,8 @@ s_replay_destroy (s_replay_t **self_p)
     }
 }
 
+static void s_writer_actor (zsock_t *pipe, void *args);
+
 pond_store_server_t *
 pond_store_server_new (pond_store_t *store, const char *endpoint)
 {
@@ -224,16 +247,24 @@ pond_store_server_new (pond_store_t *store, const char *endpoint)
     self->store = store;
     self->replay_timeout = POND_REPLAY_TIMEOUT;
     self->started = zclock_mono ();
-    self->events = (pond_event_t **) calloc (GROUP_CAPACITY, sizeof (pond_event_t *));
-    self->seqs = (uint64_t *) calloc (GROUP_CAPACITY, sizeof (uint64_t));
-    self->dups = (bool *) calloc (GROUP_CAPACITY, sizeof (bool));
-    self->stored = (uint8_t **) calloc (GROUP_CAPACITY, sizeof (uint8_t *));
-    self->sizes = (size_t *) calloc (GROUP_CAPACITY, sizeof (size_t));
+    bool groups_ok = true;
+    for (int i = 0; i < 2; i++) {
+        s_group_t *group = &self->groups [i];
+        group->events = (pond_event_t **) calloc (GROUP_CAPACITY, sizeof (pond_event_t *));
+        group->seqs = (uint64_t *) calloc (GROUP_CAPACITY, sizeof (uint64_t));
+        group->dups = (bool *) calloc (GROUP_CAPACITY, sizeof (bool));
+        group->stored = (uint8_t **) calloc (GROUP_CAPACITY, sizeof (uint8_t *));
+        group->sizes = (size_t *) calloc (GROUP_CAPACITY, sizeof (size_t));
+        groups_ok = groups_ok && group->events && group->seqs && group->dups
+                 && group->stored && group->sizes;
+    }
+    self->filling = &self->groups [0];
     self->appended = (pond_appended_t *) zmalloc (sizeof (pond_appended_t));
     self->replays = zlistx_new ();
     self->logged = zhashx_new ();
     self->router = zsock_new (ZMQ_ROUTER);
-    if (!self->events || !self->seqs || !self->dups || !self->stored || !self->sizes
+    self->writer = groups_ok? zactor_new (s_writer_actor, store): NULL;
+    if (!groups_ok || !self->writer
     ||  !self->appended || !self->replays || !self->logged || !self->router) {
         zsys_error ("store: out of memory");
         pond_store_server_destroy (&self);
@@ -263,17 +294,17 @@ pond_store_server_new (pond_store_t *store, const char *endpoint)
 }
 
 static void
-s_group_reset (pond_store_server_t *self)
+s_group_reset (s_group_t *group)
 {
-    for (size_t i = 0; i < self->nevents; i++) {
-        pond_event_destroy (&self->events [i]);
-        free (self->stored [i]);
-        self->stored [i] = NULL;
+    for (size_t i = 0; i < group->nevents; i++) {
+        pond_event_destroy (&group->events [i]);
+        free (group->stored [i]);
+        group->stored [i] = NULL;
     }
-    for (size_t i = 0; i < self->nappends; i++)
-        zframe_destroy (&self->appends [i].routing_id);
-    self->nevents = 0;
-    self->nappends = 0;
+    for (size_t i = 0; i < group->nappends; i++)
+        zframe_destroy (&group->appends [i].routing_id);
+    group->nevents = 0;
+    group->nappends = 0;
 }
 
 void
@@ -281,16 +312,26 @@ pond_store_server_destroy (pond_store_server_t **self_p)
 {
     if (self_p && *self_p) {
         pond_store_server_t *self = *self_p;
-        if (self->events)
-            s_group_reset (self);
+        //  A group being written is finished first (its APPENDs are not
+        //  answered: the broker resends them and gets dups)
+        char done;
+        if (self->writing)
+            zmq_recv (zsock_resolve (self->writer), &done, 1, 0);
+        self->writing = NULL;
+        zactor_destroy (&self->writer);
+        for (int i = 0; i < 2; i++) {
+            s_group_t *group = &self->groups [i];
+            if (group->events)
+                s_group_reset (group);
+            free (group->events);
+            free (group->seqs);
+            free (group->dups);
+            free (group->stored);
+            free (group->sizes);
+        }
         zlistx_destroy (&self->replays);        //  before the store goes
         zsock_destroy (&self->router);
         zhashx_destroy (&self->logged);
-        free (self->events);
-        free (self->seqs);
-        free (self->dups);
-        free (self->stored);
-        free (self->sizes);
         free (self->appended);
         free (self->endpoint);
         free (self);
@@ -318,20 +359,90 @@ pond_store_server_set_replay_timeout (pond_store_server_t *self, int msecs)
 
 //  ---------------------------------------------------------------------
 //  APPEND: "APPEND", body {bid}, event, event, ...
-//  Decoded and validated now, written with the group in s_commit.
+//  Decoded and validated now, written with its group by the writer.
 
-//  Write the group in one batch, then answer each APPEND in order.
+//  The writer: an actor that owns the store while it writes a group.
+//  Each request on its pipe is the address of a group; it writes the
+//  group with pond_store_append (one synced WriteBatch), sets group->rc
+//  and answers one byte. It ends on $TERM.
 static void
-s_commit (pond_store_server_t *self)
+s_writer_actor (zsock_t *pipe, void *args)
 {
-    if (self->nappends == 0)
-        return;
-    int rc = 0;
-    if (self->nevents > 0)
-        rc = pond_store_append (self->store, self->events, self->nevents, self->seqs,
-                                self->dups, self->stored, self->sizes);
-    for (size_t i = 0; i < self->nappends; i++) {
-        s_append_t *append = &self->appends [i];
+    pond_store_t *store = (pond_store_t *) args;
+    void *handle = zsock_resolve (pipe);
+    zsock_signal (pipe, 0);
+    while (true) {
+        char request [16];
+        int size = zmq_recv (handle, request, sizeof request, 0);
+        if (size == (int) sizeof (s_group_t *)) {
+            s_group_t *group;
+            memcpy (&group, request, sizeof group);
+            group->rc = group->nevents == 0? 0
+                      : pond_store_append (store, group->events, group->nevents,
+                                           group->seqs, group->dups, group->stored,
+                                           group->sizes);
+            if (zmq_send (handle, "D", 1, 0) == -1)
+                break;
+        }
+        else
+        if (size == -1 || (size == 5 && memcmp (request, "$TERM", 5) == 0))
+            break;
+        else
+            zsys_error ("store: writer: unknown request of %d bytes", size);
+    }
+}
+
+//  ZeroMQ frees a stored event with this once it has sent it.
+static void
+s_free_stored (void *data, void *hint)
+{
+    (void) hint;
+    free (data);
+}
+
+//  Send [routing id, "APPENDED", body, stored event ...] without copying
+//  the events (their buffers move to ZeroMQ). Returns 0, or -1 (errno
+//  set) if the peer cannot take it now or is gone: nothing was sent then.
+static int
+s_send_appended (pond_store_server_t *self, s_group_t *group, s_append_t *append,
+                 zframe_t *body)
+{
+    void *handle = zsock_resolve (self->router);
+    size_t last = append->first + append->count;
+    bool with_events = self->appended->code == POND_CODE_OK;
+    //  Frames after the body: the stored events that are not duplicates
+    size_t more = 0;
+    for (size_t k = append->first; with_events && k < last; k++)
+        more += !group->dups [k];
+    //  ROUTER_MANDATORY: a full or unknown peer refuses the first frame
+    if (zmq_send (handle, zframe_data (append->routing_id), zframe_size (append->routing_id),
+                  ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1)
+        return -1;
+    zmq_send (handle, POND_APPENDED, strlen (POND_APPENDED), ZMQ_SNDMORE);
+    zmq_send (handle, zframe_data (body), zframe_size (body), more? ZMQ_SNDMORE: 0);
+    for (size_t k = append->first; more && k < last; k++) {
+        if (group->dups [k])
+            continue;
+        zmq_msg_t frame;
+        if (zmq_msg_init_data (&frame, group->stored [k], group->sizes [k], s_free_stored,
+                               NULL) == 0) {
+            group->stored [k] = NULL;           //  ZeroMQ frees it once sent
+            zmq_msg_send (&frame, handle, --more? ZMQ_SNDMORE: 0);
+        }
+        else {
+            //  Out of memory: end the message rather than leave it open
+            zmq_send (handle, group->stored [k], group->sizes [k], --more? ZMQ_SNDMORE: 0);
+        }
+    }
+    return 0;
+}
+
+//  Answer each APPEND of a written group, in order.
+static void
+s_answer_group (pond_store_server_t *self, s_group_t *group)
+{
+    for (size_t i = 0; i < group->nappends; i++) {
+        s_append_t *append = &group->appends [i];
         pond_appended_t *reply = self->appended;
         reply->bid = append->bid;
         reply->count = 0;
@@ -341,7 +452,7 @@ s_commit (pond_store_server_t *self)
             snprintf (reply->reason, sizeof reply->reason, "%s", append->reason);
         }
         else
-        if (rc) {
+        if (group->rc) {
             reply->code = POND_CODE_STORE_ERROR;
             snprintf (reply->reason, sizeof reply->reason,
                       "the store could not write; nothing was stored, retry later");
@@ -349,22 +460,97 @@ s_commit (pond_store_server_t *self)
         else {
             reply->code = POND_CODE_OK;
             reply->count = append->count;
-            memcpy (reply->seqs, self->seqs + append->first, append->count * sizeof (uint64_t));
-            memcpy (reply->dups, self->dups + append->first, append->count * sizeof (bool));
+            memcpy (reply->seqs, group->seqs + append->first, append->count * sizeof (uint64_t));
+            memcpy (reply->dups, group->dups + append->first, append->count * sizeof (bool));
         }
-        zmsg_t *msg = s_message (append->routing_id, POND_APPENDED,
-                                 pond_appended_encode (reply));
-        for (size_t j = 0; msg && reply->code == POND_CODE_OK && j < append->count; j++) {
-            size_t k = append->first + j;
-            if (!self->dups [k] && zmsg_addmem (msg, self->stored [k], self->sizes [k]))
-                zmsg_destroy (&msg);
-        }
-        if (msg)
-            s_reply (self, &msg);
-        else
+        zframe_t *body = pond_appended_encode (reply);
+        if (!body)
             zsys_error ("store: out of memory answering APPEND %" PRIu64, append->bid);
+        else
+        if (s_send_appended (self, group, append, body)) {
+            self->send_failures++;
+            s_log_once (self, "send", "cannot answer a peer (%s): reply dropped",
+                        errno == EAGAIN? "its queue is full": "it is gone");
+        }
+        zframe_destroy (&body);
     }
-    s_group_reset (self);
+    s_group_reset (group);
+}
+
+//  Hand the group being filled to the writer, if it holds anything and
+//  the writer is idle.
+static void
+s_writer_start (pond_store_server_t *self)
+{
+    if (self->writing || self->filling->nappends == 0)
+        return;
+    self->writing = self->filling;
+    self->filling = self->writing == &self->groups [0]? &self->groups [1]: &self->groups [0];
+    s_group_t *group = self->writing;
+    if (zmq_send (zsock_resolve (self->writer), &group, sizeof group, 0) == -1) {
+        //  Only when the context is going away: write it here instead
+        group->rc = pond_store_append (self->store, group->events, group->nevents,
+                                       group->seqs, group->dups, group->stored, group->sizes);
+        s_answer_group (self, group);
+        self->writing = NULL;
+    }
+}
+
+//  If the writer is done (wait for it if block), answer its group and
+//  give it the next. Returns true if a group was finished.
+static bool
+s_writer_collect (pond_store_server_t *self, bool block)
+{
+    if (!self->writing)
+        return false;
+    char done;
+    if (zmq_recv (zsock_resolve (self->writer), &done, 1, block? 0: ZMQ_DONTWAIT) == -1)
+        return false;
+    s_group_t *group = self->writing;
+    self->writing = NULL;
+    s_answer_group (self, group);
+    s_writer_start (self);
+    return true;
+}
+
+//  Wait until the writer is idle (answering what it wrote).
+static void
+s_writer_wait (pond_store_server_t *self)
+{
+    while (self->writing && s_writer_collect (self, true))
+        ;
+}
+
+//  Write every APPEND read so far and answer them all: what comes next
+//  (STATS, REPLAY) sees them, and the store is ours alone until the next
+//  s_writer_start.
+static void
+s_commit (pond_store_server_t *self)
+{
+    s_writer_wait (self);
+    s_writer_start (self);
+    s_writer_wait (self);
+}
+
+//  The group being filled is full: hand it over, waiting for the writer
+//  if it is still busy with the previous one.
+static void
+s_group_full (pond_store_server_t *self)
+{
+    s_writer_wait (self);
+    s_writer_start (self);
+}
+
+//  Can the store take this decoded event (size bytes as received)? Its
+//  stored form adds a seq (at most 13 bytes) to an encoding no larger than
+//  the one received (pond_event_encode writes the shortest forms), so only
+//  events near the limit need the full check, which encodes the event.
+static int
+s_check (pond_event_t *event, size_t size, char *reason, size_t reason_size)
+{
+    if (size + 64 > POND_EVENT_MAX_SIZE || pond_event_seq (event))
+        return pond_store_check (event, reason, reason_size);
+    return 0;
 }
 
 static void
@@ -392,13 +578,14 @@ s_handle_append (pond_store_server_t *self, zframe_t *routing_id, zmsg_t *msg)
         return;
     }
     size_t count = zmsg_size (msg);
-    if (self->nevents + count > GROUP_CAPACITY || self->nappends == GROUP_APPENDS)
-        s_commit (self);
-
-    s_append_t *append = &self->appends [self->nappends];
+    if (self->filling->nevents + count > GROUP_CAPACITY
+    ||  self->filling->nappends == GROUP_APPENDS)
+        s_group_full (self);
+    s_group_t *group = self->filling;
+    s_append_t *append = &group->appends [group->nappends];
     memset (append, 0, sizeof (*append));
     append->bid = header.bid;
-    append->first = self->nevents;
+    append->first = group->nevents;
     if (count == 0 || count > POND_APPEND_MAX) {
         append->code = count? POND_CODE_TOO_LARGE: POND_CODE_BAD_REQUEST;
         snprintf (append->reason, sizeof append->reason,
@@ -418,28 +605,28 @@ s_handle_append (pond_store_server_t *self, zframe_t *routing_id, zmsg_t *msg)
         }
         else
         if (!(event = pond_event_decode (data, size, reason, sizeof reason))
-        ||  pond_store_check (event, reason, sizeof reason)) {
+        ||  s_check (event, size, reason, sizeof reason)) {
             append->code = POND_CODE_BAD_REQUEST;
             snprintf (append->reason, sizeof append->reason, "event %zu: %.200s", index, reason);
             pond_event_destroy (&event);
         }
         else
-            self->events [self->nevents + append->count++] = event;
+            group->events [group->nevents + append->count++] = event;
     }
     if (append->code) {
         //  Nothing of a bad APPEND goes into the group
         for (size_t i = 0; i < append->count; i++)
-            pond_event_destroy (&self->events [append->first + i]);
+            pond_event_destroy (&group->events [append->first + i]);
         append->count = 0;
         self->malformed++;
         s_log_once (self, "APPEND/event", "refused APPEND %" PRIu64 " (%u): %s",
                     append->bid, append->code, append->reason);
     }
     append->routing_id = zframe_dup (routing_id);
-    self->nevents += append->count;
-    self->nappends++;
-    if (self->nevents >= GROUP_EVENTS || self->nappends == GROUP_APPENDS)
-        s_commit (self);
+    group->nevents += append->count;
+    group->nappends++;
+    if (group->nevents >= GROUP_EVENTS || group->nappends == GROUP_APPENDS)
+        s_group_full (self);
 }
 
 //  ---------------------------------------------------------------------
@@ -831,31 +1018,52 @@ s_handle_message (pond_store_server_t *self, zmsg_t *msg)
     zmsg_destroy (&msg);
 }
 
-//  Read every message already queued, up to DRAIN_MAX, then write the
-//  group they made.
+//  Read every message already queued, up to DRAIN_MAX, then hand the
+//  group they made to the writer if it is idle (else it goes as soon as
+//  the writer is done). A lone APPEND with the writer idle (one producer
+//  waiting for each ACK) is written right here: nothing would overlap
+//  with its sync, and the hand-over would cost two thread wake-ups.
 static void
 s_drain (pond_store_server_t *self)
 {
-    for (int i = 0; i < DRAIN_MAX; i++) {
+    int read = 0;
+    for (; read < DRAIN_MAX; read++) {
         zmsg_t *msg = zmsg_recv (self->router);     //  rcvtimeo 0: never waits
         if (!msg)
             break;
         s_handle_message (self, msg);
     }
-    s_commit (self);
+    if (read == 1 && !self->writing && self->filling->nappends == 1) {
+        s_group_t *group = self->filling;
+        group->rc = group->nevents == 0? 0
+                  : pond_store_append (self->store, group->events, group->nevents,
+                                       group->seqs, group->dups, group->stored, group->sizes);
+        s_answer_group (self, group);
+    }
+    else
+        s_writer_start (self);
 }
 
 int
 pond_store_server_run (pond_store_server_t *self, zsock_t *pipe)
 {
-    zpoller_t *poller = zpoller_new (self->router, pipe, NULL);
-    if (!poller) {
-        zsys_error ("store: cannot create a poller");
-        return -1;
-    }
+    //  Poll the writer only while it writes: every polled socket costs
+    //  system calls on every turn, and one producer waiting for each ACK
+    //  never needs it (s_drain writes a lone APPEND itself)
+    zmq_pollitem_t items [3] = {
+        { zsock_resolve (self->router), 0, ZMQ_POLLIN, 0 },
+        { pipe? zsock_resolve (pipe): zsock_resolve (self->writer), 0, ZMQ_POLLIN, 0 },
+        { zsock_resolve (self->writer), 0, ZMQ_POLLIN, 0 },
+    };
+    int fixed = pipe? 2: 1;
     while (!zsys_interrupted) {
-        void *which = zpoller_wait (poller, s_replay_timeout (self));
-        if (pipe && which == pipe) {
+        int count = fixed + (self->writing? 1: 0);
+        if (zmq_poll (items, count, s_replay_timeout (self)) == -1) {
+            if (zmq_errno () == ETERM)
+                break;              //  context gone
+            continue;               //  EINTR: the loop condition sees SIGTERM
+        }
+        if (pipe && (items [1].revents & ZMQ_POLLIN)) {
             char *command = zstr_recv (pipe);
             bool term = !command || streq (command, "$TERM");
             if (!term)
@@ -865,12 +1073,11 @@ pond_store_server_run (pond_store_server_t *self, zsock_t *pipe)
                 break;
             continue;
         }
-        if (!which && zpoller_terminated (poller))
-            break;
+        s_writer_collect (self, false);
         s_drain (self);
         s_serve_replays (self);
     }
-    zpoller_destroy (&poller);
+    s_writer_wait (self);           //  answer what is being written
     return 0;
 }
 

@@ -2,7 +2,8 @@
     proto/PROTOCOL.md.
 
     One ROUTER, bound to an endpoint, speaks APPEND/APPENDED with group
-    commit (every APPEND already queued goes into one synced WriteBatch),
+    commit (every APPEND already queued goes into one synced WriteBatch;
+    a writer thread writes one group while the next one fills),
     REPLAY/CHUNK/CREDIT/CANCEL/END with credit flow control, STATS and
     PING. Anything it cannot read gets an ERROR and changes nothing.
 */

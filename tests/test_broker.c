@@ -472,3 +472,82 @@ Test (broker, store_away_gives_503_then_recovers)
     pond_event_destroy (&event);
     zsock_destroy (&ingest);
 }
+
+//  Many producers with many publishes in flight each: the broker batches
+//  them into concurrent APPENDs and the store writes group after group
+//  while it reads the next. Every event gets one ACK; seqs are 1..N with
+//  no gap and no double; each producer's ACKs come in seq order (ACK order
+//  is seq order); live subscribers see the events in seq order too.
+Test (broker, pipelined_producers_get_ordered_gap_free_acks)
+{
+    #define PIPE_PRODUCERS  6
+    #define PIPE_EVENTS     400     //  per producer, all sent at once
+    zsock_t *all = zsock_new_sub (mesh->pub, "QUACKED");
+    zclock_sleep (300);             //  the subscription travels to the XPUB
+    zsock_t *ingest [PIPE_PRODUCERS];
+    for (int p = 0; p < PIPE_PRODUCERS; p++) {
+        ingest [p] = s_dealer (mesh->ingest);
+        zsock_set_sndhwm (ingest [p], 10000);
+    }
+    //  Wait until the broker knows the store is up (no 503 below)
+    pond_event_t *first = pond_event_new ("QUACKED", "cust-pipe");
+    cr_assert_eq (s_publish_ok (ingest [0], first, NULL), 1);
+    pond_event_destroy (&first);
+    for (int i = 0; i < PIPE_EVENTS; i++)
+        for (int p = 0; p < PIPE_PRODUCERS; p++) {
+            pond_event_t *event = pond_event_new ("QUACKED", "cust-pipe");
+            s_send_frames (ingest [p], POND_PUBLISH, s_encode (event));
+            pond_event_destroy (&event);
+        }
+    size_t total = 1 + PIPE_PRODUCERS * PIPE_EVENTS;
+    bool *seen = calloc (total + 1, sizeof (bool));
+    seen [1] = true;
+    for (int p = 0; p < PIPE_PRODUCERS; p++) {
+        uint64_t previous = 0;
+        for (int i = 0; i < PIPE_EVENTS; i++) {
+            zmsg_t *reply = s_recv (ingest [p], 10000);
+            cr_assert_not_null (reply, "producer %d: no reply to publish %d", p, i);
+            char *command = zmsg_popstr (reply);
+            cr_assert_str_eq (command, POND_ACK, "producer %d: every publish is ACKed", p);
+            zframe_t *body = zmsg_pop (reply);
+            pond_ack_t ack;
+            char err [POND_ERR_SIZE];
+            cr_assert_eq (pond_ack_decode (body, &ack, err, sizeof err), 0, "%s", err);
+            cr_assert_not (ack.dup);
+            cr_assert (ack.seq >= 2 && ack.seq <= total, "seq %" PRIu64 " out of range",
+                       ack.seq);
+            cr_assert_not (seen [ack.seq], "seq %" PRIu64 " given twice", ack.seq);
+            cr_assert_gt (ack.seq, previous, "a producer's ACKs come in seq order");
+            seen [ack.seq] = true;
+            previous = ack.seq;
+            free (command);
+            zframe_destroy (&body);
+            zmsg_destroy (&reply);
+        }
+    }
+    for (size_t seq = 1; seq <= total; seq++)
+        cr_assert (seen [seq], "seq %zu missing: seqs must be gap-free", seq);
+    //  Live: the same events, in seq order
+    uint64_t last = 0;
+    for (size_t n = 0; n < total; n++) {
+        zmsg_t *msg = s_recv (all, 5000);
+        cr_assert_not_null (msg, "published %zu of %zu events", n, total);
+        char *topic = zmsg_popstr (msg);
+        zframe_t *frame = zmsg_pop (msg);
+        cr_assert_str_eq (topic, "QUACKED");
+        char err [POND_ERR_SIZE];
+        pond_event_t *event = pond_event_decode (zframe_data (frame), zframe_size (frame),
+                                                 err, sizeof err);
+        cr_assert_not_null (event, "%s", err);
+        cr_assert_eq (pond_event_seq (event), last + 1, "published in seq order");
+        last = pond_event_seq (event);
+        pond_event_destroy (&event);
+        zframe_destroy (&frame);
+        free (topic);
+        zmsg_destroy (&msg);
+    }
+    free (seen);
+    for (int p = 0; p < PIPE_PRODUCERS; p++)
+        zsock_destroy (&ingest [p]);
+    zsock_destroy (&all);
+}

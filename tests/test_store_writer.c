@@ -1,0 +1,122 @@
+/*  test_store_writer: the store server's pipelined group commit under a
+    failing disk. APPENDs sent back to back queue up behind the writer
+    thread; with the write-fault hook on, every one gets APPENDED 500, in
+    order, and nothing is stored; once the disk is back the same stream is
+    stored gap-free and answered in seq order. (In-process store: the
+    fault hook is not reachable from another process.)
+*/
+#include <criterion/criterion.h>
+#include <czmq.h>
+
+#include "pond_proto.h"
+#include "pond_store.h"
+#include "pond_store_server.h"
+
+#define FAULT_APPENDS   8
+#define FAULT_EVENTS    50          //  per APPEND
+
+static void
+s_fault_append (zsock_t *dealer, uint64_t bid, const char *entity)
+{
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addstr (msg, POND_APPEND);
+    pond_append_t header = { .bid = bid };
+    zframe_t *body = pond_append_encode (&header);
+    zmsg_append (msg, &body);
+    for (int i = 0; i < FAULT_EVENTS; i++) {
+        pond_event_t *event = pond_event_new ("QUACKED", entity);
+        char err [POND_ERR_SIZE];
+        size_t size;
+        uint8_t *data = pond_event_encode (event, &size, err, sizeof err);
+        cr_assert_not_null (data, "%s", err);
+        zmsg_addmem (msg, data, size);
+        free (data);
+        pond_event_destroy (&event);
+    }
+    cr_assert_eq (zmsg_send (&msg, dealer), 0);
+}
+
+//  Receive one APPENDED: its bid and code, and its seqs into seqs.
+static uint32_t
+s_fault_appended (zsock_t *dealer, uint64_t *bid, uint64_t *seqs, size_t *count)
+{
+    zpoller_t *poller = zpoller_new (dealer, NULL);
+    zmsg_t *msg = zpoller_wait (poller, 10000)? zmsg_recv (dealer): NULL;
+    zpoller_destroy (&poller);
+    cr_assert_not_null (msg, "no APPENDED");
+    char *command = zmsg_popstr (msg);
+    cr_assert_str_eq (command, POND_APPENDED);
+    zframe_t *body = zmsg_pop (msg);
+    pond_appended_t *reply = malloc (sizeof (pond_appended_t));
+    char err [POND_ERR_SIZE];
+    cr_assert_eq (pond_appended_decode (body, reply, err, sizeof err), 0, "%s", err);
+    cr_assert_eq (zmsg_size (msg), reply->code == POND_CODE_OK? reply->count: 0,
+                  "one stored event frame per new event, none after a failure");
+    *bid = reply->bid;
+    *count = reply->count;
+    memcpy (seqs, reply->seqs, reply->count * sizeof (uint64_t));
+    uint32_t code = reply->code;
+    free (reply);
+    free (command);
+    zframe_destroy (&body);
+    zmsg_destroy (&msg);
+    return code;
+}
+
+Test (store_writer, write_errors_under_pipelined_appends_store_nothing, .timeout = 60)
+{
+    zsys_init ();
+    char dir [] = "/tmp/pond-test-fault-XXXXXX";
+    cr_assert_not_null (mkdtemp (dir));
+    char path [PATH_MAX], endpoint [PATH_MAX + 16];
+    snprintf (path, sizeof path, "%s/store", dir);
+    snprintf (endpoint, sizeof endpoint, "ipc://%s/store.ipc", dir);
+    pond_store_t *store = pond_store_new (path);
+    cr_assert_not_null (store);
+    pond_store_server_t *server = pond_store_server_new (store, endpoint);
+    cr_assert_not_null (server);
+    zactor_t *actor = zactor_new (pond_store_server_actor, server);
+    zsock_t *dealer = zsock_new (ZMQ_DEALER);
+    zsock_set_linger (dealer, 0);
+    cr_assert_eq (zsock_connect (dealer, "%s", endpoint), 0);
+
+    //  The disk fails: APPENDs sent back to back (so groups queue up
+    //  behind the writer) all get 500, in order, and nothing is stored
+    pond_store_set_write_fault (store, true);
+    for (uint64_t bid = 1; bid <= FAULT_APPENDS; bid++)
+        s_fault_append (dealer, bid, "cust-fault");
+    uint64_t seqs [POND_APPEND_MAX];
+    for (uint64_t expect = 1; expect <= FAULT_APPENDS; expect++) {
+        uint64_t bid;
+        size_t count;
+        cr_assert_eq (s_fault_appended (dealer, &bid, seqs, &count), POND_CODE_STORE_ERROR);
+        cr_assert_eq (bid, expect, "APPENDED in the order of the APPENDs");
+        cr_assert_eq (count, 0, "a failed batch answers no seqs");
+    }
+    cr_assert_eq (pond_store_head (store), 0, "nothing stored while the disk fails");
+
+    //  The disk is back: the same pipelining stores everything, gap-free,
+    //  answered in seq order
+    pond_store_set_write_fault (store, false);
+    for (uint64_t bid = 11; bid < 11 + FAULT_APPENDS; bid++)
+        s_fault_append (dealer, bid, "cust-fault");
+    uint64_t next = 1;
+    for (uint64_t expect = 11; expect < 11 + FAULT_APPENDS; expect++) {
+        uint64_t bid;
+        size_t count;
+        cr_assert_eq (s_fault_appended (dealer, &bid, seqs, &count), POND_CODE_OK);
+        cr_assert_eq (bid, expect);
+        cr_assert_eq (count, FAULT_EVENTS);
+        for (size_t i = 0; i < count; i++)
+            cr_assert_eq (seqs [i], next++, "gap-free after failed groups");
+    }
+    zactor_destroy (&actor);
+    cr_assert_eq (pond_store_head (store), (uint64_t) FAULT_APPENDS * FAULT_EVENTS);
+    zsock_destroy (&dealer);
+    pond_store_server_destroy (&server);
+    pond_store_destroy (&store);
+    zsys_dir_delete ("%s", dir);
+    char command [PATH_MAX + 16];
+    snprintf (command, sizeof command, "rm -rf %s", dir);
+    cr_assert_eq (system (command), 0);
+}
