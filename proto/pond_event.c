@@ -10,6 +10,13 @@
 #include <msgpack.h>
 #include <cjson/cJSON.h>
 
+//  A msgpack map (data or meta): NULL when absent
+typedef struct {
+    uint8_t *bytes;             //  malloc'd, or in the event's block
+    size_t size;
+    bool in_block;
+} s_slot_t;
+
 struct _pond_event_t {
     uint8_t id [POND_ID_SIZE];
     char name [POND_NAME_MAX + 1];
@@ -18,11 +25,12 @@ struct _pond_event_t {
     char source [POND_ENTITY_MAX + 1];
     bool has_causation;
     uint8_t causation [POND_ID_SIZE];
-    uint8_t *meta;
-    size_t meta_size;
-    uint8_t *data;
-    size_t data_size;
+    s_slot_t meta;
+    s_slot_t data;
     uint64_t seq;
+    //  A decoded event holds its data and meta here, in the same malloc
+    size_t block_used;
+    uint8_t block [];
 };
 
 //  ---------------------------------------------------------------------
@@ -109,13 +117,23 @@ pond_event_new (const char *name, const char *entity)
     return self;
 }
 
+static void
+s_slot_clear (s_slot_t *slot)
+{
+    if (!slot->in_block)
+        free (slot->bytes);
+    slot->bytes = NULL;
+    slot->size = 0;
+    slot->in_block = false;
+}
+
 void
 pond_event_destroy (pond_event_t **self_p)
 {
     if (self_p && *self_p) {
         pond_event_t *self = *self_p;
-        free (self->meta);
-        free (self->data);
+        s_slot_clear (&self->meta);
+        s_slot_clear (&self->data);
         free (self);
         *self_p = NULL;
     }
@@ -137,9 +155,11 @@ pond_event_dup (const pond_event_t *self)
     if (!copy)
         return NULL;
     *copy = *self;
-    copy->meta = self->meta? s_memdup (self->meta, self->meta_size): NULL;
-    copy->data = self->data? s_memdup (self->data, self->data_size): NULL;
-    if ((self->meta && !copy->meta) || (self->data && !copy->data)) {
+    copy->meta.bytes = self->meta.bytes? s_memdup (self->meta.bytes, self->meta.size): NULL;
+    copy->data.bytes = self->data.bytes? s_memdup (self->data.bytes, self->data.size): NULL;
+    copy->meta.in_block = copy->data.in_block = false;
+    copy->block_used = 0;
+    if ((self->meta.bytes && !copy->meta.bytes) || (self->data.bytes && !copy->data.bytes)) {
         pond_event_destroy (&copy);
         return NULL;
     }
@@ -246,26 +266,24 @@ pond_event_set_seq (pond_event_t *self, uint64_t seq)
 const uint8_t *
 pond_event_data (const pond_event_t *self, size_t *size_p)
 {
-    *size_p = self->data_size;
-    return self->data;
+    *size_p = self->data.size;
+    return self->data.bytes;
 }
 
 const uint8_t *
 pond_event_meta (const pond_event_t *self, size_t *size_p)
 {
-    *size_p = self->meta_size;
-    return self->meta;
+    *size_p = self->meta.size;
+    return self->meta.bytes;
 }
 
 //  Replace a data/meta slot with a copy of msgpack bytes holding one map.
 static int
-s_set_map (const char *key, uint8_t **slot, size_t *slot_size,
-           const uint8_t *msgpack, size_t size, char *err, size_t errlen)
+s_set_map (const char *key, s_slot_t *slot, const uint8_t *msgpack, size_t size,
+           char *err, size_t errlen)
 {
     if (!msgpack) {
-        free (*slot);
-        *slot = NULL;
-        *slot_size = 0;
+        s_slot_clear (slot);
         return 0;
     }
     size_t used;
@@ -285,9 +303,9 @@ s_set_map (const char *key, uint8_t **slot, size_t *slot_size,
         snprintf (err, errlen, "out of memory");
         return -1;
     }
-    free (*slot);
-    *slot = copy;
-    *slot_size = size;
+    s_slot_clear (slot);
+    slot->bytes = copy;
+    slot->size = size;
     return 0;
 }
 
@@ -295,19 +313,18 @@ int
 pond_event_set_data (pond_event_t *self, const uint8_t *msgpack, size_t size,
                      char *err, size_t errlen)
 {
-    return s_set_map ("data", &self->data, &self->data_size, msgpack, size, err, errlen);
+    return s_set_map ("data", &self->data, msgpack, size, err, errlen);
 }
 
 int
 pond_event_set_meta (pond_event_t *self, const uint8_t *msgpack, size_t size,
                      char *err, size_t errlen)
 {
-    return s_set_map ("meta", &self->meta, &self->meta_size, msgpack, size, err, errlen);
+    return s_set_map ("meta", &self->meta, msgpack, size, err, errlen);
 }
 
 static int
-s_set_map_json (const char *key, uint8_t **slot, size_t *slot_size,
-                const char *json, char *err, size_t errlen)
+s_set_map_json (const char *key, s_slot_t *slot, const char *json, char *err, size_t errlen)
 {
     char reason [POND_ERR_SIZE];
     size_t size;
@@ -316,7 +333,7 @@ s_set_map_json (const char *key, uint8_t **slot, size_t *slot_size,
         snprintf (err, errlen, "%s: %s", key, reason);
         return -1;
     }
-    int rc = s_set_map (key, slot, slot_size, msgpack, size, err, errlen);
+    int rc = s_set_map (key, slot, msgpack, size, err, errlen);
     free (msgpack);
     return rc;
 }
@@ -324,13 +341,13 @@ s_set_map_json (const char *key, uint8_t **slot, size_t *slot_size,
 int
 pond_event_set_data_json (pond_event_t *self, const char *json, char *err, size_t errlen)
 {
-    return s_set_map_json ("data", &self->data, &self->data_size, json, err, errlen);
+    return s_set_map_json ("data", &self->data, json, err, errlen);
 }
 
 int
 pond_event_set_meta_json (pond_event_t *self, const char *json, char *err, size_t errlen)
 {
-    return s_set_map_json ("meta", &self->meta, &self->meta_size, json, err, errlen);
+    return s_set_map_json ("meta", &self->meta, json, err, errlen);
 }
 
 int
@@ -376,17 +393,72 @@ s_pack_bin (msgpack_packer *pk, const char *key, const uint8_t *value, size_t si
     msgpack_pack_bin_body (pk, value, size);
 }
 
+//  The encoder computes the size of the event first and packs it into a
+//  buffer of exactly that size (an sbuffer would hold 8 KiB per event).
+typedef struct {
+    uint8_t *data;
+    size_t size;
+    size_t capacity;
+} s_writer_t;
+
+static int
+s_write (void *data, const char *buf, size_t len)
+{
+    s_writer_t *self = (s_writer_t *) data;
+    if (len > self->capacity - self->size)
+        return -1;
+    memcpy (self->data + self->size, buf, len);
+    self->size += len;
+    return 0;
+}
+
+//  Bytes msgpack_pack_str and msgpack_pack_uint64 give
+static size_t
+s_str_size (size_t len)
+{
+    return len + (len < 32? 1: len < 256? 2: len < 65536? 3: 5);
+}
+
+static size_t
+s_uint_size (uint64_t value)
+{
+    return value < 128? 1: value < 256? 2: value < 65536? 3: value <= UINT32_MAX? 5: 9;
+}
+
 uint8_t *
 pond_event_encode (const pond_event_t *self, size_t *size_p, char *err, size_t errlen)
 {
     if (pond_event_validate (self, err, errlen))
         return NULL;
     size_t count = 4 + (*self->source != 0) + self->has_causation
-                 + (self->meta != NULL) + (self->data != NULL) + (self->seq != 0);
-    msgpack_sbuffer sbuf;
-    msgpack_sbuffer_init (&sbuf);
+                 + (self->meta.bytes != NULL) + (self->data.bytes != NULL) + (self->seq != 0);
+    //  A map of at most 9 keys has a one-byte header; a UUID is a bin8
+    size_t size = 1 + s_str_size (2) + 2 + POND_ID_SIZE
+                + s_str_size (4) + s_str_size (strlen (self->name))
+                + s_str_size (2) + s_uint_size (self->ts)
+                + s_str_size (6) + s_str_size (strlen (self->entity));
+    if (*self->source)
+        size += s_str_size (6) + s_str_size (strlen (self->source));
+    if (self->has_causation)
+        size += s_str_size (9) + 2 + POND_ID_SIZE;
+    if (self->meta.bytes)
+        size += s_str_size (4) + self->meta.size;
+    if (self->data.bytes)
+        size += s_str_size (4) + self->data.size;
+    if (self->seq)
+        size += s_str_size (3) + s_uint_size (self->seq);
+    if (size > POND_EVENT_MAX_SIZE) {
+        snprintf (err, errlen, "event is %zu bytes; the limit is %d", size,
+                  POND_EVENT_MAX_SIZE);
+        return NULL;
+    }
+    s_writer_t writer = { (uint8_t *) malloc (size), 0, size };
+    if (!writer.data) {
+        snprintf (err, errlen, "out of memory");
+        return NULL;
+    }
     msgpack_packer pk;
-    msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
+    msgpack_packer_init (&pk, &writer, s_write);
     msgpack_pack_map (&pk, count);
     s_pack_bin (&pk, "id", self->id, POND_ID_SIZE);
     s_pack_text (&pk, "name", self->name);
@@ -398,82 +470,227 @@ pond_event_encode (const pond_event_t *self, size_t *size_p, char *err, size_t e
     if (self->has_causation)
         s_pack_bin (&pk, "causation", self->causation, POND_ID_SIZE);
     //  data and meta are already msgpack: append their bytes as they are
-    if (self->meta) {
+    if (self->meta.bytes) {
         s_pack_key (&pk, "meta");
-        msgpack_sbuffer_write (&sbuf, (const char *) self->meta, self->meta_size);
+        s_write (&writer, (const char *) self->meta.bytes, self->meta.size);
     }
-    if (self->data) {
+    if (self->data.bytes) {
         s_pack_key (&pk, "data");
-        msgpack_sbuffer_write (&sbuf, (const char *) self->data, self->data_size);
+        s_write (&writer, (const char *) self->data.bytes, self->data.size);
     }
     if (self->seq) {
         s_pack_key (&pk, "seq");
         msgpack_pack_uint64 (&pk, self->seq);
     }
-    if (sbuf.size > POND_EVENT_MAX_SIZE) {
-        snprintf (err, errlen, "event is %zu bytes; the limit is %d", sbuf.size,
-                  POND_EVENT_MAX_SIZE);
-        msgpack_sbuffer_destroy (&sbuf);
+    if (writer.size != size) {
+        //  Not reached: the sizes above are msgpack-c's
+        snprintf (err, errlen, "encoder wrote %zu bytes, not the %zu it computed",
+                  writer.size, size);
+        free (writer.data);
         return NULL;
     }
-    *size_p = sbuf.size;
-    return (uint8_t *) msgpack_sbuffer_release (&sbuf);
+    *size_p = size;
+    return writer.data;
 }
 
 //  ---------------------------------------------------------------------
 //  Decoder
+//
+//  pond_value_check_spans walks the whole event first, without
+//  allocating: every declared length fits the buffer and nesting is
+//  bounded; it says where each key and value of the envelope lies. The
+//  envelope is then read in place (no msgpack_unpacked, no zone, one
+//  malloc per event), and data and meta are copied as they are into the
+//  event's own block when they are in canonical form (nearly always: it
+//  is what every encoder gives). Only a map with a wider encoding than
+//  needed, or a NaN float, goes through msgpack_unpack_next and
+//  msgpack_pack_object, which is what every map went through before, so
+//  a decoded event holds the same bytes as it always did.
 
 enum {
     F_ID = 1, F_NAME = 2, F_TS = 4, F_ENTITY = 8, F_SOURCE = 16,
     F_CAUSATION = 32, F_META = 64, F_DATA = 128, F_SEQ = 256
 };
 
-static int
-s_key_flag (const msgpack_object_str *key)
+//  What the cursor sees: the msgpack_object types the envelope cares about
+typedef enum {
+    S_STR, S_BIN, S_UINT, S_NEGATIVE, S_MAP, S_OTHER
+} s_kind_t;
+
+typedef struct {
+    s_kind_t kind;
+    const uint8_t *ptr;         //  Body of a str or bin
+    uint64_t value;             //  Length of a str or bin, a uint, a map's count
+} s_item_t;
+
+static uint64_t
+s_be (const uint8_t *at, size_t n)
 {
-    static const struct { const char *name; int flag; } keys [] = {
-        { "id", F_ID }, { "name", F_NAME }, { "ts", F_TS }, { "entity", F_ENTITY },
-        { "source", F_SOURCE }, { "causation", F_CAUSATION }, { "meta", F_META },
-        { "data", F_DATA }, { "seq", F_SEQ }
-    };
-    for (size_t i = 0; i < sizeof keys / sizeof keys [0]; i++)
-        if (strlen (keys [i].name) == key->size
-        &&  memcmp (keys [i].name, key->ptr, key->size) == 0)
-            return keys [i].flag;
-    return 0;
+    uint64_t value = 0;
+    for (size_t i = 0; i < n; i++)
+        value = (value << 8) | at [i];
+    return value;
 }
 
-static int
-s_decode_map_field (const char *key, const msgpack_object *value, uint8_t **slot,
-                    size_t *slot_size, char *err, size_t errlen)
+//  Read the object at *at_p, which pond_value_check_spans has walked (so
+//  every length fits). Moves past a str, a bin or an integer; leaves *at_p on a
+//  map (its header included) and on anything else.
+static void
+s_read_item (const uint8_t **at_p, s_item_t *item)
 {
-    if (value->type != MSGPACK_OBJECT_MAP) {
-        snprintf (err, errlen, "%s must be a map", key);
-        return -1;
+    const uint8_t *at = *at_p;
+    uint8_t tag = *at;
+    size_t header = 1;
+    item->kind = S_OTHER;
+    if (tag <= 0x7f) {
+        item->kind = S_UINT;
+        item->value = tag;
     }
-    msgpack_sbuffer sbuf;
-    msgpack_sbuffer_init (&sbuf);
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
-    msgpack_pack_object (&pk, *value);
-    *slot_size = sbuf.size;
-    *slot = (uint8_t *) msgpack_sbuffer_release (&sbuf);
-    return 0;
+    else
+    if (tag >= 0xe0)
+        item->kind = S_NEGATIVE;
+    else
+    if (tag >= 0xa0 && tag <= 0xbf) {
+        item->kind = S_STR;
+        item->value = tag & 0x1f;
+    }
+    else
+    if (tag >= 0x80 && tag <= 0x8f) {
+        item->kind = S_MAP;
+        item->value = tag & 0x0f;
+        return;
+    }
+    else
+    switch (tag) {
+        case 0xd9: case 0xda: case 0xdb:
+            header = 1 + ((size_t) 1 << (tag - 0xd9));
+            item->kind = S_STR;
+            item->value = s_be (at + 1, header - 1);
+            break;
+        case 0xc4: case 0xc5: case 0xc6:
+            header = 1 + ((size_t) 1 << (tag - 0xc4));
+            item->kind = S_BIN;
+            item->value = s_be (at + 1, header - 1);
+            break;
+        case 0xcc: case 0xcd: case 0xce: case 0xcf:
+            header = 1 + ((size_t) 1 << (tag - 0xcc));
+            item->kind = S_UINT;
+            item->value = s_be (at + 1, header - 1);
+            break;
+        case 0xd0: case 0xd1: case 0xd2: case 0xd3: {
+            //  msgpack-c makes a non-negative signed integer a positive one
+            size_t n = (size_t) 1 << (tag - 0xd0);
+            uint64_t raw = s_be (at + 1, n);
+            bool negative = (raw >> (n * 8 - 1)) & 1;
+            header = 1 + n;
+            item->kind = negative? S_NEGATIVE: S_UINT;
+            item->value = raw;
+            break;
+        }
+        case 0xde: case 0xdf:
+            item->kind = S_MAP;
+            item->value = s_be (at + 1, tag == 0xde? 2: 4);
+            return;
+        default:
+            return;
+    }
+    if (item->kind == S_STR || item->kind == S_BIN) {
+        item->ptr = at + header;
+        header += item->value;
+    }
+    *at_p = at + header;
 }
 
 static int
-s_decode_field (pond_event_t *self, int flag, const msgpack_object *value,
-                char *err, size_t errlen)
+s_key_flag (const uint8_t *key, uint64_t size)
 {
+    switch (size) {
+        case 2:
+            if (memcmp (key, "id", 2) == 0) return F_ID;
+            if (memcmp (key, "ts", 2) == 0) return F_TS;
+            return 0;
+        case 3:
+            return memcmp (key, "seq", 3) == 0? F_SEQ: 0;
+        case 4:
+            if (memcmp (key, "name", 4) == 0) return F_NAME;
+            if (memcmp (key, "meta", 4) == 0) return F_META;
+            if (memcmp (key, "data", 4) == 0) return F_DATA;
+            return 0;
+        case 6:
+            if (memcmp (key, "entity", 6) == 0) return F_ENTITY;
+            if (memcmp (key, "source", 6) == 0) return F_SOURCE;
+            return 0;
+        case 9:
+            return memcmp (key, "causation", 9) == 0? F_CAUSATION: 0;
+    }
+    return 0;
+}
+
+//  The map of span into a data/meta slot: copied as it is into the
+//  event's own block when canonical, re-packed by msgpack-c otherwise.
+static int
+s_decode_map_field (pond_event_t *self, const uint8_t *data, const pond_value_span_t *span,
+                    s_slot_t *slot, char *err, size_t errlen)
+{
+    const uint8_t *at = data + span->start;
+    size_t size = span->end - span->start;
+    if (span->canonical) {
+        slot->bytes = self->block + self->block_used;
+        slot->size = size;
+        slot->in_block = true;
+        memcpy (slot->bytes, at, size);
+        self->block_used += size;
+        return 0;
+    }
+    msgpack_unpacked unpacked;
+    msgpack_unpacked_init (&unpacked);
+    int rc = -1;
+    if (msgpack_unpack_next (&unpacked, (const char *) at, size, NULL) != MSGPACK_UNPACK_SUCCESS)
+        snprintf (err, errlen, "not valid msgpack");
+    else {
+        msgpack_sbuffer sbuf;
+        msgpack_sbuffer_init (&sbuf);
+        msgpack_packer pk;
+        msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
+        if (msgpack_pack_object (&pk, unpacked.data) == 0 && sbuf.size) {
+            slot->size = sbuf.size;
+            slot->bytes = (uint8_t *) msgpack_sbuffer_release (&sbuf);
+            rc = 0;
+        }
+        else {
+            msgpack_sbuffer_destroy (&sbuf);
+            snprintf (err, errlen, "out of memory");
+        }
+    }
+    msgpack_unpacked_destroy (&unpacked);
+    return rc;
+}
+
+//  Copy a str into a fixed text field; its length is checked already.
+static void
+s_copy_text (char *field, const s_item_t *item)
+{
+    memcpy (field, item->ptr, (size_t) item->value);
+    field [item->value] = 0;
+}
+
+//  Decode the value of one envelope key, which lies in span of data.
+static int
+s_decode_field (pond_event_t *self, int flag, const uint8_t *data,
+                const pond_value_span_t *span, char *err, size_t errlen)
+{
+    s_item_t item;
+    const uint8_t *at = data + span->start;
+    s_read_item (&at, &item);
     switch (flag) {
         case F_ID:
         case F_CAUSATION: {
             const char *key = flag == F_ID? "id": "causation";
-            if (value->type != MSGPACK_OBJECT_BIN || value->via.bin.size != POND_ID_SIZE) {
+            if (item.kind != S_BIN || item.value != POND_ID_SIZE) {
                 snprintf (err, errlen, "%s must be 16 bytes of bin (a UUID)", key);
                 return -1;
             }
-            memcpy (flag == F_ID? self->id: self->causation, value->via.bin.ptr, POND_ID_SIZE);
+            memcpy (flag == F_ID? self->id: self->causation, item.ptr, POND_ID_SIZE);
             if (flag == F_CAUSATION)
                 self->has_causation = true;
             else
@@ -484,81 +701,99 @@ s_decode_field (pond_event_t *self, int flag, const msgpack_object *value,
             return 0;
         }
         case F_NAME:
-            if (value->type != MSGPACK_OBJECT_STR) {
+            if (item.kind != S_STR) {
                 snprintf (err, errlen, "name must be a str");
                 return -1;
             }
-            if (s_check_name (value->via.str.ptr, value->via.str.size, err, errlen))
+            if (s_check_name ((const char *) item.ptr, (size_t) item.value, err, errlen))
                 return -1;
-            memcpy (self->name, value->via.str.ptr, value->via.str.size);
-            self->name [value->via.str.size] = 0;
+            s_copy_text (self->name, &item);
             return 0;
         case F_ENTITY:
         case F_SOURCE: {
             const char *key = flag == F_ENTITY? "entity": "source";
-            if (value->type != MSGPACK_OBJECT_STR) {
+            if (item.kind != S_STR) {
                 snprintf (err, errlen, "%s must be a str", key);
                 return -1;
             }
-            if (s_check_label (key, value->via.str.ptr, value->via.str.size, err, errlen))
+            if (s_check_label (key, (const char *) item.ptr, (size_t) item.value, err, errlen))
                 return -1;
-            char *field = flag == F_ENTITY? self->entity: self->source;
-            memcpy (field, value->via.str.ptr, value->via.str.size);
-            field [value->via.str.size] = 0;
+            s_copy_text (flag == F_ENTITY? self->entity: self->source, &item);
             return 0;
         }
         case F_TS:
         case F_SEQ: {
             const char *key = flag == F_TS? "ts": "seq";
-            if (value->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+            if (item.kind != S_UINT) {
                 snprintf (err, errlen, "%s must be a positive integer", key);
                 return -1;
             }
             if (flag == F_TS)
-                return s_check_ts (self->ts = value->via.u64, err, errlen);
-            if (value->via.u64 == 0) {
+                return s_check_ts (self->ts = item.value, err, errlen);
+            if (item.value == 0) {
                 snprintf (err, errlen, "seq starts at 1");
                 return -1;
             }
-            self->seq = value->via.u64;
+            self->seq = item.value;
             return 0;
         }
         case F_META:
-            return s_decode_map_field ("meta", value, &self->meta, &self->meta_size, err, errlen);
-        case F_DATA:
-            return s_decode_map_field ("data", value, &self->data, &self->data_size, err, errlen);
+        case F_DATA: {
+            const char *key = flag == F_META? "meta": "data";
+            if (item.kind != S_MAP) {
+                snprintf (err, errlen, "%s must be a map", key);
+                return -1;
+            }
+            return s_decode_map_field (self, data, span,
+                                       flag == F_META? &self->meta: &self->data, err, errlen);
+        }
     }
     return -1;
 }
 
+//  Each key of the envelope is known and given once, so a map of more
+//  than this many children is refused by the time its 10th key is read
+#define S_SPANS_MAX  18
+
+//  Decode the envelope map at data, whose children lie in spans, into self.
 static int
-s_decode_object (pond_event_t *self, const msgpack_object *root, char *err, size_t errlen)
+s_decode_map (pond_event_t *self, const uint8_t *data, const pond_value_span_t *spans,
+              size_t nspans, char *err, size_t errlen)
 {
-    if (root->type != MSGPACK_OBJECT_MAP) {
+    const uint8_t *at = data;
+    s_item_t root;
+    s_read_item (&at, &root);
+    if (root.kind != S_MAP) {
         snprintf (err, errlen, "an event must be a msgpack map");
         return -1;
     }
     int seen = 0;
-    for (uint32_t i = 0; i < root->via.map.size; i++) {
-        const msgpack_object_kv *kv = &root->via.map.ptr [i];
-        if (kv->key.type != MSGPACK_OBJECT_STR) {
+    for (uint64_t i = 0; i < root.value; i++) {
+        //  A 10th key has no span: it is read where the 9th value ends
+        at = data + (2 * i < nspans? spans [2 * i].start: spans [nspans - 1].end);
+        s_item_t key;
+        s_read_item (&at, &key);
+        if (key.kind != S_STR) {
             snprintf (err, errlen, "event keys must be str");
             return -1;
         }
-        int flag = s_key_flag (&kv->key.via.str);
+        int flag = s_key_flag (key.ptr, key.value);
         if (!flag) {
             snprintf (err, errlen, "unknown key '%.*s' (see PROTOCOL.md)",
-                      (int) (kv->key.via.str.size > 32? 32: kv->key.via.str.size),
-                      kv->key.via.str.ptr);
+                      (int) (key.value > 32? 32: key.value), (const char *) key.ptr);
             return -1;
         }
         if (seen & flag) {
-            snprintf (err, errlen, "key '%.*s' given twice",
-                      (int) kv->key.via.str.size, kv->key.via.str.ptr);
+            snprintf (err, errlen, "key '%.*s' given twice", (int) key.value,
+                      (const char *) key.ptr);
             return -1;
         }
         seen |= flag;
-        if (s_decode_field (self, flag, &kv->val, err, errlen))
+        if (2 * i + 1 >= nspans) {
+            snprintf (err, errlen, "more keys than an event has");
+            return -1;                  //  Not reached: see S_SPANS_MAX
+        }
+        if (s_decode_field (self, flag, data, &spans [2 * i + 1], err, errlen))
             return -1;
     }
     const int required [] = { F_ID, F_NAME, F_TS, F_ENTITY };
@@ -582,8 +817,11 @@ s_decode (const uint8_t *data, size_t size, bool exact, size_t *used_p,
         return NULL;
     }
     size_t used;
+    pond_value_span_t spans [S_SPANS_MAX];
+    size_t nspans = 0;
     //  The envelope is one level; data and meta nest up to 16 inside it
-    if (pond_value_check_depth (data, size, POND_VALUE_MAX_DEPTH + 1, &used, err, errlen))
+    if (pond_value_check_spans (data, size, POND_VALUE_MAX_DEPTH + 1, &used, NULL,
+                                spans, S_SPANS_MAX, &nspans, err, errlen))
         return NULL;
     if (exact && used != size) {
         snprintf (err, errlen, "%zu trailing bytes after the event map", size - used);
@@ -594,21 +832,15 @@ s_decode (const uint8_t *data, size_t size, bool exact, size_t *used_p,
         return NULL;
     }
     *used_p = used;
-    size = used;
-    pond_event_t *self = (pond_event_t *) zmalloc (sizeof (pond_event_t));
+    //  One block holds the event and its data and meta, which are smaller
+    //  than the event's bytes
+    pond_event_t *self = (pond_event_t *) malloc (sizeof (pond_event_t) + used);
     if (!self) {
         snprintf (err, errlen, "out of memory");
         return NULL;
     }
-    msgpack_unpacked unpacked;
-    msgpack_unpacked_init (&unpacked);
-    int rc = -1;
-    if (msgpack_unpack_next (&unpacked, (const char *) data, size, NULL) != MSGPACK_UNPACK_SUCCESS)
-        snprintf (err, errlen, "not valid msgpack");
-    else
-        rc = s_decode_object (self, &unpacked.data, err, errlen);
-    msgpack_unpacked_destroy (&unpacked);
-    if (rc)
+    memset (self, 0, sizeof (pond_event_t));
+    if (s_decode_map (self, data, spans, nspans, err, errlen))
         pond_event_destroy (&self);
     return self;
 }
@@ -673,10 +905,10 @@ pond_event_to_json (const pond_event_t *self)
         pond_uuid_format (self->causation, text);
         cJSON_AddStringToObject (object, "causation", text);
     }
-    if (self->meta)
-        s_add_map_json (object, "meta", self->meta, self->meta_size);
-    if (self->data)
-        s_add_map_json (object, "data", self->data, self->data_size);
+    if (self->meta.bytes)
+        s_add_map_json (object, "meta", self->meta.bytes, self->meta.size);
+    if (self->data.bytes)
+        s_add_map_json (object, "data", self->data.bytes, self->data.size);
     char *json = cJSON_PrintUnformatted (object);
     cJSON_Delete (object);
     return json;

@@ -5,6 +5,7 @@
 
 #include <inttypes.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,12 +13,19 @@
 
 //  ---------------------------------------------------------------------
 //  Bounded structural check
+//
+//  One loop over the bytes with a stack of counts (children still to
+//  read in each open container), not one call per object: this check runs
+//  on every event a process receives. Reasons and byte positions are
+//  those of a recursive descent: a container is refused for its depth
+//  before its count, both right after its header.
 
 typedef struct {
     const uint8_t *data;
     size_t size;
     size_t pos;
     int max_depth;
+    size_t noncanonical;        //  Widths found larger than needed
     char *err;
     size_t errlen;
 } s_reader_t;
@@ -52,95 +60,219 @@ s_skip (s_reader_t *self, uint64_t n)
     return 0;
 }
 
-static int s_check_object (s_reader_t *self, int depth);
-
-//  Children of a container: each child needs at least one byte, so a count
-//  larger than what remains is a lie we refuse before anyone allocates.
-static int
-s_check_children (s_reader_t *self, uint64_t count, int depth)
+//  Widths msgpack_pack_object gives: the smallest that holds the value
+//  (a non-negative signed integer is packed unsigned). A float32 or
+//  float64 NaN counts as not canonical: its round trip through a double
+//  may set the quiet bit, so only msgpack_pack_object can say its bytes.
+static bool
+s_canonical (uint8_t tag, uint64_t n)
 {
-    if (depth >= self->max_depth)
-        return s_fail (self, "msgpack nested too deep");
-    if (count > self->size - self->pos)
-        return s_fail (self, "msgpack container longer than its buffer");
-    for (uint64_t i = 0; i < count; i++)
-        if (s_check_object (self, depth + 1))
-            return -1;
+    switch (tag) {
+        case 0xcc: return n >= 0x80;
+        case 0xcd: return n >= 0x100;
+        case 0xce: return n >= 0x10000;
+        case 0xcf: return n >= 0x100000000ULL;
+        case 0xd0: return (int8_t) n < -32;
+        case 0xd1: return (int16_t) n < -128;
+        case 0xd2: return (int32_t) n < -32768;
+        case 0xd3: return (int64_t) n < -2147483648LL;
+        case 0xca: return (n & 0x7f800000) != 0x7f800000 || (n & 0x007fffff) == 0;
+        case 0xcb: return (n & 0x7ff0000000000000ULL) != 0x7ff0000000000000ULL
+                       || (n & 0x000fffffffffffffULL) == 0;
+        case 0xd9: return n >= 32;
+        case 0xc5: case 0xda: return n >= 0x100;
+        case 0xc6: case 0xdb: return n >= 0x10000;
+        case 0xc7: return n != 1 && n != 2 && n != 4 && n != 8 && n != 16;
+        case 0xc8: return n >= 0x100;
+        case 0xc9: return n >= 0x10000;
+        case 0xdc: case 0xde: return n >= 16;
+        case 0xdd: case 0xdf: return n >= 0x10000;
+    }
+    return true;
+}
+
+//  Read the n-byte number after tag (a value, a length or a count) and
+//  judge its width.
+static int
+s_read_number (s_reader_t *self, uint8_t tag, size_t n, uint64_t *value)
+{
+    if (s_read_uint (self, n, value))
+        return -1;
+    if (!s_canonical (tag, *value))
+        self->noncanonical++;
     return 0;
 }
 
+//  Walk the object at pos; record where each of the first max_spans
+//  children of a top-level container lies. Returns 0 or -1.
 static int
-s_check_object (s_reader_t *self, int depth)
+s_walk (s_reader_t *self, pond_value_span_t *spans, size_t max_spans, size_t *spans_p)
 {
-    if (self->pos >= self->size)
-        return s_fail (self, "truncated msgpack");
-    uint8_t tag = self->data [self->pos++];
-    uint64_t n;
-    if (tag <= 0x7f || tag >= 0xe0 || tag == 0xc0 || tag == 0xc2 || tag == 0xc3)
-        return 0;                               //  fixint, nil, bool
-    if (tag >= 0x80 && tag <= 0x8f)
-        return s_check_children (self, (uint64_t) (tag & 0x0f) * 2, depth);
-    if (tag >= 0x90 && tag <= 0x9f)
-        return s_check_children (self, tag & 0x0f, depth);
-    if (tag >= 0xa0 && tag <= 0xbf)
-        return s_skip (self, tag & 0x1f);
-    switch (tag) {
-        case 0xc4: case 0xd9:                   //  bin8, str8
-            return s_read_uint (self, 1, &n) ? -1 : s_skip (self, n);
-        case 0xc5: case 0xda:
-            return s_read_uint (self, 2, &n) ? -1 : s_skip (self, n);
-        case 0xc6: case 0xdb:
-            return s_read_uint (self, 4, &n) ? -1 : s_skip (self, n);
-        case 0xc7:                              //  ext8/16/32: len, type, body
-            return s_read_uint (self, 1, &n) ? -1 : s_skip (self, n + 1);
-        case 0xc8:
-            return s_read_uint (self, 2, &n) ? -1 : s_skip (self, n + 1);
-        case 0xc9:
-            return s_read_uint (self, 4, &n) ? -1 : s_skip (self, n + 1);
-        case 0xca: return s_skip (self, 4);     //  float32
-        case 0xcb: return s_skip (self, 8);     //  float64
-        case 0xcc: case 0xd0: return s_skip (self, 1);
-        case 0xcd: case 0xd1: return s_skip (self, 2);
-        case 0xce: case 0xd2: return s_skip (self, 4);
-        case 0xcf: case 0xd3: return s_skip (self, 8);
-        case 0xd4: return s_skip (self, 2);     //  fixext 1..16
-        case 0xd5: return s_skip (self, 3);
-        case 0xd6: return s_skip (self, 5);
-        case 0xd7: return s_skip (self, 9);
-        case 0xd8: return s_skip (self, 17);
-        case 0xdc:
-            return s_read_uint (self, 2, &n) ? -1 : s_check_children (self, n, depth);
-        case 0xdd:
-            return s_read_uint (self, 4, &n) ? -1 : s_check_children (self, n, depth);
-        case 0xde:
-            return s_read_uint (self, 2, &n) ? -1 : s_check_children (self, n * 2, depth);
-        case 0xdf:
-            return s_read_uint (self, 4, &n) ? -1 : s_check_children (self, n * 2, depth);
-        default:
-            self->pos--;
-            return s_fail (self, "invalid msgpack type byte");
+    uint64_t left [POND_VALUE_DEPTH_LIMIT + 1];
+    int top = 0;                //  The next object is at this depth
+    left [0] = 1;
+    size_t nspans = 0;
+    bool span_open = false;
+    size_t span_noncanonical = 0;
+    while (true) {
+        if (top == 1 && nspans < max_spans) {
+            spans [nspans].start = self->pos;
+            span_noncanonical = self->noncanonical;
+            span_open = true;
+        }
+        left [top]--;
+        if (self->pos >= self->size)
+            return s_fail (self, "truncated msgpack");
+        uint8_t tag = self->data [self->pos++];
+        uint64_t n = 0;
+        uint64_t children = 0;
+        bool container = false;
+        if (tag <= 0x7f || tag >= 0xe0 || tag == 0xc0 || tag == 0xc2 || tag == 0xc3)
+            ;                                   //  fixint, nil, bool
+        else
+        if (tag >= 0xa0 && tag <= 0xbf) {       //  fixstr
+            if (s_skip (self, tag & 0x1f))
+                return -1;
+        }
+        else
+        if (tag >= 0x80 && tag <= 0x9f) {       //  fixmap, fixarray
+            container = true;
+            children = tag <= 0x8f? (uint64_t) (tag & 0x0f) * 2: tag & 0x0f;
+        }
+        else
+        switch (tag) {
+            case 0xc4: case 0xd9:               //  bin8, str8
+                if (s_read_number (self, tag, 1, &n) || s_skip (self, n))
+                    return -1;
+                break;
+            case 0xc5: case 0xda:
+                if (s_read_number (self, tag, 2, &n) || s_skip (self, n))
+                    return -1;
+                break;
+            case 0xc6: case 0xdb:
+                if (s_read_number (self, tag, 4, &n) || s_skip (self, n))
+                    return -1;
+                break;
+            case 0xc7:                          //  ext8/16/32: len, type, body
+                if (s_read_number (self, tag, 1, &n) || s_skip (self, n + 1))
+                    return -1;
+                break;
+            case 0xc8:
+                if (s_read_number (self, tag, 2, &n) || s_skip (self, n + 1))
+                    return -1;
+                break;
+            case 0xc9:
+                if (s_read_number (self, tag, 4, &n) || s_skip (self, n + 1))
+                    return -1;
+                break;
+            case 0xca:                          //  float32, float64
+            case 0xcc: case 0xd0:               //  and the integers
+            case 0xcd: case 0xd1:
+            case 0xce: case 0xd2:
+            case 0xcb:
+            case 0xcf: case 0xd3: {
+                static const uint8_t widths [] = {
+                    4, 8, 1, 2, 4, 8, 1, 2, 4, 8        //  0xca .. 0xd3
+                };
+                if (s_read_number (self, tag, widths [tag - 0xca], &n))
+                    return -1;
+                break;
+            }
+            case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:
+                //  fixext 1..16: type and body
+                if (s_skip (self, 1 + ((uint64_t) 1 << (tag - 0xd4))))
+                    return -1;
+                break;
+            case 0xdc: case 0xde:               //  array16, map16
+                if (s_read_number (self, tag, 2, &n))
+                    return -1;
+                container = true;
+                children = tag == 0xde? n * 2: n;
+                break;
+            case 0xdd: case 0xdf:               //  array32, map32
+                if (s_read_number (self, tag, 4, &n))
+                    return -1;
+                container = true;
+                children = tag == 0xdf? n * 2: n;
+                break;
+            default:
+                self->pos--;
+                return s_fail (self, "invalid msgpack type byte");
+        }
+        if (container) {
+            //  Each child needs at least one byte, so a count larger than
+            //  what remains is a lie we refuse before anyone allocates
+            if (top >= self->max_depth)
+                return s_fail (self, "msgpack nested too deep");
+            if (children > self->size - self->pos)
+                return s_fail (self, "msgpack container longer than its buffer");
+            left [++top] = children;
+        }
+        //  Close what is complete, and a top-level child's span with it
+        if (top == 1 && span_open) {
+            spans [nspans].end = self->pos;
+            spans [nspans].canonical = self->noncanonical == span_noncanonical;
+            nspans++;
+            span_open = false;
+        }
+        while (left [top] == 0) {
+            if (top == 0) {
+                if (spans_p)
+                    *spans_p = nspans;
+                return 0;
+            }
+            top--;
+            if (top == 1 && span_open) {
+                spans [nspans].end = self->pos;
+                spans [nspans].canonical = self->noncanonical == span_noncanonical;
+                nspans++;
+                span_open = false;
+            }
+        }
     }
 }
 
 int
 pond_value_check (const uint8_t *data, size_t size, size_t *used_p, char *err, size_t errlen)
 {
-    return pond_value_check_depth (data, size, POND_VALUE_MAX_DEPTH, used_p, err, errlen);
+    return pond_value_check_spans (data, size, POND_VALUE_MAX_DEPTH, used_p, NULL,
+                                   NULL, 0, NULL, err, errlen);
 }
 
 int
 pond_value_check_depth (const uint8_t *data, size_t size, int max_depth,
                         size_t *used_p, char *err, size_t errlen)
 {
-    s_reader_t reader = { data, size, 0, max_depth, err, errlen };
+    return pond_value_check_spans (data, size, max_depth, used_p, NULL, NULL, 0, NULL,
+                                   err, errlen);
+}
+
+int
+pond_value_check_canonical (const uint8_t *data, size_t size, int max_depth,
+                            size_t *used_p, bool *canonical_p, char *err, size_t errlen)
+{
+    return pond_value_check_spans (data, size, max_depth, used_p, canonical_p, NULL, 0,
+                                   NULL, err, errlen);
+}
+
+int
+pond_value_check_spans (const uint8_t *data, size_t size, int max_depth, size_t *used_p,
+                        bool *canonical_p, pond_value_span_t *spans, size_t max_spans,
+                        size_t *spans_p, char *err, size_t errlen)
+{
     if (!data || size == 0) {
         snprintf (err, errlen, "empty msgpack");
         return -1;
     }
-    if (s_check_object (&reader, 0))
+    if (max_depth > POND_VALUE_DEPTH_LIMIT)
+        max_depth = POND_VALUE_DEPTH_LIMIT;
+    s_reader_t reader = { data, size, 0, max_depth, 0, err, errlen };
+    if (s_walk (&reader, spans, spans? max_spans: 0, spans_p))
         return -1;
     if (used_p)
         *used_p = reader.pos;
+    if (canonical_p)
+        *canonical_p = reader.noncanonical == 0;
     return 0;
 }
 

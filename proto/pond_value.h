@@ -8,6 +8,7 @@
 #ifndef POND_VALUE_H_INCLUDED
 #define POND_VALUE_H_INCLUDED
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <msgpack.h>
@@ -18,6 +19,7 @@ extern "C" {
 #endif
 
 #define POND_VALUE_MAX_DEPTH  16
+#define POND_VALUE_DEPTH_LIMIT 64      //  Largest max_depth the checks take
 
 //  Walk msgpack bytes without allocating: every declared length must fit
 //  the buffer and nesting must stay within POND_VALUE_MAX_DEPTH. On
@@ -30,11 +32,42 @@ int
                       char *err, size_t errlen);
 
 //  Same with another nesting limit (containers nested at most max_depth
-//  deep). The event decoder uses POND_VALUE_MAX_DEPTH + 1: the envelope
-//  map is one level, and its data and meta maps may nest 16 deep inside.
+//  deep, max_depth at most POND_VALUE_DEPTH_LIMIT). The event decoder uses
+//  POND_VALUE_MAX_DEPTH + 1: the envelope map is one level, and its data
+//  and meta maps may nest 16 deep inside.
 int
     pond_value_check_depth (const uint8_t *data, size_t size, int max_depth,
                             size_t *used_p, char *err, size_t errlen);
+
+//  Same, and *canonical_p tells whether the bytes are already what
+//  msgpack_pack_object would give for the object msgpack_unpack_next
+//  makes of them: every integer, length and count in its smallest
+//  encoding (a non-negative signed integer as unsigned), and no NaN float
+//  (whose bits a round trip through a double may change). The event
+//  decoder copies canonical data and meta as they are, and re-packs only
+//  the others, so decoding gives the same bytes as a full re-pack.
+int
+    pond_value_check_canonical (const uint8_t *data, size_t size, int max_depth,
+                                size_t *used_p, bool *canonical_p, char *err, size_t errlen);
+
+//  Where one child of the top-level container lies: bytes [start, end) of
+//  the buffer (a map's keys and values alternate), and whether they are
+//  canonical as pond_value_check_canonical says.
+typedef struct {
+    size_t start;
+    size_t end;
+    bool canonical;
+} pond_value_span_t;
+
+//  The same walk, and the spans of the first max_spans children of the
+//  top-level container (if it is one) in spans, their number in *spans_p.
+//  canonical_p, spans and spans_p may be NULL. The event decoder reads its
+//  envelope with these, without walking data and meta again.
+int
+    pond_value_check_spans (const uint8_t *data, size_t size, int max_depth,
+                            size_t *used_p, bool *canonical_p,
+                            pond_value_span_t *spans, size_t max_spans, size_t *spans_p,
+                            char *err, size_t errlen);
 
 //  Convert a msgpack object to a cJSON tree. Integers are kept exact (as
 //  raw JSON numbers); bin becomes a hex string; non-string map keys are

@@ -1186,6 +1186,396 @@ Test (event, data_depth_set_encode_decode_agree)
 }
 
 //  =====================================================================
+//  The decoder keeps bytes as they are: round trips and a reference
+
+//  Raw big-endian helpers for hand-made msgpack
+static void
+s_buf_be (buf_t *b, uint8_t tag, uint64_t value, size_t n)
+{
+    uint8_t raw [9] = { tag };
+    for (size_t i = 0; i < n; i++)
+        raw [1 + i] = (uint8_t) (value >> (8 * (n - 1 - i)));
+    s_buf_raw (b, raw, 1 + n);
+}
+
+//  The events whose bytes must never change: every field, the minimum,
+//  and data and meta nested deep with every type in its every width.
+static uint8_t *
+s_kept_event (int which, size_t *size_p)
+{
+    buf_t b;
+    s_buf_init (&b);
+    bool nested = which == 2;
+    msgpack_pack_map (&b.pk, which == 1? 4: 9);
+    s_buf_str (&b, "id");
+    msgpack_pack_bin (&b.pk, 16);
+    msgpack_pack_bin_body (&b.pk, which == 1? s_id_b: s_id_a, 16);
+    s_buf_str (&b, "name");     s_buf_str (&b, which == 1? "A": "BUTTON_CLICKED");
+    s_buf_str (&b, "ts");       msgpack_pack_uint64 (&b.pk, TS_2022 + (uint64_t) which);
+    s_buf_str (&b, "entity");   s_buf_str (&b, which == 1? "e": "customer \xc3\xa9 42");
+    if (which != 1) {
+        s_buf_str (&b, "source");       s_buf_str (&b, "silo-7");
+        s_buf_str (&b, "causation");
+        msgpack_pack_bin (&b.pk, 16);
+        msgpack_pack_bin_body (&b.pk, s_id_b, 16);
+        s_buf_str (&b, "meta");
+        msgpack_pack_map (&b.pk, 2);
+        s_buf_str (&b, "trace");
+        msgpack_pack_map (&b.pk, 2);
+        s_buf_str (&b, "id");       s_buf_str (&b, "t-42");
+        s_buf_str (&b, "hops");
+        msgpack_pack_array (&b.pk, 2);
+        msgpack_pack_map (&b.pk, 1); s_buf_str (&b, "n"); msgpack_pack_int (&b.pk, 1);
+        msgpack_pack_map (&b.pk, 1); s_buf_str (&b, "n"); msgpack_pack_int (&b.pk, 2);
+        s_buf_str (&b, "performer"); s_buf_str (&b, "silo-7");
+        s_buf_str (&b, "data");
+        msgpack_pack_map (&b.pk, nested? 3: 2);
+        s_buf_str (&b, "duration_ms");  msgpack_pack_uint32 (&b.pk, 350);
+        s_buf_str (&b, "deep");
+        //  {"l1": {"l2": ... 13 levels ... [every type, a map16]}}: 16 deep
+        int levels = nested? 13: 1;
+        for (int i = 0; i < levels; i++) {
+            char key [16];
+            snprintf (key, sizeof key, "l%d", i + 1);
+            msgpack_pack_map (&b.pk, 1);
+            s_buf_str (&b, key);
+        }
+        msgpack_pack_array (&b.pk, 20);
+        msgpack_pack_nil (&b.pk);
+        msgpack_pack_true (&b.pk);
+        msgpack_pack_uint64 (&b.pk, 127);
+        msgpack_pack_uint64 (&b.pk, 128);
+        msgpack_pack_uint64 (&b.pk, 65535);
+        msgpack_pack_uint64 (&b.pk, 65536);
+        msgpack_pack_uint64 (&b.pk, UINT64_MAX);
+        msgpack_pack_int64 (&b.pk, -32);
+        msgpack_pack_int64 (&b.pk, -33);
+        msgpack_pack_int64 (&b.pk, -40000);
+        msgpack_pack_int64 (&b.pk, INT64_MIN);
+        msgpack_pack_float (&b.pk, 1.5f);
+        msgpack_pack_double (&b.pk, -0.1);
+        char text [300];
+        memset (text, 'x', sizeof text);
+        s_buf_strn (&b, text, 40);
+        s_buf_strn (&b, text, 300);
+        msgpack_pack_bin (&b.pk, 3); msgpack_pack_bin_body (&b.pk, "\x00\x01\xff", 3);
+        msgpack_pack_ext (&b.pk, 4, 7); msgpack_pack_ext_body (&b.pk, "abcd", 4);
+        msgpack_pack_ext (&b.pk, 3, -1); msgpack_pack_ext_body (&b.pk, "abc", 3);
+        msgpack_pack_array (&b.pk, 0);
+        msgpack_pack_map (&b.pk, 17);
+        for (int i = 0; i < 17; i++) {
+            msgpack_pack_int (&b.pk, i);
+            msgpack_pack_int (&b.pk, -i);
+        }
+        if (nested) {
+            s_buf_str (&b, "");
+            msgpack_pack_map (&b.pk, 0);
+        }
+        s_buf_str (&b, "seq");      msgpack_pack_uint64 (&b.pk, 5000000000ULL);
+    }
+    *size_p = b.sbuf.size;
+    return (uint8_t *) msgpack_sbuffer_release (&b.sbuf);
+}
+
+//  The JSON of each kept event, as pond rendered it before the decoder
+//  kept data and meta bytes as they are
+#define X10  "xxxxxxxxxx"
+#define X40  X10 X10 X10 X10
+#define X100 X10 X10 X10 X10 X10 X10 X10 X10 X10 X10
+#define X300 X100 X100 X100
+#define EVERY_TYPE_JSON \
+    "[null,true,127,128,65535,65536,18446744073709551615,-32,-33,-40000," \
+    "-9223372036854775808,1.5,-0.1,\"" X40 "\",\"" X300 "\",\"0001ff\"," \
+    "\"61626364\",\"616263\",[],{\"0\":0,\"1\":-1,\"2\":-2,\"3\":-3,\"4\":-4," \
+    "\"5\":-5,\"6\":-6,\"7\":-7,\"8\":-8,\"9\":-9,\"10\":-10,\"11\":-11," \
+    "\"12\":-12,\"13\":-13,\"14\":-14,\"15\":-15,\"16\":-16}]"
+#define KEPT_HEAD(ts) \
+    "{\"seq\":5000000000,\"id\":\"018f3a5b-6c7d-7e8f-90a1-b2c3d4e5f607\"," \
+    "\"name\":\"BUTTON_CLICKED\",\"ts\":164099520000000" ts "," \
+    "\"time\":\"2022-01-01T00:00:00.00000" ts "Z\"," \
+    "\"entity\":\"customer \xc3\xa9 42\",\"source\":\"silo-7\"," \
+    "\"causation\":\"ffeeddcc-bbaa-7988-9766-554433221100\"," \
+    "\"meta\":{\"trace\":{\"id\":\"t-42\",\"hops\":[{\"n\":1},{\"n\":2}]}," \
+    "\"performer\":\"silo-7\"},\"data\":{\"duration_ms\":350,"
+
+static const char *s_kept_json [] = {
+    KEPT_HEAD ("0") "\"deep\":{\"l1\":" EVERY_TYPE_JSON "}}}",
+    "{\"id\":\"ffeeddcc-bbaa-7988-9766-554433221100\",\"name\":\"A\","
+    "\"ts\":1640995200000001,\"time\":\"2022-01-01T00:00:00.000001Z\","
+    "\"entity\":\"e\"}",
+    KEPT_HEAD ("2") "\"deep\":{\"l1\":{\"l2\":{\"l3\":{\"l4\":{\"l5\":{\"l6\":{\"l7\":"
+    "{\"l8\":{\"l9\":{\"l10\":{\"l11\":{\"l12\":{\"l13\":" EVERY_TYPE_JSON
+    "}}}}}}}}}}}}},\"\":{}}}"
+};
+
+Test (event, decode_encode_keeps_every_byte)
+{
+    //  Stored events, derived ids and view dumps depend on these bytes:
+    //  decode then encode gives them back, alone, back to back (as in a
+    //  CHUNK) and from a copy, and the JSON is what it always was
+    buf_t packed;
+    s_buf_init (&packed);
+    uint8_t *bytes [3];
+    size_t sizes [3];
+    for (int which = 0; which < 3; which++) {
+        bytes [which] = s_kept_event (which, &sizes [which]);
+        s_buf_raw (&packed, bytes [which], sizes [which]);
+        pond_event_t *ev = s_decode_ok (bytes [which], sizes [which]);
+        size_t size;
+        uint8_t *again = s_encode_ok (ev, &size);
+        cr_assert_eq (size, sizes [which], "event %d", which);
+        cr_assert_arr_eq (again, bytes [which], size, "event %d", which);
+        free (again);
+        char *json = pond_event_to_json (ev);
+        cr_assert_str_eq (json, s_kept_json [which]);
+        free (json);
+        pond_event_t *copy = pond_event_dup (ev);
+        again = s_encode_ok (copy, &size);
+        cr_assert_eq (size, sizes [which]);
+        cr_assert_arr_eq (again, bytes [which], size);
+        free (again);
+        //  A decoded event's data can be replaced and cleared
+        char err [POND_ERR_SIZE] = "";
+        cr_assert_eq (pond_event_set_data_json (ev, "{\"a\":1}", err, sizeof err), 0, "%s", err);
+        cr_assert_eq (pond_event_set_meta (ev, NULL, 0, err, sizeof err), 0);
+        size_t dsize;
+        cr_assert_arr_eq (pond_event_data (ev, &dsize), "\x81\xa1" "a" "\x01", 4);
+        pond_event_destroy (&copy);
+        pond_event_destroy (&ev);
+    }
+    size_t at = 0;
+    for (int which = 0; which < 3; which++) {
+        char err [POND_ERR_SIZE] = "";
+        size_t used = 0;
+        pond_event_t *ev = pond_event_decode_next ((uint8_t *) packed.sbuf.data + at,
+                                                   packed.sbuf.size - at, &used, err,
+                                                   sizeof err);
+        cr_assert_not_null (ev, "%s", err);
+        cr_assert_eq (used, sizes [which]);
+        size_t size;
+        uint8_t *again = s_encode_ok (ev, &size);
+        cr_assert_arr_eq (again, bytes [which], sizes [which]);
+        free (again);
+        pond_event_destroy (&ev);
+        at += used;
+        free (bytes [which]);
+    }
+    cr_assert_eq (at, packed.sbuf.size);
+    s_buf_destroy (&packed);
+}
+
+//  A random msgpack value in any width msgpack allows, not only the
+//  smallest: integers in wide or signed encodings, str8 for short text,
+//  map16 for small maps, NaN floats, ext of every length.
+static void
+s_random_wide_value (buf_t *b, int depth)
+{
+    static const uint64_t edges [] = {
+        0, 1, 31, 32, 127, 128, 255, 256, 65535, 65536, 4294967295ULL, 4294967296ULL,
+        UINT64_MAX
+    };
+    static const int64_t negatives [] = {
+        -1, -32, -33, -128, -129, -32768, -32769, -2147483648LL, -2147483649LL, INT64_MIN
+    };
+    int kinds = depth >= 4? 10: 13;
+    switch (s_below (kinds)) {
+        case 0: {                               //  unsigned, any width
+            uint64_t v = s_below (2)? edges [s_below (13)]: s_rand () >> s_below (64);
+            size_t n = (size_t) 1 << s_below (4);
+            if (n < 8 && v >> (8 * n))
+                n = 8;
+            if (v < 128 && s_below (3) == 0)
+                s_buf_raw (b, (uint8_t []) { (uint8_t) v }, 1);
+            else
+                s_buf_be (b, (uint8_t) (0xcc + (n == 1? 0: n == 2? 1: n == 4? 2: 3)), v, n);
+            break;
+        }
+        case 1: {                               //  signed, any width
+            int64_t v = s_below (2)? negatives [s_below (10)]
+                                   : (int64_t) edges [s_below (8)];
+            size_t n = (size_t) 1 << s_below (4);
+            while (n < 8 && (v < -(1LL << (8 * n - 1)) || v >= (1LL << (8 * n - 1))))
+                n *= 2;
+            s_buf_be (b, (uint8_t) (0xd0 + (n == 1? 0: n == 2? 1: n == 4? 2: 3)),
+                      (uint64_t) v, n);
+            break;
+        }
+        case 2: {                               //  negative fixint, nil, bools
+            static const uint8_t singles [] = { 0xc0, 0xc2, 0xc3 };
+            uint8_t tag = s_below (2)? (uint8_t) (0xe0 + s_below (32)): singles [s_below (3)];
+            s_buf_raw (b, &tag, 1);
+            break;
+        }
+        case 3: {                               //  float32: NaNs, infinities, anything
+            static const uint32_t specials [] = {
+                0x7fc00000, 0x7f800001, 0xffc00001, 0x7fa00000, 0x7f800000, 0x80000000, 0
+            };
+            uint32_t bits = s_below (2)? specials [s_below (7)]: (uint32_t) s_rand ();
+            s_buf_be (b, 0xca, bits, 4);
+            break;
+        }
+        case 4: {                               //  float64
+            static const uint64_t specials [] = {
+                0x7ff8000000000000ULL, 0x7ff0000000000001ULL, 0xfff8000000000001ULL,
+                0x7ff4000000000000ULL, 0x7ff0000000000000ULL, 0x8000000000000000ULL, 0
+            };
+            uint64_t bits = s_below (2)? specials [s_below (7)]: s_rand ();
+            s_buf_be (b, 0xcb, bits, 8);
+            break;
+        }
+        case 5:
+        case 6: {                               //  str or bin, any width
+            static const size_t lengths [] = { 0, 1, 5, 31, 32, 40, 255, 256, 300 };
+            size_t len = lengths [s_below (9)];
+            bool str = s_below (2);
+            size_t n = (size_t) 1 << s_below (3);
+            if (n == 1 && len > 255)
+                n = 2;
+            if (str && len < 32 && s_below (2))
+                s_buf_raw (b, (uint8_t []) { (uint8_t) (0xa0 | len) }, 1);
+            else
+                s_buf_be (b, (uint8_t) ((str? 0xd9: 0xc4) + (n == 1? 0: n == 2? 1: 2)), len, n);
+            for (size_t i = 0; i < len; i++)
+                s_buf_raw (b, (uint8_t []) { (uint8_t) ('a' + i % 26) }, 1);
+            break;
+        }
+        case 7:
+        case 8:
+        case 9: {                               //  ext, fixext or any width
+            static const size_t lengths [] = { 0, 1, 2, 3, 4, 8, 16, 17, 256 };
+            size_t len = lengths [s_below (9)];
+            bool fixed = (len == 1 || len == 2 || len == 4 || len == 8 || len == 16)
+                      && s_below (2);
+            if (fixed) {
+                uint8_t tag = (uint8_t) (0xd4 + (len == 1? 0: len == 2? 1: len == 4? 2:
+                                                 len == 8? 3: 4));
+                s_buf_raw (b, &tag, 1);
+            }
+            else {
+                size_t n = (size_t) 1 << s_below (3);
+                if (n == 1 && len > 255)
+                    n = 2;
+                s_buf_be (b, (uint8_t) (0xc7 + (n == 1? 0: n == 2? 1: 2)), len, n);
+            }
+            s_buf_raw (b, (uint8_t []) { (uint8_t) s_rand () }, 1);      //  type
+            for (size_t i = 0; i < len; i++)
+                s_buf_raw (b, (uint8_t []) { (uint8_t) i }, 1);
+            break;
+        }
+        default: {                              //  array or map, any header
+            bool map = s_below (2);
+            size_t count = s_below (2)? s_below (4): s_below (20);
+            int header = (int) s_below (3);
+            if (header == 0 && count >= 16)
+                header = 1;
+            if (header == 0)
+                s_buf_raw (b, (uint8_t []) { (uint8_t) ((map? 0x80: 0x90) | count) }, 1);
+            else
+                s_buf_be (b, (uint8_t) ((map? 0xde: 0xdc) + header - 1), count,
+                          header == 1? 2: 4);
+            for (size_t i = 0; i < count * (map? 2: 1); i++)
+                s_random_wide_value (b, depth + 1);
+        }
+    }
+}
+
+//  What decoding gave before the decoder kept canonical bytes as they
+//  are: msgpack-c's unpack and pack_object. Caller frees.
+static uint8_t *
+s_reference_repack (const uint8_t *data, size_t size, size_t *size_p)
+{
+    msgpack_unpacked unpacked;
+    msgpack_unpacked_init (&unpacked);
+    cr_assert_eq (msgpack_unpack_next (&unpacked, (const char *) data, size, NULL),
+                  MSGPACK_UNPACK_SUCCESS);
+    buf_t b;
+    s_buf_init (&b);
+    cr_assert_eq (msgpack_pack_object (&b.pk, unpacked.data), 0);
+    msgpack_unpacked_destroy (&unpacked);
+    *size_p = b.sbuf.size;
+    return (uint8_t *) msgpack_sbuffer_release (&b.sbuf);
+}
+
+Test (event, decode_gives_msgpack_c_bytes_for_any_width, .timeout = 30)
+{
+    //  Data and meta in any encoding decode to exactly what msgpack-c's
+    //  unpack + pack_object gives (the decoder's output before it copied
+    //  canonical maps as they are), and pond_value says canonical only of
+    //  bytes that pack_object gives back unchanged
+    s_seed (0x6b656570);         //  "keep"
+    int canonical_seen = 0, wide_seen = 0;
+    for (int round = 0; round < 3000 * POND_FUZZ_SCALE; round++) {
+        buf_t data;
+        s_buf_init (&data);
+        size_t count = s_below (6);
+        if (s_below (4) == 0)
+            s_buf_be (&data, 0xde, count, 2);
+        else
+            s_buf_raw (&data, (uint8_t []) { (uint8_t) (0x80 | count) }, 1);
+        for (size_t i = 0; i < 2 * count; i++)
+            s_random_wide_value (&data, 1);
+        const uint8_t *raw = (const uint8_t *) data.sbuf.data;
+        size_t raw_size = data.sbuf.size;
+
+        char err [POND_ERR_SIZE] = "";
+        size_t used = 0;
+        bool canonical = false;
+        cr_assert_eq (pond_value_check_canonical (raw, raw_size, POND_VALUE_MAX_DEPTH, &used,
+                                                  &canonical, err, sizeof err), 0, "%s", err);
+        cr_assert_eq (used, raw_size);
+        size_t ref_size;
+        uint8_t *ref = s_reference_repack (raw, raw_size, &ref_size);
+        if (canonical) {
+            canonical_seen++;
+            cr_assert (ref_size == raw_size && memcmp (ref, raw, raw_size) == 0,
+                       "round %d: called canonical, but pack_object changes it", round);
+        }
+        else
+            wide_seen++;
+
+        //  In an event, as data and as meta
+        buf_t b;
+        s_buf_init (&b);
+        msgpack_pack_map (&b.pk, 6);
+        s_buf_str (&b, "data");
+        s_buf_raw (&b, raw, raw_size);
+        s_buf_str (&b, "id");       s_buf_raw (&b, ID_RAW, 18);
+        s_buf_str (&b, "name");     s_buf_str (&b, "QUACKED");
+        s_buf_str (&b, "ts");       msgpack_pack_uint64 (&b.pk, TS_2022);
+        s_buf_str (&b, "entity");   s_buf_str (&b, "c-1");
+        s_buf_str (&b, "meta");
+        s_buf_raw (&b, raw, raw_size);
+        pond_event_t *ev = s_decode_ok ((uint8_t *) b.sbuf.data, b.sbuf.size);
+        size_t size;
+        const uint8_t *got = pond_event_data (ev, &size);
+        cr_assert (size == ref_size && memcmp (got, ref, size) == 0, "round %d: data", round);
+        got = pond_event_meta (ev, &size);
+        cr_assert (size == ref_size && memcmp (got, ref, size) == 0, "round %d: meta", round);
+
+        //  And that encoding is stable: decoded again, encoded again
+        size_t first_size;
+        uint8_t *first = s_encode_ok (ev, &first_size);
+        pond_event_t *again = s_decode_ok (first, first_size);
+        size_t second_size;
+        uint8_t *second = s_encode_ok (again, &second_size);
+        cr_assert (first_size == second_size && memcmp (first, second, first_size) == 0);
+        char *json = pond_event_to_json (ev);
+        cr_assert_not_null (json);
+        free (json);
+        free (second);
+        free (first);
+        pond_event_destroy (&again);
+        pond_event_destroy (&ev);
+        free (ref);
+        s_buf_destroy (&b);
+        s_buf_destroy (&data);
+    }
+    //  Both ways were taken, many times
+    cr_assert_gt (canonical_seen, 100);
+    cr_assert_gt (wide_seen, 100);
+}
+
+//  =====================================================================
 //  pond_value
 
 //  Every msgpack type, in its every width
