@@ -7,25 +7,37 @@
     subscriber or an admin would, prints ONE line of key=value results,
     then stops what it started by pid and removes what it made.
 
-        pond-bench ingest [--events N] [--producers P] [--window W] [--rate R]
+        pond-bench ingest [--events N] [--producers P | --connections C] [--window W]
+                          [--rate R]
         pond-bench load   [--events N] [--entities E] [--names A,B]
         pond-bench replay [--events N] [--range M] [--slow-rate R --slow-seconds S]
         pond-bench fanout [--subscribers S] [--events N] [--producers P] [--window W]
 
-    ingest: P threads, each with its own pond_client_t (CZMQ sockets are
-    not thread-safe), publish N events in all. Each thread keeps W
-    publishes outstanding: W = 1 calls pond_client_publish_bytes and
-    waits for each ACK; W > 1 pipelines with pond_client_send_bytes and
-    pond_client_recv, resending after NACK 503. Events are encoded before
-    the clock starts (a producer's own encoding is not pond's cost). The
-    rate is ACKed events over the time from the common start to the last
-    ACK; latency is per event, from the call that first sends it to the
-    moment its ACK (durable in the store) is read, retries included.
-    With --rate R (open loop), each producer sends event i at start +
-    i / R' (R' = R / P) whatever the ACKs do, with no window, and latency
-    counts from that scheduled time, so a stall is charged to every event
-    it delays (no coordinated omission). If the mesh cannot keep up, the
-    achieved rate says so.
+    ingest: N events in all from P producers, each with its own
+    pond_client_t, each keeping W publishes outstanding. Two ways to run
+    them:
+    - --producers P: P threads (CZMQ sockets are not thread-safe). W = 1
+      calls pond_client_publish_bytes and waits for each ACK; W > 1
+      pipelines (the event loop below, with one client).
+    - --connections C: C clients driven from ONE thread, as redis-benchmark
+      -c C -P W drives its connections: an event loop waits on every
+      client's socket (pond_client_sock) and sends a client's next event
+      as soon as an ACK frees a place in its window; NACK 503 queues the
+      event for a resend after retry_ms. On the 2 cores that load
+      generator, store and broker share, this costs the generator a
+      fraction of the CPU of P threads.
+    Events are encoded before the clock starts (a producer's own encoding
+    is not pond's cost). The rate is ACKed events over the time from the
+    common start to the last ACK; latency is per event, from the call
+    that first sends it to the moment its ACK (durable in the store) is
+    read, retries included. With --rate R (open loop), each producer sends
+    event i at start + i / R' (R' = R / P) whatever the ACKs do, with no
+    window, and latency counts from that scheduled time, so a stall is
+    charged to every event it delays (no coordinated omission). Between
+    sends the loop sleeps until the next scheduled send or a reply,
+    whichever comes first. If the mesh cannot keep up, the achieved rate
+    says so. bench_timed_cpu_s is this program's CPU from the start to
+    the last ACK (bench_cpu_s also counts encoding and connecting).
 
     load: publishes N events (names round robin, E entities, ts 1 ms
     apart from 2022-01-01) with pipelined producers, in chunks so memory
@@ -69,8 +81,10 @@
 #include <getopt.h>
 #include <limits.h>
 #include <msgpack.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -100,6 +114,7 @@ typedef struct {
     const char *scenario;
     long events;                //  0: scenario's default
     int producers;
+    bool loop;                  //  ingest: --connections, one event-loop thread
     int window;
     double rate;                //  ingest: open loop at this many events/s (0: closed)
     int size;                   //  target encoded event size, bytes
@@ -724,6 +739,14 @@ s_events_new (bench_events_t *self, int producer, size_t first, size_t count,
 
 //  ---------------------------------------------------------------------
 //  Producers
+//
+//  A producer is one pond_client_t and the events it publishes. Window 1
+//  in a thread of its own calls pond_client_publish_bytes, which waits for
+//  each ACK. Everything else (window > 1, open loop, and every producer of
+//  the event loop) is driven by s_loop_run: one thread waits on the
+//  sockets of one or many producers at once (pond_client_sock) and reacts
+//  to replies and timers, as redis-benchmark drives its -c connections
+//  from one event loop.
 
 typedef struct {
     int index;                  //  producer number, in the ids
@@ -736,9 +759,11 @@ typedef struct {
     size_t names_count;
     bool ts_base;               //  ts from BENCH_TS_BASE (load), else now
     int size;                   //  encoded event size, about
-    bench_events_t events;      //  encoded by the thread, before the barrier
+    bench_events_t events;      //  encoded before the clock starts
     size_t bytes;               //  their encoded size in all
-    pthread_barrier_t *barrier;
+    pond_client_t *client;
+    pthread_barrier_t *barrier; //  threads: start together
+    double *cpu_start;          //  threads: our CPU seconds once all are ready
     int64_t *latency;           //  per event: publish -> ACK, ns
     int64_t *sent_at;           //  per event: (scheduled) first send, ns, or NULL
     int64_t start;              //  monotonic ns
@@ -747,6 +772,17 @@ typedef struct {
     uint64_t retries;           //  resends by pond_client_publish
     int rc;
     char error [POND_REASON_MAX + 192];
+    //  Pipelined state, kept by s_pipe_*
+    uint8_t *state;             //  per event: 0 not sent, 1 in flight, 2 to resend, 3 ACKed
+    int64_t *own_sent_at;       //  sent_at when the caller gave none
+    size_t *resend;             //  resend queue (FIFO: every NACK gets the same retry_ms)
+    int64_t *resend_at;
+    size_t queue_size, resend_head, resend_count;
+    size_t window_size;         //  events in flight at most (open loop: all)
+    int64_t interval;           //  open loop: ns between scheduled sends
+    size_t next, acked, in_flight;
+    int64_t last_reply;         //  ns: last reply, or when the window was empty
+    bool dirty;                 //  sent since its socket was last checked
 } bench_producer_t;
 
 //  Window 1: one publish at a time, each waiting for its durable ACK.
@@ -773,199 +809,308 @@ s_producer_sync (bench_producer_t *self, pond_client_t *client)
     return 0;
 }
 
-//  Window > 1: keep window publishes outstanding; match each ACK to its
-//  event by id; after NACK 503 resend the same bytes when retry_ms is up.
-//  Open loop (rate > 0): no window; event i goes out at start + i / rate
-//  and its latency counts from then. Between sends we poll for replies
-//  and sleep at most 50 us, so the schedule slips by about that much.
 static int
-s_producer_pipelined (bench_producer_t *self, pond_client_t *client)
+s_producer_fail (bench_producer_t *self, const char *format, ...)
+    __attribute__ ((format (printf, 2, 3)));
+
+static int
+s_producer_fail (bench_producer_t *self, const char *format, ...)
 {
-    bench_events_t *events = &self->events;
-    size_t count = events->count;
-    bool open_loop = self->rate > 0;
-    size_t window = open_loop? count: (size_t) self->window;
-    int64_t interval = open_loop? (int64_t) (1e9 / self->rate): 0;
-    //  Event state: 0 not sent, 1 in flight, 2 waiting to be resent, 3 ACKed
-    uint8_t *state = calloc (count? count: 1, 1);
-    int64_t *sent_at = self->sent_at? self->sent_at: calloc (count? count: 1, sizeof (int64_t));
-    //  Resend queue (FIFO: every NACK gets the same retry_ms)
-    size_t queue_size = window + 1;
-    size_t *resend = calloc (queue_size, sizeof (size_t));
-    int64_t *resend_at = calloc (queue_size, sizeof (int64_t));
-    size_t resend_head = 0, resend_count = 0;
-    int rc = 0;
-    if (!state || !sent_at || !resend || !resend_at) {
-        snprintf (self->error, sizeof self->error, "out of memory");
-        rc = -1;
-    }
-    size_t next = 0, acked = 0, in_flight = 0;
-    int64_t last_reply = s_now_ns ();
-    while (rc == 0 && acked < count) {
-        if (zsys_interrupted) {
-            snprintf (self->error, sizeof self->error, "interrupted");
-            rc = -1;
-            break;
-        }
-        int64_t now = s_now_ns ();
-        //  Resend what the broker asked us to retry, once it is time
-        while (resend_count && resend_at [resend_head] <= now) {
-            size_t i = resend [resend_head];
-            resend_head = (resend_head + 1) % queue_size;
-            resend_count--;
-            if (state [i] != 2)
-                continue;
-            if (pond_client_send_bytes (client, events->bytes + events->offsets [i],
-                                        events->offsets [i + 1] - events->offsets [i])) {
-                rc = -1;
-                break;
-            }
-            state [i] = 1;
-        }
-        //  Fill the window; open loop: send every event whose time has come
-        while (rc == 0 && in_flight < window && next < count) {
-            int64_t due = self->start + (int64_t) next * interval;
-            now = s_now_ns ();
-            if (open_loop && due > now)
-                break;
-            if (in_flight == 0)
-                last_reply = now;       //  Nothing was outstanding: no stall
-            __atomic_store_n (&sent_at [next], open_loop? due: now, __ATOMIC_RELEASE);
-            if (pond_client_send_bytes (client, events->bytes + events->offsets [next],
-                                        events->offsets [next + 1] - events->offsets [next])) {
-                rc = -1;
-                break;
-            }
-            state [next++] = 1;
-            in_flight++;
-        }
-        if (rc) {
-            snprintf (self->error, sizeof self->error, "send: %d %s",
-                      pond_client_code (client), pond_client_reason (client));
-            break;
-        }
-        int timeout = 1000;
-        if (resend_count) {
-            int64_t wait = (resend_at [resend_head] - s_now_ns ()) / 1000000;
-            timeout = wait < 0? 0: wait < 1000? (int) wait: 1000;
-        }
-        if (open_loop && next < count)
-            timeout = 0;
-        pond_ack_t ack;
-        pond_nack_t nack;
-        int got = pond_client_recv (client, timeout, &ack, &nack);
-        now = s_now_ns ();
-        if (got == 1) {
-            last_reply = now;
-            long i = s_id_index (events, self->index, ack.id);
-            if (i >= 0 && state [i] != 3) {
-                self->latency [i] = now - sent_at [i];
-                state [i] = 3;
-                acked++;
-                in_flight--;
-            }
-        }
-        else
-        if (got == 0) {
-            last_reply = now;
-            long i = nack.has_id? s_id_index (events, self->index, nack.id): -1;
-            if (nack.code != POND_CODE_UNAVAILABLE || i < 0) {
-                snprintf (self->error, sizeof self->error, "NACK %u: %s",
-                          nack.code, nack.reason);
-                rc = -1;
-            }
-            else
-            if (state [i] == 1 && resend_count == queue_size) {
-                snprintf (self->error, sizeof self->error, "resend queue full");
-                rc = -1;
-            }
-            else
-            if (state [i] == 1) {
-                self->nacks++;
-                state [i] = 2;
-                size_t tail = (resend_head + resend_count) % queue_size;
-                resend [tail] = (size_t) i;
-                resend_at [tail] = now + (int64_t) (nack.retry_ms? nack.retry_ms: 100) * 1000000;
-                resend_count++;
-            }
-        }
-        else
-        if (pond_client_code (client) == POND_CODE_INTERRUPTED) {
-            snprintf (self->error, sizeof self->error, "interrupted");
-            rc = -1;
-        }
-        else
-        if (open_loop && next < count) {
-            //  Nothing to read yet: nap until the next send, at most 50 us
-            int64_t wait = self->start + (int64_t) next * interval - s_now_ns ();
-            if (wait > 50000)
-                wait = 50000;
-            if (wait > 0) {
-                struct timespec ts = { 0, (long) wait };
-                nanosleep (&ts, NULL);
-            }
-        }
-        else
-        if (now - last_reply > (int64_t) BENCH_REPLY_WAIT * 1000000) {
-            snprintf (self->error, sizeof self->error,
-                      "no ACK or NACK for %d ms (%zu of %zu ACKed)",
-                      BENCH_REPLY_WAIT, acked, count);
-            rc = -1;
-        }
-    }
-    free (state);
-    if (sent_at != self->sent_at)
-        free (sent_at);
-    free (resend);
-    free (resend_at);
-    return rc;
+    va_list args;
+    va_start (args, format);
+    vsnprintf (self->error, sizeof self->error, format, args);
+    va_end (args);
+    self->rc = -1;
+    return -1;
 }
 
+//  Get ready to pipeline from start (monotonic ns). Keeps window publishes
+//  outstanding; open loop (rate > 0): no window, event i is due at
+//  start + i / rate. Returns 0 or -1.
+static int
+s_pipe_start (bench_producer_t *self, int64_t start)
+{
+    size_t count = self->events.count;
+    bool open_loop = self->rate > 0;
+    self->window_size = open_loop? count: (size_t) self->window;
+    self->interval = open_loop? (int64_t) (1e9 / self->rate): 0;
+    self->state = calloc (count? count: 1, 1);
+    if (!self->sent_at)
+        self->sent_at = self->own_sent_at = calloc (count? count: 1, sizeof (int64_t));
+    self->queue_size = self->window_size + 1;
+    self->resend = calloc (self->queue_size, sizeof (size_t));
+    self->resend_at = calloc (self->queue_size, sizeof (int64_t));
+    self->start = self->last_reply = start;
+    if (!self->state || !self->sent_at || !self->resend || !self->resend_at)
+        return s_producer_fail (self, "out of memory");
+    return 0;
+}
+
+static void
+s_pipe_stop (bench_producer_t *self)
+{
+    free (self->state);
+    free (self->own_sent_at);
+    free (self->resend);
+    free (self->resend_at);
+    if (self->sent_at == self->own_sent_at)
+        self->sent_at = NULL;
+    self->state = NULL;
+    self->own_sent_at = NULL;
+    self->resend = NULL;
+    self->resend_at = NULL;
+}
+
+static bool
+s_pipe_done (bench_producer_t *self)
+{
+    return self->rc || self->acked == self->events.count;
+}
+
+//  Send what is due at now: resends whose retry_ms is up, then new events
+//  while the window has room (open loop: every event whose scheduled time
+//  has come). Returns 0 or -1.
+static int
+s_pipe_send (bench_producer_t *self, int64_t now)
+{
+    bench_events_t *events = &self->events;
+    while (self->resend_count && self->resend_at [self->resend_head] <= now) {
+        size_t i = self->resend [self->resend_head];
+        self->resend_head = (self->resend_head + 1) % self->queue_size;
+        self->resend_count--;
+        if (self->state [i] != 2)
+            continue;
+        if (pond_client_send_bytes (self->client, events->bytes + events->offsets [i],
+                                    events->offsets [i + 1] - events->offsets [i]))
+            return s_producer_fail (self, "resend: %d %s", pond_client_code (self->client),
+                                pond_client_reason (self->client));
+        self->state [i] = 1;
+        self->dirty = true;
+    }
+    bool open_loop = self->interval > 0;
+    while (self->in_flight < self->window_size && self->next < events->count) {
+        size_t i = self->next;
+        int64_t due = self->start + (int64_t) i * self->interval;
+        if (open_loop && due > now)
+            break;
+        if (self->in_flight == 0)
+            self->last_reply = now;     //  Nothing was outstanding: no stall
+        __atomic_store_n (&self->sent_at [i], open_loop? due: now, __ATOMIC_RELEASE);
+        if (pond_client_send_bytes (self->client, events->bytes + events->offsets [i],
+                                    events->offsets [i + 1] - events->offsets [i]))
+            return s_producer_fail (self, "send: %d %s", pond_client_code (self->client),
+                                pond_client_reason (self->client));
+        self->state [i] = 1;
+        self->next++;
+        self->in_flight++;
+        self->dirty = true;
+    }
+    return 0;
+}
+
+//  Read every reply the socket holds now, without waiting: an ACK ends its
+//  event's latency; a NACK 503 queues the event for a resend after
+//  retry_ms; any other NACK fails the run. Returns 0 or -1.
+static int
+s_pipe_read (bench_producer_t *self)
+{
+    while (true) {
+        pond_ack_t ack;
+        pond_nack_t nack;
+        int got = pond_client_recv (self->client, 0, &ack, &nack);
+        if (got < 0)
+            return pond_client_code (self->client) == POND_CODE_INTERRUPTED
+                 ? s_producer_fail (self, "interrupted"): 0;
+        int64_t now = s_now_ns ();
+        self->last_reply = now;
+        if (got == 1) {
+            long i = s_id_index (&self->events, self->index, ack.id);
+            if (i >= 0 && self->state [i] != 3) {
+                self->latency [i] = now - self->sent_at [i];
+                self->state [i] = 3;
+                self->in_flight--;
+                if (++self->acked == self->events.count)
+                    self->end = now;
+            }
+            continue;
+        }
+        long i = nack.has_id? s_id_index (&self->events, self->index, nack.id): -1;
+        if (nack.code != POND_CODE_UNAVAILABLE || i < 0)
+            return s_producer_fail (self, "NACK %u: %s", nack.code, nack.reason);
+        if (self->state [i] != 1)
+            continue;
+        if (self->resend_count == self->queue_size)
+            return s_producer_fail (self, "resend queue full");
+        self->nacks++;
+        self->state [i] = 2;
+        size_t tail = (self->resend_head + self->resend_count) % self->queue_size;
+        self->resend [tail] = (size_t) i;
+        self->resend_at [tail] = now + (int64_t) (nack.retry_ms? nack.retry_ms: 100) * 1000000;
+        self->resend_count++;
+    }
+}
+
+//  When this producer must act even if no reply comes: its next scheduled
+//  send (open loop) or its next resend; INT64_MAX if only a reply can
+//  move it on.
+static int64_t
+s_pipe_wake (bench_producer_t *self)
+{
+    int64_t wake = INT64_MAX;
+    if (self->interval > 0 && self->next < self->events.count)
+        wake = self->start + (int64_t) self->next * self->interval;
+    if (self->resend_count && self->resend_at [self->resend_head] < wake)
+        wake = self->resend_at [self->resend_head];
+    return wake;
+}
+
+//  The event loop: drive count producers, each with its client connected,
+//  from this one thread until every event is ACKed or one fails. It sends
+//  whatever is due, then sleeps in ppoll (a nanosecond timeout, where
+//  zmq_poll has milliseconds: open loop at 10k events/s sends every
+//  100 us) on the sockets' ZMQ_FD until a reply or the next send time,
+//  whichever comes first. The fds are edge-triggered, as zmq_poll knows:
+//  a socket we sent on is checked with ZMQ_EVENTS before we sleep, one
+//  whose fd fires is read until empty. Returns 0 or -1 (reasons in the
+//  producers' error).
+static int
+s_loop_run (bench_producer_t *producers, int count)
+{
+    struct pollfd *fds = calloc ((size_t) count, sizeof (struct pollfd));
+    if (!fds)
+        return s_producer_fail (&producers [0], "out of memory");
+    int64_t start = s_now_ns ();
+    int rc = 0;
+    for (int c = 0; c < count; c++) {
+        bench_producer_t *self = &producers [c];
+        rc |= s_pipe_start (self, start);
+        fds [c].fd = zsock_fd (pond_client_sock (self->client));
+        fds [c].events = POLLIN;
+    }
+    int done = 0;
+    while (rc == 0 && done < count) {
+        if (zsys_interrupted) {
+            rc = s_producer_fail (&producers [0], "interrupted");
+            break;
+        }
+        //  Send what is due; then look at the sockets we sent on: a send
+        //  may have taken the signal of a reply that came meanwhile
+        int64_t now = s_now_ns ();
+        bool progress = false;
+        for (int c = 0; c < count && rc == 0; c++) {
+            bench_producer_t *self = &producers [c];
+            if (s_pipe_done (self))
+                continue;
+            rc = s_pipe_send (self, now);
+            if (rc == 0 && self->dirty) {
+                self->dirty = false;
+                if (zsock_events (pond_client_sock (self->client)) & ZMQ_POLLIN) {
+                    rc = s_pipe_read (self);
+                    progress = true;
+                }
+            }
+        }
+        if (rc)
+            break;
+        //  Sleep until a reply or the earliest timer, at most 100 ms
+        int64_t wake = now + 100000000;
+        done = 0;
+        for (int c = 0; c < count; c++) {
+            bench_producer_t *self = &producers [c];
+            if (s_pipe_done (self)) {
+                done++;
+                fds [c].fd = -1;        //  ppoll ignores it
+                continue;
+            }
+            int64_t at = s_pipe_wake (self);
+            if (at < wake)
+                wake = at;
+            if (self->in_flight && now - self->last_reply > (int64_t) BENCH_REPLY_WAIT * 1000000) {
+                rc = s_producer_fail (self, "no ACK or NACK for %d ms (%zu of %zu ACKed)",
+                                  BENCH_REPLY_WAIT, self->acked, self->events.count);
+                break;
+            }
+        }
+        if (rc || done == count || progress)
+            continue;
+        int64_t wait = wake - s_now_ns ();
+        if (wait <= 0)
+            continue;
+        struct timespec timeout = { (time_t) (wait / 1000000000), (long) (wait % 1000000000) };
+        int ready = ppoll (fds, (nfds_t) count, &timeout, NULL);
+        if (ready < 0 && errno != EINTR) {
+            rc = s_producer_fail (&producers [0], "ppoll: %s", strerror (errno));
+            break;
+        }
+        for (int c = 0; c < count && ready > 0 && rc == 0; c++)
+            if (fds [c].fd >= 0 && fds [c].revents)
+                rc = s_pipe_read (&producers [c]);
+    }
+    for (int c = 0; c < count; c++) {
+        if (producers [c].end == 0)
+            producers [c].end = s_now_ns ();
+        s_pipe_stop (&producers [c]);
+    }
+    free (fds);
+    return rc? -1: 0;
+}
+
+//  Encode the producer's events, connect its client and check with PING
+//  that the broker answers. Returns 0 or -1 (reason in error).
+static int
+s_producer_prepare (bench_producer_t *self)
+{
+    if (s_events_new (&self->events, self->index, self->first, self->count, self->names,
+                      self->names_count, self->ts_base, self->size))
+        return s_producer_fail (self, "cannot encode the events");
+    self->bytes = self->events.offsets [self->count];
+    self->client = pond_client_new (self->ingest);
+    if (!self->client)
+        return s_producer_fail (self, "cannot connect to %s", self->ingest);
+    //  Long waits: a slow ACK is a figure to report, not a reason to resend
+    pond_client_set_timeout (self->client, 10000, 3);
+    if (pond_client_ping (self->client, 10000))
+        return s_producer_fail (self, "broker not answering PING: %s",
+                            pond_client_reason (self->client));
+    return 0;
+}
+
+static void
+s_producer_finish (bench_producer_t *self)
+{
+    if (self->client)
+        self->retries = pond_client_retries (self->client);
+    pond_client_destroy (&self->client);
+    s_events_destroy (&self->events);
+}
+
+//  One producer thread: prepare, wait for the others, publish.
 static void *
 s_producer_run (void *args)
 {
     bench_producer_t *self = (bench_producer_t *) args;
     //  Encode first, every thread at once; the clock has not started yet
-    if (s_events_new (&self->events, self->index, self->first, self->count, self->names,
-                      self->names_count, self->ts_base, self->size)) {
-        snprintf (self->error, sizeof self->error, "cannot encode the events");
-        self->rc = -1;
-    }
-    else
-        self->bytes = self->events.offsets [self->count];
-    pond_client_t *client = self->rc? NULL: pond_client_new (self->ingest);
-    if (!client && self->rc == 0) {
-        snprintf (self->error, sizeof self->error, "cannot connect to %s", self->ingest);
-        self->rc = -1;
-    }
-    else
-    if (client) {
-        //  Long waits: a slow ACK is a figure to report, not a reason to resend
-        pond_client_set_timeout (client, 10000, 3);
-        if (pond_client_ping (client, 10000)) {
-            snprintf (self->error, sizeof self->error, "broker not answering PING: %s",
-                      pond_client_reason (client));
-            self->rc = -1;
-        }
-    }
+    s_producer_prepare (self);
     //  Everyone starts together, connected, whatever happened
-    if (self->barrier)
-        pthread_barrier_wait (self->barrier);
+    if (pthread_barrier_wait (self->barrier) == PTHREAD_BARRIER_SERIAL_THREAD)
+        *self->cpu_start = s_self_cpu ();
     self->start = s_now_ns ();
-    if (self->rc == 0)
-        self->rc = self->window <= 1 && self->rate <= 0? s_producer_sync (self, client)
-                                                       : s_producer_pipelined (self, client);
-    self->end = s_now_ns ();
-    if (client)
-        self->retries = pond_client_retries (client);
-    pond_client_destroy (&client);
-    s_events_destroy (&self->events);
+    if (self->rc == 0) {
+        if (self->window <= 1 && self->rate <= 0)
+            self->rc = s_producer_sync (self, self->client);
+        else
+            s_loop_run (self, 1);
+    }
+    if (self->end == 0)
+        self->end = s_now_ns ();
+    s_producer_finish (self);
     return NULL;
 }
 
 //  What s_ingest_run publishes, and how
 typedef struct {
     int producers;
+    bool loop;                  //  one thread drives every producer (event loop)
     int window;                 //  publishes in flight per producer
     double rate;                //  open loop: events/s of all producers (0: closed)
     size_t total;               //  events in all
@@ -986,12 +1131,14 @@ typedef struct {
     uint64_t retries;
     int64_t start;              //  monotonic ns: first producer's start
     int64_t end;                //  last producer's end
+    double cpu_s;               //  our CPU seconds from start to end (no encoding)
     int64_t *latency;           //  all events, sorted
 } bench_ingest_t;
 
-//  Publish run->total events from run->producers threads, all starting
-//  together. Fills result (caller frees result->latency). Returns 0 or -1
-//  (reason printed).
+//  Publish run->total events from run->producers producers, all starting
+//  together: each in a thread of its own, or (run->loop) all from this
+//  thread's event loop. Fills result (caller frees result->latency).
+//  Returns 0 or -1 (reason printed).
 static int
 s_ingest_run (bench_mesh_t *mesh, const bench_run_t *run, bench_ingest_t *result)
 {
@@ -1025,26 +1172,41 @@ s_ingest_run (bench_mesh_t *mesh, const bench_run_t *run, bench_ingest_t *result
         producer [p].sent_at = run->sent_at? run->sent_at + first: NULL;
         first += count;
     }
-    pthread_barrier_t barrier;
-    pthread_barrier_init (&barrier, NULL, (unsigned) producers);
-    int started;
-    for (started = 0; started < producers; started++) {
-        producer [started].barrier = &barrier;
-        if (pthread_create (&threads [started], NULL, s_producer_run, &producer [started]))
-            break;
+    double cpu_start = 0;
+    if (run->loop) {
+        int ready = 0;
+        for (int p = 0; p < producers && ready == p; p++)
+            ready += s_producer_prepare (&producer [p]) == 0;
+        cpu_start = s_self_cpu ();
+        if (ready == producers)
+            s_loop_run (producer, producers);
+        for (int p = 0; p < producers; p++)
+            s_producer_finish (&producer [p]);
     }
-    if (started < producers) {
-        //  Cannot happen on a sane machine; the barrier would hang
-        fprintf (stderr, "pond-bench: cannot start producer threads\n");
-        abort ();
+    else {
+        pthread_barrier_t barrier;
+        pthread_barrier_init (&barrier, NULL, (unsigned) producers);
+        int started;
+        for (started = 0; started < producers; started++) {
+            producer [started].barrier = &barrier;
+            producer [started].cpu_start = &cpu_start;
+            if (pthread_create (&threads [started], NULL, s_producer_run, &producer [started]))
+                break;
+        }
+        if (started < producers) {
+            //  Cannot happen on a sane machine; the barrier would hang
+            fprintf (stderr, "pond-bench: cannot start producer threads\n");
+            abort ();
+        }
+        for (int p = 0; p < producers; p++)
+            pthread_join (threads [p], NULL);
+        pthread_barrier_destroy (&barrier);
     }
-    for (int p = 0; p < producers; p++)
-        pthread_join (threads [p], NULL);
-    pthread_barrier_destroy (&barrier);
+    result->cpu_s = s_self_cpu () - cpu_start;
     int64_t start = producer [0].start, end = producer [0].end;
     double bytes = 0;
     for (int p = 0; p < producers; p++) {
-        if (producer [p].start < start)
+        if (producer [p].start && (producer [p].start < start || !start))
             start = producer [p].start;
         if (producer [p].end > end)
             end = producer [p].end;
@@ -1111,9 +1273,9 @@ s_scenario_ingest (bench_mesh_t *mesh, bench_options_t *options)
     double cpu_before = s_self_cpu ();
 
     bench_run_t run = {
-        .producers = options->producers, .window = options->window, .rate = options->rate,
-        .total = (size_t) options->events, .names = quacked, .names_count = 1,
-        .size = options->size
+        .producers = options->producers, .loop = options->loop, .window = options->window,
+        .rate = options->rate, .total = (size_t) options->events, .names = quacked,
+        .names_count = 1, .size = options->size
     };
     bench_ingest_t result;
     int rc = s_ingest_run (mesh, &run, &result);
@@ -1125,13 +1287,14 @@ s_scenario_ingest (bench_mesh_t *mesh, bench_options_t *options)
     if (commits >= 0 && commits_before >= 0)
         commits -= commits_before;
     if (rc == 0)
-        printf ("scenario=ingest producers=%d window=%d offered_per_s=%.0f events=%zu "
+        printf ("scenario=ingest mode=%s producers=%d window=%d offered_per_s=%.0f events=%zu "
                 "event_bytes=%.0f seconds=%.3f events_per_s=%.0f p50_us=%.0f p90_us=%.0f "
                 "p99_us=%.0f p999_us=%.0f max_us=%.0f nacks=%" PRIu64 " retries=%" PRIu64
                 " store_commits=%lld events_per_commit=%.1f store_rss_kb=%ld broker_rss_kb=%ld "
                 "bench_rss_kb=%ld store_cpu_s=%.2f broker_cpu_s=%.2f bench_cpu_s=%.2f "
+                "bench_timed_cpu_s=%.2f bench_cpu_us_per_event=%.1f "
                 "store_write_kb=%lld broker_rtt_us=%.0f store_rtt_us=%.0f\n",
-                options->producers, options->rate > 0? 0: options->window, options->rate,
+                options->loop? "loop": "threads", options->producers, options->rate > 0? 0: options->window, options->rate,
                 result.events, result.bytes_avg,
                 result.seconds, (double) result.events / result.seconds,
                 s_percentile_us (result.latency, result.events, 0.50),
@@ -1143,7 +1306,8 @@ s_scenario_ingest (bench_mesh_t *mesh, bench_options_t *options)
                 commits > 0? (double) result.events / (double) commits: 0.0,
                 store_after.hwm_kb, broker_after.hwm_kb, s_self_hwm_kb (),
                 store_after.cpu_s - store_before.cpu_s,
-                broker_after.cpu_s - broker_before.cpu_s, cpu_bench,
+                broker_after.cpu_s - broker_before.cpu_s, cpu_bench, result.cpu_s,
+                result.events? result.cpu_s * 1e6 / (double) result.events: 0.0,
                 store_after.write_kb - store_before.write_kb, broker_rtt, store_rtt);
     free (result.latency);
     return rc;
@@ -1663,7 +1827,8 @@ s_usage (FILE *out)
         "stops what it started and removes the directory it made.\n"
         "\n"
         "Scenarios:\n"
-        "  ingest   P producers publish N ~SIZE-byte QUACKED events, each keeping W\n"
+        "  ingest   P producers (threads, or C clients of one event loop) publish N\n"
+        "           ~SIZE-byte QUACKED events, each keeping W\n"
         "           publishes outstanding (W=1: wait for every ACK), or with --rate\n"
         "           open loop at R events/s. Reports ACKed events per second and\n"
         "           publish->ACK latency percentiles.\n"
@@ -1678,6 +1843,8 @@ s_usage (FILE *out)
         "  --events N        events in all (default: ingest 5000 with W=1, else\n"
         "                    50000; replay 300000; load 100000; fanout 20000)\n"
         "  --producers P     producer threads, one client each (default 1)\n"
+        "  --connections C   ingest: C clients (producers) driven from one thread's\n"
+        "                    event loop, like redis-benchmark -c C, instead of threads\n"
         "  --window W        publishes in flight per producer (default 1)\n"
         "  --rate R          ingest: open loop, R events/s in all, latency counted\n"
         "                    from each event's scheduled send time\n"
@@ -1707,6 +1874,7 @@ main (int argc, char *argv [])
     static const struct option long_options [] = {
         { "events", required_argument, NULL, 'n' },
         { "producers", required_argument, NULL, 'p' },
+        { "connections", required_argument, NULL, 'c' },
         { "window", required_argument, NULL, 'w' },
         { "rate", required_argument, NULL, 'r' },
         { "size", required_argument, NULL, 's' },
@@ -1725,11 +1893,13 @@ main (int argc, char *argv [])
     };
     char *names_arg = NULL;
     long entities = BENCH_ENTITIES;
+    bool producers_given = false;
     int option;
     while ((option = getopt_long (argc, argv, "n:p:w:s:d:kh", long_options, NULL)) != -1) {
         switch (option) {
             case 'n': options.events = atol (optarg); break;
-            case 'p': options.producers = atoi (optarg); break;
+            case 'p': options.producers = atoi (optarg); producers_given = true; break;
+            case 'c': options.producers = atoi (optarg); options.loop = true; break;
             case 'w': options.window = atoi (optarg); break;
             case 'r': options.rate = atof (optarg); break;
             case 's': options.size = atoi (optarg); break;
@@ -1784,8 +1954,13 @@ main (int argc, char *argv [])
     ||  options.rate < 0 || options.slow_rate < 0 || options.slow_seconds <= 0
     ||  options.subscribers < 1 || options.subscribers > BENCH_MAX_SUBS
     ||  entities < 1 || entities > 100000000 || options.names_count == 0) {
-        fprintf (stderr, "pond-bench: --events 1.., --producers 1..256, --window 1..4096, "
+        fprintf (stderr, "pond-bench: --events 1.., --producers/--connections 1..256, "
+                 "--window 1..4096, "
                  "--size 64..60000, --subscribers 1..%d, --entities 1..\n", BENCH_MAX_SUBS);
+        return 2;
+    }
+    if (options.loop && (producers_given || which != 0)) {
+        fprintf (stderr, "pond-bench: --connections is for ingest, instead of --producers\n");
         return 2;
     }
     if (options.mesh && which != 0 && which != 1) {

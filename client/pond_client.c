@@ -542,6 +542,13 @@ pond_client_recv (pond_client_t *self, int timeout_ms, pond_ack_t *ack, pond_nac
     }
 }
 
+zsock_t *
+pond_client_sock (pond_client_t *self)
+{
+    assert (self);
+    return self->sock;
+}
+
 int
 pond_client_ping (pond_client_t *self, int timeout_ms)
 {

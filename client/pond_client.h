@@ -9,7 +9,8 @@
     - pond_client_t: a producer on the ingest socket. pond_client_publish
       sends one event and returns only when THIS event is durable (ACK),
       resending the same bytes (same id: idempotent) after a timeout and
-      after NACK 503; pond_client_send / pond_client_recv pipeline.
+      after NACK 503; pond_client_send / pond_client_recv pipeline, and
+      pond_client_sock lets one thread wait on many clients at once.
     - pond_sub_t: live events from the pub socket, filtered by exact name
       (ZeroMQ filters by prefix), heartbeats remembered as the head.
     - pond_replay_t: one replay stream from the control socket, in order,
@@ -128,6 +129,20 @@ int
 //  timeout or interrupt (see the reason). Unreadable replies are skipped.
 int
     pond_client_recv (pond_client_t *self, int timeout_ms, pond_ack_t *ack, pond_nack_t *nack);
+
+//  The DEALER socket, to wait on several clients (or other sockets) in one
+//  event loop without busy-looping: poll it with zmq_poll or zpoller for
+//  ZMQ_POLLIN only, then read each reply with pond_client_recv and timeout
+//  0 until it returns -1 (code POND_CODE_TIMEOUT: nothing left); send only
+//  through pond_client_send. With its ZMQ_FD (zsock_fd) in an external
+//  poll, the rules of ZMQ_FD apply: the fd is edge-triggered, so check
+//  zsock_events (ZMQ_POLLIN) after every send or receive before waiting.
+//  The socket is recreated after a timeout of pond_client_publish (and
+//  made again by the next call after a failed reconnect), so ask again
+//  after such a call. Returns NULL if the client has no socket now. The
+//  client owns the socket: do not destroy it.
+zsock_t *
+    pond_client_sock (pond_client_t *self);
 
 //  Send PING and wait up to timeout_ms for PONG. Returns 0 if the broker
 //  answered, -1 otherwise.

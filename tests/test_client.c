@@ -693,6 +693,65 @@ Test (publish, pipelined_nack)
     s_fake_destroy (&fake);
 }
 
+//  Several clients in one thread: poll their sockets, read with timeout 0
+Test (publish, sock_polls_several_clients)
+{
+    fake_t *fake = s_fake_new (NULL, "");
+    pond_client_t *clients [3];
+    zmq_pollitem_t items [3];
+    for (int c = 0; c < 3; c++) {
+        clients [c] = pond_client_new (fake->ingest);
+        cr_assert (clients [c]);
+        zsock_t *sock = pond_client_sock (clients [c]);
+        cr_assert (sock);
+        items [c] = (zmq_pollitem_t) { zsock_resolve (sock), 0, ZMQ_POLLIN, 0 };
+    }
+    //  Nothing in flight: the poll waits its whole timeout, reading finds nothing
+    int64_t start = zclock_mono ();
+    cr_assert_eq (zmq_poll (items, 3, 100), 0);
+    cr_assert_geq (zclock_mono () - start, 90);
+    cr_assert_eq (pond_client_recv (clients [0], 0, NULL, NULL), -1);
+    cr_assert_eq (pond_client_code (clients [0]), POND_CODE_TIMEOUT);
+
+    //  Two events on each client, every ACK comes back through the poll
+    pond_event_t *events [6];
+    for (int i = 0; i < 6; i++) {
+        events [i] = pond_event_new ("QUACKED", "cust-1");
+        cr_assert_eq (pond_client_send (clients [i % 3], events [i]), 0);
+    }
+    int acks [3] = { 0, 0, 0 };
+    int total = 0;
+    while (total < 6) {
+        int rc = zmq_poll (items, 3, 2000);
+        cr_assert_gt (rc, 0, "a reply within 2 s (%d of 6)", total);
+        for (int c = 0; c < 3; c++) {
+            if (!(items [c].revents & ZMQ_POLLIN))
+                continue;
+            pond_ack_t ack;
+            while (pond_client_recv (clients [c], 0, &ack, NULL) == 1) {
+                bool ours = false;
+                for (int i = c; i < 6; i += 3)
+                    ours |= memcmp (ack.id, pond_event_id (events [i]), POND_ID_SIZE) == 0;
+                cr_assert (ours, "client %d got the ACK of its own event", c);
+                acks [c]++;
+                total++;
+            }
+            cr_assert_eq (pond_client_code (clients [c]), POND_CODE_TIMEOUT, "drained");
+        }
+    }
+    for (int c = 0; c < 3; c++)
+        cr_assert_eq (acks [c], 2);
+    //  Drained: quiet again
+    cr_assert_eq (zmq_poll (items, 3, 50), 0);
+    //  The socket stays the same while nothing times out
+    cr_assert_eq (zsock_resolve (pond_client_sock (clients [0])), items [0].socket);
+    for (int i = 0; i < 6; i++)
+        pond_event_destroy (&events [i]);
+    for (int c = 0; c < 3; c++)
+        pond_client_destroy (&clients [c]);
+    s_fake_destroy (&fake);
+}
+
 //  =====================================================================
 //  Subscribing
 
