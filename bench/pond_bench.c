@@ -70,6 +70,7 @@
     latency is roughly the two round trips plus one commit.
 */
 #define _GNU_SOURCE
+#include "bench_quack.h"
 #include "pond_client.h"
 #include "pond_time.h"
 #include "pond_uuid.h"
@@ -609,35 +610,6 @@ s_id_index (const bench_events_t *events, int producer, const uint8_t *id)
     return (long) index;
 }
 
-//  The sensory data of a quack, with a pad string of pad bytes.
-static int
-s_set_data (pond_event_t *event, size_t index, size_t pad)
-{
-    msgpack_sbuffer buffer;
-    msgpack_sbuffer_init (&buffer);
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
-    msgpack_pack_map (&pk, 4);
-    msgpack_pack_str_with_body (&pk, "duration_ms", 11);
-    msgpack_pack_uint32 (&pk, (uint32_t) (80 + index % 400));
-    msgpack_pack_str_with_body (&pk, "loudness_db", 11);
-    msgpack_pack_double (&pk, 40.0 + (double) (index % 50) / 2);
-    msgpack_pack_str_with_body (&pk, "firmware", 8);
-    msgpack_pack_str_with_body (&pk, "silo-2.3.1", 10);
-    msgpack_pack_str_with_body (&pk, "pad", 3);
-    char text [POND_EVENT_MAX_SIZE];
-    for (size_t i = 0; i < pad && i < sizeof text; i++)
-        text [i] = (char) ('a' + (index + i) % 26);
-    msgpack_pack_str_with_body (&pk, text, pad);
-    char err [POND_ERR_SIZE];
-    int rc = pond_event_set_data (event, (const uint8_t *) buffer.data, buffer.size,
-                                  err, sizeof err);
-    if (rc)
-        fprintf (stderr, "pond-bench: cannot set data: %s\n", err);
-    msgpack_sbuffer_destroy (&buffer);
-    return rc;
-}
-
 static void
 s_events_destroy (bench_events_t *self)
 {
@@ -666,7 +638,7 @@ s_events_new (bench_events_t *self, int producer, size_t first, size_t count,
     //  Find the pad that brings a typical event to the size asked for
     size_t pad = 0;
     for (int attempt = 0; attempt < 4; attempt++) {
-        if (s_set_data (event, 0, pad)) {
+        if (bench_quack_set_data (event, 0, pad, "pond-bench")) {
             pond_event_destroy (&event);
             return -1;
         }
@@ -701,7 +673,8 @@ s_events_new (bench_events_t *self, int producer, size_t first, size_t count,
         pond_event_set_entity (event, entity);
         pond_event_set_ts (event, ts_base? BENCH_TS_BASE + global * BENCH_TS_STEP
                                          : pond_time_now ());
-        if (s_make_id (self->ids [i], producer, i) || s_set_data (event, global, pad)) {
+        if (s_make_id (self->ids [i], producer, i)
+        ||  bench_quack_set_data (event, global, pad, "pond-bench")) {
             rc = -1;
             break;
         }

@@ -24,6 +24,7 @@
         pond-decode-bench [--events N] [--size BYTES] [--rounds R]
 */
 #define _GNU_SOURCE
+#include "bench_quack.h"
 #include "pond_event.h"
 
 #include <msgpack.h>
@@ -49,35 +50,6 @@ s_compare (const void *a, const void *b)
 {
     double x = *(const double *) a, y = *(const double *) b;
     return x < y? -1: x > y;
-}
-
-//  The sensory data of a quack (as pond-bench makes it), padded.
-static int
-s_set_data (pond_event_t *event, size_t index, size_t pad)
-{
-    msgpack_sbuffer buffer;
-    msgpack_sbuffer_init (&buffer);
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
-    msgpack_pack_map (&pk, 4);
-    msgpack_pack_str_with_body (&pk, "duration_ms", 11);
-    msgpack_pack_uint32 (&pk, (uint32_t) (80 + index % 400));
-    msgpack_pack_str_with_body (&pk, "loudness_db", 11);
-    msgpack_pack_double (&pk, 40.0 + (double) (index % 50) / 2);
-    msgpack_pack_str_with_body (&pk, "firmware", 8);
-    msgpack_pack_str_with_body (&pk, "silo-2.3.1", 10);
-    msgpack_pack_str_with_body (&pk, "pad", 3);
-    char text [256];
-    for (size_t i = 0; i < pad && i < sizeof text; i++)
-        text [i] = (char) ('a' + (index + i) % 26);
-    msgpack_pack_str_with_body (&pk, text, pad < sizeof text? pad: sizeof text);
-    char err [POND_ERR_SIZE];
-    int rc = pond_event_set_data (event, (const uint8_t *) buffer.data, buffer.size,
-                                  err, sizeof err);
-    if (rc)
-        fprintf (stderr, "pond-decode-bench: cannot set data: %s\n", err);
-    msgpack_sbuffer_destroy (&buffer);
-    return rc;
 }
 
 //  Event i, about size bytes once encoded; its bytes to *bytes_p.
@@ -107,7 +79,7 @@ s_make (size_t index, int size, size_t *size_p)
     for (int attempt = 0; attempt < 4; attempt++) {
         free (bytes);
         bytes = NULL;
-        if (s_set_data (event, index, pad)
+        if (bench_quack_set_data (event, index, pad, "pond-decode-bench")
         || !(bytes = pond_event_encode (event, size_p, err, sizeof err)))
             break;
         long want = (long) pad + size - (long) *size_p;
