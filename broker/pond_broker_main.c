@@ -5,6 +5,9 @@
 
 #include <getopt.h>
 #include <sys/stat.h>
+#if defined (__GLIBC__)
+#   include <malloc.h>
+#endif
 
 static void
 s_usage (FILE *out)
@@ -101,6 +104,14 @@ main (int argc, char *argv [])
         return 2;
     }
     zsys_set_logident ("pond-broker");
+#if defined (__GLIBC__)
+    //  Replay CHUNKs (up to 512 KiB each) pass through here by the
+    //  thousand: ZeroMQ mallocs each one it receives. glibc's defaults
+    //  mmap or trim such blocks, so every chunk faulted fresh pages in
+    //  (profiled: 40% of the broker's CPU in a replay); keep them instead
+    mallopt (M_MMAP_THRESHOLD, 4 * 1024 * 1024);
+    mallopt (M_TRIM_THRESHOLD, 32 * 1024 * 1024);
+#endif
     if (mkdir (dir, 0755) && errno != EEXIST) {
         fprintf (stderr, "pond-broker: cannot create data directory %s: %s\n",
                  dir, strerror (errno));

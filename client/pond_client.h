@@ -210,8 +210,12 @@ typedef struct _pond_replay_t pond_replay_t;
 //  Start a replay on the broker's control endpoint. req says what to replay
 //  (pond_proto.h); its rid 0 means "pick one", its credit 0 means
 //  POND_REPLAY_CREDIT. The reader never holds more than the chunks it has
-//  granted: one CREDIT is sent per chunk consumed. Returns NULL if the
-//  endpoint is invalid or the request cannot be encoded.
+//  granted: consumed chunks are granted again, one CREDIT per half of the
+//  initial credit (per chunk when it is 1). Returns NULL if the
+//  endpoint is invalid or the request cannot be encoded. With glibc, the
+//  first call sets M_MMAP_THRESHOLD to 4 MiB and M_TRIM_THRESHOLD to 32
+//  MiB (mallopt) for the process, so that received chunks reuse heap
+//  memory instead of faulting in fresh pages each time.
 pond_replay_t *
     pond_replay_new (const char *control_endpoint, const pond_replay_req_t *req);
 

@@ -58,6 +58,8 @@ extern "C" {
 #define POND_CREDIT_MAX         1024    //  chunks a reader may grant at once
 #define POND_CHUNK_EVENTS       512     //  events in one CHUNK at most
 #define POND_CHUNK_BYTES        262144  //  bytes of events in one CHUNK at most
+#define POND_CHUNK_PACKED_EVENTS 2048   //  ... in one packed CHUNK (one frame)
+#define POND_CHUNK_PACKED_BYTES 524288  //  ... in one packed CHUNK
 
 //  ACK: ingest -> producer, the event is durable
 typedef struct {

@@ -47,6 +47,7 @@ struct _pond_replay_t {
     bool pack;                              //  one frame per fill, events back to back
     uint8_t *packed;                        //  that frame being built (kept for reuse)
     size_t packed_max;
+    bool packed_lent;                       //  packed is the caller's: never grow it
     char *error;
 };
 
@@ -388,16 +389,22 @@ s_check_errors (pond_replay_t *self)
     }
 }
 
-//  Put one event into msg: its own frame, or (pack) at offset at of the
+//  Put one event into msg: its own frame, or (packed) at offset at of the
 //  frame being built. Returns 0, or -1 after s_fail.
 static int
-s_add_event (pond_replay_t *self, zmsg_t *msg, size_t at, const char *value, size_t vlen)
+s_add_event (pond_replay_t *self, zmsg_t *msg, bool packed, size_t at, const char *value,
+             size_t vlen)
 {
-    if (!self->pack) {
+    if (!packed) {
         if (zmsg_addmem (msg, value, vlen) == 0)
             return 0;
     }
     else {
+        if (at + vlen > self->packed_max && self->packed_lent) {
+            s_fail (self, "an event of %zu bytes does not fit a chunk of %zu", vlen,
+                    self->packed_max);
+            return -1;
+        }
         if (at + vlen > self->packed_max) {
             size_t max = self->packed_max? self->packed_max: 64 * 1024;
             while (max < at + vlen)
@@ -417,11 +424,13 @@ s_add_event (pond_replay_t *self, zmsg_t *msg, size_t at, const char *value, siz
     return -1;
 }
 
-int
-pond_replay_fill (pond_replay_t *self, zmsg_t *msg, size_t max_events, size_t max_bytes)
+//  The fill of both forms: the next events go to msg one frame each, or
+//  (packed) back to back into self->packed, bytes of them in *bytes_p.
+//  Returns the number of events, as pond_replay_fill.
+static int
+s_fill (pond_replay_t *self, zmsg_t *msg, bool packed, size_t max_events, size_t max_bytes,
+        size_t *bytes_p)
 {
-    assert (self);
-    assert (msg);
     int added = 0;
     size_t bytes = 0;
     size_t skipped = 0;             //  filtered out; bounded so a fill is short
@@ -457,22 +466,68 @@ pond_replay_fill (pond_replay_t *self, zmsg_t *msg, size_t max_events, size_t ma
         }
         if (added > 0 && bytes + vlen > max_bytes)
             break;                  //  first event of the next fill
-        if (s_add_event (self, msg, bytes, value, vlen))
+        if (s_add_event (self, msg, packed, bytes, value, vlen))
             break;
         rocksdb_iter_next (cursor->it);
         bytes += vlen;
         added++;
         self->count++;
     }
+    *bytes_p = bytes;
+    return added;
+}
+
+//  What a fill returns once its events are out: -1 if it failed with
+//  nothing to show, else added.
+static int
+s_fill_result (pond_replay_t *self, int added)
+{
+    s_check_errors (self);
+    if (self->error && added == 0)
+        return -1;
+    return added;
+}
+
+int
+pond_replay_fill (pond_replay_t *self, zmsg_t *msg, size_t max_events, size_t max_bytes)
+{
+    assert (self);
+    assert (msg);
+    size_t bytes = 0;
+    int added = s_fill (self, msg, self->pack, max_events, max_bytes, &bytes);
     if (self->pack && added > 0 && zmsg_addmem (msg, self->packed, bytes)) {
         s_fail (self, "out of memory");
         self->count -= (uint64_t) added;        //  nothing of this fill went out
         added = 0;
     }
-    s_check_errors (self);
-    if (self->error && added == 0)
-        return -1;
-    return added;
+    return s_fill_result (self, added);
+}
+
+int
+pond_replay_fill_buffer (pond_replay_t *self, uint8_t *buffer, size_t capacity,
+                         size_t *size_p, size_t max_events)
+{
+    assert (self);
+    assert (buffer);
+    assert (size_p);
+    uint8_t *own = self->packed;
+    size_t own_max = self->packed_max;
+    self->packed = buffer;
+    self->packed_max = capacity;
+    self->packed_lent = true;
+    *size_p = 0;
+    int added = s_fill (self, NULL, true, max_events, capacity, size_p);
+    self->packed = own;
+    self->packed_max = own_max;
+    self->packed_lent = false;
+    return s_fill_result (self, added);
+}
+
+bool
+pond_replay_packs (pond_replay_t *self)
+{
+    assert (self);
+    return self->pack;
 }
 
 bool

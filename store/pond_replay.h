@@ -44,6 +44,19 @@ void
 int
     pond_replay_fill (pond_replay_t *self, zmsg_t *msg, size_t max_events, size_t max_bytes);
 
+//  Like pond_replay_fill, but always packed, into the caller's buffer of
+//  capacity bytes (so that a server can send it as the frame itself,
+//  without copying): the events back to back, their size in *size_p. An
+//  event larger than capacity fails the replay. Returns as
+//  pond_replay_fill.
+int
+    pond_replay_fill_buffer (pond_replay_t *self, uint8_t *buffer, size_t capacity,
+                             size_t *size_p, size_t max_events);
+
+//  True if the request asked for packed chunks.
+bool
+    pond_replay_packs (pond_replay_t *self);
+
 //  True when there is nothing more to send: every event was sent, the
 //  limit is reached, or reading failed. Does not consume anything.
 bool

@@ -6,6 +6,11 @@
     gap-free because a group either lands whole (log, indexes and counters
     in one batch) or not at all, and the in-memory head and counters move
     only after RocksDB said yes.
+
+    An append is prepare (dedup against the database and the groups in
+    flight, reserve seqs, encode, build the batch), commit (the synced
+    write; head and counts move) and finish (forget or undo): the server
+    prepares one group while the one before it syncs on another thread.
 */
 #include "pond_store.h"
 #include "pond_store_internal.h"
@@ -30,11 +35,27 @@ struct _pond_store_t {
     rocksdb_writeoptions_t *fault_options;      //  refused by RocksDB (tests)
     bool write_fault;
     bool failing;                               //  last write failed (log once)
-    uint64_t head;
-    zhashx_t *names;                            //  name -> uint64_t *count
-    zhashx_t *group_ids;                        //  scratch: id hex -> index + 1
-    zhashx_t *group_names;                      //  scratch: name -> new events
+    uint64_t head;                              //  committed (the committing thread)
+    zhashx_t *names;                            //  name -> uint64_t *count, committed
+    //  The preparing thread's own: the last seq reserved, and the ids of
+    //  groups prepared but not finished (id -> seq)
+    uint64_t next;
+    zhashx_t *pending;
+    pond_store_group_t *scratch;                //  for pond_store_append
     pond_store_stats_t stats;
+};
+
+//  A prepared group (pond_store.h: prepare, commit, finish)
+struct _pond_store_group_t {
+    rocksdb_writebatch_t *batch;                //  log and index entries
+    zhashx_t *names;                            //  name -> new events (uintptr_t)
+    uint64_t first;                             //  first seq reserved, 0 if none
+    size_t fresh;                               //  new events
+    size_t dups;                                //  events answered as dups
+    pond_event_t **events;                      //  the new events (seq set here)
+    uint8_t *ids;                               //  their ids, POND_ID_SIZE each
+    size_t capacity;
+    bool committed;
 };
 
 //  ---------------------------------------------------------------------
@@ -49,15 +70,29 @@ s_rocks_error (pond_store_t *self, const char *what, char *err)
     return -1;
 }
 
-static void
-s_id_hex (const uint8_t *id, char *hex)
+//  Keys of the pending hash: ids, POND_ID_SIZE bytes. A UUID v7 starts
+//  with its time: hash its last 8 bytes, the random ones.
+static size_t
+s_id_hash (const void *key)
 {
-    static const char digits [] = "0123456789abcdef";
-    for (int i = 0; i < POND_ID_SIZE; i++) {
-        hex [i * 2] = digits [id [i] >> 4];
-        hex [i * 2 + 1] = digits [id [i] & 15];
-    }
-    hex [POND_ID_SIZE * 2] = 0;
+    uint64_t tail;
+    memcpy (&tail, (const uint8_t *) key + POND_ID_SIZE - 8, 8);
+    return (size_t) (tail ^ (tail >> 29));
+}
+
+static int
+s_id_compare (const void *key1, const void *key2)
+{
+    return memcmp (key1, key2, POND_ID_SIZE);
+}
+
+static void *
+s_id_dup (const void *key)
+{
+    void *copy = malloc (POND_ID_SIZE);
+    if (copy)
+        memcpy (copy, key, POND_ID_SIZE);
+    return copy;
 }
 
 static void
@@ -193,14 +228,18 @@ pond_store_new (const char *path)
         return NULL;
     self->path = strdup (path);
     self->names = zhashx_new ();
-    self->group_ids = zhashx_new ();
-    self->group_names = zhashx_new ();
+    self->pending = zhashx_new ();
+    self->scratch = pond_store_group_new ();
     self->cache = rocksdb_cache_create_lru (POND_STORE_CACHE_SIZE);
-    if (!self->path || !self->names || !self->group_ids || !self->group_names) {
+    if (!self->path || !self->names || !self->pending || !self->scratch) {
         pond_store_destroy (&self);
         return NULL;
     }
     zhashx_set_destructor (self->names, s_free_count);
+    zhashx_set_key_hasher (self->pending, s_id_hash);
+    zhashx_set_key_comparator (self->pending, s_id_compare);
+    zhashx_set_key_duplicator (self->pending, s_id_dup);
+    zhashx_set_key_destructor (self->pending, s_free_count);
 
     self->db_options = rocksdb_options_create ();
     rocksdb_options_set_create_if_missing (self->db_options, 1);
@@ -246,6 +285,8 @@ pond_store_new (const char *path)
 
     if (s_recover (self))
         pond_store_destroy (&self);
+    else
+        self->next = self->head;
     return self;
 }
 
@@ -274,8 +315,8 @@ pond_store_destroy (pond_store_t **self_p)
         if (self->cache)
             rocksdb_cache_destroy (self->cache);
         zhashx_destroy (&self->names);
-        zhashx_destroy (&self->group_ids);
-        zhashx_destroy (&self->group_names);
+        zhashx_destroy (&self->pending);
+        pond_store_group_destroy (&self->scratch);
         free (self->path);
         free (self);
         *self_p = NULL;
@@ -335,31 +376,29 @@ s_batch_event (pond_store_t *self, rocksdb_writebatch_t *batch, pond_event_t *ev
                                (const char *) seq_key, 8);
 }
 
-//  Put the new total of every name this group touched into the batch.
+//  Put the new total of every name this group touched into its batch.
 static void
-s_batch_counts (pond_store_t *self, rocksdb_writebatch_t *batch)
+s_batch_counts (pond_store_t *self, pond_store_group_t *group)
 {
-    for (void *delta = zhashx_first (self->group_names); delta;
-         delta = zhashx_next (self->group_names)) {
-        const char *name = (const char *) zhashx_cursor (self->group_names);
+    for (void *delta = zhashx_first (group->names); delta; delta = zhashx_next (group->names)) {
+        const char *name = (const char *) zhashx_cursor (group->names);
         uint64_t *count = (uint64_t *) zhashx_lookup (self->names, name);
         uint64_t total = (count? *count: 0) + (uintptr_t) delta;
         char key [sizeof COUNT_PREFIX + POND_NAME_MAX];
         int klen = snprintf (key, sizeof key, COUNT_PREFIX "%s", name);
         uint8_t value [8];
         pond_put_be64 (value, total);
-        rocksdb_writebatch_put_cf (batch, self->cf [POND_CF_META], key, (size_t) klen,
+        rocksdb_writebatch_put_cf (group->batch, self->cf [POND_CF_META], key, (size_t) klen,
                                    (const char *) value, 8);
     }
 }
 
 //  After a committed batch: move the in-memory counts.
 static int
-s_commit_counts (pond_store_t *self)
+s_commit_counts (pond_store_t *self, pond_store_group_t *group)
 {
-    for (void *delta = zhashx_first (self->group_names); delta;
-         delta = zhashx_next (self->group_names)) {
-        const char *name = (const char *) zhashx_cursor (self->group_names);
+    for (void *delta = zhashx_first (group->names); delta; delta = zhashx_next (group->names)) {
+        const char *name = (const char *) zhashx_cursor (group->names);
         uint64_t *count = (uint64_t *) zhashx_lookup (self->names, name);
         if (!count) {
             count = (uint64_t *) zmalloc (sizeof (uint64_t));
@@ -373,26 +412,104 @@ s_commit_counts (pond_store_t *self)
     return 0;
 }
 
+pond_store_group_t *
+pond_store_group_new (void)
+{
+    pond_store_group_t *self = (pond_store_group_t *) zmalloc (sizeof (pond_store_group_t));
+    if (!self)
+        return NULL;
+    self->batch = rocksdb_writebatch_create ();
+    self->names = zhashx_new ();
+    if (!self->batch || !self->names)
+        pond_store_group_destroy (&self);
+    return self;
+}
+
+void
+pond_store_group_destroy (pond_store_group_t **self_p)
+{
+    if (self_p && *self_p) {
+        pond_store_group_t *self = *self_p;
+        if (self->batch)
+            rocksdb_writebatch_destroy (self->batch);
+        zhashx_destroy (&self->names);
+        free (self->events);
+        free (self->ids);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+//  Room for count more new events in the group. Returns 0 or -1.
+static int
+s_group_reserve (pond_store_group_t *group, size_t count)
+{
+    if (group->fresh + count <= group->capacity)
+        return 0;
+    size_t capacity = group->capacity? group->capacity: 64;
+    while (capacity < group->fresh + count)
+        capacity *= 2;
+    pond_event_t **events = (pond_event_t **) realloc (group->events,
+                                                       capacity * sizeof (pond_event_t *));
+    if (events)
+        group->events = events;
+    uint8_t *ids = (uint8_t *) realloc (group->ids, capacity * POND_ID_SIZE);
+    if (ids)
+        group->ids = ids;
+    if (!events || !ids)
+        return -1;
+    group->capacity = capacity;
+    return 0;
+}
+
+//  Forget the pending ids of the group's new events from index from on,
+//  and (if undo) give their seqs back: events' seqs to 0, and the
+//  preparing thread's next seq back to the first of them.
+static void
+s_group_drop (pond_store_t *self, pond_store_group_t *group, size_t from, bool undo)
+{
+    for (size_t i = from; i < group->fresh; i++) {
+        zhashx_delete (self->pending, group->ids + i * POND_ID_SIZE);
+        if (undo)
+            pond_event_set_seq (group->events [i], 0);
+    }
+    if (undo && group->fresh > from) {
+        //  The group's seqs are consecutive: first, first + 1, ...
+        uint64_t rewind = group->first + from - 1;
+        if (self->next > rewind)
+            self->next = rewind;
+    }
+    group->fresh = from;
+}
+
 int
-pond_store_append (pond_store_t *self, pond_event_t **events, size_t count,
-                   uint64_t *seqs, bool *dups, uint8_t **stored, size_t *stored_sizes)
+pond_store_prepare (pond_store_t *self, pond_store_group_t *group,
+                    pond_event_t **events, size_t count, uint64_t *seqs, bool *dups,
+                    uint8_t **stored, size_t *stored_sizes)
 {
     assert (self);
+    assert (group);
     assert (events || count == 0);
     assert (seqs && dups);
-    zhashx_purge (self->group_ids);
-    zhashx_purge (self->group_names);
     for (size_t i = 0; i < count; i++) {
         seqs [i] = 0;
         dups [i] = false;
         if (stored)
             stored [i] = NULL;
     }
-    rocksdb_writebatch_t *batch = rocksdb_writebatch_create ();
-    uint64_t next = self->head;
-    size_t fresh = 0, dup_count = 0;
-    size_t reached = 0;             //  events given a seq so far
-    int rc = 0;
+    //  A group's seqs are consecutive: prepare into the newest one only
+    assert (group->fresh == 0 || self->next == group->first + group->fresh - 1);
+    if (s_group_reserve (group, count)) {
+        zsys_error ("store: out of memory preparing %zu events", count);
+        return -1;
+    }
+    //  First pass: dedup, seqs, encoding; the batch is untouched, so a
+    //  failure undoes only what this pass did
+    size_t fresh_before = group->fresh;
+    size_t dups_before = group->dups;
+    uint8_t **buffers = (uint8_t **) calloc (count? count: 1, sizeof (uint8_t *));
+    size_t *sizes = (size_t *) calloc (count? count: 1, sizeof (size_t));
+    int rc = buffers && sizes? 0: -1;
     for (size_t i = 0; i < count && rc == 0; i++) {
         pond_event_t *event = events [i];
         if (pond_event_seq (event)) {
@@ -401,76 +518,149 @@ pond_store_append (pond_store_t *self, pond_event_t **events, size_t count,
             rc = -1;
             break;
         }
-        char hex [POND_ID_SIZE * 2 + 1];
-        s_id_hex (pond_event_id (event), hex);
-        uintptr_t first = (uintptr_t) zhashx_lookup (self->group_ids, hex);
-        if (first) {
-            //  Sent twice in one group: the first one's answer
-            seqs [i] = seqs [first - 1];
-            dups [i] = true;
-            dup_count++;
-            reached = i + 1;
-            continue;
-        }
-        uint64_t seq = s_lookup (self, pond_event_id (event), &rc);
+        const uint8_t *id = pond_event_id (event);
+        //  In a group not yet finished (this one included), else stored?
+        uint64_t seq = (uintptr_t) zhashx_lookup (self->pending, id);
+        if (!seq)
+            seq = s_lookup (self, id, &rc);
         if (rc)
             break;
-        zhashx_insert (self->group_ids, hex, (void *) (uintptr_t) (i + 1));
-        reached = i + 1;
         if (seq) {
             seqs [i] = seq;
             dups [i] = true;
-            dup_count++;
+            group->dups++;
             continue;
         }
-        pond_event_set_seq (event, next + 1);
+        seq = self->next + 1;
+        pond_event_set_seq (event, seq);
         char reason [POND_ERR_SIZE];
-        size_t size;
-        uint8_t *buffer = pond_event_encode (event, &size, reason, sizeof reason);
-        if (!buffer) {
-            zsys_error ("store: cannot encode event for seq %" PRIu64 ": %s", next + 1, reason);
+        buffers [i] = pond_event_encode (event, &sizes [i], reason, sizeof reason);
+        if (!buffers [i]) {
+            zsys_error ("store: cannot encode event for seq %" PRIu64 ": %s", seq, reason);
             pond_event_set_seq (event, 0);
-            reached = i;
             rc = -1;
             break;
         }
-        next++;
-        s_batch_event (self, batch, event, buffer, size);
-        seqs [i] = next;
-        fresh++;
+        if (zhashx_insert (self->pending, id, (void *) (uintptr_t) seq)) {
+            zsys_error ("store: out of memory preparing seq %" PRIu64, seq);
+            pond_event_set_seq (event, 0);
+            rc = -1;
+            break;
+        }
+        if (group->fresh == 0)
+            group->first = seq;
+        group->events [group->fresh] = event;
+        memcpy (group->ids + group->fresh * POND_ID_SIZE, id, POND_ID_SIZE);
+        group->fresh++;
+        self->next = seq;
+        seqs [i] = seq;
+    }
+    if (rc) {
+        s_group_drop (self, group, fresh_before, true);
+        group->dups = dups_before;
+        for (size_t i = 0; i < count; i++) {
+            seqs [i] = 0;
+            dups [i] = false;
+            if (buffers)
+                free (buffers [i]);
+        }
+        free (buffers);
+        free (sizes);
+        return -1;
+    }
+    //  Second pass: into the batch (cannot fail)
+    for (size_t i = 0; i < count; i++) {
+        if (!buffers [i])
+            continue;
+        pond_event_t *event = events [i];
+        s_batch_event (self, group->batch, event, buffers [i], sizes [i]);
+        const char *name = pond_event_name (event);
+        uintptr_t named = (uintptr_t) zhashx_lookup (group->names, name);
+        zhashx_update (group->names, name, (void *) (named + 1));
         if (stored) {
-            stored [i] = buffer;
+            stored [i] = buffers [i];
             if (stored_sizes)
-                stored_sizes [i] = size;
+                stored_sizes [i] = sizes [i];
         }
         else
-            free (buffer);
-        const char *name = pond_event_name (event);
-        uintptr_t named = (uintptr_t) zhashx_lookup (self->group_names, name);
-        zhashx_update (self->group_names, name, (void *) (named + 1));
+            free (buffers [i]);
     }
-    if (rc == 0 && fresh > 0) {
-        s_batch_counts (self, batch);
+    free (buffers);
+    free (sizes);
+    return 0;
+}
+
+int
+pond_store_commit (pond_store_t *self, pond_store_group_t *group)
+{
+    assert (self);
+    assert (group);
+    assert (!group->committed);
+    if (group->fresh > 0) {
+        if (group->first != self->head + 1) {
+            zsys_error ("store: refusing a group at seq %" PRIu64 " after head %" PRIu64
+                        " (a group before it failed)", group->first, self->head);
+            self->stats.write_errors++;
+            return -1;
+        }
+        s_batch_counts (self, group);
         char *err = NULL;
         rocksdb_write (self->db, self->write_fault? self->fault_options: self->write_options,
-                       batch, &err);
+                       group->batch, &err);
         if (err) {
             //  Log the first failure of a run, not every retry of it
             if (!self->failing)
                 zsys_error ("store: write failed (%s), nothing of %zu events stored: %s",
-                            self->path, fresh, err);
+                            self->path, group->fresh, err);
             rocksdb_free (err);
             self->failing = true;
             self->stats.write_errors++;
-            rc = -1;
+            return -1;
         }
+        if (self->failing) {
+            zsys_info ("store: writes succeed again after %" PRIu64 " failed batches",
+                       self->stats.write_errors);
+            self->failing = false;
+        }
+        self->head = group->first + group->fresh - 1;
+        self->stats.batches++;
+        if (s_commit_counts (self, group))
+            zsys_error ("store: out of memory updating name counts");
     }
-    rocksdb_writebatch_destroy (batch);
+    group->committed = true;
+    self->stats.appended += group->fresh;
+    self->stats.dups += group->dups;
+    self->stats.events = self->stats.head = self->head;
+    return 0;
+}
+
+void
+pond_store_finish (pond_store_t *self, pond_store_group_t *group)
+{
+    assert (self);
+    assert (group);
+    s_group_drop (self, group, 0, !group->committed);
+    //  Reused, not remade: clearing keeps the batch's buffer
+    rocksdb_writebatch_clear (group->batch);
+    zhashx_purge (group->names);
+    group->first = 0;
+    group->dups = 0;
+    group->committed = false;
+}
+
+int
+pond_store_append (pond_store_t *self, pond_event_t **events, size_t count,
+                   uint64_t *seqs, bool *dups, uint8_t **stored, size_t *stored_sizes)
+{
+    assert (self);
+    pond_store_group_t *group = self->scratch;
+    if (pond_store_prepare (self, group, events, count, seqs, dups, stored, stored_sizes))
+        return -1;
+    int rc = pond_store_commit (self, group);
+    pond_store_finish (self, group);
     if (rc) {
-        //  Nothing was stored: undo every output
+        //  Nothing was stored: undo every output (finish reset the seqs)
         for (size_t i = 0; i < count; i++) {
-            if (i < reached && !dups [i])
-                pond_event_set_seq (events [i], 0);
             seqs [i] = 0;
             dups [i] = false;
             if (stored) {
@@ -478,23 +668,8 @@ pond_store_append (pond_store_t *self, pond_event_t **events, size_t count,
                 stored [i] = NULL;
             }
         }
-        return -1;
     }
-    if (fresh > 0) {
-        if (self->failing) {
-            zsys_info ("store: writes succeed again after %" PRIu64 " failed batches",
-                       self->stats.write_errors);
-            self->failing = false;
-        }
-        self->head = next;
-        self->stats.batches++;
-        if (s_commit_counts (self))
-            zsys_error ("store: out of memory updating name counts");
-    }
-    self->stats.appended += fresh;
-    self->stats.dups += dup_count;
-    self->stats.events = self->stats.head = self->head;
-    return 0;
+    return rc;
 }
 
 int

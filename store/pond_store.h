@@ -57,7 +57,9 @@ pond_store_t *
 void
     pond_store_destroy (pond_store_t **self_p);
 
-//  Append a group of validated events (seq 0) in one synced WriteBatch.
+//  Append a group of validated events (seq 0) in one synced WriteBatch
+//  (pond_store_prepare, _commit and _finish in one call; no group may be
+//  in flight).
 //  For each event i: seqs [i] is its seq; dups [i] is true if its id was
 //  stored before (or appears earlier in this group), in which case seqs [i]
 //  is the original seq and nothing is written for it. For each new event
@@ -70,6 +72,60 @@ void
 int
     pond_store_append (pond_store_t *self, pond_event_t **events, size_t count,
                        uint64_t *seqs, bool *dups, uint8_t **stored, size_t *stored_sizes);
+
+//  ---------------------------------------------------------------------
+//  The same append in two halves, so that one group can be prepared
+//  while the one before it syncs (pond_store_server pipelines them):
+//
+//      prepare   (the preparing thread, one at a time): dedup against the
+//                database and against every group prepared but not yet
+//                finished, reserve seqs, encode, build the WriteBatch.
+//      commit    (any one thread, the groups in the order they were
+//                prepared): the synced write, then head and counts move.
+//      finish    (the preparing thread, after commit, or instead of it):
+//                forget the group's ids; undo it if it was not committed.
+//
+//  If a commit fails, every group prepared after it holds seqs that will
+//  never be: finish the failed group and each later one (undoing them),
+//  then prepare them again. Commit refuses a group whose first seq is not
+//  head + 1, so a gap can never be written.
+
+typedef struct _pond_store_group_t pond_store_group_t;
+
+//  A group to prepare into, reusable after pond_store_finish. NULL if
+//  memory runs out.
+pond_store_group_t *
+    pond_store_group_new (void);
+
+//  Destroy a group (finished, or never prepared); accepts NULL; nulls the
+//  caller's pointer.
+void
+    pond_store_group_destroy (pond_store_group_t **self_p);
+
+//  Add events to a group: outputs as for pond_store_append (seqs [i],
+//  dups [i], stored [i]; the event's seq is set), except that nothing is
+//  durable before pond_store_commit, and an id prepared in an unfinished
+//  group is a duplicate with that group's seq. May be called many times
+//  on one group. Returns 0, or -1 (read or encode error) with nothing of
+//  this call prepared: outputs as for a failed pond_store_append.
+int
+    pond_store_prepare (pond_store_t *self, pond_store_group_t *group,
+                        pond_event_t **events, size_t count, uint64_t *seqs, bool *dups,
+                        uint8_t **stored, size_t *stored_sizes);
+
+//  Write a prepared group in one synced WriteBatch (with its names' new
+//  counts), then move head, counts and stats. Returns 0 (also for a group
+//  of duplicates only: nothing to write), or -1 if nothing of it was
+//  stored (write error, or not next in seq order).
+int
+    pond_store_commit (pond_store_t *self, pond_store_group_t *group);
+
+//  After pond_store_commit returned (or instead of it): forget the group's
+//  pending ids and make it reusable. A group not committed is undone: its
+//  events' seqs go back to 0 and its seqs are free again (the caller still
+//  owns and frees the stored copies prepare gave it).
+void
+    pond_store_finish (pond_store_t *self, pond_store_group_t *group);
 
 //  Check that an event can be stored: valid, no seq yet, and its stored
 //  form (with a seq) within POND_EVENT_MAX_SIZE. Returns 0, or -1 with the

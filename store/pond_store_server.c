@@ -6,24 +6,30 @@
                       / B:PING S:PONG )
 
     Each turn of the loop reads every message already queued (up to a
-    cap) without blocking. APPENDs are decoded and validated as they come
-    and pile up into one group. Groups are written by a writer thread
+    cap) without blocking. APPENDs are decoded, validated and prepared
+    (pond_store_prepare: dedup, seqs, encoding, WriteBatch) as they come,
+    and pile up into one group. Groups are committed by a writer thread
     (an actor), one at a time, each in one synced WriteBatch
-    (pond_store_append: dedup, seqs, WAL sync): while it writes one
-    group, the loop keeps reading and fills the next, which goes to the
-    writer as soon as it is done (group commit, pipelined). When a group
+    (pond_store_commit: WAL sync, memtables): while it commits one group,
+    the loop keeps reading and prepares the next (dedup sees the group
+    in flight), which goes to the writer as soon as it is done (group
+    commit, pipelined). If a commit fails, the group prepared behind it
+    is undone and prepared again, so seqs stay gap-free. When a group
     is written, each of its APPENDs gets its own APPENDED, in the order
     they came, so APPENDED order is seq order. The group being filled is
     handed over when the writer is idle, or as soon as it is full (the
     loop then waits for the writer). A lone APPEND with the writer idle
-    (one producer waiting for each ACK) is written by the loop itself:
+    (one producer waiting for each ACK) is committed by the loop itself:
     nothing could overlap with its sync, and a hand-over would cost two
     thread wake-ups on the critical path. Before a STATS or REPLAY the loop
     waits until every APPEND read so far is written (so these see every
-    APPEND sent before them, and the store is never touched by both
-    threads at once: the writer owns it while it writes). After the
+    APPEND sent before them, and nothing is prepared and not committed).
+    The two threads share no store state: prepare keeps its own next seq
+    and pending ids, commit owns head, counts and stats. After the
     input, every replay that has credit sends at most one CHUNK, so a
-    long replay never holds appends back.
+    long replay never holds appends back. A packed CHUNK (up to
+    POND_CHUNK_PACKED_EVENTS) is read straight into a recycled buffer
+    that ZeroMQ sends as its last frame: no copy, no fresh pages.
 
     Nothing is sent blocking: a reply the peer cannot take now is dropped
     and counted (an APPENDED: the broker resends, and gets the same seq
@@ -35,12 +41,14 @@
 #include "pond_keys.h"
 
 #include <msgpack.h>
+#include <pthread.h>
 
 #define GROUP_EVENTS        8192    //  commit once a group holds this many events
 #define GROUP_APPENDS       256     //  ... or this many APPENDs
 #define DRAIN_MAX           512     //  messages read per loop turn at most
 #define REPLAYS_MAX         256     //  concurrent replays
 #define CHUNKS_PER_TURN     32      //  CHUNKs sent per loop turn at most
+#define CHUNK_BUFFERS_KEPT  8       //  packed chunk buffers kept for reuse
 #define SOCKET_SNDHWM       10000
 #define SOCKET_RCVHWM       1000
 #define SOCKET_MAXMSGSIZE   (4 * 1024 * 1024)   //  larger frames: peer disconnected
@@ -68,8 +76,81 @@ typedef struct {
     uint8_t **stored;
     size_t *sizes;
     size_t nevents;
-    int rc;                         //  pond_store_append's answer
+    pond_store_group_t *prepared;   //  its events, prepared as they come
+    int rc;                         //  pond_store_commit's answer
 } s_group_t;
+
+//  Buffers of packed CHUNKs, recycled. Each goes out as the CHUNK's last
+//  frame without a copy, and ZeroMQ hands it back (s_pool_put, from its
+//  I/O thread) once sent; reusing a few warm buffers instead of a malloc
+//  per chunk spares the pages faulted in afresh whenever malloc gave the
+//  last one back to the system (profiled: a third of the store's CPU in a
+//  replay). The server and every buffer out hold a reference: the pool
+//  goes with the last of them.
+typedef struct {
+    pthread_mutex_t mutex;
+    uint8_t *kept [CHUNK_BUFFERS_KEPT];
+    size_t nkept;
+    size_t refs;
+} s_pool_t;
+
+static s_pool_t *
+s_pool_new (void)
+{
+    s_pool_t *self = (s_pool_t *) zmalloc (sizeof (s_pool_t));
+    if (self && pthread_mutex_init (&self->mutex, NULL)) {
+        free (self);
+        self = NULL;
+    }
+    if (self)
+        self->refs = 1;
+    return self;
+}
+
+//  Drop one reference; the last one frees the pool.
+static void
+s_pool_unref (s_pool_t *self)
+{
+    pthread_mutex_lock (&self->mutex);
+    bool last = --self->refs == 0;
+    pthread_mutex_unlock (&self->mutex);
+    if (last) {
+        for (size_t i = 0; i < self->nkept; i++)
+            free (self->kept [i]);
+        pthread_mutex_destroy (&self->mutex);
+        free (self);
+    }
+}
+
+//  A buffer of POND_CHUNK_PACKED_BYTES, or NULL if memory runs out.
+static uint8_t *
+s_pool_get (s_pool_t *self)
+{
+    pthread_mutex_lock (&self->mutex);
+    uint8_t *buffer = self->nkept? self->kept [--self->nkept]: NULL;
+    self->refs++;
+    pthread_mutex_unlock (&self->mutex);
+    if (!buffer)
+        buffer = (uint8_t *) malloc (POND_CHUNK_PACKED_BYTES);
+    if (!buffer)
+        s_pool_unref (self);
+    return buffer;
+}
+
+//  Give a buffer back (a zmq_free_fn: hint is the pool).
+static void
+s_pool_put (void *data, void *hint)
+{
+    s_pool_t *self = (s_pool_t *) hint;
+    pthread_mutex_lock (&self->mutex);
+    if (self->nkept < CHUNK_BUFFERS_KEPT) {
+        self->kept [self->nkept++] = (uint8_t *) data;
+        data = NULL;
+    }
+    pthread_mutex_unlock (&self->mutex);
+    free (data);
+    s_pool_unref (self);
+}
 
 //  A replay stream to one reader
 typedef struct {
@@ -79,7 +160,13 @@ typedef struct {
     uint32_t credit;                //  chunks the reader can take now
     int64_t credit_at;              //  when it last granted credit
     uint64_t sent;                  //  events delivered in CHUNKs
+    int64_t started_at;
+    int64_t starved_at;             //  since when it waits for credit (µs), or 0
+    int64_t starved_us;             //  time spent waiting for credit
     zmsg_t *pending;                //  built but not yet taken by the socket
+    uint8_t *pending_data;          //  its packed events (last frame), or NULL
+    s_pool_t *pool;                 //  where pending_data comes from
+    size_t pending_size;
     size_t pending_events;
     bool ended;                     //  pending is the END
 } s_replay_t;
@@ -99,6 +186,7 @@ struct _pond_store_server_t {
     pond_appended_t *appended;      //  reply scratch (large: not on the stack)
     //  Replays
     zlistx_t *replays;
+    s_pool_t *pool;                 //  packed chunk buffers
     uint64_t replays_started;
     //  Counters and log-once
     uint64_t malformed;
@@ -229,6 +317,8 @@ s_replay_destroy (s_replay_t **self_p)
         zframe_destroy (&self->routing_id);
         pond_replay_destroy (&self->cursor);
         zmsg_destroy (&self->pending);
+        if (self->pending_data)
+            s_pool_put (self->pending_data, self->pool);
         free (self);
         *self_p = NULL;
     }
@@ -255,17 +345,19 @@ pond_store_server_new (pond_store_t *store, const char *endpoint)
         group->dups = (bool *) calloc (GROUP_CAPACITY, sizeof (bool));
         group->stored = (uint8_t **) calloc (GROUP_CAPACITY, sizeof (uint8_t *));
         group->sizes = (size_t *) calloc (GROUP_CAPACITY, sizeof (size_t));
+        group->prepared = pond_store_group_new ();
         groups_ok = groups_ok && group->events && group->seqs && group->dups
-                 && group->stored && group->sizes;
+                 && group->stored && group->sizes && group->prepared;
     }
     self->filling = &self->groups [0];
     self->appended = (pond_appended_t *) zmalloc (sizeof (pond_appended_t));
     self->replays = zlistx_new ();
+    self->pool = s_pool_new ();
     self->logged = zhashx_new ();
     self->router = zsock_new (ZMQ_ROUTER);
     self->writer = groups_ok? zactor_new (s_writer_actor, store): NULL;
     if (!groups_ok || !self->writer
-    ||  !self->appended || !self->replays || !self->logged || !self->router) {
+    ||  !self->appended || !self->replays || !self->pool || !self->logged || !self->router) {
         zsys_error ("store: out of memory");
         pond_store_server_destroy (&self);
         return NULL;
@@ -293,9 +385,13 @@ pond_store_server_new (pond_store_t *store, const char *endpoint)
     return self;
 }
 
+//  Empty a group whose commit was answered (or that is given up): the
+//  store forgets its ids, and undoes it if it was not committed.
 static void
-s_group_reset (s_group_t *group)
+s_group_reset (pond_store_server_t *self, s_group_t *group)
 {
+    if (group->prepared)
+        pond_store_finish (self->store, group->prepared);
     for (size_t i = 0; i < group->nevents; i++) {
         pond_event_destroy (&group->events [i]);
         free (group->stored [i]);
@@ -322,7 +418,8 @@ pond_store_server_destroy (pond_store_server_t **self_p)
         for (int i = 0; i < 2; i++) {
             s_group_t *group = &self->groups [i];
             if (group->events)
-                s_group_reset (group);
+                s_group_reset (self, group);
+            pond_store_group_destroy (&group->prepared);
             free (group->events);
             free (group->seqs);
             free (group->dups);
@@ -331,6 +428,8 @@ pond_store_server_destroy (pond_store_server_t **self_p)
         }
         zlistx_destroy (&self->replays);        //  before the store goes
         zsock_destroy (&self->router);
+        if (self->pool)
+            s_pool_unref (self->pool);          //  buffers still out keep it
         zhashx_destroy (&self->logged);
         free (self->appended);
         free (self->endpoint);
@@ -361,10 +460,10 @@ pond_store_server_set_replay_timeout (pond_store_server_t *self, int msecs)
 //  APPEND: "APPEND", body {bid}, event, event, ...
 //  Decoded and validated now, written with its group by the writer.
 
-//  The writer: an actor that owns the store while it writes a group.
-//  Each request on its pipe is the address of a group; it writes the
-//  group with pond_store_append (one synced WriteBatch), sets group->rc
-//  and answers one byte. It ends on $TERM.
+//  The writer: an actor that commits one prepared group per request (the
+//  address of the group on its pipe): one synced WriteBatch with
+//  pond_store_commit, then group->rc is set and it answers one byte.
+//  Meanwhile the loop prepares the next group. It ends on $TERM.
 static void
 s_writer_actor (zsock_t *pipe, void *args)
 {
@@ -377,10 +476,7 @@ s_writer_actor (zsock_t *pipe, void *args)
         if (size == (int) sizeof (s_group_t *)) {
             s_group_t *group;
             memcpy (&group, request, sizeof group);
-            group->rc = group->nevents == 0? 0
-                      : pond_store_append (store, group->events, group->nevents,
-                                           group->seqs, group->dups, group->stored,
-                                           group->sizes);
+            group->rc = pond_store_commit (store, group->prepared);
             if (zmq_send (handle, "D", 1, 0) == -1)
                 break;
         }
@@ -474,7 +570,47 @@ s_answer_group (pond_store_server_t *self, s_group_t *group)
         }
         zframe_destroy (&body);
     }
-    s_group_reset (group);
+    s_group_reset (self, group);
+}
+
+//  Prepare the events of one APPEND into its group (pond_store_prepare:
+//  dedup, seqs, encoding, batch). Returns 0, or -1 with the APPEND
+//  answered 500 in its turn (read error): nothing of it is stored.
+static int
+s_append_prepare (pond_store_server_t *self, s_group_t *group, s_append_t *append)
+{
+    size_t first = append->first;
+    if (pond_store_prepare (self->store, group->prepared, group->events + first,
+                            append->count, group->seqs + first, group->dups + first,
+                            group->stored + first, group->sizes + first) == 0)
+        return 0;
+    append->code = POND_CODE_STORE_ERROR;
+    snprintf (append->reason, sizeof append->reason,
+              "the store could not read; nothing was stored, retry later");
+    return -1;
+}
+
+//  A group's commit returned: answer it. If it failed, the group being
+//  filled (prepared behind it) holds seqs that will never be: undo it
+//  and prepare it again, so seqs stay gap-free.
+static void
+s_group_done (pond_store_server_t *self, s_group_t *group)
+{
+    pond_store_finish (self->store, group->prepared);
+    s_group_t *behind = self->filling;
+    if (group->rc && behind != group && behind->nevents > 0) {
+        pond_store_finish (self->store, behind->prepared);
+        for (size_t k = 0; k < behind->nevents; k++) {
+            free (behind->stored [k]);
+            behind->stored [k] = NULL;
+        }
+        for (size_t i = 0; i < behind->nappends; i++) {
+            s_append_t *append = &behind->appends [i];
+            if (append->code == 0 && append->count > 0)
+                s_append_prepare (self, behind, append);
+        }
+    }
+    s_answer_group (self, group);
 }
 
 //  Hand the group being filled to the writer, if it holds anything and
@@ -489,10 +625,9 @@ s_writer_start (pond_store_server_t *self)
     s_group_t *group = self->writing;
     if (zmq_send (zsock_resolve (self->writer), &group, sizeof group, 0) == -1) {
         //  Only when the context is going away: write it here instead
-        group->rc = pond_store_append (self->store, group->events, group->nevents,
-                                       group->seqs, group->dups, group->stored, group->sizes);
-        s_answer_group (self, group);
+        group->rc = pond_store_commit (self->store, group->prepared);
         self->writing = NULL;
+        s_group_done (self, group);
     }
 }
 
@@ -508,7 +643,7 @@ s_writer_collect (pond_store_server_t *self, bool block)
         return false;
     s_group_t *group = self->writing;
     self->writing = NULL;
-    s_answer_group (self, group);
+    s_group_done (self, group);
     s_writer_start (self);
     return true;
 }
@@ -613,11 +748,15 @@ s_handle_append (pond_store_server_t *self, zframe_t *routing_id, zmsg_t *msg)
         else
             group->events [group->nevents + append->count++] = event;
     }
-    if (append->code) {
+    //  Prepared now, while the writer may be syncing the group before
+    bool refused = append->code != 0;
+    if (append->code || s_append_prepare (self, group, append)) {
         //  Nothing of a bad APPEND goes into the group
         for (size_t i = 0; i < append->count; i++)
             pond_event_destroy (&group->events [append->first + i]);
         append->count = 0;
+    }
+    if (refused) {
         self->malformed++;
         s_log_once (self, "APPEND/event", "refused APPEND %" PRIu64 " (%u): %s",
                     append->bid, append->code, append->reason);
@@ -661,14 +800,19 @@ s_replay_end (pond_store_server_t *self, s_replay_t *replay, uint32_t code, cons
     if (replay->ended)
         return;
     zmsg_destroy (&replay->pending);            //  a CHUNK not taken yet is not sent
+    if (replay->pending_data)
+        s_pool_put (replay->pending_data, replay->pool);
+    replay->pending_data = NULL;
     replay->pending = s_end_message (replay->routing_id, replay->rid, replay->sent,
                                      replay->cursor? pond_replay_head (replay->cursor): 0,
                                      code, reason);
     replay->pending_events = 0;
     replay->ended = true;
     if (self->verbose || code != POND_CODE_OK)
-        zsys_info ("store: replay %" PRIu64 " ends after %" PRIu64 " events (%u%s%s)",
-                   replay->rid, replay->sent, code, *reason? ": ": "", reason);
+        zsys_info ("store: replay %" PRIu64 " ends after %" PRIu64 " events (%u%s%s) in %"
+                   PRId64 " ms, %.1f of them waiting for credit", replay->rid,
+                   replay->sent, code, *reason? ": ": "", reason,
+                   zclock_mono () - replay->started_at, replay->starved_us / 1000.0);
 }
 
 static void
@@ -725,6 +869,8 @@ s_handle_replay (pond_store_server_t *self, zframe_t *routing_id, zmsg_t *msg)
         replay->rid = request.rid;
         replay->credit = request.credit;
         replay->credit_at = zclock_mono ();
+        replay->started_at = replay->credit_at;
+        replay->pool = self->pool;
         replay->cursor = pond_replay_new (self->store, &request);
     }
     if (!replay || !replay->routing_id || !replay->cursor
@@ -781,7 +927,46 @@ s_handle_credit (pond_store_server_t *self, zframe_t *routing_id, zmsg_t *msg, b
         uint64_t total = (uint64_t) replay->credit + credit.chunks;
         replay->credit = total > POND_CREDIT_MAX? POND_CREDIT_MAX: (uint32_t) total;
         replay->credit_at = zclock_mono ();
+        if (replay->starved_at) {
+            replay->starved_us += zclock_usecs () - replay->starved_at;
+            replay->starved_at = 0;
+        }
     }
+}
+
+//  Send what a replay has pending, as s_send does (0 sent, 1 the peer
+//  cannot take it now and it is kept, -1 the peer is gone), its packed
+//  events last, as a frame that ZeroMQ frees once it is out: no copy.
+static int
+s_replay_send (pond_store_server_t *self, s_replay_t *replay)
+{
+    if (!replay->pending_data)
+        return s_send (self, &replay->pending);
+    size_t index = 0;
+    zmsg_t *msg = replay->pending;
+    for (zframe_t *frame = zmsg_first (msg); frame; frame = zmsg_next (msg), index++)
+        if (zframe_send (&frame, self->router, ZFRAME_REUSE | ZFRAME_DONTWAIT | ZFRAME_MORE)) {
+            if (index == 0 && errno == EAGAIN)
+                return 1;           //  nothing went: keep it all
+            break;
+        }
+    int rc = -1;
+    if (index == zmsg_size (msg)) {
+        zmq_msg_t data;
+        if (zmq_msg_init_data (&data, replay->pending_data, replay->pending_size,
+                               s_pool_put, replay->pool) == 0) {
+            replay->pending_data = NULL;            //  the frame owns it now
+            if (zmq_msg_send (&data, zsock_resolve (self->router), ZMQ_DONTWAIT) >= 0)
+                rc = 0;
+            else
+                zmq_msg_close (&data);
+        }
+    }
+    zmsg_destroy (&replay->pending);
+    if (replay->pending_data)
+        s_pool_put (replay->pending_data, replay->pool);
+    replay->pending_data = NULL;
+    return rc;
 }
 
 //  One step of one replay: send what is pending, else the END, else one
@@ -803,8 +988,22 @@ s_replay_step (pond_store_server_t *self, s_replay_t *replay, int64_t now)
             pond_credit_t header = { .rid = replay->rid, .chunks = replay->credit - 1 };
             zmsg_t *chunk = s_message (replay->routing_id, POND_CHUNK,
                                        pond_credit_encode (&header));
-            int count = chunk? pond_replay_fill (replay->cursor, chunk, POND_CHUNK_EVENTS,
-                                                 POND_CHUNK_BYTES): -1;
+            //  Packed: the events go out in the pool's buffer they were
+            //  read into (s_replay_send), never copied into a frame
+            bool packs = pond_replay_packs (replay->cursor);
+            if (chunk && packs)
+                replay->pending_data = s_pool_get (replay->pool);
+            int count = !chunk || (packs && !replay->pending_data)? -1
+                      : packs
+                      ? pond_replay_fill_buffer (replay->cursor, replay->pending_data,
+                                                 POND_CHUNK_PACKED_BYTES, &replay->pending_size,
+                                                 POND_CHUNK_PACKED_EVENTS)
+                      : pond_replay_fill (replay->cursor, chunk, POND_CHUNK_EVENTS,
+                                          POND_CHUNK_BYTES);
+            if (count <= 0 && replay->pending_data) {
+                s_pool_put (replay->pending_data, replay->pool);
+                replay->pending_data = NULL;
+            }
             if (count == 0 && !pond_replay_done (replay->cursor))
                 zmsg_destroy (&chunk);      //  filtered a stretch out: go on next turn
             else
@@ -821,6 +1020,9 @@ s_replay_step (pond_store_server_t *self, s_replay_t *replay, int64_t now)
             }
         }
         else
+        if (!replay->starved_at)
+            replay->starved_at = zclock_usecs ();   //  waits for credit from now on
+        else
         if (now - replay->credit_at >= self->replay_timeout) {
             char reason [POND_REASON_MAX];
             snprintf (reason, sizeof reason, "no credit granted for %.1f s; replay dropped",
@@ -831,7 +1033,7 @@ s_replay_step (pond_store_server_t *self, s_replay_t *replay, int64_t now)
     if (!replay->pending)
         return 0;
     bool is_chunk = !replay->ended;
-    int rc = s_send (self, &replay->pending);
+    int rc = s_replay_send (self, replay);
     if (rc > 0)
         return 0;                   //  the socket is full: retry next turn
     if (rc < 0) {
@@ -1035,10 +1237,8 @@ s_drain (pond_store_server_t *self)
     }
     if (read == 1 && !self->writing && self->filling->nappends == 1) {
         s_group_t *group = self->filling;
-        group->rc = group->nevents == 0? 0
-                  : pond_store_append (self->store, group->events, group->nevents,
-                                       group->seqs, group->dups, group->stored, group->sizes);
-        s_answer_group (self, group);
+        group->rc = pond_store_commit (self->store, group->prepared);
+        s_group_done (self, group);
     }
     else
         s_writer_start (self);

@@ -1089,7 +1089,9 @@ static zframe_t *
 s_fake_replay (zsock_t *control, const char *endpoint, pond_replay_t **replay_p,
                uint64_t *rid_p)
 {
-    pond_replay_req_t request = { .from_seq = 1 };
+    //  Credit 2: the reader grants chunks again one by one (with more, it
+    //  grants them in batches of half its credit)
+    pond_replay_req_t request = { .from_seq = 1, .credit = 2 };
     *replay_p = pond_replay_new (endpoint, &request);
     cr_assert_not_null (*replay_p);
     zmsg_t *msg = zmsg_recv (control);

@@ -32,6 +32,8 @@ typedef struct {
     int fail_after_chunks;      //  END with end_code after this many chunks
     uint32_t end_code;
     bool replay_error;          //  answer REPLAY with ERROR 400
+    bool pack;                  //  a CHUNK's events in one frame, back to back
+    int damage_chunk;           //  cut the last event of this CHUNK short (1 = first)
 } fake_cfg_t;
 
 typedef struct {
@@ -44,6 +46,7 @@ typedef struct {
     uint32_t granted;           //  chunks granted by CREDIT since
     int chunks_sent;
     int violations;             //  CREDIT granted for chunks never sent
+    int credits;                //  CREDIT messages
     int cancels;
     int stats;
 } fake_counters_t;
@@ -225,8 +228,23 @@ s_fake_pump (fake_state_t *self)
         zmsg_append (msg, &(zframe_t *) { zframe_dup (self->reader) });
         zmsg_addstr (msg, POND_CHUNK);
         zmsg_append (msg, &(zframe_t *) { pond_credit_encode (&header) });
-        for (int i = 0; i < self->cfg.chunk_events && self->next <= self->last; i++)
-            zmsg_append (msg, &(zframe_t *) { s_log_event ("QUACKED", self->next++) });
+        zchunk_t *packed = zchunk_new (NULL, 0);
+        for (int i = 0; i < self->cfg.chunk_events && self->next <= self->last; i++) {
+            zframe_t *event = s_log_event ("QUACKED", self->next++);
+            if (self->cfg.pack) {
+                zchunk_extend (packed, zframe_data (event), zframe_size (event));
+                zframe_destroy (&event);
+            }
+            else
+                zmsg_append (msg, &event);
+        }
+        if (self->cfg.pack) {
+            size_t size = zchunk_size (packed);
+            if (self->counters.chunks_sent + 1 == self->cfg.damage_chunk)
+                size -= 5;
+            zmsg_addmem (msg, zchunk_data (packed), size);
+        }
+        zchunk_destroy (&packed);
         zmsg_send (&msg, self->control);
         self->counters.chunks_sent++;
         if (self->counters.chunks_sent == self->cfg.fail_after_chunks)
@@ -288,6 +306,7 @@ s_fake_control (fake_state_t *self)
         pond_credit_t credit;
         cr_assert_eq (pond_credit_decode (body, &credit, err, sizeof err), 0, "%s", err);
         cr_assert_eq (credit.rid, self->rid);
+        self->counters.credits++;
         self->counters.granted += credit.chunks;
         if ((int) self->counters.granted > self->counters.chunks_sent)
             self->counters.violations++;
@@ -888,6 +907,81 @@ Test (replay, credit_bounds_what_is_in_flight)
     cr_assert_eq (counters.violations, 0, "credit granted for chunks not received");
     cr_assert_leq (counters.granted, 10);
     cr_assert_eq (counters.cancels, 0, "a finished replay is not cancelled");
+    s_fake_destroy (&fake);
+}
+
+Test (replay, credit_is_granted_in_batches)
+{
+    fake_cfg_t cfg = { .replay_events = 200, .chunk_events = 10 };
+    fake_t *fake = s_fake_new (&cfg, "");
+    pond_replay_req_t req = s_seq_request (8);
+    pond_replay_t *replay = pond_replay_new (fake->control, &req);
+    uint64_t expected = 1;
+    pond_event_t *event;
+    while ((event = pond_replay_next (replay, 2000))) {
+        cr_assert_eq (pond_event_seq (event), expected++);
+        pond_event_destroy (&event);
+    }
+    cr_assert_eq (expected, 201);
+    cr_assert_eq (pond_replay_code (replay), 200, "%s", pond_replay_reason (replay));
+    pond_replay_destroy (&replay);
+    //  20 chunks, a window of 8: one CREDIT of 4 per 4 chunks taken
+    fake_counters_t counters = s_fake_counters (fake);
+    cr_assert_eq (counters.chunks_sent, 20);
+    cr_assert_eq (counters.violations, 0, "credit granted for chunks not received");
+    cr_assert_geq (counters.credits, 3, "credit keeps coming");
+    cr_assert_leq (counters.credits, 5, "%d CREDITs for 20 chunks", counters.credits);
+    cr_assert_eq (counters.granted, (uint32_t) counters.credits * 4);
+    s_fake_destroy (&fake);
+}
+
+Test (replay, packed_chunks_are_read)
+{
+    fake_cfg_t cfg = { .replay_events = 95, .chunk_events = 10, .pack = true };
+    fake_t *fake = s_fake_new (&cfg, "");
+    pond_replay_req_t req = s_seq_request (2);
+    pond_replay_t *replay = pond_replay_new (fake->control, &req);
+    uint64_t expected = 1;
+    pond_event_t *event;
+    while ((event = pond_replay_next (replay, 2000))) {
+        cr_assert_eq (pond_event_seq (event), expected++);
+        pond_event_destroy (&event);
+    }
+    cr_assert_eq (expected, 96);
+    cr_assert_eq (pond_replay_code (replay), 200, "%s", pond_replay_reason (replay));
+    cr_assert_eq (pond_replay_count (replay), 95);
+    pond_replay_destroy (&replay);
+    cr_assert_eq (s_fake_counters (fake).violations, 0);
+    s_fake_destroy (&fake);
+}
+
+Test (replay, damaged_packed_chunk_fails)
+{
+    fake_cfg_t cfg = { .replay_events = 100, .chunk_events = 10, .pack = true,
+                       .damage_chunk = 2 };
+    fake_t *fake = s_fake_new (&cfg, "");
+    pond_replay_req_t req = s_seq_request (8);
+    pond_replay_t *replay = pond_replay_new (fake->control, &req);
+    int count = 0;
+    pond_event_t *event;
+    while ((event = pond_replay_next (replay, 2000))) {
+        cr_assert_eq (pond_event_seq (event), (uint64_t) ++count);
+        pond_event_destroy (&event);
+    }
+    cr_assert_eq (count, 19, "the events before the damage arrive");
+    cr_assert_eq (pond_replay_code (replay), POND_CODE_BAD_REPLY);
+    cr_assert (strstr (pond_replay_reason (replay), "event 20"), "%s",
+               pond_replay_reason (replay));
+    cr_assert_null (pond_replay_next (replay, 100), "failed is over");
+    pond_replay_destroy (&replay);
+    fake_counters_t counters;
+    for (int waited = 0; waited < 2000; waited += 10) {
+        counters = s_fake_counters (fake);
+        if (counters.cancels)
+            break;
+        zclock_sleep (10);
+    }
+    cr_assert_eq (counters.cancels, 1, "the server is told to stop");
     s_fake_destroy (&fake);
 }
 

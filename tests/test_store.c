@@ -404,6 +404,132 @@ Test (store, write_error_stores_nothing, .init = s_setup, .fini = s_teardown)
     pond_store_destroy (&store);
 }
 
+//  Two groups in flight at once (prepared, not yet committed): an id
+//  prepared in the first is a dup in the second, with the first's seq,
+//  before the first is even written.
+Test (store, dup_across_groups_in_flight, .init = s_setup, .fini = s_teardown)
+{
+    pond_store_t *store = pond_store_new (s_db);
+    cr_assert_not_null (store);
+    pond_store_group_t *first = pond_store_group_new ();
+    pond_store_group_t *second = pond_store_group_new ();
+    pond_event_t *a [2] = { s_event ("QUACKED", "cust-1", 1), s_event ("QUACKED", "cust-2", 2) };
+    pond_event_t *b [2] = { pond_event_dup (a [1]), s_event ("LABEL_ADDED", "cust-1", 3) };
+    uint64_t seqs [2];
+    bool dups [2];
+    cr_assert_eq (pond_store_prepare (store, first, a, 2, seqs, dups, NULL, NULL), 0);
+    cr_assert_eq (seqs [0], 1);
+    cr_assert_eq (seqs [1], 2);
+    cr_assert_eq (pond_store_prepare (store, second, b, 2, seqs, dups, NULL, NULL), 0);
+    cr_assert (dups [0], "an id prepared in a group in flight is a dup");
+    cr_assert_eq (seqs [0], 2, "with that group's seq");
+    cr_assert_not (dups [1]);
+    cr_assert_eq (seqs [1], 3);
+    cr_assert_eq (pond_store_head (store), 0, "nothing durable before commit");
+    cr_assert_eq (pond_store_commit (store, first), 0);
+    pond_store_finish (store, first);
+    cr_assert_eq (pond_store_commit (store, second), 0);
+    pond_store_finish (store, second);
+    cr_assert_eq (pond_store_head (store), 3);
+    cr_assert_eq (pond_store_lookup (store, pond_event_id (a [1])), 2);
+    cr_assert_eq (pond_store_name_count (store, "QUACKED"), 2);
+    cr_assert_eq (pond_store_name_count (store, "LABEL_ADDED"), 1);
+    pond_store_stats_t stats;
+    pond_store_stats (store, &stats);
+    cr_assert_eq (stats.appended, 3);
+    cr_assert_eq (stats.dups, 1);
+    cr_assert_eq (stats.batches, 2);
+    //  Once both are finished the id is still a dup (now from the DB)
+    pond_event_t *again [1] = { pond_event_dup (b [0]) };
+    s_append (store, again, 1, seqs, dups);
+    cr_assert (dups [0]);
+    cr_assert_eq (seqs [0], 2);
+    for (int i = 0; i < 2; i++) {
+        pond_event_destroy (&a [i]);
+        pond_event_destroy (&b [i]);
+    }
+    pond_store_group_destroy (&first);
+    pond_store_group_destroy (&second);
+    pond_store_destroy (&store);
+}
+
+//  A commit fails with a group prepared behind it: the one behind cannot
+//  be written out of order (no gap), and once both are finished and
+//  prepared again (the fault gone) the log is gap-free; a dup that
+//  pointed into the failed group becomes a new event.
+Test (store, failed_commit_with_group_behind_leaves_no_gap, .init = s_setup, .fini = s_teardown)
+{
+    pond_store_t *store = pond_store_new (s_db);
+    cr_assert_not_null (store);
+    s_append_one (store, "QUACKED", "cust-1", 1);
+    pond_store_group_t *first = pond_store_group_new ();
+    pond_store_group_t *second = pond_store_group_new ();
+    pond_event_t *a [2] = { s_event ("QUACKED", "cust-1", 2), s_event ("QUACKED", "cust-2", 3) };
+    pond_event_t *b [2] = { pond_event_dup (a [0]), s_event ("BUTTON_CLICKED", "cust-3", 4) };
+    uint64_t seqs [2];
+    bool dups [2];
+    uint8_t *stored [2];
+    size_t sizes [2];
+    cr_assert_eq (pond_store_prepare (store, first, a, 2, seqs, dups, NULL, NULL), 0);
+    cr_assert_eq (seqs [1], 3);
+    cr_assert_eq (pond_store_prepare (store, second, b, 2, seqs, dups, stored, sizes), 0);
+    cr_assert (dups [0]);
+    cr_assert_eq (seqs [0], 2);
+    cr_assert_eq (seqs [1], 4);
+    free (stored [1]);
+
+    pond_store_set_write_fault (store, true);
+    cr_assert_eq (pond_store_commit (store, first), -1);
+    pond_store_set_write_fault (store, false);
+    //  The disk is back, but seq 4 after head 1 would be a gap
+    cr_assert_eq (pond_store_commit (store, second), -1, "a group behind a failed one is refused");
+    cr_assert_eq (pond_store_head (store), 1);
+    size_t size;
+    cr_assert_null (pond_store_get (store, 4, &size));
+    pond_store_finish (store, first);
+    pond_store_finish (store, second);
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq (pond_event_seq (a [i]), 0, "an undone group leaves seq unset");
+        cr_assert_eq (pond_event_seq (b [i]), 0);
+    }
+    cr_assert_eq (pond_store_lookup (store, pond_event_id (a [0])), 0);
+
+    //  Prepared again, the group behind goes first: seqs from head + 1
+    cr_assert_eq (pond_store_prepare (store, second, b, 2, seqs, dups, NULL, NULL), 0);
+    cr_assert_not (dups [0], "its dup pointed into the failed group: now new");
+    cr_assert_eq (seqs [0], 2);
+    cr_assert_eq (seqs [1], 3);
+    cr_assert_eq (pond_store_commit (store, second), 0);
+    pond_store_finish (store, second);
+    cr_assert_eq (pond_store_prepare (store, first, a, 2, seqs, dups, NULL, NULL), 0);
+    cr_assert (dups [0]);
+    cr_assert_eq (seqs [0], 2);
+    cr_assert_not (dups [1]);
+    cr_assert_eq (seqs [1], 4);
+    cr_assert_eq (pond_store_commit (store, first), 0);
+    pond_store_finish (store, first);
+    cr_assert_eq (pond_store_head (store), 4);
+    for (uint64_t seq = 1; seq <= 4; seq++) {
+        uint8_t *got = pond_store_get (store, seq, &size);
+        cr_assert_not_null (got, "seq %" PRIu64 " stored: no gap", seq);
+        free (got);
+    }
+    cr_assert_eq (pond_store_name_count (store, "QUACKED"), 3);
+    cr_assert_eq (pond_store_name_count (store, "BUTTON_CLICKED"), 1);
+    for (int i = 0; i < 2; i++) {
+        pond_event_destroy (&a [i]);
+        pond_event_destroy (&b [i]);
+    }
+    pond_store_group_destroy (&first);
+    pond_store_group_destroy (&second);
+    pond_store_destroy (&store);
+    //  Reopened: the same head and counts
+    store = pond_store_new (s_db);
+    cr_assert_eq (pond_store_head (store), 4);
+    cr_assert_eq (pond_store_name_count (store, "QUACKED"), 3);
+    pond_store_destroy (&store);
+}
+
 Test (store, check_refuses_seq_and_size, .init = s_setup, .fini = s_teardown)
 {
     char err [POND_ERR_SIZE];
@@ -892,6 +1018,56 @@ Test (replay, packed_chunks, .init = s_setup, .fini = s_teardown)
     pond_store_destroy (&store);
 }
 
+Test (replay, fill_buffer_packs_into_the_callers_buffer, .init = s_setup, .fini = s_teardown)
+{
+    pond_store_t *store = pond_store_new (s_db);
+    for (int g = 0; g < 10; g++) {
+        pond_event_t *events [60];
+        for (int i = 0; i < 60; i++)
+            events [i] = s_event (i % 2? "QUACKED": "CLICKED", "cust-1", 1000 + g * 60 + i);
+        s_append (store, events, 60, NULL, NULL);
+    }
+    //  The same events, in the same order, as unpacked fills
+    pond_replay_req_t request = s_by_names ("QUACKED", "CLICKED", 1100, 0);
+    uint64_t plain [600];
+    size_t plain_count = s_replay_all (store, &request, plain, NULL, NULL, 600);
+    cr_assert_eq (plain_count, 500);
+    pond_replay_t *replay = pond_replay_new (store, &request);
+    static uint8_t buffer [POND_CHUNK_PACKED_BYTES];
+    size_t total = 0, size, fills = 0;
+    int count;
+    while ((count = pond_replay_fill_buffer (replay, buffer, sizeof buffer, &size, 128)) > 0) {
+        cr_assert_leq (count, 128);
+        fills++;
+        zmsg_t *msg = zmsg_new ();
+        zmsg_addmem (msg, buffer, size);
+        uint64_t seqs [128];
+        cr_assert_eq (s_drain_events (msg, seqs, NULL, NULL, 128), (size_t) count);
+        zmsg_destroy (&msg);
+        cr_assert_eq (memcmp (seqs, plain + total, (size_t) count * sizeof seqs [0]), 0);
+        total += (size_t) count;
+    }
+    cr_assert_eq (count, 0);
+    cr_assert_eq (total, plain_count);
+    cr_assert_eq (fills, 4);
+    cr_assert (pond_replay_done (replay));
+    cr_assert_null (pond_replay_error (replay));
+    pond_replay_destroy (&replay);
+
+    //  The byte cap is the capacity; an event that cannot fit fails
+    replay = pond_replay_new (store, &request);
+    count = pond_replay_fill_buffer (replay, buffer, 1000, &size, 128);
+    cr_assert_gt (count, 1);
+    cr_assert_leq (size, 1000);
+    cr_assert_eq (pond_replay_fill_buffer (replay, buffer, 10, &size, 128), -1);
+    cr_assert_not_null (pond_replay_error (replay));
+    cr_assert (strstr (pond_replay_error (replay), "does not fit"), "%s",
+               pond_replay_error (replay));
+    cr_assert (pond_replay_done (replay));
+    pond_replay_destroy (&replay);
+    pond_store_destroy (&store);
+}
+
 Test (replay, seq_order_filter_reads_names_of_any_event, .init = s_setup,
       .fini = s_teardown)
 {
@@ -1162,17 +1338,22 @@ s_recv_stream (zsock_t *dealer, uint64_t rid, uint64_t *seqs, size_t capacity,
         if (credit_left)
             *credit_left = header.chunks;
         rc = 0;
-        for (zframe_t *frame = zmsg_first (msg); frame; frame = zmsg_next (msg)) {
-            pond_event_t *event = pond_event_decode (zframe_data (frame), zframe_size (frame),
-                                                     err, sizeof err);
-            cr_assert_not_null (event, "%s", err);
-            cr_assert_lt ((size_t) rc, capacity);
-            seqs [rc] = pond_event_seq (event);
-            if (ids)
-                memcpy (ids [rc], pond_event_id (event), POND_ID_SIZE);
-            rc++;
-            pond_event_destroy (&event);
-        }
+        //  Each frame is a msgpack stream: one event, or a packed CHUNK's all
+        for (zframe_t *frame = zmsg_first (msg); frame; frame = zmsg_next (msg))
+            for (size_t at = 0; at < zframe_size (frame);) {
+                size_t used = 0;
+                pond_event_t *event = pond_event_decode_next (zframe_data (frame) + at,
+                                                              zframe_size (frame) - at, &used,
+                                                              err, sizeof err);
+                cr_assert_not_null (event, "%s", err);
+                cr_assert_lt ((size_t) rc, capacity);
+                seqs [rc] = pond_event_seq (event);
+                if (ids)
+                    memcpy (ids [rc], pond_event_id (event), POND_ID_SIZE);
+                rc++;
+                at += used;
+                pond_event_destroy (&event);
+            }
         cr_assert_gt (rc, 0, "a CHUNK carries at least one event");
     }
     zframe_destroy (&command);
@@ -1675,6 +1856,73 @@ Test (process, bad_input_gets_errors_and_changes_nothing, .init = s_setup,
     cr_assert_not_null (output);
     cr_assert_eq (atoi (output), 1, "unknown commands logged %s times", output);
     free (output);
+}
+
+Test (server, packed_replay_sends_big_chunks, .init = s_setup, .fini = s_teardown)
+{
+    pond_store_t *store = pond_store_new (s_db);
+    for (int g = 0; g < 80; g++) {
+        pond_event_t *events [64];
+        for (int i = 0; i < 64; i++)
+            events [i] = s_event ("QUACKED", "cust-1", 1000 + g * 64 + i);
+        s_append (store, events, 64, NULL, NULL);
+    }
+    pond_store_server_t *server;
+    s_server_start (store, &server, 300);
+    zsock_t *dealer = s_dealer (s_endpoint);
+    static uint64_t seqs [POND_CHUNK_PACKED_EVENTS];
+    uint32_t left;
+    pond_end_t end;
+
+    //  One frame per CHUNK, up to POND_CHUNK_PACKED_EVENTS; credit paces it
+    pond_replay_req_t request = { .rid = 9, .credit = 1, .pack = true };
+    s_send_replay (dealer, &request);
+    zmsg_t *msg = s_recv (dealer, 5000);
+    cr_assert_not_null (msg);
+    cr_assert_eq (zmsg_size (msg), 3, "CHUNK, header, one frame of events");
+    zmsg_destroy (&msg);
+    s_send_credit (dealer, POND_CREDIT, 9, 3);
+    uint64_t expect = POND_CHUNK_PACKED_EVENTS + 1;
+    int expected_counts [] = { POND_CHUNK_PACKED_EVENTS, 5120 - 2 * POND_CHUNK_PACKED_EVENTS };
+    for (int c = 0; c < 2; c++) {
+        int count = s_recv_stream (dealer, 9, seqs, POND_CHUNK_PACKED_EVENTS, &left, &end, NULL);
+        cr_assert_eq (count, expected_counts [c]);
+        for (int i = 0; i < count; i++)
+            cr_assert_eq (seqs [i], expect++);
+    }
+    cr_assert_eq (s_recv_stream (dealer, 9, seqs, POND_CHUNK_PACKED_EVENTS, &left, &end, NULL),
+                  -1);
+    cr_assert_eq (end.code, POND_CODE_OK, "END %u: %s", end.code, end.reason);
+    cr_assert_eq (end.count, 5120);
+
+    //  Cancelled with chunks built and not taken: END counts what was sent
+    request.rid = 10;
+    request.credit = 2;
+    s_send_replay (dealer, &request);
+    cr_assert_eq (s_recv_stream (dealer, 10, seqs, POND_CHUNK_PACKED_EVENTS, &left, &end, NULL),
+                  POND_CHUNK_PACKED_EVENTS);
+    s_send_credit (dealer, POND_CANCEL, 10, 0);
+    int chunks = 0, count;
+    while ((count = s_recv_stream (dealer, 10, seqs, POND_CHUNK_PACKED_EVENTS, &left, &end,
+                                   NULL)) >= 0)
+        chunks++;
+    cr_assert_leq (chunks, 1, "no more than the credit");
+    cr_assert_eq (end.count, (uint64_t) (chunks + 1) * POND_CHUNK_PACKED_EVENTS);
+
+    //  A CREDIT for the cancelled rid is ignored; a bad one is refused
+    s_send_credit (dealer, POND_CREDIT, 10, 1);
+    s_send_frames (dealer, 2, "CREDIT", (size_t) 6, "\x81", (size_t) 1);
+    s_expect_error (dealer, POND_CODE_BAD_REQUEST, "CREDIT body");
+
+    //  Chunks still queued when the server goes: their buffers outlive it
+    request.rid = 11;
+    request.credit = 3;
+    s_send_replay (dealer, &request);
+    zclock_sleep (100);
+    zactor_destroy (&s_actor);
+    pond_store_server_destroy (&server);
+    zsock_destroy (&dealer);
+    pond_store_destroy (&store);
 }
 
 Test (process, replay_with_credit, .init = s_setup, .fini = s_teardown, .timeout = 30)
