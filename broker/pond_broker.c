@@ -926,8 +926,11 @@ s_control_message (pond_broker_t *self, zmsg_t *msg)
     }
     else
     if (streq (command, POND_STATS)) {
-        //  Fresh figures from the store when it is there, else ours alone
-        if (self->store_up && zstr_send (self->store, POND_STATS) == 0) {
+        //  Fresh figures from the store when it is there, else ours alone.
+        //  Asked even before the store was first seen: just after start the
+        //  link is up before its first answer, and the send fails at once
+        //  (immediate) when there is no link at all.
+        if (zstr_send (self->store, POND_STATS) == 0) {
             if (zlistx_size (self->stats_waiters) == 0)
                 self->stats_asked_at = zclock_mono ();
             zlistx_add_end (self->stats_waiters, zframe_dup (peer));

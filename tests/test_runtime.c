@@ -10,6 +10,7 @@
 */
 #include <criterion/criterion.h>
 #include <czmq.h>
+#include <math.h>
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -961,6 +962,200 @@ Test (view, scan_dump_drop)
     free (dump);
     pond_view_destroy (&a);
     pond_view_destroy (&b);
+}
+
+//  The document cache: bounded, written through at commit, never holding
+//  what was rolled back, and a hit equal to what a miss would parse
+Test (view, cache)
+{
+    char path [512];
+    snprintf (path, sizeof path, "%s/cache", view_dir);
+    pond_view_t *view = pond_view_open (path);
+    cr_assert_not_null (view);
+    pond_view_set_cache (view, 3, 1024 * 1024);
+    pond_view_stats_t stats;
+
+    //  Committed writes go in (write through): reads are hits
+    pond_view_begin (view);
+    for (int i = 0; i < 3; i++) {
+        char key [16], json [32];
+        snprintf (key, sizeof key, "k/%d", i);
+        snprintf (json, sizeof json, "{\"n\":%d}", i);
+        s_put (view, key, json);
+    }
+    cr_assert_gt (pond_view_staged_bytes (view), 0);
+    cr_assert_eq (pond_view_commit (view, 1), 0);
+    cr_assert_eq (pond_view_staged_bytes (view), 0);
+    pond_view_stats (view, &stats);
+    cr_assert_eq (stats.docs, 3);
+    cr_assert_eq (stats.hits + stats.misses + stats.evictions, 0);
+    char *text = s_get (view, "k/0");
+    cr_assert_str_eq (text, "{\"n\":0}");
+    free (text);
+    pond_view_stats (view, &stats);
+    cr_assert_eq (stats.hits, 1, "a committed write is cached");
+
+    //  Full: the first new key offered gets in, evicting the least
+    //  recently used (k/1); the next seven do not (1 in 8), the eighth does
+    for (int i = 3; i < 12; i++) {
+        char key [16], json [32];
+        snprintf (key, sizeof key, "k/%d", i);
+        snprintf (json, sizeof json, "{\"n\":%d}", i);
+        pond_view_begin (view);
+        s_put (view, key, json);
+        cr_assert_eq (pond_view_commit (view, (uint64_t) i), 0);
+        pond_view_stats (view, &stats);
+        cr_assert_eq (stats.docs, 3, "bounded by count");
+        cr_assert_eq (stats.evictions, i < 11? 1: 2, "after k/%d: %" PRIu64, i,
+                      stats.evictions);
+    }
+    //  A cached key is updated in place, whatever the admission
+    pond_view_begin (view);
+    s_put (view, "k/3", "{\"n\":30}");
+    cr_assert_eq (pond_view_commit (view, 12), 0);
+    text = s_get (view, "k/3");
+    cr_assert_str_eq (text, "{\"n\":30}");
+    free (text);
+    pond_view_stats (view, &stats);
+    cr_assert_eq (stats.hits, 2);
+    cr_assert_eq (stats.evictions, 2);
+    //  Documents the cache did not take come from RocksDB
+    text = s_get (view, "k/5");
+    cr_assert_str_eq (text, "{\"n\":5}");
+    free (text);
+    pond_view_stats (view, &stats);
+    cr_assert_eq (stats.misses, 1);
+    //  Shrinking evicts the least recently used: k/3 stays
+    pond_view_set_cache (view, 1, 1024 * 1024);
+    pond_view_stats (view, &stats);
+    cr_assert_eq (stats.docs, 1);
+    text = s_get (view, "k/3");
+    cr_assert_str_eq (text, "{\"n\":30}");
+    free (text);
+    pond_view_stats (view, &stats);
+    cr_assert_eq (stats.hits, 3);
+    pond_view_set_cache (view, 3, 1024 * 1024);
+    pond_view_begin (view);
+    s_put (view, "k/4", "{\"n\":4}");
+    cr_assert_eq (pond_view_commit (view, 13), 0);
+
+    //  A rolled-back event leaves no trace: not its puts, not its deletes
+    pond_view_begin (view);
+    s_put (view, "k/4", "{\"n\":40}");
+    s_put (view, "k/99", "{\"n\":99}");
+    cr_assert_eq (pond_view_delete (view, "k/0"), 0);
+    text = s_get (view, "k/4");
+    cr_assert_str_eq (text, "{\"n\":40}", "reads see the event's own writes");
+    free (text);
+    pond_view_rollback (view);
+    text = s_get (view, "k/4");
+    cr_assert_str_eq (text, "{\"n\":4}");
+    free (text);
+    text = s_get (view, "k/0");
+    cr_assert_str_eq (text, "{\"n\":0}");
+    free (text);
+    cr_assert_null (s_get (view, "k/99"));
+
+    //  A document read and changed in an event, then committed: reads
+    //  after the commit see it; a committed delete drops it
+    pond_view_begin (view);
+    s_put (view, "k/4", "{\"n\":41}");
+    cr_assert_eq (pond_view_delete (view, "k/0"), 0);
+    cr_assert_eq (pond_view_commit (view, 2), 0);
+    text = s_get (view, "k/4");
+    cr_assert_str_eq (text, "{\"n\":41}");
+    free (text);
+    cr_assert_null (s_get (view, "k/0"));
+
+    //  The caller's tree is its own: changing it, or the tree a read
+    //  returned, changes nothing in the view
+    cJSON *doc = pond_view_get (view, "k/4");
+    cJSON_ReplaceItemInObject (doc, "n", cJSON_CreateNumber (99));
+    cJSON_Delete (doc);
+    text = s_get (view, "k/4");
+    cr_assert_str_eq (text, "{\"n\":41}");
+    free (text);
+
+    //  A hit returns what parsing the stored text gives: raw numbers come
+    //  back as numbers, NaN as null, as they do from RocksDB
+    doc = s_doc ("{\"a\":1}");
+    cJSON_AddItemToObject (doc, "big", cJSON_CreateRaw ("1795997611000000"));
+    cJSON_AddItemToObject (doc, "raw", cJSON_CreateRaw ("[1,{\"x\":2}]"));
+    cJSON_AddItemToObject (doc, "nan", cJSON_CreateNumber (NAN));
+    cJSON_AddItemToObject (doc, "odd", cJSON_CreateRaw ("9007199254740993"));
+    pond_view_begin (view);
+    cr_assert_eq (pond_view_put (view, "k/raw", doc), 0);
+    cJSON_Delete (doc);
+    cJSON *staged = pond_view_get (view, "k/raw");
+    cr_assert_eq (pond_view_commit (view, 3), 0);
+    cJSON *cached = pond_view_get (view, "k/raw");
+    pond_view_set_cache (view, 0, 0);       //  off: every read parses
+    pond_view_stats (view, &stats);
+    cr_assert_eq (stats.docs, 0);
+    cJSON *parsed = pond_view_get (view, "k/raw");
+    cr_assert (staged && cached && parsed);
+    cr_assert (cJSON_IsNumber (cJSON_GetObjectItem (cached, "big")));
+    cr_assert (cJSON_IsNull (cJSON_GetObjectItem (cached, "nan")));
+    cr_assert (cJSON_Compare (cached, parsed, true), "a hit equals a miss");
+    cr_assert (cJSON_Compare (staged, parsed, true), "a staged read equals a miss");
+    cr_assert_eq (cJSON_GetObjectItem (cached, "big")->valueint,
+                  cJSON_GetObjectItem (parsed, "big")->valueint);
+    cr_assert (cJSON_GetObjectItem (cached, "odd")->valuedouble
+               == cJSON_GetObjectItem (parsed, "odd")->valuedouble, "rounded as strtod does");
+    cJSON_Delete (staged);
+    cJSON_Delete (cached);
+    cJSON_Delete (parsed);
+    pond_view_stats (view, &stats);
+    uint64_t misses = stats.misses;
+    text = s_get (view, "k/4");
+    cr_assert_str_eq (text, "{\"n\":41}");
+    free (text);
+    pond_view_stats (view, &stats);
+    cr_assert_eq (stats.misses, misses + 1, "with the cache off, reads go to RocksDB");
+    cr_assert_eq (stats.docs, 0);
+
+    //  Bounded by bytes: a small budget holds a few small documents, and
+    //  never one larger than itself
+    pond_view_set_cache (view, 1000, 600);
+    pond_view_begin (view);
+    for (int i = 0; i < 20; i++) {
+        char key [16];
+        snprintf (key, sizeof key, "s/%d", i);
+        s_put (view, key, "{\"n\":1}");
+    }
+    char filler [1024], big [1100];
+    memset (filler, 'x', sizeof filler - 1);
+    filler [sizeof filler - 1] = 0;
+    snprintf (big, sizeof big, "{\"s\":\"%s\"}", filler);
+    s_put (view, "big", big);
+    cr_assert_eq (pond_view_commit (view, 4), 0);
+    pond_view_stats (view, &stats);
+    cr_assert_gt (stats.docs, 0);
+    cr_assert_lt (stats.docs, 20);
+    cr_assert_leq (stats.bytes, 600);
+    text = s_get (view, "big");
+    cr_assert_not_null (text, "too big to cache, still stored");
+    free (text);
+    pond_view_stats (view, &stats);
+    cr_assert_leq (stats.bytes, 600);
+
+    //  Writes outside an event go to RocksDB and drop the cached copy
+    s_put (view, "s/19", "{\"n\":2}");
+    text = s_get (view, "s/19");
+    cr_assert_str_eq (text, "{\"n\":2}");
+    free (text);
+    cr_assert_eq (pond_view_delete (view, "s/19"), 0);
+    cr_assert_null (s_get (view, "s/19"));
+
+    //  What the cache served is what RocksDB holds after a reopen
+    char *dump = pond_view_dump (view);
+    pond_view_destroy (&view);
+    view = pond_view_open (path);
+    char *again = pond_view_dump (view);
+    cr_assert_str_eq (dump, again);
+    free (dump);
+    free (again);
+    pond_view_destroy (&view);
 }
 
 //  ---------------------------------------------------------------------

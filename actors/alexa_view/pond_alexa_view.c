@@ -166,7 +166,7 @@ s_apply (pond_actor_t *actor, pond_view_t *view, const pond_event_t *event, void
     rc |= doc? pond_actors_set_string (doc, "customer", pond_event_entity (event)): -1;
     rc |= doc? pond_actors_set_uint (doc, "last_seq", pond_event_seq (event)): -1;
     if (rc == 0)
-        rc = pond_actors_put (view, key, doc);
+        rc = pond_actors_put_take (view, key, &doc);
     cJSON_Delete (doc);
     free (item_key);
     cJSON_Delete (data);

@@ -265,8 +265,10 @@ s_apply (pond_actor_t *actor, pond_view_t *view, const pond_event_t *event, void
     if (pond_actors_customer_key (customer, key, sizeof key))
         return pond_actors_skip (view, event, "no usable entity");
 
-    cJSON *data = pond_actors_data (event);
-    if (!data)
+    //  Counters need nothing from the data: only labels and badges read it
+    bool needs_data = is_added || is_removed || is_granted || is_lost;
+    cJSON *data = needs_data? pond_actors_data (event): NULL;
+    if (needs_data && !data)
         return -1;
     const char *label = pond_actors_string (data, "label");
     const char *container = pond_actors_string (data, "container");
@@ -303,7 +305,7 @@ s_apply (pond_actor_t *actor, pond_view_t *view, const pond_event_t *event, void
         rc |= pond_actors_set_uint (doc, "updated_ts", pond_event_ts (event));
     }
     if (rc == 0)
-        rc = pond_actors_put (view, key, doc);
+        rc = pond_actors_put_take (view, key, &doc);
     cJSON_Delete (doc);
     cJSON_Delete (data);
     return rc? -1: 0;

@@ -202,15 +202,28 @@ pond_actors_put (pond_view_t *view, const char *key, cJSON *doc)
     return pond_view_put (view, key, doc);
 }
 
+int
+pond_actors_put_take (pond_view_t *view, const char *key, cJSON **doc_p)
+{
+    if (*doc_p && (*doc_p)->child)
+        s_exact_numbers ((*doc_p)->child);
+    return pond_view_put_take (view, key, doc_p);
+}
+
 //  ---------------------------------------------------------------------
 //  Skipped events and errors
 
 int
 pond_actors_skip (pond_view_t *view, const pond_event_t *event, const char *reason)
 {
-    zsys_warning ("skipping %s seq=%" PRIu64 " entity=%s: %s",
-                  pond_event_name (event), pond_event_seq (event),
-                  pond_event_entity (event), reason);
+    //  Logged once per process: a log full of the same line costs more
+    //  than the event (and the view counts them all, below)
+    static uint64_t skipped = 0;
+    if (skipped++ == 0)
+        zsys_warning ("skipping %s seq=%" PRIu64 " entity=%s: %s (further skips are "
+                      "counted in the view's \"%s\" document, not logged)",
+                      pond_event_name (event), pond_event_seq (event),
+                      pond_event_entity (event), reason, POND_ACTORS_SKIPPED_KEY);
     cJSON *doc = pond_view_get (view, POND_ACTORS_SKIPPED_KEY);
     if (!cJSON_IsObject (doc)) {
         cJSON_Delete (doc);

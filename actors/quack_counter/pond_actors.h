@@ -99,6 +99,11 @@ cJSON *
 int
     pond_actors_put (pond_view_t *view, const char *key, cJSON *doc);
 
+//  As pond_actors_put, but takes the document (pond_view_put_take) and
+//  nulls the caller's pointer, whatever the outcome.
+int
+    pond_actors_put_take (pond_view_t *view, const char *key, cJSON **doc_p);
+
 //  An event this view cannot apply sensibly (e.g. LABEL_ADDED without a
 //  label): log it and count it in the view's "skipped" document
 //  {"count", "last_seq", "last_name", "last_reason"}, in the same write as

@@ -61,7 +61,7 @@ s_apply (pond_actor_t *actor, pond_view_t *view, const pond_event_t *event, void
         rc |= pond_actors_set_uint (by_year, year, that_year + 1);
     rc |= pond_actors_set_uint (doc, "last_seq", pond_event_seq (event));
     if (rc == 0)
-        rc = pond_actors_put (view, key, doc);
+        rc = pond_actors_put_take (view, key, &doc);
     cJSON_Delete (doc);
     return rc? -1: 0;
 }

@@ -13,8 +13,10 @@
 
     - Catch-up: REPLAY names order "seq" from_seq = position + 1 (packed
       chunks: one frame per CHUNK). Events with seq > position are applied
-      in batches: one begin, up to CATCHUP_BATCH applies (each sees the
-      ones before, staged), one commit with the position of the last;
+      in batches: one begin, up to CATCHUP_BATCH applies or
+      CATCHUP_BATCH_BYTES of staged documents (each apply sees the ones
+      before, staged; a document changed by many events of the batch is
+      written once), one commit with the position of the last;
       every pump turn ends with a commit, so queries between turns see
       the view as far as it got. Emits of a batch are queued and sent
       pipelined before its commit; a refused event or a failed emit rolls
@@ -25,7 +27,10 @@
       ends), then drained: seq <= position is dropped, position + 1 is
       applied, anything beyond is a gap and starts another catch-up.
     - Live: seq <= position is dropped (a double), position + 1 is applied,
-      beyond is a gap: catch up, then continue.
+      beyond is a gap: catch up, then continue. Each wake-up drains what
+      the SUB socket holds (at most LIVE_ROUND) as one batch, written in
+      one commit before any query is answered; emits of the round go
+      pipelined before it, as in a catch-up batch.
     - Silence: a heartbeat whose head is beyond the position while no live
       event came for BEHIND_MS (the last events were lost), or no heartbeat
       for SILENCE_MS (the broker is away: catch up when heartbeats return).
@@ -40,8 +45,10 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#define CATCHUP_CREDIT      32          //  chunks granted up front
-#define CATCHUP_BATCH       1000        //  events applied in one view write
+#define CATCHUP_CREDIT      8           //  chunks granted up front (packed: up
+                                        //  to 2048 events / 512 KiB each)
+#define CATCHUP_BATCH       10000       //  events applied in one view write, at most
+#define CATCHUP_BATCH_BYTES (1024 * 1024)   //  ... and documents staged, about
 #define BUFFER_MAX          10000       //  live events held during a catch-up
 #define BUFFER_BYTES_MAX    (64 * 1024 * 1024)  //  ... and their bytes, roughly
 #define BEHIND_MS           1500        //  head beyond position this long: catch up
@@ -51,10 +58,12 @@
 #define PERSIST_MS          1000        //  write a lazily advanced position
 #define PROGRESS_MS         500         //  PROGRESS to a rebuild's requester
 #define PUMP_MS             50          //  replay work between two polls
+#define PUMP_CLOCK          16          //  events between two looks at the clock
 #define QUERY_FRAME_MAX     (4 * 1024 * 1024)   //  larger frames: peer dropped
 #define VERIFY_DUMP_MS      60000       //  wait for the live actor's DUMP
 #define VERIFY_REPLAY_MS    15000       //  replay silent this long: verify fails
 #define EMIT_WINDOW         1024        //  pond_actor_emit_many: publishes in flight
+#define LIVE_ROUND          1000        //  live events applied per round, at most
 
 struct _pond_actor_t {
     const pond_actor_spec_t *spec;
@@ -76,7 +85,7 @@ struct _pond_actor_t {
     pond_client_t *client;      //  for emit, created on first use
     uint64_t position;          //  last seq dealt with (view may lag: lazy)
     int64_t persisted_at;
-    bool batching;              //  catch-up: events applied in one view write
+    bool batching;              //  events applied in one view write (catch-up, drain)
     zlistx_t *deferred;         //  events emitted in the batch, sent at its commit
     uint64_t batch_from;        //  position when the batch began
     size_t batch_events;        //  events applied in the batch so far
@@ -463,7 +472,9 @@ s_batch_commit (pond_actor_t *self)
     if (!self->batching)
         return 0;
     self->batching = false;
-    if (self->batch_events == 0 && self->position == self->batch_from) {
+    if (self->batch_events == 0) {
+        //  Nothing applied: a position moved past names we do not apply
+        //  is written lazily (s_persist), as outside a batch
         pond_view_rollback (self->view);
         return 0;
     }
@@ -713,6 +724,7 @@ s_catchup_pump (pond_actor_t *self)
 {
     int64_t until = zclock_mono () + PUMP_MS;
     bool first = true;
+    unsigned turn = 0;
     s_batch_begin (self);
     while (self->replay && !zsys_interrupted && !self->failed) {
         //  Wait a little for the first event only: the poller does not
@@ -739,16 +751,21 @@ s_catchup_pump (pond_actor_t *self)
                 s_catchup_failed (self, "no reply from the broker");
             return;
         }
-        self->replay_active_at = zclock_mono ();
+        //  The clock every PUMP_CLOCK events only: it costs as much as
+        //  applying a small event
+        int64_t now = turn++ % PUMP_CLOCK == 0? zclock_mono (): 0;
+        if (now)
+            self->replay_active_at = now;
         if (pond_event_seq (event) > self->position)
             s_apply (self, event);
         pond_event_destroy (&event);
-        if (self->batch_events >= CATCHUP_BATCH) {
+        if (self->batch_events >= CATCHUP_BATCH
+        ||  pond_view_staged_bytes (self->view) >= CATCHUP_BATCH_BYTES) {
             if (s_batch_commit (self))
                 return;
             s_batch_begin (self);
         }
-        if (zclock_mono () >= until)
+        if (now >= until)
             break;
     }
     s_batch_commit (self);
@@ -1258,13 +1275,20 @@ s_run (pond_actor_t *self)
         zpoller_wait (self->poller, self->replay? 0: 100);
         if (zpoller_terminated (self->poller))
             break;
-        //  Live events first: all that are queued, bounded per round
-        for (int i = 0; i < 1000 && !zsys_interrupted && !self->failed; i++) {
+        //  Live events first: all that are queued, bounded per round, in
+        //  one view write (a burst costs one commit, not one per event;
+        //  queries are answered after the round, so none sees the
+        //  difference). A gap found here starts a catch-up from the
+        //  position in memory, which this round's commit makes true.
+        s_batch_begin (self);
+        for (int i = 0; i < LIVE_ROUND && !zsys_interrupted && !self->failed; i++) {
             pond_event_t *event = pond_sub_recv (self->sub, 0);
             if (!event)
                 break;
             s_on_live (self, &event);
         }
+        if (s_batch_commit (self))
+            break;
         for (int i = 0; i < 100 && !self->failed && (zsock_events (self->query) & ZMQ_POLLIN);
              i++) {
             zmsg_t *msg = zmsg_recv (self->query);

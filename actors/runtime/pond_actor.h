@@ -81,9 +81,9 @@ int
 //  (ACK). Give it a deterministic id (pond_actor_derive_id) so that applying
 //  the same input again - after a crash, during a rebuild - produces a
 //  duplicate the store ignores. In --verify mode nothing is sent. Source is
-//  set to the actor's name if empty. During a catch-up, where the runtime
-//  applies events in batches (one view write each), an emit is queued and
-//  returns 0 at once; the batch's emits go pipelined, and all must be ACKed
+//  set to the actor's name if empty. Inside apply, where the runtime
+//  applies events in batches (one view write per catch-up batch or per
+//  round of live events), an emit is queued and returns 0 at once; the batch's emits go pipelined, and all must be ACKed
 //  before the batch is written (if not, the actor stops and applies the
 //  batch again on start). Returns 0, or -1 (logged).
 int

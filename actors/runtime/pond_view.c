@@ -10,29 +10,66 @@
     Users only ever see KEY; the one-byte prefixes keep the position out of
     pond_view_scan and pond_view_dump whatever keys an actor chooses.
 
-    The changes of one event are staged in memory (key -> JSON text, or ""
-    for a delete: no JSON text is empty) and written by pond_view_commit
-    in one WriteBatch together with the new position. Either the whole
-    event lands, position included, or none of it: a view never holds half
-    an event, and an event it holds is never applied again.
+    The changes of one event are staged in memory (key -> a copy of the
+    cJSON tree put, or TOMBSTONE for a delete) and serialized and written
+    by pond_view_commit in one WriteBatch together with the new position.
+    Either the whole event lands, position included, or none of it: a view
+    never holds half an event, and an event it holds is never applied
+    again. A document put several times in one batch (catch-up) is
+    serialized once.
+
+    The document cache: key -> parsed tree of the committed document, in
+    a zhashx for lookup and a doubly linked list in LRU order, bounded by
+    count and by approximate bytes. A miss reads RocksDB and keeps what it
+    parsed (outside an event: inside, the commit that follows caches the
+    document); a successful commit moves its staged trees in (write
+    through; once the cache is full, one new key in CACHE_ADMIT_EVERY,
+    see s_cache_put) and drops the keys it deleted; rollback and failed commits leave it
+    alone, so it never holds what RocksDB does not. Trees go in
+    "normalized": exactly what cJSON_Parse would make of their printed
+    text (raw items parsed, NaN null, -0 zero), so a hit returns the same
+    tree a miss would have.
 
     View writes are NOT synced. A view is a cache of the log: what matters
     is atomicity, not durability. A killed process loses nothing (RocksDB's
     WAL is in the OS page cache); a machine crash may lose the last few
     commits, but each one whole, position with its changes, so the actor
-    simply replays them from the log on start.
+    simply replays them from the log on start. (Without the WAL a kill -9
+    would still leave a consistent view, but one as old as the last
+    memtable flush; measured, the WAL costs no visible CPU per event.)
 */
 #include "pond_view.h"
 #include "pond_be64.h"
 
 #include <czmq.h>
+#include <limits.h>
+#include <math.h>
 #include <rocksdb/c.h>
 
 #define DOC_PREFIX      'd'
 #define POSITION_KEY    "p"
-#define TOMBSTONE       ""
 #define VIEW_MEMTABLE_MB    8       //  per memtable, two at most
 #define VIEW_CACHE_MB       8       //  block cache
+//  Memory a tree holds, estimated without reading its strings: a cJSON
+//  node and malloc's share per item, a small string per key or string
+//  value; callers add the length of the printed text, when they have it,
+//  for the characters
+#define NODE_BYTES          (sizeof (cJSON) + 16)
+#define TEXT_BYTES          24
+#define CACHE_ADMIT_EVERY   8       //  new keys let into a full cache: 1 in 8
+
+//  A cached document, in LRU order (head: most recently used)
+typedef struct _entry_t entry_t;
+struct _entry_t {
+    cJSON *doc;                 //  normalized, committed
+    size_t bytes;               //  approximate memory it holds
+    char *key;
+    entry_t *prev, *next;
+};
+
+//  The staged value of a delete (never dereferenced)
+static cJSON s_tombstone;
+#define TOMBSTONE_DOC   (&s_tombstone)
 
 struct _pond_view_t {
     char *path;
@@ -42,11 +79,38 @@ struct _pond_view_t {
     rocksdb_writeoptions_t *write_options;
     uint64_t position;
     bool in_event;              //  between begin and commit/rollback
-    zhashx_t *staged;           //  key -> JSON text, or TOMBSTONE
+    zhashx_t *staged;           //  key -> cJSON tree put, or TOMBSTONE_DOC
+    size_t staged_bytes;        //  approximate bytes of the staged trees
+
+    zhashx_t *cache;            //  key -> entry_t
+    entry_t *lru_head, *lru_tail;
+    size_t max_docs, max_bytes;
+    uint64_t admit_tick;        //  misses offered to a full cache
+    pond_view_stats_t stats;
+    char *print_buffer;         //  reused by every commit's serialization
+    size_t print_size;
+    const char **keys;          //  reused by s_staged_clear
+    size_t keys_size;
+    size_t *lengths;            //  reused by pond_view_commit
+    size_t lengths_size;
 };
 
 //  ---------------------------------------------------------------------
 //  Helpers
+
+static void s_staged_purge (pond_view_t *self);
+
+static void
+s_entry_destroy (void **item_p)
+{
+    entry_t *entry = (entry_t *) *item_p;
+    if (entry) {
+        cJSON_Delete (entry->doc);
+        free (entry->key);
+        free (entry);
+    }
+    *item_p = NULL;
+}
 
 //  Log a RocksDB error once, free it, return -1.
 static int
@@ -110,7 +174,17 @@ pond_view_open (const char *path)
     //  Not synced: a view is a cache of the log (see the file comment)
     rocksdb_writeoptions_set_sync (self->write_options, 0);
     self->staged = zhashx_new ();
-    zhashx_set_destructor (self->staged, (zhashx_destructor_fn *) zstr_free);
+    //  No destructor: the staged trees move to the cache at commit
+    self->cache = zhashx_new ();
+    if (self->cache)
+        zhashx_set_destructor (self->cache, s_entry_destroy);
+    self->max_docs = POND_VIEW_CACHE_DOCS;
+    self->max_bytes = POND_VIEW_CACHE_BYTES;
+    if (!self->staged || !self->cache) {
+        zsys_error ("pond_view: out of memory opening %s", path);
+        pond_view_destroy (&self);
+        return NULL;
+    }
 
     //  RocksDB creates the last directory only: make the parents
     char *parent = strdup (path);
@@ -165,7 +239,13 @@ pond_view_destroy (pond_view_t **self_p)
             rocksdb_readoptions_destroy (self->read_options);
         if (self->write_options)
             rocksdb_writeoptions_destroy (self->write_options);
+        if (self->staged)
+            s_staged_purge (self);
         zhashx_destroy (&self->staged);
+        zhashx_destroy (&self->cache);
+        free (self->print_buffer);
+        free (self->keys);
+        free (self->lengths);
         free (self->path);
         free (self);
         *self_p = NULL;
@@ -202,14 +282,355 @@ pond_view_position (pond_view_t *self)
 }
 
 //  ---------------------------------------------------------------------
+//  Documents as trees: normalizing, measuring
+
+//  cJSON's own rule for valueint (cJSON_SetNumberHelper)
+static int
+s_valueint (double value)
+{
+    if (value >= INT_MAX)
+        return INT_MAX;
+    if (value <= (double) INT_MIN)
+        return INT_MIN;
+    return (int) value;
+}
+
+//  Take over the value of parsed (type, number, string, children) into
+//  item, keeping item's key and place; destroys parsed.
+static void
+s_take_value (cJSON *item, cJSON *parsed)
+{
+    free (item->valuestring);
+    item->valuestring = parsed->valuestring;
+    item->child = parsed->child;
+    item->valueint = parsed->valueint;
+    item->valuedouble = parsed->valuedouble;
+    item->type = (item->type & cJSON_StringIsConst) | (parsed->type & 0xFF);
+    parsed->valuestring = NULL;
+    parsed->child = NULL;
+    cJSON_Delete (parsed);
+}
+
+//  True if text is a plain non-negative integer cJSON parses exactly as
+//  strtod does (all we write as raw: pond_actors_set_uint).
+static bool
+s_plain_integer (const char *text)
+{
+    if (*text < '0' || *text > '9' || (*text == '0' && text [1]))
+        return false;
+    for (const char *digit = text; *digit; digit++)
+        if (*digit < '0' || *digit > '9')
+            return false;
+    return true;
+}
+
+//  Make the tree, in place, exactly what cJSON_Parse makes of its printed
+//  text, and add its approximate size to *bytes_p. Returns 0, or -1 if
+//  the tree would not print, or not parse back (a raw item that is not
+//  JSON): then it must not be cached.
+static int
+s_normalize (cJSON *item, size_t *bytes_p)
+{
+    for (; item; item = item->next) {
+        if (item->string && (item->type & cJSON_StringIsConst)) {
+            char *key = strdup (item->string);
+            if (!key)
+                return -1;
+            item->string = key;
+            item->type &= ~cJSON_StringIsConst;
+        }
+        item->type &= ~cJSON_IsReference;
+        int type = item->type & 0xFF;
+        if (type == cJSON_Raw) {
+            const char *text = item->valuestring? item->valuestring: "";
+            size_t digits = strlen (text);
+            if (digits && digits <= 19 && s_plain_integer (text)) {
+                //  Fits in 64 bits: converted with round to nearest, as
+                //  strtod (cJSON's parser) does
+                uint64_t whole = 0;
+                for (const char *digit = text; *digit; digit++)
+                    whole = whole * 10 + (uint64_t) (*digit - '0');
+                double value = (double) whole;
+                free (item->valuestring);
+                item->valuestring = NULL;
+                item->valuedouble = value;
+                item->valueint = s_valueint (value);
+                item->type = (item->type & ~0xFF) | cJSON_Number;
+            }
+            else {
+                cJSON *parsed = cJSON_ParseWithOpts (text, NULL, true);
+                if (!parsed)
+                    return -1;
+                s_take_value (item, parsed);
+            }
+            type = item->type & 0xFF;
+        }
+        if (type == cJSON_Number) {
+            double value = item->valuedouble;
+            if (isnan (value) || isinf (value)) {
+                item->type = (item->type & ~0xFF) | cJSON_NULL;
+                item->valuedouble = 0;
+                item->valueint = 0;
+            }
+            else {
+                if (value == 0)
+                    item->valuedouble = 0;          //  -0 prints as 0
+                item->valueint = s_valueint (item->valuedouble);
+            }
+        }
+        else
+        if (type == cJSON_String && !item->valuestring) {
+            item->valuestring = strdup ("");
+            if (!item->valuestring)
+                return -1;
+        }
+        else
+        if (type != cJSON_Object && type != cJSON_Array && type != cJSON_String
+        &&  type != cJSON_True && type != cJSON_False && type != cJSON_NULL)
+            return -1;                              //  cJSON_Invalid: would not print
+        *bytes_p += NODE_BYTES + (item->string? TEXT_BYTES: 0)
+                              + (item->valuestring? TEXT_BYTES: 0);
+        if (item->child && s_normalize (item->child, bytes_p))
+            return -1;
+    }
+    return 0;
+}
+
+//  Approximate memory held by a tree, but for its characters (see
+//  NODE_BYTES). Returns SIZE_MAX if an item would not print (cJSON_Invalid).
+static size_t
+s_tree_bytes (const cJSON *item)
+{
+    size_t bytes = 0;
+    for (; item; item = item->next) {
+        int type = item->type & 0xFF;
+        if (type != cJSON_Object && type != cJSON_Array && type != cJSON_String
+        &&  type != cJSON_Number && type != cJSON_Raw && type != cJSON_True
+        &&  type != cJSON_False && type != cJSON_NULL)
+            return SIZE_MAX;
+        bytes += NODE_BYTES + (item->string? TEXT_BYTES: 0)
+                            + (item->valuestring? TEXT_BYTES: 0);
+        if (item->child) {
+            size_t children = s_tree_bytes (item->child);
+            if (children == SIZE_MAX)
+                return SIZE_MAX;
+            bytes += children;
+        }
+    }
+    return bytes;
+}
+
+//  ---------------------------------------------------------------------
+//  The document cache
+
+static void
+s_lru_unlink (pond_view_t *self, entry_t *entry)
+{
+    if (entry->prev)
+        entry->prev->next = entry->next;
+    else
+        self->lru_head = entry->next;
+    if (entry->next)
+        entry->next->prev = entry->prev;
+    else
+        self->lru_tail = entry->prev;
+    entry->prev = entry->next = NULL;
+}
+
+static void
+s_lru_push (pond_view_t *self, entry_t *entry)
+{
+    entry->prev = NULL;
+    entry->next = self->lru_head;
+    if (self->lru_head)
+        self->lru_head->prev = entry;
+    self->lru_head = entry;
+    if (!self->lru_tail)
+        self->lru_tail = entry;
+}
+
+//  Forget key, if cached.
+static void
+s_cache_drop (pond_view_t *self, const char *key)
+{
+    entry_t *entry = (entry_t *) zhashx_lookup (self->cache, key);
+    if (entry) {
+        s_lru_unlink (self, entry);
+        self->stats.docs--;
+        self->stats.bytes -= entry->bytes;
+        zhashx_delete (self->cache, key);       //  destroys entry and its doc
+    }
+}
+
+//  Evict the least recently used documents until the cache is in bounds.
+static void
+s_cache_trim (pond_view_t *self)
+{
+    while (self->lru_tail
+       && (self->stats.docs > self->max_docs || self->stats.bytes > self->max_bytes)) {
+        self->stats.evictions++;
+        s_cache_drop (self, self->lru_tail->key);
+    }
+}
+
+//  Keep doc (normalized, committed; bytes its size) as key's document,
+//  if the cache takes it. Takes ownership of doc.
+//  A cached key is updated in place. A new key gets in while there is
+//  room; once the cache is full, only one new key in CACHE_ADMIT_EVERY
+//  does (evicting the least recently used). Entities touched in a cycle
+//  larger than the cache (a catch-up over many customers) would
+//  otherwise evict every document before its next use, paying for the
+//  cache at each event and gaining nothing; this way the cache keeps
+//  most of what it holds and still follows a hot set that moves.
+static void
+s_cache_put (pond_view_t *self, const char *key, cJSON *doc, size_t bytes)
+{
+    entry_t *entry = (entry_t *) zhashx_lookup (self->cache, key);
+    if (entry && bytes <= self->max_bytes) {
+        cJSON_Delete (entry->doc);
+        entry->doc = doc;
+        self->stats.bytes = self->stats.bytes - entry->bytes + bytes;
+        entry->bytes = bytes;
+        if (entry != self->lru_head) {
+            s_lru_unlink (self, entry);
+            s_lru_push (self, entry);
+        }
+        s_cache_trim (self);
+        return;
+    }
+    if (entry)
+        s_cache_drop (self, key);
+    bool room = self->stats.docs < self->max_docs
+             && self->stats.bytes + bytes <= self->max_bytes;
+    if (!self->max_docs || bytes > self->max_bytes
+    ||  (!room && self->admit_tick++ % CACHE_ADMIT_EVERY)) {
+        cJSON_Delete (doc);
+        return;
+    }
+    entry = (entry_t *) zmalloc (sizeof (entry_t));
+    if (!entry) {
+        cJSON_Delete (doc);
+        return;
+    }
+    entry->doc = doc;
+    entry->bytes = bytes;
+    entry->key = strdup (key);
+    if (!entry->key || zhashx_insert (self->cache, key, entry)) {
+        s_entry_destroy ((void **) &entry);
+        return;
+    }
+    s_lru_push (self, entry);
+    self->stats.docs++;
+    self->stats.bytes += bytes;
+    s_cache_trim (self);
+}
+
+void
+pond_view_set_cache (pond_view_t *self, size_t max_docs, size_t max_bytes)
+{
+    assert (self);
+    self->max_docs = max_docs;
+    self->max_bytes = max_bytes;
+    if (max_docs == 0 || max_bytes == 0) {
+        self->max_docs = 0;
+        self->max_bytes = 0;
+    }
+    s_cache_trim (self);
+}
+
+void
+pond_view_stats (pond_view_t *self, pond_view_stats_t *stats)
+{
+    assert (self);
+    assert (stats);
+    *stats = self->stats;
+}
+
+//  ---------------------------------------------------------------------
 //  One event: begin, put/delete, commit or rollback
+
+//  Serialize doc (compact) into the view's reusable buffer, grown as
+//  needed: no allocation per document. Returns the text, valid until the
+//  next call, or NULL if memory ran out.
+static const char *
+s_print (pond_view_t *self, const cJSON *doc)
+{
+    //  cJSON_PrintPreallocated wants 5 bytes more than it prints
+    if (self->print_buffer
+    &&  cJSON_PrintPreallocated ((cJSON *) doc, self->print_buffer, (int) self->print_size,
+                                 false))
+        return self->print_buffer;
+    //  Too small (or first use): print once the allocating way, keep room
+    char *text = cJSON_PrintUnformatted (doc);
+    if (!text)
+        return NULL;
+    size_t length = strlen (text);
+    if (length + 5 > self->print_size) {
+        size_t size = (length + 5) * 2 > 4096? (length + 5) * 2: 4096;
+        char *bigger = size < INT_MAX? (char *) realloc (self->print_buffer, size): NULL;
+        if (!bigger) {
+            cJSON_free (text);
+            return NULL;
+        }
+        self->print_buffer = bigger;
+        self->print_size = size;
+    }
+    memcpy (self->print_buffer, text, length + 1);
+    cJSON_free (text);
+    return self->print_buffer;
+}
+
+//  Empty the staged hash, destroying the trees it still owns (own: false
+//  after a commit moved them to the cache). Key by key, not zhashx_purge:
+//  that frees and reallocates the table at every commit, and freeing a
+//  large block makes malloc consolidate every small chunk freed since.
+static void
+s_staged_clear (pond_view_t *self, bool own)
+{
+    size_t count = zhashx_size (self->staged);
+    if (count > self->keys_size) {
+        const char **keys = (const char **) realloc (self->keys, count * sizeof *keys);
+        if (keys) {
+            self->keys = keys;
+            self->keys_size = count;
+        }
+    }
+    size_t found = 0;
+    for (cJSON *doc = (cJSON *) zhashx_first (self->staged); doc;
+         doc = (cJSON *) zhashx_next (self->staged)) {
+        if (own && doc != TOMBSTONE_DOC)
+            cJSON_Delete (doc);
+        if (found < self->keys_size)
+            self->keys [found++] = (const char *) zhashx_cursor (self->staged);
+    }
+    if (found == count)
+        for (size_t index = 0; index < found; index++)
+            zhashx_delete (self->staged, self->keys [index]);   //  the hash's own key
+    else
+        zhashx_purge (self->staged);        //  no memory for the keys: the slow way
+    self->staged_bytes = 0;
+}
+
+//  Drop the staged changes.
+static void
+s_staged_purge (pond_view_t *self)
+{
+    s_staged_clear (self, true);
+}
 
 void
 pond_view_begin (pond_view_t *self)
 {
     assert (self);
-    zhashx_purge (self->staged);
+    s_staged_purge (self);
     self->in_event = true;
+}
+
+size_t
+pond_view_staged_bytes (pond_view_t *self)
+{
+    assert (self);
+    return self->staged_bytes;
 }
 
 int
@@ -218,19 +639,34 @@ pond_view_commit (pond_view_t *self, uint64_t seq)
     assert (self);
     rocksdb_writebatch_t *batch = rocksdb_writebatch_create ();
     int rc = 0;
-    for (const char *text = (const char *) zhashx_first (self->staged); text && rc == 0;
-         text = (const char *) zhashx_next (self->staged)) {
+    //  The length of each text, in iteration order, for the cache's bytes
+    size_t count = zhashx_size (self->staged);
+    if (count > self->lengths_size) {
+        size_t *lengths = (size_t *) realloc (self->lengths, count * sizeof *lengths);
+        if (lengths) {
+            self->lengths = lengths;
+            self->lengths_size = count;
+        }
+    }
+    size_t index = 0;
+    for (cJSON *doc = (cJSON *) zhashx_first (self->staged); doc && rc == 0;
+         doc = (cJSON *) zhashx_next (self->staged), index++) {
         size_t size;
         char *key = s_doc_key ((const char *) zhashx_cursor (self->staged), &size);
-        if (!key) {
+        const char *text = key && doc != TOMBSTONE_DOC? s_print (self, doc): NULL;
+        if (!key || (doc != TOMBSTONE_DOC && !text)) {
             zsys_error ("pond_view: out of memory committing seq %" PRIu64, seq);
             rc = -1;
-            break;
         }
-        if (streq (text, TOMBSTONE))
-            rocksdb_writebatch_delete (batch, key, size);
         else
-            rocksdb_writebatch_put (batch, key, size, text, strlen (text));
+        if (doc == TOMBSTONE_DOC)
+            rocksdb_writebatch_delete (batch, key, size);
+        else {
+            size_t length = strlen (text);
+            rocksdb_writebatch_put (batch, key, size, text, length);
+            if (index < self->lengths_size)
+                self->lengths [index] = length;
+        }
         free (key);
     }
     uint8_t position [8];
@@ -248,8 +684,30 @@ pond_view_commit (pond_view_t *self, uint64_t seq)
             self->position = seq;
     }
     rocksdb_writebatch_destroy (batch);
-    //  Success or not, the event is over: a failed commit wrote nothing
-    zhashx_purge (self->staged);
+    if (rc == 0) {
+        //  Written: the staged trees are the committed documents now
+        index = 0;
+        for (cJSON *doc = (cJSON *) zhashx_first (self->staged); doc;
+             doc = (cJSON *) zhashx_next (self->staged), index++) {
+            const char *key = (const char *) zhashx_cursor (self->staged);
+            if (doc == TOMBSTONE_DOC) {
+                s_cache_drop (self, key);
+                continue;
+            }
+            //  Unknown length (no memory for it): too big to cache
+            size_t bytes = index < self->lengths_size? self->lengths [index]: SIZE_MAX / 2;
+            if (self->max_docs && s_normalize (doc, &bytes) == 0)
+                s_cache_put (self, key, doc, bytes);        //  takes doc
+            else {
+                s_cache_drop (self, key);
+                cJSON_Delete (doc);
+            }
+        }
+        s_staged_clear (self, false);                       //  owns nothing now
+    }
+    //  Success or not, the event is over: a failed commit wrote nothing,
+    //  and the cache never saw what it staged
+    s_staged_purge (self);
     self->in_event = false;
     return rc;
 }
@@ -258,7 +716,7 @@ void
 pond_view_rollback (pond_view_t *self)
 {
     assert (self);
-    zhashx_purge (self->staged);
+    s_staged_purge (self);
     self->in_event = false;
 }
 
@@ -284,16 +742,42 @@ s_get_committed (pond_view_t *self, const char *key, size_t *size_p)
     return value;
 }
 
+//  A staged tree as a read returns it: what parsing its text would give.
+static cJSON *
+s_staged_copy (const cJSON *staged)
+{
+    cJSON *copy = cJSON_Duplicate (staged, true);
+    size_t bytes = 0;
+    if (copy && s_normalize (copy, &bytes) == 0)
+        return copy;
+    cJSON_Delete (copy);
+    //  Does not survive printing and parsing as it is: do exactly that
+    char *text = cJSON_PrintUnformatted (staged);
+    cJSON *doc = text? cJSON_Parse (text): NULL;
+    cJSON_free (text);
+    return doc;
+}
+
 cJSON *
 pond_view_get (pond_view_t *self, const char *key)
 {
     assert (self);
     assert (key);
     if (self->in_event) {
-        const char *text = (const char *) zhashx_lookup (self->staged, key);
-        if (text)
-            return streq (text, TOMBSTONE)? NULL: cJSON_Parse (text);
+        const cJSON *staged = (const cJSON *) zhashx_lookup (self->staged, key);
+        if (staged)
+            return staged == TOMBSTONE_DOC? NULL: s_staged_copy (staged);
     }
+    entry_t *entry = (entry_t *) zhashx_lookup (self->cache, key);
+    if (entry) {
+        self->stats.hits++;
+        if (entry != self->lru_head) {
+            s_lru_unlink (self, entry);
+            s_lru_push (self, entry);
+        }
+        return cJSON_Duplicate (entry->doc, true);
+    }
+    self->stats.misses++;
     size_t size;
     char *value = s_get_committed (self, key, &size);
     if (!value)
@@ -302,32 +786,46 @@ pond_view_get (pond_view_t *self, const char *key)
     if (!doc)
         zsys_error ("pond_view: %s: document '%s' is not JSON", self->path, key);
     rocksdb_free (value);
+    //  Inside an event the document is about to be put: the commit caches
+    //  it. Outside (queries), keep what we parsed
+    if (doc && self->max_docs && !self->in_event) {
+        cJSON *copy = cJSON_Duplicate (doc, true);
+        if (copy)
+            s_cache_put (self, key, copy, s_tree_bytes (copy) + size);
+    }
     return doc;
 }
 
-//  Stage (or, outside an event, write at once) text for key; TOMBSTONE
-//  deletes. Takes ownership of text.
+//  Write text for key at once (outside an event); NULL deletes.
 static int
-s_write (pond_view_t *self, const char *key, char *text)
+s_write_now (pond_view_t *self, const char *key, const char *text)
 {
-    if (self->in_event) {
-        zhashx_update (self->staged, key, text);    //  the hash owns text now
-        return 0;
-    }
     size_t size;
     char *stored = s_doc_key (key, &size);
-    int rc = -1;
-    if (stored) {
-        char *err = NULL;
-        if (streq (text, TOMBSTONE))
-            rocksdb_delete (self->db, self->write_options, stored, size, &err);
-        else
-            rocksdb_put (self->db, self->write_options, stored, size, text, strlen (text), &err);
-        rc = err? s_rocks_error (self->path, "cannot write a document", err): 0;
-        free (stored);
+    if (!stored)
+        return -1;
+    s_cache_drop (self, key);
+    char *err = NULL;
+    if (text)
+        rocksdb_put (self->db, self->write_options, stored, size, text, strlen (text), &err);
+    else
+        rocksdb_delete (self->db, self->write_options, stored, size, &err);
+    free (stored);
+    return err? s_rocks_error (self->path, "cannot write a document", err): 0;
+}
+
+//  Stage doc (or TOMBSTONE_DOC) for key. Takes ownership of doc.
+static void
+s_stage (pond_view_t *self, const char *key, cJSON *doc, size_t bytes)
+{
+    cJSON *old = (cJSON *) zhashx_lookup (self->staged, key);
+    if (old && old != TOMBSTONE_DOC) {
+        size_t old_bytes = s_tree_bytes (old);
+        self->staged_bytes = self->staged_bytes > old_bytes? self->staged_bytes - old_bytes: 0;
+        cJSON_Delete (old);
     }
-    free (text);
-    return rc;
+    zhashx_update (self->staged, key, doc);     //  staged owns doc now
+    self->staged_bytes += bytes;
 }
 
 int
@@ -339,16 +837,44 @@ pond_view_put (pond_view_t *self, const char *key, const cJSON *doc)
         zsys_error ("pond_view: put '%s' without a document (use pond_view_delete)", key);
         return -1;
     }
-    char *text = cJSON_PrintUnformatted (doc);
-    if (!text) {
+    if (!self->in_event) {
+        char *text = cJSON_PrintUnformatted (doc);
+        if (!text) {
+            zsys_error ("pond_view: cannot serialize document '%s'", key);
+            return -1;
+        }
+        int rc = s_write_now (self, key, text);
+        cJSON_free (text);
+        return rc;
+    }
+    //  Staged as a tree, serialized once at commit; refuse now what
+    //  would not serialize then
+    size_t bytes = s_tree_bytes (doc);
+    cJSON *copy = bytes != SIZE_MAX? cJSON_Duplicate (doc, true): NULL;
+    if (!copy) {
         zsys_error ("pond_view: cannot serialize document '%s'", key);
         return -1;
     }
-    //  cJSON allocates with malloc unless told otherwise: give the hash a
-    //  string it may free with free ()
-    char *owned = strdup (text);
-    cJSON_free (text);
-    return owned? s_write (self, key, owned): -1;
+    s_stage (self, key, copy, bytes);
+    return 0;
+}
+
+int
+pond_view_put_take (pond_view_t *self, const char *key, cJSON **doc_p)
+{
+    assert (self);
+    assert (key);
+    assert (doc_p);
+    cJSON *doc = *doc_p;
+    *doc_p = NULL;
+    size_t bytes = doc? s_tree_bytes (doc): SIZE_MAX;
+    if (!self->in_event || bytes == SIZE_MAX) {
+        int rc = pond_view_put (self, key, doc);     //  at once, or the error
+        cJSON_Delete (doc);
+        return rc;
+    }
+    s_stage (self, key, doc, bytes);
+    return 0;
 }
 
 int
@@ -356,8 +882,10 @@ pond_view_delete (pond_view_t *self, const char *key)
 {
     assert (self);
     assert (key);
-    char *tombstone = strdup (TOMBSTONE);
-    return tombstone? s_write (self, key, tombstone): -1;
+    if (!self->in_event)
+        return s_write_now (self, key, NULL);
+    s_stage (self, key, TOMBSTONE_DOC, 0);
+    return 0;
 }
 
 //  ---------------------------------------------------------------------

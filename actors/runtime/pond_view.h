@@ -7,6 +7,13 @@
     and never applies an event twice (DESIGN.md invariant 4). Reads made
     while applying an event see that event's own earlier writes.
     The view can be deleted at any time and rebuilt from the log.
+
+    Documents read recently are kept parsed in a small cache (LRU, bounded
+    by count and by bytes), written through at commit: an actor that
+    touches the same entities again reads them without RocksDB or a JSON
+    parse. The cache only ever holds committed documents, so a rolled-back
+    event leaves no trace in it; a read returns the same tree it would
+    have parsed from the stored text.
 */
 #ifndef POND_VIEW_H_INCLUDED
 #define POND_VIEW_H_INCLUDED
@@ -57,17 +64,48 @@ int
 void
     pond_view_rollback (pond_view_t *self);
 
-//  Read a document: staged value if any, else committed. Returns a cJSON
-//  tree the caller owns (cJSON_Delete), or NULL if absent.
+//  Read a document: staged value if any, else committed (from the cache
+//  if it holds it). Returns a cJSON tree the caller owns (cJSON_Delete),
+//  or NULL if absent. The tree is what parsing the document's stored text
+//  gives (e.g. raw number items come back as numbers).
 cJSON *
     pond_view_get (pond_view_t *self, const char *key);
 
-//  Stage a document write (the tree is serialized; caller keeps it) or a
+//  Stage a document write (the view keeps a copy; caller keeps doc) or a
 //  delete. Outside begin/commit these write at once (position unchanged).
+//  Returns 0, or -1 (logged) if doc cannot be serialized.
 int
     pond_view_put (pond_view_t *self, const char *key, const cJSON *doc);
 int
     pond_view_delete (pond_view_t *self, const char *key);
+
+//  As pond_view_put, but takes the tree, whatever the outcome, and nulls
+//  the caller's pointer: saves a copy of every document an event writes.
+int
+    pond_view_put_take (pond_view_t *self, const char *key, cJSON **doc_p);
+
+//  Approximate bytes held by the staged changes (to bound a batch).
+size_t
+    pond_view_staged_bytes (pond_view_t *self);
+
+//  Bound the document cache: at most max_docs documents and about
+//  max_bytes bytes (defaults POND_VIEW_CACHE_DOCS, POND_VIEW_CACHE_BYTES);
+//  0 for either turns the cache off. Evicts what no longer fits.
+#define POND_VIEW_CACHE_DOCS    4096
+#define POND_VIEW_CACHE_BYTES   (8 * 1024 * 1024)
+void
+    pond_view_set_cache (pond_view_t *self, size_t max_docs, size_t max_bytes);
+
+//  What the cache holds and how it served reads so far.
+typedef struct {
+    uint64_t hits;              //  reads served from the cache
+    uint64_t misses;            //  reads that went to RocksDB
+    uint64_t evictions;         //  documents evicted to stay in bounds
+    size_t docs;                //  documents held now
+    size_t bytes;               //  their approximate size
+} pond_view_stats_t;
+void
+    pond_view_stats (pond_view_t *self, pond_view_stats_t *stats);
 
 //  Call fn for each committed document whose key starts with prefix, in
 //  key order. fn returns 0 to go on, non-zero to stop. Returns 0 or -1.
