@@ -1840,6 +1840,7 @@ s_usage (FILE *out)
 int
 main (int argc, char *argv [])
 {
+    pond_replay_tune_malloc ();         //  a bulk reader: see pond_client.h
     bench_options_t options = {
         .producers = 1, .window = 1, .size = 200, .parent = ".", .subscribers = 1,
         .slow_seconds = 5

@@ -487,6 +487,8 @@ s_ingest_recv (pond_broker_t *self)
     bool more = true;
     while (more) {
         zframe_t *frame = zframe_recv (self->ingest);   //  rcvtimeo 0: never waits
+        if (!frame && count > 0 && zmq_errno () == EINTR)
+            continue;               //  the rest of a message is always there
         if (!frame)
             break;
         more = zframe_more (frame);
@@ -497,8 +499,12 @@ s_ingest_recv (pond_broker_t *self)
             zframe_destroy (&frame);
         }
     }
-    if (count == 0)
+    if (count == 0 || more) {
+        //  Nothing, or a message cut short (the context is going away)
+        for (size_t i = 0; i < count; i++)
+            zframe_destroy (&frames [i]);
         return -1;
+    }
     s_ingest_message (self, frames [0], frames [1], frames [2], extra);
     return 0;
 }

@@ -571,6 +571,7 @@ pond_cmd_replay (int argc, char *argv [])
     if (req.to_seq && req.to_seq <= req.from_seq)
         return pond_cli_usage (&cli, "--to-seq must be after --from-seq");
 
+    pond_replay_tune_malloc ();         //  this process is a bulk reader
     pond_replay_t *replay = pond_replay_new (cli.eps.control, &req);
     if (!replay)
         return pond_cli_usage (&cli, "cannot use control endpoint '%s'", cli.eps.control);

@@ -799,12 +799,8 @@ s_replay_fail (pond_replay_t *self, int code, const char *format, ...)
     va_end (args);
 }
 
-//  Once per process: ZeroMQ mallocs every CHUNK it receives (up to 512
-//  KiB), and glibc's defaults mmap or trim blocks that large, so each
-//  chunk faulted fresh pages in (profiled: a fifth of a reader's CPU).
-//  Keep them in the heap instead.
-static void
-s_replay_tune_malloc (void)
+void
+pond_replay_tune_malloc (void)
 {
 #if defined (__GLIBC__)
     mallopt (M_MMAP_THRESHOLD, 4 * 1024 * 1024);
@@ -826,8 +822,6 @@ pond_replay_new (const char *control_endpoint, const pond_replay_req_t *req)
 {
     assert (control_endpoint);
     assert (req);
-    static pthread_once_t tuned = PTHREAD_ONCE_INIT;
-    pthread_once (&tuned, s_replay_tune_malloc);
     pond_replay_t *self = (pond_replay_t *) zmalloc (sizeof (pond_replay_t));
     if (!self)
         return NULL;

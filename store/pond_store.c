@@ -75,9 +75,16 @@ s_rocks_error (pond_store_t *self, const char *what, char *err)
 static size_t
 s_id_hash (const void *key)
 {
-    uint64_t tail;
-    memcpy (&tail, (const uint8_t *) key + POND_ID_SIZE - 8, 8);
-    return (size_t) (tail ^ (tail >> 29));
+    //  Ids come from producers: hash all 16 bytes through a full mixer,
+    //  seeded with where this code sits (ASLR moves it in every process),
+    //  so no producer can pick ids that all land in one chain
+    uint64_t head, tail;
+    memcpy (&head, key, 8);
+    memcpy (&tail, (const uint8_t *) key + 8, 8);
+    uint64_t hash = head ^ (uint64_t) (uintptr_t) &s_id_hash;
+    hash = (hash ^ (hash >> 33)) * 0xff51afd7ed558ccdULL;
+    hash = (hash ^ tail ^ (hash >> 33)) * 0xc4ceb9fe1a85ec53ULL;
+    return (size_t) (hash ^ (hash >> 33));
 }
 
 static int

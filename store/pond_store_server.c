@@ -672,8 +672,14 @@ s_commit (pond_store_server_t *self)
 static void
 s_group_full (pond_store_server_t *self)
 {
-    s_writer_wait (self);
-    s_writer_start (self);
+    //  Collecting the group being written hands this one over at once
+    //  (s_writer_collect starts the next): wait for one sync, not two
+    if (self->writing)
+        s_writer_collect (self, true);
+    if (self->filling->nappends) {      //  writer was idle, or the wait failed
+        s_writer_wait (self);
+        s_writer_start (self);
+    }
 }
 
 //  Can the store take this decoded event (size bytes as received)? Its
@@ -962,6 +968,11 @@ s_replay_send (pond_store_server_t *self, s_replay_t *replay)
                 zmq_msg_close (&data);
         }
     }
+    //  Some frames went with MORE and the last did not: end the message
+    //  (the reader sees a broken CHUNK and fails its replay), or the next
+    //  reply to anyone would be glued onto it
+    if (rc != 0 && index > 0)
+        zmq_send (zsock_resolve (self->router), "", 0, ZMQ_DONTWAIT);
     zmsg_destroy (&replay->pending);
     if (replay->pending_data)
         s_pool_put (replay->pending_data, replay->pool);
