@@ -15,6 +15,48 @@
 #define FAULT_APPENDS   8
 #define FAULT_EVENTS    50          //  per APPEND
 
+//  An in-process store server on ipc in a fresh directory, and a DEALER
+//  connected to it
+typedef struct {
+    char dir [64];
+    pond_store_t *store;
+    pond_store_server_t *server;
+    zactor_t *actor;
+    zsock_t *dealer;
+} served_t;
+
+static void
+s_serve (served_t *self)
+{
+    zsys_init ();
+    snprintf (self->dir, sizeof self->dir, "/tmp/pond-test-writer-XXXXXX");
+    cr_assert_not_null (mkdtemp (self->dir));
+    char path [PATH_MAX], endpoint [PATH_MAX + 16];
+    snprintf (path, sizeof path, "%s/store", self->dir);
+    snprintf (endpoint, sizeof endpoint, "ipc://%s/store.ipc", self->dir);
+    self->store = pond_store_new (path);
+    cr_assert_not_null (self->store);
+    self->server = pond_store_server_new (self->store, endpoint);
+    cr_assert_not_null (self->server);
+    self->actor = zactor_new (pond_store_server_actor, self->server);
+    self->dealer = zsock_new (ZMQ_DEALER);
+    zsock_set_linger (self->dealer, 0);
+    cr_assert_eq (zsock_connect (self->dealer, "%s", endpoint), 0);
+}
+
+//  After zactor_destroy (&self->actor): close everything, remove the dir
+static void
+s_unserve (served_t *self)
+{
+    zactor_destroy (&self->actor);
+    zsock_destroy (&self->dealer);
+    pond_store_server_destroy (&self->server);
+    pond_store_destroy (&self->store);
+    char command [PATH_MAX + 16];
+    snprintf (command, sizeof command, "rm -rf %s", self->dir);
+    cr_assert_eq (system (command), 0);
+}
+
 static void
 s_fault_append (zsock_t *dealer, uint64_t bid, const char *entity)
 {
@@ -68,20 +110,10 @@ s_fault_appended (zsock_t *dealer, uint64_t *bid, uint64_t *seqs, size_t *count)
 
 Test (store_writer, write_errors_under_pipelined_appends_store_nothing, .timeout = 60)
 {
-    zsys_init ();
-    char dir [] = "/tmp/pond-test-fault-XXXXXX";
-    cr_assert_not_null (mkdtemp (dir));
-    char path [PATH_MAX], endpoint [PATH_MAX + 16];
-    snprintf (path, sizeof path, "%s/store", dir);
-    snprintf (endpoint, sizeof endpoint, "ipc://%s/store.ipc", dir);
-    pond_store_t *store = pond_store_new (path);
-    cr_assert_not_null (store);
-    pond_store_server_t *server = pond_store_server_new (store, endpoint);
-    cr_assert_not_null (server);
-    zactor_t *actor = zactor_new (pond_store_server_actor, server);
-    zsock_t *dealer = zsock_new (ZMQ_DEALER);
-    zsock_set_linger (dealer, 0);
-    cr_assert_eq (zsock_connect (dealer, "%s", endpoint), 0);
+    served_t it;
+    s_serve (&it);
+    pond_store_t *store = it.store;
+    zsock_t *dealer = it.dealer;
 
     //  The disk fails: APPENDs sent back to back (so groups queue up
     //  behind the writer) all get 500, in order, and nothing is stored
@@ -113,15 +145,9 @@ Test (store_writer, write_errors_under_pipelined_appends_store_nothing, .timeout
         for (size_t i = 0; i < count; i++)
             cr_assert_eq (seqs [i], next++, "gap-free after failed groups");
     }
-    zactor_destroy (&actor);
+    zactor_destroy (&it.actor);
     cr_assert_eq (pond_store_head (store), (uint64_t) FAULT_APPENDS * FAULT_EVENTS);
-    zsock_destroy (&dealer);
-    pond_store_server_destroy (&server);
-    pond_store_destroy (&store);
-    zsys_dir_delete ("%s", dir);
-    char command [PATH_MAX + 16];
-    snprintf (command, sizeof command, "rm -rf %s", dir);
-    cr_assert_eq (system (command), 0);
+    s_unserve (&it);
 }
 
 //  The same events sent again right behind the first send (pipelined, so
@@ -129,20 +155,10 @@ Test (store_writer, write_errors_under_pipelined_appends_store_nothing, .timeout
 //  every resend gets the original seqs, and nothing is stored twice.
 Test (store_writer, resend_in_flight_gets_original_seqs, .timeout = 60)
 {
-    zsys_init ();
-    char dir [] = "/tmp/pond-test-resend-XXXXXX";
-    cr_assert_not_null (mkdtemp (dir));
-    char path [PATH_MAX], endpoint [PATH_MAX + 16];
-    snprintf (path, sizeof path, "%s/store", dir);
-    snprintf (endpoint, sizeof endpoint, "ipc://%s/store.ipc", dir);
-    pond_store_t *store = pond_store_new (path);
-    cr_assert_not_null (store);
-    pond_store_server_t *server = pond_store_server_new (store, endpoint);
-    cr_assert_not_null (server);
-    zactor_t *actor = zactor_new (pond_store_server_actor, server);
-    zsock_t *dealer = zsock_new (ZMQ_DEALER);
-    zsock_set_linger (dealer, 0);
-    cr_assert_eq (zsock_connect (dealer, "%s", endpoint), 0);
+    served_t it;
+    s_serve (&it);
+    pond_store_t *store = it.store;
+    zsock_t *dealer = it.dealer;
 
     //  Pairs of APPENDs: bid 2k-1 new events, bid 2k the same events
     for (uint64_t pair = 1; pair <= FAULT_APPENDS; pair++) {
@@ -183,13 +199,8 @@ Test (store_writer, resend_in_flight_gets_original_seqs, .timeout = 60)
         for (size_t i = 0; i < count; i++)
             cr_assert_eq (again [i], first [i], "a resend gets the original seq");
     }
-    zactor_destroy (&actor);
+    zactor_destroy (&it.actor);
     cr_assert_eq (pond_store_head (store), (uint64_t) FAULT_APPENDS * FAULT_EVENTS,
                   "nothing stored twice");
-    zsock_destroy (&dealer);
-    pond_store_server_destroy (&server);
-    pond_store_destroy (&store);
-    char command [PATH_MAX + 16];
-    snprintf (command, sizeof command, "rm -rf %s", dir);
-    cr_assert_eq (system (command), 0);
+    s_unserve (&it);
 }
