@@ -19,43 +19,14 @@
 
 //  Wait for one message on sock until deadline (zclock_mono msecs; -1 is
 //  forever). Returns the message, or NULL on timeout, or NULL with
-//  *interrupted set when SIGINT/SIGTERM arrived (zsys_interrupted).
+//  *interrupted set when SIGINT/SIGTERM arrived (zsys_interrupted). A
+//  receive that blocks with a timeout, not a poll then a receive: ZeroMQ
+//  checks the socket once instead of three times (two system calls
+//  each), and not at all when a message is already queued, as replies are
+//  for pipelined producers and chunks for a replay. Only this function
+//  receives on the client's sockets, so it owns their receive timeout.
 static zmsg_t *
 s_recv_until (zsock_t *sock, int64_t deadline, bool *interrupted)
-{
-    *interrupted = false;
-    while (true) {
-        long timeout = -1;
-        if (deadline >= 0) {
-            int64_t left = deadline - zclock_mono ();
-            timeout = left > 0? (long) left: 0;
-        }
-        zmq_pollitem_t item = { zsock_resolve (sock), 0, ZMQ_POLLIN, 0 };
-        int rc = zmq_poll (&item, 1, timeout);
-        if (rc > 0) {
-            zmsg_t *msg = zmsg_recv (sock);
-            if (msg)
-                return msg;
-        }
-        if (zsys_interrupted) {
-            *interrupted = true;
-            return NULL;
-        }
-        if (rc == 0)
-            return NULL;            //  Timed out
-        if (rc < 0 && errno != EINTR)
-            return NULL;            //  Socket error: nothing better to do than time out
-        //  EINTR from some other signal, or a message vanished: wait on
-    }
-}
-
-//  As s_recv_until, for the ingest socket (its replies are waited for once
-//  per publish): a receive that blocks with a timeout instead of a poll
-//  then a receive. ZeroMQ then checks the socket once instead of three
-//  times (two system calls each), and not at all when a reply is already
-//  queued, as it is for pipelined producers.
-static zmsg_t *
-s_recv_ingest (zsock_t *sock, int64_t deadline, bool *interrupted)
 {
     *interrupted = false;
     while (true) {
@@ -78,6 +49,7 @@ s_recv_ingest (zsock_t *sock, int64_t deadline, bool *interrupted)
         //  EINTR from some other signal: wait on
     }
 }
+
 
 //  Deadline timeout_ms from now; -1 (forever) for a negative timeout.
 static int64_t
@@ -423,7 +395,7 @@ pond_client_publish_bytes (pond_client_t *self, const uint8_t *id,
             attempt_end = deadline;
         while (!timed_out) {
             bool interrupted;
-            zmsg_t *msg = s_recv_ingest (self->sock, attempt_end, &interrupted);
+            zmsg_t *msg = s_recv_until (self->sock, attempt_end, &interrupted);
             if (!msg) {
                 if (interrupted)
                     return s_client_fail (self, POND_CODE_INTERRUPTED, "interrupted");
@@ -529,7 +501,7 @@ pond_client_recv (pond_client_t *self, int timeout_ms, pond_ack_t *ack, pond_nac
     pond_nack_t nack_buffer;
     while (true) {
         bool interrupted;
-        zmsg_t *msg = s_recv_ingest (self->sock, deadline, &interrupted);
+        zmsg_t *msg = s_recv_until (self->sock, deadline, &interrupted);
         if (!msg) {
             if (interrupted)
                 return s_client_fail (self, POND_CODE_INTERRUPTED, "interrupted");
@@ -566,7 +538,7 @@ pond_client_ping (pond_client_t *self, int timeout_ms)
     int64_t deadline = s_deadline (timeout_ms);
     while (true) {
         bool interrupted;
-        zmsg_t *msg = s_recv_ingest (self->sock, deadline, &interrupted);
+        zmsg_t *msg = s_recv_until (self->sock, deadline, &interrupted);
         if (!msg && !interrupted && s_client_refused (self))
             return -1;
         if (!msg)

@@ -70,8 +70,7 @@ s_rocks_error (pond_store_t *self, const char *what, char *err)
     return -1;
 }
 
-//  Keys of the pending hash: ids, POND_ID_SIZE bytes. A UUID v7 starts
-//  with its time: hash its last 8 bytes, the random ones.
+//  Keys of the pending hash: ids, POND_ID_SIZE bytes.
 static size_t
 s_id_hash (const void *key)
 {
@@ -489,6 +488,22 @@ s_group_drop (pond_store_t *self, pond_store_group_t *group, size_t from, bool u
     group->fresh = from;
 }
 
+//  Set every output of an append to "not stored"; free what stored held
+//  (if free_stored), so that a failed call hands nothing back.
+static void
+s_outputs_clear (size_t count, uint64_t *seqs, bool *dups, uint8_t **stored, bool free_stored)
+{
+    for (size_t i = 0; i < count; i++) {
+        seqs [i] = 0;
+        dups [i] = false;
+        if (stored) {
+            if (free_stored)
+                free (stored [i]);
+            stored [i] = NULL;
+        }
+    }
+}
+
 int
 pond_store_prepare (pond_store_t *self, pond_store_group_t *group,
                     pond_event_t **events, size_t count, uint64_t *seqs, bool *dups,
@@ -498,12 +513,7 @@ pond_store_prepare (pond_store_t *self, pond_store_group_t *group,
     assert (group);
     assert (events || count == 0);
     assert (seqs && dups);
-    for (size_t i = 0; i < count; i++) {
-        seqs [i] = 0;
-        dups [i] = false;
-        if (stored)
-            stored [i] = NULL;
-    }
+    s_outputs_clear (count, seqs, dups, stored, false);
     //  A group's seqs are consecutive: prepare into the newest one only
     assert (group->fresh == 0 || self->next == group->first + group->fresh - 1);
     if (s_group_reserve (group, count)) {
@@ -565,12 +575,9 @@ pond_store_prepare (pond_store_t *self, pond_store_group_t *group,
     if (rc) {
         s_group_drop (self, group, fresh_before, true);
         group->dups = dups_before;
-        for (size_t i = 0; i < count; i++) {
-            seqs [i] = 0;
-            dups [i] = false;
-            if (buffers)
-                free (buffers [i]);
-        }
+        s_outputs_clear (count, seqs, dups, NULL, false);
+        for (size_t i = 0; buffers && i < count; i++)
+            free (buffers [i]);
         free (buffers);
         free (sizes);
         return -1;
@@ -665,17 +672,8 @@ pond_store_append (pond_store_t *self, pond_event_t **events, size_t count,
         return -1;
     int rc = pond_store_commit (self, group);
     pond_store_finish (self, group);
-    if (rc) {
-        //  Nothing was stored: undo every output (finish reset the seqs)
-        for (size_t i = 0; i < count; i++) {
-            seqs [i] = 0;
-            dups [i] = false;
-            if (stored) {
-                free (stored [i]);
-                stored [i] = NULL;
-            }
-        }
-    }
+    if (rc)     //  Nothing was stored (finish gave the events' seqs back)
+        s_outputs_clear (count, seqs, dups, stored, true);
     return rc;
 }
 

@@ -57,14 +57,11 @@ s_unserve (served_t *self)
     cr_assert_eq (system (command), 0);
 }
 
-static void
-s_fault_append (zsock_t *dealer, uint64_t bid, const char *entity)
+//  FAULT_EVENTS new QUACKED events of entity, encoded, a frame each
+static zmsg_t *
+s_new_events (const char *entity)
 {
     zmsg_t *msg = zmsg_new ();
-    zmsg_addstr (msg, POND_APPEND);
-    pond_append_t header = { .bid = bid };
-    zframe_t *body = pond_append_encode (&header);
-    zmsg_append (msg, &body);
     for (int i = 0; i < FAULT_EVENTS; i++) {
         pond_event_t *event = pond_event_new ("QUACKED", entity);
         char err [POND_ERR_SIZE];
@@ -75,7 +72,28 @@ s_fault_append (zsock_t *dealer, uint64_t bid, const char *entity)
         free (data);
         pond_event_destroy (&event);
     }
+    return msg;
+}
+
+//  Send APPEND bid with (a copy of) the events
+static void
+s_send_append (zsock_t *dealer, uint64_t bid, zmsg_t *events)
+{
+    zmsg_t *msg = zmsg_dup (events);
+    pond_append_t header = { .bid = bid };
+    zframe_t *body = pond_append_encode (&header);
+    zmsg_prepend (msg, &body);
+    zmsg_pushstr (msg, POND_APPEND);
     cr_assert_eq (zmsg_send (&msg, dealer), 0);
+}
+
+//  Send APPEND bid with FAULT_EVENTS new events of entity
+static void
+s_fault_append (zsock_t *dealer, uint64_t bid, const char *entity)
+{
+    zmsg_t *events = s_new_events (entity);
+    s_send_append (dealer, bid, events);
+    zmsg_destroy (&events);
 }
 
 //  Receive one APPENDED: its bid and code, and its seqs into seqs.
@@ -162,26 +180,10 @@ Test (store_writer, resend_in_flight_gets_original_seqs, .timeout = 60)
 
     //  Pairs of APPENDs: bid 2k-1 new events, bid 2k the same events
     for (uint64_t pair = 1; pair <= FAULT_APPENDS; pair++) {
-        zmsg_t *msg = zmsg_new ();
-        for (int i = 0; i < FAULT_EVENTS; i++) {
-            pond_event_t *event = pond_event_new ("QUACKED", "cust-resend");
-            char err [POND_ERR_SIZE];
-            size_t size;
-            uint8_t *data = pond_event_encode (event, &size, err, sizeof err);
-            cr_assert_not_null (data, "%s", err);
-            zmsg_addmem (msg, data, size);
-            free (data);
-            pond_event_destroy (&event);
-        }
-        for (uint64_t bid = pair * 2 - 1; bid <= pair * 2; bid++) {
-            zmsg_t *copy = zmsg_dup (msg);
-            pond_append_t header = { .bid = bid };
-            zframe_t *body = pond_append_encode (&header);
-            zmsg_prepend (copy, &body);
-            zmsg_pushstr (copy, POND_APPEND);
-            cr_assert_eq (zmsg_send (&copy, dealer), 0);
-        }
-        zmsg_destroy (&msg);
+        zmsg_t *events = s_new_events ("cust-resend");
+        for (uint64_t bid = pair * 2 - 1; bid <= pair * 2; bid++)
+            s_send_append (dealer, bid, events);
+        zmsg_destroy (&events);
     }
     uint64_t first [POND_APPEND_MAX], again [POND_APPEND_MAX];
     uint64_t next = 1;
