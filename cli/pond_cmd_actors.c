@@ -262,7 +262,9 @@ pond_cmd_query (int argc, char *argv [])
             return pond_cli_usage (&cli, "the question is too long (at most %d bytes)",
                                    POND_QUERY_TEXT_MAX - 1);
         }
-        snprintf (text + used, sizeof text - used, "%s%s", used? " ": "", args [i]);
+        if (used)
+            text [used++] = ' ';
+        memcpy (text + used, args [i], strlen (args [i]) + 1);
     }
     const char *view = args [0], *entity = args [1];
     free (args);

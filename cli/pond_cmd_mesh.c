@@ -99,8 +99,9 @@ pond_mesh_bin_dir (char *dir, size_t size)
     char *slash = strrchr (path, '/');
     if (!slash || (size_t) (slash - path) >= size)
         return -1;
-    *slash = 0;
-    snprintf (dir, size, "%s", path);
+    size_t length_dir = (size_t) (slash - path);
+    memcpy (dir, path, length_dir);
+    dir [length_dir] = 0;
     return 0;
 }
 
