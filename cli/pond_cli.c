@@ -189,6 +189,10 @@ pond_cli_getopt (pond_cli_t *cli, int argc, char *argv [], const struct option *
         switch (opt) {
             case POND_OPT_DATA:
             case POND_OPT_DATA_DIR:
+                //  --data is always the directory; a payload here is an old habit
+                if (optarg [strspn (optarg, " \t\r\n")] == '{')
+                    return pond_cli_usage (cli, "--data is the data directory; give an "
+                                           "event's payload with --payload JSON"), -1;
                 cli->data_dir = optarg;
                 break;
             case POND_OPT_INGEST:

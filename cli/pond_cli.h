@@ -87,11 +87,12 @@ enum {
     "  --keys DIR        talk CURVE with a key pair of DIR (default $POND_KEYS;\n"\
     "                    without either: local mode, no keys); see pond keys\n"  \
     "  --as NAME         the key to use (default $POND_AS, else admin)\n"       \
-    "  --timeout MS      how long to wait for the broker (default 5000)\n"       \
+    "  --timeout MS      how long to wait for replies (default 5000 ms, unless\n"\
+    "                    the text above gives this command's own)\n"            \
     "  --verbose         log retries\n"                                          \
     "  --help            this help\n"                                            \
-    "Exit status: 0 done, 1 failed (NACK, timeout, broker not reachable),\n"     \
-    "2 usage error.\n"
+    "Exit status, unless the text above says more: 0 done, 1 failed (NACK,\n"   \
+    "timeout, broker not reachable), 2 usage error.\n"
 
 //  Start parsing the options of command (argv [0]); help prints its help.
 void

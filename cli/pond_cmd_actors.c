@@ -204,7 +204,8 @@ pond_cmd_query_help (FILE *out)
         "Example:\n"
         "  pond query alexa carla \"do I have milk?\" --text\n"
         "Exit status: 0 answered, 1 the view said no (404: it does not know the\n"
-        "entity) or did not answer, 2 usage error (unknown view).\n"
+        "entity) or did not answer, 2 usage error (unknown view, --text with a\n"
+        "view other than alexa).\n"
         "\n"
         POND_CLI_COMMON_HELP);
 }
@@ -274,6 +275,11 @@ pond_cmd_query (int argc, char *argv [])
     if (!link)
         return cli.exit_code;
     const char *name = pond_mesh_actor_name (view);
+    if (settings.text && !streq (name, "alexa-view")) {
+        pond_actor_link_destroy (&link);
+        return pond_cli_usage (&cli, "--text prints alexa's spoken answer; %s answers JSON: "
+                               "leave --text out", name);
+    }
     char *result = pond_actor_link_query (link, entity, text, cli.timeout_ms);
     int rc = POND_EXIT_OK;
     if (!result)

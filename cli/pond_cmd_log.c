@@ -39,7 +39,7 @@ s_hint_publish (pond_cli_t *cli, int code, const uint8_t *id)
 }
 
 //  =====================================================================
-//  pond publish --name NAME --entity ID [--data JSON] [--meta JSON]
+//  pond publish --name NAME --entity ID [--payload JSON] [--meta JSON]
 //               [--source S] [--ts TIME] [--id UUID] [--causation UUID]
 //  pond publish --stdin
 
@@ -47,7 +47,7 @@ void
 pond_cmd_publish_help (FILE *out)
 {
     fprintf (out,
-        "Usage: pond publish --name NAME --entity ID [--data JSON] [--meta JSON]\n"
+        "Usage: pond publish --name NAME --entity ID [--payload JSON] [--meta JSON]\n"
         "                    [--source S] [--ts TIME] [--id UUID] [--causation UUID]\n"
         "       pond publish --stdin\n"
         "\n"
@@ -57,8 +57,7 @@ pond_cmd_publish_help (FILE *out)
         "\n"
         "  --name NAME       event name, [A-Z][A-Z0-9_]*, like QUACKED\n"
         "  --entity ID       the customer the event belongs to\n"
-        "  --data JSON       payload, a JSON object. Here --data is NOT the data\n"
-        "                    directory: give that with --data-dir DIR or $POND_DATA\n"
+        "  --payload JSON    the event's data, a JSON object\n"
         "  --meta JSON       enrichment, a JSON object\n"
         "  --source S        device or actor that produced it\n"
         "  --ts TIME         event time: 2022-01-01, 2022-01-01T10:30:00[.123456][Z]\n"
@@ -66,7 +65,8 @@ pond_cmd_publish_help (FILE *out)
         "  --id UUID         event id (default: a new UUIDv7)\n"
         "  --causation UUID  id of the event or command that caused this one\n"
         "  --stdin           read events from stdin, one JSON object per line with\n"
-        "                    keys name, entity and optional data, meta, source, ts,\n"
+        "                    keys name, entity and optional data (the payload),\n"
+        "                    meta, source, ts,\n"
         "                    id, causation (seq and time, as printed by tail and\n"
         "                    replay, are ignored); print one line per event; stop at\n"
         "                    the first failure and say which line\n"
@@ -283,9 +283,10 @@ pond_cmd_publish (int argc, char *argv [])
     pond_cli_init (&cli, "publish", pond_cmd_publish_help);
     static const struct option options [] = {
         POND_CLI_COMMON_OPTIONS,
+        POND_CLI_DATA_OPTION,
         { "name", required_argument, NULL, 'n' },
         { "entity", required_argument, NULL, 'e' },
-        { "data", required_argument, NULL, 'd' },
+        { "payload", required_argument, NULL, 'd' },
         { "meta", required_argument, NULL, 'm' },
         { "source", required_argument, NULL, 's' },
         { "ts", required_argument, NULL, 't' },
@@ -325,9 +326,8 @@ pond_cmd_publish (int argc, char *argv [])
         if (!args.entity)
             return pond_cli_usage (&cli, "--entity ID is required (like --entity cust-1)");
         if (args.data && args.data [strspn (args.data, " \t\r\n")] != '{')
-            return pond_cli_usage (&cli, "--data takes the event's payload as a JSON object "
-                                   "(like --data '{\"loudness\":3}'); give the data directory "
-                                   "with --data-dir DIR or $POND_DATA");
+            return pond_cli_usage (&cli, "--payload takes the event's data as a JSON object "
+                                   "(like --payload '{\"loudness\":3}')");
         char err [POND_ERR_SIZE];
         event = s_event_build (&args, err, sizeof err);
         if (!event)
@@ -367,8 +367,9 @@ pond_cmd_tail_help (FILE *out)
         "  --names A,B       only events with exactly these names (default: all)\n"
         "  --count N         stop after N events\n"
         "  --seconds S       stop after S seconds\n"
-        "Fails if nothing, not even a heartbeat, comes from the broker within\n"
-        "--timeout; later silences are reported once on stderr.\n"
+        "Fails (exit 1) if no broker answers within --timeout at the start, or\n"
+        "when the broker stops answering later (pond down): a tail in the\n"
+        "background never outlives its mesh.\n"
         "\n"
         POND_CLI_COMMON_HELP);
 }
@@ -411,6 +412,24 @@ pond_cmd_tail (int argc, char *argv [])
     if (cli.done)
         return cli.exit_code;
 
+    //  A broker must answer now, and later whenever it falls silent:
+    //  tail never waits on a mesh that is gone
+    pond_client_t *probe = pond_client_new (cli.eps.ingest);
+    if (!probe)
+        return pond_cli_usage (&cli, "cannot use ingest endpoint '%s'", cli.eps.ingest);
+    int first_wait = cli.timeout_ms;
+    if (seconds > 0 && seconds * 1000 < first_wait)
+        first_wait = (int) (seconds * 1000) + 1;
+    pond_client_set_timeout (probe, first_wait, 1);
+    if (pond_client_ping (probe, first_wait)) {
+        pond_client_destroy (&probe);
+        if (zsys_interrupted)
+            return POND_EXIT_OK;
+        pond_cli_fail (&cli, "no broker answers at %s within %d ms", cli.eps.ingest,
+                       first_wait);
+        pond_cli_hint_broker (&cli);
+        return POND_EXIT_FAILURE;
+    }
     const char *pointers [TAIL_NAMES_MAX];
     for (int i = 0; i < count; i++)
         pointers [i] = names [i];
@@ -452,22 +471,28 @@ pond_cmd_tail (int argc, char *argv [])
         }
         else
         if (now - last_heard >= cli.timeout_ms) {
-            if (heard == 0) {
-                rc = pond_cli_fail (&cli, "nothing from the broker at %s within %d ms",
-                                    cli.eps.pub, cli.timeout_ms);
+            //  Heartbeats come every second: silence means the broker is
+            //  gone (pond down) or cannot reach us; ask it once
+            if (pond_client_ping (probe, cli.timeout_ms)) {
+                if (zsys_interrupted)
+                    break;
+                rc = pond_cli_fail (&cli, "the broker at %s stopped answering",
+                                    cli.eps.ingest);
                 pond_cli_hint_broker (&cli);
                 break;
             }
             if (!warned)
-                fprintf (stderr, "pond tail: nothing from the broker for %d ms; waiting\n",
-                         cli.timeout_ms);
+                fprintf (stderr, "pond tail: nothing on %s for %d ms although the broker "
+                         "answers; waiting\n", cli.eps.pub, cli.timeout_ms);
             warned = true;
+            last_heard = zclock_mono ();    //  ask again after the next silence
         }
     }
     if (pond_sub_dropped (sub))
         fprintf (stderr, "pond tail: dropped %llu malformed messages\n",
                  (unsigned long long) pond_sub_dropped (sub));
     pond_sub_destroy (&sub);
+    pond_client_destroy (&probe);
     return rc;
 }
 
@@ -485,7 +510,9 @@ pond_cmd_replay_help (FILE *out)
         "       pond replay [--from-seq N] [--to-seq N] [--limit N]\n"
         "\n"
         "Print stored events as JSON lines, in order, then \"replayed N events\"\n"
-        "on stderr. The replay sees the log as it was when it started.\n"
+        "on stderr once the replay is complete (a failed one says so instead,\n"
+        "with how many events came before). The replay sees the log as it was\n"
+        "when it started.\n"
         "\n"
         "  --names A,B       events with these names (up to %d), ordered by event\n"
         "                    time, then seq\n"
@@ -594,8 +621,12 @@ pond_cmd_replay (int argc, char *argv [])
     }
     else
     if (code != POND_CODE_OK)
-        rc = pond_cli_fail (&cli, "replay failed (%d): %s", code, pond_replay_reason (replay));
-    fprintf (stderr, "replayed %llu events\n", (unsigned long long) pond_replay_count (replay));
+        rc = pond_cli_fail (&cli, "replay failed (%d) after %llu events: %s", code,
+                            (unsigned long long) pond_replay_count (replay),
+                            pond_replay_reason (replay));
+    if (rc == POND_EXIT_OK)
+        fprintf (stderr, "replayed %llu events\n",
+                 (unsigned long long) pond_replay_count (replay));
     pond_replay_destroy (&replay);
     return rc;
 }

@@ -395,6 +395,10 @@ Test (badge_rules, every_rejection)
     s_reject ("{\"version\":\"v2\",\"badges\":[{\"name\":\"A\",\"at\":\"10\"}]}", "\"at\"");
     s_reject ("{\"version\":\"v2\",\"badges\":[{\"name\":\"A\"}]}", "\"at\"");
     s_reject ("{\"version\":\"v2\",\"badges\":[{\"name\":\"A\",\"at\":1000000001}]}", "\"at\"");
+    s_reject ("{\"version\":\"v2\",\"badges\":[{\"name\":\"Junior\",\"at\":30},"
+              "{\"name\":\"Master\",\"at\":5}]}", "from the fewest quacks to the most");
+    s_reject ("{\"version\":\"v2\",\"badges\":[{\"name\":\"Junior\",\"at\":10},"
+              "{\"name\":\"Master\",\"at\":10}]}", "each \"at\" higher");
 }
 
 //  ---------------------------------------------------------------------

@@ -1194,8 +1194,8 @@ Test (cli, help_and_usage_errors)
         { "publish --name QUACKED --entity c --timeout", "needs a value" },
         { "publish --name QUACKED --entity c --timeout soon", "--timeout" },
         { "publish --name quacked --entity c", "name must start with A-Z" },
-        { "publish --name QUACKED --entity c --data '[1]'", "JSON object" },
-        { "publish --name QUACKED --entity c --data /tmp", "--data-dir" },
+        { "publish --name QUACKED --entity c --payload '[1]'", "JSON object" },
+        { "publish --name QUACKED --entity c --data '{\"a\":1}'", "--payload" },
         { "publish --name QUACKED --entity c --ts yesterday", "not a time" },
         { "publish --name QUACKED --entity c --id 1234", "not a UUID" },
         { "publish --stdin --name QUACKED", "--stdin" },
@@ -1248,7 +1248,7 @@ Test (cli, publish_and_stdin)
     int rc;
     //  Default endpoints of --data-dir
     char *out = pond_harness_run (&rc, "%s publish --data-dir %s --name QUACKED --entity cust-1 "
-                                  "--data '{\"loudness\":3}' --meta '{\"firmware\":\"2.1\"}' "
+                                  "--payload '{\"loudness\":3}' --meta '{\"firmware\":\"2.1\"}' "
                                   "--source silo-7 --ts 2022-01-01T10:30:00Z "
                                   "--id 01890a5d-ac96-774b-bcce-b302099a8057", POND, fake->dir);
     cr_assert_eq (rc, 0, "%s", out);
@@ -1352,8 +1352,8 @@ Test (cli, replay)
     out = pond_harness_run (&rc, "%s replay --control %s --names QUACKED --from 2022-01-01 "
                             "2>&1 >/dev/null", POND, fake->control);
     cr_assert_eq (rc, 1);
-    cr_assert (strstr (out, "replay failed (500): disk on fire"), "%s", out);
-    cr_assert (strstr (out, "replayed 8 events"), "%s", out);
+    cr_assert (strstr (out, "replay failed (500) after 8 events: disk on fire"), "%s", out);
+    cr_assert_null (strstr (out, "replayed"), "a failed replay does not claim one: %s", out);
     free (out);
     s_fake_destroy (&fake);
 }
@@ -1399,17 +1399,43 @@ Test (cli, tail)
     free (out);
 
     //  SIGTERM ends a tail normally
-    pid = pond_harness_spawn ("pond", log, "tail", "--pub", fake->pub, NULL);
+    pid = pond_harness_spawn ("pond", log, "tail", "--data", fake->dir, NULL);
     s_fake_wait_subscriptions (fake, 4);
     status = pond_harness_stop (pid, SIGTERM);
     cr_assert (WIFEXITED (status) && WEXITSTATUS (status) == 0, "status %d", status);
 
     //  --seconds
     int64_t start = zclock_mono ();
-    out = pond_harness_run (&rc, "%s tail --pub %s --seconds 0.3", POND, fake->pub);
+    out = pond_harness_run (&rc, "%s tail --data %s --seconds 0.3", POND, fake->dir);
     cr_assert_eq (rc, 0);
     cr_assert_str_empty (out);
     cr_assert_geq (zclock_mono () - start, 300);
     free (out);
+
+    //  A tail in the background ends (status 1) once its broker is gone
+    int before = s_fake_counters (fake).subscriptions;
+    pid = pond_harness_spawn ("pond", log, "tail", "--data", fake->dir, "--timeout", "300",
+                              NULL);
+    s_fake_wait_subscriptions (fake, before + 1);
     s_fake_destroy (&fake);
+    status = s_wait_child (pid, 3000);
+    cr_assert (WIFEXITED (status) && WEXITSTATUS (status) == 1,
+               "a tail outlives its broker (status %d)", status);
+    out = pond_harness_run (&rc, "cat %s", log);
+    cr_assert (strstr (out, "stopped answering"), "%s", out);
+    free (out);
+}
+
+//  --seconds bounds the wait for a broker too: no broker is a failure
+Test (cli, tail_seconds_without_broker_fails)
+{
+    s_require_pond ();
+    char *dir = s_tempdir ();
+    int rc;
+    int64_t start = zclock_mono ();
+    char *out = pond_harness_run (&rc, "%s tail --data %s --seconds 1 2>&1", POND, dir);
+    cr_assert_eq (rc, 1, "status %d: %s", rc, out);
+    cr_assert (strstr (out, "no broker answers"), "%s", out);
+    cr_assert_lt (zclock_mono () - start, 2500);
+    free (out);
 }

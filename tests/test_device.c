@@ -303,6 +303,26 @@ s_assert_same_ids (zlistx_t *events, zlistx_t *created)
 }
 
 //  ---------------------------------------------------------------------
+//  (0) The scenario the README uses is shipped and runs as it says
+
+Test (device, shipped_kitchen_scenario_runs, .init = s_setup, .fini = s_teardown,
+      .timeout = 60)
+{
+    char *output;
+    int code = s_run (&output, "--device", "silo-2", "--customer", "cust-2", "--scenario",
+                      POND_TESTS_DIR "/../actors/device/scenarios/kitchen.txt", NULL);
+    cr_assert_eq (code, 0, "the README's kitchen scenario runs:\n%s", output);
+    cJSON *summary = s_summary (output);
+    cr_assert_eq (s_number (summary, "created"), 10, "%s", output);
+    cr_assert_eq (s_number (summary, "sent"), 10, "%s", output);
+    cJSON_Delete (summary);
+    free (output);
+    zlistx_t *events = s_replay_entity ("cust-2");
+    cr_assert_eq (zlistx_size (events), 10);
+    zlistx_destroy (&events);
+}
+
+//  ---------------------------------------------------------------------
 //  (1) A scenario: stored in creation order, data right, state right
 
 Test (device, scenario_is_stored_in_order_and_state_kept, .init = s_setup,
@@ -855,9 +875,10 @@ Test (device, nacks_dups_and_refusals_from_a_fake_broker, .init = s_setup,
     zsock_destroy (&fake);
     char *output = s_slurp (log);
     free (log);
-    cr_assert_eq (code, 0, "exit 0 once nothing is queued:\n%s", output);
+    cr_assert_eq (code, 1, "exit 1: an event was refused for good:\n%s", output);
     cr_assert (strstr (output, "no, never"), "the refusal is logged with its reason:\n%s",
                output);
+    cr_assert (strstr (output, "refused 1 events for good"), "and summed up:\n%s", output);
     cJSON *summary = s_summary (output);
     cr_assert_eq (s_number (summary, "created"), 3);
     cr_assert_eq (s_number (summary, "sent"), 2);

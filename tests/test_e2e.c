@@ -59,13 +59,13 @@ Test (e2e, publish_tail_replay_stats)
 
     int rc;
     char *out = s_pond (&rc, "publish --name QUACKED --entity cust-1 --ts 2022-03-01 "
-                             "--data '{\"duration_ms\":120,\"loudness_db\":61}'");
+                             "--payload '{\"duration_ms\":120,\"loudness_db\":61}'");
     cr_assert_eq (rc, 0, "publish failed: %s", out);
     cr_assert (strstr (out, "\"seq\":1"), "first event gets seq 1: %s", out);
     cr_assert (strstr (out, "\"dup\":false"));
     free (out);
     out = s_pond (&rc, "publish --name LABEL_ADDED --entity cust-1 --ts 2022-02-01 "
-                       "--data '{\"label\":\"milk\"}'");
+                       "--payload '{\"label\":\"milk\"}'");
     cr_assert_eq (rc, 0);
     free (out);
     out = s_pond (&rc, "publish --name BUTTON_CLICKED --entity cust-1 --ts 2022-01-15");
@@ -145,7 +145,7 @@ Test (e2e, errors_say_what_to_do)
     cr_assert (strstr (err, "name"), "the message names the rule: %s", err);
     free (err);
 
-    out = s_pond (&rc, "publish --name QUACKED --entity cust-1 --data '{not json'");
+    out = s_pond (&rc, "publish --name QUACKED --entity cust-1 --payload '{not json'");
     cr_assert_neq (rc, 0);
     free (out);
 

@@ -317,6 +317,7 @@ Test (security, device_binary_with_keys)
                             "--outbox %s/devices/silo-1-ben --customer ben --quack 2 "
                             "--sync-timeout 10 2>&1", POND_BIN_DIR, mesh.dir, mesh.keys,
                             mesh.dir);
+    cr_assert_eq (rc, 1, "refused events fail the run: %s", out);
     cr_assert (strstr (out, "\"sent\":0") && strstr (out, "\"rejected\":2"), "%s", out);
     free (out);
     //  ... as a key it has no secret for: nothing happens

@@ -119,6 +119,14 @@ pond_badge_rules_from_cjson (const cJSON *tree, pond_badge_rules_t *rules,
                       "from 1 to %d", name->valuestring, POND_BADGE_AT_MAX);
             return -1;
         }
+        //  A ladder: each badge needs more quacks than the one before it
+        if (index > 0 && (uint64_t) value <= rules->badges [index - 1].at) {
+            snprintf (err, errlen, "badge \"%s\" at %.0f comes after \"%s\" at %llu: list "
+                      "badges from the fewest quacks to the most, each \"at\" higher than "
+                      "the one before", name->valuestring, value, rules->badges [index - 1].name,
+                      (unsigned long long) rules->badges [index - 1].at);
+            return -1;
+        }
         strcpy (rules->badges [index].name, name->valuestring);
         rules->badges [index].at = (uint64_t) value;
         index++;

@@ -983,3 +983,10 @@ pond_device_sent (pond_device_t *self)
     assert (self);
     return self->sent;
 }
+
+uint64_t
+pond_device_rejected (pond_device_t *self)
+{
+    assert (self);
+    return self->rejected;
+}

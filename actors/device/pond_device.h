@@ -155,6 +155,9 @@ uint64_t
     pond_device_created (pond_device_t *self);
 uint64_t
     pond_device_sent (pond_device_t *self);
+//  Events the broker refused for good (set aside, never sent again).
+uint64_t
+    pond_device_rejected (pond_device_t *self);
 
 #ifdef __cplusplus
 }

@@ -77,7 +77,8 @@ s_usage (FILE *out)
         "\n"
         "Output: one JSON line at the end: {device, customer, created, sent, dups,\n"
         "queued, rejected, resends, containers}. Exit codes: 0 all sent (or stopped by\n"
-        "SIGINT/SIGTERM), 1 events still queued or the outbox failed, 2 usage error.\n"
+        "SIGINT/SIGTERM), 1 events still queued, refused by the broker (rejected) or\n"
+        "the outbox failed, 2 usage error.\n"
         "\n"
         "Example:\n"
         "  pond-device --device silo-1 --customer cust-1 --quack 3 --label c1=milk\n"
@@ -509,6 +510,15 @@ main (int argc, char *argv [])
                  "sent at the next start of pond-device --device %s\n",
                  (unsigned long long) queued, outbox,
                  *reason? reason: "the broker did not ACK them in time", args.config.device);
+        rc = 1;
+    }
+    else
+    if (pond_device_rejected (device)) {
+        fprintf (stderr, "pond-device: the broker refused %llu events for good (reasons "
+                 "above); they are set aside in %s and never sent again: fix the device's "
+                 "key or data (see pond-device --device %s --state)\n",
+                 (unsigned long long) pond_device_rejected (device), outbox,
+                 args.config.device);
         rc = 1;
     }
     pond_device_destroy (&device);
