@@ -3,7 +3,8 @@
     store restarted each time. Every ACK must name an event that is in
     the log: at the end every ACKed id is stored exactly once with the
     seq its ACK named, seqs run 1..head without a hole, and no seq was
-    ever ACKed for two ids.
+    ever ACKed for two ids; and each time the store stops cleanly (exit
+    0, not SIGKILL after 5 s).
 
     A signal sent to a process goes to any of its threads that does not
     block it (Linux picks the main thread unless it already has one
@@ -257,7 +258,11 @@ Test (signals, store_stopped_by_signal_acks_only_what_it_wrote, .init = s_setup,
             //  second finds the first pending in the main thread
             kill (mesh->store, signo == SIGTERM? SIGINT: SIGTERM);
             int status = pond_harness_stop (mesh->store, signo);
-            cr_assert (WIFEXITED (status) || WIFSIGNALED (status));
+            cr_assert (WIFEXITED (status) && WEXITSTATUS (status) == 0,
+                       "pond-store did not stop cleanly on signal %d (%s %d): a worker that "
+                       "took a signal left it stuck", signo,
+                       WIFSIGNALED (status)? "killed by signal": "exit code",
+                       WIFSIGNALED (status)? WTERMSIG (status): WEXITSTATUS (status));
             cr_assert_eq (pond_mesh_start_store (mesh), 0, "store restarts after signal %d",
                           signo);
             stops++;
