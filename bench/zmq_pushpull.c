@@ -20,6 +20,8 @@
     the last message received by any receiver).
 */
 #define _GNU_SOURCE
+#include "pond_thread.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
@@ -55,6 +57,7 @@ static void *
 s_receiver_run (void *args)
 {
     receiver_t *self = (receiver_t *) args;
+    pond_thread_block_signals ();   //  a signal must not fail a receive with EINTR
     void *pull = zmq_socket (self->context, ZMQ_PULL);
     if (!pull || zmq_connect (pull, self->endpoint)) {
         fprintf (stderr, "pond-zmq-pushpull: cannot connect to %s: %s\n", self->endpoint,

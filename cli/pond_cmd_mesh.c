@@ -257,7 +257,10 @@ pond_mesh_children_finish (pond_mesh_child_t *children, size_t count, int timeou
         if (child->pid > 0) {
             if (rc)
                 kill (child->pid, SIGKILL);
-            if (waitpid (child->pid, &child->status, 0) != child->pid)
+            pid_t reaped;
+            while ((reaped = waitpid (child->pid, &child->status, 0)) == -1 && errno == EINTR)
+                ;               //  a signal is not the child's end
+            if (reaped != child->pid)
                 child->status = -1;
         }
     }

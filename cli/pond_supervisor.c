@@ -751,7 +751,8 @@ s_child_stop (pond_supervisor_t *self, child_t *child)
         s_log (self, "%s did not stop within %d ms: SIGKILL", child->name,
                self->stop_timeout_ms);
         kill (child->pid, SIGKILL);
-        rc = waitpid (child->pid, &status, 0);
+        while ((rc = waitpid (child->pid, &status, 0)) == -1 && errno == EINTR)
+            ;
     }
     if (rc == child->pid) {
         s_describe_exit (status, child->last_exit, sizeof child->last_exit);

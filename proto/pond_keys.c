@@ -8,6 +8,7 @@
     anyway. Both use a pond_keyring_t on KEYS/public.
 */
 #include "pond_keys.h"
+#include "pond_thread.h"
 #include "pond_event.h"
 
 #include <ctype.h>
@@ -682,6 +683,7 @@ s_zap_answer (zap_t *self, zsock_t *handler)
 static void
 s_zap_actor (zsock_t *pipe, void *args)
 {
+    pond_thread_block_signals ();
     char dir [PATH_MAX];
     snprintf (dir, sizeof dir, "%s", (const char *) args);
     zap_t self = { dir, NULL, zhashx_new () };

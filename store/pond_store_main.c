@@ -37,6 +37,8 @@ s_usage (FILE *out)
         "\n"
         "Once listening, pond-store writes DIR/store.zpl with store/endpoint and\n"
         "store/pid. It stops cleanly on SIGTERM or SIGINT.\n"
+        "POND_STORE_UNSAFE_NO_SYNC=1 in the environment turns the WAL sync off: for\n"
+        "tests and benchmarks only, ACKed events can then be lost in a power cut.\n"
         "Exit codes: 0 stopped cleanly, 1 runtime failure, 2 usage error.\n");
 }
 

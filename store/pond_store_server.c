@@ -39,6 +39,7 @@
 #include "pond_replay.h"
 #include "pond_proto.h"
 #include "pond_keys.h"
+#include "pond_thread.h"
 
 #include <msgpack.h>
 #include <pthread.h>
@@ -52,6 +53,7 @@
 #define SOCKET_SNDHWM       10000
 #define SOCKET_RCVHWM       1000
 #define SOCKET_MAXMSGSIZE   (4 * 1024 * 1024)   //  larger frames: peer disconnected
+#define LINGER_AT_EXIT      1000    //  msecs to send the last answers whole
 
 //  An APPEND waiting for its group to be written
 typedef struct {
@@ -183,6 +185,7 @@ struct _pond_store_server_t {
     s_group_t *filling;
     s_group_t *writing;             //  NULL: the writer is idle
     zactor_t *writer;               //  writes one group per request
+    bool writer_lost;               //  it answered something else: stop, answer nothing
     pond_appended_t *appended;      //  reply scratch (large: not on the stack)
     //  Replays
     zlistx_t *replays;
@@ -325,6 +328,7 @@ s_replay_destroy (s_replay_t **self_p)
 }
 
 static void s_writer_actor (zsock_t *pipe, void *args);
+static int s_writer_answer (pond_store_server_t *self);
 
 pond_store_server_t *
 pond_store_server_new (pond_store_t *store, const char *endpoint)
@@ -410,9 +414,8 @@ pond_store_server_destroy (pond_store_server_t **self_p)
         pond_store_server_t *self = *self_p;
         //  A group being written is finished first (its APPENDs are not
         //  answered: the broker resends them and gets dups)
-        char done;
-        if (self->writing)
-            zmq_recv (zsock_resolve (self->writer), &done, 1, 0);
+        if (self->writing && !self->writer_lost)
+            s_writer_answer (self);
         self->writing = NULL;
         zactor_destroy (&self->writer);
         for (int i = 0; i < 2; i++) {
@@ -427,6 +430,11 @@ pond_store_server_destroy (pond_store_server_t **self_p)
             free (group->sizes);
         }
         zlistx_destroy (&self->replays);        //  before the store goes
+        //  The answers queued last go out whole, or not at all: a reply
+        //  cut off mid-message when the socket closes would reach the
+        //  broker as the head of a message whose tail never comes
+        if (self->router)
+            zsock_set_linger (self->router, LINGER_AT_EXIT);
         zsock_destroy (&self->router);
         if (self->pool)
             s_pool_unref (self->pool);          //  buffers still out keep it
@@ -462,22 +470,32 @@ pond_store_server_set_replay_timeout (pond_store_server_t *self, int msecs)
 
 //  The writer: an actor that commits one prepared group per request (the
 //  address of the group on its pipe): one synced WriteBatch with
-//  pond_store_commit, then group->rc is set and it answers one byte.
-//  Meanwhile the loop prepares the next group. It ends on $TERM.
+//  pond_store_commit, then group->rc is set and it answers with the same
+//  address, which the loop checks (s_writer_answer). Meanwhile the loop
+//  prepares the next group. It takes no signals (the main thread does),
+//  retries a call a signal interrupted anyway, and ends on $TERM only
+//  (or when the context goes).
 static void
 s_writer_actor (zsock_t *pipe, void *args)
 {
+    pond_thread_block_signals ();
     pond_store_t *store = (pond_store_t *) args;
     void *handle = zsock_resolve (pipe);
     zsock_signal (pipe, 0);
     while (true) {
         char request [16];
         int size = zmq_recv (handle, request, sizeof request, 0);
+        if (size == -1 && zmq_errno () == EINTR)
+            continue;
         if (size == (int) sizeof (s_group_t *)) {
             s_group_t *group;
             memcpy (&group, request, sizeof group);
             group->rc = pond_store_commit (store, group->prepared);
-            if (zmq_send (handle, "D", 1, 0) == -1)
+            int rc;
+            while ((rc = zmq_send (handle, &group, sizeof group, 0)) == -1
+            &&     zmq_errno () == EINTR)
+                ;
+            if (rc == -1)
                 break;
         }
         else
@@ -618,12 +636,16 @@ s_group_done (pond_store_server_t *self, s_group_t *group)
 static void
 s_writer_start (pond_store_server_t *self)
 {
-    if (self->writing || self->filling->nappends == 0)
+    if (self->writing || self->filling->nappends == 0 || self->writer_lost)
         return;
     self->writing = self->filling;
     self->filling = self->writing == &self->groups [0]? &self->groups [1]: &self->groups [0];
     s_group_t *group = self->writing;
-    if (zmq_send (zsock_resolve (self->writer), &group, sizeof group, 0) == -1) {
+    int rc;
+    while ((rc = zmq_send (zsock_resolve (self->writer), &group, sizeof group, 0)) == -1
+    &&     zmq_errno () == EINTR)
+        ;
+    if (rc == -1) {
         //  Only when the context is going away: write it here instead
         group->rc = pond_store_commit (self->store, group->prepared);
         self->writing = NULL;
@@ -631,15 +653,52 @@ s_writer_start (pond_store_server_t *self)
     }
 }
 
+//  Read the writer's answer for the group being written, waiting for it
+//  (a signal does not end the wait: the commit is short). Returns 1 if
+//  the writer answered with that group's address (group->rc holds the
+//  commit's result), 0 if nothing came (only with ZMQ_DONTWAIT), -1 if
+//  anything else came or the pipe failed: the writer is gone (its exit
+//  signal looks like an answer of the same size), and whether the group
+//  was written is unknown. Then writer_lost is set: nothing is answered
+//  and nothing more is committed, the server stops, and the broker
+//  resends to the next store, which knows from the log what was written.
+static int
+s_writer_reply (pond_store_server_t *self, int flags)
+{
+    char reply [16];
+    int size;
+    while ((size = zmq_recv (zsock_resolve (self->writer), reply, sizeof reply, flags)) == -1
+    &&     zmq_errno () == EINTR)
+        ;
+    if (size == -1 && zmq_errno () == EAGAIN && (flags & ZMQ_DONTWAIT))
+        return 0;
+    if (size == (int) sizeof self->writing
+    &&  memcmp (reply, &self->writing, sizeof self->writing) == 0)
+        return 1;
+    if (!self->writer_lost)
+        zsys_error ("store: the writer thread %s (%d bytes on its pipe): stopping without "
+                    "answering the APPENDs in flight; the broker resends them to the next "
+                    "store, which knows from its log what was written",
+                    size == -1? "cannot be reached": "answered something else", size);
+    self->writer_lost = true;
+    return -1;
+}
+
+//  Wait for the writer's answer and drop it (the server goes away).
+static int
+s_writer_answer (pond_store_server_t *self)
+{
+    return s_writer_reply (self, 0) == 1? 0: -1;
+}
+
 //  If the writer is done (wait for it if block), answer its group and
 //  give it the next. Returns true if a group was finished.
 static bool
 s_writer_collect (pond_store_server_t *self, bool block)
 {
-    if (!self->writing)
+    if (!self->writing || self->writer_lost)
         return false;
-    char done;
-    if (zmq_recv (zsock_resolve (self->writer), &done, 1, block? 0: ZMQ_DONTWAIT) == -1)
+    if (s_writer_reply (self, block? 0: ZMQ_DONTWAIT) != 1)
         return false;
     s_group_t *group = self->writing;
     self->writing = NULL;
@@ -668,18 +727,21 @@ s_commit (pond_store_server_t *self)
 }
 
 //  The group being filled is full: hand it over, waiting for the writer
-//  if it is still busy with the previous one.
-static void
+//  if it is still busy with the previous one. Returns 0 once the group
+//  being filled is empty, or -1 if the writer is lost (nothing can be
+//  added then: the server stops).
+static int
 s_group_full (pond_store_server_t *self)
 {
     //  Collecting the group being written hands this one over at once
     //  (s_writer_collect starts the next): wait for one sync, not two
-    if (self->writing)
-        s_writer_collect (self, true);
-    if (self->filling->nappends) {      //  writer was idle, or the wait failed
-        s_writer_wait (self);
-        s_writer_start (self);
+    while (self->filling->nappends && !self->writer_lost) {
+        if (self->writing)
+            s_writer_collect (self, true);
+        else
+            s_writer_start (self);
     }
+    return self->writer_lost? -1: 0;
 }
 
 //  Can the store take this decoded event (size bytes as received)? Its
@@ -719,9 +781,10 @@ s_handle_append (pond_store_server_t *self, zframe_t *routing_id, zmsg_t *msg)
         return;
     }
     size_t count = zmsg_size (msg);
-    if (self->filling->nevents + count > GROUP_CAPACITY
-    ||  self->filling->nappends == GROUP_APPENDS)
-        s_group_full (self);
+    if ((self->filling->nevents + count > GROUP_CAPACITY
+    ||   self->filling->nappends == GROUP_APPENDS)
+    &&  s_group_full (self))
+        return;                     //  not answered: the server stops
     s_group_t *group = self->filling;
     s_append_t *append = &group->appends [group->nappends];
     memset (append, 0, sizeof (*append));
@@ -1240,12 +1303,14 @@ static void
 s_drain (pond_store_server_t *self)
 {
     int read = 0;
-    for (; read < DRAIN_MAX; read++) {
+    for (; read < DRAIN_MAX && !self->writer_lost; read++) {
         zmsg_t *msg = zmsg_recv (self->router);     //  rcvtimeo 0: never waits
         if (!msg)
             break;
         s_handle_message (self, msg);
     }
+    if (self->writer_lost)
+        return;
     if (read == 1 && !self->writing && self->filling->nappends == 1) {
         s_group_t *group = self->filling;
         group->rc = pond_store_commit (self->store, group->prepared);
@@ -1267,7 +1332,7 @@ pond_store_server_run (pond_store_server_t *self, zsock_t *pipe)
         { zsock_resolve (self->writer), 0, ZMQ_POLLIN, 0 },
     };
     int fixed = pipe? 2: 1;
-    while (!zsys_interrupted) {
+    while (!zsys_interrupted && !self->writer_lost) {
         int count = fixed + (self->writing? 1: 0);
         if (zmq_poll (items, count, s_replay_timeout (self)) == -1) {
             if (zmq_errno () == ETERM)
@@ -1289,12 +1354,13 @@ pond_store_server_run (pond_store_server_t *self, zsock_t *pipe)
         s_serve_replays (self);
     }
     s_writer_wait (self);           //  answer what is being written
-    return 0;
+    return self->writer_lost? -1: 0;
 }
 
 void
 pond_store_server_actor (zsock_t *pipe, void *server)
 {
+    pond_thread_block_signals ();
     zsock_signal (pipe, 0);
     pond_store_server_run ((pond_store_server_t *) server, pipe);
 }

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "pond_client.h"
+#include "pond_thread.h"
 #include "pond_harness.h"
 #include "pond_uuid.h"
 
@@ -329,6 +330,7 @@ s_fake_control (fake_state_t *self)
 static void
 s_fake_actor (zsock_t *pipe, void *args)
 {
+    pond_thread_block_signals ();
     fake_t *fake = (fake_t *) args;
     fake_state_t *self = (fake_state_t *) zmalloc (sizeof (fake_state_t));
     self->cfg = fake->cfg;

@@ -3,10 +3,15 @@
     thread; with the write-fault hook on, every one gets APPENDED 500, in
     order, and nothing is stored; once the disk is back the same stream is
     stored gap-free and answered in seq order. (In-process store: the
-    fault hook is not reachable from another process.)
+    fault hook is not reachable from another process.) And stray signals
+    delivered to the server's threads change no answer.
 */
 #include <criterion/criterion.h>
 #include <czmq.h>
+#include <dirent.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "pond_proto.h"
 #include "pond_store.h"
@@ -204,5 +209,85 @@ Test (store_writer, resend_in_flight_gets_original_seqs, .timeout = 60)
     zactor_destroy (&it.actor);
     cr_assert_eq (pond_store_head (store), (uint64_t) FAULT_APPENDS * FAULT_EVENTS,
                   "nothing stored twice");
+    s_unserve (&it);
+}
+
+//  The tids of this process's threads, into tids [max]; returns how many.
+static size_t
+s_threads (pid_t *tids, size_t max)
+{
+    DIR *dir = opendir ("/proc/self/task");
+    cr_assert_not_null (dir);
+    size_t count = 0;
+    struct dirent *entry;
+    while ((entry = readdir (dir)) && count < max)
+        if (atoi (entry->d_name) > 0)
+            tids [count++] = (pid_t) atoi (entry->d_name);
+    closedir (dir);
+    return count;
+}
+
+static void
+s_ignore_signal (int signo)
+{
+    (void) signo;
+}
+
+#define SIGNAL_ROUNDS   150
+#define SIGNAL_APPENDS  4           //  pipelined per round
+
+//  A signal a process takes may be delivered to any thread that does not
+//  block it, and with a handler installed without SA_RESTART (as CZMQ
+//  installs its own) a blocking call in that thread fails with EINTR. The
+//  server's threads block signals, so stray signals sent to each of them
+//  while APPENDs stream in change nothing: every APPEND is answered, in
+//  order, with gap-free seqs, and the log holds exactly what was answered.
+Test (store_writer, signals_to_server_threads_change_no_answer, .timeout = 60)
+{
+    struct sigaction action = { .sa_handler = s_ignore_signal };   //  no SA_RESTART
+    sigemptyset (&action.sa_mask);
+    cr_assert_eq (sigaction (SIGUSR1, &action, NULL), 0);
+    pid_t before [256], after [256];
+    size_t nbefore = s_threads (before, 256);
+    served_t it;
+    s_serve (&it);
+    //  The server's threads: those that were not there before
+    size_t nafter = s_threads (after, 256);
+    pid_t server_threads [256];
+    size_t nserver = 0;
+    for (size_t i = 0; i < nafter; i++) {
+        bool old = false;
+        for (size_t j = 0; j < nbefore; j++)
+            old = old || after [i] == before [j];
+        if (!old)
+            server_threads [nserver++] = after [i];
+    }
+    cr_assert_gt (nserver, 1, "the server runs threads");
+    uint64_t seqs [POND_APPEND_MAX];
+    uint64_t next = 1, bid = 0, signals = 0;
+    for (int round = 0; round < SIGNAL_ROUNDS; round++) {
+        for (int i = 0; i < SIGNAL_APPENDS; i++) {
+            s_fault_append (it.dealer, ++bid, "cust-signal");
+            //  While the groups are prepared and synced, and while idle
+            for (size_t t = 0; t < nserver; t++)
+                signals += syscall (SYS_tgkill, getpid (), server_threads [t], SIGUSR1) == 0;
+        }
+        for (uint64_t expect = bid - SIGNAL_APPENDS + 1; expect <= bid; expect++) {
+            uint64_t got;
+            size_t count;
+            cr_assert_eq (s_fault_appended (it.dealer, &got, seqs, &count), POND_CODE_OK);
+            cr_assert_eq (got, expect, "APPENDED in the order of the APPENDs");
+            cr_assert_eq (count, FAULT_EVENTS);
+            for (size_t k = 0; k < count; k++)
+                cr_assert_eq (seqs [k], next++, "gap-free");
+        }
+        //  And once more while everything is idle
+        for (size_t t = 0; t < nserver; t++)
+            signals += syscall (SYS_tgkill, getpid (), server_threads [t], SIGUSR1) == 0;
+    }
+    zactor_destroy (&it.actor);
+    cr_assert_eq (pond_store_head (it.store), next - 1, "the log holds what was answered");
+    fprintf (stderr, "signals to %zu server threads: %" PRIu64 " sent, %" PRIu64
+             " events answered and stored\n", nserver, signals, next - 1);
     s_unserve (&it);
 }

@@ -1,0 +1,26 @@
+/*  pond_thread: worker threads block the signals the main thread takes.
+    See pond_thread.h.
+*/
+#include "pond_thread.h"
+
+#include <czmq.h>
+#include <pthread.h>
+#include <signal.h>
+
+int
+pond_thread_block_signals (void)
+{
+    static const int signals [] = {
+        SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGUSR1, SIGUSR2, SIGALRM, SIGCHLD
+    };
+    sigset_t set;
+    sigemptyset (&set);
+    for (size_t i = 0; i < sizeof signals / sizeof signals [0]; i++)
+        sigaddset (&set, signals [i]);
+    int rc = pthread_sigmask (SIG_BLOCK, &set, NULL);
+    if (rc) {
+        zsys_error ("cannot block signals in a worker thread: %s", strerror (rc));
+        return -1;
+    }
+    return 0;
+}
