@@ -73,6 +73,10 @@ s_check_label (const char *key, const char *text, size_t len, char *err, size_t 
             return -1;
         }
     }
+    if (!pond_value_utf8_valid ((const uint8_t *) text, len)) {
+        snprintf (err, errlen, "%s must be valid UTF-8", key);
+        return -1;
+    }
     return 0;
 }
 
@@ -298,6 +302,8 @@ s_set_map (const char *key, s_slot_t *slot, const uint8_t *msgpack, size_t size,
         snprintf (err, errlen, "%s must be exactly one map", key);
         return -1;
     }
+    if (pond_value_check_portable (msgpack, size, key, err, errlen))
+        return -1;
     uint8_t *copy = s_memdup (msgpack, size);
     if (!copy) {
         snprintf (err, errlen, "out of memory");
@@ -744,6 +750,9 @@ s_decode_field (pond_event_t *self, int flag, const uint8_t *data,
                 snprintf (err, errlen, "%s must be a map", key);
                 return -1;
             }
+            if (pond_value_check_portable (data + span->start, span->end - span->start, key,
+                                           err, errlen))
+                return -1;
             return s_decode_map_field (self, data, span,
                                        flag == F_META? &self->meta: &self->data, err, errlen);
         }
@@ -781,6 +790,7 @@ s_decode_map (pond_event_t *self, const uint8_t *data, const pond_value_span_t *
         if (!flag) {
             snprintf (err, errlen, "unknown key '%.*s' (see PROTOCOL.md)",
                       (int) (key.value > 32? 32: key.value), (const char *) key.ptr);
+            pond_value_utf8_sanitize (err);     //  a reason is a str: keep it UTF-8
             return -1;
         }
         if (seen & flag) {

@@ -468,6 +468,8 @@ pond_nack_new (const uint8_t *id, uint32_t code, uint32_t retry_ms, const char *
     va_start (args, format);
     vsnprintf (nack.reason, sizeof nack.reason, format, args);
     va_end (args);
+    //  Reasons quote what clients sent: keep them valid UTF-8 for strict readers
+    pond_value_utf8_sanitize (nack.reason);
     return pond_nack_encode (&nack);
 }
 
