@@ -429,6 +429,9 @@ s_pond_appended_fields (pond_appended_t *msg, field_t *fields)
         { "reason", F_STR, msg->reason, POND_REASON_MAX, 0, NULL, NULL, false },
         { "seqs", F_UINTS, msg->seqs, 0, POND_APPEND_MAX, &msg->count, NULL, false },
         { "dups", F_BOOLS, msg->dups, 0, POND_APPEND_MAX, &msg->dups_count, NULL, false },
+        { "codes", F_UINTS, msg->codes, 0, POND_APPEND_MAX, &msg->codes_count, NULL, false },
+        { "reasons", F_STRS, msg->reasons, POND_APPENDED_REASON_MAX, POND_APPEND_MAX,
+          &msg->reasons_count, NULL, false },
     };
     memcpy (fields, table, sizeof table);
     return COUNT (table);
@@ -439,20 +442,26 @@ pond_appended_encode (const pond_appended_t *msg)
 {
     field_t fields [16];
     size_t n = s_pond_appended_fields ((pond_appended_t *) msg, fields);
-    fields [n - 1].count = (size_t *) &msg->count;     //  dups: as many as seqs
+    //  dups, codes and reasons: as many as seqs
+    fields [n - 3].count = fields [n - 2].count = fields [n - 1].count = (size_t *) &msg->count;
     return s_encode (fields, n);
 }
 
 int
 pond_appended_decode (zframe_t *frame, pond_appended_t *msg, char *err, size_t errlen)
 {
-    memset (msg, 0, sizeof (*msg));
+    memset (msg, 0, offsetof (pond_appended_t, reasons));
     field_t fields [16];
     size_t n = s_pond_appended_fields (msg, fields);
     if (s_decode (frame, fields, n, err, errlen))
         return -1;
     if (msg->count != msg->dups_count) {
         snprintf (err, errlen, "'seqs' and 'dups' must have the same length");
+        return -1;
+    }
+    if ((msg->codes_count && msg->codes_count != msg->count)
+    ||  (msg->reasons_count && msg->reasons_count != msg->count)) {
+        snprintf (err, errlen, "'codes' and 'reasons' must be as long as 'seqs'");
         return -1;
     }
     return 0;

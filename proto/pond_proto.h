@@ -47,6 +47,7 @@ extern "C" {
 #define POND_CODE_BAD_REQUEST   400     //  malformed: fix the sender
 #define POND_CODE_FORBIDDEN     403     //  not allowed for this key
 #define POND_CODE_NOT_FOUND     404     //  unknown command
+#define POND_CODE_CONFLICT      409     //  id already used for a different event
 #define POND_CODE_TOO_LARGE     413     //  over a size limit
 #define POND_CODE_STORE_ERROR   500     //  the store could not write
 #define POND_CODE_UNAVAILABLE   503     //  overloaded or store away: retry later
@@ -144,7 +145,11 @@ typedef struct {
     uint64_t bid;
 } pond_append_t;
 
-//  APPENDED: store -> broker, one result per event of the batch
+//  APPENDED: store -> broker, one result per event of the batch. code
+//  200: each event has its own result in codes [i] (200 stored or a
+//  duplicate, else why it was refused: 400, 409, 413, with reasons [i]);
+//  any other code: nothing of the batch was stored, the arrays are empty.
+#define POND_APPENDED_REASON_MAX 128    //  per event: 1024 of them fit a body
 typedef struct {
     uint64_t bid;
     uint32_t code;
@@ -153,6 +158,11 @@ typedef struct {
     uint64_t seqs [POND_APPEND_MAX];
     size_t dups_count;          //  equals count in a valid message
     bool dups [POND_APPEND_MAX];
+    size_t codes_count;         //  count, or 0 from a store that sends none (all 200)
+    uint64_t codes [POND_APPEND_MAX];
+    size_t reasons_count;       //  as codes_count, or 0
+    //  Last: decode clears only what comes before it (this is 128 KiB)
+    char reasons [POND_APPEND_MAX][POND_APPENDED_REASON_MAX];
 } pond_appended_t;
 
 //  Each encode returns a new frame (caller owns it) or NULL if memory ran
