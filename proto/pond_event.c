@@ -869,6 +869,46 @@ pond_event_decode_next (const uint8_t *data, size_t size, size_t *used_p,
     return s_decode (data, size, false, used_p, err, errlen);
 }
 
+bool
+pond_event_peek_id (const uint8_t *data, size_t size, uint8_t *id)
+{
+    if (!data || size == 0)
+        return false;
+    uint8_t tag = data [0];
+    size_t pos = 1;
+    uint64_t count;
+    if (tag >= 0x80 && tag <= 0x8f)
+        count = tag & 0x0f;
+    else
+    if ((tag == 0xde && size >= 3) || (tag == 0xdf && size >= 5)) {
+        pos = tag == 0xde? 3: 5;
+        count = s_be (data + 1, pos - 1);
+    }
+    else
+        return false;
+    //  Keys are read as they come; each value is skipped by the bounded
+    //  check (one object), so a bad value ends the search, not a crash
+    char err [64];
+    for (uint64_t i = 0; i < count && pos < size; i++) {
+        size_t used;
+        if (pond_value_check (data + pos, size - pos, &used, err, sizeof err))
+            return false;
+        bool is_id = used == 3 && data [pos] == 0xa2 && memcmp (data + pos + 1, "id", 2) == 0;
+        pos += used;
+        if (is_id) {
+            if (size - pos < 2 + POND_ID_SIZE || data [pos] != 0xc4
+            ||  data [pos + 1] != POND_ID_SIZE || s_is_nil_id (data + pos + 2))
+                return false;
+            memcpy (id, data + pos + 2, POND_ID_SIZE);
+            return true;
+        }
+        if (pond_value_check (data + pos, size - pos, &used, err, sizeof err))
+            return false;
+        pos += used;
+    }
+    return false;
+}
+
 //  ---------------------------------------------------------------------
 //  JSON rendering
 

@@ -40,14 +40,21 @@ s_encode (const field_t *fields, size_t nfields)
     msgpack_sbuffer_init (&sbuf);
     msgpack_packer pk;
     msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
+    //  An optional id not known is nil (PROTOCOL.md: "id: bin16 or nil");
+    //  any other optional field not set is left out
     size_t carried = 0;
     for (size_t i = 0; i < nfields; i++)
-        carried += !fields [i].present || *fields [i].present;
+        carried += !fields [i].present || *fields [i].present || fields [i].type == F_BIN16;
     msgpack_pack_map (&pk, carried);
     for (size_t i = 0; i < nfields; i++) {
         const field_t *f = &fields [i];
-        if (f->present && !*f->present)
+        if (f->present && !*f->present) {
+            if (f->type == F_BIN16) {
+                s_pack_str (&pk, f->key, strlen (f->key));
+                msgpack_pack_nil (&pk);
+            }
             continue;
+        }
         s_pack_str (&pk, f->key, strlen (f->key));
         switch (f->type) {
             case F_UINT64: msgpack_pack_uint64 (&pk, *(uint64_t *) f->value); break;
@@ -96,6 +103,8 @@ s_decode_scalar (const field_t *f, const msgpack_object *v, void *dst, size_t ca
             if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
                 break;
             *(uint64_t *) dst = v->via.u64;
+            if (f->present)
+                *f->present = true;
             return 0;
         case F_UINT32:
             if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 > UINT32_MAX)
@@ -260,6 +269,7 @@ s_pond_nack_fields (pond_nack_t *msg, field_t *fields)
         FIELD ("code", F_UINT32, &msg->code, true),
         { "reason", F_STR, msg->reason, POND_REASON_MAX, 0, NULL, NULL, true },
         FIELD ("retry_ms", F_UINT32, &msg->retry_ms, false),
+        { "rid", F_UINT64, &msg->rid, 0, 0, NULL, &msg->has_rid, false },
     };
     memcpy (fields, table, sizeof table);
     return COUNT (table);

@@ -48,6 +48,7 @@ extern "C" {
 #define POND_CODE_FORBIDDEN     403     //  not allowed for this key
 #define POND_CODE_NOT_FOUND     404     //  unknown command
 #define POND_CODE_CONFLICT      409     //  id already used for a different event
+#define POND_CODE_CANCELLED     410     //  END: the reader cancelled the replay
 #define POND_CODE_TOO_LARGE     413     //  over a size limit
 #define POND_CODE_STORE_ERROR   500     //  the store could not write
 #define POND_CODE_UNAVAILABLE   503     //  overloaded or store away: retry later
@@ -69,13 +70,16 @@ typedef struct {
     bool dup;                   //  the id was stored before: seq is the original
 } pond_ack_t;
 
-//  NACK: ingest -> producer, the event was not accepted
+//  NACK: ingest -> producer, the event was not accepted. Also the body of
+//  ERROR, which carries the rid of the request refused when it was read.
 typedef struct {
     bool has_id;
     uint8_t id [POND_ID_SIZE];
     uint32_t code;
     char reason [POND_REASON_MAX];
     uint32_t retry_ms;          //  with 503: wait this long, then resend
+    bool has_rid;
+    uint64_t rid;               //  ERROR: the refused request's rid
 } pond_nack_t;
 
 //  REPLAY: reader -> control (and broker -> store). Three modes, chosen by

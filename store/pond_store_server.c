@@ -974,7 +974,7 @@ s_handle_credit (pond_store_server_t *self, zframe_t *routing_id, zmsg_t *msg, b
         return;
     }
     if (cancel)
-        s_replay_end (self, replay, POND_CODE_OK, "cancelled");
+        s_replay_end (self, replay, POND_CODE_CANCELLED, "cancelled by the reader");
     else {
         uint64_t total = (uint64_t) replay->credit + credit.chunks;
         replay->credit = total > POND_CREDIT_MAX? POND_CREDIT_MAX: (uint32_t) total;

@@ -2069,15 +2069,27 @@ Test (proto, nack_round_trip_with_and_without_id)
     cr_assert_eq (back.retry_ms, 250);
     zframe_destroy (&frame);
 
-    //  Without id: the key is absent
+    //  Without id: id is nil, as PROTOCOL.md says; no rid unless set
     nack.has_id = false;
     nack.retry_ms = 0;
     frame = pond_nack_encode (&nack);
-    cr_assert_null (memmem (zframe_data (frame), zframe_size (frame), "\xa2" "id", 3));
+    cr_assert_not_null (memmem (zframe_data (frame), zframe_size (frame), "\xa2" "id\xc0", 4));
+    cr_assert_null (memmem (zframe_data (frame), zframe_size (frame), "\xa3" "rid", 4));
     cr_assert_eq (pond_nack_decode (frame, &back, err, sizeof err), 0, "%s", err);
     cr_assert_not (back.has_id);
+    cr_assert_not (back.has_rid);
     cr_assert_arr_eq (back.id, s_nil_id, 16);
     zframe_destroy (&frame);
+
+    //  ERROR's rid, when the refused request's rid was read
+    nack.has_rid = true;
+    nack.rid = 77;
+    frame = pond_nack_encode (&nack);
+    cr_assert_eq (pond_nack_decode (frame, &back, err, sizeof err), 0, "%s", err);
+    cr_assert (back.has_rid);
+    cr_assert_eq (back.rid, 77);
+    zframe_destroy (&frame);
+    nack.has_rid = false;
 
     //  id: nil, as PROTOCOL.md writes it, means no id
     kv_t kvs [] = { KV ("id", "\xc0"), KV ("code", "\xcd\x01\x90"), KV ("reason", "\xa3" "bad") };
@@ -3275,4 +3287,32 @@ Test (value, utf8_valid_and_sanitize)
     cr_assert_eq (pond_nack_decode (body, &nack, err, sizeof err), 0, "%s", err);
     cr_assert_str_eq (nack.reason, "unknown key 'k?'");
     zframe_destroy (&body);
+}
+
+Test (event, peek_id_reads_the_id_of_an_event_that_does_not_decode)
+{
+    uint8_t id [POND_ID_SIZE];
+    //  A bad name after the id, and the id after a bad entity
+    kv_t bad_name = { "name", "\xa7quacked", 8 };
+    size_t size;
+    uint8_t *bytes = s_map_bytes (EVENT_KVS, NULL, &bad_name, &size);
+    char err [POND_ERR_SIZE];
+    cr_assert_null (pond_event_decode (bytes, size, err, sizeof err));
+    cr_assert (pond_event_peek_id (bytes, size, id));
+    cr_assert_arr_eq (id, ID_RAW + 2, 16);
+    free (bytes);
+    //  Only the id: no id, a nil id, an id of 15 bytes, not a map
+    bytes = s_map_bytes (EVENT_KVS, "id", NULL, &size);
+    cr_assert_not (pond_event_peek_id (bytes, size, id));
+    free (bytes);
+    kv_t nil_id = { "id", "\xc4\x10" "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 18 };
+    bytes = s_map_bytes (EVENT_KVS, NULL, &nil_id, &size);
+    cr_assert_not (pond_event_peek_id (bytes, size, id));
+    free (bytes);
+    kv_t short_id = { "id", "\xc4\x0f" "0123456789abcde", 17 };
+    bytes = s_map_bytes (EVENT_KVS, NULL, &short_id, &size);
+    cr_assert_not (pond_event_peek_id (bytes, size, id));
+    free (bytes);
+    cr_assert_not (pond_event_peek_id (RAW ("\x92\x01\x02"), id));
+    cr_assert_not (pond_event_peek_id (RAW ("\x81\xa2id"), id));
 }

@@ -2011,6 +2011,7 @@ Test (process, replay_with_credit, .init = s_setup, .fini = s_teardown, .timeout
     s_send_credit (dealer, POND_CANCEL, 35, 0);
     cr_assert_eq (s_recv_stream (dealer, 35, seqs, 0, &left, &end, NULL), -1);
     cr_assert_eq (end.count, 512);
+    cr_assert_eq (end.code, POND_CODE_CANCELLED, "END after CANCEL: %u", end.code);
     cr_assert (strstr (end.reason, "cancel"), "reason: %s", end.reason);
     //  CREDIT for a replay that is over is ignored
     s_send_credit (dealer, POND_CREDIT, 35, 1);
