@@ -59,8 +59,10 @@ typedef struct {
     int64_t active_at;
 } relay_t;
 
+//  Refusals each have their own counter: malformed is 400 alone
 typedef struct {
     uint64_t received, acked, dups, nacked, malformed, published, replays, forbidden;
+    uint64_t too_large, unknown_command, conflicts;
 } counters_t;
 
 struct _pond_broker_t {
@@ -310,6 +312,18 @@ s_nack (pond_broker_t *self, zframe_t *peer, const uint8_t *id, uint32_t code,
                                     "%s", reason);
     s_reply (self->ingest, peer, POND_NACK, &body);
     self->counters.nacked++;
+    //  One counter per kind of refusal (403 is counted where it is decided)
+    if (code == POND_CODE_BAD_REQUEST)
+        self->counters.malformed++;
+    else
+    if (code == POND_CODE_TOO_LARGE)
+        self->counters.too_large++;
+    else
+    if (code == POND_CODE_NOT_FOUND)
+        self->counters.unknown_command++;
+    else
+    if (code == POND_CODE_CONFLICT)
+        self->counters.conflicts++;
 }
 
 //  ---------------------------------------------------------------------
@@ -367,7 +381,6 @@ s_authorize_publish (pond_broker_t *self, const pond_key_t *key, zframe_t *peer,
     uint8_t *bytes = pond_event_set_source (decoded, pond_key_name (key)) == 0
                    ? pond_event_encode (decoded, &size, err, sizeof err): NULL;
     if (!bytes || size > POND_PUBLISH_MAX_SIZE) {
-        self->counters.malformed++;
         s_nack (self, peer, pond_event_id (decoded), POND_CODE_TOO_LARGE,
                 "event too large once its source is set to the sender's key name");
         free (bytes);
@@ -391,19 +404,22 @@ s_ingest_publish (pond_broker_t *self, zframe_t *peer, const pond_key_t *key,
     self->counters.received++;
     zframe_t *event = *event_p;
     *event_p = NULL;
+    //  Every NACK names the event when its id can be read, even when the
+    //  rest of it cannot (PROTOCOL.md: a pipelining client correlates)
+    uint8_t peeked [POND_ID_SIZE];
+    const uint8_t *id = event && pond_event_peek_id (zframe_data (event), zframe_size (event),
+                                                      peeked)? peeked: NULL;
     if (!event || extra > 0) {
-        self->counters.malformed++;
-        s_nack (self, peer, NULL, POND_CODE_BAD_REQUEST,
+        s_nack (self, peer, id, POND_CODE_BAD_REQUEST,
                 "PUBLISH takes exactly one frame after the command: the event");
         zframe_destroy (&event);
         return;
     }
     if (zframe_size (event) > POND_PUBLISH_MAX_SIZE) {
-        self->counters.malformed++;
         char reason [POND_REASON_MAX];
         snprintf (reason, sizeof reason, "event is %zu bytes; the limit is %d",
                   zframe_size (event), POND_PUBLISH_MAX_SIZE);
-        s_nack (self, peer, NULL, POND_CODE_TOO_LARGE, reason);
+        s_nack (self, peer, id, POND_CODE_TOO_LARGE, reason);
         zframe_destroy (&event);
         return;
     }
@@ -413,15 +429,15 @@ s_ingest_publish (pond_broker_t *self, zframe_t *peer, const pond_key_t *key,
     if (decoded && pond_event_seq (decoded)) {
         snprintf (err, sizeof err, "seq is set by the store; leave it out of PUBLISH");
         s_nack (self, peer, pond_event_id (decoded), POND_CODE_BAD_REQUEST, err);
-        self->counters.malformed++;
         pond_event_destroy (&decoded);
     }
     else
     if (!decoded) {
-        self->counters.malformed++;
         if (self->config.verbose)
             zsys_info ("pond-broker: malformed PUBLISH: %s", err);
-        s_nack (self, peer, NULL, POND_CODE_BAD_REQUEST, err);
+        //  Too large only once decoded (encoded wider than the limit allows)
+        s_nack (self, peer, id, strstr (err, "the limit is")? POND_CODE_TOO_LARGE
+                                                           : POND_CODE_BAD_REQUEST, err);
     }
     else
     if (key && s_authorize_publish (self, key, peer, decoded, &event))
@@ -454,9 +470,10 @@ s_ingest_message (pond_broker_t *self, zframe_t *peer, zframe_t *command, zframe
     const pond_key_t *key = NULL;
     char reason [POND_REASON_MAX];
     if (!peer || !command) {
-        self->counters.malformed++;
         if (peer)
             s_nack (self, peer, NULL, POND_CODE_BAD_REQUEST, "empty message");
+        else
+            self->counters.malformed++;
     }
     else
     if (s_sender (self, command, &key, reason, sizeof reason))
@@ -467,11 +484,9 @@ s_ingest_message (pond_broker_t *self, zframe_t *peer, zframe_t *command, zframe
     else
     if (pond_proto_is (command, POND_PING))
         s_reply (self->ingest, peer, POND_PONG, NULL);
-    else {
-        self->counters.malformed++;
+    else
         s_nack (self, peer, NULL, POND_CODE_NOT_FOUND,
                 "unknown command; the ingest socket takes PUBLISH or PING");
-    }
     zframe_destroy (&peer);
     zframe_destroy (&command);
     zframe_destroy (&event);
@@ -585,6 +600,38 @@ s_flush_pending (pond_broker_t *self)
     self->pending_count -= taken;
 }
 
+//  The stored events of an APPENDED whose batch timed out (its producers
+//  got 503): durable, so published all the same, each under its name.
+static void
+s_publish_late (pond_broker_t *self, const pond_appended_t *result, zmsg_t *msg)
+{
+    size_t published = 0;
+    zframe_t *stored;
+    while ((stored = zmsg_pop (msg))) {
+        char err [POND_ERR_SIZE];
+        pond_event_t *event = pond_event_decode (zframe_data (stored), zframe_size (stored),
+                                                 err, sizeof err);
+        if (!event)
+            zsys_error ("pond-broker: unreadable stored event in APPENDED %" PRIu64 ": %s",
+                        result->bid, err);
+        else {
+            if (pond_event_seq (event) > self->head)
+                self->head = pond_event_seq (event);
+            const char *name = pond_event_name (event);
+            if (zmq_send (zsock_resolve (self->pub), name, strlen (name), ZMQ_SNDMORE) >= 0
+            &&  zframe_send (&stored, self->pub, 0) == 0) {
+                self->counters.published++;
+                published++;
+            }
+        }
+        pond_event_destroy (&event);
+        zframe_destroy (&stored);
+    }
+    if (published)
+        zsys_info ("pond-broker: published %zu events of APPENDED %" PRIu64 ", which came "
+                   "after its producers were answered 503", published, result->bid);
+}
+
 static void
 s_store_appended (pond_broker_t *self, zmsg_t *msg)
 {
@@ -600,8 +647,11 @@ s_store_appended (pond_broker_t *self, zmsg_t *msg)
     zframe_destroy (&body);
     batch_t *batch = s_find_batch (self, result->bid);
     if (!batch) {
-        //  Timed out earlier: producers were NACKed 503 and will resend the
-        //  same ids, which the store answers as duplicates.
+        //  Timed out earlier: its producers were NACKed 503 and will resend
+        //  the same ids, which the store answers as duplicates (not
+        //  published again). What it stored is durable: publish it now.
+        if (result->code == POND_CODE_OK)
+            s_publish_late (self, result, msg);
         free (result);
         return;
     }
@@ -618,6 +668,15 @@ s_store_appended (pond_broker_t *self, zmsg_t *msg)
     }
     for (size_t i = 0; i < batch->count; i++) {
         entry_t *entry = &batch->entries [i];
+        //  Each event its own result: a refused one fails only itself
+        uint32_t code = result->codes_count? (uint32_t) result->codes [i]: POND_CODE_OK;
+        if (code != POND_CODE_OK) {
+            s_nack (self, entry->peer, entry->id, code,
+                    result->reasons_count && *result->reasons [i]
+                    ? result->reasons [i]: "the store refused this event");
+            s_entry_clear (entry);
+            continue;
+        }
         if (!result->dups [i]) {
             //  Durable: publish first, then ACK
             //  [name, stored event]; the event frame moves, uncopied
@@ -809,7 +868,7 @@ s_stats_body (pond_broker_t *self)
     msgpack_pack_map (&pk, with_store? 2: 1);
     msgpack_pack_str (&pk, 6);
     msgpack_pack_str_body (&pk, "broker", 6);
-    msgpack_pack_map (&pk, 14);
+    msgpack_pack_map (&pk, 17);
     counters_t *c = &self->counters;
     s_pack_counter (&pk, "received", c->received);
     s_pack_counter (&pk, "acked", c->acked);
@@ -820,6 +879,9 @@ s_stats_body (pond_broker_t *self)
     s_pack_counter (&pk, "pending", self->pending_count);
     s_pack_counter (&pk, "replays", c->replays);
     s_pack_counter (&pk, "forbidden", c->forbidden);
+    s_pack_counter (&pk, "too_large", c->too_large);
+    s_pack_counter (&pk, "unknown_command", c->unknown_command);
+    s_pack_counter (&pk, "conflicts", c->conflicts);
     s_pack_counter (&pk, "head", self->head);
     s_pack_counter (&pk, "acked_per_s_1s", s_rate (self, 1));
     s_pack_counter (&pk, "acked_per_s_10s", s_rate (self, 10));
@@ -839,13 +901,37 @@ s_stats_body (pond_broker_t *self)
     return frame;
 }
 
+//  ERROR {code, reason}, and rid when the refused request's body had one
+//  that could be read (a client correlates it as it would an END).
+static void
+s_control_error_rid (pond_broker_t *self, zframe_t *peer, uint32_t code, zframe_t *body,
+                     const char *reason)
+{
+    pond_nack_t error = { .code = code };
+    snprintf (error.reason, sizeof error.reason, "%s", reason);
+    pond_value_utf8_sanitize (error.reason);
+    pond_credit_t header;
+    char ignored [POND_ERR_SIZE];
+    if (body && pond_credit_decode (body, &header, ignored, sizeof ignored) == 0) {
+        error.has_rid = true;
+        error.rid = header.rid;
+    }
+    zframe_t *reply = pond_nack_encode (&error);
+    s_reply (self->control, peer, POND_ERROR, &reply);
+    if (code == POND_CODE_BAD_REQUEST)
+        self->counters.malformed++;
+    else
+    if (code == POND_CODE_NOT_FOUND)
+        self->counters.unknown_command++;
+    else
+    if (code == POND_CODE_TOO_LARGE)
+        self->counters.too_large++;
+}
+
 static void
 s_control_error (pond_broker_t *self, zframe_t *peer, uint32_t code, const char *reason)
 {
-    zframe_t *body = pond_nack_new (NULL, code, 0, "%s", reason);
-    s_reply (self->control, peer, POND_ERROR, &body);
-    if (code != POND_CODE_FORBIDDEN)
-        self->counters.malformed++;
+    s_control_error_rid (self, peer, code, NULL, reason);
 }
 
 static void
@@ -855,7 +941,7 @@ s_control_replay (pond_broker_t *self, zframe_t *peer, zmsg_t *msg)
     pond_replay_req_t request;
     char err [POND_ERR_SIZE];
     if (pond_replay_req_decode (body, &request, err, sizeof err)) {
-        s_control_error (self, peer, POND_CODE_BAD_REQUEST, err);
+        s_control_error_rid (self, peer, POND_CODE_BAD_REQUEST, body, err);
         zframe_destroy (&body);
         return;
     }
@@ -887,7 +973,7 @@ s_control_credit (pond_broker_t *self, const char *command, zframe_t *peer, zmsg
     pond_credit_t credit;
     char err [POND_ERR_SIZE];
     if (pond_credit_decode (body, &credit, err, sizeof err)) {
-        s_control_error (self, peer, POND_CODE_BAD_REQUEST, err);
+        s_control_error_rid (self, peer, POND_CODE_BAD_REQUEST, body, err);
         zframe_destroy (&body);
         return;
     }

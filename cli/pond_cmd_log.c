@@ -18,15 +18,18 @@
 
 //  Hints after a failed publish, by code
 static void
-s_hint_publish (pond_cli_t *cli, int code, const uint8_t *id)
+s_hint_publish (pond_cli_t *cli, int code, const pond_event_t *event)
 {
     if (code == POND_CODE_TIMEOUT) {
         pond_cli_hint_broker (cli);
-        if (id) {
+        if (event) {
+            //  The same event: same id and same ts (another ts is another
+            //  event, which that id would get 409 for)
             char text [POND_UUID_STR_SIZE];
-            pond_uuid_format (id, text);
-            fprintf (stderr, "hint: publishing it again with --id %s is safe "
-                     "(an id is stored at most once)\n", text);
+            pond_uuid_format (pond_event_id (event), text);
+            fprintf (stderr, "hint: publishing it again with --id %s --ts %llu is safe "
+                     "(an id is stored at most once)\n", text,
+                     (unsigned long long) pond_event_ts (event));
         }
     }
     else
@@ -36,6 +39,14 @@ s_hint_publish (pond_cli_t *cli, int code, const uint8_t *id)
     else
     if (code == POND_CODE_STORE_ERROR)
         fprintf (stderr, "hint: the store could not write (disk full?); see its log\n");
+    else
+    if (code == POND_CODE_CONFLICT)
+        fprintf (stderr, "hint: --id names another event already stored; leave --id out "
+                 "(a fresh one is made) or resend that event exactly\n");
+    else
+    if (code == POND_CODE_TOO_LARGE)
+        fprintf (stderr, "hint: an event is at most %d bytes encoded; make --data smaller\n",
+                 POND_PUBLISH_MAX_SIZE);
 }
 
 //  =====================================================================
@@ -53,7 +64,9 @@ pond_cmd_publish_help (FILE *out)
         "\n"
         "Publish an event and wait until the store has it (ACK), then print\n"
         "{\"id\":\"...\",\"seq\":N,\"dup\":false} on one line. Publishing the same\n"
-        "--id again is harmless: the ACK says \"dup\":true with the original seq.\n"
+        "event again (same --id, --ts, --name, --entity, --source, --data) is\n"
+        "harmless: the ACK says \"dup\":true with the original seq. An --id already\n"
+        "stored for a different event is refused: \"refused (409)\", exit status 1.\n"
         "\n"
         "  --name NAME       event name, [A-Z][A-Z0-9_]*, like QUACKED\n"
         "  --entity ID       the customer the event belongs to\n"
@@ -244,7 +257,7 @@ s_publish_one (pond_cli_t *cli, pond_client_t *client, const pond_event_t *event
         pond_cli_fail (cli, "%s%s", where, pond_client_reason (client));
     else
         pond_cli_fail (cli, "%srefused (%d): %s", where, code, pond_client_reason (client));
-    s_hint_publish (cli, code, code == POND_CODE_TIMEOUT? pond_event_id (event): NULL);
+    s_hint_publish (cli, code, code == POND_CODE_TIMEOUT? event: NULL);
     return POND_EXIT_FAILURE;
 }
 

@@ -347,8 +347,20 @@ s_client_encode (pond_client_t *self, const pond_event_t *event, size_t *size_p)
         s_client_fail (self, POND_CODE_BAD_REQUEST,
                        "invalid event: seq is set by the store and must be absent");
     else
-    if (!(bytes = pond_event_encode (event, size_p, err, sizeof err)))
+    if (pond_event_validate (event, err, sizeof err))
         s_client_fail (self, POND_CODE_BAD_REQUEST, "invalid event: %s", err);
+    else
+    //  Valid but not encodable: too large, as the broker would say (413)
+    if (!(bytes = pond_event_encode (event, size_p, err, sizeof err)))
+        s_client_fail (self, POND_CODE_TOO_LARGE, "event too large: %s", err);
+    else
+    if (*size_p > POND_PUBLISH_MAX_SIZE) {
+        s_client_fail (self, POND_CODE_TOO_LARGE,
+                       "event too large: %zu bytes; the limit is %d (make data smaller)",
+                       *size_p, POND_PUBLISH_MAX_SIZE);
+        free (bytes);
+        bytes = NULL;
+    }
     return bytes;
 }
 

@@ -103,8 +103,9 @@ void
 //  same bytes are sent again; after NACK 503 the client waits retry_ms and
 //  sends again; ACKs for other ids are ignored. Returns 0 with the ACK in
 //  *ack (may be NULL), or -1: see pond_client_code and pond_client_reason
-//  (400 if the event is invalid, nothing sent; the NACK's code; or
-//  POND_CODE_TIMEOUT).
+//  (400 if the event is invalid or 413 if it is too large, nothing sent;
+//  the NACK's code, e.g. 409 when the id was used before for a different
+//  event: never retried, give the event a new id; or POND_CODE_TIMEOUT).
 int
     pond_client_publish (pond_client_t *self, const pond_event_t *event, pond_ack_t *ack);
 

@@ -8,7 +8,10 @@
     holding the same keys and values as the input (nothing dropped, cut
     or changed); decoding that encoding and encoding
     again must give the same bytes (the codec has one canonical form), and
-    the event must render as JSON. Anything else aborts.
+    the event must render as JSON. Every str it accepted (keys included,
+    at every depth) must be valid UTF-8, every map key a str and no value
+    an ext: checked here by a second, independent reading (the byte
+    ranges of RFC 3629, table 3-7 of Unicode). Anything else aborts.
 */
 #include "pond_fuzz.h"
 #include "pond_event.h"
@@ -74,6 +77,72 @@ s_same_map (const uint8_t *a, size_t a_size, const uint8_t *b, size_t b_size)
     return same;
 }
 
+//  Valid UTF-8 by the well-formed byte sequences of RFC 3629, written
+//  apart from the decoder's check so that one cannot excuse the other.
+static bool
+s_utf8 (const uint8_t *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        uint8_t c = s [i];
+        uint8_t lo = 0x80, hi = 0xbf;
+        size_t len;
+        if (c <= 0x7f)                  { i++; continue; }
+        else if (c >= 0xc2 && c <= 0xdf) len = 2;
+        else if (c == 0xe0)             { len = 3; lo = 0xa0; }
+        else if (c == 0xed)             { len = 3; hi = 0x9f; }
+        else if (c >= 0xe1 && c <= 0xef) len = 3;
+        else if (c == 0xf0)             { len = 4; lo = 0x90; }
+        else if (c == 0xf4)             { len = 4; hi = 0x8f; }
+        else if (c >= 0xf1 && c <= 0xf3) len = 4;
+        else return false;
+        if (n - i < len || s [i + 1] < lo || s [i + 1] > hi)
+            return false;
+        for (size_t k = 2; k < len; k++)
+            if (s [i + k] < 0x80 || s [i + k] > 0xbf)
+                return false;
+        i += len;
+    }
+    return true;
+}
+
+//  Every str valid UTF-8, every map key a str, no ext: what JSON shows
+static bool
+s_portable (const msgpack_object *o)
+{
+    switch (o->type) {
+        case MSGPACK_OBJECT_STR:
+            return s_utf8 ((const uint8_t *) o->via.str.ptr, o->via.str.size);
+        case MSGPACK_OBJECT_EXT:
+            return false;
+        case MSGPACK_OBJECT_ARRAY:
+            for (uint32_t i = 0; i < o->via.array.size; i++)
+                if (!s_portable (&o->via.array.ptr [i]))
+                    return false;
+            return true;
+        case MSGPACK_OBJECT_MAP:
+            for (uint32_t i = 0; i < o->via.map.size; i++)
+                if (o->via.map.ptr [i].key.type != MSGPACK_OBJECT_STR
+                ||  !s_portable (&o->via.map.ptr [i].key)
+                ||  !s_portable (&o->via.map.ptr [i].val))
+                    return false;
+            return true;
+        default:
+            return true;
+    }
+}
+
+static bool
+s_input_portable (const uint8_t *data, size_t size)
+{
+    msgpack_unpacked x;
+    msgpack_unpacked_init (&x);
+    bool ok = msgpack_unpack_next (&x, (const char *) data, size, NULL) == MSGPACK_UNPACK_SUCCESS
+           && s_portable (&x.data);
+    msgpack_unpacked_destroy (&x);
+    return ok;
+}
+
 //  Keys for script inputs: the envelope's, and near misses
 static const char *const s_keys [] = {
     "id", "name", "ts", "entity", "source", "causation", "meta", "data", "seq", "Id", ""
@@ -96,6 +165,8 @@ s_decode (const uint8_t *data, size_t size)
                      "accepted event does not validate: %s", err);
     POND_FUZZ_CHECK (s_same_map (data, size, first, first_size),
                      "the encoding does not say what the input said");
+    POND_FUZZ_CHECK (s_input_portable (data, size),
+                     "accepted an event with a str that is not UTF-8, a non-str key or an ext");
 
     //  Its encoding decodes, and encodes to the same bytes
     pond_event_t *again = pond_event_decode (first, first_size, err, sizeof err);

@@ -73,6 +73,10 @@ s_check_label (const char *key, const char *text, size_t len, char *err, size_t 
             return -1;
         }
     }
+    if (!pond_value_utf8_valid ((const uint8_t *) text, len)) {
+        snprintf (err, errlen, "%s must be valid UTF-8", key);
+        return -1;
+    }
     return 0;
 }
 
@@ -298,6 +302,8 @@ s_set_map (const char *key, s_slot_t *slot, const uint8_t *msgpack, size_t size,
         snprintf (err, errlen, "%s must be exactly one map", key);
         return -1;
     }
+    if (pond_value_check_portable (msgpack, size, key, err, errlen))
+        return -1;
     uint8_t *copy = s_memdup (msgpack, size);
     if (!copy) {
         snprintf (err, errlen, "out of memory");
@@ -744,6 +750,9 @@ s_decode_field (pond_event_t *self, int flag, const uint8_t *data,
                 snprintf (err, errlen, "%s must be a map", key);
                 return -1;
             }
+            if (pond_value_check_portable (data + span->start, span->end - span->start, key,
+                                           err, errlen))
+                return -1;
             return s_decode_map_field (self, data, span,
                                        flag == F_META? &self->meta: &self->data, err, errlen);
         }
@@ -781,6 +790,7 @@ s_decode_map (pond_event_t *self, const uint8_t *data, const pond_value_span_t *
         if (!flag) {
             snprintf (err, errlen, "unknown key '%.*s' (see PROTOCOL.md)",
                       (int) (key.value > 32? 32: key.value), (const char *) key.ptr);
+            pond_value_utf8_sanitize (err);     //  a reason is a str: keep it UTF-8
             return -1;
         }
         if (seen & flag) {
@@ -857,6 +867,46 @@ pond_event_decode_next (const uint8_t *data, size_t size, size_t *used_p,
                         char *err, size_t errlen)
 {
     return s_decode (data, size, false, used_p, err, errlen);
+}
+
+bool
+pond_event_peek_id (const uint8_t *data, size_t size, uint8_t *id)
+{
+    if (!data || size == 0)
+        return false;
+    uint8_t tag = data [0];
+    size_t pos = 1;
+    uint64_t count;
+    if (tag >= 0x80 && tag <= 0x8f)
+        count = tag & 0x0f;
+    else
+    if ((tag == 0xde && size >= 3) || (tag == 0xdf && size >= 5)) {
+        pos = tag == 0xde? 3: 5;
+        count = s_be (data + 1, pos - 1);
+    }
+    else
+        return false;
+    //  Keys are read as they come; each value is skipped by the bounded
+    //  check (one object), so a bad value ends the search, not a crash
+    char err [64];
+    for (uint64_t i = 0; i < count && pos < size; i++) {
+        size_t used;
+        if (pond_value_check (data + pos, size - pos, &used, err, sizeof err))
+            return false;
+        bool is_id = used == 3 && data [pos] == 0xa2 && memcmp (data + pos + 1, "id", 2) == 0;
+        pos += used;
+        if (is_id) {
+            if (size - pos < 2 + POND_ID_SIZE || data [pos] != 0xc4
+            ||  data [pos + 1] != POND_ID_SIZE || s_is_nil_id (data + pos + 2))
+                return false;
+            memcpy (id, data + pos + 2, POND_ID_SIZE);
+            return true;
+        }
+        if (pond_value_check (data + pos, size - pos, &used, err, sizeof err))
+            return false;
+        pos += used;
+    }
+    return false;
 }
 
 //  ---------------------------------------------------------------------

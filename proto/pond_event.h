@@ -118,6 +118,13 @@ pond_event_t *
     pond_event_decode_next (const uint8_t *data, size_t size, size_t *used_p,
                             char *err, size_t errlen);
 
+//  Read the id of an event that may not decode (too large, a bad field):
+//  the top-level map's "id" key, if it is reached before anything
+//  unreadable and holds 16 bytes of bin, not all zeros. Returns true with
+//  the id in id, else false. Lets a NACK name the event it refuses.
+bool
+    pond_event_peek_id (const uint8_t *data, size_t size, uint8_t *id);
+
 //  Render as one line of JSON (no newline). Caller owns the string and
 //  must free it. Returns NULL only if memory runs out.
 char *

@@ -40,14 +40,21 @@ s_encode (const field_t *fields, size_t nfields)
     msgpack_sbuffer_init (&sbuf);
     msgpack_packer pk;
     msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
+    //  An optional id not known is nil (PROTOCOL.md: "id: bin16 or nil");
+    //  any other optional field not set is left out
     size_t carried = 0;
     for (size_t i = 0; i < nfields; i++)
-        carried += !fields [i].present || *fields [i].present;
+        carried += !fields [i].present || *fields [i].present || fields [i].type == F_BIN16;
     msgpack_pack_map (&pk, carried);
     for (size_t i = 0; i < nfields; i++) {
         const field_t *f = &fields [i];
-        if (f->present && !*f->present)
+        if (f->present && !*f->present) {
+            if (f->type == F_BIN16) {
+                s_pack_str (&pk, f->key, strlen (f->key));
+                msgpack_pack_nil (&pk);
+            }
             continue;
+        }
         s_pack_str (&pk, f->key, strlen (f->key));
         switch (f->type) {
             case F_UINT64: msgpack_pack_uint64 (&pk, *(uint64_t *) f->value); break;
@@ -96,6 +103,8 @@ s_decode_scalar (const field_t *f, const msgpack_object *v, void *dst, size_t ca
             if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
                 break;
             *(uint64_t *) dst = v->via.u64;
+            if (f->present)
+                *f->present = true;
             return 0;
         case F_UINT32:
             if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 > UINT32_MAX)
@@ -260,6 +269,7 @@ s_pond_nack_fields (pond_nack_t *msg, field_t *fields)
         FIELD ("code", F_UINT32, &msg->code, true),
         { "reason", F_STR, msg->reason, POND_REASON_MAX, 0, NULL, NULL, true },
         FIELD ("retry_ms", F_UINT32, &msg->retry_ms, false),
+        { "rid", F_UINT64, &msg->rid, 0, 0, NULL, &msg->has_rid, false },
     };
     memcpy (fields, table, sizeof table);
     return COUNT (table);
@@ -429,6 +439,9 @@ s_pond_appended_fields (pond_appended_t *msg, field_t *fields)
         { "reason", F_STR, msg->reason, POND_REASON_MAX, 0, NULL, NULL, false },
         { "seqs", F_UINTS, msg->seqs, 0, POND_APPEND_MAX, &msg->count, NULL, false },
         { "dups", F_BOOLS, msg->dups, 0, POND_APPEND_MAX, &msg->dups_count, NULL, false },
+        { "codes", F_UINTS, msg->codes, 0, POND_APPEND_MAX, &msg->codes_count, NULL, false },
+        { "reasons", F_STRS, msg->reasons, POND_APPENDED_REASON_MAX, POND_APPEND_MAX,
+          &msg->reasons_count, NULL, false },
     };
     memcpy (fields, table, sizeof table);
     return COUNT (table);
@@ -439,20 +452,26 @@ pond_appended_encode (const pond_appended_t *msg)
 {
     field_t fields [16];
     size_t n = s_pond_appended_fields ((pond_appended_t *) msg, fields);
-    fields [n - 1].count = (size_t *) &msg->count;     //  dups: as many as seqs
+    //  dups, codes and reasons: as many as seqs
+    fields [n - 3].count = fields [n - 2].count = fields [n - 1].count = (size_t *) &msg->count;
     return s_encode (fields, n);
 }
 
 int
 pond_appended_decode (zframe_t *frame, pond_appended_t *msg, char *err, size_t errlen)
 {
-    memset (msg, 0, sizeof (*msg));
+    memset (msg, 0, offsetof (pond_appended_t, reasons));
     field_t fields [16];
     size_t n = s_pond_appended_fields (msg, fields);
     if (s_decode (frame, fields, n, err, errlen))
         return -1;
     if (msg->count != msg->dups_count) {
         snprintf (err, errlen, "'seqs' and 'dups' must have the same length");
+        return -1;
+    }
+    if ((msg->codes_count && msg->codes_count != msg->count)
+    ||  (msg->reasons_count && msg->reasons_count != msg->count)) {
+        snprintf (err, errlen, "'codes' and 'reasons' must be as long as 'seqs'");
         return -1;
     }
     return 0;
@@ -468,6 +487,8 @@ pond_nack_new (const uint8_t *id, uint32_t code, uint32_t retry_ms, const char *
     va_start (args, format);
     vsnprintf (nack.reason, sizeof nack.reason, format, args);
     va_end (args);
+    //  Reasons quote what clients sent: keep them valid UTF-8 for strict readers
+    pond_value_utf8_sanitize (nack.reason);
     return pond_nack_encode (&nack);
 }
 

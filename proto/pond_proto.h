@@ -47,6 +47,8 @@ extern "C" {
 #define POND_CODE_BAD_REQUEST   400     //  malformed: fix the sender
 #define POND_CODE_FORBIDDEN     403     //  not allowed for this key
 #define POND_CODE_NOT_FOUND     404     //  unknown command
+#define POND_CODE_CONFLICT      409     //  id already used for a different event
+#define POND_CODE_CANCELLED     410     //  END: the reader cancelled the replay
 #define POND_CODE_TOO_LARGE     413     //  over a size limit
 #define POND_CODE_STORE_ERROR   500     //  the store could not write
 #define POND_CODE_UNAVAILABLE   503     //  overloaded or store away: retry later
@@ -68,13 +70,16 @@ typedef struct {
     bool dup;                   //  the id was stored before: seq is the original
 } pond_ack_t;
 
-//  NACK: ingest -> producer, the event was not accepted
+//  NACK: ingest -> producer, the event was not accepted. Also the body of
+//  ERROR, which carries the rid of the request refused when it was read.
 typedef struct {
     bool has_id;
     uint8_t id [POND_ID_SIZE];
     uint32_t code;
     char reason [POND_REASON_MAX];
     uint32_t retry_ms;          //  with 503: wait this long, then resend
+    bool has_rid;
+    uint64_t rid;               //  ERROR: the refused request's rid
 } pond_nack_t;
 
 //  REPLAY: reader -> control (and broker -> store). Three modes, chosen by
@@ -144,7 +149,11 @@ typedef struct {
     uint64_t bid;
 } pond_append_t;
 
-//  APPENDED: store -> broker, one result per event of the batch
+//  APPENDED: store -> broker, one result per event of the batch. code
+//  200: each event has its own result in codes [i] (200 stored or a
+//  duplicate, else why it was refused: 400, 409, 413, with reasons [i]);
+//  any other code: nothing of the batch was stored, the arrays are empty.
+#define POND_APPENDED_REASON_MAX 128    //  per event: 1024 of them fit a body
 typedef struct {
     uint64_t bid;
     uint32_t code;
@@ -153,6 +162,11 @@ typedef struct {
     uint64_t seqs [POND_APPEND_MAX];
     size_t dups_count;          //  equals count in a valid message
     bool dups [POND_APPEND_MAX];
+    size_t codes_count;         //  count, or 0 from a store that sends none (all 200)
+    uint64_t codes [POND_APPEND_MAX];
+    size_t reasons_count;       //  as codes_count, or 0
+    //  Last: decode clears only what comes before it (this is 128 KiB)
+    char reasons [POND_APPEND_MAX][POND_APPENDED_REASON_MAX];
 } pond_appended_t;
 
 //  Each encode returns a new frame (caller owns it) or NULL if memory ran

@@ -277,6 +277,215 @@ pond_value_check_spans (const uint8_t *data, size_t size, int max_depth, size_t 
 }
 
 //  ---------------------------------------------------------------------
+//  UTF-8 and portable values (what JSON and strict readers can show)
+
+//  Length of the valid UTF-8 sequence at text (at most size bytes), or 0
+//  if there is none.
+static size_t
+s_utf8_char (const uint8_t *text, size_t size)
+{
+    uint8_t c = text [0];
+    if (c < 0x80)
+        return 1;
+    size_t len;
+    uint32_t cp;
+    if (c >= 0xc2 && c <= 0xdf) {
+        len = 2;
+        cp = c & 0x1f;
+    }
+    else
+    if (c >= 0xe0 && c <= 0xef) {
+        len = 3;
+        cp = c & 0x0f;
+    }
+    else
+    if (c >= 0xf0 && c <= 0xf4) {
+        len = 4;
+        cp = c & 0x07;
+    }
+    else
+        return 0;               //  continuation byte, overlong lead, or > U+13FFFF
+    if (size < len)
+        return 0;
+    for (size_t k = 1; k < len; k++) {
+        if ((text [k] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (text [k] & 0x3f);
+    }
+    if ((len == 3 && cp < 0x800)                    //  overlong
+    ||  (len == 4 && (cp < 0x10000 || cp > 0x10ffff))
+    ||  (cp >= 0xd800 && cp <= 0xdfff))             //  surrogate
+        return 0;
+    return len;
+}
+
+bool
+pond_value_utf8_valid (const uint8_t *text, size_t size)
+{
+    size_t i = 0;
+    while (i < size) {
+        if (text [i] < 0x80) {
+            i++;
+            continue;
+        }
+        size_t len = s_utf8_char (text + i, size - i);
+        if (!len)
+            return false;
+        i += len;
+    }
+    return true;
+}
+
+void
+pond_value_utf8_sanitize (char *text)
+{
+    uint8_t *at = (uint8_t *) text;
+    size_t size = strlen (text);
+    size_t i = 0;
+    while (i < size) {
+        size_t len = s_utf8_char (at + i, size - i);
+        if (len)
+            i += len;
+        else
+            at [i++] = '?';
+    }
+}
+
+typedef struct {
+    const uint8_t *data;
+    size_t size;
+    size_t pos;
+    char path [128];            //  where the walk is, for the reason
+    char *err;
+    size_t errlen;
+} s_portable_t;
+
+static int
+s_portable_fail (s_portable_t *self, const char *what)
+{
+    snprintf (self->err, self->errlen, "%s: %s", self->path, what);
+    return -1;
+}
+
+static int
+s_portable_uint (s_portable_t *self, size_t n, uint64_t *value)
+{
+    if (self->size - self->pos < n)
+        return s_portable_fail (self, "truncated msgpack");
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++)
+        v = (v << 8) | self->data [self->pos + i];
+    self->pos += n;
+    *value = v;
+    return 0;
+}
+
+//  Read a str whose header tag was just read; -1 if it is not valid UTF-8.
+static int
+s_portable_str (s_portable_t *self, uint8_t tag, const uint8_t **text_p, uint64_t *len_p,
+                const char *what)
+{
+    uint64_t len = tag & 0x1f;
+    if (tag >= 0xd9 && s_portable_uint (self, (size_t) 1 << (tag - 0xd9), &len))
+        return -1;
+    if (self->size - self->pos < len)
+        return s_portable_fail (self, "truncated msgpack");
+    *text_p = self->data + self->pos;
+    *len_p = len;
+    self->pos += len;
+    if (!pond_value_utf8_valid (*text_p, (size_t) len))
+        return s_portable_fail (self, what);
+    return 0;
+}
+
+//  Add a segment to the path: ".key" (non-ASCII shown as '?', cut at 32
+//  bytes, so the reason stays valid UTF-8) or "[index]".
+static void
+s_portable_push (s_portable_t *self, const uint8_t *key, uint64_t len, uint64_t index)
+{
+    size_t at = strlen (self->path);
+    if (at + 40 >= sizeof self->path)
+        return;                 //  deep enough to find: keep the prefix
+    if (!key) {
+        snprintf (self->path + at, sizeof self->path - at, "[%" PRIu64 "]", index);
+        return;
+    }
+    self->path [at++] = '.';
+    for (uint64_t i = 0; i < len && i < 32; i++) {
+        uint8_t c = key [i];
+        self->path [at++] = c >= 0x20 && c < 0x7f? (char) c: '?';
+    }
+    self->path [at] = 0;
+}
+
+static int
+s_portable_value (s_portable_t *self, int depth)
+{
+    if (depth > POND_VALUE_DEPTH_LIMIT)
+        return s_portable_fail (self, "msgpack nested too deep");
+    if (self->pos >= self->size)
+        return s_portable_fail (self, "truncated msgpack");
+    uint8_t tag = self->data [self->pos++];
+    uint64_t n = 0;
+    const uint8_t *text;
+    if (tag <= 0x7f || tag >= 0xe0 || tag == 0xc0 || tag == 0xc2 || tag == 0xc3)
+        return 0;                                       //  fixint, nil, bool
+    if ((tag >= 0xa0 && tag <= 0xbf) || (tag >= 0xd9 && tag <= 0xdb))
+        return s_portable_str (self, tag, &text, &n, "str is not valid UTF-8");
+    if (tag >= 0xc4 && tag <= 0xc6) {                   //  bin: shown as hex
+        if (s_portable_uint (self, (size_t) 1 << (tag - 0xc4), &n))
+            return -1;
+        if (self->size - self->pos < n)
+            return s_portable_fail (self, "truncated msgpack");
+        self->pos += n;
+        return 0;
+    }
+    if (tag >= 0xca && tag <= 0xd3) {                   //  floats, integers
+        static const uint8_t widths [] = { 4, 8, 1, 2, 4, 8, 1, 2, 4, 8 };
+        return s_portable_uint (self, widths [tag - 0xca], &n);
+    }
+    bool is_map = (tag >= 0x80 && tag <= 0x8f) || tag == 0xde || tag == 0xdf;
+    bool is_array = (tag >= 0x90 && tag <= 0x9f) || tag == 0xdc || tag == 0xdd;
+    if (!is_map && !is_array) {
+        if (tag == 0xc1)
+            return s_portable_fail (self, "invalid msgpack type byte");
+        return s_portable_fail (self, "ext types are not allowed (JSON cannot show them)");
+    }
+    n = tag & 0x0f;
+    if (tag >= 0xdc && s_portable_uint (self, tag == 0xdc || tag == 0xde? 2: 4, &n))
+        return -1;
+    size_t mark = strlen (self->path);
+    for (uint64_t i = 0; i < n; i++) {
+        if (is_map) {
+            if (self->pos >= self->size)
+                return s_portable_fail (self, "truncated msgpack");
+            uint8_t key_tag = self->data [self->pos++];
+            if (!((key_tag >= 0xa0 && key_tag <= 0xbf) || (key_tag >= 0xd9 && key_tag <= 0xdb)))
+                return s_portable_fail (self, "map keys must be str");
+            uint64_t len;
+            if (s_portable_str (self, key_tag, &text, &len, "a map key is not valid UTF-8"))
+                return -1;
+            s_portable_push (self, text, len, 0);
+        }
+        else
+            s_portable_push (self, NULL, 0, i);
+        if (s_portable_value (self, depth + 1))
+            return -1;
+        self->path [mark] = 0;
+    }
+    return 0;
+}
+
+int
+pond_value_check_portable (const uint8_t *data, size_t size, const char *key,
+                           char *err, size_t errlen)
+{
+    s_portable_t walker = { .data = data, .size = size, .err = err, .errlen = errlen };
+    snprintf (walker.path, sizeof walker.path, "%s", key);
+    return s_portable_value (&walker, 0);
+}
+
+//  ---------------------------------------------------------------------
 //  msgpack -> JSON
 
 static cJSON *

@@ -69,6 +69,28 @@ int
                             pond_value_span_t *spans, size_t max_spans, size_t *spans_p,
                             char *err, size_t errlen);
 
+//  True if text holds valid UTF-8: no overlong forms, no surrogates
+//  (U+D800..U+DFFF), nothing past U+10FFFF, no sequence cut short.
+bool
+    pond_value_utf8_valid (const uint8_t *text, size_t size);
+
+//  Replace in place every byte of text (a C string) that is not part of
+//  valid UTF-8 with '?', so a reason built from untrusted bytes can be
+//  sent as a msgpack str that strict readers accept.
+void
+    pond_value_utf8_sanitize (char *text);
+
+//  Check that a msgpack map (an event's data or meta; key names it in
+//  the reason) holds only what JSON and strict msgpack readers can
+//  represent: map keys are str; values are nil, bool, integers, floats,
+//  str, bin, arrays and such maps; every str (keys too) is valid UTF-8;
+//  no ext type. The bytes must have passed pond_value_check (lengths
+//  fit, depth bounded). Returns 0, or -1 with the reason in err, naming
+//  the path of the value refused (like "data.items[2].name").
+int
+    pond_value_check_portable (const uint8_t *data, size_t size, const char *key,
+                               char *err, size_t errlen);
+
 //  Convert a msgpack object to a cJSON tree. Integers are kept exact (as
 //  raw JSON numbers); bin becomes a hex string; non-string map keys are
 //  rendered as JSON text. Caller owns the tree. NULL if memory runs out.

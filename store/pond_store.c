@@ -38,12 +38,18 @@ struct _pond_store_t {
     uint64_t head;                              //  committed (the committing thread)
     zhashx_t *names;                            //  name -> uint64_t *count, committed
     //  The preparing thread's own: the last seq reserved, and the ids of
-    //  groups prepared but not finished (id -> seq)
+    //  groups prepared but not finished (id -> s_pending_t)
     uint64_t next;
     zhashx_t *pending;
     pond_store_group_t *scratch;                //  for pond_store_append
     pond_store_stats_t stats;
 };
+
+//  An id prepared but not finished: its seq and its event's digest
+typedef struct {
+    uint64_t seq;
+    uint64_t digest;
+} s_pending_t;
 
 //  A prepared group (pond_store.h: prepare, commit, finish)
 struct _pond_store_group_t {
@@ -246,6 +252,7 @@ pond_store_new (const char *path)
     zhashx_set_key_comparator (self->pending, s_id_compare);
     zhashx_set_key_duplicator (self->pending, s_id_dup);
     zhashx_set_key_destructor (self->pending, s_free_count);
+    zhashx_set_destructor (self->pending, s_free_count);
 
     self->db_options = rocksdb_options_create ();
     rocksdb_options_set_create_if_missing (self->db_options, 1);
@@ -343,9 +350,49 @@ pond_store_destroy (pond_store_t **self_p)
 //  ---------------------------------------------------------------------
 //  Append
 
-//  Seq of a stored id, 0 if none; -1 (as *err_p) on a read error.
+//  What says whether a resend is the same event: a 64-bit FNV-1a hash
+//  of everything the producer chose but the id and meta (meta is about
+//  the sending, e.g. a retry count or a trace): name, ts, entity, source,
+//  causation and data. Kept next to the seq in by_id.
 static uint64_t
-s_lookup (pond_store_t *self, const uint8_t *id, int *rc_p)
+s_digest_add (uint64_t hash, const void *data, size_t size)
+{
+    const uint8_t *at = (const uint8_t *) data;
+    for (size_t i = 0; i < size; i++)
+        hash = (hash ^ at [i]) * 0x100000001b3ULL;
+    return hash;
+}
+
+static uint64_t
+s_digest (const pond_event_t *event)
+{
+    uint64_t hash = 0xcbf29ce484222325ULL;
+    //  Each text with its terminator, so fields cannot run into each other
+    hash = s_digest_add (hash, pond_event_name (event), strlen (pond_event_name (event)) + 1);
+    uint8_t ts [8];
+    pond_put_be64 (ts, pond_event_ts (event));
+    hash = s_digest_add (hash, ts, 8);
+    hash = s_digest_add (hash, pond_event_entity (event), strlen (pond_event_entity (event)) + 1);
+    hash = s_digest_add (hash, pond_event_source (event), strlen (pond_event_source (event)) + 1);
+    const uint8_t *causation = pond_event_causation (event);
+    hash = s_digest_add (hash, causation? "c": "-", 1);
+    if (causation)
+        hash = s_digest_add (hash, causation, POND_ID_SIZE);
+    size_t size;
+    const uint8_t *data = pond_event_data (event, &size);
+    uint8_t length [8];
+    pond_put_be64 (length, data? size: 0);
+    hash = s_digest_add (hash, length, 8);
+    if (data)
+        hash = s_digest_add (hash, data, size);
+    return hash;
+}
+
+//  Seq of a stored id, 0 if none; -1 (as *rc_p) on a read error. Its
+//  digest goes to *digest_p; a store written before digests were kept
+//  holds none: the digest is then that of the event read from the log.
+static uint64_t
+s_lookup (pond_store_t *self, const uint8_t *id, int *rc_p, uint64_t *digest_p)
 {
     char *err = NULL;
     size_t vlen = 0;
@@ -356,8 +403,26 @@ s_lookup (pond_store_t *self, const uint8_t *id, int *rc_p)
         return 0;
     }
     uint64_t seq = 0;
-    if (value && vlen == 8)
+    if (value && (vlen == 8 || vlen == 16))
         seq = pond_get_be64 ((const uint8_t *) value);
+    if (digest_p && value && vlen == 16)
+        *digest_p = pond_get_be64 ((const uint8_t *) value + 8);
+    else
+    if (digest_p && seq) {
+        size_t size;
+        uint8_t *stored = pond_store_get (self, seq, &size);
+        char reason [POND_ERR_SIZE];
+        pond_event_t *event = stored? pond_event_decode (stored, size, reason, sizeof reason)
+                                    : NULL;
+        if (event)
+            *digest_p = s_digest (event);
+        else {
+            zsys_error ("store: cannot read seq %" PRIu64 " to compare a resent id", seq);
+            *rc_p = -1;
+        }
+        pond_event_destroy (&event);
+        free (stored);
+    }
     rocksdb_free (value);
     return seq;
 }
@@ -366,7 +431,7 @@ uint64_t
 pond_store_lookup (pond_store_t *self, const uint8_t *id)
 {
     int rc = 0;
-    return s_lookup (self, id, &rc);
+    return s_lookup (self, id, &rc, NULL);
 }
 
 //  Put log and index entries of one new event into the batch.
@@ -388,9 +453,12 @@ s_batch_event (pond_store_t *self, rocksdb_writebatch_t *batch, pond_event_t *ev
     klen = s_index_key (key, pond_event_entity (event), seq, NULL);
     rocksdb_writebatch_put_cf (batch, self->cf [POND_CF_BY_ENTITY], (const char *) key, klen,
                                "", 0);
+    uint8_t id_value [16];
+    pond_put_be64 (id_value, seq);
+    pond_put_be64 (id_value + 8, s_digest (event));
     rocksdb_writebatch_put_cf (batch, self->cf [POND_CF_BY_ID],
                                (const char *) pond_event_id (event), POND_ID_SIZE,
-                               (const char *) seq_key, 8);
+                               (const char *) id_value, 16);
 }
 
 //  Put the new total of every name this group touched into its batch.
@@ -540,6 +608,8 @@ pond_store_prepare (pond_store_t *self, pond_store_group_t *group,
     int rc = buffers && sizes? 0: -1;
     for (size_t i = 0; i < count && rc == 0; i++) {
         pond_event_t *event = events [i];
+        if (!event)
+            continue;                   //  refused before: no result
         if (pond_event_seq (event)) {
             zsys_error ("store: refusing event with seq %" PRIu64 " already set",
                         pond_event_seq (event));
@@ -547,16 +617,22 @@ pond_store_prepare (pond_store_t *self, pond_store_group_t *group,
             break;
         }
         const uint8_t *id = pond_event_id (event);
+        uint64_t digest = s_digest (event);
         //  In a group not yet finished (this one included), else stored?
-        uint64_t seq = (uintptr_t) zhashx_lookup (self->pending, id);
+        s_pending_t *pending = (s_pending_t *) zhashx_lookup (self->pending, id);
+        uint64_t seq = pending? pending->seq: 0;
+        uint64_t seen = pending? pending->digest: 0;
         if (!seq)
-            seq = s_lookup (self, id, &rc);
+            seq = s_lookup (self, id, &rc, &seen);
         if (rc)
             break;
         if (seq) {
-            seqs [i] = seq;
+            //  The same event again is a duplicate; another one with this
+            //  id is a conflict (seq 0): nothing is written for either
+            bool same = seen == digest;
+            seqs [i] = same? seq: 0;
             dups [i] = true;
-            group->dups++;
+            group->dups += same;
             continue;
         }
         seq = self->next + 1;
@@ -569,7 +645,13 @@ pond_store_prepare (pond_store_t *self, pond_store_group_t *group,
             rc = -1;
             break;
         }
-        if (zhashx_insert (self->pending, id, (void *) (uintptr_t) seq)) {
+        pending = (s_pending_t *) malloc (sizeof (s_pending_t));
+        if (pending) {
+            pending->seq = seq;
+            pending->digest = digest;
+        }
+        if (!pending || zhashx_insert (self->pending, id, pending)) {
+            free (pending);
             zsys_error ("store: out of memory preparing seq %" PRIu64, seq);
             pond_event_set_seq (event, 0);
             rc = -1;

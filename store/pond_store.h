@@ -15,7 +15,10 @@
                     and then Nexts, with the event right in the entry; an
                     empty value, as stores made before wrote, means "read
                     it from log", which replays still do)
-        by_id       id (16 bytes) -> seq (BE64)
+        by_id       id (16 bytes) -> seq (BE64), digest (BE64): a hash of
+                    the event without its id and meta, to tell a resend
+                    from another event that reuses the id (stores made
+                    before hold the seq alone: the event is read instead)
         by_entity   ENTITY 0x00 seq (BE64) -> empty
 
     pond_replay reads these through a snapshot; pond_store_server puts the
@@ -62,7 +65,11 @@ void
 //  in flight).
 //  For each event i: seqs [i] is its seq; dups [i] is true if its id was
 //  stored before (or appears earlier in this group), in which case seqs [i]
-//  is the original seq and nothing is written for it. For each new event
+//  is the original seq and nothing is written for it. If that id was
+//  stored for a different event (name, ts, entity, source, causation or
+//  data differ), dups [i] is true and seqs [i] is 0: a conflict, nothing
+//  written. events [i] may be NULL (an event refused before): seqs [i] 0,
+//  dups [i] false. For each new event
 //  the event's seq is set and stored [i] is a malloc'd copy of its stored
 //  form (caller frees), size in stored_sizes [i]; stored [i] is NULL for a
 //  duplicate. stored and stored_sizes may be NULL if not wanted.

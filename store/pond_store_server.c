@@ -61,7 +61,7 @@ typedef struct {
     uint64_t bid;
     size_t first;                   //  its events in the group arrays
     size_t count;
-    uint32_t code;                  //  0 = fine, else the answer it gets
+    uint32_t code;                  //  0 = read, else the answer the whole APPEND gets
     char reason [POND_REASON_MAX];
 } s_append_t;
 
@@ -77,6 +77,8 @@ typedef struct {
     bool *dups;
     uint8_t **stored;
     size_t *sizes;
+    uint32_t *codes;                //  0, or why the event was refused (its slot
+    char **reasons;                 //  holds no event; the reason is malloc'd)
     size_t nevents;
     pond_store_group_t *prepared;   //  its events, prepared as they come
     int rc;                         //  pond_store_commit's answer
@@ -193,6 +195,7 @@ struct _pond_store_server_t {
     uint64_t replays_started;
     //  Counters and log-once
     uint64_t malformed;
+    uint64_t conflicts;             //  events refused 409: id used for another event
     uint64_t send_failures;
     zhashx_t *logged;
 };
@@ -349,9 +352,12 @@ pond_store_server_new (pond_store_t *store, const char *endpoint)
         group->dups = (bool *) calloc (GROUP_CAPACITY, sizeof (bool));
         group->stored = (uint8_t **) calloc (GROUP_CAPACITY, sizeof (uint8_t *));
         group->sizes = (size_t *) calloc (GROUP_CAPACITY, sizeof (size_t));
+        group->codes = (uint32_t *) calloc (GROUP_CAPACITY, sizeof (uint32_t));
+        group->reasons = (char **) calloc (GROUP_CAPACITY, sizeof (char *));
         group->prepared = pond_store_group_new ();
         groups_ok = groups_ok && group->events && group->seqs && group->dups
-                 && group->stored && group->sizes && group->prepared;
+                 && group->stored && group->sizes && group->codes && group->reasons
+                 && group->prepared;
     }
     self->filling = &self->groups [0];
     self->appended = (pond_appended_t *) zmalloc (sizeof (pond_appended_t));
@@ -400,6 +406,9 @@ s_group_reset (pond_store_server_t *self, s_group_t *group)
         pond_event_destroy (&group->events [i]);
         free (group->stored [i]);
         group->stored [i] = NULL;
+        free (group->reasons [i]);
+        group->reasons [i] = NULL;
+        group->codes [i] = 0;
     }
     for (size_t i = 0; i < group->nappends; i++)
         zframe_destroy (&group->appends [i].routing_id);
@@ -428,6 +437,8 @@ pond_store_server_destroy (pond_store_server_t **self_p)
             free (group->dups);
             free (group->stored);
             free (group->sizes);
+            free (group->codes);
+            free (group->reasons);
         }
         zlistx_destroy (&self->replays);        //  before the store goes
         //  The answers queued last go out whole, or not at all: a reply
@@ -524,10 +535,11 @@ s_send_appended (pond_store_server_t *self, s_group_t *group, s_append_t *append
     void *handle = zsock_resolve (self->router);
     size_t last = append->first + append->count;
     bool with_events = self->appended->code == POND_CODE_OK;
-    //  Frames after the body: the stored events that are not duplicates
+    //  Frames after the body: the events stored now (not duplicates, not
+    //  refused)
     size_t more = 0;
     for (size_t k = append->first; with_events && k < last; k++)
-        more += !group->dups [k];
+        more += group->stored [k] != NULL;
     //  ROUTER_MANDATORY: a full or unknown peer refuses the first frame
     if (zmq_send (handle, zframe_data (append->routing_id), zframe_size (append->routing_id),
                   ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1)
@@ -535,7 +547,7 @@ s_send_appended (pond_store_server_t *self, s_group_t *group, s_append_t *append
     zmq_send (handle, POND_APPENDED, strlen (POND_APPENDED), ZMQ_SNDMORE);
     zmq_send (handle, zframe_data (body), zframe_size (body), more? ZMQ_SNDMORE: 0);
     for (size_t k = append->first; more && k < last; k++) {
-        if (group->dups [k])
+        if (!group->stored [k])
             continue;
         zmq_msg_t frame;
         if (zmq_msg_init_data (&frame, group->stored [k], group->sizes [k], s_free_stored,
@@ -572,10 +584,28 @@ s_answer_group (pond_store_server_t *self, s_group_t *group)
                       "the store could not write; nothing was stored, retry later");
         }
         else {
+            //  Each event its own result: one bad event fails no other
             reply->code = POND_CODE_OK;
             reply->count = append->count;
             memcpy (reply->seqs, group->seqs + append->first, append->count * sizeof (uint64_t));
             memcpy (reply->dups, group->dups + append->first, append->count * sizeof (bool));
+            for (size_t j = 0; j < append->count; j++) {
+                size_t k = append->first + j;
+                const char *reason = "";
+                reply->codes [j] = POND_CODE_OK;
+                if (group->codes [k]) {
+                    reply->codes [j] = group->codes [k];
+                    reason = group->reasons [k]? group->reasons [k]: "refused";
+                }
+                else
+                if (group->dups [k] && group->seqs [k] == 0) {
+                    reply->codes [j] = POND_CODE_CONFLICT;
+                    reply->dups [j] = false;
+                    reason = "id already used for a different event; give this event a new id";
+                    self->conflicts++;
+                }
+                snprintf (reply->reasons [j], POND_APPENDED_REASON_MAX, "%s", reason);
+            }
         }
         zframe_t *body = pond_appended_encode (reply);
         if (!body)
@@ -795,39 +825,55 @@ s_handle_append (pond_store_server_t *self, zframe_t *routing_id, zmsg_t *msg)
         snprintf (append->reason, sizeof append->reason,
                   "APPEND carries %zu events; it must carry 1..%d", count, POND_APPEND_MAX);
     }
+    //  Each event is judged alone: a refused one keeps its slot (no event,
+    //  its code and reason) and the others are stored
     size_t index = 0;
+    size_t refused = 0;
     for (zframe_t *frame = zmsg_first (msg); frame && !append->code;
          frame = zmsg_next (msg), index++) {
         const uint8_t *data = zframe_data (frame);
         size_t size = zframe_size (frame);
+        size_t k = group->nevents + append->count++;
         pond_event_t *event = NULL;
+        uint32_t code = 0;
         if (size > POND_EVENT_MAX_SIZE) {
-            append->code = POND_CODE_TOO_LARGE;
-            snprintf (append->reason, sizeof append->reason,
-                      "event %zu is %zu bytes; the limit is %d", index, size,
-                      POND_EVENT_MAX_SIZE);
+            code = POND_CODE_TOO_LARGE;
+            snprintf (reason, sizeof reason, "event is %zu bytes; the limit is %d",
+                      size, POND_EVENT_MAX_SIZE);
         }
         else
         if (!(event = pond_event_decode (data, size, reason, sizeof reason))
         ||  s_check (event, size, reason, sizeof reason)) {
-            append->code = POND_CODE_BAD_REQUEST;
-            snprintf (append->reason, sizeof append->reason, "event %zu: %.200s", index, reason);
+            //  Too large once the seq is added is 413, as on ingest
+            code = event && !pond_event_seq (event)? POND_CODE_TOO_LARGE
+                                                    : POND_CODE_BAD_REQUEST;
             pond_event_destroy (&event);
         }
-        else
-            group->events [group->nevents + append->count++] = event;
+        group->events [k] = event;
+        if (code) {
+            group->codes [k] = code;
+            group->reasons [k] = strdup (reason);
+            refused++;
+            s_log_once (self, "APPEND/event", "refused event %zu of APPEND %" PRIu64 " (%u): %s",
+                        index, append->bid, code, reason);
+        }
     }
+    self->malformed += refused;
     //  Prepared now, while the writer may be syncing the group before
-    bool refused = append->code != 0;
     if (append->code || s_append_prepare (self, group, append)) {
-        //  Nothing of a bad APPEND goes into the group
-        for (size_t i = 0; i < append->count; i++)
-            pond_event_destroy (&group->events [append->first + i]);
+        //  Nothing of an unreadable APPEND goes into the group
+        for (size_t i = 0; i < append->count; i++) {
+            size_t k = append->first + i;
+            pond_event_destroy (&group->events [k]);
+            free (group->reasons [k]);
+            group->reasons [k] = NULL;
+            group->codes [k] = 0;
+        }
         append->count = 0;
     }
-    if (refused) {
+    if (append->code && append->code != POND_CODE_STORE_ERROR) {
         self->malformed++;
-        s_log_once (self, "APPEND/event", "refused APPEND %" PRIu64 " (%u): %s",
+        s_log_once (self, "APPEND/batch", "refused APPEND %" PRIu64 " (%u): %s",
                     append->bid, append->code, append->reason);
     }
     append->routing_id = zframe_dup (routing_id);
@@ -991,7 +1037,7 @@ s_handle_credit (pond_store_server_t *self, zframe_t *routing_id, zmsg_t *msg, b
         return;
     }
     if (cancel)
-        s_replay_end (self, replay, POND_CODE_OK, "cancelled");
+        s_replay_end (self, replay, POND_CODE_CANCELLED, "cancelled by the reader");
     else {
         uint64_t total = (uint64_t) replay->credit + credit.chunks;
         replay->credit = total > POND_CREDIT_MAX? POND_CREDIT_MAX: (uint32_t) total;
@@ -1187,8 +1233,8 @@ s_pack_uint (msgpack_packer *pk, const char *key, uint64_t value)
 }
 
 //  STATS body: {events, head, names: {NAME: count}, batches, appended,
-//  dups, write_errors, replays, uptime_s} plus replays_active, malformed
-//  and send_failures (unknown keys are ignored by readers).
+//  dups, write_errors, replays, uptime_s} plus replays_active, malformed,
+//  conflicts and send_failures (unknown keys are ignored by readers).
 static zframe_t *
 s_stats_body (pond_store_server_t *self)
 {
@@ -1199,7 +1245,7 @@ s_stats_body (pond_store_server_t *self)
     msgpack_sbuffer_init (&sbuf);
     msgpack_packer pk;
     msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
-    msgpack_pack_map (&pk, 12);
+    msgpack_pack_map (&pk, 13);
     s_pack_uint (&pk, "events", stats.events);
     s_pack_uint (&pk, "head", stats.head);
     s_pack_str (&pk, "names");
@@ -1215,6 +1261,7 @@ s_stats_body (pond_store_server_t *self)
     s_pack_uint (&pk, "uptime_s", (uint64_t) (zclock_mono () - self->started) / 1000);
     s_pack_uint (&pk, "replays_active", zlistx_size (self->replays));
     s_pack_uint (&pk, "malformed", self->malformed);
+    s_pack_uint (&pk, "conflicts", self->conflicts);
     s_pack_uint (&pk, "send_failures", self->send_failures);
     zlistx_destroy (&names);
     zframe_t *frame = zframe_new (sbuf.data, sbuf.size);

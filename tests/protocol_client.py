@@ -1,7 +1,10 @@
 #!/usr/bin/python3
 """A pond client written from proto/PROTOCOL.md alone, with Debian's
 python3-zmq and python3-msgpack: publish, ACK with seq, idempotent resend,
-NACKs, live delivery on the pub socket, replay with credit, stats.
+NACKs that name the event they refuse, 409 for an id reused for another
+event, one result per event, UTF-8 refused where it is not, live delivery
+on the pub socket, replay with credit (every event read by a strict
+reader: raw=False), CANCEL, ERROR with rid, stats.
 
 Usage: protocol_client.py BIN_DIR
 Starts pond-store and pond-broker (tcp on 127.0.0.1, ports picked by the
@@ -56,6 +59,17 @@ def read_zpl(path):
             key, value = line.split("=", 1)
             values[key.strip()] = value.strip().strip('"')
     return values
+
+
+def strict(data):
+    """Python msgpack's strict reading: str must be UTF-8, map keys str."""
+    return msgpack.unpackb(data, raw=False, strict_map_key=True)
+
+
+def str_raw(text):
+    """A msgpack str holding these bytes as they are (valid UTF-8 or not)."""
+    assert len(text) < 32
+    return bytes([0xa0 | len(text)]) + text
 
 
 def recv(sock):
@@ -131,23 +145,79 @@ def main():
               and live_event["data"]["duration_ms"] == 120,
               "live event has the same id, data and the store's seq")
 
-        # Refusals
+        # Refusals. Every NACK carries the id whenever it can be read.
         ingest.send_multipart([b"PUBLISH", b"\x93\x01\x02"])
         nack = recv(ingest)
-        check(nack[0] == b"NACK" and msgpack.unpackb(nack[1])["code"] == 400,
-              "malformed event gets NACK 400")
+        body = strict(nack[1])
+        check(nack[0] == b"NACK" and body.get("code") == 400 and "id" in body
+              and body["id"] is None, "malformed event gets NACK 400, id nil")
         bad = dict(event, name="quacked", id=uuid7())
         ingest.send_multipart([b"PUBLISH", msgpack.packb(bad, use_bin_type=True)])
-        body = msgpack.unpackb(recv(ingest)[1])
-        check(body["code"] == 400 and "name" in body["reason"],
-              "bad name gets NACK 400 naming the rule: " + body["reason"])
+        body = strict(recv(ingest)[1])
+        check(body.get("code") == 400 and "name" in str(body.get("reason")),
+              "bad name gets NACK 400 naming the rule: " + str(body.get("reason")))
+        check(body.get("id") == bad["id"], "the NACK carries the refused event's id")
         big = dict(event, id=uuid7(), data={"blob": b"x" * 70000})
         ingest.send_multipart([b"PUBLISH", msgpack.packb(big, use_bin_type=True)])
-        check(msgpack.unpackb(recv(ingest)[1])["code"] == 413, "oversized event gets NACK 413")
+        body = strict(recv(ingest)[1])
+        check(body.get("code") == 413, "oversized event gets NACK 413")
+        check(body.get("id") == big["id"], "the 413 carries the event's id too")
         ingest.send_multipart([b"FROB", b"x"])
-        check(msgpack.unpackb(recv(ingest)[1])["code"] == 404, "unknown command gets NACK 404")
+        check(strict(recv(ingest)[1])["code"] == 404, "unknown command gets NACK 404")
         ingest.send_multipart([b"PING"])
         check(recv(ingest) == [b"PONG"], "PING gets PONG")
+
+        # Strings are UTF-8: an entity "cu\xffs1" is refused, naming the key
+        bad_id = uuid7()
+        raw = (b"\x84" + msgpack.packb("id") + msgpack.packb(bad_id, use_bin_type=True)
+               + msgpack.packb("name") + msgpack.packb("QUACKED")
+               + msgpack.packb("ts") + msgpack.packb(event["ts"])
+               + msgpack.packb("entity") + str_raw(b"cu\xffs1"))
+        ingest.send_multipart([b"PUBLISH", raw])
+        body = strict(recv(ingest)[1])
+        check(body.get("code") == 400 and "entity" in str(body.get("reason")) and "UTF-8" in str(body.get("reason")),
+              "entity not UTF-8 gets NACK 400 naming it: " + str(body.get("reason")))
+        check(body.get("id") == bad_id, "... with the event's id")
+        raw = (b"\x85" + msgpack.packb("id") + msgpack.packb(uuid7(), use_bin_type=True)
+               + msgpack.packb("name") + msgpack.packb("QUACKED")
+               + msgpack.packb("ts") + msgpack.packb(event["ts"])
+               + msgpack.packb("entity") + msgpack.packb("cust-py")
+               + msgpack.packb("data") + b"\x81" + str_raw(b"note") + str_raw(b"\xed\xa0\x80"))
+        ingest.send_multipart([b"PUBLISH", raw])
+        body = strict(recv(ingest)[1])
+        check(body.get("code") == 400 and "data.note" in str(body.get("reason")),
+              "a surrogate in data gets NACK 400 naming data.note: " + str(body.get("reason")))
+        odd = dict(event, id=uuid7(), data={1: "int key"})
+        ingest.send_multipart([b"PUBLISH", msgpack.packb(odd, use_bin_type=True)])
+        body = strict(recv(ingest)[1])
+        check(body.get("code") == 400 and "str" in str(body.get("reason")),
+              "a non-str key in data gets NACK 400: " + str(body.get("reason")))
+        odd = dict(event, id=uuid7(), data={"e": msgpack.ExtType(5, b"x")})
+        ingest.send_multipart([b"PUBLISH", msgpack.packb(odd, use_bin_type=True)])
+        body = strict(recv(ingest)[1])
+        check(body.get("code") == 400 and "ext" in str(body.get("reason")),
+              "an ext value in data gets NACK 400: " + str(body.get("reason")))
+
+        # An id reused for a different event: 409, never a silent dup; an
+        # event sent with it in the same moment by another producer is
+        # stored (one result per event)
+        other = ctx.socket(zmq.DEALER)
+        other.connect(endpoints["ingest"])
+        reuse = dict(event, data={"duration_ms": 999})
+        fresh = dict(event, id=uuid7(), name="HONKED", entity="cust-py-2")
+        ingest.send_multipart([b"PUBLISH", msgpack.packb(reuse, use_bin_type=True)])
+        other.send_multipart([b"PUBLISH", msgpack.packb(fresh, use_bin_type=True)])
+        reply = recv(ingest)
+        body = strict(reply[1])
+        check(reply[0] == b"NACK" and body.get("code") == 409 and body.get("id") == event["id"],
+              "an id reused for another event gets NACK 409 with that id: %s" % body.get("reason"))
+        reply = recv(other)
+        check(reply is not None and reply[0] == b"ACK"
+              and strict(reply[1])["id"] == fresh["id"], "the other event is ACKed")
+        ingest.send_multipart([b"PUBLISH", packed])
+        body = strict(recv(ingest)[1])
+        check(body.get("dup") is True and body.get("seq") == ack["seq"],
+              "the exact event again is still ACK dup true")
 
         # Replay by name over a time window, with credit
         second = dict(event, id=uuid7(), ts=event["ts"] - 1_000_000)
@@ -170,21 +240,68 @@ def main():
             elif frames[0] == b"END":
                 end = msgpack.unpackb(frames[1])
                 break
-        check(end["rid"] == 7 and end["code"] == 200 and end["count"] == 2,
+        check(end.get("rid") == 7 and end.get("code") == 200 and end.get("count") == 2,
               "replay ends with END 200 and count 2")
+        check(all(strict(msgpack.packb(e, use_bin_type=True)) is not None for e in replayed),
+              "replayed events read with raw=False")
         check([e["id"] for e in replayed] == [second["id"], event["id"]],
               "replay is ordered by event time, not by seq")
 
         control.send_multipart([b"REPLAY", msgpack.packb({"rid": 8, "credit": 0})])
         error = recv(control)
-        check(error[0] == b"ERROR" and msgpack.unpackb(error[1])["code"] == 400,
-              "replay with credit 0 gets ERROR 400")
+        body = strict(error[1])
+        check(error[0] == b"ERROR" and body.get("code") == 400 and body.get("rid") == 8,
+              "replay with credit 0 gets ERROR 400 with its rid")
+
+        # The whole log, read strictly: every event decodes with raw=False
+        control.send_multipart([b"REPLAY", msgpack.packb({"rid": 9, "credit": 16})])
+        log, end = [], None
+        while True:
+            frames = recv(control)
+            if frames is None:
+                break
+            if frames[0] == b"CHUNK":
+                try:
+                    log += [strict(f) for f in frames[2:]]
+                except (UnicodeDecodeError, ValueError) as error:
+                    check(False, "a stored event a strict reader cannot read: %s" % error)
+                control.send_multipart([b"CREDIT", msgpack.packb({"rid": 9, "chunks": 1})])
+            elif frames[0] == b"END":
+                end = strict(frames[1])
+                break
+        check(end is not None and end.get("code") == 200 and len(log) == end.get("count")
+              and len(log) == 3, "the log holds the 3 stored events, all strict-readable"
+              " (%d)" % len(log))
+
+        # CANCEL: END with its own code (410), not 200
+        for i in range(40):
+            extra = dict(event, id=uuid7(), entity="cust-bulk", data={"i": i, "pad": "x" * 8000})
+            ingest.send_multipart([b"PUBLISH", msgpack.packb(extra, use_bin_type=True)])
+            recv(ingest)
+        control.send_multipart([b"REPLAY", msgpack.packb({"rid": 10, "credit": 1})])
+        first = recv(control)
+        control.send_multipart([b"CANCEL", msgpack.packb({"rid": 10})])
+        end = None
+        while True:
+            frames = recv(control)
+            if frames is None or frames[0] == b"END":
+                end = strict(frames[1]) if frames else None
+                break
+        check(first is not None and first[0] == b"CHUNK" and end is not None
+              and end.get("rid") == 10 and end.get("code") == 410,
+              "CANCEL ends the replay with END 410 (%s)" % (end and end.get("code")))
 
         control.send_multipart([b"STATS"])
         stats = recv(control)
         body = msgpack.unpackb(stats[1])
         check(stats[0] == b"STATS" and body["broker"]["acked"] >= 3,
               "STATS counts acked events (%d)" % body["broker"]["acked"])
+        # malformed: the six events refused 400 and the REPLAY refused 400
+        broker = body["broker"]
+        check(broker.get("malformed") == 7 and broker.get("too_large") == 1
+              and broker.get("unknown_command") == 1 and broker.get("conflicts") == 1,
+              "each refusal in its own counter: %s" % {k: broker.get(k) for k in
+              ("malformed", "too_large", "unknown_command", "conflicts")})
     finally:
         for proc in reversed(procs):
             proc.send_signal(signal.SIGTERM)

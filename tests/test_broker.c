@@ -2,6 +2,7 @@
     sockets at the protocol level: ACK after durability, seq, fan-out,
     every NACK, control relay, store away and back, hostile input.
 */
+#define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <czmq.h>
 #include <signal.h>
@@ -550,4 +551,281 @@ Test (broker, pipelined_producers_get_ordered_gap_free_acks)
     for (int p = 0; p < PIPE_PRODUCERS; p++)
         zsock_destroy (&ingest [p]);
     zsock_destroy (&all);
+}
+
+//  =====================================================================
+//  Every reply correlates; each event its own result; what is stored is
+//  published
+
+//  Read one reply on sock: its command (caller frees) and NACK/ERROR body.
+static char *
+s_recv_nack (zsock_t *sock, pond_nack_t *nack)
+{
+    zmsg_t *reply = s_recv (sock, 5000);
+    cr_assert_not_null (reply, "no reply");
+    char *command = zmsg_popstr (reply);
+    zframe_t *body = zmsg_pop (reply);
+    char err [POND_ERR_SIZE];
+    memset (nack, 0, sizeof *nack);
+    if (streq (command, POND_NACK) || streq (command, POND_ERROR))
+        cr_assert_eq (pond_nack_decode (body, nack, err, sizeof err), 0, "%s", err);
+    zframe_destroy (&body);
+    zmsg_destroy (&reply);
+    return command;
+}
+
+//  A broker STATS counter (broker part)
+static uint64_t
+s_broker_counter (zsock_t *control, const char *name)
+{
+    zstr_send (control, POND_STATS);
+    zmsg_t *reply = s_recv (control, 3000);
+    cr_assert_not_null (reply);
+    zstr_free (&(char *) { zmsg_popstr (reply) });
+    zframe_t *body = zmsg_pop (reply);
+    char *json = pond_value_to_json (zframe_data (body), zframe_size (body));
+    cJSON *tree = cJSON_Parse (json);
+    cJSON *item = cJSON_GetObjectItem (cJSON_GetObjectItem (tree, "broker"), name);
+    cr_assert (cJSON_IsNumber (item), "no broker counter %s: %s", name, json);
+    uint64_t value = (uint64_t) item->valuedouble;
+    cJSON_Delete (tree);
+    free (json);
+    zframe_destroy (&body);
+    zmsg_destroy (&reply);
+    return value;
+}
+
+Test (broker, nack_names_the_event_and_counters_say_which_refusal)
+{
+    zsock_t *ingest = s_dealer (mesh->ingest);
+    zsock_t *control = s_dealer (mesh->control);
+    //  A bad name after a valid id: NACK 400 carries that id
+    pond_event_t *event = pond_event_new ("QUACKED", "cust-1");
+    zframe_t *frame = s_encode (event);
+    uint8_t *at = memmem (zframe_data (frame), zframe_size (frame), "QUACKED", 7);
+    cr_assert_not_null (at);
+    memcpy (at, "quacked", 7);
+    s_send_frames (ingest, POND_PUBLISH, frame);
+    pond_nack_t nack;
+    char *command = s_recv_nack (ingest, &nack);
+    cr_assert_str_eq (command, POND_NACK);
+    free (command);
+    cr_assert_eq (nack.code, POND_CODE_BAD_REQUEST);
+    cr_assert (nack.has_id, "the NACK names the event it refuses");
+    cr_assert_arr_eq (nack.id, pond_event_id (event), POND_ID_SIZE);
+
+    //  An entity that is not UTF-8: 400 naming the key, with the id
+    pond_event_set_entity (event, "cu\xff" "s1");
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addstr (msg, POND_PUBLISH);
+    //  pond_event_encode refuses it now: write the map by hand
+    uint8_t raw [128];
+    size_t n = 0;
+    raw [n++] = 0x84;
+    memcpy (raw + n, "\xa2" "id\xc4\x10", 5); n += 5;
+    memcpy (raw + n, pond_event_id (event), 16); n += 16;
+    memcpy (raw + n, "\xa4" "name\xa7" "QUACKED", 13); n += 13;
+    memcpy (raw + n, "\xa2" "ts\x01", 4); n += 4;
+    memcpy (raw + n, "\xa6" "entity\xa5" "cu\xff" "s1", 13); n += 13;
+    zmsg_addmem (msg, raw, n);
+    zmsg_send (&msg, ingest);
+    command = s_recv_nack (ingest, &nack);
+    cr_assert_str_eq (command, POND_NACK);
+    free (command);
+    cr_assert_eq (nack.code, POND_CODE_BAD_REQUEST, "%u %s", nack.code, nack.reason);
+    cr_assert (strstr (nack.reason, "entity") && strstr (nack.reason, "UTF-8"), "%s", nack.reason);
+    cr_assert (nack.has_id);
+    cr_assert_arr_eq (nack.id, pond_event_id (event), POND_ID_SIZE);
+
+    //  Too large, id first: 413 with the id
+    pond_event_set_entity (event, "cust-1");
+    char err [POND_ERR_SIZE];
+    char *big = malloc (POND_PUBLISH_MAX_SIZE);
+    memset (big, 'x', POND_PUBLISH_MAX_SIZE - 1);
+    big [POND_PUBLISH_MAX_SIZE - 1] = 0;
+    char *json = malloc (POND_PUBLISH_MAX_SIZE + 16);
+    snprintf (json, POND_PUBLISH_MAX_SIZE + 16, "{\"pad\":\"%s\"}", big);
+    cr_assert_eq (pond_event_set_data_json (event, json, err, sizeof err), 0, "%s", err);
+    size_t size;
+    uint8_t *bytes = pond_event_encode (event, &size, err, sizeof err);
+    if (!bytes) {
+        //  Over what encode takes: make the frame by hand, id first
+        bytes = malloc (POND_PUBLISH_MAX_SIZE + 100);
+        memcpy (bytes, raw, 22);
+        memset (bytes + 22, 0xc0, POND_PUBLISH_MAX_SIZE + 78);
+        size = POND_PUBLISH_MAX_SIZE + 100;
+    }
+    cr_assert_gt (size, POND_PUBLISH_MAX_SIZE);
+    s_send_frames (ingest, POND_PUBLISH, zframe_new (bytes, size));
+    command = s_recv_nack (ingest, &nack);
+    cr_assert_str_eq (command, POND_NACK);
+    free (command);
+    cr_assert_eq (nack.code, POND_CODE_TOO_LARGE, "%u %s", nack.code, nack.reason);
+    cr_assert (nack.has_id, "413 names the event too");
+    cr_assert_arr_eq (nack.id, pond_event_id (event), POND_ID_SIZE);
+    free (bytes);
+    free (big);
+    free (json);
+
+    //  An unknown command
+    zstr_send (ingest, "SUBSCRIBE");
+    command = s_recv_nack (ingest, &nack);
+    free (command);
+    cr_assert_eq (nack.code, POND_CODE_NOT_FOUND);
+
+    //  Each refusal in its own counter: malformed is 400 alone
+    cr_assert_eq (s_broker_counter (control, "malformed"), 2);
+    cr_assert_eq (s_broker_counter (control, "too_large"), 1);
+    cr_assert_eq (s_broker_counter (control, "unknown_command"), 1);
+    cr_assert_eq (s_broker_counter (control, "nacked"), 4);
+    pond_event_destroy (&event);
+    zsock_destroy (&control);
+    zsock_destroy (&ingest);
+}
+
+Test (broker, reused_id_gets_409_and_the_batch_is_stored)
+{
+    zsock_t *ingest = s_dealer (mesh->ingest);
+    zsock_t *other = s_dealer (mesh->ingest);
+    zsock_t *control = s_dealer (mesh->control);
+    char err [POND_ERR_SIZE];
+    pond_event_t *first = pond_event_new ("QUACKED", "cust-1");
+    cr_assert_eq (pond_event_set_data_json (first, "{\"n\":1}", err, sizeof err), 0);
+    cr_assert_eq (s_publish_ok (ingest, first, NULL), 1);
+
+    //  The same id for another event, pipelined with a fresh event from
+    //  another producer (one APPEND, most of the time): the first gets
+    //  409, the second its ACK
+    pond_event_t *reuse = pond_event_dup (first);
+    cr_assert_eq (pond_event_set_data_json (reuse, "{\"n\":2}", err, sizeof err), 0);
+    pond_event_t *fresh = pond_event_new ("QUACKED", "cust-2");
+    s_send_frames (ingest, POND_PUBLISH, s_encode (reuse));
+    s_send_frames (other, POND_PUBLISH, s_encode (fresh));
+    pond_nack_t nack;
+    char *command = s_recv_nack (ingest, &nack);
+    cr_assert_str_eq (command, POND_NACK, "an id reused for another event is refused");
+    free (command);
+    cr_assert_eq (nack.code, POND_CODE_CONFLICT, "%u %s", nack.code, nack.reason);
+    cr_assert (strstr (nack.reason, "different event"), "%s", nack.reason);
+    cr_assert (nack.has_id);
+    cr_assert_arr_eq (nack.id, pond_event_id (first), POND_ID_SIZE);
+    zmsg_t *reply = s_recv (other, 5000);
+    cr_assert_not_null (reply);
+    command = zmsg_popstr (reply);
+    cr_assert_str_eq (command, POND_ACK, "the other event of the batch is stored");
+    free (command);
+    zmsg_destroy (&reply);
+
+    //  The exact event again is still a duplicate
+    bool dup = false;
+    cr_assert_eq (s_publish_ok (ingest, first, &dup), 1);
+    cr_assert (dup);
+    cr_assert_eq (s_broker_counter (control, "conflicts"), 1);
+    pond_event_destroy (&first);
+    pond_event_destroy (&reuse);
+    pond_event_destroy (&fresh);
+    zsock_destroy (&control);
+    zsock_destroy (&other);
+    zsock_destroy (&ingest);
+}
+
+Test (broker, late_appended_is_published_and_resend_acks_dup)
+{
+    zsock_t *ingest = s_dealer (mesh->ingest);
+    zsock_t *sub = zsock_new_sub (mesh->pub, "QUACKED");
+    pond_event_t *first = pond_event_new ("QUACKED", "cust-4");
+    cr_assert_eq (s_publish_ok (ingest, first, NULL), 1);
+    zmsg_t *live = s_recv (sub, 2000);
+    cr_assert_not_null (live);
+    zmsg_destroy (&live);
+
+    //  The store freezes with the APPEND queued: the broker answers 503
+    kill (mesh->store, SIGSTOP);
+    pond_event_t *second = pond_event_new ("QUACKED", "cust-4");
+    s_send_frames (ingest, POND_PUBLISH, s_encode (second));
+    pond_nack_t nack;
+    char *command = s_recv_nack (ingest, &nack);
+    cr_assert_str_eq (command, POND_NACK);
+    free (command);
+    cr_assert_eq (nack.code, POND_CODE_UNAVAILABLE);
+    //  It wakes up and writes the event: durable, so published live
+    kill (mesh->store, SIGCONT);
+    live = s_recv (sub, 5000);
+    cr_assert_not_null (live, "an event stored after its 503 is published all the same");
+    zframe_t *topic = zmsg_pop (live);
+    zframe_t *frame = zmsg_pop (live);
+    cr_assert (zframe_streq (topic, "QUACKED"));
+    char err [POND_ERR_SIZE];
+    pond_event_t *got = pond_event_decode (zframe_data (frame), zframe_size (frame),
+                                           err, sizeof err);
+    cr_assert_not_null (got, "%s", err);
+    cr_assert_arr_eq (pond_event_id (got), pond_event_id (second), POND_ID_SIZE);
+    cr_assert_eq (pond_event_seq (got), 2);
+    pond_event_destroy (&got);
+    zframe_destroy (&topic);
+    zframe_destroy (&frame);
+    zmsg_destroy (&live);
+    //  The producer's resend: ACK dup, same seq, not published twice
+    bool dup = false;
+    cr_assert_eq (s_publish_ok (ingest, second, &dup), 2);
+    cr_assert (dup);
+    cr_assert_null (s_recv (sub, 300), "a duplicate is not published again");
+    pond_event_destroy (&first);
+    pond_event_destroy (&second);
+    zsock_destroy (&sub);
+    zsock_destroy (&ingest);
+}
+
+Test (broker, error_carries_rid_and_cancel_ends_410)
+{
+    zsock_t *ingest = s_dealer (mesh->ingest);
+    for (int i = 0; i < 600; i++) {
+        pond_event_t *event = pond_event_new ("QUACKED", "cust-3");
+        s_publish_ok (ingest, event, NULL);
+        pond_event_destroy (&event);
+    }
+    zsock_t *control = s_dealer (mesh->control);
+    //  A REPLAY refused (credit 0): ERROR with the rid it was sent with
+    pond_replay_req_t request = { .rid = 41, .credit = 0 };
+    s_send_frames (control, POND_REPLAY, pond_replay_req_encode (&request));
+    pond_nack_t error;
+    char *command = s_recv_nack (control, &error);
+    cr_assert_str_eq (command, POND_ERROR);
+    free (command);
+    cr_assert_eq (error.code, POND_CODE_BAD_REQUEST);
+    cr_assert (error.has_rid, "ERROR for a refused REPLAY carries its rid");
+    cr_assert_eq (error.rid, 41);
+    //  A body with no rid at all: ERROR without one
+    s_send_frames (control, POND_REPLAY, zframe_new ("\x80", 1));
+    command = s_recv_nack (control, &error);
+    free (command);
+    cr_assert_not (error.has_rid);
+
+    //  CANCEL: END with its own code, not 200
+    request = (pond_replay_req_t) { .rid = 42, .credit = 1 };
+    s_send_frames (control, POND_REPLAY, pond_replay_req_encode (&request));
+    zmsg_t *msg = s_recv (control, 5000);
+    cr_assert_not_null (msg);
+    command = zmsg_popstr (msg);
+    cr_assert_str_eq (command, POND_CHUNK);
+    free (command);
+    zmsg_destroy (&msg);
+    pond_credit_t cancel = { .rid = 42 };
+    s_send_frames (control, POND_CANCEL, pond_credit_encode (&cancel));
+    msg = s_recv (control, 5000);
+    cr_assert_not_null (msg);
+    command = zmsg_popstr (msg);
+    cr_assert_str_eq (command, POND_END);
+    free (command);
+    zframe_t *body = zmsg_pop (msg);
+    pond_end_t end;
+    char err [POND_ERR_SIZE];
+    cr_assert_eq (pond_end_decode (body, &end, err, sizeof err), 0, "%s", err);
+    cr_assert_eq (end.rid, 42);
+    cr_assert_eq (end.code, POND_CODE_CANCELLED, "END after CANCEL: %u %s", end.code, end.reason);
+    cr_assert_eq (end.count, POND_CHUNK_EVENTS);
+    zframe_destroy (&body);
+    zmsg_destroy (&msg);
+    zsock_destroy (&control);
+    zsock_destroy (&ingest);
 }

@@ -319,7 +319,7 @@ s_fake_control (fake_state_t *self)
     if (pond_proto_is (command, POND_CANCEL)) {
         self->counters.cancels++;
         if (self->replaying)
-            s_fake_end (self, 499, "cancelled");
+            s_fake_end (self, POND_CODE_CANCELLED, "cancelled by the reader");
         zframe_destroy (&identity);
     }
     else

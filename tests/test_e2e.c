@@ -169,3 +169,37 @@ Test (e2e, errors_say_what_to_do)
     cr_assert (strstr (err, "pond-broker"), "the hint names the broker: %s", err);
     free (err);
 }
+
+//  pond publish: the same event again is a dup; its id for another event
+//  is refused 409 with the reason, exit status 1
+Test (e2e, publish_reused_id_is_refused_409)
+{
+    const char *id = "018f3a5b-6c7d-7e8f-90a1-b2c3d4e5f607";
+    char args [512];
+    snprintf (args, sizeof args, "publish --name QUACKED --entity cust-9 --id %s "
+              "--ts 2022-06-01T10:00:00Z --data '{\"n\":1}'", id);
+    int rc;
+    char *out = s_pond (&rc, args);
+    cr_assert_eq (rc, 0, "first publish: %s", out);
+    cr_assert (strstr (out, "\"dup\":false"), "%s", out);
+    free (out);
+    out = s_pond (&rc, args);
+    cr_assert_eq (rc, 0);
+    cr_assert (strstr (out, "\"dup\":true"), "the same event again is a dup: %s", out);
+    free (out);
+    snprintf (args, sizeof args, "publish --name QUACKED --entity cust-9 --id %s "
+              "--ts 2022-06-01T10:00:00Z --data '{\"n\":2}'", id);
+    out = s_pond (&rc, args);
+    cr_assert_neq (rc, 0, "another event with that id must fail: %s", out);
+    cr_assert_str_empty (out, "no ACK line for a refused event");
+    free (out);
+    char path [512];
+    snprintf (path, sizeof path, "%s/cli.err", mesh->dir);
+    FILE *file = fopen (path, "r");
+    cr_assert_not_null (file);
+    char err [2048] = "";
+    size_t n = fread (err, 1, sizeof err - 1, file);
+    err [n] = 0;
+    fclose (file);
+    cr_assert (strstr (err, "409") && strstr (err, "different event"), "stderr: %s", err);
+}

@@ -395,7 +395,7 @@ Test (event, data_from_raw_msgpack_every_type)
     //  Every msgpack type inside data survives encode/decode byte for byte
     buf_t b;
     s_buf_init (&b);
-    msgpack_pack_map (&b.pk, 15);
+    msgpack_pack_map (&b.pk, 13);
     s_buf_str (&b, "nil");      msgpack_pack_nil (&b.pk);
     s_buf_str (&b, "t");        msgpack_pack_true (&b.pk);
     s_buf_str (&b, "f");        msgpack_pack_false (&b.pk);
@@ -406,11 +406,9 @@ Test (event, data_from_raw_msgpack_every_type)
     s_buf_str (&b, "f64");      msgpack_pack_double (&b.pk, -0.1);
     s_buf_str (&b, "str");      s_buf_str (&b, "h\xc3\xa9llo");
     s_buf_str (&b, "bin");      msgpack_pack_bin (&b.pk, 3); msgpack_pack_bin_body (&b.pk, "\x00\x01\xff", 3);
-    s_buf_str (&b, "ext");      msgpack_pack_ext (&b.pk, 4, 7); msgpack_pack_ext_body (&b.pk, "abcd", 4);
     s_buf_str (&b, "arr");      msgpack_pack_array (&b.pk, 2); msgpack_pack_int (&b.pk, 1); msgpack_pack_array (&b.pk, 0);
-    s_buf_str (&b, "map");      msgpack_pack_map (&b.pk, 1); msgpack_pack_int (&b.pk, 5); s_buf_str (&b, "int key");
+    s_buf_str (&b, "map");      msgpack_pack_map (&b.pk, 1); s_buf_str (&b, "5"); s_buf_str (&b, "str key");
     s_buf_str (&b, "");         msgpack_pack_map (&b.pk, 0);
-    msgpack_pack_int (&b.pk, 7); s_buf_str (&b, "int key at top");
 
     char err [POND_ERR_SIZE] = "";
     pond_event_t *ev = pond_event_new ("QUACKED", "c-1");
@@ -433,9 +431,7 @@ Test (event, data_from_raw_msgpack_every_type)
     cr_assert_not_null (strstr (json, "\"u64\":18446744073709551615"), "%s", json);
     cr_assert_not_null (strstr (json, "\"i64\":-9223372036854775808"), "%s", json);
     cr_assert_not_null (strstr (json, "\"bin\":\"0001ff\""), "%s", json);
-    cr_assert_not_null (strstr (json, "\"ext\":\"61626364\""), "%s", json);
-    cr_assert_not_null (strstr (json, "\"map\":{\"5\":\"int key\"}"), "%s", json);
-    cr_assert_not_null (strstr (json, "\"7\":\"int key at top\""), "%s", json);
+    cr_assert_not_null (strstr (json, "\"map\":{\"5\":\"str key\"}"), "%s", json);
     free (json);
 
     //  Clearing data and meta
@@ -861,7 +857,7 @@ static const case_t s_event_cases [] = {
     BAD ("data", "\xc0", "data nil"),
     BAD ("data", "\xc4\x01" "x", "data bin"),
     GOOD ("data", "\x80", "data empty map"),
-    GOOD ("data", "\x81\x01\x02", "data with an int key"),
+    BAD ("data", "\x81\x01\x02", "data with an int key"),
     BAD ("meta", "\xa3" "abc", "meta str"),
     BAD ("meta", "\x90", "meta array"),
     BAD ("meta", "\xc3", "meta bool"),
@@ -1259,12 +1255,15 @@ s_kept_event (int which, size_t *size_p)
         s_buf_strn (&b, text, 40);
         s_buf_strn (&b, text, 300);
         msgpack_pack_bin (&b.pk, 3); msgpack_pack_bin_body (&b.pk, "\x00\x01\xff", 3);
-        msgpack_pack_ext (&b.pk, 4, 7); msgpack_pack_ext_body (&b.pk, "abcd", 4);
-        msgpack_pack_ext (&b.pk, 3, -1); msgpack_pack_ext_body (&b.pk, "abc", 3);
+        //  (ext types and non-str keys are refused: bin and str keys, same JSON)
+        msgpack_pack_bin (&b.pk, 4); msgpack_pack_bin_body (&b.pk, "abcd", 4);
+        msgpack_pack_bin (&b.pk, 3); msgpack_pack_bin_body (&b.pk, "abc", 3);
         msgpack_pack_array (&b.pk, 0);
         msgpack_pack_map (&b.pk, 17);
         for (int i = 0; i < 17; i++) {
-            msgpack_pack_int (&b.pk, i);
+            char key [8];
+            snprintf (key, sizeof key, "%d", i);
+            s_buf_str (&b, key);
             msgpack_pack_int (&b.pk, -i);
         }
         if (nested) {
@@ -1367,6 +1366,21 @@ Test (event, decode_encode_keeps_every_byte)
 //  A random msgpack value in any width msgpack allows, not only the
 //  smallest: integers in wide or signed encodings, str8 for short text,
 //  map16 for small maps, NaN floats, ext of every length.
+//  A map key: a str of any width (keys must be str)
+static void
+s_random_wide_key (buf_t *b)
+{
+    static const size_t lengths [] = { 0, 1, 5, 31, 32, 40 };
+    size_t len = lengths [s_below (6)];
+    size_t n = (size_t) 1 << s_below (3);
+    if (len < 32 && s_below (2))
+        s_buf_raw (b, (uint8_t []) { (uint8_t) (0xa0 | len) }, 1);
+    else
+        s_buf_be (b, (uint8_t) (0xd9 + (n == 1? 0: n == 2? 1: 2)), len, n);
+    for (size_t i = 0; i < len; i++)
+        s_buf_raw (b, (uint8_t []) { (uint8_t) ('a' + (i * 7 + len) % 26) }, 1);
+}
+
 static void
 s_random_wide_value (buf_t *b, int depth)
 {
@@ -1441,23 +1455,14 @@ s_random_wide_value (buf_t *b, int depth)
         }
         case 7:
         case 8:
-        case 9: {                               //  ext, fixext or any width
+        case 9: {                               //  bin of odd sizes, any width
+            //  (ext types are refused in data and meta: PROTOCOL.md)
             static const size_t lengths [] = { 0, 1, 2, 3, 4, 8, 16, 17, 256 };
             size_t len = lengths [s_below (9)];
-            bool fixed = (len == 1 || len == 2 || len == 4 || len == 8 || len == 16)
-                      && s_below (2);
-            if (fixed) {
-                uint8_t tag = (uint8_t) (0xd4 + (len == 1? 0: len == 2? 1: len == 4? 2:
-                                                 len == 8? 3: 4));
-                s_buf_raw (b, &tag, 1);
-            }
-            else {
-                size_t n = (size_t) 1 << s_below (3);
-                if (n == 1 && len > 255)
-                    n = 2;
-                s_buf_be (b, (uint8_t) (0xc7 + (n == 1? 0: n == 2? 1: 2)), len, n);
-            }
-            s_buf_raw (b, (uint8_t []) { (uint8_t) s_rand () }, 1);      //  type
+            size_t n = (size_t) 1 << s_below (3);
+            if (n == 1 && len > 255)
+                n = 2;
+            s_buf_be (b, (uint8_t) (0xc4 + (n == 1? 0: n == 2? 1: 2)), len, n);
             for (size_t i = 0; i < len; i++)
                 s_buf_raw (b, (uint8_t []) { (uint8_t) i }, 1);
             break;
@@ -1474,7 +1479,10 @@ s_random_wide_value (buf_t *b, int depth)
                 s_buf_be (b, (uint8_t) ((map? 0xde: 0xdc) + header - 1), count,
                           header == 1? 2: 4);
             for (size_t i = 0; i < count * (map? 2: 1); i++)
-                s_random_wide_value (b, depth + 1);
+                if (map && i % 2 == 0)
+                    s_random_wide_key (b);
+                else
+                    s_random_wide_value (b, depth + 1);
         }
     }
 }
@@ -1513,7 +1521,10 @@ Test (event, decode_gives_msgpack_c_bytes_for_any_width, .timeout = 30)
         else
             s_buf_raw (&data, (uint8_t []) { (uint8_t) (0x80 | count) }, 1);
         for (size_t i = 0; i < 2 * count; i++)
-            s_random_wide_value (&data, 1);
+            if (i % 2 == 0)
+                s_random_wide_key (&data);
+            else
+                s_random_wide_value (&data, 1);
         const uint8_t *raw = (const uint8_t *) data.sbuf.data;
         size_t raw_size = data.sbuf.size;
 
@@ -2058,15 +2069,27 @@ Test (proto, nack_round_trip_with_and_without_id)
     cr_assert_eq (back.retry_ms, 250);
     zframe_destroy (&frame);
 
-    //  Without id: the key is absent
+    //  Without id: id is nil, as PROTOCOL.md says; no rid unless set
     nack.has_id = false;
     nack.retry_ms = 0;
     frame = pond_nack_encode (&nack);
-    cr_assert_null (memmem (zframe_data (frame), zframe_size (frame), "\xa2" "id", 3));
+    cr_assert_not_null (memmem (zframe_data (frame), zframe_size (frame), "\xa2" "id\xc0", 4));
+    cr_assert_null (memmem (zframe_data (frame), zframe_size (frame), "\xa3" "rid", 4));
     cr_assert_eq (pond_nack_decode (frame, &back, err, sizeof err), 0, "%s", err);
     cr_assert_not (back.has_id);
+    cr_assert_not (back.has_rid);
     cr_assert_arr_eq (back.id, s_nil_id, 16);
     zframe_destroy (&frame);
+
+    //  ERROR's rid, when the refused request's rid was read
+    nack.has_rid = true;
+    nack.rid = 77;
+    frame = pond_nack_encode (&nack);
+    cr_assert_eq (pond_nack_decode (frame, &back, err, sizeof err), 0, "%s", err);
+    cr_assert (back.has_rid);
+    cr_assert_eq (back.rid, 77);
+    zframe_destroy (&frame);
+    nack.has_rid = false;
 
     //  id: nil, as PROTOCOL.md writes it, means no id
     kv_t kvs [] = { KV ("id", "\xc0"), KV ("code", "\xcd\x01\x90"), KV ("reason", "\xa3" "bad") };
@@ -3135,4 +3158,161 @@ Test (fuzz, random_json, .timeout = 30)
         free (msgpack);
     }
     cr_assert_gt (ok, 0);
+}
+
+//  =====================================================================
+//  Strings are UTF-8, data and meta what JSON and strict readers can show
+
+//  An event whose key over->key holds raw bytes, decoded: NULL (reason in
+//  err) or the event.
+static pond_event_t *
+s_decode_with (const char *key, const char *raw, size_t len, char *err, size_t errlen)
+{
+    kv_t over = { key, raw, len };
+    size_t size;
+    uint8_t *bytes = s_map_bytes (EVENT_KVS, NULL, &over, &size);
+    pond_event_t *ev = pond_event_decode (bytes, size, err, errlen);
+    free (bytes);
+    return ev;
+}
+
+Test (event, decode_refuses_invalid_utf8_naming_the_key)
+{
+    static const struct { const char *key; const char *raw; size_t len; const char *mention; } bad [] = {
+        //  str "cu\xffs1": a byte that is never UTF-8
+        { "entity", "\xa5" "cu\xff" "s1", 6, "entity" },
+        { "source", "\xa5" "cu\xff" "s1", 6, "source" },
+        { "entity", "\xa3" "a\xc0\xaf", 4, "entity" },                  //  overlong '/'
+        { "entity", "\xa3" "\xe0\x80\xaf", 4, "entity" },               //  overlong, 3 bytes
+        { "entity", "\xa4" "\xf0\x80\x80\xaf", 5, "entity" },           //  overlong, 4 bytes
+        { "entity", "\xa3" "\xed\xa0\x80", 4, "entity" },               //  surrogate U+D800
+        { "entity", "\xa4" "\xf4\x90\x80\x80", 5, "entity" },           //  U+110000
+        { "entity", "\xa3" "a\xe2\x82", 4, "entity" },                  //  cut short
+        { "entity", "\xa2" "\x80" "a", 3, "entity" },                   //  lone continuation
+        //  data and meta: values, keys, nested; the reason gives the path
+        { "data", "\x81\xa1k\xa2" "a\xff", 6, "data.k" },
+        { "data", "\x81\xa2k\xff\xa1v", 6, "data" },
+        { "meta", "\x81\xa1m\x81\xa1n\x92\x01\xa3\xed\xbf\xbf", 12, "meta.m.n[1]" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad [0]; i++) {
+        char err [POND_ERR_SIZE] = "";
+        pond_event_t *ev = s_decode_with (bad [i].key, bad [i].raw, bad [i].len, err, sizeof err);
+        cr_assert_null (ev, "case %zu (%s) decoded although not UTF-8", i, bad [i].key);
+        cr_assert (strstr (err, bad [i].mention), "case %zu: reason '%s' does not name '%s'",
+                   i, err, bad [i].mention);
+        cr_assert (strstr (err, "UTF-8"), "case %zu: reason '%s'", i, err);
+        cr_assert (pond_value_utf8_valid ((const uint8_t *) err, strlen (err)));
+    }
+    //  Valid UTF-8 of every length is accepted, at the edges too
+    static const char *good [] = {
+        "\xa7" "h\xc3\xa9llo!",                 //  2 bytes
+        "\xa4" "\xe2\x82\xac" "1",              //  U+20AC, 3 bytes
+        "\xa4" "\xf0\x9f\xa6\x86",              //  U+1F986 (a duck), 4 bytes
+        "\xa4" "\xf4\x8f\xbf\xbf",              //  U+10FFFF
+        "\xa3" "\xee\x80\x80",                  //  U+E000, just past the surrogates
+        "\xa3" "\xed\x9f\xbf",                  //  U+D7FF, just before them
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good [0]; i++) {
+        char err [POND_ERR_SIZE] = "";
+        size_t len = 1 + (good [i][0] & 0x1f);
+        pond_event_t *ev = s_decode_with ("entity", good [i], len, err, sizeof err);
+        cr_assert_not_null (ev, "good %zu refused: %s", i, err);
+        pond_event_destroy (&ev);
+    }
+    //  The encoder side says the same
+    pond_event_t *ev = pond_event_new ("QUACKED", "cu\xff" "s1");
+    char err [POND_ERR_SIZE] = "";
+    cr_assert (pond_event_validate (ev, err, sizeof err) == -1);
+    cr_assert (strstr (err, "entity") && strstr (err, "UTF-8"), "%s", err);
+    pond_event_destroy (&ev);
+}
+
+Test (event, decode_refuses_what_json_cannot_show)
+{
+    static const struct { const char *key; const char *raw; size_t len; const char *mention; } bad [] = {
+        { "data", "\x81\x81\xa1k\x01\x02", 6, "map keys must be str" },         //  map as key
+        { "data", "\x81\x01\x02", 3, "map keys must be str" },                  //  int key
+        { "data", "\x81\xc0\x02", 3, "map keys must be str" },                  //  nil key
+        { "data", "\x81\xa1x\xd4\xff\x01", 6, "data.x: ext" },                  //  fixext, type -1
+        { "data", "\x81\xa1x\xc7\x01\x05\x00", 7, "data.x: ext" },              //  ext8, type 5
+        { "meta", "\x81\xa1l\x92\x01\xd5\x80\x00\x00", 9, "meta.l[1]: ext" },   //  nested, type -128
+        { "meta", "\x81\xa1l\x91\x81\x02\x03", 7, "meta.l[0]: map keys" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad [0]; i++) {
+        char err [POND_ERR_SIZE] = "";
+        pond_event_t *ev = s_decode_with (bad [i].key, bad [i].raw, bad [i].len, err, sizeof err);
+        cr_assert_null (ev, "case %zu decoded although JSON cannot show it", i);
+        cr_assert (strstr (err, bad [i].mention), "case %zu: reason '%s' does not say '%s'",
+                   i, err, bad [i].mention);
+    }
+    //  What is allowed: nil, bools, ints, floats, str, bin, arrays, maps with str keys
+    char err [POND_ERR_SIZE] = "";
+    const char every [] = "\x88\xa1n\xc0\xa1t\xc3\xa1i\xd3\x80\x00\x00\x00\x00\x00\x00\x00"
+                          "\xa1" "f\xcb\x7f\xf8\x00\x00\x00\x00\x00\x00\xa1s\xa0\xa1" "b\xc4\x01\xff"
+                          "\xa1" "a\x92\x90\x80\xa1m\x81\xa0\x81\xa1z\x01";
+    pond_event_t *ev = s_decode_with ("data", every, sizeof every - 1, err, sizeof err);
+    cr_assert_not_null (ev, "%s", err);
+    char *json = pond_event_to_json (ev);
+    cr_assert_not_null (strstr (json, "\"data\":{\"n\":null,\"t\":true,\"i\":-9223372036854775808,"
+                                      "\"f\":null,\"s\":\"\",\"b\":\"ff\",\"a\":[[],{}],"
+                                      "\"m\":{\"\":{\"z\":1}}}"), "%s", json);
+    free (json);
+    pond_event_destroy (&ev);
+    //  pond_event_set_data says the same as the decoder
+    ev = pond_event_new ("QUACKED", "c-1");
+    cr_assert_eq (pond_event_set_data (ev, RAW ("\x81\x01\x02"), err, sizeof err), -1);
+    cr_assert (strstr (err, "map keys must be str"), "%s", err);
+    cr_assert_eq (pond_event_set_meta (ev, RAW ("\x81\xa1x\xd4\xff\x01"), err, sizeof err), -1);
+    cr_assert (strstr (err, "meta.x"), "%s", err);
+    pond_event_destroy (&ev);
+}
+
+Test (value, utf8_valid_and_sanitize)
+{
+    cr_assert (pond_value_utf8_valid (RAW ("")));
+    cr_assert (pond_value_utf8_valid (RAW ("plain ascii")));
+    cr_assert (pond_value_utf8_valid (RAW ("\xc2\x80\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf\xf0\x90\x80\x80")));
+    cr_assert_not (pond_value_utf8_valid (RAW ("\xc1\xbf")));       //  overlong
+    cr_assert_not (pond_value_utf8_valid (RAW ("\xed\xbf\xbf")));   //  surrogate U+DFFF
+    cr_assert_not (pond_value_utf8_valid (RAW ("\xf5\x80\x80\x80")));
+    cr_assert_not (pond_value_utf8_valid (RAW ("\xf0\x9f\xa6")));
+    cr_assert_not (pond_value_utf8_valid (RAW ("\xfe")));
+    char text [] = "ok \xff \xc3\xa9 \xe2\x82";
+    pond_value_utf8_sanitize (text);
+    cr_assert_str_eq (text, "ok ? \xc3\xa9 ??");
+    //  A NACK that quotes a bad key stays UTF-8
+    zframe_t *body = pond_nack_new (NULL, 400, 0, "unknown key '%s'", "k\xff");
+    pond_nack_t nack;
+    char err [POND_ERR_SIZE];
+    cr_assert_eq (pond_nack_decode (body, &nack, err, sizeof err), 0, "%s", err);
+    cr_assert_str_eq (nack.reason, "unknown key 'k?'");
+    zframe_destroy (&body);
+}
+
+Test (event, peek_id_reads_the_id_of_an_event_that_does_not_decode)
+{
+    uint8_t id [POND_ID_SIZE];
+    //  A bad name after the id, and the id after a bad entity
+    kv_t bad_name = { "name", "\xa7quacked", 8 };
+    size_t size;
+    uint8_t *bytes = s_map_bytes (EVENT_KVS, NULL, &bad_name, &size);
+    char err [POND_ERR_SIZE];
+    cr_assert_null (pond_event_decode (bytes, size, err, sizeof err));
+    cr_assert (pond_event_peek_id (bytes, size, id));
+    cr_assert_arr_eq (id, ID_RAW + 2, 16);
+    free (bytes);
+    //  Only the id: no id, a nil id, an id of 15 bytes, not a map
+    bytes = s_map_bytes (EVENT_KVS, "id", NULL, &size);
+    cr_assert_not (pond_event_peek_id (bytes, size, id));
+    free (bytes);
+    kv_t nil_id = { "id", "\xc4\x10" "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 18 };
+    bytes = s_map_bytes (EVENT_KVS, NULL, &nil_id, &size);
+    cr_assert_not (pond_event_peek_id (bytes, size, id));
+    free (bytes);
+    kv_t short_id = { "id", "\xc4\x0f" "0123456789abcde", 17 };
+    bytes = s_map_bytes (EVENT_KVS, NULL, &short_id, &size);
+    cr_assert_not (pond_event_peek_id (bytes, size, id));
+    free (bytes);
+    cr_assert_not (pond_event_peek_id (RAW ("\x92\x01\x02"), id));
+    cr_assert_not (pond_event_peek_id (RAW ("\x81\xa2id"), id));
 }

@@ -1186,7 +1186,10 @@ s_recv_appended (zsock_t *dealer, pond_appended_t *reply)
         pond_event_t *event = pond_event_decode (zframe_data (frame), zframe_size (frame),
                                                  err, sizeof err);
         cr_assert_not_null (event, "%s", err);
-        while (index < reply->count && reply->dups [index])
+        //  Frames: the events stored now (not dups, not refused)
+        while (index < reply->count
+        &&     (reply->dups [index]
+                || (reply->codes_count && reply->codes [index] != POND_CODE_OK)))
             index++;
         cr_assert_lt (index, reply->count);
         cr_assert_eq (pond_event_seq (event), reply->seqs [index]);
@@ -1413,9 +1416,12 @@ Test (server, group_commit_answers_each_append_in_order, .init = s_setup, .fini 
         size_t frames = s_recv_appended (dealer, reply);
         cr_assert_eq (reply->bid, 100 + (uint64_t) i, "APPENDED out of order");
         if (i == 7) {
-            cr_assert_eq (reply->code, POND_CODE_BAD_REQUEST);
-            cr_assert_eq (reply->count, 0);
-            cr_assert (strstr (reply->reason, "event 0"), "reason: %s", reply->reason);
+            //  The APPEND was read: its one event is refused on its own
+            cr_assert_eq (reply->code, POND_CODE_OK);
+            cr_assert_eq (reply->count, 1);
+            cr_assert_eq (reply->codes [0], POND_CODE_BAD_REQUEST);
+            cr_assert_eq (reply->seqs [0], 0);
+            cr_assert_eq (frames, 0);
             continue;
         }
         cr_assert_eq (reply->code, POND_CODE_OK);
@@ -1774,12 +1780,19 @@ Test (process, bad_input_gets_errors_and_changes_nothing, .init = s_setup,
     body = pond_append_encode (&header);
     s_send_frames (dealer, 4, "APPEND", (size_t) 6, zframe_data (body), zframe_size (body),
                    good_data, good_size, bad_data, bad_size);
-    cr_assert_eq (s_recv_appended (dealer, reply), 0);
+    //  One bad event fails only itself: the good one is stored
+    cr_assert_eq (s_recv_appended (dealer, reply), 1);
     cr_assert_eq (reply->bid, 6);
-    cr_assert_eq (reply->code, POND_CODE_BAD_REQUEST);
-    cr_assert_eq (reply->count, 0);
-    cr_assert (strstr (reply->reason, "event 1") && strstr (reply->reason, "name"),
-               "reason: %s", reply->reason);
+    cr_assert_eq (reply->code, POND_CODE_OK, "%u: %s", reply->code, reply->reason);
+    cr_assert_eq (reply->count, 2);
+    cr_assert_eq (reply->codes_count, 2);
+    cr_assert_eq (reply->codes [0], POND_CODE_OK);
+    cr_assert_eq (reply->seqs [0], 1);
+    cr_assert_not (reply->dups [0]);
+    cr_assert_eq (reply->codes [1], POND_CODE_BAD_REQUEST);
+    cr_assert_eq (reply->seqs [1], 0);
+    cr_assert (strstr (reply->reasons [1], "name"), "reason: %s", reply->reasons [1]);
+    cr_assert_str_empty (reply->reasons [0]);
 
     header.bid = 7;
     zframe_destroy (&body);
@@ -1788,8 +1801,9 @@ Test (process, bad_input_gets_errors_and_changes_nothing, .init = s_setup,
                    seq_data, seq_size);
     cr_assert_eq (s_recv_appended (dealer, reply), 0);
     cr_assert_eq (reply->bid, 7);
-    cr_assert_eq (reply->code, POND_CODE_BAD_REQUEST);
-    cr_assert (strstr (reply->reason, "seq"), "reason: %s", reply->reason);
+    cr_assert_eq (reply->code, POND_CODE_OK);
+    cr_assert_eq (reply->codes [0], POND_CODE_BAD_REQUEST);
+    cr_assert (strstr (reply->reasons [0], "seq"), "reason: %s", reply->reasons [0]);
 
     //  Garbage in place of an event, and an event over 64 KiB
     header.bid = 8;
@@ -1798,12 +1812,14 @@ Test (process, bad_input_gets_errors_and_changes_nothing, .init = s_setup,
     s_send_frames (dealer, 3, "APPEND", (size_t) 6, zframe_data (body), zframe_size (body),
                    garbage, sizeof garbage);
     s_recv_appended (dealer, reply);
-    cr_assert_eq (reply->code, POND_CODE_BAD_REQUEST);
+    cr_assert_eq (reply->code, POND_CODE_OK);
+    cr_assert_eq (reply->codes [0], POND_CODE_BAD_REQUEST);
     uint8_t *huge_event = calloc (1, POND_EVENT_MAX_SIZE + 1);
     s_send_frames (dealer, 3, "APPEND", (size_t) 6, zframe_data (body), zframe_size (body),
                    huge_event, (size_t) POND_EVENT_MAX_SIZE + 1);
     s_recv_appended (dealer, reply);
-    cr_assert_eq (reply->code, POND_CODE_TOO_LARGE);
+    cr_assert_eq (reply->code, POND_CODE_OK);
+    cr_assert_eq (reply->codes [0], POND_CODE_TOO_LARGE);
     free (huge_event);
 
     //  Requests of the wrong shape
@@ -1828,14 +1844,28 @@ Test (process, bad_input_gets_errors_and_changes_nothing, .init = s_setup,
     cr_assert_eq (end.code, POND_CODE_BAD_REQUEST);
     cr_assert (strstr (end.reason, "credit"), "reason: %s", end.reason);
 
-    //  Nothing of all that was stored, and the store still serves
+    //  Nothing of all that was stored but the one good event, and the
+    //  store still serves
     zframe_t *stats = s_stats (dealer);
-    cr_assert_eq (s_stats_value (stats, "head"), 0);
+    cr_assert_eq (s_stats_value (stats, "head"), 1);
     cr_assert_geq (s_stats_value (stats, "malformed"), 20);
     zframe_destroy (&stats);
     uint64_t seq;
     s_socket_append (dealer, 10, &good, 1, &seq);
     cr_assert_eq (seq, 1);
+    //  Its id with another ts: 409 for that event alone, nothing stored
+    pond_event_t *pair [2] = { pond_event_dup (good), s_event ("QUACKED", "cust-1", 11) };
+    pond_event_set_ts (pair [0], 11);
+    s_send_append (dealer, 11, pair, 2);
+    cr_assert_eq (s_recv_appended (dealer, reply), 1);
+    cr_assert_eq (reply->code, POND_CODE_OK);
+    cr_assert_eq (reply->codes [0], POND_CODE_CONFLICT, "got %u", (unsigned) reply->codes [0]);
+    cr_assert_not (reply->dups [0]);
+    cr_assert (strstr (reply->reasons [0], "different event"), "%s", reply->reasons [0]);
+    cr_assert_eq (reply->codes [1], POND_CODE_OK);
+    cr_assert_eq (reply->seqs [1], 2);
+    pond_event_destroy (&pair [0]);
+    pond_event_destroy (&pair [1]);
 
     free (good_data);
     free (seq_data);
@@ -1981,6 +2011,7 @@ Test (process, replay_with_credit, .init = s_setup, .fini = s_teardown, .timeout
     s_send_credit (dealer, POND_CANCEL, 35, 0);
     cr_assert_eq (s_recv_stream (dealer, 35, seqs, 0, &left, &end, NULL), -1);
     cr_assert_eq (end.count, 512);
+    cr_assert_eq (end.code, POND_CODE_CANCELLED, "END after CANCEL: %u", end.code);
     cr_assert (strstr (end.reason, "cancel"), "reason: %s", end.reason);
     //  CREDIT for a replay that is over is ignored
     s_send_credit (dealer, POND_CREDIT, 35, 1);
@@ -2093,6 +2124,7 @@ Test (process, kill_9_loses_nothing_answered, .init = s_setup, .fini = s_teardow
     s_socket_append (dealer, 999999, &event, 1, &seq);
     cr_assert_eq (seq, head + 1);
     pond_event_set_id (event, ids [0]);
+    pond_event_set_ts (event, 1000);           //  the same event as ids [0]
     s_send_append (dealer, 1000000, &event, 1);
     s_recv_appended (dealer, reply);
     cr_assert (reply->dups [0]);
@@ -2138,4 +2170,71 @@ Test (process, command_line, .init = s_setup, .fini = s_teardown, .timeout = 30)
     zstr_free (&pong);
     zsock_destroy (&dealer);
     s_stop_process (0);
+}
+
+//  An id reused for a different event is a conflict, not a duplicate
+Test (store, reused_id_for_another_event_is_a_conflict, .init = s_setup, .fini = s_teardown)
+{
+    pond_store_t *store = pond_store_new (s_db);
+    cr_assert_not_null (store);
+    char err [POND_ERR_SIZE];
+    pond_event_t *first = s_event ("QUACKED", "cust-1", 1000);
+    cr_assert_eq (pond_event_set_data_json (first, "{\"n\":1}", err, sizeof err), 0);
+    uint8_t id [POND_ID_SIZE];
+    memcpy (id, pond_event_id (first), POND_ID_SIZE);
+    pond_event_t *events [6];
+    events [0] = pond_event_dup (first);
+    uint64_t seqs [6];
+    bool dups [6];
+    cr_assert_eq (pond_store_append (store, events, 1, seqs, dups, NULL, NULL), 0);
+    cr_assert_eq (seqs [0], 1);
+    pond_event_destroy (&events [0]);
+
+    //  The exact event again, and with other meta: duplicates of seq 1.
+    //  Another name, entity, ts or data with that id: conflicts (seq 0).
+    events [0] = pond_event_dup (first);
+    events [1] = pond_event_dup (first);
+    cr_assert_eq (pond_event_set_meta_json (events [1], "{\"retry\":3}", err, sizeof err), 0);
+    events [2] = pond_event_dup (first);
+    pond_event_set_name (events [2], "HONKED");
+    events [3] = pond_event_dup (first);
+    pond_event_set_entity (events [3], "cust-2");
+    events [4] = pond_event_dup (first);
+    pond_event_set_ts (events [4], 1001);
+    events [5] = pond_event_dup (first);
+    cr_assert_eq (pond_event_set_data_json (events [5], "{\"n\":2}", err, sizeof err), 0);
+    cr_assert_eq (pond_store_append (store, events, 6, seqs, dups, NULL, NULL), 0);
+    for (int i = 0; i < 6; i++) {
+        cr_assert (dups [i], "event %d: not a dup", i);
+        cr_assert_eq (seqs [i], i < 2? 1: 0, "event %d: seq %lu", i, (unsigned long) seqs [i]);
+        pond_event_destroy (&events [i]);
+    }
+    //  In one group too: the second use of a fresh id for another event
+    pond_event_t *fresh = s_event ("QUACKED", "cust-1", 2000);
+    events [0] = pond_event_dup (fresh);
+    events [1] = pond_event_dup (fresh);
+    pond_event_set_ts (events [1], 2001);
+    events [2] = pond_event_dup (fresh);
+    cr_assert_eq (pond_store_append (store, events, 3, seqs, dups, NULL, NULL), 0);
+    cr_assert (!dups [0] && seqs [0] == 2);
+    cr_assert (dups [1] && seqs [1] == 0, "same group: conflict");
+    cr_assert (dups [2] && seqs [2] == 2, "same group: dup");
+    for (int i = 0; i < 3; i++)
+        pond_event_destroy (&events [i]);
+    cr_assert_eq (pond_store_head (store), 2);
+    pond_store_destroy (&store);
+
+    //  After a reopen the digest is still there
+    store = pond_store_new (s_db);
+    events [0] = pond_event_dup (first);
+    pond_event_set_ts (events [0], 999);
+    events [1] = pond_event_dup (first);
+    cr_assert_eq (pond_store_append (store, events, 2, seqs, dups, NULL, NULL), 0);
+    cr_assert (dups [0] && seqs [0] == 0);
+    cr_assert (dups [1] && seqs [1] == 1);
+    pond_event_destroy (&events [0]);
+    pond_event_destroy (&events [1]);
+    pond_store_destroy (&store);
+    pond_event_destroy (&first);
+    pond_event_destroy (&fresh);
 }

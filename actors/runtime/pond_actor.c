@@ -162,6 +162,17 @@ pond_actor_emit (pond_actor_t *self, pond_event_t *event)
         return -1;
     pond_ack_t ack;
     if (pond_client_publish (self->client, event, &ack)) {
+        if (pond_client_code (self->client) == POND_CODE_CONFLICT) {
+            //  Emitted ids are derived from the cause: 409 means this
+            //  derivation was emitted before (built again, with another
+            //  ts); the log has it, as it has a duplicate
+            if (self->verbose)
+                zsys_info ("%s: %s for %s was emitted before (409: %s)", self->name,
+                           pond_event_name (event), pond_event_entity (event),
+                           pond_client_reason (self->client));
+            self->emitted++;
+            return 0;
+        }
         zsys_error ("%s: cannot emit %s for %s: %s (%d)", self->name, pond_event_name (event),
                     pond_event_entity (event), pond_client_reason (self->client),
                     pond_client_code (self->client));
@@ -277,6 +288,16 @@ pond_actor_emit_many (pond_actor_t *self, pond_event_t **events, size_t count, b
         if (nack.code == POND_CODE_UNAVAILABLE) {
             zclock_sleep ((int) (nack.retry_ms? nack.retry_ms: 100));
             rc = pond_client_send_bytes (client, bytes [index], sizes [index]);
+        }
+        else
+        if (nack.code == POND_CODE_CONFLICT) {
+            //  Emitted before under this derived id (see pond_actor_emit)
+            acked [index] = true;
+            outstanding--;
+            done++;
+            self->emitted++;
+            while (oldest < next && acked [oldest])
+                oldest++;
         }
         else {
             zsys_error ("%s: cannot emit %s for %s: %u %s", self->name,

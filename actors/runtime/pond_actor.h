@@ -80,7 +80,10 @@ int
 //  Emit an event through the write point and wait until it is durable
 //  (ACK). Give it a deterministic id (pond_actor_derive_id) so that applying
 //  the same input again - after a crash, during a rebuild - produces a
-//  duplicate the store ignores. In --verify mode nothing is sent. Source is
+//  duplicate the store ignores. The same input may build the event with
+//  another ts (now): the store then answers 409 (id used for a different
+//  event), which for a derived id means "emitted before" and counts as
+//  done, like a duplicate. In --verify mode nothing is sent. Source is
 //  set to the actor's name if empty. Inside apply, where the runtime
 //  applies events in batches (one view write per catch-up batch or per
 //  round of live events), an emit is queued and returns 0 at once; the batch's emits go pipelined, and all must be ACKed
