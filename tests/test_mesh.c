@@ -360,6 +360,127 @@ Test (mesh, badge_story_recompute_v2)
     free (out);
 }
 
+//  A number that follows key in text ("key": N or "key":N), or -1
+static long
+s_number (const char *text, const char *key)
+{
+    char pattern [64];
+    snprintf (pattern, sizeof pattern, "\"%s\":", key);
+    const char *at = strstr (text, pattern);
+    return at? strtol (at + strlen (pattern), NULL, 10): -1;
+}
+
+//  Wait for a process this test spawned to end by itself, up to
+//  timeout_ms; then stop it. Returns its exit code, or -1.
+static int
+s_wait_exit (pid_t pid, int timeout_ms)
+{
+    int status;
+    for (int waited = 0; waited < timeout_ms; waited += 20) {
+        if (waitpid (pid, &status, WNOHANG) == pid)
+            return WIFEXITED (status)? WEXITSTATUS (status): -1;
+        zclock_sleep (20);
+    }
+    pond_harness_stop (pid, SIGTERM);
+    return -1;
+}
+
+//  The user's timing (issue 9, item 3): quacks published, then at once,
+//  with no pause, a recompute; and one while quacks still arrive. The
+//  first recompute must see every quack stored before it was asked,
+//  the rules in force and the badges held must agree, a second run
+//  changes nothing, and verify agrees
+Test (mesh, recompute_right_after_up_and_while_quacks_arrive)
+{
+    s_up ();
+    //  The badge granter lags behind the log (as right after up, or under
+    //  load): stopped while 30,000 quacks for cust-0..99 and then 20 for
+    //  anna are stored, so it must catch up when it resumes
+    char path [600];
+    snprintf (path, sizeof path, "%s/badge-granter.zpl", dir);
+    zconfig_t *ready = zconfig_load (path);
+    cr_assert_not_null (ready);
+    pid_t granter = atoi (zconfig_get (ready, "actor/pid", "0"));
+    zconfig_destroy (&ready);
+    cr_assert_gt (granter, 0);
+    cr_assert_eq (kill (granter, SIGSTOP), 0);
+    int rc;
+    char *out = pond_harness_run (&rc, "%s/pond-device --data %s --device load --load "
+                                  "--count 30000 --customers 100 2>&1", POND_BIN_DIR, dir);
+    cr_assert_eq (rc, 0, "%s", out);
+    free (out);
+    s_device ("anna", "--quack 20");
+    cr_assert_eq (kill (granter, SIGCONT), 0);
+    out = s_pond (&rc, true, "recompute badges --rules v2");
+    cr_assert_eq (rc, 0, "recompute: %s", out);
+    cr_assert_geq (s_number (out, "position"), 30020, "the head as of the command: %s", out);
+    cr_assert_eq (s_number (out, "quacks"), 30020, "every quack stored before: %s", out);
+    cr_assert_eq (s_number (out, "removed_count"), 1, "anna loses Master: %s", out);
+    cr_assert_eq (s_number (out, "granted_count"), 100, "Grand at 300 quacks: %s", out);
+    free (out);
+    out = s_pond (&rc, true, "query badges anna");
+    cr_assert (strstr (out, "\"rules_version\":\"v2\"") && strstr (out, "Junior")
+               && !strstr (out, "Master"), "right after the first recompute: %s", out);
+    free (out);
+
+    //  Quacks for ben still arrive while v1 comes back, then v2 again
+    char log [600];
+    snprintf (log, sizeof log, "%s/device-ben.log", dir);
+    pid_t device = pond_harness_spawn ("pond-device", log, "--data", dir, "--device", "silo-ben",
+                                       "--customer", "ben", "--quack", "40", NULL);
+    cr_assert_gt (device, 0);
+    out = s_pond (&rc, true, "recompute badges --rules v1");
+    cr_assert_eq (rc, 0, "recompute v1: %s", out);
+    free (out);
+    out = s_pond (&rc, true, "recompute badges --rules v2");
+    cr_assert_eq (rc, 0, "recompute v2: %s", out);
+    free (out);
+    cr_assert_eq (s_wait_exit (device, 30000), 0, "the device synced everything");
+    //  Once everything is applied: ben (40) has Junior and Master under
+    //  v2, not Grand (45); anna Junior only
+    free (s_pond_until ("query badges ben", "\"quacks\":40", 10000));
+    free (s_pond_until ("query badges ben", "Master", 10000));
+    out = s_pond (&rc, true, "recompute badges --rules v2");
+    cr_assert_eq (rc, 0, "%s", out);
+    cr_assert_eq (s_number (out, "removed_count"), 0, "a second run changes nothing: %s", out);
+    cr_assert_eq (s_number (out, "granted_count"), 0, "a second run changes nothing: %s", out);
+    cr_assert_eq (s_number (out, "quacks"), 30060, "%s", out);
+    free (out);
+    out = s_pond (&rc, true, "query badges ben");
+    cr_assert (strstr (out, "\"rules_version\":\"v2\"") && strstr (out, "Junior")
+               && strstr (out, "Master") && !strstr (out, "Grand"), "ben: %s", out);
+    free (out);
+    out = s_pond (&rc, true, "query badges anna");
+    cr_assert (strstr (out, "Junior") && !strstr (out, "Master"), "anna: %s", out);
+    free (out);
+    out = s_pond (&rc, true, "verify");
+    cr_assert_eq (rc, 0, "verify: %s", out);
+    free (out);
+
+    //  A badge the rules do not give (granted by hand): the view equals
+    //  its rebuild, but verify says it disagrees with its rules; a
+    //  recompute with the same rules repairs it
+    out = pond_harness_run (&rc, "%s/pond publish --data-dir %s --name BADGE_GRANTED "
+                            "--entity anna --data '{\"badge\":\"Grand\",\"count\":20}' 2>&1",
+                            POND_BIN_DIR, dir);
+    cr_assert_eq (rc, 0, "%s", out);
+    free (out);
+    free (s_pond_until ("query badges anna", "Grand", 10000));
+    out = s_pond (&rc, true, "verify");
+    cr_assert_eq (rc, 1, "verify must fail: %s", out);
+    cr_assert (strstr (out, "disagrees with its rules") && strstr (out, "anna holds Grand"),
+               "%s", out);
+    free (out);
+    out = s_pond (&rc, true, "recompute badges --rules v2");
+    cr_assert_eq (rc, 0, "%s", out);
+    cr_assert_eq (s_number (out, "removed_count"), 1, "Grand goes: %s", out);
+    free (out);
+    free (s_pond_until_not ("query badges anna", "Junior", "Grand", 10000));
+    out = s_pond (&rc, true, "verify");
+    cr_assert_eq (rc, 0, "verify after the repair: %s", out);
+    free (out);
+}
+
 Test (mesh, query_rebuild_verify)
 {
     s_up ();

@@ -64,6 +64,7 @@
 #define VERIFY_REPLAY_MS    15000       //  replay silent this long: verify fails
 #define EMIT_WINDOW         1024        //  pond_actor_emit_many: publishes in flight
 #define LIVE_ROUND          1000        //  live events applied per round, at most
+#define CATCHUP_SYNC_MS     60000       //  pond_actor_catch_up gives up after this
 
 struct _pond_actor_t {
     const pond_actor_spec_t *spec;
@@ -771,6 +772,38 @@ s_catchup_pump (pond_actor_t *self)
     s_batch_commit (self);
 }
 
+int
+pond_actor_catch_up (pond_actor_t *self)
+{
+    assert (self);
+    if (self->verify || !self->view)
+        return 0;
+    //  A fresh replay: one already running started before the request,
+    //  so its head may be older than what was stored before it
+    pond_replay_destroy (&self->replay);
+    self->failures = 0;
+    s_catchup_start (self);
+    if (!self->replay) {
+        pond_actor_set_error (self, POND_CODE_UNAVAILABLE, "%s cannot start a replay on %s "
+                              "to catch up with the log; try again", self->name,
+                              self->eps.control);
+        return -1;
+    }
+    //  s_catchup_done may start one more (a gap in what was buffered, an
+    //  overflow): pump until none runs; a stall ends one with a failure
+    int64_t deadline = zclock_mono () + CATCHUP_SYNC_MS;
+    while (self->replay && !self->failed && !zsys_interrupted && self->failures == 0
+       &&  zclock_mono () < deadline)
+        s_catchup_pump (self);
+    if (self->replay || self->failures || self->failed || zsys_interrupted) {
+        pond_actor_set_error (self, POND_CODE_UNAVAILABLE, "%s could not catch up with the "
+                              "log (at seq %" PRIu64 "); try again", self->name,
+                              self->position);
+        return -1;
+    }
+    return 0;
+}
+
 //  ---------------------------------------------------------------------
 //  Live events
 
@@ -991,12 +1024,18 @@ s_query_command (pond_actor_t *self, zframe_t *peer, zframe_t *body)
     }
     else {
         zsys_info ("%s: running command '%s'", self->name, command->command);
-        //  A command reads pond_view_position: make it the one in memory
-        s_persist (self);
         self->error_code = 0;
         self->requester = peer;
-        char *result = self->spec->command (self, self->view, command->command,
-                                            command->args, self->spec->state);
+        //  The command works on the log as of now, not on a view that
+        //  lags behind (still catching up, live events not read yet)
+        char *result = NULL;
+        if (pond_actor_catch_up (self) == 0) {
+            if (s_persist (self))
+                pond_actor_set_error (self, POND_CODE_STORE_ERROR, "cannot write the view");
+            else
+                result = self->spec->command (self, self->view, command->command,
+                                          command->args, self->spec->state);
+        }
         self->requester = NULL;
         char reason [POND_REASON_MAX];
         snprintf (reason, sizeof reason, "%s has no command '%s'", self->name,
@@ -1484,6 +1523,16 @@ s_verify (pond_actor_t *self)
     && (!self->spec->start || self->spec->start (self, self->view, self->spec->state) == 0)
     &&  s_verify_rebuild (self, position) == 0
     &&  (rebuilt = pond_view_dump (self->view))) {
+        //  Equal to its rebuild is not enough: both may disagree with
+        //  the actor's own rules (a bug in how the log is applied)
+        char *problems = streq (live, rebuilt) && self->spec->check?
+            self->spec->check (self, self->view, self->spec->state): NULL;
+        if (problems) {
+            printf ("%s: view matches its rebuild at seq %" PRIu64 " but disagrees with its "
+                    "rules:\n%s", self->name, position, problems);
+            free (problems);
+        }
+        else
         if (streq (live, rebuilt)) {
             printf ("%s: view matches its rebuild at seq %" PRIu64 " (%zu docs)\n", self->name,
                     position, count);
