@@ -899,6 +899,8 @@ s_collect_key (const char *key, const cJSON *doc, void *arg)
     return copy && zlistx_add_end ((zlistx_t *) arg, copy)? 0: (free (copy), -1);
 }
 
+static int s_scan_committed (pond_view_t *self, const char *prefix, pond_view_fn *fn, void *arg);
+
 static int
 s_compare_strings (const void *a, const void *b)
 {
@@ -915,10 +917,7 @@ s_scan_staged (pond_view_t *self, const char *prefix, pond_view_fn *fn, void *ar
     if (!keys)
         return -1;
     zlistx_set_destructor (keys, (zlistx_destructor_fn *) zstr_free);
-    //  Committed keys: a scan outside the event, collecting names
-    self->in_event = false;
-    int rc = pond_view_scan (self, prefix, s_collect_key, keys);
-    self->in_event = true;
+    int rc = s_scan_committed (self, prefix, s_collect_key, keys);
     for (const cJSON *doc = (const cJSON *) zhashx_first (self->staged); doc && rc == 0;
          doc = (const cJSON *) zhashx_next (self->staged)) {
         const char *key = (const char *) zhashx_cursor (self->staged);
@@ -949,6 +948,7 @@ s_scan_staged (pond_view_t *self, const char *prefix, pond_view_fn *fn, void *ar
     return rc;
 }
 
+
 int
 pond_view_scan (pond_view_t *self, const char *prefix, pond_view_fn *fn, void *arg)
 {
@@ -956,6 +956,13 @@ pond_view_scan (pond_view_t *self, const char *prefix, pond_view_fn *fn, void *a
     assert (fn);
     if (self->in_event && zhashx_size (self->staged))
         return s_scan_staged (self, prefix? prefix: "", fn, arg);
+    return s_scan_committed (self, prefix, fn, arg);
+}
+
+//  The committed documents only
+static int
+s_scan_committed (pond_view_t *self, const char *prefix, pond_view_fn *fn, void *arg)
+{
     size_t start_size;
     char *start = s_doc_key (prefix? prefix: "", &start_size);
     if (!start)
@@ -1113,7 +1120,7 @@ pond_view_dump (pond_view_t *self)
     s_append (&buffer, head);
     dump_t dump = { &buffer, 0 };
     //  RocksDB orders keys bytewise: the docs come out sorted by key
-    int rc = pond_view_scan (self, "", s_dump_doc, &dump);
+    int rc = s_scan_committed (self, "", s_dump_doc, &dump);
     s_append (&buffer, "}}");
     if (rc || buffer.failed) {
         zsys_error ("pond_view: %s: cannot dump the view", self->path);
