@@ -68,11 +68,12 @@ s_setup (void)
 static void
 s_teardown (void)
 {
-    //  The test's mesh, and the demo's (in DIR/demo)
-    char demo [600];
+    //  The test's mesh, the demo's (in DIR/demo), the quick start's
+    char demo [600], quick [600];
     snprintf (demo, sizeof demo, "%s/demo", dir);
-    const char *meshes [] = { dir, demo };
-    for (size_t m = 0; m < 2; m++) {
+    snprintf (quick, sizeof quick, "%s/quick-start", dir);
+    const char *meshes [] = { dir, demo, quick };
+    for (size_t m = 0; m < 3; m++) {
         pid_t pids [32];
         size_t count = s_pids_of (meshes [m], pids, 32);
         free (pond_harness_run (NULL, "%s/pond down --data %s >/dev/null 2>&1", POND_BIN_DIR,
@@ -632,4 +633,63 @@ Test (mesh, up_with_keys)
     out = s_pond (&rc, true, args);
     cr_assert_eq (rc, 0, "verify: %s", out);
     free (out);
+}
+
+//  The README's quick start, extracted from README.md between its
+//  markers and run as a bash script exactly as it stands (with the
+//  build's binaries on PATH and a fresh data directory), ten times in a
+//  row: every answer right each time (issue 9, item 4: it answered 404
+//  and "No, you have no milk" when pasted as a script). Background jobs
+//  of the script (pond tail) are killed when it exits; teardown brings
+//  the mesh down if a run fails half-way
+Test (mesh, readme_quick_start, .timeout = 220)
+{
+    char path [600];
+    snprintf (path, sizeof path, "%s/../README.md", POND_TESTS_DIR);
+    FILE *readme = fopen (path, "r");
+    cr_assert_not_null (readme, "cannot read %s", path);
+    snprintf (path, sizeof path, "%s/quick-start.sh", dir);
+    FILE *script = fopen (path, "w");
+    cr_assert_not_null (script);
+    char line [1024];
+    int state = 0;                  //  0 before, 1 inside, 2 after the markers
+    int lines = 0;
+    while (fgets (line, sizeof line, readme)) {
+        if (strstr (line, "<!-- quick-start:begin -->"))
+            state = 1;
+        else
+        if (strstr (line, "<!-- quick-start:end -->"))
+            state = 2;
+        else
+        if (state == 1 && strncmp (line, "```", 3) != 0) {
+            fputs (line, script);
+            lines++;
+        }
+    }
+    fclose (readme);
+    fclose (script);
+    cr_assert_eq (state, 2, "README.md has no quick-start markers");
+    cr_assert_gt (lines, 5);
+
+    char data [600];
+    snprintf (data, sizeof data, "%s/quick-start", dir);
+    for (int run = 0; run < 10; run++) {
+        int rc;
+        char *out = pond_harness_run (&rc, "cd %s && PATH=%s:$PATH POND_DATA=%s bash -c "
+                                      "'trap \"kill \\$(jobs -p) 2>/dev/null || true\" EXIT; set -e; "
+                                      ". ./quick-start.sh' 2>&1", dir, POND_BIN_DIR, data);
+        cr_assert_not_null (out);
+        const char *expected [] = {
+            "pond is up", "\"seq\":1,\"dup\":false", "\"quacks\":13", "\"Junior\"",
+            "Yes, you have milk", "\"quacks\": 13", "\"rules_version\": \"v2\"",
+            "4 of 4 views match", "pond is down"
+        };
+        for (size_t i = 0; i < sizeof expected / sizeof expected [0]; i++)
+            cr_assert (strstr (out, expected [i]), "run %d: no '%s' in:\n%s", run + 1,
+                       expected [i], out);
+        cr_assert (!strstr (out, "No, you have no"), "run %d:\n%s", run + 1, out);
+        cr_assert_eq (rc, 0, "run %d exited %d:\n%s", run + 1, rc, out);
+        free (out);
+        pond_harness_rmtree (data);
+    }
 }
