@@ -555,6 +555,11 @@ pond_cmd_verify (int argc, char *argv [])
         if (timed_out)
             printf ("%s: not checked: no result within %d ms\n", name, cli.timeout_ms);
         else
+        if (code == 1 && run->size [0] && strstr (run->text [0], "disagrees with its rules"))
+            printf ("%s: DISAGREES with its own rules (a rebuild gives the same; for "
+                    "badges, pond recompute badges --rules with the rules in force repairs "
+                    "it)\n", name);
+        else
         if (code == 1 && run->size [0])
             printf ("%s: DIFFERS from its rebuild (to replace the view: pond rebuild %s)\n",
                     name, name);
@@ -580,11 +585,14 @@ pond_cmd_recompute_help (FILE *out)
     fprintf (out,
         "Usage: pond recompute badges --rules FILE\n"
         "\n"
-        "Apply new badge rules to the whole history: badge-granter replays\n"
-        "every QUACKED event from the log, counts per customer, and emits only\n"
-        "the differences as events (BADGE_REMOVED, BADGE_GRANTED), after one\n"
-        "BADGE_RULES_CHANGED. Progress goes to stderr; the result (granted and\n"
-        "removed lists) to stdout as JSON. Running it again changes nothing.\n"
+        "Apply new badge rules to the whole history: badge-granter catches up\n"
+        "with the log as of this command, replays every QUACKED event, counts\n"
+        "per customer and, if the rules differ from those in force or a\n"
+        "customer holds badges they do not give, emits one BADGE_RULES_CHANGED;\n"
+        "applying it re-evaluates every customer's badges and emits only the\n"
+        "differences as events (BADGE_REMOVED, BADGE_GRANTED). Progress goes to\n"
+        "stderr; the result (granted and removed lists) to stdout as JSON.\n"
+        "Running it again changes nothing.\n"
         "\n"
         "  --rules FILE      the rules, JSON:\n"
         "                      {\"version\":\"v2\",\"badges\":[{\"name\":\"Junior\",\"at\":15},\n"
