@@ -392,6 +392,17 @@ s_authorize_publish (pond_broker_t *self, const pond_key_t *key, zframe_t *peer,
     return 0;
 }
 
+//  PONG: bare to a bare PING (as ever); to a PING with a body, with
+//  {store_up, head}, so a client can tell a broker that takes events
+//  from one that would answer them 503
+static void
+s_pong (pond_broker_t *self, zsock_t *router, zframe_t *peer, bool with_body)
+{
+    pond_pong_t pong = { .store_up = self->store_up, .head = self->head };
+    zframe_t *body = with_body? pond_pong_encode (&pong): NULL;
+    s_reply (router, peer, POND_PONG, body? &body: NULL);
+}
+
 //  ---------------------------------------------------------------------
 //  Ingest: PUBLISH, PING
 
@@ -483,7 +494,7 @@ s_ingest_message (pond_broker_t *self, zframe_t *peer, zframe_t *command, zframe
         s_ingest_publish (self, peer, key, &event, extra);
     else
     if (pond_proto_is (command, POND_PING))
-        s_reply (self->ingest, peer, POND_PONG, NULL);
+        s_pong (self, self->ingest, peer, event != NULL);
     else
         s_nack (self, peer, NULL, POND_CODE_NOT_FOUND,
                 "unknown command; the ingest socket takes PUBLISH or PING");
@@ -1040,7 +1051,7 @@ s_control_message (pond_broker_t *self, zmsg_t *msg)
         s_control_credit (self, command, peer, msg);
     else
     if (streq (command, POND_PING))
-        s_reply (self->control, peer, POND_PONG, NULL);
+        s_pong (self, self->control, peer, zmsg_size (msg) > 0);
     else
         s_control_error (self, peer, POND_CODE_NOT_FOUND,
                          "unknown command; the control socket takes STATS, REPLAY, CREDIT, "

@@ -2,8 +2,10 @@
     Parses the command line, binds, writes DIR/broker.zpl, serves.
 */
 #include "pond_broker.h"
+#include "pond_pidlock.h"
 
 #include <getopt.h>
+#include <limits.h>
 #include <sys/stat.h>
 #if defined (__GLIBC__)
 #   include <malloc.h>
@@ -117,6 +119,22 @@ main (int argc, char *argv [])
                  dir, strerror (errno));
         return 1;
     }
+    //  One broker per data directory: a second one would bind the same
+    //  ipc endpoints (taking them from the first) and rewrite broker.zpl
+    char lock_path [PATH_MAX];
+    snprintf (lock_path, sizeof lock_path, "%s/broker.lock", dir);
+    char err [PATH_MAX + 64];
+    pid_t holder = 0;
+    pond_pidlock_t *lock = pond_pidlock_new (lock_path, 1, &holder, err, sizeof err);
+    if (!lock) {
+        if (holder)
+            fprintf (stderr, "pond-broker: another pond-broker (pid %d) serves %s; stop it "
+                     "first (pond down --data %s for a mesh started with pond up)\n",
+                     (int) holder, dir, dir);
+        else
+            fprintf (stderr, "pond-broker: %s\n", err);
+        return 1;
+    }
     char scratch [4][256];
     pond_broker_config_t config;
     pond_broker_config_defaults (&config, dir, scratch);
@@ -149,5 +167,6 @@ main (int argc, char *argv [])
         rc = pond_broker_run (broker);
     pond_broker_destroy (&broker);
     zconfig_destroy (&file);
+    pond_pidlock_destroy (&lock);
     return rc;
 }

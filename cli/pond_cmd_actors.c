@@ -89,7 +89,8 @@ s_link_fail (pond_cli_t *cli, pond_actor_link_t *link, const char *name)
     else
         pond_cli_fail (cli, "%s: %d %s", name, code, pond_actor_link_reason (link));
     if (code == POND_CODE_UNAVAILABLE)
-        fprintf (stderr, "hint: %s is busy (rebuilding?); try again in a moment\n", name);
+        fprintf (stderr, "hint: %s is not there yet (catching up or rebuilding); try again "
+                 "in a moment, or give it longer with --timeout MS\n", name);
     return POND_EXIT_FAILURE;
 }
 
@@ -200,9 +201,15 @@ pond_cmd_query_help (FILE *out)
         "  --text            print only the \"answer\" of the result (alexa)\n"
         "  --pretty          indent the JSON (the default for mobile-view)\n"
         "  --compact         one line (the default for the others)\n"
+        "  --after SEQ       answer once the view has applied seq SEQ (the \"seq\"\n"
+        "                    pond publish printed): read your own writes. A view\n"
+        "                    not there yet (or still catching up) is asked again\n"
+        "                    until --timeout, then: exit 1 with its position\n"
         "\n"
-        "Example:\n"
+        "Examples:\n"
         "  pond query alexa carla \"do I have milk?\" --text\n"
+        "  SEQ=$(pond publish --name QUACKED --entity anna | sed 's/.*\"seq\":\\([0-9]*\\).*/\\1/')\n"
+        "  pond query quacks anna --after $SEQ\n"
         "Exit status: 0 answered, 1 the view said no (404: it does not know the\n"
         "entity) or did not answer, 2 usage error (unknown view, --text with a\n"
         "view other than alexa).\n"
@@ -213,6 +220,7 @@ pond_cmd_query_help (FILE *out)
 typedef struct {
     bool text;
     int pretty;                     //  -1 default, 0 compact, 1 pretty
+    const char *after;              //  --after SEQ
 } query_options_t;
 
 static void
@@ -228,6 +236,9 @@ s_query_option (pond_cli_t *cli, int opt, void *arg)
     else
     if (opt == 'c')
         options->pretty = 0;
+    else
+    if (opt == 'a')
+        options->after = optarg;
 }
 
 int
@@ -241,9 +252,10 @@ pond_cmd_query (int argc, char *argv [])
         { "text", no_argument, NULL, 't' },
         { "pretty", no_argument, NULL, 'p' },
         { "compact", no_argument, NULL, 'c' },
+        { "after", required_argument, NULL, 'a' },
         { NULL, 0, NULL, 0 }
     };
-    query_options_t settings = { false, -1 };
+    query_options_t settings = { false, -1, NULL };
     char **args;
     int count = s_parse (&cli, argc, argv, options, s_query_option, &settings, &args);
     if (count < 0) {
@@ -271,6 +283,16 @@ pond_cmd_query (int argc, char *argv [])
     free (args);
     if (!*entity || strlen (entity) > POND_ENTITY_MAX)
         return pond_cli_usage (&cli, "the entity must be 1 to %d bytes", POND_ENTITY_MAX);
+    uint64_t after = 0;
+    if (settings.after) {
+        char *end = NULL;
+        errno = 0;
+        unsigned long long value = strtoull (settings.after, &end, 10);
+        if (!*settings.after || *end || errno || *settings.after == '-')
+            return pond_cli_usage (&cli, "--after takes a seq (a whole number, as pond "
+                                   "publish prints it), not '%s'", settings.after);
+        after = (uint64_t) value;
+    }
     pond_actor_link_t *link = s_link (&cli, view);
     if (!link)
         return cli.exit_code;
@@ -280,7 +302,7 @@ pond_cmd_query (int argc, char *argv [])
         return pond_cli_usage (&cli, "--text prints alexa's spoken answer; %s answers JSON: "
                                "leave --text out", name);
     }
-    char *result = pond_actor_link_query (link, entity, text, cli.timeout_ms);
+    char *result = pond_actor_link_query_after (link, entity, text, after, cli.timeout_ms);
     int rc = POND_EXIT_OK;
     if (!result)
         rc = s_link_fail (&cli, link, name);
@@ -541,6 +563,11 @@ pond_cmd_verify (int argc, char *argv [])
         if (timed_out)
             printf ("%s: not checked: no result within %d ms\n", name, cli.timeout_ms);
         else
+        if (code == 1 && run->size [0] && strstr (run->text [0], "disagrees with its rules"))
+            printf ("%s: DISAGREES with its own rules (a rebuild gives the same; for "
+                    "badges, pond recompute badges --rules with the rules in force repairs "
+                    "it)\n", name);
+        else
         if (code == 1 && run->size [0])
             printf ("%s: DIFFERS from its rebuild (to replace the view: pond rebuild %s)\n",
                     name, name);
@@ -566,11 +593,14 @@ pond_cmd_recompute_help (FILE *out)
     fprintf (out,
         "Usage: pond recompute badges --rules FILE\n"
         "\n"
-        "Apply new badge rules to the whole history: badge-granter replays\n"
-        "every QUACKED event from the log, counts per customer, and emits only\n"
-        "the differences as events (BADGE_REMOVED, BADGE_GRANTED), after one\n"
-        "BADGE_RULES_CHANGED. Progress goes to stderr; the result (granted and\n"
-        "removed lists) to stdout as JSON. Running it again changes nothing.\n"
+        "Apply new badge rules to the whole history: badge-granter catches up\n"
+        "with the log as of this command, replays every QUACKED event, counts\n"
+        "per customer and, if the rules differ from those in force or a\n"
+        "customer holds badges they do not give, emits one BADGE_RULES_CHANGED;\n"
+        "applying it re-evaluates every customer's badges and emits only the\n"
+        "differences as events (BADGE_REMOVED, BADGE_GRANTED). Progress goes to\n"
+        "stderr; the result (granted and removed lists) to stdout as JSON.\n"
+        "Running it again changes nothing.\n"
         "\n"
         "  --rules FILE      the rules, JSON:\n"
         "                      {\"version\":\"v2\",\"badges\":[{\"name\":\"Junior\",\"at\":15},\n"

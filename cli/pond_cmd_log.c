@@ -9,6 +9,8 @@
     stderr. All protocol work is done by client/pond_client.
 */
 #include "pond_cli.h"
+#include "pond_mesh.h"
+#include "pond_actor_link.h"
 #include "pond_time.h"
 #include "pond_uuid.h"
 
@@ -83,6 +85,19 @@ pond_cmd_publish_help (FILE *out)
         "                    id, causation (seq and time, as printed by tail and\n"
         "                    replay, are ignored); print one line per event; stop at\n"
         "                    the first failure and say which line\n"
+        "  --seq-only        print only the seq (for a script to pass on, e.g. to\n"
+        "                    pond query VIEW ENTITY --after SEQ)\n"
+        "  --wait VIEW[,VIEW]  once stored, wait until each view (quacks, badges,\n"
+        "                    alexa, mobile) has applied it, within --timeout: a\n"
+        "                    query right after then sees it. Exit 1 naming the view\n"
+        "                    that is not there yet\n"
+        "\n"
+        "Examples:\n"
+        "  pond publish --name QUACKED --entity cust-1 --data '{\"loudness_db\":61}' \\\n"
+        "      --wait quacks,badges\n"
+        "  SEQ=$(pond publish --name LABEL_ADDED --entity cust-1 \\\n"
+        "      --data '{\"container\":\"c1\",\"label\":\"milk\"}' --seq-only)\n"
+        "  pond query alexa cust-1 \"do I have milk?\" --text --after $SEQ\n"
         "\n"
         POND_CLI_COMMON_HELP);
 }
@@ -239,17 +254,31 @@ s_event_from_line (const char *line, char *err, size_t errlen)
 
 //  Publish one event; print its ACK line or say why not. where prefixes
 //  the message ("" or "line N: "). Returns an exit code.
+typedef struct {
+    bool seq_only;              //  --seq-only
+    const char *wait;           //  --wait VIEW[,VIEW]
+    uint64_t last_seq;          //  the newest seq an ACK gave
+    char entity [POND_ENTITY_MAX + 1];  //  ... and its event's entity
+} publish_options_t;
+
 static int
 s_publish_one (pond_cli_t *cli, pond_client_t *client, const pond_event_t *event,
-               const char *where)
+               const char *where, publish_options_t *options)
 {
     pond_ack_t ack;
     if (pond_client_publish (client, event, &ack) == 0) {
         char id [POND_UUID_STR_SIZE];
         pond_uuid_format (ack.id, id);
-        printf ("{\"id\":\"%s\",\"seq\":%llu,\"dup\":%s}\n", id, (unsigned long long) ack.seq,
-                ack.dup? "true": "false");
+        if (options->seq_only)
+            printf ("%llu\n", (unsigned long long) ack.seq);
+        else
+            printf ("{\"id\":\"%s\",\"seq\":%llu,\"dup\":%s}\n", id,
+                    (unsigned long long) ack.seq, ack.dup? "true": "false");
         fflush (stdout);
+        if (ack.seq >= options->last_seq) {
+            options->last_seq = ack.seq;
+            snprintf (options->entity, sizeof options->entity, "%s", pond_event_entity (event));
+        }
         return POND_EXIT_OK;
     }
     int code = pond_client_code (client);
@@ -262,8 +291,44 @@ s_publish_one (pond_cli_t *cli, pond_client_t *client, const pond_event_t *event
 }
 
 //  Publish one event per line of stdin, in order; stop at the first failure.
+//  --wait: each view has applied options->last_seq (a QUERY with 'after'
+//  about the event's entity: an answer or a 404 both say it has). Returns
+//  an exit code.
 static int
-s_publish_stdin (pond_cli_t *cli, pond_client_t *client)
+s_publish_wait (pond_cli_t *cli, publish_options_t *options)
+{
+    char views [256];
+    snprintf (views, sizeof views, "%s", options->wait);
+    int64_t deadline = zclock_mono () + cli->timeout_ms;
+    for (char *save = NULL, *view = strtok_r (views, ",", &save); view;
+         view = strtok_r (NULL, ",", &save)) {
+        const char *name = pond_mesh_actor_name (view);
+        char err [512];
+        pond_actor_link_t *link = name? pond_actor_link_new (cli->eps.data_dir, name, err,
+                                                             sizeof err): NULL;
+        if (!link)
+            return pond_cli_fail (cli, "--wait %s: %s; the event is stored (seq %llu)", view,
+                                  name? err: "no such view", (unsigned long long)
+                                  options->last_seq);
+        int64_t left = deadline - zclock_mono ();
+        char *result = pond_actor_link_query_after (link, options->entity, NULL,
+                                                    options->last_seq, left > 1? (int) left: 1);
+        int code = pond_actor_link_code (link);
+        if (!result && code != POND_CODE_NOT_FOUND) {
+            pond_cli_fail (cli, "the event is stored (seq %llu) but %s has not applied it "
+                           "within --timeout: %s", (unsigned long long) options->last_seq, name,
+                           pond_actor_link_reason (link));
+            pond_actor_link_destroy (&link);
+            return POND_EXIT_FAILURE;
+        }
+        free (result);
+        pond_actor_link_destroy (&link);
+    }
+    return POND_EXIT_OK;
+}
+
+static int
+s_publish_stdin (pond_cli_t *cli, pond_client_t *client, publish_options_t *options)
 {
     char *line = NULL;
     size_t capacity = 0;
@@ -282,7 +347,7 @@ s_publish_stdin (pond_cli_t *cli, pond_client_t *client)
         if (!event)
             rc = pond_cli_fail (cli, "%s%s", where, err);
         else
-            rc = s_publish_one (cli, client, event, where);
+            rc = s_publish_one (cli, client, event, where, options);
         pond_event_destroy (&event);
     }
     free (line);
@@ -306,9 +371,12 @@ pond_cmd_publish (int argc, char *argv [])
         { "id", required_argument, NULL, 'i' },
         { "causation", required_argument, NULL, 'c' },
         { "stdin", no_argument, NULL, 'S' },
+        { "seq-only", no_argument, NULL, 'q' },
+        { "wait", required_argument, NULL, 'w' },
         { NULL, 0, NULL, 0 }
     };
     event_args_t args = { 0 };
+    publish_options_t settings = { 0 };
     bool from_stdin = false;
     int opt;
     while ((opt = pond_cli_getopt (&cli, argc, argv, options)) != -1)
@@ -322,6 +390,8 @@ pond_cmd_publish (int argc, char *argv [])
             case 'i': args.id = optarg; break;
             case 'c': args.causation = optarg; break;
             case 'S': from_stdin = true; break;
+            case 'q': settings.seq_only = true; break;
+            case 'w': settings.wait = optarg; break;
         }
     if (cli.done)
         return cli.exit_code;
@@ -356,7 +426,22 @@ pond_cmd_publish (int argc, char *argv [])
     pond_client_set_timeout (client, cli.timeout_ms / attempts > 0? cli.timeout_ms / attempts: 1,
                              attempts);
     pond_client_set_verbose (client, cli.verbose);
-    int rc = from_stdin? s_publish_stdin (&cli, client): s_publish_one (&cli, client, event, "");
+    if (settings.wait) {
+        char views [256];
+        snprintf (views, sizeof views, "%s", settings.wait);
+        for (char *save = NULL, *view = strtok_r (views, ",", &save); view;
+             view = strtok_r (NULL, ",", &save))
+            if (!pond_mesh_actor_name (view)) {
+                pond_client_destroy (&client);
+                pond_event_destroy (&event);
+                return pond_cli_usage (&cli, "--wait: unknown view '%s' (quacks, badges, "
+                                       "alexa, mobile, or their actors' names)", view);
+            }
+    }
+    int rc = from_stdin? s_publish_stdin (&cli, client, &settings)
+                       : s_publish_one (&cli, client, event, "", &settings);
+    if (rc == POND_EXIT_OK && settings.wait && settings.last_seq)
+        rc = s_publish_wait (&cli, &settings);
     pond_client_destroy (&client);
     pond_event_destroy (&event);
     return rc;

@@ -39,6 +39,7 @@ const char *const pond_mesh_actors [POND_MESH_ACTORS] = {
 
 //  How long `pond up` waits for the whole mesh, and `pond down` for the stop
 #define UP_TIMEOUT_MS   300000
+#define LIVE_TIMEOUT_MS 60000       //  store link up and actors live after ready
 #define DOWN_TIMEOUT_MS 60000
 
 //  =====================================================================
@@ -341,8 +342,11 @@ pond_cmd_up_help (FILE *out)
         "then broker, then store.\n"
         "\n"
         "Without --foreground the supervisor runs in the background; pond up\n"
-        "waits until every process is ready, prints the endpoints and exits 0,\n"
-        "or exits 1 with the end of the failing process's log.\n"
+        "waits until every process is ready, the broker reaches the store and\n"
+        "every actor is live (caught up with the log and hearing the broker),\n"
+        "prints the endpoints and exits 0: the next publish is stored and the\n"
+        "next query sees it. It exits 1 with the end of the failing process's\n"
+        "log, or naming what is not live after %d s (and stops the mesh).\n"
         "\n"
         "  --config FILE     ZPL file overriding the built-in process list and\n"
         "                    timings, e.g.\n"
@@ -365,7 +369,7 @@ pond_cmd_up_help (FILE *out)
         "Exit status: 0 up (or stopped cleanly with --foreground), 1 failed or\n"
         "already up, 2 usage or config error.\n"
         "\n"
-        POND_CLI_COMMON_HELP);
+        POND_CLI_COMMON_HELP, LIVE_TIMEOUT_MS / 1000);
 }
 
 //  Print the endpoints of the running mesh and the closing line.
@@ -402,6 +406,68 @@ s_up_print_endpoints (pond_supervisor_t *supervisor, const char *dir, pid_t pid)
     printf ("supervisor pid %d; logs in %s/logs; stop it with: pond down --data %s\n",
             (int) pid, dir, dir);
     fflush (stdout);
+}
+
+//  Ready files say a process has bound its sockets, not that it serves:
+//  wait until the broker reaches the store (PONG store_up) and every
+//  actor has caught up and hears the broker (STATUS live), so that the
+//  first publish is not answered 503 and the first query not 404. Returns
+//  0, or -1 after naming what is not there within LIVE_TIMEOUT_MS.
+static int
+s_up_wait_live (pond_cli_t *cli, pond_supervisor_t *supervisor, const char *dir)
+{
+    int64_t deadline = zclock_mono () + LIVE_TIMEOUT_MS;
+    pond_endpoints_t eps;
+    pond_endpoints_resolve (dir, &eps);
+    pond_client_t *client = pond_client_new (eps.ingest);
+    pond_pong_t pong = { false, 0 };
+    while (client && zclock_mono () < deadline && !zsys_interrupted) {
+        if (pond_client_ping_store (client, 1000, &pong) == 0 && pong.store_up)
+            break;
+        pong.store_up = false;
+        zclock_sleep (50);
+    }
+    pond_client_destroy (&client);
+    if (!pong.store_up) {
+        pond_cli_fail (cli, "the broker does not reach the store after %d s; see %s/logs/"
+                       "broker.log and store.log", LIVE_TIMEOUT_MS / 1000, dir);
+        return -1;
+    }
+    printf ("  %-15s reaches the store (head %llu)\n", "broker", (unsigned long long) pong.head);
+    for (size_t i = 0; i < pond_supervisor_size (supervisor); i++) {
+        const char *name = pond_supervisor_name (supervisor, i);
+        char err [256];
+        pond_actor_link_t *link = pond_actor_link_new (dir, name, err, sizeof err);
+        if (!link)
+            continue;               //  not an actor (store, broker)
+        char last [256] = "no answer";
+        bool live = false;
+        while (!live && zclock_mono () < deadline && !zsys_interrupted) {
+            char *status = pond_actor_link_status (link, 1000);
+            cJSON *tree = status? cJSON_Parse (status): NULL;
+            live = cJSON_IsTrue (cJSON_GetObjectItem (tree, "live"));
+            double position = cJSON_GetNumberValue (cJSON_GetObjectItem (tree, "position"));
+            double head = cJSON_GetNumberValue (cJSON_GetObjectItem (tree, "head"));
+            if (tree)
+                snprintf (last, sizeof last, "at seq %.0f of head %.0f", position == position?
+                          position: 0, head == head? head: 0);
+            if (live)
+                printf ("  %-15s live (%s)\n", name, last);
+            cJSON_Delete (tree);
+            free (status);
+            if (!live)
+                zclock_sleep (50);
+        }
+        pond_actor_link_destroy (&link);
+        if (!live) {
+            pond_cli_fail (cli, "%s is not live after %d s (%s): still catching up, or it "
+                           "does not hear the broker; see %s/logs/%s.log", name,
+                           LIVE_TIMEOUT_MS / 1000, last, dir, name);
+            return -1;
+        }
+    }
+    fflush (stdout);
+    return 0;
 }
 
 //  Wait until the supervisor pid is gone, at most timeout_ms.
@@ -548,9 +614,18 @@ s_up_daemon (pond_cli_t *cli, pond_supervisor_t *supervisor, const char *dir)
     }
     close (fds [0]);
     sigprocmask (SIG_SETMASK, &saved, NULL);
-    if (rc == POND_EXIT_OK) {
+    if (rc == POND_EXIT_OK && s_up_wait_live (cli, supervisor, dir) == 0) {
         s_up_print_endpoints (supervisor, dir, pid);
         return POND_EXIT_OK;
+    }
+    if (rc == POND_EXIT_OK) {
+        //  Up but not serving: stop it, as when a process cannot start
+        fprintf (stderr, "pond up: stopping the mesh\n");
+        if (pid > 0) {
+            kill (pid, SIGTERM);
+            s_wait_gone (pid, DOWN_TIMEOUT_MS);
+        }
+        return POND_EXIT_FAILURE;
     }
     if (interrupted || rc == -1) {
         if (pid > 0)

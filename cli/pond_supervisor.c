@@ -8,6 +8,7 @@
 */
 #define _GNU_SOURCE
 #include "pond_supervisor.h"
+#include "pond_pidlock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -64,7 +65,7 @@ struct _pond_supervisor_t {
     FILE *log;
     bool echo;
     int notify_fd;
-    int lock_fd;
+    pond_pidlock_t *lock;       //  DIR/supervisor.lock
     const char *state;              //  starting, up, stopping, failed
     int64_t started_wall;
 };
@@ -160,7 +161,6 @@ pond_supervisor_new (const char *data_dir, const char *bin_dir)
     self->stable_ms = 30000;
     self->start_attempts = 3;
     self->notify_fd = -1;
-    self->lock_fd = -1;
     self->state = "starting";
     for (size_t i = 0; i < sizeof s_defaults / sizeof s_defaults [0]; i++)
         if (!s_child_add (self, s_defaults [i][0], s_defaults [i][1])) {
@@ -178,8 +178,7 @@ pond_supervisor_destroy (pond_supervisor_t **self_p)
         pond_supervisor_t *self = *self_p;
         if (self->log)
             fclose (self->log);
-        if (self->lock_fd >= 0)
-            close (self->lock_fd);
+        pond_pidlock_destroy (&self->lock);
         if (self->notify_fd >= 0)
             close (self->notify_fd);
         free (self);
@@ -404,17 +403,12 @@ pond_supervisor_pid (const char *data_dir)
 {
     char path [PATH_MAX];
     snprintf (path, sizeof path, "%s/supervisor.lock", data_dir);
-    int fd = open (path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    struct flock lock = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
-    int rc = fcntl (fd, F_GETLK, &lock);
-    close (fd);
-    if (rc || lock.l_type == F_UNLCK || lock.l_pid <= 0)
+    pid_t holder = pond_pidlock_holder (path);
+    if (holder <= 0)
         return 0;
     //  The holder must be a supervisor (pids are reused)
     char comm [64] = "";
-    snprintf (path, sizeof path, "/proc/%d/comm", (int) lock.l_pid);
+    snprintf (path, sizeof path, "/proc/%d/comm", (int) holder);
     FILE *file = fopen (path, "re");
     if (file) {
         if (!fgets (comm, sizeof comm, file))
@@ -424,7 +418,7 @@ pond_supervisor_pid (const char *data_dir)
         if (!streq (comm, POND_SUPERVISOR_NAME))
             return 0;
     }
-    return pond_supervisor_alive (lock.l_pid)? lock.l_pid: 0;
+    return pond_supervisor_alive (holder)? holder: 0;
 }
 
 //  =====================================================================
@@ -771,24 +765,16 @@ s_lock (pond_supervisor_t *self)
 {
     char path [PATH_MAX];
     snprintf (path, sizeof path, "%s/supervisor.lock", self->dir);
-    self->lock_fd = open (path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (self->lock_fd < 0) {
-        s_log (self, "cannot open %s: %s", path, strerror (errno));
-        return -1;
-    }
-    struct flock lock = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
-    //  Someone may be peeking (F_GETLK takes no lock); retry briefly anyway
-    for (int attempt = 0; attempt < 10; attempt++) {
-        if (fcntl (self->lock_fd, F_SETLK, &lock) == 0)
-            return 0;
-        zclock_sleep (100);
-    }
-    struct flock holder = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
-    fcntl (self->lock_fd, F_GETLK, &holder);
-    s_log (self, "another supervisor (pid %d) runs in %s; stop it with: pond down --data %s",
-           (int) holder.l_pid, self->dir, self->dir);
-    close (self->lock_fd);
-    self->lock_fd = -1;
+    pid_t holder = 0;
+    char err [PATH_MAX + 64];
+    self->lock = pond_pidlock_new (path, 10, &holder, err, sizeof err);
+    if (self->lock)
+        return 0;
+    if (holder)
+        s_log (self, "another supervisor (pid %d) runs in %s; stop it with: pond down "
+               "--data %s", (int) holder, self->dir, self->dir);
+    else
+        s_log (self, "%s", err);
     return -1;
 }
 

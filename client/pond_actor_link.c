@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define QUERY_RETRY_MS  100     //  wait before asking a view that said 503 again
+
 struct _pond_actor_link_t {
     char name [64];
     char endpoint [POND_ENDPOINT_MAX];
@@ -228,6 +230,13 @@ char *
 pond_actor_link_query (pond_actor_link_t *self, const char *entity, const char *text,
                        int timeout_ms)
 {
+    return pond_actor_link_query_after (self, entity, text, 0, timeout_ms);
+}
+
+char *
+pond_actor_link_query_after (pond_actor_link_t *self, const char *entity, const char *text,
+                             uint64_t after, int timeout_ms)
+{
     assert (self);
     assert (entity);
     pond_query_t query;
@@ -241,10 +250,27 @@ pond_actor_link_query (pond_actor_link_t *self, const char *entity, const char *
     strcpy (query.entity, entity);
     if (text)
         strcpy (query.text, text);
-    zframe_t *body = pond_query_encode (&query);
-    if (!body)
-        return s_fail (self, POND_CODE_BAD_REQUEST, "cannot encode the query");
-    return s_request (self, POND_QUERY, &body, timeout_ms, NULL, NULL);
+    query.after = after;
+    //  503 (catching up, or not at 'after' yet): ask again until the
+    //  timeout; the view itself waits for 'after' up to wait_ms
+    int64_t deadline = zclock_mono () + timeout_ms;
+    while (true) {
+        int64_t left = deadline - zclock_mono ();
+        if (left < 1)
+            left = 1;
+        query.wait_ms = after? (uint32_t) (left < POND_QUERY_WAIT_MAX? left
+                                                                    : POND_QUERY_WAIT_MAX): 0;
+        zframe_t *body = pond_query_encode (&query);
+        if (!body)
+            return s_fail (self, POND_CODE_BAD_REQUEST, "cannot encode the query");
+        //  The reply may take wait_ms: a little more for the socket
+        char *result = s_request (self, POND_QUERY, &body, (int) left + (after? 1000: 0),
+                                  NULL, NULL);
+        if (result || self->code != POND_CODE_UNAVAILABLE
+        ||  zclock_mono () + QUERY_RETRY_MS >= deadline)
+            return result;
+        zclock_sleep (QUERY_RETRY_MS);
+    }
 }
 
 char *

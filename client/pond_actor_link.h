@@ -47,6 +47,15 @@ char *
     pond_actor_link_query (pond_actor_link_t *self, const char *entity, const char *text,
                            int timeout_ms);
 
+//  Same, answered once the view has applied seq after (0: no such
+//  condition; read your writes: pass the seq an ACK gave). A view still
+//  catching up, or not yet at after, answers 503; the link asks again
+//  every retry_ms until timeout_ms is over, then returns NULL with that
+//  503 (the reason says the view's position).
+char *
+    pond_actor_link_query_after (pond_actor_link_t *self, const char *entity, const char *text,
+                                 uint64_t after, int timeout_ms);
+
 //  STATUS: returns the RESULT's JSON text (caller frees) or NULL.
 char *
     pond_actor_link_status (pond_actor_link_t *self, int timeout_ms);

@@ -540,10 +540,21 @@ pond_client_sock (pond_client_t *self)
 int
 pond_client_ping (pond_client_t *self, int timeout_ms)
 {
+    return pond_client_ping_store (self, timeout_ms, NULL);
+}
+
+int
+pond_client_ping_store (pond_client_t *self, int timeout_ms, pond_pong_t *pong)
+{
     assert (self);
     if (s_client_ready (self))
         return -1;
-    if (s_send (self->sock, POND_PING, NULL, 0))
+    static const uint8_t empty_map [] = { 0x80 };
+    if (pong) {
+        pong->store_up = true;
+        pong->head = 0;
+    }
+    if (s_send (self->sock, POND_PING, pong? empty_map: NULL, pong? sizeof empty_map: 0))
         return s_client_refused (self)? -1
              : s_client_fail (self, POND_CODE_TIMEOUT, "cannot reach the broker at %s",
                               self->endpoint);
@@ -556,9 +567,16 @@ pond_client_ping (pond_client_t *self, int timeout_ms)
         if (!msg)
             return s_client_fail (self, interrupted? POND_CODE_INTERRUPTED: POND_CODE_TIMEOUT,
                                   "no PONG from the broker at %s", self->endpoint);
-        bool pong = pond_proto_is (zmsg_first (msg), POND_PONG);
+        bool is_pong = pond_proto_is (zmsg_first (msg), POND_PONG);
+        zframe_t *body = zmsg_next (msg);
+        char err [POND_ERR_SIZE];
+        if (is_pong && pong && body && pond_pong_decode (body, pong, err, sizeof err)) {
+            zmsg_destroy (&msg);
+            return s_client_fail (self, POND_CODE_BAD_REQUEST, "unreadable PONG from %s: %s",
+                                  self->endpoint, err);
+        }
         zmsg_destroy (&msg);
-        if (pong)
+        if (is_pong)
             return 0;
     }
 }

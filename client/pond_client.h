@@ -150,6 +150,13 @@ zsock_t *
 int
     pond_client_ping (pond_client_t *self, int timeout_ms);
 
+//  Same, asking whether the broker can reach the store: the PING carries
+//  an empty body, and the PONG's body {store_up, head} fills *pong (a
+//  broker too old to send one counts as store_up, head 0). Returns 0 if
+//  the broker answered, -1 otherwise.
+int
+    pond_client_ping_store (pond_client_t *self, int timeout_ms, pond_pong_t *pong);
+
 //  Why the last call failed: a NACK's code, POND_CODE_TIMEOUT, ... or 0.
 int
     pond_client_code (pond_client_t *self);

@@ -383,11 +383,25 @@ s_pond_heartbeat_fields (pond_heartbeat_t *msg, field_t *fields)
 POND_MESSAGE (pond_heartbeat_t, pond_heartbeat)
 
 static size_t
+s_pond_pong_fields (pond_pong_t *msg, field_t *fields)
+{
+    field_t table [] = {
+        FIELD ("store_up", F_BOOL, &msg->store_up, true),
+        FIELD ("head", F_UINT64, &msg->head, false),
+    };
+    memcpy (fields, table, sizeof table);
+    return COUNT (table);
+}
+POND_MESSAGE (pond_pong_t, pond_pong)
+
+static size_t
 s_pond_query_fields (pond_query_t *msg, field_t *fields)
 {
     field_t table [] = {
         { "entity", F_STR, msg->entity, sizeof msg->entity, 0, NULL, NULL, true },
         { "text", F_STR, msg->text, sizeof msg->text, 0, NULL, NULL, false },
+        FIELD ("after", F_UINT64, &msg->after, false),
+        FIELD ("wait_ms", F_UINT32, &msg->wait_ms, false),
     };
     memcpy (fields, table, sizeof table);
     return COUNT (table);

@@ -123,11 +123,21 @@ typedef struct {
     uint64_t ts;                //  broker's clock, microseconds
 } pond_heartbeat_t;
 
+//  PONG body, sent when the PING carried a body: is the store reachable
+typedef struct {
+    bool store_up;              //  the broker's link to the store is up
+    uint64_t head;              //  newest seq the broker knows to be stored
+} pond_pong_t;
+
 //  QUERY: a question to an actor about one entity
 #define POND_QUERY_TEXT_MAX     1024
+#define POND_QUERY_WAIT_MS      5000    //  default wait for 'after'
+#define POND_QUERY_WAIT_MAX     30000   //  ... and the most a QUERY may ask
 typedef struct {
     char entity [POND_ENTITY_MAX + 1];
     char text [POND_QUERY_TEXT_MAX];     //  free text, may be ""
+    uint64_t after;             //  answer once this seq is applied (0: now)
+    uint32_t wait_ms;           //  ... waiting at most this long (0: default)
 } pond_query_t;
 
 //  COMMAND: ask an actor to do something (recompute, rebuild, ...)
@@ -184,6 +194,8 @@ zframe_t *pond_end_encode (const pond_end_t *msg);
 int pond_end_decode (zframe_t *frame, pond_end_t *msg, char *err, size_t errlen);
 zframe_t *pond_heartbeat_encode (const pond_heartbeat_t *msg);
 int pond_heartbeat_decode (zframe_t *frame, pond_heartbeat_t *msg, char *err, size_t errlen);
+zframe_t *pond_pong_encode (const pond_pong_t *msg);
+int pond_pong_decode (zframe_t *frame, pond_pong_t *msg, char *err, size_t errlen);
 zframe_t *pond_query_encode (const pond_query_t *msg);
 int pond_query_decode (zframe_t *frame, pond_query_t *msg, char *err, size_t errlen);
 zframe_t *pond_command_encode (const pond_command_t *msg);

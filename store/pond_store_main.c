@@ -7,6 +7,7 @@
 #include "pond_store.h"
 #include "pond_store_server.h"
 #include "pond_keys.h"
+#include "pond_pidlock.h"
 
 #include <getopt.h>
 #include <unistd.h>
@@ -114,6 +115,23 @@ main (int argc, char *argv [])
         fprintf (stderr, "pond-store: cannot create %s: %s\n", dir, strerror (errno));
         return 1;
     }
+    //  One store per data directory; RocksDB's own lock would refuse a
+    //  second one too, but cannot say which process holds it
+    char lock_path [PATH_MAX];
+    snprintf (lock_path, sizeof lock_path, "%s/store.lock", dir);
+    char err [PATH_MAX + 64];
+    pid_t holder = 0;
+    pond_pidlock_t *lock = pond_pidlock_new (lock_path, 1, &holder, err, sizeof err);
+    if (!lock) {
+        if (holder)
+            fprintf (stderr, "pond-store: another pond-store (pid %d) uses %s; stop it first "
+                     "(pond down --data %s for a mesh started with pond up)\n", (int) holder,
+                     dir, dir);
+        else
+            fprintf (stderr, "pond-store: %s\n", err);
+        pond_keys_reset ();
+        return 1;
+    }
     char db_path [PATH_MAX], default_endpoint [PATH_MAX + 16];
     snprintf (db_path, sizeof db_path, "%s/store", dir);
     if (!endpoint) {
@@ -148,5 +166,6 @@ main (int argc, char *argv [])
     pond_store_server_destroy (&server);
     pond_store_destroy (&store);
     pond_keys_reset ();             //  stops the ZAP handler, if keys started one
+    pond_pidlock_destroy (&lock);
     return rc? 1: 0;
 }

@@ -31,6 +31,10 @@
 static char *s_dir;
 static pond_view_t *s_view;
 static uint64_t s_seq;              //  seq of the last event built
+//  Ids the log holds (s_deliver), as the store keeps them: an id sent
+//  again is a duplicate, neither stored nor published
+static uint8_t s_logged [8192][POND_ID_SIZE];
+static size_t s_logged_count;
 
 static pond_view_t *
 s_open_view (const char *name)
@@ -49,6 +53,7 @@ s_setup (void)
     cr_assert_not_null (s_dir);
     s_view = s_open_view ("view");
     s_seq = 0;
+    s_logged_count = 0;
 }
 
 static void
@@ -504,11 +509,26 @@ s_expect_data (const pond_event_t *event, const char *expected)
     cJSON_Delete (data);
 }
 
-//  Apply the emitted events as the log would deliver them, in order
+
+static bool
+s_logged_before (const uint8_t *id)
+{
+    for (size_t index = 0; index < s_logged_count; index++)
+        if (memcmp (s_logged [index], id, POND_ID_SIZE) == 0)
+            return true;
+    cr_assert_lt (s_logged_count, 8192);
+    memcpy (s_logged [s_logged_count++], id, POND_ID_SIZE);
+    return false;
+}
+
+//  Apply the emitted events as the log would deliver them, in order,
+//  each id once (what applying them emits is delivered after them)
 static void
 s_deliver (const pond_actor_spec_t *spec, emitted_t *emitted)
 {
     for (size_t index = 0; index < emitted->count; index++) {
+        if (s_logged_before (pond_event_id (emitted->events [index])))
+            continue;
         pond_event_set_seq (emitted->events [index], ++s_seq);
         cr_assert_eq (s_apply_to (spec, s_view, emitted->events [index]), 0);
     }

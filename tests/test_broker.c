@@ -553,8 +553,7 @@ Test (broker, pipelined_producers_get_ordered_gap_free_acks)
     zsock_destroy (&all);
 }
 
-//  =====================================================================
-//  Every reply correlates; each event its own result; what is stored is
+//  ==============================================================//  Every reply correlates; each event its own result; what is stored is
 //  published
 
 //  Read one reply on sock: its command (caller frees) and NACK/ERROR body.
@@ -827,5 +826,100 @@ Test (broker, error_carries_rid_and_cancel_ends_410)
     zframe_destroy (&body);
     zmsg_destroy (&msg);
     zsock_destroy (&control);
+}
+
+//  A second broker on the data directory of a running
+//  one is refused before it binds anything, naming the holder's pid, and
+//  the first keeps serving (it used to take over the ipc endpoints: once
+//  it stopped, nothing could publish)
+Test (broker, second_broker_on_the_same_data_is_refused)
+{
+    zsock_t *ingest = s_dealer (mesh->ingest);
+    pond_event_t *event = pond_event_new ("QUACKED", "cust-1");
+    uint64_t first = s_publish_ok (ingest, event, NULL);
+    pond_event_destroy (&event);
+
+    char log [600];
+    snprintf (log, sizeof log, "%s/second-broker.log", mesh->dir);
+    pid_t second = pond_harness_spawn ("pond-broker", log, "--data", mesh->dir, NULL);
+    cr_assert_gt (second, 0);
+    int status = -1;
+    for (int waited = 0; waited < 5000 && status < 0; waited += 20) {
+        int wstatus;
+        if (waitpid (second, &wstatus, WNOHANG) == second)
+            status = wstatus;
+        else
+            zclock_sleep (20);
+    }
+    if (status < 0)
+        pond_harness_stop (second, SIGTERM);
+    cr_assert_geq (status, 0, "the second broker still runs after 5 s");
+    cr_assert (WIFEXITED (status) && WEXITSTATUS (status) != 0, "it must exit non-zero");
+    char *out = pond_harness_run (NULL, "cat %s", log);
+    char holder [32];
+    snprintf (holder, sizeof holder, "(pid %d)", (int) mesh->broker);
+    cr_assert (strstr (out, "another pond-broker") && strstr (out, holder),
+               "the message names the holder %s: %s", holder, out);
+    free (out);
+
+    //  The first broker still serves, on the same ingest socket
+    for (int i = 0; i < 5; i++) {
+        event = pond_event_new ("QUACKED", "cust-1");
+        cr_assert_eq (s_publish_ok (ingest, event, NULL), first + 1 + (uint64_t) i);
+        pond_event_destroy (&event);
+    }
+    zsock_destroy (&ingest);
+    //  ... and so does a new client, which would not reach it if the
+    //  second broker had taken the ipc endpoint over
+    ingest = s_dealer (mesh->ingest);
+    event = pond_event_new ("QUACKED", "cust-1");
+    cr_assert_eq (s_publish_ok (ingest, event, NULL), first + 6);
+    pond_event_destroy (&event);
+    zsock_destroy (&ingest);
+}
+
+//  A PING with a body gets a PONG saying whether the
+//  store is reachable, and the head; a bare PING still gets a bare PONG
+Test (broker, pong_says_whether_the_store_is_reachable)
+{
+    zsock_t *ingest = s_dealer (mesh->ingest);
+    pond_event_t *event = pond_event_new ("QUACKED", "cust-1");
+    uint64_t seq = s_publish_ok (ingest, event, NULL);
+    pond_event_destroy (&event);
+    s_send_frames (ingest, POND_PING, NULL);
+    zmsg_t *reply = s_recv (ingest, 5000);
+    cr_assert_not_null (reply);
+    cr_assert_eq (zmsg_size (reply), 1, "a bare PING gets a bare PONG");
+    cr_assert (pond_proto_is (zmsg_first (reply), POND_PONG));
+    zmsg_destroy (&reply);
+
+    uint8_t empty_map [] = { 0x80 };
+    s_send_frames (ingest, POND_PING, zframe_new (empty_map, 1));
+    reply = s_recv (ingest, 5000);
+    cr_assert_not_null (reply);
+    cr_assert (pond_proto_is (zmsg_first (reply), POND_PONG));
+    pond_pong_t pong;
+    char err [POND_ERR_SIZE];
+    cr_assert_eq (pond_pong_decode (zmsg_next (reply), &pong, err, sizeof err), 0, "%s", err);
+    cr_assert (pong.store_up);
+    cr_assert_eq (pong.head, seq);
+    zmsg_destroy (&reply);
+
+    //  The store away: store_up false (within the broker's liveness check)
+    pond_harness_stop (mesh->store, SIGKILL);
+    mesh->store = 0;
+    bool down = false;
+    for (int waited = 0; waited < 15000 && !down; waited += 100) {
+        s_send_frames (ingest, POND_PING, zframe_new (empty_map, 1));
+        reply = s_recv (ingest, 5000);
+        cr_assert_not_null (reply);
+        cr_assert (pond_proto_is (zmsg_first (reply), POND_PONG));
+        cr_assert_eq (pond_pong_decode (zmsg_next (reply), &pong, err, sizeof err), 0, "%s", err);
+        down = !pong.store_up;
+        zmsg_destroy (&reply);
+        if (!down)
+            zclock_sleep (100);
+    }
+    cr_assert (down, "PONG says store_up: false once the store is gone");
     zsock_destroy (&ingest);
 }

@@ -68,11 +68,12 @@ s_setup (void)
 static void
 s_teardown (void)
 {
-    //  The test's mesh, and the demo's (in DIR/demo)
-    char demo [600];
+    //  The test's mesh, the demo's (in DIR/demo), the quick start's
+    char demo [600], quick [600];
     snprintf (demo, sizeof demo, "%s/demo", dir);
-    const char *meshes [] = { dir, demo };
-    for (size_t m = 0; m < 2; m++) {
+    snprintf (quick, sizeof quick, "%s/quick-start", dir);
+    const char *meshes [] = { dir, demo, quick };
+    for (size_t m = 0; m < 3; m++) {
         pid_t pids [32];
         size_t count = s_pids_of (meshes [m], pids, 32);
         free (pond_harness_run (NULL, "%s/pond down --data %s >/dev/null 2>&1", POND_BIN_DIR,
@@ -360,6 +361,127 @@ Test (mesh, badge_story_recompute_v2)
     free (out);
 }
 
+//  A number that follows key in text ("key": N or "key":N), or -1
+static long
+s_number (const char *text, const char *key)
+{
+    char pattern [64];
+    snprintf (pattern, sizeof pattern, "\"%s\":", key);
+    const char *at = strstr (text, pattern);
+    return at? strtol (at + strlen (pattern), NULL, 10): -1;
+}
+
+//  Wait for a process this test spawned to end by itself, up to
+//  timeout_ms; then stop it. Returns its exit code, or -1.
+static int
+s_wait_exit (pid_t pid, int timeout_ms)
+{
+    int status;
+    for (int waited = 0; waited < timeout_ms; waited += 20) {
+        if (waitpid (pid, &status, WNOHANG) == pid)
+            return WIFEXITED (status)? WEXITSTATUS (status): -1;
+        zclock_sleep (20);
+    }
+    pond_harness_stop (pid, SIGTERM);
+    return -1;
+}
+
+//  The user's timing: quacks published, then at once,
+//  with no pause, a recompute; and one while quacks still arrive. The
+//  first recompute must see every quack stored before it was asked,
+//  the rules in force and the badges held must agree, a second run
+//  changes nothing, and verify agrees
+Test (mesh, recompute_right_after_up_and_while_quacks_arrive)
+{
+    s_up ();
+    //  The badge granter lags behind the log (as right after up, or under
+    //  load): stopped while 30,000 quacks for cust-0..99 and then 20 for
+    //  anna are stored, so it must catch up when it resumes
+    char path [600];
+    snprintf (path, sizeof path, "%s/badge-granter.zpl", dir);
+    zconfig_t *ready = zconfig_load (path);
+    cr_assert_not_null (ready);
+    pid_t granter = atoi (zconfig_get (ready, "actor/pid", "0"));
+    zconfig_destroy (&ready);
+    cr_assert_gt (granter, 0);
+    cr_assert_eq (kill (granter, SIGSTOP), 0);
+    int rc;
+    char *out = pond_harness_run (&rc, "%s/pond-device --data %s --device load --load "
+                                  "--count 30000 --customers 100 2>&1", POND_BIN_DIR, dir);
+    cr_assert_eq (rc, 0, "%s", out);
+    free (out);
+    s_device ("anna", "--quack 20");
+    cr_assert_eq (kill (granter, SIGCONT), 0);
+    out = s_pond (&rc, true, "recompute badges --rules v2");
+    cr_assert_eq (rc, 0, "recompute: %s", out);
+    cr_assert_geq (s_number (out, "position"), 30020, "the head as of the command: %s", out);
+    cr_assert_eq (s_number (out, "quacks"), 30020, "every quack stored before: %s", out);
+    cr_assert_eq (s_number (out, "removed_count"), 1, "anna loses Master: %s", out);
+    cr_assert_eq (s_number (out, "granted_count"), 100, "Grand at 300 quacks: %s", out);
+    free (out);
+    out = s_pond (&rc, true, "query badges anna");
+    cr_assert (strstr (out, "\"rules_version\":\"v2\"") && strstr (out, "Junior")
+               && !strstr (out, "Master"), "right after the first recompute: %s", out);
+    free (out);
+
+    //  Quacks for ben still arrive while v1 comes back, then v2 again
+    char log [600];
+    snprintf (log, sizeof log, "%s/device-ben.log", dir);
+    pid_t device = pond_harness_spawn ("pond-device", log, "--data", dir, "--device", "silo-ben",
+                                       "--customer", "ben", "--quack", "40", NULL);
+    cr_assert_gt (device, 0);
+    out = s_pond (&rc, true, "recompute badges --rules v1");
+    cr_assert_eq (rc, 0, "recompute v1: %s", out);
+    free (out);
+    out = s_pond (&rc, true, "recompute badges --rules v2");
+    cr_assert_eq (rc, 0, "recompute v2: %s", out);
+    free (out);
+    cr_assert_eq (s_wait_exit (device, 30000), 0, "the device synced everything");
+    //  Once everything is applied: ben (40) has Junior and Master under
+    //  v2, not Grand (45); anna Junior only
+    free (s_pond_until ("query badges ben", "\"quacks\":40", 10000));
+    free (s_pond_until ("query badges ben", "Master", 10000));
+    out = s_pond (&rc, true, "recompute badges --rules v2");
+    cr_assert_eq (rc, 0, "%s", out);
+    cr_assert_eq (s_number (out, "removed_count"), 0, "a second run changes nothing: %s", out);
+    cr_assert_eq (s_number (out, "granted_count"), 0, "a second run changes nothing: %s", out);
+    cr_assert_eq (s_number (out, "quacks"), 30060, "%s", out);
+    free (out);
+    out = s_pond (&rc, true, "query badges ben");
+    cr_assert (strstr (out, "\"rules_version\":\"v2\"") && strstr (out, "Junior")
+               && strstr (out, "Master") && !strstr (out, "Grand"), "ben: %s", out);
+    free (out);
+    out = s_pond (&rc, true, "query badges anna");
+    cr_assert (strstr (out, "Junior") && !strstr (out, "Master"), "anna: %s", out);
+    free (out);
+    out = s_pond (&rc, true, "verify");
+    cr_assert_eq (rc, 0, "verify: %s", out);
+    free (out);
+
+    //  A badge the rules do not give (granted by hand): the view equals
+    //  its rebuild, but verify says it disagrees with its rules; a
+    //  recompute with the same rules repairs it
+    out = pond_harness_run (&rc, "%s/pond publish --data-dir %s --name BADGE_GRANTED "
+                            "--entity anna --data '{\"badge\":\"Grand\",\"count\":20}' 2>&1",
+                            POND_BIN_DIR, dir);
+    cr_assert_eq (rc, 0, "%s", out);
+    free (out);
+    free (s_pond_until ("query badges anna", "Grand", 10000));
+    out = s_pond (&rc, true, "verify");
+    cr_assert_eq (rc, 1, "verify must fail: %s", out);
+    cr_assert (strstr (out, "disagrees with its rules") && strstr (out, "anna holds Grand"),
+               "%s", out);
+    free (out);
+    out = s_pond (&rc, true, "recompute badges --rules v2");
+    cr_assert_eq (rc, 0, "%s", out);
+    cr_assert_eq (s_number (out, "removed_count"), 1, "Grand goes: %s", out);
+    free (out);
+    free (s_pond_until_not ("query badges anna", "Junior", "Grand", 10000));
+    out = s_pond (&rc, true, "verify");
+    cr_assert_eq (rc, 0, "verify after the repair: %s", out);
+    free (out);
+}
+
 Test (mesh, query_rebuild_verify)
 {
     s_up ();
@@ -511,4 +633,63 @@ Test (mesh, up_with_keys)
     out = s_pond (&rc, true, args);
     cr_assert_eq (rc, 0, "verify: %s", out);
     free (out);
+}
+
+//  The README's quick start, extracted from README.md between its
+//  markers and run as a bash script exactly as it stands (with the
+//  build's binaries on PATH and a fresh data directory), ten times in a
+//  row: every answer right each time (it used to answer 404
+//  and "No, you have no milk" when pasted as a script). Background jobs
+//  of the script (pond tail) are killed when it exits; teardown brings
+//  the mesh down if a run fails half-way
+Test (mesh, readme_quick_start, .timeout = 220)
+{
+    char path [600];
+    snprintf (path, sizeof path, "%s/../README.md", POND_TESTS_DIR);
+    FILE *readme = fopen (path, "r");
+    cr_assert_not_null (readme, "cannot read %s", path);
+    snprintf (path, sizeof path, "%s/quick-start.sh", dir);
+    FILE *script = fopen (path, "w");
+    cr_assert_not_null (script);
+    char line [1024];
+    int state = 0;                  //  0 before, 1 inside, 2 after the markers
+    int lines = 0;
+    while (fgets (line, sizeof line, readme)) {
+        if (strstr (line, "<!-- quick-start:begin -->"))
+            state = 1;
+        else
+        if (strstr (line, "<!-- quick-start:end -->"))
+            state = 2;
+        else
+        if (state == 1 && strncmp (line, "```", 3) != 0) {
+            fputs (line, script);
+            lines++;
+        }
+    }
+    fclose (readme);
+    fclose (script);
+    cr_assert_eq (state, 2, "README.md has no quick-start markers");
+    cr_assert_gt (lines, 5);
+
+    char data [600];
+    snprintf (data, sizeof data, "%s/quick-start", dir);
+    for (int run = 0; run < 10; run++) {
+        int rc;
+        char *out = pond_harness_run (&rc, "cd %s && PATH=%s:$PATH POND_DATA=%s bash -c "
+                                      "'trap \"kill \\$(jobs -p) 2>/dev/null || true\" EXIT; set -e; "
+                                      ". ./quick-start.sh' 2>&1", dir, POND_BIN_DIR, data);
+        cr_assert_not_null (out);
+        const char *expected [] = {
+            "pond is up", "\"seq\":1,\"dup\":false", "\"quacks\":13", "\"Junior\"",
+            "Yes, you have milk", "\"quacks\": 13", "\"rules_version\": \"v2\"",
+            "4 of 4 views match", "pond is down"
+        };
+        for (size_t i = 0; i < sizeof expected / sizeof expected [0]; i++)
+            cr_assert (strstr (out, expected [i]), "run %d: no '%s' in:\n%s", run + 1,
+                       expected [i], out);
+        cr_assert (!strstr (out, "No, you have no"), "run %d:\n%s", run + 1, out);
+        cr_assert_eq (rc, 0, "run %d exited %d:\n%s", run + 1, rc, out);
+        free (out);
+        pond_harness_rmtree (data);
+    }
 }

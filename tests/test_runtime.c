@@ -946,6 +946,13 @@ Test (view, scan_dump_drop)
     char *dump = pond_view_dump (a);
     cr_assert_str_eq (dump, dump_a, "the dump shows committed documents only");
     free (dump);
+    //  ... but a scan inside the event sees what it staged: new keys, and
+    //  not the deleted ones
+    s_put (a, "b/1", "{}");
+    cr_assert_eq (pond_view_delete (a, "b/3"), 0);
+    keys [0] = 0;
+    cr_assert_eq (pond_view_scan (a, "b/", s_collect, keys), 0);
+    cr_assert_str_eq (keys, "b/1;b/2;");
     pond_view_rollback (a);
     free (dump_a);
 

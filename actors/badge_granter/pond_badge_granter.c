@@ -31,6 +31,13 @@ struct _pond_badge_granter_t {
     pond_badge_rules_t pending_rules;
     uint64_t last_position;             //  position of the last recompute
     unsigned round;                     //  recomputes before at that position
+    //  What applying the last BADGE_RULES_CHANGED changed (its id), for
+    //  the recompute that emitted it to report
+    uint8_t reeval_id [POND_ID_SIZE];
+    cJSON *reeval_granted;
+    cJSON *reeval_removed;
+    size_t reeval_granted_count;
+    size_t reeval_removed_count;
     pond_badge_emit_fn *emit;           //  test hooks
     void *emit_arg;
     pond_badge_source_fn *source;
@@ -63,6 +70,8 @@ pond_badge_granter_destroy (pond_badge_granter_t **self_p)
     if (self_p && *self_p) {
         pond_badge_granter_t *self = *self_p;
         zhash_destroy (&self->pending);
+        cJSON_Delete (self->reeval_granted);
+        cJSON_Delete (self->reeval_removed);
         free (self);
         *self_p = NULL;
     }
@@ -179,8 +188,8 @@ s_customer_doc (pond_view_t *view, const char *key)
     return doc;
 }
 
-//  The names of the badges doc holds or is being granted, as a set (cJSON
-//  object name -> true). Caller owns it.
+//  The names of the badges doc holds or is being granted, and is not
+//  being removed, as a set (cJSON object name -> true). Caller owns it.
 static cJSON *
 s_held_set (const cJSON *doc)
 {
@@ -192,7 +201,26 @@ s_held_set (const cJSON *doc)
             if (item->string && !cJSON_GetObjectItemCaseSensitive (set, item->string))
                 cJSON_AddItemToObject (set, item->string, cJSON_CreateTrue ());
     }
+    const cJSON *item;
+    cJSON_ArrayForEach (item, cJSON_GetObjectItemCaseSensitive (doc, "removing"))
+        if (set && item->string)
+            cJSON_DeleteItemFromObjectCaseSensitive (set, item->string);
     return set;
+}
+
+//  Mark badge as on its way in (granting) or out (removing) in doc, with
+//  the rules version; a mark the other way goes. Returns 0 or -1.
+static int
+s_mark (cJSON *doc, const char *badge, bool grant, const char *version)
+{
+    cJSON *marks = pond_actors_object (doc, grant? "granting": "removing");
+    cJSON *other = cJSON_GetObjectItemCaseSensitive (doc, grant? "removing": "granting");
+    if (!marks)
+        return -1;
+    cJSON_DeleteItemFromObjectCaseSensitive (other, badge);
+    if (grant && other && !other->child)
+        cJSON_DeleteItemFromObjectCaseSensitive (doc, "removing");
+    return pond_actors_set_string (marks, badge, version);
 }
 
 //  The names of a set as an array of borrowed strings; *count_p is set.
@@ -290,7 +318,7 @@ s_apply_quacked (pond_badge_granter_t *self, pond_actor_t *actor, pond_view_t *v
             if (!granted || !granting || s_emit (self, actor, granted))
                 rc = -1;        //  refuse the QUACKED: applied again after restart
             else
-                rc = pond_actors_set_string (granting, badge, rules.version);
+                rc = s_mark (doc, badge, true, rules.version);
             pond_event_destroy (&granted);
         }
     }
@@ -353,8 +381,12 @@ s_apply_badge (pond_badge_granter_t *self, pond_view_t *view, const pond_event_t
         }
         else
             cJSON_DeleteItemFromObjectCaseSensitive (badges, badge);
-        if (granting)
-            cJSON_DeleteItemFromObjectCaseSensitive (granting, badge);
+        //  The change came back: its mark goes (a mark the other way
+        //  stays: that change is still on its way)
+        cJSON *marks = cJSON_GetObjectItemCaseSensitive (doc, granted? "granting": "removing");
+        cJSON_DeleteItemFromObjectCaseSensitive (marks, badge);
+        if (marks && !marks->child && !granted)
+            cJSON_DeleteItemFromObjectCaseSensitive (doc, "removing");
         rc |= pond_actors_set_uint (doc, "last_seq", pond_event_seq (event));
     }
     if (rc == 0)
@@ -365,8 +397,12 @@ s_apply_badge (pond_badge_granter_t *self, pond_view_t *view, const pond_event_t
 }
 
 //  BADGE_RULES_CHANGED: these rules are in effect from now on
+static int s_reevaluate (pond_badge_granter_t *self, pond_actor_t *actor, pond_view_t *view,
+                         const pond_event_t *event, const pond_badge_rules_t *rules);
+
 static int
-s_apply_rules (pond_badge_granter_t *self, pond_view_t *view, const pond_event_t *event)
+s_apply_rules (pond_badge_granter_t *self, pond_actor_t *actor, pond_view_t *view,
+               const pond_event_t *event)
 {
     cJSON *data = pond_actors_data (event);
     pond_badge_rules_t rules;
@@ -389,6 +425,10 @@ s_apply_rules (pond_badge_granter_t *self, pond_view_t *view, const pond_event_t
     cJSON_Delete (doc);
     zsys_info ("badge rules %s in effect from seq %" PRIu64, rules.version,
                pond_event_seq (event));
+    //  The badges held now follow the new rules too, not only the
+    //  quacks to come
+    if (rc == 0)
+        rc = s_reevaluate (self, actor, view, event, &rules);
     return rc? -1: 0;
 }
 
@@ -398,7 +438,7 @@ s_apply (pond_actor_t *actor, pond_view_t *view, const pond_event_t *event, void
     pond_badge_granter_t *self = (pond_badge_granter_t *) state;
     const char *name = pond_event_name (event);
     if (streq (name, "BADGE_RULES_CHANGED"))
-        return s_apply_rules (self, view, event);
+        return s_apply_rules (self, actor, view, event);
 
     char key [POND_ACTORS_KEY_MAX];
     bool is_quack = streq (name, "QUACKED");
@@ -644,6 +684,109 @@ s_list_add (cJSON *list, const s_change_t *change)
     }
 }
 
+//  The event of one change under rules, caused by the rules event
+//  rules_id (its id derived from it: "grant/BADGE/CUSTOMER" or
+//  "remove/..."), at time ts (0: now). NULL on failure (logged).
+static pond_event_t *
+s_change_event (const pond_badge_rules_t *rules, const uint8_t *rules_id, uint64_t ts,
+                const s_change_t *change)
+{
+    char reason [128] = "";
+    char salt [POND_ENTITY_MAX + 128];
+    if (!change->grant)
+        pond_badge_rules_reason (rules, change->badge, change->count, reason, sizeof reason);
+    snprintf (salt, sizeof salt, "%s/%s/%s", change->grant? "grant": "remove", change->badge,
+              change->customer);
+    pond_event_t *event = s_badge_event (change->grant? "BADGE_GRANTED": "BADGE_REMOVED",
+                                         change->customer, rules_id, salt, rules_id,
+                                         change->badge, rules->version, change->count,
+                                         change->grant? NULL: reason);
+    if (event && ts)
+        pond_event_set_ts (event, ts);
+    return event;
+}
+
+static void
+s_plan_free (s_plan_t *plan)
+{
+    for (size_t index = 0; index < plan->change_count; index++) {
+        free (plan->changes [index].customer);
+        free (plan->changes [index].badge_copy);
+    }
+    free (plan->changes);
+    plan->changes = NULL;
+    plan->change_count = plan->change_max = 0;
+}
+
+//  pond_view_scan callback of s_reevaluate: the view's own count
+static int
+s_reeval_scanned (const char *key, const cJSON *doc, void *arg)
+{
+    s_plan_t *plan = (s_plan_t *) arg;
+    uint64_t count = 0;
+    pond_actors_uint (doc, "quacks", &count);
+    plan->rc = s_plan_customer (plan, key + strlen (POND_ACTORS_CUSTOMER_PREFIX), count, doc);
+    return plan->rc;
+}
+
+//  Applying BADGE_RULES_CHANGED: every customer's badges held (or on
+//  their way in, and not on their way out) against the new rules with
+//  the quacks counted so far. Each difference is emitted as an event
+//  (deterministic: id derived from the rules event's, its time, the
+//  count as of it; so a rebuild emits duplicates the store ignores) and
+//  marked in the customer's document ("granting" / "removing") until
+//  it comes back through the log. Returns 0 or -1 (refuse the event:
+//  applied again after a restart).
+static int
+s_reevaluate (pond_badge_granter_t *self, pond_actor_t *actor, pond_view_t *view,
+              const pond_event_t *event, const pond_badge_rules_t *rules)
+{
+    //  Decided from the view alone (no memory of this process): the
+    //  same on every replay of the log
+    s_plan_t plan = { NULL, rules, NULL, NULL, 0, 0, 0, 0 };
+    int rc = pond_view_scan (view, POND_ACTORS_CUSTOMER_PREFIX, s_reeval_scanned, &plan);
+    if (rc == 0)
+        rc = plan.rc;
+    if (self) {
+        memcpy (self->reeval_id, pond_event_id (event), POND_ID_SIZE);
+        cJSON_Delete (self->reeval_granted);
+        cJSON_Delete (self->reeval_removed);
+        self->reeval_granted = cJSON_CreateArray ();
+        self->reeval_removed = cJSON_CreateArray ();
+        self->reeval_granted_count = self->reeval_removed_count = 0;
+    }
+    for (size_t index = 0; rc == 0 && index < plan.change_count; index++) {
+        const s_change_t *change = &plan.changes [index];
+        pond_event_t *changed = s_change_event (rules, pond_event_id (event),
+                                                pond_event_ts (event), change);
+        char key [POND_ACTORS_KEY_MAX];
+        cJSON *doc = NULL;
+        //  s_emit: inside the runtime's batch it is queued, and goes out
+        //  after what events before this one emitted, in order
+        if (!changed || s_emit (self, actor, changed)
+        ||  pond_actors_customer_key (change->customer, key, sizeof key)
+        ||  !(doc = s_customer_doc (view, key))
+        ||  s_mark (doc, change->badge, change->grant, rules->version)
+        ||  pond_actors_put (view, key, doc))
+            rc = -1;
+        cJSON_Delete (doc);
+        pond_event_destroy (&changed);
+        if (rc == 0 && self) {
+            s_list_add (change->grant? self->reeval_granted: self->reeval_removed, change);
+            if (change->grant)
+                self->reeval_granted_count++;
+            else
+                self->reeval_removed_count++;
+        }
+    }
+    if (plan.change_count)
+        zsys_info ("rules %s at seq %" PRIu64 ": %zu change%s to the badges held%s",
+                   rules->version, pond_event_seq (event), plan.change_count,
+                   plan.change_count == 1? "": "s", rc? " (failed)": "");
+    s_plan_free (&plan);
+    return rc;
+}
+
 char *
 pond_badge_granter_recompute (pond_badge_granter_t *self, pond_actor_t *actor,
                               pond_view_t *view, const char *args)
@@ -717,7 +860,15 @@ pond_badge_granter_recompute (pond_badge_granter_t *self, pond_actor_t *actor,
     else
         snprintf (salt, sizeof salt, "recompute/%s/%" PRIu64, rules.version, position);
     pond_actor_derive_id (zero, salt, rules_id);
-    if (rc == 0 && plan.rc == 0 && rules_changed) {
+    //  In the mesh (actor given) the rules event does the work: applying
+    //  it re-evaluates every customer and emits the differences (see
+    //  s_reevaluate), so a recompute and a rebuild decide alike. It goes
+    //  out also when the rules are the same but the badges held are not
+    //  what they give. In-process (no actor) the plan is emitted here
+    bool delegate = actor && !(self && self->emit);
+    bool emit_rules = rules_changed || (delegate && plan.change_count > 0);
+    uint64_t rules_ts = 0;
+    if (rc == 0 && plan.rc == 0 && emit_rules) {
         pond_event_t *event = pond_event_new ("BADGE_RULES_CHANGED", POND_BADGE_RULES_ENTITY);
         cJSON *data = pond_badge_rules_to_cjson (&rules);
         char *json = data? pond_actors_print (data): NULL;
@@ -728,6 +879,7 @@ pond_badge_granter_recompute (pond_badge_granter_t *self, pond_actor_t *actor,
         }
         else {
             pond_event_set_id (event, rules_id);
+            rules_ts = pond_event_ts (event);
             if (s_emit (self, actor, event)) {
                 pond_actors_error (actor, 503, "cannot emit BADGE_RULES_CHANGED; "
                                    "nothing changed, run recompute again");
@@ -753,24 +905,31 @@ pond_badge_granter_recompute (pond_badge_granter_t *self, pond_actor_t *actor,
     size_t granted_count = 0, removed_count = 0;
     pond_event_t *batch [S_EMIT_BATCH];
     bool acked [S_EMIT_BATCH];
-    for (size_t first = 0; rc == 0 && plan.rc == 0 && first < plan.change_count;
+    if (rc == 0 && plan.rc == 0 && delegate && emit_rules) {
+        //  Apply the rules event (and what came before it): that emits
+        //  the changes; report what it did
+        if (pond_actor_catch_up (actor))
+            rc = -1;
+        else
+        if (self && memcmp (self->reeval_id, rules_id, POND_ID_SIZE) == 0
+        &&  self->reeval_granted && self->reeval_removed) {
+            cJSON_Delete (granted);
+            cJSON_Delete (removed);
+            granted = cJSON_Duplicate (self->reeval_granted, true);
+            removed = cJSON_Duplicate (self->reeval_removed, true);
+            granted_count = self->reeval_granted_count;
+            removed_count = self->reeval_removed_count;
+        }
+    }
+    for (size_t first = 0; rc == 0 && plan.rc == 0 && !delegate && first < plan.change_count;
          first += S_EMIT_BATCH) {
         size_t count = plan.change_count - first;
         if (count > S_EMIT_BATCH)
             count = S_EMIT_BATCH;
         size_t built = 0;
         for (; built < count; built++) {
-            s_change_t *change = &plan.changes [first + built];
-            char reason [128] = "";
-            if (!change->grant)
-                pond_badge_rules_reason (&rules, change->badge, change->count, reason,
-                                         sizeof reason);
-            snprintf (salt, sizeof salt, "%s/%s/%s", change->grant? "grant": "remove",
-                      change->badge, change->customer);
-            batch [built] = s_badge_event (
-                change->grant? "BADGE_GRANTED": "BADGE_REMOVED", change->customer,
-                rules_id, salt, rules_id, change->badge, rules.version, change->count,
-                change->grant? NULL: reason);
+            batch [built] = s_change_event (&rules, rules_id, rules_ts,
+                                            &plan.changes [first + built]);
             if (!batch [built])
                 break;
         }
@@ -832,11 +991,7 @@ pond_badge_granter_recompute (pond_badge_granter_t *self, pond_actor_t *actor,
     cJSON_Delete (granted);
     cJSON_Delete (removed);
     cJSON_Delete (result);
-    for (size_t index = 0; index < plan.change_count; index++) {
-        free (plan.changes [index].customer);
-        free (plan.changes [index].badge_copy);
-    }
-    free (plan.changes);
+    s_plan_free (&plan);
     return text;
 }
 
@@ -951,6 +1106,77 @@ s_command (pond_actor_t *actor, pond_view_t *view, const char *command, const ch
     return NULL;
 }
 
+//  --verify: every customer holds (or has on its way) exactly the badges
+//  the rules in effect give for its count
+typedef struct {
+    const pond_badge_rules_t *rules;
+    char *text;                         //  what disagrees, one line each
+    size_t size;
+    size_t found;
+} s_check_t;
+
+static int
+s_check_customer (const char *key, const cJSON *doc, void *arg)
+{
+    s_check_t *check = (s_check_t *) arg;
+    uint64_t quacks = 0;
+    pond_actors_uint (doc, "quacks", &quacks);
+    cJSON *held = s_held_set (doc);
+    size_t held_count = 0;
+    const char **names = held? s_set_names (held, &held_count): NULL;
+    bool grant [POND_BADGE_MAX];
+    bool *remove = held_count? calloc (held_count, sizeof *remove): NULL;
+    int rc = !held || (held_count && (!names || !remove))? -1: 0;
+    const pond_badge_rules_t *rules = check->rules;
+    if (rc == 0 && pond_badge_rules_diff (rules, quacks, names, held_count, grant, remove)) {
+        const char *customer = key + strlen (POND_ACTORS_CUSTOMER_PREFIX);
+        for (size_t index = 0; index < rules->count + held_count; index++) {
+            char line [POND_ENTITY_MAX + 200] = "";
+            if (index < rules->count && grant [index])
+                snprintf (line, sizeof line, "  %s lacks %s: rules %s give it at %" PRIu64
+                          ", it has %" PRIu64 " quacks\n", customer, rules->badges [index].name,
+                          rules->version, rules->badges [index].at, quacks);
+            else
+            if (index >= rules->count && remove [index - rules->count]) {
+                char reason [128];
+                pond_badge_rules_reason (rules, names [index - rules->count], quacks, reason,
+                                         sizeof reason);
+                snprintf (line, sizeof line, "  %s holds %s: %s\n", customer,
+                          names [index - rules->count], reason);
+            }
+            if (*line && check->found++ < 10) {
+                char *text = zsys_sprintf ("%s%s", check->text? check->text: "", line);
+                zstr_free (&check->text);
+                check->text = text;
+            }
+        }
+    }
+    free (remove);
+    free (names);
+    cJSON_Delete (held);
+    return rc;
+}
+
+static char *
+s_check (pond_actor_t *actor, pond_view_t *view, void *state)
+{
+    (void) actor; (void) state;
+    pond_badge_rules_t rules;
+    pond_badge_granter_rules (view, &rules);
+    s_check_t check = { &rules, NULL, 0, 0 };
+    if (pond_view_scan (view, POND_ACTORS_CUSTOMER_PREFIX, s_check_customer, &check)) {
+        zstr_free (&check.text);
+        return strdup ("  cannot read the view\n");
+    }
+    if (check.found > 10) {
+        char *text = zsys_sprintf ("%s  ... %zu disagreements in all\n", check.text,
+                                   check.found);
+        zstr_free (&check.text);
+        check.text = text;
+    }
+    return check.text;
+}
+
 static int
 s_start (pond_actor_t *actor, pond_view_t *view, void *state)
 {
@@ -978,4 +1204,5 @@ pond_badge_granter_spec (pond_actor_spec_t *spec)
     spec->query = s_query;
     spec->command = s_command;
     spec->start = s_start;
+    spec->check = s_check;
 }

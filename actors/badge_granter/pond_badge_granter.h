@@ -26,15 +26,31 @@
     emit fails the QUACKED is refused (-1): the runtime stops, and the
     restarted actor applies it again.
 
-    Command "recompute", args = rules JSON (pond_badge_rules.h): validates
-    the rules (ERROR 400 with the reason), replays every QUACKED up to the
-    view's position P from the store, counts per customer, and emits only
-    the differences with the badges held, in this order:
-      1. BADGE_RULES_CHANGED (entity "badge-rules", data = rules), unless
-         those rules are already in effect; first, so that quacks applied
-         while the recompute runs already follow the new rules;
-      2. BADGE_REMOVED {badge, rules_version, count, reason} and
-         BADGE_GRANTED {badge, rules_version, count} per customer.
+    Applying BADGE_RULES_CHANGED re-evaluates the badges held: every
+    customer's badges (held or "granting", and not "removing") against the
+    new rules with the view's quack count; each difference is emitted as
+    BADGE_REMOVED {badge, rules_version, count, reason} or BADGE_GRANTED
+    {badge, rules_version, count}, id derived from the rules event's id
+    and "ACTION/BADGE/CUSTOMER", ts the rules event's, and marked in the
+    customer's document ("granting" / "removing": {NAME: version}) until
+    it comes back through the log. Decided from the view alone, so a
+    rebuild emits the very same events (duplicates the store ignores).
+    Held sets everywhere are badges + granting - removing.
+
+    Command "recompute", args = rules JSON (pond_badge_rules.h): the
+    runtime first brings the view to the head of the log as of the
+    command (pond_actor_catch_up); recompute validates the rules (ERROR
+    400 with the reason), replays every QUACKED up to the view's position
+    P from the store, counts per customer and plans the differences with
+    the badges held. In the mesh (actor given, no emit hook) it then emits
+    BADGE_RULES_CHANGED (entity "badge-rules", data = rules) if the rules
+    differ from those in effect or the plan is not empty, and catches up
+    again: applying that event emits the differences (above), which the
+    result reports. In-process (actor NULL, or an emit hook) it emits, in
+    this order:
+      1. BADGE_RULES_CHANGED, unless those rules are already in effect;
+      2. the planned BADGE_REMOVED and BADGE_GRANTED, as the rules event's
+         application would.
     Ids: the rules event's is derived from "recompute/VERSION/P" (plus
     "/N" for the N-th further recompute this process runs at the same
     position), each change's from the rules event's id and

@@ -64,6 +64,9 @@
 #define VERIFY_REPLAY_MS    15000       //  replay silent this long: verify fails
 #define EMIT_WINDOW         1024        //  pond_actor_emit_many: publishes in flight
 #define LIVE_ROUND          1000        //  live events applied per round, at most
+#define CATCHUP_SYNC_MS     60000       //  pond_actor_catch_up gives up after this
+#define PARKED_MAX          1000        //  QUERYs waiting for 'after', at most
+#define QUERY_RETRY_MS      100         //  retry_ms of a 503 to a QUERY
 
 struct _pond_actor_t {
     const pond_actor_spec_t *spec;
@@ -113,6 +116,7 @@ struct _pond_actor_t {
     bool broker_away;
 
     //  Requests
+    zlistx_t *parked;           //  QUERYs waiting for their 'after' seq
     zframe_t *requester;        //  peer of the command running now
     bool rebuilding;
     zframe_t *rebuild_peer;
@@ -792,6 +796,38 @@ s_catchup_pump (pond_actor_t *self)
     s_batch_commit (self);
 }
 
+int
+pond_actor_catch_up (pond_actor_t *self)
+{
+    assert (self);
+    if (self->verify || !self->view)
+        return 0;
+    //  A fresh replay: one already running started before the request,
+    //  so its head may be older than what was stored before it
+    pond_replay_destroy (&self->replay);
+    self->failures = 0;
+    s_catchup_start (self);
+    if (!self->replay) {
+        pond_actor_set_error (self, POND_CODE_UNAVAILABLE, "%s cannot start a replay on %s "
+                              "to catch up with the log; try again", self->name,
+                              self->eps.control);
+        return -1;
+    }
+    //  s_catchup_done may start one more (a gap in what was buffered, an
+    //  overflow): pump until none runs; a stall ends one with a failure
+    int64_t deadline = zclock_mono () + CATCHUP_SYNC_MS;
+    while (self->replay && !self->failed && !zsys_interrupted && self->failures == 0
+       &&  zclock_mono () < deadline)
+        s_catchup_pump (self);
+    if (self->replay || self->failures || self->failed || zsys_interrupted) {
+        pond_actor_set_error (self, POND_CODE_UNAVAILABLE, "%s could not catch up with the "
+                              "log (at seq %" PRIu64 "); try again", self->name,
+                              self->position);
+        return -1;
+    }
+    return 0;
+}
+
 //  ---------------------------------------------------------------------
 //  Live events
 
@@ -955,6 +991,101 @@ s_answer (pond_actor_t *self, zframe_t *peer, char *result, int fallback_code,
         s_error (self, peer, fallback_code, "%s", fallback_reason);
 }
 
+//  Ready to answer from the view: caught up, and the subscription proven
+//  by a heartbeat (before one, live events may still be missed)
+static bool
+s_ready (pond_actor_t *self)
+{
+    return self->live && self->heartbeats_seen > 0 && !self->rebuilding;
+}
+
+//  ERROR 503 with retry_ms: the view is not where the query needs it
+static void
+s_unavailable (pond_actor_t *self, zframe_t *peer, const char *format, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
+static void
+s_unavailable (pond_actor_t *self, zframe_t *peer, const char *format, ...)
+{
+    char reason [POND_REASON_MAX];
+    va_list args;
+    va_start (args, format);
+    vsnprintf (reason, sizeof reason, format, args);
+    va_end (args);
+    zframe_t *body = pond_nack_new (NULL, POND_CODE_UNAVAILABLE, QUERY_RETRY_MS, "%s", reason);
+    s_send (self, peer, POND_ERROR, &body);
+}
+
+//  A QUERY waiting until the view has applied its 'after' seq
+typedef struct {
+    zframe_t *peer;
+    pond_query_t query;
+    int64_t deadline;
+} parked_t;
+
+static void
+s_parked_destroy (void **item_p)
+{
+    parked_t *parked = (parked_t *) *item_p;
+    if (parked) {
+        zframe_destroy (&parked->peer);
+        free (parked);
+        *item_p = NULL;
+    }
+}
+
+//  Answer a QUERY from the view as it is now
+static void
+s_query_answer (pond_actor_t *self, zframe_t *peer, const pond_query_t *query)
+{
+    if (self->rebuilding) {
+        s_unavailable (self, peer, "%s is rebuilding its view (at seq %" PRIu64 "); ask "
+                       "again later", self->name, self->position);
+        return;
+    }
+    //  The view holds what the question needs: 'after' applied, or
+    //  (without 'after') caught up with the log
+    if (query->after? self->position < query->after: !s_ready (self)) {
+        if (query->after)
+            s_unavailable (self, peer, "%s has not applied seq %" PRIu64 " yet: position %"
+                           PRIu64 " of head %" PRIu64 "; retry after retry_ms", self->name,
+                           query->after, self->position, pond_sub_head (self->sub));
+        else
+            s_unavailable (self, peer, "catching up: position %" PRIu64 " of head %" PRIu64
+                           "; retry after retry_ms", self->position,
+                           pond_sub_head (self->sub));
+        return;
+    }
+    self->error_code = 0;
+    char *result = self->spec->query (self, self->view, query->entity, query->text,
+                                      self->spec->state);
+    char reason [POND_REASON_MAX];
+    snprintf (reason, sizeof reason, "%s knows nothing about '%s'", self->name, query->entity);
+    s_answer (self, peer, result, POND_CODE_NOT_FOUND, reason);
+}
+
+//  Answer the parked QUERYs whose seq is applied or whose wait is over
+static void
+s_parked_check (pond_actor_t *self)
+{
+    if (!self->parked || zlistx_size (self->parked) == 0)
+        return;
+    int64_t now = zclock_mono ();
+    bool again = true;
+    while (again) {
+        again = false;
+        for (parked_t *parked = (parked_t *) zlistx_first (self->parked); parked;
+             parked = (parked_t *) zlistx_next (self->parked))
+            if (self->position >= parked->query.after || now >= parked->deadline
+            ||  self->failed || zsys_interrupted) {
+                s_query_answer (self, parked->peer, &parked->query);
+                zlistx_delete (self->parked, zlistx_cursor (self->parked));
+                again = true;
+                break;
+            }
+    }
+}
+
 static void
 s_query_query (pond_actor_t *self, zframe_t *peer, zframe_t *body, const pond_key_t *key)
 {
@@ -968,21 +1099,37 @@ s_query_query (pond_actor_t *self, zframe_t *peer, zframe_t *body, const pond_ke
         s_reject (self, peer, POND_CODE_BAD_REQUEST, "'entity' must not be empty");
         return;
     }
+    if (query.wait_ms > POND_QUERY_WAIT_MAX) {
+        snprintf (err, sizeof err, "'wait_ms' is at most %d", POND_QUERY_WAIT_MAX);
+        s_reject (self, peer, POND_CODE_BAD_REQUEST, err);
+        return;
+    }
     if (key && !pond_key_may_ask (key, query.entity, err, sizeof err)) {
         s_reject (self, peer, POND_CODE_FORBIDDEN, err);
         return;
     }
-    if (self->rebuilding) {
-        s_error (self, peer, POND_CODE_UNAVAILABLE, "%s is rebuilding its view; ask again "
-                 "later", self->name);
-        return;
+    if (query.after && self->position < query.after && !self->rebuilding) {
+        //  Read your writes: wait (bounded) until the view has applied it
+        parked_t *parked = NULL;
+        if (!self->parked) {
+            self->parked = zlistx_new ();
+            if (self->parked)
+                zlistx_set_destructor (self->parked, s_parked_destroy);
+        }
+        if (self->parked && zlistx_size (self->parked) < PARKED_MAX)
+            parked = (parked_t *) calloc (1, sizeof *parked);
+        if (parked) {
+            parked->peer = zframe_dup (peer);
+            parked->query = query;
+            parked->deadline = zclock_mono () + (query.wait_ms? query.wait_ms
+                                                               : POND_QUERY_WAIT_MS);
+            if (zlistx_add_end (self->parked, parked))
+                return;
+            s_parked_destroy ((void **) &parked);
+        }
+        //  No room to wait: answer now (503 with the position)
     }
-    self->error_code = 0;
-    char *result = self->spec->query (self, self->view, query.entity, query.text,
-                                      self->spec->state);
-    char reason [POND_REASON_MAX];
-    snprintf (reason, sizeof reason, "%s knows nothing about '%s'", self->name, query.entity);
-    s_answer (self, peer, result, POND_CODE_NOT_FOUND, reason);
+    s_query_answer (self, peer, &query);
 }
 
 static void
@@ -1012,12 +1159,18 @@ s_query_command (pond_actor_t *self, zframe_t *peer, zframe_t *body)
     }
     else {
         zsys_info ("%s: running command '%s'", self->name, command->command);
-        //  A command reads pond_view_position: make it the one in memory
-        s_persist (self);
         self->error_code = 0;
         self->requester = peer;
-        char *result = self->spec->command (self, self->view, command->command,
-                                            command->args, self->spec->state);
+        //  The command works on the log as of now, not on a view that
+        //  lags behind (still catching up, live events not read yet)
+        char *result = NULL;
+        if (pond_actor_catch_up (self) == 0) {
+            if (s_persist (self))
+                pond_actor_set_error (self, POND_CODE_STORE_ERROR, "cannot write the view");
+            else
+                result = self->spec->command (self, self->view, command->command,
+                                          command->args, self->spec->state);
+        }
         self->requester = NULL;
         char reason [POND_REASON_MAX];
         snprintf (reason, sizeof reason, "%s has no command '%s'", self->name,
@@ -1039,7 +1192,7 @@ s_query_status (pond_actor_t *self, zframe_t *peer)
         ",\"catchups\":%" PRIu64 ",\"emitted\":%" PRIu64 ",\"pid\":%d,\"rebuilding\":%s"
         ",\"head\":%" PRIu64 ",\"doubles\":%" PRIu64 ",\"requests\":%" PRIu64
         ",\"rejected\":%" PRIu64 "}",
-        self->name, self->position, self->live? "true": "false", self->applied,
+        self->name, self->position, s_ready (self)? "true": "false", self->applied,
         self->catchups, self->emitted, (int) getpid (), self->rebuilding? "true": "false",
         pond_sub_head (self->sub), self->doubles, self->requests, self->rejected);
     s_result (self, peer, &json);
@@ -1163,8 +1316,14 @@ s_timers (pond_actor_t *self)
     self->timers_at = now;
     uint64_t beats = pond_sub_heartbeats (self->sub);
     if (beats != self->heartbeats_seen) {
+        //  The first heartbeat proves the subscription: events stored
+        //  before it may have been missed live (and after the catch-up's
+        //  snapshot): if the head says so, catch up now, not BEHIND_MS on
+        bool first = self->heartbeats_seen == 0;
         self->heartbeats_seen = beats;
         self->heartbeat_at = now;
+        if (first && self->live && pond_sub_head (self->sub) > self->position)
+            s_catchup_start (self);
         if (self->broker_away) {
             zsys_info ("%s: heartbeats are back; catching up", self->name);
             self->broker_away = false;
@@ -1322,7 +1481,9 @@ s_run (pond_actor_t *self)
             s_catchup_pump (self);
         if (!self->failed)
             s_timers (self);
+        s_parked_check (self);
     }
+    s_parked_check (self);      //  stopping: the waiting ones get their 503
     if (self->view && !self->failed)
         s_persist (self);
     s_ready_remove (self);
@@ -1505,6 +1666,16 @@ s_verify (pond_actor_t *self)
     && (!self->spec->start || self->spec->start (self, self->view, self->spec->state) == 0)
     &&  s_verify_rebuild (self, position) == 0
     &&  (rebuilt = pond_view_dump (self->view))) {
+        //  Equal to its rebuild is not enough: both may disagree with
+        //  the actor's own rules (a bug in how the log is applied)
+        char *problems = streq (live, rebuilt) && self->spec->check?
+            self->spec->check (self, self->view, self->spec->state): NULL;
+        if (problems) {
+            printf ("%s: view matches its rebuild at seq %" PRIu64 " but disagrees with its "
+                    "rules:\n%s", self->name, position, problems);
+            free (problems);
+        }
+        else
         if (streq (live, rebuilt)) {
             printf ("%s: view matches its rebuild at seq %" PRIu64 " (%zu docs)\n", self->name,
                     position, count);
@@ -1687,6 +1858,7 @@ done:
     pond_client_destroy (&self->client);
     zlistx_destroy (&self->buffer);
     zlistx_destroy (&self->deferred);
+    zlistx_destroy (&self->parked);
     zframe_destroy (&self->rebuild_peer);
     pond_view_destroy (&self->view);
     free (self);

@@ -67,6 +67,12 @@ typedef struct {
     //  again on the new, empty view after a "rebuild" command.
     int (*start) (pond_actor_t *actor, pond_view_t *view, void *state);
 
+    //  Optional: check that the view agrees with the actor's own rules
+    //  (pond-NAME --verify runs it on the rebuilt view). Returns NULL if
+    //  it does, else a text naming what disagrees, for a human (caller
+    //  frees).
+    char *(*check) (pond_actor_t *actor, pond_view_t *view, void *state);
+
     void *state;                //  the actor's own, owned by its main
 } pond_actor_spec_t;
 
@@ -110,6 +116,16 @@ void
 //  caller owns the replay (pond_client.h) and destroys it.
 struct _pond_replay_t *
     pond_actor_replay (pond_actor_t *self, const pond_replay_req_t *request);
+
+//  Bring the view to the head of the log as of now: replay what it has
+//  not applied yet from the store and apply it (emits included), up to
+//  the head the replay reports. The runtime does this before every
+//  command, so a command never works on a view behind what was stored
+//  before it was asked; a command that emits events may call it again to
+//  apply them. Returns 0, or -1 after pond_actor_set_error (503). Does
+//  nothing (returns 0) in --verify mode.
+int
+    pond_actor_catch_up (pond_actor_t *self);
 
 //  During a command: tell the requester how far it has got (sent as a
 //  PROGRESS message on the query socket).

@@ -891,11 +891,78 @@ pond_view_delete (pond_view_t *self, const char *key)
 //  ---------------------------------------------------------------------
 //  Scan and dump
 
+static int
+s_collect_key (const char *key, const cJSON *doc, void *arg)
+{
+    (void) doc;
+    char *copy = strdup (key);
+    return copy && zlistx_add_end ((zlistx_t *) arg, copy)? 0: (free (copy), -1);
+}
+
+static int s_scan_committed (pond_view_t *self, const char *prefix, pond_view_fn *fn, void *arg);
+
+static int
+s_compare_strings (const void *a, const void *b)
+{
+    return strcmp (*(const char *const *) a, *(const char *const *) b);
+}
+
+//  pond_view_scan inside an event: the keys of both, sorted, each read
+//  through pond_view_get (staged first)
+static int
+s_scan_staged (pond_view_t *self, const char *prefix, pond_view_fn *fn, void *arg)
+{
+    size_t prefix_len = strlen (prefix);
+    zlistx_t *keys = zlistx_new ();
+    if (!keys)
+        return -1;
+    zlistx_set_destructor (keys, (zlistx_destructor_fn *) zstr_free);
+    int rc = s_scan_committed (self, prefix, s_collect_key, keys);
+    for (const cJSON *doc = (const cJSON *) zhashx_first (self->staged); doc && rc == 0;
+         doc = (const cJSON *) zhashx_next (self->staged)) {
+        const char *key = (const char *) zhashx_cursor (self->staged);
+        if (strncmp (key, prefix, prefix_len) == 0 && !zlistx_add_end (keys, strdup (key)))
+            rc = -1;
+    }
+    size_t count = zlistx_size (keys);
+    const char **sorted = count? (const char **) calloc (count, sizeof *sorted): NULL;
+    if (count && !sorted)
+        rc = -1;
+    size_t index = 0;
+    for (const char *key = (const char *) zlistx_first (keys); key && sorted;
+         key = (const char *) zlistx_next (keys))
+        sorted [index++] = key;
+    if (rc == 0 && count > 1)
+        qsort (sorted, count, sizeof *sorted, s_compare_strings);
+    for (index = 0; rc == 0 && index < count; index++) {
+        if (index && streq (sorted [index], sorted [index - 1]))
+            continue;           //  committed and staged
+        cJSON *doc = pond_view_get (self, sorted [index]);
+        int stop = doc? fn (sorted [index], doc, arg): 0;
+        cJSON_Delete (doc);
+        if (stop)
+            break;
+    }
+    free (sorted);
+    zlistx_destroy (&keys);
+    return rc;
+}
+
+
 int
 pond_view_scan (pond_view_t *self, const char *prefix, pond_view_fn *fn, void *arg)
 {
     assert (self);
     assert (fn);
+    if (self->in_event && zhashx_size (self->staged))
+        return s_scan_staged (self, prefix? prefix: "", fn, arg);
+    return s_scan_committed (self, prefix, fn, arg);
+}
+
+//  The committed documents only
+static int
+s_scan_committed (pond_view_t *self, const char *prefix, pond_view_fn *fn, void *arg)
+{
     size_t start_size;
     char *start = s_doc_key (prefix? prefix: "", &start_size);
     if (!start)
@@ -1053,7 +1120,7 @@ pond_view_dump (pond_view_t *self)
     s_append (&buffer, head);
     dump_t dump = { &buffer, 0 };
     //  RocksDB orders keys bytewise: the docs come out sorted by key
-    int rc = pond_view_scan (self, "", s_dump_doc, &dump);
+    int rc = s_scan_committed (self, "", s_dump_doc, &dump);
     s_append (&buffer, "}}");
     if (rc || buffer.failed) {
         zsys_error ("pond_view: %s: cannot dump the view", self->path);

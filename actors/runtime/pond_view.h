@@ -108,7 +108,11 @@ void
     pond_view_stats (pond_view_t *self, pond_view_stats_t *stats);
 
 //  Call fn for each committed document whose key starts with prefix, in
-//  key order. fn returns 0 to go on, non-zero to stop. Returns 0 or -1.
+//  key order. Inside begin/commit the staged changes count: a staged
+//  document replaces the committed one, a staged new key is included, a
+//  staged delete leaves the key out. fn must not change the view (collect
+//  first, then put). fn returns 0 to go on, non-zero to stop. Returns 0
+//  or -1.
 typedef int (pond_view_fn) (const char *key, const cJSON *doc, void *arg);
 int
     pond_view_scan (pond_view_t *self, const char *prefix, pond_view_fn *fn, void *arg);
