@@ -93,10 +93,10 @@ pond_cmd_publish_help (FILE *out)
         "                    that is not there yet\n"
         "\n"
         "Examples:\n"
-        "  pond publish --name QUACKED --entity cust-1 --data '{\"loudness_db\":61}' \\\n"
+        "  pond publish --name QUACKED --entity cust-1 --payload '{\"loudness_db\":61}' \\\n"
         "      --wait quacks,badges\n"
         "  SEQ=$(pond publish --name LABEL_ADDED --entity cust-1 \\\n"
-        "      --data '{\"container\":\"c1\",\"label\":\"milk\"}' --seq-only)\n"
+        "      --payload '{\"container\":\"c1\",\"label\":\"milk\"}' --seq-only)\n"
         "  pond query alexa cust-1 \"do I have milk?\" --text --after $SEQ\n"
         "\n"
         POND_CLI_COMMON_HELP);

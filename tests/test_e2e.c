@@ -177,7 +177,7 @@ Test (e2e, publish_reused_id_is_refused_409)
     const char *id = "018f3a5b-6c7d-7e8f-90a1-b2c3d4e5f607";
     char args [512];
     snprintf (args, sizeof args, "publish --name QUACKED --entity cust-9 --id %s "
-              "--ts 2022-06-01T10:00:00Z --data '{\"n\":1}'", id);
+              "--ts 2022-06-01T10:00:00Z --payload '{\"n\":1}'", id);
     int rc;
     char *out = s_pond (&rc, args);
     cr_assert_eq (rc, 0, "first publish: %s", out);
@@ -188,7 +188,7 @@ Test (e2e, publish_reused_id_is_refused_409)
     cr_assert (strstr (out, "\"dup\":true"), "the same event again is a dup: %s", out);
     free (out);
     snprintf (args, sizeof args, "publish --name QUACKED --entity cust-9 --id %s "
-              "--ts 2022-06-01T10:00:00Z --data '{\"n\":2}'", id);
+              "--ts 2022-06-01T10:00:00Z --payload '{\"n\":2}'", id);
     out = s_pond (&rc, args);
     cr_assert_neq (rc, 0, "another event with that id must fail: %s", out);
     cr_assert_str_empty (out, "no ACK line for a refused event");

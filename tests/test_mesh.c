@@ -462,7 +462,7 @@ Test (mesh, recompute_right_after_up_and_while_quacks_arrive)
     //  its rebuild, but verify says it disagrees with its rules; a
     //  recompute with the same rules repairs it
     out = pond_harness_run (&rc, "%s/pond publish --data-dir %s --name BADGE_GRANTED "
-                            "--entity anna --data '{\"badge\":\"Grand\",\"count\":20}' 2>&1",
+                            "--entity anna --payload '{\"badge\":\"Grand\",\"count\":20}' 2>&1",
                             POND_BIN_DIR, dir);
     cr_assert_eq (rc, 0, "%s", out);
     free (out);
