@@ -680,10 +680,18 @@ Test (badge_granter, live_granting, .init = s_setup, .fini = s_teardown)
     //  Unknown customer, the rules entity, bad queries
     cr_assert_null (s_query (&spec, "nobody", NULL));
     cr_assert_null (s_query (&spec, "", NULL));
-    s_expect (&spec, "badge-rules", NULL,
+    s_expect (&spec, "cust-7", "rules",
               "{\"rules_version\":\"v1\",\"rules\":{\"version\":\"v1\",\"badges\":["
               "{\"name\":\"Junior\",\"at\":10},{\"name\":\"Master\",\"at\":20}]},"
               "\"default\":true}");
+    //  A customer may be called badge-rules (the entity of BADGE_RULES_CHANGED)
+    cr_assert_null (s_query (&spec, "badge-rules", NULL), "unknown until it quacks");
+    s_quack (&spec, &quacks, "badge-rules", ts + 400);
+    text = s_query (&spec, "badge-rules", NULL);
+    cr_assert_not_null (text);
+    cr_assert (strstr (text, "\"customer\":\"badge-rules\"") && strstr (text, "\"quacks\":1"),
+               "%s", text);
+    free (text);
     s_emitted_clear (&emitted);
     s_quacks_clear (&quacks);
     pond_badge_granter_destroy (&granter);

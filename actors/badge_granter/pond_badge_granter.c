@@ -1040,8 +1040,10 @@ static char *
 s_query (pond_actor_t *actor, pond_view_t *view, const char *entity, const char *text,
          void *state)
 {
-    (void) text; (void) state;
-    if (entity && streq (entity, POND_BADGE_RULES_ENTITY))
+    (void) state;
+    //  The rules are asked for by the question, not by a reserved entity:
+    //  any customer id, "badge-rules" too, can be queried
+    if (text && streq (text, "rules"))
         return s_query_rules (actor, view);
     cJSON *doc = pond_actors_customer_doc (actor, view, entity, "is unknown to the badge granter");
     if (!doc)
@@ -1198,8 +1200,8 @@ pond_badge_granter_spec (pond_actor_spec_t *spec)
         "10, Master at 20, until a BADGE_RULES_CHANGED says otherwise), emitting\n"
         "BADGE_GRANTED as customers reach them. Command recompute (args: rules\n"
         "JSON) replays every QUACKED and emits only the differences. Query a\n"
-        "customer id for {\"customer\", \"quacks\", \"badges\", \"rules_version\"},\n"
-        "or badge-rules for the rules in effect.";
+        "customer id for {\"customer\", \"quacks\", \"badges\", \"rules_version\"};\n"
+        "with the text \"rules\" (any entity) for the rules in effect.";
     spec->apply = s_apply;
     spec->query = s_query;
     spec->command = s_command;

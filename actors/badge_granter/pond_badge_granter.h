@@ -67,7 +67,7 @@
 
     Query: a customer id -> {"customer", "quacks", "badges": [{"name",
     "granted_ts", "rules_version"}], "rules_version"} (404 if unknown);
-    "badge-rules" -> {"rules_version", "rules", "default"}.
+    the text "rules" (with any entity) -> {"rules_version", "rules", "default"}.
 */
 #ifndef POND_BADGE_GRANTER_H_INCLUDED
 #define POND_BADGE_GRANTER_H_INCLUDED
