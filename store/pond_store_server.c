@@ -478,7 +478,7 @@ pond_store_server_set_replay_timeout (pond_store_server_t *self, int msecs)
 static void
 s_writer_actor (zsock_t *pipe, void *args)
 {
-    pond_thread_block_signals ();
+    pond_thread_block_signals (NULL);
     pond_store_t *store = (pond_store_t *) args;
     void *handle = zsock_resolve (pipe);
     zsock_signal (pipe, 0);
@@ -1360,7 +1360,7 @@ pond_store_server_run (pond_store_server_t *self, zsock_t *pipe)
 void
 pond_store_server_actor (zsock_t *pipe, void *server)
 {
-    pond_thread_block_signals ();
+    pond_thread_block_signals (NULL);
     zsock_signal (pipe, 0);
     pond_store_server_run ((pond_store_server_t *) server, pipe);
 }
