@@ -34,6 +34,11 @@
     Nothing is sent blocking: a reply the peer cannot take now is dropped
     and counted (an APPENDED: the broker resends, and gets the same seq
     back as a dup), a CHUNK is kept and retried next turn.
+
+    Signals: only the main thread takes them (the writer and the server
+    actor block them); every wait on the writer retries EINTR and checks
+    that the answer names the group it waits for, so a signal can never
+    make an unwritten group look written.
 */
 #include "pond_store_server.h"
 #include "pond_replay.h"
