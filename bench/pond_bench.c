@@ -1063,7 +1063,7 @@ static void *
 s_producer_run (void *args)
 {
     bench_producer_t *self = (bench_producer_t *) args;
-    pond_thread_block_signals ();   //  main takes Ctrl-C; the loop sees zsys_interrupted
+    pond_thread_block_signals (NULL);   //  main takes Ctrl-C; the loop sees zsys_interrupted
     //  Encode first, every thread at once; the clock has not started yet
     s_producer_prepare (self);
     //  Everyone starts together, connected, whatever happened
@@ -1587,7 +1587,7 @@ static void *
 s_subscriber_run (void *args)
 {
     bench_sub_t *self = (bench_sub_t *) args;
-    pond_thread_block_signals ();
+    pond_thread_block_signals (NULL);
     const char *names [] = { "QUACKED" };
     pond_sub_t *sub = pond_sub_new (self->endpoint, names, 1);
     while (sub && !__atomic_load_n (self->stop, __ATOMIC_ACQUIRE)

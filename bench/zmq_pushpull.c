@@ -57,7 +57,7 @@ static void *
 s_receiver_run (void *args)
 {
     receiver_t *self = (receiver_t *) args;
-    pond_thread_block_signals ();   //  a signal must not fail a receive with EINTR
+    pond_thread_block_signals (NULL);   //  a signal must not fail a receive with EINTR
     void *pull = zmq_socket (self->context, ZMQ_PULL);
     if (!pull || zmq_connect (pull, self->endpoint)) {
         fprintf (stderr, "pond-zmq-pushpull: cannot connect to %s: %s\n", self->endpoint,

@@ -581,6 +581,8 @@ s_up_daemon (pond_cli_t *cli, pond_supervisor_t *supervisor, const char *dir)
         if (ready <= 0)
             continue;
         ssize_t size = read (fds [0], buffer + used, sizeof buffer - used - 1);
+        if (size < 0 && errno == EINTR)
+            continue;
         if (size <= 0) {
             rc = POND_EXIT_FAILURE;  //  The supervisor has gone without "up"
             break;

@@ -683,7 +683,7 @@ s_zap_answer (zap_t *self, zsock_t *handler)
 static void
 s_zap_actor (zsock_t *pipe, void *args)
 {
-    pond_thread_block_signals ();
+    pond_thread_block_signals (NULL);
     char dir [PATH_MAX];
     snprintf (dir, sizeof dir, "%s", (const char *) args);
     zap_t self = { dir, NULL, zhashx_new () };

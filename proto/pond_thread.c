@@ -8,7 +8,7 @@
 #include <signal.h>
 
 int
-pond_thread_block_signals (void)
+pond_thread_block_signals (sigset_t *saved)
 {
     static const int signals [] = {
         SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGUSR1, SIGUSR2, SIGALRM, SIGCHLD
@@ -17,7 +17,7 @@ pond_thread_block_signals (void)
     sigemptyset (&set);
     for (size_t i = 0; i < sizeof signals / sizeof signals [0]; i++)
         sigaddset (&set, signals [i]);
-    int rc = pthread_sigmask (SIG_BLOCK, &set, NULL);
+    int rc = pthread_sigmask (SIG_BLOCK, &set, saved);
     if (rc) {
         zsys_error ("cannot block signals in a worker thread: %s", strerror (rc));
         return -1;

@@ -12,6 +12,8 @@
 #ifndef POND_THREAD_H_INCLUDED
 #define POND_THREAD_H_INCLUDED
 
+#include <signal.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -19,10 +21,13 @@ extern "C" {
 //  Block SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGUSR1, SIGUSR2,
 //  SIGALRM and SIGCHLD in the calling thread (pthread_sigmask): the
 //  process's main thread takes them. Call it first in every actor
-//  function and thread body. Returns 0, or -1 (logged) if the mask could
-//  not be set.
+//  function and thread body. The main thread may call it around a call
+//  that starts threads it does not own (a library's thread pool), which
+//  inherit the mask, then restore saved (if not NULL, the mask before)
+//  with pthread_sigmask (SIG_SETMASK, saved, NULL). Returns 0, or -1
+//  (logged) if the mask could not be set.
 int
-    pond_thread_block_signals (void);
+    pond_thread_block_signals (sigset_t *saved);
 
 #ifdef __cplusplus
 }

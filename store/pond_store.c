@@ -14,6 +14,9 @@
 */
 #include "pond_store.h"
 #include "pond_store_internal.h"
+#include "pond_thread.h"
+
+#include <pthread.h>
 
 #define POND_STORE_CACHE_SIZE   (32 * 1024 * 1024)
 #define COUNT_PREFIX            "count/"
@@ -254,6 +257,10 @@ pond_store_new (const char *path)
     zhashx_set_key_destructor (self->pending, s_free_count);
     zhashx_set_destructor (self->pending, s_free_count);
 
+    //  RocksDB starts its background threads from here to the open: they
+    //  inherit a mask that leaves signals to the main thread
+    sigset_t saved;
+    bool blocked = pond_thread_block_signals (&saved) == 0;
     self->db_options = rocksdb_options_create ();
     rocksdb_options_set_create_if_missing (self->db_options, 1);
     rocksdb_options_set_create_missing_column_families (self->db_options, 1);
@@ -278,6 +285,8 @@ pond_store_new (const char *path)
     self->db = rocksdb_open_column_families (
         self->db_options, path, POND_CF_COUNT, s_cf_names,
         (const rocksdb_options_t *const *) self->cf_options, self->cf, &err);
+    if (blocked)
+        pthread_sigmask (SIG_SETMASK, &saved, NULL);
     if (err) {
         if (strstr (err, "lock") || strstr (err, "Lock"))
             zsys_error ("store: cannot open %s: %s (another pond-store is using it? "

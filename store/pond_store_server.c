@@ -34,6 +34,11 @@
     Nothing is sent blocking: a reply the peer cannot take now is dropped
     and counted (an APPENDED: the broker resends, and gets the same seq
     back as a dup), a CHUNK is kept and retried next turn.
+
+    Signals: only the main thread takes them (the writer and the server
+    actor block them); every wait on the writer retries EINTR and checks
+    that the answer names the group it waits for, so a signal can never
+    make an unwritten group look written.
 */
 #include "pond_store_server.h"
 #include "pond_replay.h"
@@ -489,7 +494,7 @@ pond_store_server_set_replay_timeout (pond_store_server_t *self, int msecs)
 static void
 s_writer_actor (zsock_t *pipe, void *args)
 {
-    pond_thread_block_signals ();
+    pond_thread_block_signals (NULL);
     pond_store_t *store = (pond_store_t *) args;
     void *handle = zsock_resolve (pipe);
     zsock_signal (pipe, 0);
@@ -1407,7 +1412,7 @@ pond_store_server_run (pond_store_server_t *self, zsock_t *pipe)
 void
 pond_store_server_actor (zsock_t *pipe, void *server)
 {
-    pond_thread_block_signals ();
+    pond_thread_block_signals (NULL);
     zsock_signal (pipe, 0);
     pond_store_server_run ((pond_store_server_t *) server, pipe);
 }

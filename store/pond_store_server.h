@@ -48,8 +48,10 @@ void
     pond_store_server_set_replay_timeout (pond_store_server_t *self, int msecs);
 
 //  Serve until interrupted (SIGINT/SIGTERM set zsys_interrupted) or, if
-//  pipe is not NULL, until "$TERM" arrives on it. Returns 0, or -1 if it
-//  could not start serving.
+//  pipe is not NULL, until "$TERM" arrives on it. Returns 0, or -1 if its
+//  writer thread was lost (it answered anything but the group it was
+//  given): then the APPENDs in flight were not answered, and the process
+//  should exit and be restarted (the broker resends them).
 int
     pond_store_server_run (pond_store_server_t *self, zsock_t *pipe);
 

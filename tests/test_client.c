@@ -330,7 +330,7 @@ s_fake_control (fake_state_t *self)
 static void
 s_fake_actor (zsock_t *pipe, void *args)
 {
-    pond_thread_block_signals ();
+    pond_thread_block_signals (NULL);
     fake_t *fake = (fake_t *) args;
     fake_state_t *self = (fake_state_t *) zmalloc (sizeof (fake_state_t));
     self->cfg = fake->cfg;

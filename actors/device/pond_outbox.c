@@ -3,8 +3,10 @@
 */
 #include "pond_outbox.h"
 #include "pond_be64.h"
+#include "pond_thread.h"
 
 #include <czmq.h>
+#include <pthread.h>
 #include <rocksdb/c.h>
 
 #define KEY_OUTBOX      'o'
@@ -151,8 +153,14 @@ pond_outbox_new (const char *path, bool read_only)
     self->batch = rocksdb_writebatch_create ();
     char *err = NULL;
     self->read_only = read_only;
+    //  RocksDB's background threads start here: they inherit a mask that
+    //  leaves signals to the main thread
+    sigset_t saved;
+    bool blocked = pond_thread_block_signals (&saved) == 0;
     self->db = read_only? rocksdb_open_for_read_only (self->options, path, 0, &err)
                         : rocksdb_open (self->options, path, &err);
+    if (blocked)
+        pthread_sigmask (SIG_SETMASK, &saved, NULL);
     if (!self->db) {
         s_fail (self, "cannot open the outbox", err);
         pond_outbox_destroy (&self);

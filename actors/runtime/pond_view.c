@@ -40,10 +40,12 @@
 */
 #include "pond_view.h"
 #include "pond_be64.h"
+#include "pond_thread.h"
 
 #include <czmq.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <rocksdb/c.h>
 
 #define DOC_PREFIX      'd'
@@ -197,7 +199,13 @@ pond_view_open (const char *path)
     free (parent);
 
     char *err = NULL;
+    //  RocksDB's background threads start here: they inherit a mask that
+    //  leaves signals to the main thread
+    sigset_t saved;
+    bool blocked = pond_thread_block_signals (&saved) == 0;
     self->db = rocksdb_open (self->options, path, &err);
+    if (blocked)
+        pthread_sigmask (SIG_SETMASK, &saved, NULL);
     if (err) {
         zsys_error ("pond_view: cannot open %s: %s (does another process of this actor "
                     "hold it?)", path, err);
