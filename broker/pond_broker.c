@@ -406,6 +406,13 @@ s_pong (pond_broker_t *self, zsock_t *router, zframe_t *peer, bool with_body)
 //  ---------------------------------------------------------------------
 //  Ingest: PUBLISH, PING
 
+//  The id of a refused event, when it can be read (into id), else NULL
+static const uint8_t *
+s_peek_id (zframe_t *event, uint8_t *id)
+{
+    return event && pond_event_peek_id (zframe_data (event), zframe_size (event), id)? id: NULL;
+}
+
 //  PUBLISH: event is the frame after the command (NULL if none), extra
 //  the number of frames after it. Takes ownership of *event_p.
 static void
@@ -416,12 +423,11 @@ s_ingest_publish (pond_broker_t *self, zframe_t *peer, const pond_key_t *key,
     zframe_t *event = *event_p;
     *event_p = NULL;
     //  Every NACK names the event when its id can be read, even when the
-    //  rest of it cannot (PROTOCOL.md: a pipelining client correlates)
+    //  rest of it cannot (PROTOCOL.md: a pipelining client correlates);
+    //  looked for only when refusing
     uint8_t peeked [POND_ID_SIZE];
-    const uint8_t *id = event && pond_event_peek_id (zframe_data (event), zframe_size (event),
-                                                      peeked)? peeked: NULL;
     if (!event || extra > 0) {
-        s_nack (self, peer, id, POND_CODE_BAD_REQUEST,
+        s_nack (self, peer, s_peek_id (event, peeked), POND_CODE_BAD_REQUEST,
                 "PUBLISH takes exactly one frame after the command: the event");
         zframe_destroy (&event);
         return;
@@ -430,7 +436,7 @@ s_ingest_publish (pond_broker_t *self, zframe_t *peer, const pond_key_t *key,
         char reason [POND_REASON_MAX];
         snprintf (reason, sizeof reason, "event is %zu bytes; the limit is %d",
                   zframe_size (event), POND_PUBLISH_MAX_SIZE);
-        s_nack (self, peer, id, POND_CODE_TOO_LARGE, reason);
+        s_nack (self, peer, s_peek_id (event, peeked), POND_CODE_TOO_LARGE, reason);
         zframe_destroy (&event);
         return;
     }
@@ -446,9 +452,7 @@ s_ingest_publish (pond_broker_t *self, zframe_t *peer, const pond_key_t *key,
     if (!decoded) {
         if (self->config.verbose)
             zsys_info ("pond-broker: malformed PUBLISH: %s", err);
-        //  Too large only once decoded (encoded wider than the limit allows)
-        s_nack (self, peer, id, strstr (err, "the limit is")? POND_CODE_TOO_LARGE
-                                                           : POND_CODE_BAD_REQUEST, err);
+        s_nack (self, peer, s_peek_id (event, peeked), POND_CODE_BAD_REQUEST, err);
     }
     else
     if (key && s_authorize_publish (self, key, peer, decoded, &event))

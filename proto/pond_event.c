@@ -750,7 +750,10 @@ s_decode_field (pond_event_t *self, int flag, const uint8_t *data,
                 snprintf (err, errlen, "%s must be a map", key);
                 return -1;
             }
-            if (pond_value_check_portable (data + span->start, span->end - span->start, key,
+            //  The walk saw only ASCII strs, str keys and no ext: nothing
+            //  to check again; else the full check, which names the key
+            if (!span->plain
+            &&  pond_value_check_portable (data + span->start, span->end - span->start, key,
                                            err, errlen))
                 return -1;
             return s_decode_map_field (self, data, span,

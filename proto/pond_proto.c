@@ -488,6 +488,12 @@ pond_appended_decode (zframe_t *frame, pond_appended_t *msg, char *err, size_t e
         snprintf (err, errlen, "'codes' and 'reasons' must be as long as 'seqs'");
         return -1;
     }
+    //  From a store that sends neither: every event 200, no reason
+    for (size_t i = msg->codes_count; i < msg->count; i++)
+        msg->codes [i] = POND_CODE_OK;
+    for (size_t i = msg->reasons_count; i < msg->count; i++)
+        msg->reasons [i][0] = 0;
+    msg->codes_count = msg->reasons_count = msg->count;
     return 0;
 }
 

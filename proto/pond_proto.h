@@ -172,9 +172,9 @@ typedef struct {
     uint64_t seqs [POND_APPEND_MAX];
     size_t dups_count;          //  equals count in a valid message
     bool dups [POND_APPEND_MAX];
-    size_t codes_count;         //  count, or 0 from a store that sends none (all 200)
+    size_t codes_count;         //  count (decode fills 200s when the body has none)
     uint64_t codes [POND_APPEND_MAX];
-    size_t reasons_count;       //  as codes_count, or 0
+    size_t reasons_count;       //  count (decode fills "" when the body has none)
     //  Last: decode clears only what comes before it (this is 128 KiB)
     char reasons [POND_APPEND_MAX][POND_APPENDED_REASON_MAX];
 } pond_appended_t;

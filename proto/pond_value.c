@@ -26,6 +26,7 @@ typedef struct {
     size_t pos;
     int max_depth;
     size_t noncanonical;        //  Widths found larger than needed
+    size_t unplain;             //  Non-ASCII strs, non-str map keys, exts seen
     char *err;
     size_t errlen;
 } s_reader_t;
@@ -48,6 +49,33 @@ s_read_uint (s_reader_t *self, size_t n, uint64_t *value)
         v = (v << 8) | self->data [self->pos + i];
     self->pos += n;
     *value = v;
+    return 0;
+}
+
+//  A str of n bytes at pos: count it if it is not all ASCII (then only
+//  pond_value_check_portable can judge it), then skip it.
+static inline __attribute__ ((always_inline)) int
+s_skip_str (s_reader_t *self, uint64_t n)
+{
+    if (self->size - self->pos < n)
+        return s_fail (self, "truncated msgpack");
+    const uint8_t *at = self->data + self->pos;
+    uint64_t high = 0;
+    uint64_t word;
+    if (n >= 8) {
+        //  Whole words, the last one overlapping the one before
+        for (size_t i = 0; i + 8 < n; i += 8) {
+            memcpy (&word, at + i, 8);
+            high |= word;
+        }
+        memcpy (&word, at + n - 8, 8);
+        high |= word;
+    }
+    else
+        for (size_t i = 0; i < n; i++)
+            high |= at [i];
+    self->unplain += (high & 0x8080808080808080ULL) != 0;
+    self->pos += n;
     return 0;
 }
 
@@ -109,17 +137,23 @@ static int
 s_walk (s_reader_t *self, pond_value_span_t *spans, size_t max_spans, size_t *spans_p)
 {
     uint64_t left [POND_VALUE_DEPTH_LIMIT + 1];
+    bool in_map [POND_VALUE_DEPTH_LIMIT + 1];
     int top = 0;                //  The next object is at this depth
     left [0] = 1;
+    in_map [0] = false;
     size_t nspans = 0;
     bool span_open = false;
     size_t span_noncanonical = 0;
+    size_t span_unplain = 0;
     while (true) {
         if (top == 1 && nspans < max_spans) {
             spans [nspans].start = self->pos;
             span_noncanonical = self->noncanonical;
+            span_unplain = self->unplain;
             span_open = true;
         }
+        //  A map's children alternate key, value: an even count left is a key
+        bool is_key = in_map [top] && (left [top] & 1) == 0;
         left [top]--;
         if (self->pos >= self->size)
             return s_fail (self, "truncated msgpack");
@@ -127,11 +161,13 @@ s_walk (s_reader_t *self, pond_value_span_t *spans, size_t max_spans, size_t *sp
         uint64_t n = 0;
         uint64_t children = 0;
         bool container = false;
+        if (is_key && !((tag >= 0xa0 && tag <= 0xbf) || (tag >= 0xd9 && tag <= 0xdb)))
+            self->unplain++;
         if (tag <= 0x7f || tag >= 0xe0 || tag == 0xc0 || tag == 0xc2 || tag == 0xc3)
             ;                                   //  fixint, nil, bool
         else
         if (tag >= 0xa0 && tag <= 0xbf) {       //  fixstr
-            if (s_skip (self, tag & 0x1f))
+            if (top >= 2? s_skip_str (self, tag & 0x1f): s_skip (self, tag & 0x1f))
                 return -1;
         }
         else
@@ -142,26 +178,32 @@ s_walk (s_reader_t *self, pond_value_span_t *spans, size_t max_spans, size_t *sp
         else
         switch (tag) {
             case 0xc4: case 0xd9:               //  bin8, str8
-                if (s_read_number (self, tag, 1, &n) || s_skip (self, n))
+                if (s_read_number (self, tag, 1, &n)
+                ||  (tag == 0xd9? s_skip_str (self, n): s_skip (self, n)))
                     return -1;
                 break;
             case 0xc5: case 0xda:
-                if (s_read_number (self, tag, 2, &n) || s_skip (self, n))
+                if (s_read_number (self, tag, 2, &n)
+                ||  (tag == 0xda? s_skip_str (self, n): s_skip (self, n)))
                     return -1;
                 break;
             case 0xc6: case 0xdb:
-                if (s_read_number (self, tag, 4, &n) || s_skip (self, n))
+                if (s_read_number (self, tag, 4, &n)
+                ||  (tag == 0xdb? s_skip_str (self, n): s_skip (self, n)))
                     return -1;
                 break;
             case 0xc7:                          //  ext8/16/32: len, type, body
+                self->unplain++;
                 if (s_read_number (self, tag, 1, &n) || s_skip (self, n + 1))
                     return -1;
                 break;
             case 0xc8:
+                self->unplain++;
                 if (s_read_number (self, tag, 2, &n) || s_skip (self, n + 1))
                     return -1;
                 break;
             case 0xc9:
+                self->unplain++;
                 if (s_read_number (self, tag, 4, &n) || s_skip (self, n + 1))
                     return -1;
                 break;
@@ -180,6 +222,7 @@ s_walk (s_reader_t *self, pond_value_span_t *spans, size_t max_spans, size_t *sp
             }
             case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:
                 //  fixext 1..16: type and body
+                self->unplain++;
                 if (s_skip (self, 1 + ((uint64_t) 1 << (tag - 0xd4))))
                     return -1;
                 break;
@@ -207,11 +250,13 @@ s_walk (s_reader_t *self, pond_value_span_t *spans, size_t max_spans, size_t *sp
             if (children > self->size - self->pos)
                 return s_fail (self, "msgpack container longer than its buffer");
             left [++top] = children;
+            in_map [top] = tag <= 0x8f || tag == 0xde || tag == 0xdf;
         }
         //  Close what is complete, and a top-level child's span with it
         if (top == 1 && span_open) {
             spans [nspans].end = self->pos;
             spans [nspans].canonical = self->noncanonical == span_noncanonical;
+            spans [nspans].plain = self->unplain == span_unplain;
             nspans++;
             span_open = false;
         }
@@ -225,6 +270,7 @@ s_walk (s_reader_t *self, pond_value_span_t *spans, size_t max_spans, size_t *sp
             if (top == 1 && span_open) {
                 spans [nspans].end = self->pos;
                 spans [nspans].canonical = self->noncanonical == span_noncanonical;
+                spans [nspans].plain = self->unplain == span_unplain;
                 nspans++;
                 span_open = false;
             }
@@ -266,7 +312,7 @@ pond_value_check_spans (const uint8_t *data, size_t size, int max_depth, size_t 
     }
     if (max_depth > POND_VALUE_DEPTH_LIMIT)
         max_depth = POND_VALUE_DEPTH_LIMIT;
-    s_reader_t reader = { data, size, 0, max_depth, 0, err, errlen };
+    s_reader_t reader = { data, size, 0, max_depth, 0, 0, err, errlen };
     if (s_walk (&reader, spans, spans? max_spans: 0, spans_p))
         return -1;
     if (used_p)
@@ -351,19 +397,46 @@ pond_value_utf8_sanitize (char *text)
     }
 }
 
+//  The walk keeps where it is as a stack of steps (a map key or an array
+//  index per level); the path text is made only for a refusal.
+typedef struct {
+    const uint8_t *key;         //  a map key (NULL: an array index)
+    uint64_t len;               //  its length, or the index
+} s_step_t;
+
 typedef struct {
     const uint8_t *data;
     size_t size;
     size_t pos;
-    char path [128];            //  where the walk is, for the reason
+    const char *top;            //  "data" or "meta"
+    s_step_t steps [POND_VALUE_DEPTH_LIMIT + 1];
+    int depth;
     char *err;
     size_t errlen;
 } s_portable_t;
 
+//  Refuse, naming the path: "data.items[2].name" (a key's bytes outside
+//  printable ASCII show as '?', so the reason stays valid UTF-8; each key
+//  cut at 32 bytes, the path at 120).
 static int
 s_portable_fail (s_portable_t *self, const char *what)
 {
-    snprintf (self->err, self->errlen, "%s: %s", self->path, what);
+    char path [128];
+    size_t at = (size_t) snprintf (path, sizeof path, "%s", self->top);
+    for (int i = 0; i < self->depth && at + 40 < sizeof path; i++) {
+        const s_step_t *step = &self->steps [i];
+        if (!step->key) {
+            at += (size_t) snprintf (path + at, sizeof path - at, "[%" PRIu64 "]", step->len);
+            continue;
+        }
+        path [at++] = '.';
+        for (uint64_t k = 0; k < step->len && k < 32; k++) {
+            uint8_t c = step->key [k];
+            path [at++] = c >= 0x20 && c < 0x7f? (char) c: '?';
+        }
+        path [at] = 0;
+    }
+    snprintf (self->err, self->errlen, "%s: %s", path, what);
     return -1;
 }
 
@@ -396,26 +469,6 @@ s_portable_str (s_portable_t *self, uint8_t tag, const uint8_t **text_p, uint64_
     if (!pond_value_utf8_valid (*text_p, (size_t) len))
         return s_portable_fail (self, what);
     return 0;
-}
-
-//  Add a segment to the path: ".key" (non-ASCII shown as '?', cut at 32
-//  bytes, so the reason stays valid UTF-8) or "[index]".
-static void
-s_portable_push (s_portable_t *self, const uint8_t *key, uint64_t len, uint64_t index)
-{
-    size_t at = strlen (self->path);
-    if (at + 40 >= sizeof self->path)
-        return;                 //  deep enough to find: keep the prefix
-    if (!key) {
-        snprintf (self->path + at, sizeof self->path - at, "[%" PRIu64 "]", index);
-        return;
-    }
-    self->path [at++] = '.';
-    for (uint64_t i = 0; i < len && i < 32; i++) {
-        uint8_t c = key [i];
-        self->path [at++] = c >= 0x20 && c < 0x7f? (char) c: '?';
-    }
-    self->path [at] = 0;
 }
 
 static int
@@ -454,25 +507,30 @@ s_portable_value (s_portable_t *self, int depth)
     n = tag & 0x0f;
     if (tag >= 0xdc && s_portable_uint (self, tag == 0xdc || tag == 0xde? 2: 4, &n))
         return -1;
-    size_t mark = strlen (self->path);
+    s_step_t *step = &self->steps [self->depth++];
     for (uint64_t i = 0; i < n; i++) {
+        step->key = NULL;
+        step->len = i;
         if (is_map) {
             if (self->pos >= self->size)
                 return s_portable_fail (self, "truncated msgpack");
             uint8_t key_tag = self->data [self->pos++];
-            if (!((key_tag >= 0xa0 && key_tag <= 0xbf) || (key_tag >= 0xd9 && key_tag <= 0xdb)))
+            if (!((key_tag >= 0xa0 && key_tag <= 0xbf) || (key_tag >= 0xd9 && key_tag <= 0xdb))) {
+                self->depth--;
                 return s_portable_fail (self, "map keys must be str");
+            }
             uint64_t len;
-            if (s_portable_str (self, key_tag, &text, &len, "a map key is not valid UTF-8"))
-                return -1;
-            s_portable_push (self, text, len, 0);
+            if (s_portable_str (self, key_tag, &text, &len, "a map key is not valid UTF-8")) {
+                self->depth--;              //  name the map, not the bad key
+                return s_portable_fail (self, "a map key is not valid UTF-8");
+            }
+            step->key = text;
+            step->len = len;
         }
-        else
-            s_portable_push (self, NULL, 0, i);
         if (s_portable_value (self, depth + 1))
             return -1;
-        self->path [mark] = 0;
     }
+    self->depth--;
     return 0;
 }
 
@@ -480,8 +538,15 @@ int
 pond_value_check_portable (const uint8_t *data, size_t size, const char *key,
                            char *err, size_t errlen)
 {
-    s_portable_t walker = { .data = data, .size = size, .err = err, .errlen = errlen };
-    snprintf (walker.path, sizeof walker.path, "%s", key);
+    //  Set field by field: the steps need no clearing (1 KiB per call)
+    s_portable_t walker;
+    walker.data = data;
+    walker.size = size;
+    walker.pos = 0;
+    walker.top = key;
+    walker.depth = 0;
+    walker.err = err;
+    walker.errlen = errlen;
     return s_portable_value (&walker, 0);
 }
 

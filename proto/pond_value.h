@@ -57,6 +57,10 @@ typedef struct {
     size_t start;
     size_t end;
     bool canonical;
+    bool plain;                 //  inside the child (below it: its own bytes
+                                //  are not looked at), every str ASCII, every
+                                //  map key a str, no ext: what
+                                //  pond_value_check_portable would accept
 } pond_value_span_t;
 
 //  The same walk, and the spans of the first max_spans children of the

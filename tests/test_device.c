@@ -909,3 +909,74 @@ Test (device, nacks_dups_and_refusals_from_a_fake_broker, .init = s_setup,
     cJSON_Delete (state);
     free (output);
 }
+
+//  NACK 409 (the id was stored for a different event) is final: the
+//  device sets the event aside at once, never resends it
+Test (device, nack_409_is_set_aside_not_resent, .init = s_setup, .fini = s_teardown,
+      .timeout = 60)
+{
+    char endpoint [300];
+    snprintf (endpoint, sizeof endpoint, "ipc://%s/fake-ingest.ipc", mesh->dir);
+    zsock_t *fake = zsock_new_router (endpoint);
+    cr_assert_not_null (fake);
+    char *log;
+    pid_t pid = s_spawn (&log, "--device", "silo-c", "--customer", "cust-c", "--ingest",
+                         endpoint, "--quack", "2", "--sync-timeout", "10", NULL);
+    uint8_t refused [POND_ID_SIZE];
+    int refused_sends = 0, publishes = 0;
+    bool exited = false;
+    int64_t deadline = zclock_mono () + 20000;
+    while (!exited && zclock_mono () < deadline) {
+        int status;
+        if (waitpid (pid, &status, WNOHANG) == pid) {
+            s_forget (pid);
+            exited = true;
+            break;
+        }
+        zmq_pollitem_t item = { zsock_resolve (fake), 0, ZMQ_POLLIN, 0 };
+        if (zmq_poll (&item, 1, 50) <= 0)
+            continue;
+        zmsg_t *msg = zmsg_recv (fake);
+        zframe_t *identity = zmsg_pop (msg);
+        zframe_t *body = zmsg_last (msg);
+        char err [POND_ERR_SIZE];
+        pond_event_t *event = pond_event_decode (zframe_data (body), zframe_size (body),
+                                                 err, sizeof err);
+        cr_assert_not_null (event, "%s", err);
+        if (publishes++ == 0)
+            memcpy (refused, pond_event_id (event), POND_ID_SIZE);
+        zmsg_t *reply = zmsg_new ();
+        zmsg_append (reply, &identity);
+        if (memcmp (refused, pond_event_id (event), POND_ID_SIZE) == 0) {
+            refused_sends++;
+            zmsg_addstr (reply, "NACK");
+            zframe_t *nack = pond_nack_new (pond_event_id (event), 409, 0,
+                                            "id already used for a different event");
+            zmsg_append (reply, &nack);
+        }
+        else {
+            pond_ack_t ack = { .seq = 7 };
+            memcpy (ack.id, pond_event_id (event), POND_ID_SIZE);
+            zmsg_addstr (reply, "ACK");
+            zframe_t *frame = pond_ack_encode (&ack);
+            zmsg_append (reply, &frame);
+        }
+        zmsg_send (&reply, fake);
+        pond_event_destroy (&event);
+        zmsg_destroy (&msg);
+    }
+    zsock_destroy (&fake);
+    char *output = s_slurp (log);
+    free (log);
+    cr_assert (exited, "the device finishes: a 409 is not retried:\n%s", output);
+    cr_assert_eq (refused_sends, 1, "the refused event was sent %d times", refused_sends);
+    cr_assert (strstr (output, "different event"), "the reason is logged:\n%s", output);
+    free (output);
+    int rc = s_run (&output, "--device", "silo-c", "--state", NULL);
+    cr_assert_eq (rc, 0);
+    cJSON *state = s_summary (output);
+    cr_assert_eq (s_number (state, "rejected"), 1);
+    cr_assert_eq (s_number (state, "outbox"), 0);
+    cJSON_Delete (state);
+    free (output);
+}

@@ -3316,3 +3316,53 @@ Test (event, peek_id_reads_the_id_of_an_event_that_does_not_decode)
     cr_assert_not (pond_event_peek_id (RAW ("\x92\x01\x02"), id));
     cr_assert_not (pond_event_peek_id (RAW ("\x81\xa2id"), id));
 }
+
+Test (proto, appended_per_event_codes_and_reasons)
+{
+    pond_appended_t *msg = calloc (1, sizeof *msg);
+    pond_appended_t *back = malloc (sizeof *back);
+    memset (back, 0x55, sizeof *back);
+    msg->bid = 3;
+    msg->code = POND_CODE_OK;
+    msg->count = 3;
+    msg->seqs [0] = 10;
+    msg->codes [0] = 200;
+    msg->codes [1] = 409;
+    strcpy (msg->reasons [1], "id already used for a different event");
+    msg->codes [2] = 400;
+    strcpy (msg->reasons [2], "name must start with A-Z");
+    zframe_t *frame = pond_appended_encode (msg);
+    char err [POND_ERR_SIZE];
+    cr_assert_eq (pond_appended_decode (frame, back, err, sizeof err), 0, "%s", err);
+    cr_assert_eq (back->count, 3);
+    cr_assert_eq (back->codes_count, 3);
+    cr_assert_eq (back->codes [1], 409);
+    cr_assert_str_eq (back->reasons [0], "");
+    cr_assert_str_eq (back->reasons [1], "id already used for a different event");
+    cr_assert_str_eq (back->reasons [2], "name must start with A-Z");
+    zframe_destroy (&frame);
+    //  A body without codes (an older store): every event 200, reasons ""
+    kv_t kvs [] = { KV ("bid", "\x01"), KV ("code", "\xcc\xc8"), KV ("seqs", "\x92\x01\x02"),
+                    KV ("dups", "\x92\xc2\xc2") };
+    size_t size;
+    uint8_t *bytes = s_map_bytes (kvs, 4, NULL, NULL, &size);
+    frame = zframe_new (bytes, size);
+    memset (back, 0x55, sizeof *back);
+    cr_assert_eq (pond_appended_decode (frame, back, err, sizeof err), 0, "%s", err);
+    cr_assert_eq (back->codes_count, 2);
+    cr_assert (back->codes [0] == 200 && back->codes [1] == 200);
+    cr_assert_str_eq (back->reasons [1], "");
+    zframe_destroy (&frame);
+    free (bytes);
+    //  codes of another length than seqs: refused
+    kv_t bad [] = { KV ("bid", "\x01"), KV ("code", "\xcc\xc8"), KV ("seqs", "\x92\x01\x02"),
+                    KV ("dups", "\x92\xc2\xc2"), KV ("codes", "\x91\xcc\xc8") };
+    bytes = s_map_bytes (bad, 5, NULL, NULL, &size);
+    frame = zframe_new (bytes, size);
+    cr_assert_eq (pond_appended_decode (frame, back, err, sizeof err), -1);
+    cr_assert (strstr (err, "codes"), "%s", err);
+    zframe_destroy (&frame);
+    free (bytes);
+    free (msg);
+    free (back);
+}
