@@ -66,7 +66,7 @@ pond_cmd_publish_help (FILE *out)
         "\n"
         "Publish an event and wait until the store has it (ACK), then print\n"
         "{\"id\":\"...\",\"seq\":N,\"dup\":false} on one line. Publishing the same\n"
-        "event again (same --id, --ts, --name, --entity, --source, --data) is\n"
+        "event again (same --id, --ts, --name, --entity, --source, --payload) is\n"
         "harmless: the ACK says \"dup\":true with the original seq. An --id already\n"
         "stored for a different event is refused: \"refused (409)\", exit status 1.\n"
         "\n"
