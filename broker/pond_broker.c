@@ -46,10 +46,12 @@
 #define PUB_FRAME_MAX       (SUBSCRIPTION_MAX + 256)
 #define SUBSCRIPTIONS_MAX   100000  //  subscriptions applied, over all subscribers
 //  What one subscriber that does not read may hold in the broker: the
-//  pub socket's high-water mark counts messages, so it is this budget
-//  over the largest event
-#define PUB_QUEUE_BYTES     (16 * 1024 * 1024)
-#define PUB_SNDHWM          (PUB_QUEUE_BYTES / POND_EVENT_MAX_SIZE)
+//  pub socket's high-water mark counts messages, so it is set to this
+//  budget over the largest event published lately (s_pub_hwm)
+#define PUB_QUEUE_BYTES     (32 * 1024 * 1024)
+#define PUB_SNDHWM_MAX      10000   //  messages, when events are small
+#define PUB_SIZE_MIN        2048    //  event size assumed at least
+#define PUB_SIZE_WINDOW_MS  10000   //  the largest event of this long sets the mark
 #define PUB_SNDBUF          (256 * 1024)                //  kernel buffer per subscriber
 #define RETRY_MS            200     //  retry_ms suggested with 503
 #define RATE_SAMPLES        11      //  10 s of one-second samples, and now
@@ -108,6 +110,9 @@ struct _pond_broker_t {
     int64_t store_polled_at;
     int64_t stats_polled_at;
     int64_t heartbeat_at;
+    size_t pub_size;            //  event size the pub high-water mark assumes
+    size_t pub_largest;         //  largest event published since pub_window_at
+    int64_t pub_window_at;
     size_t subscriptions;       //  applied on the pub socket (about: see s_pub_subscriptions)
     bool subscriptions_warned;  //  refusals are logged once
     uint64_t head;              //  highest seq the broker knows of
@@ -148,7 +153,7 @@ s_bind (int type, const char *endpoint, const char *role, int max_frame, char **
         return NULL;
     }
     zsock_set_linger (sock, 0);
-    zsock_set_sndhwm (sock, type == ZMQ_XPUB? PUB_SNDHWM: 100000);
+    zsock_set_sndhwm (sock, type == ZMQ_XPUB? PUB_SNDHWM_MAX: 100000);
     zsock_set_rcvhwm (sock, 100000);
     zsock_set_maxmsgsize (sock, max_frame);
     if (type == ZMQ_XPUB) {
@@ -654,6 +659,34 @@ s_flush_pending (pond_broker_t *self)
     self->pending_count -= taken;
 }
 
+//  Keep what one subscriber that does not read holds within about
+//  PUB_QUEUE_BYTES: the high-water mark is that over the size of the
+//  largest event lately (a power of two, so the mark changes rarely). A
+//  larger event lowers it before it is sent; it rises again once large
+//  events have not been seen for PUB_SIZE_WINDOW_MS.
+static void
+s_pub_hwm (pond_broker_t *self, size_t size)
+{
+    if (size > self->pub_largest)
+        self->pub_largest = size;
+    size_t wanted = PUB_SIZE_MIN;
+    while (wanted < size)
+        wanted *= 2;
+    int64_t now = zclock_mono ();
+    bool window_over = now - self->pub_window_at >= PUB_SIZE_WINDOW_MS;
+    if (window_over) {
+        while (wanted < self->pub_largest)
+            wanted *= 2;
+        self->pub_largest = size;
+        self->pub_window_at = now;
+    }
+    if (wanted > self->pub_size || (window_over && wanted < self->pub_size)) {
+        self->pub_size = wanted;
+        size_t hwm = PUB_QUEUE_BYTES / wanted;
+        zsock_set_sndhwm (self->pub, hwm < PUB_SNDHWM_MAX? (int) hwm: PUB_SNDHWM_MAX);
+    }
+}
+
 static void
 s_store_appended (pond_broker_t *self, zmsg_t *msg)
 {
@@ -691,6 +724,8 @@ s_store_appended (pond_broker_t *self, zmsg_t *msg)
             //  Durable: publish first, then ACK
             //  [name, stored event]; the event frame moves, uncopied
             zframe_t *stored = zmsg_pop (msg);
+            if (stored)
+                s_pub_hwm (self, zframe_size (stored));
             if (stored
             &&  zmq_send (zsock_resolve (self->pub), entry->name, strlen (entry->name),
                           ZMQ_SNDMORE) >= 0
