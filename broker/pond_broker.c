@@ -3,10 +3,16 @@
 
     One thread, one poller over four sockets. The ingest path is:
     PUBLISH -> validate -> pending -> APPEND (batch) -> store -> APPENDED
-    -> publish on pub -> ACK. Memory is bounded: pending is capped (503
-    beyond), at most BATCHES_MAX batches are in flight (the store groups
-    them into synced writes and pipelines those), and replays are relayed
-    frame by frame under the reader's credit. On the hot path, replies go
+    -> publish on pub -> ACK. Memory is bounded in bytes, whatever the
+    clients do: every socket caps its frames (ZMQ_MAXMSGSIZE); pending is
+    capped in events and bytes (503 beyond, and at once while the store is
+    away); at most BATCHES_MAX batches of BATCH_BYTES_MAX are in flight
+    (the store groups them into synced writes and pipelines those); the
+    pub socket's high-water mark follows a byte budget (s_pub_hwm) and
+    only subscriptions that can match are applied (s_pub_subscriptions);
+    replays are relayed frame by frame, at most REPLAY_WINDOW chunks ahead
+    of the reader, a few per connection, and dropped at the store when
+    their reader leaves or stops granting credit. On the hot path, replies go
     out frame by frame (no zmsg per ACK) and stored events move from the
     store's APPENDED to the pub socket without a copy; only the sockets
     that need it are polled (subscriptions are read with the heartbeat).
@@ -591,7 +597,6 @@ s_batch_fail (pond_broker_t *self, batch_t *batch, uint32_t code, const char *re
     batch->bid = 0;
 }
 
-//  Move up to POND_APPEND_MAX pending events into APPENDs while slots last.
 //  NACK every pending event (the store is away: nothing waits for it).
 static void
 s_pending_fail (pond_broker_t *self, const char *reason)
