@@ -14,8 +14,9 @@
       getting heartbeats and events, a producer its ACKs.
     - big_events: 64 KiB events; a subscriber that never reads; 12
       connections x 8 replays that never read; one connection that asks
-      300 replays and leaves. A catch-up (order "seq") still completes,
-      and the abandoned replays are dropped at the store soon.
+      300 replays and leaves. An actor (pond-test-counter) started then
+      still catches up, so does a reader's order "seq" replay, and the
+      abandoned replays are dropped at the store within seconds.
     - stalled_store: the store is stopped (SIGSTOP): every publish is
       answered (503) within a bound, and the broker does not buffer it.
     - many_names: 100,000 distinct event names: STATS stays small and the
@@ -35,6 +36,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "pond_actor_link.h"
 #include "pond_client.h"
 #include "pond_harness.h"
 #include "pond_proto.h"
@@ -57,6 +59,7 @@
 #define ACK_P99_MS          (1000 * SLOW)
 
 static pond_mesh_t *mesh;
+static pid_t actor;
 
 static void
 s_setup (void)
@@ -71,6 +74,8 @@ s_teardown (void)
 {
     if (mesh && mesh->store > 0)
         kill (mesh->store, SIGCONT);        //  stalled_store may fail while stopped
+    pond_harness_stop (actor, SIGKILL);
+    actor = 0;
     pond_mesh_destroy (&mesh);
 }
 
@@ -495,7 +500,7 @@ Test (hostile, big_events)
     zclock_sleep (200);         //  its subscription reaches the broker
     //  3,000 events of 64 KiB (192 MB)
     size_t count = 3000 / SLOW;
-    s_publish_many ("QUACKED", false, 1, count, BIG_PAD);
+    s_publish_many ("TEST_A", false, 1, count, BIG_PAD);
     s_check_memory ("big events, a subscriber that never reads", BROKER_BOUND_MB);
     //  12 connections x 8 replays, credit 1024, never read
     zsock_t *hoarders [12];
@@ -505,11 +510,41 @@ Test (hostile, big_events)
     zsock_t *greedy = s_hoarder (300, 1, 100000);
     zclock_sleep (500);
     zsock_destroy (&greedy);
-    //  A catch-up as an actor makes it: order "seq", from the start
-    pond_replay_req_t request = { .from_seq = 1, .names_count = 1 };
-    strcpy (request.names [0], "QUACKED");
-    strcpy (request.order, "seq");
+    //  An actor starts and catches up (order "seq", from the start)
+    char log [512];
+    snprintf (log, sizeof log, "%s/actor.log", mesh->dir);
     int64_t start = zclock_mono ();
+    actor = pond_harness_spawn ("pond-test-counter", log, "--data", mesh->dir, NULL);
+    cr_assert_gt (actor, 0);
+    char ready [512];
+    snprintf (ready, sizeof ready, "%s/test-counter.zpl", mesh->dir);
+    cr_assert_eq (pond_harness_wait_file (ready, 10000), 0, "actor not ready; see %s", log);
+    char err [256];
+    pond_actor_link_t *link = pond_actor_link_new (mesh->dir, "test-counter", err, sizeof err);
+    cr_assert_not_null (link, "%s", err);
+    uint64_t position = 0;
+    int64_t deadline = zclock_mono () + 30000 * SLOW;
+    while (position < count && zclock_mono () < deadline) {
+        char *status = pond_actor_link_status (link, 5000);
+        cJSON *json = status? cJSON_Parse (status): NULL;
+        cJSON *item = cJSON_GetObjectItemCaseSensitive (json, "position");
+        if (cJSON_IsNumber (item))
+            position = (uint64_t) item->valuedouble;
+        cJSON_Delete (json);
+        free (status);
+        if (position < count)
+            zclock_sleep (200);
+    }
+    pond_actor_link_destroy (&link);
+    cr_assert_eq (position, count, "the actor's catch-up stopped at %" PRIu64 " of %zu; see %s",
+                  position, count, log);
+    fprintf (stderr, "test_hostile: big_events: the actor caught up with %zu events in %"
+             PRId64 " ms\n", count, zclock_mono () - start);
+    //  And a reader's catch-up, as an actor makes it
+    pond_replay_req_t request = { .from_seq = 1, .names_count = 1 };
+    strcpy (request.names [0], "TEST_A");
+    strcpy (request.order, "seq");
+    start = zclock_mono ();
     pond_replay_t *replay = pond_replay_new (mesh->control, &request);
     cr_assert_not_null (replay);
     pond_event_t *event;
@@ -527,7 +562,7 @@ Test (hostile, big_events)
     //  The readers leave: their replays end at the store soon
     for (int i = 0; i < 12; i++)
         zsock_destroy (&hoarders [i]);
-    int64_t deadline = zclock_mono () + 15000 * SLOW;
+    deadline = zclock_mono () + 15000 * SLOW;
     uint64_t active = 0;
     while ((active = s_stat ("store/replays_active")) > 0 && zclock_mono () < deadline)
         zclock_sleep (250);
