@@ -1125,8 +1125,9 @@ s_pack_uint (msgpack_packer *pk, const char *key, uint64_t value)
 }
 
 //  STATS body: {events, head, names: {NAME: count}, batches, appended,
-//  dups, write_errors, replays, uptime_s} plus replays_active, malformed
-//  and send_failures (unknown keys are ignored by readers).
+//  dups, write_errors, replays, uptime_s, names_total, names_other} plus
+//  replays_active, malformed and send_failures (unknown keys are ignored
+//  by readers). names holds the STATS_NAMES_MAX busiest names only.
 static zframe_t *
 s_stats_body (pond_store_server_t *self)
 {
