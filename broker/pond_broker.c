@@ -3,10 +3,16 @@
 
     One thread, one poller over four sockets. The ingest path is:
     PUBLISH -> validate -> pending -> APPEND (batch) -> store -> APPENDED
-    -> publish on pub -> ACK. Memory is bounded: pending is capped (503
-    beyond), at most BATCHES_MAX batches are in flight (the store groups
-    them into synced writes and pipelines those), and replays are relayed
-    frame by frame under the reader's credit. On the hot path, replies go
+    -> publish on pub -> ACK. Memory is bounded in bytes, whatever the
+    clients do: every socket caps its frames (ZMQ_MAXMSGSIZE); pending is
+    capped in events and bytes (503 beyond, and at once while the store is
+    away); at most BATCHES_MAX batches of BATCH_BYTES_MAX are in flight
+    (the store groups them into synced writes and pipelines those); the
+    pub socket's high-water mark follows a byte budget (s_pub_hwm) and
+    only subscriptions that can match are applied (s_pub_subscriptions);
+    replays are relayed frame by frame, at most REPLAY_WINDOW chunks ahead
+    of the reader, a few per connection, and dropped at the store when
+    their reader leaves or stops granting credit. On the hot path, replies go
     out frame by frame (no zmsg per ACK) and stored events move from the
     store's APPENDED to the pub socket without a copy; only the sockets
     that need it are polled (subscriptions are read with the heartbeat).
@@ -29,7 +35,30 @@
 #define STORE_POLL_MS       500     //  STATS poll: liveness and head
 #define STORE_DEAD_MS       2000    //  no answer this long: store is away
 #define HEARTBEAT_MS        1000
-#define REPLAY_IDLE_MS      70000   //  the store drops stalled replays at 60 s
+#define REPLAY_IDLE_MS      10000   //  a replay without credit this long is cancelled
+#define REPLAYS_MAX         128     //  replays relayed at once (the store takes 256)
+#define REPLAYS_SHARED      96      //  ... beyond this many, only a client with none gets one
+#define REPLAYS_PER_CLIENT  8       //  replays one connection may run at once
+#define REPLAY_WINDOW       POND_REPLAY_WINDOW  //  chunks of credit kept per replay
+#define PENDING_BYTES_MAX   (32 * 1024 * 1024)  //  events waiting for a batch (503 beyond)
+#define BATCH_BYTES_MAX     (4 * 1024 * 1024)   //  events in one APPEND (and at least one)
+#define STATS_POLL_MS       5000    //  STATS poll for the head (PING is the liveness poll)
+//  Largest frames each socket takes; a larger one closes its connection
+//  before it is buffered. Room for CURVE's framing and a 413 for an event
+//  somewhat over the limit.
+#define INGEST_FRAME_MAX    (2 * POND_EVENT_MAX_SIZE)
+#define CONTROL_FRAME_MAX   (POND_BODY_MAX + 1024)
+#define SUBSCRIPTION_MAX    (1 + POND_NAME_MAX)         //  0/1 and a name prefix
+#define PUB_FRAME_MAX       (SUBSCRIPTION_MAX + 256)
+#define SUBSCRIPTIONS_MAX   100000  //  subscriptions applied, over all subscribers
+//  What one subscriber that does not read may hold in the broker: the
+//  pub socket's high-water mark counts messages, so it is set to this
+//  budget over the largest event published lately (s_pub_hwm)
+#define PUB_QUEUE_BYTES     (32 * 1024 * 1024)
+#define PUB_SNDHWM_MAX      10000   //  messages, when events are small
+#define PUB_SIZE_MIN        2048    //  event size assumed at least
+#define PUB_SIZE_WINDOW_MS  10000   //  the largest event of this long sets the mark
+#define PUB_SNDBUF          (256 * 1024)                //  kernel buffer per subscriber
 #define RETRY_MS            200     //  retry_ms suggested with 503
 #define RATE_SAMPLES        11      //  10 s of one-second samples, and now
 #define DRAIN_MAX           1024    //  messages read from one socket per turn
@@ -56,7 +85,8 @@ typedef struct {
     uint64_t brid;              //  rid towards the store
     uint64_t rid;               //  the reader's own rid
     zframe_t *peer;
-    int64_t active_at;
+    int64_t active_at;          //  last CHUNK or CREDIT
+    uint32_t credit;            //  chunks the store may send: at most REPLAY_WINDOW
 } relay_t;
 
 //  Refusals each have their own counter: malformed is 400 alone
@@ -76,6 +106,7 @@ struct _pond_broker_t {
     zhashx_t *refusals;         //  "key/cause" of 403s logged already
     entry_t *pending;           //  config.pending_max entries
     size_t pending_count;
+    size_t pending_bytes;       //  their events' size: PENDING_BYTES_MAX at most
     batch_t batches [BATCHES_MAX];
     uint64_t next_bid;
     zlistx_t *relays;           //  relay_t items
@@ -85,7 +116,13 @@ struct _pond_broker_t {
     int64_t stats_asked_at;     //  when the oldest of them asked
     int64_t store_seen_at;      //  last time the store answered anything
     int64_t store_polled_at;
+    int64_t stats_polled_at;
     int64_t heartbeat_at;
+    size_t pub_size;            //  event size the pub high-water mark assumes
+    size_t pub_largest;         //  largest event published since pub_window_at
+    int64_t pub_window_at;
+    size_t subscriptions;       //  applied on the pub socket (about: see s_pub_subscriptions)
+    bool subscriptions_warned;  //  refusals are logged once
     uint64_t head;              //  highest seq the broker knows of
     bool store_up;
     int64_t started_at;
@@ -113,7 +150,7 @@ pond_broker_config_defaults (pond_broker_config_t *config, const char *dir,
 }
 
 static zsock_t *
-s_bind (int type, const char *endpoint, const char *role, char **resolved)
+s_bind (int type, const char *endpoint, const char *role, int max_frame, char **resolved)
 {
     zsock_t *sock = zsock_new (type);
     if (!sock)
@@ -124,8 +161,21 @@ s_bind (int type, const char *endpoint, const char *role, char **resolved)
         return NULL;
     }
     zsock_set_linger (sock, 0);
-    zsock_set_sndhwm (sock, type == ZMQ_XPUB? 10000: 100000);
+    zsock_set_sndhwm (sock, type == ZMQ_XPUB? PUB_SNDHWM_MAX: 100000);
     zsock_set_rcvhwm (sock, 100000);
+    zsock_set_maxmsgsize (sock, max_frame);
+    if (type == ZMQ_XPUB) {
+        //  Subscriptions are the broker's to apply (s_pub_subscriptions)
+        zsock_set_xpub_manual (sock, 1);
+        zsock_set_sndbuf (sock, PUB_SNDBUF);
+    }
+    else
+    if (streq (role, "control")) {
+        //  A reply to a reader that is gone fails, so its replays end at
+        //  once; never wait for a peer that is full
+        zsock_set_router_mandatory (sock, 1);
+        zsock_set_sndtimeo (sock, 0);
+    }
     zsock_set_rcvtimeo (sock, 0);       //  the loop polls, then drains
     if (zsock_bind (sock, "%s", endpoint) < 0) {
         zsys_error ("pond-broker: cannot bind %s endpoint %s: %s (is another broker running?)",
@@ -225,10 +275,13 @@ pond_broker_new (const pond_broker_config_t *config)
         }
         self->secure = true;
     }
-    self->ingest = s_bind (ZMQ_ROUTER, config->ingest, "ingest", &self->endpoints [0]);
-    self->pub = self->ingest? s_bind (ZMQ_XPUB, config->pub, "pub", &self->endpoints [1]): NULL;
+    self->ingest = s_bind (ZMQ_ROUTER, config->ingest, "ingest", INGEST_FRAME_MAX,
+                           &self->endpoints [0]);
+    self->pub = self->ingest? s_bind (ZMQ_XPUB, config->pub, "pub", PUB_FRAME_MAX,
+                                        &self->endpoints [1]): NULL;
     self->control = self->pub?
-        s_bind (ZMQ_ROUTER, config->control, "control", &self->endpoints [2]): NULL;
+        s_bind (ZMQ_ROUTER, config->control, "control", CONTROL_FRAME_MAX,
+               &self->endpoints [2]): NULL;
     self->store = self->control? s_store_connect (config->store): NULL;
     if (!self->store) {
         pond_broker_destroy (&self);
@@ -458,7 +511,8 @@ s_ingest_publish (pond_broker_t *self, zframe_t *peer, const pond_key_t *key,
     if (key && s_authorize_publish (self, key, peer, decoded, &event))
         pond_event_destroy (&decoded);
     else
-    if (self->pending_count >= (size_t) self->config.pending_max || !self->store_up) {
+    if (self->pending_count >= (size_t) self->config.pending_max
+    ||  self->pending_bytes + zframe_size (event) > PENDING_BYTES_MAX || !self->store_up) {
         s_nack (self, peer, pond_event_id (decoded), POND_CODE_UNAVAILABLE,
                 self->store_up? "broker is busy; retry after retry_ms"
                               : "the store is not reachable; retry after retry_ms");
@@ -469,6 +523,7 @@ s_ingest_publish (pond_broker_t *self, zframe_t *peer, const pond_key_t *key,
         entry->peer = zframe_dup (peer);
         memcpy (entry->id, pond_event_id (decoded), POND_ID_SIZE);
         strcpy (entry->name, pond_event_name (decoded));
+        self->pending_bytes += zframe_size (event);
         entry->event = event;
         event = NULL;
         pond_event_destroy (&decoded);
@@ -572,16 +627,40 @@ s_batch_fail (pond_broker_t *self, batch_t *batch, uint32_t code, const char *re
     batch->bid = 0;
 }
 
-//  Move up to POND_APPEND_MAX pending events into APPENDs while slots last.
+//  NACK every pending event (the store is away: nothing waits for it).
+static void
+s_pending_fail (pond_broker_t *self, const char *reason)
+{
+    for (size_t i = 0; i < self->pending_count; i++) {
+        s_nack (self, self->pending [i].peer, self->pending [i].id, POND_CODE_UNAVAILABLE,
+                reason);
+        s_entry_clear (&self->pending [i]);
+    }
+    self->pending_count = 0;
+    self->pending_bytes = 0;
+}
+
+//  Move pending events into APPENDs (POND_APPEND_MAX events and
+//  BATCH_BYTES_MAX bytes each at most) while slots last.
 static void
 s_flush_pending (pond_broker_t *self)
 {
+    if (!self->store_up) {
+        s_pending_fail (self, "the store is not reachable; retry after retry_ms");
+        return;
+    }
     size_t taken = 0;
     batch_t *batch;
     while (taken < self->pending_count && (batch = s_free_batch (self))) {
-        size_t count = self->pending_count - taken;
-        if (count > POND_APPEND_MAX)
-            count = POND_APPEND_MAX;
+        size_t count = 0, bytes = 0;
+        while (taken + count < self->pending_count && count < POND_APPEND_MAX) {
+            size_t size = zframe_size (self->pending [taken + count].event);
+            if (count > 0 && bytes + size > BATCH_BYTES_MAX)
+                break;
+            bytes += size;
+            count++;
+        }
+        self->pending_bytes -= bytes;
         pond_append_t header = { .bid = self->next_bid++ };
         for (size_t i = 0; i < count; i++) {
             batch->entries [i] = self->pending [taken + i];
@@ -647,6 +726,34 @@ s_publish_late (pond_broker_t *self, const pond_appended_t *result, zmsg_t *msg)
                    "after its producers were answered 503", published, result->bid);
 }
 
+//  Keep what one subscriber that does not read holds within about
+//  PUB_QUEUE_BYTES: the high-water mark is that over the size of the
+//  largest event lately (a power of two, so the mark changes rarely). A
+//  larger event lowers it before it is sent; it rises again once large
+//  events have not been seen for PUB_SIZE_WINDOW_MS.
+static void
+s_pub_hwm (pond_broker_t *self, size_t size)
+{
+    if (size > self->pub_largest)
+        self->pub_largest = size;
+    size_t wanted = PUB_SIZE_MIN;
+    while (wanted < size)
+        wanted *= 2;
+    int64_t now = zclock_mono ();
+    bool window_over = now - self->pub_window_at >= PUB_SIZE_WINDOW_MS;
+    if (window_over) {
+        while (wanted < self->pub_largest)
+            wanted *= 2;
+        self->pub_largest = size;
+        self->pub_window_at = now;
+    }
+    if (wanted > self->pub_size || (window_over && wanted < self->pub_size)) {
+        self->pub_size = wanted;
+        size_t hwm = PUB_QUEUE_BYTES / wanted;
+        zsock_set_sndhwm (self->pub, hwm < PUB_SNDHWM_MAX? (int) hwm: PUB_SNDHWM_MAX);
+    }
+}
+
 static void
 s_store_appended (pond_broker_t *self, zmsg_t *msg)
 {
@@ -696,6 +803,8 @@ s_store_appended (pond_broker_t *self, zmsg_t *msg)
             //  Durable: publish first, then ACK
             //  [name, stored event]; the event frame moves, uncopied
             zframe_t *stored = zmsg_pop (msg);
+            if (stored)
+                s_pub_hwm (self, zframe_size (stored));
             if (stored
             &&  zmq_send (zsock_resolve (self->pub), entry->name, strlen (entry->name),
                           ZMQ_SNDMORE) >= 0
@@ -760,6 +869,43 @@ s_relay_end (pond_broker_t *self, relay_t *relay, uint32_t code, const char *rea
     s_relay_remove (self, relay);
 }
 
+//  Stop relay at the store (its END, when it comes, finds no relay) and
+//  forget it: its reader is gone or never grants credit.
+static void
+s_relay_cancel (pond_broker_t *self, relay_t *relay)
+{
+    pond_credit_t cancel = { .rid = relay->brid };
+    zframe_t *body = pond_credit_encode (&cancel);
+    zmsg_t *out = zmsg_new ();
+    zmsg_addstr (out, POND_CANCEL);
+    zmsg_append (out, &body);
+    if (zmsg_send (&out, self->store))
+        zmsg_destroy (&out);        //  no link: the store drops it after its timeout
+    s_relay_remove (self, relay);
+}
+
+//  The same, telling the reader why (when it is still there).
+static void
+s_relay_drop (pond_broker_t *self, relay_t *relay, const char *reason)
+{
+    pond_end_t end = { .rid = relay->rid, .code = POND_CODE_UNAVAILABLE };
+    snprintf (end.reason, sizeof end.reason, "%s", reason);
+    zframe_t *body = pond_end_encode (&end);
+    s_reply (self->control, relay->peer, POND_END, &body);
+    s_relay_cancel (self, relay);
+}
+
+//  Replays that peer runs now.
+static size_t
+s_relays_of (pond_broker_t *self, zframe_t *peer)
+{
+    size_t count = 0;
+    for (relay_t *relay = (relay_t *) zlistx_first (self->relays); relay;
+         relay = (relay_t *) zlistx_next (self->relays))
+        count += zframe_eq (relay->peer, peer);
+    return count;
+}
+
 //  CHUNK or END from the store: rewrite rid and pass on to the reader.
 static void
 s_store_stream (pond_broker_t *self, const char *command, zmsg_t *msg)
@@ -782,7 +928,10 @@ s_store_stream (pond_broker_t *self, const char *command, zmsg_t *msg)
     if (!relay)
         return;                 //  reader gone or cancelled
     if (is_chunk) {
+        if (relay->credit)
+            relay->credit--;
         chunk.rid = relay->rid;
+        chunk.chunks = relay->credit;
         body = pond_credit_encode (&chunk);
     }
     else {
@@ -797,8 +946,16 @@ s_store_stream (pond_broker_t *self, const char *command, zmsg_t *msg)
     zframe_t *event;
     while ((event = zmsg_pop (msg)))
         zmsg_append (out, &event);
-    zmsg_send (&out, self->control);
     relay->active_at = zclock_mono ();
+    if (zmsg_send (&out, self->control)) {
+        //  The reader is gone (or cannot take even this): stop the replay
+        //  now rather than hold a store snapshot for it
+        zmsg_destroy (&out);
+        if (is_chunk) {
+            s_relay_cancel (self, relay);
+            return;
+        }
+    }
     if (!is_chunk)
         s_relay_remove (self, relay);
 }
@@ -827,9 +984,15 @@ s_store_message (pond_broker_t *self, zmsg_t *msg)
     if (!self->store_up)
         zsys_info ("pond-broker: the store is reachable");
     self->store_up = true;
-    char *command = zmsg_popstr (msg);
-    if (!command)
+    zframe_t *frame = zmsg_pop (msg);
+    char *command = frame? zframe_strdup (frame): NULL;
+    bool whole = command && strlen (command) == zframe_size (frame);
+    zframe_destroy (&frame);
+    if (!whole) {
+        zstr_free (&command);
+        zsys_warning ("pond-broker: the store sent a message without a command");
         return;
+    }
     if (streq (command, POND_APPENDED))
         s_store_appended (self, msg);
     else
@@ -961,13 +1124,34 @@ s_control_replay (pond_broker_t *self, zframe_t *peer, zmsg_t *msg)
         return;
     }
     zframe_destroy (&body);
+    //  Slots: a few per client, and the last ones only to a client that
+    //  holds none, so that one client cannot starve the others (an actor's
+    //  catch-up among them)
+    size_t total = zlistx_size (self->relays);
+    size_t mine = s_relays_of (self, peer);
+    char refusal [POND_REASON_MAX] = "";
+    if (mine >= REPLAYS_PER_CLIENT)
+        snprintf (refusal, sizeof refusal, "this connection runs %d replays already; wait "
+                  "for one to end, then retry", REPLAYS_PER_CLIENT);
+    else
+    if (total >= REPLAYS_MAX || (total >= REPLAYS_SHARED && mine > 0))
+        snprintf (refusal, sizeof refusal, "too many replays at once; retry in a moment");
     relay_t *relay = (relay_t *) zmalloc (sizeof (relay_t));
     relay->brid = self->next_brid++;
     relay->rid = request.rid;
     relay->peer = zframe_dup (peer);
     relay->active_at = zclock_mono ();
     zlistx_add_end (self->relays, relay);
+    if (*refusal) {
+        s_relay_end (self, relay, POND_CODE_UNAVAILABLE, refusal);
+        return;
+    }
     self->counters.replays++;
+    //  The store sends at most REPLAY_WINDOW chunks ahead of the reader,
+    //  whatever it grants: what a reader that stops reading holds here is
+    //  bounded in bytes
+    relay->credit = request.credit < REPLAY_WINDOW? request.credit: REPLAY_WINDOW;
+    request.credit = relay->credit;
     request.rid = relay->brid;
     zmsg_t *out = zmsg_new ();
     zmsg_addstr (out, POND_REPLAY);
@@ -996,8 +1180,16 @@ s_control_credit (pond_broker_t *self, const char *command, zframe_t *peer, zmsg
     relay_t *relay = s_relay_by_reader (self, peer, credit.rid);
     if (!relay)
         return;                 //  finished already: nothing to do
-    credit.rid = relay->brid;
     relay->active_at = zclock_mono ();
+    if (streq (command, POND_CREDIT)) {
+        //  Keep at most REPLAY_WINDOW chunks of credit; pass on what is new
+        uint32_t room = REPLAY_WINDOW - relay->credit;
+        credit.chunks = credit.chunks < room? credit.chunks: room;
+        if (credit.chunks == 0)
+            return;
+        relay->credit += credit.chunks;
+    }
+    credit.rid = relay->brid;
     zmsg_t *out = zmsg_new ();
     zmsg_addstr (out, command);
     body = pond_credit_encode (&credit);
@@ -1016,7 +1208,11 @@ s_control_message (pond_broker_t *self, zmsg_t *msg)
     char reason [POND_REASON_MAX];
     //  The command frame says who sent it; read that before it goes
     bool refused = peer && s_sender (self, zmsg_first (msg), &key, reason, sizeof reason);
-    char *command = zmsg_popstr (msg);
+    //  The whole frame is the command: "STATS\0junk" is not STATS
+    zframe_t *frame = zmsg_pop (msg);
+    char *command = frame? zframe_strdup (frame): NULL;
+    bool whole = command && strlen (command) == zframe_size (frame);
+    zframe_destroy (&frame);
     if (!peer || !command) {
         if (peer)
             s_control_error (self, peer, POND_CODE_BAD_REQUEST, "empty message");
@@ -1024,6 +1220,11 @@ s_control_message (pond_broker_t *self, zmsg_t *msg)
     else
     if (refused)
         s_control_error (self, peer, POND_CODE_FORBIDDEN, reason);
+    else
+    if (!whole)
+        s_control_error (self, peer, POND_CODE_NOT_FOUND,
+                         "unknown command (it holds a NUL byte); the control socket takes "
+                         "STATS, REPLAY, CREDIT, CANCEL or PING");
     else
     if (key && !pond_key_may_control (key, command, reason, sizeof reason)) {
         char cause [48];
@@ -1072,9 +1273,14 @@ s_timers (pond_broker_t *self)
 {
     int64_t now = zclock_mono ();
     //  Poll faster while the store is away, to resume soon after it returns
+    //  PING for liveness; STATS (whose body grows with the names in the
+    //  log) now and then for the head, and while the store is away
     if (now - self->store_polled_at >= (self->store_up? STORE_POLL_MS: 100)) {
-        zstr_send (self->store, POND_STATS);
+        bool stats = !self->store_up || now - self->stats_polled_at >= STATS_POLL_MS;
+        zstr_send (self->store, stats? POND_STATS: POND_PING);
         self->store_polled_at = now;
+        if (stats)
+            self->stats_polled_at = now;
     }
     if (zlistx_size (self->stats_waiters) && now - self->stats_asked_at > 1000) {
         zframe_destroy (&self->store_stats);        //  too old to show
@@ -1083,6 +1289,7 @@ s_timers (pond_broker_t *self)
     if (self->store_up && now - self->store_seen_at > STORE_DEAD_MS) {
         zsys_warning ("pond-broker: the store is not answering; publishers get 503 until it is back");
         self->store_up = false;
+        s_pending_fail (self, "the store is not answering; retry after retry_ms");
         relay_t *relay;
         while ((relay = (relay_t *) zlistx_first (self->relays)))
             s_relay_end (self, relay, POND_CODE_UNAVAILABLE, "the store went away");
@@ -1093,11 +1300,21 @@ s_timers (pond_broker_t *self)
             s_batch_fail (self, batch, POND_CODE_UNAVAILABLE,
                           "the store did not answer in time; resend the same event");
     }
-    for (relay_t *relay = (relay_t *) zlistx_first (self->relays); relay; ) {
-        relay_t *next = (relay_t *) zlistx_next (self->relays);
-        if (now - relay->active_at > REPLAY_IDLE_MS)
-            s_relay_remove (self, relay);
-        relay = next;
+    //  A reader that has taken all its credit and grants no more is stuck
+    //  or gone: end its replay (its END may reach no one) and free its
+    //  snapshot at the store. A replay with credit waits for the store.
+    //  (Removing moves the list's cursor: start over after each.)
+    relay_t *relay = (relay_t *) zlistx_first (self->relays);
+    while (relay) {
+        if (relay->credit == 0 && now - relay->active_at > REPLAY_IDLE_MS) {
+            char reason [POND_REASON_MAX];
+            snprintf (reason, sizeof reason, "no credit granted for %d s; replay dropped "
+                      "(grant credit as you take chunks)", REPLAY_IDLE_MS / 1000);
+            s_relay_drop (self, relay, reason);
+            relay = (relay_t *) zlistx_first (self->relays);
+        }
+        else
+            relay = (relay_t *) zlistx_next (self->relays);
     }
     if (now - self->heartbeat_at >= HEARTBEAT_MS) {
         pond_heartbeat_t beat = { .head = self->head, .ts = (uint64_t) zclock_time () * 1000 };
@@ -1109,12 +1326,66 @@ s_timers (pond_broker_t *self)
         zmsg_destroy (&msg);
         self->heartbeat_at = now;
         self->acked_samples [self->samples_taken++ % RATE_SAMPLES] = self->counters.acked;
-        //  Subscriptions: the XPUB applies them itself; we only read the
-        //  copies it queues for us, here rather than in every poll (each
-        //  polled socket costs system calls on every turn)
-        zframe_t *subscription;
-        while ((subscription = zframe_recv (self->pub)))
-            zframe_destroy (&subscription);
+    }
+}
+
+//  May topic (a subscription's prefix) be applied? Empty (everything), a
+//  prefix of an event name, or of $HEARTBEAT: nothing else can match what
+//  the broker publishes, so nothing else is worth memory.
+static bool
+s_topic_valid (const uint8_t *topic, size_t size)
+{
+    if (size > POND_NAME_MAX)
+        return false;
+    if (size && topic [0] == '$')
+        return size <= strlen (POND_HEARTBEAT) && memcmp (topic, POND_HEARTBEAT, size) == 0;
+    for (size_t i = 0; i < size; i++)
+        if (!(isupper (topic [i]) || (i > 0 && (isdigit (topic [i]) || topic [i] == '_'))))
+            return false;
+    return true;
+}
+
+//  Subscriptions arrive here (the pub socket is XPUB_MANUAL), one message
+//  each, and take effect only once applied, on the pipe of the message
+//  just read: the broker refuses what no event can match, and applies
+//  SUBSCRIPTIONS_MAX at most. The count is an estimate (libzmq reports
+//  the subscriptions of a subscriber that leaves, refused ones included).
+static void
+s_pub_subscriptions (pond_broker_t *self)
+{
+    void *handle = zsock_resolve (self->pub);
+    for (int i = 0; i < DRAIN_MAX; i++) {
+        zmq_msg_t msg;
+        zmq_msg_init (&msg);
+        if (zmq_msg_recv (&msg, handle, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close (&msg);
+            if (zmq_errno () == EINTR)
+                continue;
+            break;
+        }
+        const uint8_t *data = (const uint8_t *) zmq_msg_data (&msg);
+        size_t size = zmq_msg_size (&msg);
+        if (size >= 1 && data [0] == 1) {
+            if (s_topic_valid (data + 1, size - 1) && self->subscriptions < SUBSCRIPTIONS_MAX) {
+                zmq_setsockopt (handle, ZMQ_SUBSCRIBE, data + 1, size - 1);
+                self->subscriptions++;
+            }
+            else
+            if (!self->subscriptions_warned) {
+                zsys_warning ("pond-broker: refused a subscription (%s); a subscription is "
+                              "an event name prefix or $HEARTBEAT, %d at most in all "
+                              "(logged once)", self->subscriptions < SUBSCRIPTIONS_MAX?
+                              "not a name prefix": "too many", SUBSCRIPTIONS_MAX);
+                self->subscriptions_warned = true;
+            }
+        }
+        else
+        if (size >= 1 && data [0] == 0) {
+            zmq_setsockopt (handle, ZMQ_UNSUBSCRIBE, data + 1, size - 1);
+            if (self->subscriptions)
+                self->subscriptions--;
+        }
+        zmq_msg_close (&msg);
     }
 }
 
@@ -1168,10 +1439,11 @@ pond_broker_run (pond_broker_t *self)
         { zsock_resolve (self->store), 0, ZMQ_POLLIN, 0 },
         { zsock_resolve (self->ingest), 0, ZMQ_POLLIN, 0 },
         { zsock_resolve (self->control), 0, ZMQ_POLLIN, 0 },
+        { zsock_resolve (self->pub), 0, ZMQ_POLLIN, 0 },
     };
     while (!zsys_interrupted) {
         int timeout = self->pending_count && s_free_batch (self)? 0: 50;
-        if (zmq_poll (items, 3, timeout) < 0) {
+        if (zmq_poll (items, 4, timeout) < 0) {
             if (zmq_errno () == ETERM)
                 break;          //  context gone
             continue;           //  EINTR: the loop condition sees SIGTERM
@@ -1194,6 +1466,9 @@ pond_broker_run (pond_broker_t *self)
                 s_control_message (self, msg);
                 zmsg_destroy (&msg);
             }
+        //  Subscriptions apply once read: read them as they come
+        if (items [3].revents & ZMQ_POLLIN)
+            s_pub_subscriptions (self);
         s_timers (self);
     }
     zsys_info ("pond-broker: stopping (%" PRIu64 " acked, %" PRIu64 " published)",

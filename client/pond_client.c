@@ -842,7 +842,9 @@ pond_replay_new (const char *control_endpoint, const pond_replay_req_t *req)
         memcpy (&copy.rid, random + 8, sizeof copy.rid);
     }
     self->rid = copy.rid;
-    self->window = copy.credit;
+    //  The broker keeps POND_REPLAY_WINDOW chunks of credit per replay:
+    //  grants in larger batches (half the window) would never come
+    self->window = copy.credit < 2 * POND_REPLAY_WINDOW? copy.credit: 2 * POND_REPLAY_WINDOW;
     self->sock = s_dealer_new (control_endpoint, false, POND_CLIENT_ACK_TIMEOUT, &self->watch);
     zframe_t *body = self->sock? pond_replay_req_encode (&copy): NULL;
     if (!body) {

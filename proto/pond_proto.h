@@ -58,6 +58,7 @@ extern "C" {
 #define POND_REPLAY_MAX_NAMES   16
 #define POND_APPEND_MAX         1024    //  events in one APPEND batch
 #define POND_CREDIT_MAX         1024    //  chunks a reader may grant at once
+#define POND_REPLAY_WINDOW      4       //  ... of which the broker keeps this many per replay
 #define POND_CHUNK_EVENTS       512     //  events in one CHUNK at most
 #define POND_CHUNK_BYTES        262144  //  bytes of events in one CHUNK at most
 #define POND_CHUNK_PACKED_EVENTS 2048   //  ... in one packed CHUNK (one frame)

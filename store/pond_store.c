@@ -860,6 +860,72 @@ pond_store_names (pond_store_t *self)
     return names;
 }
 
+typedef struct {
+    const char *name;
+    uint64_t count;
+} s_named_t;
+
+//  Restore the min-heap below index i (smallest count at the top).
+static void
+s_heap_down (s_named_t *heap, size_t size, size_t i)
+{
+    while (true) {
+        size_t least = i, left = 2 * i + 1, right = left + 1;
+        if (left < size && heap [left].count < heap [least].count)
+            least = left;
+        if (right < size && heap [right].count < heap [least].count)
+            least = right;
+        if (least == i)
+            return;
+        s_named_t swap = heap [i];
+        heap [i] = heap [least];
+        heap [least] = swap;
+        i = least;
+    }
+}
+
+zlistx_t *
+pond_store_top_names (pond_store_t *self, size_t max, size_t *names_p)
+{
+    size_t total = zhashx_size (self->names);
+    *names_p = total;
+    s_named_t *heap = (s_named_t *) calloc (max? max: 1, sizeof (s_named_t));
+    zlistx_t *names = heap? zlistx_new (): NULL;
+    if (!names) {
+        free (heap);
+        return NULL;
+    }
+    zlistx_set_duplicator (names, (zlistx_duplicator_fn *) strdup);
+    zlistx_set_destructor (names, (zlistx_destructor_fn *) zstr_free);
+    zlistx_set_comparator (names, (zlistx_comparator_fn *) strcmp);
+    //  Keep the max largest counts in a min-heap: one pass, no copies
+    size_t size = 0;
+    for (uint64_t *count = (uint64_t *) zhashx_first (self->names); count && max;
+         count = (uint64_t *) zhashx_next (self->names)) {
+        s_named_t item = { (const char *) zhashx_cursor (self->names), *count };
+        if (size < max) {
+            heap [size++] = item;
+            if (size == max)
+                for (size_t i = max / 2 + 1; i-- > 0; )
+                    s_heap_down (heap, size, i);
+        }
+        else
+        if (item.count > heap [0].count) {
+            heap [0] = item;
+            s_heap_down (heap, size, 0);
+        }
+    }
+    for (size_t i = 0; i < size; i++)
+        if (!zlistx_add_end (names, (void *) heap [i].name)) {
+            zlistx_destroy (&names);
+            break;
+        }
+    free (heap);
+    if (names)
+        zlistx_sort (names);
+    return names;
+}
+
 void
 pond_store_set_write_fault (pond_store_t *self, bool fault)
 {

@@ -167,6 +167,12 @@ uint64_t
 zlistx_t *
     pond_store_names (pond_store_t *self);
 
+//  The max names with the most events, sorted by name, without copying
+//  every name (a log may hold very many); *names_p is set to the number
+//  of distinct names. Caller destroys the list. NULL if memory runs out.
+zlistx_t *
+    pond_store_top_names (pond_store_t *self, size_t max, size_t *names_p);
+
 //  For tests: while set, every write batch fails inside RocksDB (a real
 //  RocksDB error, as a full disk would give).
 void

@@ -59,6 +59,7 @@
 #define SOCKET_RCVHWM       1000
 #define SOCKET_MAXMSGSIZE   (4 * 1024 * 1024)   //  larger frames: peer disconnected
 #define LINGER_AT_EXIT      1000    //  msecs to send the last answers whole
+#define STATS_NAMES_MAX     1000    //  names listed in STATS (those with most events)
 
 //  An APPEND waiting for its group to be written
 typedef struct {
@@ -1238,26 +1239,36 @@ s_pack_uint (msgpack_packer *pk, const char *key, uint64_t value)
 }
 
 //  STATS body: {events, head, names: {NAME: count}, batches, appended,
-//  dups, write_errors, replays, uptime_s} plus replays_active, malformed,
-//  conflicts and send_failures (unknown keys are ignored by readers).
+//  dups, write_errors, replays, uptime_s, names_total, names_other} plus
+//  replays_active, malformed, conflicts and send_failures (unknown keys
+//  are ignored by readers). names holds the STATS_NAMES_MAX busiest names
+//  only.
 static zframe_t *
 s_stats_body (pond_store_server_t *self)
 {
     pond_store_stats_t stats;
     pond_store_stats (self->store, &stats);
-    zlistx_t *names = pond_store_names (self->store);
+    //  The names with the most events only: a log may hold very many
+    size_t names_total = 0;
+    zlistx_t *names = pond_store_top_names (self->store, STATS_NAMES_MAX, &names_total);
     msgpack_sbuffer sbuf;
     msgpack_sbuffer_init (&sbuf);
     msgpack_packer pk;
     msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
-    msgpack_pack_map (&pk, 13);
+    msgpack_pack_map (&pk, 15);
     s_pack_uint (&pk, "events", stats.events);
     s_pack_uint (&pk, "head", stats.head);
     s_pack_str (&pk, "names");
     msgpack_pack_map (&pk, names? zlistx_size (names): 0);
+    uint64_t listed = 0;
     for (const char *name = names? (const char *) zlistx_first (names): NULL; name;
-         name = (const char *) zlistx_next (names))
-        s_pack_uint (&pk, name, pond_store_name_count (self->store, name));
+         name = (const char *) zlistx_next (names)) {
+        uint64_t count = pond_store_name_count (self->store, name);
+        s_pack_uint (&pk, name, count);
+        listed += count;
+    }
+    s_pack_uint (&pk, "names_total", names_total);
+    s_pack_uint (&pk, "names_other", stats.events > listed? stats.events - listed: 0);
     s_pack_uint (&pk, "batches", stats.batches);
     s_pack_uint (&pk, "appended", stats.appended);
     s_pack_uint (&pk, "dups", stats.dups);

@@ -19,7 +19,7 @@ extern "C" {
 #endif
 
 //  A replay whose reader grants no credit for this long is dropped
-#define POND_REPLAY_TIMEOUT     60000   //  msecs
+#define POND_REPLAY_TIMEOUT     15000   //  msecs (the broker drops one at 10 s)
 
 typedef struct _pond_store_server_t pond_store_server_t;
 

@@ -336,6 +336,35 @@ Test (store, name_counts_survive_reopen, .init = s_setup, .fini = s_teardown)
     pond_store_destroy (&store);
 }
 
+//  STATS lists only the names with the most events: the top of 40 names
+//  with 1..40 events, whatever order they came in
+Test (store, top_names_are_the_busiest, .init = s_setup, .fini = s_teardown)
+{
+    pond_store_t *store = pond_store_new (s_db);
+    cr_assert_not_null (store);
+    for (int n = 1; n <= 40; n++) {
+        int which = (n * 17) % 40 + 1;          //  a permutation of 1..40
+        char name [16];
+        snprintf (name, sizeof name, "NAME_%02d", which);
+        for (int i = 0; i < which; i++)
+            s_append_one (store, name, "cust-1", 100 + (uint64_t) i);
+    }
+    size_t total = 0;
+    zlistx_t *names = pond_store_top_names (store, 5, &total);
+    cr_assert_not_null (names);
+    cr_assert_eq (total, 40);
+    cr_assert_eq (zlistx_size (names), 5);
+    const char *expected [] = { "NAME_36", "NAME_37", "NAME_38", "NAME_39", "NAME_40" };
+    const char *name = (const char *) zlistx_first (names);
+    for (int i = 0; i < 5; i++, name = (const char *) zlistx_next (names))
+        cr_assert_str_eq (name, expected [i]);
+    zlistx_destroy (&names);
+    names = pond_store_top_names (store, 1000, &total);
+    cr_assert_eq (zlistx_size (names), 40, "fewer names than the limit: all of them");
+    zlistx_destroy (&names);
+    pond_store_destroy (&store);
+}
+
 Test (store, second_open_fails_cleanly, .init = s_setup, .fini = s_teardown)
 {
     pond_store_t *store = pond_store_new (s_db);
