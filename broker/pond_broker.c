@@ -15,7 +15,8 @@
     their reader leaves or stops granting credit. On the hot path, replies go
     out frame by frame (no zmsg per ACK) and stored events move from the
     store's APPENDED to the pub socket without a copy; only the sockets
-    that need it are polled (subscriptions are read with the heartbeat).
+    that need it are polled. A subscription that takes heartbeats gets
+    one within a few milliseconds, so a subscriber knows when it is live.
 
     With keys (config.keys), each message is checked against the key that
     sent it before anything else happens: s_sender finds the key (403 if it
@@ -35,6 +36,7 @@
 #define STORE_POLL_MS       500     //  STATS poll: liveness and head
 #define STORE_DEAD_MS       2000    //  no answer this long: store is away
 #define HEARTBEAT_MS        1000
+#define WELCOME_MS          5       //  heartbeats for new subscribers, at most this often
 #define REPLAY_IDLE_MS      10000   //  a replay without credit this long is cancelled
 #define REPLAYS_MAX         128     //  replays relayed at once (the store takes 256)
 #define REPLAYS_SHARED      96      //  ... beyond this many, only a client with none gets one
@@ -118,6 +120,8 @@ struct _pond_broker_t {
     int64_t store_polled_at;
     int64_t stats_polled_at;
     int64_t heartbeat_at;
+    bool welcome_due;           //  a heartbeat subscriber is new: send one soon
+    int64_t welcomed_at;
     size_t pub_size;            //  event size the pub high-water mark assumes
     size_t pub_largest;         //  largest event published since pub_window_at
     int64_t pub_window_at;
@@ -1268,6 +1272,19 @@ s_control_message (pond_broker_t *self, zmsg_t *msg)
 //  ---------------------------------------------------------------------
 //  Timers: store liveness, batch timeouts, idle replays, heartbeat
 
+//  $HEARTBEAT {head, ts} to every subscriber of it
+static void
+s_heartbeat_send (pond_broker_t *self)
+{
+    pond_heartbeat_t beat = { .head = self->head, .ts = (uint64_t) zclock_time () * 1000 };
+    zframe_t *body = pond_heartbeat_encode (&beat);
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addstr (msg, POND_HEARTBEAT);
+    zmsg_append (msg, &body);
+    zmsg_send (&msg, self->pub);
+    zmsg_destroy (&msg);
+}
+
 static void
 s_timers (pond_broker_t *self)
 {
@@ -1317,15 +1334,17 @@ s_timers (pond_broker_t *self)
             relay = (relay_t *) zlistx_next (self->relays);
     }
     if (now - self->heartbeat_at >= HEARTBEAT_MS) {
-        pond_heartbeat_t beat = { .head = self->head, .ts = (uint64_t) zclock_time () * 1000 };
-        zframe_t *body = pond_heartbeat_encode (&beat);
-        zmsg_t *msg = zmsg_new ();
-        zmsg_addstr (msg, POND_HEARTBEAT);
-        zmsg_append (msg, &body);
-        zmsg_send (&msg, self->pub);
-        zmsg_destroy (&msg);
+        s_heartbeat_send (self);
         self->heartbeat_at = now;
         self->acked_samples [self->samples_taken++ % RATE_SAMPLES] = self->counters.acked;
+    }
+    else
+    if (self->welcome_due && now - self->welcomed_at >= WELCOME_MS) {
+        //  A new subscriber hears at once that it is live (at most one
+        //  extra heartbeat per WELCOME_MS, however many subscribe)
+        s_heartbeat_send (self);
+        self->welcomed_at = now;
+        self->welcome_due = false;
     }
 }
 
@@ -1369,6 +1388,11 @@ s_pub_subscriptions (pond_broker_t *self)
             if (s_topic_valid (data + 1, size - 1) && self->subscriptions < SUBSCRIPTIONS_MAX) {
                 zmq_setsockopt (handle, ZMQ_SUBSCRIBE, data + 1, size - 1);
                 self->subscriptions++;
+                //  A subscription that takes heartbeats gets one now: from
+                //  then on its subscriber is live and sees every event
+                if (size - 1 <= strlen (POND_HEARTBEAT)
+                &&  memcmp (data + 1, POND_HEARTBEAT, size - 1) == 0)
+                    self->welcome_due = true;
             }
             else
             if (!self->subscriptions_warned) {
