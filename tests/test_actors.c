@@ -963,6 +963,82 @@ Test (badge_granter, an_older_change_does_not_cancel_a_newer_one, .init = s_setu
     pond_badge_granter_destroy (&granter);
 }
 
+Test (badge_granter, applying_new_rules_reevaluates_the_badges_held, .init = s_setup,
+      .fini = s_teardown)
+{
+    //  The race of issue 9, item 3: 20 quacks applied under v1 (Junior
+    //  and Master granted, the grants not yet back from the log), then a
+    //  BADGE_RULES_CHANGED to v2 in the log. Applying it must take Master
+    //  away (v2: Master at 25), whatever the order the grants come back
+    //  in, and a rebuild must decide the same, with the same ids
+    emitted_t emitted = { .count = 0 };
+    quacks_t quacks = { .count = 0 };
+    pond_actor_spec_t spec;
+    pond_badge_granter_t *granter = s_granter (&spec, &emitted, &quacks);
+    for (int index = 0; index < 20; index++)
+        s_quack (&spec, &quacks, "c", 1000 + (uint64_t) index);
+    cr_assert_eq (emitted.count, 2, "Junior and Master, on their way");
+    emitted_t grants = emitted;                 //  held back: the log has them later
+    emitted.count = 0;
+
+    uint64_t rules_ts = s_time ("2022-06-01");
+    pond_event_t *rules = s_event ("BADGE_RULES_CHANGED", "badge-rules", rules_ts, s_v2);
+    cr_assert_eq (s_apply_to (&spec, s_view, rules), 0);
+    cr_assert_eq (emitted.count, 1, "applying v2 takes Master away");
+    const pond_event_t *removed = emitted.events [0];
+    cr_assert_str_eq (pond_event_name (removed), "BADGE_REMOVED");
+    cr_assert_str_eq (pond_event_entity (removed), "c");
+    s_expect_data (removed, "{\"badge\":\"Master\",\"rules_version\":\"v2\",\"count\":20,"
+                   "\"reason\":\"rules v2: needs 25, has 20\"}");
+    cr_assert_eq (pond_event_ts (removed), rules_ts);
+    uint8_t id [POND_ID_SIZE];
+    pond_actor_derive_id (pond_event_id (rules), "remove/Master/c", id);
+    cr_assert_eq (memcmp (pond_event_id (removed), id, POND_ID_SIZE), 0);
+    cr_assert_eq (memcmp (pond_event_causation (removed), pond_event_id (rules), POND_ID_SIZE), 0);
+    //  Marked on its way out: live granting does not count Master as held
+    cJSON *doc = s_doc (s_view, "customer/c");
+    cr_assert_not_null (cJSON_GetObjectItem (cJSON_GetObjectItem (doc, "removing"), "Master"));
+    cJSON_Delete (doc);
+
+    //  The log: the v1 grants, then the removal. Junior only, under v2
+    s_deliver (&spec, &grants);
+    s_deliver (&spec, &emitted);
+    char *text = s_query (&spec, "c", NULL);
+    cr_assert (strstr (text, "\"Junior\"") && !strstr (text, "\"Master\"")
+               && strstr (text, "\"rules_version\":\"v2\""), "%s", text);
+    free (text);
+    doc = s_doc (s_view, "customer/c");
+    cr_assert_null (cJSON_GetObjectItem (doc, "removing"), "the mark went with the removal");
+    cJSON_Delete (doc);
+
+    //  Five more quacks: Master is due under v2 at 25, granted live
+    for (int index = 0; index < 5; index++)
+        s_quack (&spec, &quacks, "c", 2000 + (uint64_t) index);
+    cr_assert_eq (emitted.count, 1);
+    s_expect_data (emitted.events [0], "{\"badge\":\"Master\",\"rules_version\":\"v2\","
+                   "\"count\":25}");
+    s_emitted_clear (&emitted);
+
+    //  A rebuild from the log (a second view, a fresh granter) applying
+    //  the same rules event at the same point emits the very same removal
+    pond_view_t *live = s_view;
+    s_view = s_open_view ("rebuilt");
+    for (size_t index = 0; index < 20; index++)
+        cr_assert_eq (s_apply_to (&spec, s_view, quacks.events [index]), 0);
+    s_emitted_clear (&emitted);
+    cr_assert_eq (s_apply_to (&spec, s_view, rules), 0);
+    cr_assert_eq (emitted.count, 1);
+    cr_assert_eq (memcmp (pond_event_id (emitted.events [0]), id, POND_ID_SIZE), 0);
+    cr_assert_eq (pond_event_ts (emitted.events [0]), rules_ts);
+    s_emitted_clear (&emitted);
+    pond_view_destroy (&s_view);
+    s_view = live;
+
+    pond_event_destroy (&rules);
+    s_quacks_clear (&quacks);
+    pond_badge_granter_destroy (&granter);
+}
+
 Test (badge_granter, recompute_emits_many_changes_in_batches, .init = s_setup,
       .fini = s_teardown)
 {

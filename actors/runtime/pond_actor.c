@@ -1066,7 +1066,7 @@ s_query_answer (pond_actor_t *self, zframe_t *peer, const pond_query_t *query)
 
 //  Answer the parked QUERYs whose seq is applied or whose wait is over
 static void
-s_parked_check (pond_actor_t *self)
+s_parked_check (pond_actor_t *self, bool all)
 {
     if (!self->parked || zlistx_size (self->parked) == 0)
         return;
@@ -1076,8 +1076,7 @@ s_parked_check (pond_actor_t *self)
         again = false;
         for (parked_t *parked = (parked_t *) zlistx_first (self->parked); parked;
              parked = (parked_t *) zlistx_next (self->parked))
-            if (self->position >= parked->query.after || now >= parked->deadline
-            ||  self->failed || zsys_interrupted) {
+            if (all || self->position >= parked->query.after || now >= parked->deadline) {
                 s_query_answer (self, parked->peer, &parked->query);
                 zlistx_delete (self->parked, zlistx_cursor (self->parked));
                 again = true;
@@ -1481,9 +1480,9 @@ s_run (pond_actor_t *self)
             s_catchup_pump (self);
         if (!self->failed)
             s_timers (self);
-        s_parked_check (self);
+        s_parked_check (self, false);
     }
-    s_parked_check (self);      //  stopping: the waiting ones get their 503
+    s_parked_check (self, true);    //  stopping: the waiting ones get their answer now
     if (self->view && !self->failed)
         s_persist (self);
     s_ready_remove (self);
