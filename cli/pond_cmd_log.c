@@ -465,6 +465,8 @@ pond_cmd_tail_help (FILE *out)
         "  --names A,B       only events with exactly these names (default: all)\n"
         "  --count N         stop after N events\n"
         "  --seconds S       stop after S seconds\n"
+        "Once subscribed it says \"pond tail: live at head N\" on stderr: every\n"
+        "event published from then on is printed (a script may wait for it).\n"
         "Fails (exit 1) if no broker answers within --timeout at the start, or\n"
         "when the broker stops answering later (pond down): a tail in the\n"
         "background never outlives its mesh.\n"
@@ -541,6 +543,7 @@ pond_cmd_tail (int argc, char *argv [])
     uint64_t heard = 0;             //  events and heartbeats so far
     uint64_t printed = 0;
     bool warned = false;
+    bool live = false;
     int rc = POND_EXIT_OK;
     while (!zsys_interrupted && (limit == 0 || printed < limit)) {
         int64_t now = zclock_mono ();
@@ -561,6 +564,13 @@ pond_cmd_tail (int argc, char *argv [])
             printed++;
         }
         now = zclock_mono ();
+        if (!live && pond_sub_heartbeats (sub)) {
+            //  The broker sends a heartbeat to each new subscriber: from
+            //  here on every event published reaches this tail
+            live = true;
+            fprintf (stderr, "pond tail: live at head %llu\n",
+                     (unsigned long long) pond_sub_head (sub));
+        }
         uint64_t total = printed + pond_sub_heartbeats (sub) + pond_sub_dropped (sub);
         if (total != heard) {
             heard = total;

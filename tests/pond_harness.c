@@ -120,6 +120,74 @@ pond_harness_wait_file (const char *path, int timeout_ms)
     return -1;
 }
 
+int
+pond_harness_wait_text (const char *path, const char *text, int timeout_ms)
+{
+    for (int waited = 0; waited <= timeout_ms; waited += 10) {
+        FILE *file = fopen (path, "r");
+        if (file) {
+            char line [4096];
+            bool found = false;
+            while (!found && fgets (line, sizeof line, file))
+                found = strstr (line, text) != NULL;
+            fclose (file);
+            if (found)
+                return 0;
+        }
+        s_sleep_ms (10);
+    }
+    return -1;
+}
+
+//  Is msg a heartbeat ($HEARTBEAT topic)?
+static bool
+s_is_heartbeat (zmsg_t *msg)
+{
+    zframe_t *topic = zmsg_first (msg);
+    return topic && zframe_streq (topic, "$HEARTBEAT");
+}
+
+zsock_t *
+pond_harness_sub_live (const char *endpoint, const char *topic, int timeout_ms)
+{
+    zsock_t *sub = zsock_new_sub (endpoint, topic);
+    if (!sub)
+        return NULL;
+    zsock_set_subscribe (sub, "$HEARTBEAT");
+    zpoller_t *poller = zpoller_new (sub, NULL);
+    int64_t deadline = zclock_mono () + timeout_ms;
+    bool live = false;
+    while (!live && zclock_mono () < deadline) {
+        if (!zpoller_wait (poller, (int) (deadline - zclock_mono ())))
+            continue;
+        zmsg_t *msg = zmsg_recv (sub);
+        live = msg && s_is_heartbeat (msg);
+        zmsg_destroy (&msg);
+    }
+    zpoller_destroy (&poller);
+    if (!live)
+        zsock_destroy (&sub);
+    return sub;
+}
+
+zmsg_t *
+pond_harness_recv_event (zsock_t *sub, int timeout_ms)
+{
+    zpoller_t *poller = zpoller_new (sub, NULL);
+    int64_t deadline = zclock_mono () + timeout_ms;
+    zmsg_t *msg = NULL;
+    while (!msg && zclock_mono () <= deadline) {
+        int64_t left = deadline - zclock_mono ();
+        if (!zpoller_wait (poller, left > 0? (int) left: 0))
+            break;
+        msg = zmsg_recv (sub);
+        if (msg && s_is_heartbeat (msg))
+            zmsg_destroy (&msg);
+    }
+    zpoller_destroy (&poller);
+    return msg;
+}
+
 char *
 pond_harness_run (int *exit_p, const char *format, ...)
 {

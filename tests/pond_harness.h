@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <sys/types.h>
+#include <czmq.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -46,6 +47,24 @@ int
 char *
     pond_harness_run (int *exit_p, const char *format, ...)
     __attribute__ ((format (printf, 2, 3)));
+
+//  Wait until the file at path contains text, up to timeout_ms (a log
+//  line the test waits for instead of sleeping). Returns 0 or -1.
+int
+    pond_harness_wait_text (const char *path, const char *text, int timeout_ms);
+
+//  A SUB socket on endpoint for topic (and for $HEARTBEAT) that is live:
+//  it has received a heartbeat (the broker sends one to each new
+//  heartbeat subscriber at once), so every event published after this
+//  returns reaches it. NULL if no heartbeat came within timeout_ms.
+//  Read it with pond_harness_recv_event. Caller destroys it.
+zsock_t *
+    pond_harness_sub_live (const char *endpoint, const char *topic, int timeout_ms);
+
+//  The next message on a SUB socket that is not a heartbeat, waiting up
+//  to timeout_ms; NULL if none. Caller destroys it.
+zmsg_t *
+    pond_harness_recv_event (zsock_t *sub, int timeout_ms);
 
 //  A mesh: store and broker on ipc endpoints inside dir.
 typedef struct {

@@ -156,9 +156,9 @@ Test (broker, acks_with_gap_free_seq_and_dedups)
 
 Test (broker, fans_out_by_exact_name_after_ack)
 {
-    zsock_t *quacks = zsock_new_sub (mesh->pub, "QUACKED");
-    zsock_t *all = zsock_new_sub (mesh->pub, "");
-    zclock_sleep (300);          //  subscriptions travel to the XPUB
+    zsock_t *quacks = pond_harness_sub_live (mesh->pub, "QUACKED", 5000);
+    zsock_t *all = pond_harness_sub_live (mesh->pub, "", 5000);
+    cr_assert (quacks && all, "the subscribers are live");
     zsock_t *ingest = s_dealer (mesh->ingest);
     pond_event_t *loud = pond_event_new ("QUACKED_LOUDLY", "cust-1");
     pond_event_t *quack = pond_event_new ("QUACKED", "cust-1");
@@ -169,7 +169,7 @@ Test (broker, fans_out_by_exact_name_after_ack)
     //  equals QUACKED exactly: that is the client's filter to apply.
     int exact = 0;
     for (int i = 0; i < 2; i++) {
-        zmsg_t *msg = s_recv (quacks, 3000);
+        zmsg_t *msg = pond_harness_recv_event (quacks, 3000);
         cr_assert_not_null (msg);
         char *topic = zmsg_popstr (msg);
         zframe_t *frame = zmsg_pop (msg);
@@ -296,27 +296,39 @@ Test (broker, control_stats_and_replay_relay)
         pond_event_destroy (&event);
     }
     zsock_t *control = s_dealer (mesh->control);
-    zclock_sleep (2100);         //  two rate samples
-    zstr_send (control, POND_STATS);
-    zmsg_t *reply = s_recv (control, 3000);
-    cr_assert_not_null (reply);
-    char *command = zmsg_popstr (reply);
-    cr_assert_str_eq (command, POND_STATS);
-    free (command);
-    zframe_t *body = zmsg_pop (reply);
-    char *json = pond_value_to_json (zframe_data (body), zframe_size (body));
-    cr_assert_not_null (json);
-    cr_assert (strstr (json, "\"acked\":1200"), "stats: %s", json);
-    cr_assert (strstr (json, "\"store\":{"), "stats include the store: %s", json);
-    //  The rate covers the seconds sampled so far: 1200 events in them
-    cJSON *tree = cJSON_Parse (json);
-    cJSON *rate = cJSON_GetObjectItem (cJSON_GetObjectItem (tree, "broker"), "acked_per_s_10s");
-    cr_assert (cJSON_IsNumber (rate), "stats have a rate: %s", json);
-    cr_assert_gt (rate->valuedouble, 0, "a positive rate after 1200 acks: %s", json);
-    cJSON_Delete (tree);
-    free (json);
-    zframe_destroy (&body);
-    zmsg_destroy (&reply);
+    //  The rate covers the seconds sampled so far (a sample a second):
+    //  asked until the first samples after the 1200 events are in
+    int64_t deadline = zclock_mono () + 5000;
+    zmsg_t *reply;
+    char *command;
+    zframe_t *body;
+    while (true) {
+        zstr_send (control, POND_STATS);
+        reply = s_recv (control, 3000);
+        cr_assert_not_null (reply);
+        command = zmsg_popstr (reply);
+        cr_assert_str_eq (command, POND_STATS);
+        free (command);
+        body = zmsg_pop (reply);
+        char *json = pond_value_to_json (zframe_data (body), zframe_size (body));
+        cr_assert_not_null (json);
+        cr_assert (strstr (json, "\"acked\":1200"), "stats: %s", json);
+        cr_assert (strstr (json, "\"store\":{"), "stats include the store: %s", json);
+        cJSON *tree = cJSON_Parse (json);
+        cJSON *rate = cJSON_GetObjectItem (cJSON_GetObjectItem (tree, "broker"),
+                                           "acked_per_s_10s");
+        cr_assert (cJSON_IsNumber (rate), "stats have a rate: %s", json);
+        bool positive = rate->valuedouble > 0;
+        cJSON_Delete (tree);
+        zframe_destroy (&body);
+        zmsg_destroy (&reply);
+        if (!positive)
+            cr_assert_lt (zclock_mono (), deadline, "a positive rate after 1200 acks: %s", json);
+        free (json);
+        if (positive)
+            break;
+        zclock_sleep (100);
+    }
 
     //  Replay QUACKED with credit 1: one chunk at a time
     pond_replay_req_t request = { .rid = 99, .names_count = 1, .names = { "QUACKED" },
@@ -451,7 +463,28 @@ Test (broker, store_away_gives_503_then_recovers)
     pond_event_destroy (&event);
     pond_harness_stop (mesh->store, SIGTERM);
     mesh->store = 0;
-    zclock_sleep (2500);         //  the broker notices the store is gone
+    //  Until the broker's PONG says the store is gone
+    zsock_t *probe = s_dealer (mesh->ingest);
+    int64_t deadline = zclock_mono () + 8000;
+    bool gone = false;
+    while (!gone) {
+        s_send_frames (probe, POND_PING, pond_pong_encode (&(pond_pong_t) { 0 }));
+        zmsg_t *pong = s_recv (probe, 1000);
+        cr_assert_not_null (pong, "PONG");
+        zframe_destroy (&(zframe_t *) { zmsg_pop (pong) });
+        zframe_t *pong_body = zmsg_pop (pong);
+        pond_pong_t said = { .store_up = true };
+        char why [POND_ERR_SIZE];
+        gone = pong_body && pond_pong_decode (pong_body, &said, why, sizeof why) == 0
+            && !said.store_up;
+        zframe_destroy (&pong_body);
+        zmsg_destroy (&pong);
+        if (!gone) {
+            cr_assert_lt (zclock_mono (), deadline, "the broker noticed the store is gone");
+            zclock_sleep (50);
+        }
+    }
+    zsock_destroy (&probe);
     event = pond_event_new ("LABEL_ADDED", "cust-5");
     s_send_frames (ingest, POND_PUBLISH, s_encode (event));
     zmsg_t *reply = s_recv (ingest, 8000);
@@ -483,8 +516,8 @@ Test (broker, pipelined_producers_get_ordered_gap_free_acks)
 {
     #define PIPE_PRODUCERS  6
     #define PIPE_EVENTS     400     //  per producer, all sent at once
-    zsock_t *all = zsock_new_sub (mesh->pub, "QUACKED");
-    zclock_sleep (300);             //  the subscription travels to the XPUB
+    zsock_t *all = pond_harness_sub_live (mesh->pub, "QUACKED", 5000);
+    cr_assert_not_null (all, "the subscriber is live");
     zsock_t *ingest [PIPE_PRODUCERS];
     for (int p = 0; p < PIPE_PRODUCERS; p++) {
         ingest [p] = s_dealer (mesh->ingest);
@@ -531,7 +564,7 @@ Test (broker, pipelined_producers_get_ordered_gap_free_acks)
     //  Live: the same events, in seq order
     uint64_t last = 0;
     for (size_t n = 0; n < total; n++) {
-        zmsg_t *msg = s_recv (all, 5000);
+        zmsg_t *msg = pond_harness_recv_event (all, 5000);
         cr_assert_not_null (msg, "published %zu of %zu events", n, total);
         char *topic = zmsg_popstr (msg);
         zframe_t *frame = zmsg_pop (msg);

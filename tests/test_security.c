@@ -242,7 +242,11 @@ Test (security, device_publishes_for_its_customer_with_source_stamped)
     const char *names [] = { "QUACKED" };
     pond_sub_t *sub = pond_sub_new (mesh.eps.pub, names, 1);
     cr_assert_not_null (sub);
-    zclock_sleep (300);                 //  the subscription travels
+    //  Live once the broker's heartbeat for a new subscriber arrives
+    int64_t deadline = zclock_mono () + 5000;
+    while (pond_sub_heartbeats (sub) == 0 && zclock_mono () < deadline)
+        pond_event_destroy (&(pond_event_t *) { pond_sub_recv (sub, 100) });
+    cr_assert_gt (pond_sub_heartbeats (sub), 0, "the subscriber is live");
 
     s_as (mesh.keys, "silo-1");
     pond_ack_t ack;
