@@ -827,6 +827,7 @@ Test (broker, error_carries_rid_and_cancel_ends_410)
     zframe_destroy (&body);
     zmsg_destroy (&msg);
     zsock_destroy (&control);
+    zsock_destroy (&ingest);
 }
 
 //  A second broker on the data directory of a running
