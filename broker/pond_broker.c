@@ -1,7 +1,8 @@
 /*  pond_broker: ingest, fan-out and control of a pond mesh.
     See pond_broker.h and proto/PROTOCOL.md.
 
-    One thread, one poller over four sockets. The ingest path is:
+    One thread, one poller over four sockets (and the events of the
+    store link: see s_store_connect). The ingest path is:
     PUBLISH -> validate -> pending -> APPEND (batch) -> store -> APPENDED
     -> publish on pub -> ACK. Memory is bounded in bytes, whatever the
     clients do: every socket caps its frames (ZMQ_MAXMSGSIZE); pending is
@@ -103,6 +104,8 @@ struct _pond_broker_t {
     zsock_t *pub;
     zsock_t *control;
     zsock_t *store;
+    zsock_t *store_monitor;     //  the store link's connection events
+    bool store_linked;          //  a connection to the store is up (handshake done)
     char *endpoints [3];        //  resolved ingest, pub, control
     bool secure;                //  CURVE: config.keys given
     zhashx_t *refusals;         //  "key/cause" of 403s logged already
@@ -216,15 +219,23 @@ s_store_secure (zsock_t *sock, const char *endpoint)
     return -1;
 }
 
+//  The store DEALER and a PAIR that hears its connection events.
+//
+//  Not ZMQ_IMMEDIATE: with it, libzmq 4.3 ends the link's pipe at once
+//  when the connection ends (socket_base_t::hiccuped terminates it
+//  without delay), also while we are half way through a reply (it
+//  handles commands every 100 frames inside zmq_msg_recv), and the next
+//  frame aborts the process ("Assertion failed: !_more (src/fq.cpp:112)").
+//  Without it the pipe outlives connections, and we never send while
+//  there is no connection (store_linked, from the monitor): new work
+//  still fails fast with 503 instead of queueing for an absent store.
 static zsock_t *
-s_store_connect (const char *endpoint)
+s_store_connect (const char *endpoint, zsock_t **monitor_p)
 {
     zsock_t *sock = zsock_new (ZMQ_DEALER);
     if (!sock)
         return NULL;
     zsock_set_linger (sock, 0);
-    //  Never queue for a store that is not there: fail fast and NACK 503
-    zsock_set_immediate (sock, 1);
     zsock_set_sndtimeo (sock, 0);
     zsock_set_rcvtimeo (sock, 0);
     zsock_set_sndhwm (sock, 1000);
@@ -235,6 +246,19 @@ s_store_connect (const char *endpoint)
         zsock_destroy (&sock);
         return NULL;
     }
+    char monitor [64];
+    snprintf (monitor, sizeof monitor, "inproc://pond-broker-store-link-%p", (void *) sock);
+    if (zmq_socket_monitor (zsock_resolve (sock), monitor,
+                            ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED)
+    ||  !(*monitor_p = zsock_new (ZMQ_PAIR))
+    ||  zsock_connect (*monitor_p, "%s", monitor) < 0) {
+        zsys_error ("pond-broker: cannot watch the store link: %s", zmq_strerror (zmq_errno ()));
+        zsock_destroy (monitor_p);
+        zsock_destroy (&sock);
+        return NULL;
+    }
+    zsock_set_linger (*monitor_p, 0);
+    zsock_set_rcvtimeo (*monitor_p, 0);
     if (zsock_connect (sock, "%s", endpoint) < 0) {
         zsys_error ("pond-broker: cannot connect to the store at %s: %s",
                     endpoint, zmq_strerror (zmq_errno ()));
@@ -286,7 +310,7 @@ pond_broker_new (const pond_broker_config_t *config)
     self->control = self->pub?
         s_bind (ZMQ_ROUTER, config->control, "control", CONTROL_FRAME_MAX,
                &self->endpoints [2]): NULL;
-    self->store = self->control? s_store_connect (config->store): NULL;
+    self->store = self->control? s_store_connect (config->store, &self->store_monitor): NULL;
     if (!self->store) {
         pond_broker_destroy (&self);
         return NULL;
@@ -324,6 +348,7 @@ pond_broker_destroy (pond_broker_t **self_p)
         zsock_destroy (&self->ingest);
         zsock_destroy (&self->pub);
         zsock_destroy (&self->control);
+        zsock_destroy (&self->store_monitor);
         zsock_destroy (&self->store);
         for (int i = 0; i < 3; i++)
             zstr_free (&self->endpoints [i]);
@@ -678,7 +703,8 @@ s_flush_pending (pond_broker_t *self)
         //  first frame is the only one that can be refused (no store, or
         //  its queue is full); then the rest of the message always goes.
         zframe_t *body = pond_append_encode (&header);
-        int rc = body && zmq_send (zsock_resolve (self->store), POND_APPEND,
+        int rc = body && self->store_linked
+                 && zmq_send (zsock_resolve (self->store), POND_APPEND,
                                    strlen (POND_APPEND), ZMQ_SNDMORE) >= 0? 0: -1;
         if (rc == 0)
             zframe_send (&body, self->store, ZFRAME_MORE);
@@ -1161,7 +1187,7 @@ s_control_replay (pond_broker_t *self, zframe_t *peer, zmsg_t *msg)
     zmsg_addstr (out, POND_REPLAY);
     body = pond_replay_req_encode (&request);
     zmsg_append (out, &body);
-    if (!self->store_up || zmsg_send (&out, self->store)) {
+    if (!self->store_up || !self->store_linked || zmsg_send (&out, self->store)) {
         zmsg_destroy (&out);
         s_relay_end (self, relay, POND_CODE_UNAVAILABLE,
                      "the store is not reachable; retry in a moment");
@@ -1198,7 +1224,7 @@ s_control_credit (pond_broker_t *self, const char *command, zframe_t *peer, zmsg
     zmsg_addstr (out, command);
     body = pond_credit_encode (&credit);
     zmsg_append (out, &body);
-    if (zmsg_send (&out, self->store)) {
+    if (!self->store_linked || zmsg_send (&out, self->store)) {
         zmsg_destroy (&out);
         s_relay_end (self, relay, POND_CODE_UNAVAILABLE, "the store went away");
     }
@@ -1240,9 +1266,8 @@ s_control_message (pond_broker_t *self, zmsg_t *msg)
     if (streq (command, POND_STATS)) {
         //  Fresh figures from the store when it is there, else ours alone.
         //  Asked even before the store was first seen: just after start the
-        //  link is up before its first answer, and the send fails at once
-        //  (immediate) when there is no link at all.
-        if (zstr_send (self->store, POND_STATS) == 0) {
+        //  link is up before its first answer.
+        if (self->store_linked && zstr_send (self->store, POND_STATS) == 0) {
             if (zlistx_size (self->stats_waiters) == 0)
                 self->stats_asked_at = zclock_mono ();
             zlistx_add_end (self->stats_waiters, zframe_dup (peer));
@@ -1294,7 +1319,8 @@ s_timers (pond_broker_t *self)
     //  log) now and then for the head, and while the store is away
     if (now - self->store_polled_at >= (self->store_up? STORE_POLL_MS: 100)) {
         bool stats = !self->store_up || now - self->stats_polled_at >= STATS_POLL_MS;
-        zstr_send (self->store, stats? POND_STATS: POND_PING);
+        if (self->store_linked)
+            zstr_send (self->store, stats? POND_STATS: POND_PING);
         self->store_polled_at = now;
         if (stats)
             self->stats_polled_at = now;
@@ -1413,6 +1439,30 @@ s_pub_subscriptions (pond_broker_t *self)
     }
 }
 
+//  The store link's connection came up or went: send to the store only
+//  while it is up. On a new connection, ask at once, so we know the store
+//  is there before the next publish.
+static void
+s_store_link_events (pond_broker_t *self)
+{
+    zmsg_t *msg;
+    while ((msg = zmsg_recv (self->store_monitor))) {
+        zframe_t *frame = zmsg_first (msg);
+        uint16_t event = 0;
+        if (frame && zframe_size (frame) >= sizeof event)
+            memcpy (&event, zframe_data (frame), sizeof event);
+        if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+            self->store_linked = true;
+            zstr_send (self->store, POND_STATS);
+            self->store_polled_at = zclock_mono ();
+        }
+        else
+        if (event == ZMQ_EVENT_DISCONNECTED)
+            self->store_linked = false;
+        zmsg_destroy (&msg);
+    }
+}
+
 //  Learn the head from the store's stats, so heartbeats are right even
 //  before the first publish.
 static void
@@ -1454,8 +1504,6 @@ pond_broker_run (pond_broker_t *self)
     else
         zsys_info ("pond-broker: local mode: no keys (anyone who reaches these endpoints "
                    "may publish; see --keys)");
-    //  Ask the store at once, so we know it is up before the first publish
-    zstr_send (self->store, POND_STATS);
     self->store_polled_at = zclock_mono ();
     //  One zmq_poll per turn; then each ready socket is drained without
     //  blocking (receive timeouts are 0), a bounded number of messages each
@@ -1464,14 +1512,17 @@ pond_broker_run (pond_broker_t *self)
         { zsock_resolve (self->ingest), 0, ZMQ_POLLIN, 0 },
         { zsock_resolve (self->control), 0, ZMQ_POLLIN, 0 },
         { zsock_resolve (self->pub), 0, ZMQ_POLLIN, 0 },
+        { zsock_resolve (self->store_monitor), 0, ZMQ_POLLIN, 0 },
     };
     while (!zsys_interrupted) {
         int timeout = self->pending_count && s_free_batch (self)? 0: 50;
-        if (zmq_poll (items, 4, timeout) < 0) {
+        if (zmq_poll (items, 5, timeout) < 0) {
             if (zmq_errno () == ETERM)
                 break;          //  context gone
             continue;           //  EINTR: the loop condition sees SIGTERM
         }
+        if (items [4].revents & ZMQ_POLLIN)
+            s_store_link_events (self);
         //  Store first: its answers free batch slots for the next APPEND
         zmsg_t *msg;
         if (items [0].revents & ZMQ_POLLIN)

@@ -6,6 +6,7 @@
 #include <criterion/criterion.h>
 #include <czmq.h>
 #include <signal.h>
+#include <sys/wait.h>
 
 #include "pond_harness.h"
 #include "pond_proto.h"
@@ -859,6 +860,7 @@ Test (broker, error_carries_rid_and_cancel_ends_410)
     zframe_destroy (&body);
     zmsg_destroy (&msg);
     zsock_destroy (&control);
+    zsock_destroy (&ingest);
 }
 
 //  A second broker on the data directory of a running
@@ -955,4 +957,123 @@ Test (broker, pong_says_whether_the_store_is_reachable)
     }
     cr_assert (down, "PONG says store_up: false once the store is gone");
     zsock_destroy (&ingest);
+}
+
+//  ---------------------------------------------------------------------
+//  The store link ending in the middle of a reply. The broker is alone
+//  here, with a stand-in store (a ROUTER) that answers its STATS with
+//  replies of many frames and then goes away. With ZMQ_IMMEDIATE on the
+//  store DEALER, libzmq 4.3 tore the link's pipe down without delay when
+//  the connection ended, also while the broker was half way through a
+//  reply (libzmq handles commands every 100 frames inside zmq_msg_recv),
+//  and the next frame aborted the broker: "Assertion failed: !_more
+//  (src/fq.cpp:112)".
+
+#define CUT_ROUNDS      3
+#define CUT_REPLIES     4           //  replies queued before the store goes
+#define CUT_FRAMES      50000       //  frames per reply
+
+static pid_t cut_broker = -1;
+static char *cut_dir;
+static zsock_t *fake;               //  the stand-in store
+
+static void
+s_cut_teardown (void)
+{
+    if (cut_broker > 0)
+        pond_harness_stop (cut_broker, SIGTERM);
+    cut_broker = -1;
+    zsock_destroy (&fake);
+    if (getenv ("POND_KEEP_TEST_DIR"))
+        fprintf (stderr, "test data kept in %s\n", cut_dir);
+    else
+        pond_harness_rmtree (cut_dir);
+    zstr_free (&cut_dir);
+}
+
+//  A broker that has died: its status in words, else NULL
+static const char *
+s_died (pid_t pid, char *text, size_t size)
+{
+    int status;
+    if (waitpid (pid, &status, WNOHANG) != pid)
+        return NULL;
+    snprintf (text, size, "%s %d", WIFSIGNALED (status)? "signal": "exit code",
+              WIFSIGNALED (status)? WTERMSIG (status): WEXITSTATUS (status));
+    return text;
+}
+
+Test (broker_link, survives_the_store_going_away_mid_reply, .fini = s_cut_teardown,
+      .timeout = 120)
+{
+    zsys_init ();
+    zsys_set_logstream (stderr);
+    cut_dir = pond_harness_tempdir ();
+    cr_assert_not_null (cut_dir);
+    char store [256], ingest [256], pub [256], control [256], ready [512], log [512];
+    //  tcp, on one port: a new store's ipc file could be unlinked by the
+    //  previous one's listener as it closes
+    snprintf (store, sizeof store, "tcp://127.0.0.1:*");
+    snprintf (ingest, sizeof ingest, "ipc://%s/ingest.ipc", cut_dir);
+    snprintf (pub, sizeof pub, "ipc://%s/pub.ipc", cut_dir);
+    snprintf (control, sizeof control, "ipc://%s/control.ipc", cut_dir);
+    snprintf (ready, sizeof ready, "%s/broker.zpl", cut_dir);
+    snprintf (log, sizeof log, "%s/broker.log", cut_dir);
+    char died [64];
+    for (int round = 0; round <= CUT_ROUNDS; round++) {
+        fake = zsock_new (ZMQ_ROUTER);
+        cr_assert_not_null (fake);
+        //  Linger: every queued reply goes out before the connection ends
+        zsock_set_linger (fake, 30000);
+        int64_t deadline = zclock_mono () + 10000;
+        int rc;
+        while ((rc = zsock_bind (fake, "%s", store)) < 0 && zclock_mono () < deadline)
+            zclock_sleep (20);      //  the previous store's port is still closing
+        cr_assert_geq (rc, 0, "cannot bind %s", store);
+        char *bound = zsock_last_endpoint (fake);
+        snprintf (store, sizeof store, "%s", bound);
+        zstr_free (&bound);
+        if (round == 0) {
+            cut_broker = pond_harness_spawn ("pond-broker", log, "--data", cut_dir,
+                                             "--store", store, "--ingest", ingest,
+                                             "--pub", pub, "--control", control, NULL);
+            cr_assert_gt (cut_broker, 0);
+            cr_assert_eq (pond_harness_wait_file (ready, 10000), 0,
+                          "pond-broker did not start; see %s", log);
+        }
+        //  The broker asks for STATS as soon as it reaches the store: it
+        //  is alive and connected
+        zmsg_t *ask = NULL;
+        const char *dead = NULL;
+        deadline = zclock_mono () + 20000;
+        while (!ask && !(dead = s_died (cut_broker, died, sizeof died))
+           &&  zclock_mono () < deadline)
+            ask = s_recv (fake, 100);
+        if (dead)
+            cut_broker = -1;        //  reaped
+        cr_assert_not_null (ask, "round %d: no STATS from the broker (%s; see %s)", round,
+                            dead? dead: "alive", log);
+        zframe_t *routing_id = zmsg_pop (ask);
+        zmsg_destroy (&ask);
+        if (round == CUT_ROUNDS) {
+            zframe_destroy (&routing_id);
+            zsock_destroy (&fake);
+            break;
+        }
+        //  Long replies, then the store goes: the broker is still reading
+        //  the first when the connection ends
+        for (int reply_nbr = 0; reply_nbr < CUT_REPLIES; reply_nbr++) {
+            zmsg_t *reply = zmsg_new ();
+            zframe_t *to = zframe_dup (routing_id);
+            zmsg_append (reply, &to);
+            zmsg_addstr (reply, POND_STATS);
+            for (int frame_nbr = 0; frame_nbr < CUT_FRAMES; frame_nbr++)
+                zmsg_addmem (reply, "x", 1);
+            cr_assert_eq (zmsg_send (&reply, fake), 0);
+        }
+        zframe_destroy (&routing_id);
+        zsock_destroy (&fake);
+    }
+    cr_assert_null (s_died (cut_broker, died, sizeof died),
+                    "the broker died (%s); see %s", died, log);
 }
