@@ -387,18 +387,18 @@ Test (memory, slow_subscriber_200k, .timeout = 240)
 
     cr_assert_eq (producer->acked, SUB_EVENTS);
     cr_assert_eq (s_stat ("store/head"), SUB_EVENTS, "all stored");
-    //  Every event is published once it is stored, except where the broker
-    //  gave up waiting for the store (3 s, on a machine under load): that
-    //  batch got NACK 503, and the resent events came back as duplicates,
-    //  stored but never published. Live delivery is at most once: the log
-    //  is the way to fill such a gap (actors do).
+    //  Every event is published once it is stored, also where the broker
+    //  gave up waiting for the store (3 s, on a machine under load) and
+    //  answered 503: the late APPENDED is published all the same, and the
+    //  resend comes back as a duplicate, not published twice
     uint64_t published = s_stat ("broker/published");
-    uint64_t unpublished = producer->dups;
-    cr_assert_geq (published + unpublished, SUB_EVENTS, "published %" PRIu64, published);
-    cr_assert_geq (readers.received + unpublished, SUB_EVENTS, "a reader that keeps up gets "
-                   "every event published (%" PRIu64 " of %d)", readers.received, SUB_EVENTS);
-    cr_assert_lt (held, SUB_EVENTS / 2, "the stuck subscriber holds %" PRIu64 " events: "
-                  "the broker must drop for it, not queue", held);
+    cr_assert_eq (published, SUB_EVENTS, "published %" PRIu64, published);
+    cr_assert_eq (readers.received, SUB_EVENTS, "a reader that keeps up gets every event "
+                  "published (%" PRIu64 " of %d)", readers.received, SUB_EVENTS);
+    //  What the broker queues for it (the pub socket's high-water mark,
+    //  10,000 small events) plus its own SUB queue (1,000)
+    cr_assert_leq (held, 10000 + 1000, "the stuck subscriber holds %" PRIu64 " events: "
+                   "the broker must drop for it, not queue", held);
     fprintf (stderr, "slow subscriber: %d events ACKed in %.1f s (%.0f/s, %" PRIu64 " NACK 503, "
              "%" PRIu64 " resends, %" PRIu64 " dups) while a SUB socket never read; it "
              "holds %" PRIu64 " messages at the end; the live reader got %" PRIu64 "; peak RSS "
