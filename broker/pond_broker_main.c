@@ -3,6 +3,7 @@
 */
 #include "pond_broker.h"
 #include "pond_pidlock.h"
+#include "pond_thread.h"
 
 #include <getopt.h>
 #include <limits.h>
@@ -163,8 +164,11 @@ main (int argc, char *argv [])
     config.verbose = verbose;
     pond_broker_t *broker = pond_broker_new (&config);
     int rc = 1;
-    if (broker && s_write_endpoints (broker, dir, config.keys != NULL) == 0)
+    if (broker && s_write_endpoints (broker, dir, config.keys != NULL) == 0) {
         rc = pond_broker_run (broker);
+        //  Stopping: a second signal waits instead of cutting the shutdown
+        pond_thread_block_signals (NULL);
+    }
     pond_broker_destroy (&broker);
     zconfig_destroy (&file);
     pond_pidlock_destroy (&lock);

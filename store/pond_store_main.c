@@ -8,6 +8,7 @@
 #include "pond_store_server.h"
 #include "pond_keys.h"
 #include "pond_pidlock.h"
+#include "pond_thread.h"
 
 #include <getopt.h>
 #include <unistd.h>
@@ -158,6 +159,10 @@ main (int argc, char *argv [])
                    pond_store_server_endpoint (server), pond_store_head (store),
                    keys? ", CURVE: only the broker's key may talk": ", no keys");
         rc = pond_store_server_run (server, NULL);
+        //  Stopping: a second signal (Ctrl-C twice, a supervisor and a
+        //  user) waits, pending, instead of killing the process half-way
+        //  through its shutdown, once CZMQ has put the default handlers back
+        pond_thread_block_signals (NULL);
         zsys_info ("pond-store: stopping, head %" PRIu64, pond_store_head (store));
         char ready [PATH_MAX];
         snprintf (ready, sizeof ready, "%s/store.zpl", dir);
