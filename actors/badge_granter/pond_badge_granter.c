@@ -907,8 +907,9 @@ pond_badge_granter_recompute (pond_badge_granter_t *self, pond_actor_t *actor,
     bool acked [S_EMIT_BATCH];
     if (rc == 0 && plan.rc == 0 && delegate && emit_rules) {
         //  Apply the rules event (and what came before it): that emits
-        //  the changes; report what it did
-        if (pond_actor_catch_up (actor))
+        //  the changes; report what it did. Then apply those changes too,
+        //  so a query right after the answer sees them (read your writes)
+        if (pond_actor_catch_up (actor) || pond_actor_catch_up (actor))
             rc = -1;
         else
         if (self && memcmp (self->reeval_id, rules_id, POND_ID_SIZE) == 0
