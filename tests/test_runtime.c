@@ -461,6 +461,23 @@ Test (runtime, live_apply_and_query)
 //  ---------------------------------------------------------------------
 //  (2) Catch-up from existing history, then --verify
 
+//  A second actor of the same name on the same data directory is refused
+//  before it touches anything, naming the pid of the one that runs
+Test (runtime, second_actor_is_refused_naming_the_holder)
+{
+    int slot = s_actor_start (NULL);
+    cJSON_Delete (s_wait_position (0, 5000));
+    int rc;
+    char *out = pond_harness_run (&rc, "%s/%s --data %s 2>&1", POND_BIN_DIR, ACTOR, mesh->dir);
+    cr_assert_eq (rc, 1, "a second actor exits 1: %s", out);
+    char says [128];
+    snprintf (says, sizeof says, "another %s (pid %d)", ACTOR, (int) actors [slot]);
+    cr_assert (strstr (out, says), "it names the holder: %s", out);
+    free (out);
+    //  ... and the first still answers
+    cJSON_Delete (s_wait_position (0, 5000));
+}
+
 Test (runtime, catch_up_and_verify)
 {
     s_publish (3000);

@@ -38,6 +38,7 @@
 #include "pond_actor.h"
 #include "pond_client.h"
 #include "pond_keys.h"
+#include "pond_pidlock.h"
 
 #include <getopt.h>
 #include <signal.h>
@@ -1751,6 +1752,7 @@ pond_actor_main (const pond_actor_spec_t *spec, int argc, char *argv [],
     assert (spec->name && spec->names && spec->apply && spec->query);
     const char *dir = NULL, *view = NULL, *query = NULL, *keys = NULL, *as = NULL;
     bool rebuild = false, verify = false, verbose = false;
+    pond_pidlock_t *lock = NULL;        //  held while this actor runs
     static struct option options [] = {
         { "data", required_argument, 0, 'd' }, { "view", required_argument, 0, 'w' },
         { "query", required_argument, 0, 'q' }, { "rebuild", no_argument, 0, 'r' },
@@ -1833,6 +1835,22 @@ pond_actor_main (const pond_actor_spec_t *spec, int argc, char *argv [],
         rc = s_verify (self);
         goto done;
     }
+    //  One actor of a name per data directory: a second one is refused,
+    //  naming the pid that holds the lock, before it touches anything
+    char lock_path [1100];
+    snprintf (lock_path, sizeof lock_path, "%s/%s.lock", dir, spec->name);
+    char lock_err [1200];
+    pid_t holder = 0;
+    lock = pond_pidlock_new (lock_path, 1, &holder, lock_err, sizeof lock_err);
+    if (!lock) {
+        if (holder)
+            fprintf (stderr, "pond-%s: another pond-%s (pid %d) serves %s; stop it first "
+                     "(pond down --data %s for a mesh started with pond up)\n", spec->name,
+                     spec->name, (int) holder, dir, dir);
+        else
+            fprintf (stderr, "pond-%s: %s\n", spec->name, lock_err);
+        goto done;
+    }
     if (rebuild) {
         zsys_info ("%s: --rebuild: deleting the view %s", self->name, self->view_path);
         if (pond_view_drop (self->view_path))
@@ -1862,5 +1880,6 @@ done:
     pond_view_destroy (&self->view);
     free (self);
     pond_keys_reset ();
+    pond_pidlock_destroy (&lock);
     return rc;
 }
