@@ -3299,7 +3299,7 @@ Test (event, peek_id_reads_the_id_of_an_event_that_does_not_decode)
     char err [POND_ERR_SIZE];
     cr_assert_null (pond_event_decode (bytes, size, err, sizeof err));
     cr_assert (pond_event_peek_id (bytes, size, id));
-    cr_assert_arr_eq (id, ID_RAW + 2, 16);
+    cr_assert_arr_eq (id, &ID_RAW [2], 16);
     free (bytes);
     //  Only the id: no id, a nil id, an id of 15 bytes, not a map
     bytes = s_map_bytes (EVENT_KVS, "id", NULL, &size);
