@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "pond_harness.h"
@@ -34,14 +33,6 @@ s_teardown (void)
     free (s_dir);
 }
 
-static int64_t
-s_now_ms (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 //  Start /bin/sh -c script, output to DIR/sh.log
 static pid_t
 s_sh (const char *script)
@@ -61,11 +52,11 @@ Test (process, stop_with_sigterm)
     pid_t pid = s_sh ("exec sleep 30");
     int status;
     cr_expect_eq (pond_process_wait_exit (pid, 50, &status), 1, "a sleeping child has not exited");
-    int64_t start = s_now_ms ();
+    int64_t start = zclock_mono ();
     status = pond_process_stop (pid, SIGTERM, 5000);
     cr_assert (WIFSIGNALED (status), "status %d", status);
     cr_expect_eq (WTERMSIG (status), SIGTERM);
-    cr_expect_lt (s_now_ms () - start, 2000, "SIGTERM should end sleep at once");
+    cr_expect_lt (zclock_mono () - start, 2000, "SIGTERM should end sleep at once");
     //  Reaped: it is no child of ours any more
     cr_expect_eq (pond_process_wait_exit (pid, 0, &status), -1);
     cr_expect_eq (pond_process_stop (pid, SIGTERM, 100), -1);
@@ -79,9 +70,9 @@ Test (process, stop_escalates_to_sigkill)
     snprintf (script, sizeof script, "trap '' TERM; touch %s; exec sleep 30", ready);
     pid_t pid = s_sh (script);
     cr_assert_eq (pond_process_wait_file (ready, 5000), 0, "the child did not write %s", ready);
-    int64_t start = s_now_ms ();
+    int64_t start = zclock_mono ();
     int status = pond_process_stop (pid, SIGTERM, 300);
-    int64_t took = s_now_ms () - start;
+    int64_t took = zclock_mono () - start;
     cr_assert (WIFSIGNALED (status), "status %d", status);
     cr_expect_eq (WTERMSIG (status), SIGKILL, "killed by %d", WTERMSIG (status));
     cr_expect_geq (took, 300, "escalated after %lld ms, before the timeout", (long long) took);
@@ -92,9 +83,9 @@ Test (process, wait_file_times_out)
 {
     char path [512];
     snprintf (path, sizeof path, "%s/never", s_dir);
-    int64_t start = s_now_ms ();
+    int64_t start = zclock_mono ();
     cr_expect_eq (pond_process_wait_file (path, 200), -1);
-    int64_t took = s_now_ms () - start;
+    int64_t took = zclock_mono () - start;
     cr_expect_geq (took, 200);
     cr_expect_lt (took, 2000);
 }
