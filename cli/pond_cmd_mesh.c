@@ -500,7 +500,9 @@ s_up_report_failure (pond_cli_t *cli, const char *dir, const char *line)
 }
 
 //  Run the supervisor as a daemon (double fork, setsid) and follow its
-//  start through a pipe. Returns an exit code.
+//  start through a pipe. Returns an exit code. Not zsys_daemonize: it
+//  exit ()s its caller, closes every descriptor (the pipe too), sends the
+//  output to /dev/null instead of the log, sets umask 027, and no setsid.
 static int
 s_up_daemon (pond_cli_t *cli, pond_supervisor_t *supervisor, const char *dir)
 {
