@@ -102,6 +102,23 @@ pond_harness_wait_text (const char *path, const char *text, int timeout_ms)
     return -1;
 }
 
+bool
+pond_harness_pid_runs_in (pid_t pid, const char *dir)
+{
+    char path [64], cmdline [4096];
+    snprintf (path, sizeof path, "/proc/%d/cmdline", (int) pid);
+    FILE *file = pid > 0 && dir? fopen (path, "r"): NULL;
+    if (!file)
+        return false;
+    size_t size = fread (cmdline, 1, sizeof cmdline - 1, file);
+    fclose (file);
+    for (size_t i = 0; i < size; i++)
+        if (cmdline [i] == 0)
+            cmdline [i] = ' ';
+    cmdline [size] = 0;
+    return strstr (cmdline, dir) != NULL;
+}
+
 //  Is msg a heartbeat ($HEARTBEAT topic)?
 static bool
 s_is_heartbeat (zmsg_t *msg)
