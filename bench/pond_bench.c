@@ -72,6 +72,7 @@
 #define _GNU_SOURCE
 #include "bench_quack.h"
 #include "pond_client.h"
+#include "pond_process.h"
 #include "pond_time.h"
 #include "pond_thread.h"
 #include "pond_uuid.h"
@@ -87,7 +88,6 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -296,24 +296,10 @@ s_mesh_spawn (bench_mesh_t *self, const char *name, char *const argv [])
                  binary, strerror (errno));
         return -1;
     }
-    pid_t parent = getpid ();
-    pid_t pid = fork ();
-    if (pid == 0) {
-        prctl (PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid () != parent)
-            _exit (127);
-        int fd = open (log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd >= 0) {
-            dup2 (fd, 1);
-            dup2 (fd, 2);
-            close (fd);
-        }
-        execv (binary, argv);
-        fprintf (stderr, "cannot exec %s: %s\n", binary, strerror (errno));
-        _exit (127);
-    }
+    pond_process_options_t options = { .death_signal = SIGKILL };
+    pid_t pid = pond_process_spawn (binary, argv, log, &options);
     if (pid < 0)
-        fprintf (stderr, "pond-bench: fork failed: %s\n", strerror (errno));
+        fprintf (stderr, "pond-bench: cannot start %s: %s\n", binary, strerror (errno));
     return pid;
 }
 
@@ -327,7 +313,7 @@ s_mesh_wait_ready (bench_mesh_t *self, const char *file, pid_t pid)
         if (access (path, F_OK) == 0)
             return 0;
         int status;
-        if (waitpid (pid, &status, WNOHANG) == pid) {
+        if (pond_process_wait_exit (pid, 0, &status) == 0) {
             fprintf (stderr, "pond-bench: pid %d exited (status %d) before writing %s\n",
                      (int) pid, status, path);
             return -1;
@@ -347,17 +333,12 @@ s_mesh_stop_pid (pid_t pid)
         return -1;
     kill (pid, SIGTERM);
     int status;
-    for (int waited = 0; waited < 10000; waited += 10) {
-        pid_t rc = waitpid (pid, &status, WNOHANG);
-        if (rc == pid)
-            return status;
-        if (rc < 0)
-            return -1;
-        s_sleep_ms (10);
+    int rc = pond_process_wait_exit (pid, 10000, &status);
+    if (rc == 1) {
+        fprintf (stderr, "pond-bench: pid %d ignored SIGTERM for 10 s, killing it\n", (int) pid);
+        return pond_process_stop (pid, SIGKILL, -1);
     }
-    fprintf (stderr, "pond-bench: pid %d ignored SIGTERM for 10 s, killing it\n", (int) pid);
-    kill (pid, SIGKILL);
-    return waitpid (pid, &status, 0) == pid? status: -1;
+    return rc == 0? status: -1;
 }
 
 //  True if store and broker both still run; a dead one is reaped, reported

@@ -15,6 +15,7 @@
 #include "pond_actor_link.h"
 #include "pond_supervisor.h"
 #include "pond_keys.h"
+#include "pond_process.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -168,19 +169,11 @@ pond_mesh_child_start (pond_mesh_child_t *self, const char *path, char *const ar
         }
         return -1;
     }
-    fflush (NULL);
-    pid_t pid = fork ();
-    if (pid == 0) {
-        int null_fd = open ("/dev/null", O_RDONLY);
-        if (null_fd >= 0)
-            dup2 (null_fd, 0);
-        dup2 (out [1], 1);
-        if (!inherit_stderr)
-            dup2 (err [1], 2);
-        execv (path, argv);
-        dprintf (2, "cannot run %s: %s\n", path, strerror (errno));
-        _exit (127);
-    }
+    pond_process_options_t options = {
+        .null_stdin = true, .stdout_fd = out [1], .stderr_fd = inherit_stderr? 0: err [1],
+        .inherit_stderr = inherit_stderr
+    };
+    pid_t pid = pond_process_spawn (path, argv, NULL, &options);
     close (out [1]);
     if (!inherit_stderr)
         close (err [1]);
@@ -257,11 +250,9 @@ pond_mesh_children_finish (pond_mesh_child_t *children, size_t count, int timeou
         }
         if (child->pid > 0) {
             if (rc)
-                kill (child->pid, SIGKILL);
-            pid_t reaped;
-            while ((reaped = waitpid (child->pid, &child->status, 0)) == -1 && errno == EINTR)
-                ;               //  a signal is not the child's end
-            if (reaped != child->pid)
+                child->status = pond_process_stop (child->pid, SIGKILL, -1);
+            else
+            if (pond_process_wait_exit (child->pid, -1, &child->status))
                 child->status = -1;
         }
     }
@@ -509,7 +500,9 @@ s_up_report_failure (pond_cli_t *cli, const char *dir, const char *line)
 }
 
 //  Run the supervisor as a daemon (double fork, setsid) and follow its
-//  start through a pipe. Returns an exit code.
+//  start through a pipe. Returns an exit code. Not zsys_daemonize: it
+//  exit ()s its caller, closes every descriptor (the pipe too), sends the
+//  output to /dev/null instead of the log, sets umask 027, and no setsid.
 static int
 s_up_daemon (pond_cli_t *cli, pond_supervisor_t *supervisor, const char *dir)
 {

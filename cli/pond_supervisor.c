@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #include "pond_supervisor.h"
 #include "pond_pidlock.h"
+#include "pond_process.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -526,7 +527,7 @@ s_describe_exit (int status, char *text, size_t size)
 
 //  Start one process: its own process group (so Ctrl-C on a foreground
 //  supervisor reaches only the supervisor), killed if the supervisor dies,
-//  output appended to its log. Returns 0, or -1 if fork failed.
+//  output appended to its log. Returns 0, or -1 if it could not be started.
 static int
 s_child_start (pond_supervisor_t *self, child_t *child)
 {
@@ -556,40 +557,16 @@ s_child_start (pond_supervisor_t *self, child_t *child)
         argv [argc++] = token;
     argv [argc] = NULL;
 
-    int log_fd = open (child->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (log_fd < 0) {
-        s_log (self, "cannot open %s: %s", child->log, strerror (errno));
-        return -1;
-    }
-    fflush (NULL);
-    pid_t parent = getpid ();
-    pid_t pid = fork ();
-    if (pid == 0) {
-        setpgid (0, 0);
-        prctl (PR_SET_PDEATHSIG, SIGTERM);
-        if (getppid () != parent)
-            _exit (1);              //  The supervisor died meanwhile
-        int null_fd = open ("/dev/null", O_RDONLY);
-        if (null_fd >= 0) {
-            dup2 (null_fd, 0);
-            close (null_fd);
-        }
-        dup2 (log_fd, 1);
-        dup2 (log_fd, 2);
-        signal (SIGPIPE, SIG_DFL);
-        signal (SIGHUP, SIG_DFL);
-        sigset_t none;
-        sigemptyset (&none);
-        sigprocmask (SIG_SETMASK, &none, NULL);
-        dprintf (2, "---- %s: started by pond-supervisor (pid %d) as pid %d\n",
-                 child->name, (int) parent, (int) getpid ());
-        execv (child->path, argv);
-        dprintf (2, "pond-supervisor: cannot run %s: %s\n", child->path, strerror (errno));
-        _exit (127);
-    }
-    close (log_fd);
+    char banner [256];
+    snprintf (banner, sizeof banner, "---- %s: started by pond-supervisor (pid %d)",
+              child->name, (int) getpid ());
+    pond_process_options_t options = {
+        .death_signal = SIGTERM, .new_group = true, .null_stdin = true,
+        .reset_signals = true, .banner = banner, .who = "pond-supervisor"
+    };
+    pid_t pid = pond_process_spawn (child->path, argv, child->log, &options);
     if (pid < 0) {
-        s_log (self, "cannot start %s: fork: %s", child->name, strerror (errno));
+        s_log (self, "cannot start %s: %s (log %s)", child->name, strerror (errno), child->log);
         return -1;
     }
     child->pid = pid;
@@ -737,18 +714,14 @@ s_child_stop (pond_supervisor_t *self, child_t *child)
     s_log (self, "stopping %s (pid %d)", child->name, (int) child->pid);
     kill (child->pid, SIGTERM);
     int status = 0;
-    int64_t deadline = zclock_mono () + self->stop_timeout_ms;
-    pid_t rc;
-    while ((rc = waitpid (child->pid, &status, WNOHANG)) == 0 && zclock_mono () < deadline)
-        zclock_sleep (10);
-    if (rc == 0) {
+    int rc = pond_process_wait_exit (child->pid, self->stop_timeout_ms, &status);
+    if (rc == 1) {
         s_log (self, "%s did not stop within %d ms: SIGKILL", child->name,
                self->stop_timeout_ms);
-        kill (child->pid, SIGKILL);
-        while ((rc = waitpid (child->pid, &status, 0)) == -1 && errno == EINTR)
-            ;
+        status = pond_process_stop (child->pid, SIGKILL, -1);
+        rc = status == -1? -1: 0;
     }
-    if (rc == child->pid) {
+    if (rc == 0) {
         s_describe_exit (status, child->last_exit, sizeof child->last_exit);
         s_log (self, "%s stopped (%s)", child->name, child->last_exit);
     }

@@ -3,16 +3,14 @@
 */
 #define _GNU_SOURCE
 #include "pond_harness.h"
+#include "pond_process.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <ftw.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -48,24 +46,9 @@ pond_harness_spawnv (const char *log_path, char *const argv [])
 {
     char binary [512];
     snprintf (binary, sizeof binary, "%s/%s", POND_BIN_DIR, argv [0]);
-    pid_t parent = getpid ();
-    pid_t pid = fork ();
-    if (pid == 0) {
-        //  Die with the test, whatever way the test ends
-        prctl (PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid () != parent)
-            _exit (127);
-        int fd = open (log_path? log_path: "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd >= 0) {
-            dup2 (fd, 1);
-            dup2 (fd, 2);
-            close (fd);
-        }
-        execv (binary, argv);
-        fprintf (stderr, "cannot exec %s: %s\n", binary, strerror (errno));
-        _exit (127);
-    }
-    return pid;
+    //  Die with the test, whatever way the test ends
+    pond_process_options_t options = { .death_signal = SIGKILL };
+    return pond_process_spawn (binary, argv, log_path, &options);
 }
 
 pid_t
@@ -91,33 +74,13 @@ s_sleep_ms (int ms)
 int
 pond_harness_stop (pid_t pid, int signal)
 {
-    if (pid <= 0)
-        return -1;
-    kill (pid, signal);
-    int status;
-    for (int waited = 0; waited < 5000; waited += 10) {
-        pid_t rc = waitpid (pid, &status, WNOHANG);
-        if (rc == pid)
-            return status;
-        if (rc < 0)
-            return -1;
-        s_sleep_ms (10);
-    }
-    kill (pid, SIGKILL);
-    if (waitpid (pid, &status, 0) != pid)
-        return -1;
-    return status;
+    return pond_process_stop (pid, signal, 5000);
 }
 
 int
 pond_harness_wait_file (const char *path, int timeout_ms)
 {
-    for (int waited = 0; waited <= timeout_ms; waited += 10) {
-        if (access (path, F_OK) == 0)
-            return 0;
-        s_sleep_ms (10);
-    }
-    return -1;
+    return pond_process_wait_file (path, timeout_ms);
 }
 
 int
@@ -137,6 +100,23 @@ pond_harness_wait_text (const char *path, const char *text, int timeout_ms)
         s_sleep_ms (10);
     }
     return -1;
+}
+
+bool
+pond_harness_pid_runs_in (pid_t pid, const char *dir)
+{
+    char path [64], cmdline [4096];
+    snprintf (path, sizeof path, "/proc/%d/cmdline", (int) pid);
+    FILE *file = pid > 0 && dir? fopen (path, "r"): NULL;
+    if (!file)
+        return false;
+    size_t size = fread (cmdline, 1, sizeof cmdline - 1, file);
+    fclose (file);
+    for (size_t i = 0; i < size; i++)
+        if (cmdline [i] == 0)
+            cmdline [i] = ' ';
+    cmdline [size] = 0;
+    return strstr (cmdline, dir) != NULL;
 }
 
 //  Is msg a heartbeat ($HEARTBEAT topic)?

@@ -42,6 +42,11 @@ int
 int
     pond_harness_wait_file (const char *path, int timeout_ms);
 
+//  True if pid runs with dir on its command line (a process of the test's
+//  data directory, not a recycled pid); false for pid <= 0 or NULL dir.
+bool
+    pond_harness_pid_runs_in (pid_t pid, const char *dir);
+
 //  Run a command line through the shell, capturing stdout into a malloc'd
 //  string (caller frees) and the exit code into *exit_p.
 char *

@@ -78,18 +78,7 @@ static uint64_t *seqs;                  //  ... and their seqs
 static bool
 s_ours (pid_t pid)
 {
-    char path [64], cmdline [4096];
-    snprintf (path, sizeof path, "/proc/%d/cmdline", (int) pid);
-    FILE *file = pid > 0? fopen (path, "r"): NULL;
-    if (!file)
-        return false;
-    size_t size = fread (cmdline, 1, sizeof cmdline - 1, file);
-    fclose (file);
-    for (size_t i = 0; i < size; i++)
-        if (cmdline [i] == 0)
-            cmdline [i] = ' ';
-    cmdline [size] = 0;
-    return dir && strstr (cmdline, dir) != NULL;
+    return pond_harness_pid_runs_in (pid, dir);
 }
 
 //  A key of DIR/supervisor.zpl (e.g. "process/store/pid"); caller frees
