@@ -41,7 +41,7 @@
     make an unwritten group look written.
 */
 #include "pond_store_server.h"
-#include "pond_replay.h"
+#include "pond_cursor.h"
 #include "pond_proto.h"
 #include "pond_keys.h"
 #include "pond_thread.h"
@@ -166,7 +166,7 @@ s_pool_put (void *data, void *hint)
 typedef struct {
     zframe_t *routing_id;
     uint64_t rid;
-    pond_replay_t *cursor;
+    pond_cursor_t *cursor;
     uint32_t credit;                //  chunks the reader can take now
     int64_t credit_at;              //  when it last granted credit
     uint64_t sent;                  //  events delivered in CHUNKs
@@ -327,7 +327,7 @@ s_replay_destroy (s_replay_t **self_p)
     if (self_p && *self_p) {
         s_replay_t *self = *self_p;
         zframe_destroy (&self->routing_id);
-        pond_replay_destroy (&self->cursor);
+        pond_cursor_destroy (&self->cursor);
         zmsg_destroy (&self->pending);
         if (self->pending_data)
             s_pool_put (self->pending_data, self->pool);
@@ -925,7 +925,7 @@ s_replay_end (pond_store_server_t *self, s_replay_t *replay, uint32_t code, cons
         s_pool_put (replay->pending_data, replay->pool);
     replay->pending_data = NULL;
     replay->pending = s_end_message (replay->routing_id, replay->rid, replay->sent,
-                                     replay->cursor? pond_replay_head (replay->cursor): 0,
+                                     replay->cursor? pond_cursor_head (replay->cursor): 0,
                                      code, reason);
     replay->pending_events = 0;
     replay->ended = true;
@@ -992,7 +992,7 @@ s_handle_replay (pond_store_server_t *self, zframe_t *routing_id, zmsg_t *msg)
         replay->credit_at = zclock_mono ();
         replay->started_at = replay->credit_at;
         replay->pool = self->pool;
-        replay->cursor = pond_replay_new (self->store, &request);
+        replay->cursor = pond_cursor_new (self->store, &request);
     }
     if (!replay || !replay->routing_id || !replay->cursor
     ||  !zlistx_add_end (self->replays, replay)) {
@@ -1104,8 +1104,8 @@ s_replay_step (pond_store_server_t *self, s_replay_t *replay, int64_t now)
     if (replay->ended && !replay->pending)
         return -1;                  //  its END could not even be built
     if (!replay->pending) {
-        if (pond_replay_done (replay->cursor)) {
-            const char *error = pond_replay_error (replay->cursor);
+        if (pond_cursor_done (replay->cursor)) {
+            const char *error = pond_cursor_error (replay->cursor);
             s_replay_end (self, replay, error? POND_CODE_STORE_ERROR: POND_CODE_OK,
                           error? error: "");
         }
@@ -1116,26 +1116,26 @@ s_replay_step (pond_store_server_t *self, s_replay_t *replay, int64_t now)
                                        pond_credit_encode (&header));
             //  Packed: the events go out in the pool's buffer they were
             //  read into (s_replay_send), never copied into a frame
-            bool packs = pond_replay_packs (replay->cursor);
+            bool packs = pond_cursor_packs (replay->cursor);
             if (chunk && packs)
                 replay->pending_data = s_pool_get (replay->pool);
             int count = !chunk || (packs && !replay->pending_data)? -1
                       : packs
-                      ? pond_replay_fill_buffer (replay->cursor, replay->pending_data,
+                      ? pond_cursor_fill_buffer (replay->cursor, replay->pending_data,
                                                  POND_CHUNK_PACKED_BYTES, &replay->pending_size,
                                                  POND_CHUNK_PACKED_EVENTS)
-                      : pond_replay_fill (replay->cursor, chunk, POND_CHUNK_EVENTS,
+                      : pond_cursor_fill (replay->cursor, chunk, POND_CHUNK_EVENTS,
                                           POND_CHUNK_BYTES);
             if (count <= 0 && replay->pending_data) {
                 s_pool_put (replay->pending_data, replay->pool);
                 replay->pending_data = NULL;
             }
-            if (count == 0 && !pond_replay_done (replay->cursor))
+            if (count == 0 && !pond_cursor_done (replay->cursor))
                 zmsg_destroy (&chunk);      //  filtered a stretch out: go on next turn
             else
             if (count <= 0) {
                 zmsg_destroy (&chunk);
-                const char *error = pond_replay_error (replay->cursor);
+                const char *error = pond_cursor_error (replay->cursor);
                 s_replay_end (self, replay, count? POND_CODE_STORE_ERROR: POND_CODE_OK,
                               count? (error? error: "out of memory"): "");
             }
@@ -1209,7 +1209,7 @@ s_replay_timeout (pond_store_server_t *self)
         if (replay->pending)
             timeout = timeout < 10? timeout: 10;        //  socket full: poll gently
         else
-        if (replay->credit > 0 || pond_replay_done (replay->cursor))
+        if (replay->credit > 0 || pond_cursor_done (replay->cursor))
             return 0;
         else {
             int64_t left = replay->credit_at + self->replay_timeout - now;
