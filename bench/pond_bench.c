@@ -46,8 +46,8 @@
 
     replay: loads N events (4 names, 1000 entities, ts 1 ms apart) fast,
     unless --data DIR already holds exactly them (loaded once, replayed by
-    every round), then times pond_replay_new plus draining
-    pond_replay_next (every event decoded and checked at the reader) for
+    every round), then times pond_reader_new plus draining
+    pond_reader_next (every event decoded and checked at the reader) for
     M events by seq (a seq range in the middle of the log), and for 2
     names over a time window holding M of their events (2M events of the
     log). M defaults to N / 4. With --slow-rate, a third replay of the
@@ -1327,7 +1327,7 @@ typedef struct {
     double first_ms;            //  time to the first event
 } bench_replay_t;
 
-//  Time one replay from pond_replay_new to its END, decoding every event.
+//  Time one replay from pond_reader_new to its END, decoding every event.
 //  by_seq: events must come with seq first_seq, first_seq + 1, ...; else
 //  in (ts, seq) order. Returns 0, or -1 if it failed or the order was wrong.
 static int
@@ -1336,7 +1336,7 @@ s_replay_time (bench_mesh_t *mesh, const pond_replay_req_t *req, bool by_seq,
 {
     memset (result, 0, sizeof *result);
     int64_t start = s_now_ns ();
-    pond_replay_t *replay = pond_replay_new (mesh->eps.control, req);
+    pond_reader_t *replay = pond_reader_new (mesh->eps.control, req);
     if (!replay) {
         fprintf (stderr, "pond-bench: cannot start a replay on %s\n", mesh->eps.control);
         return -1;
@@ -1345,10 +1345,10 @@ s_replay_time (bench_mesh_t *mesh, const pond_replay_req_t *req, bool by_seq,
     size_t disorder = 0;
     int waited = 0;
     while (true) {
-        pond_event_t *event = pond_replay_next (replay, 1000);
+        pond_event_t *event = pond_reader_next (replay, 1000);
         if (!event) {
             //  Timed out: go on waiting while store and broker live
-            if (pond_replay_code (replay) || zsys_interrupted || !s_mesh_alive (mesh)
+            if (pond_reader_code (replay) || zsys_interrupted || !s_mesh_alive (mesh)
             ||  (waited += 1000) >= BENCH_REPLY_WAIT)
                 break;
             continue;
@@ -1366,12 +1366,12 @@ s_replay_time (bench_mesh_t *mesh, const pond_replay_req_t *req, bool by_seq,
     }
     result->seconds = (double) (s_now_ns () - start) / 1e9;
     int rc = 0;
-    if (pond_replay_code (replay) != POND_CODE_OK) {
-        if (pond_replay_code (replay) == 0 && !zsys_interrupted)
+    if (pond_reader_code (replay) != POND_CODE_OK) {
+        if (pond_reader_code (replay) == 0 && !zsys_interrupted)
             fprintf (stderr, "pond-bench: the replay stalled (%s)\n",
                      s_mesh_alive (mesh)? "no event for 30 s": "a process died");
         fprintf (stderr, "pond-bench: replay failed after %zu events: %d %s\n",
-                 result->events, pond_replay_code (replay), pond_replay_reason (replay));
+                 result->events, pond_reader_code (replay), pond_reader_reason (replay));
         rc = -1;
     }
     else
@@ -1380,7 +1380,7 @@ s_replay_time (bench_mesh_t *mesh, const pond_replay_req_t *req, bool by_seq,
                  result->events, expected, disorder);
         rc = -1;
     }
-    pond_replay_destroy (&replay);
+    pond_reader_destroy (&replay);
     return rc;
 }
 
@@ -1403,7 +1403,7 @@ s_replay_slow (bench_mesh_t *mesh, const pond_replay_req_t *req, double rate, do
                bench_slow_t *result)
 {
     memset (result, 0, sizeof *result);
-    pond_replay_t *replay = pond_replay_new (mesh->eps.control, req);
+    pond_reader_t *replay = pond_reader_new (mesh->eps.control, req);
     if (!replay) {
         fprintf (stderr, "pond-bench: cannot start a replay on %s\n", mesh->eps.control);
         return -1;
@@ -1437,12 +1437,12 @@ s_replay_slow (bench_mesh_t *mesh, const pond_replay_req_t *req, double rate, do
             nanosleep (&ts, NULL);
             continue;
         }
-        pond_event_t *event = pond_replay_next (replay, 1000);
+        pond_event_t *event = pond_reader_next (replay, 1000);
         if (!event) {
-            if (pond_replay_code (replay) || !s_mesh_alive (mesh)) {
+            if (pond_reader_code (replay) || !s_mesh_alive (mesh)) {
                 fprintf (stderr, "pond-bench: slow replay ended after %zu events: %d %s\n",
-                         result->events, pond_replay_code (replay),
-                         pond_replay_reason (replay));
+                         result->events, pond_reader_code (replay),
+                         pond_reader_reason (replay));
                 rc = -1;
                 break;
             }
@@ -1453,7 +1453,7 @@ s_replay_slow (bench_mesh_t *mesh, const pond_replay_req_t *req, double rate, do
     }
     result->seconds = (double) (s_now_ns () - start) / 1e9;
     result->bench_rss_max_kb = s_self_hwm_kb ();
-    pond_replay_destroy (&replay);
+    pond_reader_destroy (&replay);
     return rc;
 }
 
@@ -1824,7 +1824,7 @@ s_usage (FILE *out)
 int
 main (int argc, char *argv [])
 {
-    pond_replay_tune_malloc ();         //  a bulk reader: see pond_client.h
+    pond_reader_tune_malloc ();         //  a bulk reader: see pond_client.h
     bench_options_t options = {
         .producers = 1, .window = 1, .size = 200, .parent = ".", .subscribers = 1,
         .slow_seconds = 5

@@ -706,12 +706,12 @@ pond_cmd_replay (int argc, char *argv [])
     if (req.to_seq && req.to_seq <= req.from_seq)
         return pond_cli_usage (&cli, "--to-seq must be after --from-seq");
 
-    pond_replay_tune_malloc ();         //  this process is a bulk reader
-    pond_replay_t *replay = pond_replay_new (cli.eps.control, &req);
+    pond_reader_tune_malloc ();         //  this process is a bulk reader
+    pond_reader_t *replay = pond_reader_new (cli.eps.control, &req);
     if (!replay)
         return pond_cli_usage (&cli, "cannot use control endpoint '%s'", cli.eps.control);
     pond_event_t *event;
-    while ((event = pond_replay_next (replay, cli.timeout_ms))) {
+    while ((event = pond_reader_next (replay, cli.timeout_ms))) {
         char *json = pond_event_to_json (event);
         if (json) {
             printf ("%s\n", json);
@@ -720,7 +720,7 @@ pond_cmd_replay (int argc, char *argv [])
         pond_event_destroy (&event);
     }
     fflush (stdout);
-    int code = pond_replay_code (replay);
+    int code = pond_reader_code (replay);
     int rc = POND_EXIT_OK;
     if (code == 0) {
         rc = pond_cli_fail (&cli, "no reply from the broker at %s within %d ms",
@@ -730,12 +730,12 @@ pond_cmd_replay (int argc, char *argv [])
     else
     if (code != POND_CODE_OK)
         rc = pond_cli_fail (&cli, "replay failed (%d) after %llu events: %s", code,
-                            (unsigned long long) pond_replay_count (replay),
-                            pond_replay_reason (replay));
+                            (unsigned long long) pond_reader_count (replay),
+                            pond_reader_reason (replay));
     if (rc == POND_EXIT_OK)
         fprintf (stderr, "replayed %llu events\n",
-                 (unsigned long long) pond_replay_count (replay));
-    pond_replay_destroy (&replay);
+                 (unsigned long long) pond_reader_count (replay));
+    pond_reader_destroy (&replay);
     return rc;
 }
 

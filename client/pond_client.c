@@ -772,7 +772,7 @@ pond_sub_sock (pond_sub_t *self)
 //  ---------------------------------------------------------------------
 //  Replay
 
-struct _pond_replay_t {
+struct _pond_reader_t {
     zsock_t *sock;              //  DEALER to the control socket
     pond_keys_watch_t *watch;   //  its handshakes, with keys
     uint64_t rid;
@@ -788,11 +788,11 @@ struct _pond_replay_t {
 };
 
 static void
-s_replay_fail (pond_replay_t *self, int code, const char *format, ...)
+s_replay_fail (pond_reader_t *self, int code, const char *format, ...)
     __attribute__ ((format (printf, 3, 4)));
 
 static void
-s_replay_fail (pond_replay_t *self, int code, const char *format, ...)
+s_replay_fail (pond_reader_t *self, int code, const char *format, ...)
 {
     self->code = code;
     va_list args;
@@ -802,7 +802,7 @@ s_replay_fail (pond_replay_t *self, int code, const char *format, ...)
 }
 
 void
-pond_replay_tune_malloc (void)
+pond_reader_tune_malloc (void)
 {
 #if defined (__GLIBC__)
     mallopt (M_MMAP_THRESHOLD, 4 * 1024 * 1024);
@@ -812,19 +812,19 @@ pond_replay_tune_malloc (void)
 
 //  Send CREDIT (chunks > 0) or CANCEL (chunks 0) for our rid.
 static void
-s_replay_credit (pond_replay_t *self, uint32_t chunks)
+s_replay_credit (pond_reader_t *self, uint32_t chunks)
 {
     pond_credit_t credit = { .rid = self->rid, .chunks = chunks };
     zframe_t *body = pond_credit_encode (&credit);
     s_send_frame (self->sock, chunks? POND_CREDIT: POND_CANCEL, &body);
 }
 
-pond_replay_t *
-pond_replay_new (const char *control_endpoint, const pond_replay_req_t *req)
+pond_reader_t *
+pond_reader_new (const char *control_endpoint, const pond_replay_req_t *req)
 {
     assert (control_endpoint);
     assert (req);
-    pond_replay_t *self = (pond_replay_t *) zmalloc (sizeof (pond_replay_t));
+    pond_reader_t *self = (pond_reader_t *) zmalloc (sizeof (pond_reader_t));
     if (!self)
         return NULL;
     pond_replay_req_t copy = *req;
@@ -836,7 +836,7 @@ pond_replay_new (const char *control_endpoint, const pond_replay_req_t *req)
     while (copy.rid == 0) {
         uint8_t random [POND_ID_SIZE];
         if (pond_uuid_v7 (random)) {
-            pond_replay_destroy (&self);
+            pond_reader_destroy (&self);
             return NULL;
         }
         memcpy (&copy.rid, random + 8, sizeof copy.rid);
@@ -848,7 +848,7 @@ pond_replay_new (const char *control_endpoint, const pond_replay_req_t *req)
     self->sock = s_dealer_new (control_endpoint, false, POND_CLIENT_ACK_TIMEOUT, &self->watch);
     zframe_t *body = self->sock? pond_replay_req_encode (&copy): NULL;
     if (!body) {
-        pond_replay_destroy (&self);
+        pond_reader_destroy (&self);
         return NULL;
     }
     //  Check the request as the server will, so that a nonsense request
@@ -866,11 +866,11 @@ pond_replay_new (const char *control_endpoint, const pond_replay_req_t *req)
 }
 
 void
-pond_replay_destroy (pond_replay_t **self_p)
+pond_reader_destroy (pond_reader_t **self_p)
 {
     assert (self_p);
     if (*self_p) {
-        pond_replay_t *self = *self_p;
+        pond_reader_t *self = *self_p;
         if (self->sock && self->code == 0) {
             //  Tell the server to stop; give the CANCEL a moment to leave
             s_replay_credit (self, 0);
@@ -889,7 +889,7 @@ pond_replay_destroy (pond_replay_t **self_p)
 //  least one), so that one CREDIT crosses broker and store per few chunks
 //  instead of one per chunk, while the other half keeps the server busy.
 static void
-s_replay_grant (pond_replay_t *self)
+s_replay_grant (pond_reader_t *self)
 {
     uint32_t batch = self->window > 1? self->window / 2: 1;
     if (++self->owed >= batch) {
@@ -901,7 +901,7 @@ s_replay_grant (pond_replay_t *self)
 //  Handle one message from the control socket: a CHUNK becomes the chunk
 //  being consumed; END and ERROR set the code; the rest is ignored.
 static void
-s_replay_handle (pond_replay_t *self, zmsg_t **msg_p)
+s_replay_handle (pond_reader_t *self, zmsg_t **msg_p)
 {
     zmsg_t *msg = *msg_p;
     zframe_t *command = zmsg_first (msg);
@@ -966,7 +966,7 @@ s_replay_handle (pond_replay_t *self, zmsg_t **msg_p)
 //  an unpacked one an event per frame (a stream of one). Returns NULL at
 //  the end of the frame (frame destroyed) or on a bad event (replay failed).
 static pond_event_t *
-s_replay_frame_next (pond_replay_t *self)
+s_replay_frame_next (pond_reader_t *self)
 {
     const uint8_t *data = zframe_data (self->frame) + self->offset;
     size_t left = zframe_size (self->frame) - self->offset;
@@ -991,7 +991,7 @@ s_replay_frame_next (pond_replay_t *self)
 }
 
 pond_event_t *
-pond_replay_next (pond_replay_t *self, int timeout_ms)
+pond_reader_next (pond_reader_t *self, int timeout_ms)
 {
     assert (self);
     //  The clock is read only when we must wait: not once per event
@@ -1041,28 +1041,28 @@ pond_replay_next (pond_replay_t *self, int timeout_ms)
 }
 
 int
-pond_replay_code (pond_replay_t *self)
+pond_reader_code (pond_reader_t *self)
 {
     assert (self);
     return self->code;
 }
 
 const char *
-pond_replay_reason (pond_replay_t *self)
+pond_reader_reason (pond_reader_t *self)
 {
     assert (self);
     return self->reason;
 }
 
 uint64_t
-pond_replay_head (pond_replay_t *self)
+pond_reader_head (pond_reader_t *self)
 {
     assert (self);
     return self->head;
 }
 
 uint64_t
-pond_replay_count (pond_replay_t *self)
+pond_reader_count (pond_reader_t *self)
 {
     assert (self);
     return self->count;

@@ -13,7 +13,7 @@
       pond_client_sock lets one thread wait on many clients at once.
     - pond_sub_t: live events from the pub socket, filtered by exact name
       (ZeroMQ filters by prefix), heartbeats remembered as the head.
-    - pond_replay_t: one replay stream from the control socket, in order,
+    - pond_reader_t: one replay stream from the control socket, in order,
       with credit flow control so memory stays bounded.
     - pond_client_stats: the STATS counters as JSON text.
 
@@ -213,7 +213,7 @@ zsock_t *
 //  ---------------------------------------------------------------------
 //  Replay: one stream from the control socket
 
-typedef struct _pond_replay_t pond_replay_t;
+typedef struct _pond_reader_t pond_reader_t;
 
 //  Start a replay on the broker's control endpoint. req says what to replay
 //  (pond_proto.h); its rid 0 means "pick one", its credit 0 means
@@ -221,8 +221,8 @@ typedef struct _pond_replay_t pond_replay_t;
 //  granted: consumed chunks are granted again, one CREDIT per half of the
 //  initial credit (per chunk when it is 1). Returns NULL if the
 //  endpoint is invalid or the request cannot be encoded.
-pond_replay_t *
-    pond_replay_new (const char *control_endpoint, const pond_replay_req_t *req);
+pond_reader_t *
+    pond_reader_new (const char *control_endpoint, const pond_replay_req_t *req);
 
 //  Opt-in, for processes that replay or relay millions of events (the
 //  broker, bulk readers; call it from main): with glibc, sets
@@ -232,37 +232,37 @@ pond_replay_t *
 //  reader's CPU, 40% of the broker's in a replay). The price: up to 32
 //  MiB of freed heap is kept rather than returned to the system.
 void
-    pond_replay_tune_malloc (void);
+    pond_reader_tune_malloc (void);
 
 //  Destroy a replay; sends CANCEL if it is still running; accepts NULL;
 //  nulls the caller's pointer.
 void
-    pond_replay_destroy (pond_replay_t **self_p);
+    pond_reader_destroy (pond_reader_t **self_p);
 
 //  Wait up to timeout_ms for the next event of the replay, in order.
 //  Returns the event (caller owns and must destroy it), or NULL at the end,
-//  on error or on timeout: then pond_replay_code says which.
+//  on error or on timeout: then pond_reader_code says which.
 pond_event_t *
-    pond_replay_next (pond_replay_t *self, int timeout_ms);
+    pond_reader_next (pond_reader_t *self, int timeout_ms);
 
 //  0 while the replay is running (after a NULL from next: it timed out),
 //  200 when it completed, else the code of END, ERROR, or a client code
 //  (POND_CODE_BAD_REPLY, POND_CODE_INTERRUPTED).
 int
-    pond_replay_code (pond_replay_t *self);
+    pond_reader_code (pond_reader_t *self);
 
 //  Why the replay failed or timed out, for a human ("" if it did not).
 const char *
-    pond_replay_reason (pond_replay_t *self);
+    pond_reader_reason (pond_reader_t *self);
 
 //  After a complete replay: the newest seq stored when it began. Everything
 //  up to it that matched the request has been returned. 0 before the END.
 uint64_t
-    pond_replay_head (pond_replay_t *self);
+    pond_reader_head (pond_reader_t *self);
 
-//  Events returned by pond_replay_next so far.
+//  Events returned by pond_reader_next so far.
 uint64_t
-    pond_replay_count (pond_replay_t *self);
+    pond_reader_count (pond_reader_t *self);
 
 //  ---------------------------------------------------------------------
 //  Stats

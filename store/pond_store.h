@@ -21,7 +21,7 @@
                     before hold the seq alone: the event is read instead)
         by_entity   ENTITY 0x00 seq (BE64) -> empty
 
-    pond_replay reads these through a snapshot; pond_store_server puts the
+    pond_cursor reads these through a snapshot; pond_store_server puts the
     store on a socket.
 */
 #ifndef POND_STORE_H_INCLUDED
@@ -56,7 +56,7 @@ pond_store_t *
     pond_store_new (const char *path);
 
 //  Close the database; accepts NULL; nulls the caller's pointer. Every
-//  pond_replay made on this store must be destroyed first.
+//  pond_cursor made on this store must be destroyed first.
 void
     pond_store_destroy (pond_store_t **self_p);
 

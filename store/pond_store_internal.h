@@ -1,4 +1,4 @@
-/*  pond_store_internal: what pond_replay needs from pond_store, and no one
+/*  pond_store_internal: what pond_cursor needs from pond_store, and no one
     else: the RocksDB handles and the key layout. Not installed, not for
     other modules.
 */

@@ -1162,7 +1162,7 @@ Test (badge_granter, works_without_state, .init = s_setup, .fini = s_teardown)
 }
 
 //  ---------------------------------------------------------------------
-//  The replay reader every actor catches up with (pond_replay_* of
+//  The replay reader every actor catches up with (pond_reader_* of
 //  pond_client.c), against a fake control socket in this thread
 
 //  Encoded event number seq, QUACKED for cust-1
@@ -1194,13 +1194,13 @@ s_stored (uint64_t seq, zframe_t *append_to)
 
 //  Start a replay on a fake control socket; returns the reader's identity
 static zframe_t *
-s_fake_replay (zsock_t *control, const char *endpoint, pond_replay_t **replay_p,
+s_fake_replay (zsock_t *control, const char *endpoint, pond_reader_t **replay_p,
                uint64_t *rid_p)
 {
     //  Credit 2: the reader grants chunks again one by one (with more, it
     //  grants them in batches of half its credit)
     pond_replay_req_t request = { .from_seq = 1, .credit = 2 };
-    *replay_p = pond_replay_new (endpoint, &request);
+    *replay_p = pond_reader_new (endpoint, &request);
     cr_assert_not_null (*replay_p);
     zmsg_t *msg = zmsg_recv (control);
     cr_assert_not_null (msg);
@@ -1235,7 +1235,7 @@ Test (replay_reader, packed_and_unpacked_chunks)
     snprintf (endpoint, sizeof endpoint, "ipc://%s/control.ipc", dir);
     zsock_t *control = zsock_new_router (endpoint);
     cr_assert_not_null (control);
-    pond_replay_t *replay;
+    pond_reader_t *replay;
     uint64_t rid;
     zframe_t *identity = s_fake_replay (control, endpoint, &replay, &rid);
 
@@ -1251,16 +1251,16 @@ Test (replay_reader, packed_and_unpacked_chunks)
     s_fake_send (control, identity, POND_END, pond_end_encode (&end), NULL, 0);
 
     for (uint64_t seq = 1; seq <= 5; seq++) {
-        pond_event_t *event = pond_replay_next (replay, 5000);
+        pond_event_t *event = pond_reader_next (replay, 5000);
         cr_assert_not_null (event, "event %lu: %s", (unsigned long) seq,
-                            pond_replay_reason (replay));
+                            pond_reader_reason (replay));
         cr_assert_eq (pond_event_seq (event), seq);
         pond_event_destroy (&event);
     }
-    cr_assert_null (pond_replay_next (replay, 5000));
-    cr_assert_eq (pond_replay_code (replay), POND_CODE_OK, "%s", pond_replay_reason (replay));
-    cr_assert_eq (pond_replay_count (replay), 5);
-    cr_assert_eq (pond_replay_head (replay), 5);
+    cr_assert_null (pond_reader_next (replay, 5000));
+    cr_assert_eq (pond_reader_code (replay), POND_CODE_OK, "%s", pond_reader_reason (replay));
+    cr_assert_eq (pond_reader_count (replay), 5);
+    cr_assert_eq (pond_reader_head (replay), 5);
     //  One CREDIT per chunk taken
     for (int chunk = 0; chunk < 2; chunk++) {
         zmsg_t *msg = zmsg_recv (control);
@@ -1269,7 +1269,7 @@ Test (replay_reader, packed_and_unpacked_chunks)
         cr_assert (pond_proto_is (zmsg_next (msg), POND_CREDIT));
         zmsg_destroy (&msg);
     }
-    pond_replay_destroy (&replay);
+    pond_reader_destroy (&replay);
     zframe_destroy (&identity);
     zsock_destroy (&control);
     pond_harness_rmtree (dir);
@@ -1283,7 +1283,7 @@ Test (replay_reader, damaged_packed_frame_fails_the_replay)
     snprintf (endpoint, sizeof endpoint, "ipc://%s/control.ipc", dir);
     zsock_t *control = zsock_new_router (endpoint);
     cr_assert_not_null (control);
-    pond_replay_t *replay;
+    pond_reader_t *replay;
     uint64_t rid;
     zframe_t *identity = s_fake_replay (control, endpoint, &replay, &rid);
 
@@ -1298,13 +1298,13 @@ Test (replay_reader, damaged_packed_frame_fails_the_replay)
     pond_credit_t header = { .rid = rid, .chunks = 7 };
     s_fake_send (control, identity, POND_CHUNK, pond_credit_encode (&header), &damaged, 1);
 
-    pond_event_t *event = pond_replay_next (replay, 5000);
-    cr_assert_not_null (event, "%s", pond_replay_reason (replay));
+    pond_event_t *event = pond_reader_next (replay, 5000);
+    cr_assert_not_null (event, "%s", pond_reader_reason (replay));
     pond_event_destroy (&event);
-    cr_assert_null (pond_replay_next (replay, 5000));
-    cr_assert_eq (pond_replay_code (replay), POND_CODE_BAD_REPLY);
-    cr_assert_not_null (strstr (pond_replay_reason (replay), "event 2"), "%s",
-                        pond_replay_reason (replay));
+    cr_assert_null (pond_reader_next (replay, 5000));
+    cr_assert_eq (pond_reader_code (replay), POND_CODE_BAD_REPLY);
+    cr_assert_not_null (strstr (pond_reader_reason (replay), "event 2"), "%s",
+                        pond_reader_reason (replay));
     //  The reader told the server to stop (after the CREDIT for the chunk)
     bool cancelled = false;
     for (int i = 0; i < 2 && !cancelled; i++) {
@@ -1315,7 +1315,7 @@ Test (replay_reader, damaged_packed_frame_fails_the_replay)
         zmsg_destroy (&msg);
     }
     cr_assert (cancelled);
-    pond_replay_destroy (&replay);
+    pond_reader_destroy (&replay);
     zframe_destroy (&identity);
     zsock_destroy (&control);
     pond_harness_rmtree (dir);

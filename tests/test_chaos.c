@@ -522,7 +522,7 @@ Test (chaos, sigkill_every_process_under_load, .timeout = 300)
 
     //  The log, by seq: no hole, each id once, each device's events all there
     pond_replay_req_t request = { .from_seq = 1 };
-    pond_replay_t *replay = pond_replay_new (eps.control, &request);
+    pond_reader_t *replay = pond_reader_new (eps.control, &request);
     cr_assert_not_null (replay);
     zhashx_t *seen = zhashx_new ();
     uint64_t stored [CHAOS_DEVICES][CHAOS_CUSTOMERS] = { { 0 } };
@@ -534,7 +534,7 @@ Test (chaos, sigkill_every_process_under_load, .timeout = 300)
     bool last_skewed = false;
     char key [33];
     pond_event_t *event;
-    while ((event = pond_replay_next (replay, 10000 * SLOW))) {
+    while ((event = pond_reader_next (replay, 10000 * SLOW))) {
         cr_assert_eq (pond_event_seq (event), expected_seq, "hole or disorder in seq");
         expected_seq++;
         s_key (pond_event_id (event), key);
@@ -572,10 +572,10 @@ Test (chaos, sigkill_every_process_under_load, .timeout = 300)
             others++;
         pond_event_destroy (&event);
     }
-    cr_assert_eq (pond_replay_code (replay), 200, "replay: %s", pond_replay_reason (replay));
+    cr_assert_eq (pond_reader_code (replay), 200, "replay: %s", pond_reader_reason (replay));
     uint64_t in_log = expected_seq - 1;
     cr_assert_eq (in_log, head, "the replay saw the whole log up to the head");
-    pond_replay_destroy (&replay);
+    pond_reader_destroy (&replay);
     zhashx_destroy (&seen);
 
     //  Every created event stored, nothing more: per device and customer
@@ -618,9 +618,9 @@ Test (chaos, sigkill_every_process_under_load, .timeout = 300)
     cr_assert_gt (switches, 10, "by seq the late device's events interleave with the others");
     pond_replay_req_t by_time = { .names_count = 1, .to_ts = skewed_max_ts + 1 };
     strcpy (by_time.names [0], "QUACKED");
-    replay = pond_replay_new (eps.control, &by_time);
+    replay = pond_reader_new (eps.control, &by_time);
     uint64_t late = 0, last_ts = 0, last_seq = 0;
-    while ((event = pond_replay_next (replay, 10000 * SLOW))) {
+    while ((event = pond_reader_next (replay, 10000 * SLOW))) {
         cr_assert_str_eq (pond_event_source (event), ids [CHAOS_SKEWED]);
         cr_assert (pond_event_ts (event) > last_ts
                    || (pond_event_ts (event) == last_ts && pond_event_seq (event) > last_seq),
@@ -630,10 +630,10 @@ Test (chaos, sigkill_every_process_under_load, .timeout = 300)
         late++;
         pond_event_destroy (&event);
     }
-    cr_assert_eq (pond_replay_code (replay), 200);
+    cr_assert_eq (pond_reader_code (replay), 200);
     cr_assert_eq (late, created [CHAOS_SKEWED], "the window before the others holds exactly "
                   "the late device's events");
-    pond_replay_destroy (&replay);
+    pond_reader_destroy (&replay);
 
     //  Every view equals its rebuild from the log; the mesh is whole
     int rc;
@@ -869,11 +869,11 @@ s_check_log (size_t count)
     for (size_t i = 0; i < count; i++)
         zhashx_insert (by_id, s_key (acked [i], key), (void *) (i + 1));
     pond_replay_req_t request = { .from_seq = 1 };
-    pond_replay_t *replay = pond_replay_new (mesh->control, &request);
+    pond_reader_t *replay = pond_reader_new (mesh->control, &request);
     cr_assert_not_null (replay);
     uint64_t expected = 1;
     pond_event_t *event;
-    while ((event = pond_replay_next (replay, 10000))) {
+    while ((event = pond_reader_next (replay, 10000))) {
         cr_assert_eq (pond_event_seq (event), expected, "hole or disorder in seq");
         size_t index = (size_t) zhashx_lookup (by_id, s_key (pond_event_id (event), key));
         cr_assert_gt (index, 0, "seq %" PRIu64 " holds an event that was never ACKed",
@@ -883,10 +883,10 @@ s_check_log (size_t count)
         expected++;
         pond_event_destroy (&event);
     }
-    cr_assert_eq (pond_replay_code (replay), 200, "%s", pond_replay_reason (replay));
+    cr_assert_eq (pond_reader_code (replay), 200, "%s", pond_reader_reason (replay));
     cr_assert_eq (zhashx_size (by_id), 0, "%zu ACKed events are not in the log",
                   zhashx_size (by_id));
-    pond_replay_destroy (&replay);
+    pond_reader_destroy (&replay);
     zhashx_destroy (&by_id);
     return expected - 1;
 }

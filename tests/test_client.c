@@ -865,11 +865,11 @@ Test (sub, bad_name_refused_and_timeout)
 //  Read replay to its end; each event must carry the next seq from 1.
 //  Returns how many came.
 static uint64_t
-s_drain_in_order (pond_replay_t *replay)
+s_drain_in_order (pond_reader_t *replay)
 {
     uint64_t count = 0;
     pond_event_t *event;
-    while ((event = pond_replay_next (replay, 2000))) {
+    while ((event = pond_reader_next (replay, 2000))) {
         cr_assert_eq (pond_event_seq (event), ++count);
         pond_event_destroy (&event);
     }
@@ -888,12 +888,12 @@ Test (replay, credit_bounds_what_is_in_flight)
     fake_cfg_t cfg = { .replay_events = 100, .chunk_events = 10 };
     fake_t *fake = s_fake_new (&cfg, "");
     pond_replay_req_t req = s_seq_request (2);
-    pond_replay_t *replay = pond_replay_new (fake->control, &req);
+    pond_reader_t *replay = pond_reader_new (fake->control, &req);
     cr_assert (replay);
     uint64_t expected = 1;
     for (int i = 0; i < 25; i++) {
-        pond_event_t *event = pond_replay_next (replay, 2000);
-        cr_assert (event, "%s", pond_replay_reason (replay));
+        pond_event_t *event = pond_reader_next (replay, 2000);
+        cr_assert (event, "%s", pond_reader_reason (replay));
         cr_assert_eq (pond_event_seq (event), expected++);
         pond_event_destroy (&event);
     }
@@ -906,19 +906,19 @@ Test (replay, credit_bounds_what_is_in_flight)
     cr_assert_eq (counters.initial_credit, 2);
     cr_assert_eq (counters.granted, 2);
     cr_assert_eq (counters.chunks_sent, 4);
-    cr_assert_eq (pond_replay_code (replay), 0, "still running");
+    cr_assert_eq (pond_reader_code (replay), 0, "still running");
 
     pond_event_t *event;
-    while ((event = pond_replay_next (replay, 2000))) {
+    while ((event = pond_reader_next (replay, 2000))) {
         cr_assert_eq (pond_event_seq (event), expected++);
         cr_assert_str_eq (pond_event_name (event), "QUACKED");
         pond_event_destroy (&event);
     }
     cr_assert_eq (expected, 101);
-    cr_assert_eq (pond_replay_code (replay), 200, "%s", pond_replay_reason (replay));
-    cr_assert_eq (pond_replay_count (replay), 100);
-    cr_assert_null (pond_replay_next (replay, 100), "over is over");
-    pond_replay_destroy (&replay);
+    cr_assert_eq (pond_reader_code (replay), 200, "%s", pond_reader_reason (replay));
+    cr_assert_eq (pond_reader_count (replay), 100);
+    cr_assert_null (pond_reader_next (replay, 100), "over is over");
+    pond_reader_destroy (&replay);
     cr_assert_null (replay);
 
     counters = s_fake_counters (fake);
@@ -934,10 +934,10 @@ Test (replay, credit_is_granted_in_batches)
     fake_cfg_t cfg = { .replay_events = 200, .chunk_events = 10 };
     fake_t *fake = s_fake_new (&cfg, "");
     pond_replay_req_t req = s_seq_request (8);
-    pond_replay_t *replay = pond_replay_new (fake->control, &req);
+    pond_reader_t *replay = pond_reader_new (fake->control, &req);
     cr_assert_eq (s_drain_in_order (replay), 200);
-    cr_assert_eq (pond_replay_code (replay), 200, "%s", pond_replay_reason (replay));
-    pond_replay_destroy (&replay);
+    cr_assert_eq (pond_reader_code (replay), 200, "%s", pond_reader_reason (replay));
+    pond_reader_destroy (&replay);
     //  20 chunks, a window of 8: one CREDIT of 4 per 4 chunks taken
     fake_counters_t counters = s_fake_counters (fake);
     cr_assert_eq (counters.chunks_sent, 20);
@@ -953,11 +953,11 @@ Test (replay, packed_chunks_are_read)
     fake_cfg_t cfg = { .replay_events = 95, .chunk_events = 10, .pack = true };
     fake_t *fake = s_fake_new (&cfg, "");
     pond_replay_req_t req = s_seq_request (2);
-    pond_replay_t *replay = pond_replay_new (fake->control, &req);
+    pond_reader_t *replay = pond_reader_new (fake->control, &req);
     cr_assert_eq (s_drain_in_order (replay), 95);
-    cr_assert_eq (pond_replay_code (replay), 200, "%s", pond_replay_reason (replay));
-    cr_assert_eq (pond_replay_count (replay), 95);
-    pond_replay_destroy (&replay);
+    cr_assert_eq (pond_reader_code (replay), 200, "%s", pond_reader_reason (replay));
+    cr_assert_eq (pond_reader_count (replay), 95);
+    pond_reader_destroy (&replay);
     cr_assert_eq (s_fake_counters (fake).violations, 0);
     s_fake_destroy (&fake);
 }
@@ -968,13 +968,13 @@ Test (replay, damaged_packed_chunk_fails)
                        .damage_chunk = 2 };
     fake_t *fake = s_fake_new (&cfg, "");
     pond_replay_req_t req = s_seq_request (8);
-    pond_replay_t *replay = pond_replay_new (fake->control, &req);
+    pond_reader_t *replay = pond_reader_new (fake->control, &req);
     cr_assert_eq (s_drain_in_order (replay), 19, "the events before the damage arrive");
-    cr_assert_eq (pond_replay_code (replay), POND_CODE_BAD_REPLY);
-    cr_assert (strstr (pond_replay_reason (replay), "event 20"), "%s",
-               pond_replay_reason (replay));
-    cr_assert_null (pond_replay_next (replay, 100), "failed is over");
-    pond_replay_destroy (&replay);
+    cr_assert_eq (pond_reader_code (replay), POND_CODE_BAD_REPLY);
+    cr_assert (strstr (pond_reader_reason (replay), "event 20"), "%s",
+               pond_reader_reason (replay));
+    cr_assert_null (pond_reader_next (replay, 100), "failed is over");
+    pond_reader_destroy (&replay);
     fake_counters_t counters;
     for (int waited = 0; waited < 2000; waited += 10) {
         counters = s_fake_counters (fake);
@@ -991,17 +991,17 @@ Test (replay, default_credit_and_limit)
     fake_cfg_t cfg = { .replay_events = 1000, .chunk_events = 7 };
     fake_t *fake = s_fake_new (&cfg, "");
     pond_replay_req_t req = { .limit = 30 };
-    pond_replay_t *replay = pond_replay_new (fake->control, &req);
+    pond_reader_t *replay = pond_reader_new (fake->control, &req);
     int count = 0;
     pond_event_t *event;
-    while ((event = pond_replay_next (replay, 2000))) {
+    while ((event = pond_reader_next (replay, 2000))) {
         count++;
         pond_event_destroy (&event);
     }
     cr_assert_eq (count, 30);
-    cr_assert_eq (pond_replay_code (replay), 200, "%s", pond_replay_reason (replay));
+    cr_assert_eq (pond_reader_code (replay), 200, "%s", pond_reader_reason (replay));
     cr_assert_eq (s_fake_counters (fake).initial_credit, POND_REPLAY_CREDIT);
-    pond_replay_destroy (&replay);
+    pond_reader_destroy (&replay);
     s_fake_destroy (&fake);
 }
 
@@ -1011,17 +1011,17 @@ Test (replay, end_code_surfaces)
                        .end_code = 500 };
     fake_t *fake = s_fake_new (&cfg, "");
     pond_replay_req_t req = s_seq_request (4);
-    pond_replay_t *replay = pond_replay_new (fake->control, &req);
+    pond_reader_t *replay = pond_reader_new (fake->control, &req);
     int count = 0;
     pond_event_t *event;
-    while ((event = pond_replay_next (replay, 2000))) {
+    while ((event = pond_reader_next (replay, 2000))) {
         count++;
         pond_event_destroy (&event);
     }
     cr_assert_eq (count, 10, "the events of the chunk before END still count");
-    cr_assert_eq (pond_replay_code (replay), 500);
-    cr_assert_str_eq (pond_replay_reason (replay), "disk on fire");
-    pond_replay_destroy (&replay);
+    cr_assert_eq (pond_reader_code (replay), 500);
+    cr_assert_str_eq (pond_reader_reason (replay), "disk on fire");
+    pond_reader_destroy (&replay);
     cr_assert_eq (s_fake_counters (fake).cancels, 0);
     s_fake_destroy (&fake);
 }
@@ -1031,11 +1031,11 @@ Test (replay, error_reply_surfaces)
     fake_cfg_t cfg = { .replay_error = true };
     fake_t *fake = s_fake_new (&cfg, "");
     pond_replay_req_t req = s_seq_request (0);
-    pond_replay_t *replay = pond_replay_new (fake->control, &req);
-    cr_assert_null (pond_replay_next (replay, 2000));
-    cr_assert_eq (pond_replay_code (replay), 400);
-    cr_assert (strstr (pond_replay_reason (replay), "names"));
-    pond_replay_destroy (&replay);
+    pond_reader_t *replay = pond_reader_new (fake->control, &req);
+    cr_assert_null (pond_reader_next (replay, 2000));
+    cr_assert_eq (pond_reader_code (replay), 400);
+    cr_assert (strstr (pond_reader_reason (replay), "names"));
+    pond_reader_destroy (&replay);
     s_fake_destroy (&fake);
 }
 
@@ -1043,12 +1043,12 @@ Test (replay, invalid_request_is_not_sent)
 {
     fake_t *fake = s_fake_new (NULL, "");
     pond_replay_req_t req = { .from_seq = 10, .to_seq = 5 };
-    pond_replay_t *replay = pond_replay_new (fake->control, &req);
+    pond_reader_t *replay = pond_reader_new (fake->control, &req);
     cr_assert (replay);
-    cr_assert_null (pond_replay_next (replay, 100));
-    cr_assert_eq (pond_replay_code (replay), 400);
-    cr_assert (strstr (pond_replay_reason (replay), "to_seq"), "%s", pond_replay_reason (replay));
-    pond_replay_destroy (&replay);
+    cr_assert_null (pond_reader_next (replay, 100));
+    cr_assert_eq (pond_reader_code (replay), 400);
+    cr_assert (strstr (pond_reader_reason (replay), "to_seq"), "%s", pond_reader_reason (replay));
+    pond_reader_destroy (&replay);
     cr_assert_eq (s_fake_counters (fake).replays, 0);
     s_fake_destroy (&fake);
 }
@@ -1058,11 +1058,11 @@ Test (replay, cancel_when_destroyed_early)
     fake_cfg_t cfg = { .replay_events = 100, .chunk_events = 10 };
     fake_t *fake = s_fake_new (&cfg, "");
     pond_replay_req_t req = s_seq_request (1);
-    pond_replay_t *replay = pond_replay_new (fake->control, &req);
-    pond_event_t *event = pond_replay_next (replay, 2000);
+    pond_reader_t *replay = pond_reader_new (fake->control, &req);
+    pond_event_t *event = pond_reader_next (replay, 2000);
     cr_assert (event);
     pond_event_destroy (&event);
-    pond_replay_destroy (&replay);
+    pond_reader_destroy (&replay);
     fake_counters_t counters;
     for (int waited = 0; waited < 2000; waited += 10) {
         counters = s_fake_counters (fake);
@@ -1081,14 +1081,14 @@ Test (replay, timeout_leaves_it_running)
     char endpoint [256];
     snprintf (endpoint, sizeof endpoint, "ipc://%s/control.ipc", dir);
     pond_replay_req_t req = s_seq_request (0);
-    pond_replay_t *replay = pond_replay_new (endpoint, &req);
+    pond_reader_t *replay = pond_reader_new (endpoint, &req);
     cr_assert (replay);
     int64_t start = zclock_mono ();
-    cr_assert_null (pond_replay_next (replay, 200));
+    cr_assert_null (pond_reader_next (replay, 200));
     cr_assert_geq (zclock_mono () - start, 190);
-    cr_assert_eq (pond_replay_code (replay), 0);
-    cr_assert (strstr (pond_replay_reason (replay), "no reply"));
-    pond_replay_destroy (&replay);
+    cr_assert_eq (pond_reader_code (replay), 0);
+    cr_assert (strstr (pond_reader_reason (replay), "no reply"));
+    pond_reader_destroy (&replay);
 }
 
 //  =====================================================================

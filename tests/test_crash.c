@@ -121,12 +121,12 @@ Test (crash, store_sigkill_loses_no_acked_event, .init = s_setup, .fini = s_tear
 
     //  The log: seq 1..EVENTS without a hole, each id once, with its ACKed seq
     pond_replay_req_t request = { .from_seq = 1 };
-    pond_replay_t *replay = pond_replay_new (mesh->control, &request);
+    pond_reader_t *replay = pond_reader_new (mesh->control, &request);
     cr_assert_not_null (replay);
     zhashx_t *seen = zhashx_new ();
     uint64_t expected = 1;
     pond_event_t *event;
-    while ((event = pond_replay_next (replay, 10000))) {
+    while ((event = pond_reader_next (replay, 10000))) {
         cr_assert_eq (pond_event_seq (event), expected, "hole or disorder in seq");
         s_key (pond_event_id (event), key);
         cr_assert_null (zhashx_lookup (seen, key), "id stored twice");
@@ -137,12 +137,12 @@ Test (crash, store_sigkill_loses_no_acked_event, .init = s_setup, .fini = s_tear
         expected++;
         pond_event_destroy (&event);
     }
-    cr_assert_eq (pond_replay_code (replay), 200, "replay: %s", pond_replay_reason (replay));
+    cr_assert_eq (pond_reader_code (replay), 200, "replay: %s", pond_reader_reason (replay));
     cr_assert_eq (expected - 1, EVENTS, "stored %zu events, acked %d",
                   (size_t) (expected - 1), EVENTS);
     fprintf (stderr, "crash test: %d events acked, %zu stored, 0 lost, %zu resends, "
              "%zu store kills survived\n", EVENTS, (size_t) (expected - 1), resends, kills);
-    pond_replay_destroy (&replay);
+    pond_reader_destroy (&replay);
     zhashx_destroy (&seen);
     pond_client_destroy (&client);
     for (size_t i = 0; i < EVENTS; i++)

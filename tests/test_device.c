@@ -212,15 +212,15 @@ s_scenario (const char *name, const char *text)
 static zlistx_t *
 s_replay (pond_replay_req_t *request)
 {
-    pond_replay_t *replay = pond_replay_new (mesh->control, request);
+    pond_reader_t *replay = pond_reader_new (mesh->control, request);
     cr_assert_not_null (replay);
     zlistx_t *events = zlistx_new ();
     zlistx_set_destructor (events, (zlistx_destructor_fn *) pond_event_destroy);
     pond_event_t *event;
-    while ((event = pond_replay_next (replay, 10000)))
+    while ((event = pond_reader_next (replay, 10000)))
         zlistx_add_end (events, event);
-    cr_assert_eq (pond_replay_code (replay), 200, "replay: %s", pond_replay_reason (replay));
-    pond_replay_destroy (&replay);
+    cr_assert_eq (pond_reader_code (replay), 200, "replay: %s", pond_reader_reason (replay));
+    pond_reader_destroy (&replay);
     return events;
 }
 

@@ -545,17 +545,17 @@ Test (hostile, big_events)
     strcpy (request.names [0], "TEST_A");
     strcpy (request.order, "seq");
     start = zclock_mono ();
-    pond_replay_t *replay = pond_replay_new (mesh->control, &request);
+    pond_reader_t *replay = pond_reader_new (mesh->control, &request);
     cr_assert_not_null (replay);
     pond_event_t *event;
-    while ((event = pond_replay_next (replay, 10000 * SLOW)))
+    while ((event = pond_reader_next (replay, 10000 * SLOW)))
         pond_event_destroy (&event);
-    cr_assert_eq (pond_replay_code (replay), 200, "catch-up: %d %s", pond_replay_code (replay),
-                  pond_replay_reason (replay));
-    cr_assert_eq (pond_replay_count (replay), count);
+    cr_assert_eq (pond_reader_code (replay), 200, "catch-up: %d %s", pond_reader_code (replay),
+                  pond_reader_reason (replay));
+    cr_assert_eq (pond_reader_count (replay), count);
     fprintf (stderr, "test_hostile: big_events: catch-up of %zu events in %" PRId64 " ms\n",
              count, zclock_mono () - start);
-    pond_replay_destroy (&replay);
+    pond_reader_destroy (&replay);
     //  Give the hoarders' replays time to fill what they may
     zclock_sleep (2000);
     s_check_memory ("big events, 96 replays never read", REPLAYS_BOUND_MB);

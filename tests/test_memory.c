@@ -63,7 +63,7 @@ typedef struct _s_producer_t s_producer_t;
 static s_producer_t *producer;
 static zsock_t *stuck;
 static pond_sub_t *live;
-static pond_replay_t *replay;
+static pond_reader_t *replay;
 static pond_client_t *prober;
 static uint8_t *seen;
 
@@ -139,7 +139,7 @@ s_teardown (void)
     s_producer_destroy (&producer);
     zsock_destroy (&stuck);
     pond_sub_destroy (&live);
-    pond_replay_destroy (&replay);
+    pond_reader_destroy (&replay);
     pond_client_destroy (&prober);
     free (seen);
     seen = NULL;
@@ -477,7 +477,7 @@ Test (memory, burst_then_slow_replay, .timeout = 400)
 
     //  The whole log to a slow reader: one event per SLOW_READ_US for a while
     pond_replay_req_t request = { .from_seq = 1 };
-    replay = pond_replay_new (mesh->control, &request);
+    replay = pond_reader_new (mesh->control, &request);
     cr_assert_not_null (replay);
     prober = pond_client_new (mesh->ingest);
     cr_assert_not_null (prober);
@@ -492,7 +492,7 @@ Test (memory, burst_then_slow_replay, .timeout = 400)
     pond_event_t *event;
     bool slow = true;
     uint64_t slow_events = 0;
-    while ((event = pond_replay_next (replay, 10000 * SLOW))) {
+    while ((event = pond_reader_next (replay, 10000 * SLOW))) {
         cr_assert_eq (pond_event_seq (event), expected, "in seq order without a hole");
         int64_t index = s_index_of (0xb1, pond_event_id (event), BURST_EVENTS);
         cr_assert_geq (index, 0, "seq %" PRIu64 " is one of ours", expected);
@@ -528,12 +528,12 @@ Test (memory, burst_then_slow_replay, .timeout = 400)
             slow_events = expected - 1;
         }
     }
-    cr_assert_eq (pond_replay_code (replay), 200, "%s", pond_replay_reason (replay));
-    cr_assert_eq (pond_replay_head (replay), BURST_EVENTS, "the snapshot's head");
+    cr_assert_eq (pond_reader_code (replay), 200, "%s", pond_reader_reason (replay));
+    cr_assert_eq (pond_reader_head (replay), BURST_EVENTS, "the snapshot's head");
     cr_assert_eq (expected - 1, BURST_EVENTS, "replayed %" PRIu64 " of %d", expected - 1,
                   BURST_EVENTS);
     int64_t replayed = zclock_mono ();
-    pond_replay_destroy (&replay);
+    pond_reader_destroy (&replay);
     pond_client_destroy (&prober);
     s_mem_t broker = s_mem (mesh->broker), store = s_mem (mesh->store);
     fprintf (stderr, "slow replay: %d events replayed in %.1f s, the first %" PRIu64 " in "

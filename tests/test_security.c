@@ -112,11 +112,11 @@ s_replay_entity (const char *entity, int *code)
 {
     pond_replay_req_t request = { 0 };
     snprintf (request.entity, sizeof request.entity, "%s", entity);
-    pond_replay_t *replay = pond_replay_new (mesh.eps.control, &request);
+    pond_reader_t *replay = pond_reader_new (mesh.eps.control, &request);
     cr_assert_not_null (replay);
     char *lines = strdup ("");
     pond_event_t *event;
-    while ((event = pond_replay_next (replay, 3000))) {
+    while ((event = pond_reader_next (replay, 3000))) {
         char *json = pond_event_to_json (event);
         char *more = zsys_sprintf ("%s%s\n", lines, json);
         free (json);
@@ -124,8 +124,8 @@ s_replay_entity (const char *entity, int *code)
         lines = more;
         pond_event_destroy (&event);
     }
-    *code = pond_replay_code (replay);
-    pond_replay_destroy (&replay);
+    *code = pond_reader_code (replay);
+    pond_reader_destroy (&replay);
     if (*code != POND_CODE_OK) {
         free (lines);
         return NULL;
@@ -351,11 +351,11 @@ Test (security, unknown_key_gets_no_service)
     cr_assert_null (stats);
     cr_assert (strstr (err, "refused key 'stranger'"), "%s", err);
     pond_replay_req_t request = { .from_seq = 1 };
-    pond_replay_t *replay = pond_replay_new (mesh.eps.control, &request);
-    cr_assert_null (pond_replay_next (replay, 1000));
-    cr_assert_eq (pond_replay_code (replay), POND_CODE_FORBIDDEN, "%s",
-                  pond_replay_reason (replay));
-    pond_replay_destroy (&replay);
+    pond_reader_t *replay = pond_reader_new (mesh.eps.control, &request);
+    cr_assert_null (pond_reader_next (replay, 1000));
+    cr_assert_eq (pond_reader_code (replay), POND_CODE_FORBIDDEN, "%s",
+                  pond_reader_reason (replay));
+    pond_reader_destroy (&replay);
 
     //  The broker logged the key once
     char log [600];

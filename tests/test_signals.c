@@ -168,21 +168,21 @@ s_send_some (producer_t *producer, bool more)
 }
 
 //  A replay of the whole log, once the broker reaches the store again.
-static pond_replay_t *
+static pond_reader_t *
 s_replay_all (void)
 {
     pond_replay_req_t request = { .from_seq = 1 };
     int64_t deadline = zclock_mono () + 10000;
     while (true) {
-        pond_replay_t *replay = pond_replay_new (mesh->control, &request);
+        pond_reader_t *replay = pond_reader_new (mesh->control, &request);
         cr_assert_not_null (replay);
-        pond_event_t *event = pond_replay_next (replay, 2000);
+        pond_event_t *event = pond_reader_next (replay, 2000);
         pond_event_destroy (&event);
-        if (pond_replay_code (replay) != POND_CODE_UNAVAILABLE || zclock_mono () > deadline) {
-            pond_replay_destroy (&replay);
-            return pond_replay_new (mesh->control, &request);
+        if (pond_reader_code (replay) != POND_CODE_UNAVAILABLE || zclock_mono () > deadline) {
+            pond_reader_destroy (&replay);
+            return pond_reader_new (mesh->control, &request);
         }
-        pond_replay_destroy (&replay);
+        pond_reader_destroy (&replay);
         zclock_sleep (50);
     }
 }
@@ -292,11 +292,11 @@ Test (signals, store_stopped_by_signal_acks_only_what_it_wrote, .init = s_setup,
     //  each id once, with its ACKed seq
     pond_harness_stop (mesh->store, SIGTERM);
     cr_assert_eq (pond_mesh_start_store (mesh), 0);
-    pond_replay_t *replay = s_replay_all ();
+    pond_reader_t *replay = s_replay_all ();
     zhashx_t *seen = zhashx_new ();
     uint64_t expected = 1;
     pond_event_t *event;
-    while ((event = pond_replay_next (replay, 10000))) {
+    while ((event = pond_reader_next (replay, 10000))) {
         cr_assert_eq (pond_event_seq (event), expected, "hole or disorder in seq at %" PRIu64,
                       expected);
         s_key (pond_event_id (event), key);
@@ -309,13 +309,13 @@ Test (signals, store_stopped_by_signal_acks_only_what_it_wrote, .init = s_setup,
         expected++;
         pond_event_destroy (&event);
     }
-    cr_assert_eq (pond_replay_code (replay), 200, "replay: %s", pond_replay_reason (replay));
+    cr_assert_eq (pond_reader_code (replay), 200, "replay: %s", pond_reader_reason (replay));
     cr_assert_eq (expected - 1, acked, "stored %" PRIu64 " events, acked %zu", expected - 1,
                   acked);
     fprintf (stderr, "signals test: %zu events acked and stored once, seq 1..%" PRIu64
              " without a hole, %zu stops (SIGTERM/SIGINT), %zu thread-directed signals, the "
              "broker up throughout\n", acked, expected - 1, stops, thread_signals);
-    pond_replay_destroy (&replay);
+    pond_reader_destroy (&replay);
     zhashx_destroy (&seen);
     for (int p = 0; p < PRODUCERS; p++) {
         pond_client_destroy (&producers [p].client);

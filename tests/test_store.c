@@ -1,6 +1,6 @@
 /*  test_store: the store module, from the log up to the real process.
 
-    Unit tests run pond_store and pond_replay on a temporary RocksDB;
+    Unit tests run pond_store and pond_cursor on a temporary RocksDB;
     server tests run pond_store_server in-process (as a zactor) where a
     test needs a knob (write faults, a short replay timeout, a full queue);
     process tests start the real pond-store binary, talk to it over a
@@ -15,7 +15,7 @@
 
 #include "pond_harness.h"
 #include "pond_proto.h"
-#include "pond_replay.h"
+#include "pond_cursor.h"
 #include "pond_store.h"
 #include "pond_store_internal.h"
 #include "pond_store_server.h"
@@ -127,25 +127,25 @@ static size_t
 s_replay_all (pond_store_t *store, const pond_replay_req_t *request, uint64_t *seqs,
               uint64_t *tss, char (*names) [POND_NAME_MAX + 1], size_t capacity)
 {
-    pond_replay_t *replay = pond_replay_new (store, request);
+    pond_cursor_t *replay = pond_cursor_new (store, request);
     cr_assert_not_null (replay);
     size_t total = 0;
     while (true) {
         zmsg_t *msg = zmsg_new ();
-        int count = pond_replay_fill (replay, msg, POND_CHUNK_EVENTS, POND_CHUNK_BYTES);
+        int count = pond_cursor_fill (replay, msg, POND_CHUNK_EVENTS, POND_CHUNK_BYTES);
         cr_assert_geq (count, 0);
         size_t got = s_drain_events (msg, seqs? seqs + total: NULL, tss? tss + total: NULL,
                                      names? names + total: NULL, capacity - total);
         cr_assert_eq (got, (size_t) count);
         zmsg_destroy (&msg);
-        if (count == 0 && pond_replay_done (replay))
+        if (count == 0 && pond_cursor_done (replay))
             break;
         total += got;
     }
-    cr_assert (pond_replay_done (replay));
-    cr_assert_null (pond_replay_error (replay));
-    cr_assert_eq (pond_replay_count (replay), total);
-    pond_replay_destroy (&replay);
+    cr_assert (pond_cursor_done (replay));
+    cr_assert_null (pond_cursor_error (replay));
+    cr_assert_eq (pond_cursor_count (replay), total);
+    pond_cursor_destroy (&replay);
     return total;
 }
 
@@ -656,13 +656,13 @@ Test (replay, by_names_ordered_by_ts_then_seq, .init = s_setup, .fini = s_teardo
     cr_assert_eq (s_replay_all (store, &request, NULL, NULL, NULL, 16), 4);
     //  A name with no events: an empty replay, done at once
     request = s_by_names ("NEVER_SEEN", NULL, 0, 0);
-    pond_replay_t *replay = pond_replay_new (store, &request);
-    cr_assert (pond_replay_done (replay));
+    pond_cursor_t *replay = pond_cursor_new (store, &request);
+    cr_assert (pond_cursor_done (replay));
     zmsg_t *msg = zmsg_new ();
-    cr_assert_eq (pond_replay_fill (replay, msg, 10, 1000), 0);
+    cr_assert_eq (pond_cursor_fill (replay, msg, 10, 1000), 0);
     cr_assert_eq (zmsg_size (msg), 0);
     zmsg_destroy (&msg);
-    pond_replay_destroy (&replay);
+    pond_cursor_destroy (&replay);
     pond_store_destroy (&store);
 }
 
@@ -683,9 +683,9 @@ Test (replay, by_names_in_seq_order_for_catch_up, .init = s_setup, .fini = s_tea
         cr_assert (streq (names [i], "QUACKED") || streq (names [i], "CLICKED"));
     }
     //  The head of the snapshot is known, whatever matched
-    pond_replay_t *replay = pond_replay_new (store, &request);
-    cr_assert_eq (pond_replay_head (replay), 9);
-    pond_replay_destroy (&replay);
+    pond_cursor_t *replay = pond_cursor_new (store, &request);
+    cr_assert_eq (pond_cursor_head (replay), 9);
+    pond_cursor_destroy (&replay);
 
     //  A long stretch of other names: fills may come back empty, the
     //  replay is not done until the end, and nothing is lost
@@ -799,13 +799,13 @@ Test (replay, sees_a_snapshot, .init = s_setup, .fini = s_teardown)
     pond_replay_req_t names = s_by_names ("QUACKED", NULL, 0, 0);
     pond_replay_req_t entity = { .credit = 1 };
     strcpy (entity.entity, "cust-1");
-    pond_replay_t *replays [3] = {
-        pond_replay_new (store, &log), pond_replay_new (store, &names),
-        pond_replay_new (store, &entity)
+    pond_cursor_t *replays [3] = {
+        pond_cursor_new (store, &log), pond_cursor_new (store, &names),
+        pond_cursor_new (store, &entity)
     };
     //  Read one event of the log replay, then store more
     zmsg_t *msg = zmsg_new ();
-    cr_assert_eq (pond_replay_fill (replays [0], msg, 1, POND_CHUNK_BYTES), 1);
+    cr_assert_eq (pond_cursor_fill (replays [0], msg, 1, POND_CHUNK_BYTES), 1);
     zmsg_destroy (&msg);
     for (int i = 0; i < 5; i++)
         s_append_one (store, "QUACKED", "cust-1", 50 + i);
@@ -814,7 +814,7 @@ Test (replay, sees_a_snapshot, .init = s_setup, .fini = s_teardown)
         msg = zmsg_new ();
         size_t total = 0;
         int count;
-        while ((count = pond_replay_fill (replays [r], msg, POND_CHUNK_EVENTS,
+        while ((count = pond_cursor_fill (replays [r], msg, POND_CHUNK_EVENTS,
                                           POND_CHUNK_BYTES)) > 0)
             total += count;
         cr_assert_eq (count, 0);
@@ -825,7 +825,7 @@ Test (replay, sees_a_snapshot, .init = s_setup, .fini = s_teardown)
             cr_assert_leq (seqs [i], 9, "replay %d saw seq %lu, stored after it began", r,
                            (unsigned long) seqs [i]);
         zmsg_destroy (&msg);
-        pond_replay_destroy (&replays [r]);
+        pond_cursor_destroy (&replays [r]);
     }
     //  A new replay sees them
     cr_assert_eq (s_replay_all (store, &names, NULL, NULL, NULL, 32), 9);
@@ -843,17 +843,17 @@ Test (replay, chunk_caps, .init = s_setup, .fini = s_teardown)
         s_append (store, events, 60, NULL, NULL);
     }
     pond_replay_req_t request = { .credit = 1 };
-    pond_replay_t *replay = pond_replay_new (store, &request);
+    pond_cursor_t *replay = pond_cursor_new (store, &request);
     int expect [] = { 512, 512, 176, 0 };
     for (int i = 0; i < 4; i++) {
         zmsg_t *msg = zmsg_new ();
-        cr_assert_eq (pond_replay_fill (replay, msg, POND_CHUNK_EVENTS, POND_CHUNK_BYTES),
+        cr_assert_eq (pond_cursor_fill (replay, msg, POND_CHUNK_EVENTS, POND_CHUNK_BYTES),
                       expect [i]);
         cr_assert_eq (zmsg_size (msg), (size_t) expect [i]);
-        cr_assert_eq (pond_replay_done (replay), i >= 2, "done after the last chunk");
+        cr_assert_eq (pond_cursor_done (replay), i >= 2, "done after the last chunk");
         zmsg_destroy (&msg);
     }
-    pond_replay_destroy (&replay);
+    pond_cursor_destroy (&replay);
 
     //  Big events: a byte cap of 100 KB takes 3 events of ~30 KB, never
     //  more than the cap; an event larger than the cap still goes, alone
@@ -870,12 +870,12 @@ Test (replay, chunk_caps, .init = s_setup, .fini = s_teardown)
     zstr_free (&json);
     free (big);
     request = s_by_names ("LOUD", NULL, 0, 0);
-    replay = pond_replay_new (store, &request);
+    replay = pond_cursor_new (store, &request);
     size_t total = 0;
     int count;
     while (true) {
         zmsg_t *msg = zmsg_new ();
-        count = pond_replay_fill (replay, msg, POND_CHUNK_EVENTS, 100000);
+        count = pond_cursor_fill (replay, msg, POND_CHUNK_EVENTS, 100000);
         cr_assert_leq (zmsg_content_size (msg), 100000);
         cr_assert (count == 0 || count == 3 || (count == 1 && total == 9),
                    "fill gave %d events", count);
@@ -885,14 +885,14 @@ Test (replay, chunk_caps, .init = s_setup, .fini = s_teardown)
             break;
     }
     cr_assert_eq (total, 10);
-    pond_replay_destroy (&replay);
-    replay = pond_replay_new (store, &request);
+    pond_cursor_destroy (&replay);
+    replay = pond_cursor_new (store, &request);
     zmsg_t *msg = zmsg_new ();
-    cr_assert_eq (pond_replay_fill (replay, msg, POND_CHUNK_EVENTS, 1000), 1,
+    cr_assert_eq (pond_cursor_fill (replay, msg, POND_CHUNK_EVENTS, 1000), 1,
                   "an event over the byte cap goes alone");
-    cr_assert_eq (pond_replay_fill (replay, msg, 2, POND_CHUNK_BYTES), 2, "event cap");
+    cr_assert_eq (pond_cursor_fill (replay, msg, 2, POND_CHUNK_BYTES), 2, "event cap");
     zmsg_destroy (&msg);
-    pond_replay_destroy (&replay);
+    pond_cursor_destroy (&replay);
     pond_store_destroy (&store);
 }
 
@@ -972,26 +972,26 @@ Test (replay, old_by_name_entries_read_the_log, .init = s_setup, .fini = s_teard
                        (const char *) key, 8, &err);
     cr_assert_null (err);
     rocksdb_writeoptions_destroy (write);
-    pond_replay_t *replay = pond_replay_new (store, &request);
+    pond_cursor_t *replay = pond_cursor_new (store, &request);
     zmsg_t *msg = zmsg_new ();
-    cr_assert_eq (pond_replay_fill (replay, msg, POND_CHUNK_EVENTS, POND_CHUNK_BYTES), 2,
+    cr_assert_eq (pond_cursor_fill (replay, msg, POND_CHUNK_EVENTS, POND_CHUNK_BYTES), 2,
                   "the events before it go");
-    cr_assert_eq (pond_replay_fill (replay, msg, POND_CHUNK_EVENTS, POND_CHUNK_BYTES), -1);
-    cr_assert (pond_replay_done (replay));
-    cr_assert_not_null (strstr (pond_replay_error (replay), "event 7"), "%s",
-                        pond_replay_error (replay));
+    cr_assert_eq (pond_cursor_fill (replay, msg, POND_CHUNK_EVENTS, POND_CHUNK_BYTES), -1);
+    cr_assert (pond_cursor_done (replay));
+    cr_assert_not_null (strstr (pond_cursor_error (replay), "event 7"), "%s",
+                        pond_cursor_error (replay));
     zmsg_destroy (&msg);
-    pond_replay_destroy (&replay);
+    pond_cursor_destroy (&replay);
     //  By entity reads the log the same way
     request = (pond_replay_req_t) { .credit = 1 };
     strcpy (request.entity, "cust-1");
-    replay = pond_replay_new (store, &request);
+    replay = pond_cursor_new (store, &request);
     msg = zmsg_new ();
-    cr_assert_eq (pond_replay_fill (replay, msg, POND_CHUNK_EVENTS, POND_CHUNK_BYTES), 3,
+    cr_assert_eq (pond_cursor_fill (replay, msg, POND_CHUNK_EVENTS, POND_CHUNK_BYTES), 3,
                   "seqs 1, 2 and 6 go");
-    cr_assert_eq (pond_replay_fill (replay, msg, POND_CHUNK_EVENTS, POND_CHUNK_BYTES), -1);
+    cr_assert_eq (pond_cursor_fill (replay, msg, POND_CHUNK_EVENTS, POND_CHUNK_BYTES), -1);
     zmsg_destroy (&msg);
-    pond_replay_destroy (&replay);
+    pond_cursor_destroy (&replay);
     pond_store_destroy (&store);
 }
 
@@ -1019,31 +1019,31 @@ Test (replay, packed_chunks, .init = s_setup, .fini = s_teardown)
         cr_assert_eq (memcmp (plain, packed, plain_count * sizeof plain [0]), 0);
     }
     //  One frame per fill, with the caps of an unpacked one
-    pond_replay_t *replay = pond_replay_new (store, &requests [0]);
+    pond_cursor_t *replay = pond_cursor_new (store, &requests [0]);
     int expect [] = { 512, 512, 176, 0 };
     for (int i = 0; i < 4; i++) {
         zmsg_t *msg = zmsg_new ();
-        cr_assert_eq (pond_replay_fill (replay, msg, POND_CHUNK_EVENTS, POND_CHUNK_BYTES),
+        cr_assert_eq (pond_cursor_fill (replay, msg, POND_CHUNK_EVENTS, POND_CHUNK_BYTES),
                       expect [i]);
         cr_assert_eq (zmsg_size (msg), expect [i]? 1: 0);
         zmsg_destroy (&msg);
     }
-    pond_replay_destroy (&replay);
-    replay = pond_replay_new (store, &requests [0]);
+    pond_cursor_destroy (&replay);
+    replay = pond_cursor_new (store, &requests [0]);
     zmsg_t *msg = zmsg_new ();
     size_t size = 0;
     uint8_t *first = pond_store_get (store, 1, &size);
     cr_assert_not_null (first);
     free (first);
-    int count = pond_replay_fill (replay, msg, POND_CHUNK_EVENTS, 1000);
+    int count = pond_cursor_fill (replay, msg, POND_CHUNK_EVENTS, 1000);
     cr_assert_gt (count, 1);
     cr_assert_leq (zframe_size (zmsg_first (msg)), 1000, "never over the byte cap");
     cr_assert_gt (zframe_size (zmsg_first (msg)) + size + 2, 1000, "no room for one more");
-    cr_assert_eq (pond_replay_fill (replay, msg, POND_CHUNK_EVENTS, 10), 1,
+    cr_assert_eq (pond_cursor_fill (replay, msg, POND_CHUNK_EVENTS, 10), 1,
                   "an event over the byte cap goes alone");
     cr_assert_eq (zmsg_size (msg), 2);
     zmsg_destroy (&msg);
-    pond_replay_destroy (&replay);
+    pond_cursor_destroy (&replay);
     pond_store_destroy (&store);
 }
 
@@ -1061,11 +1061,11 @@ Test (replay, fill_buffer_packs_into_the_callers_buffer, .init = s_setup, .fini 
     uint64_t plain [600];
     size_t plain_count = s_replay_all (store, &request, plain, NULL, NULL, 600);
     cr_assert_eq (plain_count, 500);
-    pond_replay_t *replay = pond_replay_new (store, &request);
+    pond_cursor_t *replay = pond_cursor_new (store, &request);
     static uint8_t buffer [POND_CHUNK_PACKED_BYTES];
     size_t total = 0, size, fills = 0;
     int count;
-    while ((count = pond_replay_fill_buffer (replay, buffer, sizeof buffer, &size, 128)) > 0) {
+    while ((count = pond_cursor_fill_buffer (replay, buffer, sizeof buffer, &size, 128)) > 0) {
         cr_assert_leq (count, 128);
         fills++;
         zmsg_t *msg = zmsg_new ();
@@ -1079,21 +1079,21 @@ Test (replay, fill_buffer_packs_into_the_callers_buffer, .init = s_setup, .fini 
     cr_assert_eq (count, 0);
     cr_assert_eq (total, plain_count);
     cr_assert_eq (fills, 4);
-    cr_assert (pond_replay_done (replay));
-    cr_assert_null (pond_replay_error (replay));
-    pond_replay_destroy (&replay);
+    cr_assert (pond_cursor_done (replay));
+    cr_assert_null (pond_cursor_error (replay));
+    pond_cursor_destroy (&replay);
 
     //  The byte cap is the capacity; an event that cannot fit fails
-    replay = pond_replay_new (store, &request);
-    count = pond_replay_fill_buffer (replay, buffer, 1000, &size, 128);
+    replay = pond_cursor_new (store, &request);
+    count = pond_cursor_fill_buffer (replay, buffer, 1000, &size, 128);
     cr_assert_gt (count, 1);
     cr_assert_leq (size, 1000);
-    cr_assert_eq (pond_replay_fill_buffer (replay, buffer, 10, &size, 128), -1);
-    cr_assert_not_null (pond_replay_error (replay));
-    cr_assert (strstr (pond_replay_error (replay), "does not fit"), "%s",
-               pond_replay_error (replay));
-    cr_assert (pond_replay_done (replay));
-    pond_replay_destroy (&replay);
+    cr_assert_eq (pond_cursor_fill_buffer (replay, buffer, 10, &size, 128), -1);
+    cr_assert_not_null (pond_cursor_error (replay));
+    cr_assert (strstr (pond_cursor_error (replay), "does not fit"), "%s",
+               pond_cursor_error (replay));
+    cr_assert (pond_cursor_done (replay));
+    pond_cursor_destroy (&replay);
     pond_store_destroy (&store);
 }
 
@@ -1140,15 +1140,15 @@ Test (replay, seq_order_filter_reads_names_of_any_event, .init = s_setup,
                     (const char *) key, 8, "\x82\xc1garbage", 9, &rerr);
     cr_assert_null (rerr);
     rocksdb_writeoptions_destroy (write);
-    pond_replay_t *replay = pond_replay_new (store, &request);
+    pond_cursor_t *replay = pond_cursor_new (store, &request);
     zmsg_t *msg = zmsg_new ();
-    cr_assert_eq (pond_replay_fill (replay, msg, POND_CHUNK_EVENTS, POND_CHUNK_BYTES), 3,
+    cr_assert_eq (pond_cursor_fill (replay, msg, POND_CHUNK_EVENTS, POND_CHUNK_BYTES), 3,
                   "seqs 1, 2 and 4 go");
-    cr_assert_eq (pond_replay_fill (replay, msg, POND_CHUNK_EVENTS, POND_CHUNK_BYTES), -1);
-    cr_assert_not_null (strstr (pond_replay_error (replay), "unreadable event"), "%s",
-                        pond_replay_error (replay));
+    cr_assert_eq (pond_cursor_fill (replay, msg, POND_CHUNK_EVENTS, POND_CHUNK_BYTES), -1);
+    cr_assert_not_null (strstr (pond_cursor_error (replay), "unreadable event"), "%s",
+                        pond_cursor_error (replay));
     zmsg_destroy (&msg);
-    pond_replay_destroy (&replay);
+    pond_cursor_destroy (&replay);
     pond_store_destroy (&store);
 }
 

@@ -565,7 +565,7 @@ s_plan_scanned (const char *key, const cJSON *doc, void *arg)
 
 //  The replay from the store as a source of QUACKED events
 typedef struct {
-    pond_replay_t *replay;
+    pond_reader_t *replay;
 } s_replay_source_t;
 
 static int
@@ -573,15 +573,15 @@ s_replay_next (void *arg, pond_event_t **event_p, char *err, size_t errlen)
 {
     s_replay_source_t *source = (s_replay_source_t *) arg;
     for (int waits = 0; waits < S_REPLAY_PATIENCE; waits++) {
-        *event_p = pond_replay_next (source->replay, S_REPLAY_WAIT);
+        *event_p = pond_reader_next (source->replay, S_REPLAY_WAIT);
         if (*event_p)
             return 1;
-        int code = pond_replay_code (source->replay);
+        int code = pond_reader_code (source->replay);
         if (code == 200)
             return 0;
         if (code != 0) {
             snprintf (err, errlen, "replay failed (%d): %s", code,
-                      pond_replay_reason (source->replay));
+                      pond_reader_reason (source->replay));
             return -1;
         }
     }
@@ -658,7 +658,7 @@ s_count_quacks (pond_badge_granter_t *self, pond_actor_t *actor, uint64_t positi
         }
         pond_event_destroy (&event);
     }
-    pond_replay_destroy (&replay_source.replay);
+    pond_reader_destroy (&replay_source.replay);
     if (rc) {
         pond_actors_error (actor, 502, "recompute stopped after %" PRIu64 " quacks: %s",
                            quacks, err);

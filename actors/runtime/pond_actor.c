@@ -96,7 +96,7 @@ struct _pond_actor_t {
 
     //  Catch-up
     bool live;                  //  no catch-up running or pending
-    pond_replay_t *replay;
+    pond_reader_t *replay;
     int64_t replay_active_at;   //  last event or start of the replay
     int64_t retry_at;           //  next attempt when the last one failed
     int64_t catchup_started;
@@ -346,12 +346,12 @@ pond_actor_derive_id (const uint8_t *cause, const char *salt, uint8_t *id)
     id [8] = (uint8_t) ((id [8] & 0x3f) | 0x80);     //  variant 10 (RFC 9562)
 }
 
-pond_replay_t *
+pond_reader_t *
 pond_actor_replay (pond_actor_t *self, const pond_replay_req_t *request)
 {
     assert (self);
     assert (request);
-    return pond_replay_new (self->eps.control, request);
+    return pond_reader_new (self->eps.control, request);
 }
 
 //  Send [peer, command, body] on the query socket; takes ownership of body.
@@ -592,7 +592,7 @@ s_catchup_start (pond_actor_t *self)
     self->behind_since = 0;
     pond_replay_req_t request;
     s_replay_request (self, &request, self->position + 1, 0);
-    self->replay = pond_replay_new (self->eps.control, &request);
+    self->replay = pond_reader_new (self->eps.control, &request);
     if (!self->replay) {
         zsys_error ("%s: cannot start a replay on %s", self->name, self->eps.control);
         self->retry_at = zclock_mono () + RETRY_MS;
@@ -616,7 +616,7 @@ s_catchup_failed (pond_actor_t *self, const char *reason)
     if (self->failures++ == 0 || self->verbose)
         zsys_warning ("%s: catch-up from seq %" PRIu64 " failed (%s); retrying every %d ms",
                       self->name, self->position + 1, reason, RETRY_MS);
-    pond_replay_destroy (&self->replay);
+    pond_reader_destroy (&self->replay);
     self->retry_at = zclock_mono () + RETRY_MS;
 }
 
@@ -707,8 +707,8 @@ s_drain_buffer (pond_actor_t *self)
 static void
 s_catchup_done (pond_actor_t *self)
 {
-    uint64_t head = pond_replay_head (self->replay);
-    pond_replay_destroy (&self->replay);
+    uint64_t head = pond_reader_head (self->replay);
+    pond_reader_destroy (&self->replay);
     if (head > self->position)
         self->position = head;
     else
@@ -755,21 +755,21 @@ s_catchup_pump (pond_actor_t *self)
     while (self->replay && !zsys_interrupted && !self->failed) {
         //  Wait a little for the first event only: the poller does not
         //  see the replay's socket, so this is where the loop idles
-        pond_event_t *event = pond_replay_next (self->replay, first? 20: 0);
+        pond_event_t *event = pond_reader_next (self->replay, first? 20: 0);
         first = false;
         if (!event) {
             if (s_batch_commit (self))
                 return;
             if (zsys_interrupted)
                 return;             //  stopping: not a failure worth a warning
-            int code = pond_replay_code (self->replay);
+            int code = pond_reader_code (self->replay);
             if (code == POND_CODE_OK)
                 s_catchup_done (self);
             else
             if (code) {
                 char reason [POND_REASON_MAX + 160];
                 snprintf (reason, sizeof reason, "%d %s", code,
-                          pond_replay_reason (self->replay));
+                          pond_reader_reason (self->replay));
                 s_catchup_failed (self, reason);
             }
             else
@@ -805,7 +805,7 @@ pond_actor_catch_up (pond_actor_t *self)
         return 0;
     //  A fresh replay: one already running started before the request,
     //  so its head may be older than what was stored before it
-    pond_replay_destroy (&self->replay);
+    pond_reader_destroy (&self->replay);
     self->failures = 0;
     s_catchup_start (self);
     if (!self->replay) {
@@ -894,7 +894,7 @@ static void s_error (pond_actor_t *self, zframe_t *peer, int code, const char *f
 static void
 s_rebuild_start (pond_actor_t *self, zframe_t *peer)
 {
-    pond_replay_destroy (&self->replay);
+    pond_reader_destroy (&self->replay);
     s_buffer_clear (self);
     self->overflowed = false;
     self->failures = 0;
@@ -1329,7 +1329,7 @@ s_timers (pond_actor_t *self)
             self->broker_away = false;
             //  A replay asked of the broker that went away may never end
             if (self->replay)
-                pond_replay_destroy (&self->replay);
+                pond_reader_destroy (&self->replay);
             self->failures = 0;
             s_catchup_start (self);
         }
@@ -1566,26 +1566,26 @@ s_verify_rebuild (pond_actor_t *self, uint64_t position)
         return 0;
     pond_replay_req_t request;
     s_replay_request (self, &request, 1, position + 1);
-    pond_replay_t *replay = pond_replay_new (self->eps.control, &request);
+    pond_reader_t *replay = pond_reader_new (self->eps.control, &request);
     if (!replay) {
         fprintf (stderr, "%s: cannot start a replay on %s\n", self->name, self->eps.control);
         return -1;
     }
     int rc = 0;
     pond_event_t *event;
-    while ((event = pond_replay_next (replay, VERIFY_REPLAY_MS))) {
+    while ((event = pond_reader_next (replay, VERIFY_REPLAY_MS))) {
         if (pond_event_seq (event) > self->position && pond_event_seq (event) <= position)
             rc = s_apply (self, event);
         pond_event_destroy (&event);
         if (rc)
             break;
     }
-    if (rc == 0 && pond_replay_code (replay) != POND_CODE_OK) {
-        fprintf (stderr, "%s: the replay failed: %d %s\n", self->name, pond_replay_code (replay),
-                 pond_replay_reason (replay));
+    if (rc == 0 && pond_reader_code (replay) != POND_CODE_OK) {
+        fprintf (stderr, "%s: the replay failed: %d %s\n", self->name, pond_reader_code (replay),
+                 pond_reader_reason (replay));
         rc = -1;
     }
-    pond_replay_destroy (&replay);
+    pond_reader_destroy (&replay);
     if (rc == 0) {
         self->position = position;
         rc = s_persist (self);
@@ -1868,7 +1868,7 @@ pond_actor_main (const pond_actor_spec_t *spec, int argc, char *argv [],
 
 done:
     if (self->replay)
-        pond_replay_destroy (&self->replay);
+        pond_reader_destroy (&self->replay);
     zpoller_destroy (&self->poller);
     zsock_destroy (&self->query);
     pond_sub_destroy (&self->sub);

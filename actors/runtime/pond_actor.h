@@ -114,7 +114,7 @@ void
 
 //  Start a replay from the store (for commands such as recompute). The
 //  caller owns the replay (pond_client.h) and destroys it.
-struct _pond_replay_t *
+struct _pond_reader_t *
     pond_actor_replay (pond_actor_t *self, const pond_replay_req_t *request);
 
 //  Bring the view to the head of the log as of now: replay what it has

@@ -1,4 +1,4 @@
-/*  pond_replay: a snapshot cursor over the pond log; see pond_replay.h.
+/*  pond_cursor: a snapshot cursor over the pond log; see pond_cursor.h.
 
     Names mode merges up to POND_REPLAY_MAX_NAMES by_name iterators: each
     key ends with ts and seq as big-endian numbers, so comparing those 16
@@ -14,7 +14,7 @@
     iterator is advanced only once its event is in the message, so an
     event that does not fit a chunk is simply the first of the next one.
 */
-#include "pond_replay.h"
+#include "pond_cursor.h"
 #include "pond_store_internal.h"
 
 typedef enum { MODE_LOG, MODE_ENTITY, MODE_NAMES } replay_mode_t;
@@ -30,7 +30,7 @@ typedef struct {
     size_t prefix;                  //  bytes before the BE64 fields of a key
 } s_cursor_t;
 
-struct _pond_replay_t {
+struct _pond_cursor_t {
     pond_store_t *store;
     const rocksdb_snapshot_t *snapshot;
     s_cursor_t log;                         //  reads of the log by seq (entity mode,
@@ -52,7 +52,7 @@ struct _pond_replay_t {
 };
 
 static int
-s_cursor_open (pond_replay_t *self, s_cursor_t *cursor, pond_store_cf_t cf,
+s_cursor_open (pond_cursor_t *self, s_cursor_t *cursor, pond_store_cf_t cf,
                const uint8_t *start, size_t start_size, const uint8_t *bound, size_t bound_size,
                size_t prefix)
 {
@@ -96,12 +96,12 @@ s_key (uint8_t *key, const char *text, uint8_t sep, int values, uint64_t first, 
     return len;
 }
 
-pond_replay_t *
-pond_replay_new (pond_store_t *store, const pond_replay_req_t *request)
+pond_cursor_t *
+pond_cursor_new (pond_store_t *store, const pond_replay_req_t *request)
 {
     assert (store);
     assert (request);
-    pond_replay_t *self = (pond_replay_t *) zmalloc (sizeof (pond_replay_t));
+    pond_cursor_t *self = (pond_cursor_t *) zmalloc (sizeof (pond_cursor_t));
     if (!self)
         return NULL;
     self->store = store;
@@ -149,15 +149,15 @@ pond_replay_new (pond_store_t *store, const pond_replay_req_t *request)
                             start, 8, request->to_seq? bound: NULL, 8, 0);
     }
     if (rc)
-        pond_replay_destroy (&self);
+        pond_cursor_destroy (&self);
     return self;
 }
 
 void
-pond_replay_destroy (pond_replay_t **self_p)
+pond_cursor_destroy (pond_cursor_t **self_p)
 {
     if (self_p && *self_p) {
-        pond_replay_t *self = *self_p;
+        pond_cursor_t *self = *self_p;
         for (size_t i = 0; i < self->ncursors; i++) {
             if (self->cursors [i].it)
                 rocksdb_iter_destroy (self->cursors [i].it);
@@ -181,7 +181,7 @@ pond_replay_destroy (pond_replay_t **self_p)
 //  Reading
 
 static void
-s_fail (pond_replay_t *self, const char *format, ...)
+s_fail (pond_cursor_t *self, const char *format, ...)
 {
     if (self->error)
         return;
@@ -196,7 +196,7 @@ s_fail (pond_replay_t *self, const char *format, ...)
 
 //  The cursor whose event comes next, or NULL when all are exhausted.
 static s_cursor_t *
-s_next_cursor (pond_replay_t *self)
+s_next_cursor (pond_cursor_t *self)
 {
     s_cursor_t *best = NULL;
     const uint8_t *best_key = NULL;
@@ -306,7 +306,7 @@ s_peek_name (const uint8_t *data, size_t size, const char **name_p, size_t *len_
 
 //  Log mode with a names filter: is this stored event one of them?
 static bool
-s_wanted (pond_replay_t *self, const char *value, size_t vlen)
+s_wanted (pond_cursor_t *self, const char *value, size_t vlen)
 {
     if (self->names_count == 0)
         return true;
@@ -341,7 +341,7 @@ s_wanted (pond_replay_t *self, const char *value, size_t vlen)
 //  value/vlen pointing into the iterator (valid until it moves), or -1
 //  after s_fail.
 static int
-s_log_read (pond_replay_t *self, uint64_t seq, const char **value_p, size_t *vlen_p)
+s_log_read (pond_cursor_t *self, uint64_t seq, const char **value_p, size_t *vlen_p)
 {
     if (!self->log.it
     &&  s_cursor_open (self, &self->log, POND_CF_LOG, NULL, 0, NULL, 0, 0)) {
@@ -370,7 +370,7 @@ s_log_read (pond_replay_t *self, uint64_t seq, const char **value_p, size_t *vle
 
 //  An iterator that stopped: was it the end, or an error?
 static void
-s_check_errors (pond_replay_t *self)
+s_check_errors (pond_cursor_t *self)
 {
     for (size_t i = 0; i < self->ncursors; i++) {
         char *err = NULL;
@@ -392,7 +392,7 @@ s_check_errors (pond_replay_t *self)
 //  Put one event into msg: its own frame, or (packed) at offset at of the
 //  frame being built. Returns 0, or -1 after s_fail.
 static int
-s_add_event (pond_replay_t *self, zmsg_t *msg, bool packed, size_t at, const char *value,
+s_add_event (pond_cursor_t *self, zmsg_t *msg, bool packed, size_t at, const char *value,
              size_t vlen)
 {
     if (!packed) {
@@ -426,9 +426,9 @@ s_add_event (pond_replay_t *self, zmsg_t *msg, bool packed, size_t at, const cha
 
 //  The fill of both forms: the next events go to msg one frame each, or
 //  (packed) back to back into self->packed, bytes of them in *bytes_p.
-//  Returns the number of events, as pond_replay_fill.
+//  Returns the number of events, as pond_cursor_fill.
 static int
-s_fill (pond_replay_t *self, zmsg_t *msg, bool packed, size_t max_events, size_t max_bytes,
+s_fill (pond_cursor_t *self, zmsg_t *msg, bool packed, size_t max_events, size_t max_bytes,
         size_t *bytes_p)
 {
     int added = 0;
@@ -480,7 +480,7 @@ s_fill (pond_replay_t *self, zmsg_t *msg, bool packed, size_t max_events, size_t
 //  What a fill returns once its events are out: -1 if it failed with
 //  nothing to show, else added.
 static int
-s_fill_result (pond_replay_t *self, int added)
+s_fill_result (pond_cursor_t *self, int added)
 {
     s_check_errors (self);
     if (self->error && added == 0)
@@ -489,7 +489,7 @@ s_fill_result (pond_replay_t *self, int added)
 }
 
 int
-pond_replay_fill (pond_replay_t *self, zmsg_t *msg, size_t max_events, size_t max_bytes)
+pond_cursor_fill (pond_cursor_t *self, zmsg_t *msg, size_t max_events, size_t max_bytes)
 {
     assert (self);
     assert (msg);
@@ -504,7 +504,7 @@ pond_replay_fill (pond_replay_t *self, zmsg_t *msg, size_t max_events, size_t ma
 }
 
 int
-pond_replay_fill_buffer (pond_replay_t *self, uint8_t *buffer, size_t capacity,
+pond_cursor_fill_buffer (pond_cursor_t *self, uint8_t *buffer, size_t capacity,
                          size_t *size_p, size_t max_events)
 {
     assert (self);
@@ -524,14 +524,14 @@ pond_replay_fill_buffer (pond_replay_t *self, uint8_t *buffer, size_t capacity,
 }
 
 bool
-pond_replay_packs (pond_replay_t *self)
+pond_cursor_packs (pond_cursor_t *self)
 {
     assert (self);
     return self->pack;
 }
 
 bool
-pond_replay_done (pond_replay_t *self)
+pond_cursor_done (pond_cursor_t *self)
 {
     if (self->error || (self->limit && self->count >= self->limit))
         return true;
@@ -543,19 +543,19 @@ pond_replay_done (pond_replay_t *self)
 }
 
 uint64_t
-pond_replay_head (pond_replay_t *self)
+pond_cursor_head (pond_cursor_t *self)
 {
     return self->head;
 }
 
 uint64_t
-pond_replay_count (pond_replay_t *self)
+pond_cursor_count (pond_cursor_t *self)
 {
     return self->count;
 }
 
 const char *
-pond_replay_error (pond_replay_t *self)
+pond_cursor_error (pond_cursor_t *self)
 {
     return self->error;
 }

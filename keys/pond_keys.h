@@ -23,7 +23,7 @@
         admin    everything, and the only key STATS is answered for
     - The process identity: pond_keys_use (KEYS, NAME) once at start. From
       then on every socket pond makes in this process uses CURVE with that
-      key pair: clients (pond_client, pond_sub, pond_replay, stats, actor
+      key pair: clients (pond_client, pond_sub, pond_reader, stats, actor
       links) through pond_keys_client, servers through pond_keys_server,
       which also starts the process's ZAP handler. Without pond_keys_use a
       process stays in local mode: no keys, nothing changes.
