@@ -3530,8 +3530,9 @@ Test (event_data, truncated_and_malformed)
     const uint8_t cut_key [] = { 0x81, 0xa5, 'l', 'a' };
     cr_assert_eq (pond_event_data_get_str_bytes (cut_key, sizeof cut_key, "la", &ptr, &len), -1);
     //  Every signed width sign-extends; a non-negative int8 reads as uint
-    const uint8_t widths [] = { 0x84, 0xa1, 'a', 0xd0, 0x80, 0xa1, 'b', 0xd1, 0xff, 0x7f,
-                                0xa1, 'c', 0xd2, 0x80, 0, 0, 0, 0xa1, 'd', 0xd0, 0x05 };
+    const uint8_t widths [] = { 0x85, 0xa1, 'a', 0xd0, 0x80, 0xa1, 'b', 0xd1, 0xff, 0x7f,
+                                0xa1, 'c', 0xd2, 0x80, 0, 0, 0, 0xa1, 'd', 0xd0, 0x05,
+                                0xa1, 'e', 0xff };
     int64_t i;
     cr_assert_eq (pond_event_data_get_int_bytes (widths, sizeof widths, "a", &i), 0);
     cr_assert_eq (i, -128);
@@ -3541,5 +3542,8 @@ Test (event_data, truncated_and_malformed)
     cr_assert_eq (i, INT32_MIN);
     cr_assert_eq (pond_event_data_get_uint_bytes (widths, sizeof widths, "d", &u), 0);
     cr_assert_eq (u, 5);
+    cr_assert_eq (pond_event_data_get_int_bytes (widths, sizeof widths, "e", &i), 0);
+    cr_assert_eq (i, -1, "a negative fixint");
+    cr_assert_eq (pond_event_data_get_uint_bytes (widths, sizeof widths, "e", &u), -1);
     s_buf_destroy (&b);
 }
