@@ -11,10 +11,14 @@
     the event must render as JSON. Every str it accepted (keys included,
     at every depth) must be valid UTF-8, every map key a str and no value
     an ext: checked here by a second, independent reading (the byte
-    ranges of RFC 3629, table 3-7 of Unicode). Anything else aborts.
+    ranges of RFC 3629, table 3-7 of Unicode). The direct data accessors
+    (pond_event_data) must read every top-level field of data as msgpack-c
+    does, refuse every other type, and stay within any prefix of the data.
+    Anything else aborts.
 */
 #include "pond_fuzz.h"
 #include "pond_event.h"
+#include "pond_event_data.h"
 
 #include <math.h>
 #include <msgpack.h>
@@ -148,6 +152,82 @@ static const char *const s_keys [] = {
     "id", "name", "ts", "entity", "source", "causation", "meta", "data", "seq", "Id", ""
 };
 
+//  Every str key of data (its first entry) reads through the accessors as
+//  msgpack-c reads it; other types are refused; and any prefix of the
+//  bytes is walked without reading past its end.
+static void
+s_check_data (const pond_event_t *event)
+{
+    size_t size = 0;
+    const uint8_t *data = pond_event_data (event, &size);
+    uint64_t u;
+    int64_t i;
+    double d;
+    bool flag;
+    const char *ptr;
+    size_t len;
+    static const char *fixed [] = { "label", "badge", "duration_ms", "container", "" };
+    for (size_t index = 0; index < sizeof fixed / sizeof fixed [0]; index++) {
+        pond_event_data_get_uint (event, fixed [index], &u);
+        pond_event_data_get_str (event, fixed [index], &ptr, &len);
+    }
+    if (!data)
+        return;
+    //  Every prefix of small data, about 256 of larger data (quadratic else)
+    size_t step = size > 512? size / 256: 1;
+    for (size_t cut = 0; cut < size; cut += step)
+        if (pond_event_data_get_str_bytes (data, cut, "label", &ptr, &len) == 0)
+            POND_FUZZ_CHECK ((const uint8_t *) ptr + len <= data + cut, "str past the prefix");
+
+    msgpack_unpacked unpacked;
+    msgpack_unpacked_init (&unpacked);
+    POND_FUZZ_CHECK (msgpack_unpack_next (&unpacked, (const char *) data, size, NULL)
+                     == MSGPACK_UNPACK_SUCCESS && unpacked.data.type == MSGPACK_OBJECT_MAP,
+                     "accepted data is not one map");
+    const msgpack_object_map *map = &unpacked.data.via.map;
+    for (uint32_t entry = 0; entry < map->size; entry++) {
+        const msgpack_object *key = &map->ptr [entry].key;
+        const msgpack_object *val = &map->ptr [entry].val;
+        char name [256];
+        if (key->type != MSGPACK_OBJECT_STR || key->via.str.size >= sizeof name
+        ||  (key->via.str.size && memchr (key->via.str.ptr, 0, key->via.str.size)))
+            continue;
+        memcpy (name, key->via.str.ptr, key->via.str.size);
+        name [key->via.str.size] = 0;
+        bool first = true;
+        for (uint32_t before = 0; first && before < entry; before++)
+            first = !(map->ptr [before].key.type == MSGPACK_OBJECT_STR
+                   && map->ptr [before].key.via.str.size == key->via.str.size
+                   && memcmp (map->ptr [before].key.via.str.ptr, name, key->via.str.size) == 0);
+        if (!first)
+            continue;
+        int got_u = pond_event_data_get_uint (event, name, &u);
+        int got_i = pond_event_data_get_int (event, name, &i);
+        int got_d = pond_event_data_get_double (event, name, &d);
+        int got_b = pond_event_data_get_bool (event, name, &flag);
+        int got_s = pond_event_data_get_str (event, name, &ptr, &len);
+        bool is_u = val->type == MSGPACK_OBJECT_POSITIVE_INTEGER;
+        bool is_i = val->type == MSGPACK_OBJECT_NEGATIVE_INTEGER;
+        bool is_f = val->type == MSGPACK_OBJECT_FLOAT32 || val->type == MSGPACK_OBJECT_FLOAT64;
+        bool is_b = val->type == MSGPACK_OBJECT_BOOLEAN;
+        bool is_s = val->type == MSGPACK_OBJECT_STR;
+        POND_FUZZ_CHECK ((got_u == 0) == is_u && (!is_u || u == val->via.u64),
+                         "uint of '%s' misread", name);
+        POND_FUZZ_CHECK ((got_i == 0) == (is_i || (is_u && val->via.u64 <= INT64_MAX))
+                         && (!is_i || i == val->via.i64), "int of '%s' misread", name);
+        POND_FUZZ_CHECK ((got_d == 0) == (is_u || is_i || is_f)
+                         && (!is_f || d == val->via.f64 || (isnan (d) && isnan (val->via.f64))),
+                         "double of '%s' misread", name);
+        POND_FUZZ_CHECK ((got_b == 0) == is_b && (!is_b || flag == val->via.boolean),
+                         "bool of '%s' misread", name);
+        POND_FUZZ_CHECK ((got_s == 0) == is_s
+                         && (!is_s || (len == val->via.str.size
+                                       && (len == 0 || memcmp (ptr, val->via.str.ptr, len) == 0))),
+                         "str of '%s' misread", name);
+    }
+    msgpack_unpacked_destroy (&unpacked);
+}
+
 static void
 s_decode (const uint8_t *data, size_t size)
 {
@@ -167,6 +247,9 @@ s_decode (const uint8_t *data, size_t size)
                      "the encoding does not say what the input said");
     POND_FUZZ_CHECK (s_input_portable (data, size),
                      "accepted an event with a str that is not UTF-8, a non-str key or an ext");
+
+    //  Actors read its data fields directly
+    s_check_data (event);
 
     //  Its encoding decodes, and encodes to the same bytes
     pond_event_t *again = pond_event_decode (first, first_size, err, sizeof err);

@@ -214,6 +214,39 @@ Test (helpers, exact_numbers_and_lenient_data)
     cJSON_Delete (data);
     pond_event_destroy (&event);
 
+    //  Data strs read in place: in the buffer when they fit, on the heap
+    //  when longer, cut at a NUL, NULL when empty, absent or not a str
+    char long_label [600];
+    memset (long_label, 'x', sizeof long_label - 1);
+    long_label [sizeof long_label - 1] = 0;
+    char json [700];
+    snprintf (json, sizeof json, "{\"label\":\"%s\",\"short\":\"Milk\",\"nul\":\"a\\u0000b\","
+              "\"empty\":\"\",\"n\":3,\"f\":4.0,\"h\":4.5}", long_label);
+    event = pond_event_new ("LABEL_ADDED", "c");
+    char err [POND_ERR_SIZE];
+    cr_assert_eq (pond_event_set_data_json (event, json, err, sizeof err), 0, "%s", err);
+    char buf [POND_ACTORS_TEXT_MAX];
+    char *got = pond_actors_text (event, "short", buf, sizeof buf);
+    cr_assert_eq (got, buf);
+    cr_assert_str_eq (got, "Milk");
+    got = pond_actors_text (event, "label", buf, sizeof buf);
+    cr_assert_not_null (got);
+    cr_assert_neq (got, buf);
+    cr_assert_str_eq (got, long_label);
+    pond_actors_text_free (got, buf);
+    got = pond_actors_text (event, "nul", buf, sizeof buf);
+    cr_assert_str_eq (got, "a");
+    cr_assert_null (pond_actors_text (event, "empty", buf, sizeof buf));
+    cr_assert_null (pond_actors_text (event, "n", buf, sizeof buf));
+    cr_assert_null (pond_actors_text (event, "absent", buf, sizeof buf));
+    cr_assert_eq (pond_actors_data_uint (event, "n", &value), 0);
+    cr_assert_eq (value, 3);
+    cr_assert_eq (pond_actors_data_uint (event, "f", &value), 0);
+    cr_assert_eq (value, 4);
+    cr_assert_eq (pond_actors_data_uint (event, "h", &value), -1);
+    cr_assert_eq (pond_actors_data_uint (event, "short", &value), -1);
+    pond_event_destroy (&event);
+
     //  Insertion anywhere, keys kept (cJSON_InsertItemInArray fails in
     //  the middle of a list with Debian 12's cJSON)
     cJSON *list = cJSON_Parse ("{\"a\":1,\"c\":3,\"e\":5}");

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "pond_event.h"
+#include "pond_event_data.h"
 #include "pond_proto.h"
 #include "pond_time.h"
 #include "pond_uuid.h"
@@ -3365,4 +3366,184 @@ Test (proto, appended_per_event_codes_and_reasons)
     free (bytes);
     free (msg);
     free (back);
+}
+
+//  ---------------------------------------------------------------------
+//  pond_event_data: direct reads of data fields
+
+//  A data map with one field of every kind, a container before the
+//  fields looked up and a duplicate key; unless portable (what
+//  pond_event_set_data takes), also an ext and an int key
+static void
+s_data_fields (buf_t *b, bool portable)
+{
+    s_buf_init (b);
+    msgpack_pack_map (&b->pk, portable? 12: 13);
+    s_buf_str (b, "nested");    msgpack_pack_map (&b->pk, 2);
+                                s_buf_str (b, "label"); s_buf_str (b, "inner");
+                                s_buf_str (b, "deep"); msgpack_pack_array (&b->pk, 2);
+                                msgpack_pack_bin (&b->pk, 2); msgpack_pack_bin_body (&b->pk, "ab", 2);
+                                if (portable)
+                                    msgpack_pack_array (&b->pk, 0);
+                                else {
+                                    msgpack_pack_ext (&b->pk, 3, 7);
+                                    msgpack_pack_ext_body (&b->pk, "xyz", 3);
+                                }
+    s_buf_str (b, "label");     s_buf_str (b, "Milk");
+    s_buf_str (b, "label");     s_buf_str (b, "second");
+    s_buf_str (b, "duration_ms"); msgpack_pack_uint64 (&b->pk, 250);
+    s_buf_str (b, "big");       msgpack_pack_uint64 (&b->pk, 9007199254740993ULL);
+    s_buf_str (b, "max");       msgpack_pack_uint64 (&b->pk, UINT64_MAX);
+    s_buf_str (b, "neg");       msgpack_pack_int64 (&b->pk, -9007199254740993LL);
+    s_buf_str (b, "loudness_db"); msgpack_pack_double (&b->pk, 61.5);
+    s_buf_str (b, "f32");       msgpack_pack_float (&b->pk, 0.25f);
+    s_buf_str (b, "ok");        msgpack_pack_true (&b->pk);
+    s_buf_str (b, "nil");       msgpack_pack_nil (&b->pk);
+    s_buf_str (b, "");          s_buf_str (b, "");
+    if (!portable) {
+        msgpack_pack_int (&b->pk, 5); s_buf_str (b, "int key");
+    }
+}
+
+Test (event_data, found_with_exact_values)
+{
+    buf_t b;
+    s_data_fields (&b, true);
+    char err [POND_ERR_SIZE] = "";
+    pond_event_t *ev = pond_event_new ("QUACKED", "c-1");
+    cr_assert_eq (pond_event_set_data (ev, (uint8_t *) b.sbuf.data, b.sbuf.size, err, sizeof err), 0, "%s", err);
+    uint64_t u = 0;
+    int64_t i = 0;
+    double d = 0;
+    bool flag = false;
+    const char *ptr = NULL;
+    size_t len = 0;
+    cr_assert_eq (pond_event_data_get_str (ev, "label", &ptr, &len), 0);
+    cr_assert_eq (len, 4);
+    cr_assert_arr_eq (ptr, "Milk", 4, "the first of duplicate keys, not the nested one");
+    cr_assert_eq (pond_event_data_get_uint (ev, "duration_ms", &u), 0);
+    cr_assert_eq (u, 250);
+    cr_assert_eq (pond_event_data_get_int (ev, "duration_ms", &i), 0);
+    cr_assert_eq (i, 250);
+    //  Above 2^53, exact (a double would give ...992)
+    cr_assert_eq (pond_event_data_get_uint (ev, "big", &u), 0);
+    cr_assert_eq (u, 9007199254740993ULL);
+    cr_assert_eq (pond_event_data_get_uint (ev, "max", &u), 0);
+    cr_assert_eq (u, UINT64_MAX);
+    cr_assert_eq (pond_event_data_get_int (ev, "neg", &i), 0);
+    cr_assert_eq (i, -9007199254740993LL);
+    cr_assert_eq (pond_event_data_get_double (ev, "loudness_db", &d), 0);
+    cr_assert_eq (d, 61.5);
+    cr_assert_eq (pond_event_data_get_double (ev, "f32", &d), 0);
+    cr_assert_eq (d, 0.25);
+    cr_assert_eq (pond_event_data_get_double (ev, "duration_ms", &d), 0);
+    cr_assert_eq (d, 250.0);
+    cr_assert_eq (pond_event_data_get_bool (ev, "ok", &flag), 0);
+    cr_assert (flag);
+    cr_assert_eq (pond_event_data_get_str (ev, "", &ptr, &len), 0);
+    cr_assert_eq (len, 0);
+    char text [8];
+    cr_assert_eq (pond_event_data_copy_str (ev, "label", text, sizeof text), 0);
+    cr_assert_str_eq (text, "Milk");
+    cr_assert_eq (pond_event_data_copy_str (ev, "label", text, 4), -1, "no room for the NUL");
+    cr_assert_str_eq (text, "");
+    s_buf_destroy (&b);
+    pond_event_destroy (&ev);
+}
+
+Test (event_data, missing_and_wrong_type)
+{
+    buf_t b;
+    s_data_fields (&b, true);
+    char err [POND_ERR_SIZE] = "";
+    pond_event_t *ev = pond_event_new ("QUACKED", "c-1");
+    uint64_t u = 7;
+    int64_t i = 7;
+    double d = 7;
+    bool flag = false;
+    const char *ptr = NULL;
+    size_t len = 0;
+    //  No data at all
+    cr_assert_eq (pond_event_data_get_uint (ev, "duration_ms", &u), -1);
+    cr_assert_eq (pond_event_data_get_str (ev, "label", &ptr, &len), -1);
+    cr_assert_eq (pond_event_set_data (ev, (uint8_t *) b.sbuf.data, b.sbuf.size, err, sizeof err), 0, "%s", err);
+    cr_assert_eq (pond_event_data_get_uint (ev, "absent", &u), -1);
+    cr_assert_eq (pond_event_data_get_str (ev, "deep", &ptr, &len), -1, "only top-level keys");
+    cr_assert_eq (pond_event_data_get_uint (ev, "label", &u), -1);
+    cr_assert_eq (pond_event_data_get_uint (ev, "neg", &u), -1);
+    cr_assert_eq (pond_event_data_get_uint (ev, "loudness_db", &u), -1);
+    cr_assert_eq (pond_event_data_get_int (ev, "max", &i), -1, "above INT64_MAX");
+    cr_assert_eq (pond_event_data_get_int (ev, "ok", &i), -1);
+    cr_assert_eq (pond_event_data_get_double (ev, "label", &d), -1);
+    cr_assert_eq (pond_event_data_get_double (ev, "nil", &d), -1);
+    cr_assert_eq (pond_event_data_get_bool (ev, "nil", &flag), -1);
+    cr_assert_eq (pond_event_data_get_bool (ev, "duration_ms", &flag), -1);
+    cr_assert_eq (pond_event_data_get_str (ev, "nested", &ptr, &len), -1);
+    cr_assert_eq (pond_event_data_get_str (ev, "duration_ms", &ptr, &len), -1);
+    cr_assert_eq (u, 7);
+    cr_assert_eq (i, 7);
+    cr_assert_eq (d, 7);
+    cr_assert_null (ptr, "nothing written on failure");
+    s_buf_destroy (&b);
+    pond_event_destroy (&ev);
+}
+
+Test (event_data, truncated_and_malformed)
+{
+    buf_t b;
+    s_data_fields (&b, false);
+    const uint8_t *data = (const uint8_t *) b.sbuf.data;
+    size_t size = b.sbuf.size;
+    uint64_t u;
+    const char *ptr;
+    size_t len;
+    double d;
+    //  Whole: "ok" is near the end; any cut before its value ends loses it
+    cr_assert_eq (pond_event_data_get_uint_bytes (data, size, "max", &u), 0);
+    cr_assert_eq (pond_event_data_get_str_bytes (data, size, "5", &ptr, &len), -1, "only str keys");
+    cr_assert_eq (pond_event_data_get_str_bytes (data, size, "int key", &ptr, &len), -1);
+    bool flag;
+    cr_assert_eq (pond_event_data_get_bool_bytes (data, size, "ok", &flag), 0);
+    size_t ok_end = 0;
+    for (size_t cut = 0; cut < size; cut++) {
+        if (pond_event_data_get_bool_bytes (data, cut, "ok", &flag) == 0 && !ok_end)
+            ok_end = cut;
+        //  A str value is found only when its bytes are all there
+        if (pond_event_data_get_str_bytes (data, cut, "label", &ptr, &len) == 0)
+            cr_assert_leq ((size_t) (ptr - (const char *) data) + len, cut);
+        if (pond_event_data_get_double_bytes (data, cut, "loudness_db", &d) == 0)
+            cr_assert_eq (d, 61.5);
+    }
+    cr_assert_neq (ok_end, 0);
+    cr_assert_eq (data [ok_end - 1], 0xc3, "found exactly when its byte is in");
+
+    //  Not a map, nothing, a tag msgpack never uses, a huge count
+    const uint8_t array [] = { 0x91, 0xa1, 'a' };
+    cr_assert_eq (pond_event_data_get_str_bytes (array, sizeof array, "a", &ptr, &len), -1);
+    cr_assert_eq (pond_event_data_get_uint_bytes (NULL, 0, "a", &u), -1);
+    const uint8_t unused [] = { 0x82, 0xc1, 0x01, 0xa1, 'a', 0x01 };
+    cr_assert_eq (pond_event_data_get_uint_bytes (unused, sizeof unused, "a", &u), -1);
+    const uint8_t huge [] = { 0x82, 0xa1, 'x', 0xdf, 0xff, 0xff, 0xff, 0xff, 0xa1, 'a', 0x01 };
+    cr_assert_eq (pond_event_data_get_uint_bytes (huge, sizeof huge, "a", &u), -1);
+    const uint8_t long_str [] = { 0x81, 0xa1, 'a', 0xdb, 0xff, 0xff, 0xff, 0xff, 'x' };
+    cr_assert_eq (pond_event_data_get_str_bytes (long_str, sizeof long_str, "a", &ptr, &len), -1);
+    const uint8_t cut_key [] = { 0x81, 0xa5, 'l', 'a' };
+    cr_assert_eq (pond_event_data_get_str_bytes (cut_key, sizeof cut_key, "la", &ptr, &len), -1);
+    //  Every signed width sign-extends; a non-negative int8 reads as uint
+    const uint8_t widths [] = { 0x85, 0xa1, 'a', 0xd0, 0x80, 0xa1, 'b', 0xd1, 0xff, 0x7f,
+                                0xa1, 'c', 0xd2, 0x80, 0, 0, 0, 0xa1, 'd', 0xd0, 0x05,
+                                0xa1, 'e', 0xff };
+    int64_t i;
+    cr_assert_eq (pond_event_data_get_int_bytes (widths, sizeof widths, "a", &i), 0);
+    cr_assert_eq (i, -128);
+    cr_assert_eq (pond_event_data_get_int_bytes (widths, sizeof widths, "b", &i), 0);
+    cr_assert_eq (i, -129);
+    cr_assert_eq (pond_event_data_get_int_bytes (widths, sizeof widths, "c", &i), 0);
+    cr_assert_eq (i, INT32_MIN);
+    cr_assert_eq (pond_event_data_get_uint_bytes (widths, sizeof widths, "d", &u), 0);
+    cr_assert_eq (u, 5);
+    cr_assert_eq (pond_event_data_get_int_bytes (widths, sizeof widths, "e", &i), 0);
+    cr_assert_eq (i, -1, "a negative fixint");
+    cr_assert_eq (pond_event_data_get_uint_bytes (widths, sizeof widths, "e", &u), -1);
+    s_buf_destroy (&b);
 }

@@ -140,15 +140,13 @@ s_apply (pond_actor_t *actor, pond_view_t *view, const pond_event_t *event, void
     char key [POND_ACTORS_KEY_MAX];
     if (pond_actors_customer_key (pond_event_entity (event), key, sizeof key))
         return pond_actors_skip (view, event, "no usable entity");
-    cJSON *data = pond_actors_data (event);
-    if (!data)
-        return -1;
-    const char *label = pond_actors_string (data, "label");
-    const char *container = pond_actors_string (data, "container");
-    if (!label) {
-        cJSON_Delete (data);
+    char label_buf [POND_ACTORS_TEXT_MAX];
+    char *label = pond_actors_text (event, "label", label_buf, sizeof label_buf);
+    if (!label)
         return pond_actors_skip (view, event, "no \"label\" in data");
-    }
+    char container_buf [POND_ACTORS_TEXT_MAX];
+    char *container = pond_actors_text (event, "container", container_buf,
+                                        sizeof container_buf);
     char *item_key = s_lower (label);
     cJSON *doc = pond_view_get (view, key);
     if (!cJSON_IsObject (doc)) {
@@ -169,7 +167,8 @@ s_apply (pond_actor_t *actor, pond_view_t *view, const pond_event_t *event, void
         rc = pond_actors_put_take (view, key, &doc);
     cJSON_Delete (doc);
     free (item_key);
-    cJSON_Delete (data);
+    pond_actors_text_free (label, label_buf);
+    pond_actors_text_free (container, container_buf);
     return rc? -1: 0;
 }
 

@@ -37,6 +37,10 @@ extern "C" {
 
 #define POND_ALEXA_VIEW_NAME "alexa-view"
 
+//  Fill spec for pond_actor_main
+void
+    pond_alexa_view_spec (pond_actor_spec_t *spec);
+
 //  The answer to question text about the customer document doc (NULL: an
 //  empty inventory), as a sentence. Caller frees. NULL if memory runs out.
 char *

@@ -336,18 +336,16 @@ static int
 s_apply_badge (pond_badge_granter_t *self, pond_view_t *view, const pond_event_t *event,
                const char *key, bool granted)
 {
-    cJSON *data = pond_actors_data (event);
-    const char *badge = pond_actors_string (data, "badge");
-    if (!badge) {
-        cJSON_Delete (data);
+    char badge_buf [POND_ACTORS_TEXT_MAX];
+    char *badge = pond_actors_text (event, "badge", badge_buf, sizeof badge_buf);
+    if (!badge)
         return pond_actors_skip (view, event, "no \"badge\" in data");
-    }
     const char *customer = pond_event_entity (event);
     s_pending_forget (self, customer, badge, granted);
     cJSON *doc = pond_view_get (view, key);
     if (!cJSON_IsObject (doc) && !granted) {
         cJSON_Delete (doc);
-        cJSON_Delete (data);
+        pond_actors_text_free (badge, badge_buf);
         return 0;               //  nothing to remove
     }
     if (!cJSON_IsObject (doc)) {
@@ -370,11 +368,14 @@ s_apply_badge (pond_badge_granter_t *self, pond_view_t *view, const pond_event_t
             if (!cJSON_GetObjectItemCaseSensitive (badges, badge)) {
                 cJSON *held = cJSON_CreateObject ();
                 uint64_t count = 0;
-                pond_actors_uint (data, "count", &count);
-                const char *version = pond_actors_string (data, "rules_version");
+                pond_actors_data_uint (event, "count", &count);
+                char version_buf [POND_ACTORS_TEXT_MAX];
+                char *version = pond_actors_text (event, "rules_version", version_buf,
+                                                  sizeof version_buf);
                 rc |= held? 0: -1;
                 rc |= pond_actors_set_uint (held, "granted_ts", pond_event_ts (event));
                 rc |= pond_actors_set_string (held, "rules_version", version? version: "");
+                pond_actors_text_free (version, version_buf);
                 rc |= pond_actors_set_uint (held, "count", count);
                 cJSON_AddItemToObject (badges, badge, held);
             }
@@ -392,7 +393,7 @@ s_apply_badge (pond_badge_granter_t *self, pond_view_t *view, const pond_event_t
     if (rc == 0)
         rc = pond_actors_put (view, key, doc);
     cJSON_Delete (doc);
-    cJSON_Delete (data);
+    pond_actors_text_free (badge, badge_buf);
     return rc? -1: 0;
 }
 

@@ -122,9 +122,10 @@ char *
     pond_badge_granter_recompute (pond_badge_granter_t *self, pond_actor_t *actor,
                                   pond_view_t *view, const char *args);
 
-//  pond_badge_granter_spec (in pond_actors.h) fills a spec without state;
-//  set spec.state to a pond_badge_granter_t to remember recompute's
-//  changes (and for the test hooks).
+//  Fill a spec without state; set spec.state to a pond_badge_granter_t
+//  to remember recompute's changes (and for the test hooks).
+void
+    pond_badge_granter_spec (pond_actor_spec_t *spec);
 
 #ifdef __cplusplus
 }

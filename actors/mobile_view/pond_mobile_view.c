@@ -218,8 +218,7 @@ s_count (cJSON *doc, const char *name)
 }
 
 static int
-s_badge (cJSON *doc, const pond_event_t *event, const char *badge, const cJSON *data,
-         bool granted)
+s_badge (cJSON *doc, const pond_event_t *event, const char *badge, bool granted)
 {
     cJSON *badges = s_array (doc, "badges");
     if (!badges)
@@ -239,10 +238,12 @@ s_badge (cJSON *doc, const pond_event_t *event, const char *badge, const cJSON *
     cJSON *held = cJSON_CreateObject ();
     if (!held)
         return -1;
-    const char *version = pond_actors_string (data, "rules_version");
+    char version_buf [POND_ACTORS_TEXT_MAX];
+    char *version = pond_actors_text (event, "rules_version", version_buf, sizeof version_buf);
     int rc = pond_actors_set_string (held, "name", badge);
     rc |= pond_actors_set_uint (held, "granted_ts", pond_event_ts (event));
     rc |= pond_actors_set_string (held, "rules_version", version? version: "");
+    pond_actors_text_free (version, version_buf);
     cJSON_AddItemToArray (badges, held);
     return rc;
 }
@@ -266,20 +267,22 @@ s_apply (pond_actor_t *actor, pond_view_t *view, const pond_event_t *event, void
         return pond_actors_skip (view, event, "no usable entity");
 
     //  Counters need nothing from the data: only labels and badges read it
-    bool needs_data = is_added || is_removed || is_granted || is_lost;
-    cJSON *data = needs_data? pond_actors_data (event): NULL;
-    if (needs_data && !data)
-        return -1;
-    const char *label = pond_actors_string (data, "label");
-    const char *container = pond_actors_string (data, "container");
-    const char *badge = pond_actors_string (data, "badge");
-    if ((is_added || is_removed) && !label) {
-        cJSON_Delete (data);
-        return pond_actors_skip (view, event, "no \"label\" in data");
+    char label_buf [POND_ACTORS_TEXT_MAX];
+    char container_buf [POND_ACTORS_TEXT_MAX];
+    char badge_buf [POND_ACTORS_TEXT_MAX];
+    char *label = NULL;
+    char *container = NULL;
+    char *badge = NULL;
+    if (is_added || is_removed) {
+        label = pond_actors_text (event, "label", label_buf, sizeof label_buf);
+        if (!label)
+            return pond_actors_skip (view, event, "no \"label\" in data");
+        container = pond_actors_text (event, "container", container_buf, sizeof container_buf);
     }
-    if ((is_granted || is_lost) && !badge) {
-        cJSON_Delete (data);
-        return pond_actors_skip (view, event, "no \"badge\" in data");
+    if (is_granted || is_lost) {
+        badge = pond_actors_text (event, "badge", badge_buf, sizeof badge_buf);
+        if (!badge)
+            return pond_actors_skip (view, event, "no \"badge\" in data");
     }
     cJSON *doc = pond_view_get (view, key);
     if (!cJSON_IsObject (doc)) {
@@ -300,14 +303,16 @@ s_apply (pond_actor_t *actor, pond_view_t *view, const pond_event_t *event, void
         if (is_click)
             rc = s_count (doc, "clicks");
         else
-            rc = s_badge (doc, event, badge, data, is_granted);
+            rc = s_badge (doc, event, badge, is_granted);
         rc |= pond_actors_set_uint (doc, "updated_seq", pond_event_seq (event));
         rc |= pond_actors_set_uint (doc, "updated_ts", pond_event_ts (event));
     }
     if (rc == 0)
         rc = pond_actors_put_take (view, key, &doc);
     cJSON_Delete (doc);
-    cJSON_Delete (data);
+    pond_actors_text_free (label, label_buf);
+    pond_actors_text_free (container, container_buf);
+    pond_actors_text_free (badge, badge_buf);
     return rc? -1: 0;
 }
 

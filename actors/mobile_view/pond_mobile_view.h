@@ -34,6 +34,10 @@ extern "C" {
 
 #define POND_MOBILE_VIEW_NAME "mobile-view"
 
+//  Fill spec for pond_actor_main
+void
+    pond_mobile_view_spec (pond_actor_spec_t *spec);
+
 #ifdef __cplusplus
 }
 #endif

@@ -19,7 +19,9 @@ extern "C" {
 #define POND_QUACK_COUNTER_NAME "quack-counter"
 
 //  Fill spec (name, names, description, apply, query; no command, no
-//  state). pond_quack_counter_spec is declared in pond_actors.h.
+//  state).
+void
+    pond_quack_counter_spec (pond_actor_spec_t *spec);
 
 #ifdef __cplusplus
 }

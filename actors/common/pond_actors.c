@@ -1,8 +1,8 @@
 /*  pond_actors: helpers shared by the four actors. See pond_actors.h.
 
-    Event data arrives as msgpack; we read it through its JSON form (the
-    proto module's pond_value_to_json), which keeps integers exact as JSON
-    number text. Documents are cJSON trees; before a tree is written or
+    Event data arrives as msgpack; the apply paths read its fields in
+    place (pond_event_data), exact and without building anything. Only
+    data read as a whole (badge rules) goes through its JSON form. Documents are cJSON trees; before a tree is written or
     printed every whole number in it becomes a raw number item, so event
     times (microseconds, 16 digits) stay readable and exact.
 */
@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pond_event_data.h"
 #include "pond_value.h"
 
 //  Largest double that holds every smaller whole number exactly
@@ -24,6 +25,47 @@
 
 //  ---------------------------------------------------------------------
 //  Reading event data
+
+char *
+pond_actors_text (const pond_event_t *event, const char *key, char *buf, size_t size)
+{
+    const char *ptr;
+    size_t len;
+    if (pond_event_data_get_str (event, key, &ptr, &len))
+        return NULL;
+    const char *nul = len? memchr (ptr, 0, len): NULL;
+    if (nul)
+        len = (size_t) (nul - ptr);
+    if (len == 0)
+        return NULL;
+    char *text = len < size? buf: malloc (len + 1);
+    if (!text)
+        return NULL;
+    memcpy (text, ptr, len);
+    text [len] = 0;
+    return text;
+}
+
+void
+pond_actors_text_free (char *text, const char *buf)
+{
+    if (text != buf)
+        free (text);
+}
+
+int
+pond_actors_data_uint (const pond_event_t *event, const char *key, uint64_t *value_p)
+{
+    if (pond_event_data_get_uint (event, key, value_p) == 0)
+        return 0;
+    //  A JSON producer may have sent 3.0 for 3
+    double value;
+    if (pond_event_data_get_double (event, key, &value) || !isfinite (value)
+    ||  value < 0 || value != floor (value) || value > S_EXACT_MAX)
+        return -1;
+    *value_p = (uint64_t) value;
+    return 0;
+}
 
 cJSON *
 pond_actors_data (const pond_event_t *event)

@@ -1,9 +1,10 @@
 /*  pond_actors: what the four actors of pond share (quack-counter,
-    badge-granter, alexa-view, mobile-view), all in one static library
-    (pond_actors) so tests can drive their logic in-process.
+    badge-granter, alexa-view, mobile-view), in its own static library
+    (pond_actors, actors/common) that each actor's library links.
 
     Each actor is a pond_actor_spec_t (actors/runtime/pond_actor.h) filled
-    by pond_NAME_spec; its main only hands that spec to pond_actor_main.
+    by pond_NAME_spec (declared in the actor's own header); its main only
+    hands that spec to pond_actor_main.
     The helpers below read an event's schemaless data leniently (a missing
     or odd field is skipped, never fatal), keep whole numbers exact in the
     JSON documents of a view, and count the events a view cannot apply.
@@ -32,19 +33,30 @@ extern "C" {
 //  Room for "customer/" + entity
 #define POND_ACTORS_KEY_MAX         (POND_ENTITY_MAX + 16)
 
-//  The four actors, each as a spec for pond_actor_main.
+//  Room for the data strs the actors read (labels, containers, badges)
+//  without allocating; longer ones are copied to the heap
+#define POND_ACTORS_TEXT_MAX        256
+
+//  The str field key of the event's data as a C string (cut at a NUL byte,
+//  as a JSON reader would): in buf (size bytes) when it fits, else in a
+//  heap copy. Returns NULL if absent, not a str, empty, or memory runs
+//  out. Read straight from the msgpack (pond_event_data), no tree built.
+//  Release with pond_actors_text_free (text, buf).
+char *
+    pond_actors_text (const pond_event_t *event, const char *key, char *buf, size_t size);
 void
-    pond_quack_counter_spec (pond_actor_spec_t *spec);
-void
-    pond_badge_granter_spec (pond_actor_spec_t *spec);
-void
-    pond_alexa_view_spec (pond_actor_spec_t *spec);
-void
-    pond_mobile_view_spec (pond_actor_spec_t *spec);
+    pond_actors_text_free (char *text, const char *buf);
+
+//  The whole non-negative number field key of the event's data: any
+//  msgpack int from 0 up (exact), or a float holding a whole number up to
+//  2^53. Returns 0, or -1 if absent or anything else.
+int
+    pond_actors_data_uint (const pond_event_t *event, const char *key, uint64_t *value_p);
 
 //  The event's data map as a cJSON object: an empty object when the event
 //  has no data (or data that is not a map). Caller owns the tree; NULL
-//  only if memory runs out.
+//  only if memory runs out. Only for data read as a whole (the badge
+//  rules of BADGE_RULES_CHANGED); read fields with the two above.
 cJSON *
     pond_actors_data (const pond_event_t *event);
 
