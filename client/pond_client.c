@@ -381,7 +381,8 @@ pond_client_ping_store (pond_client_t *self, int timeout_ms, pond_pong_t *pong)
         pong->store_up = true;
         pong->head = 0;
     }
-    if (pond_client_io_send (self->sock, POND_PING, pong? empty_map: NULL, pong? sizeof empty_map: 0))
+    if (pond_client_io_send (self->sock, POND_PING, pong? empty_map: NULL,
+                             pong? sizeof empty_map: 0))
         return s_client_refused (self)? -1
              : s_client_fail (self, POND_CODE_TIMEOUT, "cannot reach the broker at %s",
                               self->endpoint);

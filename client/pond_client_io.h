@@ -37,7 +37,8 @@ pond_client_io_send_frame (zsock_t *sock, const char *command, zframe_t **body_p
 //  watch on its handshakes in *watch_p. NULL if the endpoint is invalid or
 //  the broker's key is missing (logged).
 zsock_t *
-pond_client_io_dealer_new (const char *endpoint, bool immediate, int sndtimeo, pond_keys_watch_t **watch_p);
+pond_client_io_dealer_new (const char *endpoint, bool immediate, int sndtimeo,
+                           pond_keys_watch_t **watch_p);
 
 //  Format text into dest; -1 if it does not fit.
 int

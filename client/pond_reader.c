@@ -84,7 +84,8 @@ pond_reader_new (const char *control_endpoint, const pond_replay_req_t *req)
     //  The broker keeps POND_REPLAY_WINDOW chunks of credit per replay:
     //  grants in larger batches (half the window) would never come
     self->window = copy.credit < 2 * POND_REPLAY_WINDOW? copy.credit: 2 * POND_REPLAY_WINDOW;
-    self->sock = pond_client_io_dealer_new (control_endpoint, false, POND_CLIENT_ACK_TIMEOUT, &self->watch);
+    self->sock = pond_client_io_dealer_new (control_endpoint, false, POND_CLIENT_ACK_TIMEOUT,
+                                            &self->watch);
     zframe_t *body = self->sock? pond_replay_req_encode (&copy): NULL;
     if (!body) {
         pond_reader_destroy (&self);
