@@ -17,6 +17,10 @@
       with credit flow control so memory stays bounded.
     - pond_client_stats: the STATS counters as JSON text.
 
+    One header for all of them; each part has its own source file
+    (pond_endpoints.c, pond_client.c, pond_sub.c, pond_reader.c,
+    pond_client_stats.c) over private socket helpers (pond_client_io.h).
+
     Errors come back as -1 or NULL with a reason (and an HTTP-like code) to
     show the user; the library logs only retries, and only when verbose.
 

@@ -1196,7 +1196,7 @@ Test (badge_granter, works_without_state, .init = s_setup, .fini = s_teardown)
 
 //  ---------------------------------------------------------------------
 //  The replay reader every actor catches up with (pond_reader_* of
-//  pond_client.c), against a fake control socket in this thread
+//  pond_reader.c), against a fake control socket in this thread
 
 //  Encoded event number seq, QUACKED for cust-1
 static zframe_t *

@@ -1,4 +1,7 @@
-/*  pond_actor: the runtime every actor shares. See pond_actor.h.
+/*  pond_actor: the runtime every actor shares. See pond_actor.h. This
+    file: emitting, the core loop, catch-up, rebuild, timers and main; the
+    query socket is in pond_actor_query.c, --verify in pond_actor_verify.c,
+    the state they share in pond_actor_internal.h.
 
     One thread, one poller over two sockets: the SUB to the broker's pub
     socket (every event, so that any gap in the global seq shows) and the
@@ -8,8 +11,8 @@
     The position is the seq of the last event the actor has dealt with:
     applied (then it is written with the event's changes, in one batch), or
     skipped because the actor does not apply that name (then it moves in
-    memory only and is written lazily, see s_persist). How events reach
-    the view, exactly:
+    memory only and is written lazily, see pond_actor_priv_persist). How
+    events reach the view, exactly:
 
     - Catch-up: REPLAY names order "seq" from_seq = position + 1 (packed
       chunks: one frame per CHUNK). Events with seq > position are applied
@@ -35,9 +38,7 @@
       event came for BEHIND_MS (the last events were lost), or no heartbeat
       for SILENCE_MS (the broker is away: catch up when heartbeats return).
 */
-#include "pond_actor.h"
-#include "pond_client.h"
-#include "pond_keys.h"
+#include "pond_actor_internal.h"
 #include "pond_pidlock.h"
 
 #include <getopt.h>
@@ -46,90 +47,6 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#define CATCHUP_CREDIT      8           //  chunks granted up front (packed: up
-                                        //  to 2048 events / 512 KiB each)
-#define CATCHUP_BATCH       10000       //  events applied in one view write, at most
-#define CATCHUP_BATCH_BYTES (1024 * 1024)   //  ... and documents staged, about
-#define BUFFER_MAX          10000       //  live events held during a catch-up
-#define BUFFER_BYTES_MAX    (64 * 1024 * 1024)  //  ... and their bytes, roughly
-#define BEHIND_MS           1500        //  head beyond position this long: catch up
-#define SILENCE_MS          3000        //  no heartbeat this long: broker away
-#define STALL_MS            5000        //  replay silent this long: give up, retry
-#define RETRY_MS            1000        //  wait before retrying a failed catch-up
-#define PERSIST_MS          1000        //  write a lazily advanced position
-#define PROGRESS_MS         500         //  PROGRESS to a rebuild's requester
-#define PUMP_MS             50          //  replay work between two polls
-#define PUMP_CLOCK          16          //  events between two looks at the clock
-#define QUERY_FRAME_MAX     (4 * 1024 * 1024)   //  larger frames: peer dropped
-#define VERIFY_DUMP_MS      60000       //  wait for the live actor's DUMP
-#define VERIFY_REPLAY_MS    15000       //  replay silent this long: verify fails
-#define EMIT_WINDOW         1024        //  pond_actor_emit_many: publishes in flight
-#define LIVE_ROUND          1000        //  live events applied per round, at most
-#define CATCHUP_SYNC_MS     60000       //  pond_actor_catch_up gives up after this
-#define PARKED_MAX          1000        //  QUERYs waiting for 'after', at most
-#define QUERY_RETRY_MS      100         //  retry_ms of a 503 to a QUERY
-
-struct _pond_actor_t {
-    const pond_actor_spec_t *spec;
-    const char *name;
-    size_t names_count;
-    pond_endpoints_t eps;
-    char view_path [1024];
-    char query_endpoint [POND_ENDPOINT_MAX];
-    char ready_path [1024];
-    bool query_given;           //  --query on the command line
-    bool verbose;
-    bool verify;                //  --verify: emit sends nothing
-    bool failed;                //  stop with exit code 1
-
-    pond_view_t *view;
-    pond_sub_t *sub;
-    zsock_t *query;             //  ROUTER, NULL in verify mode
-    zpoller_t *poller;
-    pond_client_t *client;      //  for emit, created on first use
-    uint64_t position;          //  last seq dealt with (view may lag: lazy)
-    int64_t persisted_at;
-    bool batching;              //  events applied in one view write (catch-up, drain)
-    zlistx_t *deferred;         //  events emitted in the batch, sent at its commit
-    uint64_t batch_from;        //  position when the batch began
-    size_t batch_events;        //  events applied in the batch so far
-
-    //  Catch-up
-    bool live;                  //  no catch-up running or pending
-    pond_reader_t *replay;
-    int64_t replay_active_at;   //  last event or start of the replay
-    int64_t retry_at;           //  next attempt when the last one failed
-    int64_t catchup_started;
-    uint64_t catchup_from;
-    uint64_t catchup_applied;   //  applied counter when it started
-    uint64_t failures;          //  catch-ups failed in a row
-    zlistx_t *buffer;           //  live events held during a catch-up
-    size_t buffer_bytes;        //  their approximate size
-    bool overflowed;            //  buffer dropped: catch up once more
-    bool warned_ahead;
-
-    //  Heartbeats
-    uint64_t heartbeats_seen;
-    int64_t heartbeat_at;       //  last heartbeat (or start)
-    int64_t timers_at;          //  last run of s_timers
-    int64_t event_at;           //  last live event
-    int64_t behind_since;       //  head > position noticed, 0 if not
-    bool broker_away;
-
-    //  Requests
-    zlistx_t *parked;           //  QUERYs waiting for their 'after' seq
-    zframe_t *requester;        //  peer of the command running now
-    bool rebuilding;
-    zframe_t *rebuild_peer;
-    int64_t rebuild_started;
-    uint64_t rebuild_applied;   //  applied counter when it started
-    int64_t progress_at;
-    int error_code;             //  pond_actor_set_error
-    char error_reason [POND_REASON_MAX];
-
-    //  Counters (STATUS)
-    uint64_t applied, catchups, emitted, doubles, requests, rejected;
-};
 
 //  ---------------------------------------------------------------------
 //  The API actors call
@@ -355,8 +272,9 @@ pond_actor_replay (pond_actor_t *self, const pond_replay_req_t *request)
 }
 
 //  Send [peer, command, body] on the query socket; takes ownership of body.
-static void
-s_send (pond_actor_t *self, zframe_t *peer, const char *command, zframe_t **body_p)
+void
+pond_actor_priv_send (pond_actor_t *self, zframe_t *peer, const char *command,
+                      zframe_t **body_p)
 {
     if (!self->query || !peer) {
         zframe_destroy (body_p);
@@ -375,7 +293,7 @@ s_send_progress (pond_actor_t *self, zframe_t *peer, uint64_t done, uint64_t tot
 {
     pond_progress_t progress = { .done = done, .total = total };
     zframe_t *body = pond_progress_encode (&progress);
-    s_send (self, peer, POND_PROGRESS, &body);
+    pond_actor_priv_send (self, peer, POND_PROGRESS, &body);
 }
 
 void
@@ -427,8 +345,8 @@ s_wanted (pond_actor_t *self, const char *name)
 //  Deal with the event that comes right after the position: apply it in
 //  one atomic write with its seq if it is one of ours, else just move the
 //  position. Returns 0, or -1 if the actor cannot go on (self->failed).
-static int
-s_apply (pond_actor_t *self, const pond_event_t *event)
+int
+pond_actor_priv_apply (pond_actor_t *self, const pond_event_t *event)
 {
     uint64_t seq = pond_event_seq (event);
     if (s_wanted (self, pond_event_name (event))) {
@@ -500,7 +418,7 @@ s_batch_commit (pond_actor_t *self)
     self->batching = false;
     if (self->batch_events == 0) {
         //  Nothing applied: a position moved past names we do not apply
-        //  is written lazily (s_persist), as outside a batch
+        //  is written lazily (pond_actor_priv_persist), as outside a batch
         pond_view_rollback (self->view);
         return 0;
     }
@@ -547,8 +465,8 @@ s_batch_commit (pond_actor_t *self)
 //  memory are all of names the actor does not apply, so after a crash the
 //  catch-up from the written position replays none of them (the replay is
 //  filtered by our names) and the view is exactly as it would have been.
-static int
-s_persist (pond_actor_t *self)
+int
+pond_actor_priv_persist (pond_actor_t *self)
 {
     self->persisted_at = zclock_mono ();
     if (pond_view_position (self->view) == self->position)
@@ -565,9 +483,9 @@ s_persist (pond_actor_t *self)
 //  Catch-up
 
 //  Fill a replay request for our names in seq order from from_seq.
-static void
-s_replay_request (pond_actor_t *self, pond_replay_req_t *request, uint64_t from_seq,
-                  uint64_t to_seq)
+void
+pond_actor_priv_replay_request (pond_actor_t *self, pond_replay_req_t *request,
+                                uint64_t from_seq, uint64_t to_seq)
 {
     memset (request, 0, sizeof (*request));
     //  More names than a REPLAY carries: take the whole log, s_wanted filters
@@ -591,7 +509,7 @@ s_catchup_start (pond_actor_t *self)
     self->live = false;
     self->behind_since = 0;
     pond_replay_req_t request;
-    s_replay_request (self, &request, self->position + 1, 0);
+    pond_actor_priv_replay_request (self, &request, self->position + 1, 0);
     self->replay = pond_reader_new (self->eps.control, &request);
     if (!self->replay) {
         zsys_error ("%s: cannot start a replay on %s", self->name, self->eps.control);
@@ -695,7 +613,7 @@ s_drain_buffer (pond_actor_t *self)
             return 1;
         }
         event = s_buffer_pop (self);
-        int rc = s_apply (self, event);
+        int rc = pond_actor_priv_apply (self, event);
         pond_event_destroy (&event);
         if (rc)
             return -1;
@@ -722,7 +640,7 @@ s_catchup_done (pond_actor_t *self)
         zsys_info ("%s: catch-up succeeded after %" PRIu64 " failed attempts", self->name,
                    self->failures);
     self->failures = 0;
-    if (s_persist (self))
+    if (pond_actor_priv_persist (self))
         return;
     double seconds = (double) (zclock_mono () - self->catchup_started) / 1000.0;
     zsys_info ("%s: caught up %" PRIu64 " events to seq %" PRIu64 " in %.1f s "
@@ -783,7 +701,7 @@ s_catchup_pump (pond_actor_t *self)
         if (now)
             self->replay_active_at = now;
         if (pond_event_seq (event) > self->position)
-            s_apply (self, event);
+            pond_actor_priv_apply (self, event);
         pond_event_destroy (&event);
         if (self->batch_events >= CATCHUP_BATCH
         ||  pond_view_staged_bytes (self->view) >= CATCHUP_BATCH_BYTES) {
@@ -854,7 +772,7 @@ s_on_live (pond_actor_t *self, pond_event_t **event_p)
     }
     else
     if (seq == self->position + 1)
-        s_apply (self, event);
+        pond_actor_priv_apply (self, event);
     else {
         zsys_warning ("%s: gap in live events: seq %" PRIu64 " after %" PRIu64
                       "; catching up", self->name, seq, self->position);
@@ -888,11 +806,8 @@ s_view_reset (pond_actor_t *self)
     return 0;
 }
 
-static void s_error (pond_actor_t *self, zframe_t *peer, int code, const char *format, ...)
-    __attribute__ ((format (printf, 4, 5)));
-
-static void
-s_rebuild_start (pond_actor_t *self, zframe_t *peer)
+void
+pond_actor_priv_rebuild_start (pond_actor_t *self, zframe_t *peer)
 {
     pond_reader_destroy (&self->replay);
     s_buffer_clear (self);
@@ -901,7 +816,8 @@ s_rebuild_start (pond_actor_t *self, zframe_t *peer)
     uint64_t was = self->position;
     int rc = s_view_reset (self);
     if (rc) {
-        s_error (self, peer, POND_CODE_STORE_ERROR, "cannot reset the view (see the log)");
+        pond_actor_priv_error (self, peer, POND_CODE_STORE_ERROR,
+                               "cannot reset the view (see the log)");
         if (rc < 0)
             self->failed = true;    //  no view, or half a reset: start afresh
         else
@@ -929,375 +845,10 @@ s_rebuild_done (pond_actor_t *self)
                                self->position, self->applied - self->rebuild_applied,
                                seconds);
     zframe_t *body = zframe_new (json, strlen (json));
-    s_send (self, self->rebuild_peer, POND_RESULT, &body);
+    pond_actor_priv_send (self, self->rebuild_peer, POND_RESULT, &body);
     zstr_free (&json);
     zframe_destroy (&self->rebuild_peer);
     self->rebuilding = false;
-}
-
-//  ---------------------------------------------------------------------
-//  Query socket: QUERY, COMMAND, STATUS, DUMP
-
-static void
-s_error (pond_actor_t *self, zframe_t *peer, int code, const char *format, ...)
-{
-    char reason [POND_REASON_MAX];
-    va_list args;
-    va_start (args, format);
-    vsnprintf (reason, sizeof reason, format, args);
-    va_end (args);
-    zframe_t *body = pond_nack_new (NULL, (uint32_t) code, 0, "%s", reason);
-    s_send (self, peer, POND_ERROR, &body);
-}
-
-//  A request we cannot serve: count it, log the first, answer ERROR.
-static void
-s_reject (pond_actor_t *self, zframe_t *peer, int code, const char *reason)
-{
-    if (self->rejected++ == 0 || self->verbose)
-        zsys_warning ("%s: refused a request on the query socket: %s (%d)%s", self->name,
-                      reason, code, self->verbose? "": "; counting further ones");
-    s_error (self, peer, code, "%s", reason);
-}
-
-//  Send text as RESULT if it is JSON, else ERROR 500. Frees text.
-static void
-s_result (pond_actor_t *self, zframe_t *peer, char **text_p)
-{
-    cJSON *check = cJSON_Parse (*text_p);
-    if (check) {
-        zframe_t *body = zframe_new (*text_p, strlen (*text_p));
-        s_send (self, peer, POND_RESULT, &body);
-    }
-    else {
-        zsys_error ("%s: the actor answered with text that is not JSON", self->name);
-        s_error (self, peer, POND_CODE_STORE_ERROR, "the actor's answer is not JSON");
-    }
-    cJSON_Delete (check);
-    zstr_free (text_p);
-}
-
-//  Answer after a query or command callback: RESULT, or the error it set,
-//  or fallback_code with fallback_reason.
-static void
-s_answer (pond_actor_t *self, zframe_t *peer, char *result, int fallback_code,
-          const char *fallback_reason)
-{
-    if (result)
-        s_result (self, peer, &result);
-    else
-    if (self->error_code)
-        s_error (self, peer, self->error_code, "%s", self->error_reason);
-    else
-        s_error (self, peer, fallback_code, "%s", fallback_reason);
-}
-
-//  Ready to answer from the view: caught up, and the subscription proven
-//  by a heartbeat (before one, live events may still be missed)
-static bool
-s_ready (pond_actor_t *self)
-{
-    return self->live && self->heartbeats_seen > 0 && !self->rebuilding;
-}
-
-//  ERROR 503 with retry_ms: the view is not where the query needs it
-static void
-s_unavailable (pond_actor_t *self, zframe_t *peer, const char *format, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-static void
-s_unavailable (pond_actor_t *self, zframe_t *peer, const char *format, ...)
-{
-    char reason [POND_REASON_MAX];
-    va_list args;
-    va_start (args, format);
-    vsnprintf (reason, sizeof reason, format, args);
-    va_end (args);
-    zframe_t *body = pond_nack_new (NULL, POND_CODE_UNAVAILABLE, QUERY_RETRY_MS, "%s", reason);
-    s_send (self, peer, POND_ERROR, &body);
-}
-
-//  A QUERY waiting until the view has applied its 'after' seq
-typedef struct {
-    zframe_t *peer;
-    pond_query_t query;
-    int64_t deadline;
-} parked_t;
-
-static void
-s_parked_destroy (void **item_p)
-{
-    parked_t *parked = (parked_t *) *item_p;
-    if (parked) {
-        zframe_destroy (&parked->peer);
-        free (parked);
-        *item_p = NULL;
-    }
-}
-
-//  Answer a QUERY from the view as it is now
-static void
-s_query_answer (pond_actor_t *self, zframe_t *peer, const pond_query_t *query)
-{
-    if (self->rebuilding) {
-        s_unavailable (self, peer, "%s is rebuilding its view (at seq %" PRIu64 "); ask "
-                       "again later", self->name, self->position);
-        return;
-    }
-    //  The view holds what the question needs: 'after' applied, or
-    //  (without 'after') caught up with the log
-    if (query->after? self->position < query->after: !s_ready (self)) {
-        if (query->after)
-            s_unavailable (self, peer, "%s has not applied seq %" PRIu64 " yet: position %"
-                           PRIu64 " of head %" PRIu64 "; retry after retry_ms", self->name,
-                           query->after, self->position, pond_sub_head (self->sub));
-        else
-            s_unavailable (self, peer, "catching up: position %" PRIu64 " of head %" PRIu64
-                           "; retry after retry_ms", self->position,
-                           pond_sub_head (self->sub));
-        return;
-    }
-    self->error_code = 0;
-    char *result = self->spec->query (self, self->view, query->entity, query->text,
-                                      self->spec->state);
-    char reason [POND_REASON_MAX];
-    snprintf (reason, sizeof reason, "%s knows nothing about '%s'", self->name, query->entity);
-    s_answer (self, peer, result, POND_CODE_NOT_FOUND, reason);
-}
-
-//  Answer the parked QUERYs whose seq is applied or whose wait is over
-static void
-s_parked_check (pond_actor_t *self, bool all)
-{
-    if (!self->parked || zlistx_size (self->parked) == 0)
-        return;
-    int64_t now = zclock_mono ();
-    bool again = true;
-    while (again) {
-        again = false;
-        for (parked_t *parked = (parked_t *) zlistx_first (self->parked); parked;
-             parked = (parked_t *) zlistx_next (self->parked))
-            if (all || self->position >= parked->query.after || now >= parked->deadline) {
-                s_query_answer (self, parked->peer, &parked->query);
-                zlistx_delete (self->parked, zlistx_cursor (self->parked));
-                again = true;
-                break;
-            }
-    }
-}
-
-static void
-s_query_query (pond_actor_t *self, zframe_t *peer, zframe_t *body, const pond_key_t *key)
-{
-    pond_query_t query;
-    char err [POND_ERR_SIZE];
-    if (pond_query_decode (body, &query, err, sizeof err)) {
-        s_reject (self, peer, POND_CODE_BAD_REQUEST, err);
-        return;
-    }
-    if (!*query.entity) {
-        s_reject (self, peer, POND_CODE_BAD_REQUEST, "'entity' must not be empty");
-        return;
-    }
-    if (query.wait_ms > POND_QUERY_WAIT_MAX) {
-        snprintf (err, sizeof err, "'wait_ms' is at most %d", POND_QUERY_WAIT_MAX);
-        s_reject (self, peer, POND_CODE_BAD_REQUEST, err);
-        return;
-    }
-    if (key && !pond_key_may_ask (key, query.entity, err, sizeof err)) {
-        s_reject (self, peer, POND_CODE_FORBIDDEN, err);
-        return;
-    }
-    if (query.after && self->position < query.after && !self->rebuilding) {
-        //  Read your writes: wait (bounded) until the view has applied it
-        parked_t *parked = NULL;
-        if (!self->parked) {
-            self->parked = zlistx_new ();
-            if (self->parked)
-                zlistx_set_destructor (self->parked, s_parked_destroy);
-        }
-        if (self->parked && zlistx_size (self->parked) < PARKED_MAX)
-            parked = (parked_t *) calloc (1, sizeof *parked);
-        if (parked) {
-            parked->peer = zframe_dup (peer);
-            parked->query = query;
-            parked->deadline = zclock_mono () + (query.wait_ms? query.wait_ms
-                                                               : POND_QUERY_WAIT_MS);
-            if (zlistx_add_end (self->parked, parked))
-                return;
-            s_parked_destroy ((void **) &parked);
-        }
-        //  No room to wait: answer now (503 with the position)
-    }
-    s_query_answer (self, peer, &query);
-}
-
-static void
-s_query_command (pond_actor_t *self, zframe_t *peer, zframe_t *body)
-{
-    //  64 KiB of args: off the stack
-    pond_command_t *command = (pond_command_t *) malloc (sizeof (pond_command_t));
-    char err [POND_ERR_SIZE];
-    if (!command)
-        s_error (self, peer, POND_CODE_UNAVAILABLE, "out of memory");
-    else
-    if (pond_command_decode (body, command, err, sizeof err))
-        s_reject (self, peer, POND_CODE_BAD_REQUEST, err);
-    else
-    if (self->rebuilding)
-        s_error (self, peer, POND_CODE_UNAVAILABLE, "%s is rebuilding its view; try again "
-                 "later", self->name);
-    else
-    if (streq (command->command, "rebuild"))
-        s_rebuild_start (self, peer);
-    else
-    if (!self->spec->command) {
-        char reason [POND_REASON_MAX];
-        snprintf (reason, sizeof reason, "%s has no command '%s'", self->name,
-                  command->command);
-        s_reject (self, peer, POND_CODE_NOT_FOUND, reason);
-    }
-    else {
-        zsys_info ("%s: running command '%s'", self->name, command->command);
-        self->error_code = 0;
-        self->requester = peer;
-        //  The command works on the log as of now, not on a view that
-        //  lags behind (still catching up, live events not read yet)
-        char *result = NULL;
-        if (pond_actor_catch_up (self) == 0) {
-            if (s_persist (self))
-                pond_actor_set_error (self, POND_CODE_STORE_ERROR, "cannot write the view");
-            else
-                result = self->spec->command (self, self->view, command->command,
-                                          command->args, self->spec->state);
-        }
-        self->requester = NULL;
-        char reason [POND_REASON_MAX];
-        snprintf (reason, sizeof reason, "%s has no command '%s'", self->name,
-                  command->command);
-        if (!result)
-            zsys_info ("%s: command '%s' failed: %d %s", self->name, command->command,
-                       self->error_code? self->error_code: POND_CODE_NOT_FOUND,
-                       self->error_code? self->error_reason: reason);
-        s_answer (self, peer, result, POND_CODE_NOT_FOUND, reason);
-    }
-    free (command);
-}
-
-static void
-s_query_status (pond_actor_t *self, zframe_t *peer)
-{
-    char *json = zsys_sprintf (
-        "{\"name\":\"%s\",\"position\":%" PRIu64 ",\"live\":%s,\"applied\":%" PRIu64
-        ",\"catchups\":%" PRIu64 ",\"emitted\":%" PRIu64 ",\"pid\":%d,\"rebuilding\":%s"
-        ",\"head\":%" PRIu64 ",\"doubles\":%" PRIu64 ",\"requests\":%" PRIu64
-        ",\"rejected\":%" PRIu64 "}",
-        self->name, self->position, s_ready (self)? "true": "false", self->applied,
-        self->catchups, self->emitted, (int) getpid (), self->rebuilding? "true": "false",
-        pond_sub_head (self->sub), self->doubles, self->requests, self->rejected);
-    s_result (self, peer, &json);
-}
-
-static void
-s_query_dump (pond_actor_t *self, zframe_t *peer)
-{
-    if (self->rebuilding) {
-        s_error (self, peer, POND_CODE_UNAVAILABLE, "%s is rebuilding its view; try again "
-                 "later", self->name);
-        return;
-    }
-    //  The dump shows the position in memory: write it first
-    if (s_persist (self)) {
-        s_error (self, peer, POND_CODE_STORE_ERROR, "cannot write the view's position");
-        return;
-    }
-    char *dump = pond_view_dump (self->view);
-    if (!dump) {
-        s_error (self, peer, POND_CODE_STORE_ERROR, "cannot read the view (see the log)");
-        return;
-    }
-    zframe_t *body = zframe_new (dump, strlen (dump));
-    free (dump);
-    s_send (self, peer, POND_RESULT, &body);
-}
-
-//  Print a command frame for a log line: printable ASCII only, short.
-static void
-s_command_text (zframe_t *frame, char *text, size_t size)
-{
-    size_t len = zframe_size (frame);
-    const byte *data = zframe_data (frame);
-    size_t i;
-    for (i = 0; i < len && i + 1 < size && i < 32; i++)
-        text [i] = data [i] >= 0x20 && data [i] < 0x7f? (char) data [i]: '?';
-    text [i] = 0;
-}
-
-static void
-s_on_request (pond_actor_t *self, zmsg_t *msg)
-{
-    self->requests++;
-    zframe_t *peer = zmsg_pop (msg);
-    zframe_t *command = zmsg_pop (msg);
-    zframe_t *body = zmsg_pop (msg);
-    size_t extra = zmsg_size (msg);
-    bool takes_body = pond_proto_is (command, POND_QUERY)
-                   || pond_proto_is (command, POND_COMMAND);
-    bool known = takes_body || pond_proto_is (command, POND_STATUS)
-                            || pond_proto_is (command, POND_DUMP);
-    char reason [POND_REASON_MAX];
-    //  The command frame came from the wire: it says who sent it
-    const pond_key_t *key = command && pond_keys_active ()? pond_keys_sender (command): NULL;
-    if (!peer)
-        ;                       //  nobody to answer
-    else
-    if (command && pond_keys_active () && !key)
-        s_reject (self, peer, POND_CODE_FORBIDDEN, "your key is no longer in the keys directory");
-    else
-    if (key && !pond_key_may_query (key, reason, sizeof reason))
-        s_reject (self, peer, POND_CODE_FORBIDDEN, reason);
-    else
-    if (key && command && !pond_proto_is (command, POND_QUERY)
-    &&  !pond_key_may_ask (key, NULL, reason, sizeof reason))
-        s_reject (self, peer, POND_CODE_FORBIDDEN, reason);
-    else
-    if (!command || zframe_size (command) == 0)
-        s_reject (self, peer, POND_CODE_NOT_FOUND, "empty command frame");
-    else
-    if (!known) {
-        char text [40];
-        s_command_text (command, text, sizeof text);
-        snprintf (reason, sizeof reason, "unknown command '%s'; the query socket takes "
-                  "QUERY, COMMAND, STATUS or DUMP", text);
-        s_reject (self, peer, POND_CODE_NOT_FOUND, reason);
-    }
-    else
-    if (body && zframe_size (body) > POND_BODY_MAX) {
-        snprintf (reason, sizeof reason, "body is %zu bytes; the limit is %d",
-                  zframe_size (body), POND_BODY_MAX);
-        s_reject (self, peer, POND_CODE_TOO_LARGE, reason);
-    }
-    else
-    if (extra || (body && !takes_body)) {
-        snprintf (reason, sizeof reason, "too many frames: %s takes %s",
-                  takes_body? "a command and a body": "the command frame only",
-                  takes_body? "no more": "no body");
-        s_reject (self, peer, POND_CODE_BAD_REQUEST, reason);
-    }
-    else
-    if (pond_proto_is (command, POND_QUERY))
-        s_query_query (self, peer, body, key);
-    else
-    if (pond_proto_is (command, POND_COMMAND))
-        s_query_command (self, peer, body);
-    else
-    if (pond_proto_is (command, POND_STATUS))
-        s_query_status (self, peer);
-    else
-        s_query_dump (self, peer);
-    zframe_destroy (&peer);
-    zframe_destroy (&command);
-    zframe_destroy (&body);
 }
 
 //  ---------------------------------------------------------------------
@@ -1356,7 +907,7 @@ s_timers (pond_actor_t *self)
     if (!self->live && !self->replay && !self->broker_away && now >= self->retry_at)
         s_catchup_start (self);
     if (now - self->persisted_at >= PERSIST_MS)
-        s_persist (self);
+        pond_actor_priv_persist (self);
     if (self->rebuilding && now - self->progress_at >= PROGRESS_MS) {
         s_send_progress (self, self->rebuild_peer, self->position,
                          head > self->position? head: self->position);
@@ -1426,7 +977,7 @@ s_connect (pond_actor_t *self)
     zsock_set_sndhwm (self->query, 10000);
     zsock_set_rcvhwm (self->query, 10000);
     zsock_set_maxmsgsize (self->query, QUERY_FRAME_MAX);
-    //  With keys: CURVE with the actor's own key; s_on_request checks roles
+    //  With keys: CURVE with the actor's own key; pond_actor_priv_on_request checks roles
     if (pond_keys_server (self->query))
         return -1;
     if (zsock_bind (self->query, "%s", self->query_endpoint) < 0) {
@@ -1474,224 +1025,23 @@ s_run (pond_actor_t *self)
             zmsg_t *msg = zmsg_recv (self->query);
             if (!msg)
                 break;
-            s_on_request (self, msg);
+            pond_actor_priv_on_request (self, msg);
             zmsg_destroy (&msg);
         }
         if (self->replay)
             s_catchup_pump (self);
         if (!self->failed)
             s_timers (self);
-        s_parked_check (self, false);
+        pond_actor_priv_parked_check (self, false);
     }
-    s_parked_check (self, true);    //  stopping: the waiting ones get their answer now
+    //  Stopping: the waiting ones get their answer now
+    pond_actor_priv_parked_check (self, true);
     if (self->view && !self->failed)
-        s_persist (self);
+        pond_actor_priv_persist (self);
     s_ready_remove (self);
     zsys_info ("%s: stopping at seq %" PRIu64 " (%" PRIu64 " applied, %" PRIu64 " emitted)",
                self->name, self->position, self->applied, self->emitted);
     return self->failed? 1: 0;
-}
-
-//  ---------------------------------------------------------------------
-//  --verify: compare the live view with a rebuild up to its position
-
-//  Ask the live actor for its DUMP. Returns the JSON text (caller frees)
-//  or NULL with the reason printed.
-static char *
-s_verify_dump (pond_actor_t *self)
-{
-    char endpoint [POND_ENDPOINT_MAX];
-    char key [POND_KEY_NAME_MAX + 1] = "";
-    snprintf (endpoint, sizeof endpoint, "%s", self->query_endpoint);
-    if (!self->query_given) {
-        zconfig_t *config = zconfig_load (self->ready_path);
-        if (!config) {
-            fprintf (stderr, "%s: not running (no %s): --verify compares a running actor's "
-                     "view with a rebuild; start it first\n", self->name, self->ready_path);
-            return NULL;
-        }
-        snprintf (endpoint, sizeof endpoint, "%s",
-                  zconfig_get (config, "actor/query", self->query_endpoint));
-        snprintf (key, sizeof key, "%s", zconfig_get (config, "actor/key", ""));
-        int pid = atoi (zconfig_get (config, "actor/pid", "0"));
-        zconfig_destroy (&config);
-        if (pid > 0 && kill (pid, 0) && errno == ESRCH) {
-            fprintf (stderr, "%s: not running (%s names pid %d, which is gone); its view "
-                     "cannot be compared\n", self->name, self->ready_path, pid);
-            return NULL;
-        }
-    }
-    zsock_t *sock = zsock_new (ZMQ_DEALER);
-    //  The live actor's key: its ready file's, else (--query given) ours
-    if (sock && pond_keys_active () && pond_keys_client (sock, *key? key: pond_keys_as ()))
-        zsock_destroy (&sock);
-    if (!sock || zsock_connect (sock, "%s", endpoint)) {
-        fprintf (stderr, "%s: cannot connect to %s\n", self->name, endpoint);
-        zsock_destroy (&sock);
-        return NULL;
-    }
-    zsock_set_linger (sock, 0);
-    zsock_set_rcvtimeo (sock, VERIFY_DUMP_MS);
-    zstr_send (sock, POND_DUMP);
-    zmsg_t *reply = zmsg_recv (sock);
-    char *dump = NULL;
-    if (!reply)
-        fprintf (stderr, "%s: no answer from %s within %d s: is it running?\n", self->name,
-                 endpoint, VERIFY_DUMP_MS / 1000);
-    else {
-        zframe_t *command = zmsg_first (reply);
-        zframe_t *body = zmsg_next (reply);
-        pond_nack_t error;
-        char err [POND_ERR_SIZE];
-        if (pond_proto_is (command, POND_RESULT) && body)
-            dump = strndup ((const char *) zframe_data (body), zframe_size (body));
-        else
-        if (pond_proto_is (command, POND_ERROR) && pond_nack_decode (body, &error, err,
-                                                                     sizeof err) == 0)
-            fprintf (stderr, "%s: the live actor refused DUMP: %u %s\n", self->name,
-                     error.code, error.reason);
-        else
-            fprintf (stderr, "%s: unreadable answer to DUMP from %s\n", self->name, endpoint);
-    }
-    zmsg_destroy (&reply);
-    zsock_destroy (&sock);
-    return dump;
-}
-
-//  Apply the log up to position into the (scratch) view. Returns 0 or -1.
-static int
-s_verify_rebuild (pond_actor_t *self, uint64_t position)
-{
-    if (position == 0)
-        return 0;
-    pond_replay_req_t request;
-    s_replay_request (self, &request, 1, position + 1);
-    pond_reader_t *replay = pond_reader_new (self->eps.control, &request);
-    if (!replay) {
-        fprintf (stderr, "%s: cannot start a replay on %s\n", self->name, self->eps.control);
-        return -1;
-    }
-    int rc = 0;
-    pond_event_t *event;
-    while ((event = pond_reader_next (replay, VERIFY_REPLAY_MS))) {
-        if (pond_event_seq (event) > self->position && pond_event_seq (event) <= position)
-            rc = s_apply (self, event);
-        pond_event_destroy (&event);
-        if (rc)
-            break;
-    }
-    if (rc == 0 && pond_reader_code (replay) != POND_CODE_OK) {
-        fprintf (stderr, "%s: the replay failed: %d %s\n", self->name, pond_reader_code (replay),
-                 pond_reader_reason (replay));
-        rc = -1;
-    }
-    pond_reader_destroy (&replay);
-    if (rc == 0) {
-        self->position = position;
-        rc = s_persist (self);
-    }
-    return rc;
-}
-
-//  Print the keys whose documents differ (at most 10) and how many.
-static void
-s_verify_report (pond_actor_t *self, const char *live, const char *rebuilt, uint64_t position)
-{
-    cJSON *a = cJSON_Parse (live);
-    cJSON *b = cJSON_Parse (rebuilt);
-    cJSON *docs_a = cJSON_GetObjectItemCaseSensitive (a, "docs");
-    cJSON *docs_b = cJSON_GetObjectItemCaseSensitive (b, "docs");
-    printf ("%s: view differs from its rebuild at seq %" PRIu64 "\n", self->name, position);
-    size_t shown = 0, differ = 0;
-    //  Both are sorted by key: walk them side by side
-    cJSON *x = docs_a? docs_a->child: NULL;
-    cJSON *y = docs_b? docs_b->child: NULL;
-    while (x || y) {
-        int order = !x? 1: !y? -1: strcmp (x->string, y->string);
-        char *text_x = order <= 0? cJSON_PrintUnformatted (x): NULL;
-        char *text_y = order >= 0? cJSON_PrintUnformatted (y): NULL;
-        if (order != 0 || strcmp (text_x, text_y) != 0) {
-            differ++;
-            if (shown++ < 10)
-                printf ("  %s: live %.200s, rebuilt %.200s\n", order <= 0? x->string: y->string,
-                        text_x? text_x: "(absent)", text_y? text_y: "(absent)");
-        }
-        cJSON_free (text_x);
-        cJSON_free (text_y);
-        if (order <= 0)
-            x = x->next;
-        if (order >= 0)
-            y = y->next;
-    }
-    printf ("  %zu key%s differ\n", differ, differ == 1? "": "s");
-    cJSON_Delete (a);
-    cJSON_Delete (b);
-}
-
-static int
-s_verify (pond_actor_t *self)
-{
-    char *live = s_verify_dump (self);
-    if (!live)
-        return 1;
-    cJSON *parsed = cJSON_Parse (live);
-    cJSON *position_item = cJSON_GetObjectItemCaseSensitive (parsed, "position");
-    cJSON *docs = cJSON_GetObjectItemCaseSensitive (parsed, "docs");
-    if (!cJSON_IsNumber (position_item) || !cJSON_IsObject (docs)) {
-        fprintf (stderr, "%s: the live actor's DUMP is not {\"position\", \"docs\"}\n",
-                 self->name);
-        cJSON_Delete (parsed);
-        free (live);
-        return 1;
-    }
-    uint64_t position = (uint64_t) position_item->valuedouble;
-    size_t count = (size_t) cJSON_GetArraySize (docs);
-    cJSON_Delete (parsed);
-
-    const char *tmp = getenv ("TMPDIR")? getenv ("TMPDIR"): "/tmp";
-    char scratch [512];
-    snprintf (scratch, sizeof scratch, "%s/pond-verify-%s-XXXXXX", tmp, self->name);
-    if (!mkdtemp (scratch)) {
-        fprintf (stderr, "%s: cannot create a scratch directory in %s: %s\n", self->name,
-                 tmp, strerror (errno));
-        free (live);
-        return 1;
-    }
-    if (snprintf (self->view_path, sizeof self->view_path, "%s/view", scratch) < 0)
-        return 1;
-    int rc = 1;
-    char *rebuilt = NULL;
-    self->view = pond_view_open (self->view_path);
-    if (self->view
-    && (!self->spec->start || self->spec->start (self, self->view, self->spec->state) == 0)
-    &&  s_verify_rebuild (self, position) == 0
-    &&  (rebuilt = pond_view_dump (self->view))) {
-        //  Equal to its rebuild is not enough: both may disagree with
-        //  the actor's own rules (a bug in how the log is applied)
-        char *problems = streq (live, rebuilt) && self->spec->check?
-            self->spec->check (self, self->view, self->spec->state): NULL;
-        if (problems) {
-            printf ("%s: view matches its rebuild at seq %" PRIu64 " but disagrees with its "
-                    "rules:\n%s", self->name, position, problems);
-            free (problems);
-        }
-        else
-        if (streq (live, rebuilt)) {
-            printf ("%s: view matches its rebuild at seq %" PRIu64 " (%zu docs)\n", self->name,
-                    position, count);
-            rc = 0;
-        }
-        else
-            s_verify_report (self, live, rebuilt, position);
-    }
-    else
-        fprintf (stderr, "%s: cannot rebuild the view into %s\n", self->name, scratch);
-    free (rebuilt);
-    free (live);
-    pond_view_destroy (&self->view);
-    pond_view_drop (self->view_path);
-    zsys_dir_delete ("%s", scratch);
-    return rc;
 }
 
 //  ---------------------------------------------------------------------
@@ -1832,7 +1182,7 @@ pond_actor_main (const pond_actor_spec_t *spec, int argc, char *argv [],
     }
 
     if (verify) {
-        rc = s_verify (self);
+        rc = pond_actor_priv_verify (self);
         goto done;
     }
     //  One actor of a name per data directory: a second one is refused,

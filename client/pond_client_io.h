@@ -1,0 +1,47 @@
+/*  pond_client_io: socket helpers shared inside the client library (not
+    installed, not for users: include pond_client.h instead).
+*/
+#ifndef POND_CLIENT_IO_H_INCLUDED
+#define POND_CLIENT_IO_H_INCLUDED
+
+#include "pond_client.h"
+#include "pond_keys.h"
+
+//  Wait for one message on sock until deadline (zclock_mono msecs; -1 is
+//  forever). Returns the message, or NULL on timeout, or NULL with
+//  *interrupted set when SIGINT/SIGTERM arrived (zsys_interrupted). A
+//  receive that blocks with a timeout, not a poll then a receive: ZeroMQ
+//  checks the socket once instead of three times (two system calls
+//  each), and not at all when a message is already queued, as replies are
+//  for pipelined producers and chunks for a replay. Only this function
+//  receives on the client's sockets, so it owns their receive timeout.
+zmsg_t *
+pond_client_io_recv_until (zsock_t *sock, int64_t deadline, bool *interrupted);
+
+//  Deadline timeout_ms from now; -1 (forever) for a negative timeout.
+int64_t
+pond_client_io_deadline (int timeout_ms);
+
+//  Send a command frame, then the given frames (may be none), as one
+//  multipart message without copying through zmsg. Returns 0 or -1 (errno
+//  EAGAIN: the send timed out).
+int
+pond_client_io_send (zsock_t *sock, const char *command, const void *body, size_t body_size);
+
+//  Send a command and a body frame, destroying the frame. Returns 0 or -1.
+int
+pond_client_io_send_frame (zsock_t *sock, const char *command, zframe_t **body_p);
+
+//  Make a DEALER connected to endpoint, linger 0, our HWMs; a CURVE client
+//  of the broker when the process has keys (pond_keys_use), then with a
+//  watch on its handshakes in *watch_p. NULL if the endpoint is invalid or
+//  the broker's key is missing (logged).
+zsock_t *
+pond_client_io_dealer_new (const char *endpoint, bool immediate, int sndtimeo,
+                           pond_keys_watch_t **watch_p);
+
+//  Format text into dest; -1 if it does not fit.
+int
+pond_client_io_copy (char *dest, size_t size, const char *format, const char *text);
+
+#endif
