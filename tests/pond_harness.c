@@ -5,6 +5,8 @@
 #include "pond_harness.h"
 #include "pond_process.h"
 
+#include <criterion/criterion.h>
+
 #include <ftw.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -272,4 +274,22 @@ pond_mesh_destroy (pond_mesh_t **self_p)
         free (self);
         *self_p = NULL;
     }
+}
+
+const char *
+pond_harness_id_hex (const uint8_t *id, char *key)
+{
+    for (int i = 0; i < 16; i++)
+        sprintf (key + i * 2, "%02x", id [i]);
+    return key;
+}
+
+pond_mesh_t *
+pond_harness_mesh_up (void)
+{
+    zsys_init ();
+    zsys_set_logstream (stderr);
+    pond_mesh_t *mesh = pond_mesh_start ();
+    cr_assert_not_null (mesh, "store and broker must start");
+    return mesh;
 }

@@ -9,6 +9,7 @@
 #define POND_HARNESS_H_INCLUDED
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <czmq.h>
 
@@ -71,6 +72,11 @@ zsock_t *
 zmsg_t *
     pond_harness_recv_event (zsock_t *sub, int timeout_ms);
 
+//  The 16 bytes of id as 32 hex digits into key [33], for hash keys.
+//  Returns key.
+const char *
+    pond_harness_id_hex (const uint8_t *id, char *key);
+
 //  A mesh: store and broker on ipc endpoints inside dir.
 typedef struct {
     char *dir;
@@ -91,6 +97,11 @@ int
     pond_mesh_start_store (pond_mesh_t *self);
 int
     pond_mesh_start_broker (pond_mesh_t *self);
+
+//  A test's mesh: CZMQ logging to stderr, then store and broker started;
+//  fails the test if either does not start.
+pond_mesh_t *
+    pond_harness_mesh_up (void);
 
 //  Stop both, remove the directory, free. Accepts NULL.
 void

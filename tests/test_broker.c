@@ -17,10 +17,7 @@ static pond_mesh_t *mesh;
 static void
 s_setup (void)
 {
-    zsys_init ();
-    zsys_set_logstream (stderr);
-    mesh = pond_mesh_start ();
-    cr_assert_not_null (mesh, "store and broker must start");
+    mesh = pond_harness_mesh_up ();
 }
 
 static void

@@ -329,15 +329,6 @@ s_actors_at_head (const char *control, int timeout_ms)
     return 0;
 }
 
-//  Hex of an id, for hash keys
-static const char *
-s_key (const uint8_t *id, char *key)
-{
-    for (int i = 0; i < POND_ID_SIZE; i++)
-        sprintf (key + i * 2, "%02x", id [i]);
-    return key;
-}
-
 //  Events of count made round-robin over customers that fall to customer
 //  index (pond-device --load: event i is for cust-(i % customers))
 static uint64_t
@@ -537,7 +528,7 @@ Test (chaos, sigkill_every_process_under_load, .timeout = 300)
     while ((event = pond_reader_next (replay, 10000 * SLOW))) {
         cr_assert_eq (pond_event_seq (event), expected_seq, "hole or disorder in seq");
         expected_seq++;
-        s_key (pond_event_id (event), key);
+        pond_harness_id_hex (pond_event_id (event), key);
         cr_assert_null (zhashx_lookup (seen, key), "id %s stored twice", key);
         zhashx_insert (seen, key, (void *) 1);
         const char *entity = pond_event_entity (event);
@@ -867,7 +858,7 @@ s_check_log (size_t count)
     zhashx_t *by_id = zhashx_new ();
     char key [33];
     for (size_t i = 0; i < count; i++)
-        zhashx_insert (by_id, s_key (acked [i], key), (void *) (i + 1));
+        zhashx_insert (by_id, pond_harness_id_hex (acked [i], key), (void *) (i + 1));
     pond_replay_req_t request = { .from_seq = 1 };
     pond_reader_t *replay = pond_reader_new (mesh->control, &request);
     cr_assert_not_null (replay);
@@ -875,7 +866,8 @@ s_check_log (size_t count)
     pond_event_t *event;
     while ((event = pond_reader_next (replay, 10000))) {
         cr_assert_eq (pond_event_seq (event), expected, "hole or disorder in seq");
-        size_t index = (size_t) zhashx_lookup (by_id, s_key (pond_event_id (event), key));
+        size_t index = (size_t) zhashx_lookup (by_id,
+                                               pond_harness_id_hex (pond_event_id (event), key));
         cr_assert_gt (index, 0, "seq %" PRIu64 " holds an event that was never ACKed",
                       expected);
         cr_assert_eq (seqs [index - 1], expected, "stored at the seq its ACK named");

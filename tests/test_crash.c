@@ -27,25 +27,13 @@ static pond_mesh_t *mesh;
 static void
 s_setup (void)
 {
-    zsys_init ();
-    zsys_set_logstream (stderr);
-    mesh = pond_mesh_start ();
-    cr_assert_not_null (mesh);
+    mesh = pond_harness_mesh_up ();
 }
 
 static void
 s_teardown (void)
 {
     pond_mesh_destroy (&mesh);
-}
-
-//  Hex of an id into key [33], for hash lookups
-static const char *
-s_key (const uint8_t *id, char *key)
-{
-    for (int i = 0; i < 16; i++)
-        sprintf (key + i * 2, "%02x", id [i]);
-    return key;
 }
 
 Test (crash, store_sigkill_loses_no_acked_event, .init = s_setup, .fini = s_teardown,
@@ -60,7 +48,7 @@ Test (crash, store_sigkill_loses_no_acked_event, .init = s_setup, .fini = s_tear
         sent [i].bytes = pond_event_encode (event, &sent [i].size, err, sizeof err);
         cr_assert_not_null (sent [i].bytes, "%s", err);
         memcpy (sent [i].id, pond_event_id (event), POND_ID_SIZE);
-        zhashx_insert (by_id, s_key (sent [i].id, key), (void *) (i + 1));
+        zhashx_insert (by_id, pond_harness_id_hex (sent [i].id, key), (void *) (i + 1));
         pond_event_destroy (&event);
     }
     pond_client_t *client = pond_client_new (mesh->ingest);
@@ -89,7 +77,7 @@ Test (crash, store_sigkill_loses_no_acked_event, .init = s_setup, .fini = s_tear
         pond_nack_t nack;
         int rc = pond_client_recv (client, 100, &ack, &nack);
         if (rc == 1) {
-            size_t index = (size_t) zhashx_lookup (by_id, s_key (ack.id, key));
+            size_t index = (size_t) zhashx_lookup (by_id, pond_harness_id_hex (ack.id, key));
             cr_assert_gt (index, 0, "ACK for an id we never sent");
             sent_t *item = &sent [index - 1];
             if (item->state == 2)
@@ -105,7 +93,9 @@ Test (crash, store_sigkill_loses_no_acked_event, .init = s_setup, .fini = s_tear
         if (rc == 0) {
             cr_assert_eq (nack.code, POND_CODE_UNAVAILABLE, "NACK %u: %s", nack.code,
                           nack.reason);
-            size_t index = nack.has_id? (size_t) zhashx_lookup (by_id, s_key (nack.id, key)): 0;
+            size_t index = nack.has_id? (size_t) zhashx_lookup (by_id,
+                                                                pond_harness_id_hex (nack.id, key))
+                                      : 0;
             if (index && sent [index - 1].state == 1)
                 sent [index - 1].sent_at = now - RESEND_MS + (int64_t) nack.retry_ms;
         }
@@ -128,7 +118,7 @@ Test (crash, store_sigkill_loses_no_acked_event, .init = s_setup, .fini = s_tear
     pond_event_t *event;
     while ((event = pond_reader_next (replay, 10000))) {
         cr_assert_eq (pond_event_seq (event), expected, "hole or disorder in seq");
-        s_key (pond_event_id (event), key);
+        pond_harness_id_hex (pond_event_id (event), key);
         cr_assert_null (zhashx_lookup (seen, key), "id stored twice");
         zhashx_insert (seen, key, (void *) 1);
         size_t index = (size_t) zhashx_lookup (by_id, key);

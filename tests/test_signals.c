@@ -59,25 +59,13 @@ static pond_mesh_t *mesh;
 static void
 s_setup (void)
 {
-    zsys_init ();
-    zsys_set_logstream (stderr);
-    mesh = pond_mesh_start ();
-    cr_assert_not_null (mesh);
+    mesh = pond_harness_mesh_up ();
 }
 
 static void
 s_teardown (void)
 {
     pond_mesh_destroy (&mesh);
-}
-
-//  Hex of an id into key [33], for hash lookups
-static const char *
-s_key (const uint8_t *id, char *key)
-{
-    for (int i = 0; i < 16; i++)
-        sprintf (key + i * 2, "%02x", id [i]);
-    return key;
 }
 
 //  Send signo to every thread of pid but its main one. Returns how many.
@@ -111,7 +99,7 @@ s_read_replies (producer_t *producer, zhashx_t *by_id, zhashx_t *seq_owner, size
     while ((rc = pond_client_recv (producer->client, 0, &ack, &nack)) >= 0) {
         int64_t now = zclock_mono ();
         if (rc == 1) {
-            sent_t *item = (sent_t *) zhashx_lookup (by_id, s_key (ack.id, key));
+            sent_t *item = (sent_t *) zhashx_lookup (by_id, pond_harness_id_hex (ack.id, key));
             cr_assert_not_null (item, "ACK for an id we never sent");
             char seq_key [32];
             snprintf (seq_key, sizeof seq_key, "%" PRIu64, ack.seq);
@@ -133,8 +121,9 @@ s_read_replies (producer_t *producer, zhashx_t *by_id, zhashx_t *seq_owner, size
         else {
             cr_assert_eq (nack.code, POND_CODE_UNAVAILABLE, "NACK %u: %s", nack.code,
                           nack.reason);
-            sent_t *item = nack.has_id? (sent_t *) zhashx_lookup (by_id, s_key (nack.id, key))
-                                      : NULL;
+            sent_t *item = nack.has_id
+                         ? (sent_t *) zhashx_lookup (by_id, pond_harness_id_hex (nack.id, key))
+                         : NULL;
             if (item && item->state == 1)
                 item->sent_at = now - RESEND_MS + (int64_t) nack.retry_ms;
         }
@@ -213,7 +202,7 @@ Test (signals, store_stopped_by_signal_acks_only_what_it_wrote, .init = s_setup,
             item->bytes = pond_event_encode (event, &item->size, err, sizeof err);
             cr_assert_not_null (item->bytes, "%s", err);
             memcpy (item->id, pond_event_id (event), POND_ID_SIZE);
-            zhashx_insert (by_id, s_key (item->id, key), item);
+            zhashx_insert (by_id, pond_harness_id_hex (item->id, key), item);
             pond_event_destroy (&event);
         }
     }
@@ -299,7 +288,7 @@ Test (signals, store_stopped_by_signal_acks_only_what_it_wrote, .init = s_setup,
     while ((event = pond_reader_next (replay, 10000))) {
         cr_assert_eq (pond_event_seq (event), expected, "hole or disorder in seq at %" PRIu64,
                       expected);
-        s_key (pond_event_id (event), key);
+        pond_harness_id_hex (pond_event_id (event), key);
         cr_assert_null (zhashx_lookup (seen, key), "id stored twice");
         zhashx_insert (seen, key, (void *) 1);
         sent_t *item = (sent_t *) zhashx_lookup (by_id, key);
