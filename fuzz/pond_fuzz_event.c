@@ -192,13 +192,16 @@ s_check_data (const pond_event_t *event)
         if (key->type != MSGPACK_OBJECT_STR || key->via.str.size >= sizeof name
         ||  (key->via.str.size && memchr (key->via.str.ptr, 0, key->via.str.size)))
             continue;
-        memcpy (name, key->via.str.ptr, key->via.str.size);
+        //  An empty key may have a NULL pointer: memcpy must not see it
+        if (key->via.str.size)
+            memcpy (name, key->via.str.ptr, key->via.str.size);
         name [key->via.str.size] = 0;
         bool first = true;
         for (uint32_t before = 0; first && before < entry; before++)
             first = !(map->ptr [before].key.type == MSGPACK_OBJECT_STR
                    && map->ptr [before].key.via.str.size == key->via.str.size
-                   && memcmp (map->ptr [before].key.via.str.ptr, name, key->via.str.size) == 0);
+                   && (key->via.str.size == 0
+                   ||  memcmp (map->ptr [before].key.via.str.ptr, name, key->via.str.size) == 0));
         if (!first)
             continue;
         int got_u = pond_event_data_get_uint (event, name, &u);
