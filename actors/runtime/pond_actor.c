@@ -1,7 +1,9 @@
 /*  pond_actor: the runtime every actor shares. See pond_actor.h. This
-    file: emitting, the core loop, catch-up, rebuild, timers and main; the
-    query socket is in pond_actor_query.c, --verify in pond_actor_verify.c,
-    the state they share in pond_actor_internal.h.
+    file: emitting, applying events in batches, timers and the core loop;
+    catch-up, live events and rebuild are in pond_actor_catchup.c, the
+    query socket in pond_actor_query.c, --verify in pond_actor_verify.c,
+    the command line in pond_actor_main.c, the state they share in
+    pond_actor_internal.h.
 
     One thread, one poller over two sockets: the SUB to the broker's pub
     socket (every event, so that any gap in the global seq shows) and the
@@ -39,9 +41,7 @@
       for SILENCE_MS (the broker is away: catch up when heartbeats return).
 */
 #include "pond_actor_internal.h"
-#include "pond_pidlock.h"
 
-#include <getopt.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -52,7 +52,6 @@
 //  The API actors call
 
 static pond_client_t *s_emit_client (pond_actor_t *self);
-static void s_buffer_destroy (void **item_p);
 
 int
 pond_actor_emit (pond_actor_t *self, pond_event_t *event)
@@ -71,7 +70,7 @@ pond_actor_emit (pond_actor_t *self, pond_event_t *event)
         if (!self->deferred) {
             self->deferred = zlistx_new ();
             if (self->deferred)
-                zlistx_set_destructor (self->deferred, s_buffer_destroy);
+                zlistx_set_destructor (self->deferred, pond_actor_priv_buffer_destroy);
         }
         if (!copy || !self->deferred || !zlistx_add_end (self->deferred, copy)) {
             pond_event_destroy (&copy);
@@ -288,8 +287,8 @@ pond_actor_priv_send (pond_actor_t *self, zframe_t *peer, const char *command,
     zmsg_send (&msg, self->query);
 }
 
-static void
-s_send_progress (pond_actor_t *self, zframe_t *peer, uint64_t done, uint64_t total)
+void
+pond_actor_priv_send_progress (pond_actor_t *self, zframe_t *peer, uint64_t done, uint64_t total)
 {
     pond_progress_t progress = { .done = done, .total = total };
     zframe_t *body = pond_progress_encode (&progress);
@@ -301,7 +300,7 @@ pond_actor_progress (pond_actor_t *self, uint64_t done, uint64_t total)
 {
     assert (self);
     if (self->requester)
-        s_send_progress (self, self->requester, done, total);
+        pond_actor_priv_send_progress (self, self->requester, done, total);
 }
 
 void
@@ -398,8 +397,8 @@ pond_actor_priv_apply (pond_actor_t *self, const pond_event_t *event)
 //  or per pump turn, instead of one per event. A refused event rolls the
 //  whole batch back; the restarted actor applies it again from the
 //  position the view holds (emits are idempotent).
-static void
-s_batch_begin (pond_actor_t *self)
+void
+pond_actor_priv_batch_begin (pond_actor_t *self)
 {
     if (self->batching || self->failed)
         return;
@@ -410,8 +409,8 @@ s_batch_begin (pond_actor_t *self)
 }
 
 //  Write the batch, if one is open. Returns 0, or -1 (self->failed).
-static int
-s_batch_commit (pond_actor_t *self)
+int
+pond_actor_priv_batch_commit (pond_actor_t *self)
 {
     if (!self->batching)
         return 0;
@@ -480,378 +479,6 @@ pond_actor_priv_persist (pond_actor_t *self)
 }
 
 //  ---------------------------------------------------------------------
-//  Catch-up
-
-//  Fill a replay request for our names in seq order from from_seq.
-void
-pond_actor_priv_replay_request (pond_actor_t *self, pond_replay_req_t *request,
-                                uint64_t from_seq, uint64_t to_seq)
-{
-    memset (request, 0, sizeof (*request));
-    //  More names than a REPLAY carries: take the whole log, s_wanted filters
-    if (self->names_count <= POND_REPLAY_MAX_NAMES) {
-        for (size_t i = 0; i < self->names_count; i++)
-            snprintf (request->names [i], sizeof request->names [i], "%s",
-                      self->spec->names [i]);
-        request->names_count = self->names_count;
-    }
-    strcpy (request->order, "seq");
-    request->from_seq = from_seq;
-    request->to_seq = to_seq;
-    request->credit = CATCHUP_CREDIT;
-}
-
-static void
-s_catchup_start (pond_actor_t *self)
-{
-    if (self->replay)
-        return;
-    self->live = false;
-    self->behind_since = 0;
-    pond_replay_req_t request;
-    pond_actor_priv_replay_request (self, &request, self->position + 1, 0);
-    self->replay = pond_reader_new (self->eps.control, &request);
-    if (!self->replay) {
-        zsys_error ("%s: cannot start a replay on %s", self->name, self->eps.control);
-        self->retry_at = zclock_mono () + RETRY_MS;
-        return;
-    }
-    self->catchups++;
-    self->replay_active_at = zclock_mono ();
-    if (self->failures == 0) {
-        self->catchup_started = zclock_mono ();
-        self->catchup_from = self->position;
-        self->catchup_applied = self->applied;
-    }
-    if (self->verbose)
-        zsys_info ("%s: catching up from seq %" PRIu64, self->name, self->position + 1);
-}
-
-//  The replay failed or stalled: drop it, try again in a moment.
-static void
-s_catchup_failed (pond_actor_t *self, const char *reason)
-{
-    if (self->failures++ == 0 || self->verbose)
-        zsys_warning ("%s: catch-up from seq %" PRIu64 " failed (%s); retrying every %d ms",
-                      self->name, self->position + 1, reason, RETRY_MS);
-    pond_reader_destroy (&self->replay);
-    self->retry_at = zclock_mono () + RETRY_MS;
-}
-
-static void s_rebuild_done (pond_actor_t *self);
-
-//  Roughly the memory an event holds.
-static size_t
-s_event_bytes (const pond_event_t *event)
-{
-    size_t data = 0, meta = 0;
-    pond_event_data (event, &data);
-    pond_event_meta (event, &meta);
-    return data + meta + 256;
-}
-
-static void
-s_buffer_clear (pond_actor_t *self)
-{
-    zlistx_purge (self->buffer);
-    self->buffer_bytes = 0;
-}
-
-//  Keep a live event for when the catch-up ends (takes it). Past the
-//  bounds the whole buffer goes, and one more catch-up fetches it all
-//  from the log when this one ends: memory stays bounded.
-static void
-s_buffer_add (pond_actor_t *self, pond_event_t **event_p)
-{
-    size_t bytes = s_event_bytes (*event_p);
-    if (zlistx_size (self->buffer) >= BUFFER_MAX
-    ||  self->buffer_bytes + bytes > BUFFER_BYTES_MAX) {
-        if (!self->overflowed)
-            zsys_warning ("%s: more than %d live events (or %d MiB) arrived during the "
-                          "catch-up; dropped them, the next catch-up fetches them", self->name,
-                          BUFFER_MAX, BUFFER_BYTES_MAX / (1024 * 1024));
-        s_buffer_clear (self);
-        self->overflowed = true;
-        pond_event_destroy (event_p);
-        return;
-    }
-    zlistx_add_end (self->buffer, *event_p);
-    self->buffer_bytes += bytes;
-    *event_p = NULL;
-}
-
-//  Take the first event out of the buffer. Caller destroys it.
-static pond_event_t *
-s_buffer_pop (pond_actor_t *self)
-{
-    pond_event_t *event = (pond_event_t *) zlistx_detach (self->buffer, NULL);
-    if (event) {
-        size_t bytes = s_event_bytes (event);
-        self->buffer_bytes = self->buffer_bytes > bytes? self->buffer_bytes - bytes: 0;
-    }
-    return event;
-}
-
-//  Apply what the buffer holds in seq order. Returns 0 when it is empty,
-//  1 if it found a gap (another catch-up is started), or -1 if the actor
-//  must stop.
-static int
-s_drain_buffer (pond_actor_t *self)
-{
-    pond_event_t *event;
-    while ((event = (pond_event_t *) zlistx_first (self->buffer))) {
-        uint64_t seq = pond_event_seq (event);
-        if (seq <= self->position) {
-            event = s_buffer_pop (self);
-            pond_event_destroy (&event);
-            continue;
-        }
-        if (seq > self->position + 1) {
-            zsys_warning ("%s: gap in live events: seq %" PRIu64 " after %" PRIu64
-                          "; catching up", self->name, seq, self->position);
-            s_catchup_start (self);
-            return 1;
-        }
-        event = s_buffer_pop (self);
-        int rc = pond_actor_priv_apply (self, event);
-        pond_event_destroy (&event);
-        if (rc)
-            return -1;
-    }
-    return 0;
-}
-
-//  The replay completed: it saw every event of our names up to head.
-static void
-s_catchup_done (pond_actor_t *self)
-{
-    uint64_t head = pond_reader_head (self->replay);
-    pond_reader_destroy (&self->replay);
-    if (head > self->position)
-        self->position = head;
-    else
-    if (head < self->position && !self->warned_ahead) {
-        zsys_warning ("%s: the log ends at seq %" PRIu64 " but this view is at %" PRIu64
-                      ": was the log reset? rebuild the view (--rebuild)", self->name, head,
-                      self->position);
-        self->warned_ahead = true;
-    }
-    if (self->failures > 1 || (self->failures && self->verbose))
-        zsys_info ("%s: catch-up succeeded after %" PRIu64 " failed attempts", self->name,
-                   self->failures);
-    self->failures = 0;
-    if (pond_actor_priv_persist (self))
-        return;
-    double seconds = (double) (zclock_mono () - self->catchup_started) / 1000.0;
-    zsys_info ("%s: caught up %" PRIu64 " events to seq %" PRIu64 " in %.1f s "
-               "(%" PRIu64 " applied)", self->name, self->position - self->catchup_from,
-               self->position, seconds, self->applied - self->catchup_applied);
-    //  Events dropped from the buffer are fetched by one more catch-up;
-    //  one that a gap starts below does just that
-    bool overflowed = self->overflowed;
-    self->overflowed = false;
-    if (s_drain_buffer (self))
-        return;
-    if (overflowed) {
-        s_catchup_start (self);
-        return;
-    }
-    self->live = true;
-    self->event_at = zclock_mono ();
-    if (self->rebuilding)
-        s_rebuild_done (self);
-}
-
-//  Work on the replay for at most PUMP_MS, then let the poller run.
-static void
-s_catchup_pump (pond_actor_t *self)
-{
-    int64_t until = zclock_mono () + PUMP_MS;
-    bool first = true;
-    unsigned turn = 0;
-    s_batch_begin (self);
-    while (self->replay && !zsys_interrupted && !self->failed) {
-        //  Wait a little for the first event only: the poller does not
-        //  see the replay's socket, so this is where the loop idles
-        pond_event_t *event = pond_reader_next (self->replay, first? 20: 0);
-        first = false;
-        if (!event) {
-            if (s_batch_commit (self))
-                return;
-            if (zsys_interrupted)
-                return;             //  stopping: not a failure worth a warning
-            int code = pond_reader_code (self->replay);
-            if (code == POND_CODE_OK)
-                s_catchup_done (self);
-            else
-            if (code) {
-                char reason [POND_REASON_MAX + 160];
-                snprintf (reason, sizeof reason, "%d %s", code,
-                          pond_reader_reason (self->replay));
-                s_catchup_failed (self, reason);
-            }
-            else
-            if (zclock_mono () - self->replay_active_at > STALL_MS)
-                s_catchup_failed (self, "no reply from the broker");
-            return;
-        }
-        //  The clock every PUMP_CLOCK events only: it costs as much as
-        //  applying a small event
-        int64_t now = turn++ % PUMP_CLOCK == 0? zclock_mono (): 0;
-        if (now)
-            self->replay_active_at = now;
-        if (pond_event_seq (event) > self->position)
-            pond_actor_priv_apply (self, event);
-        pond_event_destroy (&event);
-        if (self->batch_events >= CATCHUP_BATCH
-        ||  pond_view_staged_bytes (self->view) >= CATCHUP_BATCH_BYTES) {
-            if (s_batch_commit (self))
-                return;
-            s_batch_begin (self);
-        }
-        if (now >= until)
-            break;
-    }
-    s_batch_commit (self);
-}
-
-int
-pond_actor_catch_up (pond_actor_t *self)
-{
-    assert (self);
-    if (self->verify || !self->view)
-        return 0;
-    //  A fresh replay: one already running started before the request,
-    //  so its head may be older than what was stored before it
-    pond_reader_destroy (&self->replay);
-    self->failures = 0;
-    s_catchup_start (self);
-    if (!self->replay) {
-        pond_actor_set_error (self, POND_CODE_UNAVAILABLE, "%s cannot start a replay on %s "
-                              "to catch up with the log; try again", self->name,
-                              self->eps.control);
-        return -1;
-    }
-    //  s_catchup_done may start one more (a gap in what was buffered, an
-    //  overflow): pump until none runs; a stall ends one with a failure
-    int64_t deadline = zclock_mono () + CATCHUP_SYNC_MS;
-    while (self->replay && !self->failed && !zsys_interrupted && self->failures == 0
-       &&  zclock_mono () < deadline)
-        s_catchup_pump (self);
-    if (self->replay || self->failures || self->failed || zsys_interrupted) {
-        pond_actor_set_error (self, POND_CODE_UNAVAILABLE, "%s could not catch up with the "
-                              "log (at seq %" PRIu64 "); try again", self->name,
-                              self->position);
-        return -1;
-    }
-    return 0;
-}
-
-//  ---------------------------------------------------------------------
-//  Live events
-
-static void
-s_on_live (pond_actor_t *self, pond_event_t **event_p)
-{
-    pond_event_t *event = *event_p;
-    uint64_t seq = pond_event_seq (event);
-    self->event_at = zclock_mono ();
-    if (!self->live) {
-        //  Catching up: keep it for later, within bounds
-        if (seq <= self->position)
-            pond_event_destroy (event_p);
-        else
-            s_buffer_add (self, event_p);
-        return;
-    }
-    if (seq <= self->position) {
-        self->doubles++;
-        if (self->verbose)
-            zsys_info ("%s: dropped seq %" PRIu64 ": already at %" PRIu64, self->name, seq,
-                       self->position);
-    }
-    else
-    if (seq == self->position + 1)
-        pond_actor_priv_apply (self, event);
-    else {
-        zsys_warning ("%s: gap in live events: seq %" PRIu64 " after %" PRIu64
-                      "; catching up", self->name, seq, self->position);
-        s_buffer_add (self, event_p);
-        s_catchup_start (self);
-    }
-    pond_event_destroy (event_p);
-}
-
-//  ---------------------------------------------------------------------
-//  Rebuild: drop the view and apply the whole log again, while serving
-
-//  Close, delete and reopen the view; call start again on the empty view.
-//  Returns 0; 1 if the view could not be deleted (it is reopened as it
-//  was, nothing changed); -1 if the actor cannot go on (logged).
-static int
-s_view_reset (pond_actor_t *self)
-{
-    pond_view_destroy (&self->view);
-    int dropped = pond_view_drop (self->view_path);
-    self->view = pond_view_open (self->view_path);
-    if (!self->view)
-        return -1;
-    if (dropped != 0)
-        return 1;
-    self->position = 0;
-    if (self->spec->start && self->spec->start (self, self->view, self->spec->state)) {
-        zsys_error ("%s: start failed on the new view", self->name);
-        return -1;
-    }
-    return 0;
-}
-
-void
-pond_actor_priv_rebuild_start (pond_actor_t *self, zframe_t *peer)
-{
-    pond_reader_destroy (&self->replay);
-    s_buffer_clear (self);
-    self->overflowed = false;
-    self->failures = 0;
-    uint64_t was = self->position;
-    int rc = s_view_reset (self);
-    if (rc) {
-        pond_actor_priv_error (self, peer, POND_CODE_STORE_ERROR,
-                               "cannot reset the view (see the log)");
-        if (rc < 0)
-            self->failed = true;    //  no view, or half a reset: start afresh
-        else
-            s_catchup_start (self); //  the old view goes on from where it was
-        return;
-    }
-    zsys_info ("%s: rebuilding the view from the log (was at seq %" PRIu64 ")", self->name,
-               was);
-    self->rebuilding = true;
-    self->rebuild_peer = zframe_dup (peer);
-    self->rebuild_started = zclock_mono ();
-    self->progress_at = zclock_mono ();
-    self->rebuild_applied = self->applied;
-    s_catchup_start (self);
-}
-
-static void
-s_rebuild_done (pond_actor_t *self)
-{
-    double seconds = (double) (zclock_mono () - self->rebuild_started) / 1000.0;
-    zsys_info ("%s: view rebuilt to seq %" PRIu64 " in %.1f s", self->name, self->position,
-               seconds);
-    char *json = zsys_sprintf ("{\"command\":\"rebuild\",\"position\":%" PRIu64
-                               ",\"applied\":%" PRIu64 ",\"seconds\":%.3f}",
-                               self->position, self->applied - self->rebuild_applied,
-                               seconds);
-    zframe_t *body = zframe_new (json, strlen (json));
-    pond_actor_priv_send (self, self->rebuild_peer, POND_RESULT, &body);
-    zstr_free (&json);
-    zframe_destroy (&self->rebuild_peer);
-    self->rebuilding = false;
-}
-
-//  ---------------------------------------------------------------------
 //  Timers: heartbeats, silence, retries, lazy position, progress
 
 static void
@@ -874,7 +501,7 @@ s_timers (pond_actor_t *self)
         self->heartbeats_seen = beats;
         self->heartbeat_at = now;
         if (first && self->live && pond_sub_head (self->sub) > self->position)
-            s_catchup_start (self);
+            pond_actor_priv_catchup_start (self);
         if (self->broker_away) {
             zsys_info ("%s: heartbeats are back; catching up", self->name);
             self->broker_away = false;
@@ -882,7 +509,7 @@ s_timers (pond_actor_t *self)
             if (self->replay)
                 pond_reader_destroy (&self->replay);
             self->failures = 0;
-            s_catchup_start (self);
+            pond_actor_priv_catchup_start (self);
         }
     }
     if (!self->broker_away && now - self->heartbeat_at > SILENCE_MS) {
@@ -899,17 +526,17 @@ s_timers (pond_actor_t *self)
             zsys_warning ("%s: the log is at seq %" PRIu64 ", this actor at %" PRIu64
                           ", and no event came for %d ms; catching up", self->name, head,
                           self->position, BEHIND_MS);
-            s_catchup_start (self);
+            pond_actor_priv_catchup_start (self);
         }
     }
     else
         self->behind_since = 0;
     if (!self->live && !self->replay && !self->broker_away && now >= self->retry_at)
-        s_catchup_start (self);
+        pond_actor_priv_catchup_start (self);
     if (now - self->persisted_at >= PERSIST_MS)
         pond_actor_priv_persist (self);
     if (self->rebuilding && now - self->progress_at >= PROGRESS_MS) {
-        s_send_progress (self, self->rebuild_peer, self->position,
+        pond_actor_priv_send_progress (self, self->rebuild_peer, self->position,
                          head > self->position? head: self->position);
         self->progress_at = now;
     }
@@ -953,18 +580,12 @@ s_ready_remove (pond_actor_t *self)
 //  ---------------------------------------------------------------------
 //  Running live
 
-static void
-s_buffer_destroy (void **item_p)
-{
-    pond_event_destroy ((pond_event_t **) item_p);
-}
-
 //  Set up everything but the view. Returns 0 or -1 (logged).
 static int
 s_connect (pond_actor_t *self)
 {
     self->buffer = zlistx_new ();
-    zlistx_set_destructor (self->buffer, s_buffer_destroy);
+    zlistx_set_destructor (self->buffer, pond_actor_priv_buffer_destroy);
     self->sub = pond_sub_new (self->eps.pub, NULL, 0);
     if (!self->sub) {
         zsys_error ("%s: cannot subscribe to %s", self->name, self->eps.pub);
@@ -989,8 +610,8 @@ s_connect (pond_actor_t *self)
     return self->poller? 0: -1;
 }
 
-static int
-s_run (pond_actor_t *self)
+int
+pond_actor_priv_run (pond_actor_t *self)
 {
     if (s_connect (self) || s_ready_write (self))
         return 1;
@@ -1001,7 +622,7 @@ s_run (pond_actor_t *self)
     self->timers_at = now;
     zsys_info ("%s: view %s at seq %" PRIu64 ", query socket %s, broker %s", self->name,
                self->view_path, self->position, self->query_endpoint, self->eps.pub);
-    s_catchup_start (self);
+    pond_actor_priv_catchup_start (self);
     while (!zsys_interrupted && !self->failed) {
         zpoller_wait (self->poller, self->replay? 0: 100);
         if (zpoller_terminated (self->poller))
@@ -1011,14 +632,14 @@ s_run (pond_actor_t *self)
         //  queries are answered after the round, so none sees the
         //  difference). A gap found here starts a catch-up from the
         //  position in memory, which this round's commit makes true.
-        s_batch_begin (self);
+        pond_actor_priv_batch_begin (self);
         for (int i = 0; i < LIVE_ROUND && !zsys_interrupted && !self->failed; i++) {
             pond_event_t *event = pond_sub_recv (self->sub, 0);
             if (!event)
                 break;
-            s_on_live (self, &event);
+            pond_actor_priv_on_live (self, &event);
         }
-        if (s_batch_commit (self))
+        if (pond_actor_priv_batch_commit (self))
             break;
         for (int i = 0; i < 100 && !self->failed && (zsock_events (self->query) & ZMQ_POLLIN);
              i++) {
@@ -1029,7 +650,7 @@ s_run (pond_actor_t *self)
             zmsg_destroy (&msg);
         }
         if (self->replay)
-            s_catchup_pump (self);
+            pond_actor_priv_catchup_pump (self);
         if (!self->failed)
             s_timers (self);
         pond_actor_priv_parked_check (self, false);
@@ -1042,194 +663,4 @@ s_run (pond_actor_t *self)
     zsys_info ("%s: stopping at seq %" PRIu64 " (%" PRIu64 " applied, %" PRIu64 " emitted)",
                self->name, self->position, self->applied, self->emitted);
     return self->failed? 1: 0;
-}
-
-//  ---------------------------------------------------------------------
-//  Command line
-
-//  snprintf that fails instead of truncating. Returns 0 or -1.
-static int
-s_path (char *dest, size_t size, const char *format, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-static int
-s_path (char *dest, size_t size, const char *format, ...)
-{
-    va_list args;
-    va_start (args, format);
-    int rc = vsnprintf (dest, size, format, args);
-    va_end (args);
-    return rc < 0 || (size_t) rc >= size? -1: 0;
-}
-
-static void
-s_usage (const pond_actor_spec_t *spec, const char *extra_usage, FILE *out)
-{
-    fprintf (out, "Usage: pond-%s [OPTIONS]\n\n", spec->name);
-    if (spec->description)
-        fprintf (out, "%s\n\n", spec->description);
-    fprintf (out, "Applies:");
-    for (size_t i = 0; spec->names [i]; i++)
-        fprintf (out, "%s %s", i? ",": "", spec->names [i]);
-    fprintf (out, "\n\n"
-        "Options:\n"
-        "  --data DIR     data directory (default $POND_DATA or ./pond-data); the\n"
-        "                 broker's endpoints are read from DIR/broker.zpl\n"
-        "  --view PATH    the view database (default DIR/views/%s)\n"
-        "  --query EP     query socket (default ipc://DIR/%s.ipc); once it is\n"
-        "                 bound, the endpoint and pid are written to DIR/%s.zpl\n"
-        "  --rebuild      delete the view first, rebuild it from the log, go live\n"
-        "  --verify       ask the running actor for its view (DUMP), rebuild one from\n"
-        "                 the log up to the same seq in a scratch directory, compare;\n"
-        "                 exit 0 if they match, 1 if not\n"
-        "  --keys DIR     CURVE on every socket, with the key pair\n"
-        "                 DIR/secret/NAME.cert_secret (role actor); the query socket\n"
-        "                 lets in the actor, app and admin keys of DIR/public (see\n"
-        "                 pond keys --help). Without it: local mode, no keys\n"
-        "  --as NAME      the key to use with --keys (default %s)\n"
-        "  --verbose      log every event applied and every refused request\n"
-        "  --help         show this text\n",
-        spec->name, spec->name, spec->name, spec->name);
-    if (extra_usage && *extra_usage)
-        fprintf (out, "\n%s\n", extra_usage);
-}
-
-int
-pond_actor_main (const pond_actor_spec_t *spec, int argc, char *argv [],
-                 const char *extra_usage)
-{
-    assert (spec);
-    assert (spec->name && spec->names && spec->apply && spec->query);
-    const char *dir = NULL, *view = NULL, *query = NULL, *keys = NULL, *as = NULL;
-    bool rebuild = false, verify = false, verbose = false;
-    pond_pidlock_t *lock = NULL;        //  held while this actor runs
-    static struct option options [] = {
-        { "data", required_argument, 0, 'd' }, { "view", required_argument, 0, 'w' },
-        { "query", required_argument, 0, 'q' }, { "rebuild", no_argument, 0, 'r' },
-        { "verify", no_argument, 0, 'V' }, { "verbose", no_argument, 0, 'v' },
-        { "keys", required_argument, 0, 'k' }, { "as", required_argument, 0, 'a' },
-        { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 }
-    };
-    optind = 1;
-    int opt;
-    while ((opt = getopt_long (argc, argv, "d:w:q:rVvk:a:h", options, NULL)) != -1) {
-        switch (opt) {
-            case 'd': dir = optarg; break;
-            case 'k': keys = optarg; break;
-            case 'a': as = optarg; break;
-            case 'w': view = optarg; break;
-            case 'q': query = optarg; break;
-            case 'r': rebuild = true; break;
-            case 'V': verify = true; break;
-            case 'v': verbose = true; break;
-            case 'h': s_usage (spec, extra_usage, stdout); return 0;
-            default:
-                fprintf (stderr, "pond-%s: see pond-%s --help\n", spec->name, spec->name);
-                return 2;
-        }
-    }
-    if (optind < argc || (rebuild && verify) || (as && !keys)) {
-        if (optind < argc)
-            fprintf (stderr, "pond-%s: unexpected argument '%s'", spec->name, argv [optind]);
-        else
-        if (as && !keys)
-            fprintf (stderr, "pond-%s: --as names a key of --keys DIR: give both", spec->name);
-        else
-            fprintf (stderr, "pond-%s: --rebuild and --verify do not mix", spec->name);
-        fprintf (stderr, "; see pond-%s --help\n", spec->name);
-        return 2;
-    }
-    char ident [128];
-    snprintf (ident, sizeof ident, "pond-%s", spec->name);
-    zsys_init ();
-    zsys_set_logident (ident);
-    if (verify)
-        zsys_set_logstream (stderr);        //  stdout is the verdict
-    char err [512];
-    if (keys && pond_keys_use (keys, as? as: spec->name, err, sizeof err)) {
-        fprintf (stderr, "pond-%s: --keys %s: %s\n", spec->name, keys, err);
-        return 1;
-    }
-
-    pond_actor_t *self = (pond_actor_t *) zmalloc (sizeof (pond_actor_t));
-    assert (self);
-    self->spec = spec;
-    self->name = spec->name;
-    while (spec->names [self->names_count])
-        self->names_count++;
-    self->verbose = verbose;
-    self->verify = verify;
-    self->query_given = query != NULL;
-    int rc = 1;
-    if (pond_endpoints_resolve (dir, &self->eps)) {
-        fprintf (stderr, "pond-%s: data directory path too long\n", spec->name);
-        goto done;
-    }
-    dir = self->eps.data_dir;
-    if (!verify && mkdir (dir, 0755) && errno != EEXIST) {
-        fprintf (stderr, "pond-%s: cannot create data directory %s: %s\n", spec->name, dir,
-                 strerror (errno));
-        goto done;
-    }
-    if ((view? s_path (self->view_path, sizeof self->view_path, "%s", view)
-             : s_path (self->view_path, sizeof self->view_path, "%s/views/%s", dir, spec->name))
-    ||  (query? s_path (self->query_endpoint, sizeof self->query_endpoint, "%s", query)
-              : s_path (self->query_endpoint, sizeof self->query_endpoint, "ipc://%s/%s.ipc",
-                        dir, spec->name))
-    ||  s_path (self->ready_path, sizeof self->ready_path, "%s/%s.zpl", dir, spec->name)) {
-        fprintf (stderr, "pond-%s: a path or endpoint is too long\n", spec->name);
-        goto done;
-    }
-
-    if (verify) {
-        rc = pond_actor_priv_verify (self);
-        goto done;
-    }
-    //  One actor of a name per data directory: a second one is refused,
-    //  naming the pid that holds the lock, before it touches anything
-    char lock_path [1100];
-    snprintf (lock_path, sizeof lock_path, "%s/%s.lock", dir, spec->name);
-    char lock_err [1200];
-    pid_t holder = 0;
-    lock = pond_pidlock_new (lock_path, 1, &holder, lock_err, sizeof lock_err);
-    if (!lock) {
-        if (holder)
-            fprintf (stderr, "pond-%s: another pond-%s (pid %d) serves %s; stop it first "
-                     "(pond down --data %s for a mesh started with pond up)\n", spec->name,
-                     spec->name, (int) holder, dir, dir);
-        else
-            fprintf (stderr, "pond-%s: %s\n", spec->name, lock_err);
-        goto done;
-    }
-    if (rebuild) {
-        zsys_info ("%s: --rebuild: deleting the view %s", self->name, self->view_path);
-        if (pond_view_drop (self->view_path))
-            goto done;
-    }
-    self->view = pond_view_open (self->view_path);
-    if (!self->view)
-        goto done;
-    self->position = pond_view_position (self->view);
-    if (spec->start && spec->start (self, self->view, spec->state)) {
-        zsys_error ("%s: start failed", self->name);
-        goto done;
-    }
-    rc = s_run (self);
-
-done:
-    if (self->replay)
-        pond_reader_destroy (&self->replay);
-    zpoller_destroy (&self->poller);
-    zsock_destroy (&self->query);
-    pond_sub_destroy (&self->sub);
-    pond_client_destroy (&self->client);
-    zlistx_destroy (&self->buffer);
-    zlistx_destroy (&self->deferred);
-    zlistx_destroy (&self->parked);
-    zframe_destroy (&self->rebuild_peer);
-    pond_view_destroy (&self->view);
-    free (self);
-    pond_keys_reset ();
-    pond_pidlock_destroy (&lock);
-    return rc;
 }

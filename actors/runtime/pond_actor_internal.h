@@ -1,7 +1,8 @@
 /*  pond_actor_internal: the actor runtime's state and the few functions
-    its files share (pond_actor.c: emitting, the loop, catch-up, rebuild,
-    main; pond_actor_query.c: the query socket; pond_actor_verify.c:
-    --verify).
+    its files share (pond_actor.c: emitting, applying in batches, timers,
+    the loop; pond_actor_catchup.c: catch-up, live events, rebuild;
+    pond_actor_query.c: the query socket; pond_actor_verify.c: --verify;
+    pond_actor_main.c: the command line).
     Private to actors/runtime/; actors include pond_actor.h.
 */
 #ifndef POND_ACTOR_INTERNAL_H_INCLUDED
@@ -102,6 +103,16 @@ struct _pond_actor_t {
 int
 pond_actor_priv_apply (pond_actor_t *self, const pond_event_t *event);
 
+//  Open a batch: the events applied until pond_actor_priv_batch_commit
+//  are written to the view in one write (see pond_actor.c).
+void
+pond_actor_priv_batch_begin (pond_actor_t *self);
+
+//  Send what the batch emitted, then write the batch, if one is open.
+//  Returns 0, or -1 (self->failed).
+int
+pond_actor_priv_batch_commit (pond_actor_t *self);
+
 //  Write the position if it moved in memory only (see pond_actor.c).
 //  Returns 0, or -1 if the actor cannot go on (self->failed).
 int
@@ -111,6 +122,32 @@ pond_actor_priv_persist (pond_actor_t *self);
 void
 pond_actor_priv_replay_request (pond_actor_t *self, pond_replay_req_t *request,
                                 uint64_t from_seq, uint64_t to_seq);
+
+//  Start a catch-up replay from the position, unless one runs.
+void
+pond_actor_priv_catchup_start (pond_actor_t *self);
+
+//  Work on the catch-up replay for at most PUMP_MS.
+void
+pond_actor_priv_catchup_pump (pond_actor_t *self);
+
+//  Deal with one live event (takes it): apply, drop, buffer or catch up.
+void
+pond_actor_priv_on_live (pond_actor_t *self, pond_event_t **event_p);
+
+//  Destructor for lists of pond_event_t (zlistx).
+void
+pond_actor_priv_buffer_destroy (void **item_p);
+
+//  Send PROGRESS done of total to peer.
+void
+pond_actor_priv_send_progress (pond_actor_t *self, zframe_t *peer, uint64_t done,
+                               uint64_t total);
+
+//  Run the actor until it is interrupted or fails: connect, write the
+//  ready file, catch up, serve. Returns the process exit code.
+int
+pond_actor_priv_run (pond_actor_t *self);
 
 //  Send [peer, command, body] on the query socket; takes ownership of body.
 void
