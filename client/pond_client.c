@@ -165,8 +165,8 @@ s_client_read_reply (pond_client_t *self, zmsg_t *msg, pond_ack_t *ack, pond_nac
 
 //  Encode an event for PUBLISH: valid and without seq. Returns the bytes
 //  (caller frees) or NULL with code 400 and the reason set.
-static uint8_t *
-s_client_encode (pond_client_t *self, const pond_event_t *event, size_t *size_p)
+uint8_t *
+pond_client_io_encode (pond_client_t *self, const pond_event_t *event, size_t *size_p)
 {
     char err [POND_ERR_SIZE];
     uint8_t *bytes = NULL;
@@ -197,7 +197,7 @@ pond_client_publish (pond_client_t *self, const pond_event_t *event, pond_ack_t 
     assert (self);
     assert (event);
     size_t size;
-    uint8_t *bytes = s_client_encode (self, event, &size);
+    uint8_t *bytes = pond_client_io_encode (self, event, &size);
     if (!bytes)
         return -1;
     int rc = pond_client_publish_bytes (self, pond_event_id (event), bytes, size, ack);
@@ -303,7 +303,7 @@ pond_client_send (pond_client_t *self, const pond_event_t *event)
     assert (self);
     assert (event);
     size_t size;
-    uint8_t *bytes = s_client_encode (self, event, &size);
+    uint8_t *bytes = pond_client_io_encode (self, event, &size);
     if (!bytes)
         return -1;
     int rc = pond_client_send_bytes (self, bytes, size);

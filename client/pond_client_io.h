@@ -40,6 +40,12 @@ zsock_t *
 pond_client_io_dealer_new (const char *endpoint, bool immediate, int sndtimeo,
                            pond_keys_watch_t **watch_p);
 
+//  Encode an event for PUBLISH (pond_client.c): valid, without seq, at
+//  most POND_PUBLISH_MAX_SIZE. Returns the bytes (caller frees), or NULL
+//  with the client's code (400, 413) and reason set.
+uint8_t *
+pond_client_io_encode (pond_client_t *self, const pond_event_t *event, size_t *size_p);
+
 //  Format text into dest; -1 if it does not fit.
 int
 pond_client_io_copy (char *dest, size_t size, const char *format, const char *text);
