@@ -194,6 +194,7 @@ typedef struct {
                                 //  POND_CODE_TIMEOUT after the last attempt
     uint64_t seq;               //  with an ACK: the event's seq
     bool dup;                   //  with an ACK: stored before, seq is the original
+    uint32_t retry_ms;          //  with a final 503: the broker's hint, else 0
     int sends;                  //  times the bytes were sent
     char reason [POND_REASON_MAX];  //  "" with an ACK
 } pond_publish_result_t;
@@ -226,7 +227,9 @@ int
 //  event at most attempts times (values < 1 keep the current setting).
 //  After NACK 503 an event is sent again after the NACK's retry_ms (100
 //  if none); those resends stop, with a final 503, once about
-//  ack_timeout_ms * attempts have passed since the event was pushed.
+//  ack_timeout_ms * attempts have passed since the event was pushed. With
+//  attempts 1 nothing is ever sent twice, and a 503 is final at once: for
+//  callers that schedule resends themselves (the device goes back N).
 void
     pond_publisher_set_timeout (pond_publisher_t *self, int ack_timeout_ms, int attempts);
 
@@ -244,11 +247,11 @@ size_t
 //  slot it keeps for resends (the slots' buffers are reused: no malloc per
 //  event once they are large enough); tag is the caller's and comes back
 //  in the event's result. Blocks at most the client's ACK timeout while
-//  the broker is not connected (that counts as a send without reply).
-//  Returns 0 when the event is held (exactly one result will come from
-//  pond_publisher_next), or -1 with nothing held: see pond_publisher_code
-//  (POND_CODE_UNAVAILABLE when there is no room, 413 over
-//  POND_PUBLISH_MAX_SIZE, POND_CODE_INTERRUPTED, or the client's 403).
+//  the broker is not connected. Returns 0 when the event is held (exactly
+//  one result will come from pond_publisher_next), or -1 with nothing
+//  held: see pond_publisher_code (POND_CODE_UNAVAILABLE when there is no
+//  room, 413 over POND_PUBLISH_MAX_SIZE, POND_CODE_TIMEOUT when the broker
+//  is not reachable, POND_CODE_INTERRUPTED, or the client's 403).
 int
     pond_publisher_push (pond_publisher_t *self, const uint8_t *id,
                          const uint8_t *bytes, size_t size, uint64_t tag);

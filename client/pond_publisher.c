@@ -163,7 +163,7 @@ s_slot (pond_publisher_t *self, size_t offset)
     return &self->ring [(self->head + offset) % self->capacity];
 }
 
-//  Send a slot's bytes (again). A send that timed out (the broker is not
+//  Send a slot's bytes again. A send that timed out (the broker is not
 //  connected) counts as a send without reply. Returns 0, or -1 if
 //  interrupted.
 static int
@@ -216,14 +216,9 @@ pond_publisher_push (pond_publisher_t *self, const uint8_t *id,
     slot->tag = tag;
     slot->sends = 0;
     slot->pushed = zclock_mono ();
-    if (pond_client_send_bytes (self->client, slot->bytes, slot->size)) {
-        if (pond_client_code (self->client) == POND_CODE_INTERRUPTED)
-            return s_fail (self, POND_CODE_INTERRUPTED, "interrupted");
-        if (pond_client_code (self->client) == POND_CODE_FORBIDDEN)
-            return s_fail (self, POND_CODE_FORBIDDEN, "%s",
-                           pond_client_reason (self->client));
-    }
-    //  Held from here on, whether the send went or timed out
+    if (pond_client_send_bytes (self->client, slot->bytes, slot->size))
+        return s_fail (self, pond_client_code (self->client), "%s",
+                       pond_client_reason (self->client));
     slot->sends = 1;
     slot->state = SLOT_SENT;
     slot->due = zclock_mono ();
@@ -268,6 +263,8 @@ s_final (pond_publisher_t *self, slot_t *slot, pond_publish_result_t *result, in
     result->seq = ack? ack->seq: 0;
     result->dup = ack? ack->dup: false;
     result->sends = slot->sends;
+    if (code != POND_CODE_UNAVAILABLE)
+        result->retry_ms = 0;
     va_list args;
     va_start (args, format);
     vsnprintf (result->reason, sizeof result->reason, format, args);
@@ -365,7 +362,9 @@ s_on_reply (pond_publisher_t *self, zmsg_t *msg, pond_publish_result_t *result)
             return 0;               //  A resend is scheduled already
         int64_t now = zclock_mono ();
         int64_t wait = nack.retry_ms? nack.retry_ms: 100;
-        if (now + wait >= slot->pushed + (int64_t) self->ack_timeout * self->attempts)
+        result->retry_ms = nack.retry_ms;
+        if (self->attempts == 1
+        ||  now + wait >= slot->pushed + (int64_t) self->ack_timeout * self->attempts)
             return s_final (self, slot, result, POND_CODE_UNAVAILABLE, NULL,
                             "broker unavailable: %s (still after %d ms)", nack.reason,
                             (int) (now - slot->pushed));
