@@ -49,24 +49,11 @@ struct _pond_publisher_t {
     int64_t next_due;           //  no slot is due before this (may be early)
     size_t hint;                //  offset from head where the next reply may match
     uint64_t stale, malformed, retries;
-    int code;
-    char reason [POND_REASON_MAX + 128];
+    pond_client_io_failure_t failure;   //  why the last push or flush failed
 };
 
-static int
-s_fail (pond_publisher_t *self, int code, const char *format, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-static int
-s_fail (pond_publisher_t *self, int code, const char *format, ...)
-{
-    self->code = code;
-    va_list args;
-    va_start (args, format);
-    vsnprintf (self->reason, sizeof self->reason, format, args);
-    va_end (args);
-    return -1;
-}
+//  Fail the call: see pond_client_io_fail.
+#define s_fail(self, ...) pond_client_io_fail (&(self)->failure, __VA_ARGS__)
 
 static void
 s_ring_free (pond_publisher_t *self)
@@ -190,8 +177,8 @@ pond_publisher_push (pond_publisher_t *self, const uint8_t *id,
     assert (self);
     assert (id);
     assert (bytes);
-    self->code = 0;
-    self->reason [0] = 0;
+    self->failure.code = 0;
+    self->failure.reason [0] = 0;
     if (size > POND_PUBLISH_MAX_SIZE)
         return s_fail (self, POND_CODE_TOO_LARGE,
                        "event too large: %zu bytes; the limit is %d (make data smaller)",
@@ -424,7 +411,7 @@ pond_publisher_flush (pond_publisher_t *self, int timeout_ms)
     assert (self);
     int64_t deadline = pond_client_io_deadline (timeout_ms);
     int code = 0;
-    char reason [sizeof self->reason] = "";
+    char reason [sizeof self->failure.reason] = "";
     while (self->held) {
         int64_t left = deadline < 0? -1: deadline - zclock_mono ();
         pond_publish_result_t result;
@@ -441,8 +428,8 @@ pond_publisher_flush (pond_publisher_t *self, int timeout_ms)
     }
     if (code)
         return s_fail (self, code, "%s", reason);
-    self->code = 0;
-    self->reason [0] = 0;
+    self->failure.code = 0;
+    self->failure.reason [0] = 0;
     return 0;
 }
 
@@ -467,14 +454,14 @@ int
 pond_publisher_code (pond_publisher_t *self)
 {
     assert (self);
-    return self->code;
+    return self->failure.code;
 }
 
 const char *
 pond_publisher_reason (pond_publisher_t *self)
 {
     assert (self);
-    return self->reason;
+    return self->failure.reason;
 }
 
 uint64_t
