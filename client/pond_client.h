@@ -180,6 +180,13 @@ uint64_t
 
 //  ---------------------------------------------------------------------
 //  Pipelined producer: many events in flight over one client
+//
+//  Push events (open loop: the caller decides when, pond_publisher_room
+//  says how many more fit), take one final result per event with
+//  pond_publisher_next. Resends (same bytes, same id: harmless) after a
+//  timeout or a NACK 503 happen inside, scheduled, never by sleeping.
+//  The API is per event, so that several events may later share one
+//  message on the wire without changing callers.
 
 typedef struct _pond_publisher_t pond_publisher_t;
 
