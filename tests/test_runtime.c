@@ -441,6 +441,37 @@ Test (runtime, live_apply_and_query)
     s_check_logs ();
 }
 
+//  An emit refused 409 (its derived id was used before for another event:
+//  the derivation was emitted before, built with other data) counts as
+//  emitted; the actor goes on. Live pings are applied in a batch, so the
+//  pong goes through pond_actor_emit_many and the publisher.
+Test (runtime, emit_refused_409_counts_as_emitted)
+{
+    s_actor_start (NULL);
+    cJSON_Delete (s_wait_position (0, 5000));
+    pond_event_t *ping = pond_event_new ("TEST_PING", s_entity (0));
+    uint8_t pong_id [POND_ID_SIZE];
+    pond_actor_derive_id (pond_event_id (ping), "pong", pong_id);
+    pond_event_t *squatter = pond_event_new ("TEST_OTHER", s_entity (0));
+    pond_event_set_id (squatter, pong_id);
+    pond_ack_t ack;
+    cr_assert_eq (pond_client_publish (producer, squatter, &ack), 0, "%s",
+                  pond_client_reason (producer));
+    cr_assert_eq (pond_client_publish (producer, ping, &ack), 0, "%s",
+                  pond_client_reason (producer));
+    cJSON *status = s_wait_position (ack.seq, 10000);
+    cr_assert_eq (s_number (status, "emitted"), 1, "the pong counts as emitted");
+    cJSON_Delete (status);
+    //  Still running: the next event is applied
+    pond_event_t *after = pond_event_new ("TEST_A", s_entity (0));
+    cr_assert_eq (pond_client_publish (producer, after, &ack), 0);
+    cJSON_Delete (s_wait_position (ack.seq, 10000));
+    pond_event_destroy (&ping);
+    pond_event_destroy (&squatter);
+    pond_event_destroy (&after);
+    s_check_logs ();
+}
+
 //  ---------------------------------------------------------------------
 //  (2) Catch-up from existing history, then --verify
 
