@@ -390,7 +390,7 @@ pond_publisher_next (pond_publisher_t *self, int timeout_ms, pond_publish_result
         else
         if (until > now)
             zmq_poll (NULL, 0, (long) (until - now));
-        if (interrupted || zsys_interrupted)
+        if (!msg && (interrupted || zsys_interrupted))
             return s_fail (self, POND_CODE_INTERRUPTED, "interrupted");
         if (msg) {
             int rc = s_on_reply (self, msg, result);
