@@ -28,31 +28,18 @@ struct _pond_client_t {
     int ack_timeout;            //  msecs per attempt
     int max_attempts;
     bool verbose;
-    int code;                   //  why the last call failed, 0 if it did not
-    char reason [POND_REASON_MAX + 128];
+    pond_client_io_failure_t failure;   //  why the last call failed
     uint64_t retries;
 };
 
-static int
-s_client_fail (pond_client_t *self, int code, const char *format, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-static int
-s_client_fail (pond_client_t *self, int code, const char *format, ...)
-{
-    self->code = code;
-    va_list args;
-    va_start (args, format);
-    vsnprintf (self->reason, sizeof self->reason, format, args);
-    va_end (args);
-    return -1;
-}
+//  Fail the call: see pond_client_io_fail.
+#define s_client_fail(self, ...) pond_client_io_fail (&(self)->failure, __VA_ARGS__)
 
 static void
 s_client_clear (pond_client_t *self)
 {
-    self->code = 0;
-    self->reason [0] = 0;
+    self->failure.code = 0;
+    self->failure.reason [0] = 0;
 }
 
 //  After a timeout: if the broker refused our key, fail with 403 and say
@@ -165,8 +152,8 @@ s_client_read_reply (pond_client_t *self, zmsg_t *msg, pond_ack_t *ack, pond_nac
 
 //  Encode an event for PUBLISH: valid and without seq. Returns the bytes
 //  (caller frees) or NULL with code 400 and the reason set.
-static uint8_t *
-s_client_encode (pond_client_t *self, const pond_event_t *event, size_t *size_p)
+uint8_t *
+pond_client_io_encode (pond_client_t *self, const pond_event_t *event, size_t *size_p)
 {
     char err [POND_ERR_SIZE];
     uint8_t *bytes = NULL;
@@ -197,7 +184,7 @@ pond_client_publish (pond_client_t *self, const pond_event_t *event, pond_ack_t 
     assert (self);
     assert (event);
     size_t size;
-    uint8_t *bytes = s_client_encode (self, event, &size);
+    uint8_t *bytes = pond_client_io_encode (self, event, &size);
     if (!bytes)
         return -1;
     int rc = pond_client_publish_bytes (self, pond_event_id (event), bytes, size, ack);
@@ -265,15 +252,15 @@ pond_client_publish_bytes (pond_client_t *self, const uint8_t *id,
                 return -1;
             if (++timeouts >= self->max_attempts || zclock_mono () >= deadline) {
                 if (timeouts > 1) {
-                    size_t len = strlen (self->reason);
-                    snprintf (self->reason + len, sizeof self->reason - len,
+                    size_t len = strlen (self->failure.reason);
+                    snprintf (self->failure.reason + len, sizeof self->failure.reason - len,
                               " (%d attempts in %d ms)", timeouts,
                               self->ack_timeout * self->max_attempts);
                 }
                 return -1;
             }
             if (self->verbose)
-                zsys_warning ("pond_client: %s, sending again", self->reason);
+                zsys_warning ("pond_client: %s, sending again", self->failure.reason);
             if (s_client_connect (self))
                 return s_client_fail (self, POND_CODE_TIMEOUT,
                                       "cannot connect to %s", self->endpoint);
@@ -303,7 +290,7 @@ pond_client_send (pond_client_t *self, const pond_event_t *event)
     assert (self);
     assert (event);
     size_t size;
-    uint8_t *bytes = s_client_encode (self, event, &size);
+    uint8_t *bytes = pond_client_io_encode (self, event, &size);
     if (!bytes)
         return -1;
     int rc = pond_client_send_bytes (self, bytes, size);
@@ -413,14 +400,14 @@ int
 pond_client_code (pond_client_t *self)
 {
     assert (self);
-    return self->code;
+    return self->failure.code;
 }
 
 const char *
 pond_client_reason (pond_client_t *self)
 {
     assert (self);
-    return self->reason;
+    return self->failure.reason;
 }
 
 uint64_t

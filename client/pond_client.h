@@ -11,6 +11,10 @@
       resending the same bytes (same id: idempotent) after a timeout and
       after NACK 503; pond_client_send / pond_client_recv pipeline, and
       pond_client_sock lets one thread wait on many clients at once.
+    - pond_publisher_t: many publishes in flight over one pond_client_t,
+      with the retries of pond_client_publish done per event: the one
+      pipelined producer the runtime, the device, the tests and the
+      benchmarks share.
     - pond_sub_t: live events from the pub socket, filtered by exact name
       (ZeroMQ filters by prefix), heartbeats remembered as the head.
     - pond_reader_t: one replay stream from the control socket, in order,
@@ -18,8 +22,9 @@
     - pond_client_stats: the STATS counters as JSON text.
 
     One header for all of them; each part has its own source file
-    (pond_endpoints.c, pond_client.c, pond_sub.c, pond_reader.c,
-    pond_client_stats.c) over private socket helpers (pond_client_io.h).
+    (pond_endpoints.c, pond_client.c, pond_publisher.c, pond_sub.c,
+    pond_reader.c, pond_client_stats.c) over private socket helpers
+    (pond_client_io.h).
 
     Errors come back as -1 or NULL with a reason (and an HTTP-like code) to
     show the user; the library logs only retries, and only when verbose.
@@ -172,6 +177,145 @@ const char *
 //  Resends after timeouts and NACK 503 since the client was created.
 uint64_t
     pond_client_retries (pond_client_t *self);
+
+//  ---------------------------------------------------------------------
+//  Pipelined producer: many events in flight over one client
+//
+//  Push events (open loop: the caller decides when, pond_publisher_room
+//  says how many more fit), take one final result per event with
+//  pond_publisher_next. Resends (same bytes, same id: harmless) after a
+//  timeout or a NACK 503 happen inside, scheduled, never by sleeping.
+//  The API is per event, so that several events may later share one
+//  message on the wire without changing callers.
+
+typedef struct _pond_publisher_t pond_publisher_t;
+
+#define POND_PUBLISHER_WINDOW       1024                //  events held, default
+#define POND_PUBLISHER_BYTES        (16 * 1024 * 1024)  //  bytes held, default
+
+//  The final outcome of one pushed event.
+typedef struct {
+    uint8_t id [POND_ID_SIZE];
+    uint64_t tag;               //  the caller's, as given to push
+    int code;                   //  POND_CODE_OK (ACK), a NACK's code, or
+                                //  POND_CODE_TIMEOUT after the last attempt
+    uint64_t seq;               //  with an ACK: the event's seq
+    bool dup;                   //  with an ACK: stored before, seq is the original
+    uint32_t retry_ms;          //  with a final 503: the broker's hint, else 0
+    int sends;                  //  times the bytes were sent
+    char reason [POND_REASON_MAX];  //  "" with an ACK
+} pond_publish_result_t;
+
+//  Create a publisher over client, which it borrows: the client must
+//  outlive the publisher, and nothing else may send or receive on it
+//  (pond_client_publish, _send, _recv, _ping) while the publisher holds
+//  events, since their replies would be taken by the wrong reader. Window:
+//  POND_PUBLISHER_WINDOW events and POND_PUBLISHER_BYTES bytes; ACK timeout
+//  and attempts: POND_CLIENT_ACK_TIMEOUT and POND_CLIENT_ATTEMPTS. Returns
+//  NULL if out of memory.
+pond_publisher_t *
+    pond_publisher_new (pond_client_t *client);
+
+//  Destroy a publisher; accepts NULL; nulls the caller's pointer. Events
+//  still held are forgotten: some may be stored (their ACKs arrive later
+//  on the client, ignore them or destroy the client), so push them again
+//  (same ids: harmless) if they matter.
+void
+    pond_publisher_destroy (pond_publisher_t **self_p);
+
+//  Hold at most events events and max_bytes bytes of encoded events at
+//  once (values < 1 keep the current setting). One event larger than
+//  max_bytes is still taken when nothing else is held. Returns 0, or -1 if
+//  events are held now (set the window before the first push).
+int
+    pond_publisher_set_window (pond_publisher_t *self, int events, size_t max_bytes);
+
+//  Wait at most ack_timeout_ms for the reply to each send and send each
+//  event at most attempts times (values < 1 keep the current setting).
+//  After NACK 503 an event is sent again after the NACK's retry_ms (100
+//  if none); those resends stop, with a final 503, once about
+//  ack_timeout_ms * attempts have passed since the event was pushed. With
+//  attempts 1 nothing is ever sent twice, and a 503 is final at once: for
+//  callers that schedule resends themselves (the device goes back N).
+void
+    pond_publisher_set_timeout (pond_publisher_t *self, int ack_timeout_ms, int attempts);
+
+//  How many more events push takes now (0: wait for results first); an
+//  event may still be refused if its bytes do not fit.
+size_t
+    pond_publisher_room (pond_publisher_t *self);
+
+//  Events pushed and not yet returned by pond_publisher_next.
+size_t
+    pond_publisher_held (pond_publisher_t *self);
+
+//  Push one encoded event (msgpack, no seq, as pond_event_encode makes it)
+//  whose id is id, and send it now. The publisher copies the bytes into a
+//  slot it keeps for resends (the slots' buffers are reused: no malloc per
+//  event once they are large enough); tag is the caller's and comes back
+//  in the event's result. Blocks at most the client's ACK timeout while
+//  the broker is not connected. Returns 0 when the event is held (exactly
+//  one result will come from pond_publisher_next), or -1 with nothing
+//  held: see pond_publisher_code (POND_CODE_UNAVAILABLE when there is no
+//  room, 413 over POND_PUBLISH_MAX_SIZE, POND_CODE_TIMEOUT when the broker
+//  is not reachable, POND_CODE_INTERRUPTED, or the client's 403).
+int
+    pond_publisher_push (pond_publisher_t *self, const uint8_t *id,
+                         const uint8_t *bytes, size_t size, uint64_t tag);
+
+//  Same with an event to encode: 400 if it is invalid or has a seq.
+int
+    pond_publisher_push_event (pond_publisher_t *self, const pond_event_t *event,
+                               uint64_t tag);
+
+//  Wait up to timeout_ms (0: do not wait, -1: forever) for the next final
+//  result, doing on the way what is due: resends after a timeout or after
+//  a 503's retry_ms. Results come in the order of the replies, not of the
+//  pushes. Replies for ids not held (late replies to resends, NACKs
+//  without id) are counted as stale and dropped, unreadable ones as
+//  malformed. Returns 1 with *result filled, 0 if no result came in time
+//  or nothing is held, -1 if interrupted (SIGINT/SIGTERM).
+int
+    pond_publisher_next (pond_publisher_t *self, int timeout_ms,
+                         pond_publish_result_t *result);
+
+//  Wait up to timeout_ms for the results of every event held, and drop
+//  them. Returns 0 if all were ACKed, else -1 with the first failure (or
+//  POND_CODE_TIMEOUT if events are still held) in pond_publisher_code and
+//  pond_publisher_reason.
+int
+    pond_publisher_flush (pond_publisher_t *self, int timeout_ms);
+
+//  The socket replies arrive on, to poll along with others (ZMQ_POLLIN),
+//  then call pond_publisher_next with timeout 0 until it returns 0. Also
+//  call next by the time pond_publisher_due says: resends are scheduled,
+//  not announced by the socket. The client owns the socket; NULL if the
+//  client has none now.
+zsock_t *
+    pond_publisher_sock (pond_publisher_t *self);
+
+//  Msecs until the next scheduled resend or timeout (0: now), or -1 if
+//  nothing is held.
+int
+    pond_publisher_due (pond_publisher_t *self);
+
+//  Why the last push or flush failed: a code as in results, or 0.
+int
+    pond_publisher_code (pond_publisher_t *self);
+
+//  Why the last push or flush failed, in words ("" if it did not).
+const char *
+    pond_publisher_reason (pond_publisher_t *self);
+
+//  Replies dropped since creation: for ids not held, and unreadable.
+uint64_t
+    pond_publisher_stale (pond_publisher_t *self);
+uint64_t
+    pond_publisher_malformed (pond_publisher_t *self);
+
+//  Sends after the first one (timeouts and 503s) since creation.
+uint64_t
+    pond_publisher_retries (pond_publisher_t *self);
 
 //  ---------------------------------------------------------------------
 //  Subscriber: the pub socket

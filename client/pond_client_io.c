@@ -112,3 +112,14 @@ pond_client_io_copy (char *dest, size_t size, const char *format, const char *te
     int rc = snprintf (dest, size, format, text);
     return rc < 0 || (size_t) rc >= size? -1: 0;
 }
+
+int
+pond_client_io_fail (pond_client_io_failure_t *failure, int code, const char *format, ...)
+{
+    failure->code = code;
+    va_list args;
+    va_start (args, format);
+    vsnprintf (failure->reason, sizeof failure->reason, format, args);
+    va_end (args);
+    return -1;
+}

@@ -40,6 +40,25 @@ zsock_t *
 pond_client_io_dealer_new (const char *endpoint, bool immediate, int sndtimeo,
                            pond_keys_watch_t **watch_p);
 
+//  Encode an event for PUBLISH (pond_client.c): valid, without seq, at
+//  most POND_PUBLISH_MAX_SIZE. Returns the bytes (caller frees), or NULL
+//  with the client's code (400, 413) and reason set.
+uint8_t *
+pond_client_io_encode (pond_client_t *self, const pond_event_t *event, size_t *size_p);
+
+//  Why the last call of a client object failed: an HTTP-like code (0 if
+//  it did not) and a sentence for the user.
+typedef struct {
+    int code;
+    char reason [POND_REASON_MAX + 128];
+} pond_client_io_failure_t;
+
+//  Set the failure to code and the formatted reason. Returns -1, for
+//  "return pond_client_io_fail (...)".
+int
+pond_client_io_fail (pond_client_io_failure_t *failure, int code, const char *format, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
 //  Format text into dest; -1 if it does not fit.
 int
 pond_client_io_copy (char *dest, size_t size, const char *format, const char *text);

@@ -1,9 +1,11 @@
-/*  test_crash: SIGKILL pond-store during a stream of pipelined publishes,
-    restart it, and prove from the log that every ACKed event is stored
-    exactly once with the seq its ACK named, and that seq has no hole.
+/*  test_crash: SIGKILL pond-store during a stream of pipelined publishes
+    (pond_publisher), restart it, and prove from the log that every ACKed
+    event is stored exactly once with the seq its ACK named, and that seq
+    has no hole.
 */
 #include <criterion/criterion.h>
 #include <czmq.h>
+#include <inttypes.h>
 #include <signal.h>
 
 #include "pond_client.h"
@@ -17,8 +19,7 @@ typedef struct {
     uint8_t *bytes;
     size_t size;
     uint8_t id [POND_ID_SIZE];
-    int state;                  //  0 unsent, 1 outstanding, 2 acked
-    int64_t sent_at;
+    bool acked;
     uint64_t seq;
 } sent_t;
 
@@ -53,51 +54,35 @@ Test (crash, store_sigkill_loses_no_acked_event, .init = s_setup, .fini = s_tear
     }
     pond_client_t *client = pond_client_new (mesh->ingest);
     cr_assert_not_null (client);
-    size_t next = 0, acked = 0, outstanding = 0, resends = 0, kills = 0;
+    //  Resend what got no reply after RESEND_MS (and after a 503's
+    //  retry_ms), for as long as the test lasts
+    pond_publisher_t *publisher = pond_publisher_new (client);
+    cr_assert_not_null (publisher);
+    cr_assert_eq (pond_publisher_set_window (publisher, WINDOW, 0), 0);
+    pond_publisher_set_timeout (publisher, RESEND_MS, 120000 / RESEND_MS);
+    size_t next = 0, acked = 0, kills = 0;
     size_t kill_at [] = { 400, 1300, 2200 };
     int64_t deadline = zclock_mono () + 120000;
     while (acked < EVENTS && zclock_mono () < deadline) {
-        int64_t now = zclock_mono ();
-        while (outstanding < WINDOW && next < EVENTS) {
-            cr_assert_eq (pond_client_send_bytes (client, sent [next].bytes, sent [next].size),
-                          0, "%s", pond_client_reason (client));
-            sent [next].state = 1;
-            sent [next].sent_at = now;
-            outstanding++;
+        while (next < EVENTS && pond_publisher_room (publisher) > 0) {
+            //  Same bytes, same id on every send: safe whatever happened to the first
+            cr_assert_eq (pond_publisher_push (publisher, sent [next].id, sent [next].bytes,
+                                               sent [next].size, next), 0, "%s",
+                          pond_publisher_reason (publisher));
             next++;
         }
-        for (size_t i = 0; i < next; i++)
-            if (sent [i].state == 1 && now - sent [i].sent_at > RESEND_MS) {
-                //  Same bytes, same id: safe whatever happened to the first
-                pond_client_send_bytes (client, sent [i].bytes, sent [i].size);
-                sent [i].sent_at = now;
-                resends++;
-            }
-        pond_ack_t ack;
-        pond_nack_t nack;
-        int rc = pond_client_recv (client, 100, &ack, &nack);
+        pond_publish_result_t result;
+        int rc = pond_publisher_next (publisher, 100, &result);
+        cr_assert_geq (rc, 0, "interrupted");
         if (rc == 1) {
-            size_t index = (size_t) zhashx_lookup (by_id, pond_harness_id_hex (ack.id, key));
-            cr_assert_gt (index, 0, "ACK for an id we never sent");
-            sent_t *item = &sent [index - 1];
-            if (item->state == 2)
-                cr_assert_eq (ack.seq, item->seq, "a second ACK must name the same seq");
-            else {
-                item->state = 2;
-                item->seq = ack.seq;
-                outstanding--;
-                acked++;
-            }
-        }
-        else
-        if (rc == 0) {
-            cr_assert_eq (nack.code, POND_CODE_UNAVAILABLE, "NACK %u: %s", nack.code,
-                          nack.reason);
-            size_t index = nack.has_id? (size_t) zhashx_lookup (by_id,
-                                                                pond_harness_id_hex (nack.id, key))
-                                      : 0;
-            if (index && sent [index - 1].state == 1)
-                sent [index - 1].sent_at = now - RESEND_MS + (int64_t) nack.retry_ms;
+            cr_assert_eq (result.code, POND_CODE_OK, "event %" PRIu64 ": %d %s", result.tag,
+                          result.code, result.reason);
+            sent_t *item = &sent [result.tag];
+            cr_assert_arr_eq (result.id, item->id, POND_ID_SIZE);
+            cr_assert_not (item->acked, "one result per event");
+            item->acked = true;
+            item->seq = result.seq;
+            acked++;
         }
         if (kills < 3 && acked >= kill_at [kills]) {
             pond_harness_stop (mesh->store, SIGKILL);
@@ -106,6 +91,7 @@ Test (crash, store_sigkill_loses_no_acked_event, .init = s_setup, .fini = s_tear
             kills++;
         }
     }
+    size_t resends = (size_t) pond_publisher_retries (publisher);
     cr_assert_eq (kills, 3);
     cr_assert_eq (acked, EVENTS, "every event is eventually acked (%zu of %d)", acked, EVENTS);
 
@@ -134,6 +120,7 @@ Test (crash, store_sigkill_loses_no_acked_event, .init = s_setup, .fini = s_tear
              "%zu store kills survived\n", EVENTS, (size_t) (expected - 1), resends, kills);
     pond_reader_destroy (&replay);
     zhashx_destroy (&seen);
+    pond_publisher_destroy (&publisher);
     pond_client_destroy (&client);
     for (size_t i = 0; i < EVENTS; i++)
         free (sent [i].bytes);

@@ -173,15 +173,14 @@ s_stat (const char *path)
 
 struct _s_producer_t {
     pond_client_t *client;
+    pond_publisher_t *publisher;    //  WINDOW in flight, resends after RESEND_MS
     uint8_t *bytes;             //  the encoded template
     size_t size;
     size_t id_at;               //  where its 16 id bytes are
     uint8_t prefix;             //  first id byte, tells producers apart
     size_t count;
-    uint8_t *state;             //  per event: 0 unsent, 1 in flight, 2 acked
-    int64_t *sent_at;
-    size_t next, low, acked, outstanding;
-    uint64_t resends, nacks, dups, max_seq;
+    size_t next, acked;
+    uint64_t resends, dups, max_seq;
     //  Between turns, the caller may do something (read a subscriber)
     void (*between) (void *arg);
     void *arg;
@@ -194,11 +193,13 @@ s_producer_new (const char *ingest, size_t count, uint8_t prefix)
     cr_assert_not_null (self);
     self->client = pond_client_new (ingest);
     cr_assert_not_null (self->client);
+    self->publisher = pond_publisher_new (self->client);
+    cr_assert_not_null (self->publisher);
+    cr_assert_eq (pond_publisher_set_window (self->publisher, WINDOW, 0), 0);
+    //  Resend for as long as a test may last
+    pond_publisher_set_timeout (self->publisher, RESEND_MS, 100);
     self->count = count;
     self->prefix = prefix;
-    self->state = calloc (count, 1);
-    self->sent_at = calloc (count, sizeof (int64_t));
-    cr_assert (self->state && self->sent_at);
     pond_event_t *event = pond_event_new ("QUACKED", "cust-mem");
     char err [POND_ERR_SIZE];
     cr_assert_eq (pond_event_set_data_json (event, "{\"duration_ms\":120,\"loudness_db\":61.5,"
@@ -222,10 +223,9 @@ s_producer_destroy (s_producer_t **self_p)
 {
     if (*self_p) {
         s_producer_t *self = *self_p;
+        pond_publisher_destroy (&self->publisher);
         pond_client_destroy (&self->client);
         free (self->bytes);
-        free (self->state);
-        free (self->sent_at);
         free (self);
         *self_p = NULL;
     }
@@ -257,15 +257,6 @@ s_index_of (uint8_t prefix, const uint8_t *id, size_t count)
     return n >= 1 && n <= count? (int64_t) n - 1: -1;
 }
 
-static void
-s_producer_send (s_producer_t *self, size_t index, int64_t now)
-{
-    s_make_id (self->prefix, index, self->bytes + self->id_at);
-    cr_assert_eq (pond_client_send_bytes (self->client, self->bytes, self->size), 0, "%s",
-                  pond_client_reason (self->client));
-    self->sent_at [index] = now;
-}
-
 //  Publish every event until each has its ACK, at most timeout_ms.
 //  Returns the milliseconds it took.
 static int64_t
@@ -273,56 +264,33 @@ s_produce (s_producer_t *self, int timeout_ms)
 {
     int64_t started = zclock_mono ();
     int64_t deadline = started + timeout_ms;
-    int64_t scanned_at = started;
     while (self->acked < self->count) {
-        int64_t now = zclock_mono ();
-        cr_assert_lt (now, deadline, "%zu of %zu events ACKed in %d ms", self->acked,
-                      self->count, timeout_ms);
-        while (self->outstanding < WINDOW && self->next < self->count) {
-            s_producer_send (self, self->next, now);
-            self->state [self->next++] = 1;
-            self->outstanding++;
+        cr_assert_lt (zclock_mono (), deadline, "%zu of %zu events ACKed in %d ms",
+                      self->acked, self->count, timeout_ms);
+        while (self->next < self->count && pond_publisher_room (self->publisher) > 0) {
+            s_make_id (self->prefix, self->next, self->bytes + self->id_at);
+            cr_assert_eq (pond_publisher_push (self->publisher, self->bytes + self->id_at,
+                                               self->bytes, self->size, self->next), 0, "%s",
+                          pond_publisher_reason (self->publisher));
+            self->next++;
         }
-        pond_ack_t ack;
-        pond_nack_t nack;
-        int rc = pond_client_recv (self->client, 100, &ack, &nack);
-        while (rc >= 0) {
-            int64_t index = s_index_of (self->prefix, rc == 1? ack.id: nack.id, self->count);
-            if (rc == 1) {
-                cr_assert_geq (index, 0, "ACK for an id we never sent");
-                if (self->state [index] == 1) {
-                    self->state [index] = 2;
-                    self->outstanding--;
-                    self->acked++;
-                    self->dups += ack.dup;
-                    if (ack.seq > self->max_seq)
-                        self->max_seq = ack.seq;
-                }
-            }
-            else {
-                cr_assert_eq (nack.code, POND_CODE_UNAVAILABLE, "NACK %u: %s", nack.code,
-                              nack.reason);
-                self->nacks++;
-                //  Resend it after retry_ms (at the next scan)
-                if (index >= 0 && self->state [index] == 1)
-                    self->sent_at [index] = now - RESEND_MS + (int64_t) nack.retry_ms;
-            }
-            rc = pond_client_recv (self->client, 0, &ack, &nack);
+        pond_publish_result_t result;
+        int rc = pond_publisher_next (self->publisher, 100, &result);
+        while (rc == 1) {
+            cr_assert_eq (result.code, POND_CODE_OK, "%d %s", result.code, result.reason);
+            cr_assert_eq (s_index_of (self->prefix, result.id, self->count),
+                          (int64_t) result.tag, "a result for the event it names");
+            self->acked++;
+            self->dups += result.dup;
+            if (result.seq > self->max_seq)
+                self->max_seq = result.seq;
+            rc = pond_publisher_next (self->publisher, 0, &result);
         }
+        cr_assert_geq (rc, 0, "interrupted");
         if (self->between)
             self->between (self->arg);
-        //  Every 100 ms: resend what is due, oldest first
-        if (now - scanned_at >= 100) {
-            scanned_at = now;
-            while (self->low < self->next && self->state [self->low] == 2)
-                self->low++;
-            for (size_t i = self->low; i < self->next; i++)
-                if (self->state [i] == 1 && now - self->sent_at [i] >= RESEND_MS) {
-                    s_producer_send (self, i, now);
-                    self->resends++;
-                }
-        }
     }
+    self->resends = pond_publisher_retries (self->publisher);
     return zclock_mono () - started;
 }
 
@@ -399,12 +367,12 @@ Test (memory, slow_subscriber_200k, .timeout = 240)
     //  10,000 small events) plus its own SUB queue (1,000)
     cr_assert_leq (held, 10000 + 1000, "the stuck subscriber holds %" PRIu64 " events: "
                    "the broker must drop for it, not queue", held);
-    fprintf (stderr, "slow subscriber: %d events ACKed in %.1f s (%.0f/s, %" PRIu64 " NACK 503, "
-             "%" PRIu64 " resends, %" PRIu64 " dups) while a SUB socket never read; it "
+    fprintf (stderr, "slow subscriber: %d events ACKed in %.1f s (%.0f/s, %" PRIu64 " resends "
+             "after a timeout or a 503, %" PRIu64 " dups) while a SUB socket never read; it "
              "holds %" PRIu64 " messages at the end; the live reader got %" PRIu64 "; peak RSS "
              "(VmHWM) broker %.1f MB, store %.1f MB (bounds %d and %d MB); total %.1f s\n",
              SUB_EVENTS,
-             took / 1000.0, SUB_EVENTS * 1000.0 / (double) (took? took: 1), producer->nacks,
+             took / 1000.0, SUB_EVENTS * 1000.0 / (double) (took? took: 1),
              producer->resends, producer->dups, held, readers.received, broker.hwm / 1024.0,
              store.hwm / 1024.0, BROKER_BOUND_MB, STORE_BOUND_MB,
              (zclock_mono () - started) / 1000.0);
@@ -461,10 +429,10 @@ Test (memory, burst_then_slow_replay, .timeout = 400)
     cr_assert_eq (s_stat ("store/events"), BURST_EVENTS);
     s_mem_t broker_loaded = s_mem (mesh->broker), store_loaded = s_mem (mesh->store);
     fprintf (stderr, "burst: %d events from one producer over %s stored in %.1f s "
-             "(%.0f/s; %" PRIu64 " NACK 503, %" PRIu64 " resends); peak RSS so far broker "
+             "(%.0f/s; %" PRIu64 " resends after a timeout or a 503); peak RSS so far broker "
              "%.1f MB, store %.1f MB; store RSS at each tenth of the burst (MB): %s\n",
              BURST_EVENTS, mesh->ingest, took / 1000.0,
-             BURST_EVENTS * 1000.0 / (double) (took? took: 1), producer->nacks,
+             BURST_EVENTS * 1000.0 / (double) (took? took: 1),
              producer->resends, broker_loaded.hwm / 1024.0, store_loaded.hwm / 1024.0, text);
     cr_assert_eq (curve.tenths, 11);
 #ifndef POND_SANITIZE_BUILD

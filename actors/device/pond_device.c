@@ -46,6 +46,7 @@ struct _pond_device_t {
 
     pond_outbox_t *outbox;
     pond_client_t *client;      //  DEALER to ingest, made on first send
+    pond_publisher_t *publisher;    //  over client: the sends and their replies
 
     slot_t *window;             //  in flight or about to be, in outbox order
     int window_count;
@@ -74,6 +75,8 @@ struct _pond_device_t {
 
 static void
     s_window_clear (pond_device_t *self);
+static void
+    s_disconnect (pond_device_t *self);
 
 //  ---------------------------------------------------------------------
 //  Life cycle
@@ -141,7 +144,7 @@ pond_device_destroy (pond_device_t **self_p)
         pond_device_t *self = *self_p;
         s_window_clear (self);
         free (self->window);
-        pond_client_destroy (&self->client);
+        s_disconnect (self);
         pond_outbox_destroy (&self->outbox);
         free (self);
         *self_p = NULL;
@@ -598,7 +601,7 @@ pond_device_set_online (pond_device_t *self, bool online)
         //  on a new connection once the network is back
         for (int i = 0; i < self->window_count; i++)
             self->window [i].sent = false;
-        pond_client_destroy (&self->client);
+        s_disconnect (self);
     }
     if (self->verbose)
         zsys_info ("pond-device: network %s", online? "up": "cut");
@@ -615,7 +618,7 @@ s_reresolve (pond_device_t *self)
     &&  strneq (eps.ingest, self->ingest)) {
         zsys_info ("pond-device: the broker's ingest endpoint is now %s", eps.ingest);
         snprintf (self->ingest, sizeof self->ingest, "%s", eps.ingest);
-        pond_client_destroy (&self->client);
+        s_disconnect (self);
     }
 }
 
@@ -651,6 +654,58 @@ s_trouble (pond_device_t *self, const char *reason)
     }
 }
 
+//  No reply within resend_ms: the connection is suspect. Start afresh
+//  (a new socket drops the stale replies) and send it all again later.
+static void
+s_no_reply (pond_device_t *self)
+{
+    char reason [REASON_MAX];
+    snprintf (reason, sizeof reason, "no reply from the broker at %s within %d ms",
+              self->ingest, self->resend_ms);
+    s_trouble (self, reason);
+    s_disconnect (self);
+    s_reresolve (self);
+    s_go_back (self, 0);
+}
+
+//  Make the client and its publisher if there are none. The publisher
+//  sends each push once (attempts 1): resends are the device's, in
+//  outbox order (s_go_back). It may hold each event twice (a resend while
+//  the first send's reply is on its way), so twice the window. Returns 0
+//  or -1 (logged, backed off).
+static int
+s_connect (pond_device_t *self)
+{
+    if (self->publisher)
+        return 0;
+    if (!self->client)
+        self->client = pond_client_new (self->ingest);
+    if (self->client)
+        self->publisher = pond_publisher_new (self->client);
+    if (!self->publisher) {
+        char reason [REASON_MAX];
+        snprintf (reason, sizeof reason, "invalid ingest endpoint %s", self->ingest);
+        s_trouble (self, reason);
+        s_go_back (self, POND_DEVICE_BACKOFF_MAX);
+        s_disconnect (self);
+        return -1;
+    }
+    pond_client_set_timeout (self->client, POND_DEVICE_SEND_MS, 1);
+    pond_client_set_verbose (self->client, self->verbose);
+    pond_publisher_set_window (self->publisher, 2 * self->window_max, 0);
+    pond_publisher_set_timeout (self->publisher, self->resend_ms, 1);
+    return 0;
+}
+
+static void
+s_disconnect (pond_device_t *self)
+{
+    pond_publisher_destroy (&self->publisher);
+    pond_client_destroy (&self->client);
+}
+
+static void s_refused (pond_device_t *self, int index, int code, const char *reason);
+
 //  Send what is due, in order; notice ACK timeouts.
 static void
 s_send_step (pond_device_t *self)
@@ -663,13 +718,7 @@ s_send_step (pond_device_t *self)
     //  The oldest event in flight tells whether replies stopped coming
     for (int i = 0; i < self->window_count; i++)
         if (self->window [i].sent && self->window [i].due <= now) {
-            char reason [REASON_MAX];
-            snprintf (reason, sizeof reason, "no reply from the broker at %s within %d ms",
-                      self->ingest, self->resend_ms);
-            s_trouble (self, reason);
-            pond_client_destroy (&self->client);      //  Drop stale replies
-            s_reresolve (self);
-            s_go_back (self, 0);
+            s_no_reply (self);
             return;
         }
     s_window_fill (self);
@@ -680,21 +729,19 @@ s_send_step (pond_device_t *self)
         slot_t *slot = &self->window [i];
         if (slot->sent)
             continue;
-        if (!self->client) {
-            self->client = pond_client_new (self->ingest);
-            if (!self->client) {
-                char reason [REASON_MAX];
-                snprintf (reason, sizeof reason, "invalid ingest endpoint %s", self->ingest);
-                s_trouble (self, reason);
-                s_go_back (self, POND_DEVICE_BACKOFF_MAX);
+        if (s_connect (self))
+            return;
+        if (pond_publisher_push (self->publisher, slot->id, slot->bytes, slot->size,
+                                 slot->seq)) {
+            int code = pond_publisher_code (self->publisher);
+            if (code == POND_CODE_INTERRUPTED)
+                return;
+            if (code == POND_CODE_UNAVAILABLE)
+                return;         //  Full of sends still without reply: later
+            if (code == POND_CODE_TOO_LARGE) {
+                s_refused (self, i, code, pond_publisher_reason (self->publisher));
                 return;
             }
-            pond_client_set_timeout (self->client, POND_DEVICE_SEND_MS, 1);
-            pond_client_set_verbose (self->client, self->verbose);
-        }
-        if (pond_client_send_bytes (self->client, slot->bytes, slot->size)) {
-            if (pond_client_code (self->client) == POND_CODE_INTERRUPTED)
-                return;
             char reason [REASON_MAX];
             snprintf (reason, sizeof reason, "broker not reachable at %s", self->ingest);
             s_trouble (self, reason);
@@ -710,7 +757,7 @@ s_send_step (pond_device_t *self)
 }
 
 static void
-s_handle_ack (pond_device_t *self, const pond_ack_t *ack)
+s_handle_ack (pond_device_t *self, const pond_publish_result_t *ack)
 {
     int index = s_window_find (self, ack->id);
     if (index < 0) {
@@ -741,61 +788,73 @@ s_handle_ack (pond_device_t *self, const pond_ack_t *ack)
     }
 }
 
+//  Refused for good: resending the same bytes cannot help
 static void
-s_handle_nack (pond_device_t *self, const pond_nack_t *nack)
+s_refused (pond_device_t *self, int index, int code, const char *reason)
 {
-    int index = nack->has_id? s_window_find (self, nack->id): -1;
+    slot_t *slot = &self->window [index];
+    char uuid [POND_UUID_STR_SIZE];
+    pond_uuid_format (slot->id, uuid);
+    zsys_error ("pond-device: the broker refused event %s (#%llu) for good: %d %s; "
+                "it is set aside (see 'rejected' in pond-device --state)", uuid,
+                (unsigned long long) slot->seq, code, reason);
+    pond_outbox_reject (self->outbox, slot->seq);
+    self->rejected++;
+    s_window_remove (self, index);
+}
+
+static void
+s_handle_nack (pond_device_t *self, const pond_publish_result_t *nack)
+{
+    int index = s_window_find (self, nack->id);
     if (index < 0) {
         if (self->verbose)
-            zsys_warning ("pond-device: NACK %u for no event in flight: %s", nack->code,
+            zsys_warning ("pond-device: NACK %d for no event in flight: %s", nack->code,
                           nack->reason);
         return;
     }
     slot_t *slot = &self->window [index];
-    char uuid [POND_UUID_STR_SIZE];
-    pond_uuid_format (slot->id, uuid);
-    if (nack->code >= 500 || nack->code == POND_CODE_TIMEOUT) {
+    if (nack->code == POND_CODE_TIMEOUT) {
+        //  The publisher's: no reply to this send within resend_ms
+        if (slot->sent)
+            s_no_reply (self);
+        return;
+    }
+    if (nack->code >= 500) {
         if (!slot->sent)
             return;             //  Stale: this event goes again anyway
         //  The broker or the store cannot take it now: all of them again, later
         char reason [REASON_MAX];
-        snprintf (reason, sizeof reason, "broker unavailable (%u %.200s)", nack->code,
+        snprintf (reason, sizeof reason, "broker unavailable (%d %.200s)", nack->code,
                   nack->reason);
         s_trouble (self, reason);
         s_go_back (self, nack->code == POND_CODE_UNAVAILABLE && nack->retry_ms
                          ? (int) nack->retry_ms: 0);
         return;
     }
-    //  Refused for good: resending the same bytes cannot help
-    zsys_error ("pond-device: the broker refused event %s (#%llu) for good: %u %s; "
-                "it is set aside (see 'rejected' in pond-device --state)", uuid,
-                (unsigned long long) slot->seq, nack->code, nack->reason);
-    pond_outbox_reject (self->outbox, slot->seq);
-    self->rejected++;
-    s_window_remove (self, index);
+    s_refused (self, index, nack->code, nack->reason);
 }
 
-//  Wait up to timeout_ms for replies, then take every reply already there.
-//  Returns -1 if interrupted.
+//  Wait up to timeout_ms for results, then take every result already
+//  there. Returns -1 if interrupted.
 static int
 s_receive (pond_device_t *self, int timeout_ms)
 {
-    pond_ack_t ack;
-    pond_nack_t nack;
+    pond_publish_result_t result;
     int wait = timeout_ms;
-    while (true) {
-        int rc = pond_client_recv (self->client, wait, &ack, &nack);
-        if (rc == 1)
-            s_handle_ack (self, &ack);
-        else
+    while (self->publisher) {
+        int rc = pond_publisher_next (self->publisher, wait, &result);
+        if (rc < 0)
+            return -1;
         if (rc == 0)
-            s_handle_nack (self, &nack);
-        else
-            return pond_client_code (self->client) == POND_CODE_INTERRUPTED? -1: 0;
-        if (!self->client)
             return 0;
+        if (result.code == POND_CODE_OK)
+            s_handle_ack (self, &result);
+        else
+            s_handle_nack (self, &result);
         wait = 0;
     }
+    return 0;
 }
 
 //  How long the pump may wait before something is due: a resend, the end
@@ -829,10 +888,8 @@ pond_device_pump (pond_device_t *self, int timeout_ms)
         int due = s_next_due (self, now);
         if (due < wait)
             wait = due;
-        bool in_flight = false;
-        for (int i = 0; i < self->window_count && !in_flight; i++)
-            in_flight = self->window [i].sent;
-        if (self->client && in_flight && s_online (self)) {
+        bool in_flight = self->publisher && pond_publisher_held (self->publisher) > 0;
+        if (in_flight && s_online (self)) {
             if (s_receive (self, wait))
                 return -1;
         }

@@ -1,9 +1,9 @@
 /*  pond_actor: the runtime every actor shares. See pond_actor.h. This
-    file: emitting, applying events in batches, timers and the core loop;
-    catch-up, live events and rebuild are in pond_actor_catchup.c, the
-    query socket in pond_actor_query.c, --verify in pond_actor_verify.c,
-    the command line in pond_actor_main.c, the state they share in
-    pond_actor_internal.h.
+    file: applying events in batches, timers and the core loop; emitting
+    is in pond_actor_emit.c, catch-up, live events and rebuild in
+    pond_actor_catchup.c, the query socket in pond_actor_query.c, --verify
+    in pond_actor_verify.c, the command line in pond_actor_main.c, the
+    state they share in pond_actor_internal.h.
 
     One thread, one poller over two sockets: the SUB to the broker's pub
     socket (every event, so that any gap in the global seq shows) and the
@@ -50,217 +50,6 @@
 
 //  ---------------------------------------------------------------------
 //  The API actors call
-
-static pond_client_t *s_emit_client (pond_actor_t *self);
-
-int
-pond_actor_emit (pond_actor_t *self, pond_event_t *event)
-{
-    assert (self);
-    assert (event);
-    if (self->verify)
-        return 0;               //  a rebuild to compare: the log has them already
-    if (!*pond_event_source (event) && pond_event_set_source (event, self->name)) {
-        zsys_error ("%s: cannot set the source of an event to emit", self->name);
-        return -1;
-    }
-    if (self->batching) {
-        //  Catch-up batch: sent, pipelined, before the batch is written
-        pond_event_t *copy = pond_event_dup (event);
-        if (!self->deferred) {
-            self->deferred = zlistx_new ();
-            if (self->deferred)
-                zlistx_set_destructor (self->deferred, pond_actor_priv_buffer_destroy);
-        }
-        if (!copy || !self->deferred || !zlistx_add_end (self->deferred, copy)) {
-            pond_event_destroy (&copy);
-            zsys_error ("%s: out of memory emitting %s", self->name, pond_event_name (event));
-            return -1;
-        }
-        return 0;
-    }
-    if (!s_emit_client (self))
-        return -1;
-    pond_ack_t ack;
-    if (pond_client_publish (self->client, event, &ack)) {
-        if (pond_client_code (self->client) == POND_CODE_CONFLICT) {
-            //  Emitted ids are derived from the cause: 409 means this
-            //  derivation was emitted before (built again, with another
-            //  ts); the log has it, as it has a duplicate
-            if (self->verbose)
-                zsys_info ("%s: %s for %s was emitted before (409: %s)", self->name,
-                           pond_event_name (event), pond_event_entity (event),
-                           pond_client_reason (self->client));
-            self->emitted++;
-            return 0;
-        }
-        zsys_error ("%s: cannot emit %s for %s: %s (%d)", self->name, pond_event_name (event),
-                    pond_event_entity (event), pond_client_reason (self->client),
-                    pond_client_code (self->client));
-        return -1;
-    }
-    self->emitted++;
-    if (self->verbose)
-        zsys_info ("%s: emitted %s for %s: seq %" PRIu64 "%s", self->name,
-                   pond_event_name (event), pond_event_entity (event), ack.seq,
-                   ack.dup? " (duplicate: stored before)": "");
-    return 0;
-}
-
-//  The emit client, created on first use; NULL (logged) if it cannot be.
-static pond_client_t *
-s_emit_client (pond_actor_t *self)
-{
-    if (!self->client) {
-        self->client = pond_client_new (self->eps.ingest);
-        if (!self->client) {
-            zsys_error ("%s: cannot emit: bad ingest endpoint %s", self->name,
-                        self->eps.ingest);
-            return NULL;
-        }
-        pond_client_set_verbose (self->client, self->verbose);
-    }
-    return self->client;
-}
-
-int
-pond_actor_emit_many (pond_actor_t *self, pond_event_t **events, size_t count, bool *acked)
-{
-    assert (self);
-    assert (events || count == 0);
-    assert (acked);
-    memset (acked, 0, count * sizeof *acked);
-    if (self->verify) {
-        memset (acked, 1, count * sizeof *acked);
-        return 0;               //  a rebuild to compare: the log has them already
-    }
-    pond_client_t *client = count? s_emit_client (self): NULL;
-    if (count && !client)
-        return -1;
-    //  Encode all first: a bad event fails the call before anything is sent
-    uint8_t **bytes = (uint8_t **) calloc (count? count: 1, sizeof *bytes);
-    size_t *sizes = (size_t *) calloc (count? count: 1, sizeof *sizes);
-    int *sends = (int *) calloc (count? count: 1, sizeof *sends);
-    int rc = bytes && sizes && sends? 0: -1;
-    if (rc)
-        zsys_error ("%s: out of memory emitting %zu events", self->name, count);
-    for (size_t i = 0; i < count && rc == 0; i++) {
-        pond_event_t *event = events [i];
-        char err [POND_ERR_SIZE];
-        if (!*pond_event_source (event) && pond_event_set_source (event, self->name))
-            snprintf (err, sizeof err, "cannot set the source");
-        else
-            bytes [i] = pond_event_encode (event, &sizes [i], err, sizeof err);
-        if (!bytes [i]) {
-            zsys_error ("%s: cannot emit %s for %s: %s", self->name, pond_event_name (event),
-                        pond_event_entity (event), err);
-            rc = -1;
-        }
-    }
-    //  Keep EMIT_WINDOW publishes in flight; match replies by id (the
-    //  oldest outstanding first: they mostly come in order). A timeout
-    //  resends every outstanding event (same ids: duplicates are harmless),
-    //  NACK 503 resends that one after retry_ms, any other NACK fails.
-    size_t next = 0, oldest = 0, outstanding = 0, done = 0;
-    while (rc == 0 && done < count) {
-        while (next < count && outstanding < EMIT_WINDOW && rc == 0) {
-            sends [next]++;
-            rc = pond_client_send_bytes (client, bytes [next], sizes [next]);
-            next++;
-            outstanding++;
-        }
-        if (rc)
-            break;
-        pond_ack_t ack;
-        pond_nack_t nack;
-        int got = pond_client_recv (client, POND_CLIENT_ACK_TIMEOUT, &ack, &nack);
-        if (got < 0 && pond_client_code (client) == POND_CODE_TIMEOUT) {
-            for (size_t i = oldest; i < next && rc == 0; i++)
-                if (!acked [i]) {
-                    if (++sends [i] > POND_CLIENT_ATTEMPTS)
-                        rc = -1;
-                    else
-                        rc = pond_client_send_bytes (client, bytes [i], sizes [i]);
-                }
-            continue;
-        }
-        if (got < 0) {
-            rc = -1;
-            break;
-        }
-        const uint8_t *id = got? ack.id: nack.id;
-        size_t index = next;
-        for (size_t i = oldest; i < next; i++)
-            if (!acked [i] && memcmp (pond_event_id (events [i]), id, POND_ID_SIZE) == 0) {
-                index = i;
-                break;
-            }
-        if (index == next || (!got && !nack.has_id))
-            continue;               //  a late reply to a resend, or not ours
-        if (got) {
-            acked [index] = true;
-            outstanding--;
-            done++;
-            self->emitted++;
-            while (oldest < next && acked [oldest])
-                oldest++;
-        }
-        else
-        if (nack.code == POND_CODE_UNAVAILABLE) {
-            zclock_sleep ((int) (nack.retry_ms? nack.retry_ms: 100));
-            rc = pond_client_send_bytes (client, bytes [index], sizes [index]);
-        }
-        else
-        if (nack.code == POND_CODE_CONFLICT) {
-            //  Emitted before under this derived id (see pond_actor_emit)
-            acked [index] = true;
-            outstanding--;
-            done++;
-            self->emitted++;
-            while (oldest < next && acked [oldest])
-                oldest++;
-        }
-        else {
-            zsys_error ("%s: cannot emit %s for %s: %u %s", self->name,
-                        pond_event_name (events [index]), pond_event_entity (events [index]),
-                        nack.code, nack.reason);
-            rc = -1;
-        }
-    }
-    if (rc && client && done < count)
-        zsys_error ("%s: emitted %zu of %zu events: %s (%d)", self->name, done, count,
-                    pond_client_reason (client), pond_client_code (client));
-    for (size_t i = 0; bytes && i < count; i++)
-        free (bytes [i]);
-    free (bytes);
-    free (sizes);
-    free (sends);
-    if (rc && client) {
-        //  Replies still on their way would confuse the next publish: start afresh
-        pond_client_destroy (&self->client);
-    }
-    return rc;
-}
-
-void
-pond_actor_derive_id (const uint8_t *cause, const char *salt, uint8_t *id)
-{
-    assert (id);
-    static const uint8_t zeros [POND_ID_SIZE] = { 0 };
-    static const char domain [] = "pond/derive-id/v1";
-    //  SHA-1 (CZMQ's own, always built in) of domain || cause || salt: the
-    //  cause is 16 bytes, so the input is never ambiguous
-    zdigest_t *digest = zdigest_new ();
-    assert (digest);
-    zdigest_update (digest, (const byte *) domain, sizeof domain);
-    zdigest_update (digest, cause? cause: zeros, POND_ID_SIZE);
-    if (salt)
-        zdigest_update (digest, (const byte *) salt, strlen (salt));
-    memcpy (id, zdigest_data (digest), POND_ID_SIZE);
-    zdigest_destroy (&digest);
-    id [6] = (uint8_t) ((id [6] & 0x0f) | 0x80);     //  version 8
-    id [8] = (uint8_t) ((id [8] & 0x3f) | 0x80);     //  variant 10 (RFC 9562)
-}
 
 pond_reader_t *
 pond_actor_replay (pond_actor_t *self, const pond_replay_req_t *request)
@@ -424,29 +213,14 @@ pond_actor_priv_batch_commit (pond_actor_t *self)
     //  What the batch emitted is durable before the view says it was
     //  applied: a crash in between applies the batch again, and emits
     //  duplicates the store ignores
-    size_t count = self->deferred? zlistx_size (self->deferred): 0;
-    if (count) {
-        pond_event_t **events = (pond_event_t **) calloc (count, sizeof *events);
-        bool *acked = (bool *) calloc (count, sizeof *acked);
-        int rc = events && acked? 0: -1;
-        size_t index = 0;
-        for (pond_event_t *event = (pond_event_t *) zlistx_first (self->deferred);
-             event && rc == 0; event = (pond_event_t *) zlistx_next (self->deferred))
-            events [index++] = event;
-        if (rc == 0)
-            rc = pond_actor_emit_many (self, events, count, acked);
-        free (events);
-        free (acked);
-        zlistx_purge (self->deferred);
-        if (rc) {
-            zsys_error ("%s: cannot emit what events up to seq %" PRIu64 " caused; "
-                        "stopping (they are applied again on start)", self->name,
-                        self->position);
-            pond_view_rollback (self->view);
-            self->position = self->batch_from;
-            self->failed = true;
-            return -1;
-        }
+    if (pond_actor_priv_emit_deferred (self)) {
+        zsys_error ("%s: cannot emit what events up to seq %" PRIu64 " caused; "
+                    "stopping (they are applied again on start)", self->name,
+                    self->position);
+        pond_view_rollback (self->view);
+        self->position = self->batch_from;
+        self->failed = true;
+        return -1;
     }
     if (pond_view_commit (self->view, self->position)) {
         zsys_error ("%s: cannot write events up to seq %" PRIu64 " to the view; stopping",

@@ -1,8 +1,8 @@
 /*  pond_actor_internal: the actor runtime's state and the few functions
-    its files share (pond_actor.c: emitting, applying in batches, timers,
-    the loop; pond_actor_catchup.c: catch-up, live events, rebuild;
-    pond_actor_query.c: the query socket; pond_actor_verify.c: --verify;
-    pond_actor_main.c: the command line).
+    its files share (pond_actor.c: applying in batches, timers, the loop;
+    pond_actor_emit.c: emitting; pond_actor_catchup.c: catch-up, live
+    events, rebuild; pond_actor_query.c: the query socket;
+    pond_actor_verify.c: --verify; pond_actor_main.c: the command line).
     Private to actors/runtime/; actors include pond_actor.h.
 */
 #ifndef POND_ACTOR_INTERNAL_H_INCLUDED
@@ -29,7 +29,7 @@
 #define QUERY_FRAME_MAX     (4 * 1024 * 1024)   //  larger frames: peer dropped
 #define VERIFY_DUMP_MS      60000       //  wait for the live actor's DUMP
 #define VERIFY_REPLAY_MS    15000       //  replay silent this long: verify fails
-#define EMIT_WINDOW         1024        //  pond_actor_emit_many: publishes in flight
+#define EMIT_WINDOW         1024        //  pond_actor_emit_many: events in flight
 #define LIVE_ROUND          1000        //  live events applied per round, at most
 #define CATCHUP_SYNC_MS     60000       //  pond_actor_catch_up gives up after this
 #define PARKED_MAX          1000        //  QUERYs waiting for 'after', at most
@@ -112,6 +112,11 @@ pond_actor_priv_batch_begin (pond_actor_t *self);
 //  Returns 0, or -1 (self->failed).
 int
 pond_actor_priv_batch_commit (pond_actor_t *self);
+
+//  Send the events emitted in the batch (self->deferred), pipelined, and
+//  empty the list. Returns 0 when all are durable, else -1 (logged).
+int
+pond_actor_priv_emit_deferred (pond_actor_t *self);
 
 //  Write the position if it moved in memory only (see pond_actor.c).
 //  Returns 0, or -1 if the actor cannot go on (self->failed).
