@@ -472,6 +472,35 @@ Test (runtime, emit_refused_409_counts_as_emitted)
     s_check_logs ();
 }
 
+//  An emit waits for a store that is away longer than the publisher's own
+//  budget (ACK timeout x attempts, 6 s): the actor keeps sending the same
+//  event until the store is back, and does not stop
+Test (runtime, emit_waits_for_a_store_away_longer_than_its_budget, .timeout = 90)
+{
+    int slot = s_actor_start (NULL);
+    cJSON_Delete (s_wait_position (0, 5000));
+    //  The actor holds the ping unapplied while the store goes away
+    cr_assert_eq (kill (actors [slot], SIGSTOP), 0);
+    pond_event_t *ping = pond_event_new ("TEST_PING", s_entity (0));
+    pond_ack_t ack;
+    cr_assert_eq (pond_client_publish (producer, ping, &ack), 0, "%s",
+                  pond_client_reason (producer));
+    pond_harness_stop (mesh->store, SIGTERM);
+    mesh->store = 0;
+    cr_assert_eq (kill (actors [slot], SIGCONT), 0);
+    //  Its pong meets NACK 503 for longer than the budget: the time is
+    //  the condition here, so this wait is fixed
+    zclock_sleep (8000);
+    cr_assert_eq (waitpid (actors [slot], NULL, WNOHANG), 0,
+                  "the actor still runs while the store is away");
+    cr_assert_eq (pond_mesh_start_store (mesh), 0);
+    cJSON *status = s_wait_position (ack.seq + 1, 20000);
+    cr_assert_eq (s_number (status, "emitted"), 1, "the pong went out once the store was back");
+    cJSON_Delete (status);
+    pond_event_destroy (&ping);
+    s_check_logs ();
+}
+
 //  ---------------------------------------------------------------------
 //  (2) Catch-up from existing history, then --verify
 

@@ -82,9 +82,11 @@ pond_actor_emit (pond_actor_t *self, pond_event_t *event)
 }
 
 //  Keep EMIT_WINDOW events in flight through a publisher over the emit
-//  client; a result is final (the publisher resends after timeouts and
-//  NACK 503). 409 counts as emitted, as in pond_actor_emit. Returns 0 if
-//  every event is acked, else -1 (logged).
+//  client; the publisher resends after timeouts and NACK 503. A final 503
+//  (the store away longer than the publisher's budget) is pushed again
+//  until the store is back or the actor is stopped; 409 counts as
+//  emitted, as in pond_actor_emit. Returns 0 if every event is acked,
+//  else -1 (logged).
 static int
 s_emit_pipelined (pond_actor_t *self, pond_client_t *client, pond_event_t **events,
                   uint8_t **bytes, size_t *sizes, size_t count, bool *acked)
@@ -116,6 +118,17 @@ s_emit_pipelined (pond_actor_t *self, pond_client_t *client, pond_event_t **even
             acked [result.tag] = true;
             done++;
             self->emitted++;
+        }
+        else
+        if (result.code == POND_CODE_UNAVAILABLE && !zsys_interrupted) {
+            //  The store is away longer than the publisher's budget: an
+            //  actor waits for it as long as it takes (same bytes, same id)
+            size_t index = (size_t) result.tag;
+            rc = pond_publisher_push (publisher, pond_event_id (events [index]), bytes [index],
+                                      sizes [index], index);
+            if (rc)
+                zsys_error ("%s: emitted %zu of %zu events: %s (%d)", self->name, done, count,
+                            pond_publisher_reason (publisher), pond_publisher_code (publisher));
         }
         else {
             zsys_error ("%s: cannot emit %s for %s: %d %s; emitted %zu of %zu events",
