@@ -362,6 +362,7 @@ void
 pond_store_server_actor (zsock_t *pipe, void *server)
 {
     pond_thread_block_signals (NULL);
+    pond_thread_name ("store-link");
     zsock_signal (pipe, 0);
     if (pond_store_server_run ((pond_store_server_t *) server, pipe) == 0)
         return;                     //  $TERM, or the context is gone
