@@ -8,13 +8,16 @@
     two-process mesh with every event; with --keys the outside sockets
     speak CURVE while the store link inside stays plain inproc. The
     pipelined crash guarantee (every ACKed id once, seq gap-free, through
-    three SIGKILLs) is test_crash's broker_with_store test.
+    three SIGKILLs) is test_crash's broker_with_store test. And in this
+    process: a broker whose store says it stopped serving stops at once
+    (pond-broker then exits 1).
 */
 #include <criterion/criterion.h>
 #include <czmq.h>
 #include <signal.h>
 #include <sys/wait.h>
 
+#include "pond_broker.h"
 #include "pond_client.h"
 #include "pond_harness.h"
 #include "pond_keys.h"
@@ -251,6 +254,37 @@ Test (embedded, keys_guard_the_outside_while_the_store_link_stays_inproc, .timeo
 
     int status = pond_harness_stop (broker, SIGTERM);
     cr_assert (WIFEXITED (status) && WEXITSTATUS (status) == 0, "exit on SIGTERM");
+    pond_harness_rmtree (dir);
+    free (dir);
+}
+
+//  The store's actor says LOST (its writer thread is gone: it will answer
+//  nothing more): the broker's loop must end at once with -1, which
+//  pond-broker turns into exit 1, instead of serving on and NACKing or,
+//  worse, waiting for APPENDEDs that never come. (The writer cannot be
+//  made to vanish from outside, so the pipe's message is sent by hand.)
+Test (embedded, broker_loop_ends_when_its_store_says_lost, .timeout = 20)
+{
+    zsys_init ();
+    zsys_set_logstream (stderr);
+    char *dir = pond_harness_tempdir ();
+    cr_assert_not_null (dir);
+    char scratch [4][256];
+    pond_broker_config_t config;
+    pond_broker_config_defaults (&config, dir, scratch);
+    pond_broker_t *broker = pond_broker_new (&config);
+    cr_assert_not_null (broker);
+    zsock_t *store_side = zsock_new_pair ("@inproc://test-embedded-lost");
+    zsock_t *broker_side = zsock_new_pair (">inproc://test-embedded-lost");
+    cr_assert (store_side && broker_side);
+    pond_broker_watch_store (broker, broker_side);
+    zstr_send (store_side, "LOST");
+    int64_t started = zclock_mono ();
+    cr_assert_eq (pond_broker_run (broker), -1, "the loop reports the lost store");
+    cr_assert_lt (zclock_mono () - started, 2000, "and ends at once");
+    pond_broker_destroy (&broker);
+    zsock_destroy (&broker_side);
+    zsock_destroy (&store_side);
     pond_harness_rmtree (dir);
     free (dir);
 }
