@@ -10,7 +10,8 @@
     pipelined crash guarantee (every ACKed id once, seq gap-free, through
     three SIGKILLs) is test_crash's broker_with_store test. And in this
     process: a broker whose store says it stopped serving stops at once
-    (pond-broker then exits 1).
+    (pond-broker then exits 1); pond_store_embedded alone serves inproc,
+    holds the store's lock and closes what it opened.
 */
 #include <criterion/criterion.h>
 #include <czmq.h>
@@ -23,6 +24,9 @@
 #include "pond_keys.h"
 #include "pond_pidlock.h"
 #include "pond_process.h"
+#include "pond_proto.h"
+#include "pond_store_embedded.h"
+#include "pond_store_server.h"
 
 #define EVENTS  20
 
@@ -278,13 +282,63 @@ Test (embedded, broker_loop_ends_when_its_store_says_lost, .timeout = 20)
     zsock_t *broker_side = zsock_new_pair (">inproc://test-embedded-lost");
     cr_assert (store_side && broker_side);
     pond_broker_watch_store (broker, broker_side);
-    zstr_send (store_side, "LOST");
+    zstr_send (store_side, POND_STORE_SERVER_LOST);
     int64_t started = zclock_mono ();
     cr_assert_eq (pond_broker_run (broker), -1, "the loop reports the lost store");
     cr_assert_lt (zclock_mono () - started, 2000, "and ends at once");
     pond_broker_destroy (&broker);
     zsock_destroy (&broker_side);
     zsock_destroy (&store_side);
+    pond_harness_rmtree (dir);
+    free (dir);
+}
+
+//  The module alone, in this process: the store answers on its inproc
+//  endpoint and says nothing on its pipe while it serves; it holds
+//  DIR/store.lock (a pond-store is refused meanwhile) and, once
+//  destroyed, has closed the log and freed the lock: it opens again here,
+//  and then in a pond-store
+Test (embedded, module_serves_inproc_holds_the_lock_and_closes, .timeout = 60)
+{
+    zsys_init ();
+    zsys_set_logstream (stderr);
+    char *dir = pond_harness_tempdir ();
+    cr_assert_not_null (dir);
+    char err [1024] = "";
+    char log [600];
+    snprintf (log, sizeof log, "%s/store.log", dir);
+    char *store_argv [] = { "pond-store", "--data", dir, NULL };
+    for (int round = 0; round < 2; round++) {
+        pond_store_embedded_t *store = pond_store_embedded_new (dir, false, err, sizeof err);
+        cr_assert_not_null (store, "round %d: %s", round, err);
+        const char *endpoint = pond_store_embedded_endpoint (store);
+        cr_assert (strncmp (endpoint, "inproc://", 9) == 0, "%s", endpoint);
+        zsock_t *dealer = zsock_new_dealer (endpoint);
+        cr_assert_not_null (dealer);
+        zsock_set_rcvtimeo (dealer, 5000);
+        cr_assert_eq (zstr_send (dealer, POND_PING), 0);
+        char *pong = zstr_recv (dealer);
+        bool ponged = pong && streq (pong, POND_PONG);
+        zstr_free (&pong);
+        zsock_destroy (&dealer);
+        zpoller_t *poller = zpoller_new (pond_store_embedded_pipe (store), NULL);
+        bool quiet = zpoller_wait (poller, 100) == NULL;
+        zpoller_destroy (&poller);
+        int refused = round == 0? s_run_to_exit (log, store_argv): 1;
+        pond_store_embedded_destroy (&store);
+        cr_assert_null (store);
+        cr_assert (ponged, "round %d: PING over inproc gets PONG", round);
+        cr_assert (quiet, "the pipe speaks only when the store stops");
+        cr_assert_eq (refused, 1, "a pond-store is refused while the module holds the store");
+    }
+    //  Freed and closed: a pond-store opens it and stops cleanly
+    char ready [600];
+    snprintf (ready, sizeof ready, "%s/store.zpl", dir);
+    pid_t pid = pond_harness_spawnv (log, store_argv);
+    cr_assert_eq (pond_harness_wait_file (ready, 10000), 0, "pond-store after the module: %s",
+                  log);
+    int status = pond_harness_stop (pid, SIGTERM);
+    cr_assert (WIFEXITED (status) && WEXITSTATUS (status) == 0);
     pond_harness_rmtree (dir);
     free (dir);
 }
