@@ -48,6 +48,7 @@ typedef struct {
     const char *data;           //  --data: our data directory, kept
     const char *mesh;           //  --mesh: a running mesh's data directory
     bool keep;                  //  keep the data directory (debugging)
+    bool with_store;            //  pond-broker --with-store instead of two processes
     bool verbose;
 } pond_bench_options_t;
 

@@ -212,7 +212,7 @@ pond_bench_fanout (pond_bench_mesh_t *mesh, const pond_bench_options_t *options)
                 "seconds=%.3f deliveries_per_s=%.0f lat_rate=%.0f lat_events=%zu "
                 "lat_deliveries=%zu sub_p50_us=%.0f sub_p99_us=%.0f sub_p999_us=%.0f "
                 "ack_p50_us=%.0f ack_p99_us=%.0f store_rss_kb=%ld broker_rss_kb=%ld "
-                "bench_rss_kb=%ld store_cpu_s=%.2f broker_cpu_s=%.2f bench_cpu_s=%.2f\n",
+                "bench_rss_kb=%ld store_cpu_s=%.2f broker_cpu_s=%.2f bench_cpu_s=%.2f with_store=%d\n",
                 count, options->producers, options->window, events, load.bytes_avg,
                 ingest_rate, deliveries, events * (size_t) count - deliveries, seconds,
                 seconds > 0? (double) deliveries / seconds: 0.0, lat_rate, lat_events,
@@ -223,7 +223,8 @@ pond_bench_fanout (pond_bench_mesh_t *mesh, const pond_bench_options_t *options)
                 pond_bench_percentile_us (lat.latency, lat.events, 0.99),
                 store_after.hwm_kb, broker_after.hwm_kb, pond_bench_self_hwm_kb (),
                 store_after.cpu_s - store_before.cpu_s,
-                broker_after.cpu_s - broker_before.cpu_s, cpu_bench);
+                broker_after.cpu_s - broker_before.cpu_s, cpu_bench,
+                pond_bench_mesh_with_store (mesh));
     free (latency);
     free (load.latency);
     free (lat.latency);

@@ -73,7 +73,9 @@ pond_bench_ingest (pond_bench_mesh_t *mesh, const pond_bench_options_t *options)
     static const char *quacked [] = { "QUACKED" };
     //  Idle round trips first, to split latency into messaging and commit
     double broker_rtt = s_ping_p50_us (pond_bench_mesh_ingest (mesh), 300);
-    double store_rtt = s_ping_p50_us (pond_bench_mesh_store_endpoint (mesh), 300);
+    //  No store endpoint to reach with --with-store (inproc) or --mesh
+    const char *store_endpoint = pond_bench_mesh_store_endpoint (mesh);
+    double store_rtt = *store_endpoint? s_ping_p50_us (store_endpoint, 300): -1;
     pond_bench_proc_t store_before, broker_before, store_after, broker_after;
     long long commits_before = pond_bench_mesh_commits (mesh, 0);
     pond_bench_mesh_sample (mesh, &store_before, &broker_before);
@@ -99,7 +101,7 @@ pond_bench_ingest (pond_bench_mesh_t *mesh, const pond_bench_options_t *options)
                 " store_commits=%lld events_per_commit=%.1f store_rss_kb=%ld broker_rss_kb=%ld "
                 "bench_rss_kb=%ld store_cpu_s=%.2f broker_cpu_s=%.2f bench_cpu_s=%.2f "
                 "bench_timed_cpu_s=%.2f bench_cpu_us_per_event=%.1f "
-                "store_write_kb=%lld broker_rtt_us=%.0f store_rtt_us=%.0f\n",
+                "store_write_kb=%lld broker_rtt_us=%.0f store_rtt_us=%.0f with_store=%d\n",
                 options->loop? "loop": "threads", options->producers,
                 options->rate > 0? 0: options->window, options->rate,
                 result.events, result.bytes_avg,
@@ -115,7 +117,8 @@ pond_bench_ingest (pond_bench_mesh_t *mesh, const pond_bench_options_t *options)
                 store_after.cpu_s - store_before.cpu_s,
                 broker_after.cpu_s - broker_before.cpu_s, cpu_bench, result.cpu_s,
                 result.events? result.cpu_s * 1e6 / (double) result.events: 0.0,
-                store_after.write_kb - store_before.write_kb, broker_rtt, store_rtt);
+                store_after.write_kb - store_before.write_kb, broker_rtt, store_rtt,
+                pond_bench_mesh_with_store (mesh));
     free (result.latency);
     return rc;
 }

@@ -55,18 +55,21 @@ pond_bench_load_events (pond_bench_mesh_t *mesh, size_t total, const char *const
 int
 pond_bench_load (pond_bench_mesh_t *mesh, const pond_bench_options_t *options)
 {
-    pond_bench_proc_t store_before, store_after;
-    pond_bench_mesh_sample (mesh, &store_before, NULL);
+    pond_bench_proc_t store_before, store_after, broker_before, broker_after;
+    pond_bench_mesh_sample (mesh, &store_before, &broker_before);
     double seconds, bytes_avg = 0;
     int rc = pond_bench_load_events (mesh, (size_t) options->events, options->names,
                                      options->names_count, options->entities, options->size,
                                      &seconds, &bytes_avg);
-    pond_bench_mesh_sample (mesh, &store_after, NULL);
+    pond_bench_mesh_sample (mesh, &store_after, &broker_after);
     if (rc == 0)
         printf ("scenario=load events=%ld entities=%zu event_bytes=%.0f seconds=%.3f "
-                "events_per_s=%.0f store_rss_kb=%ld store_cpu_s=%.2f bench_rss_kb=%ld\n",
+                "events_per_s=%.0f store_rss_kb=%ld store_cpu_s=%.2f bench_rss_kb=%ld "
+                "broker_rss_kb=%ld broker_cpu_s=%.2f with_store=%d\n",
                 options->events, options->entities, bytes_avg, seconds,
                 (double) options->events / seconds, store_after.hwm_kb,
-                store_after.cpu_s - store_before.cpu_s, pond_bench_self_hwm_kb ());
+                store_after.cpu_s - store_before.cpu_s, pond_bench_self_hwm_kb (),
+                broker_after.hwm_kb, broker_after.cpu_s - broker_before.cpu_s,
+                pond_bench_mesh_with_store (mesh));
     return rc;
 }

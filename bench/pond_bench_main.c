@@ -79,6 +79,9 @@ s_usage (FILE *out)
         "                    real disk, not tmpfs, or fsync costs nothing\n"
         "  --data DIR        use (and keep) DIR as the data directory instead\n"
         "  --mesh DIR        start nothing: use the mesh running in DIR (pond up)\n"
+        "  --with-store      one process: pond-broker --with-store, no pond-store;\n"
+        "                    store_* figures are then 0 (broker_* cover both), and\n"
+        "                    the line says with_store=1\n"
         "  --keep            keep the data directory and the processes' logs\n"
         "  --help            show this text\n", BENCH_ENTITIES);
 }
@@ -108,6 +111,7 @@ main (int argc, char *argv [])
         { "data", required_argument, NULL, 'D' },
         { "mesh", required_argument, NULL, 'm' },
         { "keep", no_argument, NULL, 'k' },
+        { "with-store", no_argument, NULL, 'W' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
@@ -133,6 +137,7 @@ main (int argc, char *argv [])
             case 'D': options.data = optarg; break;
             case 'm': options.mesh = optarg; break;
             case 'k': options.keep = true; break;
+            case 'W': options.with_store = true; break;
             case 'h': s_usage (stdout); return 0;
             default:
                 fprintf (stderr, "pond-bench: see pond-bench --help\n");
@@ -183,6 +188,11 @@ main (int argc, char *argv [])
         fprintf (stderr, "pond-bench: --connections is for ingest, instead of --producers\n");
         return 2;
     }
+    if (options.mesh && options.with_store) {
+        fprintf (stderr, "pond-bench: --mesh starts nothing, --with-store says how to start "
+                 "the mesh: give one of them\n");
+        return 2;
+    }
     if (options.mesh && which != 0 && which != 1) {
         fprintf (stderr, "pond-bench: --mesh works with ingest and load only\n");
         return 2;
@@ -196,7 +206,8 @@ main (int argc, char *argv [])
     zsys_set_logident ("pond-bench");
     pond_bench_mesh_t *mesh = options.mesh
                             ? pond_bench_mesh_attach (options.mesh)
-                            : pond_bench_mesh_new (options.parent, options.data, options.keep);
+                            : pond_bench_mesh_new (options.parent, options.data, options.keep,
+                                                   options.with_store);
     if (!mesh)
         return 1;
     int rc = which == 0? pond_bench_ingest (mesh, &options)

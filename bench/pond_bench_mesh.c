@@ -36,6 +36,7 @@ struct _pond_bench_mesh_t {
     bool keep;
     bool given;                     //  dir is --data: kept, not made by us
     bool attached;                  //  a running mesh (--mesh): we started nothing
+    bool with_store;                //  pond-broker --with-store: no pond-store
 };
 
 //  A process's figures: peak and current RSS from /proc/PID/status, CPU
@@ -172,10 +173,10 @@ pond_bench_mesh_alive (pond_bench_mesh_t *self)
 {
     if (self->attached)
         return true;
-    pid_t *pids [] = { &self->store, &self->broker };
-    const char *names [] = { "pond-store", "pond-broker" };
+    pid_t *pids [] = { &self->broker, &self->store };
+    const char *names [] = { "pond-broker", "pond-store" };
     bool alive = true;
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < (self->with_store? 1: 2); i++) {
         int status;
         if (*pids [i] > 0 && waitpid (*pids [i], &status, WNOHANG) == *pids [i]) {
             if (WIFSIGNALED (status))
@@ -277,10 +278,11 @@ s_mesh_wait_store_up (pond_bench_mesh_t *self)
 //  in it, wait until both are ready. Returns NULL (reason printed) if
 //  anything failed; nothing is left running then.
 pond_bench_mesh_t *
-pond_bench_mesh_new (const char *parent, const char *data, bool keep)
+pond_bench_mesh_new (const char *parent, const char *data, bool keep, bool with_store)
 {
     pond_bench_mesh_t *self = (pond_bench_mesh_t *) zmalloc (sizeof (pond_bench_mesh_t));
     self->keep = keep;
+    self->with_store = with_store;
     self->given = data != NULL;
 
     //  Store and broker come from the same build as we do
@@ -338,20 +340,23 @@ pond_bench_mesh_new (const char *parent, const char *data, bool keep)
         free (self);
         return NULL;
     }
-    char *store_argv [] = { "pond-store", "--data", self->dir, NULL };
-    self->store = s_mesh_spawn (self, "pond-store", store_argv);
-    if (self->store < 0 || s_mesh_wait_ready (self, "store.zpl", self->store)) {
-        s_mesh_show_log (self, "pond-store");
-        pond_bench_mesh_destroy (&self);
-        return NULL;
+    if (!with_store) {
+        char *store_argv [] = { "pond-store", "--data", self->dir, NULL };
+        self->store = s_mesh_spawn (self, "pond-store", store_argv);
+        if (self->store < 0 || s_mesh_wait_ready (self, "store.zpl", self->store)) {
+            s_mesh_show_log (self, "pond-store");
+            pond_bench_mesh_destroy (&self);
+            return NULL;
+        }
+        char path [PATH_MAX + 32];
+        snprintf (path, sizeof path, "%s/store.zpl", self->dir);
+        zconfig_t *config = zconfig_load (path);
+        snprintf (self->store_endpoint, sizeof self->store_endpoint, "%s",
+                  config? zconfig_get (config, "store/endpoint", ""): "");
+        zconfig_destroy (&config);
     }
-    char path [PATH_MAX + 32];
-    snprintf (path, sizeof path, "%s/store.zpl", self->dir);
-    zconfig_t *config = zconfig_load (path);
-    snprintf (self->store_endpoint, sizeof self->store_endpoint, "%s",
-              config? zconfig_get (config, "store/endpoint", ""): "");
-    zconfig_destroy (&config);
-    char *broker_argv [] = { "pond-broker", "--data", self->dir, NULL };
+    char *broker_argv [] = { "pond-broker", "--data", self->dir,
+                             with_store? "--with-store": NULL, NULL };
     self->broker = s_mesh_spawn (self, "pond-broker", broker_argv);
     if (self->broker < 0 || s_mesh_wait_ready (self, "broker.zpl", self->broker)
     ||  pond_endpoints_resolve (self->dir, &self->eps) || s_mesh_wait_store_up (self)) {
@@ -412,6 +417,12 @@ const char *
 pond_bench_mesh_store_endpoint (pond_bench_mesh_t *self)
 {
     return self->store_endpoint;
+}
+
+bool
+pond_bench_mesh_with_store (pond_bench_mesh_t *self)
+{
+    return self->with_store;
 }
 
 const char *

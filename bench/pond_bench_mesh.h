@@ -23,12 +23,13 @@ typedef struct {
 } pond_bench_proc_t;
 
 //  Make a fresh directory under parent (or use data, kept), start
-//  pond-store then pond-broker in it, wait until both are ready and the
-//  broker sees the store. Returns NULL (reason printed) if anything
+//  pond-store then pond-broker in it (with_store: only pond-broker
+//  --with-store, the store in its process), wait until both are ready and
+//  the broker sees the store. Returns NULL (reason printed) if anything
 //  failed; nothing is left running then. Caller owns return value and
 //  must destroy it.
 pond_bench_mesh_t *
-    pond_bench_mesh_new (const char *parent, const char *data, bool keep);
+    pond_bench_mesh_new (const char *parent, const char *data, bool keep, bool with_store);
 
 //  Work on the running mesh of data directory dir (pond up): nothing is
 //  started or stopped. Returns NULL (reason printed) if it is not there.
@@ -59,7 +60,8 @@ long long
 
 //  Sample the /proc figures of store and of broker (each may be NULL):
 //  peak and current RSS, CPU seconds, disk writes; zeros for a process we
-//  did not start (attached).
+//  did not start (attached) and for the store with_store (the broker's
+//  figures then cover both).
 void
     pond_bench_mesh_sample (pond_bench_mesh_t *self, pond_bench_proc_t *store,
                             pond_bench_proc_t *broker);
@@ -79,6 +81,10 @@ const char *
 //  Returns the store's own endpoint (it answers PING); empty if attached.
 const char *
     pond_bench_mesh_store_endpoint (pond_bench_mesh_t *self);
+
+//  True if the store runs in the broker's process (pond-broker --with-store).
+bool
+    pond_bench_mesh_with_store (pond_bench_mesh_t *self);
 
 //  Returns the data directory.
 const char *

@@ -230,7 +230,7 @@ pond_bench_replay (pond_bench_mesh_t *mesh, const pond_bench_options_t *options)
                 "broker_cpu_s=%.2f bench_cpu_s=%.2f slow_events=%zu slow_events_per_s=%.0f "
                 "slow_store_rss_first_kb=%ld slow_store_rss_max_kb=%ld "
                 "slow_store_rss_last_kb=%ld slow_store_rss_growth_kb=%ld "
-                "slow_broker_rss_first_kb=%ld slow_broker_rss_max_kb=%ld\n",
+                "slow_broker_rss_first_kb=%ld slow_broker_rss_max_kb=%ld with_store=%d\n",
                 total, range, bytes_avg, load_seconds,
                 load_seconds > 0? (double) total / load_seconds: 0.0,
                 by_seq.events, by_seq.seconds, (double) by_seq.events / by_seq.seconds,
@@ -242,6 +242,7 @@ pond_bench_replay (pond_bench_mesh_t *mesh, const pond_bench_options_t *options)
                 slow.events, slow.seconds > 0? (double) slow.events / slow.seconds: 0.0,
                 slow.store_rss_first_kb, slow.store_rss_max_kb, slow.store_rss_last_kb,
                 slow.store_rss_max_kb - slow.store_rss_first_kb,
-                slow.broker_rss_first_kb, slow.broker_rss_max_kb);
+                slow.broker_rss_first_kb, slow.broker_rss_max_kb,
+                pond_bench_mesh_with_store (mesh));
     return rc;
 }

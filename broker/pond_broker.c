@@ -105,6 +105,7 @@ struct _pond_broker_t {
     zsock_t *control;
     zsock_t *store;
     zsock_t *store_monitor;     //  the store link's connection events
+    zsock_t *store_watch;       //  pipe of a store in this process, or NULL
     bool store_linked;          //  a connection to the store is up (handshake done)
     char *endpoints [3];        //  resolved ingest, pub, control
     bool secure;                //  CURVE: config.keys given
@@ -201,7 +202,9 @@ s_bind (int type, const char *endpoint, const char *role, int max_frame, char **
 static int
 s_store_secure (zsock_t *sock, const char *endpoint)
 {
-    if (!pond_keys_active ())
+    //  inproc: a store in this process (--with-store); nothing else can
+    //  reach the link, and the store checks no keys on it
+    if (!pond_keys_active () || strncmp (endpoint, "inproc://", 9) == 0)
         return 0;
     char path [PATH_MAX];
     snprintf (path, sizeof path, "%s/public/%s.cert", pond_keys_dir (), POND_KEYS_STORE);
@@ -316,6 +319,13 @@ pond_broker_new (const pond_broker_config_t *config)
         return NULL;
     }
     self->started_at = zclock_mono ();
+    //  inproc has no handshake, so the monitor never reports one: the
+    //  link is up once connected (the store binds before the broker starts)
+    if (strncmp (config->store, "inproc://", 9) == 0) {
+        self->store_linked = true;
+        zstr_send (self->store, POND_STATS);
+        self->store_polled_at = self->started_at;
+    }
     self->next_bid = 1;
     self->next_brid = 1;
     return self;
@@ -1493,6 +1503,13 @@ s_learn_head (pond_broker_t *self)
 //  ---------------------------------------------------------------------
 //  Main loop
 
+void
+pond_broker_watch_store (pond_broker_t *self, zsock_t *sock)
+{
+    assert (self);
+    self->store_watch = sock;
+}
+
 int
 pond_broker_run (pond_broker_t *self)
 {
@@ -1513,13 +1530,27 @@ pond_broker_run (pond_broker_t *self)
         { zsock_resolve (self->control), 0, ZMQ_POLLIN, 0 },
         { zsock_resolve (self->pub), 0, ZMQ_POLLIN, 0 },
         { zsock_resolve (self->store_monitor), 0, ZMQ_POLLIN, 0 },
+        { self->store_watch? zsock_resolve (self->store_watch): NULL, 0, ZMQ_POLLIN, 0 },
     };
+    int count = self->store_watch? 6: 5;
+    int rc = 0;
     while (!zsys_interrupted) {
         int timeout = self->pending_count && s_free_batch (self)? 0: 50;
-        if (zmq_poll (items, 5, timeout) < 0) {
+        if (zmq_poll (items, count, timeout) < 0) {
             if (zmq_errno () == ETERM)
                 break;          //  context gone
             continue;           //  EINTR: the loop condition sees SIGTERM
+        }
+        //  The store in this process stopped serving: nothing more may be
+        //  ACKed; exit so that a supervisor restarts broker and store
+        if (count == 6 && (items [5].revents & ZMQ_POLLIN)) {
+            char *message = zstr_recv (self->store_watch);
+            zsys_error ("pond-broker: the store in this process stopped (%s): exiting without "
+                        "answering the %zu events pending; restart pond-broker (producers "
+                        "resend them)", message? message: "no reason", self->pending_count);
+            zstr_free (&message);
+            rc = -1;
+            break;
         }
         if (items [4].revents & ZMQ_POLLIN)
             s_store_link_events (self);
@@ -1548,5 +1579,5 @@ pond_broker_run (pond_broker_t *self)
     }
     zsys_info ("pond-broker: stopping (%" PRIu64 " acked, %" PRIu64 " published)",
                self->counters.acked, self->counters.published);
-    return 0;
+    return rc;
 }

@@ -54,7 +54,15 @@ void
 const char *
     pond_broker_endpoint (pond_broker_t *self, const char *which);
 
-//  Serve until interrupted (SIGINT/SIGTERM). Returns 0.
+//  Also poll sock (not owned; NULL: none), the pipe of a store that runs
+//  in this process (pond_store_embedded): a message on it means that
+//  store stopped serving, and pond_broker_run returns -1 at once,
+//  acknowledging nothing more.
+void
+    pond_broker_watch_store (pond_broker_t *self, zsock_t *sock);
+
+//  Serve until interrupted (SIGINT/SIGTERM): returns 0; or until the
+//  watched store stops: returns -1 (exit and be restarted).
 int
     pond_broker_run (pond_broker_t *self);
 

@@ -1,8 +1,11 @@
 /*  pond-broker: the write point and fan-out of a pond mesh.
-    Parses the command line, binds, writes DIR/broker.zpl, serves.
+    Parses the command line, binds, writes DIR/broker.zpl, serves. With
+    --with-store the store of DIR runs in this process
+    (pond_store_embedded) instead of as pond-store.
 */
 #include "pond_broker.h"
 #include "pond_pidlock.h"
+#include "pond_store_embedded.h"
 #include "pond_thread.h"
 
 #include <getopt.h>
@@ -30,8 +33,14 @@ s_usage (FILE *out)
         "  --pub EP          live events endpoint (default ipc://DIR/pub.ipc)\n"
         "  --control EP      admin endpoint (default ipc://DIR/control.ipc)\n"
         "  --store EP        pond-store's endpoint (default ipc://DIR/store.ipc)\n"
+        "  --with-store      run the store of DIR in this process instead of connecting\n"
+        "                    to a pond-store: one process, less CPU per event. Takes\n"
+        "                    the store's lock (no pond-store may run on DIR meanwhile)\n"
+        "                    and its options (POND_STORE_UNSAFE_NO_SYNC); no --store.\n"
+        "                    If the store fails, pond-broker exits 1: restart it\n"
         "  --config FILE     ZPL file with broker/ingest, broker/pub, broker/control,\n"
-        "                    broker/store, broker/pending_max, broker/keys (flags win)\n"
+        "                    broker/store, broker/with_store (1 or 0),\n"
+        "                    broker/pending_max, broker/keys (flags win)\n"
         "  --keys DIR        CURVE on every socket: the broker's key pair is\n"
         "                    DIR/secret/broker.cert_secret and only the keys in\n"
         "                    DIR/public get in (added or removed ones count within\n"
@@ -43,15 +52,18 @@ s_usage (FILE *out)
         "Endpoints may use tcp://127.0.0.1:* to pick a free port; read the port\n"
         "back from DIR/broker.zpl. Over a real network use --keys.\n"
         "\n"
-        "Example:\n"
+        "Examples:\n"
         "  pond-store --data ./pond-data &\n"
         "  pond-broker --data ./pond-data &\n"
+        "  pond publish --name QUACKED --entity cust-1\n"
+        "\n"
+        "  pond-broker --data ./pond-data --with-store &     # no pond-store\n"
         "  pond publish --name QUACKED --entity cust-1\n");
 }
 
 //  Write the resolved endpoints where clients and tests look for them.
 static int
-s_write_endpoints (pond_broker_t *broker, const char *dir, bool curve)
+s_write_endpoints (pond_broker_t *broker, const char *dir, bool curve, bool with_store)
 {
     zconfig_t *root = zconfig_new ("root", NULL);
     zconfig_put (root, "broker/ingest", pond_broker_endpoint (broker, "ingest"));
@@ -60,6 +72,8 @@ s_write_endpoints (pond_broker_t *broker, const char *dir, bool curve)
     //  Clients without keys can tell why they get no answer
     zconfig_put (root, "broker/security", curve? "curve": "none");
     zconfig_putf (root, "broker/pid", "%d", (int) getpid ());
+    //  The store is this process: there is no pond-store to look for
+    zconfig_put (root, "broker/with_store", with_store? "1": "0");
     char path [512], temp [520];
     snprintf (path, sizeof path, "%s/broker.zpl", dir);
     snprintf (temp, sizeof temp, "%s.tmp", path);
@@ -78,7 +92,9 @@ main (int argc, char *argv [])
     const char *dir = getenv ("POND_DATA")? getenv ("POND_DATA"): "./pond-data";
     const char *flags [6] = { NULL };       //  ingest, pub, control, store, config, keys
     bool verbose = false;
+    int with_store = -1;                    //  -1: not on the command line
     static struct option options [] = {
+        { "with-store", no_argument, 0, 'w' },
         { "data", required_argument, 0, 'd' }, { "ingest", required_argument, 0, 'i' },
         { "pub", required_argument, 0, 'p' }, { "control", required_argument, 0, 'c' },
         { "store", required_argument, 0, 's' }, { "config", required_argument, 0, 'f' },
@@ -95,6 +111,7 @@ main (int argc, char *argv [])
             case 'f': flags [4] = optarg; break;
             case 'k': flags [5] = optarg; break;
             case 'v': verbose = true; break;
+            case 'w': with_store = 1; break;
             case 'h': s_usage (stdout); return 0;
             default:
                 fprintf (stderr, "pond-broker: see pond-broker --help\n");
@@ -153,6 +170,19 @@ main (int argc, char *argv [])
         config.store = zconfig_get (file, "broker/store", config.store);
         config.pending_max = atoi (zconfig_get (file, "broker/pending_max", "16384"));
         config.keys = zconfig_get (file, "broker/keys", NULL);
+        if (with_store == -1)
+            with_store = atoi (zconfig_get (file, "broker/with_store", "0")) != 0;
+        if (with_store == 1 && zconfig_locate (file, "broker/store") && !flags [3]) {
+            fprintf (stderr, "pond-broker: %s sets both broker/store and broker/with_store; "
+                     "keep one (broker/store: a separate pond-store, with_store: the store "
+                     "in pond-broker)\n", flags [4]);
+            return 2;
+        }
+    }
+    if (with_store == 1 && flags [3]) {
+        fprintf (stderr, "pond-broker: --store and --with-store exclude each other: --store "
+                 "connects to a separate pond-store, --with-store runs the store here\n");
+        return 2;
     }
     if (flags [0]) config.ingest = flags [0];
     if (flags [1]) config.pub = flags [1];
@@ -162,13 +192,30 @@ main (int argc, char *argv [])
     if (config.keys && !*config.keys)
         config.keys = NULL;
     config.verbose = verbose;
+    pond_store_embedded_t *store = NULL;
+    if (with_store == 1) {
+        char why [PATH_MAX + 256];
+        store = pond_store_embedded_new (dir, verbose, why, sizeof why);
+        if (!store) {
+            fprintf (stderr, "pond-broker: --with-store: %s\n", why);
+            zconfig_destroy (&file);
+            pond_pidlock_destroy (&lock);
+            return 1;
+        }
+        config.store = pond_store_embedded_endpoint (store);
+    }
     pond_broker_t *broker = pond_broker_new (&config);
     int rc = 1;
-    if (broker && s_write_endpoints (broker, dir, config.keys != NULL) == 0) {
-        rc = pond_broker_run (broker);
+    if (broker && store)
+        pond_broker_watch_store (broker, pond_store_embedded_pipe (store));
+    if (broker && s_write_endpoints (broker, dir, config.keys != NULL, store != NULL) == 0) {
+        rc = pond_broker_run (broker) == 0? 0: 1;
         //  Stopping: a second signal waits instead of cutting the shutdown
         pond_thread_block_signals (NULL);
     }
+    //  The loop has ended: the store answers what it is writing, then
+    //  closes; the broker's sockets go after it
+    pond_store_embedded_destroy (&store);
     pond_broker_destroy (&broker);
     zconfig_destroy (&file);
     pond_pidlock_destroy (&lock);

@@ -6,6 +6,7 @@
 #include <czmq.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/prctl.h>
 
 int
 pond_thread_block_signals (sigset_t *saved)
@@ -23,4 +24,12 @@ pond_thread_block_signals (sigset_t *saved)
         return -1;
     }
     return 0;
+}
+
+void
+pond_thread_name (const char *name)
+{
+    char kept [16];
+    snprintf (kept, sizeof kept, "%s", name);
+    prctl (PR_SET_NAME, kept, 0, 0, 0);     //  only fails for a bad pointer
 }

@@ -29,6 +29,12 @@ extern "C" {
 int
     pond_thread_block_signals (sigset_t *saved);
 
+//  Name the calling thread (at most 15 characters are kept), so that top
+//  -H, perf and gdb tell a process's threads apart: with pond-broker
+//  --with-store the store's threads share the broker's process.
+void
+    pond_thread_name (const char *name);
+
 #ifdef __cplusplus
 }
 #endif

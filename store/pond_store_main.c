@@ -125,9 +125,9 @@ main (int argc, char *argv [])
     pond_pidlock_t *lock = pond_pidlock_new (lock_path, 1, &holder, err, sizeof err);
     if (!lock) {
         if (holder)
-            fprintf (stderr, "pond-store: another pond-store (pid %d) uses %s; stop it first "
-                     "(pond down --data %s for a mesh started with pond up)\n", (int) holder,
-                     dir, dir);
+            fprintf (stderr, "pond-store: another pond-store, or a pond-broker --with-store "
+                     "(pid %d), uses %s; stop it first (pond down --data %s for a mesh "
+                     "started with pond up)\n", (int) holder, dir, dir);
         else
             fprintf (stderr, "pond-store: %s\n", err);
         pond_keys_reset ();

@@ -51,6 +51,7 @@ struct _pond_store_server_t {
     int64_t started;
     pond_store_writer_t *writer;    //  the group-commit writer
     pond_store_replays_t *replays;  //  the replay streamer
+    bool in_process;                //  inproc endpoint: no keys on the link
 };
 
 //  ---------------------------------------------------------------------
@@ -105,8 +106,11 @@ pond_store_server_new (pond_store_t *store, const char *endpoint)
     zsock_set_maxmsgsize (self->router, SOCKET_MAXMSGSIZE);
     zsock_set_rcvtimeo (self->router, 0);
     zsock_set_linger (self->router, 0);
-    //  CURVE server with the store's key when the process uses keys
-    if (pond_keys_server (self->router)) {
+    //  CURVE server with the store's key when the process uses keys; an
+    //  inproc link never leaves the process (pond_store_embedded), so it
+    //  has no keys to check and no sender to refuse
+    self->in_process = strncmp (endpoint, "inproc://", 9) == 0;
+    if (!self->in_process && pond_keys_server (self->router)) {
         pond_store_server_destroy (&self);
         return NULL;
     }
@@ -233,7 +237,7 @@ s_stats_body (pond_store_server_t *self)
 static bool
 s_forbidden (pond_store_server_t *self, zframe_t *routing_id, zframe_t *command)
 {
-    if (!pond_keys_active ())
+    if (self->in_process || !pond_keys_active ())
         return false;
     const pond_key_t *key = pond_keys_sender (command);
     char reason [256];
@@ -327,7 +331,9 @@ pond_store_server_run (pond_store_server_t *self, zsock_t *pipe)
         { pond_store_writer_handle (self->writer), 0, ZMQ_POLLIN, 0 },
     };
     int fixed = pipe? 2: 1;
-    while (!zsys_interrupted && !pond_store_writer_lost (self->writer)) {
+    //  An actor stops on its owner's $TERM only: the owner's thread takes
+    //  the signals and decides the order of the shutdown
+    while ((pipe || !zsys_interrupted) && !pond_store_writer_lost (self->writer)) {
         int count = fixed + (pond_store_writer_busy (self->writer)? 1: 0);
         if (zmq_poll (items, count, pond_store_replays_timeout (self->replays)) == -1) {
             if (zmq_errno () == ETERM)
@@ -356,6 +362,18 @@ void
 pond_store_server_actor (zsock_t *pipe, void *server)
 {
     pond_thread_block_signals (NULL);
+    pond_thread_name ("store-link");
     zsock_signal (pipe, 0);
-    pond_store_server_run ((pond_store_server_t *) server, pipe);
+    if (pond_store_server_run ((pond_store_server_t *) server, pipe) == 0)
+        return;                     //  $TERM, or the context is gone
+    //  The writer is lost: the owner must stop answering (it polls the
+    //  pipe); the actor stays until its $TERM, as zactor_destroy expects
+    zstr_send (pipe, POND_STORE_SERVER_LOST);
+    while (true) {
+        char *command = zstr_recv (pipe);
+        bool term = !command || streq (command, "$TERM");
+        zstr_free (&command);
+        if (term)
+            break;
+    }
 }

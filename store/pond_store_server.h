@@ -48,7 +48,8 @@ void
     pond_store_server_set_replay_timeout (pond_store_server_t *self, int msecs);
 
 //  Serve until interrupted (SIGINT/SIGTERM set zsys_interrupted) or, if
-//  pipe is not NULL, until "$TERM" arrives on it. Returns 0, or -1 if its
+//  pipe is not NULL, until "$TERM" arrives on it (then zsys_interrupted is
+//  the owner's business, not the server's). Returns 0, or -1 if its
 //  writer thread was lost (it answered anything but the group it was
 //  given): then the APPENDs in flight were not answered, and the process
 //  should exit and be restarted (the broker resends them).
@@ -57,7 +58,13 @@ int
 
 //  The server as a zactor: zactor_new (pond_store_server_actor, server).
 //  The actor serves the server until zactor_destroy; the caller keeps
-//  ownership of the server and destroys it after the actor.
+//  ownership of the server and destroys it after the actor. If the
+//  writer thread is lost the actor sends POND_STORE_SERVER_LOST on its
+//  pipe and answers nothing more: the owner must stop (and be restarted).
+//  An inproc:// endpoint runs without keys even when the process uses
+//  them: nothing outside the process can reach it.
+#define POND_STORE_SERVER_LOST  "LOST"
+
 void
     pond_store_server_actor (zsock_t *pipe, void *server);
 

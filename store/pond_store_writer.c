@@ -173,6 +173,7 @@ static void
 s_writer_actor (zsock_t *pipe, void *args)
 {
     pond_thread_block_signals (NULL);
+    pond_thread_name ("store-writer");
     pond_store_t *store = (pond_store_t *) args;
     void *handle = zsock_resolve (pipe);
     zsock_signal (pipe, 0);

@@ -231,10 +231,16 @@ pond_mesh_start_broker (pond_mesh_t *self)
     snprintf (ready, sizeof ready, "%s/broker.zpl", self->dir);
     snprintf (log, sizeof log, "%s/broker.log", self->dir);
     unlink (ready);
-    self->broker = pond_harness_spawn ("pond-broker", log, "--data", self->dir,
-                                       "--store", self->store_endpoint,
-                                       "--ingest", self->ingest, "--pub", self->pub,
-                                       "--control", self->control, NULL);
+    if (self->with_store)
+        self->broker = pond_harness_spawn ("pond-broker", log, "--data", self->dir,
+                                           "--with-store", "--ingest", self->ingest,
+                                           "--pub", self->pub, "--control", self->control,
+                                           NULL);
+    else
+        self->broker = pond_harness_spawn ("pond-broker", log, "--data", self->dir,
+                                           "--store", self->store_endpoint,
+                                           "--ingest", self->ingest, "--pub", self->pub,
+                                           "--control", self->control, NULL);
     if (self->broker < 0 || pond_harness_wait_file (ready, 10000)) {
         fprintf (stderr, "pond-broker did not start; see %s\n", log);
         return -1;
@@ -242,21 +248,34 @@ pond_mesh_start_broker (pond_mesh_t *self)
     return 0;
 }
 
-pond_mesh_t *
-pond_mesh_start (void)
+static pond_mesh_t *
+s_mesh_start (bool with_store)
 {
     pond_mesh_t *self = calloc (1, sizeof (pond_mesh_t));
     if (!self || !(self->dir = pond_harness_tempdir ())) {
         free (self);
         return NULL;
     }
+    self->with_store = with_store;
     snprintf (self->ingest, sizeof self->ingest, "ipc://%s/ingest.ipc", self->dir);
     snprintf (self->pub, sizeof self->pub, "ipc://%s/pub.ipc", self->dir);
     snprintf (self->control, sizeof self->control, "ipc://%s/control.ipc", self->dir);
     snprintf (self->store_endpoint, sizeof self->store_endpoint, "ipc://%s/store.ipc", self->dir);
-    if (pond_mesh_start_store (self) || pond_mesh_start_broker (self))
+    if ((!with_store && pond_mesh_start_store (self)) || pond_mesh_start_broker (self))
         pond_mesh_destroy (&self);
     return self;
+}
+
+pond_mesh_t *
+pond_mesh_start (void)
+{
+    return s_mesh_start (false);
+}
+
+pond_mesh_t *
+pond_mesh_start_with_store (void)
+{
+    return s_mesh_start (true);
 }
 
 void
@@ -291,5 +310,15 @@ pond_harness_mesh_up (void)
     zsys_set_logstream (stderr);
     pond_mesh_t *mesh = pond_mesh_start ();
     cr_assert_not_null (mesh, "store and broker must start");
+    return mesh;
+}
+
+pond_mesh_t *
+pond_harness_mesh_up_with_store (void)
+{
+    zsys_init ();
+    zsys_set_logstream (stderr);
+    pond_mesh_t *mesh = pond_mesh_start_with_store ();
+    cr_assert_not_null (mesh, "pond-broker --with-store must start");
     return mesh;
 }

@@ -77,9 +77,11 @@ zmsg_t *
 const char *
     pond_harness_id_hex (const uint8_t *id, char *key);
 
-//  A mesh: store and broker on ipc endpoints inside dir.
+//  A mesh: store and broker on ipc endpoints inside dir; with_store: one
+//  process, pond-broker --with-store (store stays 0).
 typedef struct {
     char *dir;
+    bool with_store;
     pid_t store;
     pid_t broker;
     char ingest [256];
@@ -92,7 +94,14 @@ typedef struct {
 pond_mesh_t *
     pond_mesh_start (void);
 
-//  (Re)start one process of the mesh and wait until it is ready.
+//  Start pond-broker --with-store alone in a fresh temp dir; NULL if it
+//  failed.
+pond_mesh_t *
+    pond_mesh_start_with_store (void);
+
+//  (Re)start one process of the mesh and wait until it is ready (the
+//  broker: until broker.zpl is written; with_store, the store is open by
+//  then).
 int
     pond_mesh_start_store (pond_mesh_t *self);
 int
@@ -102,6 +111,10 @@ int
 //  fails the test if either does not start.
 pond_mesh_t *
     pond_harness_mesh_up (void);
+
+//  The same with pond-broker --with-store alone.
+pond_mesh_t *
+    pond_harness_mesh_up_with_store (void);
 
 //  Stop both, remove the directory, free. Accepts NULL.
 void

@@ -1,7 +1,8 @@
 /*  test_crash: SIGKILL pond-store during a stream of pipelined publishes
     (pond_publisher), restart it, and prove from the log that every ACKed
     event is stored exactly once with the seq its ACK named, and that seq
-    has no hole.
+    has no hole. The same for pond-broker --with-store, the store in the
+    broker's process: SIGKILL the broker, restart it.
 */
 #include <criterion/criterion.h>
 #include <czmq.h>
@@ -32,13 +33,37 @@ s_setup (void)
 }
 
 static void
+s_setup_with_store (void)
+{
+    mesh = pond_harness_mesh_up_with_store ();
+}
+
+static void
 s_teardown (void)
 {
     pond_mesh_destroy (&mesh);
 }
 
-Test (crash, store_sigkill_loses_no_acked_event, .init = s_setup, .fini = s_teardown,
-      .timeout = 150)
+//  The process that holds the log: pond-store, or the broker with store
+static void
+s_kill_and_restart (void)
+{
+    if (mesh->with_store) {
+        pond_harness_stop (mesh->broker, SIGKILL);
+        cr_assert_eq (pond_mesh_start_broker (mesh), 0,
+                      "pond-broker --with-store restarts after SIGKILL");
+    }
+    else {
+        pond_harness_stop (mesh->store, SIGKILL);
+        zclock_sleep (100);
+        cr_assert_eq (pond_mesh_start_store (mesh), 0, "store restarts after SIGKILL");
+    }
+}
+
+//  Publish EVENTS pipelined, killing the log's process three times on the
+//  way, then check the log against the ACKs
+static void
+s_publish_through_kills (void)
 {
     sent_t *sent = calloc (EVENTS, sizeof (sent_t));
     zhashx_t *by_id = zhashx_new ();
@@ -85,9 +110,7 @@ Test (crash, store_sigkill_loses_no_acked_event, .init = s_setup, .fini = s_tear
             acked++;
         }
         if (kills < 3 && acked >= kill_at [kills]) {
-            pond_harness_stop (mesh->store, SIGKILL);
-            zclock_sleep (100);
-            cr_assert_eq (pond_mesh_start_store (mesh), 0, "store restarts after SIGKILL");
+            s_kill_and_restart ();
             kills++;
         }
     }
@@ -117,7 +140,8 @@ Test (crash, store_sigkill_loses_no_acked_event, .init = s_setup, .fini = s_tear
     cr_assert_eq (expected - 1, EVENTS, "stored %zu events, acked %d",
                   (size_t) (expected - 1), EVENTS);
     fprintf (stderr, "crash test: %d events acked, %zu stored, 0 lost, %zu resends, "
-             "%zu store kills survived\n", EVENTS, (size_t) (expected - 1), resends, kills);
+             "%zu %s kills survived\n", EVENTS, (size_t) (expected - 1), resends, kills,
+             mesh->with_store? "broker --with-store": "store");
     pond_reader_destroy (&replay);
     zhashx_destroy (&seen);
     pond_publisher_destroy (&publisher);
@@ -126,4 +150,18 @@ Test (crash, store_sigkill_loses_no_acked_event, .init = s_setup, .fini = s_tear
         free (sent [i].bytes);
     free (sent);
     zhashx_destroy (&by_id);
+}
+
+Test (crash, store_sigkill_loses_no_acked_event, .init = s_setup, .fini = s_teardown,
+      .timeout = 150)
+{
+    s_publish_through_kills ();
+}
+
+//  One process: the broker holds the log, so its SIGKILL is the store's
+//  too; the client's resends reach the restarted broker (same endpoints)
+Test (crash, broker_with_store_sigkill_loses_no_acked_event, .init = s_setup_with_store,
+      .fini = s_teardown, .timeout = 150)
+{
+    s_publish_through_kills ();
 }
