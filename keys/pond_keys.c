@@ -8,6 +8,7 @@
     anyway. Both use a pond_keyring_t on KEYS/public.
 */
 #include "pond_keys.h"
+#include "pond_path.h"
 #include "pond_thread.h"
 #include "pond_event.h"
 
@@ -220,21 +221,6 @@ pond_keys_check_customer (const char *customer, char *err, size_t errlen)
     return 0;
 }
 
-//  snprintf that fails when the result does not fit. Returns 0 or -1.
-static int
-s_path (char *dest, size_t size, const char *format, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-static int
-s_path (char *dest, size_t size, const char *format, ...)
-{
-    va_list args;
-    va_start (args, format);
-    int rc = vsnprintf (dest, size, format, args);
-    va_end (args);
-    return rc < 0 || (size_t) rc >= size? -1: 0;
-}
-
 //  Create path and its missing parents.
 static int
 s_mkdir (const char *path, mode_t mode, char *err, size_t errlen)
@@ -291,11 +277,11 @@ pond_keys_create (const char *dir, const char *role, const char *name,
     }
     char public_dir [PATH_MAX], secret_dir [PATH_MAX], public_path [PATH_MAX],
          secret_path [PATH_MAX], temp [PATH_MAX];
-    if (s_path (public_dir, sizeof public_dir, "%s/public", dir)
-    ||  s_path (secret_dir, sizeof secret_dir, "%s/secret", dir)
-    ||  s_path (public_path, sizeof public_path, "%s/%s.cert", public_dir, name)
-    ||  s_path (secret_path, sizeof secret_path, "%s/%s.cert_secret", secret_dir, name)
-    ||  s_path (temp, sizeof temp, "%s/.%s.cert.tmp", public_dir, name)) {
+    if (pond_path (public_dir, sizeof public_dir, "%s/public", dir)
+    ||  pond_path (secret_dir, sizeof secret_dir, "%s/secret", dir)
+    ||  pond_path (public_path, sizeof public_path, "%s/%s.cert", public_dir, name)
+    ||  pond_path (secret_path, sizeof secret_path, "%s/%s.cert_secret", secret_dir, name)
+    ||  pond_path (temp, sizeof temp, "%s/.%s.cert.tmp", public_dir, name)) {
         snprintf (err, errlen, "keys directory path too long");
         return -1;
     }
@@ -342,8 +328,8 @@ pond_keys_remove (const char *dir, const char *name, char *err, size_t errlen)
     if (pond_keys_check_name (name, err, errlen))
         return -1;
     char public_path [PATH_MAX], secret_path [PATH_MAX];
-    if (s_path (public_path, sizeof public_path, "%s/public/%s.cert", dir, name)
-    ||  s_path (secret_path, sizeof secret_path, "%s/secret/%s.cert_secret", dir, name)) {
+    if (pond_path (public_path, sizeof public_path, "%s/public/%s.cert", dir, name)
+    ||  pond_path (secret_path, sizeof secret_path, "%s/secret/%s.cert_secret", dir, name)) {
         snprintf (err, errlen, "keys directory path too long");
         return -1;
     }
@@ -387,7 +373,7 @@ s_signature (const char *path)
     while ((entry = readdir (handle))) {
         char file [PATH_MAX];
         struct stat info;
-        if (s_path (file, sizeof file, "%s/%s", path, entry->d_name)
+        if (pond_path (file, sizeof file, "%s/%s", path, entry->d_name)
         ||  stat (file, &info))
             continue;
         uint64_t hash = 1469598103934665603ULL;         //  FNV-1a
@@ -462,8 +448,8 @@ s_key_load (pond_keyring_t *self, const char *path)
         snprintf (key->public_key, sizeof key->public_key, "%s", zcert_public_txt (cert));
         snprintf (key->customers, sizeof key->customers, "%s", customers? customers: "");
         char secret [PATH_MAX];
-        key->has_secret = s_path (secret, sizeof secret, "%s/secret/%s.cert_secret",
-                                  self->dir, key->name) == 0
+        key->has_secret = pond_path (secret, sizeof secret, "%s/secret/%s.cert_secret",
+                                     self->dir, key->name) == 0
                        && zsys_file_exists (secret);
     }
     zcert_destroy (&cert);
@@ -501,7 +487,7 @@ s_keyring_load (pond_keyring_t *self)
     self->keys = (pond_key_t **) calloc (total + 1, sizeof (pond_key_t *));
     for (size_t i = 0; names && self->keys && i < total; i++) {
         char path [PATH_MAX];
-        if (s_path (path, sizeof path, "%s/%s", self->public_dir, names [i]))
+        if (pond_path (path, sizeof path, "%s/%s", self->public_dir, names [i]))
             continue;
         pond_key_t *key = s_key_load (self, path);
         if (key) {
@@ -531,8 +517,8 @@ s_keyring_new (const char *dir, bool quiet, char *err, size_t errlen)
     self->quiet = quiet;
     self->by_public = zhashx_new ();
     self->by_name = zhashx_new ();
-    if (s_path (self->dir, sizeof self->dir, "%s", dir)
-    ||  s_path (self->public_dir, sizeof self->public_dir, "%s/public", dir)) {
+    if (pond_path (self->dir, sizeof self->dir, "%s", dir)
+    ||  pond_path (self->public_dir, sizeof self->public_dir, "%s/public", dir)) {
         snprintf (err, errlen, "keys directory path too long");
         pond_keyring_destroy (&self);
         return NULL;
@@ -765,7 +751,7 @@ s_server_key (const char *dir, const char *name, const char *const *roles, char 
               char *err, size_t errlen)
 {
     char path [PATH_MAX];
-    if (s_path (path, sizeof path, "%s/public/%s.cert", dir, name)) {
+    if (pond_path (path, sizeof path, "%s/public/%s.cert", dir, name)) {
         snprintf (err, errlen, "keys directory path too long");
         return -1;
     }
@@ -799,8 +785,8 @@ pond_keys_use (const char *dir, const char *name, char *err, size_t errlen)
     if (pond_keys_check_name (name, err, errlen))
         return -1;
     char secret [PATH_MAX], base [PATH_MAX];
-    if (s_path (secret, sizeof secret, "%s/secret/%s.cert_secret", dir, name)
-    ||  s_path (base, sizeof base, "%s/secret/%s.cert", dir, name)
+    if (pond_path (secret, sizeof secret, "%s/secret/%s.cert_secret", dir, name)
+    ||  pond_path (base, sizeof base, "%s/secret/%s.cert", dir, name)
     ||  strlen (dir) >= sizeof s_identity.dir) {
         snprintf (err, errlen, "keys directory path too long");
         return -1;

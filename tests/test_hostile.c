@@ -39,6 +39,7 @@
 #include "pond_actor_link.h"
 #include "pond_client.h"
 #include "pond_harness.h"
+#include "pond_test_stats.h"
 #include "pond_proto.h"
 
 #ifdef POND_SANITIZE_BUILD
@@ -252,25 +253,6 @@ s_publish_many (const char *name, bool numbered, uint64_t first, size_t count, s
     }
     free (todo);
     pond_client_destroy (&client);
-}
-
-//  A number from the broker's STATS ("broker/acked", "store/replays_active")
-static uint64_t
-s_stat (const char *path)
-{
-    char err [256];
-    char *stats = pond_client_stats (mesh->control, 5000, err, sizeof err);
-    cr_assert_not_null (stats, "STATS: %s", err);
-    cJSON *json = cJSON_Parse (stats);
-    char section [16];
-    snprintf (section, sizeof section, "%.*s", (int) (strchr (path, '/') - path), path);
-    cJSON *item = cJSON_GetObjectItem (cJSON_GetObjectItem (json, section),
-                                       strchr (path, '/') + 1);
-    cr_assert (cJSON_IsNumber (item), "no %s in STATS", path);
-    uint64_t value = (uint64_t) cJSON_GetNumberValue (item);
-    cJSON_Delete (json);
-    free (stats);
-    return value;
 }
 
 //  A raw ZMTP 3.0 connection (NULL mechanism) to an ipc endpoint, as
@@ -564,7 +546,8 @@ Test (hostile, big_events)
         zsock_destroy (&hoarders [i]);
     deadline = zclock_mono () + 15000 * SLOW;
     uint64_t active = 0;
-    while ((active = s_stat ("store/replays_active")) > 0 && zclock_mono () < deadline)
+    while ((active = pond_test_stat (mesh->control, "store/replays_active")) > 0
+       &&  zclock_mono () < deadline)
         zclock_sleep (250);
     cr_assert_eq (active, 0, "replays of readers that left still run at the store");
     fprintf (stderr, "test_hostile: big_events: abandoned replays gone after %" PRId64 " ms\n",
@@ -637,7 +620,7 @@ Test (hostile, many_names)
              size, cpu * 100);
     cr_assert_lt (size, 100000, "STATS is %zu bytes", size);
     cr_assert_lt (cpu, 0.10 * SLOW, "the idle store uses %.0f%% CPU", cpu * 100);
-    cr_assert_eq (s_stat ("store/names_total"), count);
+    cr_assert_eq (pond_test_stat (mesh->control, "store/names_total"), count);
 }
 
 Test (hostile, nul_command)

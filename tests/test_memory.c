@@ -24,7 +24,6 @@
 */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
-#include <cjson/cJSON.h>
 #include <czmq.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -32,6 +31,7 @@
 
 #include "pond_client.h"
 #include "pond_harness.h"
+#include "pond_test_stats.h"
 
 //  Peak RSS bounds, from measurements (2-core VM, RocksDB 7.8) with a margin:
 //  the broker peaked at 19-22 MB; the store at 147 MB after 200,000 events
@@ -147,25 +147,6 @@ s_teardown (void)
 }
 
 TestSuite (memory, .init = s_setup, .fini = s_teardown);
-
-//  A number from the broker's STATS ("broker/acked", "store/head")
-static uint64_t
-s_stat (const char *path)
-{
-    char err [256];
-    char *stats = pond_client_stats (mesh->control, 5000, err, sizeof err);
-    cr_assert_not_null (stats, "STATS: %s", err);
-    cJSON *json = cJSON_Parse (stats);
-    char section [16];
-    snprintf (section, sizeof section, "%.*s", (int) (strchr (path, '/') - path), path);
-    cJSON *item = cJSON_GetObjectItem (cJSON_GetObjectItem (json, section),
-                                       strchr (path, '/') + 1);
-    cr_assert (cJSON_IsNumber (item), "no %s in %s", path, stats);
-    uint64_t value = (uint64_t) cJSON_GetNumberValue (item);
-    cJSON_Delete (json);
-    free (stats);
-    return value;
-}
 
 //  ---------------------------------------------------------------------
 //  A pipelined producer of count small events with ids prefix + index:
@@ -354,12 +335,12 @@ Test (memory, slow_subscriber_200k, .timeout = 240)
     zsock_destroy (&stuck);
 
     cr_assert_eq (producer->acked, SUB_EVENTS);
-    cr_assert_eq (s_stat ("store/head"), SUB_EVENTS, "all stored");
+    cr_assert_eq (pond_test_stat (mesh->control, "store/head"), SUB_EVENTS, "all stored");
     //  Every event is published once it is stored, also where the broker
     //  gave up waiting for the store (3 s, on a machine under load) and
     //  answered 503: the late APPENDED is published all the same, and the
     //  resend comes back as a duplicate, not published twice
-    uint64_t published = s_stat ("broker/published");
+    uint64_t published = pond_test_stat (mesh->control, "broker/published");
     cr_assert_eq (published, SUB_EVENTS, "published %" PRIu64, published);
     cr_assert_eq (readers.received, SUB_EVENTS, "a reader that keeps up gets every event "
                   "published (%" PRIu64 " of %d)", readers.received, SUB_EVENTS);
@@ -425,8 +406,8 @@ Test (memory, burst_then_slow_replay, .timeout = 400)
                   i > 1? " ": "", curve.rss [i] / 1024.0);
     cr_assert_eq (producer->acked, BURST_EVENTS);
     cr_assert_eq (producer->max_seq, BURST_EVENTS, "seqs 1..N were given");
-    cr_assert_eq (s_stat ("store/head"), BURST_EVENTS);
-    cr_assert_eq (s_stat ("store/events"), BURST_EVENTS);
+    cr_assert_eq (pond_test_stat (mesh->control, "store/head"), BURST_EVENTS);
+    cr_assert_eq (pond_test_stat (mesh->control, "store/events"), BURST_EVENTS);
     s_mem_t broker_loaded = s_mem (mesh->broker), store_loaded = s_mem (mesh->store);
     fprintf (stderr, "burst: %d events from one producer over %s stored in %.1f s "
              "(%.0f/s; %" PRIu64 " resends after a timeout or a 503); peak RSS so far broker "

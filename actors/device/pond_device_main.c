@@ -120,30 +120,6 @@ s_usage_error (const char *format, ...)
     return 2;
 }
 
-static int
-s_number (const char *text, double lo, double hi, double *value)
-{
-    errno = 0;
-    char *end;
-    double number = strtod (text, &end);
-    if (errno || end == text || *end || !isfinite (number) || number < lo || number > hi)
-        return -1;
-    *value = number;
-    return 0;
-}
-
-static int
-s_whole (const char *text, long long lo, long long hi, long long *value)
-{
-    errno = 0;
-    char *end;
-    long long number = strtoll (text, &end, 10);
-    if (errno || end == text || *end || number < lo || number > hi)
-        return -1;
-    *value = number;
-    return 0;
-}
-
 //  An id (device or customer): 1..128 bytes, no control characters; a
 //  device id also names a directory.
 static int
@@ -241,7 +217,7 @@ s_parse (int argc, char *argv [], args_t *args, pond_scenario_t *scenario)
                 break;
             case OPT_CLICK:
             case OPT_QUACK:
-                if (s_whole (optarg, 1, POND_SCENARIO_REPEAT_MAX, &whole))
+                if (pond_scenario_whole (optarg, 1, POND_SCENARIO_REPEAT_MAX, &whole))
                     return s_usage_error ("--%s needs a count 1..%d, got '%s'",
                                           opt == OPT_CLICK? "click": "quack",
                                           POND_SCENARIO_REPEAT_MAX, optarg);
@@ -287,7 +263,7 @@ s_parse (int argc, char *argv [], args_t *args, pond_scenario_t *scenario)
                 size_t len = strlen (rate);
                 if (len > 2 && streq (rate + len - 2, "/s"))
                     rate [len - 2] = 0;
-                if (s_number (rate, 0, 10000000, &number))
+                if (pond_scenario_number (rate, 0, 10000000, &number))
                     return s_usage_error ("--rate needs events per second 0..10000000 "
                                           "(--rate 500/s), got '%s'", optarg);
                 args->rate = number;
@@ -295,14 +271,14 @@ s_parse (int argc, char *argv [], args_t *args, pond_scenario_t *scenario)
                 break;
             }
             case OPT_COUNT:
-                if (s_whole (optarg, 1, 1000000000LL, &whole))
+                if (pond_scenario_whole (optarg, 1, 1000000000LL, &whole))
                     return s_usage_error ("--count needs a number 1..1000000000, got '%s'",
                                           optarg);
                 args->count = (uint64_t) whole;
                 args->load_flags = true;
                 break;
             case OPT_CUSTOMERS:
-                if (s_whole (optarg, 1, 1000000, &whole))
+                if (pond_scenario_whole (optarg, 1, 1000000, &whole))
                     return s_usage_error ("--customers needs a number 1..1000000, got '%s'",
                                           optarg);
                 args->customers = (int) whole;
@@ -310,32 +286,32 @@ s_parse (int argc, char *argv [], args_t *args, pond_scenario_t *scenario)
                 break;
             case OPT_SKEW:
                 //  Ten years either way is plenty to simulate a wrong clock
-                if (s_whole (optarg, -315360000000LL, 315360000000LL, &whole))
+                if (pond_scenario_whole (optarg, -315360000000LL, 315360000000LL, &whole))
                     return s_usage_error ("--clock-skew-ms needs milliseconds within ten "
                                           "years either way, got '%s'", optarg);
                 args->config.clock_skew_ms = whole;
                 break;
             case OPT_START_OFFLINE:
-                if (s_number (optarg, 0, 86400, &number))
+                if (pond_scenario_number (optarg, 0, 86400, &number))
                     return s_usage_error ("--start-offline needs seconds 0..86400, got '%s'",
                                           optarg);
                 args->config.start_offline_ms = (int) (number * 1000);
                 args->start_offline = true;
                 break;
             case OPT_UNTIL_SEQ:
-                if (s_whole (optarg, 1, 1000000000000LL, &whole))
+                if (pond_scenario_whole (optarg, 1, 1000000000000LL, &whole))
                     return s_usage_error ("--offline-until-seq needs a local seq >= 1, got '%s'",
                                           optarg);
                 args->config.offline_until_seq = (uint64_t) whole;
                 break;
             case OPT_SYNC:
-                if (s_number (optarg, 0, 86400, &number))
+                if (pond_scenario_number (optarg, 0, 86400, &number))
                     return s_usage_error ("--sync-timeout needs seconds 0..86400, got '%s'",
                                           optarg);
                 args->sync_timeout = number;
                 break;
             case OPT_WINDOW:
-                if (s_whole (optarg, 1, POND_DEVICE_WINDOW_MAX, &whole))
+                if (pond_scenario_whole (optarg, 1, POND_DEVICE_WINDOW_MAX, &whole))
                     return s_usage_error ("--window needs a number 1..%d, got '%s'",
                                           POND_DEVICE_WINDOW_MAX, optarg);
                 args->config.window = (int) whole;

@@ -92,31 +92,6 @@ s_append (pond_scenario_t *self, action_t *action, char *err, size_t errlen)
 //  ---------------------------------------------------------------------
 //  Parsing
 
-//  Parse a whole decimal integer in lo..hi. Returns 0 or -1.
-static int
-s_integer (const char *text, long lo, long hi, long *value)
-{
-    errno = 0;
-    char *end;
-    long number = strtol (text, &end, 10);
-    if (errno || end == text || *end || number < lo || number > hi)
-        return -1;
-    *value = number;
-    return 0;
-}
-
-//  Parse a whole decimal number in lo..hi. Returns 0 or -1.
-static int
-s_decimal (const char *text, double lo, double hi, double *value)
-{
-    errno = 0;
-    char *end;
-    double number = strtod (text, &end);
-    if (errno || end == text || *end || !isfinite (number) || number < lo || number > hi)
-        return -1;
-    *value = number;
-    return 0;
-}
 
 //  A container or label: 1..POND_DEVICE_TEXT_MAX bytes, no control bytes.
 static int
@@ -176,7 +151,7 @@ pond_scenario_add (pond_scenario_t *self, const char *line, char *err, size_t er
     const char *verb = tokens [0];
     int args = count - 1;
     action_t action = { .count = 1 };
-    long number;
+    long long number;
     double value;
 
     if (streq (verb, "click")) {
@@ -186,7 +161,7 @@ pond_scenario_add (pond_scenario_t *self, const char *line, char *err, size_t er
             return -1;
         }
         if (args >= 1) {
-            if (s_integer (tokens [1], 1, 16, &number)) {
+            if (pond_scenario_whole (tokens [1], 1, 16, &number)) {
                 snprintf (err, errlen, "'click' BUTTON must be a number 1..16, got '%s'",
                           tokens [1]);
                 return -1;
@@ -194,7 +169,7 @@ pond_scenario_add (pond_scenario_t *self, const char *line, char *err, size_t er
             action.number = (int) number;
         }
         if (args == 2) {
-            if (s_integer (tokens [2], 1, 60000, &number)) {
+            if (pond_scenario_whole (tokens [2], 1, 60000, &number)) {
                 snprintf (err, errlen, "'click' PRESS_MS must be a number 1..60000, got '%s'",
                           tokens [2]);
                 return -1;
@@ -211,7 +186,7 @@ pond_scenario_add (pond_scenario_t *self, const char *line, char *err, size_t er
             return -1;
         }
         if (args >= 1) {
-            if (s_integer (tokens [1], 1, 60000, &number)) {
+            if (pond_scenario_whole (tokens [1], 1, 60000, &number)) {
                 snprintf (err, errlen,
                           "'quack' DURATION_MS must be a whole number 1..60000, got '%s'",
                           tokens [1]);
@@ -220,7 +195,7 @@ pond_scenario_add (pond_scenario_t *self, const char *line, char *err, size_t er
             action.number = (int) number;
         }
         if (args == 2) {
-            if (s_decimal (tokens [2], 0.1, 200, &value)) {
+            if (pond_scenario_number (tokens [2], 0.1, 200, &value)) {
                 snprintf (err, errlen, "'quack' LOUDNESS_DB must be a number 0.1..200, got '%s'",
                           tokens [2]);
                 return -1;
@@ -255,7 +230,7 @@ pond_scenario_add (pond_scenario_t *self, const char *line, char *err, size_t er
     else
     if (streq (verb, "sleep")) {
         action.kind = ACTION_SLEEP;
-        if (args != 1 || s_integer (tokens [1], 0, 3600000, &number)) {
+        if (args != 1 || pond_scenario_whole (tokens [1], 0, 3600000, &number)) {
             snprintf (err, errlen, "'sleep' needs one number of milliseconds 0..3600000%s%s%s",
                       args >= 1? ", got '": "", args >= 1? tokens [1]: "", args >= 1? "'": "");
             return -1;
@@ -394,5 +369,32 @@ pond_scenario_run (pond_scenario_t *self, pond_device_t *device)
         for (uint64_t done = 0; done < self->actions [i].count; done++)
             if (s_run_one (&self->actions [i], device))
                 return -1;
+    return 0;
+}
+
+//  ---------------------------------------------------------------------
+//  Numbers, for scenario lines and for pond-device's flags alike
+
+int
+pond_scenario_whole (const char *text, long long lo, long long hi, long long *value)
+{
+    errno = 0;
+    char *end;
+    long long number = strtoll (text, &end, 10);
+    if (errno || end == text || *end || number < lo || number > hi)
+        return -1;
+    *value = number;
+    return 0;
+}
+
+int
+pond_scenario_number (const char *text, double lo, double hi, double *value)
+{
+    errno = 0;
+    char *end;
+    double number = strtod (text, &end);
+    if (errno || end == text || *end || !isfinite (number) || number < lo || number > hi)
+        return -1;
+    *value = number;
     return 0;
 }

@@ -63,6 +63,17 @@ size_t
 int
     pond_scenario_run (pond_scenario_t *self, pond_device_t *device);
 
+//  Parse text, all of it, as a whole decimal number in lo..hi (scenario
+//  lines and pond-device's flags). Returns 0 with the number in *value,
+//  or -1 if text is not one or is out of range.
+int
+    pond_scenario_whole (const char *text, long long lo, long long hi, long long *value);
+
+//  Parse text, all of it, as a finite decimal number in lo..hi ("62.5",
+//  "1e3"). Returns 0 with the number in *value, or -1.
+int
+    pond_scenario_number (const char *text, double lo, double hi, double *value);
+
 #ifdef __cplusplus
 }
 #endif

@@ -12,8 +12,8 @@
 #include "pond_client.h"
 #include "pond_keys.h"
 
-#define CATCHUP_CREDIT      8           //  chunks granted up front (packed: up
-                                        //  to 2048 events / 512 KiB each)
+//  Chunks granted up front (packed: up to 2048 events / 512 KiB each)
+#define CATCHUP_CREDIT      8
 #define CATCHUP_BATCH       10000       //  events applied in one view write, at most
 #define CATCHUP_BATCH_BYTES (1024 * 1024)   //  ... and documents staged, about
 #define BUFFER_MAX          10000       //  live events held during a catch-up

@@ -5,6 +5,7 @@
     Part of the actor runtime; state in pond_actor_internal.h.
 */
 #include "pond_actor_internal.h"
+#include "pond_path.h"
 #include "pond_pidlock.h"
 
 #include <getopt.h>
@@ -14,21 +15,6 @@
 
 //  ---------------------------------------------------------------------
 //  Command line
-
-//  snprintf that fails instead of truncating. Returns 0 or -1.
-static int
-s_path (char *dest, size_t size, const char *format, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-static int
-s_path (char *dest, size_t size, const char *format, ...)
-{
-    va_list args;
-    va_start (args, format);
-    int rc = vsnprintf (dest, size, format, args);
-    va_end (args);
-    return rc < 0 || (size_t) rc >= size? -1: 0;
-}
 
 static void
 s_usage (const pond_actor_spec_t *spec, const char *extra_usage, FILE *out)
@@ -139,12 +125,12 @@ pond_actor_main (const pond_actor_spec_t *spec, int argc, char *argv [],
                  strerror (errno));
         goto done;
     }
-    if ((view? s_path (self->view_path, sizeof self->view_path, "%s", view)
-             : s_path (self->view_path, sizeof self->view_path, "%s/views/%s", dir, spec->name))
-    ||  (query? s_path (self->query_endpoint, sizeof self->query_endpoint, "%s", query)
-              : s_path (self->query_endpoint, sizeof self->query_endpoint, "ipc://%s/%s.ipc",
+    if ((view? pond_path (self->view_path, sizeof self->view_path, "%s", view)
+             : pond_path (self->view_path, sizeof self->view_path, "%s/views/%s", dir, spec->name))
+    ||  (query? pond_path (self->query_endpoint, sizeof self->query_endpoint, "%s", query)
+              : pond_path (self->query_endpoint, sizeof self->query_endpoint, "ipc://%s/%s.ipc",
                         dir, spec->name))
-    ||  s_path (self->ready_path, sizeof self->ready_path, "%s/%s.zpl", dir, spec->name)) {
+    ||  pond_path (self->ready_path, sizeof self->ready_path, "%s/%s.zpl", dir, spec->name)) {
         fprintf (stderr, "pond-%s: a path or endpoint is too long\n", spec->name);
         goto done;
     }
