@@ -4,18 +4,17 @@
                           [--rate R]
 
     N QUACKED events in all from P producers, each with its own
-    pond_client_t, each keeping W publishes outstanding. Two ways to run
-    them:
-    - --producers P: P threads (CZMQ sockets are not thread-safe). W = 1
-      calls pond_client_publish_bytes and waits for each ACK; W > 1
-      pipelines (the event loop of pond_bench_publish, with one client).
+    pond_client_t and a pond_publisher_t over it that keeps W publishes
+    outstanding (W = 1: waits for each ACK). Two ways to run them:
+    - --producers P: P threads (CZMQ sockets are not thread-safe), each
+      the event loop of pond_bench_publish over its one publisher.
     - --connections C: C clients driven from ONE thread, as redis-benchmark
       -c C -P W drives its connections: an event loop waits on every
-      client's socket (pond_client_sock) and sends a client's next event
-      as soon as an ACK frees a place in its window; NACK 503 queues the
-      event for a resend after retry_ms. On the 2 cores that load
-      generator, store and broker share, this costs the generator a
-      fraction of the CPU of P threads.
+      publisher's socket and pushes a client's next event as soon as an
+      ACK frees a place in its window; the publisher resends after a
+      NACK 503's retry_ms (nacks: the 503s; retries: every resend). On
+      the 2 cores that load generator, store and broker share, this costs
+      the generator a fraction of the CPU of P threads.
     Events are encoded before the clock starts (a producer's own encoding
     is not pond's cost). The rate is ACKed events over the time from the
     common start to the last ACK; latency is per event, from the call

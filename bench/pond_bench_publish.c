@@ -1,18 +1,21 @@
 /*  pond_bench_publish: the load of pond-bench, N events from P producers.
 
-    A producer is one pond_client_t and the events it publishes. Window 1
-    in a thread of its own calls pond_client_publish_bytes, which waits for
-    each ACK. Everything else (window > 1, open loop, and every producer of
-    the event loop) is driven by s_loop_run: one thread waits on the
-    sockets of one or many producers at once (pond_client_sock) and reacts
-    to replies and timers, as redis-benchmark drives its -c connections
-    from one event loop.
+    A producer is one pond_client_t, the pond_publisher_t that keeps its
+    publishes in flight (resending after a NACK 503 or a timeout), and the
+    events it publishes, tagged with their index so that latency is taken
+    from our own send (or scheduled) time. s_loop_run drives one producer
+    per thread, or every producer from one thread (as redis-benchmark
+    drives its -c connections): it pushes what is due, takes results, and
+    waits on the publishers' sockets until a reply, a scheduled resend
+    (pond_publisher_due) or the next scheduled send.
 */
 #define _GNU_SOURCE
 #include "pond_bench.h"
 #include "pond_thread.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -32,53 +35,23 @@ typedef struct {
     pond_bench_events_t *events;            //  encoded before the clock starts
     size_t bytes;               //  their encoded size in all
     pond_client_t *client;
+    pond_publisher_t *publisher;
     pthread_barrier_t *barrier; //  threads: start together
     double *cpu_start;          //  threads: our CPU seconds once all are ready
     int64_t *latency;           //  per event: publish -> ACK, ns
     int64_t *sent_at;           //  per event: (scheduled) first send, ns, or NULL
+    int64_t *own_sent_at;       //  sent_at when the caller gave none
     int64_t start;              //  monotonic ns
     int64_t end;
-    uint64_t nacks;             //  NACK 503 received (and resent)
-    uint64_t retries;           //  resends by pond_client_publish
+    int64_t interval;           //  open loop: ns between scheduled sends
+    int64_t due_at;             //  ns: the publisher's next resend or timeout
+    zsock_t *sock;              //  the publisher's socket, as last polled
+    size_t next, acked;
+    uint64_t nacks;             //  NACK 503s (each resent, or final)
+    uint64_t retries;           //  resends after a 503 or a timeout
     int rc;
     char error [POND_REASON_MAX + 192];
-    //  Pipelined state, kept by s_pipe_*
-    uint8_t *state;             //  per event: 0 not sent, 1 in flight, 2 to resend, 3 ACKed
-    int64_t *own_sent_at;       //  sent_at when the caller gave none
-    size_t *resend;             //  resend queue (FIFO: every NACK gets the same retry_ms)
-    int64_t *resend_at;
-    size_t queue_size, resend_head, resend_count;
-    size_t window_size;         //  events in flight at most (open loop: all)
-    int64_t interval;           //  open loop: ns between scheduled sends
-    size_t next, acked, in_flight;
-    int64_t last_reply;         //  ns: last reply, or when the window was empty
-    bool dirty;                 //  sent since its socket was last checked
 } bench_producer_t;
-
-//  Window 1: one publish at a time, each waiting for its durable ACK.
-static int
-s_producer_sync (bench_producer_t *self, pond_client_t *client)
-{
-    pond_bench_events_t *events = self->events;
-    for (size_t i = 0; i < pond_bench_events_count (events); i++) {
-        if (zsys_interrupted) {
-            snprintf (self->error, sizeof self->error, "interrupted");
-            return -1;
-        }
-        int64_t sent = pond_bench_now_ns ();
-        pond_ack_t ack;
-        size_t size;
-        const uint8_t *bytes = pond_bench_events_bytes (events, i, &size);
-        if (pond_client_publish_bytes (client, pond_bench_events_id (events, i), bytes, size,
-                                       &ack)) {
-            snprintf (self->error, sizeof self->error, "publish %zu: %d %s", i,
-                      pond_client_code (client), pond_client_reason (client));
-            return -1;
-        }
-        self->latency [i] = pond_bench_now_ns () - sent;
-    }
-    return 0;
-}
 
 static int
 s_producer_fail (bench_producer_t *self, const char *format, ...)
@@ -95,41 +68,41 @@ s_producer_fail (bench_producer_t *self, const char *format, ...)
     return -1;
 }
 
-//  Get ready to pipeline from start (monotonic ns). Keeps window publishes
-//  outstanding; open loop (rate > 0): no window, event i is due at
-//  start + i / rate. Returns 0 or -1.
+//  Get ready to publish from start (monotonic ns): closed loop, window
+//  events in flight; open loop (rate > 0), event i is due at
+//  start + i / rate and the publisher holds as many as it takes (a bound
+//  would delay sends, and latency counts from the scheduled time anyway).
+//  Returns 0 or -1.
 static int
 s_pipe_start (bench_producer_t *self, int64_t start)
 {
     size_t count = pond_bench_events_count (self->events);
     bool open_loop = self->rate > 0;
-    self->window_size = open_loop? count: (size_t) self->window;
+    size_t window = open_loop? count: (size_t) self->window;
+    if (window < 1)
+        window = 1;
+    if (window > INT_MAX / 2)
+        window = INT_MAX / 2;
     self->interval = open_loop? (int64_t) (1e9 / self->rate): 0;
-    self->state = calloc (count? count: 1, 1);
     if (!self->sent_at)
         self->sent_at = self->own_sent_at = calloc (count? count: 1, sizeof (int64_t));
-    self->queue_size = self->window_size + 1;
-    self->resend = calloc (self->queue_size, sizeof (size_t));
-    self->resend_at = calloc (self->queue_size, sizeof (int64_t));
-    self->start = self->last_reply = start;
-    if (!self->state || !self->sent_at || !self->resend || !self->resend_at)
+    self->start = start;
+    if (!self->sent_at)
         return s_producer_fail (self, "out of memory");
+    //  Only the window in events binds: bytes were never the bench's limit
+    if (pond_publisher_set_window (self->publisher, (int) window, self->bytes + 1))
+        return s_producer_fail (self, "window %zu: %s", window,
+                                pond_publisher_reason (self->publisher));
     return 0;
 }
 
 static void
 s_pipe_stop (bench_producer_t *self)
 {
-    free (self->state);
-    free (self->own_sent_at);
-    free (self->resend);
-    free (self->resend_at);
     if (self->sent_at == self->own_sent_at)
         self->sent_at = NULL;
-    self->state = NULL;
+    free (self->own_sent_at);
     self->own_sent_at = NULL;
-    self->resend = NULL;
-    self->resend_at = NULL;
 }
 
 static bool
@@ -138,114 +111,83 @@ s_pipe_done (bench_producer_t *self)
     return self->rc || self->acked == pond_bench_events_count (self->events);
 }
 
-//  Send what is due at now: resends whose retry_ms is up, then new events
-//  while the window has room (open loop: every event whose scheduled time
-//  has come). Returns 0 or -1.
+//  Push new events while the publisher has room (open loop: every event
+//  whose scheduled time has come). Returns 0 or -1.
 static int
-s_pipe_send (bench_producer_t *self, int64_t now)
+s_pipe_push (bench_producer_t *self, int64_t now)
 {
     pond_bench_events_t *events = self->events;
-    size_t size;
-    const uint8_t *bytes;
-    while (self->resend_count && self->resend_at [self->resend_head] <= now) {
-        size_t i = self->resend [self->resend_head];
-        self->resend_head = (self->resend_head + 1) % self->queue_size;
-        self->resend_count--;
-        if (self->state [i] != 2)
-            continue;
-        bytes = pond_bench_events_bytes (events, i, &size);
-        if (pond_client_send_bytes (self->client, bytes, size))
-            return s_producer_fail (self, "resend: %d %s", pond_client_code (self->client),
-                                pond_client_reason (self->client));
-        self->state [i] = 1;
-        self->dirty = true;
-    }
     bool open_loop = self->interval > 0;
-    while (self->in_flight < self->window_size && self->next < pond_bench_events_count (events)) {
+    while (self->next < pond_bench_events_count (events)
+    &&     pond_publisher_room (self->publisher) > 0) {
         size_t i = self->next;
         int64_t due = self->start + (int64_t) i * self->interval;
         if (open_loop && due > now)
             break;
-        if (self->in_flight == 0)
-            self->last_reply = now;     //  Nothing was outstanding: no stall
         __atomic_store_n (&self->sent_at [i], open_loop? due: now, __ATOMIC_RELEASE);
-        bytes = pond_bench_events_bytes (events, i, &size);
-        if (pond_client_send_bytes (self->client, bytes, size))
-            return s_producer_fail (self, "send: %d %s", pond_client_code (self->client),
-                                pond_client_reason (self->client));
-        self->state [i] = 1;
+        size_t size;
+        const uint8_t *bytes = pond_bench_events_bytes (events, i, &size);
+        if (pond_publisher_push (self->publisher, pond_bench_events_id (events, i),
+                                 bytes, size, i))
+            return s_producer_fail (self, "send %zu: %d %s", i,
+                                    pond_publisher_code (self->publisher),
+                                    pond_publisher_reason (self->publisher));
         self->next++;
-        self->in_flight++;
-        self->dirty = true;
     }
     return 0;
 }
 
-//  Read every reply the socket holds now, without waiting: an ACK ends its
-//  event's latency; a NACK 503 queues the event for a resend after
-//  retry_ms; any other NACK fails the run. Returns 0 or -1.
+//  Take every result the publisher has now, without waiting: an ACK ends
+//  its event's latency, anything else (a NACK other than 503, a 503 still
+//  after the publisher's budget, no reply to 3 sends) fails the run.
+//  Returns 0 or -1.
 static int
-s_pipe_read (bench_producer_t *self)
+s_pipe_take (bench_producer_t *self)
 {
-    while (true) {
-        pond_ack_t ack;
-        pond_nack_t nack;
-        int got = pond_client_recv (self->client, 0, &ack, &nack);
-        if (got < 0)
-            return pond_client_code (self->client) == POND_CODE_INTERRUPTED
-                 ? s_producer_fail (self, "interrupted"): 0;
+    pond_publish_result_t result;
+    int got;
+    while ((got = pond_publisher_next (self->publisher, 0, &result)) == 1) {
+        if (result.code != POND_CODE_OK)
+            return s_producer_fail (self, "event %" PRIu64 " after %d sends: %d %s",
+                                    result.tag, result.sends, result.code, result.reason);
         int64_t now = pond_bench_now_ns ();
-        self->last_reply = now;
-        if (got == 1) {
-            long i = pond_bench_events_index (self->events, self->index, ack.id);
-            if (i >= 0 && self->state [i] != 3) {
-                self->latency [i] = now - self->sent_at [i];
-                self->state [i] = 3;
-                self->in_flight--;
-                if (++self->acked == pond_bench_events_count (self->events))
-                    self->end = now;
-            }
-            continue;
-        }
-        long i = nack.has_id? pond_bench_events_index (self->events, self->index, nack.id): -1;
-        if (nack.code != POND_CODE_UNAVAILABLE || i < 0)
-            return s_producer_fail (self, "NACK %u: %s", nack.code, nack.reason);
-        if (self->state [i] != 1)
-            continue;
-        if (self->resend_count == self->queue_size)
-            return s_producer_fail (self, "resend queue full");
-        self->nacks++;
-        self->state [i] = 2;
-        size_t tail = (self->resend_head + self->resend_count) % self->queue_size;
-        self->resend [tail] = (size_t) i;
-        self->resend_at [tail] = now + (int64_t) (nack.retry_ms? nack.retry_ms: 100) * 1000000;
-        self->resend_count++;
+        self->latency [result.tag] = now - self->sent_at [result.tag];
+        if (++self->acked == pond_bench_events_count (self->events))
+            self->end = now;
     }
+    return got < 0? s_producer_fail (self, "interrupted"): 0;
 }
 
 //  When this producer must act even if no reply comes: its next scheduled
-//  send (open loop) or its next resend; INT64_MAX if only a reply can
-//  move it on.
+//  send (open loop) or the publisher's next resend or timeout (kept in
+//  due_at); INT64_MAX if only a reply can move it on.
 static int64_t
-s_pipe_wake (bench_producer_t *self)
+s_pipe_wake (bench_producer_t *self, int64_t now)
 {
-    int64_t wake = INT64_MAX;
-    if (self->interval > 0 && self->next < pond_bench_events_count (self->events))
-        wake = self->start + (int64_t) self->next * self->interval;
-    if (self->resend_count && self->resend_at [self->resend_head] < wake)
-        wake = self->resend_at [self->resend_head];
+    int due = pond_publisher_due (self->publisher);
+    self->due_at = due < 0? INT64_MAX: now + (int64_t) due * 1000000;
+    int64_t wake = self->due_at;
+    if (self->interval > 0 && self->next < pond_bench_events_count (self->events)
+    &&  pond_publisher_room (self->publisher) > 0) {
+        int64_t send_at = self->start + (int64_t) self->next * self->interval;
+        if (send_at < wake)
+            wake = send_at;
+    }
     return wake;
 }
 
 //  The event loop: drive count producers, each with its client connected,
-//  from this one thread until every event is ACKed or one fails. It sends
-//  whatever is due, then sleeps in ppoll (a nanosecond timeout, where
-//  zmq_poll has milliseconds: open loop at 10k events/s sends every
-//  100 us) on the sockets' ZMQ_FD until a reply or the next send time,
-//  whichever comes first. The fds are edge-triggered, as zmq_poll knows:
-//  a socket we sent on is checked with ZMQ_EVENTS before we sleep, one
-//  whose fd fires is read until empty. Returns 0 or -1 (reasons in the
-//  producers' error).
+//  from this one thread until every event is ACKed or one fails. It pushes
+//  whatever is due and takes the results that came, then sleeps in ppoll
+//  on the publishers' sockets' ZMQ_FD until a reply, a resend
+//  (pond_publisher_due) or the next scheduled send, whichever comes first.
+//  Not zmq_poll: it counts in milliseconds where open loop at 5k events/s
+//  sends every 200 us, and it asks every socket for ZMQ_FD and ZMQ_EVENTS
+//  on every call (with 50 clients that cost about 8 us of CPU per event).
+//  The fds are edge-triggered: a socket we pushed on (a send may take the
+//  signal of a reply that came meanwhile) is read until empty before we
+//  sleep, one whose fd fires is read until empty next. Returns 0 or -1
+//  (reasons in the producers' error).
 static int
 s_loop_run (bench_producer_t *producers, int count)
 {
@@ -255,71 +197,54 @@ s_loop_run (bench_producer_t *producers, int count)
     int64_t start = pond_bench_now_ns ();
     int rc = 0;
     for (int c = 0; c < count; c++) {
-        bench_producer_t *self = &producers [c];
-        rc |= s_pipe_start (self, start);
-        fds [c].fd = zsock_fd (pond_client_sock (self->client));
+        rc |= s_pipe_start (&producers [c], start);
+        fds [c].fd = -1;
         fds [c].events = POLLIN;
     }
-    int done = 0;
-    while (rc == 0 && done < count) {
+    while (rc == 0) {
         if (zsys_interrupted) {
             rc = s_producer_fail (&producers [0], "interrupted");
             break;
         }
-        //  Send what is due; then look at the sockets we sent on: a send
-        //  may have taken the signal of a reply that came meanwhile
+        //  Push what is due, take what came, find the next timer
         int64_t now = pond_bench_now_ns ();
-        bool progress = false;
-        for (int c = 0; c < count && rc == 0; c++) {
-            bench_producer_t *self = &producers [c];
-            if (s_pipe_done (self))
-                continue;
-            rc = s_pipe_send (self, now);
-            if (rc == 0 && self->dirty) {
-                self->dirty = false;
-                if (zsock_events (pond_client_sock (self->client)) & ZMQ_POLLIN) {
-                    rc = s_pipe_read (self);
-                    progress = true;
-                }
-            }
-        }
-        if (rc)
-            break;
-        //  Sleep until a reply or the earliest timer, at most 100 ms
         int64_t wake = now + 100000000;
-        done = 0;
-        for (int c = 0; c < count; c++) {
+        bool progress = false;
+        int done = 0;
+        for (int c = 0; c < count && rc == 0; c++) {
             bench_producer_t *self = &producers [c];
             if (s_pipe_done (self)) {
                 done++;
                 fds [c].fd = -1;        //  ppoll ignores it
                 continue;
             }
-            int64_t at = s_pipe_wake (self);
+            size_t pushed = self->next, acked = self->acked;
+            rc = s_pipe_push (self, now);
+            if (rc == 0 && (self->next != pushed || fds [c].revents || self->due_at <= now))
+                rc = s_pipe_take (self);
+            fds [c].revents = 0;
+            progress |= self->acked != acked;
+            int64_t at = s_pipe_wake (self, now);
             if (at < wake)
                 wake = at;
-            if (self->in_flight
-            &&  now - self->last_reply > (int64_t) POND_BENCH_REPLY_WAIT * 1000000) {
-                rc = s_producer_fail (self, "no ACK or NACK for %d ms (%zu of %zu ACKed)",
-                                  POND_BENCH_REPLY_WAIT, self->acked,
-                                  pond_bench_events_count (self->events));
-                break;
+            zsock_t *sock = pond_publisher_sock (self->publisher);
+            if (sock != self->sock) {   //  New, or the client made a new one
+                self->sock = sock;
+                fds [c].fd = sock? zsock_fd (sock): -1;
             }
         }
-        if (rc || done == count || progress)
-            continue;
+        if (rc || done == count)
+            break;
+        if (progress)
+            continue;                   //  ACKs made room: push at once
         int64_t wait = wake - pond_bench_now_ns ();
         if (wait <= 0)
             continue;
         struct timespec timeout = { (time_t) (wait / 1000000000), (long) (wait % 1000000000) };
-        int ready = ppoll (fds, (nfds_t) count, &timeout, NULL);
-        if (ready < 0 && errno != EINTR) {
+        if (ppoll (fds, (nfds_t) count, &timeout, NULL) < 0 && errno != EINTR) {
             rc = s_producer_fail (&producers [0], "ppoll: %s", strerror (errno));
             break;
         }
-        for (int c = 0; c < count && ready > 0 && rc == 0; c++)
-            if (fds [c].fd >= 0 && fds [c].revents)
-                rc = s_pipe_read (&producers [c]);
     }
     for (int c = 0; c < count; c++) {
         if (producers [c].end == 0)
@@ -350,14 +275,21 @@ s_producer_prepare (bench_producer_t *self)
     if (pond_client_ping (self->client, 10000))
         return s_producer_fail (self, "broker not answering PING: %s",
                             pond_client_reason (self->client));
+    self->publisher = pond_publisher_new (self->client);
+    if (!self->publisher)
+        return s_producer_fail (self, "out of memory");
+    pond_publisher_set_timeout (self->publisher, 10000, 3);
     return 0;
 }
 
 static void
 s_producer_finish (bench_producer_t *self)
 {
-    if (self->client)
-        self->retries = pond_client_retries (self->client);
+    if (self->publisher) {
+        self->nacks = pond_publisher_unavailable (self->publisher);
+        self->retries = pond_publisher_retries (self->publisher);
+    }
+    pond_publisher_destroy (&self->publisher);
     pond_client_destroy (&self->client);
     pond_bench_events_destroy (&self->events);
 }
@@ -374,12 +306,8 @@ s_producer_run (void *args)
     if (pthread_barrier_wait (self->barrier) == PTHREAD_BARRIER_SERIAL_THREAD)
         *self->cpu_start = pond_bench_self_cpu ();
     self->start = pond_bench_now_ns ();
-    if (self->rc == 0) {
-        if (self->window <= 1 && self->rate <= 0)
-            self->rc = s_producer_sync (self, self->client);
-        else
-            s_loop_run (self, 1);
-    }
+    if (self->rc == 0)
+        s_loop_run (self, 1);
     if (self->end == 0)
         self->end = pond_bench_now_ns ();
     s_producer_finish (self);

@@ -1,13 +1,14 @@
 /*  pond_bench_publish: the load of pond-bench, N events from P producers.
 
-    A producer is one pond_client_t and its events, encoded before the
-    clock starts (pond_bench_events). Closed loop, each keeps a window of
-    W publishes in flight (W = 1: pond_client_publish_bytes, waiting for
-    every ACK); open loop (rate > 0), each sends event i at
-    start + i / rate whatever the ACKs do. A NACK 503 is resent after its
-    retry_ms. Producers run in threads of their own, or all from one
-    event loop (as redis-benchmark drives its -c connections). Latency is
-    per event, from its first (or scheduled) send to its durable ACK.
+    A producer is one pond_client_t with a pond_publisher_t over it, and
+    its events, encoded before the clock starts (pond_bench_events).
+    Closed loop, each keeps a window of W publishes in flight (W = 1:
+    waits for every ACK); open loop (rate > 0), each pushes event i at
+    start + i / rate whatever the ACKs do. The publisher resends after a
+    NACK 503's retry_ms. Producers run in threads of their own, or all
+    from one event loop (as redis-benchmark drives its -c connections).
+    Latency is per event, from its first (or scheduled) send to its
+    durable ACK.
 */
 #ifndef POND_BENCH_PUBLISH_H_INCLUDED
 #define POND_BENCH_PUBLISH_H_INCLUDED
@@ -38,8 +39,8 @@ typedef struct {
     double seconds;
     size_t events;
     double bytes_avg;
-    uint64_t nacks;
-    uint64_t retries;
+    uint64_t nacks;             //  NACK 503s (pond_publisher_unavailable)
+    uint64_t retries;           //  resends after a 503 or a timeout
     int64_t start;              //  monotonic ns: first producer's start
     int64_t end;                //  last producer's end
     double cpu_s;               //  our CPU seconds from start to end (no encoding)

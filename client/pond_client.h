@@ -317,6 +317,13 @@ uint64_t
 uint64_t
     pond_publisher_retries (pond_publisher_t *self);
 
+//  NACK 503s taken since creation, each followed by a scheduled resend or
+//  a final 503 (a 503 while a resend is scheduled already is not
+//  counted): tells the broker's back-pressure from silent timeouts, which
+//  retries mixes in.
+uint64_t
+    pond_publisher_unavailable (pond_publisher_t *self);
+
 //  ---------------------------------------------------------------------
 //  Subscriber: the pub socket
 

@@ -49,6 +49,7 @@ struct _pond_publisher_t {
     int64_t next_due;           //  no slot is due before this (may be early)
     size_t hint;                //  offset from head where the next reply may match
     uint64_t stale, malformed, retries;
+    uint64_t unavailable;       //  NACK 503s taken for events held
     pond_client_io_failure_t failure;   //  why the last push or flush failed
 };
 
@@ -347,6 +348,7 @@ s_on_reply (pond_publisher_t *self, zmsg_t *msg, pond_publish_result_t *result)
             return s_final (self, slot, result, (int) nack.code, NULL, "%s", nack.reason);
         if (slot->state == SLOT_WAIT)
             return 0;               //  A resend is scheduled already
+        self->unavailable++;
         int64_t now = zclock_mono ();
         int64_t wait = nack.retry_ms? nack.retry_ms: 100;
         result->retry_ms = nack.retry_ms;
@@ -483,4 +485,11 @@ pond_publisher_retries (pond_publisher_t *self)
 {
     assert (self);
     return self->retries;
+}
+
+uint64_t
+pond_publisher_unavailable (pond_publisher_t *self)
+{
+    assert (self);
+    return self->unavailable;
 }

@@ -239,6 +239,7 @@ Test (publisher, nack_503_resends_the_same_bytes_after_retry_ms)
     cr_assert_eq (result.seq, 42);
     cr_assert_eq (result.sends, 2);
     cr_assert_eq (pond_publisher_retries (publisher), 1);
+    cr_assert_eq (pond_publisher_unavailable (publisher), 1, "the 503 is counted");
     cr_assert_eq (fake->publishes, 2, "one resend, no more");
     s_got_clear (&first);
     s_got_clear (&again);
@@ -257,6 +258,7 @@ Test (publisher, attempts_1_makes_a_503_final_with_its_retry_ms)
     cr_assert_eq (result.code, POND_CODE_UNAVAILABLE);
     cr_assert_eq (result.retry_ms, 250, "the broker's hint, for the caller's own back-off");
     cr_assert_eq (result.tag, 3);
+    cr_assert_eq (pond_publisher_unavailable (publisher), 1, "a final 503 is counted too");
     got_t more;
     cr_assert_not (s_fake_recv (400, &more), "never resent with attempts 1");
     s_got_clear (&got);
@@ -319,6 +321,8 @@ Test (publisher, timeout_resends_then_gives_up_with_408)
     cr_assert_geq (elapsed, 440, "3 attempts of 150 ms took %d ms", (int) elapsed);
     cr_assert_lt (elapsed, 2000);
     cr_assert_eq (pond_publisher_held (publisher), 0);
+    cr_assert_eq (pond_publisher_retries (publisher), 2);
+    cr_assert_eq (pond_publisher_unavailable (publisher), 0, "timeouts are no 503s");
     //  On the wire: exactly three identical sends
     got_t got [4];
     for (int i = 0; i < 3; i++)
