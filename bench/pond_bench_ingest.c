@@ -26,7 +26,9 @@
     sends the loop sleeps until the next scheduled send or a reply,
     whichever comes first. If the mesh cannot keep up, the achieved rate
     says so. bench_timed_cpu_s is this program's CPU from the start to
-    the last ACK (bench_cpu_s also counts encoding and connecting).
+    the last ACK (bench_cpu_s also counts encoding and connecting);
+    server_cpu_us_per_event is the CPU of pond-store and pond-broker over
+    the same span (utime + stime from /proc), per ACKed event.
 
     Besides, the line carries the store's synced WriteBatches (one WAL
     sync each: "commits") from STATS and the idle PING round trips to the
@@ -93,6 +95,12 @@ pond_bench_ingest (pond_bench_mesh_t *mesh, const pond_bench_options_t *options)
     long long commits = rc? -1: pond_bench_mesh_commits (mesh, (long long) result.events);
     if (commits >= 0 && commits_before >= 0)
         commits -= commits_before;
+    //  What the mesh spends per durable event: store and broker together
+    //  (with --with-store the broker's process holds both)
+    double server_cpu_us = result.events
+        ? ((store_after.cpu_s - store_before.cpu_s) + (broker_after.cpu_s - broker_before.cpu_s))
+              * 1e6 / (double) result.events
+        : 0.0;
     if (rc == 0)
         printf ("scenario=ingest mode=%s producers=%d window=%d offered_per_s=%.0f events=%zu "
                 "event_bytes=%.0f seconds=%.3f events_per_s=%.0f p50_us=%.0f p90_us=%.0f "
@@ -100,7 +108,8 @@ pond_bench_ingest (pond_bench_mesh_t *mesh, const pond_bench_options_t *options)
                 " store_commits=%lld events_per_commit=%.1f store_rss_kb=%ld broker_rss_kb=%ld "
                 "bench_rss_kb=%ld store_cpu_s=%.2f broker_cpu_s=%.2f bench_cpu_s=%.2f "
                 "bench_timed_cpu_s=%.2f bench_cpu_us_per_event=%.1f "
-                "store_write_kb=%lld broker_rtt_us=%.0f store_rtt_us=%.0f with_store=%d\n",
+                "store_write_kb=%lld broker_rtt_us=%.0f store_rtt_us=%.0f with_store=%d "
+                "server_cpu_us_per_event=%.1f\n",
                 options->loop? "loop": "threads", options->producers,
                 options->rate > 0? 0: options->window, options->rate,
                 result.events, result.bytes_avg,
@@ -117,7 +126,7 @@ pond_bench_ingest (pond_bench_mesh_t *mesh, const pond_bench_options_t *options)
                 broker_after.cpu_s - broker_before.cpu_s, cpu_bench, result.cpu_s,
                 result.events? result.cpu_s * 1e6 / (double) result.events: 0.0,
                 store_after.write_kb - store_before.write_kb, broker_rtt, store_rtt,
-                pond_bench_mesh_with_store (mesh));
+                pond_bench_mesh_with_store (mesh), server_cpu_us);
     free (result.latency);
     return rc;
 }
