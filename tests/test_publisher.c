@@ -876,8 +876,9 @@ Test (publisher_mesh, batches_get_every_seq_once_and_cost_less)
             seen [seqs [i]] = true;
         }
         stored += count;
-        fprintf (stderr, "publisher: batch %2d: %zu events in %.3f s, %.0f events/s; CPU per "
-                 "event: client %.2f us, broker %.2f us, store %.2f us\n", size, count, wall_s,
+        fprintf (stderr, "publisher: batch %2d: %zu events of %zu bytes in %.3f s, %.0f "
+                 "events/s; CPU per event: client %.2f us, broker %.2f us, store %.2f us\n",
+                 size, count, batch->sizes [0], wall_s,
                  (double) count / wall_s, client_us / (double) count,
                  broker_cpu * 1e6 / (double) count, store_cpu * 1e6 / (double) count);
         pond_publisher_destroy (&self);
