@@ -4,7 +4,10 @@
     One thread, one poller over four sockets (and the events of the
     store link: see s_store_connect). The ingest path is:
     PUBLISH -> validate -> pending -> APPEND (batch) -> store -> APPENDED
-    -> publish on pub -> ACK. Memory is bounded in bytes, whatever the
+    -> publish on pub -> ACK. A PUBLISH with several event frames (a
+    producer's batch) takes the same path event by event, each event
+    pointing to its inbatch_t, which collects the results and sends one
+    RESULTS when the last is known. Memory is bounded in bytes, whatever the
     clients do: every socket caps its frames (ZMQ_MAXMSGSIZE); pending is
     capped in events and bytes (503 beyond, and at once while the store is
     away); at most BATCHES_MAX batches of BATCH_BYTES_MAX are in flight
