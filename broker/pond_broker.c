@@ -4,7 +4,10 @@
     One thread, one poller over four sockets (and the events of the
     store link: see s_store_connect). The ingest path is:
     PUBLISH -> validate -> pending -> APPEND (batch) -> store -> APPENDED
-    -> publish on pub -> ACK. Memory is bounded in bytes, whatever the
+    -> publish on pub -> ACK. A PUBLISH with several event frames (a
+    producer's batch) takes the same path event by event, each event
+    pointing to its inbatch_t, which collects the results and sends one
+    RESULTS when the last is known. Memory is bounded in bytes, whatever the
     clients do: every socket caps its frames (ZMQ_MAXMSGSIZE); pending is
     capped in events and bytes (503 beyond, and at once while the store is
     away); at most BATCHES_MAX batches of BATCH_BYTES_MAX are in flight
@@ -67,12 +70,25 @@
 #define DRAIN_MAX           1024    //  messages read from one socket per turn
 #define REFUSALS_LOGGED_MAX 10000   //  causes of 403 remembered (logged once)
 
-//  One accepted PUBLISH waiting for the store
+//  A PUBLISH batch (2 or more events) waiting for its results. Its events
+//  go through pending and APPENDs as single ones do, each pointing here;
+//  one RESULTS goes out when the last result is known.
+typedef struct {
+    zframe_t *peer;
+    size_t count;
+    size_t left;                //  results not known yet
+    void *handle;               //  in the broker's inbatches
+    pond_result_t results [];   //  in frame order
+} inbatch_t;
+
+//  One accepted PUBLISH (or event of a batch) waiting for the store
 typedef struct {
     zframe_t *peer;             //  producer's routing id
     uint8_t id [POND_ID_SIZE];
     char name [POND_NAME_MAX + 1];
     zframe_t *event;            //  raw event bytes, until sent in an APPEND
+    inbatch_t *inbatch;         //  its batch, or NULL for a single PUBLISH
+    uint32_t index;             //  ... and its place there
 } entry_t;
 
 //  One APPEND in flight
@@ -96,6 +112,7 @@ typedef struct {
 typedef struct {
     uint64_t received, acked, dups, nacked, malformed, published, replays, forbidden;
     uint64_t too_large, unknown_command, conflicts;
+    uint64_t batches;           //  PUBLISH batches (2 or more event frames) received
 } counters_t;
 
 struct _pond_broker_t {
@@ -116,6 +133,7 @@ struct _pond_broker_t {
     batch_t batches [BATCHES_MAX];
     uint64_t next_bid;
     zlistx_t *relays;           //  relay_t items
+    zlistx_t *inbatches;        //  inbatch_t items waiting for results
     uint64_t next_brid;
     zframe_t *store_stats;      //  last STATS body from the store
     zlistx_t *stats_waiters;    //  control peers (zframe_t) waiting for fresh STATS
@@ -281,6 +299,17 @@ s_relay_destroy (void **item_p)
     }
 }
 
+static void
+s_inbatch_destroy (void **item_p)
+{
+    inbatch_t *inbatch = (inbatch_t *) *item_p;
+    if (inbatch) {
+        zframe_destroy (&inbatch->peer);
+        free (inbatch);
+        *item_p = NULL;
+    }
+}
+
 pond_broker_t *
 pond_broker_new (const pond_broker_config_t *config)
 {
@@ -293,6 +322,8 @@ pond_broker_new (const pond_broker_config_t *config)
     for (int i = 0; i < BATCHES_MAX; i++)
         self->batches [i].entries = (entry_t *) calloc (POND_APPEND_MAX, sizeof (entry_t));
     self->relays = zlistx_new ();
+    self->inbatches = zlistx_new ();
+    zlistx_set_destructor (self->inbatches, s_inbatch_destroy);
     zlistx_set_destructor (self->relays, s_relay_destroy);
     self->stats_waiters = zlistx_new ();
     zlistx_set_destructor (self->stats_waiters, (zlistx_destructor_fn *) zframe_destroy);
@@ -352,6 +383,7 @@ pond_broker_destroy (pond_broker_t **self_p)
         }
         free (self->pending);
         zlistx_destroy (&self->relays);
+        zlistx_destroy (&self->inbatches);
         zlistx_destroy (&self->stats_waiters);
         zframe_destroy (&self->store_stats);
         zhashx_destroy (&self->refusals);
@@ -396,13 +428,39 @@ s_reply (zsock_t *router, zframe_t *peer, const char *command, zframe_t **body_p
         zframe_destroy (body_p);
 }
 
+//  One more result of inbatch is known: when it was the last, send
+//  RESULTS and forget the batch.
 static void
-s_nack (pond_broker_t *self, zframe_t *peer, const uint8_t *id, uint32_t code,
-        const char *reason)
+s_inbatch_done (pond_broker_t *self, inbatch_t *inbatch)
 {
-    zframe_t *body = pond_nack_new (id, code, code == POND_CODE_UNAVAILABLE? RETRY_MS: 0,
-                                    "%s", reason);
-    s_reply (self->ingest, peer, POND_NACK, &body);
+    assert (inbatch->left > 0);
+    if (--inbatch->left)
+        return;
+    zframe_t *body = pond_results_encode (POND_CODE_OK, "", inbatch->results, inbatch->count);
+    s_reply (self->ingest, inbatch->peer, POND_RESULTS, &body);
+    zlistx_delete (self->inbatches, inbatch->handle);
+}
+
+//  Refuse one event: NACK for a single PUBLISH, its result in its batch
+//  (inbatch, at index) otherwise.
+static void
+s_refuse (pond_broker_t *self, zframe_t *peer, inbatch_t *inbatch, uint32_t index,
+          const uint8_t *id, uint32_t code, const char *reason)
+{
+    uint32_t retry_ms = code == POND_CODE_UNAVAILABLE? RETRY_MS: 0;
+    if (inbatch) {
+        pond_result_t *result = &inbatch->results [index];
+        *result = (pond_result_t) { .has_id = id != NULL, .code = code, .retry_ms = retry_ms };
+        if (id)
+            memcpy (result->id, id, POND_ID_SIZE);
+        snprintf (result->reason, sizeof result->reason, "%.127s", reason);
+        pond_value_utf8_sanitize (result->reason);
+        s_inbatch_done (self, inbatch);
+    }
+    else {
+        zframe_t *body = pond_nack_new (id, code, retry_ms, "%s", reason);
+        s_reply (self->ingest, peer, POND_NACK, &body);
+    }
     self->counters.nacked++;
     //  One counter per kind of refusal (403 is counted where it is decided)
     if (code == POND_CODE_BAD_REQUEST)
@@ -416,6 +474,41 @@ s_nack (pond_broker_t *self, zframe_t *peer, const uint8_t *id, uint32_t code,
     else
     if (code == POND_CODE_CONFLICT)
         self->counters.conflicts++;
+}
+
+static void
+s_nack (pond_broker_t *self, zframe_t *peer, const uint8_t *id, uint32_t code,
+        const char *reason)
+{
+    s_refuse (self, peer, NULL, 0, id, code, reason);
+}
+
+//  Refuse an event that was accepted (pending or in an APPEND)
+static void
+s_entry_refuse (pond_broker_t *self, entry_t *entry, uint32_t code, const char *reason)
+{
+    s_refuse (self, entry->peer, entry->inbatch, entry->index, entry->id, code, reason);
+}
+
+//  The event is durable: ACK it, or record its result in its batch
+static void
+s_entry_ack (pond_broker_t *self, entry_t *entry, uint64_t seq, bool dup)
+{
+    if (entry->inbatch) {
+        pond_result_t *result = &entry->inbatch->results [entry->index];
+        *result = (pond_result_t) { .has_id = true, .code = POND_CODE_OK, .seq = seq,
+                                    .dup = dup };
+        memcpy (result->id, entry->id, POND_ID_SIZE);
+        s_inbatch_done (self, entry->inbatch);
+    }
+    else {
+        pond_ack_t ack = { .seq = seq, .dup = dup };
+        memcpy (ack.id, entry->id, POND_ID_SIZE);
+        zframe_t *ack_body = pond_ack_encode (&ack);
+        s_reply (self->ingest, entry->peer, POND_ACK, &ack_body);
+    }
+    self->counters.acked++;
+    self->counters.dups += dup;
 }
 
 //  ---------------------------------------------------------------------
@@ -458,12 +551,14 @@ s_sender (pond_broker_t *self, zframe_t *frame, const pond_key_t **key, char *re
 //  re-encoding *event_p when it changes. Returns 0, or -1 after the NACK.
 static int
 s_authorize_publish (pond_broker_t *self, const pond_key_t *key, zframe_t *peer,
-                     pond_event_t *decoded, zframe_t **event_p)
+                     inbatch_t *inbatch, uint32_t index, pond_event_t *decoded,
+                     zframe_t **event_p)
 {
     char reason [POND_REASON_MAX];
     if (!pond_key_may_publish (key, pond_event_entity (decoded), reason, sizeof reason)) {
         s_forbidden (self, pond_key_name (key), pond_event_entity (decoded), reason);
-        s_nack (self, peer, pond_event_id (decoded), POND_CODE_FORBIDDEN, reason);
+        s_refuse (self, peer, inbatch, index, pond_event_id (decoded), POND_CODE_FORBIDDEN,
+                  reason);
         return -1;
     }
     if (streq (pond_event_source (decoded), pond_key_name (key)))
@@ -473,8 +568,8 @@ s_authorize_publish (pond_broker_t *self, const pond_key_t *key, zframe_t *peer,
     uint8_t *bytes = pond_event_set_source (decoded, pond_key_name (key)) == 0
                    ? pond_event_encode (decoded, &size, err, sizeof err): NULL;
     if (!bytes || size > POND_PUBLISH_MAX_SIZE) {
-        s_nack (self, peer, pond_event_id (decoded), POND_CODE_TOO_LARGE,
-                "event too large once its source is set to the sender's key name");
+        s_refuse (self, peer, inbatch, index, pond_event_id (decoded), POND_CODE_TOO_LARGE,
+                  "event too large once its source is set to the sender's key name");
         free (bytes);
         return -1;
     }
@@ -505,30 +600,25 @@ s_peek_id (zframe_t *event, uint8_t *id)
     return event && pond_event_peek_id (zframe_data (event), zframe_size (event), id)? id: NULL;
 }
 
-//  PUBLISH: event is the frame after the command (NULL if none), extra
-//  the number of frames after it. Takes ownership of *event_p.
+//  One event of a PUBLISH (inbatch NULL) or of a batch (at index): check
+//  it, then hold it in pending for the next APPEND, or refuse it. Takes
+//  ownership of *event_p.
 static void
-s_ingest_publish (pond_broker_t *self, zframe_t *peer, const pond_key_t *key,
-                  zframe_t **event_p, size_t extra)
+s_ingest_event (pond_broker_t *self, zframe_t *peer, const pond_key_t *key,
+                zframe_t **event_p, inbatch_t *inbatch, uint32_t index)
 {
-    self->counters.received++;
     zframe_t *event = *event_p;
     *event_p = NULL;
-    //  Every NACK names the event when its id can be read, even when the
-    //  rest of it cannot (PROTOCOL.md: a pipelining client correlates);
-    //  looked for only when refusing
+    //  Every refusal names the event when its id can be read, even when
+    //  the rest of it cannot (PROTOCOL.md: a pipelining client
+    //  correlates); looked for only when refusing
     uint8_t peeked [POND_ID_SIZE];
-    if (!event || extra > 0) {
-        s_nack (self, peer, s_peek_id (event, peeked), POND_CODE_BAD_REQUEST,
-                "PUBLISH takes exactly one frame after the command: the event");
-        zframe_destroy (&event);
-        return;
-    }
     if (zframe_size (event) > POND_PUBLISH_MAX_SIZE) {
         char reason [POND_REASON_MAX];
         snprintf (reason, sizeof reason, "event is %zu bytes; the limit is %d",
                   zframe_size (event), POND_PUBLISH_MAX_SIZE);
-        s_nack (self, peer, s_peek_id (event, peeked), POND_CODE_TOO_LARGE, reason);
+        s_refuse (self, peer, inbatch, index, s_peek_id (event, peeked), POND_CODE_TOO_LARGE,
+                  reason);
         zframe_destroy (&event);
         return;
     }
@@ -537,24 +627,26 @@ s_ingest_publish (pond_broker_t *self, zframe_t *peer, const pond_key_t *key,
                                                err, sizeof err);
     if (decoded && pond_event_seq (decoded)) {
         snprintf (err, sizeof err, "seq is set by the store; leave it out of PUBLISH");
-        s_nack (self, peer, pond_event_id (decoded), POND_CODE_BAD_REQUEST, err);
+        s_refuse (self, peer, inbatch, index, pond_event_id (decoded), POND_CODE_BAD_REQUEST,
+                  err);
         pond_event_destroy (&decoded);
     }
     else
     if (!decoded) {
         if (self->config.verbose)
             zsys_info ("pond-broker: malformed PUBLISH: %s", err);
-        s_nack (self, peer, s_peek_id (event, peeked), POND_CODE_BAD_REQUEST, err);
+        s_refuse (self, peer, inbatch, index, s_peek_id (event, peeked),
+                  POND_CODE_BAD_REQUEST, err);
     }
     else
-    if (key && s_authorize_publish (self, key, peer, decoded, &event))
+    if (key && s_authorize_publish (self, key, peer, inbatch, index, decoded, &event))
         pond_event_destroy (&decoded);
     else
     if (self->pending_count >= (size_t) self->config.pending_max
     ||  self->pending_bytes + zframe_size (event) > PENDING_BYTES_MAX || !self->store_up) {
-        s_nack (self, peer, pond_event_id (decoded), POND_CODE_UNAVAILABLE,
-                self->store_up? "broker is busy; retry after retry_ms"
-                              : "the store is not reachable; retry after retry_ms");
+        s_refuse (self, peer, inbatch, index, pond_event_id (decoded), POND_CODE_UNAVAILABLE,
+                  self->store_up? "broker is busy; retry after retry_ms"
+                                : "the store is not reachable; retry after retry_ms");
         pond_event_destroy (&decoded);
     }
     else {
@@ -564,17 +656,97 @@ s_ingest_publish (pond_broker_t *self, zframe_t *peer, const pond_key_t *key,
         strcpy (entry->name, pond_event_name (decoded));
         self->pending_bytes += zframe_size (event);
         entry->event = event;
+        entry->inbatch = inbatch;
+        entry->index = index;
         event = NULL;
         pond_event_destroy (&decoded);
     }
     zframe_destroy (&event);
 }
 
-//  One ingest message, [peer, command, event] and extra frames beyond.
-//  Takes ownership of the frames.
+//  A batch refused as a whole (413): RESULTS with that code, and one
+//  result per event, its id when it can be read, when there are at most
+//  POND_BATCH_EVENTS_MAX (a client correlates); none beyond.
 static void
-s_ingest_message (pond_broker_t *self, zframe_t *peer, zframe_t *command, zframe_t *event,
-                  size_t extra)
+s_batch_refuse (pond_broker_t *self, zframe_t *peer, zframe_t **events, size_t count,
+                size_t extra, const char *reason)
+{
+    size_t listed = extra? 0: count;
+    pond_result_t *results = (pond_result_t *) calloc (listed + 1, sizeof (pond_result_t));
+    if (!results)
+        return;
+    for (size_t i = 0; i < listed; i++) {
+        results [i].has_id = s_peek_id (events [i], results [i].id) != NULL;
+        results [i].code = POND_CODE_TOO_LARGE;
+        snprintf (results [i].reason, sizeof results [i].reason, "%.127s", reason);
+        pond_value_utf8_sanitize (results [i].reason);
+    }
+    zframe_t *body = pond_results_encode (POND_CODE_TOO_LARGE, reason, results, listed);
+    s_reply (self->ingest, peer, POND_RESULTS, &body);
+    free (results);
+    self->counters.nacked += count + extra;
+    self->counters.too_large += count + extra;
+}
+
+//  PUBLISH: events are the count frames after the command, extra the
+//  frames beyond those (dropped unread). One frame is a single PUBLISH
+//  (ACK or NACK); two or more a batch, answered by one RESULTS. Takes
+//  ownership of the event frames.
+static void
+s_ingest_publish (pond_broker_t *self, zframe_t *peer, const pond_key_t *key,
+                  zframe_t **events, size_t count, size_t extra)
+{
+    if (count == 0) {
+        self->counters.received++;
+        s_nack (self, peer, NULL, POND_CODE_BAD_REQUEST,
+                "PUBLISH takes one event frame after the command (or 2 to 1024 for a batch)");
+        return;
+    }
+    if (count == 1) {
+        self->counters.received++;
+        s_ingest_event (self, peer, key, &events [0], NULL, 0);
+        return;
+    }
+    self->counters.received += count + extra;
+    self->counters.batches++;
+    size_t bytes = 0;
+    for (size_t i = 0; i < count; i++)
+        bytes += zframe_size (events [i]);
+    char reason [POND_REASON_MAX];
+    if (extra)
+        snprintf (reason, sizeof reason, "batch of %zu events; at most %d events per PUBLISH: "
+                  "send fewer at once", count + extra, POND_BATCH_EVENTS_MAX);
+    else
+    if (bytes > POND_BATCH_BYTES_MAX)
+        snprintf (reason, sizeof reason, "batch of %zu bytes of events; at most %d per "
+                  "PUBLISH: send fewer at once", bytes, POND_BATCH_BYTES_MAX);
+    if (extra || bytes > POND_BATCH_BYTES_MAX) {
+        s_batch_refuse (self, peer, events, count, extra, reason);
+        for (size_t i = 0; i < count; i++)
+            zframe_destroy (&events [i]);
+        return;
+    }
+    inbatch_t *inbatch = (inbatch_t *) calloc (1, sizeof (inbatch_t)
+                                                  + count * sizeof (pond_result_t));
+    if (!inbatch) {
+        for (size_t i = 0; i < count; i++)
+            zframe_destroy (&events [i]);
+        return;
+    }
+    inbatch->peer = zframe_dup (peer);
+    inbatch->count = inbatch->left = count;
+    inbatch->handle = zlistx_add_end (self->inbatches, inbatch);
+    //  Each event on its own: one refused fails only itself. When all are
+    //  refused here, the last one sends the RESULTS and frees the batch.
+    for (size_t i = 0; i < count; i++)
+        s_ingest_event (self, peer, key, &events [i], inbatch, (uint32_t) i);
+}
+
+//  One ingest message, [peer, command, events...] with extra frames beyond
+//  those read. Takes ownership of the frames.
+static void
+s_ingest_message (pond_broker_t *self, zframe_t *peer, zframe_t *command, zframe_t **events,
+                  size_t count, size_t extra)
 {
     const pond_key_t *key = NULL;
     char reason [POND_REASON_MAX];
@@ -589,24 +761,27 @@ s_ingest_message (pond_broker_t *self, zframe_t *peer, zframe_t *command, zframe
         s_nack (self, peer, NULL, POND_CODE_FORBIDDEN, reason);
     else
     if (pond_proto_is (command, POND_PUBLISH))
-        s_ingest_publish (self, peer, key, &event, extra);
+        s_ingest_publish (self, peer, key, events, count, extra);
     else
     if (pond_proto_is (command, POND_PING))
-        s_pong (self, self->ingest, peer, event != NULL);
+        s_pong (self, self->ingest, peer, count > 0);
     else
         s_nack (self, peer, NULL, POND_CODE_NOT_FOUND,
                 "unknown command; the ingest socket takes PUBLISH or PING");
     zframe_destroy (&peer);
     zframe_destroy (&command);
-    zframe_destroy (&event);
+    for (size_t i = 0; i < count; i++)
+        zframe_destroy (&events [i]);
 }
 
 //  Read one message from ingest, frame by frame (no zmsg: this runs once
-//  per event), and handle it. Returns 0, or -1 if nothing was queued.
+//  per event), and handle it. Returns the events it carried (at least 1),
+//  or -1 if nothing was queued.
 static int
 s_ingest_recv (pond_broker_t *self)
 {
-    zframe_t *frames [3] = { NULL, NULL, NULL };
+    //  peer, command, then up to a batch of events
+    zframe_t *frames [POND_BATCH_EVENTS_MAX + 2];
     size_t count = 0, extra = 0;
     bool more = true;
     while (more) {
@@ -616,7 +791,7 @@ s_ingest_recv (pond_broker_t *self)
         if (!frame)
             break;
         more = zframe_more (frame);
-        if (count < 3)
+        if (count < POND_BATCH_EVENTS_MAX + 2)
             frames [count++] = frame;
         else {
             extra++;
@@ -629,8 +804,9 @@ s_ingest_recv (pond_broker_t *self)
             zframe_destroy (&frames [i]);
         return -1;
     }
-    s_ingest_message (self, frames [0], frames [1], frames [2], extra);
-    return 0;
+    size_t events = count > 2? count - 2: 0;
+    s_ingest_message (self, frames [0], count > 1? frames [1]: NULL, frames + 2, events, extra);
+    return events + extra > 1? (int) (events + extra): 1;
 }
 
 //  ---------------------------------------------------------------------
@@ -659,7 +835,7 @@ static void
 s_batch_fail (pond_broker_t *self, batch_t *batch, uint32_t code, const char *reason)
 {
     for (size_t i = 0; i < batch->count; i++) {
-        s_nack (self, batch->entries [i].peer, batch->entries [i].id, code, reason);
+        s_entry_refuse (self, &batch->entries [i], code, reason);
         s_entry_clear (&batch->entries [i]);
     }
     batch->count = 0;
@@ -671,8 +847,7 @@ static void
 s_pending_fail (pond_broker_t *self, const char *reason)
 {
     for (size_t i = 0; i < self->pending_count; i++) {
-        s_nack (self, self->pending [i].peer, self->pending [i].id, POND_CODE_UNAVAILABLE,
-                reason);
+        s_entry_refuse (self, &self->pending [i], POND_CODE_UNAVAILABLE, reason);
         s_entry_clear (&self->pending [i]);
     }
     self->pending_count = 0;
@@ -833,9 +1008,9 @@ s_store_appended (pond_broker_t *self, zmsg_t *msg)
         //  Each event its own result: a refused one fails only itself
         uint32_t code = result->codes_count? (uint32_t) result->codes [i]: POND_CODE_OK;
         if (code != POND_CODE_OK) {
-            s_nack (self, entry->peer, entry->id, code,
-                    result->reasons_count && *result->reasons [i]
-                    ? result->reasons [i]: "the store refused this event");
+            s_entry_refuse (self, entry, code,
+                            result->reasons_count && *result->reasons [i]
+                            ? result->reasons [i]: "the store refused this event");
             s_entry_clear (entry);
             continue;
         }
@@ -852,12 +1027,7 @@ s_store_appended (pond_broker_t *self, zmsg_t *msg)
                 self->counters.published++;
             zframe_destroy (&stored);
         }
-        pond_ack_t ack = { .seq = result->seqs [i], .dup = result->dups [i] };
-        memcpy (ack.id, entry->id, POND_ID_SIZE);
-        zframe_t *ack_body = pond_ack_encode (&ack);
-        s_reply (self->ingest, entry->peer, POND_ACK, &ack_body);
-        self->counters.acked++;
-        self->counters.dups += result->dups [i];
+        s_entry_ack (self, entry, result->seqs [i], result->dups [i]);
         if (result->seqs [i] > self->head)
             self->head = result->seqs [i];
         s_entry_clear (entry);
@@ -1086,9 +1256,10 @@ s_stats_body (pond_broker_t *self)
     msgpack_pack_map (&pk, with_store? 2: 1);
     msgpack_pack_str (&pk, 6);
     msgpack_pack_str_body (&pk, "broker", 6);
-    msgpack_pack_map (&pk, 17);
+    msgpack_pack_map (&pk, 18);
     counters_t *c = &self->counters;
     s_pack_counter (&pk, "received", c->received);
+    s_pack_counter (&pk, "batches", c->batches);
     s_pack_counter (&pk, "acked", c->acked);
     s_pack_counter (&pk, "dups", c->dups);
     s_pack_counter (&pk, "nacked", c->nacked);
@@ -1562,9 +1733,13 @@ pond_broker_run (pond_broker_t *self)
                 zmsg_destroy (&msg);
             }
         //  Drain what producers have queued, then send it as one batch
-        if (items [1].revents & ZMQ_POLLIN)
-            for (int i = 0; i < POND_APPEND_MAX && s_ingest_recv (self) == 0; i++)
-                ;
+        if (items [1].revents & ZMQ_POLLIN) {
+            //  About an APPEND's worth of events per turn, in messages
+            //  of one event or batches
+            int events = 0, got;
+            while (events < POND_APPEND_MAX && (got = s_ingest_recv (self)) > 0)
+                events += got;
+        }
         if (self->pending_count)
             s_flush_pending (self);
         if (items [2].revents & ZMQ_POLLIN)

@@ -317,6 +317,26 @@ pond_client_send_bytes (pond_client_t *self, const uint8_t *bytes, size_t size)
 }
 
 int
+pond_client_send_batch (pond_client_t *self, const uint8_t *const *bytes,
+                        const size_t *sizes, size_t count)
+{
+    assert (self);
+    assert (bytes && sizes && count);
+    if (s_client_ready (self))
+        return -1;
+    if (pond_client_io_send_many (self->sock, POND_PUBLISH, (const void *const *) bytes,
+                                  sizes, count) == 0)
+        return 0;
+    if (errno == EAGAIN && s_client_refused (self))
+        return -1;
+    if (errno == EAGAIN)
+        return s_client_fail (self, POND_CODE_TIMEOUT,
+                              "cannot send to the broker at %s within %d ms", self->endpoint,
+                              self->ack_timeout);
+    return s_client_fail (self, POND_CODE_INTERRUPTED, "interrupted");
+}
+
+int
 pond_client_recv (pond_client_t *self, int timeout_ms, pond_ack_t *ack, pond_nack_t *nack)
 {
     assert (self);

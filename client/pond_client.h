@@ -134,6 +134,14 @@ int
 int
     pond_client_send_bytes (pond_client_t *self, const uint8_t *bytes, size_t size);
 
+//  Send count encoded events (1..POND_BATCH_EVENTS_MAX, at most
+//  POND_BATCH_BYTES_MAX bytes in all) as one PUBLISH without waiting: two
+//  or more are a batch, answered by one RESULTS (PROTOCOL.md, "Ingest
+//  socket"). Blocks as pond_client_send_bytes. Returns 0 or -1.
+int
+    pond_client_send_batch (pond_client_t *self, const uint8_t *const *bytes,
+                            const size_t *sizes, size_t count);
+
 //  Pipelining: wait up to timeout_ms for the next ACK or NACK. Returns 1
 //  with *ack filled, 0 with *nack filled (either may be NULL), or -1 on
 //  timeout or interrupt (see the reason). Unreadable replies are skipped.
@@ -185,8 +193,8 @@ uint64_t
 //  says how many more fit), take one final result per event with
 //  pond_publisher_next. Resends (same bytes, same id: harmless) after a
 //  timeout or a NACK 503 happen inside, scheduled, never by sleeping.
-//  The API is per event, so that several events may later share one
-//  message on the wire without changing callers.
+//  The API is per event; several events may share one message on the
+//  wire (pond_publisher_set_batch) without changing callers.
 
 typedef struct _pond_publisher_t pond_publisher_t;
 
@@ -268,6 +276,20 @@ int
     pond_publisher_push_event (pond_publisher_t *self, const pond_event_t *event,
                                uint64_t tag);
 
+//  Send pushed events in batches: push queues an event instead of sending
+//  it, and the queued events go out as one PUBLISH (a batch, answered by
+//  one RESULTS) once max_events are queued or max_bytes would be passed,
+//  or at the next call of pond_publisher_next, _flush or _due. One event
+//  queued alone goes out as a plain PUBLISH. max_events 1 (the default)
+//  sends each event as it is pushed; values < 1 keep the current setting;
+//  max_events is at most POND_BATCH_EVENTS_MAX and max_bytes at most
+//  POND_BATCH_BYTES_MAX (the broker refuses larger batches). Resends after
+//  a timeout or a 503 go one event per PUBLISH. With batching a send that
+//  fails (broker not reachable) is not reported by push: the events time
+//  out (POND_CODE_TIMEOUT) after their attempts, as lost replies do.
+void
+    pond_publisher_set_batch (pond_publisher_t *self, int max_events, size_t max_bytes);
+
 //  Wait up to timeout_ms (0: do not wait, -1: forever) for the next final
 //  result, doing on the way what is due: resends after a timeout or after
 //  a 503's retry_ms. Results come in the order of the replies, not of the
@@ -295,7 +317,7 @@ zsock_t *
     pond_publisher_sock (pond_publisher_t *self);
 
 //  Msecs until the next scheduled resend or timeout (0: now), or -1 if
-//  nothing is held.
+//  nothing is held. Sends what push queued (see pond_publisher_set_batch).
 int
     pond_publisher_due (pond_publisher_t *self);
 

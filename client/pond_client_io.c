@@ -62,6 +62,19 @@ pond_client_io_send (zsock_t *sock, const char *command, const void *body, size_
     return 0;
 }
 
+int
+pond_client_io_send_many (zsock_t *sock, const char *command, const void *const *frames,
+                          const size_t *sizes, size_t count)
+{
+    void *handle = zsock_resolve (sock);
+    if (zmq_send (handle, command, strlen (command), count? ZMQ_SNDMORE: 0) < 0)
+        return -1;
+    for (size_t i = 0; i < count; i++)
+        if (zmq_send (handle, frames [i], sizes [i], i + 1 < count? ZMQ_SNDMORE: 0) < 0)
+            return -1;
+    return 0;
+}
+
 //  Send a command and a body frame, destroying the frame. Returns 0 or -1.
 int
 pond_client_io_send_frame (zsock_t *sock, const char *command, zframe_t **body_p)

@@ -28,6 +28,13 @@ pond_client_io_deadline (int timeout_ms);
 int
 pond_client_io_send (zsock_t *sock, const char *command, const void *body, size_t body_size);
 
+//  Send a command frame, then count frames, as one multipart message.
+//  Only the first frame can block (the high-water mark is per message).
+//  Returns 0 or -1 (errno EAGAIN: the send timed out).
+int
+pond_client_io_send_many (zsock_t *sock, const char *command, const void *const *frames,
+                          const size_t *sizes, size_t count);
+
 //  Send a command and a body frame, destroying the frame. Returns 0 or -1.
 int
 pond_client_io_send_frame (zsock_t *sock, const char *command, zframe_t **body_p);

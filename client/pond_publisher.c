@@ -13,14 +13,17 @@
     slots, so a slow event in the middle holds no room of its own beyond
     the ring's slack (the ring has twice the window's slots).
 
-    Per event on the wire today: the API stays per event so that several
-    events may later share one message here without changing callers.
+    With batching (pond_publisher_set_batch), push leaves the event
+    QUEUED: queued slots are always the newest of the ring (nothing else
+    is pushed between), and go out together as one PUBLISH batch. A
+    RESULTS reply is kept and its results taken one by one, each as an
+    ACK or NACK would be: callers see the same per-event results.
 */
 #include "pond_client_io.h"
 
 #include <errno.h>
 
-enum { SLOT_FREE, SLOT_SENT, SLOT_WAIT };
+enum { SLOT_FREE, SLOT_SENT, SLOT_WAIT, SLOT_QUEUED };
 
 typedef struct {
     uint8_t id [POND_ID_SIZE];
@@ -47,6 +50,15 @@ struct _pond_publisher_t {
     int ack_timeout;
     int attempts;
     int64_t next_due;           //  no slot is due before this (may be early)
+    size_t batch_events;        //  events per PUBLISH at most (1: no batching)
+    size_t batch_bytes;         //  ... and bytes
+    size_t queued;              //  newest slots pushed and not sent yet
+    size_t queued_bytes;
+    const uint8_t **frames;     //  batch_events: what one batch sends
+    size_t *sizes;
+    pond_result_t *results;     //  the last RESULTS, taken one by one
+    size_t results_count;
+    size_t results_taken;
     size_t hint;                //  offset from head where the next reply may match
     uint64_t stale, malformed, retries;
     uint64_t unavailable;       //  NACK 503s taken for events held
@@ -77,6 +89,8 @@ pond_publisher_new (pond_client_t *client)
     self->attempts = POND_CLIENT_ATTEMPTS;
     self->max_bytes = POND_PUBLISHER_BYTES;
     self->next_due = INT64_MAX;
+    self->batch_events = 1;
+    self->batch_bytes = POND_BATCH_BYTES_MAX;
     if (pond_publisher_set_window (self, POND_PUBLISHER_WINDOW, 0))
         pond_publisher_destroy (&self);
     return self;
@@ -89,6 +103,9 @@ pond_publisher_destroy (pond_publisher_t **self_p)
     if (*self_p) {
         pond_publisher_t *self = *self_p;
         s_ring_free (self);
+        free (self->frames);
+        free (self->sizes);
+        free (self->results);
         free (self);
         *self_p = NULL;
     }
@@ -114,6 +131,17 @@ pond_publisher_set_window (pond_publisher_t *self, int events, size_t max_bytes)
         self->head = self->span = self->hint = 0;
     }
     return 0;
+}
+
+void
+pond_publisher_set_batch (pond_publisher_t *self, int max_events, size_t max_bytes)
+{
+    assert (self);
+    if (max_bytes > 0)
+        self->batch_bytes = max_bytes < POND_BATCH_BYTES_MAX? max_bytes: POND_BATCH_BYTES_MAX;
+    if (max_events > 0 && self->queued == 0)
+        self->batch_events = max_events < POND_BATCH_EVENTS_MAX? (size_t) max_events
+                                                                : POND_BATCH_EVENTS_MAX;
 }
 
 void
@@ -171,6 +199,43 @@ s_send (pond_publisher_t *self, slot_t *slot, int64_t now)
     return 0;
 }
 
+//  Send the queued slots as one PUBLISH (a batch when more than one).
+//  A send that times out counts as a send without reply, as in s_send.
+//  Returns 0, or -1 if interrupted (the slots stay queued).
+static int
+s_send_queued (pond_publisher_t *self)
+{
+    if (self->queued == 0)
+        return 0;
+    if (!self->frames) {
+        self->frames = (const uint8_t **) calloc (POND_BATCH_EVENTS_MAX, sizeof (uint8_t *));
+        self->sizes = (size_t *) calloc (POND_BATCH_EVENTS_MAX, sizeof (size_t));
+        if (!self->frames || !self->sizes)
+            return s_fail (self, POND_CODE_STORE_ERROR, "out of memory");
+    }
+    size_t first = self->span - self->queued;
+    for (size_t k = 0; k < self->queued; k++) {
+        slot_t *slot = s_slot (self, first + k);
+        self->frames [k] = slot->bytes;
+        self->sizes [k] = slot->size;
+    }
+    if (pond_client_send_batch (self->client, self->frames, self->sizes, self->queued)
+    &&  pond_client_code (self->client) == POND_CODE_INTERRUPTED)
+        return s_fail (self, POND_CODE_INTERRUPTED, "interrupted");
+    int64_t due = zclock_mono () + self->ack_timeout;
+    for (size_t k = 0; k < self->queued; k++) {
+        slot_t *slot = s_slot (self, first + k);
+        slot->sends = 1;
+        slot->state = SLOT_SENT;
+        slot->due = due;
+    }
+    if (due < self->next_due)
+        self->next_due = due;
+    self->queued = 0;
+    self->queued_bytes = 0;
+    return 0;
+}
+
 int
 pond_publisher_push (pond_publisher_t *self, const uint8_t *id,
                      const uint8_t *bytes, size_t size, uint64_t tag)
@@ -190,6 +255,9 @@ pond_publisher_push (pond_publisher_t *self, const uint8_t *id,
                        "the publisher is full (%zu events, %zu bytes held): "
                        "take results with pond_publisher_next first",
                        self->held, self->held_bytes);
+    //  A batch stays within its bytes: what is queued goes first
+    if (self->queued && self->queued_bytes + size > self->batch_bytes && s_send_queued (self))
+        return -1;
     slot_t *slot = s_slot (self, self->span);
     if (slot->capacity < size) {
         uint8_t *buffer = (uint8_t *) realloc (slot->bytes, size);
@@ -204,6 +272,18 @@ pond_publisher_push (pond_publisher_t *self, const uint8_t *id,
     slot->tag = tag;
     slot->sends = 0;
     slot->pushed = zclock_mono ();
+    if (self->batch_events > 1) {
+        slot->state = SLOT_QUEUED;
+        slot->due = INT64_MAX;
+        self->span++;
+        self->held++;
+        self->held_bytes += size;
+        self->queued++;
+        self->queued_bytes += size;
+        if (self->queued >= self->batch_events)
+            s_send_queued (self);   //  interrupted: the next call sends them
+        return 0;
+    }
     if (pond_client_send_bytes (self->client, slot->bytes, slot->size))
         return s_fail (self, pond_client_code (self->client), "%s",
                        pond_client_reason (self->client));
@@ -293,7 +373,7 @@ s_service (pond_publisher_t *self, int64_t now, pond_publish_result_t *result)
     int64_t next_due = INT64_MAX;
     for (size_t k = 0; k < self->span; k++) {
         slot_t *slot = s_slot (self, k);
-        if (slot->state == SLOT_FREE)
+        if (slot->state == SLOT_FREE || slot->state == SLOT_QUEUED)
             continue;
         if (slot->due <= now) {
             if (slot->state == SLOT_SENT && slot->sends >= self->attempts) {
@@ -312,6 +392,51 @@ s_service (pond_publisher_t *self, int64_t now, pond_publish_result_t *result)
     return 0;
 }
 
+//  Take one event's result (from an ACK, a NACK or RESULTS). Returns 1
+//  with a final result, or 0 (stale, or a 503 whose resend is scheduled).
+static int
+s_on_result (pond_publisher_t *self, const pond_result_t *reply, pond_publish_result_t *result)
+{
+    slot_t *slot = reply->has_id? s_find (self, reply->id): NULL;
+    if (!slot || slot->state == SLOT_QUEUED) {
+        self->stale++;
+        return 0;
+    }
+    if (reply->code == POND_CODE_OK) {
+        pond_ack_t ack = { .seq = reply->seq, .dup = reply->dup };
+        return s_final (self, slot, result, POND_CODE_OK, &ack, "%s", "");
+    }
+    if (reply->code != POND_CODE_UNAVAILABLE)
+        return s_final (self, slot, result, (int) reply->code, NULL, "%s", reply->reason);
+    if (slot->state == SLOT_WAIT)
+        return 0;               //  A resend is scheduled already
+    self->unavailable++;
+    int64_t now = zclock_mono ();
+    int64_t wait = reply->retry_ms? reply->retry_ms: 100;
+    result->retry_ms = reply->retry_ms;
+    if (self->attempts == 1
+    ||  now + wait >= slot->pushed + (int64_t) self->ack_timeout * self->attempts)
+        return s_final (self, slot, result, POND_CODE_UNAVAILABLE, NULL,
+                        "broker unavailable: %s (still after %d ms)", reply->reason,
+                        (int) (now - slot->pushed));
+    slot->state = SLOT_WAIT;
+    slot->due = now + wait;
+    if (slot->due < self->next_due)
+        self->next_due = slot->due;
+    return 0;
+}
+
+//  Take the results of the last RESULTS not taken yet, until one is
+//  final. Returns 1 with it, or 0 when none is left.
+static int
+s_take_results (pond_publisher_t *self, pond_publish_result_t *result)
+{
+    while (self->results_taken < self->results_count)
+        if (s_on_result (self, &self->results [self->results_taken++], result))
+            return 1;
+    return 0;
+}
+
 //  Take one reply. Returns 1 with a result, or 0 (stale, unreadable, or
 //  a 503 whose resend is scheduled).
 static int
@@ -326,12 +451,10 @@ s_on_reply (pond_publisher_t *self, zmsg_t *msg, pond_publish_result_t *result)
             self->malformed++;
             return 0;
         }
-        slot_t *slot = s_find (self, ack.id);
-        if (!slot) {
-            self->stale++;
-            return 0;
-        }
-        return s_final (self, slot, result, POND_CODE_OK, &ack, "%s", "");
+        pond_result_t reply = { .has_id = true, .code = POND_CODE_OK, .seq = ack.seq,
+                                .dup = ack.dup };
+        memcpy (reply.id, ack.id, POND_ID_SIZE);
+        return s_on_result (self, &reply, result);
     }
     if (pond_proto_is (command, POND_NACK)) {
         pond_nack_t nack;
@@ -339,29 +462,29 @@ s_on_reply (pond_publisher_t *self, zmsg_t *msg, pond_publish_result_t *result)
             self->malformed++;
             return 0;
         }
-        slot_t *slot = nack.has_id? s_find (self, nack.id): NULL;
-        if (!slot) {
-            self->stale++;
+        pond_result_t reply = { .has_id = nack.has_id, .code = nack.code,
+                                .retry_ms = nack.retry_ms };
+        memcpy (reply.id, nack.id, POND_ID_SIZE);
+        snprintf (reply.reason, sizeof reply.reason, "%.127s", nack.reason);
+        return s_on_result (self, &reply, result);
+    }
+    if (pond_proto_is (command, POND_RESULTS)) {
+        if (!self->results)
+            self->results = (pond_result_t *) calloc (POND_BATCH_EVENTS_MAX,
+                                                      sizeof (pond_result_t));
+        uint32_t code;
+        char reason [POND_REASON_MAX];
+        self->results_count = self->results_taken = 0;
+        if (!self->results || !body
+        ||  pond_results_decode (body, &code, reason, sizeof reason, self->results,
+                                 POND_BATCH_EVENTS_MAX, &self->results_count, err, sizeof err)) {
+            self->results_count = 0;
+            self->malformed++;
             return 0;
         }
-        if (nack.code != POND_CODE_UNAVAILABLE)
-            return s_final (self, slot, result, (int) nack.code, NULL, "%s", nack.reason);
-        if (slot->state == SLOT_WAIT)
-            return 0;               //  A resend is scheduled already
-        self->unavailable++;
-        int64_t now = zclock_mono ();
-        int64_t wait = nack.retry_ms? nack.retry_ms: 100;
-        result->retry_ms = nack.retry_ms;
-        if (self->attempts == 1
-        ||  now + wait >= slot->pushed + (int64_t) self->ack_timeout * self->attempts)
-            return s_final (self, slot, result, POND_CODE_UNAVAILABLE, NULL,
-                            "broker unavailable: %s (still after %d ms)", nack.reason,
-                            (int) (now - slot->pushed));
-        slot->state = SLOT_WAIT;
-        slot->due = now + wait;
-        if (slot->due < self->next_due)
-            self->next_due = slot->due;
-        return 0;
+        if (self->results_count == 0)
+            self->stale++;      //  a batch refused whole, no event named: they time out
+        return s_take_results (self, result);
     }
     if (!pond_proto_is (command, POND_PONG))
         self->malformed++;
@@ -374,6 +497,11 @@ pond_publisher_next (pond_publisher_t *self, int timeout_ms, pond_publish_result
     assert (self);
     assert (result);
     int64_t deadline = pond_client_io_deadline (timeout_ms);
+    //  What a RESULTS brought and is not taken yet comes first
+    if (s_take_results (self, result))
+        return 1;
+    if (s_send_queued (self))
+        return -1;
     while (self->held) {
         int64_t now = zclock_mono ();
         if (now >= self->next_due) {
@@ -448,6 +576,9 @@ pond_publisher_due (pond_publisher_t *self)
     assert (self);
     if (self->held == 0)
         return -1;
+    if (self->results_taken < self->results_count)
+        return 0;
+    s_send_queued (self);       //  interrupted: next sends them
     int64_t left = self->next_due - zclock_mono ();
     return left > 0? (int) (left < INT32_MAX? left: INT32_MAX): 0;
 }

@@ -174,6 +174,34 @@ s_decode_field (const field_t *f, const msgpack_object *v, char *err, size_t err
     return s_decode_scalar (f, v, f->value, f->capacity, err, errlen);
 }
 
+//  Decode the keys of one map into fields (unknown keys are ignored:
+//  forward compatible). Returns 0 or -1 with err.
+static int
+s_decode_map (const msgpack_object_map *map, const field_t *fields, size_t nfields,
+              char *err, size_t errlen)
+{
+    int rc = 0;
+    uint32_t seen = 0;
+    for (uint32_t i = 0; rc == 0 && i < map->size; i++) {
+        const msgpack_object *key = &map->ptr [i].key;
+        if (key->type != MSGPACK_OBJECT_STR)
+            continue;
+        for (size_t j = 0; j < nfields; j++)
+            if (strlen (fields [j].key) == key->via.str.size
+            &&  memcmp (fields [j].key, key->via.str.ptr, key->via.str.size) == 0) {
+                rc = s_decode_field (&fields [j], &map->ptr [i].val, err, errlen);
+                seen |= 1u << j;
+                break;
+            }
+    }
+    for (size_t j = 0; rc == 0 && j < nfields; j++)
+        if (fields [j].required && !(seen & (1u << j))) {
+            snprintf (err, errlen, "missing required key '%s'", fields [j].key);
+            rc = -1;
+        }
+    return rc;
+}
+
 static int
 s_decode (zframe_t *frame, const field_t *fields, size_t nfields, char *err, size_t errlen)
 {
@@ -202,28 +230,8 @@ s_decode (zframe_t *frame, const field_t *fields, size_t nfields, char *err, siz
     else
     if (unpacked.data.type != MSGPACK_OBJECT_MAP)
         snprintf (err, errlen, "body must be a msgpack map");
-    else {
-        rc = 0;
-        uint32_t seen = 0;
-        const msgpack_object_map *map = &unpacked.data.via.map;
-        for (uint32_t i = 0; rc == 0 && i < map->size; i++) {
-            const msgpack_object *key = &map->ptr [i].key;
-            if (key->type != MSGPACK_OBJECT_STR)
-                continue;               //  unknown keys are ignored (forward compatible)
-            for (size_t j = 0; j < nfields; j++)
-                if (strlen (fields [j].key) == key->via.str.size
-                &&  memcmp (fields [j].key, key->via.str.ptr, key->via.str.size) == 0) {
-                    rc = s_decode_field (&fields [j], &map->ptr [i].val, err, errlen);
-                    seen |= 1u << j;
-                    break;
-                }
-        }
-        for (size_t j = 0; rc == 0 && j < nfields; j++)
-            if (fields [j].required && !(seen & (1u << j))) {
-                snprintf (err, errlen, "missing required key '%s'", fields [j].key);
-                rc = -1;
-            }
-    }
+    else
+        rc = s_decode_map (&unpacked.data.via.map, fields, nfields, err, errlen);
     msgpack_unpacked_destroy (&unpacked);
     return rc;
 }
@@ -495,6 +503,123 @@ pond_appended_decode (zframe_t *frame, pond_appended_t *msg, char *err, size_t e
         msg->reasons [i][0] = 0;
     msg->codes_count = msg->reasons_count = msg->count;
     return 0;
+}
+
+//  One result's fields (msg is written by decode, read by encode)
+static size_t
+s_pond_result_fields (pond_result_t *msg, field_t *fields)
+{
+    field_t table [] = {
+        { "id", F_BIN16, msg->id, 0, 0, NULL, &msg->has_id, false },
+        FIELD ("code", F_UINT32, &msg->code, true),
+        FIELD ("seq", F_UINT64, &msg->seq, false),
+        FIELD ("dup", F_BOOL, &msg->dup, false),
+        { "reason", F_STR, msg->reason, POND_RESULT_REASON_MAX, 0, NULL, NULL, false },
+        FIELD ("retry_ms", F_UINT32, &msg->retry_ms, false),
+    };
+    memcpy (fields, table, sizeof table);
+    return COUNT (table);
+}
+
+zframe_t *
+pond_results_encode (uint32_t code, const char *reason, const pond_result_t *results,
+                     size_t count)
+{
+    msgpack_sbuffer sbuf;
+    msgpack_sbuffer_init (&sbuf);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 3);
+    s_pack_str (&pk, "code", 4);
+    msgpack_pack_uint32 (&pk, code);
+    s_pack_str (&pk, "reason", 6);
+    s_pack_str (&pk, reason, strlen (reason));
+    s_pack_str (&pk, "results", 7);
+    msgpack_pack_array (&pk, count);
+    for (size_t i = 0; i < count; i++) {
+        const pond_result_t *r = &results [i];
+        msgpack_pack_map (&pk, 6);
+        s_pack_str (&pk, "id", 2);
+        if (r->has_id) {
+            msgpack_pack_bin (&pk, POND_ID_SIZE);
+            msgpack_pack_bin_body (&pk, r->id, POND_ID_SIZE);
+        }
+        else
+            msgpack_pack_nil (&pk);
+        s_pack_str (&pk, "code", 4);
+        msgpack_pack_uint32 (&pk, r->code);
+        s_pack_str (&pk, "seq", 3);
+        msgpack_pack_uint64 (&pk, r->seq);
+        s_pack_str (&pk, "dup", 3);
+        if (r->dup) msgpack_pack_true (&pk); else msgpack_pack_false (&pk);
+        s_pack_str (&pk, "reason", 6);
+        s_pack_str (&pk, r->reason, strlen (r->reason));
+        s_pack_str (&pk, "retry_ms", 8);
+        msgpack_pack_uint32 (&pk, r->retry_ms);
+    }
+    zframe_t *frame = zframe_new (sbuf.data, sbuf.size);
+    msgpack_sbuffer_destroy (&sbuf);
+    return frame;
+}
+
+int
+pond_results_decode (zframe_t *frame, uint32_t *code, char *reason, size_t reason_size,
+                     pond_result_t *results, size_t capacity, size_t *count,
+                     char *err, size_t errlen)
+{
+    *count = 0;
+    *code = 0;
+    field_t head [] = {
+        FIELD ("code", F_UINT32, code, true),
+        { "reason", F_STR, reason, reason_size, 0, NULL, NULL, false },
+    };
+    if (reason_size)
+        reason [0] = 0;
+    if (s_decode (frame, head, COUNT (head), err, errlen))
+        return -1;
+    msgpack_unpacked unpacked;
+    msgpack_unpacked_init (&unpacked);
+    int rc = -1;
+    if (msgpack_unpack_next (&unpacked, (const char *) zframe_data (frame), zframe_size (frame),
+                             NULL) == MSGPACK_UNPACK_SUCCESS) {
+        //  s_decode checked it is a map
+        const msgpack_object_map *map = &unpacked.data.via.map;
+        const msgpack_object *list = NULL;
+        for (uint32_t i = 0; i < map->size; i++)
+            if (map->ptr [i].key.type == MSGPACK_OBJECT_STR
+            &&  map->ptr [i].key.via.str.size == 7
+            &&  memcmp (map->ptr [i].key.via.str.ptr, "results", 7) == 0)
+                list = &map->ptr [i].val;
+        if (!list)
+            snprintf (err, errlen, "missing required key 'results'");
+        else
+        if (list->type != MSGPACK_OBJECT_ARRAY)
+            snprintf (err, errlen, "'results' must be an array");
+        else
+        if (list->via.array.size > capacity)
+            snprintf (err, errlen, "'results' holds more than %zu items", capacity);
+        else {
+            rc = 0;
+            for (uint32_t i = 0; rc == 0 && i < list->via.array.size; i++) {
+                const msgpack_object *item = &list->via.array.ptr [i];
+                memset (&results [i], 0, sizeof results [i]);
+                field_t fields [8];
+                size_t n = s_pond_result_fields (&results [i], fields);
+                if (item->type != MSGPACK_OBJECT_MAP) {
+                    snprintf (err, errlen, "results[%u] must be a map", i);
+                    rc = -1;
+                }
+                else
+                    rc = s_decode_map (&item->via.map, fields, n, err, errlen);
+            }
+            if (rc == 0)
+                *count = list->via.array.size;
+        }
+    }
+    else
+        snprintf (err, errlen, "body is not valid msgpack");
+    msgpack_unpacked_destroy (&unpacked);
+    return rc;
 }
 
 zframe_t *

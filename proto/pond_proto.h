@@ -23,6 +23,7 @@ extern "C" {
 #define POND_PUBLISH    "PUBLISH"
 #define POND_ACK        "ACK"
 #define POND_NACK       "NACK"
+#define POND_RESULTS    "RESULTS"
 #define POND_PING       "PING"
 #define POND_PONG       "PONG"
 #define POND_REPLAY     "REPLAY"
@@ -57,6 +58,8 @@ extern "C" {
 #define POND_REASON_MAX         256
 #define POND_REPLAY_MAX_NAMES   16
 #define POND_APPEND_MAX         1024    //  events in one APPEND batch
+#define POND_BATCH_EVENTS_MAX   1024    //  events in one PUBLISH batch
+#define POND_BATCH_BYTES_MAX    1048576 //  bytes of events in one PUBLISH batch
 #define POND_CREDIT_MAX         1024    //  chunks a reader may grant at once
 #define POND_REPLAY_WINDOW      4       //  ... of which the broker keeps this many per replay
 #define POND_CHUNK_EVENTS       512     //  events in one CHUNK at most
@@ -180,6 +183,21 @@ typedef struct {
     char reasons [POND_APPEND_MAX][POND_APPENDED_REASON_MAX];
 } pond_appended_t;
 
+//  RESULTS: ingest -> producer, one result per event of a PUBLISH batch,
+//  in the order of its frames: code 200 with seq and dup (an ACK), or
+//  a NACK's code, reason and retry_ms. has_id is false when no id could
+//  be read from the frame.
+#define POND_RESULT_REASON_MAX  128     //  per event: 1024 of them fit a body
+typedef struct {
+    bool has_id;
+    uint8_t id [POND_ID_SIZE];
+    uint32_t code;
+    uint64_t seq;
+    bool dup;
+    uint32_t retry_ms;
+    char reason [POND_RESULT_REASON_MAX];
+} pond_result_t;
+
 //  Each encode returns a new frame (caller owns it) or NULL if memory ran
 //  out. Each decode returns 0, or -1 with the reason in err, and leaves
 //  defaults (zeros) in fields the body did not carry.
@@ -207,6 +225,16 @@ zframe_t *pond_append_encode (const pond_append_t *msg);
 int pond_append_decode (zframe_t *frame, pond_append_t *msg, char *err, size_t errlen);
 zframe_t *pond_appended_encode (const pond_appended_t *msg);
 int pond_appended_decode (zframe_t *frame, pond_appended_t *msg, char *err, size_t errlen);
+
+//  RESULTS body {code, reason, results: [{id, code, seq, dup, reason,
+//  retry_ms}, ...]}: code 200, or the code for the whole batch (413: too
+//  many events or bytes) with reason. Decode takes at most capacity
+//  results into results and their number into *count.
+zframe_t *pond_results_encode (uint32_t code, const char *reason,
+                               const pond_result_t *results, size_t count);
+int pond_results_decode (zframe_t *frame, uint32_t *code, char *reason, size_t reason_size,
+                         pond_result_t *results, size_t capacity, size_t *count,
+                         char *err, size_t errlen);
 
 //  Build a NACK body in one call. Returns a new frame.
 zframe_t *

@@ -3,7 +3,7 @@
 python3-zmq and python3-msgpack: publish, ACK with seq, idempotent resend,
 NACKs that name the event they refuse, 409 for an id reused for another
 event, one result per event, UTF-8 refused where it is not, live delivery
-on the pub socket, replay with credit (every event read by a strict
+on the pub socket, a PUBLISH batch answered by one RESULTS, replay with credit (every event read by a strict
 reader: raw=False), CANCEL, ERROR with rid, stats.
 
 Usage: protocol_client.py BIN_DIR
@@ -302,6 +302,30 @@ def main():
               and broker.get("unknown_command") == 1 and broker.get("conflicts") == 1,
               "each refusal in its own counter: %s" % {k: broker.get(k) for k in
               ("malformed", "too_large", "unknown_command", "conflicts")})
+
+        # A batch: several events in one PUBLISH, one RESULTS with a result
+        # per event in frame order; each event stands on its own
+        good = dict(event, id=uuid7(), entity="cust-batch")
+        ingest.send_multipart([b"PUBLISH", msgpack.packb(good, use_bin_type=True),
+                               b"\x93\x01\x02", packed])
+        reply = recv(ingest)
+        body = strict(reply[1]) if reply else {}
+        items = body.get("results", [])
+        check(reply is not None and reply[0] == b"RESULTS" and body.get("code") == 200
+              and len(items) == 3, "a batch of 3 gets one RESULTS with 3 results")
+        check(len(items) == 3 and items[0]["code"] == 200 and items[0]["id"] == good["id"]
+              and items[0]["seq"] > ack["seq"] and items[0]["dup"] is False,
+              "the good event is stored: %s" % (items[:1],))
+        check(len(items) == 3 and items[1]["code"] == 400 and items[1]["id"] is None
+              and len(items[1]["reason"]) > 5, "the malformed one gets 400, id nil: %s"
+              % (items[1:2],))
+        check(len(items) == 3 and items[2]["code"] == 200 and items[2]["id"] == event["id"]
+              and items[2]["dup"] is True and items[2]["seq"] == ack["seq"],
+              "the duplicate gets 200 dup true with its first seq")
+        check(not ingest.poll(200), "one reply for the whole batch")
+        control.send_multipart([b"STATS"])
+        broker = msgpack.unpackb(recv(control)[1])["broker"]
+        check(broker.get("batches") == 1, "STATS counts the batch (%s)" % broker.get("batches"))
     finally:
         for proc in reversed(procs):
             proc.send_signal(signal.SIGTERM)

@@ -12,6 +12,8 @@
 #include "pond_proto.h"
 #include "pond_value.h"
 
+#include <msgpack.h>
+
 static pond_mesh_t *mesh;
 
 static void
@@ -216,12 +218,26 @@ Test (broker, refuses_bad_input_with_reasons)
     zmsg_addstr (msg, POND_PUBLISH);
     s_expect_nack (ingest, msg, POND_CODE_BAD_REQUEST);     //  no event frame
 
+    //  Two frames are a batch: each refused on its own, one RESULTS
     pond_event_t *event = pond_event_new ("QUACKED", "cust-1");
     msg = zmsg_new ();
     zmsg_addstr (msg, POND_PUBLISH);
-    zmsg_append (msg, &(zframe_t *) { s_encode (event) });
     zmsg_addstr (msg, "extra");
-    s_expect_nack (ingest, msg, POND_CODE_BAD_REQUEST);     //  too many frames
+    zmsg_addstr (msg, "more");
+    zmsg_send (&msg, ingest);
+    zmsg_t *reply = s_recv (ingest, 5000);
+    cr_assert_not_null (reply);
+    cr_assert (pond_proto_is (zmsg_first (reply), POND_RESULTS));
+    pond_result_t results [2];
+    size_t count;
+    uint32_t code;
+    char reason [POND_REASON_MAX], err [POND_ERR_SIZE];
+    cr_assert_eq (pond_results_decode (zmsg_next (reply), &code, reason, sizeof reason, results,
+                                       2, &count, err, sizeof err), 0, "%s", err);
+    cr_assert_eq (count, 2);
+    cr_assert_eq (results [0].code, POND_CODE_BAD_REQUEST);
+    cr_assert_eq (results [1].code, POND_CODE_BAD_REQUEST);
+    zmsg_destroy (&reply);
 
     pond_event_set_seq (event, 5);
     msg = zmsg_new ();
@@ -953,6 +969,400 @@ Test (broker, pong_says_whether_the_store_is_reachable)
             zclock_sleep (100);
     }
     cr_assert (down, "PONG says store_up: false once the store is gone");
+    zsock_destroy (&ingest);
+}
+
+//  ---------------------------------------------------------------------
+//  PUBLISH batches: "PUBLISH", event, event, ... answered by one RESULTS
+
+//  An event of name QUACKED for entity with a data blob of pad bytes
+static pond_event_t *
+s_event_padded (const char *entity, size_t pad)
+{
+    pond_event_t *event = pond_event_new ("QUACKED", entity);
+    if (pad) {
+        char *json = (char *) malloc (pad + 32);
+        int len = snprintf (json, 32, "{\"pad\":\"");
+        memset (json + len, 'x', pad);
+        strcpy (json + len + pad, "\"}");
+        char err [POND_ERR_SIZE];
+        cr_assert_eq (pond_event_set_data_json (event, json, err, sizeof err), 0, "%s", err);
+        free (json);
+    }
+    return event;
+}
+
+//  An event over the size limit (pond_event_encode refuses those),
+//  encoded by hand: its id into id
+static zframe_t *
+s_encode_oversized (uint8_t *id, size_t pad)
+{
+    pond_event_t *model = pond_event_new ("QUACKED", "cust-b");
+    memcpy (id, pond_event_id (model), POND_ID_SIZE);
+    msgpack_sbuffer sbuf;
+    msgpack_sbuffer_init (&sbuf);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 5);
+    const char *keys [] = { "id", "name", "ts", "entity", "data" };
+    for (int i = 0; i < 5; i++) {
+        msgpack_pack_str (&pk, strlen (keys [i]));
+        msgpack_pack_str_body (&pk, keys [i], strlen (keys [i]));
+        if (i == 0) {
+            msgpack_pack_bin (&pk, POND_ID_SIZE);
+            msgpack_pack_bin_body (&pk, id, POND_ID_SIZE);
+        }
+        else
+        if (i == 1) {
+            msgpack_pack_str (&pk, 7);
+            msgpack_pack_str_body (&pk, "QUACKED", 7);
+        }
+        else
+        if (i == 2)
+            msgpack_pack_uint64 (&pk, pond_event_ts (model));
+        else
+        if (i == 3) {
+            msgpack_pack_str (&pk, 6);
+            msgpack_pack_str_body (&pk, "cust-b", 6);
+        }
+        else {
+            char *blob = (char *) malloc (pad);
+            memset (blob, 'x', pad);
+            msgpack_pack_map (&pk, 1);
+            msgpack_pack_str (&pk, 3);
+            msgpack_pack_str_body (&pk, "pad", 3);
+            msgpack_pack_str (&pk, pad);
+            msgpack_pack_str_body (&pk, blob, pad);
+            free (blob);
+        }
+    }
+    zframe_t *frame = zframe_new (sbuf.data, sbuf.size);
+    msgpack_sbuffer_destroy (&sbuf);
+    pond_event_destroy (&model);
+    return frame;
+}
+
+//  Send PUBLISH with these frames (taken) as one message.
+static void
+s_send_batch (zsock_t *sock, zframe_t **frames, size_t count)
+{
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addstr (msg, POND_PUBLISH);
+    for (size_t i = 0; i < count; i++)
+        zmsg_append (msg, &frames [i]);
+    cr_assert_eq (zmsg_send (&msg, sock), 0);
+}
+
+//  Wait for one RESULTS; its results into results (POND_BATCH_EVENTS_MAX
+//  of room), their number into *count. Returns the batch's code.
+static uint32_t
+s_recv_results (zsock_t *sock, pond_result_t *results, size_t *count, char *reason)
+{
+    zmsg_t *reply = s_recv (sock, 10000);
+    cr_assert_not_null (reply, "no reply to a PUBLISH batch");
+    cr_assert_eq (zmsg_size (reply), 2, "RESULTS is [command, body]");
+    cr_assert (pond_proto_is (zmsg_first (reply), POND_RESULTS), "the reply is RESULTS");
+    uint32_t code;
+    char err [POND_ERR_SIZE];
+    char ignored [POND_REASON_MAX];
+    cr_assert_eq (pond_results_decode (zmsg_next (reply), &code, reason? reason: ignored,
+                                       POND_REASON_MAX, results, POND_BATCH_EVENTS_MAX,
+                                       count, err, sizeof err), 0, "%s", err);
+    zmsg_destroy (&reply);
+    return code;
+}
+
+//  The head as the broker's PONG says
+static uint64_t
+s_head (zsock_t *ingest)
+{
+    uint8_t empty_map [] = { 0x80 };
+    s_send_frames (ingest, POND_PING, zframe_new (empty_map, 1));
+    zmsg_t *reply = s_recv (ingest, 5000);
+    cr_assert_not_null (reply);
+    cr_assert (pond_proto_is (zmsg_first (reply), POND_PONG));
+    pond_pong_t pong;
+    char err [POND_ERR_SIZE];
+    cr_assert_eq (pond_pong_decode (zmsg_next (reply), &pong, err, sizeof err), 0, "%s", err);
+    zmsg_destroy (&reply);
+    return pong.head;
+}
+
+static pond_result_t *
+s_results_new (void)
+{
+    pond_result_t *results = (pond_result_t *) calloc (POND_BATCH_EVENTS_MAX,
+                                                       sizeof (pond_result_t));
+    cr_assert_not_null (results);
+    return results;
+}
+
+Test (broker, batch_of_100_gets_one_results_in_order_with_gap_free_seqs)
+{
+    zsock_t *ingest = s_dealer (mesh->ingest);
+    zsock_t *control = s_dealer (mesh->control);
+    pond_event_t *first = pond_event_new ("QUACKED", "cust-b");
+    cr_assert_eq (s_publish_ok (ingest, first, NULL), 1);      //  the store is up
+    pond_event_destroy (&first);
+    #define BATCH_N 100
+    zframe_t *frames [BATCH_N];
+    uint8_t ids [BATCH_N][POND_ID_SIZE];
+    for (int i = 0; i < BATCH_N; i++) {
+        pond_event_t *event = pond_event_new ("QUACKED", "cust-b");
+        memcpy (ids [i], pond_event_id (event), POND_ID_SIZE);
+        frames [i] = s_encode (event);
+        pond_event_destroy (&event);
+    }
+    s_send_batch (ingest, frames, BATCH_N);
+    pond_result_t *results = s_results_new ();
+    size_t count;
+    cr_assert_eq (s_recv_results (ingest, results, &count, NULL), POND_CODE_OK);
+    cr_assert_eq (count, BATCH_N, "one result per event");
+    for (int i = 0; i < BATCH_N; i++) {
+        cr_assert_eq (results [i].code, POND_CODE_OK, "%d: %u %s", i, results [i].code,
+                      results [i].reason);
+        cr_assert (results [i].has_id);
+        cr_assert_arr_eq (results [i].id, ids [i], POND_ID_SIZE, "in frame order");
+        cr_assert_eq (results [i].seq, 2 + (uint64_t) i, "gap-free seqs in order");
+        cr_assert_not (results [i].dup);
+    }
+    cr_assert_null (s_recv (ingest, 300), "one reply for the whole batch");
+    cr_assert_eq (s_broker_counter (control, "batches"), 1);
+    cr_assert_eq (s_broker_counter (control, "received"), 1 + BATCH_N);
+    cr_assert_eq (s_broker_counter (control, "acked"), 1 + BATCH_N);
+    free (results);
+    zsock_destroy (&control);
+    zsock_destroy (&ingest);
+}
+
+Test (broker, batch_refusals_409_400_413_fail_only_themselves)
+{
+    zsock_t *ingest = s_dealer (mesh->ingest);
+    char err [POND_ERR_SIZE];
+    pond_event_t *first = pond_event_new ("QUACKED", "cust-b");
+    cr_assert_eq (pond_event_set_data_json (first, "{\"n\":1}", err, sizeof err), 0);
+    cr_assert_eq (s_publish_ok (ingest, first, NULL), 1);
+    pond_event_t *reuse = pond_event_dup (first);   //  same id, other data: 409
+    cr_assert_eq (pond_event_set_data_json (reuse, "{\"n\":2}", err, sizeof err), 0);
+    uint8_t big_id [POND_ID_SIZE];
+    pond_event_t *good [3];
+    for (int i = 0; i < 3; i++)
+        good [i] = pond_event_new ("QUACKED", "cust-b");
+    zframe_t *frames [] = {
+        s_encode (good [0]), s_encode (reuse), zframe_new ("\x93\x01\x02", 3),
+        s_encode_oversized (big_id, 70000), s_encode (good [1]), s_encode (good [2])
+    };
+    s_send_batch (ingest, frames, 6);
+    pond_result_t *results = s_results_new ();
+    size_t count;
+    cr_assert_eq (s_recv_results (ingest, results, &count, NULL), POND_CODE_OK);
+    cr_assert_eq (count, 6);
+    uint32_t codes [] = { 200, 409, 400, 413, 200, 200 };
+    for (int i = 0; i < 6; i++)
+        cr_assert_eq (results [i].code, codes [i], "%d: %u %s", i, results [i].code,
+                      results [i].reason);
+    cr_assert_arr_eq (results [1].id, pond_event_id (first), POND_ID_SIZE);
+    cr_assert_not (results [2].has_id, "no id could be read from the garbage");
+    cr_assert (results [3].has_id, "the 413 names its event");
+    cr_assert_arr_eq (results [3].id, big_id, POND_ID_SIZE);
+    cr_assert (strstr (results [1].reason, "different event"), "%s", results [1].reason);
+    cr_assert_gt (strlen (results [2].reason), 5);
+    cr_assert_eq (results [0].seq, 2);
+    cr_assert_eq (results [4].seq, 3);
+    cr_assert_eq (results [5].seq, 4);
+    cr_assert_eq (s_head (ingest), 4, "only the good ones were stored");
+    free (results);
+    pond_event_destroy (&first);
+    pond_event_destroy (&reuse);
+    for (int i = 0; i < 3; i++)
+        pond_event_destroy (&good [i]);
+    zsock_destroy (&ingest);
+}
+
+Test (broker, batch_over_the_byte_bound_is_refused_whole)
+{
+    zsock_t *ingest = s_dealer (mesh->ingest);
+    zsock_t *other = s_dealer (mesh->ingest);
+    pond_event_t *first = pond_event_new ("QUACKED", "cust-b");
+    cr_assert_eq (s_publish_ok (ingest, first, NULL), 1);
+    pond_event_destroy (&first);
+    //  20 events of about 60,000 bytes: each is fine, together over 1 MiB
+    zframe_t *frames [20];
+    uint8_t ids [20][POND_ID_SIZE];
+    size_t bytes = 0;
+    for (int i = 0; i < 20; i++) {
+        pond_event_t *event = s_event_padded ("cust-b", 60000);
+        memcpy (ids [i], pond_event_id (event), POND_ID_SIZE);
+        frames [i] = s_encode (event);
+        bytes += zframe_size (frames [i]);
+        pond_event_destroy (&event);
+    }
+    cr_assert_gt (bytes, POND_BATCH_BYTES_MAX);
+    s_send_batch (ingest, frames, 20);
+    pond_result_t *results = s_results_new ();
+    size_t count;
+    char reason [POND_REASON_MAX];
+    cr_assert_eq (s_recv_results (ingest, results, &count, reason), POND_CODE_TOO_LARGE);
+    cr_assert (strstr (reason, "bytes") && strstr (reason, "fewer"), "%s", reason);
+    cr_assert_eq (count, 20, "every event named");
+    for (int i = 0; i < 20; i++) {
+        cr_assert_eq (results [i].code, POND_CODE_TOO_LARGE);
+        cr_assert_arr_eq (results [i].id, ids [i], POND_ID_SIZE);
+    }
+    cr_assert_eq (s_head (ingest), 1, "nothing of it was stored");
+    //  The broker is up and serves others, singles and batches
+    pond_event_t *event = pond_event_new ("QUACKED", "cust-c");
+    cr_assert_eq (s_publish_ok (other, event, NULL), 2);
+    pond_event_destroy (&event);
+    zframe_t *two [2];
+    for (int i = 0; i < 2; i++) {
+        event = pond_event_new ("QUACKED", "cust-c");
+        two [i] = s_encode (event);
+        pond_event_destroy (&event);
+    }
+    s_send_batch (ingest, two, 2);
+    cr_assert_eq (s_recv_results (ingest, results, &count, NULL), POND_CODE_OK);
+    cr_assert_eq (count, 2);
+    cr_assert_eq (results [0].seq, 3);
+    cr_assert_eq (results [1].seq, 4);
+    free (results);
+    zsock_destroy (&other);
+    zsock_destroy (&ingest);
+}
+
+Test (broker, batch_of_1025_events_is_refused_and_1024_taken)
+{
+    zsock_t *ingest = s_dealer (mesh->ingest);
+    pond_event_t *first = pond_event_new ("QUACKED", "cust-b");
+    cr_assert_eq (s_publish_ok (ingest, first, NULL), 1);
+    pond_event_destroy (&first);
+    zframe_t **frames = (zframe_t **) calloc (POND_BATCH_EVENTS_MAX + 1, sizeof (zframe_t *));
+    for (int i = 0; i < POND_BATCH_EVENTS_MAX + 1; i++) {
+        pond_event_t *event = pond_event_new ("QUACKED", "cust-b");
+        frames [i] = s_encode (event);
+        pond_event_destroy (&event);
+    }
+    s_send_batch (ingest, frames, POND_BATCH_EVENTS_MAX + 1);
+    pond_result_t *results = s_results_new ();
+    size_t count;
+    char reason [POND_REASON_MAX];
+    cr_assert_eq (s_recv_results (ingest, results, &count, reason), POND_CODE_TOO_LARGE);
+    cr_assert (strstr (reason, "1025 events") && strstr (reason, "1024"), "%s", reason);
+    cr_assert_eq (count, 0);
+    cr_assert_eq (s_head (ingest), 1, "nothing of it was stored");
+    for (int i = 0; i < POND_BATCH_EVENTS_MAX; i++) {
+        pond_event_t *event = pond_event_new ("QUACKED", "cust-b");
+        frames [i] = s_encode (event);
+        pond_event_destroy (&event);
+    }
+    s_send_batch (ingest, frames, POND_BATCH_EVENTS_MAX);
+    cr_assert_eq (s_recv_results (ingest, results, &count, NULL), POND_CODE_OK);
+    cr_assert_eq (count, POND_BATCH_EVENTS_MAX);
+    for (int i = 0; i < POND_BATCH_EVENTS_MAX; i++)
+        cr_assert_eq (results [i].seq, 2 + (uint64_t) i, "%d: %u %s", i, results [i].code,
+                      results [i].reason);
+    free (frames);
+    free (results);
+    zsock_destroy (&ingest);
+}
+
+Test (broker, batch_with_truncated_and_empty_frames)
+{
+    zsock_t *ingest = s_dealer (mesh->ingest);
+    pond_event_t *first = pond_event_new ("QUACKED", "cust-b");
+    cr_assert_eq (s_publish_ok (ingest, first, NULL), 1);
+    pond_event_destroy (&first);
+    pond_event_t *events [3];
+    for (int i = 0; i < 3; i++)
+        events [i] = pond_event_new ("QUACKED", "cust-b");
+    zframe_t *whole = s_encode (events [1]);
+    zframe_t *frames [] = {
+        s_encode (events [0]),
+        zframe_new (zframe_data (whole), zframe_size (whole) / 2),     //  cut short
+        zframe_new (NULL, 0),                                           //  empty
+        zframe_new ("\xc1\xc1\xc1", 3),                                 //  never msgpack
+        s_encode (events [2])
+    };
+    zframe_destroy (&whole);
+    s_send_batch (ingest, frames, 5);
+    pond_result_t *results = s_results_new ();
+    size_t count;
+    cr_assert_eq (s_recv_results (ingest, results, &count, NULL), POND_CODE_OK);
+    cr_assert_eq (count, 5);
+    uint32_t codes [] = { 200, 400, 400, 400, 200 };
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq (results [i].code, codes [i], "%d: %u %s", i, results [i].code,
+                      results [i].reason);
+    cr_assert_not (results [2].has_id);
+    cr_assert_not (results [3].has_id);
+    cr_assert_arr_eq (results [0].id, pond_event_id (events [0]), POND_ID_SIZE);
+    cr_assert_arr_eq (results [4].id, pond_event_id (events [2]), POND_ID_SIZE);
+    cr_assert_eq (results [0].seq, 2);
+    cr_assert_eq (results [4].seq, 3);
+    free (results);
+    for (int i = 0; i < 3; i++)
+        pond_event_destroy (&events [i]);
+    zsock_destroy (&ingest);
+}
+
+Test (broker, batch_while_the_store_is_away_gets_503_per_event)
+{
+    zsock_t *ingest = s_dealer (mesh->ingest);
+    pond_event_t *first = pond_event_new ("QUACKED", "cust-b");
+    cr_assert_eq (s_publish_ok (ingest, first, NULL), 1);
+    pond_event_destroy (&first);
+    pond_harness_stop (mesh->store, SIGKILL);
+    mesh->store = 0;
+    uint8_t empty_map [] = { 0x80 };
+    bool down = false;
+    for (int waited = 0; waited < 15000 && !down; waited += 100) {
+        s_send_frames (ingest, POND_PING, zframe_new (empty_map, 1));
+        zmsg_t *reply = s_recv (ingest, 5000);
+        cr_assert_not_null (reply);
+        cr_assert (pond_proto_is (zmsg_first (reply), POND_PONG));
+        pond_pong_t pong;
+        char err [POND_ERR_SIZE];
+        cr_assert_eq (pond_pong_decode (zmsg_next (reply), &pong, err, sizeof err), 0);
+        down = !pong.store_up;
+        zmsg_destroy (&reply);
+        if (!down)
+            zclock_sleep (100);
+    }
+    cr_assert (down, "the broker noticed the store is gone");
+    pond_event_t *events [5];
+    zframe_t *frames [5];
+    for (int i = 0; i < 5; i++) {
+        events [i] = pond_event_new ("QUACKED", "cust-b");
+        frames [i] = s_encode (events [i]);
+    }
+    s_send_batch (ingest, frames, 5);
+    pond_result_t *results = s_results_new ();
+    size_t count;
+    cr_assert_eq (s_recv_results (ingest, results, &count, NULL), POND_CODE_OK);
+    cr_assert_eq (count, 5);
+    for (int i = 0; i < 5; i++) {
+        cr_assert_eq (results [i].code, POND_CODE_UNAVAILABLE);
+        cr_assert_gt (results [i].retry_ms, 0, "503 says when to resend");
+        cr_assert_arr_eq (results [i].id, pond_event_id (events [i]), POND_ID_SIZE);
+    }
+    //  Back: the same batch is stored, in order
+    cr_assert_eq (pond_mesh_start_store (mesh), 0);
+    bool stored = false;
+    for (int attempt = 0; attempt < 50 && !stored; attempt++) {
+        for (int i = 0; i < 5; i++)
+            frames [i] = s_encode (events [i]);
+        s_send_batch (ingest, frames, 5);
+        cr_assert_eq (s_recv_results (ingest, results, &count, NULL), POND_CODE_OK);
+        stored = results [0].code == POND_CODE_OK;
+        if (!stored)
+            zclock_sleep ((int) results [0].retry_ms);
+    }
+    cr_assert (stored);
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq (results [i].seq, 2 + (uint64_t) i, "%d: %u", i, results [i].code);
+    free (results);
+    for (int i = 0; i < 5; i++)
+        pond_event_destroy (&events [i]);
     zsock_destroy (&ingest);
 }
 

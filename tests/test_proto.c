@@ -2125,6 +2125,54 @@ Test (proto, nack_round_trip_with_and_without_id)
     zframe_destroy (&frame);
 }
 
+//  RESULTS: a full batch of results fits a body, and comes back as sent
+Test (proto, results_round_trip)
+{
+    pond_result_t *sent = calloc (POND_BATCH_EVENTS_MAX, sizeof (pond_result_t));
+    pond_result_t *back = calloc (POND_BATCH_EVENTS_MAX, sizeof (pond_result_t));
+    for (size_t i = 0; i < POND_BATCH_EVENTS_MAX; i++) {
+        sent [i] = (pond_result_t) { .has_id = i % 7 != 3, .code = i % 2? 200: 409,
+                                     .seq = i % 2? UINT64_MAX - i: 0, .dup = i % 4 == 1,
+                                     .retry_ms = (uint32_t) i };
+        memset (sent [i].id, (int) (i % 251) + 1, POND_ID_SIZE);
+        memset (sent [i].reason, 'r', POND_RESULT_REASON_MAX - 1);     //  longest
+    }
+    zframe_t *frame = pond_results_encode (200, "", sent, POND_BATCH_EVENTS_MAX);
+    cr_assert_leq (zframe_size (frame), POND_BODY_MAX, "%zu bytes", zframe_size (frame));
+    uint32_t code;
+    char reason [POND_REASON_MAX], err [POND_ERR_SIZE];
+    size_t count;
+    cr_assert_eq (pond_results_decode (frame, &code, reason, sizeof reason, back,
+                                       POND_BATCH_EVENTS_MAX, &count, err, sizeof err), 0,
+                  "%s", err);
+    cr_assert_eq (code, 200);
+    cr_assert_eq (count, POND_BATCH_EVENTS_MAX);
+    for (size_t i = 0; i < count; i++) {
+        cr_assert_eq (back [i].has_id, sent [i].has_id);
+        if (sent [i].has_id)
+            cr_assert_arr_eq (back [i].id, sent [i].id, POND_ID_SIZE);
+        cr_assert_eq (back [i].code, sent [i].code);
+        cr_assert_eq (back [i].seq, sent [i].seq);
+        cr_assert_eq (back [i].dup, sent [i].dup);
+        cr_assert_eq (back [i].retry_ms, sent [i].retry_ms);
+        cr_assert_str_eq (back [i].reason, sent [i].reason);
+    }
+    //  More results than the room given, or a result that is not a map: refused
+    cr_assert_eq (pond_results_decode (frame, &code, reason, sizeof reason, back, 10, &count,
+                                       err, sizeof err), -1);
+    cr_assert (strstr (err, "more than 10"), "%s", err);
+    zframe_destroy (&frame);
+    uint8_t bad [] = { 0x82, 0xa4, 'c', 'o', 'd', 'e', 0xcc, 200,
+                       0xa7, 'r', 'e', 's', 'u', 'l', 't', 's', 0x91, 0x01 };
+    frame = zframe_new (bad, sizeof bad);
+    cr_assert_eq (pond_results_decode (frame, &code, reason, sizeof reason, back, 10, &count,
+                                       err, sizeof err), -1);
+    cr_assert (strstr (err, "results[0]"), "%s", err);
+    zframe_destroy (&frame);
+    free (sent);
+    free (back);
+}
+
 Test (proto, replay_req_round_trip)
 {
     pond_replay_req_t *req = calloc (1, sizeof *req);

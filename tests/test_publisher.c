@@ -497,6 +497,129 @@ Test (publisher, push_refuses_what_cannot_go)
     cr_assert_eq (pond_publisher_held (publisher), 0);
 }
 
+//  The next message on the fake, any number of event frames: their ids
+//  into ids (at most max), the peer into *peer. Returns the events, or 0
+//  if none came within timeout_ms.
+static size_t
+s_fake_recv_batch (int timeout_ms, zframe_t **peer, uint8_t (*ids) [POND_ID_SIZE], size_t max)
+{
+    zsock_set_rcvtimeo (fake->router, timeout_ms);
+    zmsg_t *msg = zmsg_recv (fake->router);
+    if (!msg)
+        return 0;
+    *peer = zmsg_pop (msg);
+    char *command = zmsg_popstr (msg);
+    cr_assert_str_eq (command, POND_PUBLISH);
+    free (command);
+    size_t count = 0;
+    zframe_t *frame;
+    while ((frame = zmsg_pop (msg))) {
+        char err [POND_ERR_SIZE];
+        pond_event_t *event = pond_event_decode (zframe_data (frame), zframe_size (frame),
+                                                 err, sizeof err);
+        cr_assert_not_null (event, "%s", err);
+        cr_assert_lt (count, max);
+        memcpy (ids [count++], pond_event_id (event), POND_ID_SIZE);
+        pond_event_destroy (&event);
+        zframe_destroy (&frame);
+    }
+    zmsg_destroy (&msg);
+    fake->publishes++;
+    return count;
+}
+
+Test (publisher, batch_sends_pushed_events_as_one_message_and_maps_results)
+{
+    pond_publisher_set_batch (publisher, 64, 0);
+    uint8_t ids [5][POND_ID_SIZE];
+    for (int i = 0; i < 5; i++)
+        s_push (100 + (uint64_t) i, ids [i]);
+    cr_assert_eq (pond_publisher_held (publisher), 5);
+    zframe_t *peer = NULL;
+    uint8_t got [8][POND_ID_SIZE];
+    cr_assert_eq (s_fake_recv_batch (100, &peer, got, 8), 0, "push only queues");
+    //  next (or flush, or due) sends what is queued, as one message
+    pond_publish_result_t result;
+    cr_assert_eq (pond_publisher_next (publisher, 0, &result), 0);
+    cr_assert_eq (s_fake_recv_batch (5000, &peer, got, 8), 5, "one PUBLISH with 5 events");
+    for (int i = 0; i < 5; i++)
+        cr_assert_arr_eq (got [i], ids [i], POND_ID_SIZE, "in push order");
+    cr_assert_eq (s_fake_recv_batch (100, &peer, got, 8), 0, "and nothing else");
+    //  One RESULTS: 200, 200 dup, 409, 503 (resent alone), 200
+    pond_result_t replies [5];
+    uint32_t codes [] = { 200, 200, 409, 503, 200 };
+    for (int i = 0; i < 5; i++) {
+        replies [i] = (pond_result_t) { .has_id = true, .code = codes [i], .seq = 10 + (uint64_t) i,
+                                        .dup = i == 1, .retry_ms = i == 3? 50: 0 };
+        memcpy (replies [i].id, ids [i], POND_ID_SIZE);
+        snprintf (replies [i].reason, sizeof replies [i].reason, "%s",
+                  codes [i] == 200? "": "scripted");
+    }
+    s_fake_send (peer, POND_RESULTS, pond_results_encode (200, "", replies, 5));
+    int tags [] = { 100, 101, 102, 104 };
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq (pond_publisher_next (publisher, 5000, &result), 1);
+        cr_assert_eq (result.tag, (uint64_t) tags [i], "tag %" PRIu64, result.tag);
+        int k = tags [i] - 100;
+        cr_assert_arr_eq (result.id, ids [k], POND_ID_SIZE);
+        cr_assert_eq (result.code, (int) codes [k]);
+        if (codes [k] == 200) {
+            cr_assert_eq (result.seq, 10 + (uint64_t) k);
+            cr_assert_eq (result.dup, k == 1);
+        }
+    }
+    //  The 503 one goes again, alone, after its retry_ms (50 ms)
+    cr_assert_eq (pond_publisher_next (publisher, 300, &result), 0);
+    zframe_t *again = NULL;
+    cr_assert_eq (s_fake_recv_batch (5000, &again, got, 8), 1);
+    cr_assert_arr_eq (got [0], ids [3], POND_ID_SIZE);
+    pond_ack_t ack = { .seq = 13 };
+    memcpy (ack.id, ids [3], POND_ID_SIZE);
+    s_fake_send (again, POND_ACK, pond_ack_encode (&ack));
+    cr_assert_eq (pond_publisher_next (publisher, 5000, &result), 1);
+    cr_assert_eq (result.tag, 103);
+    cr_assert_eq (result.code, POND_CODE_OK);
+    cr_assert_eq (result.seq, 13);
+    cr_assert_eq (result.sends, 2);
+    cr_assert_eq (pond_publisher_held (publisher), 0);
+    cr_assert_eq (fake->publishes, 2, "two messages for six sends");
+    cr_assert_eq (pond_publisher_stale (publisher), 0);
+    zframe_destroy (&peer);
+    zframe_destroy (&again);
+}
+
+Test (publisher, batch_goes_out_when_full_and_a_lone_event_goes_plain)
+{
+    pond_publisher_set_batch (publisher, 3, 0);
+    uint8_t ids [4][POND_ID_SIZE];
+    for (int i = 0; i < 3; i++)
+        s_push ((uint64_t) i, ids [i]);
+    zframe_t *peer = NULL;
+    uint8_t got [4][POND_ID_SIZE];
+    cr_assert_eq (s_fake_recv_batch (5000, &peer, got, 4), 3, "full: sent by push");
+    zframe_destroy (&peer);
+    s_push (3, ids [3]);
+    int due = pond_publisher_due (publisher);
+    cr_assert_gt (due, 0, "due sent what was queued: it waits for the reply (%d ms)", due);
+    got_t lone;
+    cr_assert (s_fake_recv (5000, &lone), "one event alone is a plain PUBLISH");
+    cr_assert_arr_eq (lone.id, ids [3], POND_ID_SIZE);
+    s_got_clear (&lone);
+    //  Bytes bound the batch too: two events' bytes make a batch of two
+    size_t size;
+    uint8_t *bytes = s_encode (ids [0], &size);
+    free (bytes);
+    pond_publisher_set_batch (publisher, 0, 2 * size);      //  queue empty: events kept
+    for (int i = 0; i < 3; i++)
+        s_push (10 + (uint64_t) i, ids [i]);
+    cr_assert_eq (s_fake_recv_batch (5000, &peer, got, 4), 2, "the third did not fit");
+    zframe_destroy (&peer);
+    cr_assert_eq (pond_publisher_next (publisher, 0, &(pond_publish_result_t) { 0 }), 0);
+    cr_assert_eq (s_fake_recv_batch (5000, &peer, got, 4), 1);
+    cr_assert_arr_eq (got [0], ids [2], POND_ID_SIZE);
+    zframe_destroy (&peer);
+}
+
 //  =====================================================================
 //  Against a real store and broker
 
@@ -697,4 +820,75 @@ Test (publisher_mesh, client_cpu_old_window_against_publisher)
     free (seqs);
     pond_publisher_destroy (&self);
     pond_client_destroy (&producer);
+}
+
+//  CPU seconds pid has used (user + system), from /proc/PID/stat
+static double
+s_proc_cpu_s (pid_t pid)
+{
+    char path [64];
+    snprintf (path, sizeof path, "/proc/%d/stat", (int) pid);
+    FILE *file = fopen (path, "r");
+    cr_assert_not_null (file);
+    char line [1024];
+    cr_assert_not_null (fgets (line, sizeof line, file));
+    fclose (file);
+    //  Fields after the command (which may hold spaces) start after ')'
+    char *rest = strrchr (line, ')');
+    cr_assert_not_null (rest);
+    unsigned long utime = 0, stime = 0;
+    cr_assert_eq (sscanf (rest + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+                          &utime, &stime), 2);
+    return (double) (utime + stime) / (double) sysconf (_SC_CLK_TCK);
+}
+
+//  Batches on the wire against the real broker: every event its result and
+//  seq, once, batch 1 (one PUBLISH per event) as batch 64. Figures per
+//  event for the client, broker and store ($POND_PUBLISHER_EVENTS events,
+//  $POND_PUBLISHER_RUNS rounds of batch 1 then 64 then 64 then 1).
+Test (publisher_mesh, batches_get_every_seq_once_and_cost_less)
+{
+    size_t count = s_events (5000);
+    const char *env = getenv ("POND_PUBLISHER_RUNS");
+    int runs = env && atoi (env) > 0? atoi (env): 1;
+    batch_t *batch = s_batch_new (count);
+    pond_client_t *producer = pond_client_new (mesh->ingest);
+    cr_assert_eq (pond_client_ping (producer, 5000), 0);
+    uint64_t *seqs = (uint64_t *) calloc (count, sizeof (uint64_t));
+    bool *seen = (bool *) calloc (count * 4 * (size_t) runs + 1, 1);
+    uint64_t stored = 0;
+    for (int round = 0; round < 4 * runs; round++) {
+        int size = (round % 4 == 0 || round % 4 == 3)? 1: 64;
+        //  New ids each round, so each event is stored (no dups)
+        for (size_t i = 0; i < count; i++) {
+            free (batch->bytes [i]);
+            batch->bytes [i] = s_encode (batch->ids [i], &batch->sizes [i]);
+        }
+        pond_publisher_t *self = pond_publisher_new (producer);
+        pond_publisher_set_batch (self, size, 0);
+        memset (seqs, 0, count * sizeof (uint64_t));
+        double broker_cpu = s_proc_cpu_s (mesh->broker);
+        double store_cpu = s_proc_cpu_s (mesh->store);
+        int64_t started = zclock_usecs ();
+        double client_us = s_publish_batch (self, batch, seqs);
+        double wall_s = (double) (zclock_usecs () - started) / 1e6;
+        broker_cpu = s_proc_cpu_s (mesh->broker) - broker_cpu;
+        store_cpu = s_proc_cpu_s (mesh->store) - store_cpu;
+        for (size_t i = 0; i < count; i++) {
+            cr_assert (seqs [i] > stored && seqs [i] <= stored + count && !seen [seqs [i]],
+                       "seq %" PRIu64 " once, after the last round's", seqs [i]);
+            seen [seqs [i]] = true;
+        }
+        stored += count;
+        fprintf (stderr, "publisher: batch %2d: %zu events of %zu bytes in %.3f s, %.0f "
+                 "events/s; CPU per event: client %.2f us, broker %.2f us, store %.2f us\n",
+                 size, count, batch->sizes [0], wall_s,
+                 (double) count / wall_s, client_us / (double) count,
+                 broker_cpu * 1e6 / (double) count, store_cpu * 1e6 / (double) count);
+        pond_publisher_destroy (&self);
+    }
+    free (seen);
+    free (seqs);
+    pond_client_destroy (&producer);
+    s_batch_destroy (&batch);
 }

@@ -306,6 +306,53 @@ Test (security, device_publishing_for_another_customer_gets_403)
     free (out);
 }
 
+//  A batch from a device key: each event checked against the key on its
+//  own (403 for the other customer's, the rest stored with the key's name
+//  as source); the publisher sends one PUBLISH and maps the RESULTS back
+Test (security, batch_from_a_device_is_checked_event_by_event)
+{
+    s_as (mesh.keys, "silo-1");
+    pond_client_t *client = pond_client_new (mesh.eps.ingest);
+    cr_assert_not_null (client);
+    cr_assert_eq (pond_client_ping (client, 5000), 0);
+    pond_publisher_t *publisher = pond_publisher_new (client);
+    pond_publisher_set_batch (publisher, 8, 0);
+    const char *entities [] = { "anna", "ben", "anna" };
+    for (int i = 0; i < 3; i++) {
+        pond_event_t *event = pond_event_new ("QUACKED", entities [i]);
+        pond_event_set_source (event, "not-me");
+        cr_assert_eq (pond_publisher_push_event (publisher, event, (uint64_t) i), 0);
+        pond_event_destroy (&event);
+    }
+    int codes [3] = { 0 };
+    for (int i = 0; i < 3; i++) {
+        pond_publish_result_t result;
+        cr_assert_eq (pond_publisher_next (publisher, 5000, &result), 1);
+        cr_assert_lt (result.tag, 3);
+        codes [result.tag] = result.code;
+        cr_assert_eq (result.sends, 1);
+    }
+    cr_assert_eq (codes [0], POND_CODE_OK);
+    cr_assert_eq (codes [1], POND_CODE_FORBIDDEN);
+    cr_assert_eq (codes [2], POND_CODE_OK);
+    pond_publisher_destroy (&publisher);
+    pond_client_destroy (&client);
+    s_as (mesh.keys, "admin");
+    char err [256] = "";
+    char *stats = pond_client_stats (mesh.eps.control, 3000, err, sizeof err);
+    cr_assert_not_null (stats, "%s", err);
+    cr_assert (strstr (stats, "\"batches\":1,"), "one PUBLISH: %s", stats);
+    cr_assert (strstr (stats, "\"forbidden\":1,"), "%s", stats);
+    free (stats);
+    int code;
+    char *lines = s_replay_entity ("anna", &code);
+    cr_assert_not_null (lines, "replay as admin: %d", code);
+    cr_assert_null (strstr (lines, "not-me"), "source stamped in a batch too: %s", lines);
+    char *second = strstr (lines, "\"source\":\"silo-1\"");
+    cr_assert (second && strstr (second + 1, "\"source\":\"silo-1\""), "%s", lines);
+    free (lines);
+}
+
 Test (security, device_binary_with_keys)
 {
     //  pond-device --keys: as its own key (--as defaults to --device)

@@ -98,6 +98,9 @@ s_emit_pipelined (pond_actor_t *self, pond_client_t *client, pond_event_t **even
         pond_publisher_destroy (&publisher);
         return -1;
     }
+    //  Many events at once (a recompute's badge changes): in PUBLISH
+    //  batches, one message and one RESULTS for up to EMIT_BATCH events
+    pond_publisher_set_batch (publisher, EMIT_BATCH, 0);
     int rc = 0;
     size_t next = 0, done = 0;
     while (rc == 0 && done < count) {

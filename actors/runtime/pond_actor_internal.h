@@ -30,6 +30,7 @@
 #define VERIFY_DUMP_MS      60000       //  wait for the live actor's DUMP
 #define VERIFY_REPLAY_MS    15000       //  replay silent this long: verify fails
 #define EMIT_WINDOW         1024        //  pond_actor_emit_many: events in flight
+#define EMIT_BATCH          64          //  ... and events per PUBLISH batch
 #define LIVE_ROUND          1000        //  live events applied per round, at most
 #define CATCHUP_SYNC_MS     60000       //  pond_actor_catch_up gives up after this
 #define PARKED_MAX          1000        //  QUERYs waiting for 'after', at most
