@@ -30,8 +30,8 @@ bench_quack_set_data (pond_event_t *event, size_t index, size_t pad, const char 
         for (size_t i = 0; i < pad; i++)
             text [i] = (char) ('a' + (index + i) % 26);
         msgpack_pack_str_with_body (&pk, text, pad);
-        rc = pond_event_set_data (event, (const uint8_t *) buffer.data, buffer.size,
-                                  err, sizeof err);
+        rc = pond_event_set_data (event, (const uint8_t *) buffer.data, buffer.size, err,
+                                  sizeof err);
         free (text);
     }
     if (rc)

@@ -22,12 +22,11 @@
 static void
 s_usage (FILE *out)
 {
-    fprintf (out,
-        "Usage: pond-fsync-loop [--dir DIR] [--count N] [--size BYTES]\n"
-        "\n"
-        "Appends BYTES (default 200) to a new file in DIR (default .) and calls\n"
-        "fdatasync after each append, N times (default 5000); prints the rate and\n"
-        "the latency of one append+fdatasync. The file is removed at the end.\n");
+    fprintf (out, "Usage: pond-fsync-loop [--dir DIR] [--count N] [--size BYTES]\n"
+                  "\n"
+                  "Appends BYTES (default 200) to a new file in DIR (default .) and calls\n"
+                  "fdatasync after each append, N times (default 5000); prints the rate and\n"
+                  "the latency of one append+fdatasync. The file is removed at the end.\n");
 }
 
 static int64_t
@@ -50,13 +49,11 @@ main (int argc, char *argv [])
 {
     const char *dir = ".";
     long count = 5000, size = 200;
-    static const struct option options [] = {
-        { "dir", required_argument, NULL, 'd' },
-        { "count", required_argument, NULL, 'n' },
-        { "size", required_argument, NULL, 's' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 }
-    };
+    static const struct option options [] = { { "dir", required_argument, NULL, 'd' },
+                                              { "count", required_argument, NULL, 'n' },
+                                              { "size", required_argument, NULL, 's' },
+                                              { "help", no_argument, NULL, 'h' },
+                                              { NULL, 0, NULL, 0 } };
     int option;
     while ((option = getopt_long (argc, argv, "d:n:s:h", options, NULL)) != -1) {
         switch (option) {
@@ -91,10 +88,9 @@ main (int argc, char *argv [])
     int64_t start = s_now_ns ();
     for (long i = 0; i < count && rc == 0; i++) {
         int64_t before = s_now_ns ();
-        memcpy (record, &i, sizeof i < (size_t) size? sizeof i: (size_t) size);
+        memcpy (record, &i, sizeof i < (size_t) size ? sizeof i : (size_t) size);
         if (write (fd, record, (size_t) size) != (ssize_t) size || fdatasync (fd)) {
-            fprintf (stderr, "pond-fsync-loop: write or fdatasync failed: %s\n",
-                     strerror (errno));
+            fprintf (stderr, "pond-fsync-loop: write or fdatasync failed: %s\n", strerror (errno));
             rc = 1;
         }
         latency [i] = s_now_ns () - before;
@@ -106,8 +102,7 @@ main (int argc, char *argv [])
         qsort (latency, (size_t) count, sizeof (int64_t), s_compare);
         printf ("scenario=fsync_loop count=%ld size=%ld seconds=%.3f per_s=%.0f "
                 "p50_us=%.0f p99_us=%.0f\n",
-                count, size, seconds, (double) count / seconds,
-                (double) latency [count / 2] / 1e3,
+                count, size, seconds, (double) count / seconds, (double) latency [count / 2] / 1e3,
                 (double) latency [(count * 99) / 100] / 1e3);
     }
     free (record);

@@ -32,7 +32,7 @@
 #include <string.h>
 #include <time.h>
 
-#define S_CUSTOMERS 1000
+#define S_CUSTOMERS  1000
 #define S_ROUNDS_MAX 32
 
 typedef enum { S_QUACK, S_ADD, S_REMOVE, S_GRANT } s_kind_t;
@@ -59,11 +59,11 @@ s_event (s_kind_t kind, size_t index)
         return NULL;
     char data [256];
     if (kind == S_QUACK)
-        snprintf (data, sizeof data, "{\"duration_ms\":%zu,\"loudness_db\":%.1f,"
-                  "\"firmware\":\"silo-2.4.%zu\"}", 200 + index % 700,
-                  40.0 + (double) (index % 50) / 2, index % 10);
-    else
-    if (kind == S_ADD || kind == S_REMOVE)
+        snprintf (data, sizeof data,
+                  "{\"duration_ms\":%zu,\"loudness_db\":%.1f,"
+                  "\"firmware\":\"silo-2.4.%zu\"}",
+                  200 + index % 700, 40.0 + (double) (index % 50) / 2, index % 10);
+    else if (kind == S_ADD || kind == S_REMOVE)
         snprintf (data, sizeof data, "{\"label\":\"%s\",\"container\":\"c%zu\"}",
                   labels [(index / 2) % 5], (index / 2) % 8);
     else
@@ -86,16 +86,17 @@ s_kind (const char *actor, size_t index)
     if (streq (actor, POND_QUACK_COUNTER_NAME))
         return S_QUACK;
     if (streq (actor, POND_BADGE_GRANTER_NAME))
-        return index % 10 == 9? S_GRANT: S_QUACK;
+        return index % 10 == 9 ? S_GRANT : S_QUACK;
     if (streq (actor, POND_ALEXA_VIEW_NAME))
-        return index % 2? S_REMOVE: S_ADD;
+        return index % 2 ? S_REMOVE : S_ADD;
     return (s_kind_t) (index % 4);
 }
 
 static int
 s_emit_nothing (void *arg, const pond_event_t *event)
 {
-    (void) arg; (void) event;
+    (void) arg;
+    (void) event;
     return 0;
 }
 
@@ -103,14 +104,14 @@ static int
 s_compare (const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
-    return x < y? -1: x > y;
+    return x < y ? -1 : x > y;
 }
 
 //  One round: apply every event to a fresh view; ns per event into
 //  *apply_p (apply alone) and *total_p (with begin and commit)
 static int
-s_round (pond_actor_spec_t *spec, pond_event_t **events, size_t count, const char *dir,
-         int round, uint64_t *apply_p, uint64_t *total_p)
+s_round (pond_actor_spec_t *spec, pond_event_t **events, size_t count, const char *dir, int round,
+         uint64_t *apply_p, uint64_t *total_p)
 {
     char path [512];
     snprintf (path, sizeof path, "%s/%s-%d", dir, spec->name, round);
@@ -152,20 +153,19 @@ main (int argc, char *argv [])
     for (int arg = 1; arg < argc; arg++) {
         if (streq (argv [arg], "--events") && arg + 1 < argc)
             count = (size_t) strtoull (argv [++arg], NULL, 10);
-        else
-        if (streq (argv [arg], "--rounds") && arg + 1 < argc)
+        else if (streq (argv [arg], "--rounds") && arg + 1 < argc)
             rounds = atoi (argv [++arg]);
         else {
-            fprintf (stderr, "usage: pond-apply-bench [--events N] [--rounds R]\n"
+            fprintf (stderr,
+                     "usage: pond-apply-bench [--events N] [--rounds R]\n"
                      "  ns per event each actor's apply takes over N events (20000),\n"
                      "  median of R rounds (5, at most %d) on a fresh temporary view\n",
                      S_ROUNDS_MAX);
-            return streq (argv [arg], "--help")? 0: 1;
+            return streq (argv [arg], "--help") ? 0 : 1;
         }
     }
     if (count == 0 || rounds < 1 || rounds > S_ROUNDS_MAX) {
-        fprintf (stderr, "pond-apply-bench: --events must be > 0, --rounds 1..%d\n",
-                 S_ROUNDS_MAX);
+        fprintf (stderr, "pond-apply-bench: --events must be > 0, --rounds 1..%d\n", S_ROUNDS_MAX);
         return 1;
     }
     zsys_init ();
@@ -175,16 +175,14 @@ main (int argc, char *argv [])
         perror ("pond-apply-bench: mkdtemp");
         return 1;
     }
-    void (*fill [4]) (pond_actor_spec_t *) = {
-        pond_quack_counter_spec, pond_badge_granter_spec,
-        pond_alexa_view_spec, pond_mobile_view_spec
-    };
+    void (*fill [4]) (pond_actor_spec_t *) = { pond_quack_counter_spec, pond_badge_granter_spec,
+                                               pond_alexa_view_spec, pond_mobile_view_spec };
     pond_event_t **events = calloc (count, sizeof *events);
-    int rc = events? 0: 1;
+    int rc = events ? 0 : 1;
     for (int actor = 0; rc == 0 && actor < 4; actor++) {
         pond_actor_spec_t spec;
         memset (&spec, 0, sizeof spec);
-        fill [actor] (&spec);
+        fill [actor](&spec);
         pond_badge_granter_t *granter = NULL;
         if (streq (spec.name, POND_BADGE_GRANTER_NAME)) {
             granter = pond_badge_granter_new ();
@@ -197,16 +195,16 @@ main (int argc, char *argv [])
         uint64_t apply [S_ROUNDS_MAX], total [S_ROUNDS_MAX];
         //  Round 0 warms up
         for (int round = 0; rc == 0 && round <= rounds; round++)
-            if (s_round (&spec, events, count, dir, round,
-                         &apply [round? round - 1: 0], &total [round? round - 1: 0]))
+            if (s_round (&spec, events, count, dir, round, &apply [round ? round - 1 : 0],
+                         &total [round ? round - 1 : 0]))
                 rc = 1;
         if (rc == 0) {
             qsort (apply, (size_t) rounds, sizeof apply [0], s_compare);
             qsort (total, (size_t) rounds, sizeof total [0], s_compare);
             printf ("actor=%s events=%zu rounds=%d apply_ns=%" PRIu64 " apply_min=%" PRIu64
                     " apply_max=%" PRIu64 " with_commit_ns=%" PRIu64 " with_commit_min=%" PRIu64
-                    " with_commit_max=%" PRIu64 "\n", spec.name, count, rounds,
-                    apply [rounds / 2], apply [0], apply [rounds - 1],
+                    " with_commit_max=%" PRIu64 "\n",
+                    spec.name, count, rounds, apply [rounds / 2], apply [0], apply [rounds - 1],
                     total [rounds / 2], total [0], total [rounds - 1]);
             fflush (stdout);
         }

@@ -24,31 +24,31 @@
 #include "pond_bench_events.h"
 #include "pond_bench_publish.h"
 
-#define POND_BENCH_REPLY_WAIT   30000   //  msecs without any reply = failure
-#define POND_BENCH_MAX_NAMES    8       //  load: --names
-#define POND_BENCH_LOAD_PRODUCERS 4     //  load and replay's load: with these producers
+#define POND_BENCH_REPLY_WAIT     30000    //  msecs without any reply = failure
+#define POND_BENCH_MAX_NAMES      8        //  load: --names
+#define POND_BENCH_LOAD_PRODUCERS 4        //  load and replay's load: with these producers
 
 //  The command line, as every scenario reads it
 typedef struct {
     const char *scenario;
-    long events;                //  0: scenario's default
+    long events;    //  0: scenario's default
     int producers;
-    bool loop;                  //  ingest: --connections, one event-loop thread
+    bool loop;    //  ingest: --connections, one event-loop thread
     int window;
-    double rate;                //  ingest: open loop at this many events/s (0: closed)
-    int size;                   //  target encoded event size, bytes
-    long range;                 //  replay: events per timed replay (0: events / 4)
-    double slow_rate;           //  replay: slow reader's events/s (0: none)
-    double slow_seconds;        //  replay: how long the slow reader reads
-    int subscribers;            //  fanout
-    size_t entities;            //  events belong to cust-0000 ... (--entities)
-    const char *names [POND_BENCH_MAX_NAMES];   //  load: event names, round robin
+    double rate;            //  ingest: open loop at this many events/s (0: closed)
+    int size;               //  target encoded event size, bytes
+    long range;             //  replay: events per timed replay (0: events / 4)
+    double slow_rate;       //  replay: slow reader's events/s (0: none)
+    double slow_seconds;    //  replay: how long the slow reader reads
+    int subscribers;        //  fanout
+    size_t entities;        //  events belong to cust-0000 ... (--entities)
+    const char *names [POND_BENCH_MAX_NAMES];    //  load: event names, round robin
     size_t names_count;
-    const char *parent;         //  where our data directory is made
-    const char *data;           //  --data: our data directory, kept
-    const char *mesh;           //  --mesh: a running mesh's data directory
-    bool keep;                  //  keep the data directory (debugging)
-    bool with_store;            //  pond-broker --with-store instead of two processes
+    const char *parent;    //  where our data directory is made
+    const char *data;      //  --data: our data directory, kept
+    const char *mesh;      //  --mesh: a running mesh's data directory
+    bool keep;             //  keep the data directory (debugging)
+    bool with_store;       //  pond-broker --with-store instead of two processes
     bool verbose;
 } pond_bench_options_t;
 
@@ -114,7 +114,7 @@ extern const char *const pond_bench_load_names [POND_BENCH_LOAD_NAMES_COUNT];
 //  (pond_bench_load.c).
 int
     pond_bench_load_events (pond_bench_mesh_t *mesh, size_t total, const char *const *names,
-                            size_t names_count, size_t entities, int size,
-                            double *seconds, double *bytes_avg);
+                            size_t names_count, size_t entities, int size, double *seconds,
+                            double *bytes_avg);
 
 #endif

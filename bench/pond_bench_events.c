@@ -14,8 +14,8 @@
 #include <string.h>
 
 struct _pond_bench_events_t {
-    uint8_t *bytes;             //  every encoded event, back to back
-    size_t *offsets;            //  count + 1 offsets into bytes
+    uint8_t *bytes;     //  every encoded event, back to back
+    size_t *offsets;    //  count + 1 offsets into bytes
     uint8_t (*ids) [POND_ID_SIZE];
     size_t count;
 };
@@ -35,9 +35,8 @@ s_make_id (uint8_t *id, int producer, size_t index)
 }
 
 pond_bench_events_t *
-pond_bench_events_new (int producer, size_t first, size_t count,
-                       const char *const *names, size_t names_count, size_t entities,
-                       bool ts_base, int size)
+pond_bench_events_new (int producer, size_t first, size_t count, const char *const *names,
+                       size_t names_count, size_t entities, bool ts_base, int size)
 {
     pond_event_t *event = pond_event_new (names [0], "cust-0");
     char source [32];
@@ -63,13 +62,13 @@ pond_bench_events_new (int producer, size_t first, size_t count,
         }
         free (bytes);
         long want = (long) pad + size - (long) encoded;
-        pad = want > 0? (size_t) want: 0;
+        pad = want > 0 ? (size_t) want : 0;
     }
     pond_bench_events_t *self = (pond_bench_events_t *) zmalloc (sizeof (pond_bench_events_t));
     size_t capacity = count * ((size_t) size + 64) + 1024;
     self->bytes = malloc (capacity);
     self->offsets = calloc (count + 1, sizeof (size_t));
-    self->ids = calloc (count? count: 1, POND_ID_SIZE);
+    self->ids = calloc (count ? count : 1, POND_ID_SIZE);
     if (!self->bytes || !self->offsets || !self->ids) {
         pond_event_destroy (&event);
         pond_bench_events_destroy (&self);
@@ -83,10 +82,10 @@ pond_bench_events_new (int producer, size_t first, size_t count,
         snprintf (entity, sizeof entity, "cust-%04zu", global % entities);
         pond_event_set_name (event, names [global % names_count]);
         pond_event_set_entity (event, entity);
-        pond_event_set_ts (event, ts_base? POND_BENCH_TS_BASE + global * POND_BENCH_TS_STEP
-                                         : pond_time_now ());
+        pond_event_set_ts (event, ts_base ? POND_BENCH_TS_BASE + global * POND_BENCH_TS_STEP
+                                          : pond_time_now ());
         if (s_make_id (self->ids [i], producer, i)
-        ||  bench_quack_set_data (event, global, pad, "pond-bench")) {
+            || bench_quack_set_data (event, global, pad, "pond-bench")) {
             rc = -1;
             break;
         }
@@ -166,8 +165,7 @@ pond_bench_events_index (pond_bench_events_t *self, int producer, const uint8_t 
     int owner;
     size_t index;
     pond_bench_events_id_parse (id, &owner, &index);
-    if (owner != producer || index >= self->count
-    ||  memcmp (self->ids [index], id, POND_ID_SIZE))
+    if (owner != producer || index >= self->count || memcmp (self->ids [index], id, POND_ID_SIZE))
         return -1;
     return (long) index;
 }
@@ -176,6 +174,6 @@ void
 pond_bench_events_id_parse (const uint8_t *id, int *producer, size_t *index)
 {
     *producer = (id [10] << 8) | id [11];
-    *index = ((size_t) id [12] << 24) | ((size_t) id [13] << 16)
-           | ((size_t) id [14] << 8) | id [15];
+    *index = ((size_t) id [12] << 24) | ((size_t) id [13] << 16) | ((size_t) id [14] << 8)
+           | id [15];
 }

@@ -14,8 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define POND_BENCH_TS_BASE  1640995200000000ULL //  2022-01-01T00:00:00Z, the load's ts
-#define POND_BENCH_TS_STEP  1000                //  the load: 1 ms between events
+#define POND_BENCH_TS_BASE 1640995200000000ULL    //  2022-01-01T00:00:00Z, the load's ts
+#define POND_BENCH_TS_STEP 1000                   //  the load: 1 ms between events
 
 typedef struct _pond_bench_events_t pond_bench_events_t;
 
@@ -26,9 +26,8 @@ typedef struct _pond_bench_events_t pond_bench_events_t;
 //  data padded so that each event is about size bytes. Returns NULL if it
 //  failed. Caller owns return value and must destroy it.
 pond_bench_events_t *
-    pond_bench_events_new (int producer, size_t first, size_t count,
-                           const char *const *names, size_t names_count, size_t entities,
-                           bool ts_base, int size);
+    pond_bench_events_new (int producer, size_t first, size_t count, const char *const *names,
+                           size_t names_count, size_t entities, bool ts_base, int size);
 
 //  Destroy the events. Accepts NULL; sets *self_p to NULL.
 void

@@ -17,16 +17,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BENCH_LAT_PRODUCER  100                 //  the latency phase's producer number
+#define BENCH_LAT_PRODUCER 100    //  the latency phase's producer number
 
 typedef struct {
     const char *endpoint;
-    const int *stop;            //  set by main: leave
-    int ready;                  //  connected: a heartbeat came in
-    size_t received;            //  throughput phase deliveries
-    int64_t last;               //  ns of the last of them
-    const int64_t *sent_at;     //  latency phase: scheduled send times
-    int64_t *latency;           //  latency phase: per event, ns (0: not received)
+    const int *stop;           //  set by main: leave
+    int ready;                 //  connected: a heartbeat came in
+    size_t received;           //  throughput phase deliveries
+    int64_t last;              //  ns of the last of them
+    const int64_t *sent_at;    //  latency phase: scheduled send times
+    int64_t *latency;          //  latency phase: per event, ns (0: not received)
     size_t lat_events;
     size_t lat_received;
 } bench_sub_t;
@@ -39,11 +39,11 @@ s_subscriber_run (void *args)
     const char *names [] = { "QUACKED" };
     pond_sub_t *sub = pond_sub_new (self->endpoint, names, 1);
     while (sub && !__atomic_load_n (self->stop, __ATOMIC_ACQUIRE)
-        && pond_sub_heartbeats (sub) == 0) {
+           && pond_sub_heartbeats (sub) == 0) {
         pond_event_t *event = pond_sub_recv (sub, 100);
         pond_event_destroy (&event);
     }
-    __atomic_store_n (&self->ready, sub? 1: -1, __ATOMIC_RELEASE);
+    __atomic_store_n (&self->ready, sub ? 1 : -1, __ATOMIC_RELEASE);
     while (sub && !__atomic_load_n (self->stop, __ATOMIC_ACQUIRE)) {
         pond_event_t *event = pond_sub_recv (sub, 100);
         if (!event)
@@ -55,7 +55,8 @@ s_subscriber_run (void *args)
         pond_bench_events_id_parse (id, &producer, &index);
         if (producer >= BENCH_LAT_PRODUCER) {
             int64_t sent = index < self->lat_events
-                         ? __atomic_load_n (&self->sent_at [index], __ATOMIC_ACQUIRE): 0;
+                             ? __atomic_load_n (&self->sent_at [index], __ATOMIC_ACQUIRE)
+                             : 0;
             if (sent > 0 && self->latency [index] == 0) {
                 self->latency [index] = now - sent;
                 __atomic_add_fetch (&self->lat_received, 1, __ATOMIC_RELEASE);
@@ -82,7 +83,7 @@ s_subscribers_wait (bench_sub_t *subs, int count, size_t want, bool lat)
         size_t sum = 0;
         bool all = true;
         for (int s = 0; s < count; s++) {
-            size_t got = __atomic_load_n (lat? &subs [s].lat_received: &subs [s].received,
+            size_t got = __atomic_load_n (lat ? &subs [s].lat_received : &subs [s].received,
                                           __ATOMIC_ACQUIRE);
             sum += got;
             if (got < want)
@@ -94,8 +95,7 @@ s_subscribers_wait (bench_sub_t *subs, int count, size_t want, bool lat)
             before = sum;
             progress = pond_bench_now_ns ();
         }
-        else
-        if (pond_bench_now_ns () - progress > 1000000000)
+        else if (pond_bench_now_ns () - progress > 1000000000)
             return sum;
         pond_bench_sleep_ms (5);
     }
@@ -142,7 +142,7 @@ pond_bench_fanout (pond_bench_mesh_t *mesh, const pond_bench_options_t *options)
         }
         pond_bench_sleep_ms (10);
     }
-    pond_bench_sleep_ms (100);           //  Let subscriptions settle
+    pond_bench_sleep_ms (100);    //  Let subscriptions settle
 
     pond_bench_proc_t store_before, broker_before, store_after, broker_after;
     pond_bench_mesh_sample (mesh, &store_before, &broker_before);
@@ -154,11 +154,13 @@ pond_bench_fanout (pond_bench_mesh_t *mesh, const pond_bench_options_t *options)
     size_t deliveries = 0;
     double seconds = 0;
     if (rc == 0) {
-        pond_bench_publish_t run = {
-            .producers = options->producers, .window = options->window, .total = events,
-            .names = quacked, .names_count = 1, .entities = options->entities,
-            .size = options->size
-        };
+        pond_bench_publish_t run = { .producers = options->producers,
+                                     .window = options->window,
+                                     .total = events,
+                                     .names = quacked,
+                                     .names_count = 1,
+                                     .entities = options->entities,
+                                     .size = options->size };
         rc = pond_bench_publish_run (pond_bench_mesh_ingest (mesh), &run, &load);
         deliveries = s_subscribers_wait (subs, count, events, false);
         int64_t last = load.end;
@@ -173,9 +175,9 @@ pond_bench_fanout (pond_bench_mesh_t *mesh, const pond_bench_options_t *options)
     pond_bench_mesh_sample (mesh, &store_after, &broker_after);
 
     //  (b) latency at 10% of the ingest rate just measured, open loop
-    double ingest_rate = rc == 0 && load.seconds > 0? (double) events / load.seconds: 0;
+    double ingest_rate = rc == 0 && load.seconds > 0 ? (double) events / load.seconds : 0;
     double lat_rate = ingest_rate / 10;
-    size_t lat_events = (size_t) (lat_rate * 2);      //  two seconds' worth
+    size_t lat_events = (size_t) (lat_rate * 2);    //  two seconds' worth
     if (lat_events < 200)
         lat_events = 200;
     if (lat_events > lat_max)
@@ -187,11 +189,15 @@ pond_bench_fanout (pond_bench_mesh_t *mesh, const pond_bench_options_t *options)
     if (rc == 0) {
         for (int s = 0; s < count; s++)
             subs [s].lat_events = lat_events;
-        pond_bench_publish_t run = {
-            .producers = 1, .rate = lat_rate, .total = lat_events,
-            .index_base = BENCH_LAT_PRODUCER, .names = quacked, .names_count = 1,
-            .entities = options->entities, .size = options->size, .sent_at = sent_at
-        };
+        pond_bench_publish_t run = { .producers = 1,
+                                     .rate = lat_rate,
+                                     .total = lat_events,
+                                     .index_base = BENCH_LAT_PRODUCER,
+                                     .names = quacked,
+                                     .names_count = 1,
+                                     .entities = options->entities,
+                                     .size = options->size,
+                                     .sent_at = sent_at };
         rc = pond_bench_publish_run (pond_bench_mesh_ingest (mesh), &run, &lat);
         s_subscribers_wait (subs, count, lat_events, true);
         latency = calloc (lat_events * (size_t) count, sizeof (int64_t));
@@ -207,24 +213,23 @@ pond_bench_fanout (pond_bench_mesh_t *mesh, const pond_bench_options_t *options)
         pthread_join (threads [s], NULL);
 
     if (rc == 0)
-        printf ("scenario=fanout subscribers=%d producers=%d window=%d events=%zu "
-                "event_bytes=%.0f ingest_events_per_s=%.0f deliveries=%zu lost=%zu "
-                "seconds=%.3f deliveries_per_s=%.0f lat_rate=%.0f lat_events=%zu "
-                "lat_deliveries=%zu sub_p50_us=%.0f sub_p99_us=%.0f sub_p999_us=%.0f "
-                "ack_p50_us=%.0f ack_p99_us=%.0f store_rss_kb=%ld broker_rss_kb=%ld "
-                "bench_rss_kb=%ld store_cpu_s=%.2f broker_cpu_s=%.2f bench_cpu_s=%.2f with_store=%d\n",
-                count, options->producers, options->window, events, load.bytes_avg,
-                ingest_rate, deliveries, events * (size_t) count - deliveries, seconds,
-                seconds > 0? (double) deliveries / seconds: 0.0, lat_rate, lat_events,
-                lat_count, pond_bench_percentile_us (latency, lat_count, 0.50),
-                pond_bench_percentile_us (latency, lat_count, 0.99),
-                pond_bench_percentile_us (latency, lat_count, 0.999),
-                pond_bench_percentile_us (lat.latency, lat.events, 0.50),
-                pond_bench_percentile_us (lat.latency, lat.events, 0.99),
-                store_after.hwm_kb, broker_after.hwm_kb, pond_bench_self_hwm_kb (),
-                store_after.cpu_s - store_before.cpu_s,
-                broker_after.cpu_s - broker_before.cpu_s, cpu_bench,
-                pond_bench_mesh_with_store (mesh));
+        printf (
+            "scenario=fanout subscribers=%d producers=%d window=%d events=%zu "
+            "event_bytes=%.0f ingest_events_per_s=%.0f deliveries=%zu lost=%zu "
+            "seconds=%.3f deliveries_per_s=%.0f lat_rate=%.0f lat_events=%zu "
+            "lat_deliveries=%zu sub_p50_us=%.0f sub_p99_us=%.0f sub_p999_us=%.0f "
+            "ack_p50_us=%.0f ack_p99_us=%.0f store_rss_kb=%ld broker_rss_kb=%ld "
+            "bench_rss_kb=%ld store_cpu_s=%.2f broker_cpu_s=%.2f bench_cpu_s=%.2f with_store=%d\n",
+            count, options->producers, options->window, events, load.bytes_avg, ingest_rate,
+            deliveries, events * (size_t) count - deliveries, seconds,
+            seconds > 0 ? (double) deliveries / seconds : 0.0, lat_rate, lat_events, lat_count,
+            pond_bench_percentile_us (latency, lat_count, 0.50),
+            pond_bench_percentile_us (latency, lat_count, 0.99),
+            pond_bench_percentile_us (latency, lat_count, 0.999),
+            pond_bench_percentile_us (lat.latency, lat.events, 0.50),
+            pond_bench_percentile_us (lat.latency, lat.events, 0.99), store_after.hwm_kb,
+            broker_after.hwm_kb, pond_bench_self_hwm_kb (), store_after.cpu_s - store_before.cpu_s,
+            broker_after.cpu_s - broker_before.cpu_s, cpu_bench, pond_bench_mesh_with_store (mesh));
     free (latency);
     free (load.latency);
     free (lat.latency);

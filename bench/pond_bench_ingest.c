@@ -76,31 +76,35 @@ pond_bench_ingest (pond_bench_mesh_t *mesh, const pond_bench_options_t *options)
     double broker_rtt = s_ping_p50_us (pond_bench_mesh_ingest (mesh), 300);
     //  No store endpoint to reach with --with-store (inproc) or --mesh
     const char *store_endpoint = pond_bench_mesh_store_endpoint (mesh);
-    double store_rtt = *store_endpoint? s_ping_p50_us (store_endpoint, 300): -1;
+    double store_rtt = *store_endpoint ? s_ping_p50_us (store_endpoint, 300) : -1;
     pond_bench_proc_t store_before, broker_before, store_after, broker_after;
     long long commits_before = pond_bench_mesh_commits (mesh, 0);
     pond_bench_mesh_sample (mesh, &store_before, &broker_before);
     double cpu_before = pond_bench_self_cpu ();
 
-    pond_bench_publish_t run = {
-        .producers = options->producers, .loop = options->loop, .window = options->window,
-        .rate = options->rate, .total = (size_t) options->events, .names = quacked,
-        .names_count = 1, .entities = options->entities, .size = options->size
-    };
+    pond_bench_publish_t run = { .producers = options->producers,
+                                 .loop = options->loop,
+                                 .window = options->window,
+                                 .rate = options->rate,
+                                 .total = (size_t) options->events,
+                                 .names = quacked,
+                                 .names_count = 1,
+                                 .entities = options->entities,
+                                 .size = options->size };
     pond_bench_publish_result_t result;
     int rc = pond_bench_publish_run (pond_bench_mesh_ingest (mesh), &run, &result);
 
     double cpu_bench = pond_bench_self_cpu () - cpu_before;
     pond_bench_mesh_sample (mesh, &store_after, &broker_after);
-    long long commits = rc? -1: pond_bench_mesh_commits (mesh, (long long) result.events);
+    long long commits = rc ? -1 : pond_bench_mesh_commits (mesh, (long long) result.events);
     if (commits >= 0 && commits_before >= 0)
         commits -= commits_before;
     //  What the mesh spends per durable event: store and broker together
     //  (with --with-store the broker's process holds both)
-    double server_cpu_us = result.events
-        ? ((store_after.cpu_s - store_before.cpu_s) + (broker_after.cpu_s - broker_before.cpu_s))
-              * 1e6 / (double) result.events
-        : 0.0;
+    double server_cpu_us = result.events ? ((store_after.cpu_s - store_before.cpu_s)
+                                            + (broker_after.cpu_s - broker_before.cpu_s))
+                                               * 1e6 / (double) result.events
+                                         : 0.0;
     if (rc == 0)
         printf ("scenario=ingest mode=%s producers=%d window=%d offered_per_s=%.0f events=%zu "
                 "event_bytes=%.0f seconds=%.3f events_per_s=%.0f p50_us=%.0f p90_us=%.0f "
@@ -110,21 +114,20 @@ pond_bench_ingest (pond_bench_mesh_t *mesh, const pond_bench_options_t *options)
                 "bench_timed_cpu_s=%.2f bench_cpu_us_per_event=%.1f "
                 "store_write_kb=%lld broker_rtt_us=%.0f store_rtt_us=%.0f with_store=%d "
                 "server_cpu_us_per_event=%.1f\n",
-                options->loop? "loop": "threads", options->producers,
-                options->rate > 0? 0: options->window, options->rate,
-                result.events, result.bytes_avg,
-                result.seconds, (double) result.events / result.seconds,
+                options->loop ? "loop" : "threads", options->producers,
+                options->rate > 0 ? 0 : options->window, options->rate, result.events,
+                result.bytes_avg, result.seconds, (double) result.events / result.seconds,
                 pond_bench_percentile_us (result.latency, result.events, 0.50),
                 pond_bench_percentile_us (result.latency, result.events, 0.90),
                 pond_bench_percentile_us (result.latency, result.events, 0.99),
                 pond_bench_percentile_us (result.latency, result.events, 0.999),
-                pond_bench_percentile_us (result.latency, result.events, 1.0),
-                result.nacks, result.retries, commits,
-                commits > 0? (double) result.events / (double) commits: 0.0,
-                store_after.hwm_kb, broker_after.hwm_kb, pond_bench_self_hwm_kb (),
-                store_after.cpu_s - store_before.cpu_s,
-                broker_after.cpu_s - broker_before.cpu_s, cpu_bench, result.cpu_s,
-                result.events? result.cpu_s * 1e6 / (double) result.events: 0.0,
+                pond_bench_percentile_us (result.latency, result.events, 1.0), result.nacks,
+                result.retries, commits,
+                commits > 0 ? (double) result.events / (double) commits : 0.0, store_after.hwm_kb,
+                broker_after.hwm_kb, pond_bench_self_hwm_kb (),
+                store_after.cpu_s - store_before.cpu_s, broker_after.cpu_s - broker_before.cpu_s,
+                cpu_bench, result.cpu_s,
+                result.events ? result.cpu_s * 1e6 / (double) result.events : 0.0,
                 store_after.write_kb - store_before.write_kb, broker_rtt, store_rtt,
                 pond_bench_mesh_with_store (mesh), server_cpu_us);
     free (result.latency);

@@ -13,8 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define BENCH_LOAD_WINDOW   256                 //  each producer this many in flight
-#define BENCH_LOAD_CHUNK    1000000             //  events encoded at a time
+#define BENCH_LOAD_WINDOW 256        //  each producer this many in flight
+#define BENCH_LOAD_CHUNK  1000000    //  events encoded at a time
 
 //  The event names of the load, in round-robin order; the "by names"
 //  replay asks for the first two.
@@ -28,18 +28,23 @@ const char *const pond_bench_load_names [POND_BENCH_LOAD_NAMES_COUNT] = {
 //  in *seconds. Returns 0 or -1.
 int
 pond_bench_load_events (pond_bench_mesh_t *mesh, size_t total, const char *const *names,
-                        size_t names_count, size_t entities, int size,
-                        double *seconds, double *bytes_avg)
+                        size_t names_count, size_t entities, int size, double *seconds,
+                        double *bytes_avg)
 {
     *seconds = 0;
-    for (size_t done = 0; done < total && !zsys_interrupted; ) {
-        size_t chunk = total - done < BENCH_LOAD_CHUNK? total - done: BENCH_LOAD_CHUNK;
-        pond_bench_publish_t run = {
-            .producers = chunk < POND_BENCH_LOAD_PRODUCERS? 1: POND_BENCH_LOAD_PRODUCERS,
-            .window = BENCH_LOAD_WINDOW, .total = chunk, .first = done,
-            .names = names, .names_count = names_count, .entities = entities,
-            .ts_base = true, .size = size
-        };
+    for (size_t done = 0; done < total && !zsys_interrupted;) {
+        size_t chunk = total - done < BENCH_LOAD_CHUNK ? total - done : BENCH_LOAD_CHUNK;
+        pond_bench_publish_t run = { .producers = chunk < POND_BENCH_LOAD_PRODUCERS
+                                                    ? 1
+                                                    : POND_BENCH_LOAD_PRODUCERS,
+                                     .window = BENCH_LOAD_WINDOW,
+                                     .total = chunk,
+                                     .first = done,
+                                     .names = names,
+                                     .names_count = names_count,
+                                     .entities = entities,
+                                     .ts_base = true,
+                                     .size = size };
         pond_bench_publish_result_t result;
         int rc = pond_bench_publish_run (pond_bench_mesh_ingest (mesh), &run, &result);
         free (result.latency);
@@ -49,7 +54,7 @@ pond_bench_load_events (pond_bench_mesh_t *mesh, size_t total, const char *const
         *bytes_avg = result.bytes_avg;
         done += chunk;
     }
-    return zsys_interrupted? -1: 0;
+    return zsys_interrupted ? -1 : 0;
 }
 
 int

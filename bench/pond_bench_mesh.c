@@ -24,19 +24,19 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define BENCH_START_WAIT    20000               //  msecs for store/broker to be ready
+#define BENCH_START_WAIT 20000    //  msecs for store/broker to be ready
 
 struct _pond_bench_mesh_t {
     char bin_dir [PATH_MAX];
-    char dir [PATH_MAX];            //  our data directory (made by us)
+    char dir [PATH_MAX];    //  our data directory (made by us)
     pid_t store;
     pid_t broker;
     pond_endpoints_t eps;
     char store_endpoint [POND_ENDPOINT_MAX];    //  from DIR/store.zpl
     bool keep;
-    bool given;                     //  dir is --data: kept, not made by us
-    bool attached;                  //  a running mesh (--mesh): we started nothing
-    bool with_store;                //  pond-broker --with-store: no pond-store
+    bool given;         //  dir is --data: kept, not made by us
+    bool attached;      //  a running mesh (--mesh): we started nothing
+    bool with_store;    //  pond-broker --with-store: no pond-store
 };
 
 //  A process's figures: peak and current RSS from /proc/PID/status, CPU
@@ -53,8 +53,7 @@ s_proc_sample (pid_t pid, pond_bench_proc_t *sample)
         while (fgets (line, sizeof line, file))
             if (strncmp (line, "VmHWM:", 6) == 0)
                 sample->hwm_kb = atol (line + 6);
-            else
-            if (strncmp (line, "VmRSS:", 6) == 0)
+            else if (strncmp (line, "VmRSS:", 6) == 0)
                 sample->rss_kb = atol (line + 6);
         fclose (file);
     }
@@ -65,8 +64,10 @@ s_proc_sample (pid_t pid, pond_bench_proc_t *sample)
         if (fgets (line, sizeof line, file)) {
             char *rest = strrchr (line, ')');
             unsigned long utime = 0, stime = 0;
-            if (rest && sscanf (rest + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-                                &utime, &stime) == 2)
+            if (rest
+                && sscanf (rest + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime,
+                           &stime)
+                       == 2)
                 sample->cpu_s = (double) (utime + stime) / (double) sysconf (_SC_CLK_TCK);
         }
         fclose (file);
@@ -84,7 +85,9 @@ s_proc_sample (pid_t pid, pond_bench_proc_t *sample)
 static int
 s_rmtree_entry (const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
-    (void) sb; (void) flag; (void) ftw;
+    (void) sb;
+    (void) flag;
+    (void) ftw;
     return remove (path);
 }
 
@@ -103,7 +106,7 @@ s_mesh_show_log (pond_bench_mesh_t *self, const char *name)
         count++;
     fclose (file);
     fprintf (stderr, "pond-bench: last lines of %s:\n", path);
-    for (size_t i = count > 10? count - 10: 0; i < count; i++)
+    for (size_t i = count > 10 ? count - 10 : 0; i < count; i++)
         fprintf (stderr, "  %s", lines [i % 10]);
 }
 
@@ -117,8 +120,8 @@ s_mesh_spawn (pond_bench_mesh_t *self, const char *name, char *const argv [])
     snprintf (binary, sizeof binary, "%s/%s", self->bin_dir, name);
     snprintf (log, sizeof log, "%s/%s.log", self->dir, name);
     if (access (binary, X_OK)) {
-        fprintf (stderr, "pond-bench: cannot run %s: %s (build it first)\n",
-                 binary, strerror (errno));
+        fprintf (stderr, "pond-bench: cannot run %s: %s (build it first)\n", binary,
+                 strerror (errno));
         return -1;
     }
     pond_process_options_t options = { .death_signal = SIGKILL };
@@ -139,8 +142,8 @@ s_mesh_wait_ready (pond_bench_mesh_t *self, const char *file, pid_t pid)
             return 0;
         int status;
         if (pond_process_wait_exit (pid, 0, &status) == 0) {
-            fprintf (stderr, "pond-bench: pid %d exited (status %d) before writing %s\n",
-                     (int) pid, status, path);
+            fprintf (stderr, "pond-bench: pid %d exited (status %d) before writing %s\n", (int) pid,
+                     status, path);
             return -1;
         }
         pond_bench_sleep_ms (10);
@@ -163,7 +166,7 @@ s_mesh_stop_pid (pid_t pid)
         fprintf (stderr, "pond-bench: pid %d ignored SIGTERM for 10 s, killing it\n", (int) pid);
         return pond_process_stop (pid, SIGKILL, -1);
     }
-    return rc == 0? status: -1;
+    return rc == 0 ? status : -1;
 }
 
 //  True if store and broker both still run; a dead one is reaped, reported
@@ -176,7 +179,7 @@ pond_bench_mesh_alive (pond_bench_mesh_t *self)
     pid_t *pids [] = { &self->broker, &self->store };
     const char *names [] = { "pond-broker", "pond-store" };
     bool alive = true;
-    for (int i = 0; i < (self->with_store? 1: 2); i++) {
+    for (int i = 0; i < (self->with_store ? 1 : 2); i++) {
         int status;
         if (*pids [i] > 0 && waitpid (*pids [i], &status, WNOHANG) == *pids [i]) {
             if (WIFSIGNALED (status))
@@ -199,7 +202,7 @@ pond_bench_mesh_destroy (pond_bench_mesh_t **self_p)
 {
     if (*self_p) {
         pond_bench_mesh_t *self = *self_p;
-        pond_bench_mesh_alive (self);        //  Reports a process that died on us
+        pond_bench_mesh_alive (self);    //  Reports a process that died on us
         int status = s_mesh_stop_pid (self->broker);
         if (status > 0)
             fprintf (stderr, "pond-bench: pond-broker stopped with status %d\n", status);
@@ -208,8 +211,7 @@ pond_bench_mesh_destroy (pond_bench_mesh_t **self_p)
             fprintf (stderr, "pond-bench: pond-store stopped with status %d\n", status);
         if (self->keep && !self->given)
             fprintf (stderr, "pond-bench: data kept in %s\n", self->dir);
-        else
-        if (*self->dir && !self->given)
+        else if (*self->dir && !self->given)
             nftw (self->dir, s_rmtree_entry, 16, FTW_DEPTH | FTW_PHYS);
         free (self);
         *self_p = NULL;
@@ -229,13 +231,12 @@ pond_bench_mesh_stat (pond_bench_mesh_t *self, const char *section, const char *
     }
     long long value = -1;
     cJSON *root = cJSON_Parse (json);
-    cJSON *map = root? cJSON_GetObjectItemCaseSensitive (root, section): NULL;
-    cJSON *item = map? cJSON_GetObjectItemCaseSensitive (map, key): NULL;
+    cJSON *map = root ? cJSON_GetObjectItemCaseSensitive (root, section) : NULL;
+    cJSON *item = map ? cJSON_GetObjectItemCaseSensitive (map, key) : NULL;
     if (cJSON_IsNumber (item))
         value = (long long) item->valuedouble;
-    else
-    if (cJSON_IsBool (item))
-        value = cJSON_IsTrue (item)? 1: 0;
+    else if (cJSON_IsBool (item))
+        value = cJSON_IsTrue (item) ? 1 : 0;
     cJSON_Delete (root);
     free (json);
     return value;
@@ -301,14 +302,15 @@ pond_bench_mesh_new (const char *parent, const char *data, bool keep, bool with_
     if (data) {
         //  Our own store and broker in a directory that outlives us
         if (mkdir (data, 0755) && errno != EEXIST) {
-            fprintf (stderr, "pond-bench: cannot create --data %s: %s\n", data,
-                     strerror (errno));
+            fprintf (stderr, "pond-bench: cannot create --data %s: %s\n", data, strerror (errno));
             free (self);
             return NULL;
         }
         if (!realpath (data, self->dir) || strlen (self->dir) + strlen ("/control.ipc") >= 100) {
-            fprintf (stderr, "pond-bench: cannot use --data %s (missing, or too long a path "
-                     "for ipc endpoints)\n", data);
+            fprintf (stderr,
+                     "pond-bench: cannot use --data %s (missing, or too long a path "
+                     "for ipc endpoints)\n",
+                     data);
             free (self);
             return NULL;
         }
@@ -319,24 +321,25 @@ pond_bench_mesh_new (const char *parent, const char *data, bool keep, bool with_
         snprintf (stale, sizeof stale, "%s/broker.zpl", self->dir);
         unlink (stale);
     }
-    else
-    if (!realpath (parent, real_parent)) {
+    else if (!realpath (parent, real_parent)) {
         fprintf (stderr, "pond-bench: cannot use --dir %s: %s\n", parent, strerror (errno));
         free (self);
         return NULL;
     }
     //  ipc:// paths must fit a sockaddr_un (108 bytes)
-    int length = data? 0: snprintf (self->dir, sizeof self->dir, "%s/pond-bench-XXXXXX",
-                                    real_parent);
+    int length = data ? 0
+                      : snprintf (self->dir, sizeof self->dir, "%s/pond-bench-XXXXXX", real_parent);
     if (!data && (length < 0 || length + strlen ("/control.ipc") >= 100)) {
-        fprintf (stderr, "pond-bench: %s is too long a path for ipc endpoints; "
-                 "use a shorter --dir\n", real_parent);
+        fprintf (stderr,
+                 "pond-bench: %s is too long a path for ipc endpoints; "
+                 "use a shorter --dir\n",
+                 real_parent);
         free (self);
         return NULL;
     }
     if (!data && !mkdtemp (self->dir)) {
-        fprintf (stderr, "pond-bench: cannot create a directory in %s: %s\n",
-                 real_parent, strerror (errno));
+        fprintf (stderr, "pond-bench: cannot create a directory in %s: %s\n", real_parent,
+                 strerror (errno));
         free (self);
         return NULL;
     }
@@ -352,14 +355,14 @@ pond_bench_mesh_new (const char *parent, const char *data, bool keep, bool with_
         snprintf (path, sizeof path, "%s/store.zpl", self->dir);
         zconfig_t *config = zconfig_load (path);
         snprintf (self->store_endpoint, sizeof self->store_endpoint, "%s",
-                  config? zconfig_get (config, "store/endpoint", ""): "");
+                  config ? zconfig_get (config, "store/endpoint", "") : "");
         zconfig_destroy (&config);
     }
-    char *broker_argv [] = { "pond-broker", "--data", self->dir,
-                             with_store? "--with-store": NULL, NULL };
+    char *broker_argv [] = { "pond-broker", "--data", self->dir, with_store ? "--with-store" : NULL,
+                             NULL };
     self->broker = s_mesh_spawn (self, "pond-broker", broker_argv);
     if (self->broker < 0 || s_mesh_wait_ready (self, "broker.zpl", self->broker)
-    ||  pond_endpoints_resolve (self->dir, &self->eps) || s_mesh_wait_store_up (self)) {
+        || pond_endpoints_resolve (self->dir, &self->eps) || s_mesh_wait_store_up (self)) {
         s_mesh_show_log (self, "pond-broker");
         pond_bench_mesh_destroy (&self);
         return NULL;
@@ -377,7 +380,7 @@ pond_bench_mesh_attach (const char *dir)
     self->attached = true;
     snprintf (self->dir, sizeof self->dir, "%s", dir);
     if (pond_endpoints_resolve (dir, &self->eps) || !self->eps.from_broker_file
-    ||  s_mesh_wait_store_up (self)) {
+        || s_mesh_wait_store_up (self)) {
         fprintf (stderr, "pond-bench: no running mesh in %s (pond up --data %s)\n", dir, dir);
         free (self);
         return NULL;

@@ -16,10 +16,10 @@ typedef struct _pond_bench_mesh_t pond_bench_mesh_t;
 
 //  A process's figures from /proc
 typedef struct {
-    long hwm_kb;                //  VmHWM: peak resident set
-    long rss_kb;                //  VmRSS: resident set now
-    double cpu_s;               //  utime + stime
-    long long write_kb;         //  bytes it caused to be written to disk
+    long hwm_kb;           //  VmHWM: peak resident set
+    long rss_kb;           //  VmRSS: resident set now
+    double cpu_s;          //  utime + stime
+    long long write_kb;    //  bytes it caused to be written to disk
 } pond_bench_proc_t;
 
 //  Make a fresh directory under parent (or use data, kept), start

@@ -25,36 +25,35 @@
 #include <time.h>
 
 typedef struct {
-    int index;                  //  producer number, in the ids
+    int index;    //  producer number, in the ids
     const char *ingest;
     int window;
-    double rate;                //  open loop: this producer's events/s (0: closed loop)
-    size_t first;               //  global index of its first event
-    size_t count;               //  events it publishes
+    double rate;                            //  open loop: this producer's events/s (0: closed loop)
+    size_t first;                           //  global index of its first event
+    size_t count;                           //  events it publishes
     const pond_bench_publish_t *publish;    //  names, entities, ts and size of the events
     pond_bench_events_t *events;            //  encoded before the clock starts
-    size_t bytes;               //  their encoded size in all
+    size_t bytes;                           //  their encoded size in all
     pond_client_t *client;
     pond_publisher_t *publisher;
-    pthread_barrier_t *barrier; //  threads: start together
-    double *cpu_start;          //  threads: our CPU seconds once all are ready
-    int64_t *latency;           //  per event: publish -> ACK, ns
-    int64_t *sent_at;           //  per event: (scheduled) first send, ns, or NULL
-    int64_t *own_sent_at;       //  sent_at when the caller gave none
-    int64_t start;              //  monotonic ns
+    pthread_barrier_t *barrier;    //  threads: start together
+    double *cpu_start;             //  threads: our CPU seconds once all are ready
+    int64_t *latency;              //  per event: publish -> ACK, ns
+    int64_t *sent_at;              //  per event: (scheduled) first send, ns, or NULL
+    int64_t *own_sent_at;          //  sent_at when the caller gave none
+    int64_t start;                 //  monotonic ns
     int64_t end;
-    int64_t interval;           //  open loop: ns between scheduled sends
-    int64_t due_at;             //  ns: the publisher's next resend or timeout
-    zsock_t *sock;              //  the publisher's socket, as last polled
+    int64_t interval;    //  open loop: ns between scheduled sends
+    int64_t due_at;      //  ns: the publisher's next resend or timeout
+    zsock_t *sock;       //  the publisher's socket, as last polled
     size_t next, acked;
-    uint64_t nacks;             //  NACK 503s (each resent, or final)
-    uint64_t retries;           //  resends after a 503 or a timeout
+    uint64_t nacks;      //  NACK 503s (each resent, or final)
+    uint64_t retries;    //  resends after a 503 or a timeout
     int rc;
     char error [POND_REASON_MAX + 192];
 } bench_producer_t;
 
-static int
-s_producer_fail (bench_producer_t *self, const char *format, ...)
+static int s_producer_fail (bench_producer_t *self, const char *format, ...)
     __attribute__ ((format (printf, 2, 3)));
 
 static int
@@ -78,14 +77,14 @@ s_pipe_start (bench_producer_t *self, int64_t start)
 {
     size_t count = pond_bench_events_count (self->events);
     bool open_loop = self->rate > 0;
-    size_t window = open_loop? count: (size_t) self->window;
+    size_t window = open_loop ? count : (size_t) self->window;
     if (window < 1)
         window = 1;
     if (window > INT_MAX / 2)
         window = INT_MAX / 2;
-    self->interval = open_loop? (int64_t) (1e9 / self->rate): 0;
+    self->interval = open_loop ? (int64_t) (1e9 / self->rate) : 0;
     if (!self->sent_at)
-        self->sent_at = self->own_sent_at = calloc (count? count: 1, sizeof (int64_t));
+        self->sent_at = self->own_sent_at = calloc (count ? count : 1, sizeof (int64_t));
     self->start = start;
     if (!self->sent_at)
         return s_producer_fail (self, "out of memory");
@@ -119,16 +118,15 @@ s_pipe_push (bench_producer_t *self, int64_t now)
     pond_bench_events_t *events = self->events;
     bool open_loop = self->interval > 0;
     while (self->next < pond_bench_events_count (events)
-    &&     pond_publisher_room (self->publisher) > 0) {
+           && pond_publisher_room (self->publisher) > 0) {
         size_t i = self->next;
         int64_t due = self->start + (int64_t) i * self->interval;
         if (open_loop && due > now)
             break;
-        __atomic_store_n (&self->sent_at [i], open_loop? due: now, __ATOMIC_RELEASE);
+        __atomic_store_n (&self->sent_at [i], open_loop ? due : now, __ATOMIC_RELEASE);
         size_t size;
         const uint8_t *bytes = pond_bench_events_bytes (events, i, &size);
-        if (pond_publisher_push (self->publisher, pond_bench_events_id (events, i),
-                                 bytes, size, i))
+        if (pond_publisher_push (self->publisher, pond_bench_events_id (events, i), bytes, size, i))
             return s_producer_fail (self, "send %zu: %d %s", i,
                                     pond_publisher_code (self->publisher),
                                     pond_publisher_reason (self->publisher));
@@ -148,14 +146,14 @@ s_pipe_take (bench_producer_t *self)
     int got;
     while ((got = pond_publisher_next (self->publisher, 0, &result)) == 1) {
         if (result.code != POND_CODE_OK)
-            return s_producer_fail (self, "event %" PRIu64 " after %d sends: %d %s",
-                                    result.tag, result.sends, result.code, result.reason);
+            return s_producer_fail (self, "event %" PRIu64 " after %d sends: %d %s", result.tag,
+                                    result.sends, result.code, result.reason);
         int64_t now = pond_bench_now_ns ();
         self->latency [result.tag] = now - self->sent_at [result.tag];
         if (++self->acked == pond_bench_events_count (self->events))
             self->end = now;
     }
-    return got < 0? s_producer_fail (self, "interrupted"): 0;
+    return got < 0 ? s_producer_fail (self, "interrupted") : 0;
 }
 
 //  When this producer must act even if no reply comes: its next scheduled
@@ -165,10 +163,10 @@ static int64_t
 s_pipe_wake (bench_producer_t *self, int64_t now)
 {
     int due = pond_publisher_due (self->publisher);
-    self->due_at = due < 0? INT64_MAX: now + (int64_t) due * 1000000;
+    self->due_at = due < 0 ? INT64_MAX : now + (int64_t) due * 1000000;
     int64_t wake = self->due_at;
     if (self->interval > 0 && self->next < pond_bench_events_count (self->events)
-    &&  pond_publisher_room (self->publisher) > 0) {
+        && pond_publisher_room (self->publisher) > 0) {
         int64_t send_at = self->start + (int64_t) self->next * self->interval;
         if (send_at < wake)
             wake = send_at;
@@ -215,7 +213,7 @@ s_loop_run (bench_producer_t *producers, int count)
             bench_producer_t *self = &producers [c];
             if (s_pipe_done (self)) {
                 done++;
-                fds [c].fd = -1;        //  ppoll ignores it
+                fds [c].fd = -1;    //  ppoll ignores it
                 continue;
             }
             size_t pushed = self->next, acked = self->acked;
@@ -228,15 +226,15 @@ s_loop_run (bench_producer_t *producers, int count)
             if (at < wake)
                 wake = at;
             zsock_t *sock = pond_publisher_sock (self->publisher);
-            if (sock != self->sock) {   //  New, or the client made a new one
+            if (sock != self->sock) {    //  New, or the client made a new one
                 self->sock = sock;
-                fds [c].fd = sock? zsock_fd (sock): -1;
+                fds [c].fd = sock ? zsock_fd (sock) : -1;
             }
         }
         if (rc || done == count)
             break;
         if (progress)
-            continue;                   //  ACKs made room: push at once
+            continue;    //  ACKs made room: push at once
         int64_t wait = wake - pond_bench_now_ns ();
         if (wait <= 0)
             continue;
@@ -252,7 +250,7 @@ s_loop_run (bench_producer_t *producers, int count)
         s_pipe_stop (&producers [c]);
     }
     free (fds);
-    return rc? -1: 0;
+    return rc ? -1 : 0;
 }
 
 //  Encode the producer's events, connect its client and check with PING
@@ -262,8 +260,8 @@ s_producer_prepare (bench_producer_t *self)
 {
     const pond_bench_publish_t *publish = self->publish;
     self->events = pond_bench_events_new (self->index, self->first, self->count, publish->names,
-                                          publish->names_count, publish->entities,
-                                          publish->ts_base, publish->size);
+                                          publish->names_count, publish->entities, publish->ts_base,
+                                          publish->size);
     if (!self->events)
         return s_producer_fail (self, "cannot encode the events");
     self->bytes = pond_bench_events_size (self->events);
@@ -274,7 +272,7 @@ s_producer_prepare (bench_producer_t *self)
     pond_client_set_timeout (self->client, 10000, 3);
     if (pond_client_ping (self->client, 10000))
         return s_producer_fail (self, "broker not answering PING: %s",
-                            pond_client_reason (self->client));
+                                pond_client_reason (self->client));
     self->publisher = pond_publisher_new (self->client);
     if (!self->publisher)
         return s_producer_fail (self, "out of memory");
@@ -299,7 +297,7 @@ static void *
 s_producer_run (void *args)
 {
     bench_producer_t *self = (bench_producer_t *) args;
-    pond_thread_block_signals (NULL);   //  main takes Ctrl-C; the loop sees zsys_interrupted
+    pond_thread_block_signals (NULL);    //  main takes Ctrl-C; the loop sees zsys_interrupted
     //  Encode first, every thread at once; the clock has not started yet
     s_producer_prepare (self);
     //  Everyone starts together, connected, whatever happened
@@ -327,7 +325,7 @@ pond_bench_publish_run (const char *ingest, const pond_bench_publish_t *run,
     size_t total = run->total;
     bench_producer_t *producer = calloc ((size_t) producers, sizeof (bench_producer_t));
     pthread_t *threads = calloc ((size_t) producers, sizeof (pthread_t));
-    result->latency = calloc (total? total: 1, sizeof (int64_t));
+    result->latency = calloc (total ? total : 1, sizeof (int64_t));
     if (!producer || !threads || !result->latency) {
         fprintf (stderr, "pond-bench: out of memory\n");
         free (producer);
@@ -346,7 +344,7 @@ pond_bench_publish_run (const char *ingest, const pond_bench_publish_t *run,
         producer [p].count = count;
         producer [p].publish = run;
         producer [p].latency = result->latency + first;
-        producer [p].sent_at = run->sent_at? run->sent_at + first: NULL;
+        producer [p].sent_at = run->sent_at ? run->sent_at + first : NULL;
         first += count;
     }
     double cpu_start = 0;
@@ -399,7 +397,7 @@ pond_bench_publish_run (const char *ingest, const pond_bench_publish_t *run,
     result->end = end;
     result->seconds = (double) (end - start) / 1e9;
     result->events = total;
-    result->bytes_avg = total? bytes / (double) total: 0;
+    result->bytes_avg = total ? bytes / (double) total : 0;
     pond_bench_sort_ns (result->latency, total);
     free (producer);
     free (threads);

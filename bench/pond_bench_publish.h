@@ -20,18 +20,18 @@
 //  What pond_bench_publish_run publishes, and how
 typedef struct {
     int producers;
-    bool loop;                  //  one thread drives every producer (event loop)
-    int window;                 //  publishes in flight per producer
-    double rate;                //  open loop: events/s of all producers (0: closed)
-    size_t total;               //  events in all
-    size_t first;               //  global index of the first event (load chunks)
-    int index_base;             //  producer numbers (in the ids) start here
-    const char *const *names;   //  event names, round robin by global index
+    bool loop;                   //  one thread drives every producer (event loop)
+    int window;                  //  publishes in flight per producer
+    double rate;                 //  open loop: events/s of all producers (0: closed)
+    size_t total;                //  events in all
+    size_t first;                //  global index of the first event (load chunks)
+    int index_base;              //  producer numbers (in the ids) start here
+    const char *const *names;    //  event names, round robin by global index
     size_t names_count;
-    size_t entities;            //  events belong to cust-0000 ... by global index
-    bool ts_base;               //  ts from POND_BENCH_TS_BASE by global index, else now
-    int size;                   //  encoded event size, about
-    int64_t *sent_at;           //  NULL, or total entries: (scheduled) send times
+    size_t entities;     //  events belong to cust-0000 ... by global index
+    bool ts_base;        //  ts from POND_BENCH_TS_BASE by global index, else now
+    int size;            //  encoded event size, about
+    int64_t *sent_at;    //  NULL, or total entries: (scheduled) send times
 } pond_bench_publish_t;
 
 //  What it measured
@@ -39,12 +39,12 @@ typedef struct {
     double seconds;
     size_t events;
     double bytes_avg;
-    uint64_t nacks;             //  NACK 503s (pond_publisher_unavailable)
-    uint64_t retries;           //  resends after a 503 or a timeout
-    int64_t start;              //  monotonic ns: first producer's start
-    int64_t end;                //  last producer's end
-    double cpu_s;               //  our CPU seconds from start to end (no encoding)
-    int64_t *latency;           //  all events, sorted
+    uint64_t nacks;      //  NACK 503s (pond_publisher_unavailable)
+    uint64_t retries;    //  resends after a 503 or a timeout
+    int64_t start;       //  monotonic ns: first producer's start
+    int64_t end;         //  last producer's end
+    double cpu_s;        //  our CPU seconds from start to end (no encoding)
+    int64_t *latency;    //  all events, sorted
 } pond_bench_publish_result_t;
 
 //  Publish run->total events to the broker's ingest endpoint from

@@ -21,7 +21,7 @@
 typedef struct {
     size_t events;
     double seconds;
-    double first_ms;            //  time to the first event
+    double first_ms;    //  time to the first event
 } bench_replay_t;
 
 //  Time one replay from pond_reader_new to its END, decoding every event.
@@ -39,7 +39,7 @@ s_replay_time (pond_bench_mesh_t *mesh, const pond_replay_req_t *req, bool by_se
                  pond_bench_mesh_control (mesh));
         return -1;
     }
-    uint64_t last_seq = by_seq? first_seq - 1: 0, last_ts = 0;
+    uint64_t last_seq = by_seq ? first_seq - 1 : 0, last_ts = 0;
     size_t disorder = 0;
     int waited = 0;
     while (true) {
@@ -47,7 +47,7 @@ s_replay_time (pond_bench_mesh_t *mesh, const pond_replay_req_t *req, bool by_se
         if (!event) {
             //  Timed out: go on waiting while store and broker live
             if (pond_reader_code (replay) || zsys_interrupted || !pond_bench_mesh_alive (mesh)
-            ||  (waited += 1000) >= POND_BENCH_REPLY_WAIT)
+                || (waited += 1000) >= POND_BENCH_REPLY_WAIT)
                 break;
             continue;
         }
@@ -55,8 +55,7 @@ s_replay_time (pond_bench_mesh_t *mesh, const pond_replay_req_t *req, bool by_se
         if (result->events++ == 0)
             result->first_ms = (double) (pond_bench_now_ns () - start) / 1e6;
         uint64_t seq = pond_event_seq (event), ts = pond_event_ts (event);
-        if (by_seq? seq != last_seq + 1
-                  : ts < last_ts || (ts == last_ts && seq <= last_seq))
+        if (by_seq ? seq != last_seq + 1 : ts < last_ts || (ts == last_ts && seq <= last_seq))
             disorder++;
         last_seq = seq;
         last_ts = ts;
@@ -67,13 +66,12 @@ s_replay_time (pond_bench_mesh_t *mesh, const pond_replay_req_t *req, bool by_se
     if (pond_reader_code (replay) != POND_CODE_OK) {
         if (pond_reader_code (replay) == 0 && !zsys_interrupted)
             fprintf (stderr, "pond-bench: the replay stalled (%s)\n",
-                     pond_bench_mesh_alive (mesh)? "no event for 30 s": "a process died");
-        fprintf (stderr, "pond-bench: replay failed after %zu events: %d %s\n",
-                 result->events, pond_reader_code (replay), pond_reader_reason (replay));
+                     pond_bench_mesh_alive (mesh) ? "no event for 30 s" : "a process died");
+        fprintf (stderr, "pond-bench: replay failed after %zu events: %d %s\n", result->events,
+                 pond_reader_code (replay), pond_reader_reason (replay));
         rc = -1;
     }
-    else
-    if (disorder || result->events != expected) {
+    else if (disorder || result->events != expected) {
         fprintf (stderr, "pond-bench: replay gave %zu events (expected %zu), %zu out of order\n",
                  result->events, expected, disorder);
         rc = -1;
@@ -130,7 +128,7 @@ s_replay_slow (pond_bench_mesh_t *mesh, const pond_replay_req_t *req, double rat
         }
         int64_t due = start + (int64_t) result->events * interval;
         if (due > now) {
-            int64_t wait = due - now < 10000000? due - now: 10000000;
+            int64_t wait = due - now < 10000000 ? due - now : 10000000;
             struct timespec ts = { 0, (long) wait };
             nanosleep (&ts, NULL);
             continue;
@@ -139,8 +137,7 @@ s_replay_slow (pond_bench_mesh_t *mesh, const pond_replay_req_t *req, double rat
         if (!event) {
             if (pond_reader_code (replay) || !pond_bench_mesh_alive (mesh)) {
                 fprintf (stderr, "pond-bench: slow replay ended after %zu events: %d %s\n",
-                         result->events, pond_reader_code (replay),
-                         pond_reader_reason (replay));
+                         result->events, pond_reader_code (replay), pond_reader_reason (replay));
                 rc = -1;
                 break;
             }
@@ -159,9 +156,9 @@ int
 pond_bench_replay (pond_bench_mesh_t *mesh, const pond_bench_options_t *options)
 {
     size_t total = (size_t) options->events;
-    size_t range = options->range? (size_t) options->range: total / 4;
+    size_t range = options->range ? (size_t) options->range : total / 4;
     size_t names_count = POND_BENCH_LOAD_NAMES_COUNT;
-    size_t span = 2 * range;            //  log events in the names' time window
+    size_t span = 2 * range;    //  log events in the names' time window
     if (span > total || range < 1) {
         fprintf (stderr, "pond-bench: --range must be 1..events / 2\n");
         return -1;
@@ -171,12 +168,10 @@ pond_bench_replay (pond_bench_mesh_t *mesh, const pond_bench_options_t *options)
     long long stored = pond_bench_mesh_stat (mesh, "store", "events");
     if (stored == 0) {
         if (pond_bench_load_events (mesh, total, pond_bench_load_names, names_count,
-                                    options->entities, options->size,
-                                    &load_seconds, &bytes_avg))
+                                    options->entities, options->size, &load_seconds, &bytes_avg))
             return -1;
     }
-    else
-    if (stored != (long long) total) {
+    else if (stored != (long long) total) {
         fprintf (stderr, "pond-bench: %s holds %lld events, not %zu: use a fresh --data\n",
                  pond_bench_mesh_dir (mesh), stored, total);
         return -1;
@@ -232,17 +227,15 @@ pond_bench_replay (pond_bench_mesh_t *mesh, const pond_bench_options_t *options)
                 "slow_store_rss_last_kb=%ld slow_store_rss_growth_kb=%ld "
                 "slow_broker_rss_first_kb=%ld slow_broker_rss_max_kb=%ld with_store=%d\n",
                 total, range, bytes_avg, load_seconds,
-                load_seconds > 0? (double) total / load_seconds: 0.0,
-                by_seq.events, by_seq.seconds, (double) by_seq.events / by_seq.seconds,
-                by_seq.first_ms, by_names.events, by_names.seconds,
-                (double) by_names.events / by_names.seconds, by_names.first_ms,
-                store_after.hwm_kb, broker_after.hwm_kb, pond_bench_self_hwm_kb (),
-                store_after.cpu_s - store_before.cpu_s,
-                broker_after.cpu_s - broker_before.cpu_s, cpu_bench,
-                slow.events, slow.seconds > 0? (double) slow.events / slow.seconds: 0.0,
+                load_seconds > 0 ? (double) total / load_seconds : 0.0, by_seq.events,
+                by_seq.seconds, (double) by_seq.events / by_seq.seconds, by_seq.first_ms,
+                by_names.events, by_names.seconds, (double) by_names.events / by_names.seconds,
+                by_names.first_ms, store_after.hwm_kb, broker_after.hwm_kb,
+                pond_bench_self_hwm_kb (), store_after.cpu_s - store_before.cpu_s,
+                broker_after.cpu_s - broker_before.cpu_s, cpu_bench, slow.events,
+                slow.seconds > 0 ? (double) slow.events / slow.seconds : 0.0,
                 slow.store_rss_first_kb, slow.store_rss_max_kb, slow.store_rss_last_kb,
-                slow.store_rss_max_kb - slow.store_rss_first_kb,
-                slow.broker_rss_first_kb, slow.broker_rss_max_kb,
-                pond_bench_mesh_with_store (mesh));
+                slow.store_rss_max_kb - slow.store_rss_first_kb, slow.broker_rss_first_kb,
+                slow.broker_rss_max_kb, pond_bench_mesh_with_store (mesh));
     return rc;
 }

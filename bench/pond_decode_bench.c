@@ -34,8 +34,8 @@
 #include <time.h>
 
 //  A replay CHUNK holds at most 512 events and 256 KiB (pond_proto.h)
-#define S_CHUNK_EVENTS          512
-#define POND_CHUNK_BYTES_MAX    (S_CHUNK_EVENTS * 4160)
+#define S_CHUNK_EVENTS       512
+#define POND_CHUNK_BYTES_MAX (S_CHUNK_EVENTS * 4160)
 
 static uint64_t
 s_now_ns (void)
@@ -49,7 +49,7 @@ static int
 s_compare (const void *a, const void *b)
 {
     double x = *(const double *) a, y = *(const double *) b;
-    return x < y? -1: x > y;
+    return x < y ? -1 : x > y;
 }
 
 //  Event i, about size bytes once encoded; its bytes to *bytes_p.
@@ -68,8 +68,8 @@ s_make (size_t index, int size, size_t *size_p)
     pond_event_set_seq (event, index + 1);
     char err [POND_ERR_SIZE];
     if (index % 4 == 3
-    &&  pond_event_set_meta_json (event, "{\"trace\":\"t-42\",\"hop\":{\"n\":2,\"via\":[1,2]}}",
-                                  err, sizeof err)) {
+        && pond_event_set_meta_json (event, "{\"trace\":\"t-42\",\"hop\":{\"n\":2,\"via\":[1,2]}}",
+                                     err, sizeof err)) {
         fprintf (stderr, "pond-decode-bench: cannot set meta: %s\n", err);
         pond_event_destroy (&event);
         return NULL;
@@ -80,10 +80,10 @@ s_make (size_t index, int size, size_t *size_p)
         free (bytes);
         bytes = NULL;
         if (bench_quack_set_data (event, index, pad, "pond-decode-bench")
-        || !(bytes = pond_event_encode (event, size_p, err, sizeof err)))
+            || !(bytes = pond_event_encode (event, size_p, err, sizeof err)))
             break;
         long want = (long) pad + size - (long) *size_p;
-        pad = want > 0? (size_t) want: 0;
+        pad = want > 0 ? (size_t) want : 0;
     }
     if (!bytes)
         fprintf (stderr, "pond-decode-bench: cannot encode: %s\n", err);
@@ -100,16 +100,14 @@ main (int argc, char *argv [])
     for (int i = 1; i < argc; i++) {
         if (strcmp (argv [i], "--events") == 0 && i + 1 < argc)
             count = strtoul (argv [++i], NULL, 10);
-        else
-        if (strcmp (argv [i], "--size") == 0 && i + 1 < argc)
+        else if (strcmp (argv [i], "--size") == 0 && i + 1 < argc)
             size = atoi (argv [++i]);
-        else
-        if (strcmp (argv [i], "--rounds") == 0 && i + 1 < argc)
+        else if (strcmp (argv [i], "--rounds") == 0 && i + 1 < argc)
             rounds = atoi (argv [++i]);
         else {
             fprintf (stderr, "usage: pond-decode-bench [--events N] [--size BYTES] "
                              "[--rounds R]\n");
-            return strcmp (argv [i], "--help") == 0? 0: 1;
+            return strcmp (argv [i], "--help") == 0 ? 0 : 1;
         }
     }
     if (count == 0 || rounds < 1 || rounds > 99 || size < 64 || size > 4096) {
@@ -151,7 +149,7 @@ main (int argc, char *argv [])
         uint64_t decode_ns = 0, encode_ns = 0, next_ns = 0;
         //  Chunk by chunk, as a reader gets them: the frame is hot
         for (size_t first = 0; first < count; first += S_CHUNK_EVENTS) {
-            size_t events_in = count - first < S_CHUNK_EVENTS? count - first: S_CHUNK_EVENTS;
+            size_t events_in = count - first < S_CHUNK_EVENTS ? count - first : S_CHUNK_EVENTS;
             size_t frame_size = offsets [first + events_in] - offsets [first];
             memcpy (frame, packed + offsets [first], frame_size);
             //  decode: each event's own bytes
@@ -167,15 +165,16 @@ main (int argc, char *argv [])
             //  encode: each decoded event
             uint64_t t1 = s_now_ns ();
             for (size_t i = 0; i < events_in; i++)
-                encoded [i] = pond_event_encode (events [i], &encoded_sizes [i], err,
-                                                 sizeof err);
+                encoded [i] = pond_event_encode (events [i], &encoded_sizes [i], err, sizeof err);
             uint64_t t2 = s_now_ns ();
             for (size_t i = 0; i < events_in; i++) {
                 size_t at = offsets [first + i] - offsets [first];
                 if (!encoded [i] || encoded_sizes [i] != sizes [first + i]
-                ||  memcmp (encoded [i], frame + at, encoded_sizes [i])) {
-                    fprintf (stderr, "pond-decode-bench: event %zu does not encode back "
-                                     "to its bytes\n", first + i);
+                    || memcmp (encoded [i], frame + at, encoded_sizes [i])) {
+                    fprintf (stderr,
+                             "pond-decode-bench: event %zu does not encode back "
+                             "to its bytes\n",
+                             first + i);
                     return 1;
                 }
                 free (encoded [i]);
@@ -189,11 +188,11 @@ main (int argc, char *argv [])
             size_t at = 0, seen = 0;
             while (at < frame_size) {
                 size_t used;
-                pond_event_t *event = pond_event_decode_next (frame + at, frame_size - at,
-                                                              &used, err, sizeof err);
+                pond_event_t *event = pond_event_decode_next (frame + at, frame_size - at, &used,
+                                                              err, sizeof err);
                 if (!event) {
-                    fprintf (stderr, "pond-decode-bench: packed event %zu: %s\n",
-                             first + seen, err);
+                    fprintf (stderr, "pond-decode-bench: packed event %zu: %s\n", first + seen,
+                             err);
                     return 1;
                 }
                 pond_event_destroy (&event);
@@ -202,8 +201,8 @@ main (int argc, char *argv [])
             }
             uint64_t t5 = s_now_ns ();
             if (seen != events_in) {
-                fprintf (stderr, "pond-decode-bench: %zu events in a frame, not %zu\n",
-                         seen, events_in);
+                fprintf (stderr, "pond-decode-bench: %zu events in a frame, not %zu\n", seen,
+                         events_in);
                 return 1;
             }
             decode_ns += (t1 - t0) + (t4 - t3);
@@ -215,8 +214,8 @@ main (int argc, char *argv [])
         size_t at = 0;
         while (at < total) {
             size_t used;
-            pond_event_t *event = pond_event_decode_next (packed + at, total - at, &used,
-                                                          err, sizeof err);
+            pond_event_t *event = pond_event_decode_next (packed + at, total - at, &used, err,
+                                                          sizeof err);
             if (!event)
                 return 1;
             pond_event_destroy (&event);
@@ -242,12 +241,10 @@ main (int argc, char *argv [])
             " decode_next_events_per_s=%.0f"
             " decode_next_cold_ns=%.1f decode_next_cold_ns_min=%.1f"
             " decode_next_cold_ns_max=%.1f\n",
-            count, (double) total / (double) count, rounds,
-            decode [mid], decode [0], decode [rounds - 1],
-            encode [mid], encode [0], encode [rounds - 1],
-            decode_next [mid], decode_next [0], decode_next [rounds - 1],
-            1e9 / decode_next [mid],
-            cold [mid], cold [0], cold [rounds - 1]);
+            count, (double) total / (double) count, rounds, decode [mid], decode [0],
+            decode [rounds - 1], encode [mid], encode [0], encode [rounds - 1], decode_next [mid],
+            decode_next [0], decode_next [rounds - 1], 1e9 / decode_next [mid], cold [mid],
+            cold [0], cold [rounds - 1]);
 
     free (offsets);
     free (frame);

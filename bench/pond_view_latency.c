@@ -26,7 +26,7 @@ static int64_t
 s_percentile (int64_t *sorted, size_t count, double p)
 {
     size_t index = (size_t) (p * (double) (count - 1) + 0.5);
-    return sorted [index < count? index: count - 1];
+    return sorted [index < count ? index : count - 1];
 }
 
 //  The mobile document's updated_seq, or 0 if it has none yet.
@@ -38,7 +38,7 @@ s_updated_seq (pond_actor_link_t *link, const char *entity)
         return 0;
     cJSON *doc = cJSON_Parse (json);
     cJSON *seq = cJSON_GetObjectItem (doc, "updated_seq");
-    uint64_t value = cJSON_IsNumber (seq)? (uint64_t) seq->valuedouble: 0;
+    uint64_t value = cJSON_IsNumber (seq) ? (uint64_t) seq->valuedouble : 0;
     cJSON_Delete (doc);
     free (json);
     return value;
@@ -47,14 +47,14 @@ s_updated_seq (pond_actor_link_t *link, const char *entity)
 int
 main (int argc, char *argv [])
 {
-    const char *dir = getenv ("POND_DATA")? getenv ("POND_DATA"): "./pond-data";
+    const char *dir = getenv ("POND_DATA") ? getenv ("POND_DATA") : "./pond-data";
     size_t events = 2000;
     const char *entity = "latency-probe";
-    static const struct option options [] = {
-        { "data", required_argument, NULL, 'd' }, { "events", required_argument, NULL, 'n' },
-        { "entity", required_argument, NULL, 'e' }, { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 }
-    };
+    static const struct option options [] = { { "data", required_argument, NULL, 'd' },
+                                              { "events", required_argument, NULL, 'n' },
+                                              { "entity", required_argument, NULL, 'e' },
+                                              { "help", no_argument, NULL, 'h' },
+                                              { NULL, 0, NULL, 0 } };
     int opt;
     while ((opt = getopt_long (argc, argv, "d:n:e:h", options, NULL)) != -1) {
         switch (opt) {
@@ -66,8 +66,7 @@ main (int argc, char *argv [])
                         "On a mesh started with pond up: publish N QUACKED events one at a\n"
                         "time and measure publish -> ACK and publish -> mobile view updated.\n");
                 return 0;
-            default:
-                return 2;
+            default: return 2;
         }
     }
     if (events < 10) {
@@ -79,9 +78,9 @@ main (int argc, char *argv [])
     char err [POND_ERR_SIZE];
     pond_actor_link_t *link = NULL;
     if (pond_endpoints_resolve (dir, &eps)
-    ||  !(link = pond_actor_link_new (dir, "mobile-view", err, sizeof err))) {
-        fprintf (stderr, "pond-view-latency: no mesh in %s (start it with pond up): %s\n",
-                 dir, link? "": err);
+        || !(link = pond_actor_link_new (dir, "mobile-view", err, sizeof err))) {
+        fprintf (stderr, "pond-view-latency: no mesh in %s (start it with pond up): %s\n", dir,
+                 link ? "" : err);
         return 1;
     }
     pond_client_t *client = pond_client_new (eps.ingest);
@@ -103,8 +102,10 @@ main (int argc, char *argv [])
         while (rc == 0 && s_updated_seq (link, entity) < ack.seq) {
             polls++;
             if (zclock_usecs () - start > 5000000) {
-                fprintf (stderr, "pond-view-latency: the mobile view did not show seq %llu "
-                         "within 5 s\n", (unsigned long long) ack.seq);
+                fprintf (stderr,
+                         "pond-view-latency: the mobile view did not show seq %llu "
+                         "within 5 s\n",
+                         (unsigned long long) ack.seq);
                 rc = 1;
             }
         }
@@ -117,15 +118,15 @@ main (int argc, char *argv [])
         printf ("scenario=view_latency events=%zu ack_p50_us=%lld ack_p99_us=%lld "
                 "ack_p999_us=%lld visible_p50_us=%lld visible_p90_us=%lld "
                 "visible_p99_us=%lld visible_p999_us=%lld "
-                "visible_max_us=%lld extra_polls_per_event=%.2f\n", events,
-                (long long) s_percentile (acked, events, 0.5),
+                "visible_max_us=%lld extra_polls_per_event=%.2f\n",
+                events, (long long) s_percentile (acked, events, 0.5),
                 (long long) s_percentile (acked, events, 0.99),
                 (long long) s_percentile (acked, events, 0.999),
                 (long long) s_percentile (visible, events, 0.5),
                 (long long) s_percentile (visible, events, 0.9),
                 (long long) s_percentile (visible, events, 0.99),
-                (long long) s_percentile (visible, events, 0.999),
-                (long long) visible [events - 1], (double) polls / (double) events);
+                (long long) s_percentile (visible, events, 0.999), (long long) visible [events - 1],
+                (double) polls / (double) events);
     }
     free (acked);
     free (visible);

@@ -23,7 +23,7 @@
 #include <string.h>
 #include <time.h>
 
-#define XRANGE_PIPELINE 1000        //  --load: XADDs in flight
+#define XRANGE_PIPELINE 1000    //  --load: XADDs in flight
 
 static int64_t
 s_now_ns (void)
@@ -44,18 +44,18 @@ s_load (redisContext *redis, const char *key, long count, long size)
         value [i] = (char) ('a' + i % 26);
     int rc = 0;
     int64_t start = s_now_ns ();
-    for (long done = 0; done < count && rc == 0; ) {
-        long batch = count - done < XRANGE_PIPELINE? count - done: XRANGE_PIPELINE;
+    for (long done = 0; done < count && rc == 0;) {
+        long batch = count - done < XRANGE_PIPELINE ? count - done : XRANGE_PIPELINE;
         for (long i = 0; i < batch; i++) {
-            memcpy (value, &done, sizeof done < (size_t) size? sizeof done: (size_t) size);
+            memcpy (value, &done, sizeof done < (size_t) size ? sizeof done : (size_t) size);
             redisAppendCommand (redis, "XADD %s * event %b", key, value, (size_t) size);
         }
         for (long i = 0; i < batch; i++) {
             redisReply *reply = NULL;
             if (redisGetReply (redis, (void **) &reply) != REDIS_OK || !reply
-            ||  reply->type == REDIS_REPLY_ERROR) {
+                || reply->type == REDIS_REPLY_ERROR) {
                 fprintf (stderr, "pond-redis-xrange: XADD failed: %s\n",
-                         reply? reply->str: redis->errstr);
+                         reply ? reply->str : redis->errstr);
                 rc = -1;
             }
             if (reply)
@@ -67,8 +67,8 @@ s_load (redisContext *redis, const char *key, long count, long size)
     }
     double seconds = (double) (s_now_ns () - start) / 1e9;
     if (rc == 0)
-        printf ("scenario=redis_load events=%ld size=%ld seconds=%.3f events_per_s=%.0f\n",
-                count, size, seconds, (double) count / seconds);
+        printf ("scenario=redis_load events=%ld size=%ld seconds=%.3f events_per_s=%.0f\n", count,
+                size, seconds, (double) count / seconds);
     free (value);
     return rc;
 }
@@ -85,7 +85,7 @@ s_read (redisContext *redis, const char *key, long page, long expect)
         redisReply *reply = redisCommand (redis, "XRANGE %s %s + COUNT %ld", key, from, page);
         if (!reply || reply->type != REDIS_REPLY_ARRAY) {
             fprintf (stderr, "pond-redis-xrange: XRANGE failed: %s\n",
-                     reply && reply->str? reply->str: redis->errstr);
+                     reply && reply->str ? reply->str : redis->errstr);
             rc = -1;
             if (reply)
                 freeReplyObject (reply);
@@ -96,9 +96,9 @@ s_read (redisContext *redis, const char *key, long page, long expect)
         for (size_t i = 0; i < got; i++) {
             redisReply *entry = reply->element [i];
             if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2
-            ||  entry->element [0]->type != REDIS_REPLY_STRING
-            ||  entry->element [1]->type != REDIS_REPLY_ARRAY
-            ||  entry->element [1]->elements != 2) {
+                || entry->element [0]->type != REDIS_REPLY_STRING
+                || entry->element [1]->type != REDIS_REPLY_ARRAY
+                || entry->element [1]->elements != 2) {
                 bad++;
                 continue;
             }
@@ -125,12 +125,11 @@ s_read (redisContext *redis, const char *key, long page, long expect)
 static void
 s_usage (FILE *out)
 {
-    fprintf (out,
-        "Usage: pond-redis-xrange --socket PATH [--key K] --load N [--size B]\n"
-        "       pond-redis-xrange --socket PATH [--key K] [--count C] [--expect N]\n"
-        "\n"
-        "Load N entries into a Redis stream (pipelined XADD), or page through it\n"
-        "with XRANGE ... COUNT C (default 1000) and print the rate.\n");
+    fprintf (out, "Usage: pond-redis-xrange --socket PATH [--key K] --load N [--size B]\n"
+                  "       pond-redis-xrange --socket PATH [--key K] [--count C] [--expect N]\n"
+                  "\n"
+                  "Load N entries into a Redis stream (pipelined XADD), or page through it\n"
+                  "with XRANGE ... COUNT C (default 1000) and print the rate.\n");
 }
 
 int
@@ -139,14 +138,10 @@ main (int argc, char *argv [])
     const char *socket_path = NULL, *key = "replay";
     long load = 0, size = 200, page = 1000, expect = -1;
     static const struct option options [] = {
-        { "socket", required_argument, NULL, 'S' },
-        { "key", required_argument, NULL, 'k' },
-        { "load", required_argument, NULL, 'l' },
-        { "size", required_argument, NULL, 's' },
-        { "count", required_argument, NULL, 'c' },
-        { "expect", required_argument, NULL, 'e' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 }
+        { "socket", required_argument, NULL, 'S' }, { "key", required_argument, NULL, 'k' },
+        { "load", required_argument, NULL, 'l' },   { "size", required_argument, NULL, 's' },
+        { "count", required_argument, NULL, 'c' },  { "expect", required_argument, NULL, 'e' },
+        { "help", no_argument, NULL, 'h' },         { NULL, 0, NULL, 0 }
     };
     int option;
     while ((option = getopt_long (argc, argv, "h", options, NULL)) != -1) {
@@ -168,11 +163,11 @@ main (int argc, char *argv [])
     redisContext *redis = redisConnectUnix (socket_path);
     if (!redis || redis->err) {
         fprintf (stderr, "pond-redis-xrange: cannot connect to %s: %s\n", socket_path,
-                 redis? redis->errstr: "out of memory");
+                 redis ? redis->errstr : "out of memory");
         redisFree (redis);
         return 1;
     }
-    int rc = load? s_load (redis, key, load, size): s_read (redis, key, page, expect);
+    int rc = load ? s_load (redis, key, load, size) : s_read (redis, key, page, expect);
     redisFree (redis);
-    return rc? 1: 0;
+    return rc ? 1 : 0;
 }

@@ -34,14 +34,14 @@
 #include <zmq.h>
 
 #define PUSHPULL_MAX_RECEIVERS 64
-#define PUSHPULL_TOPIC "QUACKED"
+#define PUSHPULL_TOPIC         "QUACKED"
 
 typedef struct {
     void *context;
     char endpoint [256];
     long messages;
     long received;
-    int64_t last;               //  monotonic ns of the last message
+    int64_t last;    //  monotonic ns of the last message
     int rc;
 } receiver_t;
 
@@ -57,7 +57,7 @@ static void *
 s_receiver_run (void *args)
 {
     receiver_t *self = (receiver_t *) args;
-    pond_thread_block_signals (NULL);   //  a signal must not fail a receive with EINTR
+    pond_thread_block_signals (NULL);    //  a signal must not fail a receive with EINTR
     void *pull = zmq_socket (self->context, ZMQ_PULL);
     if (!pull || zmq_connect (pull, self->endpoint)) {
         fprintf (stderr, "pond-zmq-pushpull: cannot connect to %s: %s\n", self->endpoint,
@@ -96,12 +96,11 @@ s_receiver_run (void *args)
 static void
 s_usage (FILE *out)
 {
-    fprintf (out,
-        "Usage: pond-zmq-pushpull [--receivers N] [--messages M] [--size B] [--dir DIR]\n"
-        "\n"
-        "One sender with N PUSH sockets sends M two-frame messages (topic + B bytes,\n"
-        "default 210) to each; N PULL receivers (threads, ipc endpoints in DIR,\n"
-        "default .) count them. Prints deliveries per second.\n");
+    fprintf (out, "Usage: pond-zmq-pushpull [--receivers N] [--messages M] [--size B] [--dir DIR]\n"
+                  "\n"
+                  "One sender with N PUSH sockets sends M two-frame messages (topic + B bytes,\n"
+                  "default 210) to each; N PULL receivers (threads, ipc endpoints in DIR,\n"
+                  "default .) count them. Prints deliveries per second.\n");
 }
 
 int
@@ -110,14 +109,12 @@ main (int argc, char *argv [])
     int receivers = 1;
     long messages = 200000, size = 210;
     const char *dir = ".";
-    static const struct option options [] = {
-        { "receivers", required_argument, NULL, 'r' },
-        { "messages", required_argument, NULL, 'm' },
-        { "size", required_argument, NULL, 's' },
-        { "dir", required_argument, NULL, 'd' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 }
-    };
+    static const struct option options [] = { { "receivers", required_argument, NULL, 'r' },
+                                              { "messages", required_argument, NULL, 'm' },
+                                              { "size", required_argument, NULL, 's' },
+                                              { "dir", required_argument, NULL, 'd' },
+                                              { "help", no_argument, NULL, 'h' },
+                                              { NULL, 0, NULL, 0 } };
     int option;
     while ((option = getopt_long (argc, argv, "r:m:s:d:h", options, NULL)) != -1) {
         switch (option) {
@@ -129,8 +126,8 @@ main (int argc, char *argv [])
             default: s_usage (stderr); return 2;
         }
     }
-    if (optind < argc || receivers < 1 || receivers > PUSHPULL_MAX_RECEIVERS
-    ||  messages < 1 || size < 1 || size > 1048576) {
+    if (optind < argc || receivers < 1 || receivers > PUSHPULL_MAX_RECEIVERS || messages < 1
+        || size < 1 || size > 1048576) {
         s_usage (stderr);
         return 2;
     }
@@ -174,9 +171,9 @@ main (int argc, char *argv [])
     int64_t start = 0;
     for (long m = 0; rc == 0 && m < messages; m++) {
         for (int r = 0; r < receivers; r++) {
-            memcpy (body, &m, sizeof m < (size_t) size? sizeof m: (size_t) size);
+            memcpy (body, &m, sizeof m < (size_t) size ? sizeof m : (size_t) size);
             if (zmq_send (push [r], PUSHPULL_TOPIC, strlen (PUSHPULL_TOPIC), ZMQ_SNDMORE) < 0
-            ||  zmq_send (push [r], body, (size_t) size, 0) < 0) {
+                || zmq_send (push [r], body, (size_t) size, 0) < 0) {
                 fprintf (stderr, "pond-zmq-pushpull: send failed: %s\n", zmq_strerror (errno));
                 rc = -1;
                 break;
@@ -200,13 +197,14 @@ main (int argc, char *argv [])
     double seconds = (double) (last - start) / 1e9;
     if (rc == 0)
         printf ("scenario=zmq_pushpull receivers=%d messages=%ld size=%ld deliveries=%ld "
-                "seconds=%.3f deliveries_per_s=%.0f\n", receivers, messages, size,
-                deliveries, seconds, seconds > 0? (double) deliveries / seconds: 0.0);
+                "seconds=%.3f deliveries_per_s=%.0f\n",
+                receivers, messages, size, deliveries, seconds,
+                seconds > 0 ? (double) deliveries / seconds : 0.0);
     for (int r = 0; r < bound; r++) {
         zmq_close (push [r]);
         unlink (receiver [r].endpoint + strlen ("ipc://"));
     }
     free (body);
     zmq_ctx_term (context);
-    return rc? 1: 0;
+    return rc ? 1 : 0;
 }

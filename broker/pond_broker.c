@@ -36,39 +36,39 @@
 
 #include <msgpack.h>
 
-#define BATCHES_MAX         4       //  APPENDs in flight to the store (more: more memory, no faster)
-#define STORE_POLL_MS       500     //  STATS poll: liveness and head
+#define BATCHES_MAX         4      //  APPENDs in flight to the store (more: more memory, no faster)
+#define STORE_POLL_MS       500    //  STATS poll: liveness and head
 #define STORE_DEAD_MS       2000    //  no answer this long: store is away
 #define HEARTBEAT_MS        1000
-#define WELCOME_MS          5       //  heartbeats for new subscribers, at most this often
-#define REPLAY_IDLE_MS      10000   //  a replay without credit this long is cancelled
-#define REPLAYS_MAX         128     //  replays relayed at once (the store takes 256)
-#define REPLAYS_SHARED      96      //  ... beyond this many, only a client with none gets one
-#define REPLAYS_PER_CLIENT  8       //  replays one connection may run at once
-#define REPLAY_WINDOW       POND_REPLAY_WINDOW  //  chunks of credit kept per replay
-#define PENDING_BYTES_MAX   (32 * 1024 * 1024)  //  events waiting for a batch (503 beyond)
-#define BATCH_BYTES_MAX     (4 * 1024 * 1024)   //  events in one APPEND (and at least one)
+#define WELCOME_MS          5        //  heartbeats for new subscribers, at most this often
+#define REPLAY_IDLE_MS      10000    //  a replay without credit this long is cancelled
+#define REPLAYS_MAX         128      //  replays relayed at once (the store takes 256)
+#define REPLAYS_SHARED      96       //  ... beyond this many, only a client with none gets one
+#define REPLAYS_PER_CLIENT  8        //  replays one connection may run at once
+#define REPLAY_WINDOW       POND_REPLAY_WINDOW    //  chunks of credit kept per replay
+#define PENDING_BYTES_MAX   (32 * 1024 * 1024)    //  events waiting for a batch (503 beyond)
+#define BATCH_BYTES_MAX     (4 * 1024 * 1024)     //  events in one APPEND (and at least one)
 #define STATS_POLL_MS       5000    //  STATS poll for the head (PING is the liveness poll)
 //  Largest frames each socket takes; a larger one closes its connection
 //  before it is buffered. Room for CURVE's framing and a 413 for an event
 //  somewhat over the limit.
 #define INGEST_FRAME_MAX    (2 * POND_EVENT_MAX_SIZE)
 #define CONTROL_FRAME_MAX   (POND_BODY_MAX + 1024)
-#define SUBSCRIPTION_MAX    (1 + POND_NAME_MAX)         //  0/1 and a name prefix
+#define SUBSCRIPTION_MAX    (1 + POND_NAME_MAX)    //  0/1 and a name prefix
 #define PUB_FRAME_MAX       (SUBSCRIPTION_MAX + 256)
-#define SUBSCRIPTIONS_MAX   100000  //  subscriptions applied, over all subscribers
+#define SUBSCRIPTIONS_MAX   100000    //  subscriptions applied, over all subscribers
 //  What one subscriber that does not read may hold in the broker: the
 //  pub socket's high-water mark counts messages, so it is set to this
 //  budget over the largest event published lately (s_pub_hwm)
 #define PUB_QUEUE_BYTES     (32 * 1024 * 1024)
-#define PUB_SNDHWM_MAX      10000   //  messages, when events are small
-#define PUB_SIZE_MIN        2048    //  event size assumed at least
-#define PUB_SIZE_WINDOW_MS  10000   //  the largest event of this long sets the mark
-#define PUB_SNDBUF          (256 * 1024)                //  kernel buffer per subscriber
-#define RETRY_MS            200     //  retry_ms suggested with 503
-#define RATE_SAMPLES        11      //  10 s of one-second samples, and now
-#define DRAIN_MAX           1024    //  messages read from one socket per turn
-#define REFUSALS_LOGGED_MAX 10000   //  causes of 403 remembered (logged once)
+#define PUB_SNDHWM_MAX      10000           //  messages, when events are small
+#define PUB_SIZE_MIN        2048            //  event size assumed at least
+#define PUB_SIZE_WINDOW_MS  10000           //  the largest event of this long sets the mark
+#define PUB_SNDBUF          (256 * 1024)    //  kernel buffer per subscriber
+#define RETRY_MS            200             //  retry_ms suggested with 503
+#define RATE_SAMPLES        11              //  10 s of one-second samples, and now
+#define DRAIN_MAX           1024            //  messages read from one socket per turn
+#define REFUSALS_LOGGED_MAX 10000           //  causes of 403 remembered (logged once)
 
 //  A PUBLISH batch (2 or more events) waiting for its results. Its events
 //  go through pending and APPENDs as single ones do, each pointing here;
@@ -76,24 +76,24 @@
 typedef struct {
     zframe_t *peer;
     size_t count;
-    size_t left;                //  results not known yet
-    void *handle;               //  in the broker's inbatches
-    pond_result_t results [];   //  in frame order
+    size_t left;                 //  results not known yet
+    void *handle;                //  in the broker's inbatches
+    pond_result_t results [];    //  in frame order
 } inbatch_t;
 
 //  One accepted PUBLISH (or event of a batch) waiting for the store
 typedef struct {
-    zframe_t *peer;             //  producer's routing id
+    zframe_t *peer;    //  producer's routing id
     uint8_t id [POND_ID_SIZE];
     char name [POND_NAME_MAX + 1];
-    zframe_t *event;            //  raw event bytes, until sent in an APPEND
-    inbatch_t *inbatch;         //  its batch, or NULL for a single PUBLISH
-    uint32_t index;             //  ... and its place there
+    zframe_t *event;       //  raw event bytes, until sent in an APPEND
+    inbatch_t *inbatch;    //  its batch, or NULL for a single PUBLISH
+    uint32_t index;        //  ... and its place there
 } entry_t;
 
 //  One APPEND in flight
 typedef struct {
-    uint64_t bid;               //  0 = free slot
+    uint64_t bid;    //  0 = free slot
     int64_t sent_at;
     size_t count;
     entry_t *entries;
@@ -101,18 +101,18 @@ typedef struct {
 
 //  One replay relayed from the store to a reader
 typedef struct {
-    uint64_t brid;              //  rid towards the store
-    uint64_t rid;               //  the reader's own rid
+    uint64_t brid;    //  rid towards the store
+    uint64_t rid;     //  the reader's own rid
     zframe_t *peer;
-    int64_t active_at;          //  last CHUNK or CREDIT
-    uint32_t credit;            //  chunks the store may send: at most REPLAY_WINDOW
+    int64_t active_at;    //  last CHUNK or CREDIT
+    uint32_t credit;      //  chunks the store may send: at most REPLAY_WINDOW
 } relay_t;
 
 //  Refusals each have their own counter: malformed is 400 alone
 typedef struct {
     uint64_t received, acked, dups, nacked, malformed, published, replays, forbidden;
     uint64_t too_large, unknown_command, conflicts;
-    uint64_t batches;           //  PUBLISH batches (2 or more event frames) received
+    uint64_t batches;    //  PUBLISH batches (2 or more event frames) received
 } counters_t;
 
 struct _pond_broker_t {
@@ -121,19 +121,19 @@ struct _pond_broker_t {
     zsock_t *pub;
     zsock_t *control;
     zsock_t *store;
-    zsock_t *store_monitor;     //  the store link's connection events
-    zsock_t *store_watch;       //  pipe of a store in this process, or NULL
-    bool store_linked;          //  a connection to the store is up (handshake done)
-    char *endpoints [3];        //  resolved ingest, pub, control
-    bool secure;                //  CURVE: config.keys given
-    zhashx_t *refusals;         //  "key/cause" of 403s logged already
-    entry_t *pending;           //  config.pending_max entries
+    zsock_t *store_monitor;    //  the store link's connection events
+    zsock_t *store_watch;      //  pipe of a store in this process, or NULL
+    bool store_linked;         //  a connection to the store is up (handshake done)
+    char *endpoints [3];       //  resolved ingest, pub, control
+    bool secure;               //  CURVE: config.keys given
+    zhashx_t *refusals;        //  "key/cause" of 403s logged already
+    entry_t *pending;          //  config.pending_max entries
     size_t pending_count;
-    size_t pending_bytes;       //  their events' size: PENDING_BYTES_MAX at most
+    size_t pending_bytes;    //  their events' size: PENDING_BYTES_MAX at most
     batch_t batches [BATCHES_MAX];
     uint64_t next_bid;
-    zlistx_t *relays;           //  relay_t items
-    zlistx_t *inbatches;        //  inbatch_t items waiting for results
+    zlistx_t *relays;       //  relay_t items
+    zlistx_t *inbatches;    //  inbatch_t items waiting for results
     uint64_t next_brid;
     zframe_t *store_stats;      //  last STATS body from the store
     zlistx_t *stats_waiters;    //  control peers (zframe_t) waiting for fresh STATS
@@ -142,14 +142,14 @@ struct _pond_broker_t {
     int64_t store_polled_at;
     int64_t stats_polled_at;
     int64_t heartbeat_at;
-    bool welcome_due;           //  a heartbeat subscriber is new: send one soon
+    bool welcome_due;    //  a heartbeat subscriber is new: send one soon
     int64_t welcomed_at;
-    size_t pub_size;            //  event size the pub high-water mark assumes
-    size_t pub_largest;         //  largest event published since pub_window_at
+    size_t pub_size;       //  event size the pub high-water mark assumes
+    size_t pub_largest;    //  largest event published since pub_window_at
     int64_t pub_window_at;
-    size_t subscriptions;       //  applied on the pub socket (about: see s_pub_subscriptions)
-    bool subscriptions_warned;  //  refusals are logged once
-    uint64_t head;              //  highest seq the broker knows of
+    size_t subscriptions;         //  applied on the pub socket (about: see s_pub_subscriptions)
+    bool subscriptions_warned;    //  refusals are logged once
+    uint64_t head;                //  highest seq the broker knows of
     bool store_up;
     int64_t started_at;
     counters_t counters;
@@ -162,17 +162,18 @@ struct _pond_broker_t {
 //  Setup
 
 void
-pond_broker_config_defaults (pond_broker_config_t *config, const char *dir,
-                             char scratch [4][256])
+pond_broker_config_defaults (pond_broker_config_t *config, const char *dir, char scratch [4][256])
 {
     snprintf (scratch [0], 256, "ipc://%s/ingest.ipc", dir);
     snprintf (scratch [1], 256, "ipc://%s/pub.ipc", dir);
     snprintf (scratch [2], 256, "ipc://%s/control.ipc", dir);
     snprintf (scratch [3], 256, "ipc://%s/store.ipc", dir);
-    *config = (pond_broker_config_t) {
-        .ingest = scratch [0], .pub = scratch [1], .control = scratch [2],
-        .store = scratch [3], .pending_max = 16384, .batch_timeout_ms = 3000
-    };
+    *config = (pond_broker_config_t) { .ingest = scratch [0],
+                                       .pub = scratch [1],
+                                       .control = scratch [2],
+                                       .store = scratch [3],
+                                       .pending_max = 16384,
+                                       .batch_timeout_ms = 3000 };
 }
 
 static zsock_t *
@@ -187,7 +188,7 @@ s_bind (int type, const char *endpoint, const char *role, int max_frame, char **
         return NULL;
     }
     zsock_set_linger (sock, 0);
-    zsock_set_sndhwm (sock, type == ZMQ_XPUB? PUB_SNDHWM_MAX: 100000);
+    zsock_set_sndhwm (sock, type == ZMQ_XPUB ? PUB_SNDHWM_MAX : 100000);
     zsock_set_rcvhwm (sock, 100000);
     zsock_set_maxmsgsize (sock, max_frame);
     if (type == ZMQ_XPUB) {
@@ -195,14 +196,13 @@ s_bind (int type, const char *endpoint, const char *role, int max_frame, char **
         zsock_set_xpub_manual (sock, 1);
         zsock_set_sndbuf (sock, PUB_SNDBUF);
     }
-    else
-    if (streq (role, "control")) {
+    else if (streq (role, "control")) {
         //  A reply to a reader that is gone fails, so its replays end at
         //  once; never wait for a peer that is full
         zsock_set_router_mandatory (sock, 1);
         zsock_set_sndtimeo (sock, 0);
     }
-    zsock_set_rcvtimeo (sock, 0);       //  the loop polls, then drains
+    zsock_set_rcvtimeo (sock, 0);    //  the loop polls, then drains
     if (zsock_bind (sock, "%s", endpoint) < 0) {
         zsys_error ("pond-broker: cannot bind %s endpoint %s: %s (is another broker running?)",
                     role, endpoint, zmq_strerror (zmq_errno ()));
@@ -236,7 +236,8 @@ s_store_secure (zsock_t *sock, const char *endpoint)
     }
     zsys_error ("pond-broker: the store at %s is not on ipc and %s has no store key: make "
                 "one with pond keys new --keys %s --role store, and start pond-store with "
-                "--keys %s", endpoint, path, pond_keys_dir (), pond_keys_dir ());
+                "--keys %s",
+                endpoint, path, pond_keys_dir (), pond_keys_dir ());
     return -1;
 }
 
@@ -271,8 +272,7 @@ s_store_connect (const char *endpoint, zsock_t **monitor_p)
     snprintf (monitor, sizeof monitor, "inproc://pond-broker-store-link-%p", (void *) sock);
     if (zmq_socket_monitor (zsock_resolve (sock), monitor,
                             ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED)
-    ||  !(*monitor_p = zsock_new (ZMQ_PAIR))
-    ||  zsock_connect (*monitor_p, "%s", monitor) < 0) {
+        || !(*monitor_p = zsock_new (ZMQ_PAIR)) || zsock_connect (*monitor_p, "%s", monitor) < 0) {
         zsys_error ("pond-broker: cannot watch the store link: %s", zmq_strerror (zmq_errno ()));
         zsock_destroy (monitor_p);
         zsock_destroy (&sock);
@@ -281,8 +281,8 @@ s_store_connect (const char *endpoint, zsock_t **monitor_p)
     zsock_set_linger (*monitor_p, 0);
     zsock_set_rcvtimeo (*monitor_p, 0);
     if (zsock_connect (sock, "%s", endpoint) < 0) {
-        zsys_error ("pond-broker: cannot connect to the store at %s: %s",
-                    endpoint, zmq_strerror (zmq_errno ()));
+        zsys_error ("pond-broker: cannot connect to the store at %s: %s", endpoint,
+                    zmq_strerror (zmq_errno ()));
         zsock_destroy (&sock);
     }
     return sock;
@@ -339,12 +339,13 @@ pond_broker_new (const pond_broker_config_t *config)
     }
     self->ingest = s_bind (ZMQ_ROUTER, config->ingest, "ingest", INGEST_FRAME_MAX,
                            &self->endpoints [0]);
-    self->pub = self->ingest? s_bind (ZMQ_XPUB, config->pub, "pub", PUB_FRAME_MAX,
-                                        &self->endpoints [1]): NULL;
-    self->control = self->pub?
-        s_bind (ZMQ_ROUTER, config->control, "control", CONTROL_FRAME_MAX,
-               &self->endpoints [2]): NULL;
-    self->store = self->control? s_store_connect (config->store, &self->store_monitor): NULL;
+    self->pub = self->ingest
+                  ? s_bind (ZMQ_XPUB, config->pub, "pub", PUB_FRAME_MAX, &self->endpoints [1])
+                  : NULL;
+    self->control = self->pub ? s_bind (ZMQ_ROUTER, config->control, "control", CONTROL_FRAME_MAX,
+                                        &self->endpoints [2])
+                              : NULL;
+    self->store = self->control ? s_store_connect (config->store, &self->store_monitor) : NULL;
     if (!self->store) {
         pond_broker_destroy (&self);
         return NULL;
@@ -404,9 +405,12 @@ pond_broker_destroy (pond_broker_t **self_p)
 const char *
 pond_broker_endpoint (pond_broker_t *self, const char *which)
 {
-    if (streq (which, "ingest")) return self->endpoints [0];
-    if (streq (which, "pub")) return self->endpoints [1];
-    if (streq (which, "control")) return self->endpoints [2];
+    if (streq (which, "ingest"))
+        return self->endpoints [0];
+    if (streq (which, "pub"))
+        return self->endpoints [1];
+    if (streq (which, "control"))
+        return self->endpoints [2];
     return NULL;
 }
 
@@ -420,9 +424,9 @@ static void
 s_reply (zsock_t *router, zframe_t *peer, const char *command, zframe_t **body_p)
 {
     void *handle = zsock_resolve (router);
-    zframe_t *body = body_p? *body_p: NULL;
+    zframe_t *body = body_p ? *body_p : NULL;
     if (zmq_send (handle, zframe_data (peer), zframe_size (peer), ZMQ_SNDMORE) >= 0
-    &&  zmq_send (handle, command, strlen (command), body? ZMQ_SNDMORE: 0) >= 0 && body)
+        && zmq_send (handle, command, strlen (command), body ? ZMQ_SNDMORE : 0) >= 0 && body)
         zmq_send (handle, zframe_data (body), zframe_size (body), 0);
     if (body_p)
         zframe_destroy (body_p);
@@ -447,7 +451,7 @@ static void
 s_refuse (pond_broker_t *self, zframe_t *peer, inbatch_t *inbatch, uint32_t index,
           const uint8_t *id, uint32_t code, const char *reason)
 {
-    uint32_t retry_ms = code == POND_CODE_UNAVAILABLE? RETRY_MS: 0;
+    uint32_t retry_ms = code == POND_CODE_UNAVAILABLE ? RETRY_MS : 0;
     if (inbatch) {
         pond_result_t *result = &inbatch->results [index];
         *result = (pond_result_t) { .has_id = id != NULL, .code = code, .retry_ms = retry_ms };
@@ -465,20 +469,16 @@ s_refuse (pond_broker_t *self, zframe_t *peer, inbatch_t *inbatch, uint32_t inde
     //  One counter per kind of refusal (403 is counted where it is decided)
     if (code == POND_CODE_BAD_REQUEST)
         self->counters.malformed++;
-    else
-    if (code == POND_CODE_TOO_LARGE)
+    else if (code == POND_CODE_TOO_LARGE)
         self->counters.too_large++;
-    else
-    if (code == POND_CODE_NOT_FOUND)
+    else if (code == POND_CODE_NOT_FOUND)
         self->counters.unknown_command++;
-    else
-    if (code == POND_CODE_CONFLICT)
+    else if (code == POND_CODE_CONFLICT)
         self->counters.conflicts++;
 }
 
 static void
-s_nack (pond_broker_t *self, zframe_t *peer, const uint8_t *id, uint32_t code,
-        const char *reason)
+s_nack (pond_broker_t *self, zframe_t *peer, const uint8_t *id, uint32_t code, const char *reason)
 {
     s_refuse (self, peer, NULL, 0, id, code, reason);
 }
@@ -496,8 +496,7 @@ s_entry_ack (pond_broker_t *self, entry_t *entry, uint64_t seq, bool dup)
 {
     if (entry->inbatch) {
         pond_result_t *result = &entry->inbatch->results [entry->index];
-        *result = (pond_result_t) { .has_id = true, .code = POND_CODE_OK, .seq = seq,
-                                    .dup = dup };
+        *result = (pond_result_t) { .has_id = true, .code = POND_CODE_OK, .seq = seq, .dup = dup };
         memcpy (result->id, entry->id, POND_ID_SIZE);
         s_inbatch_done (self, entry->inbatch);
     }
@@ -522,7 +521,7 @@ s_forbidden (pond_broker_t *self, const char *name, const char *cause, const cha
     char tag [POND_KEY_NAME_MAX + POND_ENTITY_MAX + 64];
     snprintf (tag, sizeof tag, "%s/%s", name, cause);
     if (zhashx_size (self->refusals) < REFUSALS_LOGGED_MAX
-    &&  zhashx_insert (self->refusals, tag, (void *) "") == 0)
+        && zhashx_insert (self->refusals, tag, (void *) "") == 0)
         zsys_warning ("pond-broker: refused: %s (403; logged once per key and cause)", reason);
 }
 
@@ -531,34 +530,31 @@ s_forbidden (pond_broker_t *self, const char *name, const char *cause, const cha
 //  in local mode), or -1 if the key is no longer known: the reason is in
 //  reason and the refusal counted.
 static int
-s_sender (pond_broker_t *self, zframe_t *frame, const pond_key_t **key, char *reason,
-          size_t size)
+s_sender (pond_broker_t *self, zframe_t *frame, const pond_key_t **key, char *reason, size_t size)
 {
     *key = NULL;
     if (!self->secure || !frame)
-        return 0;               //  no frame: the caller refuses an empty message
+        return 0;    //  no frame: the caller refuses an empty message
     *key = pond_keys_sender (frame);
     if (*key)
         return 0;
     const char *user = zframe_meta (frame, "User-Id");
     snprintf (reason, size, "key %.40s is no longer in the broker's keys directory",
-              user? user: "(none)");
-    s_forbidden (self, user? user: "-", "removed", reason);
+              user ? user : "(none)");
+    s_forbidden (self, user ? user : "-", "removed", reason);
     return -1;
 }
 
 //  May key publish decoded? If so, stamp the key's name as its source,
 //  re-encoding *event_p when it changes. Returns 0, or -1 after the NACK.
 static int
-s_authorize_publish (pond_broker_t *self, const pond_key_t *key, zframe_t *peer,
-                     inbatch_t *inbatch, uint32_t index, pond_event_t *decoded,
-                     zframe_t **event_p)
+s_authorize_publish (pond_broker_t *self, const pond_key_t *key, zframe_t *peer, inbatch_t *inbatch,
+                     uint32_t index, pond_event_t *decoded, zframe_t **event_p)
 {
     char reason [POND_REASON_MAX];
     if (!pond_key_may_publish (key, pond_event_entity (decoded), reason, sizeof reason)) {
         s_forbidden (self, pond_key_name (key), pond_event_entity (decoded), reason);
-        s_refuse (self, peer, inbatch, index, pond_event_id (decoded), POND_CODE_FORBIDDEN,
-                  reason);
+        s_refuse (self, peer, inbatch, index, pond_event_id (decoded), POND_CODE_FORBIDDEN, reason);
         return -1;
     }
     if (streq (pond_event_source (decoded), pond_key_name (key)))
@@ -566,7 +562,8 @@ s_authorize_publish (pond_broker_t *self, const pond_key_t *key, zframe_t *peer,
     char err [POND_ERR_SIZE];
     size_t size = 0;
     uint8_t *bytes = pond_event_set_source (decoded, pond_key_name (key)) == 0
-                   ? pond_event_encode (decoded, &size, err, sizeof err): NULL;
+                       ? pond_event_encode (decoded, &size, err, sizeof err)
+                       : NULL;
     if (!bytes || size > POND_PUBLISH_MAX_SIZE) {
         s_refuse (self, peer, inbatch, index, pond_event_id (decoded), POND_CODE_TOO_LARGE,
                   "event too large once its source is set to the sender's key name");
@@ -586,8 +583,8 @@ static void
 s_pong (pond_broker_t *self, zsock_t *router, zframe_t *peer, bool with_body)
 {
     pond_pong_t pong = { .store_up = self->store_up, .head = self->head };
-    zframe_t *body = with_body? pond_pong_encode (&pong): NULL;
-    s_reply (router, peer, POND_PONG, body? &body: NULL);
+    zframe_t *body = with_body ? pond_pong_encode (&pong) : NULL;
+    s_reply (router, peer, POND_PONG, body ? &body : NULL);
 }
 
 //  ---------------------------------------------------------------------
@@ -597,15 +594,15 @@ s_pong (pond_broker_t *self, zsock_t *router, zframe_t *peer, bool with_body)
 static const uint8_t *
 s_peek_id (zframe_t *event, uint8_t *id)
 {
-    return event && pond_event_peek_id (zframe_data (event), zframe_size (event), id)? id: NULL;
+    return event && pond_event_peek_id (zframe_data (event), zframe_size (event), id) ? id : NULL;
 }
 
 //  One event of a PUBLISH (inbatch NULL) or of a batch (at index): check
 //  it, then hold it in pending for the next APPEND, or refuse it. Takes
 //  ownership of *event_p.
 static void
-s_ingest_event (pond_broker_t *self, zframe_t *peer, const pond_key_t *key,
-                zframe_t **event_p, inbatch_t *inbatch, uint32_t index)
+s_ingest_event (pond_broker_t *self, zframe_t *peer, const pond_key_t *key, zframe_t **event_p,
+                inbatch_t *inbatch, uint32_t index)
 {
     zframe_t *event = *event_p;
     *event_p = NULL;
@@ -615,38 +612,34 @@ s_ingest_event (pond_broker_t *self, zframe_t *peer, const pond_key_t *key,
     uint8_t peeked [POND_ID_SIZE];
     if (zframe_size (event) > POND_PUBLISH_MAX_SIZE) {
         char reason [POND_REASON_MAX];
-        snprintf (reason, sizeof reason, "event is %zu bytes; the limit is %d",
-                  zframe_size (event), POND_PUBLISH_MAX_SIZE);
+        snprintf (reason, sizeof reason, "event is %zu bytes; the limit is %d", zframe_size (event),
+                  POND_PUBLISH_MAX_SIZE);
         s_refuse (self, peer, inbatch, index, s_peek_id (event, peeked), POND_CODE_TOO_LARGE,
                   reason);
         zframe_destroy (&event);
         return;
     }
     char err [POND_ERR_SIZE];
-    pond_event_t *decoded = pond_event_decode (zframe_data (event), zframe_size (event),
-                                               err, sizeof err);
+    pond_event_t *decoded = pond_event_decode (zframe_data (event), zframe_size (event), err,
+                                               sizeof err);
     if (decoded && pond_event_seq (decoded)) {
         snprintf (err, sizeof err, "seq is set by the store; leave it out of PUBLISH");
-        s_refuse (self, peer, inbatch, index, pond_event_id (decoded), POND_CODE_BAD_REQUEST,
-                  err);
+        s_refuse (self, peer, inbatch, index, pond_event_id (decoded), POND_CODE_BAD_REQUEST, err);
         pond_event_destroy (&decoded);
     }
-    else
-    if (!decoded) {
+    else if (!decoded) {
         if (self->config.verbose)
             zsys_info ("pond-broker: malformed PUBLISH: %s", err);
-        s_refuse (self, peer, inbatch, index, s_peek_id (event, peeked),
-                  POND_CODE_BAD_REQUEST, err);
+        s_refuse (self, peer, inbatch, index, s_peek_id (event, peeked), POND_CODE_BAD_REQUEST,
+                  err);
     }
-    else
-    if (key && s_authorize_publish (self, key, peer, inbatch, index, decoded, &event))
+    else if (key && s_authorize_publish (self, key, peer, inbatch, index, decoded, &event))
         pond_event_destroy (&decoded);
-    else
-    if (self->pending_count >= (size_t) self->config.pending_max
-    ||  self->pending_bytes + zframe_size (event) > PENDING_BYTES_MAX || !self->store_up) {
+    else if (self->pending_count >= (size_t) self->config.pending_max
+             || self->pending_bytes + zframe_size (event) > PENDING_BYTES_MAX || !self->store_up) {
         s_refuse (self, peer, inbatch, index, pond_event_id (decoded), POND_CODE_UNAVAILABLE,
-                  self->store_up? "broker is busy; retry after retry_ms"
-                                : "the store is not reachable; retry after retry_ms");
+                  self->store_up ? "broker is busy; retry after retry_ms"
+                                 : "the store is not reachable; retry after retry_ms");
         pond_event_destroy (&decoded);
     }
     else {
@@ -668,10 +661,10 @@ s_ingest_event (pond_broker_t *self, zframe_t *peer, const pond_key_t *key,
 //  result per event, its id when it can be read, when there are at most
 //  POND_BATCH_EVENTS_MAX (a client correlates); none beyond.
 static void
-s_batch_refuse (pond_broker_t *self, zframe_t *peer, zframe_t **events, size_t count,
-                size_t extra, const char *reason)
+s_batch_refuse (pond_broker_t *self, zframe_t *peer, zframe_t **events, size_t count, size_t extra,
+                const char *reason)
 {
-    size_t listed = extra? 0: count;
+    size_t listed = extra ? 0 : count;
     pond_result_t *results = (pond_result_t *) calloc (listed + 1, sizeof (pond_result_t));
     if (!results)
         return;
@@ -693,8 +686,8 @@ s_batch_refuse (pond_broker_t *self, zframe_t *peer, zframe_t **events, size_t c
 //  (ACK or NACK); two or more a batch, answered by one RESULTS. Takes
 //  ownership of the event frames.
 static void
-s_ingest_publish (pond_broker_t *self, zframe_t *peer, const pond_key_t *key,
-                  zframe_t **events, size_t count, size_t extra)
+s_ingest_publish (pond_broker_t *self, zframe_t *peer, const pond_key_t *key, zframe_t **events,
+                  size_t count, size_t extra)
 {
     if (count == 0) {
         self->counters.received++;
@@ -714,20 +707,23 @@ s_ingest_publish (pond_broker_t *self, zframe_t *peer, const pond_key_t *key,
         bytes += zframe_size (events [i]);
     char reason [POND_REASON_MAX];
     if (extra)
-        snprintf (reason, sizeof reason, "batch of %zu events; at most %d events per PUBLISH: "
-                  "send fewer at once", count + extra, POND_BATCH_EVENTS_MAX);
-    else
-    if (bytes > POND_BATCH_BYTES_MAX)
-        snprintf (reason, sizeof reason, "batch of %zu bytes of events; at most %d per "
-                  "PUBLISH: send fewer at once", bytes, POND_BATCH_BYTES_MAX);
+        snprintf (reason, sizeof reason,
+                  "batch of %zu events; at most %d events per PUBLISH: "
+                  "send fewer at once",
+                  count + extra, POND_BATCH_EVENTS_MAX);
+    else if (bytes > POND_BATCH_BYTES_MAX)
+        snprintf (reason, sizeof reason,
+                  "batch of %zu bytes of events; at most %d per "
+                  "PUBLISH: send fewer at once",
+                  bytes, POND_BATCH_BYTES_MAX);
     if (extra || bytes > POND_BATCH_BYTES_MAX) {
         s_batch_refuse (self, peer, events, count, extra, reason);
         for (size_t i = 0; i < count; i++)
             zframe_destroy (&events [i]);
         return;
     }
-    inbatch_t *inbatch = (inbatch_t *) calloc (1, sizeof (inbatch_t)
-                                                  + count * sizeof (pond_result_t));
+    inbatch_t *inbatch = (inbatch_t *) calloc (1,
+                                               sizeof (inbatch_t) + count * sizeof (pond_result_t));
     if (!inbatch) {
         for (size_t i = 0; i < count; i++)
             zframe_destroy (&events [i]);
@@ -756,14 +752,11 @@ s_ingest_message (pond_broker_t *self, zframe_t *peer, zframe_t *command, zframe
         else
             self->counters.malformed++;
     }
-    else
-    if (s_sender (self, command, &key, reason, sizeof reason))
+    else if (s_sender (self, command, &key, reason, sizeof reason))
         s_nack (self, peer, NULL, POND_CODE_FORBIDDEN, reason);
-    else
-    if (pond_proto_is (command, POND_PUBLISH))
+    else if (pond_proto_is (command, POND_PUBLISH))
         s_ingest_publish (self, peer, key, events, count, extra);
-    else
-    if (pond_proto_is (command, POND_PING))
+    else if (pond_proto_is (command, POND_PING))
         s_pong (self, self->ingest, peer, count > 0);
     else
         s_nack (self, peer, NULL, POND_CODE_NOT_FOUND,
@@ -785,9 +778,9 @@ s_ingest_recv (pond_broker_t *self)
     size_t count = 0, extra = 0;
     bool more = true;
     while (more) {
-        zframe_t *frame = zframe_recv (self->ingest);   //  rcvtimeo 0: never waits
+        zframe_t *frame = zframe_recv (self->ingest);    //  rcvtimeo 0: never waits
         if (!frame && count > 0 && zmq_errno () == EINTR)
-            continue;               //  the rest of a message is always there
+            continue;    //  the rest of a message is always there
         if (!frame)
             break;
         more = zframe_more (frame);
@@ -804,9 +797,9 @@ s_ingest_recv (pond_broker_t *self)
             zframe_destroy (&frames [i]);
         return -1;
     }
-    size_t events = count > 2? count - 2: 0;
-    s_ingest_message (self, frames [0], count > 1? frames [1]: NULL, frames + 2, events, extra);
-    return events + extra > 1? (int) (events + extra): 1;
+    size_t events = count > 2 ? count - 2 : 0;
+    s_ingest_message (self, frames [0], count > 1 ? frames [1] : NULL, frames + 2, events, extra);
+    return events + extra > 1 ? (int) (events + extra) : 1;
 }
 
 //  ---------------------------------------------------------------------
@@ -889,13 +882,15 @@ s_flush_pending (pond_broker_t *self)
         //  its queue is full); then the rest of the message always goes.
         zframe_t *body = pond_append_encode (&header);
         int rc = body && self->store_linked
-                 && zmq_send (zsock_resolve (self->store), POND_APPEND,
-                                   strlen (POND_APPEND), ZMQ_SNDMORE) >= 0? 0: -1;
+                      && zmq_send (zsock_resolve (self->store), POND_APPEND, strlen (POND_APPEND),
+                                   ZMQ_SNDMORE)
+                             >= 0
+                   ? 0
+                   : -1;
         if (rc == 0)
             zframe_send (&body, self->store, ZFRAME_MORE);
         for (size_t i = 0; rc == 0 && i < count; i++)
-            zframe_send (&batch->entries [i].event, self->store,
-                         i + 1 < count? ZFRAME_MORE: 0);
+            zframe_send (&batch->entries [i].event, self->store, i + 1 < count ? ZFRAME_MORE : 0);
         zframe_destroy (&body);
         if (rc) {
             s_batch_fail (self, batch, POND_CODE_UNAVAILABLE,
@@ -918,8 +913,8 @@ s_publish_late (pond_broker_t *self, const pond_appended_t *result, zmsg_t *msg)
     zframe_t *stored;
     while ((stored = zmsg_pop (msg))) {
         char err [POND_ERR_SIZE];
-        pond_event_t *event = pond_event_decode (zframe_data (stored), zframe_size (stored),
-                                                 err, sizeof err);
+        pond_event_t *event = pond_event_decode (zframe_data (stored), zframe_size (stored), err,
+                                                 sizeof err);
         if (!event)
             zsys_error ("pond-broker: unreadable stored event in APPENDED %" PRIu64 ": %s",
                         result->bid, err);
@@ -928,7 +923,7 @@ s_publish_late (pond_broker_t *self, const pond_appended_t *result, zmsg_t *msg)
                 self->head = pond_event_seq (event);
             const char *name = pond_event_name (event);
             if (zmq_send (zsock_resolve (self->pub), name, strlen (name), ZMQ_SNDMORE) >= 0
-            &&  zframe_send (&stored, self->pub, 0) == 0) {
+                && zframe_send (&stored, self->pub, 0) == 0) {
                 self->counters.published++;
                 published++;
             }
@@ -938,7 +933,8 @@ s_publish_late (pond_broker_t *self, const pond_appended_t *result, zmsg_t *msg)
     }
     if (published)
         zsys_info ("pond-broker: published %zu events of APPENDED %" PRIu64 ", which came "
-                   "after its producers were answered 503", published, result->bid);
+                   "after its producers were answered 503",
+                   published, result->bid);
 }
 
 //  Keep what one subscriber that does not read holds within about
@@ -965,7 +961,7 @@ s_pub_hwm (pond_broker_t *self, size_t size)
     if (wanted > self->pub_size || (window_over && wanted < self->pub_size)) {
         self->pub_size = wanted;
         size_t hwm = PUB_QUEUE_BYTES / wanted;
-        zsock_set_sndhwm (self->pub, hwm < PUB_SNDHWM_MAX? (int) hwm: PUB_SNDHWM_MAX);
+        zsock_set_sndhwm (self->pub, hwm < PUB_SNDHWM_MAX ? (int) hwm : PUB_SNDHWM_MAX);
     }
 }
 
@@ -976,7 +972,7 @@ s_store_appended (pond_broker_t *self, zmsg_t *msg)
     pond_appended_t *result = (pond_appended_t *) malloc (sizeof (pond_appended_t));
     char err [POND_ERR_SIZE];
     if (!result || pond_appended_decode (body, result, err, sizeof err)) {
-        zsys_error ("pond-broker: bad APPENDED from the store: %s", result? err: "no memory");
+        zsys_error ("pond-broker: bad APPENDED from the store: %s", result ? err : "no memory");
         free (result);
         zframe_destroy (&body);
         return;
@@ -996,21 +992,23 @@ s_store_appended (pond_broker_t *self, zmsg_t *msg)
         if (result->code == POND_CODE_OK)
             snprintf (result->reason, sizeof result->reason,
                       "store answered %zu results for %zu events", result->count, batch->count);
-        zsys_warning ("pond-broker: batch of %zu events not stored: %s (%u)",
-                      batch->count, result->reason, result->code);
-        s_batch_fail (self, batch, result->code == POND_CODE_OK? POND_CODE_STORE_ERROR
-                                                                : result->code, result->reason);
+        zsys_warning ("pond-broker: batch of %zu events not stored: %s (%u)", batch->count,
+                      result->reason, result->code);
+        s_batch_fail (self, batch,
+                      result->code == POND_CODE_OK ? POND_CODE_STORE_ERROR : result->code,
+                      result->reason);
         free (result);
         return;
     }
     for (size_t i = 0; i < batch->count; i++) {
         entry_t *entry = &batch->entries [i];
         //  Each event its own result: a refused one fails only itself
-        uint32_t code = result->codes_count? (uint32_t) result->codes [i]: POND_CODE_OK;
+        uint32_t code = result->codes_count ? (uint32_t) result->codes [i] : POND_CODE_OK;
         if (code != POND_CODE_OK) {
             s_entry_refuse (self, entry, code,
                             result->reasons_count && *result->reasons [i]
-                            ? result->reasons [i]: "the store refused this event");
+                                ? result->reasons [i]
+                                : "the store refused this event");
             s_entry_clear (entry);
             continue;
         }
@@ -1021,9 +1019,10 @@ s_store_appended (pond_broker_t *self, zmsg_t *msg)
             if (stored)
                 s_pub_hwm (self, zframe_size (stored));
             if (stored
-            &&  zmq_send (zsock_resolve (self->pub), entry->name, strlen (entry->name),
-                          ZMQ_SNDMORE) >= 0
-            &&  zframe_send (&stored, self->pub, 0) == 0)
+                && zmq_send (zsock_resolve (self->pub), entry->name, strlen (entry->name),
+                             ZMQ_SNDMORE)
+                       >= 0
+                && zframe_send (&stored, self->pub, 0) == 0)
                 self->counters.published++;
             zframe_destroy (&stored);
         }
@@ -1090,7 +1089,7 @@ s_relay_cancel (pond_broker_t *self, relay_t *relay)
     zmsg_addstr (out, POND_CANCEL);
     zmsg_append (out, &body);
     if (zmsg_send (&out, self->store))
-        zmsg_destroy (&out);        //  no link: the store drops it after its timeout
+        zmsg_destroy (&out);    //  no link: the store drops it after its timeout
     s_relay_remove (self, relay);
 }
 
@@ -1126,17 +1125,17 @@ s_store_stream (pond_broker_t *self, const char *command, zmsg_t *msg)
     pond_credit_t chunk;
     pond_end_t end;
     uint64_t brid;
-    if (is_chunk? pond_credit_decode (body, &chunk, err, sizeof err)
-                : pond_end_decode (body, &end, err, sizeof err)) {
+    if (is_chunk ? pond_credit_decode (body, &chunk, err, sizeof err)
+                 : pond_end_decode (body, &end, err, sizeof err)) {
         zsys_error ("pond-broker: bad %s from the store: %s", command, err);
         zframe_destroy (&body);
         return;
     }
     zframe_destroy (&body);
-    brid = is_chunk? chunk.rid: end.rid;
+    brid = is_chunk ? chunk.rid : end.rid;
     relay_t *relay = s_relay_by_brid (self, brid);
     if (!relay)
-        return;                 //  reader gone or cancelled
+        return;    //  reader gone or cancelled
     if (is_chunk) {
         if (relay->credit)
             relay->credit--;
@@ -1195,7 +1194,7 @@ s_store_message (pond_broker_t *self, zmsg_t *msg)
         zsys_info ("pond-broker: the store is reachable");
     self->store_up = true;
     zframe_t *frame = zmsg_pop (msg);
-    char *command = frame? zframe_strdup (frame): NULL;
+    char *command = frame ? zframe_strdup (frame) : NULL;
     bool whole = command && strlen (command) == zframe_size (frame);
     zframe_destroy (&frame);
     if (!whole) {
@@ -1205,18 +1204,15 @@ s_store_message (pond_broker_t *self, zmsg_t *msg)
     }
     if (streq (command, POND_APPENDED))
         s_store_appended (self, msg);
-    else
-    if (streq (command, POND_CHUNK) || streq (command, POND_END))
+    else if (streq (command, POND_CHUNK) || streq (command, POND_END))
         s_store_stream (self, command, msg);
-    else
-    if (streq (command, POND_STATS)) {
+    else if (streq (command, POND_STATS)) {
         zframe_destroy (&self->store_stats);
         self->store_stats = zmsg_pop (msg);
         s_learn_head (self);
         s_answer_stats (self);
     }
-    else
-    if (streq (command, POND_ERROR))
+    else if (streq (command, POND_ERROR))
         zsys_warning ("pond-broker: the store refused a request");
     free (command);
 }
@@ -1253,7 +1249,7 @@ s_stats_body (pond_broker_t *self)
     msgpack_packer pk;
     msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
     bool with_store = self->store_stats && self->store_up;
-    msgpack_pack_map (&pk, with_store? 2: 1);
+    msgpack_pack_map (&pk, with_store ? 2 : 1);
     msgpack_pack_str (&pk, 6);
     msgpack_pack_str_body (&pk, "broker", 6);
     msgpack_pack_map (&pk, 18);
@@ -1277,7 +1273,10 @@ s_stats_body (pond_broker_t *self)
     s_pack_counter (&pk, "uptime_s", (uint64_t) (zclock_mono () - self->started_at) / 1000);
     msgpack_pack_str (&pk, 8);
     msgpack_pack_str_body (&pk, "store_up", 8);
-    if (self->store_up) msgpack_pack_true (&pk); else msgpack_pack_false (&pk);
+    if (self->store_up)
+        msgpack_pack_true (&pk);
+    else
+        msgpack_pack_false (&pk);
     if (with_store) {
         msgpack_pack_str (&pk, 5);
         msgpack_pack_str_body (&pk, "store", 5);
@@ -1309,11 +1308,9 @@ s_control_error_rid (pond_broker_t *self, zframe_t *peer, uint32_t code, zframe_
     s_reply (self->control, peer, POND_ERROR, &reply);
     if (code == POND_CODE_BAD_REQUEST)
         self->counters.malformed++;
-    else
-    if (code == POND_CODE_NOT_FOUND)
+    else if (code == POND_CODE_NOT_FOUND)
         self->counters.unknown_command++;
-    else
-    if (code == POND_CODE_TOO_LARGE)
+    else if (code == POND_CODE_TOO_LARGE)
         self->counters.too_large++;
 }
 
@@ -1342,10 +1339,11 @@ s_control_replay (pond_broker_t *self, zframe_t *peer, zmsg_t *msg)
     size_t mine = s_relays_of (self, peer);
     char refusal [POND_REASON_MAX] = "";
     if (mine >= REPLAYS_PER_CLIENT)
-        snprintf (refusal, sizeof refusal, "this connection runs %d replays already; wait "
-                  "for one to end, then retry", REPLAYS_PER_CLIENT);
-    else
-    if (total >= REPLAYS_MAX || (total >= REPLAYS_SHARED && mine > 0))
+        snprintf (refusal, sizeof refusal,
+                  "this connection runs %d replays already; wait "
+                  "for one to end, then retry",
+                  REPLAYS_PER_CLIENT);
+    else if (total >= REPLAYS_MAX || (total >= REPLAYS_SHARED && mine > 0))
         snprintf (refusal, sizeof refusal, "too many replays at once; retry in a moment");
     relay_t *relay = (relay_t *) zmalloc (sizeof (relay_t));
     relay->brid = self->next_brid++;
@@ -1361,7 +1359,7 @@ s_control_replay (pond_broker_t *self, zframe_t *peer, zmsg_t *msg)
     //  The store sends at most REPLAY_WINDOW chunks ahead of the reader,
     //  whatever it grants: what a reader that stops reading holds here is
     //  bounded in bytes
-    relay->credit = request.credit < REPLAY_WINDOW? request.credit: REPLAY_WINDOW;
+    relay->credit = request.credit < REPLAY_WINDOW ? request.credit : REPLAY_WINDOW;
     request.credit = relay->credit;
     request.rid = relay->brid;
     zmsg_t *out = zmsg_new ();
@@ -1390,12 +1388,12 @@ s_control_credit (pond_broker_t *self, const char *command, zframe_t *peer, zmsg
     zframe_destroy (&body);
     relay_t *relay = s_relay_by_reader (self, peer, credit.rid);
     if (!relay)
-        return;                 //  finished already: nothing to do
+        return;    //  finished already: nothing to do
     relay->active_at = zclock_mono ();
     if (streq (command, POND_CREDIT)) {
         //  Keep at most REPLAY_WINDOW chunks of credit; pass on what is new
         uint32_t room = REPLAY_WINDOW - relay->credit;
-        credit.chunks = credit.chunks < room? credit.chunks: room;
+        credit.chunks = credit.chunks < room ? credit.chunks : room;
         if (credit.chunks == 0)
             return;
         relay->credit += credit.chunks;
@@ -1421,30 +1419,26 @@ s_control_message (pond_broker_t *self, zmsg_t *msg)
     bool refused = peer && s_sender (self, zmsg_first (msg), &key, reason, sizeof reason);
     //  The whole frame is the command: "STATS\0junk" is not STATS
     zframe_t *frame = zmsg_pop (msg);
-    char *command = frame? zframe_strdup (frame): NULL;
+    char *command = frame ? zframe_strdup (frame) : NULL;
     bool whole = command && strlen (command) == zframe_size (frame);
     zframe_destroy (&frame);
     if (!peer || !command) {
         if (peer)
             s_control_error (self, peer, POND_CODE_BAD_REQUEST, "empty message");
     }
-    else
-    if (refused)
+    else if (refused)
         s_control_error (self, peer, POND_CODE_FORBIDDEN, reason);
-    else
-    if (!whole)
+    else if (!whole)
         s_control_error (self, peer, POND_CODE_NOT_FOUND,
                          "unknown command (it holds a NUL byte); the control socket takes "
                          "STATS, REPLAY, CREDIT, CANCEL or PING");
-    else
-    if (key && !pond_key_may_control (key, command, reason, sizeof reason)) {
+    else if (key && !pond_key_may_control (key, command, reason, sizeof reason)) {
         char cause [48];
         snprintf (cause, sizeof cause, "control %.32s", command);
         s_forbidden (self, pond_key_name (key), cause, reason);
         s_control_error (self, peer, POND_CODE_FORBIDDEN, reason);
     }
-    else
-    if (streq (command, POND_STATS)) {
+    else if (streq (command, POND_STATS)) {
         //  Fresh figures from the store when it is there, else ours alone.
         //  Asked even before the store was first seen: just after start the
         //  link is up before its first answer.
@@ -1458,14 +1452,11 @@ s_control_message (pond_broker_t *self, zmsg_t *msg)
             s_reply (self->control, peer, POND_STATS, &body);
         }
     }
-    else
-    if (streq (command, POND_REPLAY))
+    else if (streq (command, POND_REPLAY))
         s_control_replay (self, peer, msg);
-    else
-    if (streq (command, POND_CREDIT) || streq (command, POND_CANCEL))
+    else if (streq (command, POND_CREDIT) || streq (command, POND_CANCEL))
         s_control_credit (self, command, peer, msg);
-    else
-    if (streq (command, POND_PING))
+    else if (streq (command, POND_PING))
         s_pong (self, self->control, peer, zmsg_size (msg) > 0);
     else
         s_control_error (self, peer, POND_CODE_NOT_FOUND,
@@ -1498,20 +1489,21 @@ s_timers (pond_broker_t *self)
     //  Poll faster while the store is away, to resume soon after it returns
     //  PING for liveness; STATS (whose body grows with the names in the
     //  log) now and then for the head, and while the store is away
-    if (now - self->store_polled_at >= (self->store_up? STORE_POLL_MS: 100)) {
+    if (now - self->store_polled_at >= (self->store_up ? STORE_POLL_MS : 100)) {
         bool stats = !self->store_up || now - self->stats_polled_at >= STATS_POLL_MS;
         if (self->store_linked)
-            zstr_send (self->store, stats? POND_STATS: POND_PING);
+            zstr_send (self->store, stats ? POND_STATS : POND_PING);
         self->store_polled_at = now;
         if (stats)
             self->stats_polled_at = now;
     }
     if (zlistx_size (self->stats_waiters) && now - self->stats_asked_at > 1000) {
-        zframe_destroy (&self->store_stats);        //  too old to show
+        zframe_destroy (&self->store_stats);    //  too old to show
         s_answer_stats (self);
     }
     if (self->store_up && now - self->store_seen_at > STORE_DEAD_MS) {
-        zsys_warning ("pond-broker: the store is not answering; publishers get 503 until it is back");
+        zsys_warning (
+            "pond-broker: the store is not answering; publishers get 503 until it is back");
         self->store_up = false;
         s_pending_fail (self, "the store is not answering; retry after retry_ms");
         relay_t *relay;
@@ -1532,8 +1524,10 @@ s_timers (pond_broker_t *self)
     while (relay) {
         if (relay->credit == 0 && now - relay->active_at > REPLAY_IDLE_MS) {
             char reason [POND_REASON_MAX];
-            snprintf (reason, sizeof reason, "no credit granted for %d s; replay dropped "
-                      "(grant credit as you take chunks)", REPLAY_IDLE_MS / 1000);
+            snprintf (reason, sizeof reason,
+                      "no credit granted for %d s; replay dropped "
+                      "(grant credit as you take chunks)",
+                      REPLAY_IDLE_MS / 1000);
             s_relay_drop (self, relay, reason);
             relay = (relay_t *) zlistx_first (self->relays);
         }
@@ -1545,8 +1539,7 @@ s_timers (pond_broker_t *self)
         self->heartbeat_at = now;
         self->acked_samples [self->samples_taken++ % RATE_SAMPLES] = self->counters.acked;
     }
-    else
-    if (self->welcome_due && now - self->welcomed_at >= WELCOME_MS) {
+    else if (self->welcome_due && now - self->welcomed_at >= WELCOME_MS) {
         //  A new subscriber hears at once that it is live (at most one
         //  extra heartbeat per WELCOME_MS, however many subscribe)
         s_heartbeat_send (self);
@@ -1598,20 +1591,20 @@ s_pub_subscriptions (pond_broker_t *self)
                 //  A subscription that takes heartbeats gets one now: from
                 //  then on its subscriber is live and sees every event
                 if (size - 1 <= strlen (POND_HEARTBEAT)
-                &&  memcmp (data + 1, POND_HEARTBEAT, size - 1) == 0)
+                    && memcmp (data + 1, POND_HEARTBEAT, size - 1) == 0)
                     self->welcome_due = true;
             }
-            else
-            if (!self->subscriptions_warned) {
+            else if (!self->subscriptions_warned) {
                 zsys_warning ("pond-broker: refused a subscription (%s); a subscription is "
                               "an event name prefix or $HEARTBEAT, %d at most in all "
-                              "(logged once)", self->subscriptions < SUBSCRIPTIONS_MAX?
-                              "not a name prefix": "too many", SUBSCRIPTIONS_MAX);
+                              "(logged once)",
+                              self->subscriptions < SUBSCRIPTIONS_MAX ? "not a name prefix"
+                                                                      : "too many",
+                              SUBSCRIPTIONS_MAX);
                 self->subscriptions_warned = true;
             }
         }
-        else
-        if (size >= 1 && data [0] == 0) {
+        else if (size >= 1 && data [0] == 0) {
             zmq_setsockopt (handle, ZMQ_UNSUBSCRIBE, data + 1, size - 1);
             if (self->subscriptions)
                 self->subscriptions--;
@@ -1637,8 +1630,7 @@ s_store_link_events (pond_broker_t *self)
             zstr_send (self->store, POND_STATS);
             self->store_polled_at = zclock_mono ();
         }
-        else
-        if (event == ZMQ_EVENT_DISCONNECTED)
+        else if (event == ZMQ_EVENT_DISCONNECTED)
             self->store_linked = false;
         zmsg_destroy (&msg);
     }
@@ -1654,18 +1646,19 @@ s_learn_head (pond_broker_t *self)
     msgpack_unpacked unpacked;
     msgpack_unpacked_init (&unpacked);
     char err [64];
-    if (pond_value_check (zframe_data (self->store_stats), zframe_size (self->store_stats),
-                          NULL, err, sizeof err) == 0
-    &&  msgpack_unpack_next (&unpacked, (const char *) zframe_data (self->store_stats),
-                             zframe_size (self->store_stats), NULL) == MSGPACK_UNPACK_SUCCESS
-    &&  unpacked.data.type == MSGPACK_OBJECT_MAP) {
+    if (pond_value_check (zframe_data (self->store_stats), zframe_size (self->store_stats), NULL,
+                          err, sizeof err)
+            == 0
+        && msgpack_unpack_next (&unpacked, (const char *) zframe_data (self->store_stats),
+                                zframe_size (self->store_stats), NULL)
+               == MSGPACK_UNPACK_SUCCESS
+        && unpacked.data.type == MSGPACK_OBJECT_MAP) {
         msgpack_object_map *map = &unpacked.data.via.map;
         for (uint32_t i = 0; i < map->size; i++)
-            if (map->ptr [i].key.type == MSGPACK_OBJECT_STR
-            &&  map->ptr [i].key.via.str.size == 4
-            &&  memcmp (map->ptr [i].key.via.str.ptr, "head", 4) == 0
-            &&  map->ptr [i].val.type == MSGPACK_OBJECT_POSITIVE_INTEGER
-            &&  map->ptr [i].val.via.u64 > self->head)
+            if (map->ptr [i].key.type == MSGPACK_OBJECT_STR && map->ptr [i].key.via.str.size == 4
+                && memcmp (map->ptr [i].key.via.str.ptr, "head", 4) == 0
+                && map->ptr [i].val.type == MSGPACK_OBJECT_POSITIVE_INTEGER
+                && map->ptr [i].val.via.u64 > self->head)
                 self->head = map->ptr [i].val.via.u64;
     }
     msgpack_unpacked_destroy (&unpacked);
@@ -1701,16 +1694,16 @@ pond_broker_run (pond_broker_t *self)
         { zsock_resolve (self->control), 0, ZMQ_POLLIN, 0 },
         { zsock_resolve (self->pub), 0, ZMQ_POLLIN, 0 },
         { zsock_resolve (self->store_monitor), 0, ZMQ_POLLIN, 0 },
-        { self->store_watch? zsock_resolve (self->store_watch): NULL, 0, ZMQ_POLLIN, 0 },
+        { self->store_watch ? zsock_resolve (self->store_watch) : NULL, 0, ZMQ_POLLIN, 0 },
     };
-    int count = self->store_watch? 6: 5;
+    int count = self->store_watch ? 6 : 5;
     int rc = 0;
     while (!zsys_interrupted) {
-        int timeout = self->pending_count && s_free_batch (self)? 0: 50;
+        int timeout = self->pending_count && s_free_batch (self) ? 0 : 50;
         if (zmq_poll (items, count, timeout) < 0) {
             if (zmq_errno () == ETERM)
-                break;          //  context gone
-            continue;           //  EINTR: the loop condition sees SIGTERM
+                break;    //  context gone
+            continue;     //  EINTR: the loop condition sees SIGTERM
         }
         //  The store in this process stopped serving: nothing more may be
         //  ACKed; exit so that a supervisor restarts broker and store
@@ -1718,7 +1711,8 @@ pond_broker_run (pond_broker_t *self)
             char *message = zstr_recv (self->store_watch);
             zsys_error ("pond-broker: the store in this process stopped (%s): exiting without "
                         "answering the %zu events pending; restart pond-broker (producers "
-                        "resend them)", message? message: "no reason", self->pending_count);
+                        "resend them)",
+                        message ? message : "no reason", self->pending_count);
             zstr_free (&message);
             rc = -1;
             break;

@@ -20,14 +20,14 @@ extern "C" {
 #endif
 
 typedef struct {
-    const char *ingest;         //  endpoint to bind for producers
-    const char *pub;            //  endpoint to bind for subscribers
-    const char *control;        //  endpoint to bind for admins
-    const char *store;          //  endpoint of pond-store to connect to
-    const char *keys;           //  keys directory: CURVE on ingest, pub and
-                                //  control with key "broker"; NULL: local mode
-    int pending_max;            //  events waiting for the store before 503
-    int batch_timeout_ms;       //  a batch unanswered this long is NACKed 503
+    const char *ingest;      //  endpoint to bind for producers
+    const char *pub;         //  endpoint to bind for subscribers
+    const char *control;     //  endpoint to bind for admins
+    const char *store;       //  endpoint of pond-store to connect to
+    const char *keys;        //  keys directory: CURVE on ingest, pub and
+                             //  control with key "broker"; NULL: local mode
+    int pending_max;         //  events waiting for the store before 503
+    int batch_timeout_ms;    //  a batch unanswered this long is NACKed 503
     bool verbose;
 } pond_broker_config_t;
 

@@ -18,28 +18,26 @@
 static const pond_cli_command_t s_commands [] = {
     { "publish", "publish an event and wait until it is stored (or one per JSON line on stdin)",
       pond_cmd_publish, pond_cmd_publish_help },
-    { "tail", "print live events as JSON lines",
-      pond_cmd_tail, pond_cmd_tail_help },
+    { "tail", "print live events as JSON lines", pond_cmd_tail, pond_cmd_tail_help },
     { "replay", "print stored events in order: by name and time, by entity, or by seq",
       pond_cmd_replay, pond_cmd_replay_help },
-    { "stats", "print the counters of the broker and the store as JSON",
-      pond_cmd_stats, pond_cmd_stats_help },
-    { "up", "start the mesh: a supervisor runs store, broker and the actors",
-      pond_cmd_up, pond_cmd_up_help },
-    { "down", "stop the mesh started by pond up",
-      pond_cmd_down, pond_cmd_down_help },
+    { "stats", "print the counters of the broker and the store as JSON", pond_cmd_stats,
+      pond_cmd_stats_help },
+    { "up", "start the mesh: a supervisor runs store, broker and the actors", pond_cmd_up,
+      pond_cmd_up_help },
+    { "down", "stop the mesh started by pond up", pond_cmd_down, pond_cmd_down_help },
     { "status", "show each process of the mesh, the actors' positions and the head",
       pond_cmd_status, pond_cmd_status_help },
-    { "query", "ask a view about an entity (quacks, badges, alexa, mobile)",
-      pond_cmd_query, pond_cmd_query_help },
-    { "rebuild", "rebuild a view from the log while the mesh runs",
-      pond_cmd_rebuild, pond_cmd_rebuild_help },
-    { "verify", "check that every view matches a rebuild from the log",
-      pond_cmd_verify, pond_cmd_verify_help },
-    { "recompute", "apply new badge rules to the whole history",
-      pond_cmd_recompute, pond_cmd_recompute_help },
-    { "demo", "start a mesh in a fresh directory and tell the whole story",
-      pond_cmd_demo, pond_cmd_demo_help },
+    { "query", "ask a view about an entity (quacks, badges, alexa, mobile)", pond_cmd_query,
+      pond_cmd_query_help },
+    { "rebuild", "rebuild a view from the log while the mesh runs", pond_cmd_rebuild,
+      pond_cmd_rebuild_help },
+    { "verify", "check that every view matches a rebuild from the log", pond_cmd_verify,
+      pond_cmd_verify_help },
+    { "recompute", "apply new badge rules to the whole history", pond_cmd_recompute,
+      pond_cmd_recompute_help },
+    { "demo", "start a mesh in a fresh directory and tell the whole story", pond_cmd_demo,
+      pond_cmd_demo_help },
     { "keys", "make and list the CURVE keys of broker, devices, actors, apps and admin",
       pond_cmd_keys, pond_cmd_keys_help },
 };
@@ -49,24 +47,22 @@ static const pond_cli_command_t s_commands [] = {
 static void
 s_help (FILE *out)
 {
-    fprintf (out,
-        "Usage: pond COMMAND [OPTIONS]\n"
-        "       pond help COMMAND     (or: pond COMMAND --help)\n"
-        "\n"
-        "pond is the command line of an event-sourced actor mesh: events go\n"
-        "through pond-broker into the log kept by pond-store, and from there\n"
-        "to every actor.\n"
-        "\n"
-        "Commands:\n");
+    fprintf (out, "Usage: pond COMMAND [OPTIONS]\n"
+                  "       pond help COMMAND     (or: pond COMMAND --help)\n"
+                  "\n"
+                  "pond is the command line of an event-sourced actor mesh: events go\n"
+                  "through pond-broker into the log kept by pond-store, and from there\n"
+                  "to every actor.\n"
+                  "\n"
+                  "Commands:\n");
     for (size_t i = 0; i < COMMANDS; i++)
         fprintf (out, "  %-10s %s\n", s_commands [i].name, s_commands [i].summary);
-    fprintf (out,
-        "\n"
-        "Every command takes --data DIR (the mesh's data directory; default\n"
-        "$POND_DATA, else ./pond-data), --ingest/--pub/--control EP,\n"
-        "--keys DIR and --as NAME (CURVE; default $POND_KEYS, $POND_AS; without\n"
-        "them: local mode, no keys) and --timeout MS.\n"
-        "Exit status: 0 done, 1 failed, 2 usage error.\n");
+    fprintf (out, "\n"
+                  "Every command takes --data DIR (the mesh's data directory; default\n"
+                  "$POND_DATA, else ./pond-data), --ingest/--pub/--control EP,\n"
+                  "--keys DIR and --as NAME (CURVE; default $POND_KEYS, $POND_AS; without\n"
+                  "them: local mode, no keys) and --timeout MS.\n"
+                  "Exit status: 0 done, 1 failed, 2 usage error.\n");
 }
 
 static const pond_cli_command_t *

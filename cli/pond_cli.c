@@ -56,24 +56,26 @@ void
 pond_cli_hint_broker (pond_cli_t *cli)
 {
     const pond_endpoints_t *eps = &cli->eps;
-    if (eps->from_broker_file && eps->broker_pid > 0
-    &&  kill (eps->broker_pid, 0) == -1 && errno == ESRCH)
-        fprintf (stderr, "hint: %s/broker.zpl names pid %d, which is not running: "
-                 "the broker has stopped\n", eps->data_dir, eps->broker_pid);
+    if (eps->from_broker_file && eps->broker_pid > 0 && kill (eps->broker_pid, 0) == -1
+        && errno == ESRCH)
+        fprintf (stderr,
+                 "hint: %s/broker.zpl names pid %d, which is not running: "
+                 "the broker has stopped\n",
+                 eps->data_dir, eps->broker_pid);
     fprintf (stderr, "hint: is pond-broker running? start it with: pond-broker --data %s\n",
              eps->data_dir);
     if (pond_keys_active ())
-        fprintf (stderr, "hint: this command talks CURVE with key '%s' of %s: the broker must "
+        fprintf (stderr,
+                 "hint: this command talks CURVE with key '%s' of %s: the broker must "
                  "run with --keys and know that key (pond keys list --keys %s)\n",
                  pond_keys_as (), pond_keys_dir (), pond_keys_dir ());
-    else
-    if (eps->from_broker_file) {
+    else if (eps->from_broker_file) {
         char path [POND_ENDPOINT_MAX + 16];
         snprintf (path, sizeof path, "%s/broker.zpl", eps->data_dir);
         zconfig_t *config = zconfig_load (path);
         if (config && streq (zconfig_get (config, "broker/security", "none"), "curve"))
             fprintf (stderr, "hint: the broker uses CURVE keys: give --keys DIR and --as NAME "
-                     "(or $POND_KEYS and $POND_AS)\n");
+                             "(or $POND_KEYS and $POND_AS)\n");
         zconfig_destroy (&config);
     }
 }
@@ -93,25 +95,25 @@ pond_cli_parse_uint (const char *text, uint64_t *value)
 }
 
 int
-pond_cli_parse_names (pond_cli_t *cli, const char *text,
-                      char (*names) [POND_NAME_MAX + 1], size_t max)
+pond_cli_parse_names (pond_cli_t *cli, const char *text, char (*names) [POND_NAME_MAX + 1],
+                      size_t max)
 {
     size_t count = 0;
     const char *start = text;
     while (true) {
         const char *comma = strchr (start, ',');
-        size_t len = comma? (size_t) (comma - start): strlen (start);
+        size_t len = comma ? (size_t) (comma - start) : strlen (start);
         if (count == max) {
             pond_cli_usage (cli, "at most %zu names", max);
             return -1;
         }
         char name [POND_NAME_MAX + 2];
-        snprintf (name, sizeof name, "%.*s", (int) (len < POND_NAME_MAX + 1? len: POND_NAME_MAX + 1),
-                  start);
+        snprintf (name, sizeof name, "%.*s",
+                  (int) (len < POND_NAME_MAX + 1 ? len : POND_NAME_MAX + 1), start);
         //  The envelope's own rule, so the message is the same everywhere
         char err [POND_ERR_SIZE] = "";
         pond_event_t *probe = pond_event_new (NULL, "probe");
-        int rc = probe && len <= POND_NAME_MAX? pond_event_set_name (probe, name): -1;
+        int rc = probe && len <= POND_NAME_MAX ? pond_event_set_name (probe, name) : -1;
         if (rc == 0)
             rc = pond_event_validate (probe, err, sizeof err);
         else
@@ -183,7 +185,7 @@ s_finish (pond_cli_t *cli, int argc, char *argv [])
 int
 pond_cli_getopt (pond_cli_t *cli, int argc, char *argv [], const struct option *options)
 {
-    opterr = 0;                 //  We say what went wrong ourselves
+    opterr = 0;    //  We say what went wrong ourselves
     while (!cli->done) {
         int opt = getopt_long (argc, argv, ":h", options, NULL);
         switch (opt) {
@@ -192,30 +194,17 @@ pond_cli_getopt (pond_cli_t *cli, int argc, char *argv [], const struct option *
                 //  --data is always the directory; a payload here is an old habit
                 if (optarg [strspn (optarg, " \t\r\n")] == '{')
                     return pond_cli_usage (cli, "--data is the data directory; give an "
-                                           "event's payload with --payload JSON"), -1;
+                                                "event's payload with --payload JSON"),
+                         -1;
                 cli->data_dir = optarg;
                 break;
-            case POND_OPT_INGEST:
-                cli->ingest = optarg;
-                break;
-            case POND_OPT_PUB:
-                cli->pub = optarg;
-                break;
-            case POND_OPT_CONTROL:
-                cli->control = optarg;
-                break;
-            case POND_OPT_KEYS:
-                cli->keys = optarg;
-                break;
-            case POND_OPT_AS:
-                cli->as = optarg;
-                break;
-            case POND_OPT_TIMEOUT:
-                s_parse_timeout (cli, optarg);
-                break;
-            case POND_OPT_VERBOSE:
-                cli->verbose = true;
-                break;
+            case POND_OPT_INGEST: cli->ingest = optarg; break;
+            case POND_OPT_PUB: cli->pub = optarg; break;
+            case POND_OPT_CONTROL: cli->control = optarg; break;
+            case POND_OPT_KEYS: cli->keys = optarg; break;
+            case POND_OPT_AS: cli->as = optarg; break;
+            case POND_OPT_TIMEOUT: s_parse_timeout (cli, optarg); break;
+            case POND_OPT_VERBOSE: cli->verbose = true; break;
             case 'h':
             case POND_OPT_HELP:
                 cli->help (stdout);
@@ -228,14 +217,9 @@ pond_cli_getopt (pond_cli_t *cli, int argc, char *argv [], const struct option *
                 else
                     pond_cli_usage (cli, "unknown option '%s'", argv [optind - 1]);
                 break;
-            case ':':
-                pond_cli_usage (cli, "option '%s' needs a value", argv [optind - 1]);
-                break;
-            case -1:
-                s_finish (cli, argc, argv);
-                return -1;
-            default:
-                return opt;
+            case ':': pond_cli_usage (cli, "option '%s' needs a value", argv [optind - 1]); break;
+            case -1: s_finish (cli, argc, argv); return -1;
+            default: return opt;
         }
     }
     return -1;

@@ -24,9 +24,9 @@
 #include <unistd.h>
 
 //  Commands run as long as they make progress: the idle wait
-#define COMMAND_TIMEOUT_MS  60000
+#define COMMAND_TIMEOUT_MS 60000
 //  A verify rebuilds a whole view
-#define VERIFY_TIMEOUT_MS   300000
+#define VERIFY_TIMEOUT_MS  300000
 
 //  Parse options and positional arguments in one go: the options through
 //  pond_cli_getopt (handler gets each of the command's own), the
@@ -35,8 +35,8 @@
 typedef void (option_fn) (pond_cli_t *cli, int opt, void *arg);
 
 static int
-s_parse (pond_cli_t *cli, int argc, char *argv [], const struct option *options,
-         option_fn *handler, void *arg, char ***args_p)
+s_parse (pond_cli_t *cli, int argc, char *argv [], const struct option *options, option_fn *handler,
+         void *arg, char ***args_p)
 {
     char **opts = (char **) calloc ((size_t) argc + 1, sizeof (char *));
     char **args = (char **) calloc ((size_t) argc + 1, sizeof (char *));
@@ -53,7 +53,7 @@ s_parse (pond_cli_t *cli, int argc, char *argv [], const struct option *options,
         if (handler)
             handler (cli, opt, arg);
     free (opts);
-    return cli->done? -1: args_count;
+    return cli->done ? -1 : args_count;
 }
 
 //  The link to the actor a view name means, or NULL after saying why.
@@ -62,8 +62,10 @@ s_link (pond_cli_t *cli, const char *view)
 {
     const char *name = pond_mesh_actor_name (view);
     if (!name) {
-        pond_cli_usage (cli, "unknown view '%s' (quack-counter or quacks, badge-granter or "
-                        "badges, alexa-view or alexa, mobile-view or mobile)", view);
+        pond_cli_usage (cli,
+                        "unknown view '%s' (quack-counter or quacks, badge-granter or "
+                        "badges, alexa-view or alexa, mobile-view or mobile)",
+                        view);
         return NULL;
     }
     char err [512];
@@ -80,17 +82,17 @@ s_link_fail (pond_cli_t *cli, pond_actor_link_t *link, const char *name)
     int code = pond_actor_link_code (link);
     if (code == POND_CODE_TIMEOUT) {
         pond_cli_fail (cli, "%s", pond_actor_link_reason (link));
-        fprintf (stderr, "hint: is the mesh up? see pond status --data %s\n",
-                 cli->eps.data_dir);
+        fprintf (stderr, "hint: is the mesh up? see pond status --data %s\n", cli->eps.data_dir);
     }
-    else
-    if (code == POND_CODE_INTERRUPTED)
+    else if (code == POND_CODE_INTERRUPTED)
         pond_cli_fail (cli, "interrupted");
     else
         pond_cli_fail (cli, "%s: %d %s", name, code, pond_actor_link_reason (link));
     if (code == POND_CODE_UNAVAILABLE)
-        fprintf (stderr, "hint: %s is not there yet (catching up or rebuilding); try again "
-                 "in a moment, or give it longer with --timeout MS\n", name);
+        fprintf (stderr,
+                 "hint: %s is not there yet (catching up or rebuilding); try again "
+                 "in a moment, or give it longer with --timeout MS\n",
+                 name);
     return POND_EXIT_FAILURE;
 }
 
@@ -108,7 +110,7 @@ s_json_scalar (FILE *out, const cJSON *item)
         fprintf (out, "%.0f", value);
     else {
         char *text = cJSON_PrintUnformatted (item);
-        fprintf (out, "%s", text? text: "null");
+        fprintf (out, "%s", text ? text : "null");
         free (text);
     }
 }
@@ -122,7 +124,7 @@ s_json_flat (const cJSON *item)
         if (cJSON_IsArray (child) || cJSON_IsObject (child))
             return false;
         char *text = cJSON_PrintUnformatted (child);
-        length += (text? strlen (text): 4) + 2 + (child->string? strlen (child->string) + 4: 0);
+        length += (text ? strlen (text) : 4) + 2 + (child->string ? strlen (child->string) + 4 : 0);
         free (text);
     }
     return length <= 72;
@@ -131,7 +133,7 @@ s_json_flat (const cJSON *item)
 static void
 s_json_key (FILE *out, const cJSON *child)
 {
-    cJSON *key = cJSON_CreateString (child->string? child->string: "");
+    cJSON *key = cJSON_CreateString (child->string ? child->string : "");
     s_json_scalar (out, key);
     cJSON_Delete (key);
     fprintf (out, ": ");
@@ -146,31 +148,31 @@ s_json_write (FILE *out, const cJSON *item, int depth, const char *indent)
         return;
     }
     if (s_json_flat (item)) {
-        fprintf (out, object? "{": "[");
+        fprintf (out, object ? "{" : "[");
         for (const cJSON *child = item->child; child; child = child->next) {
             if (object)
                 s_json_key (out, child);
             s_json_scalar (out, child);
-            fprintf (out, "%s", child->next? ", ": "");
+            fprintf (out, "%s", child->next ? ", " : "");
         }
-        fprintf (out, object? "}": "]");
+        fprintf (out, object ? "}" : "]");
         return;
     }
-    fprintf (out, object? "{\n": "[\n");
+    fprintf (out, object ? "{\n" : "[\n");
     for (const cJSON *child = item->child; child; child = child->next) {
         fprintf (out, "%s%*s", indent, 2 * (depth + 1), "");
         if (object)
             s_json_key (out, child);
         s_json_write (out, child, depth + 1, indent);
-        fprintf (out, "%s\n", child->next? ",": "");
+        fprintf (out, "%s\n", child->next ? "," : "");
     }
-    fprintf (out, "%s%*s%s", indent, 2 * depth, "", object? "}": "]");
+    fprintf (out, "%s%*s%s", indent, 2 * depth, "", object ? "}" : "]");
 }
 
 void
 pond_mesh_print_json (FILE *out, const char *json, bool pretty, const char *indent)
 {
-    cJSON *tree = pretty? cJSON_Parse (json): NULL;
+    cJSON *tree = pretty ? cJSON_Parse (json) : NULL;
     fprintf (out, "%s", indent);
     if (tree)
         s_json_write (out, tree, 0, indent);
@@ -186,41 +188,40 @@ pond_mesh_print_json (FILE *out, const char *json, bool pretty, const char *inde
 void
 pond_cmd_query_help (FILE *out)
 {
-    fprintf (out,
-        "Usage: pond query VIEW ENTITY [TEXT...] [--text] [--pretty | --compact]\n"
-        "\n"
-        "Ask one view of the running mesh about one entity (a customer) and\n"
-        "print its answer, a JSON object. VIEW is one of\n"
-        "  quack-counter (or quacks)   how many times the customer quacked\n"
-        "  badge-granter (or badges)   the customer's badges\n"
-        "  alexa-view (or alexa)       answers to a question in TEXT about the\n"
-        "                              customer's food: \"what do I have?\",\n"
-        "                              \"do I have milk?\"\n"
-        "  mobile-view (or mobile)     the customer's whole document\n"
-        "\n"
-        "  --text            print only the \"answer\" of the result (alexa)\n"
-        "  --pretty          indent the JSON (the default for mobile-view)\n"
-        "  --compact         one line (the default for the others)\n"
-        "  --after SEQ       answer once the view has applied seq SEQ (the \"seq\"\n"
-        "                    pond publish printed): read your own writes. A view\n"
-        "                    not there yet (or still catching up) is asked again\n"
-        "                    until --timeout, then: exit 1 with its position\n"
-        "\n"
-        "Examples:\n"
-        "  pond query alexa carla \"do I have milk?\" --text\n"
-        "  SEQ=$(pond publish --name QUACKED --entity anna | sed 's/.*\"seq\":\\([0-9]*\\).*/\\1/')\n"
-        "  pond query quacks anna --after $SEQ\n"
-        "Exit status: 0 answered, 1 the view said no (404: it does not know the\n"
-        "entity) or did not answer, 2 usage error (unknown view, --text with a\n"
-        "view other than alexa).\n"
-        "\n"
-        POND_CLI_COMMON_HELP);
+    fprintf (out, "Usage: pond query VIEW ENTITY [TEXT...] [--text] [--pretty | --compact]\n"
+                  "\n"
+                  "Ask one view of the running mesh about one entity (a customer) and\n"
+                  "print its answer, a JSON object. VIEW is one of\n"
+                  "  quack-counter (or quacks)   how many times the customer quacked\n"
+                  "  badge-granter (or badges)   the customer's badges\n"
+                  "  alexa-view (or alexa)       answers to a question in TEXT about the\n"
+                  "                              customer's food: \"what do I have?\",\n"
+                  "                              \"do I have milk?\"\n"
+                  "  mobile-view (or mobile)     the customer's whole document\n"
+                  "\n"
+                  "  --text            print only the \"answer\" of the result (alexa)\n"
+                  "  --pretty          indent the JSON (the default for mobile-view)\n"
+                  "  --compact         one line (the default for the others)\n"
+                  "  --after SEQ       answer once the view has applied seq SEQ (the \"seq\"\n"
+                  "                    pond publish printed): read your own writes. A view\n"
+                  "                    not there yet (or still catching up) is asked again\n"
+                  "                    until --timeout, then: exit 1 with its position\n"
+                  "\n"
+                  "Examples:\n"
+                  "  pond query alexa carla \"do I have milk?\" --text\n"
+                  "  SEQ=$(pond publish --name QUACKED --entity anna | sed "
+                  "'s/.*\"seq\":\\([0-9]*\\).*/\\1/')\n"
+                  "  pond query quacks anna --after $SEQ\n"
+                  "Exit status: 0 answered, 1 the view said no (404: it does not know the\n"
+                  "entity) or did not answer, 2 usage error (unknown view, --text with a\n"
+                  "view other than alexa).\n"
+                  "\n" POND_CLI_COMMON_HELP);
 }
 
 typedef struct {
     bool text;
-    int pretty;                     //  -1 default, 0 compact, 1 pretty
-    const char *after;              //  --after SEQ
+    int pretty;           //  -1 default, 0 compact, 1 pretty
+    const char *after;    //  --after SEQ
 } query_options_t;
 
 static void
@@ -230,14 +231,11 @@ s_query_option (pond_cli_t *cli, int opt, void *arg)
     query_options_t *options = (query_options_t *) arg;
     if (opt == 't')
         options->text = true;
-    else
-    if (opt == 'p')
+    else if (opt == 'p')
         options->pretty = 1;
-    else
-    if (opt == 'c')
+    else if (opt == 'c')
         options->pretty = 0;
-    else
-    if (opt == 'a')
+    else if (opt == 'a')
         options->after = optarg;
 }
 
@@ -246,15 +244,13 @@ pond_cmd_query (int argc, char *argv [])
 {
     pond_cli_t cli;
     pond_cli_init (&cli, "query", pond_cmd_query_help);
-    static const struct option options [] = {
-        POND_CLI_COMMON_OPTIONS,
-        POND_CLI_DATA_OPTION,
-        { "text", no_argument, NULL, 't' },
-        { "pretty", no_argument, NULL, 'p' },
-        { "compact", no_argument, NULL, 'c' },
-        { "after", required_argument, NULL, 'a' },
-        { NULL, 0, NULL, 0 }
-    };
+    static const struct option options [] = { POND_CLI_COMMON_OPTIONS,
+                                              POND_CLI_DATA_OPTION,
+                                              { "text", no_argument, NULL, 't' },
+                                              { "pretty", no_argument, NULL, 'p' },
+                                              { "compact", no_argument, NULL, 'c' },
+                                              { "after", required_argument, NULL, 'a' },
+                                              { NULL, 0, NULL, 0 } };
     query_options_t settings = { false, -1, NULL };
     char **args;
     int count = s_parse (&cli, argc, argv, options, s_query_option, &settings, &args);
@@ -289,8 +285,10 @@ pond_cmd_query (int argc, char *argv [])
         errno = 0;
         unsigned long long value = strtoull (settings.after, &end, 10);
         if (!*settings.after || *end || errno || *settings.after == '-')
-            return pond_cli_usage (&cli, "--after takes a seq (a whole number, as pond "
-                                   "publish prints it), not '%s'", settings.after);
+            return pond_cli_usage (&cli,
+                                   "--after takes a seq (a whole number, as pond "
+                                   "publish prints it), not '%s'",
+                                   settings.after);
         after = (uint64_t) value;
     }
     pond_actor_link_t *link = s_link (&cli, view);
@@ -299,15 +297,16 @@ pond_cmd_query (int argc, char *argv [])
     const char *name = pond_mesh_actor_name (view);
     if (settings.text && !streq (name, "alexa-view")) {
         pond_actor_link_destroy (&link);
-        return pond_cli_usage (&cli, "--text prints alexa's spoken answer; %s answers JSON: "
-                               "leave --text out", name);
+        return pond_cli_usage (&cli,
+                               "--text prints alexa's spoken answer; %s answers JSON: "
+                               "leave --text out",
+                               name);
     }
     char *result = pond_actor_link_query_after (link, entity, text, after, cli.timeout_ms);
     int rc = POND_EXIT_OK;
     if (!result)
         rc = s_link_fail (&cli, link, name);
-    else
-    if (settings.text) {
+    else if (settings.text) {
         cJSON *tree = cJSON_Parse (result);
         const char *answer = cJSON_GetStringValue (cJSON_GetObjectItem (tree, "answer"));
         if (answer)
@@ -317,8 +316,9 @@ pond_cmd_query (int argc, char *argv [])
         cJSON_Delete (tree);
     }
     else
-        pond_mesh_print_json (stdout, result, settings.pretty == 1
-                              || (settings.pretty == -1 && streq (name, "mobile-view")), "");
+        pond_mesh_print_json (
+            stdout, result,
+            settings.pretty == 1 || (settings.pretty == -1 && streq (name, "mobile-view")), "");
     free (result);
     pond_actor_link_destroy (&link);
     return rc;
@@ -329,10 +329,10 @@ pond_cmd_query (int argc, char *argv [])
 //  terminal, plain lines (at most one a second) otherwise
 
 typedef struct {
-    const char *what;               //  "recomputing badges"
+    const char *what;    //  "recomputing badges"
     bool tty;
-    int64_t last_ms;                //  when the last plain line was printed
-    bool shown;                     //  something is on the updating line
+    int64_t last_ms;    //  when the last plain line was printed
+    bool shown;         //  something is on the updating line
 } progress_t;
 
 static void
@@ -376,17 +376,17 @@ void
 pond_cmd_rebuild_help (FILE *out)
 {
     fprintf (out,
-        "Usage: pond rebuild VIEW [--json]\n"
-        "\n"
-        "Drop the view of one actor and rebuild it from the log while the mesh\n"
-        "runs (the actor answers 503 to queries meanwhile). VIEW is\n"
-        "quack-counter (quacks), badge-granter (badges), alexa-view (alexa) or\n"
-        "mobile-view (mobile). Prints how many events were replayed and how long\n"
-        "it took; with --json, the actor's result.\n"
-        "--timeout is how long to wait without news from the actor (default\n"
-        "%d ms).\n"
-        "\n"
-        POND_CLI_COMMON_HELP, COMMAND_TIMEOUT_MS);
+             "Usage: pond rebuild VIEW [--json]\n"
+             "\n"
+             "Drop the view of one actor and rebuild it from the log while the mesh\n"
+             "runs (the actor answers 503 to queries meanwhile). VIEW is\n"
+             "quack-counter (quacks), badge-granter (badges), alexa-view (alexa) or\n"
+             "mobile-view (mobile). Prints how many events were replayed and how long\n"
+             "it took; with --json, the actor's result.\n"
+             "--timeout is how long to wait without news from the actor (default\n"
+             "%d ms).\n"
+             "\n" POND_CLI_COMMON_HELP,
+             COMMAND_TIMEOUT_MS);
 }
 
 //  The first number among keys in result, or -1
@@ -415,16 +415,14 @@ pond_cmd_rebuild (int argc, char *argv [])
     pond_cli_t cli;
     pond_cli_init (&cli, "rebuild", pond_cmd_rebuild_help);
     cli.timeout_ms = COMMAND_TIMEOUT_MS;
-    static const struct option options [] = {
-        POND_CLI_COMMON_OPTIONS,
-        POND_CLI_DATA_OPTION,
-        { "json", no_argument, NULL, 'j' },
-        { NULL, 0, NULL, 0 }
-    };
+    static const struct option options [] = { POND_CLI_COMMON_OPTIONS,
+                                              POND_CLI_DATA_OPTION,
+                                              { "json", no_argument, NULL, 'j' },
+                                              { NULL, 0, NULL, 0 } };
     bool json = false;
     char **args;
     int count = s_parse (&cli, argc, argv, options, s_flag_option, &json, &args);
-    const char *view = count == 1? args [0]: NULL;
+    const char *view = count == 1 ? args [0] : NULL;
     free (args);
     if (count < 0)
         return cli.exit_code;
@@ -438,15 +436,14 @@ pond_cmd_rebuild (int argc, char *argv [])
     snprintf (what, sizeof what, "rebuilding %s", name);
     progress_t progress = { what, isatty (2), 0, false };
     int64_t start = zclock_mono ();
-    char *result = pond_actor_link_command (link, "rebuild", "", cli.timeout_ms,
-                                            s_progress, &progress);
+    char *result = pond_actor_link_command (link, "rebuild", "", cli.timeout_ms, s_progress,
+                                            &progress);
     s_progress_end (&progress);
     double seconds = (double) (zclock_mono () - start) / 1000;
     int rc = POND_EXIT_OK;
     if (!result)
         rc = s_link_fail (&cli, link, name);
-    else
-    if (json)
+    else if (json)
         printf ("%s\n", result);
     else {
         cJSON *tree = cJSON_Parse (result);
@@ -475,19 +472,17 @@ pond_cmd_rebuild (int argc, char *argv [])
 void
 pond_cmd_verify_help (FILE *out)
 {
-    fprintf (out,
-        "Usage: pond verify [VIEW...]\n"
-        "\n"
-        "Check that views are what the log says: for each VIEW (default: all\n"
-        "four), run pond-NAME --verify --data DIR, which rebuilds the view from\n"
-        "the log into a scratch copy up to the live actor's position and\n"
-        "compares the two. The checks run side by side; each one's lines are\n"
-        "printed in order, then a summary. A view that differs is a bug: its\n"
-        "live copy can be replaced with pond rebuild VIEW.\n"
-        "Exit status: 0 every view matches, 1 a view differs or a check failed,\n"
-        "2 usage error.\n"
-        "\n"
-        POND_CLI_COMMON_HELP);
+    fprintf (out, "Usage: pond verify [VIEW...]\n"
+                  "\n"
+                  "Check that views are what the log says: for each VIEW (default: all\n"
+                  "four), run pond-NAME --verify --data DIR, which rebuilds the view from\n"
+                  "the log into a scratch copy up to the live actor's position and\n"
+                  "compares the two. The checks run side by side; each one's lines are\n"
+                  "printed in order, then a summary. A view that differs is a bug: its\n"
+                  "live copy can be replaced with pond rebuild VIEW.\n"
+                  "Exit status: 0 every view matches, 1 a view differs or a check failed,\n"
+                  "2 usage error.\n"
+                  "\n" POND_CLI_COMMON_HELP);
 }
 
 int
@@ -496,11 +491,9 @@ pond_cmd_verify (int argc, char *argv [])
     pond_cli_t cli;
     pond_cli_init (&cli, "verify", pond_cmd_verify_help);
     cli.timeout_ms = VERIFY_TIMEOUT_MS;
-    static const struct option options [] = {
-        POND_CLI_COMMON_OPTIONS,
-        POND_CLI_DATA_OPTION,
-        { NULL, 0, NULL, 0 }
-    };
+    static const struct option options [] = { POND_CLI_COMMON_OPTIONS,
+                                              POND_CLI_DATA_OPTION,
+                                              { NULL, 0, NULL, 0 } };
     char **args;
     int count = s_parse (&cli, argc, argv, options, NULL, NULL, &args);
     if (count < 0) {
@@ -512,7 +505,8 @@ pond_cmd_verify (int argc, char *argv [])
     for (int i = 0; i < count; i++) {
         const char *name = pond_mesh_actor_name (args [i]);
         if (!name) {
-            pond_cli_usage (&cli, "unknown view '%s' (quack-counter, badge-granter, "
+            pond_cli_usage (&cli,
+                            "unknown view '%s' (quack-counter, badge-granter, "
                             "alexa-view, mobile-view, or quacks, badges, alexa, mobile)",
                             args [i]);
             free (args);
@@ -539,9 +533,14 @@ pond_cmd_verify (int argc, char *argv [])
         snprintf (program, sizeof program, "pond-%s", names [i]);
         snprintf (path, sizeof path, "%s/%s", bin_dir, program);
         //  With keys, the check runs as this command's key (REPLAY and DUMP)
-        char *argv_verify [] = { program, "--verify", "--data", cli.eps.data_dir,
-                                 pond_keys_active ()? "--keys": NULL,
-                                 (char *) pond_keys_dir (), "--as", (char *) pond_keys_as (),
+        char *argv_verify [] = { program,
+                                 "--verify",
+                                 "--data",
+                                 cli.eps.data_dir,
+                                 pond_keys_active () ? "--keys" : NULL,
+                                 (char *) pond_keys_dir (),
+                                 "--as",
+                                 (char *) pond_keys_as (),
                                  NULL };
         if (pond_mesh_child_start (&runs [i], path, argv_verify, false))
             fprintf (stderr, "pond verify: cannot start %s: %s\n", path, strerror (errno));
@@ -552,28 +551,25 @@ pond_cmd_verify (int argc, char *argv [])
         pond_mesh_child_t *run = &runs [i];
         const char *name = names [i];
         if (run->size [0])
-            printf ("%s%s", run->text [0], run->text [0][run->size [0] - 1] == '\n'? "": "\n");
+            printf ("%s%s", run->text [0], run->text [0][run->size [0] - 1] == '\n' ? "" : "\n");
         int code = pond_mesh_child_exit (run);
         if (code == 0)
             matched++;
-        else
-        if (run->pid <= 0)
+        else if (run->pid <= 0)
             printf ("%s: not checked (could not start pond-%s)\n", name, name);
-        else
-        if (timed_out)
+        else if (timed_out)
             printf ("%s: not checked: no result within %d ms\n", name, cli.timeout_ms);
-        else
-        if (code == 1 && run->size [0] && strstr (run->text [0], "disagrees with its rules"))
+        else if (code == 1 && run->size [0] && strstr (run->text [0], "disagrees with its rules"))
             printf ("%s: DISAGREES with its own rules (a rebuild gives the same; for "
                     "badges, pond recompute badges --rules with the rules in force repairs "
-                    "it)\n", name);
+                    "it)\n",
+                    name);
+        else if (code == 1 && run->size [0])
+            printf ("%s: DIFFERS from its rebuild (to replace the view: pond rebuild %s)\n", name,
+                    name);
         else
-        if (code == 1 && run->size [0])
-            printf ("%s: DIFFERS from its rebuild (to replace the view: pond rebuild %s)\n",
-                    name, name);
-        else
-            printf ("%s: the check failed (exit code %d); is the mesh up? see pond status\n",
-                    name, code);
+            printf ("%s: the check failed (exit code %d); is the mesh up? see pond status\n", name,
+                    code);
         if (code != 0 && run->size [1]) {
             fflush (stdout);
             fprintf (stderr, "%s", run->text [1]);
@@ -581,7 +577,7 @@ pond_cmd_verify (int argc, char *argv [])
         pond_mesh_child_free (run);
     }
     printf ("verify: %zu of %zu views match their rebuild from the log\n", matched, runs_count);
-    return matched == runs_count? POND_EXIT_OK: POND_EXIT_FAILURE;
+    return matched == runs_count ? POND_EXIT_OK : POND_EXIT_FAILURE;
 }
 
 //  =====================================================================
@@ -590,7 +586,8 @@ pond_cmd_verify (int argc, char *argv [])
 void
 pond_cmd_recompute_help (FILE *out)
 {
-    fprintf (out,
+    fprintf (
+        out,
         "Usage: pond recompute badges --rules FILE\n"
         "\n"
         "Apply new badge rules to the whole history: badge-granter catches up\n"
@@ -611,8 +608,8 @@ pond_cmd_recompute_help (FILE *out)
         "%d ms).\n"
         "Exit status: 0 done, 1 badge-granter refused or did not answer, 2 usage\n"
         "error (rules file unreadable or not JSON).\n"
-        "\n"
-        POND_CLI_COMMON_HELP, COMMAND_TIMEOUT_MS);
+        "\n" POND_CLI_COMMON_HELP,
+        COMMAND_TIMEOUT_MS);
 }
 
 //  Find a rules file: as given, else v1/v2 among the shipped rules.
@@ -625,7 +622,7 @@ s_rules_path (const char *given, char *path, size_t size)
         return access (path, R_OK);
     }
     char bin_dir [PATH_MAX];
-    const char *suffix = strstr (given, ".json")? "": ".json";
+    const char *suffix = strstr (given, ".json") ? "" : ".json";
     int length;
     if (pond_mesh_bin_dir (bin_dir, sizeof bin_dir) == 0) {
         length = snprintf (path, size, "%s/../rules/%s%s", bin_dir, given, suffix);
@@ -655,12 +652,10 @@ pond_cmd_recompute (int argc, char *argv [])
     pond_cli_t cli;
     pond_cli_init (&cli, "recompute", pond_cmd_recompute_help);
     cli.timeout_ms = COMMAND_TIMEOUT_MS;
-    static const struct option options [] = {
-        POND_CLI_COMMON_OPTIONS,
-        POND_CLI_DATA_OPTION,
-        { "rules", required_argument, NULL, 'r' },
-        { NULL, 0, NULL, 0 }
-    };
+    static const struct option options [] = { POND_CLI_COMMON_OPTIONS,
+                                              POND_CLI_DATA_OPTION,
+                                              { "rules", required_argument, NULL, 'r' },
+                                              { NULL, 0, NULL, 0 } };
     const char *rules = NULL;
     char **args;
     int count = s_parse (&cli, argc, argv, options, s_rules_option, &rules, &args);
@@ -670,39 +665,39 @@ pond_cmd_recompute (int argc, char *argv [])
         return cli.exit_code;
     if (!badges)
         return pond_cli_usage (&cli, "what is recomputed is badges: pond recompute badges "
-                               "--rules FILE");
+                                     "--rules FILE");
     if (!rules)
         return pond_cli_usage (&cli, "--rules FILE is required (like --rules v2)");
     char path [PATH_MAX];
     if (s_rules_path (rules, path, sizeof path))
-        return pond_cli_usage (&cli, "cannot read the rules file %s: %s", rules,
-                               strerror (ENOENT));
+        return pond_cli_usage (&cli, "cannot read the rules file %s: %s", rules, strerror (ENOENT));
     char *text = NULL;
     zfile_t *file = zfile_new (NULL, path);
-    zchunk_t *chunk = file && zfile_input (file) == 0? zfile_read (file, POND_COMMAND_ARGS_MAX, 0)
+    zchunk_t *chunk = file && zfile_input (file) == 0 ? zfile_read (file, POND_COMMAND_ARGS_MAX, 0)
                                                       : NULL;
     if (chunk && zchunk_size (chunk) < POND_COMMAND_ARGS_MAX)
         text = zchunk_strdup (chunk);
-    size_t size = chunk? zchunk_size (chunk): 0;
+    size_t size = chunk ? zchunk_size (chunk) : 0;
     zchunk_destroy (&chunk);
     zfile_destroy (&file);
     if (!text) {
         if (size >= POND_COMMAND_ARGS_MAX)
-            return pond_cli_usage (&cli, "the rules file %s is too big (at most %d bytes)",
-                                   path, POND_COMMAND_ARGS_MAX - 1);
+            return pond_cli_usage (&cli, "the rules file %s is too big (at most %d bytes)", path,
+                                   POND_COMMAND_ARGS_MAX - 1);
         return pond_cli_usage (&cli, "cannot read the rules file %s", path);
     }
     const char *error_at = NULL;
     cJSON *tree = cJSON_ParseWithOpts (text, &error_at, true);
     if (!cJSON_IsObject (tree)) {
-        int offset = error_at && tree == NULL? (int) (error_at - text): 0;
+        int offset = error_at && tree == NULL ? (int) (error_at - text) : 0;
         cJSON_Delete (tree);
         free (text);
         if (offset)
-            return pond_cli_usage (&cli, "%s is not valid JSON (error near byte %d)", path,
-                                   offset);
-        return pond_cli_usage (&cli, "%s must hold one JSON object, like {\"version\":\"v2\","
-                               "\"badges\":[{\"name\":\"Junior\",\"at\":15}]}", path);
+            return pond_cli_usage (&cli, "%s is not valid JSON (error near byte %d)", path, offset);
+        return pond_cli_usage (&cli,
+                               "%s must hold one JSON object, like {\"version\":\"v2\","
+                               "\"badges\":[{\"name\":\"Junior\",\"at\":15}]}",
+                               path);
     }
     cJSON_Delete (tree);
 
@@ -712,8 +707,8 @@ pond_cmd_recompute (int argc, char *argv [])
         return cli.exit_code;
     }
     progress_t progress = { "recomputing badges", isatty (2), 0, false };
-    char *result = pond_actor_link_command (link, "recompute", text, cli.timeout_ms,
-                                            s_progress, &progress);
+    char *result = pond_actor_link_command (link, "recompute", text, cli.timeout_ms, s_progress,
+                                            &progress);
     s_progress_end (&progress);
     free (text);
     int rc = POND_EXIT_OK;

@@ -13,49 +13,49 @@
 #include <limits.h>
 #include <string.h>
 
-#define CUSTOMERS_MAX   64
+#define CUSTOMERS_MAX 64
 
 void
 pond_cmd_keys_help (FILE *out)
 {
     fprintf (out,
-        "Usage: pond keys new --role ROLE --name NAME [--customer ID]...\n"
-        "       pond keys list\n"
-        "       pond keys remove --name NAME\n"
-        "\n"
-        "Over a real network every socket of a mesh uses CURVE: each process has a\n"
-        "key pair, and servers only let in the public keys of their keys directory.\n"
-        "  new      make key pair NAME: DIR/public/NAME.cert (role, name, customers;\n"
-        "           every server reads it) and DIR/secret/NAME.cert_secret (copy it\n"
-        "           only to where NAME runs)\n"
-        "  list     the keys of DIR/public, with their role and customers\n"
-        "  remove   delete key NAME; a broker refuses it within seconds, even on\n"
-        "           connections already open\n"
-        "\n"
-        "Roles: broker (its key is named broker), store (named store: the store\n"
-        "link takes only the broker's key), device (publishes only for its\n"
-        "customers), app (queries actors; publishes only for its customers), actor\n"
-        "(publishes for anyone, catches up with REPLAY, serves queries), admin\n"
-        "(everything: the control socket is the admin's).\n"
-        "\n"
-        "  --role ROLE       broker, store, device, app, actor or admin\n"
-        "  --name NAME       letters, digits, '.', '_', '-' (1 to %d); it becomes the\n"
-        "                    source the broker stamps on the key's events\n"
-        "  --customer ID     a customer (entity) the key is bound to; repeat for more;\n"
-        "                    device keys need at least one\n"
-        "  --keys DIR        the keys directory (default $POND_KEYS, else DATA/keys)\n"
-        "\n"
-        "Example:\n"
-        "  pond keys new --role broker\n"
-        "  pond keys new --role store\n"
-        "  pond keys new --role admin --name admin\n"
-        "  pond keys new --role device --name silo-1 --customer anna --customer ben\n"
-        "  pond-store --keys ./pond-data/keys --endpoint tcp://127.0.0.1:7000\n"
-        "  pond-broker --keys ./pond-data/keys --store tcp://127.0.0.1:7000 \\\n"
-        "      --ingest tcp://127.0.0.1:7001 ...\n"
-        "  pond publish --keys ./pond-data/keys --as silo-1 --name QUACKED --entity anna\n"
-        "\n"
-        POND_CLI_COMMON_HELP, POND_KEY_NAME_MAX);
+             "Usage: pond keys new --role ROLE --name NAME [--customer ID]...\n"
+             "       pond keys list\n"
+             "       pond keys remove --name NAME\n"
+             "\n"
+             "Over a real network every socket of a mesh uses CURVE: each process has a\n"
+             "key pair, and servers only let in the public keys of their keys directory.\n"
+             "  new      make key pair NAME: DIR/public/NAME.cert (role, name, customers;\n"
+             "           every server reads it) and DIR/secret/NAME.cert_secret (copy it\n"
+             "           only to where NAME runs)\n"
+             "  list     the keys of DIR/public, with their role and customers\n"
+             "  remove   delete key NAME; a broker refuses it within seconds, even on\n"
+             "           connections already open\n"
+             "\n"
+             "Roles: broker (its key is named broker), store (named store: the store\n"
+             "link takes only the broker's key), device (publishes only for its\n"
+             "customers), app (queries actors; publishes only for its customers), actor\n"
+             "(publishes for anyone, catches up with REPLAY, serves queries), admin\n"
+             "(everything: the control socket is the admin's).\n"
+             "\n"
+             "  --role ROLE       broker, store, device, app, actor or admin\n"
+             "  --name NAME       letters, digits, '.', '_', '-' (1 to %d); it becomes the\n"
+             "                    source the broker stamps on the key's events\n"
+             "  --customer ID     a customer (entity) the key is bound to; repeat for more;\n"
+             "                    device keys need at least one\n"
+             "  --keys DIR        the keys directory (default $POND_KEYS, else DATA/keys)\n"
+             "\n"
+             "Example:\n"
+             "  pond keys new --role broker\n"
+             "  pond keys new --role store\n"
+             "  pond keys new --role admin --name admin\n"
+             "  pond keys new --role device --name silo-1 --customer anna --customer ben\n"
+             "  pond-store --keys ./pond-data/keys --endpoint tcp://127.0.0.1:7000\n"
+             "  pond-broker --keys ./pond-data/keys --store tcp://127.0.0.1:7000 \\\n"
+             "      --ingest tcp://127.0.0.1:7001 ...\n"
+             "  pond publish --keys ./pond-data/keys --as silo-1 --name QUACKED --entity anna\n"
+             "\n" POND_CLI_COMMON_HELP,
+             POND_KEY_NAME_MAX);
 }
 
 //  The keys directory: --keys, $POND_KEYS (pond_cli_getopt), else DATA/keys.
@@ -70,16 +70,18 @@ s_keys_dir (pond_cli_t *cli, char *buffer, size_t size)
 
 //  pond keys new
 static int
-s_new (pond_cli_t *cli, const char *dir, const char *role, const char *name,
-       const char **customers, size_t count)
+s_new (pond_cli_t *cli, const char *dir, const char *role, const char *name, const char **customers,
+       size_t count)
 {
     char err [1024];
     if (!role)
         return pond_cli_usage (cli, "new: --role ROLE is required (broker, store, device, "
-                               "app, actor or admin)");
+                                    "app, actor or admin)");
     if (!pond_keys_role_valid (role))
-        return pond_cli_usage (cli, "new: unknown role '%s' (broker, store, device, app, "
-                               "actor or admin)", role);
+        return pond_cli_usage (cli,
+                               "new: unknown role '%s' (broker, store, device, app, "
+                               "actor or admin)",
+                               role);
     if (!name && streq (role, "broker"))
         name = POND_KEYS_BROKER;
     if (!name && streq (role, "store"))
@@ -99,15 +101,15 @@ s_new (pond_cli_t *cli, const char *dir, const char *role, const char *name,
         return pond_cli_usage (cli, "new: only device and app keys have --customer");
     if (streq (role, "device") && count == 0)
         return pond_cli_usage (cli, "new: a device key is bound to at least one customer: "
-                               "--customer ID");
+                                    "--customer ID");
     for (size_t i = 0; i < count; i++)
         if (pond_keys_check_customer (customers [i], err, sizeof err))
             return pond_cli_usage (cli, "new: customer '%s': %s", customers [i], err);
     if (pond_keys_create (dir, role, name, customers, count, err, sizeof err))
         return pond_cli_fail (cli, "new: %s", err);
-    printf ("made key '%s' (%s%s", name, role, count? ", customers ": "");
+    printf ("made key '%s' (%s%s", name, role, count ? ", customers " : "");
     for (size_t i = 0; i < count; i++)
-        printf ("%s%s", i? ",": "", customers [i]);
+        printf ("%s%s", i ? "," : "", customers [i]);
     printf (")\n"
             "  public: %s/public/%s.cert (every server of the mesh reads it)\n"
             "  secret: %s/secret/%s.cert_secret (copy it only to where %s runs)\n",
@@ -125,16 +127,14 @@ s_list (pond_cli_t *cli, const char *dir)
         return pond_cli_fail (cli, "list: %s", err);
     size_t count = pond_keyring_size (keys);
     if (count == 0)
-        printf ("no keys in %s/public (make some with: pond keys new --keys %s ...)\n", dir,
-                dir);
+        printf ("no keys in %s/public (make some with: pond keys new --keys %s ...)\n", dir, dir);
     else
-        printf ("%-24s %-7s %-7s %-40s %s\n", "NAME", "ROLE", "SECRET", "PUBLIC KEY",
-                "CUSTOMERS");
+        printf ("%-24s %-7s %-7s %-40s %s\n", "NAME", "ROLE", "SECRET", "PUBLIC KEY", "CUSTOMERS");
     for (size_t i = 0; i < count; i++) {
         const pond_key_t *key = pond_keyring_at (keys, i);
         printf ("%-24s %-7s %-7s %-40s %s\n", pond_key_name (key), pond_key_role (key),
-                pond_key_has_secret (key)? "here": "-", pond_key_public (key),
-                *pond_key_customers (key)? pond_key_customers (key): "-");
+                pond_key_has_secret (key) ? "here" : "-", pond_key_public (key),
+                *pond_key_customers (key) ? pond_key_customers (key) : "-");
     }
     pond_keyring_destroy (&keys);
     return POND_EXIT_OK;
@@ -145,25 +145,22 @@ pond_cmd_keys (int argc, char *argv [])
 {
     pond_cli_t cli;
     pond_cli_init (&cli, "keys", pond_cmd_keys_help);
-    cli.keys_managed = true;            //  --keys is the directory we manage
-    const char *action = argc > 1? argv [1]: NULL;
+    cli.keys_managed = true;    //  --keys is the directory we manage
+    const char *action = argc > 1 ? argv [1] : NULL;
     if (action && (streq (action, "--help") || streq (action, "-h") || streq (action, "help"))) {
         pond_cmd_keys_help (stdout);
         return POND_EXIT_OK;
     }
-    if (!action || !(streq (action, "new") || streq (action, "list")
-                  || streq (action, "remove")))
-        return pond_cli_usage (&cli, "%s%s%s", action? "unknown action '": "",
-                               action? action: "say what to do: new, list or remove",
-                               action? "' (new, list or remove)": "");
-    static const struct option options [] = {
-        POND_CLI_COMMON_OPTIONS,
-        POND_CLI_DATA_OPTION,
-        { "role", required_argument, NULL, 'r' },
-        { "name", required_argument, NULL, 'n' },
-        { "customer", required_argument, NULL, 'c' },
-        { NULL, 0, NULL, 0 }
-    };
+    if (!action || !(streq (action, "new") || streq (action, "list") || streq (action, "remove")))
+        return pond_cli_usage (&cli, "%s%s%s", action ? "unknown action '" : "",
+                               action ? action : "say what to do: new, list or remove",
+                               action ? "' (new, list or remove)" : "");
+    static const struct option options [] = { POND_CLI_COMMON_OPTIONS,
+                                              POND_CLI_DATA_OPTION,
+                                              { "role", required_argument, NULL, 'r' },
+                                              { "name", required_argument, NULL, 'n' },
+                                              { "customer", required_argument, NULL, 'c' },
+                                              { NULL, 0, NULL, 0 } };
     const char *role = NULL, *name = NULL;
     const char *customers [CUSTOMERS_MAX];
     size_t count = 0;
@@ -172,11 +169,9 @@ pond_cmd_keys (int argc, char *argv [])
     while ((opt = pond_cli_getopt (&cli, argc - 1, argv + 1, options)) != -1) {
         if (opt == 'r')
             role = optarg;
-        else
-        if (opt == 'n')
+        else if (opt == 'n')
             name = optarg;
-        else
-        if (opt == 'c') {
+        else if (opt == 'c') {
             if (count == CUSTOMERS_MAX)
                 return pond_cli_usage (&cli, "at most %d customers", CUSTOMERS_MAX);
             customers [count++] = optarg;

@@ -29,24 +29,23 @@ s_hint_publish (pond_cli_t *cli, int code, const pond_event_t *event)
             //  event, which that id would get 409 for)
             char text [POND_UUID_STR_SIZE];
             pond_uuid_format (pond_event_id (event), text);
-            fprintf (stderr, "hint: publishing it again with --id %s --ts %llu is safe "
-                     "(an id is stored at most once)\n", text,
-                     (unsigned long long) pond_event_ts (event));
+            fprintf (stderr,
+                     "hint: publishing it again with --id %s --ts %llu is safe "
+                     "(an id is stored at most once)\n",
+                     text, (unsigned long long) pond_event_ts (event));
         }
     }
-    else
-    if (code == POND_CODE_UNAVAILABLE)
-        fprintf (stderr, "hint: the broker cannot store events now; is pond-store running? "
-                 "start it with: pond-store --data %s\n", cli->eps.data_dir);
-    else
-    if (code == POND_CODE_STORE_ERROR)
+    else if (code == POND_CODE_UNAVAILABLE)
+        fprintf (stderr,
+                 "hint: the broker cannot store events now; is pond-store running? "
+                 "start it with: pond-store --data %s\n",
+                 cli->eps.data_dir);
+    else if (code == POND_CODE_STORE_ERROR)
         fprintf (stderr, "hint: the store could not write (disk full?); see its log\n");
-    else
-    if (code == POND_CODE_CONFLICT)
+    else if (code == POND_CODE_CONFLICT)
         fprintf (stderr, "hint: --id names another event already stored; leave --id out "
-                 "(a fresh one is made) or resend that event exactly\n");
-    else
-    if (code == POND_CODE_TOO_LARGE)
+                         "(a fresh one is made) or resend that event exactly\n");
+    else if (code == POND_CODE_TOO_LARGE)
         fprintf (stderr, "hint: an event is at most %d bytes encoded; make --data smaller\n",
                  POND_PUBLISH_MAX_SIZE);
 }
@@ -60,58 +59,57 @@ void
 pond_cmd_publish_help (FILE *out)
 {
     fprintf (out,
-        "Usage: pond publish --name NAME --entity ID [--payload JSON] [--meta JSON]\n"
-        "                    [--source S] [--ts TIME] [--id UUID] [--causation UUID]\n"
-        "       pond publish --stdin\n"
-        "\n"
-        "Publish an event and wait until the store has it (ACK), then print\n"
-        "{\"id\":\"...\",\"seq\":N,\"dup\":false} on one line. Publishing the same\n"
-        "event again (same --id, --ts, --name, --entity, --source, --payload) is\n"
-        "harmless: the ACK says \"dup\":true with the original seq. An --id already\n"
-        "stored for a different event is refused: \"refused (409)\", exit status 1.\n"
-        "\n"
-        "  --name NAME       event name, [A-Z][A-Z0-9_]*, like QUACKED\n"
-        "  --entity ID       the customer the event belongs to\n"
-        "  --payload JSON    the event's data, a JSON object\n"
-        "  --meta JSON       enrichment, a JSON object\n"
-        "  --source S        device or actor that produced it\n"
-        "  --ts TIME         event time: 2022-01-01, 2022-01-01T10:30:00[.123456][Z]\n"
-        "                    or microseconds since the epoch (default: now)\n"
-        "  --id UUID         event id (default: a new UUIDv7)\n"
-        "  --causation UUID  id of the event or command that caused this one\n"
-        "  --stdin           read events from stdin, one JSON object per line with\n"
-        "                    keys name, entity and optional data (the payload),\n"
-        "                    meta, source, ts,\n"
-        "                    id, causation (seq and time, as printed by tail and\n"
-        "                    replay, are ignored); print one line per event; stop at\n"
-        "                    the first failure and say which line\n"
-        "  --seq-only        print only the seq (for a script to pass on, e.g. to\n"
-        "                    pond query VIEW ENTITY --after SEQ)\n"
-        "  --wait VIEW[,VIEW]  once stored, wait until each view (quacks, badges,\n"
-        "                    alexa, mobile) has applied it, within --timeout: a\n"
-        "                    query right after then sees it. Exit 1 naming the view\n"
-        "                    that is not there yet\n"
-        "\n"
-        "Examples:\n"
-        "  pond publish --name QUACKED --entity cust-1 --payload '{\"loudness_db\":61}' \\\n"
-        "      --wait quacks,badges\n"
-        "  SEQ=$(pond publish --name LABEL_ADDED --entity cust-1 \\\n"
-        "      --payload '{\"container\":\"c1\",\"label\":\"milk\"}' --seq-only)\n"
-        "  pond query alexa cust-1 \"do I have milk?\" --text --after $SEQ\n"
-        "\n"
-        POND_CLI_COMMON_HELP);
+             "Usage: pond publish --name NAME --entity ID [--payload JSON] [--meta JSON]\n"
+             "                    [--source S] [--ts TIME] [--id UUID] [--causation UUID]\n"
+             "       pond publish --stdin\n"
+             "\n"
+             "Publish an event and wait until the store has it (ACK), then print\n"
+             "{\"id\":\"...\",\"seq\":N,\"dup\":false} on one line. Publishing the same\n"
+             "event again (same --id, --ts, --name, --entity, --source, --payload) is\n"
+             "harmless: the ACK says \"dup\":true with the original seq. An --id already\n"
+             "stored for a different event is refused: \"refused (409)\", exit status 1.\n"
+             "\n"
+             "  --name NAME       event name, [A-Z][A-Z0-9_]*, like QUACKED\n"
+             "  --entity ID       the customer the event belongs to\n"
+             "  --payload JSON    the event's data, a JSON object\n"
+             "  --meta JSON       enrichment, a JSON object\n"
+             "  --source S        device or actor that produced it\n"
+             "  --ts TIME         event time: 2022-01-01, 2022-01-01T10:30:00[.123456][Z]\n"
+             "                    or microseconds since the epoch (default: now)\n"
+             "  --id UUID         event id (default: a new UUIDv7)\n"
+             "  --causation UUID  id of the event or command that caused this one\n"
+             "  --stdin           read events from stdin, one JSON object per line with\n"
+             "                    keys name, entity and optional data (the payload),\n"
+             "                    meta, source, ts,\n"
+             "                    id, causation (seq and time, as printed by tail and\n"
+             "                    replay, are ignored); print one line per event; stop at\n"
+             "                    the first failure and say which line\n"
+             "  --seq-only        print only the seq (for a script to pass on, e.g. to\n"
+             "                    pond query VIEW ENTITY --after SEQ)\n"
+             "  --wait VIEW[,VIEW]  once stored, wait until each view (quacks, badges,\n"
+             "                    alexa, mobile) has applied it, within --timeout: a\n"
+             "                    query right after then sees it. Exit 1 naming the view\n"
+             "                    that is not there yet\n"
+             "\n"
+             "Examples:\n"
+             "  pond publish --name QUACKED --entity cust-1 --payload '{\"loudness_db\":61}' \\\n"
+             "      --wait quacks,badges\n"
+             "  SEQ=$(pond publish --name LABEL_ADDED --entity cust-1 \\\n"
+             "      --payload '{\"container\":\"c1\",\"label\":\"milk\"}' --seq-only)\n"
+             "  pond query alexa cust-1 \"do I have milk?\" --text --after $SEQ\n"
+             "\n" POND_CLI_COMMON_HELP);
 }
 
 //  What a user gives for one event, as text
 typedef struct {
     const char *name;
     const char *entity;
-    const char *data;           //  JSON object
-    const char *meta;           //  JSON object
+    const char *data;    //  JSON object
+    const char *meta;    //  JSON object
     const char *source;
-    const char *ts;             //  as pond_time_parse takes it
-    const char *id;             //  UUID
-    const char *causation;      //  UUID
+    const char *ts;           //  as pond_time_parse takes it
+    const char *id;           //  UUID
+    const char *causation;    //  UUID
 } event_args_t;
 
 //  Build and validate an event from text. Returns it, or NULL with the
@@ -130,27 +128,22 @@ s_event_build (const event_args_t *args, char *err, size_t errlen)
     bool valid = false;
     if (pond_event_set_name (event, args->name))
         snprintf (err, errlen, "name must be 1 to %d characters", POND_NAME_MAX);
-    else
-    if (pond_event_set_entity (event, args->entity))
+    else if (pond_event_set_entity (event, args->entity))
         snprintf (err, errlen, "entity must be 1 to %d bytes", POND_ENTITY_MAX);
-    else
-    if (args->source && pond_event_set_source (event, args->source))
+    else if (args->source && pond_event_set_source (event, args->source))
         snprintf (err, errlen, "source must be 1 to %d bytes", POND_ENTITY_MAX);
-    else
-    if (args->data && pond_event_set_data_json (event, args->data, err, errlen))
-        ;   //  err says why
-    else
-    if (args->meta && pond_event_set_meta_json (event, args->meta, err, errlen))
+    else if (args->data && pond_event_set_data_json (event, args->data, err, errlen))
+        ;    //  err says why
+    else if (args->meta && pond_event_set_meta_json (event, args->meta, err, errlen))
         ;
-    else
-    if (args->ts && pond_time_parse (args->ts, &ts))
-        snprintf (err, errlen, "ts '%s' is not a time (2022-01-01, "
-                  "2022-01-01T10:30:00Z or microseconds)", args->ts);
-    else
-    if (args->id && pond_uuid_parse (args->id, id))
+    else if (args->ts && pond_time_parse (args->ts, &ts))
+        snprintf (err, errlen,
+                  "ts '%s' is not a time (2022-01-01, "
+                  "2022-01-01T10:30:00Z or microseconds)",
+                  args->ts);
+    else if (args->id && pond_uuid_parse (args->id, id))
         snprintf (err, errlen, "id '%s' is not a UUID", args->id);
-    else
-    if (args->causation && pond_uuid_parse (args->causation, causation))
+    else if (args->causation && pond_uuid_parse (args->causation, causation))
         snprintf (err, errlen, "causation '%s' is not a UUID", args->causation);
     else {
         if (args->ts)
@@ -174,11 +167,12 @@ s_event_key (const cJSON *item, event_args_t *args, char **data_p, char **meta_p
              char *err, size_t errlen)
 {
     const char *key = item->string;
-    const char **text = streq (key, "name")? &args->name
-                      : streq (key, "entity")? &args->entity
-                      : streq (key, "source")? &args->source
-                      : streq (key, "id")? &args->id
-                      : streq (key, "causation")? &args->causation: NULL;
+    const char **text = streq (key, "name")      ? &args->name
+                      : streq (key, "entity")    ? &args->entity
+                      : streq (key, "source")    ? &args->source
+                      : streq (key, "id")        ? &args->id
+                      : streq (key, "causation") ? &args->causation
+                                                 : NULL;
     if (text) {
         if (!cJSON_IsString (item)) {
             snprintf (err, errlen, "'%s' must be a string", key);
@@ -186,14 +180,12 @@ s_event_key (const cJSON *item, event_args_t *args, char **data_p, char **meta_p
         }
         *text = item->valuestring;
     }
-    else
-    if (streq (key, "ts")) {
+    else if (streq (key, "ts")) {
         double value = cJSON_GetNumberValue (item);
         if (cJSON_IsString (item))
             args->ts = item->valuestring;
-        else
-        if (cJSON_IsNumber (item) && value >= 1 && value <= 9007199254740992.0
-        &&  value == (double) (uint64_t) value) {
+        else if (cJSON_IsNumber (item) && value >= 1 && value <= 9007199254740992.0
+                 && value == (double) (uint64_t) value) {
             snprintf (ts, 32, "%llu", (unsigned long long) value);
             args->ts = ts;
         }
@@ -202,9 +194,8 @@ s_event_key (const cJSON *item, event_args_t *args, char **data_p, char **meta_p
             return -1;
         }
     }
-    else
-    if (streq (key, "data") || streq (key, "meta")) {
-        char **json = streq (key, "data")? data_p: meta_p;
+    else if (streq (key, "data") || streq (key, "meta")) {
+        char **json = streq (key, "data") ? data_p : meta_p;
         if (!cJSON_IsObject (item)) {
             snprintf (err, errlen, "'%s' must be a JSON object", key);
             return -1;
@@ -212,8 +203,7 @@ s_event_key (const cJSON *item, event_args_t *args, char **data_p, char **meta_p
         free (*json);
         *json = cJSON_PrintUnformatted (item);
     }
-    else
-    if (!streq (key, "seq") && !streq (key, "time")) {
+    else if (!streq (key, "seq") && !streq (key, "time")) {
         snprintf (err, errlen, "unknown key '%s'", key);
         return -1;
     }
@@ -240,12 +230,12 @@ s_event_from_line (const char *line, char *err, size_t errlen)
         if ((rc = s_event_key (item, &args, &data, &meta, ts, err, errlen)))
             break;
     if (rc == 0 && (!args.name || !args.entity)) {
-        snprintf (err, errlen, "'%s' is missing", args.name? "entity": "name");
+        snprintf (err, errlen, "'%s' is missing", args.name ? "entity" : "name");
         rc = -1;
     }
     args.data = data;
     args.meta = meta;
-    pond_event_t *event = rc == 0? s_event_build (&args, err, errlen): NULL;
+    pond_event_t *event = rc == 0 ? s_event_build (&args, err, errlen) : NULL;
     free (data);
     free (meta);
     cJSON_Delete (root);
@@ -255,15 +245,15 @@ s_event_from_line (const char *line, char *err, size_t errlen)
 //  Publish one event; print its ACK line or say why not. where prefixes
 //  the message ("" or "line N: "). Returns an exit code.
 typedef struct {
-    bool seq_only;              //  --seq-only
-    const char *wait;           //  --wait VIEW[,VIEW]
-    uint64_t last_seq;          //  the newest seq an ACK gave
-    char entity [POND_ENTITY_MAX + 1];  //  ... and its event's entity
+    bool seq_only;                        //  --seq-only
+    const char *wait;                     //  --wait VIEW[,VIEW]
+    uint64_t last_seq;                    //  the newest seq an ACK gave
+    char entity [POND_ENTITY_MAX + 1];    //  ... and its event's entity
 } publish_options_t;
 
 static int
-s_publish_one (pond_cli_t *cli, pond_client_t *client, const pond_event_t *event,
-               const char *where, publish_options_t *options)
+s_publish_one (pond_cli_t *cli, pond_client_t *client, const pond_event_t *event, const char *where,
+               publish_options_t *options)
 {
     pond_ack_t ack;
     if (pond_client_publish (client, event, &ack) == 0) {
@@ -272,8 +262,8 @@ s_publish_one (pond_cli_t *cli, pond_client_t *client, const pond_event_t *event
         if (options->seq_only)
             printf ("%llu\n", (unsigned long long) ack.seq);
         else
-            printf ("{\"id\":\"%s\",\"seq\":%llu,\"dup\":%s}\n", id,
-                    (unsigned long long) ack.seq, ack.dup? "true": "false");
+            printf ("{\"id\":\"%s\",\"seq\":%llu,\"dup\":%s}\n", id, (unsigned long long) ack.seq,
+                    ack.dup ? "true" : "false");
         fflush (stdout);
         if (ack.seq >= options->last_seq) {
             options->last_seq = ack.seq;
@@ -286,7 +276,7 @@ s_publish_one (pond_cli_t *cli, pond_client_t *client, const pond_event_t *event
         pond_cli_fail (cli, "%s%s", where, pond_client_reason (client));
     else
         pond_cli_fail (cli, "%srefused (%d): %s", where, code, pond_client_reason (client));
-    s_hint_publish (cli, code, code == POND_CODE_TIMEOUT? event: NULL);
+    s_hint_publish (cli, code, code == POND_CODE_TIMEOUT ? event : NULL);
     return POND_EXIT_FAILURE;
 }
 
@@ -304,19 +294,22 @@ s_publish_wait (pond_cli_t *cli, publish_options_t *options)
          view = strtok_r (NULL, ",", &save)) {
         const char *name = pond_mesh_actor_name (view);
         char err [512];
-        pond_actor_link_t *link = name? pond_actor_link_new (cli->eps.data_dir, name, err,
-                                                             sizeof err): NULL;
+        pond_actor_link_t *link = name
+                                    ? pond_actor_link_new (cli->eps.data_dir, name, err, sizeof err)
+                                    : NULL;
         if (!link)
             return pond_cli_fail (cli, "--wait %s: %s; the event is stored (seq %llu)", view,
-                                  name? err: "no such view", (unsigned long long)
-                                  options->last_seq);
+                                  name ? err : "no such view",
+                                  (unsigned long long) options->last_seq);
         int64_t left = deadline - zclock_mono ();
-        char *result = pond_actor_link_query_after (link, options->entity, NULL,
-                                                    options->last_seq, left > 1? (int) left: 1);
+        char *result = pond_actor_link_query_after (link, options->entity, NULL, options->last_seq,
+                                                    left > 1 ? (int) left : 1);
         int code = pond_actor_link_code (link);
         if (!result && code != POND_CODE_NOT_FOUND) {
-            pond_cli_fail (cli, "the event is stored (seq %llu) but %s has not applied it "
-                           "within --timeout: %s", (unsigned long long) options->last_seq, name,
+            pond_cli_fail (cli,
+                           "the event is stored (seq %llu) but %s has not applied it "
+                           "within --timeout: %s",
+                           (unsigned long long) options->last_seq, name,
                            pond_actor_link_reason (link));
             pond_actor_link_destroy (&link);
             return POND_EXIT_FAILURE;
@@ -339,7 +332,7 @@ s_publish_stdin (pond_cli_t *cli, pond_client_t *client, publish_options_t *opti
         while (length > 0 && (line [length - 1] == '\n' || line [length - 1] == '\r'))
             line [--length] = 0;
         if (strspn (line, " \t") == (size_t) length)
-            continue;               //  Blank lines are allowed
+            continue;    //  Blank lines are allowed
         char where [48];
         snprintf (where, sizeof where, "line %zu: ", number);
         char err [POND_ERR_SIZE];
@@ -359,22 +352,20 @@ pond_cmd_publish (int argc, char *argv [])
 {
     pond_cli_t cli;
     pond_cli_init (&cli, "publish", pond_cmd_publish_help);
-    static const struct option options [] = {
-        POND_CLI_COMMON_OPTIONS,
-        POND_CLI_DATA_OPTION,
-        { "name", required_argument, NULL, 'n' },
-        { "entity", required_argument, NULL, 'e' },
-        { "payload", required_argument, NULL, 'd' },
-        { "meta", required_argument, NULL, 'm' },
-        { "source", required_argument, NULL, 's' },
-        { "ts", required_argument, NULL, 't' },
-        { "id", required_argument, NULL, 'i' },
-        { "causation", required_argument, NULL, 'c' },
-        { "stdin", no_argument, NULL, 'S' },
-        { "seq-only", no_argument, NULL, 'q' },
-        { "wait", required_argument, NULL, 'w' },
-        { NULL, 0, NULL, 0 }
-    };
+    static const struct option options [] = { POND_CLI_COMMON_OPTIONS,
+                                              POND_CLI_DATA_OPTION,
+                                              { "name", required_argument, NULL, 'n' },
+                                              { "entity", required_argument, NULL, 'e' },
+                                              { "payload", required_argument, NULL, 'd' },
+                                              { "meta", required_argument, NULL, 'm' },
+                                              { "source", required_argument, NULL, 's' },
+                                              { "ts", required_argument, NULL, 't' },
+                                              { "id", required_argument, NULL, 'i' },
+                                              { "causation", required_argument, NULL, 'c' },
+                                              { "stdin", no_argument, NULL, 'S' },
+                                              { "seq-only", no_argument, NULL, 'q' },
+                                              { "wait", required_argument, NULL, 'w' },
+                                              { NULL, 0, NULL, 0 } };
     event_args_t args = { 0 };
     publish_options_t settings = { 0 };
     bool from_stdin = false;
@@ -398,10 +389,10 @@ pond_cmd_publish (int argc, char *argv [])
 
     pond_event_t *event = NULL;
     if (from_stdin) {
-        if (args.name || args.entity || args.data || args.meta || args.source || args.ts
-        ||  args.id || args.causation)
+        if (args.name || args.entity || args.data || args.meta || args.source || args.ts || args.id
+            || args.causation)
             return pond_cli_usage (&cli, "--stdin takes every event from stdin: "
-                                   "give no --name, --entity, ... with it");
+                                         "give no --name, --entity, ... with it");
     }
     else {
         if (!args.name)
@@ -410,7 +401,7 @@ pond_cmd_publish (int argc, char *argv [])
             return pond_cli_usage (&cli, "--entity ID is required (like --entity cust-1)");
         if (args.data && args.data [strspn (args.data, " \t\r\n")] != '{')
             return pond_cli_usage (&cli, "--payload takes the event's data as a JSON object "
-                                   "(like --payload '{\"loudness\":3}')");
+                                         "(like --payload '{\"loudness\":3}')");
         char err [POND_ERR_SIZE];
         event = s_event_build (&args, err, sizeof err);
         if (!event)
@@ -423,7 +414,7 @@ pond_cmd_publish (int argc, char *argv [])
     }
     //  --timeout bounds the whole publish: three attempts share it
     int attempts = 3;
-    pond_client_set_timeout (client, cli.timeout_ms / attempts > 0? cli.timeout_ms / attempts: 1,
+    pond_client_set_timeout (client, cli.timeout_ms / attempts > 0 ? cli.timeout_ms / attempts : 1,
                              attempts);
     pond_client_set_verbose (client, cli.verbose);
     if (settings.wait) {
@@ -434,12 +425,14 @@ pond_cmd_publish (int argc, char *argv [])
             if (!pond_mesh_actor_name (view)) {
                 pond_client_destroy (&client);
                 pond_event_destroy (&event);
-                return pond_cli_usage (&cli, "--wait: unknown view '%s' (quacks, badges, "
-                                       "alexa, mobile, or their actors' names)", view);
+                return pond_cli_usage (&cli,
+                                       "--wait: unknown view '%s' (quacks, badges, "
+                                       "alexa, mobile, or their actors' names)",
+                                       view);
             }
     }
-    int rc = from_stdin? s_publish_stdin (&cli, client, &settings)
-                       : s_publish_one (&cli, client, event, "", &settings);
+    int rc = from_stdin ? s_publish_stdin (&cli, client, &settings)
+                        : s_publish_one (&cli, client, event, "", &settings);
     if (rc == POND_EXIT_OK && settings.wait && settings.last_seq)
         rc = s_publish_wait (&cli, &settings);
     pond_client_destroy (&client);
@@ -455,23 +448,21 @@ pond_cmd_publish (int argc, char *argv [])
 void
 pond_cmd_tail_help (FILE *out)
 {
-    fprintf (out,
-        "Usage: pond tail [--names A,B] [--count N] [--seconds S]\n"
-        "\n"
-        "Print live events as JSON lines, as the broker publishes them, until N\n"
-        "events, S seconds, or Ctrl-C (SIGINT/SIGTERM end it with status 0).\n"
-        "Live delivery is at most once; the log is read with pond replay.\n"
-        "\n"
-        "  --names A,B       only events with exactly these names (default: all)\n"
-        "  --count N         stop after N events\n"
-        "  --seconds S       stop after S seconds\n"
-        "Once subscribed it says \"pond tail: live at head N\" on stderr: every\n"
-        "event published from then on is printed (a script may wait for it).\n"
-        "Fails (exit 1) if no broker answers within --timeout at the start, or\n"
-        "when the broker stops answering later (pond down): a tail in the\n"
-        "background never outlives its mesh.\n"
-        "\n"
-        POND_CLI_COMMON_HELP);
+    fprintf (out, "Usage: pond tail [--names A,B] [--count N] [--seconds S]\n"
+                  "\n"
+                  "Print live events as JSON lines, as the broker publishes them, until N\n"
+                  "events, S seconds, or Ctrl-C (SIGINT/SIGTERM end it with status 0).\n"
+                  "Live delivery is at most once; the log is read with pond replay.\n"
+                  "\n"
+                  "  --names A,B       only events with exactly these names (default: all)\n"
+                  "  --count N         stop after N events\n"
+                  "  --seconds S       stop after S seconds\n"
+                  "Once subscribed it says \"pond tail: live at head N\" on stderr: every\n"
+                  "event published from then on is printed (a script may wait for it).\n"
+                  "Fails (exit 1) if no broker answers within --timeout at the start, or\n"
+                  "when the broker stops answering later (pond down): a tail in the\n"
+                  "background never outlives its mesh.\n"
+                  "\n" POND_CLI_COMMON_HELP);
 }
 
 int
@@ -479,14 +470,12 @@ pond_cmd_tail (int argc, char *argv [])
 {
     pond_cli_t cli;
     pond_cli_init (&cli, "tail", pond_cmd_tail_help);
-    static const struct option options [] = {
-        POND_CLI_COMMON_OPTIONS,
-        POND_CLI_DATA_OPTION,
-        { "names", required_argument, NULL, 'n' },
-        { "count", required_argument, NULL, 'c' },
-        { "seconds", required_argument, NULL, 's' },
-        { NULL, 0, NULL, 0 }
-    };
+    static const struct option options [] = { POND_CLI_COMMON_OPTIONS,
+                                              POND_CLI_DATA_OPTION,
+                                              { "names", required_argument, NULL, 'n' },
+                                              { "count", required_argument, NULL, 'c' },
+                                              { "seconds", required_argument, NULL, 's' },
+                                              { NULL, 0, NULL, 0 } };
     char names [TAIL_NAMES_MAX][POND_NAME_MAX + 1];
     int count = 0;
     uint64_t limit = 0;
@@ -494,9 +483,7 @@ pond_cmd_tail (int argc, char *argv [])
     int opt;
     while ((opt = pond_cli_getopt (&cli, argc, argv, options)) != -1)
         switch (opt) {
-            case 'n':
-                count = pond_cli_parse_names (&cli, optarg, names, TAIL_NAMES_MAX);
-                break;
+            case 'n': count = pond_cli_parse_names (&cli, optarg, names, TAIL_NAMES_MAX); break;
             case 'c':
                 if (pond_cli_parse_uint (optarg, &limit) || limit == 0)
                     pond_cli_usage (&cli, "--count takes a number of events, not '%s'", optarg);
@@ -525,8 +512,7 @@ pond_cmd_tail (int argc, char *argv [])
         pond_client_destroy (&probe);
         if (zsys_interrupted)
             return POND_EXIT_OK;
-        pond_cli_fail (&cli, "no broker answers at %s within %d ms", cli.eps.ingest,
-                       first_wait);
+        pond_cli_fail (&cli, "no broker answers at %s within %d ms", cli.eps.ingest, first_wait);
         pond_cli_hint_broker (&cli);
         return POND_EXIT_FAILURE;
     }
@@ -538,9 +524,9 @@ pond_cmd_tail (int argc, char *argv [])
         return pond_cli_usage (&cli, "cannot use pub endpoint '%s'", cli.eps.pub);
 
     int64_t start = zclock_mono ();
-    int64_t end = seconds > 0? start + (int64_t) (seconds * 1000): -1;
+    int64_t end = seconds > 0 ? start + (int64_t) (seconds * 1000) : -1;
     int64_t last_heard = start;
-    uint64_t heard = 0;             //  events and heartbeats so far
+    uint64_t heard = 0;    //  events and heartbeats so far
     uint64_t printed = 0;
     bool warned = false;
     bool live = false;
@@ -577,21 +563,21 @@ pond_cmd_tail (int argc, char *argv [])
             last_heard = now;
             warned = false;
         }
-        else
-        if (now - last_heard >= cli.timeout_ms) {
+        else if (now - last_heard >= cli.timeout_ms) {
             //  Heartbeats come every second: silence means the broker is
             //  gone (pond down) or cannot reach us; ask it once
             if (pond_client_ping (probe, cli.timeout_ms)) {
                 if (zsys_interrupted)
                     break;
-                rc = pond_cli_fail (&cli, "the broker at %s stopped answering",
-                                    cli.eps.ingest);
+                rc = pond_cli_fail (&cli, "the broker at %s stopped answering", cli.eps.ingest);
                 pond_cli_hint_broker (&cli);
                 break;
             }
             if (!warned)
-                fprintf (stderr, "pond tail: nothing on %s for %d ms although the broker "
-                         "answers; waiting\n", cli.eps.pub, cli.timeout_ms);
+                fprintf (stderr,
+                         "pond tail: nothing on %s for %d ms although the broker "
+                         "answers; waiting\n",
+                         cli.eps.pub, cli.timeout_ms);
             warned = true;
             last_heard = zclock_mono ();    //  ask again after the next silence
         }
@@ -613,28 +599,28 @@ void
 pond_cmd_replay_help (FILE *out)
 {
     fprintf (out,
-        "Usage: pond replay --names A,B [--from TIME] [--to TIME] [--limit N]\n"
-        "       pond replay --entity ID [--limit N]\n"
-        "       pond replay [--from-seq N] [--to-seq N] [--limit N]\n"
-        "\n"
-        "Print stored events as JSON lines, in order, then \"replayed N events\"\n"
-        "on stderr once the replay is complete (a failed one says so instead,\n"
-        "with how many events came before). The replay sees the log as it was\n"
-        "when it started.\n"
-        "\n"
-        "  --names A,B       events with these names (up to %d), ordered by event\n"
-        "                    time, then seq\n"
-        "  --from TIME       event time from TIME, inclusive (with --names); TIME\n"
-        "                    is 2022-01-01, 2022-01-01T10:30:00Z or microseconds\n"
-        "  --to TIME         event time up to TIME, exclusive (with --names)\n"
-        "  --entity ID       every event of this entity, ordered by seq\n"
-        "  --from-seq N      the log from seq N, inclusive (default: the start)\n"
-        "  --to-seq N        the log up to seq N, exclusive (default: the head)\n"
-        "  --limit N         at most N events\n"
-        "--timeout is how long to wait for each reply. Exit 1 if the replay did\n"
-        "not complete.\n"
-        "\n"
-        POND_CLI_COMMON_HELP, POND_REPLAY_MAX_NAMES);
+             "Usage: pond replay --names A,B [--from TIME] [--to TIME] [--limit N]\n"
+             "       pond replay --entity ID [--limit N]\n"
+             "       pond replay [--from-seq N] [--to-seq N] [--limit N]\n"
+             "\n"
+             "Print stored events as JSON lines, in order, then \"replayed N events\"\n"
+             "on stderr once the replay is complete (a failed one says so instead,\n"
+             "with how many events came before). The replay sees the log as it was\n"
+             "when it started.\n"
+             "\n"
+             "  --names A,B       events with these names (up to %d), ordered by event\n"
+             "                    time, then seq\n"
+             "  --from TIME       event time from TIME, inclusive (with --names); TIME\n"
+             "                    is 2022-01-01, 2022-01-01T10:30:00Z or microseconds\n"
+             "  --to TIME         event time up to TIME, exclusive (with --names)\n"
+             "  --entity ID       every event of this entity, ordered by seq\n"
+             "  --from-seq N      the log from seq N, inclusive (default: the start)\n"
+             "  --to-seq N        the log up to seq N, exclusive (default: the head)\n"
+             "  --limit N         at most N events\n"
+             "--timeout is how long to wait for each reply. Exit 1 if the replay did\n"
+             "not complete.\n"
+             "\n" POND_CLI_COMMON_HELP,
+             POND_REPLAY_MAX_NAMES);
 }
 
 int
@@ -642,35 +628,33 @@ pond_cmd_replay (int argc, char *argv [])
 {
     pond_cli_t cli;
     pond_cli_init (&cli, "replay", pond_cmd_replay_help);
-    static const struct option options [] = {
-        POND_CLI_COMMON_OPTIONS,
-        POND_CLI_DATA_OPTION,
-        { "names", required_argument, NULL, 'n' },
-        { "from", required_argument, NULL, 'f' },
-        { "to", required_argument, NULL, 't' },
-        { "entity", required_argument, NULL, 'e' },
-        { "from-seq", required_argument, NULL, 'F' },
-        { "to-seq", required_argument, NULL, 'T' },
-        { "limit", required_argument, NULL, 'l' },
-        { NULL, 0, NULL, 0 }
-    };
+    static const struct option options [] = { POND_CLI_COMMON_OPTIONS,
+                                              POND_CLI_DATA_OPTION,
+                                              { "names", required_argument, NULL, 'n' },
+                                              { "from", required_argument, NULL, 'f' },
+                                              { "to", required_argument, NULL, 't' },
+                                              { "entity", required_argument, NULL, 'e' },
+                                              { "from-seq", required_argument, NULL, 'F' },
+                                              { "to-seq", required_argument, NULL, 'T' },
+                                              { "limit", required_argument, NULL, 'l' },
+                                              { NULL, 0, NULL, 0 } };
     pond_replay_req_t req = { 0 };
     bool by_time = false, by_seq = false;
     int opt;
     while ((opt = pond_cli_getopt (&cli, argc, argv, options)) != -1)
         switch (opt) {
             case 'n': {
-                int count = pond_cli_parse_names (&cli, optarg, req.names,
-                                                  POND_REPLAY_MAX_NAMES);
-                req.names_count = count > 0? (size_t) count: 0;
+                int count = pond_cli_parse_names (&cli, optarg, req.names, POND_REPLAY_MAX_NAMES);
+                req.names_count = count > 0 ? (size_t) count : 0;
                 break;
             }
             case 'f':
             case 't':
-                if (pond_time_parse (optarg, opt == 'f'? &req.from_ts: &req.to_ts))
-                    pond_cli_usage (&cli, "--%s takes a time (2022-01-01, "
+                if (pond_time_parse (optarg, opt == 'f' ? &req.from_ts : &req.to_ts))
+                    pond_cli_usage (&cli,
+                                    "--%s takes a time (2022-01-01, "
                                     "2022-01-01T10:30:00Z or microseconds), not '%s'",
-                                    opt == 'f'? "from": "to", optarg);
+                                    opt == 'f' ? "from" : "to", optarg);
                 by_time = true;
                 break;
             case 'e':
@@ -681,9 +665,9 @@ pond_cmd_replay (int argc, char *argv [])
                 break;
             case 'F':
             case 'T':
-                if (pond_cli_parse_uint (optarg, opt == 'F'? &req.from_seq: &req.to_seq))
+                if (pond_cli_parse_uint (optarg, opt == 'F' ? &req.from_seq : &req.to_seq))
                     pond_cli_usage (&cli, "--%s takes a seq number, not '%s'",
-                                    opt == 'F'? "from-seq": "to-seq", optarg);
+                                    opt == 'F' ? "from-seq" : "to-seq", optarg);
                 by_seq = true;
                 break;
             case 'l':
@@ -697,16 +681,16 @@ pond_cmd_replay (int argc, char *argv [])
         return pond_cli_usage (&cli, "give --names or --entity, not both");
     if (by_time && !req.names_count)
         return pond_cli_usage (&cli, "--from and --to (event time) go with --names; "
-                               "the log is read by seq with --from-seq and --to-seq");
+                                     "the log is read by seq with --from-seq and --to-seq");
     if (by_seq && (req.names_count || *req.entity))
         return pond_cli_usage (&cli, "--from-seq and --to-seq read the whole log; "
-                               "they do not go with --names or --entity");
+                                     "they do not go with --names or --entity");
     if (req.to_ts && req.to_ts <= req.from_ts)
         return pond_cli_usage (&cli, "--to must be after --from");
     if (req.to_seq && req.to_seq <= req.from_seq)
         return pond_cli_usage (&cli, "--to-seq must be after --from-seq");
 
-    pond_reader_tune_malloc ();         //  this process is a bulk reader
+    pond_reader_tune_malloc ();    //  this process is a bulk reader
     pond_reader_t *replay = pond_reader_new (cli.eps.control, &req);
     if (!replay)
         return pond_cli_usage (&cli, "cannot use control endpoint '%s'", cli.eps.control);
@@ -723,18 +707,16 @@ pond_cmd_replay (int argc, char *argv [])
     int code = pond_reader_code (replay);
     int rc = POND_EXIT_OK;
     if (code == 0) {
-        rc = pond_cli_fail (&cli, "no reply from the broker at %s within %d ms",
-                            cli.eps.control, cli.timeout_ms);
+        rc = pond_cli_fail (&cli, "no reply from the broker at %s within %d ms", cli.eps.control,
+                            cli.timeout_ms);
         pond_cli_hint_broker (&cli);
     }
-    else
-    if (code != POND_CODE_OK)
+    else if (code != POND_CODE_OK)
         rc = pond_cli_fail (&cli, "replay failed (%d) after %llu events: %s", code,
                             (unsigned long long) pond_reader_count (replay),
                             pond_reader_reason (replay));
     if (rc == POND_EXIT_OK)
-        fprintf (stderr, "replayed %llu events\n",
-                 (unsigned long long) pond_reader_count (replay));
+        fprintf (stderr, "replayed %llu events\n", (unsigned long long) pond_reader_count (replay));
     pond_reader_destroy (&replay);
     return rc;
 }
@@ -745,16 +727,14 @@ pond_cmd_replay (int argc, char *argv [])
 void
 pond_cmd_stats_help (FILE *out)
 {
-    fprintf (out,
-        "Usage: pond stats [--compact]\n"
-        "\n"
-        "Print the counters of the broker and of the store (see STATS in\n"
-        "proto/PROTOCOL.md) as JSON; \"store\" is absent when the store did not\n"
-        "answer the broker.\n"
-        "\n"
-        "  --compact         one line instead of indented JSON\n"
-        "\n"
-        POND_CLI_COMMON_HELP);
+    fprintf (out, "Usage: pond stats [--compact]\n"
+                  "\n"
+                  "Print the counters of the broker and of the store (see STATS in\n"
+                  "proto/PROTOCOL.md) as JSON; \"store\" is absent when the store did not\n"
+                  "answer the broker.\n"
+                  "\n"
+                  "  --compact         one line instead of indented JSON\n"
+                  "\n" POND_CLI_COMMON_HELP);
 }
 
 int
@@ -762,12 +742,10 @@ pond_cmd_stats (int argc, char *argv [])
 {
     pond_cli_t cli;
     pond_cli_init (&cli, "stats", pond_cmd_stats_help);
-    static const struct option options [] = {
-        POND_CLI_COMMON_OPTIONS,
-        POND_CLI_DATA_OPTION,
-        { "compact", no_argument, NULL, 'c' },
-        { NULL, 0, NULL, 0 }
-    };
+    static const struct option options [] = { POND_CLI_COMMON_OPTIONS,
+                                              POND_CLI_DATA_OPTION,
+                                              { "compact", no_argument, NULL, 'c' },
+                                              { NULL, 0, NULL, 0 } };
     bool compact = false;
     int opt;
     while ((opt = pond_cli_getopt (&cli, argc, argv, options)) != -1)
@@ -781,16 +759,16 @@ pond_cmd_stats (int argc, char *argv [])
     if (!json) {
         pond_cli_fail (&cli, "%s", err);
         if (strncmp (err, "403 ", 4) == 0)
-            fprintf (stderr, "hint: the broker answers STATS for the admin key only: run "
+            fprintf (stderr,
+                     "hint: the broker answers STATS for the admin key only: run "
                      "with --as admin (and --keys DIR, where DIR/secret has admin's key)\n");
-        else
-        if (strncmp (err, "no reply", 8) == 0 || strncmp (err, "cannot", 6) == 0)
+        else if (strncmp (err, "no reply", 8) == 0 || strncmp (err, "cannot", 6) == 0)
             pond_cli_hint_broker (&cli);
         return POND_EXIT_FAILURE;
     }
-    cJSON *tree = compact? NULL: cJSON_Parse (json);
-    char *pretty = tree? cJSON_Print (tree): NULL;
-    printf ("%s\n", pretty? pretty: json);
+    cJSON *tree = compact ? NULL : cJSON_Parse (json);
+    char *pretty = tree ? cJSON_Print (tree) : NULL;
+    printf ("%s\n", pretty ? pretty : json);
     free (pretty);
     cJSON_Delete (tree);
     free (json);

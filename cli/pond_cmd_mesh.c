@@ -30,25 +30,24 @@
 #include <time.h>
 #include <unistd.h>
 
-const char *const pond_mesh_actors [POND_MESH_ACTORS] = {
-    "quack-counter", "badge-granter", "alexa-view", "mobile-view"
-};
+const char *const pond_mesh_actors [POND_MESH_ACTORS] = { "quack-counter", "badge-granter",
+                                                          "alexa-view", "mobile-view" };
 
 //  Longest data directory whose ipc endpoints fit a socket path (108
 //  bytes with "ipc://" left out, the longest file being badge-granter.ipc)
-#define IPC_DIR_MAX (107 - 18)
+#define IPC_DIR_MAX     (107 - 18)
 
 //  How long `pond up` waits for the whole mesh, and `pond down` for the stop
 #define UP_TIMEOUT_MS   300000
-#define LIVE_TIMEOUT_MS 60000       //  store link up and actors live after ready
+#define LIVE_TIMEOUT_MS 60000    //  store link up and actors live after ready
 #define DOWN_TIMEOUT_MS 60000
 
 //  =====================================================================
 //  Shared helpers
 
 void
-pond_mesh_split_args (int argc, char *argv [], const struct option *options,
-                      char **opts, int *opts_count, char **args, int *args_count)
+pond_mesh_split_args (int argc, char *argv [], const struct option *options, char **opts,
+                      int *opts_count, char **args, int *args_count)
 {
     int nopts = 0, nargs = 0;
     opts [nopts++] = argv [0];
@@ -65,7 +64,7 @@ pond_mesh_split_args (int argc, char *argv [], const struct option *options,
         }
         opts [nopts++] = arg;
         if (arg [1] != '-' || strchr (arg, '='))
-            continue;               //  -h, or --name=value
+            continue;    //  -h, or --name=value
         //  Does this long option (maybe abbreviated) take a value?
         const char *name = arg + 2;
         size_t length = strlen (name);
@@ -131,7 +130,7 @@ pond_mesh_print_tail (const char *path, int lines, const char *indent, FILE *out
     else
         fseek (file, 0, SEEK_SET);
     char *text = (char *) malloc (16385);
-    size_t size = text? fread (text, 1, 16384, file): 0;
+    size_t size = text ? fread (text, 1, 16384, file) : 0;
     fclose (file);
     if (!text)
         return;
@@ -148,7 +147,8 @@ pond_mesh_print_tail (const char *path, int lines, const char *indent, FILE *out
         }
     }
     char *saveptr = NULL;
-    for (char *line = strtok_r (start, "\n", &saveptr); line; line = strtok_r (NULL, "\n", &saveptr))
+    for (char *line = strtok_r (start, "\n", &saveptr); line;
+         line = strtok_r (NULL, "\n", &saveptr))
         fprintf (out, "%s%s\n", indent, line);
     free (text);
 }
@@ -169,10 +169,10 @@ pond_mesh_child_start (pond_mesh_child_t *self, const char *path, char *const ar
         }
         return -1;
     }
-    pond_process_options_t options = {
-        .null_stdin = true, .stdout_fd = out [1], .stderr_fd = inherit_stderr? 0: err [1],
-        .inherit_stderr = inherit_stderr
-    };
+    pond_process_options_t options = { .null_stdin = true,
+                                       .stdout_fd = out [1],
+                                       .stderr_fd = inherit_stderr ? 0 : err [1],
+                                       .inherit_stderr = inherit_stderr };
     pid_t pid = pond_process_spawn (path, argv, NULL, &options);
     close (out [1]);
     if (!inherit_stderr)
@@ -185,7 +185,7 @@ pond_mesh_child_start (pond_mesh_child_t *self, const char *path, char *const ar
     }
     self->pid = pid;
     self->fds [0] = out [0];
-    self->fds [1] = inherit_stderr? -1: err [0];
+    self->fds [1] = inherit_stderr ? -1 : err [0];
     return 0;
 }
 
@@ -204,7 +204,7 @@ s_child_read (pond_mesh_child_t *self, size_t which)
     }
     char *bigger = (char *) realloc (self->text [which], self->size [which] + (size_t) size + 1);
     if (!bigger)
-        return;                     //  Dropped: better than stopping the child
+        return;    //  Dropped: better than stopping the child
     self->text [which] = bigger;
     memcpy (bigger + self->size [which], buffer, (size_t) size);
     self->size [which] += (size_t) size;
@@ -251,8 +251,7 @@ pond_mesh_children_finish (pond_mesh_child_t *children, size_t count, int timeou
         if (child->pid > 0) {
             if (rc)
                 child->status = pond_process_stop (child->pid, SIGKILL, -1);
-            else
-            if (pond_process_wait_exit (child->pid, -1, &child->status))
+            else if (pond_process_wait_exit (child->pid, -1, &child->status))
                 child->status = -1;
         }
     }
@@ -291,8 +290,10 @@ s_data_dir_make (pond_cli_t *cli, const char *dir, char *abs, size_t size)
     }
     strcpy (abs, resolved);
     if (strlen (abs) > IPC_DIR_MAX) {
-        pond_cli_fail (cli, "the data directory %s is too long for ipc endpoints (at most %d "
-                       "characters); use a shorter --data", abs, IPC_DIR_MAX);
+        pond_cli_fail (cli,
+                       "the data directory %s is too long for ipc endpoints (at most %d "
+                       "characters); use a shorter --data",
+                       abs, IPC_DIR_MAX);
         return -1;
     }
     return 0;
@@ -307,8 +308,7 @@ s_duration (int64_t seconds, char *text, size_t size)
     if (seconds >= 3600)
         snprintf (text, size, "%lldh%02lldm", (long long) seconds / 3600,
                   (long long) (seconds % 3600) / 60);
-    else
-    if (seconds >= 60)
+    else if (seconds >= 60)
         snprintf (text, size, "%lldm%02llds", (long long) seconds / 60, (long long) seconds % 60);
     else
         snprintf (text, size, "%llds", (long long) seconds);
@@ -321,46 +321,46 @@ void
 pond_cmd_up_help (FILE *out)
 {
     fprintf (out,
-        "Usage: pond up [--data DIR] [--config FILE] [--foreground]\n"
-        "\n"
-        "Start a mesh: a supervisor that runs pond-store, pond-broker and the\n"
-        "four actors (pond-quack-counter, pond-badge-granter, pond-alexa-view,\n"
-        "pond-mobile-view), each as its own process from the directory of this\n"
-        "pond binary, in that order, each once the ones before it are ready.\n"
-        "Each logs to DIR/logs/NAME.log. A process that dies is restarted after\n"
-        "100 ms, then 200 ms, ... up to 5 s (reset after 30 s of good life);\n"
-        "DIR/logs/supervisor.log says so. `pond down` stops them all: actors,\n"
-        "then broker, then store.\n"
-        "\n"
-        "Without --foreground the supervisor runs in the background; pond up\n"
-        "waits until every process is ready, the broker reaches the store and\n"
-        "every actor is live (caught up with the log and hearing the broker),\n"
-        "prints the endpoints and exits 0: the next publish is stored and the\n"
-        "next query sees it. It exits 1 with the end of the failing process's\n"
-        "log, or naming what is not live after %d s (and stops the mesh).\n"
-        "\n"
-        "  --config FILE     ZPL file overriding the built-in process list and\n"
-        "                    timings, e.g.\n"
-        "                      process\n"
-        "                          store\n"
-        "                              command = \"pond-store\"\n"
-        "                              args = \"--verbose\"\n"
-        "                      supervisor\n"
-        "                          stop_timeout_ms = 5000\n"
-        "                    (see cli/mesh.zpl; a process section replaces the\n"
-        "                    whole list; an unknown key is an error)\n"
-        "  --foreground      supervise in this process, logging to stderr too;\n"
-        "                    Ctrl-C stops the mesh\n"
-        "  --keys DIR        run the mesh with CURVE (see pond keys --help): each\n"
-        "                    process gets --keys DIR; store and broker use keys\n"
-        "                    'store' and 'broker', each actor the key named after it\n"
-        "                    (quack-counter, ...), this command the key --as (admin)\n"
-        "\n"
-        "State: DIR/supervisor.zpl (pids, restarts); `pond status` reads it.\n"
-        "Exit status: 0 up (or stopped cleanly with --foreground), 1 failed or\n"
-        "already up, 2 usage or config error.\n"
-        "\n"
-        POND_CLI_COMMON_HELP, LIVE_TIMEOUT_MS / 1000);
+             "Usage: pond up [--data DIR] [--config FILE] [--foreground]\n"
+             "\n"
+             "Start a mesh: a supervisor that runs pond-store, pond-broker and the\n"
+             "four actors (pond-quack-counter, pond-badge-granter, pond-alexa-view,\n"
+             "pond-mobile-view), each as its own process from the directory of this\n"
+             "pond binary, in that order, each once the ones before it are ready.\n"
+             "Each logs to DIR/logs/NAME.log. A process that dies is restarted after\n"
+             "100 ms, then 200 ms, ... up to 5 s (reset after 30 s of good life);\n"
+             "DIR/logs/supervisor.log says so. `pond down` stops them all: actors,\n"
+             "then broker, then store.\n"
+             "\n"
+             "Without --foreground the supervisor runs in the background; pond up\n"
+             "waits until every process is ready, the broker reaches the store and\n"
+             "every actor is live (caught up with the log and hearing the broker),\n"
+             "prints the endpoints and exits 0: the next publish is stored and the\n"
+             "next query sees it. It exits 1 with the end of the failing process's\n"
+             "log, or naming what is not live after %d s (and stops the mesh).\n"
+             "\n"
+             "  --config FILE     ZPL file overriding the built-in process list and\n"
+             "                    timings, e.g.\n"
+             "                      process\n"
+             "                          store\n"
+             "                              command = \"pond-store\"\n"
+             "                              args = \"--verbose\"\n"
+             "                      supervisor\n"
+             "                          stop_timeout_ms = 5000\n"
+             "                    (see cli/mesh.zpl; a process section replaces the\n"
+             "                    whole list; an unknown key is an error)\n"
+             "  --foreground      supervise in this process, logging to stderr too;\n"
+             "                    Ctrl-C stops the mesh\n"
+             "  --keys DIR        run the mesh with CURVE (see pond keys --help): each\n"
+             "                    process gets --keys DIR; store and broker use keys\n"
+             "                    'store' and 'broker', each actor the key named after it\n"
+             "                    (quack-counter, ...), this command the key --as (admin)\n"
+             "\n"
+             "State: DIR/supervisor.zpl (pids, restarts); `pond status` reads it.\n"
+             "Exit status: 0 up (or stopped cleanly with --foreground), 1 failed or\n"
+             "already up, 2 usage or config error.\n"
+             "\n" POND_CLI_COMMON_HELP,
+             LIVE_TIMEOUT_MS / 1000);
 }
 
 //  Print the endpoints of the running mesh and the closing line.
@@ -389,13 +389,12 @@ s_up_print_endpoints (pond_supervisor_t *supervisor, const char *dir, pid_t pid)
     }
     if (pond_keys_active ())
         printf ("pond is up (CURVE: every process uses its key of %s)\n", pond_keys_dir ());
-    else
-    if (local)
+    else if (local)
         printf ("pond is up (local mode: ipc endpoints, no keys)\n");
     else
         printf ("pond is up (tcp endpoints, no keys)\n");
-    printf ("supervisor pid %d; logs in %s/logs; stop it with: pond down --data %s\n",
-            (int) pid, dir, dir);
+    printf ("supervisor pid %d; logs in %s/logs; stop it with: pond down --data %s\n", (int) pid,
+            dir, dir);
     fflush (stdout);
 }
 
@@ -420,8 +419,10 @@ s_up_wait_live (pond_cli_t *cli, pond_supervisor_t *supervisor, const char *dir)
     }
     pond_client_destroy (&client);
     if (!pong.store_up) {
-        pond_cli_fail (cli, "the broker does not reach the store after %d s; see %s/logs/"
-                       "broker.log and store.log", LIVE_TIMEOUT_MS / 1000, dir);
+        pond_cli_fail (cli,
+                       "the broker does not reach the store after %d s; see %s/logs/"
+                       "broker.log and store.log",
+                       LIVE_TIMEOUT_MS / 1000, dir);
         return -1;
     }
     printf ("  %-15s reaches the store (head %llu)\n", "broker", (unsigned long long) pong.head);
@@ -430,18 +431,18 @@ s_up_wait_live (pond_cli_t *cli, pond_supervisor_t *supervisor, const char *dir)
         char err [256];
         pond_actor_link_t *link = pond_actor_link_new (dir, name, err, sizeof err);
         if (!link)
-            continue;               //  not an actor (store, broker)
+            continue;    //  not an actor (store, broker)
         char last [256] = "no answer";
         bool live = false;
         while (!live && zclock_mono () < deadline && !zsys_interrupted) {
             char *status = pond_actor_link_status (link, 1000);
-            cJSON *tree = status? cJSON_Parse (status): NULL;
+            cJSON *tree = status ? cJSON_Parse (status) : NULL;
             live = cJSON_IsTrue (cJSON_GetObjectItem (tree, "live"));
             double position = cJSON_GetNumberValue (cJSON_GetObjectItem (tree, "position"));
             double head = cJSON_GetNumberValue (cJSON_GetObjectItem (tree, "head"));
             if (tree)
-                snprintf (last, sizeof last, "at seq %.0f of head %.0f", position == position?
-                          position: 0, head == head? head: 0);
+                snprintf (last, sizeof last, "at seq %.0f of head %.0f",
+                          position == position ? position : 0, head == head ? head : 0);
             if (live)
                 printf ("  %-15s live (%s)\n", name, last);
             cJSON_Delete (tree);
@@ -451,9 +452,10 @@ s_up_wait_live (pond_cli_t *cli, pond_supervisor_t *supervisor, const char *dir)
         }
         pond_actor_link_destroy (&link);
         if (!live) {
-            pond_cli_fail (cli, "%s is not live after %d s (%s): still catching up, or it "
-                           "does not hear the broker; see %s/logs/%s.log", name,
-                           LIVE_TIMEOUT_MS / 1000, last, dir, name);
+            pond_cli_fail (cli,
+                           "%s is not live after %d s (%s): still catching up, or it "
+                           "does not hear the broker; see %s/logs/%s.log",
+                           name, LIVE_TIMEOUT_MS / 1000, last, dir, name);
             return -1;
         }
     }
@@ -491,7 +493,7 @@ s_up_report_failure (pond_cli_t *cli, const char *dir, const char *line)
         snprintf (log, sizeof log, "%s/logs/%s.log", dir, name);
     }
     else {
-        pond_cli_fail (cli, "the supervisor stopped%s%s", *reason? ": ": "", reason);
+        pond_cli_fail (cli, "the supervisor stopped%s%s", *reason ? ": " : "", reason);
         snprintf (log, sizeof log, "%s/logs/supervisor.log", dir);
     }
     fprintf (stderr, "last lines of %s:\n", log);
@@ -522,7 +524,7 @@ s_up_daemon (pond_cli_t *cli, pond_supervisor_t *supervisor, const char *dir)
         setsid ();
         pid_t daemon = fork ();
         if (daemon != 0)
-            _exit (daemon < 0? 1: 0);
+            _exit (daemon < 0 ? 1 : 0);
         //  The supervisor: no terminal, no inherited descriptors
         if (chdir ("/"))
             _exit (1);
@@ -540,7 +542,7 @@ s_up_daemon (pond_cli_t *cli, pond_supervisor_t *supervisor, const char *dir)
             close_range (3, (unsigned) fds [1] - 1, 0);
         close_range ((unsigned) fds [1] + 1, ~0U, 0);
         if (fds [1] < 3)
-            _exit (1);              //  Cannot happen: 0, 1, 2 were open
+            _exit (1);    //  Cannot happen: 0, 1, 2 were open
         int rc = pond_supervisor_run (supervisor, fds [1], false);
         pond_supervisor_destroy (&supervisor);
         _exit (rc);
@@ -557,7 +559,7 @@ s_up_daemon (pond_cli_t *cli, pond_supervisor_t *supervisor, const char *dir)
     char buffer [4096];
     size_t used = 0;
     pid_t pid = 0;
-    int rc = -1;                    //  Still waiting
+    int rc = -1;    //  Still waiting
     char failure [512] = "";
     int64_t deadline = zclock_mono () + UP_TIMEOUT_MS;
     bool interrupted = false;
@@ -577,7 +579,7 @@ s_up_daemon (pond_cli_t *cli, pond_supervisor_t *supervisor, const char *dir)
         if (size < 0 && errno == EINTR)
             continue;
         if (size <= 0) {
-            rc = POND_EXIT_FAILURE;  //  The supervisor has gone without "up"
+            rc = POND_EXIT_FAILURE;    //  The supervisor has gone without "up"
             break;
         }
         used += (size_t) size;
@@ -591,14 +593,11 @@ s_up_daemon (pond_cli_t *cli, pond_supervisor_t *supervisor, const char *dir)
                 pid = child_pid;
                 printf ("pond: starting the mesh in %s (supervisor pid %d)\n", dir, (int) pid);
             }
-            else
-            if (sscanf (buffer, "ready %63s %d", name, &child_pid) == 2)
+            else if (sscanf (buffer, "ready %63s %d", name, &child_pid) == 2)
                 printf ("  %-15s ready (pid %d)\n", name, child_pid);
-            else
-            if (streq (buffer, "up"))
+            else if (streq (buffer, "up"))
                 rc = POND_EXIT_OK;
-            else
-            if (strncmp (buffer, "fail ", 5) == 0) {
+            else if (strncmp (buffer, "fail ", 5) == 0) {
                 snprintf (failure, sizeof failure, "%.500s", buffer);
                 rc = POND_EXIT_FAILURE;
             }
@@ -631,14 +630,16 @@ s_up_daemon (pond_cli_t *cli, pond_supervisor_t *supervisor, const char *dir)
             pond_cli_fail (cli, "the mesh was not up after %d s; stopping it; see %s/logs",
                            UP_TIMEOUT_MS / 1000, dir);
         if (pid > 0 && !s_wait_gone (pid, DOWN_TIMEOUT_MS))
-            fprintf (stderr, "pond up: the supervisor (pid %d) is still stopping; "
-                     "see %s/logs/supervisor.log\n", (int) pid, dir);
+            fprintf (stderr,
+                     "pond up: the supervisor (pid %d) is still stopping; "
+                     "see %s/logs/supervisor.log\n",
+                     (int) pid, dir);
         return POND_EXIT_FAILURE;
     }
     //  The supervisor stops what it started, then exits
     if (pid > 0)
         s_wait_gone (pid, DOWN_TIMEOUT_MS);
-    s_up_report_failure (cli, dir, *failure? failure: NULL);
+    s_up_report_failure (cli, dir, *failure ? failure : NULL);
     return POND_EXIT_FAILURE;
 }
 
@@ -658,15 +659,17 @@ s_supervisor_keys (pond_cli_t *cli, pond_supervisor_t *supervisor)
     }
     for (size_t i = 0; i < pond_supervisor_size (supervisor); i++) {
         const char *name = pond_supervisor_name (supervisor, i);
-        const char *role = streq (name, "store")? "store":
-                           streq (name, "broker")? "broker": "actor";
+        const char *role = streq (name, "store")  ? "store"
+                         : streq (name, "broker") ? "broker"
+                                                  : "actor";
         char path [PATH_MAX + 64];
         snprintf (path, sizeof path, "%s/secret/%s.cert_secret", keys, name);
         if (access (path, R_OK)) {
-            pond_cli_fail (cli, "with --keys, %s runs with key '%s', but %s is missing: "
-                           "make it with pond keys new --keys %s --role %s%s%s", name, name,
-                           path, keys, role, streq (role, "actor")? " --name ": "",
-                           streq (role, "actor")? name: "");
+            pond_cli_fail (cli,
+                           "with --keys, %s runs with key '%s', but %s is missing: "
+                           "make it with pond keys new --keys %s --role %s%s%s",
+                           name, name, path, keys, role, streq (role, "actor") ? " --name " : "",
+                           streq (role, "actor") ? name : "");
             return -1;
         }
     }
@@ -682,8 +685,8 @@ s_supervisor_keys (pond_cli_t *cli, pond_supervisor_t *supervisor)
 //  supervisor running there yet. Returns the supervisor, or NULL after
 //  saying why (cli->exit_code says how to exit).
 static pond_supervisor_t *
-s_supervisor_prepare (pond_cli_t *cli, const char *data_dir, const char *config_file,
-                      char *dir, size_t size)
+s_supervisor_prepare (pond_cli_t *cli, const char *data_dir, const char *config_file, char *dir,
+                      size_t size)
 {
     if (s_data_dir_make (cli, data_dir, dir, size))
         return NULL;
@@ -700,8 +703,10 @@ s_supervisor_prepare (pond_cli_t *cli, const char *data_dir, const char *config_
             return NULL;
         }
         if (!(config = zconfig_load (config_file))) {
-            pond_cli_usage (cli, "%s is not a valid ZPL file (4-space indents, "
-                            "key = \"value\")", config_file);
+            pond_cli_usage (cli,
+                            "%s is not a valid ZPL file (4-space indents, "
+                            "key = \"value\")",
+                            config_file);
             return NULL;
         }
     }
@@ -710,18 +715,15 @@ s_supervisor_prepare (pond_cli_t *cli, const char *data_dir, const char *config_
     pid_t running;
     if (!supervisor)
         pond_cli_fail (cli, "out of memory, or paths too long");
-    else
-    if (pond_supervisor_configure (supervisor, config, err, sizeof err))
+    else if (pond_supervisor_configure (supervisor, config, err, sizeof err))
         pond_cli_usage (cli, "%s: %s", config_file, err);
-    else
-    if (s_supervisor_keys (cli, supervisor))
-        ;                           //  said why
-    else
-    if (pond_supervisor_check (supervisor, err, sizeof err))
+    else if (s_supervisor_keys (cli, supervisor))
+        ;    //  said why
+    else if (pond_supervisor_check (supervisor, err, sizeof err))
         pond_cli_fail (cli, "%s", err);
-    else
-    if ((running = pond_supervisor_pid (dir)) > 0)
-        pond_cli_fail (cli, "pond is already up in %s (supervisor pid %d); see it with "
+    else if ((running = pond_supervisor_pid (dir)) > 0)
+        pond_cli_fail (cli,
+                       "pond is already up in %s (supervisor pid %d); see it with "
                        "pond status --data %s, stop it with pond down --data %s",
                        dir, (int) running, dir, dir);
     zconfig_destroy (&config);
@@ -740,8 +742,8 @@ static int
 s_up_background (pond_cli_t *cli, const char *data_dir, const char *config_file)
 {
     char dir [PATH_MAX];
-    pond_supervisor_t *supervisor = s_supervisor_prepare (cli, data_dir, config_file,
-                                                          dir, sizeof dir);
+    pond_supervisor_t *supervisor = s_supervisor_prepare (cli, data_dir, config_file, dir,
+                                                          sizeof dir);
     if (!supervisor)
         return cli->exit_code;
     int rc = s_up_daemon (cli, supervisor, dir);
@@ -754,8 +756,8 @@ static int
 s_up_foreground (pond_cli_t *cli, const char *data_dir, const char *config_file)
 {
     char dir [PATH_MAX];
-    pond_supervisor_t *supervisor = s_supervisor_prepare (cli, data_dir, config_file,
-                                                          dir, sizeof dir);
+    pond_supervisor_t *supervisor = s_supervisor_prepare (cli, data_dir, config_file, dir,
+                                                          sizeof dir);
     if (!supervisor)
         return cli->exit_code;
     fprintf (stderr, "pond: supervising the mesh in %s; Ctrl-C or pond down stops it\n", dir);
@@ -769,13 +771,11 @@ pond_cmd_up (int argc, char *argv [])
 {
     pond_cli_t cli;
     pond_cli_init (&cli, "up", pond_cmd_up_help);
-    static const struct option options [] = {
-        POND_CLI_COMMON_OPTIONS,
-        POND_CLI_DATA_OPTION,
-        { "config", required_argument, NULL, 'c' },
-        { "foreground", no_argument, NULL, 'f' },
-        { NULL, 0, NULL, 0 }
-    };
+    static const struct option options [] = { POND_CLI_COMMON_OPTIONS,
+                                              POND_CLI_DATA_OPTION,
+                                              { "config", required_argument, NULL, 'c' },
+                                              { "foreground", no_argument, NULL, 'f' },
+                                              { NULL, 0, NULL, 0 } };
     const char *config_file = NULL;
     bool foreground = false;
     int opt;
@@ -798,15 +798,15 @@ void
 pond_cmd_down_help (FILE *out)
 {
     fprintf (out,
-        "Usage: pond down [--data DIR]\n"
-        "\n"
-        "Stop the mesh started by pond up in DIR: SIGTERM to its supervisor,\n"
-        "which stops the actors, then the broker, then the store (each with\n"
-        "SIGTERM, SIGKILL if it does not stop in time), and wait until it has\n"
-        "gone (at most %d s).\n"
-        "Exit status: 0 stopped, 1 not running or did not stop in time.\n"
-        "\n"
-        POND_CLI_COMMON_HELP, DOWN_TIMEOUT_MS / 1000);
+             "Usage: pond down [--data DIR]\n"
+             "\n"
+             "Stop the mesh started by pond up in DIR: SIGTERM to its supervisor,\n"
+             "which stops the actors, then the broker, then the store (each with\n"
+             "SIGTERM, SIGKILL if it does not stop in time), and wait until it has\n"
+             "gone (at most %d s).\n"
+             "Exit status: 0 stopped, 1 not running or did not stop in time.\n"
+             "\n" POND_CLI_COMMON_HELP,
+             DOWN_TIMEOUT_MS / 1000);
 }
 
 int
@@ -817,11 +817,13 @@ pond_mesh_down (pond_cli_t *cli, const char *data_dir)
         pond_cli_fail (cli, "pond is not running in %s", data_dir);
         char path [PATH_MAX + 128];
         snprintf (path, sizeof path, "%s/supervisor.zpl", data_dir);
-        zconfig_t *state = zsys_file_exists (path)? zconfig_load (path): NULL;
+        zconfig_t *state = zsys_file_exists (path) ? zconfig_load (path) : NULL;
         if (state)
-            fprintf (stderr, "hint: %s is stale: its supervisor (pid %s) is gone, and the "
+            fprintf (stderr,
+                     "hint: %s is stale: its supervisor (pid %s) is gone, and the "
                      "processes it started went with it; pond up --data %s starts the mesh "
-                     "again\n", path, zconfig_get (state, "supervisor/pid", "?"), data_dir);
+                     "again\n",
+                     path, zconfig_get (state, "supervisor/pid", "?"), data_dir);
         zconfig_destroy (&state);
         return POND_EXIT_FAILURE;
     }
@@ -831,9 +833,10 @@ pond_mesh_down (pond_cli_t *cli, const char *data_dir)
         return pond_cli_fail (cli, "cannot signal the supervisor (pid %d): %s", (int) pid,
                               strerror (errno));
     if (!s_wait_gone (pid, DOWN_TIMEOUT_MS)) {
-        pond_cli_fail (cli, "the supervisor (pid %d) is still running after %d s; see "
-                       "%s/logs/supervisor.log; to force it: kill -9 %d", (int) pid,
-                       DOWN_TIMEOUT_MS / 1000, data_dir, (int) pid);
+        pond_cli_fail (cli,
+                       "the supervisor (pid %d) is still running after %d s; see "
+                       "%s/logs/supervisor.log; to force it: kill -9 %d",
+                       (int) pid, DOWN_TIMEOUT_MS / 1000, data_dir, (int) pid);
         return POND_EXIT_FAILURE;
     }
     printf ("pond is down\n");
@@ -845,11 +848,9 @@ pond_cmd_down (int argc, char *argv [])
 {
     pond_cli_t cli;
     pond_cli_init (&cli, "down", pond_cmd_down_help);
-    static const struct option options [] = {
-        POND_CLI_COMMON_OPTIONS,
-        POND_CLI_DATA_OPTION,
-        { NULL, 0, NULL, 0 }
-    };
+    static const struct option options [] = { POND_CLI_COMMON_OPTIONS,
+                                              POND_CLI_DATA_OPTION,
+                                              { NULL, 0, NULL, 0 } };
     while (pond_cli_getopt (&cli, argc, argv, options) != -1)
         ;
     if (cli.done)
@@ -865,19 +866,17 @@ pond_cmd_down (int argc, char *argv [])
 void
 pond_cmd_status_help (FILE *out)
 {
-    fprintf (out,
-        "Usage: pond status [--data DIR] [--json]\n"
-        "\n"
-        "Show the mesh in DIR: each process of the supervisor (pid, alive or\n"
-        "not, restarts, uptime), each actor's STATUS from its query socket\n"
-        "(position: the seq of the last event it applied; live or catching\n"
-        "up), and the head of the log (the newest seq stored).\n"
-        "\n"
-        "  --json            one JSON object instead of a table\n"
-        "\n"
-        "Exit status: 0 everything is up, 1 something is down or not running.\n"
-        "\n"
-        POND_CLI_COMMON_HELP);
+    fprintf (out, "Usage: pond status [--data DIR] [--json]\n"
+                  "\n"
+                  "Show the mesh in DIR: each process of the supervisor (pid, alive or\n"
+                  "not, restarts, uptime), each actor's STATUS from its query socket\n"
+                  "(position: the seq of the last event it applied; live or catching\n"
+                  "up), and the head of the log (the newest seq stored).\n"
+                  "\n"
+                  "  --json            one JSON object instead of a table\n"
+                  "\n"
+                  "Exit status: 0 everything is up, 1 something is down or not running.\n"
+                  "\n" POND_CLI_COMMON_HELP);
 }
 
 //  Add one process of DIR/supervisor.zpl to processes; false if it is down
@@ -895,24 +894,25 @@ s_status_process (const char *dir, zconfig_t *process, cJSON *processes, int tim
     cJSON_AddBoolToObject (item, "alive", alive);
     cJSON_AddBoolToObject (item, "ready", ready);
     cJSON_AddNumberToObject (item, "restarts", atoi (zconfig_get (process, "restarts", "0")));
-    cJSON_AddNumberToObject (item, "uptime_s", alive && started? (double) (time (NULL) - started): 0);
+    cJSON_AddNumberToObject (item, "uptime_s",
+                             alive && started ? (double) (time (NULL) - started) : 0);
     cJSON_AddStringToObject (item, "last_exit", zconfig_get (process, "last_exit", ""));
     bool ok = ready;
     //  An actor answers STATUS on its query socket
     char err [512];
     char path [PATH_MAX + 128];
     snprintf (path, sizeof path, "%s/%s.zpl", dir, name);
-    zconfig_t *ready_file = ready && zsys_file_exists (path)? zconfig_load (path): NULL;
+    zconfig_t *ready_file = ready && zsys_file_exists (path) ? zconfig_load (path) : NULL;
     bool actor = ready_file && zconfig_locate (ready_file, "actor/query");
     zconfig_destroy (&ready_file);
     if (actor) {
         pond_actor_link_t *link = pond_actor_link_new (dir, name, err, sizeof err);
-        char *json = link? pond_actor_link_status (link, timeout_ms): NULL;
-        cJSON *status = json? cJSON_Parse (json): NULL;
+        char *json = link ? pond_actor_link_status (link, timeout_ms) : NULL;
+        cJSON *status = json ? cJSON_Parse (json) : NULL;
         if (status)
             cJSON_AddItemToObject (item, "status", status);
         else {
-            cJSON_AddStringToObject (item, "error", link? pond_actor_link_reason (link): err);
+            cJSON_AddStringToObject (item, "error", link ? pond_actor_link_reason (link) : err);
             ok = false;
         }
         free (json);
@@ -958,19 +958,18 @@ s_status_print (cJSON *root)
             snprintf (position, sizeof position, "%.0f",
                       cJSON_GetNumberValue (cJSON_GetObjectItem (status, "position")));
             snprintf (live, sizeof live, "%s",
-                      cJSON_IsTrue (cJSON_GetObjectItem (status, "live"))? "yes": "catching up");
+                      cJSON_IsTrue (cJSON_GetObjectItem (status, "live")) ? "yes" : "catching up");
         }
-        else
-        if (error)
+        else if (error)
             snprintf (live, sizeof live, "no answer: %.40s", cJSON_GetStringValue (error));
         const char *last_exit = cJSON_GetStringValue (cJSON_GetObjectItem (process, "last_exit"));
         printf ("%-15s %-8s %-9s %-8.0f %-8s %-9s %s%s%s\n",
                 cJSON_GetStringValue (cJSON_GetObjectItem (process, "name")), pid,
-                alive? (ready? "up": "starting"): "down",
+                alive ? (ready ? "up" : "starting") : "down",
                 cJSON_GetNumberValue (cJSON_GetObjectItem (process, "restarts")),
-                alive? uptime: "-", position, live,
-                !alive && last_exit && *last_exit? "last: ": "",
-                !alive && last_exit? last_exit: "");
+                alive ? uptime : "-", position, live,
+                !alive && last_exit && *last_exit ? "last: " : "",
+                !alive && last_exit ? last_exit : "");
     }
 }
 
@@ -979,12 +978,10 @@ pond_cmd_status (int argc, char *argv [])
 {
     pond_cli_t cli;
     pond_cli_init (&cli, "status", pond_cmd_status_help);
-    static const struct option options [] = {
-        POND_CLI_COMMON_OPTIONS,
-        POND_CLI_DATA_OPTION,
-        { "json", no_argument, NULL, 'j' },
-        { NULL, 0, NULL, 0 }
-    };
+    static const struct option options [] = { POND_CLI_COMMON_OPTIONS,
+                                              POND_CLI_DATA_OPTION,
+                                              { "json", no_argument, NULL, 'j' },
+                                              { NULL, 0, NULL, 0 } };
     bool json = false;
     int opt;
     while ((opt = pond_cli_getopt (&cli, argc, argv, options)) != -1)
@@ -996,14 +993,14 @@ pond_cmd_status (int argc, char *argv [])
     pid_t pid = pond_supervisor_pid (dir);
     char path [PATH_MAX + 128];
     snprintf (path, sizeof path, "%s/supervisor.zpl", dir);
-    zconfig_t *state = pid? zconfig_load (path): NULL;
+    zconfig_t *state = pid ? zconfig_load (path) : NULL;
     if (!state) {
         if (json) {
             cJSON *root = cJSON_CreateObject ();
             cJSON_AddStringToObject (root, "data", dir);
             cJSON_AddBoolToObject (root, "running", false);
             char *text = cJSON_PrintUnformatted (root);
-            printf ("%s\n", text? text: "{}");
+            printf ("%s\n", text ? text : "{}");
             free (text);
             cJSON_Delete (root);
         }
@@ -1011,7 +1008,7 @@ pond_cmd_status (int argc, char *argv [])
             printf ("pond is not running in %s; start it with: pond up --data %s\n", dir, dir);
         return POND_EXIT_FAILURE;
     }
-    int timeout = cli.timeout_ms < STATUS_ACTOR_TIMEOUT? cli.timeout_ms: STATUS_ACTOR_TIMEOUT;
+    int timeout = cli.timeout_ms < STATUS_ACTOR_TIMEOUT ? cli.timeout_ms : STATUS_ACTOR_TIMEOUT;
     cJSON *root = cJSON_CreateObject ();
     cJSON_AddStringToObject (root, "data", dir);
     cJSON_AddBoolToObject (root, "running", true);
@@ -1019,18 +1016,19 @@ pond_cmd_status (int argc, char *argv [])
     cJSON *supervisor = cJSON_AddObjectToObject (root, "supervisor");
     cJSON_AddNumberToObject (supervisor, "pid", pid);
     int64_t started = atoll (zconfig_get (state, "supervisor/started", "0"));
-    cJSON_AddNumberToObject (supervisor, "uptime_s", started? (double) (time (NULL) - started): 0);
+    cJSON_AddNumberToObject (supervisor, "uptime_s",
+                             started ? (double) (time (NULL) - started) : 0);
     bool ok = streq (zconfig_get (state, "supervisor/state", ""), "up");
 
     //  The log's head, through the broker
     char err [POND_ERR_SIZE];
     char *stats_json = pond_client_stats (cli.eps.control, timeout, err, sizeof err);
-    cJSON *stats = stats_json? cJSON_Parse (stats_json): NULL;
+    cJSON *stats = stats_json ? cJSON_Parse (stats_json) : NULL;
     cJSON *head = cJSON_GetObjectItem (cJSON_GetObjectItem (stats, "store"), "head");
     if (cJSON_IsNumber (head))
         cJSON_AddNumberToObject (root, "head", cJSON_GetNumberValue (head));
     else {
-        cJSON_AddStringToObject (root, "stats_error", stats? "the store did not answer": err);
+        cJSON_AddStringToObject (root, "stats_error", stats ? "the store did not answer" : err);
         ok = false;
     }
     cJSON_Delete (stats);
@@ -1038,7 +1036,7 @@ pond_cmd_status (int argc, char *argv [])
 
     cJSON *processes = cJSON_AddArrayToObject (root, "processes");
     zconfig_t *process = zconfig_locate (state, "process");
-    for (process = process? zconfig_child (process): NULL; process;
+    for (process = process ? zconfig_child (process) : NULL; process;
          process = zconfig_next (process))
         if (!s_status_process (dir, process, processes, timeout))
             ok = false;
@@ -1051,10 +1049,9 @@ pond_cmd_status (int argc, char *argv [])
     else {
         s_status_print (root);
         if (!ok)
-            printf ("\nsomething is down: see %s/logs/supervisor.log and pond status again\n",
-                    dir);
+            printf ("\nsomething is down: see %s/logs/supervisor.log and pond status again\n", dir);
     }
     cJSON_Delete (root);
     zconfig_destroy (&state);
-    return ok? POND_EXIT_OK: POND_EXIT_FAILURE;
+    return ok ? POND_EXIT_OK : POND_EXIT_FAILURE;
 }

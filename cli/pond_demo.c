@@ -30,22 +30,22 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define DEMO_DIR            "./pond-demo-data"
-#define DEMO_MARKER         ".pond-demo"    //  says a directory is the demo's to wipe
-#define DEMO_CATCHUP_MS     30000           //  actors must have applied everything by then
-#define DEMO_COMMAND_MS     60000           //  any one command
-#define DEMO_OFFLINE_S      "3"             //  dora's device starts offline this long
+#define DEMO_DIR        "./pond-demo-data"
+#define DEMO_MARKER     ".pond-demo"    //  says a directory is the demo's to wipe
+#define DEMO_CATCHUP_MS 30000           //  actors must have applied everything by then
+#define DEMO_COMMAND_MS 60000           //  any one command
+#define DEMO_OFFLINE_S  "3"             //  dora's device starts offline this long
 
 typedef struct {
     pond_cli_t *cli;
-    char dir [PATH_MAX];            //  absolute
+    char dir [PATH_MAX];    //  absolute
     char bin_dir [PATH_MAX];
     bool keep;
     bool tty;
-    int64_t started;                //  zclock_mono
+    int64_t started;    //  zclock_mono
     int step;
-    const char *title;              //  of the current step
-    bool mesh_up;                   //  we started it: we stop it
+    const char *title;    //  of the current step
+    bool mesh_up;         //  we started it: we stop it
 } demo_t;
 
 //  =====================================================================
@@ -63,8 +63,7 @@ s_heading (demo_t *self, const char *title)
     fflush (stdout);
 }
 
-static void
-s_say (demo_t *self, const char *format, ...) __attribute__ ((format (printf, 2, 3)));
+static void s_say (demo_t *self, const char *format, ...) __attribute__ ((format (printf, 2, 3)));
 
 static void
 s_say (demo_t *self, const char *format, ...)
@@ -81,8 +80,7 @@ s_say (demo_t *self, const char *format, ...)
 
 //  The demo cannot go on: say why, bring the mesh down. Returns
 //  POND_EXIT_FAILURE for the caller to return.
-static int
-s_fail (demo_t *self, const char *format, ...) __attribute__ ((format (printf, 2, 3)));
+static int s_fail (demo_t *self, const char *format, ...) __attribute__ ((format (printf, 2, 3)));
 
 //  Show text (a command's output), each line indented
 static void
@@ -91,7 +89,7 @@ s_echo (const char *text, FILE *out)
     const char *line = text;
     while (line && *line) {
         const char *end = strchr (line, '\n');
-        int length = end? (int) (end - line): (int) strlen (line);
+        int length = end ? (int) (end - line) : (int) strlen (line);
         //  A progress line that was updated in place: keep its last state
         const char *cr = (const char *) memrchr (line, '\r', (size_t) length);
         if (cr) {
@@ -99,7 +97,7 @@ s_echo (const char *text, FILE *out)
             line = cr + 1;
         }
         fprintf (out, "    %.*s\n", length, line);
-        line = end? end + 1: NULL;
+        line = end ? end + 1 : NULL;
     }
     fflush (out);
 }
@@ -109,7 +107,7 @@ s_echo (const char *text, FILE *out)
 static void
 s_show_command (char *const argv [], bool blank)
 {
-    printf ("%s $", blank? "\n": "");
+    printf ("%s $", blank ? "\n" : "");
     for (size_t i = 0; argv [i]; i++) {
         const char *arg = argv [i];
         if (strpbrk (arg, " ?*'\"$&;|<>()") || !*arg)
@@ -125,9 +123,9 @@ s_show_command (char *const argv [], bool blank)
 //  Running commands
 
 //  How s_run shows a command
-#define RUN_SHOW    1               //  print "$ command"
-#define RUN_ECHO    2               //  print its stdout
-#define RUN_STDERR  4               //  let its stderr through as it comes
+#define RUN_SHOW   1    //  print "$ command"
+#define RUN_ECHO   2    //  print its stdout
+#define RUN_STDERR 4    //  let its stderr through as it comes
 
 //  Run a program of the build (argv [0] is its name) to its end. Returns
 //  its exit code (-1 if it could not run or was killed); its stdout in
@@ -172,15 +170,17 @@ s_fail (demo_t *self, const char *format, ...)
     va_end (args);
     fflush (stdout);
     fprintf (stderr, "\npond demo: FAILED in step %d (%s): %s\n", self->step,
-             self->title? self->title: "preparing", reason);
+             self->title ? self->title : "preparing", reason);
     if (self->mesh_up) {
         fprintf (stderr, "pond demo: bringing the mesh down\n");
         char *argv [] = { "pond", "down", "--data", self->dir, NULL };
         s_run (self, RUN_ECHO, NULL, argv);
         self->mesh_up = false;
     }
-    fprintf (stderr, "pond demo: the data is kept in %s; the logs of every process are in "
-             "%s/logs\n", self->dir, self->dir);
+    fprintf (stderr,
+             "pond demo: the data is kept in %s; the logs of every process are in "
+             "%s/logs\n",
+             self->dir, self->dir);
     return POND_EXIT_FAILURE;
 }
 
@@ -194,15 +194,14 @@ s_head (demo_t *self, uint64_t *head, char *err, size_t errlen)
     pond_endpoints_t eps;
     pond_endpoints_resolve (self->dir, &eps);
     char *json = pond_client_stats (eps.control, 2000, err, errlen);
-    cJSON *stats = json? cJSON_Parse (json): NULL;
+    cJSON *stats = json ? cJSON_Parse (json) : NULL;
     cJSON *value = cJSON_GetObjectItem (cJSON_GetObjectItem (stats, "store"), "head");
     int rc = -1;
     if (cJSON_IsNumber (value)) {
         *head = (uint64_t) cJSON_GetNumberValue (value);
         rc = 0;
     }
-    else
-    if (json)
+    else if (json)
         snprintf (err, errlen, "the store did not answer the broker");
     cJSON_Delete (stats);
     free (json);
@@ -226,15 +225,13 @@ s_wait_caught_up (demo_t *self, uint64_t *head_p)
         bool all = s_head (self, &head, err, sizeof err) == 0;
         for (size_t i = 0; all && i < POND_MESH_ACTORS; i++) {
             if (!links [i])
-                links [i] = pond_actor_link_new (self->dir, pond_mesh_actors [i],
-                                                 err, sizeof err);
-            char *json = links [i]? pond_actor_link_status (links [i], 2000): NULL;
-            cJSON *status = json? cJSON_Parse (json): NULL;
+                links [i] = pond_actor_link_new (self->dir, pond_mesh_actors [i], err, sizeof err);
+            char *json = links [i] ? pond_actor_link_status (links [i], 2000) : NULL;
+            cJSON *status = json ? cJSON_Parse (json) : NULL;
             double position = cJSON_GetNumberValue (cJSON_GetObjectItem (status, "position"));
             if (!status && links [i])
                 snprintf (err, sizeof err, "%s", pond_actor_link_reason (links [i]));
-            else
-            if (status && position < (double) head)
+            else if (status && position < (double) head)
                 snprintf (err, sizeof err, "%s is at seq %.0f of %llu", pond_mesh_actors [i],
                           position, (unsigned long long) head);
             all = status && position >= (double) head;
@@ -244,7 +241,7 @@ s_wait_caught_up (demo_t *self, uint64_t *head_p)
         if (all && head == last_head)
             rc = 0;
         else {
-            last_head = all? head: UINT64_MAX;
+            last_head = all ? head : UINT64_MAX;
             zclock_sleep (100);
         }
     }
@@ -252,7 +249,8 @@ s_wait_caught_up (demo_t *self, uint64_t *head_p)
         pond_actor_link_destroy (&links [i]);
     if (rc)
         return s_fail (self, "the actors did not apply the whole log within %d s (%s)",
-                       DEMO_CATCHUP_MS / 1000, zsys_interrupted? "interrupted": err), -1;
+                       DEMO_CATCHUP_MS / 1000, zsys_interrupted ? "interrupted" : err),
+             -1;
     s_say (self, "all four actors have applied the log up to seq %llu (%.1f s)",
            (unsigned long long) head, (double) (zclock_mono () - start) / 1000);
     *head_p = head;
@@ -263,17 +261,16 @@ s_wait_caught_up (demo_t *self, uint64_t *head_p)
 //  NULL if it does not know the customer (404). Sets *failed on other
 //  errors, with the reason in err.
 static cJSON *
-s_ask (demo_t *self, const char *actor, const char *entity, bool *failed, char *err,
-       size_t errlen)
+s_ask (demo_t *self, const char *actor, const char *entity, bool *failed, char *err, size_t errlen)
 {
     pond_actor_link_t *link = pond_actor_link_new (self->dir, actor, err, errlen);
-    char *json = link? pond_actor_link_query (link, entity, NULL, 5000): NULL;
-    cJSON *tree = json? cJSON_Parse (json): NULL;
+    char *json = link ? pond_actor_link_query (link, entity, NULL, 5000) : NULL;
+    cJSON *tree = json ? cJSON_Parse (json) : NULL;
     if (!tree && !(link && pond_actor_link_code (link) == POND_CODE_NOT_FOUND)) {
         *failed = true;
         if (link)
-            snprintf (err, errlen, "%s about %s: %d %s", actor, entity,
-                      pond_actor_link_code (link), pond_actor_link_reason (link));
+            snprintf (err, errlen, "%s about %s: %d %s", actor, entity, pond_actor_link_code (link),
+                      pond_actor_link_reason (link));
     }
     free (json);
     pond_actor_link_destroy (&link);
@@ -289,7 +286,7 @@ s_badges_text (cJSON *badges, char *text, size_t size)
     cJSON_ArrayForEach (badge, cJSON_GetObjectItem (badges, "badges")) {
         const char *name = cJSON_GetStringValue (cJSON_GetObjectItem (badge, "name"));
         size_t used = strlen (text);
-        snprintf (text + used, size - used, "%s%s", used? ", ": "", name? name: "?");
+        snprintf (text + used, size - used, "%s%s", used ? ", " : "", name ? name : "?");
     }
     if (!*text)
         snprintf (text, size, "-");
@@ -316,14 +313,16 @@ static const expect_t s_expected [] = {
 static int
 s_show_badges (demo_t *self, bool v2)
 {
-    printf ("\n    %-9s %-7s %s\n", "customer", "quacks", v2? "badges (rules v2)": "badges (rules v1)");
+    printf ("\n    %-9s %-7s %s\n", "customer", "quacks",
+            v2 ? "badges (rules v2)" : "badges (rules v1)");
     for (size_t i = 0; i < CUSTOMERS; i++) {
         const expect_t *expect = &s_expected [i];
         bool failed = false;
         char err [512] = "";
         cJSON *quacks = s_ask (self, "quack-counter", expect->customer, &failed, err, sizeof err);
-        cJSON *badges = failed? NULL: s_ask (self, "badge-granter", expect->customer, &failed,
-                                             err, sizeof err);
+        cJSON *badges = failed ? NULL
+                               : s_ask (self, "badge-granter", expect->customer, &failed, err,
+                                        sizeof err);
         double count = cJSON_GetNumberValue (cJSON_GetObjectItem (quacks, "quacks"));
         char text [256];
         s_badges_text (badges, text, sizeof text);
@@ -331,11 +330,12 @@ s_show_badges (demo_t *self, bool v2)
         cJSON_Delete (badges);
         if (failed)
             return s_fail (self, "%s", err), -1;
-        printf ("    %-9s %-7.0f %s\n", expect->customer, count == count? count: 0, text);
-        const char *want = v2? expect->badges_v2: expect->badges_v1;
+        printf ("    %-9s %-7.0f %s\n", expect->customer, count == count ? count : 0, text);
+        const char *want = v2 ? expect->badges_v2 : expect->badges_v1;
         if (count != expect->quacks || !streq (text, want))
             return s_fail (self, "%s should have %d quacks and badges %s, not %.0f and %s",
-                           expect->customer, expect->quacks, want, count, text), -1;
+                           expect->customer, expect->quacks, want, count, text),
+                 -1;
     }
     fflush (stdout);
     return 0;
@@ -347,8 +347,9 @@ s_show_badges (demo_t *self, bool v2)
 static int
 s_remove (const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
-    (void) sb; (void) flag;
-    return ftw->level == 0? 0: remove (path);     //  Keep the directory itself
+    (void) sb;
+    (void) flag;
+    return ftw->level == 0 ? 0 : remove (path);    //  Keep the directory itself
 }
 
 //  Make dir fresh: create it, or wipe it if the demo made it. Returns 0,
@@ -359,8 +360,11 @@ s_fresh_dir (demo_t *self, const char *given)
     struct stat info;
     bool existed = stat (given, &info) == 0;
     if (existed && !S_ISDIR (info.st_mode))
-        return pond_cli_fail (self->cli, "%s exists and is not a directory; give another "
-                              "--data", given), -1;
+        return pond_cli_fail (self->cli,
+                              "%s exists and is not a directory; give another "
+                              "--data",
+                              given),
+             -1;
     if (!existed && zsys_dir_create ("%s", given))
         return pond_cli_fail (self->cli, "cannot create %s: %s", given, strerror (errno)), -1;
     if (!realpath (given, self->dir))
@@ -377,8 +381,11 @@ s_fresh_dir (demo_t *self, const char *given)
         if (listing)
             closedir (listing);
         if (!empty && access (marker, F_OK))
-            return pond_cli_fail (self->cli, "%s exists and was not made by pond demo: "
-                                  "remove it or give another --data", self->dir), -1;
+            return pond_cli_fail (self->cli,
+                                  "%s exists and was not made by pond demo: "
+                                  "remove it or give another --data",
+                                  self->dir),
+                 -1;
         pid_t pid = pond_supervisor_pid (self->dir);
         if (pid > 0) {
             printf ("a mesh of an earlier demo still runs in %s: stopping it\n", self->dir);
@@ -391,12 +398,11 @@ s_fresh_dir (demo_t *self, const char *given)
     snprintf (marker, sizeof marker, "%s/%s", self->dir, DEMO_MARKER);
     FILE *file = fopen (marker, "w");
     if (!file)
-        return pond_cli_fail (self->cli, "cannot write in %s: %s", self->dir,
-                              strerror (errno)), -1;
+        return pond_cli_fail (self->cli, "cannot write in %s: %s", self->dir, strerror (errno)), -1;
     fprintf (file, "made by pond demo; pond demo wipes this directory when it starts\n");
     fclose (file);
-    printf ("data directory: %s (%s)\n", self->dir, existed? "fresh: wiped first"
-                                                          : "fresh: created");
+    printf ("data directory: %s (%s)\n", self->dir,
+            existed ? "fresh: wiped first" : "fresh: created");
     return 0;
 }
 
@@ -421,8 +427,8 @@ s_step_up (demo_t *self)
 static cJSON *
 s_device_summary (const char *output)
 {
-    const char *start = output? strstr (output, "{\"device\""): NULL;
-    return start? cJSON_Parse (start): NULL;
+    const char *start = output ? strstr (output, "{\"device\"") : NULL;
+    return start ? cJSON_Parse (start) : NULL;
 }
 
 static int
@@ -432,15 +438,17 @@ s_step_devices (demo_t *self)
     s_say (self, "Four Silo devices, one per customer. Each writes every event to its own");
     s_say (self, "durable outbox first, then sends it; the broker ACKs it only once the");
     s_say (self, "store has it on disk. dora's device starts offline.");
-    char *anna [] = { "pond-device", "--device", "silo-anna", "--customer", "anna",
-                      "--quack", "20", NULL };
-    char *ben [] = { "pond-device", "--device", "silo-ben", "--customer", "ben",
-                     "--quack", "30", NULL };
-    char *carla [] = { "pond-device", "--device", "silo-carla", "--customer", "carla",
-                       "--quack", "5", "--label", "c1=milk", "--label", "c2=eggs",
-                       "--label", "c3=cheddar", "--unlabel", "c2", NULL };
-    char *dora [] = { "pond-device", "--device", "silo-dora", "--customer", "dora",
-                      "--start-offline", DEMO_OFFLINE_S, "--quack", "2", "--click", "2", NULL };
+    char *anna [] = { "pond-device", "--device", "silo-anna", "--customer",
+                      "anna",        "--quack",  "20",        NULL };
+    char *ben [] = { "pond-device", "--device", "silo-ben", "--customer",
+                     "ben",         "--quack",  "30",       NULL };
+    char *carla [] = { "pond-device", "--device",  "silo-carla", "--customer", "carla",   "--quack",
+                       "5",           "--label",   "c1=milk",    "--label",    "c2=eggs", "--label",
+                       "c3=cheddar",  "--unlabel", "c2",         NULL };
+    char *dora [] = { "pond-device",  "--device", "silo-dora",
+                      "--customer",   "dora",     "--start-offline",
+                      DEMO_OFFLINE_S, "--quack",  "2",
+                      "--click",      "2",        NULL };
     char **argvs [] = { anna, ben, carla, dora };
     const char *names [] = { "anna", "ben", "carla", "dora" };
     pond_mesh_child_t devices [4];
@@ -479,25 +487,28 @@ s_step_devices (demo_t *self)
         double sent = cJSON_GetNumberValue (cJSON_GetObjectItem (summary, "sent"));
         if (code != 0 || !summary) {
             failures++;
-            snprintf (problem, sizeof problem, "%s's device failed (exit code %d)%s",
-                      names [i], code, failures > 1? ", and others before it": "");
+            snprintf (problem, sizeof problem, "%s's device failed (exit code %d)%s", names [i],
+                      code, failures > 1 ? ", and others before it" : "");
             fprintf (stderr, "    %s's device failed (exit code %d):\n", names [i], code);
             s_echo (devices [i].text [1], stderr);
         }
-        else
-        if (i < 3)
+        else if (i < 3)
             s_say (self, "%-6s %2.0f events created, %2.0f sent and acknowledged", names [i],
                    created, sent);
         else {
             if (dora_offline)
-                s_say (self, "dora's device was offline: %.0f events queued... back online: "
-                       "synced %.0f", created, sent);
+                s_say (self,
+                       "dora's device was offline: %.0f events queued... back online: "
+                       "synced %.0f",
+                       created, sent);
             else
-                s_say (self, "dora's device was offline: %.0f events queued... back online "
-                       "(before the others were done): synced %.0f", created, sent);
+                s_say (self,
+                       "dora's device was offline: %.0f events queued... back online "
+                       "(before the others were done): synced %.0f",
+                       created, sent);
             if (dora_unknown)
                 s_say (self, "       (meanwhile the mesh knew nothing of dora: "
-                       "pond query quacks dora -> 404)");
+                             "pond query quacks dora -> 404)");
         }
         if (i == 2 && summary) {
             //  carla's own containers: the device tracks them itself
@@ -507,9 +518,11 @@ s_step_devices (demo_t *self)
                 const char *state = cJSON_GetStringValue (cJSON_GetObjectItem (container, "state"));
                 const char *label = cJSON_GetStringValue (cJSON_GetObjectItem (container, "label"));
                 size_t used = strlen (text);
-                snprintf (text + used, sizeof text - used, "%s%s %s", used? ", ": "",
-                          container->string, state && streq (state, "UNLABELED")? "UNLABELED"
-                                                                                : label? label: "?");
+                snprintf (text + used, sizeof text - used, "%s%s %s", used ? ", " : "",
+                          container->string,
+                          state && streq (state, "UNLABELED") ? "UNLABELED"
+                          : label                             ? label
+                                                              : "?");
             }
             s_say (self, "       carla's device keeps its own containers: %s", text);
         }
@@ -550,8 +563,8 @@ s_check_changes (demo_t *self, const char *lines)
     const char *line = lines;
     while (line && *line) {
         const char *end = strchr (line, '\n');
-        char *copy = strndup (line, end? (size_t) (end - line): strlen (line));
-        cJSON *event = copy? cJSON_Parse (copy): NULL;
+        char *copy = strndup (line, end ? (size_t) (end - line) : strlen (line));
+        cJSON *event = copy ? cJSON_Parse (copy) : NULL;
         const char *name = cJSON_GetStringValue (cJSON_GetObjectItem (event, "name"));
         const char *entity = cJSON_GetStringValue (cJSON_GetObjectItem (event, "entity"));
         const char *badge = cJSON_GetStringValue (
@@ -560,17 +573,19 @@ s_check_changes (demo_t *self, const char *lines)
             removed++;
             anna_master = entity && badge && streq (entity, "anna") && streq (badge, "Master");
         }
-        else
-        if (name && streq (name, "BADGE_GRANTED"))
+        else if (name && streq (name, "BADGE_GRANTED"))
             granted++;
         cJSON_Delete (event);
         free (copy);
-        line = end? end + 1: NULL;
+        line = end ? end + 1 : NULL;
     }
     if (removed != 1 || !anna_master || granted != 0)
-        return s_fail (self, "the recompute should emit exactly one BADGE_REMOVED (Master, "
+        return s_fail (self,
+                       "the recompute should emit exactly one BADGE_REMOVED (Master, "
                        "anna) and no BADGE_GRANTED; it emitted %d BADGE_REMOVED and %d "
-                       "BADGE_GRANTED", removed, granted), -1;
+                       "BADGE_GRANTED",
+                       removed, granted),
+             -1;
     s_say (self, "exactly one change: anna loses Master (20 quacks < 25); ben keeps");
     s_say (self, "Junior and Master (30 quacks: >= 25, < 45); nobody reaches Grand.");
     return 0;
@@ -595,11 +610,11 @@ s_step_recompute (demo_t *self)
     if (s_wait_caught_up (self, &head))
         return -1;
     s_say (self, "the events it produced, replayed from the log by name since it started:");
-    char *replay [] = { "pond", "replay", "--names", "BADGE_REMOVED,BADGE_GRANTED",
-                        "--from", from, NULL };
+    char *replay [] = { "pond",   "replay", "--names", "BADGE_REMOVED,BADGE_GRANTED",
+                        "--from", from,     NULL };
     char *lines = NULL;
     int code = s_run (self, RUN_SHOW | RUN_ECHO, &lines, replay);
-    int rc = code == 0? s_check_changes (self, lines): s_fail (self, "pond replay failed");
+    int rc = code == 0 ? s_check_changes (self, lines) : s_fail (self, "pond replay failed");
     free (lines);
     if (rc)
         return -1;
@@ -614,7 +629,7 @@ s_step_recompute (demo_t *self)
         free (again);
         return s_fail (self, "the second pond recompute failed");
     }
-    cJSON *tree = cJSON_Parse (again? again: "");
+    cJSON *tree = cJSON_Parse (again ? again : "");
     double granted = cJSON_GetNumberValue (cJSON_GetObjectItem (tree, "granted_count"));
     double removed = cJSON_GetNumberValue (cJSON_GetObjectItem (tree, "removed_count"));
     cJSON_Delete (tree);
@@ -633,13 +648,15 @@ s_step_alexa (demo_t *self)
     s_say (self, "LABEL_REMOVED removes it (carla took the eggs label off).");
     const char *questions [] = { "what do I have?", "do I have milk?", "do I have eggs?" };
     for (size_t i = 0; i < 3; i++) {
-        char *argv [] = { "pond", "query", "alexa", "carla", (char *) questions [i], "--text",
-                          NULL };
+        char *argv [] = {
+            "pond", "query", "alexa", "carla", (char *) questions [i], "--text", NULL
+        };
         char *answer = NULL;
         int code = s_run (self, RUN_SHOW | RUN_ECHO, &answer, argv);
         bool right = code == 0 && answer;
         if (right && i == 0)
-            right = strstr (answer, "milk") && strstr (answer, "cheddar") && !strstr (answer, "eggs");
+            right = strstr (answer, "milk") && strstr (answer, "cheddar")
+                 && !strstr (answer, "eggs");
         free (answer);
         if (!right)
             return s_fail (self, "alexa-view's answer to \"%s\" is wrong (see above)",
@@ -657,7 +674,7 @@ s_step_mobile (demo_t *self)
     char *argv [] = { "pond", "query", "mobile", "carla", NULL };
     char *document = NULL;
     int code = s_run (self, RUN_SHOW | RUN_ECHO, &document, argv);
-    cJSON *tree = cJSON_Parse (document? document: "");
+    cJSON *tree = cJSON_Parse (document ? document : "");
     double quacks = cJSON_GetNumberValue (cJSON_GetObjectItem (tree, "quacks"));
     cJSON_Delete (tree);
     free (document);
@@ -684,23 +701,22 @@ s_step_replay (demo_t *self)
     const char *line = lines;
     while (line && *line) {
         const char *end = strchr (line, '\n');
-        size_t length = end? (size_t) (end - line): strlen (line);
+        size_t length = end ? (size_t) (end - line) : strlen (line);
         char *copy = strndup (line, length);
-        cJSON *event = copy? cJSON_Parse (copy): NULL;
+        cJSON *event = copy ? cJSON_Parse (copy) : NULL;
         const char *entity = cJSON_GetStringValue (cJSON_GetObjectItem (event, "entity"));
         all++;
         if (entity && streq (entity, "anna") && ++anna <= 3)
             printf ("    %s\n", copy);
         cJSON_Delete (event);
         free (copy);
-        line = end? end + 1: NULL;
+        line = end ? end + 1 : NULL;
     }
     free (lines);
     printf ("    ...\n");
     s_say (self, "anna: %d QUACKED in the window (of %d QUACKED from every customer)", anna, all);
     if (anna != 20)
-        return s_fail (self, "anna quacked 20 times in the last minute, the replay found %d",
-                       anna);
+        return s_fail (self, "anna quacked 20 times in the last minute, the replay found %d", anna);
     return 0;
 }
 
@@ -746,23 +762,24 @@ void
 pond_cmd_demo_help (FILE *out)
 {
     fprintf (out,
-        "Usage: pond demo [--data DIR] [--keep]\n"
-        "\n"
-        "Tell the whole story of pond on a real mesh, in under a minute: start\n"
-        "the mesh (pond up), let four kitchen devices publish quacks and labels\n"
-        "(one of them offline at first), show quack counts and badges, apply\n"
-        "new badge rules to the whole history (pond recompute), ask Alexa, show\n"
-        "a mobile document, replay a time window by name, verify every view\n"
-        "against a rebuild from the log, and stop the mesh. Each step shows the\n"
-        "commands it runs and checks their answers.\n"
-        "\n"
-        "  --data DIR        where the mesh keeps its data (default %s);\n"
-        "                    wiped first: only a directory pond demo made, or an\n"
-        "                    empty one, is used\n"
-        "  --keep            keep the data at the end (default: removed)\n"
-        "  --help            this help\n"
-        "Exit status: 0 the story ran as told, 1 a step failed (the mesh is\n"
-        "stopped and the data kept for a look), 2 usage error.\n", DEMO_DIR);
+             "Usage: pond demo [--data DIR] [--keep]\n"
+             "\n"
+             "Tell the whole story of pond on a real mesh, in under a minute: start\n"
+             "the mesh (pond up), let four kitchen devices publish quacks and labels\n"
+             "(one of them offline at first), show quack counts and badges, apply\n"
+             "new badge rules to the whole history (pond recompute), ask Alexa, show\n"
+             "a mobile document, replay a time window by name, verify every view\n"
+             "against a rebuild from the log, and stop the mesh. Each step shows the\n"
+             "commands it runs and checks their answers.\n"
+             "\n"
+             "  --data DIR        where the mesh keeps its data (default %s);\n"
+             "                    wiped first: only a directory pond demo made, or an\n"
+             "                    empty one, is used\n"
+             "  --keep            keep the data at the end (default: removed)\n"
+             "  --help            this help\n"
+             "Exit status: 0 the story ran as told, 1 a step failed (the mesh is\n"
+             "stopped and the data kept for a look), 2 usage error.\n",
+             DEMO_DIR);
 }
 
 int
@@ -770,12 +787,10 @@ pond_cmd_demo (int argc, char *argv [])
 {
     pond_cli_t cli;
     pond_cli_init (&cli, "demo", pond_cmd_demo_help);
-    static const struct option options [] = {
-        POND_CLI_COMMON_OPTIONS,
-        POND_CLI_DATA_OPTION,
-        { "keep", no_argument, NULL, 'k' },
-        { NULL, 0, NULL, 0 }
-    };
+    static const struct option options [] = { POND_CLI_COMMON_OPTIONS,
+                                              POND_CLI_DATA_OPTION,
+                                              { "keep", no_argument, NULL, 'k' },
+                                              { NULL, 0, NULL, 0 } };
     demo_t self = { .cli = &cli, .tty = isatty (1) };
     int opt;
     while ((opt = pond_cli_getopt (&cli, argc, argv, options)) != -1)
@@ -784,10 +799,10 @@ pond_cmd_demo (int argc, char *argv [])
     if (cli.done)
         return cli.exit_code;
     //  Not $POND_DATA: the demo wipes its directory, so only --data says where
-    const char *given = cli.data_dir? cli.data_dir: DEMO_DIR;
+    const char *given = cli.data_dir ? cli.data_dir : DEMO_DIR;
     if (pond_mesh_bin_dir (self.bin_dir, sizeof self.bin_dir))
         return pond_cli_fail (&cli, "cannot find the directory of the pond binary");
-    zsys_init ();                   //  Ctrl-C sets zsys_interrupted from here on
+    zsys_init ();    //  Ctrl-C sets zsys_interrupted from here on
     self.started = zclock_mono ();
     printf ("pond demo: an event-sourced actor mesh, from devices to views, end to end\n");
     if (s_fresh_dir (&self, given))
@@ -796,12 +811,11 @@ pond_cmd_demo (int argc, char *argv [])
     setenv ("POND_DATA", self.dir, 1);
     printf ("every command below runs with POND_DATA=%s\n", self.dir);
 
-    int (*steps []) (demo_t *) = {
-        s_step_up, s_step_devices, s_step_counts, s_step_recompute, s_step_alexa,
-        s_step_mobile, s_step_replay, s_step_verify, s_step_down
-    };
+    int (*steps []) (demo_t *) = { s_step_up,        s_step_devices, s_step_counts,
+                                   s_step_recompute, s_step_alexa,   s_step_mobile,
+                                   s_step_replay,    s_step_verify,  s_step_down };
     for (size_t i = 0; i < sizeof steps / sizeof steps [0]; i++) {
-        if (steps [i] (&self))
+        if (steps [i](&self))
             return POND_EXIT_FAILURE;
         if (zsys_interrupted)
             return s_fail (&self, "interrupted");

@@ -21,26 +21,42 @@ extern const char *const pond_mesh_actors [POND_MESH_ACTORS];
 //  The commands
 
 //  pond_cmd_mesh.c
-int pond_cmd_up (int argc, char *argv []);
-void pond_cmd_up_help (FILE *out);
-int pond_cmd_down (int argc, char *argv []);
-void pond_cmd_down_help (FILE *out);
-int pond_cmd_status (int argc, char *argv []);
-void pond_cmd_status_help (FILE *out);
+int
+    pond_cmd_up (int argc, char *argv []);
+void
+    pond_cmd_up_help (FILE *out);
+int
+    pond_cmd_down (int argc, char *argv []);
+void
+    pond_cmd_down_help (FILE *out);
+int
+    pond_cmd_status (int argc, char *argv []);
+void
+    pond_cmd_status_help (FILE *out);
 
 //  pond_cmd_actors.c
-int pond_cmd_query (int argc, char *argv []);
-void pond_cmd_query_help (FILE *out);
-int pond_cmd_rebuild (int argc, char *argv []);
-void pond_cmd_rebuild_help (FILE *out);
-int pond_cmd_verify (int argc, char *argv []);
-void pond_cmd_verify_help (FILE *out);
-int pond_cmd_recompute (int argc, char *argv []);
-void pond_cmd_recompute_help (FILE *out);
+int
+    pond_cmd_query (int argc, char *argv []);
+void
+    pond_cmd_query_help (FILE *out);
+int
+    pond_cmd_rebuild (int argc, char *argv []);
+void
+    pond_cmd_rebuild_help (FILE *out);
+int
+    pond_cmd_verify (int argc, char *argv []);
+void
+    pond_cmd_verify_help (FILE *out);
+int
+    pond_cmd_recompute (int argc, char *argv []);
+void
+    pond_cmd_recompute_help (FILE *out);
 
 //  pond_demo.c
-int pond_cmd_demo (int argc, char *argv []);
-void pond_cmd_demo_help (FILE *out);
+int
+    pond_cmd_demo (int argc, char *argv []);
+void
+    pond_cmd_demo_help (FILE *out);
 
 //  ---------------------------------------------------------------------
 //  Shared helpers (pond_cmd_mesh.c)
@@ -52,8 +68,8 @@ void pond_cmd_demo_help (FILE *out);
 //  abbreviated as getopt allows) stay with their option; "--" ends the
 //  options. Sets *opts_count and *args_count.
 void
-    pond_mesh_split_args (int argc, char *argv [], const struct option *options,
-                          char **opts, int *opts_count, char **args, int *args_count);
+    pond_mesh_split_args (int argc, char *argv [], const struct option *options, char **opts,
+                          int *opts_count, char **args, int *args_count);
 
 //  The directory of the running pond binary (from /proc/self/exe), where
 //  the other binaries of the build are. Returns 0, or -1.
@@ -78,11 +94,11 @@ void
 
 //  A child process whose output is collected
 typedef struct {
-    pid_t pid;                      //  0 if it could not start
-    int fds [2];                    //  read ends for stdout, stderr; -1 once closed
-    char *text [2];                 //  what came on stdout, stderr ("" if nothing)
+    pid_t pid;         //  0 if it could not start
+    int fds [2];       //  read ends for stdout, stderr; -1 once closed
+    char *text [2];    //  what came on stdout, stderr ("" if nothing)
     size_t size [2];
-    int status;                     //  wait status, once finished
+    int status;    //  wait status, once finished
 } pond_mesh_child_t;
 
 //  Start the program at path with argv (argv [0] is its name), stdin from

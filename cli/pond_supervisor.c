@@ -25,28 +25,28 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PROCESSES_MAX   16
-#define ARGS_MAX        32          //  arguments of one process, --data DIR included
-#define NAME_MAX_LEN    63
-#define TICK_MS         100         //  steady state: look around this often
-#define TICK_BUSY_MS    10          //  while something starts
-#define DIR_MAX         1024        //  data and bin directories, with room to spare
+#define PROCESSES_MAX 16
+#define ARGS_MAX      32    //  arguments of one process, --data DIR included
+#define NAME_MAX_LEN  63
+#define TICK_MS       100     //  steady state: look around this often
+#define TICK_BUSY_MS  10      //  while something starts
+#define DIR_MAX       1024    //  data and bin directories, with room to spare
 
 //  One supervised process
 typedef struct {
     char name [NAME_MAX_LEN + 1];
-    char path [PATH_MAX];           //  the binary
-    char args [1024];               //  extra arguments, blank-separated
-    char ready [PATH_MAX];          //  ready file, "" = ready when started
+    char path [PATH_MAX];     //  the binary
+    char args [1024];         //  extra arguments, blank-separated
+    char ready [PATH_MAX];    //  ready file, "" = ready when started
     char log [PATH_MAX];
-    pid_t pid;                      //  0 while not running
-    bool ready_seen;                //  ready since its last start
-    bool been_ready;                //  ready at least once
-    int restarts;                   //  since the supervisor started
-    int attempt;                    //  consecutive failures (back-off)
-    int64_t started_ms;             //  zclock_mono of the last start
-    int64_t started_wall;           //  Unix time of the last start
-    int64_t due_ms;                 //  when to start it next (zclock_mono)
+    pid_t pid;               //  0 while not running
+    bool ready_seen;         //  ready since its last start
+    bool been_ready;         //  ready at least once
+    int restarts;            //  since the supervisor started
+    int attempt;             //  consecutive failures (back-off)
+    int64_t started_ms;      //  zclock_mono of the last start
+    int64_t started_wall;    //  Unix time of the last start
+    int64_t due_ms;          //  when to start it next (zclock_mono)
     char last_exit [64];
 } child_t;
 
@@ -61,13 +61,13 @@ struct _pond_supervisor_t {
     int backoff_max_ms;
     int stable_ms;
     int start_attempts;
-    char keys [DIR_MAX];            //  "" = local mode, else every process gets --keys
+    char keys [DIR_MAX];    //  "" = local mode, else every process gets --keys
     //  While running
     FILE *log;
     bool echo;
     int notify_fd;
-    pond_pidlock_t *lock;       //  DIR/supervisor.lock
-    const char *state;              //  starting, up, stopping, failed
+    pond_pidlock_t *lock;    //  DIR/supervisor.lock
+    const char *state;       //  starting, up, stopping, failed
     int64_t started_wall;
 };
 
@@ -105,8 +105,7 @@ s_child_set_command (pond_supervisor_t *self, child_t *child, const char *comman
     int size;
     if (!strchr (command, '/'))
         size = snprintf (child->path, sizeof child->path, "%s/%s", self->bin_dir, command);
-    else
-    if (*command == '/')
+    else if (*command == '/')
         size = snprintf (child->path, sizeof child->path, "%s", command);
     else {
         char cwd [PATH_MAX];
@@ -114,7 +113,7 @@ s_child_set_command (pond_supervisor_t *self, child_t *child, const char *comman
             return -1;
         size = snprintf (child->path, sizeof child->path, "%s/%s", cwd, command);
     }
-    return size > 0 && (size_t) size < sizeof child->path? 0: -1;
+    return size > 0 && (size_t) size < sizeof child->path ? 0 : -1;
 }
 
 //  Add a process with default ready file and log. Returns it, or NULL.
@@ -127,8 +126,8 @@ s_child_add (pond_supervisor_t *self, const char *name, const char *command)
     char ready [PATH_MAX], log [PATH_MAX];
     int ready_size = snprintf (ready, sizeof ready, "%s/%s.zpl", self->dir, name);
     int log_size = snprintf (log, sizeof log, "%s/logs/%s.log", self->dir, name);
-    if (ready_size < 0 || (size_t) ready_size >= sizeof ready
-    ||  log_size < 0 || (size_t) log_size >= sizeof log || strlen (name) > NAME_MAX_LEN)
+    if (ready_size < 0 || (size_t) ready_size >= sizeof ready || log_size < 0
+        || (size_t) log_size >= sizeof log || strlen (name) > NAME_MAX_LEN)
         return NULL;
     child_t *child = &self->children [self->size];
     memset (child, 0, sizeof (*child));
@@ -202,8 +201,8 @@ s_configure_process (pond_supervisor_t *self, zconfig_t *section, char *err, siz
 {
     const char *name = zconfig_name (section);
     if (!s_name_valid (name)) {
-        snprintf (err, errlen, "process name '%s' must be 1 to %d of a-z, 0-9, '-' and '_'",
-                  name, NAME_MAX_LEN);
+        snprintf (err, errlen, "process name '%s' must be 1 to %d of a-z, 0-9, '-' and '_'", name,
+                  NAME_MAX_LEN);
         return -1;
     }
     for (size_t i = 0; i < self->size; i++)
@@ -213,19 +212,17 @@ s_configure_process (pond_supervisor_t *self, zconfig_t *section, char *err, siz
         }
     const char *command = NULL, *args = "", *ready = NULL;
     for (zconfig_t *key = zconfig_child (section); key; key = zconfig_next (key)) {
-        const char *value = zconfig_value (key)? zconfig_value (key): "";
+        const char *value = zconfig_value (key) ? zconfig_value (key) : "";
         if (zconfig_child (key)) {
-            snprintf (err, errlen, "process/%s/%s takes a value, not a section",
-                      name, zconfig_name (key));
+            snprintf (err, errlen, "process/%s/%s takes a value, not a section", name,
+                      zconfig_name (key));
             return -1;
         }
         if (streq (zconfig_name (key), "command"))
             command = value;
-        else
-        if (streq (zconfig_name (key), "args"))
+        else if (streq (zconfig_name (key), "args"))
             args = value;
-        else
-        if (streq (zconfig_name (key), "ready"))
+        else if (streq (zconfig_name (key), "ready"))
             ready = value;
         else {
             snprintf (err, errlen, "unknown key 'process/%s/%s' (known: command, args, ready)",
@@ -251,8 +248,10 @@ s_configure_process (pond_supervisor_t *self, zconfig_t *section, char *err, siz
     strcpy (child->args, args);
     if (ready) {
         if (strchr (ready, '/')) {
-            snprintf (err, errlen, "process/%s/ready is a file name inside the data "
-                      "directory, without '/'", name);
+            snprintf (err, errlen,
+                      "process/%s/ready is a file name inside the data "
+                      "directory, without '/'",
+                      name);
             return -1;
         }
         if (*ready)
@@ -267,7 +266,7 @@ s_configure_process (pond_supervisor_t *self, zconfig_t *section, char *err, siz
 static int
 s_configure_number (zconfig_t *key, int *value, int min, int max, char *err, size_t errlen)
 {
-    const char *text = zconfig_value (key)? zconfig_value (key): "";
+    const char *text = zconfig_value (key) ? zconfig_value (key) : "";
     char *end;
     errno = 0;
     long number = strtol (text, &end, 10);
@@ -302,13 +301,15 @@ s_configure_supervisor (pond_supervisor_t *self, zconfig_t *section, char *err, 
             if (streq (zconfig_name (key), numbers [i].key))
                 break;
         if (i == count) {
-            snprintf (err, errlen, "unknown key 'supervisor/%s' (known: ready_timeout_ms, "
+            snprintf (err, errlen,
+                      "unknown key 'supervisor/%s' (known: ready_timeout_ms, "
                       "stop_timeout_ms, backoff_min_ms, backoff_max_ms, stable_ms, "
-                      "start_attempts)", zconfig_name (key));
+                      "start_attempts)",
+                      zconfig_name (key));
             return -1;
         }
-        if (s_configure_number (key, numbers [i].value, numbers [i].min, numbers [i].max,
-                                err, errlen))
+        if (s_configure_number (key, numbers [i].value, numbers [i].min, numbers [i].max, err,
+                                errlen))
             return -1;
     }
     if (self->backoff_max_ms < self->backoff_min_ms) {
@@ -327,7 +328,7 @@ pond_supervisor_configure (pond_supervisor_t *self, zconfig_t *config, char *err
     for (zconfig_t *section = zconfig_child (config); section; section = zconfig_next (section)) {
         const char *name = zconfig_name (section);
         if (streq (name, "process")) {
-            self->size = 0;             //  The file's list replaces the defaults
+            self->size = 0;    //  The file's list replaces the defaults
             for (zconfig_t *process = zconfig_child (section); process;
                  process = zconfig_next (process))
                 if (s_configure_process (self, process, err, errlen))
@@ -337,8 +338,7 @@ pond_supervisor_configure (pond_supervisor_t *self, zconfig_t *config, char *err
                 return -1;
             }
         }
-        else
-        if (streq (name, "supervisor")) {
+        else if (streq (name, "supervisor")) {
             if (s_configure_supervisor (self, section, err, errlen))
                 return -1;
         }
@@ -356,9 +356,11 @@ pond_supervisor_check (pond_supervisor_t *self, char *err, size_t errlen)
     assert (self);
     for (size_t i = 0; i < self->size; i++)
         if (access (self->children [i].path, X_OK)) {
-            snprintf (err, errlen, "%s: cannot run %s (%s); build it (./run build) or fix "
-                      "process/%s/command in the config", self->children [i].name,
-                      self->children [i].path, strerror (errno), self->children [i].name);
+            snprintf (err, errlen,
+                      "%s: cannot run %s (%s); build it (./run build) or fix "
+                      "process/%s/command in the config",
+                      self->children [i].name, self->children [i].path, strerror (errno),
+                      self->children [i].name);
             return -1;
         }
     return 0;
@@ -375,7 +377,7 @@ const char *
 pond_supervisor_name (pond_supervisor_t *self, size_t index)
 {
     assert (self);
-    return index < self->size? self->children [index].name: NULL;
+    return index < self->size ? self->children [index].name : NULL;
 }
 
 //  =====================================================================
@@ -391,7 +393,7 @@ pond_supervisor_alive (pid_t pid)
     snprintf (path, sizeof path, "/proc/%d/stat", (int) pid);
     FILE *file = fopen (path, "re");
     if (!file)
-        return true;                //  No /proc: trust kill
+        return true;    //  No /proc: trust kill
     size_t size = fread (stat, 1, sizeof stat - 1, file);
     fclose (file);
     stat [size] = 0;
@@ -419,15 +421,14 @@ pond_supervisor_pid (const char *data_dir)
         if (!streq (comm, POND_SUPERVISOR_NAME))
             return 0;
     }
-    return pond_supervisor_alive (holder)? holder: 0;
+    return pond_supervisor_alive (holder) ? holder : 0;
 }
 
 //  =====================================================================
 //  Running
 
 //  One line in supervisor.log (and on stderr when echoing)
-static void
-s_log (pond_supervisor_t *self, const char *format, ...)
+static void s_log (pond_supervisor_t *self, const char *format, ...)
     __attribute__ ((format (printf, 2, 3)));
 
 static void
@@ -451,8 +452,7 @@ s_log (pond_supervisor_t *self, const char *format, ...)
 }
 
 //  A line for the parent waiting in `pond up`
-static void
-s_notify (pond_supervisor_t *self, const char *format, ...)
+static void s_notify (pond_supervisor_t *self, const char *format, ...)
     __attribute__ ((format (printf, 2, 3)));
 
 static void
@@ -494,7 +494,7 @@ s_write_state (pond_supervisor_t *self)
         snprintf (path, sizeof path, "process/%s/pid", child->name);
         zconfig_putf (root, path, "%d", (int) child->pid);
         snprintf (path, sizeof path, "process/%s/ready", child->name);
-        zconfig_put (root, path, child->pid && child->ready_seen? "true": "false");
+        zconfig_put (root, path, child->pid && child->ready_seen ? "true" : "false");
         snprintf (path, sizeof path, "process/%s/restarts", child->name);
         zconfig_putf (root, path, "%d", child->restarts);
         snprintf (path, sizeof path, "process/%s/started", child->name);
@@ -518,8 +518,7 @@ s_describe_exit (int status, char *text, size_t size)
 {
     if (WIFEXITED (status))
         snprintf (text, size, "exit code %d", WEXITSTATUS (status));
-    else
-    if (WIFSIGNALED (status))
+    else if (WIFSIGNALED (status))
         snprintf (text, size, "exit signal %d", WTERMSIG (status));
     else
         snprintf (text, size, "status %d", status);
@@ -532,13 +531,13 @@ static int
 s_child_start (pond_supervisor_t *self, child_t *child)
 {
     if (*child->ready)
-        unlink (child->ready);      //  A stale one would look ready
+        unlink (child->ready);    //  A stale one would look ready
     char *argv [ARGS_MAX + 4];
     char args [sizeof child->args];
     strcpy (args, child->args);
     const char *base = strrchr (child->path, '/');
     size_t argc = 0;
-    argv [argc++] = (char *) (base? base + 1: child->path);
+    argv [argc++] = (char *) (base ? base + 1 : child->path);
     argv [argc++] = "--data";
     argv [argc++] = self->dir;
     if (*self->keys) {
@@ -558,12 +557,14 @@ s_child_start (pond_supervisor_t *self, child_t *child)
     argv [argc] = NULL;
 
     char banner [256];
-    snprintf (banner, sizeof banner, "---- %s: started by pond-supervisor (pid %d)",
-              child->name, (int) getpid ());
-    pond_process_options_t options = {
-        .death_signal = SIGTERM, .new_group = true, .null_stdin = true,
-        .reset_signals = true, .banner = banner, .who = "pond-supervisor"
-    };
+    snprintf (banner, sizeof banner, "---- %s: started by pond-supervisor (pid %d)", child->name,
+              (int) getpid ());
+    pond_process_options_t options = { .death_signal = SIGTERM,
+                                       .new_group = true,
+                                       .null_stdin = true,
+                                       .reset_signals = true,
+                                       .banner = banner,
+                                       .who = "pond-supervisor" };
     pid_t pid = pond_process_spawn (child->path, argv, child->log, &options);
     if (pid < 0) {
         s_log (self, "cannot start %s: %s (log %s)", child->name, strerror (errno), child->log);
@@ -589,7 +590,7 @@ s_child_is_ready (child_t *child)
         return false;
     zconfig_t *config = zconfig_load (child->ready);
     if (!config)
-        return false;               //  Half written (should not happen: rename)
+        return false;    //  Half written (should not happen: rename)
     bool ready = true;
     for (zconfig_t *section = zconfig_child (config); section; section = zconfig_next (section)) {
         zconfig_t *pid = zconfig_locate (section, "pid");
@@ -608,15 +609,17 @@ s_child_exited (pond_supervisor_t *self, child_t *child, int status)
     int64_t now = zclock_mono ();
     s_describe_exit (status, child->last_exit, sizeof child->last_exit);
     if (*child->ready)
-        unlink (child->ready);      //  Its endpoints are gone with it
+        unlink (child->ready);    //  Its endpoints are gone with it
     child->pid = 0;
     child->ready_seen = false;
     if (now - child->started_ms >= self->stable_ms)
-        child->attempt = 0;         //  It had a good life: start over
+        child->attempt = 0;    //  It had a good life: start over
     child->attempt++;
     if (streq (self->state, "starting") && child->attempt >= self->start_attempts) {
-        s_log (self, "%s failed %d times while the mesh was starting (%s); giving up, "
-               "see %s", child->name, child->attempt, child->last_exit, child->log);
+        s_log (self,
+               "%s failed %d times while the mesh was starting (%s); giving up, "
+               "see %s",
+               child->name, child->attempt, child->last_exit, child->log);
         s_notify (self, "fail %s %s after %d attempts", child->name, child->last_exit,
                   child->attempt);
         return -1;
@@ -666,10 +669,9 @@ s_tick (pond_supervisor_t *self)
                 if (!self->children [j].ready_seen)
                     before_ready = false;
             if (before_ready && now >= child->due_ms && s_child_start (self, child))
-                child->due_ms = now + 1000;     //  Could not even fork: later
+                child->due_ms = now + 1000;    //  Could not even fork: later
         }
-        else
-        if (!child->ready_seen) {
+        else if (!child->ready_seen) {
             if (s_child_is_ready (child)) {
                 child->ready_seen = true;
                 child->been_ready = true;
@@ -677,21 +679,19 @@ s_tick (pond_supervisor_t *self)
                 s_notify (self, "ready %s %d", child->name, (int) child->pid);
                 s_write_state (self);
             }
-            else
-            if (now - child->started_ms > self->ready_timeout_ms) {
+            else if (now - child->started_ms > self->ready_timeout_ms) {
                 s_log (self, "%s is not ready after %d ms; killing it", child->name,
                        self->ready_timeout_ms);
                 kill (child->pid, SIGKILL);
-                child->started_ms = now;        //  Once; the reaper does the rest
+                child->started_ms = now;    //  Once; the reaper does the rest
             }
         }
-        else
-        if (child->attempt && now - child->started_ms >= self->stable_ms)
+        else if (child->attempt && now - child->started_ms >= self->stable_ms)
             child->attempt = 0;
         if (!child->ready_seen)
             all_ready = false;
     }
-    int wait = all_ready? TICK_MS: TICK_BUSY_MS;
+    int wait = all_ready ? TICK_MS : TICK_BUSY_MS;
     if (all_ready && streq (self->state, "starting")) {
         self->state = "up";
         s_log (self, "the mesh is up: %zu processes in %s", self->size, self->dir);
@@ -716,10 +716,9 @@ s_child_stop (pond_supervisor_t *self, child_t *child)
     int status = 0;
     int rc = pond_process_wait_exit (child->pid, self->stop_timeout_ms, &status);
     if (rc == 1) {
-        s_log (self, "%s did not stop within %d ms: SIGKILL", child->name,
-               self->stop_timeout_ms);
+        s_log (self, "%s did not stop within %d ms: SIGKILL", child->name, self->stop_timeout_ms);
         status = pond_process_stop (child->pid, SIGKILL, -1);
-        rc = status == -1? -1: 0;
+        rc = status == -1 ? -1 : 0;
     }
     if (rc == 0) {
         s_describe_exit (status, child->last_exit, sizeof child->last_exit);
@@ -744,8 +743,10 @@ s_lock (pond_supervisor_t *self)
     if (self->lock)
         return 0;
     if (holder)
-        s_log (self, "another supervisor (pid %d) runs in %s; stop it with: pond down "
-               "--data %s", (int) holder, self->dir, self->dir);
+        s_log (self,
+               "another supervisor (pid %d) runs in %s; stop it with: pond down "
+               "--data %s",
+               (int) holder, self->dir, self->dir);
     else
         s_log (self, "%s", err);
     return -1;
@@ -793,7 +794,7 @@ pond_supervisor_run (pond_supervisor_t *self, int notify_fd, bool echo)
         struct timespec timeout = { wait / 1000, (wait % 1000) * 1000000L };
         int signo = sigtimedwait (&signals, NULL, &timeout);
         if (signo == SIGTERM || signo == SIGINT) {
-            s_log (self, "%s: stopping the mesh", signo == SIGTERM? "SIGTERM": "SIGINT");
+            s_log (self, "%s: stopping the mesh", signo == SIGTERM ? "SIGTERM" : "SIGINT");
             break;
         }
         if (s_reap (self)) {

@@ -54,7 +54,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-#define POND_SUPERVISOR_NAME    "pond-supervisor"   //  its /proc/PID/comm
+#define POND_SUPERVISOR_NAME "pond-supervisor"    //  its /proc/PID/comm
 
 typedef struct _pond_supervisor_t pond_supervisor_t;
 
@@ -71,8 +71,8 @@ void
 //  Apply a config tree (see above). Returns 0, or -1 with the reason (an
 //  unknown key, a missing command, a bad number) in err.
 int
-    pond_supervisor_configure (pond_supervisor_t *self, zconfig_t *config,
-                               char *err, size_t errlen);
+    pond_supervisor_configure (pond_supervisor_t *self, zconfig_t *config, char *err,
+                               size_t errlen);
 
 //  Run the mesh with CURVE keys from directory keys (an absolute path; NULL
 //  or "" = local mode): every process gets "--keys KEYS" after "--data

@@ -11,15 +11,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define QUERY_RETRY_MS  100     //  wait before asking a view that said 503 again
+#define QUERY_RETRY_MS 100    //  wait before asking a view that said 503 again
 
 struct _pond_actor_link_t {
     char name [64];
     char endpoint [POND_ENDPOINT_MAX];
     int pid;
-    char key [POND_KEY_NAME_MAX + 1];   //  the actor's key (actor/key), "" if none
-    zsock_t *sock;                  //  DEALER; recreated after a timeout
-    pond_keys_watch_t *watch;       //  its handshakes, with keys
+    char key [POND_KEY_NAME_MAX + 1];    //  the actor's key (actor/key), "" if none
+    zsock_t *sock;                       //  DEALER; recreated after a timeout
+    pond_keys_watch_t *watch;            //  its handshakes, with keys
     int code;
     char reason [POND_REASON_MAX + 128];
 };
@@ -31,10 +31,12 @@ pond_actor_link_new (const char *data_dir, const char *name, char *err, size_t e
     assert (name);
     char path [PATH_MAX + 128];
     snprintf (path, sizeof path, "%s/%s.zpl", data_dir, name);
-    zconfig_t *config = zsys_file_exists (path)? zconfig_load (path): NULL;
+    zconfig_t *config = zsys_file_exists (path) ? zconfig_load (path) : NULL;
     if (!config) {
-        snprintf (err, errlen, "%s is not running (no %s); start the mesh with: "
-                  "pond up --data %s", name, path, data_dir);
+        snprintf (err, errlen,
+                  "%s is not running (no %s); start the mesh with: "
+                  "pond up --data %s",
+                  name, path, data_dir);
         return NULL;
     }
     const char *endpoint = zconfig_get (config, "actor/query", "");
@@ -95,8 +97,7 @@ pond_actor_link_reason (pond_actor_link_t *self)
     return self->reason;
 }
 
-static char *
-s_fail (pond_actor_link_t *self, int code, const char *format, ...)
+static char *s_fail (pond_actor_link_t *self, int code, const char *format, ...)
     __attribute__ ((format (printf, 3, 4)));
 
 static char *
@@ -119,7 +120,7 @@ s_recv_until (zsock_t *sock, int64_t deadline, bool *interrupted)
     while (true) {
         int64_t left = deadline - zclock_mono ();
         zmq_pollitem_t item = { zsock_resolve (sock), 0, ZMQ_POLLIN, 0 };
-        int rc = zmq_poll (&item, 1, left > 0? (long) left: 0);
+        int rc = zmq_poll (&item, 1, left > 0 ? (long) left : 0);
         if (rc > 0) {
             zmsg_t *msg = zmsg_recv (sock);
             if (msg)
@@ -186,7 +187,8 @@ s_request (pond_actor_link_t *self, const char *command, zframe_t **body_p, int 
             if (pond_keys_watch_refused (self->watch, refused, sizeof refused))
                 return s_fail (self, POND_CODE_FORBIDDEN, "%s", refused);
             if (*self->key && !pond_keys_active ())
-                return s_fail (self, POND_CODE_TIMEOUT, "no reply from %s at %s within %d ms: "
+                return s_fail (self, POND_CODE_TIMEOUT,
+                               "no reply from %s at %s within %d ms: "
                                "it uses CURVE (key '%s'); give --keys DIR and --as NAME",
                                self->name, self->endpoint, timeout_ms, self->key);
             return s_fail (self, POND_CODE_TIMEOUT, "no reply from %s at %s within %d ms",
@@ -198,23 +200,20 @@ s_request (pond_actor_link_t *self, const char *command, zframe_t **body_p, int 
         if (pond_proto_is (head, POND_RESULT)) {
             if (!frame)
                 s_fail (self, POND_CODE_BAD_REPLY, "%s sent an empty RESULT", self->name);
-            else
-            if ((result = (char *) malloc (zframe_size (frame) + 1))) {
+            else if ((result = (char *) malloc (zframe_size (frame) + 1))) {
                 memcpy (result, zframe_data (frame), zframe_size (frame));
                 result [zframe_size (frame)] = 0;
             }
         }
-        else
-        if (pond_proto_is (head, POND_ERROR)) {
+        else if (pond_proto_is (head, POND_ERROR)) {
             pond_nack_t error;
             if (pond_nack_decode (frame, &error, err, sizeof err))
-                s_fail (self, POND_CODE_BAD_REPLY, "%s sent an unreadable ERROR: %s",
-                        self->name, err);
+                s_fail (self, POND_CODE_BAD_REPLY, "%s sent an unreadable ERROR: %s", self->name,
+                        err);
             else
                 s_fail (self, (int) error.code, "%s", error.reason);
         }
-        else
-        if (pond_proto_is (head, POND_PROGRESS)) {
+        else if (pond_proto_is (head, POND_PROGRESS)) {
             pond_progress_t step;
             if (pond_progress_decode (frame, &step, err, sizeof err) == 0 && progress)
                 progress (step.done, step.total, arg);
@@ -258,16 +257,16 @@ pond_actor_link_query_after (pond_actor_link_t *self, const char *entity, const 
         int64_t left = deadline - zclock_mono ();
         if (left < 1)
             left = 1;
-        query.wait_ms = after? (uint32_t) (left < POND_QUERY_WAIT_MAX? left
-                                                                    : POND_QUERY_WAIT_MAX): 0;
+        query.wait_ms = after ? (uint32_t) (left < POND_QUERY_WAIT_MAX ? left : POND_QUERY_WAIT_MAX)
+                              : 0;
         zframe_t *body = pond_query_encode (&query);
         if (!body)
             return s_fail (self, POND_CODE_BAD_REQUEST, "cannot encode the query");
         //  The reply may take wait_ms: a little more for the socket
-        char *result = s_request (self, POND_QUERY, &body, (int) left + (after? 1000: 0),
-                                  NULL, NULL);
+        char *result = s_request (self, POND_QUERY, &body, (int) left + (after ? 1000 : 0), NULL,
+                                  NULL);
         if (result || self->code != POND_CODE_UNAVAILABLE
-        ||  zclock_mono () + QUERY_RETRY_MS >= deadline)
+            || zclock_mono () + QUERY_RETRY_MS >= deadline)
             return result;
         zclock_sleep (QUERY_RETRY_MS);
     }
@@ -298,10 +297,12 @@ pond_actor_link_command (pond_actor_link_t *self, const char *command, const cha
     if (!message)
         return s_fail (self, POND_CODE_BAD_REQUEST, "out of memory");
     if (strlen (command) >= sizeof message->command
-    ||  (args && strlen (args) >= sizeof message->args)) {
+        || (args && strlen (args) >= sizeof message->args)) {
         free (message);
-        return s_fail (self, POND_CODE_TOO_LARGE, "the command or its arguments are too "
-                       "long (arguments: at most %d bytes)", (int) sizeof message->args - 1);
+        return s_fail (self, POND_CODE_TOO_LARGE,
+                       "the command or its arguments are too "
+                       "long (arguments: at most %d bytes)",
+                       (int) sizeof message->args - 1);
     }
     strcpy (message->command, command);
     if (args)

@@ -20,15 +20,14 @@ s_sleep (int64_t msecs)
     return -1;
 }
 
-
 struct _pond_client_t {
     char endpoint [POND_ENDPOINT_MAX];
-    zsock_t *sock;              //  DEALER, recreated after a timeout
-    pond_keys_watch_t *watch;   //  its handshakes, with keys
-    int ack_timeout;            //  msecs per attempt
+    zsock_t *sock;               //  DEALER, recreated after a timeout
+    pond_keys_watch_t *watch;    //  its handshakes, with keys
+    int ack_timeout;             //  msecs per attempt
     int max_attempts;
     bool verbose;
-    pond_client_io_failure_t failure;   //  why the last call failed
+    pond_client_io_failure_t failure;    //  why the last call failed
     uint64_t retries;
 };
 
@@ -62,7 +61,7 @@ s_client_connect (pond_client_t *self)
     zsock_destroy (&self->sock);
     pond_keys_watch_destroy (&self->watch);
     self->sock = pond_client_io_dealer_new (self->endpoint, true, self->ack_timeout, &self->watch);
-    return self->sock? 0: -1;
+    return self->sock ? 0 : -1;
 }
 
 //  Every call that uses the socket starts here: clears the last failure
@@ -86,7 +85,7 @@ pond_client_new (const char *ingest_endpoint)
     self->ack_timeout = POND_CLIENT_ACK_TIMEOUT;
     self->max_attempts = POND_CLIENT_ATTEMPTS;
     if (pond_client_io_copy (self->endpoint, sizeof self->endpoint, "%s", ingest_endpoint)
-    ||  s_client_connect (self))
+        || s_client_connect (self))
         pond_client_destroy (&self);
     return self;
 }
@@ -137,13 +136,11 @@ s_client_read_reply (pond_client_t *self, zmsg_t *msg, pond_ack_t *ack, pond_nac
         if (pond_ack_decode (body, ack, err, sizeof err) == 0)
             rc = 1;
     }
-    else
-    if (pond_proto_is (command, POND_NACK)) {
+    else if (pond_proto_is (command, POND_NACK)) {
         if (pond_nack_decode (body, nack, err, sizeof err) == 0)
             rc = 0;
     }
-    else
-    if (!pond_proto_is (command, POND_PONG))
+    else if (!pond_proto_is (command, POND_PONG))
         snprintf (err, sizeof err, "unknown reply");
     if (rc < 0 && *err && self->verbose)
         zsys_warning ("pond_client: ignored a reply from %s: %s", self->endpoint, err);
@@ -160,21 +157,19 @@ pond_client_io_encode (pond_client_t *self, const pond_event_t *event, size_t *s
     if (pond_event_seq (event))
         s_client_fail (self, POND_CODE_BAD_REQUEST,
                        "invalid event: seq is set by the store and must be absent");
-    else
-    if (pond_event_validate (event, err, sizeof err))
+    else if (pond_event_validate (event, err, sizeof err))
         s_client_fail (self, POND_CODE_BAD_REQUEST, "invalid event: %s", err);
     else
-    //  Valid but not encodable: too large, as the broker would say (413)
-    if (!(bytes = pond_event_encode (event, size_p, err, sizeof err)))
-        s_client_fail (self, POND_CODE_TOO_LARGE, "event too large: %s", err);
-    else
-    if (*size_p > POND_PUBLISH_MAX_SIZE) {
-        s_client_fail (self, POND_CODE_TOO_LARGE,
-                       "event too large: %zu bytes; the limit is %d (make data smaller)",
-                       *size_p, POND_PUBLISH_MAX_SIZE);
-        free (bytes);
-        bytes = NULL;
-    }
+        //  Valid but not encodable: too large, as the broker would say (413)
+        if (!(bytes = pond_event_encode (event, size_p, err, sizeof err)))
+            s_client_fail (self, POND_CODE_TOO_LARGE, "event too large: %s", err);
+        else if (*size_p > POND_PUBLISH_MAX_SIZE) {
+            s_client_fail (self, POND_CODE_TOO_LARGE,
+                           "event too large: %zu bytes; the limit is %d (make data smaller)",
+                           *size_p, POND_PUBLISH_MAX_SIZE);
+            free (bytes);
+            bytes = NULL;
+        }
     return bytes;
 }
 
@@ -193,8 +188,8 @@ pond_client_publish (pond_client_t *self, const pond_event_t *event, pond_ack_t 
 }
 
 int
-pond_client_publish_bytes (pond_client_t *self, const uint8_t *id,
-                           const uint8_t *bytes, size_t size, pond_ack_t *ack)
+pond_client_publish_bytes (pond_client_t *self, const uint8_t *id, const uint8_t *bytes,
+                           size_t size, pond_ack_t *ack)
 {
     assert (self);
     assert (id);
@@ -212,8 +207,8 @@ pond_client_publish_bytes (pond_client_t *self, const uint8_t *id,
         if (pond_client_io_send (self->sock, POND_PUBLISH, bytes, size)) {
             if (errno != EAGAIN)
                 return s_client_fail (self, POND_CODE_INTERRUPTED, "interrupted");
-            s_client_fail (self, POND_CODE_TIMEOUT,
-                           "cannot reach the broker at %s", self->endpoint);
+            s_client_fail (self, POND_CODE_TIMEOUT, "cannot reach the broker at %s",
+                           self->endpoint);
             timed_out = true;
         }
         int64_t attempt_end = zclock_mono () + self->ack_timeout;
@@ -244,7 +239,7 @@ pond_client_publish_bytes (pond_client_t *self, const uint8_t *id,
                 break;
             if (rc >= 0 && self->verbose)
                 zsys_warning ("pond_client: ignored a stale %s for another event",
-                              rc? "ACK": "NACK");
+                              rc ? "ACK" : "NACK");
         }
         if (timed_out) {
             //  No use sending again with a key the broker refuses
@@ -262,15 +257,15 @@ pond_client_publish_bytes (pond_client_t *self, const uint8_t *id,
             if (self->verbose)
                 zsys_warning ("pond_client: %s, sending again", self->failure.reason);
             if (s_client_connect (self))
-                return s_client_fail (self, POND_CODE_TIMEOUT,
-                                      "cannot connect to %s", self->endpoint);
+                return s_client_fail (self, POND_CODE_TIMEOUT, "cannot connect to %s",
+                                      self->endpoint);
             self->retries++;
             continue;
         }
         //  A NACK for this event
         if (nack.code != POND_CODE_UNAVAILABLE)
             return s_client_fail (self, (int) nack.code, "%s", nack.reason);
-        int64_t wait = nack.retry_ms? nack.retry_ms: 100;
+        int64_t wait = nack.retry_ms ? nack.retry_ms : 100;
         if (zclock_mono () + wait >= deadline)
             return s_client_fail (self, POND_CODE_UNAVAILABLE,
                                   "broker unavailable: %s (still after %d ms)", nack.reason,
@@ -317,15 +312,16 @@ pond_client_send_bytes (pond_client_t *self, const uint8_t *bytes, size_t size)
 }
 
 int
-pond_client_send_batch (pond_client_t *self, const uint8_t *const *bytes,
-                        const size_t *sizes, size_t count)
+pond_client_send_batch (pond_client_t *self, const uint8_t *const *bytes, const size_t *sizes,
+                        size_t count)
 {
     assert (self);
     assert (bytes && sizes && count);
     if (s_client_ready (self))
         return -1;
-    if (pond_client_io_send_many (self->sock, POND_PUBLISH, (const void *const *) bytes,
-                                  sizes, count) == 0)
+    if (pond_client_io_send_many (self->sock, POND_PUBLISH, (const void *const *) bytes, sizes,
+                                  count)
+        == 0)
         return 0;
     if (errno == EAGAIN && s_client_refused (self))
         return -1;
@@ -356,8 +352,8 @@ pond_client_recv (pond_client_t *self, int timeout_ms, pond_ack_t *ack, pond_nac
             return s_client_fail (self, POND_CODE_TIMEOUT, "no reply from the broker at %s",
                                   self->endpoint);
         }
-        int rc = s_client_read_reply (self, msg, ack? ack: &ack_buffer,
-                                      nack? nack: &nack_buffer);
+        int rc = s_client_read_reply (self, msg, ack ? ack : &ack_buffer,
+                                      nack ? nack : &nack_buffer);
         zmsg_destroy (&msg);
         if (rc >= 0)
             return rc;
@@ -388,11 +384,12 @@ pond_client_ping_store (pond_client_t *self, int timeout_ms, pond_pong_t *pong)
         pong->store_up = true;
         pong->head = 0;
     }
-    if (pond_client_io_send (self->sock, POND_PING, pong? empty_map: NULL,
-                             pong? sizeof empty_map: 0))
-        return s_client_refused (self)? -1
-             : s_client_fail (self, POND_CODE_TIMEOUT, "cannot reach the broker at %s",
-                              self->endpoint);
+    if (pond_client_io_send (self->sock, POND_PING, pong ? empty_map : NULL,
+                             pong ? sizeof empty_map : 0))
+        return s_client_refused (self)
+                 ? -1
+                 : s_client_fail (self, POND_CODE_TIMEOUT, "cannot reach the broker at %s",
+                                  self->endpoint);
     int64_t deadline = pond_client_io_deadline (timeout_ms);
     while (true) {
         bool interrupted;
@@ -400,7 +397,7 @@ pond_client_ping_store (pond_client_t *self, int timeout_ms, pond_pong_t *pong)
         if (!msg && !interrupted && s_client_refused (self))
             return -1;
         if (!msg)
-            return s_client_fail (self, interrupted? POND_CODE_INTERRUPTED: POND_CODE_TIMEOUT,
+            return s_client_fail (self, interrupted ? POND_CODE_INTERRUPTED : POND_CODE_TIMEOUT,
                                   "no PONG from the broker at %s", self->endpoint);
         bool is_pong = pond_proto_is (zmsg_first (msg), POND_PONG);
         zframe_t *body = zmsg_next (msg);

@@ -49,27 +49,27 @@ extern "C" {
 #endif
 
 //  Client-side codes, next to the protocol's (pond_proto.h)
-#define POND_CODE_TIMEOUT       408     //  no reply in time / broker not reachable
-#define POND_CODE_BAD_REPLY     502     //  the server sent something unreadable
-#define POND_CODE_INTERRUPTED   499     //  SIGINT/SIGTERM while waiting
+#define POND_CODE_TIMEOUT       408    //  no reply in time / broker not reachable
+#define POND_CODE_BAD_REPLY     502    //  the server sent something unreadable
+#define POND_CODE_INTERRUPTED   499    //  SIGINT/SIGTERM while waiting
 
-#define POND_CLIENT_ACK_TIMEOUT     2000    //  default wait for one ACK, msecs
-#define POND_CLIENT_ATTEMPTS        3       //  default sends of one event
-#define POND_CLIENT_HWM             10000   //  send and receive high-water marks
-#define POND_REPLAY_CREDIT          8       //  default chunks granted up front
+#define POND_CLIENT_ACK_TIMEOUT 2000     //  default wait for one ACK, msecs
+#define POND_CLIENT_ATTEMPTS    3        //  default sends of one event
+#define POND_CLIENT_HWM         10000    //  send and receive high-water marks
+#define POND_REPLAY_CREDIT      8        //  default chunks granted up front
 
 //  ---------------------------------------------------------------------
 //  Endpoints
 
-#define POND_ENDPOINT_MAX 256
+#define POND_ENDPOINT_MAX       256
 
 typedef struct {
-    char data_dir [POND_ENDPOINT_MAX];  //  as resolved
+    char data_dir [POND_ENDPOINT_MAX];    //  as resolved
     char ingest [POND_ENDPOINT_MAX];
     char pub [POND_ENDPOINT_MAX];
     char control [POND_ENDPOINT_MAX];
-    bool from_broker_file;              //  read from DATA/broker.zpl
-    int broker_pid;                     //  broker/pid from that file, else 0
+    bool from_broker_file;    //  read from DATA/broker.zpl
+    int broker_pid;           //  broker/pid from that file, else 0
 } pond_endpoints_t;
 
 //  Resolve the endpoints of the mesh whose data directory is data_dir
@@ -120,8 +120,8 @@ int
 
 //  Same with an event already encoded (msgpack, no seq) whose id is id.
 int
-    pond_client_publish_bytes (pond_client_t *self, const uint8_t *id,
-                               const uint8_t *bytes, size_t size, pond_ack_t *ack);
+    pond_client_publish_bytes (pond_client_t *self, const uint8_t *id, const uint8_t *bytes,
+                               size_t size, pond_ack_t *ack);
 
 //  Pipelining: send one PUBLISH without waiting. Blocks while the broker is
 //  not connected or the high-water mark is reached, at most the ACK timeout.
@@ -139,8 +139,8 @@ int
 //  or more are a batch, answered by one RESULTS (PROTOCOL.md, "Ingest
 //  socket"). Blocks as pond_client_send_bytes. Returns 0 or -1.
 int
-    pond_client_send_batch (pond_client_t *self, const uint8_t *const *bytes,
-                            const size_t *sizes, size_t count);
+    pond_client_send_batch (pond_client_t *self, const uint8_t *const *bytes, const size_t *sizes,
+                            size_t count);
 
 //  Pipelining: wait up to timeout_ms for the next ACK or NACK. Returns 1
 //  with *ack filled, 0 with *nack filled (either may be NULL), or -1 on
@@ -198,20 +198,20 @@ uint64_t
 
 typedef struct _pond_publisher_t pond_publisher_t;
 
-#define POND_PUBLISHER_WINDOW       1024                //  events held, default
-#define POND_PUBLISHER_BYTES        (16 * 1024 * 1024)  //  bytes held, default
+#define POND_PUBLISHER_WINDOW 1024                  //  events held, default
+#define POND_PUBLISHER_BYTES  (16 * 1024 * 1024)    //  bytes held, default
 
 //  The final outcome of one pushed event.
 typedef struct {
     uint8_t id [POND_ID_SIZE];
-    uint64_t tag;               //  the caller's, as given to push
-    int code;                   //  POND_CODE_OK (ACK), a NACK's code, or
-                                //  POND_CODE_TIMEOUT after the last attempt
-    uint64_t seq;               //  with an ACK: the event's seq
-    bool dup;                   //  with an ACK: stored before, seq is the original
-    uint32_t retry_ms;          //  with a final 503: the broker's hint, else 0
-    int sends;                  //  times the bytes were sent
-    char reason [POND_REASON_MAX];  //  "" with an ACK
+    uint64_t tag;                     //  the caller's, as given to push
+    int code;                         //  POND_CODE_OK (ACK), a NACK's code, or
+                                      //  POND_CODE_TIMEOUT after the last attempt
+    uint64_t seq;                     //  with an ACK: the event's seq
+    bool dup;                         //  with an ACK: stored before, seq is the original
+    uint32_t retry_ms;                //  with a final 503: the broker's hint, else 0
+    int sends;                        //  times the bytes were sent
+    char reason [POND_REASON_MAX];    //  "" with an ACK
 } pond_publish_result_t;
 
 //  Create a publisher over client, which it borrows: the client must
@@ -268,13 +268,12 @@ size_t
 //  room, 413 over POND_PUBLISH_MAX_SIZE, POND_CODE_TIMEOUT when the broker
 //  is not reachable, POND_CODE_INTERRUPTED, or the client's 403).
 int
-    pond_publisher_push (pond_publisher_t *self, const uint8_t *id,
-                         const uint8_t *bytes, size_t size, uint64_t tag);
+    pond_publisher_push (pond_publisher_t *self, const uint8_t *id, const uint8_t *bytes,
+                         size_t size, uint64_t tag);
 
 //  Same with an event to encode: 400 if it is invalid or has a seq.
 int
-    pond_publisher_push_event (pond_publisher_t *self, const pond_event_t *event,
-                               uint64_t tag);
+    pond_publisher_push_event (pond_publisher_t *self, const pond_event_t *event, uint64_t tag);
 
 //  Send pushed events in batches: push queues an event instead of sending
 //  it, and the queued events go out as one PUBLISH (a batch, answered by
@@ -298,8 +297,7 @@ void
 //  malformed. Returns 1 with *result filled, 0 if no result came in time
 //  or nothing is held, -1 if interrupted (SIGINT/SIGTERM).
 int
-    pond_publisher_next (pond_publisher_t *self, int timeout_ms,
-                         pond_publish_result_t *result);
+    pond_publisher_next (pond_publisher_t *self, int timeout_ms, pond_publish_result_t *result);
 
 //  Wait up to timeout_ms for the results of every event held, and drop
 //  them. Returns 0 if all were ACKed, else -1 with the first failure (or

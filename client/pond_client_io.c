@@ -24,7 +24,7 @@ pond_client_io_recv_until (zsock_t *sock, int64_t deadline, bool *interrupted)
         int timeout = -1;
         if (deadline >= 0) {
             int64_t left = deadline - zclock_mono ();
-            timeout = left > 0? (int) left: 0;
+            timeout = left > 0 ? (int) left : 0;
         }
         zsock_set_rcvtimeo (sock, timeout);
         zmsg_t *msg = zmsg_recv (sock);
@@ -36,7 +36,7 @@ pond_client_io_recv_until (zsock_t *sock, int64_t deadline, bool *interrupted)
             return NULL;
         }
         if (error != EINTR)
-            return NULL;            //  Timed out (EAGAIN), or the socket failed
+            return NULL;    //  Timed out (EAGAIN), or the socket failed
         //  EINTR from some other signal: wait on
     }
 }
@@ -45,7 +45,7 @@ pond_client_io_recv_until (zsock_t *sock, int64_t deadline, bool *interrupted)
 int64_t
 pond_client_io_deadline (int timeout_ms)
 {
-    return timeout_ms < 0? -1: zclock_mono () + timeout_ms;
+    return timeout_ms < 0 ? -1 : zclock_mono () + timeout_ms;
 }
 
 //  Send a command frame, then the given frames (may be none), as one
@@ -55,7 +55,7 @@ int
 pond_client_io_send (zsock_t *sock, const char *command, const void *body, size_t body_size)
 {
     void *handle = zsock_resolve (sock);
-    if (zmq_send (handle, command, strlen (command), body? ZMQ_SNDMORE: 0) < 0)
+    if (zmq_send (handle, command, strlen (command), body ? ZMQ_SNDMORE : 0) < 0)
         return -1;
     if (body && zmq_send (handle, body, body_size, 0) < 0)
         return -1;
@@ -67,10 +67,10 @@ pond_client_io_send_many (zsock_t *sock, const char *command, const void *const 
                           const size_t *sizes, size_t count)
 {
     void *handle = zsock_resolve (sock);
-    if (zmq_send (handle, command, strlen (command), count? ZMQ_SNDMORE: 0) < 0)
+    if (zmq_send (handle, command, strlen (command), count ? ZMQ_SNDMORE : 0) < 0)
         return -1;
     for (size_t i = 0; i < count; i++)
-        if (zmq_send (handle, frames [i], sizes [i], i + 1 < count? ZMQ_SNDMORE: 0) < 0)
+        if (zmq_send (handle, frames [i], sizes [i], i + 1 < count ? ZMQ_SNDMORE : 0) < 0)
             return -1;
     return 0;
 }
@@ -100,7 +100,7 @@ pond_client_io_dealer_new (const char *endpoint, bool immediate, int sndtimeo,
     zsock_set_linger (sock, 0);
     zsock_set_sndhwm (sock, POND_CLIENT_HWM);
     zsock_set_rcvhwm (sock, POND_CLIENT_HWM);
-    zsock_set_immediate (sock, immediate? 1: 0);
+    zsock_set_immediate (sock, immediate ? 1 : 0);
     zsock_set_sndtimeo (sock, sndtimeo);
     if (pond_keys_client (sock, NULL)) {
         zsock_destroy (&sock);
@@ -117,13 +117,12 @@ pond_client_io_dealer_new (const char *endpoint, bool immediate, int sndtimeo,
     return sock;
 }
 
-
 //  Format text into dest; -1 if it does not fit.
 int
 pond_client_io_copy (char *dest, size_t size, const char *format, const char *text)
 {
     int rc = snprintf (dest, size, format, text);
-    return rc < 0 || (size_t) rc >= size? -1: 0;
+    return rc < 0 || (size_t) rc >= size ? -1 : 0;
 }
 
 int

@@ -4,7 +4,6 @@
 #include "pond_client_io.h"
 #include "pond_value.h"
 
-
 char *
 pond_client_stats (const char *control_endpoint, int timeout_ms, char *err, size_t errlen)
 {
@@ -31,8 +30,7 @@ pond_client_stats (const char *control_endpoint, int timeout_ms, char *err, size
             if (!msg) {
                 if (interrupted)
                     snprintf (err, errlen, "interrupted");
-                else
-                if (!pond_keys_watch_refused (watch, err, errlen))
+                else if (!pond_keys_watch_refused (watch, err, errlen))
                     snprintf (err, errlen, "no reply from %s within %d ms", control_endpoint,
                               timeout_ms);
                 break;
@@ -44,14 +42,13 @@ pond_client_stats (const char *control_endpoint, int timeout_ms, char *err, size
                 if (!body || !(json = pond_value_to_json (zframe_data (body), zframe_size (body))))
                     snprintf (err, errlen, "unreadable STATS reply");
             }
-            else
-            if (pond_proto_is (command, POND_ERROR)) {
+            else if (pond_proto_is (command, POND_ERROR)) {
                 pond_nack_t error;
                 if (pond_nack_decode (body, &error, err, errlen) == 0)
                     snprintf (err, errlen, "%u %s", error.code, error.reason);
             }
             else
-                done = false;       //  Not ours: wait on
+                done = false;    //  Not ours: wait on
             zmsg_destroy (&msg);
             if (done)
                 break;

@@ -13,9 +13,10 @@ pond_endpoints_resolve (const char *data_dir, pond_endpoints_t *eps)
     if (!data_dir || !*data_dir)
         data_dir = "./pond-data";
     if (pond_client_io_copy (eps->data_dir, sizeof eps->data_dir, "%s", data_dir)
-    ||  pond_client_io_copy (eps->ingest, sizeof eps->ingest, "ipc://%s/ingest.ipc", data_dir)
-    ||  pond_client_io_copy (eps->pub, sizeof eps->pub, "ipc://%s/pub.ipc", data_dir)
-    ||  pond_client_io_copy (eps->control, sizeof eps->control, "ipc://%s/control.ipc", data_dir))
+        || pond_client_io_copy (eps->ingest, sizeof eps->ingest, "ipc://%s/ingest.ipc", data_dir)
+        || pond_client_io_copy (eps->pub, sizeof eps->pub, "ipc://%s/pub.ipc", data_dir)
+        || pond_client_io_copy (eps->control, sizeof eps->control, "ipc://%s/control.ipc",
+                                data_dir))
         return -1;
 
     char path [POND_ENDPOINT_MAX + 16];
@@ -24,7 +25,7 @@ pond_endpoints_resolve (const char *data_dir, pond_endpoints_t *eps)
         return 0;
     zconfig_t *config = zconfig_load (path);
     if (!config)
-        return 0;               //  Being written, or garbage: keep the defaults
+        return 0;    //  Being written, or garbage: keep the defaults
     const char *keys [] = { "broker/ingest", "broker/pub", "broker/control" };
     char *slots [] = { eps->ingest, eps->pub, eps->control };
     int rc = 0;

@@ -28,41 +28,41 @@ enum { SLOT_FREE, SLOT_SENT, SLOT_WAIT, SLOT_QUEUED };
 typedef struct {
     uint8_t id [POND_ID_SIZE];
     uint64_t tag;
-    uint8_t *bytes;             //  buffer kept across the slot's uses
+    uint8_t *bytes;    //  buffer kept across the slot's uses
     size_t size;
     size_t capacity;
     int state;
     int sends;
-    int64_t due;                //  SENT: reply timeout; WAIT: resend time
-    int64_t pushed;             //  for the 503 budget
+    int64_t due;       //  SENT: reply timeout; WAIT: resend time
+    int64_t pushed;    //  for the 503 budget
 } slot_t;
 
 struct _pond_publisher_t {
-    pond_client_t *client;      //  borrowed
+    pond_client_t *client;    //  borrowed
     slot_t *ring;
-    size_t capacity;            //  slots in the ring: twice the window
-    size_t head;                //  oldest slot in use
-    size_t span;                //  slots from head to the newest, freed ones included
-    size_t held;                //  slots in use
+    size_t capacity;    //  slots in the ring: twice the window
+    size_t head;        //  oldest slot in use
+    size_t span;        //  slots from head to the newest, freed ones included
+    size_t held;        //  slots in use
     size_t held_bytes;
     size_t window;
     size_t max_bytes;
     int ack_timeout;
     int attempts;
-    int64_t next_due;           //  no slot is due before this (may be early)
-    size_t batch_events;        //  events per PUBLISH at most (1: no batching)
-    size_t batch_bytes;         //  ... and bytes
-    size_t queued;              //  newest slots pushed and not sent yet
+    int64_t next_due;       //  no slot is due before this (may be early)
+    size_t batch_events;    //  events per PUBLISH at most (1: no batching)
+    size_t batch_bytes;     //  ... and bytes
+    size_t queued;          //  newest slots pushed and not sent yet
     size_t queued_bytes;
-    const uint8_t **frames;     //  batch_events: what one batch sends
+    const uint8_t **frames;    //  batch_events: what one batch sends
     size_t *sizes;
-    pond_result_t *results;     //  the last RESULTS, taken one by one
+    pond_result_t *results;    //  the last RESULTS, taken one by one
     size_t results_count;
     size_t results_taken;
-    size_t hint;                //  offset from head where the next reply may match
+    size_t hint;    //  offset from head where the next reply may match
     uint64_t stale, malformed, retries;
-    uint64_t unavailable;       //  NACK 503s taken for events held
-    pond_client_io_failure_t failure;   //  why the last push or flush failed
+    uint64_t unavailable;                //  NACK 503s taken for events held
+    pond_client_io_failure_t failure;    //  why the last push or flush failed
 };
 
 //  Fail the call: see pond_client_io_fail.
@@ -138,9 +138,9 @@ pond_publisher_set_batch (pond_publisher_t *self, int max_events, size_t max_byt
 {
     assert (self);
     if (max_bytes > 0)
-        self->batch_bytes = max_bytes < POND_BATCH_BYTES_MAX? max_bytes: POND_BATCH_BYTES_MAX;
+        self->batch_bytes = max_bytes < POND_BATCH_BYTES_MAX ? max_bytes : POND_BATCH_BYTES_MAX;
     if (max_events > 0 && self->queued == 0)
-        self->batch_events = max_events < POND_BATCH_EVENTS_MAX? (size_t) max_events
+        self->batch_events = max_events < POND_BATCH_EVENTS_MAX ? (size_t) max_events
                                                                 : POND_BATCH_EVENTS_MAX;
 }
 
@@ -186,7 +186,7 @@ static int
 s_send (pond_publisher_t *self, slot_t *slot, int64_t now)
 {
     if (pond_client_send_bytes (self->client, slot->bytes, slot->size)
-    &&  pond_client_code (self->client) == POND_CODE_INTERRUPTED)
+        && pond_client_code (self->client) == POND_CODE_INTERRUPTED)
         return s_fail (self, POND_CODE_INTERRUPTED, "interrupted");
     if (slot->sends++)
         self->retries++;
@@ -220,7 +220,7 @@ s_send_queued (pond_publisher_t *self)
         self->sizes [k] = slot->size;
     }
     if (pond_client_send_batch (self->client, self->frames, self->sizes, self->queued)
-    &&  pond_client_code (self->client) == POND_CODE_INTERRUPTED)
+        && pond_client_code (self->client) == POND_CODE_INTERRUPTED)
         return s_fail (self, POND_CODE_INTERRUPTED, "interrupted");
     int64_t due = zclock_mono () + self->ack_timeout;
     for (size_t k = 0; k < self->queued; k++) {
@@ -237,8 +237,8 @@ s_send_queued (pond_publisher_t *self)
 }
 
 int
-pond_publisher_push (pond_publisher_t *self, const uint8_t *id,
-                     const uint8_t *bytes, size_t size, uint64_t tag)
+pond_publisher_push (pond_publisher_t *self, const uint8_t *id, const uint8_t *bytes, size_t size,
+                     uint64_t tag)
 {
     assert (self);
     assert (id);
@@ -247,10 +247,10 @@ pond_publisher_push (pond_publisher_t *self, const uint8_t *id,
     self->failure.reason [0] = 0;
     if (size > POND_PUBLISH_MAX_SIZE)
         return s_fail (self, POND_CODE_TOO_LARGE,
-                       "event too large: %zu bytes; the limit is %d (make data smaller)",
-                       size, POND_PUBLISH_MAX_SIZE);
+                       "event too large: %zu bytes; the limit is %d (make data smaller)", size,
+                       POND_PUBLISH_MAX_SIZE);
     if (pond_publisher_room (self) == 0
-    ||  (self->held && self->held_bytes + size > self->max_bytes))
+        || (self->held && self->held_bytes + size > self->max_bytes))
         return s_fail (self, POND_CODE_UNAVAILABLE,
                        "the publisher is full (%zu events, %zu bytes held): "
                        "take results with pond_publisher_next first",
@@ -281,7 +281,7 @@ pond_publisher_push (pond_publisher_t *self, const uint8_t *id,
         self->queued++;
         self->queued_bytes += size;
         if (self->queued >= self->batch_events)
-            s_send_queued (self);   //  interrupted: the next call sends them
+            s_send_queued (self);    //  interrupted: the next call sends them
         return 0;
     }
     if (pond_client_send_bytes (self->client, slot->bytes, slot->size))
@@ -316,9 +316,8 @@ pond_publisher_push_event (pond_publisher_t *self, const pond_event_t *event, ui
 }
 
 //  Fill the result of a slot and free the slot. Returns 1.
-static int
-s_final (pond_publisher_t *self, slot_t *slot, pond_publish_result_t *result, int code,
-         const pond_ack_t *ack, const char *format, ...)
+static int s_final (pond_publisher_t *self, slot_t *slot, pond_publish_result_t *result, int code,
+                    const pond_ack_t *ack, const char *format, ...)
     __attribute__ ((format (printf, 6, 7)));
 
 static int
@@ -328,8 +327,8 @@ s_final (pond_publisher_t *self, slot_t *slot, pond_publish_result_t *result, in
     memcpy (result->id, slot->id, POND_ID_SIZE);
     result->tag = slot->tag;
     result->code = code;
-    result->seq = ack? ack->seq: 0;
-    result->dup = ack? ack->dup: false;
+    result->seq = ack ? ack->seq : 0;
+    result->dup = ack ? ack->dup : false;
     result->sends = slot->sends;
     if (code != POND_CODE_UNAVAILABLE)
         result->retry_ms = 0;
@@ -377,10 +376,10 @@ s_service (pond_publisher_t *self, int64_t now, pond_publish_result_t *result)
             continue;
         if (slot->due <= now) {
             if (slot->state == SLOT_SENT && slot->sends >= self->attempts) {
-                self->next_due = now;       //  Look again at the rest next time
+                self->next_due = now;    //  Look again at the rest next time
                 return s_final (self, slot, result, POND_CODE_TIMEOUT, NULL,
-                                "no reply from the broker to %d sends of %d ms each",
-                                slot->sends, self->ack_timeout);
+                                "no reply from the broker to %d sends of %d ms each", slot->sends,
+                                self->ack_timeout);
             }
             if (s_send (self, slot, now))
                 return -1;
@@ -397,7 +396,7 @@ s_service (pond_publisher_t *self, int64_t now, pond_publish_result_t *result)
 static int
 s_on_result (pond_publisher_t *self, const pond_result_t *reply, pond_publish_result_t *result)
 {
-    slot_t *slot = reply->has_id? s_find (self, reply->id): NULL;
+    slot_t *slot = reply->has_id ? s_find (self, reply->id) : NULL;
     if (!slot || slot->state == SLOT_QUEUED) {
         self->stale++;
         return 0;
@@ -409,13 +408,13 @@ s_on_result (pond_publisher_t *self, const pond_result_t *reply, pond_publish_re
     if (reply->code != POND_CODE_UNAVAILABLE)
         return s_final (self, slot, result, (int) reply->code, NULL, "%s", reply->reason);
     if (slot->state == SLOT_WAIT)
-        return 0;               //  A resend is scheduled already
+        return 0;    //  A resend is scheduled already
     self->unavailable++;
     int64_t now = zclock_mono ();
-    int64_t wait = reply->retry_ms? reply->retry_ms: 100;
+    int64_t wait = reply->retry_ms ? reply->retry_ms : 100;
     result->retry_ms = reply->retry_ms;
     if (self->attempts == 1
-    ||  now + wait >= slot->pushed + (int64_t) self->ack_timeout * self->attempts)
+        || now + wait >= slot->pushed + (int64_t) self->ack_timeout * self->attempts)
         return s_final (self, slot, result, POND_CODE_UNAVAILABLE, NULL,
                         "broker unavailable: %s (still after %d ms)", reply->reason,
                         (int) (now - slot->pushed));
@@ -451,8 +450,9 @@ s_on_reply (pond_publisher_t *self, zmsg_t *msg, pond_publish_result_t *result)
             self->malformed++;
             return 0;
         }
-        pond_result_t reply = { .has_id = true, .code = POND_CODE_OK, .seq = ack.seq,
-                                .dup = ack.dup };
+        pond_result_t reply = {
+            .has_id = true, .code = POND_CODE_OK, .seq = ack.seq, .dup = ack.dup
+        };
         memcpy (reply.id, ack.id, POND_ID_SIZE);
         return s_on_result (self, &reply, result);
     }
@@ -462,7 +462,8 @@ s_on_reply (pond_publisher_t *self, zmsg_t *msg, pond_publish_result_t *result)
             self->malformed++;
             return 0;
         }
-        pond_result_t reply = { .has_id = nack.has_id, .code = nack.code,
+        pond_result_t reply = { .has_id = nack.has_id,
+                                .code = nack.code,
                                 .retry_ms = nack.retry_ms };
         memcpy (reply.id, nack.id, POND_ID_SIZE);
         snprintf (reply.reason, sizeof reply.reason, "%.127s", nack.reason);
@@ -476,14 +477,14 @@ s_on_reply (pond_publisher_t *self, zmsg_t *msg, pond_publish_result_t *result)
         char reason [POND_REASON_MAX];
         self->results_count = self->results_taken = 0;
         if (!self->results || !body
-        ||  pond_results_decode (body, &code, reason, sizeof reason, self->results,
-                                 POND_BATCH_EVENTS_MAX, &self->results_count, err, sizeof err)) {
+            || pond_results_decode (body, &code, reason, sizeof reason, self->results,
+                                    POND_BATCH_EVENTS_MAX, &self->results_count, err, sizeof err)) {
             self->results_count = 0;
             self->malformed++;
             return 0;
         }
         if (self->results_count == 0)
-            self->stale++;      //  a batch refused whole, no event named: they time out
+            self->stale++;    //  a batch refused whole, no event named: they time out
         return s_take_results (self, result);
     }
     if (!pond_proto_is (command, POND_PONG))
@@ -517,8 +518,7 @@ pond_publisher_next (pond_publisher_t *self, int timeout_ms, pond_publish_result
         zmsg_t *msg = NULL;
         if (sock)
             msg = pond_client_io_recv_until (sock, until, &interrupted);
-        else
-        if (until > now)
+        else if (until > now)
             zmq_poll (NULL, 0, (long) (until - now));
         if (!msg && (interrupted || zsys_interrupted))
             return s_fail (self, POND_CODE_INTERRUPTED, "interrupted");
@@ -528,8 +528,7 @@ pond_publisher_next (pond_publisher_t *self, int timeout_ms, pond_publish_result
             if (rc)
                 return rc;
         }
-        else
-        if (deadline >= 0 && zclock_mono () >= deadline)
+        else if (deadline >= 0 && zclock_mono () >= deadline)
             return 0;
     }
     return 0;
@@ -543,14 +542,16 @@ pond_publisher_flush (pond_publisher_t *self, int timeout_ms)
     int code = 0;
     char reason [sizeof self->failure.reason] = "";
     while (self->held) {
-        int64_t left = deadline < 0? -1: deadline - zclock_mono ();
+        int64_t left = deadline < 0 ? -1 : deadline - zclock_mono ();
         pond_publish_result_t result;
-        int rc = pond_publisher_next (self, deadline < 0? -1: left > 0? (int) left: 0, &result);
+        int rc = pond_publisher_next (self, deadline < 0 ? -1 : left > 0 ? (int) left : 0, &result);
         if (rc < 0)
             return -1;
         if (rc == 0)
-            return s_fail (self, POND_CODE_TIMEOUT, "%zu events still without a final reply "
-                           "after %d ms", self->held, timeout_ms);
+            return s_fail (self, POND_CODE_TIMEOUT,
+                           "%zu events still without a final reply "
+                           "after %d ms",
+                           self->held, timeout_ms);
         if (result.code != POND_CODE_OK && code == 0) {
             code = result.code;
             snprintf (reason, sizeof reason, "%s", result.reason);
@@ -578,9 +579,9 @@ pond_publisher_due (pond_publisher_t *self)
         return -1;
     if (self->results_taken < self->results_count)
         return 0;
-    s_send_queued (self);       //  interrupted: next sends them
+    s_send_queued (self);    //  interrupted: next sends them
     int64_t left = self->next_due - zclock_mono ();
-    return left > 0? (int) (left < INT32_MAX? left: INT32_MAX): 0;
+    return left > 0 ? (int) (left < INT32_MAX ? left : INT32_MAX) : 0;
 }
 
 int

@@ -6,28 +6,26 @@
 #include "pond_uuid.h"
 
 #include <errno.h>
-#if defined (__GLIBC__)
-#   include <malloc.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
 #endif
 
-
 struct _pond_reader_t {
-    zsock_t *sock;              //  DEALER to the control socket
-    pond_keys_watch_t *watch;   //  its handshakes, with keys
+    zsock_t *sock;               //  DEALER to the control socket
+    pond_keys_watch_t *watch;    //  its handshakes, with keys
     uint64_t rid;
-    zmsg_t *chunk;              //  event frames of the chunk being consumed
-    zframe_t *frame;            //  the event frame being read (1+ events)
-    size_t offset;              //  where its next event starts
-    int code;                   //  0 running, 200 done, else failed
+    zmsg_t *chunk;      //  event frames of the chunk being consumed
+    zframe_t *frame;    //  the event frame being read (1+ events)
+    size_t offset;      //  where its next event starts
+    int code;           //  0 running, 200 done, else failed
     char reason [POND_REASON_MAX + 128];
-    uint64_t count;             //  events handed out
-    uint64_t head;              //  snapshot head, from END
-    uint32_t window;            //  chunks granted up front
-    uint32_t owed;              //  chunks taken but not yet granted again
+    uint64_t count;     //  events handed out
+    uint64_t head;      //  snapshot head, from END
+    uint32_t window;    //  chunks granted up front
+    uint32_t owed;      //  chunks taken but not yet granted again
 };
 
-static void
-s_replay_fail (pond_reader_t *self, int code, const char *format, ...)
+static void s_replay_fail (pond_reader_t *self, int code, const char *format, ...)
     __attribute__ ((format (printf, 3, 4)));
 
 static void
@@ -43,7 +41,7 @@ s_replay_fail (pond_reader_t *self, int code, const char *format, ...)
 void
 pond_reader_tune_malloc (void)
 {
-#if defined (__GLIBC__)
+#if defined(__GLIBC__)
     mallopt (M_MMAP_THRESHOLD, 4 * 1024 * 1024);
     mallopt (M_TRIM_THRESHOLD, 32 * 1024 * 1024);
 #endif
@@ -55,7 +53,7 @@ s_replay_credit (pond_reader_t *self, uint32_t chunks)
 {
     pond_credit_t credit = { .rid = self->rid, .chunks = chunks };
     zframe_t *body = pond_credit_encode (&credit);
-    pond_client_io_send_frame (self->sock, chunks? POND_CREDIT: POND_CANCEL, &body);
+    pond_client_io_send_frame (self->sock, chunks ? POND_CREDIT : POND_CANCEL, &body);
 }
 
 pond_reader_t *
@@ -83,10 +81,10 @@ pond_reader_new (const char *control_endpoint, const pond_replay_req_t *req)
     self->rid = copy.rid;
     //  The broker keeps POND_REPLAY_WINDOW chunks of credit per replay:
     //  grants in larger batches (half the window) would never come
-    self->window = copy.credit < 2 * POND_REPLAY_WINDOW? copy.credit: 2 * POND_REPLAY_WINDOW;
+    self->window = copy.credit < 2 * POND_REPLAY_WINDOW ? copy.credit : 2 * POND_REPLAY_WINDOW;
     self->sock = pond_client_io_dealer_new (control_endpoint, false, POND_CLIENT_ACK_TIMEOUT,
                                             &self->watch);
-    zframe_t *body = self->sock? pond_replay_req_encode (&copy): NULL;
+    zframe_t *body = self->sock ? pond_replay_req_encode (&copy) : NULL;
     if (!body) {
         pond_reader_destroy (&self);
         return NULL;
@@ -99,8 +97,7 @@ pond_reader_new (const char *control_endpoint, const pond_replay_req_t *req)
         s_replay_fail (self, POND_CODE_BAD_REQUEST, "invalid replay request: %s", err);
         zframe_destroy (&body);
     }
-    else
-    if (pond_client_io_send_frame (self->sock, POND_REPLAY, &body))
+    else if (pond_client_io_send_frame (self->sock, POND_REPLAY, &body))
         s_replay_fail (self, POND_CODE_TIMEOUT, "cannot send to %s", control_endpoint);
     return self;
 }
@@ -131,7 +128,7 @@ pond_reader_destroy (pond_reader_t **self_p)
 static void
 s_replay_grant (pond_reader_t *self)
 {
-    uint32_t batch = self->window > 1? self->window / 2: 1;
+    uint32_t batch = self->window > 1 ? self->window / 2 : 1;
     if (++self->owed >= batch) {
         s_replay_credit (self, self->owed);
         self->owed = 0;
@@ -151,49 +148,42 @@ s_replay_handle (pond_reader_t *self, zmsg_t **msg_p)
         pond_credit_t header;
         if (pond_credit_decode (body, &header, err, sizeof err))
             s_replay_fail (self, POND_CODE_BAD_REPLY, "unreadable CHUNK: %s", err);
-        else
-        if (header.rid == self->rid) {
+        else if (header.rid == self->rid) {
             zframe_t *frame = zmsg_pop (msg);
             zframe_destroy (&frame);
             frame = zmsg_pop (msg);
             zframe_destroy (&frame);
             if (zmsg_size (msg))
-                self->chunk = msg;      //  Events follow; credit is granted once consumed
+                self->chunk = msg;    //  Events follow; credit is granted once consumed
             else
                 s_replay_grant (self);
         }
     }
-    else
-    if (pond_proto_is (command, POND_END)) {
+    else if (pond_proto_is (command, POND_END)) {
         pond_end_t end;
         if (pond_end_decode (body, &end, err, sizeof err))
             s_replay_fail (self, POND_CODE_BAD_REPLY, "unreadable END: %s", err);
-        else
-        if (end.rid == self->rid) {
+        else if (end.rid == self->rid) {
             if (end.code == 0)
                 s_replay_fail (self, POND_CODE_BAD_REPLY, "END without a code");
-            else
-            if (end.code != POND_CODE_OK)
+            else if (end.code != POND_CODE_OK)
                 s_replay_fail (self, (int) end.code, "%s", end.reason);
-            else
-            if (end.count != self->count)
+            else if (end.count != self->count)
                 s_replay_fail (self, POND_CODE_BAD_REPLY,
                                "replay incomplete: the server sent %llu events, %llu arrived",
-                               (unsigned long long) end.count,
-                               (unsigned long long) self->count);
+                               (unsigned long long) end.count, (unsigned long long) self->count);
             else {
                 self->code = POND_CODE_OK;
                 self->head = end.head;
             }
         }
     }
-    else
-    if (pond_proto_is (command, POND_ERROR)) {
+    else if (pond_proto_is (command, POND_ERROR)) {
         pond_nack_t error;
         if (pond_nack_decode (body, &error, err, sizeof err))
             s_replay_fail (self, POND_CODE_BAD_REPLY, "unreadable ERROR: %s", err);
         else
-            s_replay_fail (self, error.code? (int) error.code: POND_CODE_BAD_REPLY, "%s",
+            s_replay_fail (self, error.code ? (int) error.code : POND_CODE_BAD_REPLY, "%s",
                            error.reason);
     }
     if (self->chunk != msg)
@@ -267,12 +257,10 @@ pond_reader_next (pond_reader_t *self, int timeout_ms)
                 s_replay_credit (self, 0);
                 s_replay_fail (self, POND_CODE_INTERRUPTED, "interrupted");
             }
-            else
-            if (pond_keys_watch_refused (self->watch, refused, sizeof refused))
+            else if (pond_keys_watch_refused (self->watch, refused, sizeof refused))
                 s_replay_fail (self, POND_CODE_FORBIDDEN, "%s", refused);
             else
-                snprintf (self->reason, sizeof self->reason, "no reply within %d ms",
-                          timeout_ms);
+                snprintf (self->reason, sizeof self->reason, "no reply within %d ms", timeout_ms);
             return NULL;
         }
         self->reason [0] = 0;

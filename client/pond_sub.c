@@ -24,10 +24,9 @@ s_check_name (const char *name, char *err, size_t errlen)
     return rc;
 }
 
-
 struct _pond_sub_t {
-    zsock_t *sock;              //  SUB
-    size_t count;               //  names to accept, 0 = all
+    zsock_t *sock;    //  SUB
+    size_t count;     //  names to accept, 0 = all
     char (*names) [POND_NAME_MAX + 1];
     uint64_t head;
     uint64_t heartbeats;
@@ -92,8 +91,7 @@ static void
 s_sub_drop (pond_sub_t *self, const char *reason)
 {
     if (self->dropped++ == 0)
-        zsys_warning ("pond_sub: dropped a malformed message (%s); counting further ones",
-                      reason);
+        zsys_warning ("pond_sub: dropped a malformed message (%s); counting further ones", reason);
 }
 
 //  Look at one message from the pub socket. Returns the event if it is one
@@ -135,8 +133,7 @@ s_sub_accept (pond_sub_t *self, zmsg_t *msg)
     }
     if (!zframe_streq (topic, pond_event_name (event)))
         s_sub_drop (self, "topic is not the event's name");
-    else
-    if (pond_event_seq (event) == 0)
+    else if (pond_event_seq (event) == 0)
         s_sub_drop (self, "event without seq");
     else
         return event;

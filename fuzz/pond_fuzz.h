@@ -27,30 +27,29 @@ int
 //  picks the str keys. Returns a malloc'd buffer the caller frees, its
 //  size in *size_p. Never NULL: aborts if memory runs out.
 uint8_t *
-    pond_fuzz_script_map (const uint8_t *data, size_t size, const char *const *keys,
-                          size_t nkeys, size_t *size_p);
+    pond_fuzz_script_map (const uint8_t *data, size_t size, const char *const *keys, size_t nkeys,
+                          size_t *size_p);
 
 //  Inputs that start with this byte (never valid msgpack) are scripts
 #define POND_FUZZ_SCRIPT 0xc1
 
 //  Abort with a message if the condition does not hold. Unlike assert,
 //  this stays on in release builds: it is the harness's whole point.
-#define POND_FUZZ_CHECK(cond, ...)                                          \
-    do {                                                                    \
-        if (!(cond)) {                                                      \
-            fprintf (stderr, "%s:%d: invariant broken: %s: ",               \
-                     __FILE__, __LINE__, #cond);                            \
-            fprintf (stderr, __VA_ARGS__);                                  \
-            fprintf (stderr, "\n");                                         \
-            abort ();                                                       \
-        }                                                                   \
+#define POND_FUZZ_CHECK(cond, ...) \
+    do { \
+        if (!(cond)) { \
+            fprintf (stderr, "%s:%d: invariant broken: %s: ", __FILE__, __LINE__, #cond); \
+            fprintf (stderr, __VA_ARGS__); \
+            fprintf (stderr, "\n"); \
+            abort (); \
+        } \
     } while (0)
 
 //  A NUL-terminated copy of the input, for the parsers that take text.
 //  Caller frees. Aborts if memory runs out (the fuzzer's rss limit will
 //  have said so first).
 static inline char *
-pond_fuzz_strndup (const uint8_t *data, size_t size)
+    pond_fuzz_strndup (const uint8_t *data, size_t size)
 {
     char *text = (char *) malloc (size + 1);
     POND_FUZZ_CHECK (text != NULL, "out of memory");

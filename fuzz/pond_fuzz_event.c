@@ -47,11 +47,10 @@ s_equal (const msgpack_object *a, const msgpack_object *b)
                 return false;
             for (uint32_t i = 0; i < a->via.map.size; i++)
                 if (!s_equal (&a->via.map.ptr [i].key, &b->via.map.ptr [i].key)
-                ||  !s_equal (&a->via.map.ptr [i].val, &b->via.map.ptr [i].val))
+                    || !s_equal (&a->via.map.ptr [i].val, &b->via.map.ptr [i].val))
                     return false;
             return true;
-        default:
-            return msgpack_object_equal (*a, *b);
+        default: return msgpack_object_equal (*a, *b);
     }
 }
 
@@ -91,15 +90,34 @@ s_utf8 (const uint8_t *s, size_t n)
         uint8_t c = s [i];
         uint8_t lo = 0x80, hi = 0xbf;
         size_t len;
-        if (c <= 0x7f)                  { i++; continue; }
-        else if (c >= 0xc2 && c <= 0xdf) len = 2;
-        else if (c == 0xe0)             { len = 3; lo = 0xa0; }
-        else if (c == 0xed)             { len = 3; hi = 0x9f; }
-        else if (c >= 0xe1 && c <= 0xef) len = 3;
-        else if (c == 0xf0)             { len = 4; lo = 0x90; }
-        else if (c == 0xf4)             { len = 4; hi = 0x8f; }
-        else if (c >= 0xf1 && c <= 0xf3) len = 4;
-        else return false;
+        if (c <= 0x7f) {
+            i++;
+            continue;
+        }
+        else if (c >= 0xc2 && c <= 0xdf)
+            len = 2;
+        else if (c == 0xe0) {
+            len = 3;
+            lo = 0xa0;
+        }
+        else if (c == 0xed) {
+            len = 3;
+            hi = 0x9f;
+        }
+        else if (c >= 0xe1 && c <= 0xef)
+            len = 3;
+        else if (c == 0xf0) {
+            len = 4;
+            lo = 0x90;
+        }
+        else if (c == 0xf4) {
+            len = 4;
+            hi = 0x8f;
+        }
+        else if (c >= 0xf1 && c <= 0xf3)
+            len = 4;
+        else
+            return false;
         if (n - i < len || s [i + 1] < lo || s [i + 1] > hi)
             return false;
         for (size_t k = 2; k < len; k++)
@@ -115,10 +133,8 @@ static bool
 s_portable (const msgpack_object *o)
 {
     switch (o->type) {
-        case MSGPACK_OBJECT_STR:
-            return s_utf8 ((const uint8_t *) o->via.str.ptr, o->via.str.size);
-        case MSGPACK_OBJECT_EXT:
-            return false;
+        case MSGPACK_OBJECT_STR: return s_utf8 ((const uint8_t *) o->via.str.ptr, o->via.str.size);
+        case MSGPACK_OBJECT_EXT: return false;
         case MSGPACK_OBJECT_ARRAY:
             for (uint32_t i = 0; i < o->via.array.size; i++)
                 if (!s_portable (&o->via.array.ptr [i]))
@@ -127,12 +143,11 @@ s_portable (const msgpack_object *o)
         case MSGPACK_OBJECT_MAP:
             for (uint32_t i = 0; i < o->via.map.size; i++)
                 if (o->via.map.ptr [i].key.type != MSGPACK_OBJECT_STR
-                ||  !s_portable (&o->via.map.ptr [i].key)
-                ||  !s_portable (&o->via.map.ptr [i].val))
+                    || !s_portable (&o->via.map.ptr [i].key)
+                    || !s_portable (&o->via.map.ptr [i].val))
                     return false;
             return true;
-        default:
-            return true;
+        default: return true;
     }
 }
 
@@ -148,9 +163,8 @@ s_input_portable (const uint8_t *data, size_t size)
 }
 
 //  Keys for script inputs: the envelope's, and near misses
-static const char *const s_keys [] = {
-    "id", "name", "ts", "entity", "source", "causation", "meta", "data", "seq", "Id", ""
-};
+static const char *const s_keys [] = { "id",   "name", "ts",  "entity", "source", "causation",
+                                       "meta", "data", "seq", "Id",     "" };
 
 //  Every str key of data (its first entry) reads through the accessors as
 //  msgpack-c reads it; other types are refused; and any prefix of the
@@ -174,7 +188,7 @@ s_check_data (const pond_event_t *event)
     if (!data)
         return;
     //  Every prefix of small data, about 256 of larger data (quadratic else)
-    size_t step = size > 512? size / 256: 1;
+    size_t step = size > 512 ? size / 256 : 1;
     for (size_t cut = 0; cut < size; cut += step)
         if (pond_event_data_get_str_bytes (data, cut, "label", &ptr, &len) == 0)
             POND_FUZZ_CHECK ((const uint8_t *) ptr + len <= data + cut, "str past the prefix");
@@ -182,7 +196,8 @@ s_check_data (const pond_event_t *event)
     msgpack_unpacked unpacked;
     msgpack_unpacked_init (&unpacked);
     POND_FUZZ_CHECK (msgpack_unpack_next (&unpacked, (const char *) data, size, NULL)
-                     == MSGPACK_UNPACK_SUCCESS && unpacked.data.type == MSGPACK_OBJECT_MAP,
+                             == MSGPACK_UNPACK_SUCCESS
+                         && unpacked.data.type == MSGPACK_OBJECT_MAP,
                      "accepted data is not one map");
     const msgpack_object_map *map = &unpacked.data.via.map;
     for (uint32_t entry = 0; entry < map->size; entry++) {
@@ -190,7 +205,7 @@ s_check_data (const pond_event_t *event)
         const msgpack_object *val = &map->ptr [entry].val;
         char name [256];
         if (key->type != MSGPACK_OBJECT_STR || key->via.str.size >= sizeof name
-        ||  (key->via.str.size && memchr (key->via.str.ptr, 0, key->via.str.size)))
+            || (key->via.str.size && memchr (key->via.str.ptr, 0, key->via.str.size)))
             continue;
         //  An empty key may have a NULL pointer: memcpy must not see it
         if (key->via.str.size)
@@ -198,10 +213,11 @@ s_check_data (const pond_event_t *event)
         name [key->via.str.size] = 0;
         bool first = true;
         for (uint32_t before = 0; first && before < entry; before++)
-            first = !(map->ptr [before].key.type == MSGPACK_OBJECT_STR
-                   && map->ptr [before].key.via.str.size == key->via.str.size
-                   && (key->via.str.size == 0
-                   ||  memcmp (map->ptr [before].key.via.str.ptr, name, key->via.str.size) == 0));
+            first = !(
+                map->ptr [before].key.type == MSGPACK_OBJECT_STR
+                && map->ptr [before].key.via.str.size == key->via.str.size
+                && (key->via.str.size == 0
+                    || memcmp (map->ptr [before].key.via.str.ptr, name, key->via.str.size) == 0));
         if (!first)
             continue;
         int got_u = pond_event_data_get_uint (event, name, &u);
@@ -217,15 +233,17 @@ s_check_data (const pond_event_t *event)
         POND_FUZZ_CHECK ((got_u == 0) == is_u && (!is_u || u == val->via.u64),
                          "uint of '%s' misread", name);
         POND_FUZZ_CHECK ((got_i == 0) == (is_i || (is_u && val->via.u64 <= INT64_MAX))
-                         && (!is_i || i == val->via.i64), "int of '%s' misread", name);
+                             && (!is_i || i == val->via.i64),
+                         "int of '%s' misread", name);
         POND_FUZZ_CHECK ((got_d == 0) == (is_u || is_i || is_f)
-                         && (!is_f || d == val->via.f64 || (isnan (d) && isnan (val->via.f64))),
+                             && (!is_f || d == val->via.f64 || (isnan (d) && isnan (val->via.f64))),
                          "double of '%s' misread", name);
         POND_FUZZ_CHECK ((got_b == 0) == is_b && (!is_b || flag == val->via.boolean),
                          "bool of '%s' misread", name);
         POND_FUZZ_CHECK ((got_s == 0) == is_s
-                         && (!is_s || (len == val->via.str.size
-                                       && (len == 0 || memcmp (ptr, val->via.str.ptr, len) == 0))),
+                             && (!is_s
+                                 || (len == val->via.str.size
+                                     && (len == 0 || memcmp (ptr, val->via.str.ptr, len) == 0))),
                          "str of '%s' misread", name);
     }
     msgpack_unpacked_destroy (&unpacked);
@@ -279,8 +297,8 @@ s_decode (const uint8_t *data, size_t size)
     POND_FUZZ_CHECK (copy, "dup failed");
     size_t copy_size = 0;
     uint8_t *copied = pond_event_encode (copy, &copy_size, err, sizeof err);
-    POND_FUZZ_CHECK (copied && copy_size == first_size
-                     && memcmp (copied, first, first_size) == 0, "copy encodes differently");
+    POND_FUZZ_CHECK (copied && copy_size == first_size && memcmp (copied, first, first_size) == 0,
+                     "copy encodes differently");
 
     free (copied);
     pond_event_destroy (&copy);

@@ -18,28 +18,27 @@
 //  One function per message: decode the frame; if accepted, encode,
 //  decode that, encode again and compare. The structs live in static
 //  storage: pond_command_t alone is 64 KiB.
-#define POND_FUZZ_MESSAGE(type, prefix)                                     \
-static void                                                                 \
-s_##prefix (zframe_t *frame)                                                \
-{                                                                           \
-    static type first, second;                                              \
-    char err [POND_REASON_MAX] = "";                                        \
-    if (prefix##_decode (frame, &first, err, sizeof err)) {                 \
-        POND_FUZZ_CHECK (*err, #prefix "_decode refused without a reason"); \
-        return;                                                             \
-    }                                                                       \
-    zframe_t *encoded = prefix##_encode (&first);                           \
-    POND_FUZZ_CHECK (encoded, #prefix "_encode failed");                    \
-    POND_FUZZ_CHECK (prefix##_decode (encoded, &second, err, sizeof err) == 0, \
-                     #prefix " refuses its own encoding: %s", err);         \
-    zframe_t *again = prefix##_encode (&second);                            \
-    POND_FUZZ_CHECK (again, #prefix "_encode failed");                      \
-    POND_FUZZ_CHECK (zframe_eq (encoded, again),                            \
-                     #prefix ": encodings differ (%zu and %zu bytes)",      \
-                     zframe_size (encoded), zframe_size (again));           \
-    zframe_destroy (&again);                                                \
-    zframe_destroy (&encoded);                                              \
-}
+#define POND_FUZZ_MESSAGE(type, prefix) \
+    static void s_##prefix (zframe_t *frame) \
+    { \
+        static type first, second; \
+        char err [POND_REASON_MAX] = ""; \
+        if (prefix##_decode (frame, &first, err, sizeof err)) { \
+            POND_FUZZ_CHECK (*err, #prefix "_decode refused without a reason"); \
+            return; \
+        } \
+        zframe_t *encoded = prefix##_encode (&first); \
+        POND_FUZZ_CHECK (encoded, #prefix "_encode failed"); \
+        POND_FUZZ_CHECK (prefix##_decode (encoded, &second, err, sizeof err) == 0, \
+                         #prefix " refuses its own encoding: %s", err); \
+        zframe_t *again = prefix##_encode (&second); \
+        POND_FUZZ_CHECK (again, #prefix "_encode failed"); \
+        POND_FUZZ_CHECK (zframe_eq (encoded, again), \
+                         #prefix ": encodings differ (%zu and %zu bytes)", zframe_size (encoded), \
+                         zframe_size (again)); \
+        zframe_destroy (&again); \
+        zframe_destroy (&encoded); \
+    }
 
 POND_FUZZ_MESSAGE (pond_ack_t, pond_ack)
 POND_FUZZ_MESSAGE (pond_nack_t, pond_nack)
@@ -55,18 +54,18 @@ POND_FUZZ_MESSAGE (pond_progress_t, pond_progress)
 
 //  The selector byte's meaning: fuzz/make_seeds.py writes seeds with it
 static void (*const s_messages []) (zframe_t *) = {
-    s_pond_ack, s_pond_nack, s_pond_replay_req, s_pond_credit, s_pond_end,
-    s_pond_append, s_pond_appended, s_pond_heartbeat, s_pond_query,
-    s_pond_command, s_pond_progress
+    s_pond_ack,   s_pond_nack,    s_pond_replay_req, s_pond_credit,
+    s_pond_end,   s_pond_append,  s_pond_appended,   s_pond_heartbeat,
+    s_pond_query, s_pond_command, s_pond_progress
 };
 #define POND_FUZZ_MESSAGES (sizeof s_messages / sizeof s_messages [0])
 
 //  Keys for script bodies: every key of every body (a decoder ignores the
 //  others), and a near miss
 static const char *const s_keys [] = {
-    "id", "seq", "dup", "code", "reason", "retry_ms", "rid", "names", "from", "to",
-    "from_seq", "to_seq", "entity", "limit", "credit", "order", "chunks", "count",
-    "head", "ts", "bid", "seqs", "dups", "text", "command", "args", "done", "total", "Rid"
+    "id",       "seq",    "dup",    "code",  "reason",  "retry_ms", "rid",    "names", "from", "to",
+    "from_seq", "to_seq", "entity", "limit", "credit",  "order",    "chunks", "count", "head", "ts",
+    "bid",      "seqs",   "dups",   "text",  "command", "args",     "done",   "total", "Rid"
 };
 
 int
@@ -77,11 +76,10 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     void (*message) (zframe_t *) = s_messages [data [0] % POND_FUZZ_MESSAGES];
     zframe_t *frame;
     if (size == 1) {
-        message (NULL);                 //  a message without its body frame
+        message (NULL);    //  a message without its body frame
         frame = zframe_new (NULL, 0);
     }
-    else
-    if (data [1] == POND_FUZZ_SCRIPT) {
+    else if (data [1] == POND_FUZZ_SCRIPT) {
         size_t built_size;
         uint8_t *built = pond_fuzz_script_map (data + 2, size - 2, s_keys,
                                                sizeof s_keys / sizeof s_keys [0], &built_size);

@@ -17,20 +17,20 @@ static void
 s_check_limits (const pond_badge_rules_t *rules)
 {
     size_t length = strlen (rules->version);
-    POND_FUZZ_CHECK (length >= 1 && length <= POND_BADGE_VERSION_MAX,
-                     "version of %zu characters", length);
-    POND_FUZZ_CHECK (rules->count >= 1 && rules->count <= POND_BADGE_MAX,
-                     "%zu badges", rules->count);
+    POND_FUZZ_CHECK (length >= 1 && length <= POND_BADGE_VERSION_MAX, "version of %zu characters",
+                     length);
+    POND_FUZZ_CHECK (rules->count >= 1 && rules->count <= POND_BADGE_MAX, "%zu badges",
+                     rules->count);
     for (size_t i = 0; i < rules->count; i++) {
         const pond_badge_t *badge = &rules->badges [i];
         length = strlen (badge->name);
         POND_FUZZ_CHECK (length >= 1 && length <= POND_BADGE_NAME_MAX,
                          "badge name of %zu characters", length);
-        POND_FUZZ_CHECK (badge->at >= 1 && badge->at <= POND_BADGE_AT_MAX,
-                         "badge at %llu", (unsigned long long) badge->at);
+        POND_FUZZ_CHECK (badge->at >= 1 && badge->at <= POND_BADGE_AT_MAX, "badge at %llu",
+                         (unsigned long long) badge->at);
         for (size_t j = 0; j < i; j++)
-            POND_FUZZ_CHECK (strcasecmp (rules->badges [j].name, badge->name),
-                             "badge %s twice", badge->name);
+            POND_FUZZ_CHECK (strcasecmp (rules->badges [j].name, badge->name), "badge %s twice",
+                             badge->name);
         POND_FUZZ_CHECK (pond_badge_rules_find (rules, badge->name) == badge,
                          "find does not find %s", badge->name);
     }
@@ -51,7 +51,7 @@ s_round_trip (const pond_badge_rules_t *rules)
     POND_FUZZ_CHECK (pond_badge_rules_equal (rules, &again), "round trip changed %s", text);
     //  And straight from the tree
     POND_FUZZ_CHECK (pond_badge_rules_from_cjson (tree, &again, err, sizeof err) == 0
-                     && pond_badge_rules_equal (rules, &again),
+                         && pond_badge_rules_equal (rules, &again),
                      "rules refuse their own tree: %s", err);
     free (text);
     cJSON_Delete (tree);
@@ -65,15 +65,15 @@ s_decide (const pond_badge_rules_t *rules)
     const char *held [POND_BADGE_MAX + 1];
     for (size_t i = 0; i < rules->count; i++)
         held [i] = rules->badges [i].name;
-    held [rules->count] = "(none)";         //  never a valid badge name
+    held [rules->count] = "(none)";    //  never a valid badge name
     size_t held_count = rules->count + 1;
     bool grant [POND_BADGE_MAX], remove [POND_BADGE_MAX + 1];
     char reason [128];
     for (size_t i = 0; i < rules->count; i++) {
         uint64_t counts [] = { rules->badges [i].at - 1, rules->badges [i].at };
         for (size_t c = 0; c < 2; c++) {
-            size_t changes = pond_badge_rules_diff (rules, counts [c], held, held_count,
-                                                    grant, remove);
+            size_t changes = pond_badge_rules_diff (rules, counts [c], held, held_count, grant,
+                                                    remove);
             //  Everything is held: nothing to grant; the unknown badge goes
             POND_FUZZ_CHECK (changes >= 1 && remove [rules->count], "unknown badge kept");
             for (size_t j = 0; j < rules->count; j++) {
@@ -84,8 +84,7 @@ s_decide (const pond_badge_rules_t *rules)
             pond_badge_rules_reason (rules, held [i], counts [c], reason, sizeof reason);
         }
         //  Nothing held: grant exactly what is due
-        size_t changes = pond_badge_rules_diff (rules, rules->badges [i].at, NULL, 0,
-                                                grant, NULL);
+        size_t changes = pond_badge_rules_diff (rules, rules->badges [i].at, NULL, 0, grant, NULL);
         size_t due = 0;
         for (size_t j = 0; j < rules->count; j++) {
             bool is_due = rules->badges [j].at <= rules->badges [i].at;

@@ -45,14 +45,14 @@ typedef struct {
     size_t pos;
     const char *const *keys;
     size_t nkeys;
-    size_t fill_left;           //  of POND_FUZZ_SCRIPT_FILL
+    size_t fill_left;    //  of POND_FUZZ_SCRIPT_FILL
     msgpack_packer pk;
 } s_script_t;
 
 static uint8_t
 s_byte (s_script_t *self)
 {
-    return self->pos < self->size? self->data [self->pos++]: 0;
+    return self->pos < self->size ? self->data [self->pos++] : 0;
 }
 
 static uint64_t
@@ -122,9 +122,9 @@ s_value (s_script_t *self, int depth)
 {
     size_t len;
     const char *bytes;
-    uint8_t type = self->pos < self->size? s_byte (self) % 12: 8;
+    uint8_t type = self->pos < self->size ? s_byte (self) % 12 : 8;
     if (depth > POND_FUZZ_SCRIPT_DEPTH && (type == 9 || type == 10))
-        type = 8;                       //  deep enough: the checker says no at 17
+        type = 8;    //  deep enough: the checker says no at 17
     switch (type) {
         case 0:
             bytes = s_bytes (self, &len);
@@ -147,7 +147,7 @@ s_value (s_script_t *self, int depth)
             msgpack_pack_str (&self->pk, len);
             for (size_t done = 0; done < len; done += sizeof block)
                 msgpack_pack_str_body (&self->pk, block,
-                                       len - done < sizeof block? len - done: sizeof block);
+                                       len - done < sizeof block ? len - done : sizeof block);
             break;
         }
         case 3: msgpack_pack_uint64 (&self->pk, s_uint (self, 1)); break;
@@ -155,11 +155,13 @@ s_value (s_script_t *self, int depth)
         case 5: msgpack_pack_uint64 (&self->pk, s_uint (self, 8)); break;
         case 6: msgpack_pack_int64 (&self->pk, -(int64_t) s_uint (self, 1) - 1); break;
         case 7:
-            if (s_byte (self) & 1) msgpack_pack_true (&self->pk);
-            else msgpack_pack_false (&self->pk);
+            if (s_byte (self) & 1)
+                msgpack_pack_true (&self->pk);
+            else
+                msgpack_pack_false (&self->pk);
             break;
         case 8: msgpack_pack_nil (&self->pk); break;
-        case 9: {                       //  past the script's end, items are nil
+        case 9: {    //  past the script's end, items are nil
             size_t count = s_byte (self);
             msgpack_pack_array (&self->pk, count);
             for (size_t i = 0; i < count; i++)
@@ -177,14 +179,14 @@ s_value (s_script_t *self, int depth)
         }
         case 11:
             bytes = s_bytes (self, &len);
-            msgpack_pack_str_body (&self->pk, bytes, len);     //  raw bytes, no header
+            msgpack_pack_str_body (&self->pk, bytes, len);    //  raw bytes, no header
             break;
     }
 }
 
 uint8_t *
-pond_fuzz_script_map (const uint8_t *data, size_t size, const char *const *keys,
-                      size_t nkeys, size_t *size_p)
+pond_fuzz_script_map (const uint8_t *data, size_t size, const char *const *keys, size_t nkeys,
+                      size_t *size_p)
 {
     //  The pairs first, then the map's header in front of them
     msgpack_sbuffer pairs, map;

@@ -31,12 +31,13 @@ s_msgpack (const uint8_t *data, size_t size)
     POND_FUZZ_CHECK (used >= 1 && used <= size, "used %zu of %zu bytes", used, size);
     //  The first object alone passes too, and uses all its bytes
     size_t alone = 0;
-    POND_FUZZ_CHECK (pond_value_check (data, used, &alone, err, sizeof err) == 0
-                     && alone == used, "first object alone refused: %s", err);
+    POND_FUZZ_CHECK (pond_value_check (data, used, &alone, err, sizeof err) == 0 && alone == used,
+                     "first object alone refused: %s", err);
     //  The deeper event limit accepts whatever the default accepts
-    POND_FUZZ_CHECK (pond_value_check_depth (data, size, POND_VALUE_MAX_DEPTH + 1,
-                                             &alone, err, sizeof err) == 0
-                     && alone == used, "deeper limit refuses: %s", err);
+    POND_FUZZ_CHECK (
+        pond_value_check_depth (data, size, POND_VALUE_MAX_DEPTH + 1, &alone, err, sizeof err) == 0
+            && alone == used,
+        "deeper limit refuses: %s", err);
     char *json = pond_value_to_json (data, size);
     POND_FUZZ_CHECK (json, "checked msgpack does not render as JSON");
     free (json);
@@ -75,8 +76,8 @@ s_json (const uint8_t *data, size_t size)
     if (once) {
         char *twice = s_json_round (once);
         POND_FUZZ_CHECK (twice, "from_json refuses JSON it rendered: %s", once);
-        POND_FUZZ_CHECK (strcmp (once, twice) == 0,
-                         "JSON round trip is not stable:\n  %s\n  %s", once, twice);
+        POND_FUZZ_CHECK (strcmp (once, twice) == 0, "JSON round trip is not stable:\n  %s\n  %s",
+                         once, twice);
         free (twice);
         free (once);
     }

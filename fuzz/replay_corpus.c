@@ -35,7 +35,7 @@ s_run_file (const char *path)
     }
     //  Exactly the file's size, so that ASan sees a read past the input's end
     size_t size = (size_t) st.st_size;
-    uint8_t *data = (uint8_t *) malloc (size? size: 1);
+    uint8_t *data = (uint8_t *) malloc (size ? size : 1);
     bool failed = !data || fread (data, 1, size, file) != size;
     fclose (file);
     if (failed) {
@@ -72,9 +72,9 @@ s_run_dir (const char *path)
     int rc = 0;
     while ((entry = readdir (dir)) != NULL) {
         if (entry->d_name [0] == '.')
-            continue;                   //  ., .. and hidden files
+            continue;    //  ., .. and hidden files
         if (count == capacity) {
-            capacity = capacity? capacity * 2: 64;
+            capacity = capacity ? capacity * 2 : 64;
             char **bigger = (char **) realloc (names, capacity * sizeof (char *));
             if (!bigger) {
                 rc = -1;
@@ -103,7 +103,7 @@ s_run_dir (const char *path)
         free (names [i]);
     }
     free (names);
-    return rc? -1: run;
+    return rc ? -1 : run;
 }
 
 int
@@ -117,20 +117,18 @@ main (int argc, char *argv [])
             fprintf (stderr, "replay_corpus: %s: %s\n", argv [arg], strerror (errno));
             failed = true;
         }
-        else
-        if (S_ISDIR (st.st_mode)) {
+        else if (S_ISDIR (st.st_mode)) {
             int run = s_run_dir (argv [arg]);
             if (run < 0)
                 failed = true;
             else
                 total += run;
         }
-        else
-        if (s_run_file (argv [arg]))
+        else if (s_run_file (argv [arg]))
             failed = true;
         else
             total++;
     }
-    printf ("replay_corpus: %d inputs run%s\n", total, failed? ", some could not be read": "");
-    return failed || total == 0? 1: 0;
+    printf ("replay_corpus: %d inputs run%s\n", total, failed ? ", some could not be read" : "");
+    return failed || total == 0 ? 1 : 0;
 }

@@ -20,10 +20,10 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#define MISS_RESCAN_MS      100     //  unknown key: look again this soon
-#define REFUSED_LOGGED_MAX  10000   //  refused keys remembered (logged once)
-#define ZAP_ENDPOINT        "inproc://zeromq.zap.01"
-#define Z85_KEY_SIZE        40
+#define MISS_RESCAN_MS     100      //  unknown key: look again this soon
+#define REFUSED_LOGGED_MAX 10000    //  refused keys remembered (logged once)
+#define ZAP_ENDPOINT       "inproc://zeromq.zap.01"
+#define Z85_KEY_SIZE       40
 
 static const char *s_roles [] = { "broker", "store", "device", "app", "actor", "admin", NULL };
 
@@ -82,7 +82,7 @@ pond_key_binds (const pond_key_t *self, const char *entity)
     const char *start = self->customers;
     while (*start) {
         const char *comma = strchr (start, ',');
-        size_t size = comma? (size_t) (comma - start): strlen (start);
+        size_t size = comma ? (size_t) (comma - start) : strlen (start);
         if (size == len && memcmp (start, entity, len) == 0)
             return true;
         if (!comma)
@@ -101,8 +101,10 @@ pond_key_may_publish (const pond_key_t *self, const char *entity, char *reason, 
     if (streq (self->role, "device") || streq (self->role, "app")) {
         if (pond_key_binds (self, entity))
             return true;
-        snprintf (reason, size, "key '%s' (%s) may not publish for '%.128s': it is bound to "
-                  "%s%s", self->name, self->role, entity, *self->customers? "": "no customer",
+        snprintf (reason, size,
+                  "key '%s' (%s) may not publish for '%.128s': it is bound to "
+                  "%s%s",
+                  self->name, self->role, entity, *self->customers ? "" : "no customer",
                   self->customers);
         return false;
     }
@@ -119,13 +121,13 @@ pond_key_may_control (const pond_key_t *self, const char *command, char *reason,
         return true;
     //  An actor catches up from the log (and replays for its commands)
     if (streq (self->role, "actor")
-    &&  (streq (command, "REPLAY") || streq (command, "CREDIT") || streq (command, "CANCEL")
-    ||   streq (command, "PING")))
+        && (streq (command, "REPLAY") || streq (command, "CREDIT") || streq (command, "CANCEL")
+            || streq (command, "PING")))
         return true;
-    snprintf (reason, size, "key '%s' (%s) may not use %.32s on the control socket: %s",
-              self->name, self->role, command,
-              streq (self->role, "actor")? "actors may only REPLAY"
-                                         : "the control socket is for the admin key");
+    snprintf (reason, size, "key '%s' (%s) may not use %.32s on the control socket: %s", self->name,
+              self->role, command,
+              streq (self->role, "actor") ? "actors may only REPLAY"
+                                          : "the control socket is for the admin key");
     return false;
 }
 
@@ -134,16 +136,18 @@ pond_key_may_ask (const pond_key_t *self, const char *entity, char *reason, size
 {
     assert (self);
     if (!streq (self->role, "app"))
-        return true;            //  actor and admin: anything (may_query said who gets in)
+        return true;    //  actor and admin: anything (may_query said who gets in)
     if (!entity) {
-        snprintf (reason, size, "key '%s' (app) may only QUERY about its customers: "
-                  "COMMAND, STATUS and DUMP are for actor and admin keys", self->name);
+        snprintf (reason, size,
+                  "key '%s' (app) may only QUERY about its customers: "
+                  "COMMAND, STATUS and DUMP are for actor and admin keys",
+                  self->name);
         return false;
     }
     if (pond_key_binds (self, entity))
         return true;
     snprintf (reason, size, "key '%s' (app) may not ask about '%.128s': it is bound to %s%s",
-              self->name, entity, *self->customers? "": "no customer", self->customers);
+              self->name, entity, *self->customers ? "" : "no customer", self->customers);
     return false;
 }
 
@@ -153,8 +157,10 @@ pond_key_may_store (const pond_key_t *self, char *reason, size_t size)
     assert (self);
     if (streq (self->role, "broker"))
         return true;
-    snprintf (reason, size, "key '%s' (%s) may not use the store link: only the broker "
-              "talks to the store", self->name, self->role);
+    snprintf (reason, size,
+              "key '%s' (%s) may not use the store link: only the broker "
+              "talks to the store",
+              self->name, self->role);
     return false;
 }
 
@@ -162,11 +168,12 @@ bool
 pond_key_may_query (const pond_key_t *self, char *reason, size_t size)
 {
     assert (self);
-    if (streq (self->role, "admin") || streq (self->role, "actor")
-    ||  streq (self->role, "app"))
+    if (streq (self->role, "admin") || streq (self->role, "actor") || streq (self->role, "app"))
         return true;
-    snprintf (reason, size, "key '%s' (%s) may not use the query socket: it is for actor, "
-              "app and admin keys", self->name, self->role);
+    snprintf (reason, size,
+              "key '%s' (%s) may not use the query socket: it is for actor, "
+              "app and admin keys",
+              self->name, self->role);
     return false;
 }
 
@@ -185,7 +192,7 @@ pond_keys_role_valid (const char *role)
 int
 pond_keys_check_name (const char *name, char *err, size_t errlen)
 {
-    size_t len = name? strlen (name): 0;
+    size_t len = name ? strlen (name) : 0;
     if (len == 0 || len > POND_KEY_NAME_MAX) {
         snprintf (err, errlen, "a key name is 1 to %d characters", POND_KEY_NAME_MAX);
         return -1;
@@ -196,8 +203,10 @@ pond_keys_check_name (const char *name, char *err, size_t errlen)
     }
     for (size_t i = 0; i < len; i++)
         if (!isalnum ((unsigned char) name [i]) && !strchr ("._-", name [i])) {
-            snprintf (err, errlen, "a key name may only hold letters, digits, '.', '_' "
-                      "and '-', not '%c'", name [i]);
+            snprintf (err, errlen,
+                      "a key name may only hold letters, digits, '.', '_' "
+                      "and '-', not '%c'",
+                      name [i]);
             return -1;
         }
     return 0;
@@ -206,15 +215,16 @@ pond_keys_check_name (const char *name, char *err, size_t errlen)
 int
 pond_keys_check_customer (const char *customer, char *err, size_t errlen)
 {
-    size_t len = customer? strlen (customer): 0;
+    size_t len = customer ? strlen (customer) : 0;
     if (len == 0 || len > POND_ENTITY_MAX) {
         snprintf (err, errlen, "a customer is 1 to %d bytes, like an entity", POND_ENTITY_MAX);
         return -1;
     }
     for (size_t i = 0; i < len; i++)
         if ((unsigned char) customer [i] < 0x20 || customer [i] == 0x7f
-        ||  strchr (",\"'", customer [i])) {
-            snprintf (err, errlen, "a customer must not hold control characters, ',' or "
+            || strchr (",\"'", customer [i])) {
+            snprintf (err, errlen,
+                      "a customer must not hold control characters, ',' or "
                       "quotes");
             return -1;
         }
@@ -230,7 +240,7 @@ s_mkdir (const char *path, mode_t mode, char *err, size_t errlen)
     for (char *slash = strchr (copy + 1, '/'); slash; slash = strchr (slash + 1, '/')) {
         *slash = 0;
         if (mkdir (copy, 0755) && errno != EEXIST)
-            break;              //  the last mkdir says why
+            break;    //  the last mkdir says why
         *slash = '/';
     }
     if (mkdir (path, mode) && errno != EEXIST) {
@@ -241,15 +251,16 @@ s_mkdir (const char *path, mode_t mode, char *err, size_t errlen)
 }
 
 int
-pond_keys_create (const char *dir, const char *role, const char *name,
-                  const char *const *customers, size_t count, char *err, size_t errlen)
+pond_keys_create (const char *dir, const char *role, const char *name, const char *const *customers,
+                  size_t count, char *err, size_t errlen)
 {
     assert (dir);
     assert (customers || count == 0);
     if (!pond_keys_role_valid (role)) {
-        snprintf (err, errlen, "role must be broker, store, device, app, actor or admin, "
+        snprintf (err, errlen,
+                  "role must be broker, store, device, app, actor or admin, "
                   "not '%s'",
-                  role? role: "");
+                  role ? role : "");
         return -1;
     }
     if (pond_keys_check_name (name, err, errlen))
@@ -273,24 +284,26 @@ pond_keys_create (const char *dir, const char *role, const char *name,
                       POND_KEY_CUSTOMERS_MAX);
             return -1;
         }
-        snprintf (list + used, sizeof list - used, "%s%s", used? ",": "", customers [i]);
+        snprintf (list + used, sizeof list - used, "%s%s", used ? "," : "", customers [i]);
     }
     char public_dir [PATH_MAX], secret_dir [PATH_MAX], public_path [PATH_MAX],
-         secret_path [PATH_MAX], temp [PATH_MAX];
+        secret_path [PATH_MAX], temp [PATH_MAX];
     if (pond_path (public_dir, sizeof public_dir, "%s/public", dir)
-    ||  pond_path (secret_dir, sizeof secret_dir, "%s/secret", dir)
-    ||  pond_path (public_path, sizeof public_path, "%s/%s.cert", public_dir, name)
-    ||  pond_path (secret_path, sizeof secret_path, "%s/%s.cert_secret", secret_dir, name)
-    ||  pond_path (temp, sizeof temp, "%s/.%s.cert.tmp", public_dir, name)) {
+        || pond_path (secret_dir, sizeof secret_dir, "%s/secret", dir)
+        || pond_path (public_path, sizeof public_path, "%s/%s.cert", public_dir, name)
+        || pond_path (secret_path, sizeof secret_path, "%s/%s.cert_secret", secret_dir, name)
+        || pond_path (temp, sizeof temp, "%s/.%s.cert.tmp", public_dir, name)) {
         snprintf (err, errlen, "keys directory path too long");
         return -1;
     }
     if (s_mkdir (dir, 0755, err, errlen) || s_mkdir (public_dir, 0755, err, errlen)
-    ||  s_mkdir (secret_dir, 0700, err, errlen))
+        || s_mkdir (secret_dir, 0700, err, errlen))
         return -1;
     if (zsys_file_exists (public_path) || zsys_file_exists (secret_path)) {
-        snprintf (err, errlen, "key '%s' exists already in %s (remove it first with: pond "
-                  "keys remove --keys %s --name %s)", name, dir, dir, name);
+        snprintf (err, errlen,
+                  "key '%s' exists already in %s (remove it first with: pond "
+                  "keys remove --keys %s --name %s)",
+                  name, dir, dir, name);
         return -1;
     }
     zcert_t *cert = zcert_new ();
@@ -329,7 +342,7 @@ pond_keys_remove (const char *dir, const char *name, char *err, size_t errlen)
         return -1;
     char public_path [PATH_MAX], secret_path [PATH_MAX];
     if (pond_path (public_path, sizeof public_path, "%s/public/%s.cert", dir, name)
-    ||  pond_path (secret_path, sizeof secret_path, "%s/secret/%s.cert_secret", dir, name)) {
+        || pond_path (secret_path, sizeof secret_path, "%s/secret/%s.cert_secret", dir, name)) {
         snprintf (err, errlen, "keys directory path too long");
         return -1;
     }
@@ -349,15 +362,15 @@ pond_keys_remove (const char *dir, const char *name, char *err, size_t errlen)
 struct _pond_keyring_t {
     char dir [PATH_MAX];
     char public_dir [PATH_MAX];
-    pond_key_t **keys;          //  sorted by name
+    pond_key_t **keys;    //  sorted by name
     size_t count;
-    zhashx_t *by_public;        //  Z85 -> pond_key_t *, in keys
+    zhashx_t *by_public;    //  Z85 -> pond_key_t *, in keys
     zhashx_t *by_name;
-    uint64_t signature;         //  of public_dir when loaded
-    int64_t checked_at;         //  last look at public_dir
-    int64_t missed_at;          //  last look for an unknown key
+    uint64_t signature;    //  of public_dir when loaded
+    int64_t checked_at;    //  last look at public_dir
+    int64_t missed_at;     //  last look for an unknown key
     bool loaded;
-    bool quiet;                 //  a second view of the same directory: no logs
+    bool quiet;    //  a second view of the same directory: no logs
 };
 
 //  A summary of what public_dir holds: changes when a file is added,
@@ -373,10 +386,9 @@ s_signature (const char *path)
     while ((entry = readdir (handle))) {
         char file [PATH_MAX];
         struct stat info;
-        if (pond_path (file, sizeof file, "%s/%s", path, entry->d_name)
-        ||  stat (file, &info))
+        if (pond_path (file, sizeof file, "%s/%s", path, entry->d_name) || stat (file, &info))
             continue;
-        uint64_t hash = 1469598103934665603ULL;         //  FNV-1a
+        uint64_t hash = 1469598103934665603ULL;    //  FNV-1a
         for (const char *c = entry->d_name; *c; c++)
             hash = (hash ^ (uint8_t) *c) * 1099511628211ULL;
         uint64_t facts [] = { (uint64_t) info.st_mtim.tv_sec, (uint64_t) info.st_mtim.tv_nsec,
@@ -412,44 +424,39 @@ static pond_key_t *
 s_key_load (pond_keyring_t *self, const char *path)
 {
     zcert_t *cert = zcert_load (path);
-    const char *role = cert? zcert_meta (cert, "role"): NULL;
-    const char *name = cert? zcert_meta (cert, "name"): NULL;
-    const char *customers = cert? zcert_meta (cert, "customers"): NULL;
-    const pond_key_t *twin = cert? (const pond_key_t *) zhashx_lookup (self->by_public,
-                                                                      zcert_public_txt (cert))
-                                 : NULL;
+    const char *role = cert ? zcert_meta (cert, "role") : NULL;
+    const char *name = cert ? zcert_meta (cert, "name") : NULL;
+    const char *customers = cert ? zcert_meta (cert, "customers") : NULL;
+    const pond_key_t *twin = cert ? (const pond_key_t *) zhashx_lookup (self->by_public,
+                                                                        zcert_public_txt (cert))
+                                  : NULL;
     char err [256], why [320] = "";
     if (!cert)
         snprintf (why, sizeof why, "cannot be read as a certificate");
-    else
-    if (!pond_keys_role_valid (role))
+    else if (!pond_keys_role_valid (role))
         snprintf (why, sizeof why, "has no valid role (broker, store, device, app, actor, admin)");
-    else
-    if (pond_keys_check_name (name, err, sizeof err))
+    else if (pond_keys_check_name (name, err, sizeof err))
         snprintf (why, sizeof why, "%s", err);
-    else
-    if (customers && strlen (customers) > POND_KEY_CUSTOMERS_MAX)
+    else if (customers && strlen (customers) > POND_KEY_CUSTOMERS_MAX)
         snprintf (why, sizeof why, "has too many customers");
-    else
-    if (twin)
+    else if (twin)
         snprintf (why, sizeof why, "holds the same key as '%s'", twin->name);
-    else
-    if (zhashx_lookup (self->by_name, name))
+    else if (zhashx_lookup (self->by_name, name))
         snprintf (why, sizeof why, "is named '%s' like another key", name);
     pond_key_t *key = NULL;
     if (*why) {
         if (!self->quiet)
             zsys_warning ("pond: keys: %s %s; skipped", path, why);
     }
-    else
-    if ((key = (pond_key_t *) zmalloc (sizeof (pond_key_t)))) {
+    else if ((key = (pond_key_t *) zmalloc (sizeof (pond_key_t)))) {
         snprintf (key->name, sizeof key->name, "%s", name);
         snprintf (key->role, sizeof key->role, "%s", role);
         snprintf (key->public_key, sizeof key->public_key, "%s", zcert_public_txt (cert));
-        snprintf (key->customers, sizeof key->customers, "%s", customers? customers: "");
+        snprintf (key->customers, sizeof key->customers, "%s", customers ? customers : "");
         char secret [PATH_MAX];
-        key->has_secret = pond_path (secret, sizeof secret, "%s/secret/%s.cert_secret",
-                                     self->dir, key->name) == 0
+        key->has_secret = pond_path (secret, sizeof secret, "%s/secret/%s.cert_secret", self->dir,
+                                     key->name)
+                           == 0
                        && zsys_file_exists (secret);
     }
     zcert_destroy (&cert);
@@ -518,14 +525,16 @@ s_keyring_new (const char *dir, bool quiet, char *err, size_t errlen)
     self->by_public = zhashx_new ();
     self->by_name = zhashx_new ();
     if (pond_path (self->dir, sizeof self->dir, "%s", dir)
-    ||  pond_path (self->public_dir, sizeof self->public_dir, "%s/public", dir)) {
+        || pond_path (self->public_dir, sizeof self->public_dir, "%s/public", dir)) {
         snprintf (err, errlen, "keys directory path too long");
         pond_keyring_destroy (&self);
         return NULL;
     }
     if (s_keyring_load (self)) {
-        snprintf (err, errlen, "cannot read the keys in %s: %s (create keys with: pond keys "
-                  "new --keys %s ...)", self->public_dir, strerror (errno), dir);
+        snprintf (err, errlen,
+                  "cannot read the keys in %s: %s (create keys with: pond keys "
+                  "new --keys %s ...)",
+                  self->public_dir, strerror (errno), dir);
         pond_keyring_destroy (&self);
         return NULL;
     }
@@ -582,7 +591,7 @@ const pond_key_t *
 pond_keyring_find (pond_keyring_t *self, const char *name)
 {
     assert (self);
-    return name? (const pond_key_t *) zhashx_lookup (self->by_name, name): NULL;
+    return name ? (const pond_key_t *) zhashx_lookup (self->by_name, name) : NULL;
 }
 
 size_t
@@ -596,16 +605,16 @@ const pond_key_t *
 pond_keyring_at (pond_keyring_t *self, size_t index)
 {
     assert (self);
-    return index < self->count? self->keys [index]: NULL;
+    return index < self->count ? self->keys [index] : NULL;
 }
 
 //  ---------------------------------------------------------------------
 //  ZAP handler: lets in the keys of KEYS/public (RFC 27)
 
 typedef struct {
-    const char *dir;            //  the keys directory
+    const char *dir;    //  the keys directory
     pond_keyring_t *keys;
-    zhashx_t *refused;          //  keys logged as refused already
+    zhashx_t *refused;    //  keys logged as refused already
 } zap_t;
 
 //  Answer one ZAP request.
@@ -628,8 +637,7 @@ s_zap_answer (zap_t *self, zsock_t *handler)
         code = "500";
         text = "bad ZAP request";
     }
-    else
-    if (!streq (mechanism, "CURVE") || !credential || zframe_size (credential) != 32)
+    else if (!streq (mechanism, "CURVE") || !credential || zframe_size (credential) != 32)
         text = "CURVE only";
     else {
         zmq_z85_encode (client, zframe_data (credential), 32);
@@ -637,11 +645,11 @@ s_zap_answer (zap_t *self, zsock_t *handler)
             code = "200";
             text = "OK";
         }
-        else
-        if (zhashx_size (self->refused) < REFUSED_LOGGED_MAX
-        &&  zhashx_insert (self->refused, client, (void *) "") == 0)
+        else if (zhashx_size (self->refused) < REFUSED_LOGGED_MAX
+                 && zhashx_insert (self->refused, client, (void *) "") == 0)
             zsys_warning ("pond: refused a connection from %s: key %s is not in %s/public "
-                          "(logged once per key)", address? address: "?", client, self->dir);
+                          "(logged once per key)",
+                          address ? address : "?", client, self->dir);
     }
     zmsg_t *reply = zmsg_new ();
     zmsg_addstr (reply, "1.0");
@@ -651,8 +659,8 @@ s_zap_answer (zap_t *self, zsock_t *handler)
         zmsg_addstr (reply, "");
     zmsg_addstr (reply, code);
     zmsg_addstr (reply, text);
-    zmsg_addstr (reply, streq (code, "200")? client: "");
-    zmsg_addmem (reply, NULL, 0);                   //  no metadata
+    zmsg_addstr (reply, streq (code, "200") ? client : "");
+    zmsg_addmem (reply, NULL, 0);    //  no metadata
     zmsg_send (&reply, handler);
     zframe_destroy (&version);
     zframe_destroy (&sequence);
@@ -679,13 +687,14 @@ s_zap_actor (zsock_t *pipe, void *args)
     self.keys = s_keyring_new (dir, true, err, sizeof err);
     if (!handler)
         snprintf (err, sizeof err, "cannot make the ZAP handler's socket");
-    else
-    if (!*err && zsock_bind (handler, ZAP_ENDPOINT))
-        snprintf (err, sizeof err, "cannot bind the ZAP handler: %s (another one runs in "
-                  "this process?)", zmq_strerror (zmq_errno ()));
+    else if (!*err && zsock_bind (handler, ZAP_ENDPOINT))
+        snprintf (err, sizeof err,
+                  "cannot bind the ZAP handler: %s (another one runs in "
+                  "this process?)",
+                  zmq_strerror (zmq_errno ()));
     zsock_signal (pipe, 0);
-    zstr_send (pipe, *err? err: "OK");
-    zpoller_t *poller = *err? NULL: zpoller_new (pipe, handler, NULL);
+    zstr_send (pipe, *err ? err : "OK");
+    zpoller_t *poller = *err ? NULL : zpoller_new (pipe, handler, NULL);
     //  Serve through SIGINT/SIGTERM: the owner ends us with $TERM
     if (poller)
         zpoller_set_nonstop (poller, true);
@@ -693,8 +702,7 @@ s_zap_actor (zsock_t *pipe, void *args)
         zsock_t *which = (zsock_t *) zpoller_wait (poller, -1);
         if (which == handler)
             s_zap_answer (&self, handler);
-        else
-        if (which == pipe) {
+        else if (which == pipe) {
             char *command = zstr_recv (pipe);
             bool term = !command || streq (command, "$TERM");
             zstr_free (&command);
@@ -719,10 +727,10 @@ s_zap_actor (zsock_t *pipe, void *args)
 static struct {
     char dir [PATH_MAX];
     char name [POND_KEY_NAME_MAX + 1];
-    zcert_t *cert;                  //  our key pair
-    char broker_key [Z85_KEY_SIZE + 1];     //  "" for the broker itself
-    zactor_t *zap;                  //  once a server socket was made
-    pond_keyring_t *senders;        //  main thread's view of KEYS/public
+    zcert_t *cert;                         //  our key pair
+    char broker_key [Z85_KEY_SIZE + 1];    //  "" for the broker itself
+    zactor_t *zap;                         //  once a server socket was made
+    pond_keyring_t *senders;               //  main thread's view of KEYS/public
     bool cleanup_registered;
 } s_identity;
 
@@ -747,15 +755,15 @@ pond_keys_reset (void)
 //  (NULL-terminated). Returns 0 with the Z85 key in key, or -1 with the
 //  reason in err.
 static int
-s_server_key (const char *dir, const char *name, const char *const *roles, char *key,
-              char *err, size_t errlen)
+s_server_key (const char *dir, const char *name, const char *const *roles, char *key, char *err,
+              size_t errlen)
 {
     char path [PATH_MAX];
     if (pond_path (path, sizeof path, "%s/public/%s.cert", dir, name)) {
         snprintf (err, errlen, "keys directory path too long");
         return -1;
     }
-    zcert_t *cert = zsys_file_exists (path)? zcert_load (path): NULL;
+    zcert_t *cert = zsys_file_exists (path) ? zcert_load (path) : NULL;
     if (!cert) {
         snprintf (err, errlen, "no public key of '%s' in %s/public (%s.cert)", name, dir, name);
         return -1;
@@ -767,10 +775,10 @@ s_server_key (const char *dir, const char *name, const char *const *roles, char 
     if (fits)
         snprintf (key, Z85_KEY_SIZE + 1, "%s", zcert_public_txt (cert));
     else
-        snprintf (err, errlen, "%s.cert in %s/public is a '%s' key, not a %s's", name,
-                  dir, role? role: "(no role)", roles [0]);
+        snprintf (err, errlen, "%s.cert in %s/public is a '%s' key, not a %s's", name, dir,
+                  role ? role : "(no role)", roles [0]);
     zcert_destroy (&cert);
-    return fits? 0: -1;
+    return fits ? 0 : -1;
 }
 
 int
@@ -786,18 +794,19 @@ pond_keys_use (const char *dir, const char *name, char *err, size_t errlen)
         return -1;
     char secret [PATH_MAX], base [PATH_MAX];
     if (pond_path (secret, sizeof secret, "%s/secret/%s.cert_secret", dir, name)
-    ||  pond_path (base, sizeof base, "%s/secret/%s.cert", dir, name)
-    ||  strlen (dir) >= sizeof s_identity.dir) {
+        || pond_path (base, sizeof base, "%s/secret/%s.cert", dir, name)
+        || strlen (dir) >= sizeof s_identity.dir) {
         snprintf (err, errlen, "keys directory path too long");
         return -1;
     }
     if (!zsys_file_exists (secret)) {
-        snprintf (err, errlen, "no secret key for '%s': %s is missing (make the key with: "
-                  "pond keys new --keys %s --role ROLE --name %s, or copy it here)", name,
-                  secret, dir, name);
+        snprintf (err, errlen,
+                  "no secret key for '%s': %s is missing (make the key with: "
+                  "pond keys new --keys %s --role ROLE --name %s, or copy it here)",
+                  name, secret, dir, name);
         return -1;
     }
-    zcert_t *cert = zcert_load (base);      //  reads base + "_secret"
+    zcert_t *cert = zcert_load (base);    //  reads base + "_secret"
     if (!cert || streq (zcert_secret_txt (cert), "0000000000000000000000000000000000000000")) {
         snprintf (err, errlen, "%s is not a secret certificate", secret);
         zcert_destroy (&cert);
@@ -806,7 +815,7 @@ pond_keys_use (const char *dir, const char *name, char *err, size_t errlen)
     char broker_key [Z85_KEY_SIZE + 1] = "";
     static const char *const broker_roles [] = { "broker", NULL };
     if (!streq (name, POND_KEYS_BROKER) && !streq (name, POND_KEYS_STORE)
-    &&  s_server_key (dir, POND_KEYS_BROKER, broker_roles, broker_key, err, errlen)) {
+        && s_server_key (dir, POND_KEYS_BROKER, broker_roles, broker_key, err, errlen)) {
         zcert_destroy (&cert);
         return -1;
     }
@@ -830,13 +839,13 @@ pond_keys_active (void)
 const char *
 pond_keys_dir (void)
 {
-    return s_identity.cert? s_identity.dir: NULL;
+    return s_identity.cert ? s_identity.dir : NULL;
 }
 
 const char *
 pond_keys_as (void)
 {
-    return s_identity.cert? s_identity.name: NULL;
+    return s_identity.cert ? s_identity.name : NULL;
 }
 
 int
@@ -852,17 +861,16 @@ pond_keys_client (zsock_t *sock, const char *server)
     static const char *const store_roles [] = { "store", NULL };
     if (!server || streq (server, POND_KEYS_BROKER)) {
         if (!*s_identity.broker_key
-        &&  s_server_key (s_identity.dir, POND_KEYS_BROKER, broker_roles, s_identity.broker_key,
-                          err, sizeof err)) {
+            && s_server_key (s_identity.dir, POND_KEYS_BROKER, broker_roles, s_identity.broker_key,
+                             err, sizeof err)) {
             zsys_error ("pond: cannot use CURVE: %s", err);
             return -1;
         }
         strcpy (key, s_identity.broker_key);
     }
-    else
-    if (s_server_key (s_identity.dir, server,
-                      streq (server, POND_KEYS_STORE)? store_roles: actor_roles, key, err,
-                      sizeof err)) {
+    else if (s_server_key (s_identity.dir, server,
+                           streq (server, POND_KEYS_STORE) ? store_roles : actor_roles, key, err,
+                           sizeof err)) {
         zsys_error ("pond: cannot use CURVE: %s", err);
         return -1;
     }
@@ -885,9 +893,9 @@ pond_keys_server (zsock_t *sock)
             return -1;
         }
         s_identity.zap = zactor_new (s_zap_actor, s_identity.dir);
-        char *status = s_identity.zap? zstr_recv (s_identity.zap): NULL;
+        char *status = s_identity.zap ? zstr_recv (s_identity.zap) : NULL;
         if (!status || !streq (status, "OK")) {
-            zsys_error ("pond: %s", status? status: "cannot start the ZAP handler");
+            zsys_error ("pond: %s", status ? status : "cannot start the ZAP handler");
             zstr_free (&status);
             s_stop_servers ();
             return -1;
@@ -920,7 +928,7 @@ pond_keys_sender (zframe_t *frame)
 //  Watching a client's handshakes
 
 struct _pond_keys_watch_t {
-    zsock_t *monitor;           //  PAIR: the socket's monitor events
+    zsock_t *monitor;    //  PAIR: the socket's monitor events
     bool refused;
     char reason [640];
 };
@@ -940,9 +948,9 @@ pond_keys_watch_new (zsock_t *sock)
         return NULL;
     if (zmq_socket_monitor (zsock_resolve (sock), endpoint,
                             ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
-                            | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
-    ||  !(self->monitor = zsock_new (ZMQ_PAIR))
-    ||  zsock_connect (self->monitor, "%s", endpoint)) {
+                                | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
+        || !(self->monitor = zsock_new (ZMQ_PAIR))
+        || zsock_connect (self->monitor, "%s", endpoint)) {
         pond_keys_watch_destroy (&self);
         return NULL;
     }
@@ -976,25 +984,23 @@ pond_keys_watch_refused (pond_keys_watch_t *self, char *reason, size_t size)
             uint32_t value;
             memcpy (&what, zframe_data (head), 2);
             memcpy (&value, zframe_data (head) + 2, 4);
-            char *where = address? zframe_strdup (address): NULL;
+            char *where = address ? zframe_strdup (address) : NULL;
             if (what == ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
                 self->refused = false;
-            else
-            if (what == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+            else if (what == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
                 self->refused = true;
                 snprintf (self->reason, sizeof self->reason,
                           "%.100s refused key '%s' (ZAP %u): the server does not know it; "
                           "is %.120s/public/%s.cert in the server's keys directory?",
-                          where? where: "the server", s_identity.name, value, s_identity.dir,
+                          where ? where : "the server", s_identity.name, value, s_identity.dir,
                           s_identity.name);
             }
-            else
-            if (what == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) {
+            else if (what == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) {
                 self->refused = true;
                 snprintf (self->reason, sizeof self->reason,
                           "the CURVE handshake with %.100s failed (protocol error 0x%x): the "
                           "server runs without keys, or with another key than the one in %.120s",
-                          where? where: "the server", value, s_identity.dir);
+                          where ? where : "the server", value, s_identity.dir);
             }
             zstr_free (&where);
         }

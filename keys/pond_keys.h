@@ -45,11 +45,11 @@
 extern "C" {
 #endif
 
-#define POND_KEY_NAME_MAX       64      //  [A-Za-z0-9._-], not starting with '.'
-#define POND_KEY_CUSTOMERS_MAX  1024    //  bytes of the customers list
-#define POND_KEYS_RESCAN_MS     2000    //  servers look at KEYS/public this often
-#define POND_KEYS_BROKER        "broker"    //  the broker's key name
-#define POND_KEYS_STORE         "store"     //  the store's key name
+#define POND_KEY_NAME_MAX      64          //  [A-Za-z0-9._-], not starting with '.'
+#define POND_KEY_CUSTOMERS_MAX 1024        //  bytes of the customers list
+#define POND_KEYS_RESCAN_MS    2000        //  servers look at KEYS/public this often
+#define POND_KEYS_BROKER       "broker"    //  the broker's key name
+#define POND_KEYS_STORE        "store"     //  the store's key name
 
 //  ---------------------------------------------------------------------
 //  One key: a public cert's metadata
@@ -78,13 +78,11 @@ bool
 //  May this key publish an event for entity? Returns true, or false with
 //  the reason (for a NACK 403) in reason.
 bool
-    pond_key_may_publish (const pond_key_t *self, const char *entity, char *reason,
-                          size_t size);
+    pond_key_may_publish (const pond_key_t *self, const char *entity, char *reason, size_t size);
 
 //  May this key send command (STATS, REPLAY, ...) on the control socket?
 bool
-    pond_key_may_control (const pond_key_t *self, const char *command, char *reason,
-                          size_t size);
+    pond_key_may_control (const pond_key_t *self, const char *command, char *reason, size_t size);
 
 //  May this key (let in by pond_key_may_query) ask an actor about entity?
 //  App keys only about their customers, and only with QUERY (entity NULL

@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 static inline void
-pond_put_be64 (uint8_t *dest, uint64_t value)
+    pond_put_be64 (uint8_t *dest, uint64_t value)
 {
     for (int i = 7; i >= 0; i--) {
         dest [i] = (uint8_t) value;
@@ -19,7 +19,7 @@ pond_put_be64 (uint8_t *dest, uint64_t value)
 }
 
 static inline uint64_t
-pond_get_be64 (const uint8_t *source)
+    pond_get_be64 (const uint8_t *source)
 {
     uint64_t value = 0;
     for (int i = 0; i < 8; i++)

@@ -12,7 +12,7 @@
 
 //  A msgpack map (data or meta): NULL when absent
 typedef struct {
-    uint8_t *bytes;             //  malloc'd, or in the event's block
+    uint8_t *bytes;    //  malloc'd, or in the event's block
     size_t size;
     bool in_block;
 } s_slot_t;
@@ -146,7 +146,7 @@ pond_event_destroy (pond_event_t **self_p)
 static uint8_t *
 s_memdup (const uint8_t *data, size_t size)
 {
-    uint8_t *copy = (uint8_t *) malloc (size? size: 1);
+    uint8_t *copy = (uint8_t *) malloc (size ? size : 1);
     if (copy && size)
         memcpy (copy, data, size);
     return copy;
@@ -159,8 +159,8 @@ pond_event_dup (const pond_event_t *self)
     if (!copy)
         return NULL;
     *copy = *self;
-    copy->meta.bytes = self->meta.bytes? s_memdup (self->meta.bytes, self->meta.size): NULL;
-    copy->data.bytes = self->data.bytes? s_memdup (self->data.bytes, self->data.size): NULL;
+    copy->meta.bytes = self->meta.bytes ? s_memdup (self->meta.bytes, self->meta.size) : NULL;
+    copy->data.bytes = self->data.bytes ? s_memdup (self->data.bytes, self->data.size) : NULL;
     copy->meta.in_block = copy->data.in_block = false;
     copy->block_used = 0;
     if ((self->meta.bytes && !copy->meta.bytes) || (self->data.bytes && !copy->data.bytes)) {
@@ -238,13 +238,13 @@ pond_event_source (const pond_event_t *self)
 int
 pond_event_set_source (pond_event_t *self, const char *source)
 {
-    return s_set_text (self->source, sizeof self->source, source? source: "");
+    return s_set_text (self->source, sizeof self->source, source ? source : "");
 }
 
 const uint8_t *
 pond_event_causation (const pond_event_t *self)
 {
-    return self->has_causation? self->causation: NULL;
+    return self->has_causation ? self->causation : NULL;
 }
 
 void
@@ -283,8 +283,8 @@ pond_event_meta (const pond_event_t *self, size_t *size_p)
 
 //  Replace a data/meta slot with a copy of msgpack bytes holding one map.
 static int
-s_set_map (const char *key, s_slot_t *slot, const uint8_t *msgpack, size_t size,
-           char *err, size_t errlen)
+s_set_map (const char *key, s_slot_t *slot, const uint8_t *msgpack, size_t size, char *err,
+           size_t errlen)
 {
     if (!msgpack) {
         s_slot_clear (slot);
@@ -316,15 +316,15 @@ s_set_map (const char *key, s_slot_t *slot, const uint8_t *msgpack, size_t size,
 }
 
 int
-pond_event_set_data (pond_event_t *self, const uint8_t *msgpack, size_t size,
-                     char *err, size_t errlen)
+pond_event_set_data (pond_event_t *self, const uint8_t *msgpack, size_t size, char *err,
+                     size_t errlen)
 {
     return s_set_map ("data", &self->data, msgpack, size, err, errlen);
 }
 
 int
-pond_event_set_meta (pond_event_t *self, const uint8_t *msgpack, size_t size,
-                     char *err, size_t errlen)
+pond_event_set_meta (pond_event_t *self, const uint8_t *msgpack, size_t size, char *err,
+                     size_t errlen)
 {
     return s_set_map ("meta", &self->meta, msgpack, size, err, errlen);
 }
@@ -364,11 +364,10 @@ pond_event_validate (const pond_event_t *self, char *err, size_t errlen)
         return -1;
     }
     if (s_check_name (self->name, strlen (self->name), err, errlen)
-    ||  s_check_ts (self->ts, err, errlen)
-    ||  s_check_label ("entity", self->entity, strlen (self->entity), err, errlen))
+        || s_check_ts (self->ts, err, errlen)
+        || s_check_label ("entity", self->entity, strlen (self->entity), err, errlen))
         return -1;
-    if (*self->source
-    &&  s_check_label ("source", self->source, strlen (self->source), err, errlen))
+    if (*self->source && s_check_label ("source", self->source, strlen (self->source), err, errlen))
         return -1;
     return 0;
 }
@@ -422,13 +421,13 @@ s_write (void *data, const char *buf, size_t len)
 static size_t
 s_str_size (size_t len)
 {
-    return len + (len < 32? 1: len < 256? 2: len < 65536? 3: 5);
+    return len + (len < 32 ? 1 : len < 256 ? 2 : len < 65536 ? 3 : 5);
 }
 
 static size_t
 s_uint_size (uint64_t value)
 {
-    return value < 128? 1: value < 256? 2: value < 65536? 3: value <= UINT32_MAX? 5: 9;
+    return value < 128 ? 1 : value < 256 ? 2 : value < 65536 ? 3 : value <= UINT32_MAX ? 5 : 9;
 }
 
 uint8_t *
@@ -436,12 +435,11 @@ pond_event_encode (const pond_event_t *self, size_t *size_p, char *err, size_t e
 {
     if (pond_event_validate (self, err, errlen))
         return NULL;
-    size_t count = 4 + (*self->source != 0) + self->has_causation
-                 + (self->meta.bytes != NULL) + (self->data.bytes != NULL) + (self->seq != 0);
+    size_t count = 4 + (*self->source != 0) + self->has_causation + (self->meta.bytes != NULL)
+                 + (self->data.bytes != NULL) + (self->seq != 0);
     //  A map of at most 9 keys has a one-byte header; a UUID is a bin8
-    size_t size = 1 + s_str_size (2) + 2 + POND_ID_SIZE
-                + s_str_size (4) + s_str_size (strlen (self->name))
-                + s_str_size (2) + s_uint_size (self->ts)
+    size_t size = 1 + s_str_size (2) + 2 + POND_ID_SIZE + s_str_size (4)
+                + s_str_size (strlen (self->name)) + s_str_size (2) + s_uint_size (self->ts)
                 + s_str_size (6) + s_str_size (strlen (self->entity));
     if (*self->source)
         size += s_str_size (6) + s_str_size (strlen (self->source));
@@ -454,8 +452,7 @@ pond_event_encode (const pond_event_t *self, size_t *size_p, char *err, size_t e
     if (self->seq)
         size += s_str_size (3) + s_uint_size (self->seq);
     if (size > POND_EVENT_MAX_SIZE) {
-        snprintf (err, errlen, "event is %zu bytes; the limit is %d", size,
-                  POND_EVENT_MAX_SIZE);
+        snprintf (err, errlen, "event is %zu bytes; the limit is %d", size, POND_EVENT_MAX_SIZE);
         return NULL;
     }
     s_writer_t writer = { (uint8_t *) malloc (size), 0, size };
@@ -490,8 +487,8 @@ pond_event_encode (const pond_event_t *self, size_t *size_p, char *err, size_t e
     }
     if (writer.size != size) {
         //  Not reached: the sizes above are msgpack-c's
-        snprintf (err, errlen, "encoder wrote %zu bytes, not the %zu it computed",
-                  writer.size, size);
+        snprintf (err, errlen, "encoder wrote %zu bytes, not the %zu it computed", writer.size,
+                  size);
         free (writer.data);
         return NULL;
     }
@@ -514,19 +511,24 @@ pond_event_encode (const pond_event_t *self, size_t *size_p, char *err, size_t e
 //  a decoded event holds the same bytes as it always did.
 
 enum {
-    F_ID = 1, F_NAME = 2, F_TS = 4, F_ENTITY = 8, F_SOURCE = 16,
-    F_CAUSATION = 32, F_META = 64, F_DATA = 128, F_SEQ = 256
+    F_ID = 1,
+    F_NAME = 2,
+    F_TS = 4,
+    F_ENTITY = 8,
+    F_SOURCE = 16,
+    F_CAUSATION = 32,
+    F_META = 64,
+    F_DATA = 128,
+    F_SEQ = 256
 };
 
 //  What the cursor sees: the msgpack_object types the envelope cares about
-typedef enum {
-    S_STR, S_BIN, S_UINT, S_NEGATIVE, S_MAP, S_OTHER
-} s_kind_t;
+typedef enum { S_STR, S_BIN, S_UINT, S_NEGATIVE, S_MAP, S_OTHER } s_kind_t;
 
 typedef struct {
     s_kind_t kind;
-    const uint8_t *ptr;         //  Body of a str or bin
-    uint64_t value;             //  Length of a str or bin, a uint, a map's count
+    const uint8_t *ptr;    //  Body of a str or bin
+    uint64_t value;        //  Length of a str or bin, a uint, a map's count
 } s_item_t;
 
 static uint64_t
@@ -552,54 +554,61 @@ s_read_item (const uint8_t **at_p, s_item_t *item)
         item->kind = S_UINT;
         item->value = tag;
     }
-    else
-    if (tag >= 0xe0)
+    else if (tag >= 0xe0)
         item->kind = S_NEGATIVE;
-    else
-    if (tag >= 0xa0 && tag <= 0xbf) {
+    else if (tag >= 0xa0 && tag <= 0xbf) {
         item->kind = S_STR;
         item->value = tag & 0x1f;
     }
-    else
-    if (tag >= 0x80 && tag <= 0x8f) {
+    else if (tag >= 0x80 && tag <= 0x8f) {
         item->kind = S_MAP;
         item->value = tag & 0x0f;
         return;
     }
     else
-    switch (tag) {
-        case 0xd9: case 0xda: case 0xdb:
-            header = 1 + ((size_t) 1 << (tag - 0xd9));
-            item->kind = S_STR;
-            item->value = s_be (at + 1, header - 1);
-            break;
-        case 0xc4: case 0xc5: case 0xc6:
-            header = 1 + ((size_t) 1 << (tag - 0xc4));
-            item->kind = S_BIN;
-            item->value = s_be (at + 1, header - 1);
-            break;
-        case 0xcc: case 0xcd: case 0xce: case 0xcf:
-            header = 1 + ((size_t) 1 << (tag - 0xcc));
-            item->kind = S_UINT;
-            item->value = s_be (at + 1, header - 1);
-            break;
-        case 0xd0: case 0xd1: case 0xd2: case 0xd3: {
-            //  msgpack-c makes a non-negative signed integer a positive one
-            size_t n = (size_t) 1 << (tag - 0xd0);
-            uint64_t raw = s_be (at + 1, n);
-            bool negative = (raw >> (n * 8 - 1)) & 1;
-            header = 1 + n;
-            item->kind = negative? S_NEGATIVE: S_UINT;
-            item->value = raw;
-            break;
+        switch (tag) {
+            case 0xd9:
+            case 0xda:
+            case 0xdb:
+                header = 1 + ((size_t) 1 << (tag - 0xd9));
+                item->kind = S_STR;
+                item->value = s_be (at + 1, header - 1);
+                break;
+            case 0xc4:
+            case 0xc5:
+            case 0xc6:
+                header = 1 + ((size_t) 1 << (tag - 0xc4));
+                item->kind = S_BIN;
+                item->value = s_be (at + 1, header - 1);
+                break;
+            case 0xcc:
+            case 0xcd:
+            case 0xce:
+            case 0xcf:
+                header = 1 + ((size_t) 1 << (tag - 0xcc));
+                item->kind = S_UINT;
+                item->value = s_be (at + 1, header - 1);
+                break;
+            case 0xd0:
+            case 0xd1:
+            case 0xd2:
+            case 0xd3: {
+                //  msgpack-c makes a non-negative signed integer a positive one
+                size_t n = (size_t) 1 << (tag - 0xd0);
+                uint64_t raw = s_be (at + 1, n);
+                bool negative = (raw >> (n * 8 - 1)) & 1;
+                header = 1 + n;
+                item->kind = negative ? S_NEGATIVE : S_UINT;
+                item->value = raw;
+                break;
+            }
+            case 0xde:
+            case 0xdf:
+                item->kind = S_MAP;
+                item->value = s_be (at + 1, tag == 0xde ? 2 : 4);
+                return;
+            default: return;
         }
-        case 0xde: case 0xdf:
-            item->kind = S_MAP;
-            item->value = s_be (at + 1, tag == 0xde? 2: 4);
-            return;
-        default:
-            return;
-    }
     if (item->kind == S_STR || item->kind == S_BIN) {
         item->ptr = at + header;
         header += item->value;
@@ -612,22 +621,27 @@ s_key_flag (const uint8_t *key, uint64_t size)
 {
     switch (size) {
         case 2:
-            if (memcmp (key, "id", 2) == 0) return F_ID;
-            if (memcmp (key, "ts", 2) == 0) return F_TS;
+            if (memcmp (key, "id", 2) == 0)
+                return F_ID;
+            if (memcmp (key, "ts", 2) == 0)
+                return F_TS;
             return 0;
-        case 3:
-            return memcmp (key, "seq", 3) == 0? F_SEQ: 0;
+        case 3: return memcmp (key, "seq", 3) == 0 ? F_SEQ : 0;
         case 4:
-            if (memcmp (key, "name", 4) == 0) return F_NAME;
-            if (memcmp (key, "meta", 4) == 0) return F_META;
-            if (memcmp (key, "data", 4) == 0) return F_DATA;
+            if (memcmp (key, "name", 4) == 0)
+                return F_NAME;
+            if (memcmp (key, "meta", 4) == 0)
+                return F_META;
+            if (memcmp (key, "data", 4) == 0)
+                return F_DATA;
             return 0;
         case 6:
-            if (memcmp (key, "entity", 6) == 0) return F_ENTITY;
-            if (memcmp (key, "source", 6) == 0) return F_SOURCE;
+            if (memcmp (key, "entity", 6) == 0)
+                return F_ENTITY;
+            if (memcmp (key, "source", 6) == 0)
+                return F_SOURCE;
             return 0;
-        case 9:
-            return memcmp (key, "causation", 9) == 0? F_CAUSATION: 0;
+        case 9: return memcmp (key, "causation", 9) == 0 ? F_CAUSATION : 0;
     }
     return 0;
 }
@@ -682,8 +696,8 @@ s_copy_text (char *field, const s_item_t *item)
 
 //  Decode the value of one envelope key, which lies in span of data.
 static int
-s_decode_field (pond_event_t *self, int flag, const uint8_t *data,
-                const pond_value_span_t *span, char *err, size_t errlen)
+s_decode_field (pond_event_t *self, int flag, const uint8_t *data, const pond_value_span_t *span,
+                char *err, size_t errlen)
 {
     s_item_t item;
     const uint8_t *at = data + span->start;
@@ -691,16 +705,15 @@ s_decode_field (pond_event_t *self, int flag, const uint8_t *data,
     switch (flag) {
         case F_ID:
         case F_CAUSATION: {
-            const char *key = flag == F_ID? "id": "causation";
+            const char *key = flag == F_ID ? "id" : "causation";
             if (item.kind != S_BIN || item.value != POND_ID_SIZE) {
                 snprintf (err, errlen, "%s must be 16 bytes of bin (a UUID)", key);
                 return -1;
             }
-            memcpy (flag == F_ID? self->id: self->causation, item.ptr, POND_ID_SIZE);
+            memcpy (flag == F_ID ? self->id : self->causation, item.ptr, POND_ID_SIZE);
             if (flag == F_CAUSATION)
                 self->has_causation = true;
-            else
-            if (s_is_nil_id (self->id)) {
+            else if (s_is_nil_id (self->id)) {
                 snprintf (err, errlen, "id must not be the nil UUID");
                 return -1;
             }
@@ -717,19 +730,19 @@ s_decode_field (pond_event_t *self, int flag, const uint8_t *data,
             return 0;
         case F_ENTITY:
         case F_SOURCE: {
-            const char *key = flag == F_ENTITY? "entity": "source";
+            const char *key = flag == F_ENTITY ? "entity" : "source";
             if (item.kind != S_STR) {
                 snprintf (err, errlen, "%s must be a str", key);
                 return -1;
             }
             if (s_check_label (key, (const char *) item.ptr, (size_t) item.value, err, errlen))
                 return -1;
-            s_copy_text (flag == F_ENTITY? self->entity: self->source, &item);
+            s_copy_text (flag == F_ENTITY ? self->entity : self->source, &item);
             return 0;
         }
         case F_TS:
         case F_SEQ: {
-            const char *key = flag == F_TS? "ts": "seq";
+            const char *key = flag == F_TS ? "ts" : "seq";
             if (item.kind != S_UINT) {
                 snprintf (err, errlen, "%s must be a positive integer", key);
                 return -1;
@@ -745,7 +758,7 @@ s_decode_field (pond_event_t *self, int flag, const uint8_t *data,
         }
         case F_META:
         case F_DATA: {
-            const char *key = flag == F_META? "meta": "data";
+            const char *key = flag == F_META ? "meta" : "data";
             if (item.kind != S_MAP) {
                 snprintf (err, errlen, "%s must be a map", key);
                 return -1;
@@ -753,11 +766,11 @@ s_decode_field (pond_event_t *self, int flag, const uint8_t *data,
             //  The walk saw only ASCII strs, str keys and no ext: nothing
             //  to check again; else the full check, which names the key
             if (!span->plain
-            &&  pond_value_check_portable (data + span->start, span->end - span->start, key,
-                                           err, errlen))
+                && pond_value_check_portable (data + span->start, span->end - span->start, key, err,
+                                              errlen))
                 return -1;
-            return s_decode_map_field (self, data, span,
-                                       flag == F_META? &self->meta: &self->data, err, errlen);
+            return s_decode_map_field (self, data, span, flag == F_META ? &self->meta : &self->data,
+                                       err, errlen);
         }
     }
     return -1;
@@ -765,7 +778,7 @@ s_decode_field (pond_event_t *self, int flag, const uint8_t *data,
 
 //  Each key of the envelope is known and given once, so a map of more
 //  than this many children is refused by the time its 10th key is read
-#define S_SPANS_MAX  18
+#define S_SPANS_MAX 18
 
 //  Decode the envelope map at data, whose children lie in spans, into self.
 static int
@@ -782,7 +795,7 @@ s_decode_map (pond_event_t *self, const uint8_t *data, const pond_value_span_t *
     int seen = 0;
     for (uint64_t i = 0; i < root.value; i++) {
         //  A 10th key has no span: it is read where the 9th value ends
-        at = data + (2 * i < nspans? spans [2 * i].start: spans [nspans - 1].end);
+        at = data + (2 * i < nspans ? spans [2 * i].start : spans [nspans - 1].end);
         s_item_t key;
         s_read_item (&at, &key);
         if (key.kind != S_STR) {
@@ -792,8 +805,8 @@ s_decode_map (pond_event_t *self, const uint8_t *data, const pond_value_span_t *
         int flag = s_key_flag (key.ptr, key.value);
         if (!flag) {
             snprintf (err, errlen, "unknown key '%.*s' (see PROTOCOL.md)",
-                      (int) (key.value > 32? 32: key.value), (const char *) key.ptr);
-            pond_value_utf8_sanitize (err);     //  a reason is a str: keep it UTF-8
+                      (int) (key.value > 32 ? 32 : key.value), (const char *) key.ptr);
+            pond_value_utf8_sanitize (err);    //  a reason is a str: keep it UTF-8
             return -1;
         }
         if (seen & flag) {
@@ -804,7 +817,7 @@ s_decode_map (pond_event_t *self, const uint8_t *data, const pond_value_span_t *
         seen |= flag;
         if (2 * i + 1 >= nspans) {
             snprintf (err, errlen, "more keys than an event has");
-            return -1;                  //  Not reached: see S_SPANS_MAX
+            return -1;    //  Not reached: see S_SPANS_MAX
         }
         if (s_decode_field (self, flag, data, &spans [2 * i + 1], err, errlen))
             return -1;
@@ -822,8 +835,7 @@ s_decode_map (pond_event_t *self, const uint8_t *data, const pond_value_span_t *
 //  Decode the first event of data; its size in *used_p. With exact, data
 //  must hold that one event and nothing after it.
 static pond_event_t *
-s_decode (const uint8_t *data, size_t size, bool exact, size_t *used_p,
-          char *err, size_t errlen)
+s_decode (const uint8_t *data, size_t size, bool exact, size_t *used_p, char *err, size_t errlen)
 {
     if (exact && size > POND_EVENT_MAX_SIZE) {
         snprintf (err, errlen, "event is %zu bytes; the limit is %d", size, POND_EVENT_MAX_SIZE);
@@ -833,8 +845,8 @@ s_decode (const uint8_t *data, size_t size, bool exact, size_t *used_p,
     pond_value_span_t spans [S_SPANS_MAX];
     size_t nspans = 0;
     //  The envelope is one level; data and meta nest up to 16 inside it
-    if (pond_value_check_spans (data, size, POND_VALUE_MAX_DEPTH + 1, &used, NULL,
-                                spans, S_SPANS_MAX, &nspans, err, errlen))
+    if (pond_value_check_spans (data, size, POND_VALUE_MAX_DEPTH + 1, &used, NULL, spans,
+                                S_SPANS_MAX, &nspans, err, errlen))
         return NULL;
     if (exact && used != size) {
         snprintf (err, errlen, "%zu trailing bytes after the event map", size - used);
@@ -866,8 +878,7 @@ pond_event_decode (const uint8_t *data, size_t size, char *err, size_t errlen)
 }
 
 pond_event_t *
-pond_event_decode_next (const uint8_t *data, size_t size, size_t *used_p,
-                        char *err, size_t errlen)
+pond_event_decode_next (const uint8_t *data, size_t size, size_t *used_p, char *err, size_t errlen)
 {
     return s_decode (data, size, false, used_p, err, errlen);
 }
@@ -882,9 +893,8 @@ pond_event_peek_id (const uint8_t *data, size_t size, uint8_t *id)
     uint64_t count;
     if (tag >= 0x80 && tag <= 0x8f)
         count = tag & 0x0f;
-    else
-    if ((tag == 0xde && size >= 3) || (tag == 0xdf && size >= 5)) {
-        pos = tag == 0xde? 3: 5;
+    else if ((tag == 0xde && size >= 3) || (tag == 0xdf && size >= 5)) {
+        pos = tag == 0xde ? 3 : 5;
         count = s_be (data + 1, pos - 1);
     }
     else
@@ -900,7 +910,7 @@ pond_event_peek_id (const uint8_t *data, size_t size, uint8_t *id)
         pos += used;
         if (is_id) {
             if (size - pos < 2 + POND_ID_SIZE || data [pos] != 0xc4
-            ||  data [pos + 1] != POND_ID_SIZE || s_is_nil_id (data + pos + 2))
+                || data [pos + 1] != POND_ID_SIZE || s_is_nil_id (data + pos + 2))
                 return false;
             memcpy (id, data + pos + 2, POND_ID_SIZE);
             return true;
@@ -928,7 +938,8 @@ s_add_map_json (cJSON *object, const char *key, const uint8_t *data, size_t size
 {
     msgpack_unpacked unpacked;
     msgpack_unpacked_init (&unpacked);
-    if (msgpack_unpack_next (&unpacked, (const char *) data, size, NULL) == MSGPACK_UNPACK_SUCCESS) {
+    if (msgpack_unpack_next (&unpacked, (const char *) data, size, NULL)
+        == MSGPACK_UNPACK_SUCCESS) {
         cJSON *item = pond_value_to_cjson (&unpacked.data);
         if (item)
             cJSON_AddItemToObject (object, key, item);

@@ -82,11 +82,11 @@ const uint8_t *
 //  Set data/meta from msgpack bytes that must hold exactly one map; pass
 //  NULL to clear. Returns 0, or -1 with the reason in err.
 int
-    pond_event_set_data (pond_event_t *self, const uint8_t *msgpack, size_t size,
-                         char *err, size_t errlen);
+    pond_event_set_data (pond_event_t *self, const uint8_t *msgpack, size_t size, char *err,
+                         size_t errlen);
 int
-    pond_event_set_meta (pond_event_t *self, const uint8_t *msgpack, size_t size,
-                         char *err, size_t errlen);
+    pond_event_set_meta (pond_event_t *self, const uint8_t *msgpack, size_t size, char *err,
+                         size_t errlen);
 //  Set data/meta from a JSON object text. Returns 0, or -1 with the reason.
 int
     pond_event_set_data_json (pond_event_t *self, const char *json, char *err, size_t errlen);
@@ -115,8 +115,8 @@ pond_event_t *
 //  NULL with the reason in err as pond_event_decode does.
 //  Caller owns return value and must destroy it.
 pond_event_t *
-    pond_event_decode_next (const uint8_t *data, size_t size, size_t *used_p,
-                            char *err, size_t errlen);
+    pond_event_decode_next (const uint8_t *data, size_t size, size_t *used_p, char *err,
+                            size_t errlen);
 
 //  Read the id of an event that may not decode (too large, a bad field):
 //  the top-level map's "id" key, if it is reached before anything

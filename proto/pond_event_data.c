@@ -12,7 +12,16 @@
 #include <string.h>
 
 typedef enum {
-    S_NIL, S_BOOL, S_UINT, S_INT, S_FLOAT, S_STR, S_BIN, S_EXT, S_ARRAY, S_MAP
+    S_NIL,
+    S_BOOL,
+    S_UINT,
+    S_INT,
+    S_FLOAT,
+    S_STR,
+    S_BIN,
+    S_EXT,
+    S_ARRAY,
+    S_MAP
 } s_kind_t;
 
 //  One msgpack header: its kind, and its value (a number, a bool), its
@@ -20,9 +29,9 @@ typedef enum {
 //  count of children (array, map)
 typedef struct {
     s_kind_t kind;
-    uint64_t u;                 //  S_UINT, S_BOOL, lengths and counts
-    int64_t i;                  //  S_INT (negative values only)
-    double f;                   //  S_FLOAT
+    uint64_t u;    //  S_UINT, S_BOOL, lengths and counts
+    int64_t i;     //  S_INT (negative values only)
+    double f;      //  S_FLOAT
 } s_head_t;
 
 typedef struct {
@@ -65,20 +74,23 @@ s_head (s_reader_t *self, s_head_t *head)
         return 0;
     }
     if (tag <= 0x8f || (tag >= 0x90 && tag <= 0x9f) || (tag >= 0xa0 && tag <= 0xbf)) {
-        head->kind = tag <= 0x8f? S_MAP: tag <= 0x9f? S_ARRAY: S_STR;
-        head->u = tag & (tag <= 0x9f? 0x0f: 0x1f);
+        head->kind = tag <= 0x8f ? S_MAP : tag <= 0x9f ? S_ARRAY : S_STR;
+        head->u = tag & (tag <= 0x9f ? 0x0f : 0x1f);
         return 0;
     }
     switch (tag) {
         case 0xc0: head->kind = S_NIL; return 0;
-        case 0xc2: case 0xc3:
+        case 0xc2:
+        case 0xc3:
             head->kind = S_BOOL;
             head->u = tag == 0xc3;
             return 0;
-        case 0xc4: case 0xc5: case 0xc6:
-            head->kind = S_BIN;
-            return s_uint (self, (size_t) 1 << (tag - 0xc4), &head->u);
-        case 0xc7: case 0xc8: case 0xc9:
+        case 0xc4:
+        case 0xc5:
+        case 0xc6: head->kind = S_BIN; return s_uint (self, (size_t) 1 << (tag - 0xc4), &head->u);
+        case 0xc7:
+        case 0xc8:
+        case 0xc9:
             //  The type byte is part of the payload here
             head->kind = S_EXT;
             if (s_uint (self, (size_t) 1 << (tag - 0xc7), &head->u))
@@ -101,16 +113,21 @@ s_head (s_reader_t *self, s_head_t *head)
             memcpy (&head->f, &value, sizeof head->f);
             head->kind = S_FLOAT;
             return 0;
-        case 0xcc: case 0xcd: case 0xce: case 0xcf:
-            head->kind = S_UINT;
-            return s_uint (self, (size_t) 1 << (tag - 0xcc), &head->u);
-        case 0xd0: case 0xd1: case 0xd2: case 0xd3: {
+        case 0xcc:
+        case 0xcd:
+        case 0xce:
+        case 0xcf: head->kind = S_UINT; return s_uint (self, (size_t) 1 << (tag - 0xcc), &head->u);
+        case 0xd0:
+        case 0xd1:
+        case 0xd2:
+        case 0xd3: {
             size_t n = (size_t) 1 << (tag - 0xd0);
             if (s_uint (self, n, &value))
                 return -1;
             //  Sign-extend from n bytes
-            int64_t number = n == 8? (int64_t) value
-                           : (int64_t) (value ^ (1ULL << (n * 8 - 1))) - (int64_t) (1ULL << (n * 8 - 1));
+            int64_t number = n == 8 ? (int64_t) value
+                                    : (int64_t) (value ^ (1ULL << (n * 8 - 1)))
+                                          - (int64_t) (1ULL << (n * 8 - 1));
             if (number >= 0) {
                 head->kind = S_UINT;
                 head->u = (uint64_t) number;
@@ -121,21 +138,23 @@ s_head (s_reader_t *self, s_head_t *head)
             }
             return 0;
         }
-        case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:
+        case 0xd4:
+        case 0xd5:
+        case 0xd6:
+        case 0xd7:
+        case 0xd8:
             head->kind = S_EXT;
             head->u = 1 + ((uint64_t) 1 << (tag - 0xd4));
             return 0;
-        case 0xd9: case 0xda: case 0xdb:
-            head->kind = S_STR;
-            return s_uint (self, (size_t) 1 << (tag - 0xd9), &head->u);
-        case 0xdc: case 0xdd:
-            head->kind = S_ARRAY;
-            return s_uint (self, tag == 0xdc? 2: 4, &head->u);
-        case 0xde: case 0xdf:
-            head->kind = S_MAP;
-            return s_uint (self, tag == 0xde? 2: 4, &head->u);
+        case 0xd9:
+        case 0xda:
+        case 0xdb: head->kind = S_STR; return s_uint (self, (size_t) 1 << (tag - 0xd9), &head->u);
+        case 0xdc:
+        case 0xdd: head->kind = S_ARRAY; return s_uint (self, tag == 0xdc ? 2 : 4, &head->u);
+        case 0xde:
+        case 0xdf: head->kind = S_MAP; return s_uint (self, tag == 0xde ? 2 : 4, &head->u);
     }
-    return -1;                  //  0xc1
+    return -1;    //  0xc1
 }
 
 //  Skip the payload of the header just read, and (for a container) add
@@ -149,9 +168,8 @@ s_skip_payload (s_reader_t *self, const s_head_t *head, uint64_t *pending)
             return -1;
         self->pos += (size_t) head->u;
     }
-    else
-    if (head->kind == S_ARRAY || head->kind == S_MAP) {
-        uint64_t children = head->kind == S_MAP? head->u * 2: head->u;
+    else if (head->kind == S_ARRAY || head->kind == S_MAP) {
+        uint64_t children = head->kind == S_MAP ? head->u * 2 : head->u;
         //  Each child takes a byte at least: refuse early, and no overflow
         if (children > left || *pending > left - children)
             return -1;
@@ -188,15 +206,14 @@ s_find (s_reader_t *self, const char *key, s_head_t *value)
         s_head_t name;
         if (s_head (self, &name))
             return -1;
-        if (name.kind == S_STR && name.u == key_len
-        &&  self->size - self->pos >= key_len
-        &&  memcmp (self->data + self->pos, key, key_len) == 0) {
+        if (name.kind == S_STR && name.u == key_len && self->size - self->pos >= key_len
+            && memcmp (self->data + self->pos, key, key_len) == 0) {
             self->pos += key_len;
             if (s_head (self, value))
                 return -1;
             //  The value must lie whole within the buffer
             if ((value->kind == S_STR || value->kind == S_BIN || value->kind == S_EXT)
-            &&  value->u > self->size - self->pos)
+                && value->u > self->size - self->pos)
                 return -1;
             return 0;
         }
@@ -223,8 +240,7 @@ pond_event_data_get_uint_bytes (const uint8_t *data, size_t size, const char *ke
 }
 
 int
-pond_event_data_get_int_bytes (const uint8_t *data, size_t size, const char *key,
-                               int64_t *value_p)
+pond_event_data_get_int_bytes (const uint8_t *data, size_t size, const char *key, int64_t *value_p)
 {
     s_reader_t reader = { data, size, 0 };
     s_head_t value;
@@ -232,8 +248,7 @@ pond_event_data_get_int_bytes (const uint8_t *data, size_t size, const char *key
         return -1;
     if (value.kind == S_INT)
         *value_p = value.i;
-    else
-    if (value.kind == S_UINT && value.u <= INT64_MAX)
+    else if (value.kind == S_UINT && value.u <= INT64_MAX)
         *value_p = (int64_t) value.u;
     else
         return -1;
@@ -250,11 +265,9 @@ pond_event_data_get_double_bytes (const uint8_t *data, size_t size, const char *
         return -1;
     if (value.kind == S_FLOAT)
         *value_p = value.f;
-    else
-    if (value.kind == S_UINT)
+    else if (value.kind == S_UINT)
         *value_p = (double) value.u;
-    else
-    if (value.kind == S_INT)
+    else if (value.kind == S_INT)
         *value_p = (double) value.i;
     else
         return -1;
@@ -262,8 +275,7 @@ pond_event_data_get_double_bytes (const uint8_t *data, size_t size, const char *
 }
 
 int
-pond_event_data_get_bool_bytes (const uint8_t *data, size_t size, const char *key,
-                                bool *value_p)
+pond_event_data_get_bool_bytes (const uint8_t *data, size_t size, const char *key, bool *value_p)
 {
     s_reader_t reader = { data, size, 0 };
     s_head_t value;
@@ -322,8 +334,8 @@ pond_event_data_get_bool (const pond_event_t *event, const char *key, bool *valu
 }
 
 int
-pond_event_data_get_str (const pond_event_t *event, const char *key,
-                         const char **ptr_p, size_t *len_p)
+pond_event_data_get_str (const pond_event_t *event, const char *key, const char **ptr_p,
+                         size_t *len_p)
 {
     size_t size = 0;
     const uint8_t *data = pond_event_data (event, &size);

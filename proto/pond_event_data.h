@@ -44,13 +44,12 @@ int
 //  lives and its data is not replaced; not NUL-terminated, may hold NUL
 //  bytes), *len_p is its length in bytes.
 int
-    pond_event_data_get_str (const pond_event_t *event, const char *key,
-                             const char **ptr_p, size_t *len_p);
+    pond_event_data_get_str (const pond_event_t *event, const char *key, const char **ptr_p,
+                             size_t *len_p);
 //  A str copied into buf with a NUL after it. -1 also when the str and
 //  its NUL do not fit size (buf is then set to "").
 int
-    pond_event_data_copy_str (const pond_event_t *event, const char *key,
-                              char *buf, size_t size);
+    pond_event_data_copy_str (const pond_event_t *event, const char *key, char *buf, size_t size);
 
 //  The same over msgpack bytes that should hold one map.
 int

@@ -12,5 +12,5 @@ pond_path (char *dest, size_t size, const char *format, ...)
     va_start (args, format);
     int rc = vsnprintf (dest, size, format, args);
     va_end (args);
-    return rc < 0 || (size_t) rc >= size? -1: 0;
+    return rc < 0 || (size_t) rc >= size ? -1 : 0;
 }

@@ -17,7 +17,7 @@ extern "C" {
 //  holds a cut-short string: do not use it).
 int
     pond_path (char *dest, size_t size, const char *format, ...)
-    __attribute__ ((format (printf, 3, 4)));
+        __attribute__ ((format (printf, 3, 4)));
 
 #ifdef __cplusplus
 }

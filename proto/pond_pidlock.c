@@ -40,7 +40,7 @@ pond_pidlock_new (const char *path, int attempts, pid_t *holder_p, char *err, si
     struct flock lock = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
     //  Someone may be peeking (F_GETLK takes no lock), or the holder just
     //  ending: a few tries, a moment apart
-    for (int attempt = 0; attempt < (attempts > 0? attempts: 1); attempt++) {
+    for (int attempt = 0; attempt < (attempts > 0 ? attempts : 1); attempt++) {
         if (attempt)
             zclock_sleep (100);
         int rc;
@@ -80,7 +80,7 @@ pond_pidlock_destroy (pond_pidlock_t **self_p)
     assert (self_p);
     if (*self_p) {
         pond_pidlock_t *self = *self_p;
-        close (self->fd);           //  drops the lock
+        close (self->fd);    //  drops the lock
         free (self);
         *self_p = NULL;
     }

@@ -27,8 +27,7 @@ typedef struct _pond_pidlock_t pond_pidlock_t;
 //  (0 if the file could not be opened or locked for another reason, then
 //  err says why). The file is not inherited by children (O_CLOEXEC).
 pond_pidlock_t *
-    pond_pidlock_new (const char *path, int attempts, pid_t *holder_p, char *err,
-                      size_t errlen);
+    pond_pidlock_new (const char *path, int attempts, pid_t *holder_p, char *err, size_t errlen);
 
 //  Release the lock; accepts NULL; nulls the caller's pointer.
 void

@@ -42,7 +42,7 @@ s_child (const char *path, char *const argv [], int log_fd, pid_t parent,
     if (options->death_signal) {
         prctl (PR_SET_PDEATHSIG, options->death_signal);
         if (getppid () != parent)
-            _exit (127);            //  The parent died before prctl
+            _exit (127);    //  The parent died before prctl
     }
     if (options->null_stdin) {
         int null_fd = open ("/dev/null", O_RDONLY);
@@ -52,9 +52,9 @@ s_child (const char *path, char *const argv [], int log_fd, pid_t parent,
         }
     }
     if (log_fd <= 2)
-        fcntl (log_fd, F_SETFD, 0);     //  dup2 onto itself keeps O_CLOEXEC
-    int out_fd = options->stdout_fd > 0? options->stdout_fd: log_fd;
-    int err_fd = options->stderr_fd > 0? options->stderr_fd: log_fd;
+        fcntl (log_fd, F_SETFD, 0);    //  dup2 onto itself keeps O_CLOEXEC
+    int out_fd = options->stdout_fd > 0 ? options->stdout_fd : log_fd;
+    int err_fd = options->stderr_fd > 0 ? options->stderr_fd : log_fd;
     dup2 (out_fd, 1);
     if (!options->inherit_stderr)
         dup2 (err_fd, 2);
@@ -68,8 +68,8 @@ s_child (const char *path, char *const argv [], int log_fd, pid_t parent,
     if (options->banner)
         dprintf (2, "%s as pid %d\n", options->banner, (int) getpid ());
     execv (path, argv);
-    dprintf (2, "%s%scannot run %s: %s\n", options->who? options->who: "",
-             options->who? ": ": "", path, strerror (errno));
+    dprintf (2, "%s%scannot run %s: %s\n", options->who ? options->who : "",
+             options->who ? ": " : "", path, strerror (errno));
     _exit (127);
 }
 
@@ -81,11 +81,11 @@ pond_process_spawn (const char *path, char *const argv [], const char *log_path,
     if (!options)
         options = &none;
     //  Opened here, so a log we cannot write is the caller's error to report
-    int log_fd = open (log_path? log_path: "/dev/null", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+    int log_fd = open (log_path ? log_path : "/dev/null", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
                        0644);
     if (log_fd < 0)
         return -1;
-    fflush (NULL);                  //  Or the child would write our buffers too
+    fflush (NULL);    //  Or the child would write our buffers too
     pid_t parent = getpid ();
     pid_t pid = fork ();
     if (pid == 0)
@@ -93,7 +93,7 @@ pond_process_spawn (const char *path, char *const argv [], const char *log_path,
     int saved = errno;
     close (log_fd);
     errno = saved;
-    return pid < 0? -1: pid;
+    return pid < 0 ? -1 : pid;
 }
 
 int
@@ -105,7 +105,7 @@ pond_process_wait_exit (pid_t pid, int timeout_ms, int *status_p)
     pid_t rc;
     if (timeout_ms < 0) {
         while ((rc = waitpid (pid, &status, 0)) == -1 && errno == EINTR)
-            ;                       //  A signal is not the child's end
+            ;    //  A signal is not the child's end
     }
     else {
         int64_t deadline = s_now_ms () + timeout_ms;
@@ -135,7 +135,7 @@ pond_process_stop (pid_t pid, int signal, int timeout_ms)
         kill (pid, SIGKILL);
         rc = pond_process_wait_exit (pid, -1, &status);
     }
-    return rc == 0? status: -1;
+    return rc == 0 ? status : -1;
 }
 
 int

@@ -23,16 +23,16 @@ extern "C" {
 //  signal, same process group, stdin inherited, stdout and stderr to the
 //  log (or /dev/null without one).
 typedef struct {
-    int death_signal;           //  PR_SET_PDEATHSIG with it; 0: none
-    bool new_group;             //  Own process group (Ctrl-C reaches only us)
-    bool null_stdin;            //  stdin from /dev/null
-    bool reset_signals;         //  SIGPIPE and SIGHUP default, nothing blocked
-    int stdout_fd;              //  If > 0: stdout goes there instead of the log
-    int stderr_fd;              //  If > 0: stderr goes there instead of the log
-    bool inherit_stderr;        //  stderr stays ours (no log, no stderr_fd)
-    const char *banner;         //  Written to the child's stderr before exec,
-                                //  followed by " as pid N"
-    const char *who;            //  Prefix of the "cannot run" line on failure
+    int death_signal;       //  PR_SET_PDEATHSIG with it; 0: none
+    bool new_group;         //  Own process group (Ctrl-C reaches only us)
+    bool null_stdin;        //  stdin from /dev/null
+    bool reset_signals;     //  SIGPIPE and SIGHUP default, nothing blocked
+    int stdout_fd;          //  If > 0: stdout goes there instead of the log
+    int stderr_fd;          //  If > 0: stderr goes there instead of the log
+    bool inherit_stderr;    //  stderr stays ours (no log, no stderr_fd)
+    const char *banner;     //  Written to the child's stderr before exec,
+                            //  followed by " as pid N"
+    const char *who;        //  Prefix of the "cannot run" line on failure
 } pond_process_options_t;
 
 //  Start path with argv (argv [0] is the name the child sees, NULL-

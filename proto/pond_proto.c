@@ -9,22 +9,23 @@
 //  ---------------------------------------------------------------------
 //  The generic body codec
 
-typedef enum {
-    F_UINT64, F_UINT32, F_BOOL, F_STR, F_BIN16, F_STRS, F_UINTS, F_BOOLS
-} field_type_t;
+typedef enum { F_UINT64, F_UINT32, F_BOOL, F_STR, F_BIN16, F_STRS, F_UINTS, F_BOOLS } field_type_t;
 
 typedef struct {
     const char *key;
     field_type_t type;
-    void *value;            //  the struct member
-    size_t capacity;        //  F_STR and F_STRS: bytes of one string buffer
-    size_t max_items;       //  arrays: most items
-    size_t *count;          //  arrays: items held
-    bool *present;          //  F_BIN16 optional: set when carried
+    void *value;         //  the struct member
+    size_t capacity;     //  F_STR and F_STRS: bytes of one string buffer
+    size_t max_items;    //  arrays: most items
+    size_t *count;       //  arrays: items held
+    bool *present;       //  F_BIN16 optional: set when carried
     bool required;
 } field_t;
 
-#define FIELD(k, t, v, r)   { k, t, v, 0, 0, NULL, NULL, r }
+#define FIELD(k, t, v, r) \
+    { \
+        k, t, v, 0, 0, NULL, NULL, r \
+    }
 
 static void
 s_pack_str (msgpack_packer *pk, const char *text, size_t len)
@@ -60,8 +61,10 @@ s_encode (const field_t *fields, size_t nfields)
             case F_UINT64: msgpack_pack_uint64 (&pk, *(uint64_t *) f->value); break;
             case F_UINT32: msgpack_pack_uint32 (&pk, *(uint32_t *) f->value); break;
             case F_BOOL:
-                if (*(bool *) f->value) msgpack_pack_true (&pk);
-                else msgpack_pack_false (&pk);
+                if (*(bool *) f->value)
+                    msgpack_pack_true (&pk);
+                else
+                    msgpack_pack_false (&pk);
                 break;
             case F_STR: s_pack_str (&pk, f->value, strlen (f->value)); break;
             case F_BIN16:
@@ -83,8 +86,10 @@ s_encode (const field_t *fields, size_t nfields)
             case F_BOOLS:
                 msgpack_pack_array (&pk, *f->count);
                 for (size_t j = 0; j < *f->count; j++)
-                    if (((bool *) f->value) [j]) msgpack_pack_true (&pk);
-                    else msgpack_pack_false (&pk);
+                    if (((bool *) f->value) [j])
+                        msgpack_pack_true (&pk);
+                    else
+                        msgpack_pack_false (&pk);
                 break;
         }
     }
@@ -94,8 +99,8 @@ s_encode (const field_t *fields, size_t nfields)
 }
 
 static int
-s_decode_scalar (const field_t *f, const msgpack_object *v, void *dst, size_t capacity,
-                 char *err, size_t errlen)
+s_decode_scalar (const field_t *f, const msgpack_object *v, void *dst, size_t capacity, char *err,
+                 size_t errlen)
 {
     switch (f->type) {
         case F_UINT64:
@@ -122,12 +127,12 @@ s_decode_scalar (const field_t *f, const msgpack_object *v, void *dst, size_t ca
             if (v->type != MSGPACK_OBJECT_STR)
                 break;
             if (v->via.str.size >= capacity
-            ||  (v->via.str.size && memchr (v->via.str.ptr, 0, v->via.str.size))) {
-                snprintf (err, errlen, "'%s' is longer than %zu bytes or holds NUL",
-                          f->key, capacity - 1);
+                || (v->via.str.size && memchr (v->via.str.ptr, 0, v->via.str.size))) {
+                snprintf (err, errlen, "'%s' is longer than %zu bytes or holds NUL", f->key,
+                          capacity - 1);
                 return -1;
             }
-            if (v->via.str.size)        //  msgpack-c gives NULL for ""
+            if (v->via.str.size)    //  msgpack-c gives NULL for ""
                 memcpy (dst, v->via.str.ptr, v->via.str.size);
             ((char *) dst) [v->via.str.size] = 0;
             return 0;
@@ -141,11 +146,14 @@ s_decode_scalar (const field_t *f, const msgpack_object *v, void *dst, size_t ca
                 *f->present = true;
             return 0;
     }
-    static const char *expected [] = {
-        "a positive integer", "a positive 32-bit integer", "a bool", "a str",
-        "16 bytes of bin", "an array of str", "an array of positive integers",
-        "an array of bool"
-    };
+    static const char *expected [] = { "a positive integer",
+                                       "a positive 32-bit integer",
+                                       "a bool",
+                                       "a str",
+                                       "16 bytes of bin",
+                                       "an array of str",
+                                       "an array of positive integers",
+                                       "an array of bool" };
     snprintf (err, errlen, "'%s' must be %s", f->key, expected [f->type]);
     return -1;
 }
@@ -162,8 +170,9 @@ s_decode_field (const field_t *f, const msgpack_object *v, char *err, size_t err
             snprintf (err, errlen, "'%s' holds more than %zu items", f->key, f->max_items);
             return -1;
         }
-        size_t item_size = f->type == F_STRS? f->capacity
-                         : f->type == F_UINTS? sizeof (uint64_t): sizeof (bool);
+        size_t item_size = f->type == F_STRS  ? f->capacity
+                         : f->type == F_UINTS ? sizeof (uint64_t)
+                                              : sizeof (bool);
         for (uint32_t i = 0; i < v->via.array.size; i++)
             if (s_decode_scalar (f, &v->via.array.ptr [i], (char *) f->value + i * item_size,
                                  f->capacity, err, errlen))
@@ -177,8 +186,8 @@ s_decode_field (const field_t *f, const msgpack_object *v, char *err, size_t err
 //  Decode the keys of one map into fields (unknown keys are ignored:
 //  forward compatible). Returns 0 or -1 with err.
 static int
-s_decode_map (const msgpack_object_map *map, const field_t *fields, size_t nfields,
-              char *err, size_t errlen)
+s_decode_map (const msgpack_object_map *map, const field_t *fields, size_t nfields, char *err,
+              size_t errlen)
 {
     int rc = 0;
     uint32_t seen = 0;
@@ -188,7 +197,7 @@ s_decode_map (const msgpack_object_map *map, const field_t *fields, size_t nfiel
             continue;
         for (size_t j = 0; j < nfields; j++)
             if (strlen (fields [j].key) == key->via.str.size
-            &&  memcmp (fields [j].key, key->via.str.ptr, key->via.str.size) == 0) {
+                && memcmp (fields [j].key, key->via.str.ptr, key->via.str.size) == 0) {
                 rc = s_decode_field (&fields [j], &map->ptr [i].val, err, errlen);
                 seen |= 1u << j;
                 break;
@@ -227,8 +236,7 @@ s_decode (zframe_t *frame, const field_t *fields, size_t nfields, char *err, siz
     int rc = -1;
     if (msgpack_unpack_next (&unpacked, (const char *) data, size, NULL) != MSGPACK_UNPACK_SUCCESS)
         snprintf (err, errlen, "body is not valid msgpack");
-    else
-    if (unpacked.data.type != MSGPACK_OBJECT_MAP)
+    else if (unpacked.data.type != MSGPACK_OBJECT_MAP)
         snprintf (err, errlen, "body must be a msgpack map");
     else
         rc = s_decode_map (&unpacked.data.via.map, fields, nfields, err, errlen);
@@ -239,22 +247,20 @@ s_decode (zframe_t *frame, const field_t *fields, size_t nfields, char *err, siz
 #define COUNT(a) (sizeof (a) / sizeof ((a) [0]))
 
 //  Each message: its field table, then its encode and decode.
-#define POND_MESSAGE(type, prefix)                                             \
-zframe_t *                                                                     \
-prefix##_encode (const type *msg)                                              \
-{                                                                              \
-    field_t fields [16];        /*  s_encode only reads through them  */      \
-    size_t n = s_##prefix##_fields ((type *) msg, fields);                     \
-    return s_encode (fields, n);                                               \
-}                                                                              \
-int                                                                            \
-prefix##_decode (zframe_t *frame, type *msg, char *err, size_t errlen)         \
-{                                                                              \
-    memset (msg, 0, sizeof (*msg));                                            \
-    field_t fields [16];                                                       \
-    size_t n = s_##prefix##_fields (msg, fields);                              \
-    return s_decode (frame, fields, n, err, errlen);                           \
-}
+#define POND_MESSAGE(type, prefix) \
+    zframe_t *prefix##_encode (const type *msg) \
+    { \
+        field_t fields [16]; /*  s_encode only reads through them  */ \
+        size_t n = s_##prefix##_fields ((type *) msg, fields); \
+        return s_encode (fields, n); \
+    } \
+    int prefix##_decode (zframe_t *frame, type *msg, char *err, size_t errlen) \
+    { \
+        memset (msg, 0, sizeof (*msg)); \
+        field_t fields [16]; \
+        size_t n = s_##prefix##_fields (msg, fields); \
+        return s_decode (frame, fields, n, err, errlen); \
+    }
 
 static size_t
 s_pond_ack_fields (pond_ack_t *msg, field_t *fields)
@@ -289,8 +295,8 @@ s_pond_replay_req_fields (pond_replay_req_t *msg, field_t *fields)
 {
     field_t table [] = {
         FIELD ("rid", F_UINT64, &msg->rid, true),
-        { "names", F_STRS, msg->names, POND_NAME_MAX + 1, POND_REPLAY_MAX_NAMES,
-          &msg->names_count, NULL, false },
+        { "names", F_STRS, msg->names, POND_NAME_MAX + 1, POND_REPLAY_MAX_NAMES, &msg->names_count,
+          NULL, false },
         FIELD ("from", F_UINT64, &msg->from_ts, false),
         FIELD ("to", F_UINT64, &msg->to_ts, false),
         FIELD ("from_seq", F_UINT64, &msg->from_seq, false),
@@ -492,7 +498,7 @@ pond_appended_decode (zframe_t *frame, pond_appended_t *msg, char *err, size_t e
         return -1;
     }
     if ((msg->codes_count && msg->codes_count != msg->count)
-    ||  (msg->reasons_count && msg->reasons_count != msg->count)) {
+        || (msg->reasons_count && msg->reasons_count != msg->count)) {
         snprintf (err, errlen, "'codes' and 'reasons' must be as long as 'seqs'");
         return -1;
     }
@@ -522,8 +528,7 @@ s_pond_result_fields (pond_result_t *msg, field_t *fields)
 }
 
 zframe_t *
-pond_results_encode (uint32_t code, const char *reason, const pond_result_t *results,
-                     size_t count)
+pond_results_encode (uint32_t code, const char *reason, const pond_result_t *results, size_t count)
 {
     msgpack_sbuffer sbuf;
     msgpack_sbuffer_init (&sbuf);
@@ -551,7 +556,10 @@ pond_results_encode (uint32_t code, const char *reason, const pond_result_t *res
         s_pack_str (&pk, "seq", 3);
         msgpack_pack_uint64 (&pk, r->seq);
         s_pack_str (&pk, "dup", 3);
-        if (r->dup) msgpack_pack_true (&pk); else msgpack_pack_false (&pk);
+        if (r->dup)
+            msgpack_pack_true (&pk);
+        else
+            msgpack_pack_false (&pk);
         s_pack_str (&pk, "reason", 6);
         s_pack_str (&pk, r->reason, strlen (r->reason));
         s_pack_str (&pk, "retry_ms", 8);
@@ -564,8 +572,8 @@ pond_results_encode (uint32_t code, const char *reason, const pond_result_t *res
 
 int
 pond_results_decode (zframe_t *frame, uint32_t *code, char *reason, size_t reason_size,
-                     pond_result_t *results, size_t capacity, size_t *count,
-                     char *err, size_t errlen)
+                     pond_result_t *results, size_t capacity, size_t *count, char *err,
+                     size_t errlen)
 {
     *count = 0;
     *code = 0;
@@ -581,22 +589,20 @@ pond_results_decode (zframe_t *frame, uint32_t *code, char *reason, size_t reaso
     msgpack_unpacked_init (&unpacked);
     int rc = -1;
     if (msgpack_unpack_next (&unpacked, (const char *) zframe_data (frame), zframe_size (frame),
-                             NULL) == MSGPACK_UNPACK_SUCCESS) {
+                             NULL)
+        == MSGPACK_UNPACK_SUCCESS) {
         //  s_decode checked it is a map
         const msgpack_object_map *map = &unpacked.data.via.map;
         const msgpack_object *list = NULL;
         for (uint32_t i = 0; i < map->size; i++)
-            if (map->ptr [i].key.type == MSGPACK_OBJECT_STR
-            &&  map->ptr [i].key.via.str.size == 7
-            &&  memcmp (map->ptr [i].key.via.str.ptr, "results", 7) == 0)
+            if (map->ptr [i].key.type == MSGPACK_OBJECT_STR && map->ptr [i].key.via.str.size == 7
+                && memcmp (map->ptr [i].key.via.str.ptr, "results", 7) == 0)
                 list = &map->ptr [i].val;
         if (!list)
             snprintf (err, errlen, "missing required key 'results'");
-        else
-        if (list->type != MSGPACK_OBJECT_ARRAY)
+        else if (list->type != MSGPACK_OBJECT_ARRAY)
             snprintf (err, errlen, "'results' must be an array");
-        else
-        if (list->via.array.size > capacity)
+        else if (list->via.array.size > capacity)
             snprintf (err, errlen, "'results' holds more than %zu items", capacity);
         else {
             rc = 0;

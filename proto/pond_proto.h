@@ -20,58 +20,58 @@ extern "C" {
 #endif
 
 //  Commands (first frame)
-#define POND_PUBLISH    "PUBLISH"
-#define POND_ACK        "ACK"
-#define POND_NACK       "NACK"
-#define POND_RESULTS    "RESULTS"
-#define POND_PING       "PING"
-#define POND_PONG       "PONG"
-#define POND_REPLAY     "REPLAY"
-#define POND_CHUNK      "CHUNK"
-#define POND_END        "END"
-#define POND_CREDIT     "CREDIT"
-#define POND_CANCEL     "CANCEL"
-#define POND_STATS      "STATS"
-#define POND_ERROR      "ERROR"
-#define POND_APPEND     "APPEND"
-#define POND_APPENDED   "APPENDED"
-#define POND_HEARTBEAT  "$HEARTBEAT"
-#define POND_QUERY      "QUERY"         //  actor query socket
-#define POND_COMMAND    "COMMAND"
-#define POND_PROGRESS   "PROGRESS"
-#define POND_RESULT     "RESULT"
-#define POND_STATUS     "STATUS"
-#define POND_DUMP       "DUMP"
+#define POND_PUBLISH             "PUBLISH"
+#define POND_ACK                 "ACK"
+#define POND_NACK                "NACK"
+#define POND_RESULTS             "RESULTS"
+#define POND_PING                "PING"
+#define POND_PONG                "PONG"
+#define POND_REPLAY              "REPLAY"
+#define POND_CHUNK               "CHUNK"
+#define POND_END                 "END"
+#define POND_CREDIT              "CREDIT"
+#define POND_CANCEL              "CANCEL"
+#define POND_STATS               "STATS"
+#define POND_ERROR               "ERROR"
+#define POND_APPEND              "APPEND"
+#define POND_APPENDED            "APPENDED"
+#define POND_HEARTBEAT           "$HEARTBEAT"
+#define POND_QUERY               "QUERY"    //  actor query socket
+#define POND_COMMAND             "COMMAND"
+#define POND_PROGRESS            "PROGRESS"
+#define POND_RESULT              "RESULT"
+#define POND_STATUS              "STATUS"
+#define POND_DUMP                "DUMP"
 
 //  NACK and END codes: HTTP-like, so a human can guess their meaning
-#define POND_CODE_OK            200
-#define POND_CODE_BAD_REQUEST   400     //  malformed: fix the sender
-#define POND_CODE_FORBIDDEN     403     //  not allowed for this key
-#define POND_CODE_NOT_FOUND     404     //  unknown command
-#define POND_CODE_CONFLICT      409     //  id already used for a different event
-#define POND_CODE_CANCELLED     410     //  END: the reader cancelled the replay
-#define POND_CODE_TOO_LARGE     413     //  over a size limit
-#define POND_CODE_STORE_ERROR   500     //  the store could not write
-#define POND_CODE_UNAVAILABLE   503     //  overloaded or store away: retry later
+#define POND_CODE_OK             200
+#define POND_CODE_BAD_REQUEST    400    //  malformed: fix the sender
+#define POND_CODE_FORBIDDEN      403    //  not allowed for this key
+#define POND_CODE_NOT_FOUND      404    //  unknown command
+#define POND_CODE_CONFLICT       409    //  id already used for a different event
+#define POND_CODE_CANCELLED      410    //  END: the reader cancelled the replay
+#define POND_CODE_TOO_LARGE      413    //  over a size limit
+#define POND_CODE_STORE_ERROR    500    //  the store could not write
+#define POND_CODE_UNAVAILABLE    503    //  overloaded or store away: retry later
 
-#define POND_BODY_MAX           262144  //  largest body frame accepted
-#define POND_REASON_MAX         256
-#define POND_REPLAY_MAX_NAMES   16
-#define POND_APPEND_MAX         1024    //  events in one APPEND batch
-#define POND_BATCH_EVENTS_MAX   1024    //  events in one PUBLISH batch
-#define POND_BATCH_BYTES_MAX    1048576 //  bytes of events in one PUBLISH batch
-#define POND_CREDIT_MAX         1024    //  chunks a reader may grant at once
-#define POND_REPLAY_WINDOW      4       //  ... of which the broker keeps this many per replay
-#define POND_CHUNK_EVENTS       512     //  events in one CHUNK at most
-#define POND_CHUNK_BYTES        262144  //  bytes of events in one CHUNK at most
-#define POND_CHUNK_PACKED_EVENTS 2048   //  ... in one packed CHUNK (one frame)
-#define POND_CHUNK_PACKED_BYTES 524288  //  ... in one packed CHUNK
+#define POND_BODY_MAX            262144    //  largest body frame accepted
+#define POND_REASON_MAX          256
+#define POND_REPLAY_MAX_NAMES    16
+#define POND_APPEND_MAX          1024       //  events in one APPEND batch
+#define POND_BATCH_EVENTS_MAX    1024       //  events in one PUBLISH batch
+#define POND_BATCH_BYTES_MAX     1048576    //  bytes of events in one PUBLISH batch
+#define POND_CREDIT_MAX          1024       //  chunks a reader may grant at once
+#define POND_REPLAY_WINDOW       4          //  ... of which the broker keeps this many per replay
+#define POND_CHUNK_EVENTS        512        //  events in one CHUNK at most
+#define POND_CHUNK_BYTES         262144     //  bytes of events in one CHUNK at most
+#define POND_CHUNK_PACKED_EVENTS 2048       //  ... in one packed CHUNK (one frame)
+#define POND_CHUNK_PACKED_BYTES  524288     //  ... in one packed CHUNK
 
 //  ACK: ingest -> producer, the event is durable
 typedef struct {
     uint8_t id [POND_ID_SIZE];
     uint64_t seq;
-    bool dup;                   //  the id was stored before: seq is the original
+    bool dup;    //  the id was stored before: seq is the original
 } pond_ack_t;
 
 //  NACK: ingest -> producer, the event was not accepted. Also the body of
@@ -81,29 +81,29 @@ typedef struct {
     uint8_t id [POND_ID_SIZE];
     uint32_t code;
     char reason [POND_REASON_MAX];
-    uint32_t retry_ms;          //  with 503: wait this long, then resend
+    uint32_t retry_ms;    //  with 503: wait this long, then resend
     bool has_rid;
-    uint64_t rid;               //  ERROR: the refused request's rid
+    uint64_t rid;    //  ERROR: the refused request's rid
 } pond_nack_t;
 
 //  REPLAY: reader -> control (and broker -> store). Three modes, chosen by
 //  what is set: names (ordered by ts, seq, within [from_ts, to_ts)), else
 //  entity (ordered by seq), else the log by seq in [from_seq, to_seq).
 typedef struct {
-    uint64_t rid;               //  reader's own request id, echoed back
+    uint64_t rid;    //  reader's own request id, echoed back
     size_t names_count;
     char names [POND_REPLAY_MAX_NAMES][POND_NAME_MAX + 1];
-    uint64_t from_ts;           //  inclusive, 0 = from the beginning
-    uint64_t to_ts;             //  exclusive, 0 = no end
-    uint64_t from_seq;          //  inclusive, 0 = from the beginning
-    uint64_t to_seq;            //  exclusive, 0 = up to the head
+    uint64_t from_ts;     //  inclusive, 0 = from the beginning
+    uint64_t to_ts;       //  exclusive, 0 = no end
+    uint64_t from_seq;    //  inclusive, 0 = from the beginning
+    uint64_t to_seq;      //  exclusive, 0 = up to the head
     char entity [POND_ENTITY_MAX + 1];
-    uint64_t limit;             //  most events to send, 0 = all
-    uint32_t credit;            //  chunks the reader can take now (1..1024)
-    char order [8];             //  with names: "time" (default) or "seq": the
-                                //  log in [from_seq, to_seq) filtered by names
-    bool pack;                  //  each CHUNK carries its events in one frame,
-                                //  back to back (a msgpack stream)
+    uint64_t limit;     //  most events to send, 0 = all
+    uint32_t credit;    //  chunks the reader can take now (1..1024)
+    char order [8];     //  with names: "time" (default) or "seq": the
+                        //  log in [from_seq, to_seq) filtered by names
+    bool pack;          //  each CHUNK carries its events in one frame,
+                        //  back to back (a msgpack stream)
 } pond_replay_req_t;
 
 //  CHUNK header / CREDIT / CANCEL: rid plus a count (chunks granted)
@@ -115,47 +115,47 @@ typedef struct {
 //  END: the replay is over (code 200) or failed (other codes)
 typedef struct {
     uint64_t rid;
-    uint64_t count;             //  events sent
-    uint64_t head;              //  newest seq in the replay's snapshot
+    uint64_t count;    //  events sent
+    uint64_t head;     //  newest seq in the replay's snapshot
     uint32_t code;
     char reason [POND_REASON_MAX];
 } pond_end_t;
 
 //  HEARTBEAT: broker -> subscribers, once a second
 typedef struct {
-    uint64_t head;              //  newest seq the broker knows to be stored
-    uint64_t ts;                //  broker's clock, microseconds
+    uint64_t head;    //  newest seq the broker knows to be stored
+    uint64_t ts;      //  broker's clock, microseconds
 } pond_heartbeat_t;
 
 //  PONG body, sent when the PING carried a body: is the store reachable
 typedef struct {
-    bool store_up;              //  the broker's link to the store is up
-    uint64_t head;              //  newest seq the broker knows to be stored
+    bool store_up;    //  the broker's link to the store is up
+    uint64_t head;    //  newest seq the broker knows to be stored
 } pond_pong_t;
 
 //  QUERY: a question to an actor about one entity
-#define POND_QUERY_TEXT_MAX     1024
-#define POND_QUERY_WAIT_MS      5000    //  default wait for 'after'
-#define POND_QUERY_WAIT_MAX     30000   //  ... and the most a QUERY may ask
+#define POND_QUERY_TEXT_MAX 1024
+#define POND_QUERY_WAIT_MS  5000     //  default wait for 'after'
+#define POND_QUERY_WAIT_MAX 30000    //  ... and the most a QUERY may ask
 typedef struct {
     char entity [POND_ENTITY_MAX + 1];
-    char text [POND_QUERY_TEXT_MAX];     //  free text, may be ""
-    uint64_t after;             //  answer once this seq is applied (0: now)
-    uint32_t wait_ms;           //  ... waiting at most this long (0: default)
+    char text [POND_QUERY_TEXT_MAX];    //  free text, may be ""
+    uint64_t after;                     //  answer once this seq is applied (0: now)
+    uint32_t wait_ms;                   //  ... waiting at most this long (0: default)
 } pond_query_t;
 
 //  COMMAND: ask an actor to do something (recompute, rebuild, ...)
-#define POND_COMMAND_NAME_MAX   64
-#define POND_COMMAND_ARGS_MAX   65536
+#define POND_COMMAND_NAME_MAX 64
+#define POND_COMMAND_ARGS_MAX 65536
 typedef struct {
     char command [POND_COMMAND_NAME_MAX];
-    char args [POND_COMMAND_ARGS_MAX];  //  JSON text, may be ""
+    char args [POND_COMMAND_ARGS_MAX];    //  JSON text, may be ""
 } pond_command_t;
 
 //  PROGRESS: how far a command has got
 typedef struct {
     uint64_t done;
-    uint64_t total;             //  0 if unknown
+    uint64_t total;    //  0 if unknown
 } pond_progress_t;
 
 //  APPEND header: broker -> store, a batch of events follows
@@ -174,11 +174,11 @@ typedef struct {
     char reason [POND_REASON_MAX];
     size_t count;
     uint64_t seqs [POND_APPEND_MAX];
-    size_t dups_count;          //  equals count in a valid message
+    size_t dups_count;    //  equals count in a valid message
     bool dups [POND_APPEND_MAX];
-    size_t codes_count;         //  count (decode fills 200s when the body has none)
+    size_t codes_count;    //  count (decode fills 200s when the body has none)
     uint64_t codes [POND_APPEND_MAX];
-    size_t reasons_count;       //  count (decode fills "" when the body has none)
+    size_t reasons_count;    //  count (decode fills "" when the body has none)
     //  Last: decode clears only what comes before it (this is 128 KiB)
     char reasons [POND_APPEND_MAX][POND_APPENDED_REASON_MAX];
 } pond_appended_t;
@@ -187,7 +187,7 @@ typedef struct {
 //  in the order of its frames: code 200 with seq and dup (an ACK), or
 //  a NACK's code, reason and retry_ms. has_id is false when no id could
 //  be read from the frame.
-#define POND_RESULT_REASON_MAX  128     //  per event: 1024 of them fit a body
+#define POND_RESULT_REASON_MAX 128    //  per event: 1024 of them fit a body
 typedef struct {
     bool has_id;
     uint8_t id [POND_ID_SIZE];
@@ -201,45 +201,71 @@ typedef struct {
 //  Each encode returns a new frame (caller owns it) or NULL if memory ran
 //  out. Each decode returns 0, or -1 with the reason in err, and leaves
 //  defaults (zeros) in fields the body did not carry.
-zframe_t *pond_ack_encode (const pond_ack_t *msg);
-int pond_ack_decode (zframe_t *frame, pond_ack_t *msg, char *err, size_t errlen);
-zframe_t *pond_nack_encode (const pond_nack_t *msg);
-int pond_nack_decode (zframe_t *frame, pond_nack_t *msg, char *err, size_t errlen);
-zframe_t *pond_replay_req_encode (const pond_replay_req_t *msg);
-int pond_replay_req_decode (zframe_t *frame, pond_replay_req_t *msg, char *err, size_t errlen);
-zframe_t *pond_credit_encode (const pond_credit_t *msg);
-int pond_credit_decode (zframe_t *frame, pond_credit_t *msg, char *err, size_t errlen);
-zframe_t *pond_end_encode (const pond_end_t *msg);
-int pond_end_decode (zframe_t *frame, pond_end_t *msg, char *err, size_t errlen);
-zframe_t *pond_heartbeat_encode (const pond_heartbeat_t *msg);
-int pond_heartbeat_decode (zframe_t *frame, pond_heartbeat_t *msg, char *err, size_t errlen);
-zframe_t *pond_pong_encode (const pond_pong_t *msg);
-int pond_pong_decode (zframe_t *frame, pond_pong_t *msg, char *err, size_t errlen);
-zframe_t *pond_query_encode (const pond_query_t *msg);
-int pond_query_decode (zframe_t *frame, pond_query_t *msg, char *err, size_t errlen);
-zframe_t *pond_command_encode (const pond_command_t *msg);
-int pond_command_decode (zframe_t *frame, pond_command_t *msg, char *err, size_t errlen);
-zframe_t *pond_progress_encode (const pond_progress_t *msg);
-int pond_progress_decode (zframe_t *frame, pond_progress_t *msg, char *err, size_t errlen);
-zframe_t *pond_append_encode (const pond_append_t *msg);
-int pond_append_decode (zframe_t *frame, pond_append_t *msg, char *err, size_t errlen);
-zframe_t *pond_appended_encode (const pond_appended_t *msg);
-int pond_appended_decode (zframe_t *frame, pond_appended_t *msg, char *err, size_t errlen);
+zframe_t *
+    pond_ack_encode (const pond_ack_t *msg);
+int
+    pond_ack_decode (zframe_t *frame, pond_ack_t *msg, char *err, size_t errlen);
+zframe_t *
+    pond_nack_encode (const pond_nack_t *msg);
+int
+    pond_nack_decode (zframe_t *frame, pond_nack_t *msg, char *err, size_t errlen);
+zframe_t *
+    pond_replay_req_encode (const pond_replay_req_t *msg);
+int
+    pond_replay_req_decode (zframe_t *frame, pond_replay_req_t *msg, char *err, size_t errlen);
+zframe_t *
+    pond_credit_encode (const pond_credit_t *msg);
+int
+    pond_credit_decode (zframe_t *frame, pond_credit_t *msg, char *err, size_t errlen);
+zframe_t *
+    pond_end_encode (const pond_end_t *msg);
+int
+    pond_end_decode (zframe_t *frame, pond_end_t *msg, char *err, size_t errlen);
+zframe_t *
+    pond_heartbeat_encode (const pond_heartbeat_t *msg);
+int
+    pond_heartbeat_decode (zframe_t *frame, pond_heartbeat_t *msg, char *err, size_t errlen);
+zframe_t *
+    pond_pong_encode (const pond_pong_t *msg);
+int
+    pond_pong_decode (zframe_t *frame, pond_pong_t *msg, char *err, size_t errlen);
+zframe_t *
+    pond_query_encode (const pond_query_t *msg);
+int
+    pond_query_decode (zframe_t *frame, pond_query_t *msg, char *err, size_t errlen);
+zframe_t *
+    pond_command_encode (const pond_command_t *msg);
+int
+    pond_command_decode (zframe_t *frame, pond_command_t *msg, char *err, size_t errlen);
+zframe_t *
+    pond_progress_encode (const pond_progress_t *msg);
+int
+    pond_progress_decode (zframe_t *frame, pond_progress_t *msg, char *err, size_t errlen);
+zframe_t *
+    pond_append_encode (const pond_append_t *msg);
+int
+    pond_append_decode (zframe_t *frame, pond_append_t *msg, char *err, size_t errlen);
+zframe_t *
+    pond_appended_encode (const pond_appended_t *msg);
+int
+    pond_appended_decode (zframe_t *frame, pond_appended_t *msg, char *err, size_t errlen);
 
 //  RESULTS body {code, reason, results: [{id, code, seq, dup, reason,
 //  retry_ms}, ...]}: code 200, or the code for the whole batch (413: too
 //  many events or bytes) with reason. Decode takes at most capacity
 //  results into results and their number into *count.
-zframe_t *pond_results_encode (uint32_t code, const char *reason,
-                               const pond_result_t *results, size_t count);
-int pond_results_decode (zframe_t *frame, uint32_t *code, char *reason, size_t reason_size,
-                         pond_result_t *results, size_t capacity, size_t *count,
-                         char *err, size_t errlen);
+zframe_t *
+    pond_results_encode (uint32_t code, const char *reason, const pond_result_t *results,
+                         size_t count);
+int
+    pond_results_decode (zframe_t *frame, uint32_t *code, char *reason, size_t reason_size,
+                         pond_result_t *results, size_t capacity, size_t *count, char *err,
+                         size_t errlen);
 
 //  Build a NACK body in one call. Returns a new frame.
 zframe_t *
     pond_nack_new (const uint8_t *id, uint32_t code, uint32_t retry_ms, const char *format, ...)
-    __attribute__ ((format (printf, 4, 5)));
+        __attribute__ ((format (printf, 4, 5)));
 
 //  True if the frame holds exactly this command.
 bool

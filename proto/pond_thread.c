@@ -11,9 +11,8 @@
 int
 pond_thread_block_signals (sigset_t *saved)
 {
-    static const int signals [] = {
-        SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGUSR1, SIGUSR2, SIGALRM, SIGCHLD
-    };
+    static const int signals [] = { SIGINT,  SIGTERM, SIGHUP,  SIGQUIT, SIGPIPE,
+                                    SIGUSR1, SIGUSR2, SIGALRM, SIGCHLD };
     sigset_t set;
     sigemptyset (&set);
     for (size_t i = 0; i < sizeof signals / sizeof signals [0]; i++)
@@ -31,5 +30,5 @@ pond_thread_name (const char *name)
 {
     char kept [16];
     snprintf (kept, sizeof kept, "%s", name);
-    prctl (PR_SET_NAME, kept, 0, 0, 0);     //  only fails for a bad pointer
+    prctl (PR_SET_NAME, kept, 0, 0, 0);    //  only fails for a bad pointer
 }

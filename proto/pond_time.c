@@ -72,12 +72,12 @@ pond_time_parse (const char *text, uint64_t *us)
     //  timegm turns 2022-02-30 into March 2: refuse any field it changed
     struct tm given = tm;
     time_t seconds = timegm (&tm);
-    if (seconds < 0
-    ||  tm.tm_year != given.tm_year || tm.tm_mon != given.tm_mon || tm.tm_mday != given.tm_mday
-    ||  tm.tm_hour != given.tm_hour || tm.tm_min != given.tm_min || tm.tm_sec != given.tm_sec)
+    if (seconds < 0 || tm.tm_year != given.tm_year || tm.tm_mon != given.tm_mon
+        || tm.tm_mday != given.tm_mday || tm.tm_hour != given.tm_hour || tm.tm_min != given.tm_min
+        || tm.tm_sec != given.tm_sec)
         return -1;
     *us = (uint64_t) seconds * 1000000ULL + micros;
-    return *us > POND_TIME_MAX? -1: 0;
+    return *us > POND_TIME_MAX ? -1 : 0;
 }
 
 void

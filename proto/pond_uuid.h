@@ -13,7 +13,7 @@
 extern "C" {
 #endif
 
-#define POND_UUID_STR_SIZE 37   //  36 characters and the terminating NUL
+#define POND_UUID_STR_SIZE 37    //  36 characters and the terminating NUL
 
 //  Fill id [16] with a new UUIDv7. Returns 0, or -1 if the kernel's random
 //  source failed (logged).

@@ -25,8 +25,8 @@ typedef struct {
     size_t size;
     size_t pos;
     int max_depth;
-    size_t noncanonical;        //  Widths found larger than needed
-    size_t unplain;             //  Non-ASCII strs, non-str map keys, exts seen
+    size_t noncanonical;    //  Widths found larger than needed
+    size_t unplain;         //  Non-ASCII strs, non-str map keys, exts seen
     char *err;
     size_t errlen;
 } s_reader_t;
@@ -105,16 +105,21 @@ s_canonical (uint8_t tag, uint64_t n)
         case 0xd2: return (int32_t) n < -32768;
         case 0xd3: return (int64_t) n < -2147483648LL;
         case 0xca: return (n & 0x7f800000) != 0x7f800000 || (n & 0x007fffff) == 0;
-        case 0xcb: return (n & 0x7ff0000000000000ULL) != 0x7ff0000000000000ULL
-                       || (n & 0x000fffffffffffffULL) == 0;
+        case 0xcb:
+            return (n & 0x7ff0000000000000ULL) != 0x7ff0000000000000ULL
+                || (n & 0x000fffffffffffffULL) == 0;
         case 0xd9: return n >= 32;
-        case 0xc5: case 0xda: return n >= 0x100;
-        case 0xc6: case 0xdb: return n >= 0x10000;
+        case 0xc5:
+        case 0xda: return n >= 0x100;
+        case 0xc6:
+        case 0xdb: return n >= 0x10000;
         case 0xc7: return n != 1 && n != 2 && n != 4 && n != 8 && n != 16;
         case 0xc8: return n >= 0x100;
         case 0xc9: return n >= 0x10000;
-        case 0xdc: case 0xde: return n >= 16;
-        case 0xdd: case 0xdf: return n >= 0x10000;
+        case 0xdc:
+        case 0xde: return n >= 16;
+        case 0xdd:
+        case 0xdf: return n >= 0x10000;
     }
     return true;
 }
@@ -138,7 +143,7 @@ s_walk (s_reader_t *self, pond_value_span_t *spans, size_t max_spans, size_t *sp
 {
     uint64_t left [POND_VALUE_DEPTH_LIMIT + 1];
     bool in_map [POND_VALUE_DEPTH_LIMIT + 1];
-    int top = 0;                //  The next object is at this depth
+    int top = 0;    //  The next object is at this depth
     left [0] = 1;
     in_map [0] = false;
     size_t nspans = 0;
@@ -164,84 +169,93 @@ s_walk (s_reader_t *self, pond_value_span_t *spans, size_t max_spans, size_t *sp
         if (is_key && !((tag >= 0xa0 && tag <= 0xbf) || (tag >= 0xd9 && tag <= 0xdb)))
             self->unplain++;
         if (tag <= 0x7f || tag >= 0xe0 || tag == 0xc0 || tag == 0xc2 || tag == 0xc3)
-            ;                                   //  fixint, nil, bool
-        else
-        if (tag >= 0xa0 && tag <= 0xbf) {       //  fixstr
-            if (top >= 2? s_skip_str (self, tag & 0x1f): s_skip (self, tag & 0x1f))
+            ;                                     //  fixint, nil, bool
+        else if (tag >= 0xa0 && tag <= 0xbf) {    //  fixstr
+            if (top >= 2 ? s_skip_str (self, tag & 0x1f) : s_skip (self, tag & 0x1f))
                 return -1;
         }
-        else
-        if (tag >= 0x80 && tag <= 0x9f) {       //  fixmap, fixarray
+        else if (tag >= 0x80 && tag <= 0x9f) {    //  fixmap, fixarray
             container = true;
-            children = tag <= 0x8f? (uint64_t) (tag & 0x0f) * 2: tag & 0x0f;
+            children = tag <= 0x8f ? (uint64_t) (tag & 0x0f) * 2 : tag & 0x0f;
         }
         else
-        switch (tag) {
-            case 0xc4: case 0xd9:               //  bin8, str8
-                if (s_read_number (self, tag, 1, &n)
-                ||  (tag == 0xd9? s_skip_str (self, n): s_skip (self, n)))
-                    return -1;
-                break;
-            case 0xc5: case 0xda:
-                if (s_read_number (self, tag, 2, &n)
-                ||  (tag == 0xda? s_skip_str (self, n): s_skip (self, n)))
-                    return -1;
-                break;
-            case 0xc6: case 0xdb:
-                if (s_read_number (self, tag, 4, &n)
-                ||  (tag == 0xdb? s_skip_str (self, n): s_skip (self, n)))
-                    return -1;
-                break;
-            case 0xc7:                          //  ext8/16/32: len, type, body
-                self->unplain++;
-                if (s_read_number (self, tag, 1, &n) || s_skip (self, n + 1))
-                    return -1;
-                break;
-            case 0xc8:
-                self->unplain++;
-                if (s_read_number (self, tag, 2, &n) || s_skip (self, n + 1))
-                    return -1;
-                break;
-            case 0xc9:
-                self->unplain++;
-                if (s_read_number (self, tag, 4, &n) || s_skip (self, n + 1))
-                    return -1;
-                break;
-            case 0xca:                          //  float32, float64
-            case 0xcc: case 0xd0:               //  and the integers
-            case 0xcd: case 0xd1:
-            case 0xce: case 0xd2:
-            case 0xcb:
-            case 0xcf: case 0xd3: {
-                static const uint8_t widths [] = {
-                    4, 8, 1, 2, 4, 8, 1, 2, 4, 8        //  0xca .. 0xd3
-                };
-                if (s_read_number (self, tag, widths [tag - 0xca], &n))
-                    return -1;
-                break;
+            switch (tag) {
+                case 0xc4:
+                case 0xd9:    //  bin8, str8
+                    if (s_read_number (self, tag, 1, &n)
+                        || (tag == 0xd9 ? s_skip_str (self, n) : s_skip (self, n)))
+                        return -1;
+                    break;
+                case 0xc5:
+                case 0xda:
+                    if (s_read_number (self, tag, 2, &n)
+                        || (tag == 0xda ? s_skip_str (self, n) : s_skip (self, n)))
+                        return -1;
+                    break;
+                case 0xc6:
+                case 0xdb:
+                    if (s_read_number (self, tag, 4, &n)
+                        || (tag == 0xdb ? s_skip_str (self, n) : s_skip (self, n)))
+                        return -1;
+                    break;
+                case 0xc7:    //  ext8/16/32: len, type, body
+                    self->unplain++;
+                    if (s_read_number (self, tag, 1, &n) || s_skip (self, n + 1))
+                        return -1;
+                    break;
+                case 0xc8:
+                    self->unplain++;
+                    if (s_read_number (self, tag, 2, &n) || s_skip (self, n + 1))
+                        return -1;
+                    break;
+                case 0xc9:
+                    self->unplain++;
+                    if (s_read_number (self, tag, 4, &n) || s_skip (self, n + 1))
+                        return -1;
+                    break;
+                case 0xca:    //  float32, float64
+                case 0xcc:
+                case 0xd0:    //  and the integers
+                case 0xcd:
+                case 0xd1:
+                case 0xce:
+                case 0xd2:
+                case 0xcb:
+                case 0xcf:
+                case 0xd3: {
+                    static const uint8_t widths [] = {
+                        4, 8, 1, 2, 4, 8, 1, 2, 4, 8    //  0xca .. 0xd3
+                    };
+                    if (s_read_number (self, tag, widths [tag - 0xca], &n))
+                        return -1;
+                    break;
+                }
+                case 0xd4:
+                case 0xd5:
+                case 0xd6:
+                case 0xd7:
+                case 0xd8:
+                    //  fixext 1..16: type and body
+                    self->unplain++;
+                    if (s_skip (self, 1 + ((uint64_t) 1 << (tag - 0xd4))))
+                        return -1;
+                    break;
+                case 0xdc:
+                case 0xde:    //  array16, map16
+                    if (s_read_number (self, tag, 2, &n))
+                        return -1;
+                    container = true;
+                    children = tag == 0xde ? n * 2 : n;
+                    break;
+                case 0xdd:
+                case 0xdf:    //  array32, map32
+                    if (s_read_number (self, tag, 4, &n))
+                        return -1;
+                    container = true;
+                    children = tag == 0xdf ? n * 2 : n;
+                    break;
+                default: self->pos--; return s_fail (self, "invalid msgpack type byte");
             }
-            case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:
-                //  fixext 1..16: type and body
-                self->unplain++;
-                if (s_skip (self, 1 + ((uint64_t) 1 << (tag - 0xd4))))
-                    return -1;
-                break;
-            case 0xdc: case 0xde:               //  array16, map16
-                if (s_read_number (self, tag, 2, &n))
-                    return -1;
-                container = true;
-                children = tag == 0xde? n * 2: n;
-                break;
-            case 0xdd: case 0xdf:               //  array32, map32
-                if (s_read_number (self, tag, 4, &n))
-                    return -1;
-                container = true;
-                children = tag == 0xdf? n * 2: n;
-                break;
-            default:
-                self->pos--;
-                return s_fail (self, "invalid msgpack type byte");
-        }
         if (container) {
             //  Each child needs at least one byte, so a count larger than
             //  what remains is a lie we refuse before anyone allocates
@@ -281,24 +295,23 @@ s_walk (s_reader_t *self, pond_value_span_t *spans, size_t max_spans, size_t *sp
 int
 pond_value_check (const uint8_t *data, size_t size, size_t *used_p, char *err, size_t errlen)
 {
-    return pond_value_check_spans (data, size, POND_VALUE_MAX_DEPTH, used_p, NULL,
-                                   NULL, 0, NULL, err, errlen);
-}
-
-int
-pond_value_check_depth (const uint8_t *data, size_t size, int max_depth,
-                        size_t *used_p, char *err, size_t errlen)
-{
-    return pond_value_check_spans (data, size, max_depth, used_p, NULL, NULL, 0, NULL,
+    return pond_value_check_spans (data, size, POND_VALUE_MAX_DEPTH, used_p, NULL, NULL, 0, NULL,
                                    err, errlen);
 }
 
 int
-pond_value_check_canonical (const uint8_t *data, size_t size, int max_depth,
-                            size_t *used_p, bool *canonical_p, char *err, size_t errlen)
+pond_value_check_depth (const uint8_t *data, size_t size, int max_depth, size_t *used_p, char *err,
+                        size_t errlen)
 {
-    return pond_value_check_spans (data, size, max_depth, used_p, canonical_p, NULL, 0,
-                                   NULL, err, errlen);
+    return pond_value_check_spans (data, size, max_depth, used_p, NULL, NULL, 0, NULL, err, errlen);
+}
+
+int
+pond_value_check_canonical (const uint8_t *data, size_t size, int max_depth, size_t *used_p,
+                            bool *canonical_p, char *err, size_t errlen)
+{
+    return pond_value_check_spans (data, size, max_depth, used_p, canonical_p, NULL, 0, NULL, err,
+                                   errlen);
 }
 
 int
@@ -313,7 +326,7 @@ pond_value_check_spans (const uint8_t *data, size_t size, int max_depth, size_t 
     if (max_depth > POND_VALUE_DEPTH_LIMIT)
         max_depth = POND_VALUE_DEPTH_LIMIT;
     s_reader_t reader = { data, size, 0, max_depth, 0, 0, err, errlen };
-    if (s_walk (&reader, spans, spans? max_spans: 0, spans_p))
+    if (s_walk (&reader, spans, spans ? max_spans : 0, spans_p))
         return -1;
     if (used_p)
         *used_p = reader.pos;
@@ -339,18 +352,16 @@ s_utf8_char (const uint8_t *text, size_t size)
         len = 2;
         cp = c & 0x1f;
     }
-    else
-    if (c >= 0xe0 && c <= 0xef) {
+    else if (c >= 0xe0 && c <= 0xef) {
         len = 3;
         cp = c & 0x0f;
     }
-    else
-    if (c >= 0xf0 && c <= 0xf4) {
+    else if (c >= 0xf0 && c <= 0xf4) {
         len = 4;
         cp = c & 0x07;
     }
     else
-        return 0;               //  continuation byte, overlong lead, or > U+13FFFF
+        return 0;    //  continuation byte, overlong lead, or > U+13FFFF
     if (size < len)
         return 0;
     for (size_t k = 1; k < len; k++) {
@@ -358,9 +369,9 @@ s_utf8_char (const uint8_t *text, size_t size)
             return 0;
         cp = (cp << 6) | (text [k] & 0x3f);
     }
-    if ((len == 3 && cp < 0x800)                    //  overlong
-    ||  (len == 4 && (cp < 0x10000 || cp > 0x10ffff))
-    ||  (cp >= 0xd800 && cp <= 0xdfff))             //  surrogate
+    if ((len == 3 && cp < 0x800)    //  overlong
+        || (len == 4 && (cp < 0x10000 || cp > 0x10ffff))
+        || (cp >= 0xd800 && cp <= 0xdfff))    //  surrogate
         return 0;
     return len;
 }
@@ -400,15 +411,15 @@ pond_value_utf8_sanitize (char *text)
 //  The walk keeps where it is as a stack of steps (a map key or an array
 //  index per level); the path text is made only for a refusal.
 typedef struct {
-    const uint8_t *key;         //  a map key (NULL: an array index)
-    uint64_t len;               //  its length, or the index
+    const uint8_t *key;    //  a map key (NULL: an array index)
+    uint64_t len;          //  its length, or the index
 } s_step_t;
 
 typedef struct {
     const uint8_t *data;
     size_t size;
     size_t pos;
-    const char *top;            //  "data" or "meta"
+    const char *top;    //  "data" or "meta"
     s_step_t steps [POND_VALUE_DEPTH_LIMIT + 1];
     int depth;
     char *err;
@@ -432,7 +443,7 @@ s_portable_fail (s_portable_t *self, const char *what)
         path [at++] = '.';
         for (uint64_t k = 0; k < step->len && k < 32; k++) {
             uint8_t c = step->key [k];
-            path [at++] = c >= 0x20 && c < 0x7f? (char) c: '?';
+            path [at++] = c >= 0x20 && c < 0x7f ? (char) c : '?';
         }
         path [at] = 0;
     }
@@ -482,10 +493,10 @@ s_portable_value (s_portable_t *self, int depth)
     uint64_t n = 0;
     const uint8_t *text;
     if (tag <= 0x7f || tag >= 0xe0 || tag == 0xc0 || tag == 0xc2 || tag == 0xc3)
-        return 0;                                       //  fixint, nil, bool
+        return 0;    //  fixint, nil, bool
     if ((tag >= 0xa0 && tag <= 0xbf) || (tag >= 0xd9 && tag <= 0xdb))
         return s_portable_str (self, tag, &text, &n, "str is not valid UTF-8");
-    if (tag >= 0xc4 && tag <= 0xc6) {                   //  bin: shown as hex
+    if (tag >= 0xc4 && tag <= 0xc6) {    //  bin: shown as hex
         if (s_portable_uint (self, (size_t) 1 << (tag - 0xc4), &n))
             return -1;
         if (self->size - self->pos < n)
@@ -493,7 +504,7 @@ s_portable_value (s_portable_t *self, int depth)
         self->pos += n;
         return 0;
     }
-    if (tag >= 0xca && tag <= 0xd3) {                   //  floats, integers
+    if (tag >= 0xca && tag <= 0xd3) {    //  floats, integers
         static const uint8_t widths [] = { 4, 8, 1, 2, 4, 8, 1, 2, 4, 8 };
         return s_portable_uint (self, widths [tag - 0xca], &n);
     }
@@ -505,7 +516,7 @@ s_portable_value (s_portable_t *self, int depth)
         return s_portable_fail (self, "ext types are not allowed (JSON cannot show them)");
     }
     n = tag & 0x0f;
-    if (tag >= 0xdc && s_portable_uint (self, tag == 0xdc || tag == 0xde? 2: 4, &n))
+    if (tag >= 0xdc && s_portable_uint (self, tag == 0xdc || tag == 0xde ? 2 : 4, &n))
         return -1;
     s_step_t *step = &self->steps [self->depth++];
     for (uint64_t i = 0; i < n; i++) {
@@ -521,7 +532,7 @@ s_portable_value (s_portable_t *self, int depth)
             }
             uint64_t len;
             if (s_portable_str (self, key_tag, &text, &len, "a map key is not valid UTF-8")) {
-                self->depth--;              //  name the map, not the bad key
+                self->depth--;    //  name the map, not the bad key
                 return s_portable_fail (self, "a map key is not valid UTF-8");
             }
             step->key = text;
@@ -535,8 +546,8 @@ s_portable_value (s_portable_t *self, int depth)
 }
 
 int
-pond_value_check_portable (const uint8_t *data, size_t size, const char *key,
-                           char *err, size_t errlen)
+pond_value_check_portable (const uint8_t *data, size_t size, const char *key, char *err,
+                           size_t errlen)
 {
     //  Set field by field: the steps need no clearing (1 KiB per call)
     s_portable_t walker;
@@ -553,8 +564,7 @@ pond_value_check_portable (const uint8_t *data, size_t size, const char *key,
 //  ---------------------------------------------------------------------
 //  msgpack -> JSON
 
-static cJSON *
-s_raw_number (const char *format, ...) __attribute__ ((format (printf, 1, 2)));
+static cJSON *s_raw_number (const char *format, ...) __attribute__ ((format (printf, 1, 2)));
 
 static cJSON *
 s_raw_number (const char *format, ...)
@@ -587,7 +597,7 @@ s_string (const char *data, size_t size)
     char *text = malloc (size + 1);
     if (!text)
         return NULL;
-    if (size)                           //  msgpack-c gives NULL for ""
+    if (size)    //  msgpack-c gives NULL for ""
         memcpy (text, data, size);
     text [size] = 0;
     cJSON *item = cJSON_CreateString (text);
@@ -599,21 +609,16 @@ cJSON *
 pond_value_to_cjson (const msgpack_object *obj)
 {
     switch (obj->type) {
-        case MSGPACK_OBJECT_NIL:
-            return cJSON_CreateNull ();
-        case MSGPACK_OBJECT_BOOLEAN:
-            return cJSON_CreateBool (obj->via.boolean);
-        case MSGPACK_OBJECT_POSITIVE_INTEGER:
-            return s_raw_number ("%" PRIu64, obj->via.u64);
-        case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-            return s_raw_number ("%" PRId64, obj->via.i64);
+        case MSGPACK_OBJECT_NIL: return cJSON_CreateNull ();
+        case MSGPACK_OBJECT_BOOLEAN: return cJSON_CreateBool (obj->via.boolean);
+        case MSGPACK_OBJECT_POSITIVE_INTEGER: return s_raw_number ("%" PRIu64, obj->via.u64);
+        case MSGPACK_OBJECT_NEGATIVE_INTEGER: return s_raw_number ("%" PRId64, obj->via.i64);
         case MSGPACK_OBJECT_FLOAT32:
         case MSGPACK_OBJECT_FLOAT64:
             if (isfinite (obj->via.f64))
                 return cJSON_CreateNumber (obj->via.f64);
-            return cJSON_CreateNull ();         //  JSON has no NaN or Inf
-        case MSGPACK_OBJECT_STR:
-            return s_string (obj->via.str.ptr, obj->via.str.size);
+            return cJSON_CreateNull ();    //  JSON has no NaN or Inf
+        case MSGPACK_OBJECT_STR: return s_string (obj->via.str.ptr, obj->via.str.size);
         case MSGPACK_OBJECT_BIN:
             return s_hex_string ((const uint8_t *) obj->via.bin.ptr, obj->via.bin.size);
         case MSGPACK_OBJECT_EXT:
@@ -638,17 +643,17 @@ pond_value_to_cjson (const msgpack_object *obj)
                 if (key->type == MSGPACK_OBJECT_STR) {
                     name = malloc (key->via.str.size + 1);
                     if (name) {
-                        if (key->via.str.size)  //  msgpack-c gives NULL for ""
+                        if (key->via.str.size)    //  msgpack-c gives NULL for ""
                             memcpy (name, key->via.str.ptr, key->via.str.size);
                         name [key->via.str.size] = 0;
                     }
                 }
                 else {
                     cJSON *key_json = pond_value_to_cjson (key);
-                    name = key_json? cJSON_PrintUnformatted (key_json): NULL;
+                    name = key_json ? cJSON_PrintUnformatted (key_json) : NULL;
                     cJSON_Delete (key_json);
                 }
-                cJSON *item = name? pond_value_to_cjson (&obj->via.map.ptr [i].val): NULL;
+                cJSON *item = name ? pond_value_to_cjson (&obj->via.map.ptr [i].val) : NULL;
                 if (!item) {
                     free (name);
                     cJSON_Delete (map);
@@ -672,9 +677,10 @@ pond_value_to_json (const uint8_t *data, size_t size)
     msgpack_unpacked unpacked;
     msgpack_unpacked_init (&unpacked);
     char *text = NULL;
-    if (msgpack_unpack_next (&unpacked, (const char *) data, size, NULL) == MSGPACK_UNPACK_SUCCESS) {
+    if (msgpack_unpack_next (&unpacked, (const char *) data, size, NULL)
+        == MSGPACK_UNPACK_SUCCESS) {
         cJSON *tree = pond_value_to_cjson (&unpacked.data);
-        text = tree? cJSON_PrintUnformatted (tree): NULL;
+        text = tree ? cJSON_PrintUnformatted (tree) : NULL;
         cJSON_Delete (tree);
     }
     msgpack_unpacked_destroy (&unpacked);
@@ -706,8 +712,8 @@ s_pack_cjson (msgpack_packer *pk, const cJSON *item, int depth, char *err, size_
     if (cJSON_IsNumber (item)) {
         double v = item->valuedouble;
         if (v == floor (v) && v >= -9007199254740992.0 && v <= 9007199254740992.0)
-            return v < 0? msgpack_pack_int64 (pk, (int64_t) v)
-                        : msgpack_pack_uint64 (pk, (uint64_t) v);
+            return v < 0 ? msgpack_pack_int64 (pk, (int64_t) v)
+                         : msgpack_pack_uint64 (pk, (uint64_t) v);
         return msgpack_pack_double (pk, v);
     }
     if (cJSON_IsArray (item) || cJSON_IsObject (item)) {
@@ -737,7 +743,7 @@ pond_value_from_json (const char *json, size_t *size_p, char *err, size_t errlen
     const char *parse_end = NULL;
     cJSON *tree = cJSON_ParseWithOpts (json, &parse_end, 1);
     if (!tree) {
-        size_t offset = parse_end? (size_t) (parse_end - json): 0;
+        size_t offset = parse_end ? (size_t) (parse_end - json) : 0;
         snprintf (err, errlen, "not valid JSON (near byte %zu)", offset);
         return NULL;
     }

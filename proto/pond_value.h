@@ -18,8 +18,8 @@
 extern "C" {
 #endif
 
-#define POND_VALUE_MAX_DEPTH  16
-#define POND_VALUE_DEPTH_LIMIT 64      //  Largest max_depth the checks take
+#define POND_VALUE_MAX_DEPTH   16
+#define POND_VALUE_DEPTH_LIMIT 64    //  Largest max_depth the checks take
 
 //  Walk msgpack bytes without allocating: every declared length must fit
 //  the buffer and nesting must stay within POND_VALUE_MAX_DEPTH. On
@@ -28,16 +28,15 @@ extern "C" {
 //  msgpack_unpack_next, which would otherwise allocate what a hostile
 //  header declares.
 int
-    pond_value_check (const uint8_t *data, size_t size, size_t *used_p,
-                      char *err, size_t errlen);
+    pond_value_check (const uint8_t *data, size_t size, size_t *used_p, char *err, size_t errlen);
 
 //  Same with another nesting limit (containers nested at most max_depth
 //  deep, max_depth at most POND_VALUE_DEPTH_LIMIT). The event decoder uses
 //  POND_VALUE_MAX_DEPTH + 1: the envelope map is one level, and its data
 //  and meta maps may nest 16 deep inside.
 int
-    pond_value_check_depth (const uint8_t *data, size_t size, int max_depth,
-                            size_t *used_p, char *err, size_t errlen);
+    pond_value_check_depth (const uint8_t *data, size_t size, int max_depth, size_t *used_p,
+                            char *err, size_t errlen);
 
 //  Same, and *canonical_p tells whether the bytes are already what
 //  msgpack_pack_object would give for the object msgpack_unpack_next
@@ -47,8 +46,8 @@ int
 //  decoder copies canonical data and meta as they are, and re-packs only
 //  the others, so decoding gives the same bytes as a full re-pack.
 int
-    pond_value_check_canonical (const uint8_t *data, size_t size, int max_depth,
-                                size_t *used_p, bool *canonical_p, char *err, size_t errlen);
+    pond_value_check_canonical (const uint8_t *data, size_t size, int max_depth, size_t *used_p,
+                                bool *canonical_p, char *err, size_t errlen);
 
 //  Where one child of the top-level container lies: bytes [start, end) of
 //  the buffer (a map's keys and values alternate), and whether they are
@@ -57,10 +56,10 @@ typedef struct {
     size_t start;
     size_t end;
     bool canonical;
-    bool plain;                 //  inside the child (below it: its own bytes
-                                //  are not looked at), every str ASCII, every
-                                //  map key a str, no ext: what
-                                //  pond_value_check_portable would accept
+    bool plain;    //  inside the child (below it: its own bytes
+                   //  are not looked at), every str ASCII, every
+                   //  map key a str, no ext: what
+                   //  pond_value_check_portable would accept
 } pond_value_span_t;
 
 //  The same walk, and the spans of the first max_spans children of the
@@ -68,10 +67,9 @@ typedef struct {
 //  canonical_p, spans and spans_p may be NULL. The event decoder reads its
 //  envelope with these, without walking data and meta again.
 int
-    pond_value_check_spans (const uint8_t *data, size_t size, int max_depth,
-                            size_t *used_p, bool *canonical_p,
-                            pond_value_span_t *spans, size_t max_spans, size_t *spans_p,
-                            char *err, size_t errlen);
+    pond_value_check_spans (const uint8_t *data, size_t size, int max_depth, size_t *used_p,
+                            bool *canonical_p, pond_value_span_t *spans, size_t max_spans,
+                            size_t *spans_p, char *err, size_t errlen);
 
 //  True if text holds valid UTF-8: no overlong forms, no surrogates
 //  (U+D800..U+DFFF), nothing past U+10FFFF, no sequence cut short.
@@ -92,8 +90,8 @@ void
 //  fit, depth bounded). Returns 0, or -1 with the reason in err, naming
 //  the path of the value refused (like "data.items[2].name").
 int
-    pond_value_check_portable (const uint8_t *data, size_t size, const char *key,
-                               char *err, size_t errlen);
+    pond_value_check_portable (const uint8_t *data, size_t size, const char *key, char *err,
+                               size_t errlen);
 
 //  Convert a msgpack object to a cJSON tree. Integers are kept exact (as
 //  raw JSON numbers); bin becomes a hex string; non-string map keys are

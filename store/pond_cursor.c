@@ -19,42 +19,41 @@
 
 typedef enum { MODE_LOG, MODE_ENTITY, MODE_NAMES } replay_mode_t;
 
-#define KEY_MAX     (POND_ENTITY_MAX + 1 + 16)
-#define SKIP_MAX    20000           //  events filtered out in one fill at most
+#define KEY_MAX  (POND_ENTITY_MAX + 1 + 16)
+#define SKIP_MAX 20000    //  events filtered out in one fill at most
 
 //  One iterator over one key range
 typedef struct {
     rocksdb_readoptions_t *options;
     rocksdb_iterator_t *it;
-    uint8_t bound [KEY_MAX];        //  exclusive upper bound; RocksDB keeps a pointer
-    size_t prefix;                  //  bytes before the BE64 fields of a key
+    uint8_t bound [KEY_MAX];    //  exclusive upper bound; RocksDB keeps a pointer
+    size_t prefix;              //  bytes before the BE64 fields of a key
 } s_cursor_t;
 
 struct _pond_cursor_t {
     pond_store_t *store;
     const rocksdb_snapshot_t *snapshot;
-    s_cursor_t log;                         //  reads of the log by seq (entity mode,
-                                            //  and by_name entries of old stores)
+    s_cursor_t log;    //  reads of the log by seq (entity mode,
+                       //  and by_name entries of old stores)
     replay_mode_t mode;
     s_cursor_t cursors [POND_REPLAY_MAX_NAMES];
     size_t ncursors;
     uint64_t limit;
     uint64_t count;
-    uint64_t head;                          //  newest seq in the snapshot
+    uint64_t head;    //  newest seq in the snapshot
     //  Log mode filtered by names (order "seq"): names wanted, else all
     char names [POND_REPLAY_MAX_NAMES][POND_NAME_MAX + 1];
     size_t names_count;
-    bool pack;                              //  one frame per fill, events back to back
-    uint8_t *packed;                        //  that frame being built (kept for reuse)
+    bool pack;          //  one frame per fill, events back to back
+    uint8_t *packed;    //  that frame being built (kept for reuse)
     size_t packed_max;
-    bool packed_lent;                       //  packed is the caller's: never grow it
+    bool packed_lent;    //  packed is the caller's: never grow it
     char *error;
 };
 
 static int
-s_cursor_open (pond_cursor_t *self, s_cursor_t *cursor, pond_store_cf_t cf,
-               const uint8_t *start, size_t start_size, const uint8_t *bound, size_t bound_size,
-               size_t prefix)
+s_cursor_open (pond_cursor_t *self, s_cursor_t *cursor, pond_store_cf_t cf, const uint8_t *start,
+               size_t start_size, const uint8_t *bound, size_t bound_size, size_t prefix)
 {
     cursor->options = rocksdb_readoptions_create ();
     if (!cursor->options)
@@ -65,8 +64,8 @@ s_cursor_open (pond_cursor_t *self, s_cursor_t *cursor, pond_store_cf_t cf,
     rocksdb_readoptions_set_fill_cache (cursor->options, 0);
     if (bound) {
         memcpy (cursor->bound, bound, bound_size);
-        rocksdb_readoptions_set_iterate_upper_bound (cursor->options,
-                                                     (const char *) cursor->bound, bound_size);
+        rocksdb_readoptions_set_iterate_upper_bound (cursor->options, (const char *) cursor->bound,
+                                                     bound_size);
     }
     cursor->it = rocksdb_create_iterator_cf (pond_store_db (self->store), cursor->options,
                                              pond_store_cf (self->store, cf));
@@ -117,36 +116,34 @@ pond_cursor_new (pond_store_t *store, const pond_replay_req_t *request)
         self->mode = MODE_NAMES;
         for (size_t i = 0; i < request->names_count && i < POND_REPLAY_MAX_NAMES && !rc; i++) {
             const char *name = request->names [i];
-            bool seen = false;      //  a name asked twice is merged once
+            bool seen = false;    //  a name asked twice is merged once
             for (size_t j = 0; j < i; j++)
                 seen |= streq (request->names [j], name);
             if (seen)
                 continue;
             size_t start_size = s_key (start, name, POND_KEY_SEP, 2, request->from_ts, 0);
             size_t bound_size = request->to_ts
-                ? s_key (bound, name, POND_KEY_SEP, 1, request->to_ts, 0)
-                : s_key (bound, name, POND_KEY_SEP_END, 0, 0, 0);
-            rc = s_cursor_open (self, &self->cursors [self->ncursors++], POND_CF_BY_NAME,
-                                start, start_size, bound, bound_size, strlen (name) + 1);
+                                  ? s_key (bound, name, POND_KEY_SEP, 1, request->to_ts, 0)
+                                  : s_key (bound, name, POND_KEY_SEP_END, 0, 0, 0);
+            rc = s_cursor_open (self, &self->cursors [self->ncursors++], POND_CF_BY_NAME, start,
+                                start_size, bound, bound_size, strlen (name) + 1);
         }
     }
-    else
-    if (*request->entity) {
+    else if (*request->entity) {
         self->mode = MODE_ENTITY;
         size_t start_size = s_key (start, request->entity, POND_KEY_SEP, 1, 0, 0);
         size_t bound_size = s_key (bound, request->entity, POND_KEY_SEP_END, 0, 0, 0);
-        rc = s_cursor_open (self, &self->cursors [self->ncursors++], POND_CF_BY_ENTITY,
-                            start, start_size, bound, bound_size,
-                            strlen (request->entity) + 1);
+        rc = s_cursor_open (self, &self->cursors [self->ncursors++], POND_CF_BY_ENTITY, start,
+                            start_size, bound, bound_size, strlen (request->entity) + 1);
     }
     else {
         self->mode = MODE_LOG;
         for (size_t i = 0; i < request->names_count && i < POND_REPLAY_MAX_NAMES; i++)
             strcpy (self->names [self->names_count++], request->names [i]);
-        pond_put_be64 (start, request->from_seq? request->from_seq: 1);
+        pond_put_be64 (start, request->from_seq ? request->from_seq : 1);
         pond_put_be64 (bound, request->to_seq);
-        rc = s_cursor_open (self, &self->cursors [self->ncursors++], POND_CF_LOG,
-                            start, 8, request->to_seq? bound: NULL, 8, 0);
+        rc = s_cursor_open (self, &self->cursors [self->ncursors++], POND_CF_LOG, start, 8,
+                            request->to_seq ? bound : NULL, 8, 0);
     }
     if (rc)
         pond_cursor_destroy (&self);
@@ -189,7 +186,7 @@ s_fail (pond_cursor_t *self, const char *format, ...)
     va_start (args, format);
     self->error = zsys_vprintf (format, args);
     va_end (args);
-    zsys_error ("replay: %s", self->error? self->error: "out of memory");
+    zsys_error ("replay: %s", self->error ? self->error : "out of memory");
     if (!self->error)
         self->error = strdup ("out of memory");
 }
@@ -206,7 +203,7 @@ s_next_cursor (pond_cursor_t *self)
             continue;
         size_t klen;
         const uint8_t *key = (const uint8_t *) rocksdb_iter_key (cursor->it, &klen);
-        if (klen != cursor->prefix + (self->mode == MODE_NAMES? 16: 8)) {
+        if (klen != cursor->prefix + (self->mode == MODE_NAMES ? 16 : 8)) {
             s_fail (self, "index key of %zu bytes; the store is damaged", klen);
             return NULL;
         }
@@ -229,22 +226,18 @@ s_skip_simple (const uint8_t *data, size_t size, size_t *at)
     uint8_t type = data [*at];
     size_t head = 1, len = 0;
     if (type <= 0x7f)
-        ;                                           //  positive fixint
-    else
-    if (type >= 0xa0 && type <= 0xbf)
-        len = type & 0x1f;                          //  fixstr
-    else
-    if (type >= 0xcc && type <= 0xcf)
-        len = (size_t) 1 << (type - 0xcc);          //  uint 8..64
-    else
-    if (type == 0xc4 || type == 0xd9) {             //  bin 8, str 8
+        ;    //  positive fixint
+    else if (type >= 0xa0 && type <= 0xbf)
+        len = type & 0x1f;    //  fixstr
+    else if (type >= 0xcc && type <= 0xcf)
+        len = (size_t) 1 << (type - 0xcc);      //  uint 8..64
+    else if (type == 0xc4 || type == 0xd9) {    //  bin 8, str 8
         if (*at + 2 > size)
             return -1;
         head = 2;
         len = data [*at + 1];
     }
-    else
-    if (type == 0xc5 || type == 0xda) {             //  bin 16, str 16
+    else if (type == 0xc5 || type == 0xda) {    //  bin 16, str 16
         if (*at + 3 > size)
             return -1;
         head = 3;
@@ -274,7 +267,7 @@ s_peek_name (const uint8_t *data, size_t size, const char **name_p, size_t *len_
         return -1;
     for (size_t pair = 0; pair < pairs; pair++) {
         if (at >= size || data [at] < 0xa0 || data [at] > 0xbf)
-            return -1;                              //  keys are short fixstr
+            return -1;    //  keys are short fixstr
         size_t klen = data [at] & 0x1f;
         const uint8_t *key = data + at + 1;
         if (klen > size - at - 1)
@@ -289,8 +282,7 @@ s_peek_name (const uint8_t *data, size_t size, const char **name_p, size_t *len_
                 *name_p = (const char *) data + value + 1;
                 *len_p = type & 0x1f;
             }
-            else
-            if (type == 0xd9) {
+            else if (type == 0xd9) {
                 *name_p = (const char *) data + value + 2;
                 *len_p = data [value + 1];
             }
@@ -343,24 +335,23 @@ s_wanted (pond_cursor_t *self, const char *value, size_t vlen)
 static int
 s_log_read (pond_cursor_t *self, uint64_t seq, const char **value_p, size_t *vlen_p)
 {
-    if (!self->log.it
-    &&  s_cursor_open (self, &self->log, POND_CF_LOG, NULL, 0, NULL, 0, 0)) {
+    if (!self->log.it && s_cursor_open (self, &self->log, POND_CF_LOG, NULL, 0, NULL, 0, 0)) {
         s_fail (self, "out of memory");
         return -1;
     }
     uint8_t key [8];
     pond_put_be64 (key, seq);
     size_t klen = 0;
-    const char *at = rocksdb_iter_valid (self->log.it)
-                   ? rocksdb_iter_key (self->log.it, &klen): NULL;
+    const char *at = rocksdb_iter_valid (self->log.it) ? rocksdb_iter_key (self->log.it, &klen)
+                                                       : NULL;
     if (!at || klen != 8 || memcmp (at, key, 8) != 0) {
         rocksdb_iter_seek (self->log.it, (const char *) key, 8);
-        at = rocksdb_iter_valid (self->log.it)? rocksdb_iter_key (self->log.it, &klen): NULL;
+        at = rocksdb_iter_valid (self->log.it) ? rocksdb_iter_key (self->log.it, &klen) : NULL;
     }
     if (!at || klen != 8 || memcmp (at, key, 8) != 0) {
         char *err = NULL;
         rocksdb_iter_get_error (self->log.it, &err);
-        s_fail (self, "cannot read event %" PRIu64 ": %s", seq, err? err: "missing from the log");
+        s_fail (self, "cannot read event %" PRIu64 ": %s", seq, err ? err : "missing from the log");
         rocksdb_free (err);
         return -1;
     }
@@ -406,7 +397,7 @@ s_add_event (pond_cursor_t *self, zmsg_t *msg, bool packed, size_t at, const cha
             return -1;
         }
         if (at + vlen > self->packed_max) {
-            size_t max = self->packed_max? self->packed_max: 64 * 1024;
+            size_t max = self->packed_max ? self->packed_max : 64 * 1024;
             while (max < at + vlen)
                 max *= 2;
             uint8_t *bigger = (uint8_t *) realloc (self->packed, max);
@@ -433,10 +424,10 @@ s_fill (pond_cursor_t *self, zmsg_t *msg, bool packed, size_t max_events, size_t
 {
     int added = 0;
     size_t bytes = 0;
-    size_t skipped = 0;             //  filtered out; bounded so a fill is short
+    size_t skipped = 0;    //  filtered out; bounded so a fill is short
     while (!self->error && (size_t) added < max_events
-       &&  (self->limit == 0 || self->count < self->limit)) {
-        s_cursor_t *cursor = self->mode == MODE_NAMES? s_next_cursor (self): &self->cursors [0];
+           && (self->limit == 0 || self->count < self->limit)) {
+        s_cursor_t *cursor = self->mode == MODE_NAMES ? s_next_cursor (self) : &self->cursors [0];
         if (!cursor || !rocksdb_iter_valid (cursor->it))
             break;
         const char *value;
@@ -450,8 +441,7 @@ s_fill (pond_cursor_t *self, zmsg_t *msg, bool packed, size_t max_events, size_t
                 continue;
             }
         }
-        else
-        if (self->mode == MODE_ENTITY || vlen == 0) {
+        else if (self->mode == MODE_ENTITY || vlen == 0) {
             //  Index entry without the event (by_entity, or by_name of a
             //  store made before by_name covered): the seq ends the key
             size_t klen;
@@ -460,12 +450,11 @@ s_fill (pond_cursor_t *self, zmsg_t *msg, bool packed, size_t max_events, size_t
                 s_fail (self, "index key of %zu bytes; the store is damaged", klen);
                 break;
             }
-            if (s_log_read (self, pond_get_be64 ((const uint8_t *) key + klen - 8),
-                            &value, &vlen))
+            if (s_log_read (self, pond_get_be64 ((const uint8_t *) key + klen - 8), &value, &vlen))
                 break;
         }
         if (added > 0 && bytes + vlen > max_bytes)
-            break;                  //  first event of the next fill
+            break;    //  first event of the next fill
         if (s_add_event (self, msg, packed, bytes, value, vlen))
             break;
         rocksdb_iter_next (cursor->it);
@@ -497,15 +486,15 @@ pond_cursor_fill (pond_cursor_t *self, zmsg_t *msg, size_t max_events, size_t ma
     int added = s_fill (self, msg, self->pack, max_events, max_bytes, &bytes);
     if (self->pack && added > 0 && zmsg_addmem (msg, self->packed, bytes)) {
         s_fail (self, "out of memory");
-        self->count -= (uint64_t) added;        //  nothing of this fill went out
+        self->count -= (uint64_t) added;    //  nothing of this fill went out
         added = 0;
     }
     return s_fill_result (self, added);
 }
 
 int
-pond_cursor_fill_buffer (pond_cursor_t *self, uint8_t *buffer, size_t capacity,
-                         size_t *size_p, size_t max_events)
+pond_cursor_fill_buffer (pond_cursor_t *self, uint8_t *buffer, size_t capacity, size_t *size_p,
+                         size_t max_events)
 {
     assert (self);
     assert (buffer);

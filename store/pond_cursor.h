@@ -50,8 +50,8 @@ int
 //  event larger than capacity fails the replay. Returns as
 //  pond_cursor_fill.
 int
-    pond_cursor_fill_buffer (pond_cursor_t *self, uint8_t *buffer, size_t capacity,
-                             size_t *size_p, size_t max_events);
+    pond_cursor_fill_buffer (pond_cursor_t *self, uint8_t *buffer, size_t capacity, size_t *size_p,
+                             size_t max_events);
 
 //  True if the request asked for packed chunks.
 bool

@@ -18,13 +18,12 @@
 
 #include <pthread.h>
 
-#define POND_STORE_CACHE_SIZE   (32 * 1024 * 1024)
-#define COUNT_PREFIX            "count/"
-#define COUNT_PREFIX_END        "count0"        //  '/' + 1: end of the prefix
+#define POND_STORE_CACHE_SIZE (32 * 1024 * 1024)
+#define COUNT_PREFIX          "count/"
+#define COUNT_PREFIX_END      "count0"    //  '/' + 1: end of the prefix
 
-static const char *s_cf_names [POND_CF_COUNT] = {
-    "default", "log", "by_name", "by_id", "by_entity"
-};
+static const char *s_cf_names [POND_CF_COUNT] = { "default", "log", "by_name", "by_id",
+                                                  "by_entity" };
 
 struct _pond_store_t {
     char *path;
@@ -34,17 +33,17 @@ struct _pond_store_t {
     rocksdb_options_t *cf_options [POND_CF_COUNT];
     rocksdb_column_family_handle_t *cf [POND_CF_COUNT];
     rocksdb_readoptions_t *read_options;
-    rocksdb_writeoptions_t *write_options;      //  sync = true: WAL synced
-    rocksdb_writeoptions_t *fault_options;      //  refused by RocksDB (tests)
+    rocksdb_writeoptions_t *write_options;    //  sync = true: WAL synced
+    rocksdb_writeoptions_t *fault_options;    //  refused by RocksDB (tests)
     bool write_fault;
-    bool failing;                               //  last write failed (log once)
-    uint64_t head;                              //  committed (the committing thread)
-    zhashx_t *names;                            //  name -> uint64_t *count, committed
+    bool failing;       //  last write failed (log once)
+    uint64_t head;      //  committed (the committing thread)
+    zhashx_t *names;    //  name -> uint64_t *count, committed
     //  The preparing thread's own: the last seq reserved, and the ids of
     //  groups prepared but not finished (id -> s_pending_t)
     uint64_t next;
     zhashx_t *pending;
-    pond_store_group_t *scratch;                //  for pond_store_append
+    pond_store_group_t *scratch;    //  for pond_store_append
     pond_store_stats_t stats;
 };
 
@@ -56,13 +55,13 @@ typedef struct {
 
 //  A prepared group (pond_store.h: prepare, commit, finish)
 struct _pond_store_group_t {
-    rocksdb_writebatch_t *batch;                //  log and index entries
-    zhashx_t *names;                            //  name -> new events (uintptr_t)
-    uint64_t first;                             //  first seq reserved, 0 if none
-    size_t fresh;                               //  new events
-    size_t dups;                                //  events answered as dups
-    pond_event_t **events;                      //  the new events (seq set here)
-    uint8_t *ids;                               //  their ids, POND_ID_SIZE each
+    rocksdb_writebatch_t *batch;    //  log and index entries
+    zhashx_t *names;                //  name -> new events (uintptr_t)
+    uint64_t first;                 //  first seq reserved, 0 if none
+    size_t fresh;                   //  new events
+    size_t dups;                    //  events answered as dups
+    pond_event_t **events;          //  the new events (seq set here)
+    uint8_t *ids;                   //  their ids, POND_ID_SIZE each
     size_t capacity;
     bool committed;
 };
@@ -154,8 +153,8 @@ s_cf_options (pond_store_t *self, pond_store_cf_t which)
     if (which == POND_CF_BY_ID || which == POND_CF_LOG) {
         //  Point lookups: every append asks by_id about every id, and
         //  most of them are new, so a bloom filter saves a disk read each
-        rocksdb_block_based_options_set_filter_policy (
-            table, rocksdb_filterpolicy_create_bloom_full (10));
+        rocksdb_block_based_options_set_filter_policy (table,
+                                                       rocksdb_filterpolicy_create_bloom_full (10));
         rocksdb_block_based_options_set_whole_key_filtering (table, 1);
     }
     if (which == POND_CF_BY_ID) {
@@ -177,8 +176,8 @@ s_cf_options (pond_store_t *self, pond_store_cf_t which)
 static int
 s_recover (pond_store_t *self)
 {
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf (
-        self->db, self->read_options, self->cf [POND_CF_LOG]);
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf (self->db, self->read_options,
+                                                         self->cf [POND_CF_LOG]);
     rocksdb_iter_seek_to_last (it);
     if (rocksdb_iter_valid (it)) {
         size_t klen;
@@ -202,8 +201,8 @@ s_recover (pond_store_t *self)
     it = rocksdb_create_iterator_cf (self->db, options, self->cf [POND_CF_META]);
     uint64_t total = 0;
     int rc = 0;
-    for (rocksdb_iter_seek (it, COUNT_PREFIX, strlen (COUNT_PREFIX));
-         rocksdb_iter_valid (it); rocksdb_iter_next (it)) {
+    for (rocksdb_iter_seek (it, COUNT_PREFIX, strlen (COUNT_PREFIX)); rocksdb_iter_valid (it);
+         rocksdb_iter_next (it)) {
         size_t klen, vlen;
         const char *key = rocksdb_iter_key (it, &klen);
         const char *value = rocksdb_iter_value (it, &vlen);
@@ -276,21 +275,22 @@ pond_store_new (const char *path)
     //  312, sync_without_flush_called_): a full disk killed the store instead
     //  of answering 500 and recovering (tests/test_chaos.c, disk_full). So
     //  RocksDB logs only fatal errors there; pond logs its own to stderr.
-    rocksdb_options_set_info_log_level (self->db_options, 4);      //  FATAL_LEVEL
+    rocksdb_options_set_info_log_level (self->db_options, 4);    //  FATAL_LEVEL
 
     for (int i = 0; i < POND_CF_COUNT; i++)
         self->cf_options [i] = s_cf_options (self, (pond_store_cf_t) i);
 
     char *err = NULL;
-    self->db = rocksdb_open_column_families (
-        self->db_options, path, POND_CF_COUNT, s_cf_names,
-        (const rocksdb_options_t *const *) self->cf_options, self->cf, &err);
+    self->db = rocksdb_open_column_families (self->db_options, path, POND_CF_COUNT, s_cf_names,
+                                             (const rocksdb_options_t *const *) self->cf_options,
+                                             self->cf, &err);
     if (blocked)
         pthread_sigmask (SIG_SETMASK, &saved, NULL);
     if (err) {
         if (strstr (err, "lock") || strstr (err, "Lock"))
             zsys_error ("store: cannot open %s: %s (another pond-store is using it? "
-                        "stop it first)", path, err);
+                        "stop it first)",
+                        path, err);
         else
             zsys_error ("store: cannot open %s: %s", path, err);
         rocksdb_free (err);
@@ -384,13 +384,13 @@ s_digest (const pond_event_t *event)
     hash = s_digest_add (hash, pond_event_entity (event), strlen (pond_event_entity (event)) + 1);
     hash = s_digest_add (hash, pond_event_source (event), strlen (pond_event_source (event)) + 1);
     const uint8_t *causation = pond_event_causation (event);
-    hash = s_digest_add (hash, causation? "c": "-", 1);
+    hash = s_digest_add (hash, causation ? "c" : "-", 1);
     if (causation)
         hash = s_digest_add (hash, causation, POND_ID_SIZE);
     size_t size;
     const uint8_t *data = pond_event_data (event, &size);
     uint8_t length [8];
-    pond_put_be64 (length, data? size: 0);
+    pond_put_be64 (length, data ? size : 0);
     hash = s_digest_add (hash, length, 8);
     if (data)
         hash = s_digest_add (hash, data, size);
@@ -416,13 +416,12 @@ s_lookup (pond_store_t *self, const uint8_t *id, int *rc_p, uint64_t *digest_p)
         seq = pond_get_be64 ((const uint8_t *) value);
     if (digest_p && value && vlen == 16)
         *digest_p = pond_get_be64 ((const uint8_t *) value + 8);
-    else
-    if (digest_p && seq) {
+    else if (digest_p && seq) {
         size_t size;
         uint8_t *stored = pond_store_get (self, seq, &size);
         char reason [POND_ERR_SIZE];
-        pond_event_t *event = stored? pond_event_decode (stored, size, reason, sizeof reason)
-                                    : NULL;
+        pond_event_t *event = stored ? pond_event_decode (stored, size, reason, sizeof reason)
+                                     : NULL;
         if (event)
             *digest_p = s_digest (event);
         else {
@@ -460,8 +459,8 @@ s_batch_event (pond_store_t *self, rocksdb_writebatch_t *batch, pond_event_t *ev
     rocksdb_writebatch_put_cf (batch, self->cf [POND_CF_BY_NAME], (const char *) key, klen,
                                (const char *) stored, size);
     klen = s_index_key (key, pond_event_entity (event), seq, NULL);
-    rocksdb_writebatch_put_cf (batch, self->cf [POND_CF_BY_ENTITY], (const char *) key, klen,
-                               "", 0);
+    rocksdb_writebatch_put_cf (batch, self->cf [POND_CF_BY_ENTITY], (const char *) key, klen, "",
+                               0);
     uint8_t id_value [16];
     pond_put_be64 (id_value, seq);
     pond_put_be64 (id_value + 8, s_digest (event));
@@ -477,7 +476,7 @@ s_batch_counts (pond_store_t *self, pond_store_group_t *group)
     for (void *delta = zhashx_first (group->names); delta; delta = zhashx_next (group->names)) {
         const char *name = (const char *) zhashx_cursor (group->names);
         uint64_t *count = (uint64_t *) zhashx_lookup (self->names, name);
-        uint64_t total = (count? *count: 0) + (uintptr_t) delta;
+        uint64_t total = (count ? *count : 0) + (uintptr_t) delta;
         char key [sizeof COUNT_PREFIX + POND_NAME_MAX];
         int klen = snprintf (key, sizeof key, COUNT_PREFIX "%s", name);
         uint8_t value [8];
@@ -540,7 +539,7 @@ s_group_reserve (pond_store_group_t *group, size_t count)
 {
     if (group->fresh + count <= group->capacity)
         return 0;
-    size_t capacity = group->capacity? group->capacity: 64;
+    size_t capacity = group->capacity ? group->capacity : 64;
     while (capacity < group->fresh + count)
         capacity *= 2;
     pond_event_t **events = (pond_event_t **) realloc (group->events,
@@ -593,9 +592,9 @@ s_outputs_clear (size_t count, uint64_t *seqs, bool *dups, uint8_t **stored, boo
 }
 
 int
-pond_store_prepare (pond_store_t *self, pond_store_group_t *group,
-                    pond_event_t **events, size_t count, uint64_t *seqs, bool *dups,
-                    uint8_t **stored, size_t *stored_sizes)
+pond_store_prepare (pond_store_t *self, pond_store_group_t *group, pond_event_t **events,
+                    size_t count, uint64_t *seqs, bool *dups, uint8_t **stored,
+                    size_t *stored_sizes)
 {
     assert (self);
     assert (group);
@@ -612,13 +611,13 @@ pond_store_prepare (pond_store_t *self, pond_store_group_t *group,
     //  failure undoes only what this pass did
     size_t fresh_before = group->fresh;
     size_t dups_before = group->dups;
-    uint8_t **buffers = (uint8_t **) calloc (count? count: 1, sizeof (uint8_t *));
-    size_t *sizes = (size_t *) calloc (count? count: 1, sizeof (size_t));
-    int rc = buffers && sizes? 0: -1;
+    uint8_t **buffers = (uint8_t **) calloc (count ? count : 1, sizeof (uint8_t *));
+    size_t *sizes = (size_t *) calloc (count ? count : 1, sizeof (size_t));
+    int rc = buffers && sizes ? 0 : -1;
     for (size_t i = 0; i < count && rc == 0; i++) {
         pond_event_t *event = events [i];
         if (!event)
-            continue;                   //  refused before: no result
+            continue;    //  refused before: no result
         if (pond_event_seq (event)) {
             zsys_error ("store: refusing event with seq %" PRIu64 " already set",
                         pond_event_seq (event));
@@ -629,8 +628,8 @@ pond_store_prepare (pond_store_t *self, pond_store_group_t *group,
         uint64_t digest = s_digest (event);
         //  In a group not yet finished (this one included), else stored?
         s_pending_t *pending = (s_pending_t *) zhashx_lookup (self->pending, id);
-        uint64_t seq = pending? pending->seq: 0;
-        uint64_t seen = pending? pending->digest: 0;
+        uint64_t seq = pending ? pending->seq : 0;
+        uint64_t seen = pending ? pending->digest : 0;
         if (!seq)
             seq = s_lookup (self, id, &rc, &seen);
         if (rc)
@@ -639,7 +638,7 @@ pond_store_prepare (pond_store_t *self, pond_store_group_t *group,
             //  The same event again is a duplicate; another one with this
             //  id is a conflict (seq 0): nothing is written for either
             bool same = seen == digest;
-            seqs [i] = same? seq: 0;
+            seqs [i] = same ? seq : 0;
             dups [i] = true;
             group->dups += same;
             continue;
@@ -715,13 +714,14 @@ pond_store_commit (pond_store_t *self, pond_store_group_t *group)
     if (group->fresh > 0) {
         if (group->first != self->head + 1) {
             zsys_error ("store: refusing a group at seq %" PRIu64 " after head %" PRIu64
-                        " (a group before it failed)", group->first, self->head);
+                        " (a group before it failed)",
+                        group->first, self->head);
             self->stats.write_errors++;
             return -1;
         }
         s_batch_counts (self, group);
         char *err = NULL;
-        rocksdb_write (self->db, self->write_fault? self->fault_options: self->write_options,
+        rocksdb_write (self->db, self->write_fault ? self->fault_options : self->write_options,
                        group->batch, &err);
         if (err) {
             //  Log the first failure of a run, not every retry of it
@@ -765,8 +765,8 @@ pond_store_finish (pond_store_t *self, pond_store_group_t *group)
 }
 
 int
-pond_store_append (pond_store_t *self, pond_event_t **events, size_t count,
-                   uint64_t *seqs, bool *dups, uint8_t **stored, size_t *stored_sizes)
+pond_store_append (pond_store_t *self, pond_event_t **events, size_t count, uint64_t *seqs,
+                   bool *dups, uint8_t **stored, size_t *stored_sizes)
 {
     assert (self);
     pond_store_group_t *group = self->scratch;
@@ -774,7 +774,7 @@ pond_store_append (pond_store_t *self, pond_event_t **events, size_t count,
         return -1;
     int rc = pond_store_commit (self, group);
     pond_store_finish (self, group);
-    if (rc)     //  Nothing was stored (finish gave the events' seqs back)
+    if (rc)    //  Nothing was stored (finish gave the events' seqs back)
         s_outputs_clear (count, seqs, dups, stored, true);
     return rc;
 }
@@ -815,7 +815,7 @@ pond_store_get (pond_store_t *self, uint64_t seq, size_t *size_p)
     }
     if (!value)
         return NULL;
-    uint8_t *copy = (uint8_t *) malloc (vlen? vlen: 1);
+    uint8_t *copy = (uint8_t *) malloc (vlen ? vlen : 1);
     if (copy)
         memcpy (copy, value, vlen);
     rocksdb_free (value);
@@ -839,7 +839,7 @@ uint64_t
 pond_store_name_count (pond_store_t *self, const char *name)
 {
     uint64_t *count = (uint64_t *) zhashx_lookup (self->names, name);
-    return count? *count: 0;
+    return count ? *count : 0;
 }
 
 zlistx_t *
@@ -889,8 +889,8 @@ pond_store_top_names (pond_store_t *self, size_t max, size_t *names_p)
 {
     size_t total = zhashx_size (self->names);
     *names_p = total;
-    s_named_t *heap = (s_named_t *) calloc (max? max: 1, sizeof (s_named_t));
-    zlistx_t *names = heap? zlistx_new (): NULL;
+    s_named_t *heap = (s_named_t *) calloc (max ? max : 1, sizeof (s_named_t));
+    zlistx_t *names = heap ? zlistx_new () : NULL;
     if (!names) {
         free (heap);
         return NULL;
@@ -906,11 +906,10 @@ pond_store_top_names (pond_store_t *self, size_t max, size_t *names_p)
         if (size < max) {
             heap [size++] = item;
             if (size == max)
-                for (size_t i = max / 2 + 1; i-- > 0; )
+                for (size_t i = max / 2 + 1; i-- > 0;)
                     s_heap_down (heap, size, i);
         }
-        else
-        if (item.count > heap [0].count) {
+        else if (item.count > heap [0].count) {
             heap [0] = item;
             s_heap_down (heap, size, 0);
         }

@@ -41,12 +41,12 @@ typedef struct _pond_store_t pond_store_t;
 
 //  Counters since the store was opened (events and head are totals).
 typedef struct {
-    uint64_t events;            //  events in the log
-    uint64_t head;              //  newest seq, 0 when empty
-    uint64_t batches;           //  write batches committed since open
-    uint64_t appended;          //  new events stored since open
-    uint64_t dups;              //  events answered as duplicates since open
-    uint64_t write_errors;      //  failed write batches since open
+    uint64_t events;          //  events in the log
+    uint64_t head;            //  newest seq, 0 when empty
+    uint64_t batches;         //  write batches committed since open
+    uint64_t appended;        //  new events stored since open
+    uint64_t dups;            //  events answered as duplicates since open
+    uint64_t write_errors;    //  failed write batches since open
 } pond_store_stats_t;
 
 //  Open or create the store at path (a directory). Recovers the head and
@@ -77,8 +77,8 @@ void
 //  not be encoded): then nothing was stored, no output is set, every seq
 //  stays 0 and head and counters are as before.
 int
-    pond_store_append (pond_store_t *self, pond_event_t **events, size_t count,
-                       uint64_t *seqs, bool *dups, uint8_t **stored, size_t *stored_sizes);
+    pond_store_append (pond_store_t *self, pond_event_t **events, size_t count, uint64_t *seqs,
+                       bool *dups, uint8_t **stored, size_t *stored_sizes);
 
 //  ---------------------------------------------------------------------
 //  The same append in two halves, so that one group can be prepared
@@ -116,9 +116,9 @@ void
 //  on one group. Returns 0, or -1 (read or encode error) with nothing of
 //  this call prepared: outputs as for a failed pond_store_append.
 int
-    pond_store_prepare (pond_store_t *self, pond_store_group_t *group,
-                        pond_event_t **events, size_t count, uint64_t *seqs, bool *dups,
-                        uint8_t **stored, size_t *stored_sizes);
+    pond_store_prepare (pond_store_t *self, pond_store_group_t *group, pond_event_t **events,
+                        size_t count, uint64_t *seqs, bool *dups, uint8_t **stored,
+                        size_t *stored_sizes);
 
 //  Write a prepared group in one synced WriteBatch (with its names' new
 //  counts), then move head, counts and stats. Returns 0 (also for a group

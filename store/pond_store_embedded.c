@@ -11,10 +11,10 @@
 #include <limits.h>
 
 struct _pond_store_embedded_t {
-    pond_pidlock_t *lock;           //  DIR/store.lock, as pond-store takes it
+    pond_pidlock_t *lock;    //  DIR/store.lock, as pond-store takes it
     pond_store_t *store;
     pond_store_server_t *server;
-    zactor_t *actor;                //  serves server; its thread blocks signals
+    zactor_t *actor;    //  serves server; its thread blocks signals
 };
 
 pond_store_embedded_t *
@@ -22,8 +22,8 @@ pond_store_embedded_new (const char *dir, bool verbose, char *err, size_t errlen
 {
     assert (dir);
     assert (err);
-    pond_store_embedded_t *self =
-        (pond_store_embedded_t *) zmalloc (sizeof (pond_store_embedded_t));
+    pond_store_embedded_t *self = (pond_store_embedded_t *) zmalloc (
+        sizeof (pond_store_embedded_t));
     if (!self) {
         snprintf (err, errlen, "out of memory");
         return NULL;
@@ -35,9 +35,11 @@ pond_store_embedded_new (const char *dir, bool verbose, char *err, size_t errlen
     self->lock = pond_pidlock_new (path, 1, &holder, why, sizeof why);
     if (!self->lock) {
         if (holder)
-            snprintf (err, errlen, "the store of %s is in use by pid %d (a pond-store, or "
+            snprintf (err, errlen,
+                      "the store of %s is in use by pid %d (a pond-store, or "
                       "another pond-broker --with-store): stop it first, or run pond-broker "
-                      "without --with-store to use that store", dir, (int) holder);
+                      "without --with-store to use that store",
+                      dir, (int) holder);
         else
             snprintf (err, errlen, "%s", why);
         pond_store_embedded_destroy (&self);

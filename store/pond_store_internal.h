@@ -11,7 +11,7 @@
 
 //  Column families, in the order they are opened
 typedef enum {
-    POND_CF_META = 0,           //  "default"
+    POND_CF_META = 0,    //  "default"
     POND_CF_LOG,
     POND_CF_BY_NAME,
     POND_CF_BY_ID,
@@ -22,8 +22,8 @@ typedef enum {
 //  The separator after a name or an entity in index keys. Neither may hold
 //  a control byte, so NAME 0x00 ... sorts before any longer name, and
 //  NAME 0x01 is an exclusive upper bound for every key of NAME.
-#define POND_KEY_SEP        0x00
-#define POND_KEY_SEP_END    0x01
+#define POND_KEY_SEP     0x00
+#define POND_KEY_SEP_END 0x01
 
 rocksdb_t *
     pond_store_db (pond_store_t *self);

@@ -6,11 +6,11 @@
 #include "pond_proto.h"
 
 struct _pond_store_link_t {
-    zsock_t *router;                //  not owned
+    zsock_t *router;    //  not owned
     bool verbose;
-    uint64_t malformed;             //  requests refused
-    uint64_t send_failures;         //  replies dropped, readers gone
-    zhashx_t *logged;               //  causes logged so far
+    uint64_t malformed;        //  requests refused
+    uint64_t send_failures;    //  replies dropped, readers gone
+    zhashx_t *logged;          //  causes logged so far
 };
 
 pond_store_link_t *
@@ -68,8 +68,8 @@ pond_store_link_log_once (pond_store_link_t *self, const char *cause, const char
     va_start (args, format);
     char *text = zsys_vprintf (format, args);
     va_end (args);
-    zsys_warning ("store: %s%s", text? text: cause,
-                  first && !self->verbose? " (logged once)": "");
+    zsys_warning ("store: %s%s", text ? text : cause,
+                  first && !self->verbose ? " (logged once)" : "");
     free (text);
 }
 
@@ -81,7 +81,7 @@ pond_store_link_send (pond_store_link_t *self, zmsg_t **msg_p)
     size_t index = 0;
     for (zframe_t *frame = zmsg_first (msg); frame; frame = zmsg_next (msg)) {
         index++;
-        int flags = ZFRAME_REUSE | ZFRAME_DONTWAIT | (index < total? ZFRAME_MORE: 0);
+        int flags = ZFRAME_REUSE | ZFRAME_DONTWAIT | (index < total ? ZFRAME_MORE : 0);
         if (zframe_send (&frame, self->router, flags)) {
             //  ROUTER_MANDATORY: a full pipe refuses the first frame with
             //  EAGAIN and nothing is sent; an unknown peer, EHOSTUNREACH
@@ -102,7 +102,7 @@ pond_store_link_reply (pond_store_link_t *self, zmsg_t **msg_p)
     if (rc) {
         self->send_failures++;
         pond_store_link_log_once (self, "send", "cannot answer a peer (%s): reply dropped",
-                                  rc > 0? "its queue is full": "it is gone");
+                                  rc > 0 ? "its queue is full" : "it is gone");
         zmsg_destroy (msg_p);
     }
 }
@@ -113,7 +113,7 @@ pond_store_link_message (zframe_t *routing_id, const char *command, zframe_t *bo
     zmsg_t *msg = zmsg_new ();
     zframe_t *copy = zframe_dup (routing_id);
     if (!msg || !copy || zmsg_append (msg, &copy) || zmsg_addstr (msg, command)
-    ||  (body && zmsg_append (msg, &body))) {
+        || (body && zmsg_append (msg, &body))) {
         zframe_destroy (&copy);
         zframe_destroy (&body);
         zmsg_destroy (&msg);

@@ -42,7 +42,7 @@ bool
 //  verbose). Causes are fixed strings, so the set stays small.
 void
     pond_store_link_log_once (pond_store_link_t *self, const char *cause, const char *format, ...)
-    CHECK_PRINTF (3);
+        CHECK_PRINTF (3);
 
 //  Send without blocking. Returns 0 if sent, 1 if the peer cannot take it
 //  now (the message is kept), -1 if the peer is gone (message destroyed).

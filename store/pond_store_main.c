@@ -17,31 +17,31 @@ static void
 s_usage (FILE *out)
 {
     fprintf (out,
-        "Usage: pond-store [--data DIR] [--endpoint EP] [--keys DIR] [--verbose] [--help]\n"
-        "\n"
-        "pond-store is the log of a pond mesh: it keeps every event in RocksDB\n"
-        "(WAL synced before anything is acknowledged), gives each one a global,\n"
-        "gap-free sequence number, indexes events by name and time, by entity and\n"
-        "by id, and streams replays with credit flow control. The broker connects\n"
-        "to it; see the \"Store link\" section of proto/PROTOCOL.md.\n"
-        "\n"
-        "Options:\n"
-        "  -d, --data DIR      data directory (default: $POND_DATA, else ./pond-data);\n"
-        "                      the database lives in DIR/store/\n"
-        "  -e, --endpoint EP   ZeroMQ endpoint to bind (default: ipc://DIR/store.ipc)\n"
-        "  -k, --keys DIR      CURVE on the store link, with the key pair\n"
-        "                      DIR/secret/store.cert_secret (pond keys new --role store);\n"
-        "                      only the broker's key may then send requests (others get\n"
-        "                      403, unknown keys fail the handshake). Needed when the\n"
-        "                      endpoint is tcp and the broker runs with --keys\n"
-        "  -v, --verbose       log every replay and every refused request\n"
-        "  -h, --help          show this help and exit\n"
-        "\n"
-        "Once listening, pond-store writes DIR/store.zpl with store/endpoint and\n"
-        "store/pid. It stops cleanly on SIGTERM or SIGINT.\n"
-        "POND_STORE_UNSAFE_NO_SYNC=1 in the environment turns the WAL sync off: for\n"
-        "tests and benchmarks only, ACKed events can then be lost in a power cut.\n"
-        "Exit codes: 0 stopped cleanly, 1 runtime failure, 2 usage error.\n");
+             "Usage: pond-store [--data DIR] [--endpoint EP] [--keys DIR] [--verbose] [--help]\n"
+             "\n"
+             "pond-store is the log of a pond mesh: it keeps every event in RocksDB\n"
+             "(WAL synced before anything is acknowledged), gives each one a global,\n"
+             "gap-free sequence number, indexes events by name and time, by entity and\n"
+             "by id, and streams replays with credit flow control. The broker connects\n"
+             "to it; see the \"Store link\" section of proto/PROTOCOL.md.\n"
+             "\n"
+             "Options:\n"
+             "  -d, --data DIR      data directory (default: $POND_DATA, else ./pond-data);\n"
+             "                      the database lives in DIR/store/\n"
+             "  -e, --endpoint EP   ZeroMQ endpoint to bind (default: ipc://DIR/store.ipc)\n"
+             "  -k, --keys DIR      CURVE on the store link, with the key pair\n"
+             "                      DIR/secret/store.cert_secret (pond keys new --role store);\n"
+             "                      only the broker's key may then send requests (others get\n"
+             "                      403, unknown keys fail the handshake). Needed when the\n"
+             "                      endpoint is tcp and the broker runs with --keys\n"
+             "  -v, --verbose       log every replay and every refused request\n"
+             "  -h, --help          show this help and exit\n"
+             "\n"
+             "Once listening, pond-store writes DIR/store.zpl with store/endpoint and\n"
+             "store/pid. It stops cleanly on SIGTERM or SIGINT.\n"
+             "POND_STORE_UNSAFE_NO_SYNC=1 in the environment turns the WAL sync off: for\n"
+             "tests and benchmarks only, ACKed events can then be lost in a power cut.\n"
+             "Exit codes: 0 stopped cleanly, 1 runtime failure, 2 usage error.\n");
 }
 
 //  Write DIR/store.zpl atomically (tmp + rename): readers never see half.
@@ -75,12 +75,9 @@ main (int argc, char *argv [])
     const char *keys = NULL;
     bool verbose = false;
     static const struct option options [] = {
-        { "data", required_argument, NULL, 'd' },
-        { "endpoint", required_argument, NULL, 'e' },
-        { "keys", required_argument, NULL, 'k' },
-        { "verbose", no_argument, NULL, 'v' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 }
+        { "data", required_argument, NULL, 'd' }, { "endpoint", required_argument, NULL, 'e' },
+        { "keys", required_argument, NULL, 'k' }, { "verbose", no_argument, NULL, 'v' },
+        { "help", no_argument, NULL, 'h' },       { NULL, 0, NULL, 0 }
     };
     int option;
     while ((option = getopt_long (argc, argv, "d:e:k:vh", options, NULL)) != -1) {
@@ -90,9 +87,7 @@ main (int argc, char *argv [])
             case 'k': keys = optarg; break;
             case 'v': verbose = true; break;
             case 'h': s_usage (stdout); return 0;
-            default:
-                fprintf (stderr, "Try 'pond-store --help'.\n");
-                return 2;
+            default: fprintf (stderr, "Try 'pond-store --help'.\n"); return 2;
         }
     }
     if (optind < argc) {
@@ -108,7 +103,7 @@ main (int argc, char *argv [])
         char err [1024];
         if (!*keys || pond_keys_use (keys, POND_KEYS_STORE, err, sizeof err)) {
             fprintf (stderr, "pond-store: --keys %s: %s\n", keys,
-                     *keys? err: "give the keys directory");
+                     *keys ? err : "give the keys directory");
             return 2;
         }
     }
@@ -125,9 +120,11 @@ main (int argc, char *argv [])
     pond_pidlock_t *lock = pond_pidlock_new (lock_path, 1, &holder, err, sizeof err);
     if (!lock) {
         if (holder)
-            fprintf (stderr, "pond-store: another pond-store, or a pond-broker --with-store "
+            fprintf (stderr,
+                     "pond-store: another pond-store, or a pond-broker --with-store "
                      "(pid %d), uses %s; stop it first (pond down --data %s for a mesh "
-                     "started with pond up)\n", (int) holder, dir, dir);
+                     "started with pond up)\n",
+                     (int) holder, dir, dir);
         else
             fprintf (stderr, "pond-store: %s\n", err);
         pond_keys_reset ();
@@ -141,8 +138,10 @@ main (int argc, char *argv [])
     }
     pond_store_t *store = pond_store_new (db_path);
     if (!store) {
-        fprintf (stderr, "pond-store: cannot open the log in %s (reason above); if another "
-                 "pond-store is using %s, stop it first\n", db_path, dir);
+        fprintf (stderr,
+                 "pond-store: cannot open the log in %s (reason above); if another "
+                 "pond-store is using %s, stop it first\n",
+                 db_path, dir);
         return 1;
     }
     pond_store_server_t *server = pond_store_server_new (store, endpoint);
@@ -157,7 +156,7 @@ main (int argc, char *argv [])
     if (rc == 0) {
         zsys_info ("pond-store: %s on %s, head %" PRIu64 "%s", db_path,
                    pond_store_server_endpoint (server), pond_store_head (store),
-                   keys? ", CURVE: only the broker's key may talk": ", no keys");
+                   keys ? ", CURVE: only the broker's key may talk" : ", no keys");
         rc = pond_store_server_run (server, NULL);
         //  Stopping: a second signal (Ctrl-C twice, a supervisor and a
         //  user) waits, pending, instead of killing the process half-way
@@ -170,7 +169,7 @@ main (int argc, char *argv [])
     }
     pond_store_server_destroy (&server);
     pond_store_destroy (&store);
-    pond_keys_reset ();             //  stops the ZAP handler, if keys started one
+    pond_keys_reset ();    //  stops the ZAP handler, if keys started one
     pond_pidlock_destroy (&lock);
-    return rc? 1: 0;
+    return rc ? 1 : 0;
 }

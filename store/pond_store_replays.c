@@ -19,9 +19,9 @@
 
 #include <pthread.h>
 
-#define REPLAYS_MAX         256     //  concurrent replays
-#define CHUNKS_PER_TURN     32      //  CHUNKs sent per loop turn at most
-#define CHUNK_BUFFERS_KEPT  8       //  packed chunk buffers kept for reuse
+#define REPLAYS_MAX        256    //  concurrent replays
+#define CHUNKS_PER_TURN    32     //  CHUNKs sent per loop turn at most
+#define CHUNK_BUFFERS_KEPT 8      //  packed chunk buffers kept for reuse
 
 //  Buffers of packed CHUNKs, recycled. Each goes out as the CHUNK's last
 //  frame without a copy, and ZeroMQ hands it back (s_pool_put, from its
@@ -70,7 +70,7 @@ static uint8_t *
 s_pool_get (s_pool_t *self)
 {
     pthread_mutex_lock (&self->mutex);
-    uint8_t *buffer = self->nkept? self->kept [--self->nkept]: NULL;
+    uint8_t *buffer = self->nkept ? self->kept [--self->nkept] : NULL;
     self->refs++;
     pthread_mutex_unlock (&self->mutex);
     if (!buffer)
@@ -100,26 +100,26 @@ typedef struct {
     zframe_t *routing_id;
     uint64_t rid;
     pond_cursor_t *cursor;
-    uint32_t credit;                //  chunks the reader can take now
-    int64_t credit_at;              //  when it last granted credit
-    uint64_t sent;                  //  events delivered in CHUNKs
+    uint32_t credit;      //  chunks the reader can take now
+    int64_t credit_at;    //  when it last granted credit
+    uint64_t sent;        //  events delivered in CHUNKs
     int64_t started_at;
-    int64_t starved_at;             //  since when it waits for credit (µs), or 0
-    int64_t starved_us;             //  time spent waiting for credit
-    zmsg_t *pending;                //  built but not yet taken by the socket
-    uint8_t *pending_data;          //  its packed events (last frame), or NULL
-    s_pool_t *pool;                 //  where pending_data comes from
+    int64_t starved_at;       //  since when it waits for credit (µs), or 0
+    int64_t starved_us;       //  time spent waiting for credit
+    zmsg_t *pending;          //  built but not yet taken by the socket
+    uint8_t *pending_data;    //  its packed events (last frame), or NULL
+    s_pool_t *pool;           //  where pending_data comes from
     size_t pending_size;
     size_t pending_events;
-    bool ended;                     //  pending is the END
+    bool ended;    //  pending is the END
 } s_replay_t;
 
 struct _pond_store_replays_t {
-    pond_store_t *store;            //  not owned
-    pond_store_link_t *link;        //  not owned
-    int timeout;                    //  msecs without credit before a drop
+    pond_store_t *store;        //  not owned
+    pond_store_link_t *link;    //  not owned
+    int timeout;                //  msecs without credit before a drop
     zlistx_t *replays;
-    s_pool_t *pool;                 //  packed chunk buffers
+    s_pool_t *pool;    //  packed chunk buffers
     uint64_t started;
 };
 
@@ -166,7 +166,7 @@ pond_store_replays_destroy (pond_store_replays_t **self_p)
         pond_store_replays_t *self = *self_p;
         zlistx_destroy (&self->replays);
         if (self->pool)
-            s_pool_unref (self->pool);          //  buffers still out keep it
+            s_pool_unref (self->pool);    //  buffers still out keep it
         free (self);
         *self_p = NULL;
     }
@@ -207,11 +207,11 @@ s_replay_find (pond_store_replays_t *self, zframe_t *routing_id, uint64_t rid, v
 }
 
 static zmsg_t *
-s_end_message (zframe_t *routing_id, uint64_t rid, uint64_t count, uint64_t head,
-               uint32_t code, const char *reason)
+s_end_message (zframe_t *routing_id, uint64_t rid, uint64_t count, uint64_t head, uint32_t code,
+               const char *reason)
 {
     pond_end_t end = { .rid = rid, .count = count, .head = head, .code = code };
-    snprintf (end.reason, sizeof end.reason, "%s", reason? reason: "");
+    snprintf (end.reason, sizeof end.reason, "%s", reason ? reason : "");
     return pond_store_link_message (routing_id, POND_END, pond_end_encode (&end));
 }
 
@@ -221,19 +221,19 @@ s_replay_end (pond_store_replays_t *self, s_replay_t *replay, uint32_t code, con
 {
     if (replay->ended)
         return;
-    zmsg_destroy (&replay->pending);            //  a CHUNK not taken yet is not sent
+    zmsg_destroy (&replay->pending);    //  a CHUNK not taken yet is not sent
     if (replay->pending_data)
         s_pool_put (replay->pending_data, replay->pool);
     replay->pending_data = NULL;
     replay->pending = s_end_message (replay->routing_id, replay->rid, replay->sent,
-                                     replay->cursor? pond_cursor_head (replay->cursor): 0,
-                                     code, reason);
+                                     replay->cursor ? pond_cursor_head (replay->cursor) : 0, code,
+                                     reason);
     replay->pending_events = 0;
     replay->ended = true;
     if (pond_store_link_verbose (self->link) || code != POND_CODE_OK)
-        zsys_info ("store: replay %" PRIu64 " ends after %" PRIu64 " events (%u%s%s) in %"
-                   PRId64 " ms, %.1f of them waiting for credit", replay->rid,
-                   replay->sent, code, *reason? ": ": "", reason,
+        zsys_info ("store: replay %" PRIu64 " ends after %" PRIu64 " events (%u%s%s) in %" PRId64
+                   " ms, %.1f of them waiting for credit",
+                   replay->rid, replay->sent, code, *reason ? ": " : "", reason,
                    zclock_mono () - replay->started_at, replay->starved_us / 1000.0);
 }
 
@@ -298,7 +298,7 @@ pond_store_replays_handle_replay (pond_store_replays_t *self, zframe_t *routing_
         replay->cursor = pond_cursor_new (self->store, &request);
     }
     if (!replay || !replay->routing_id || !replay->cursor
-    ||  !zlistx_add_end (self->replays, replay)) {
+        || !zlistx_add_end (self->replays, replay)) {
         s_replay_destroy (&replay);
         zsys_error ("store: out of memory starting replay %" PRIu64, request.rid);
         zmsg_t *end = s_end_message (routing_id, request.rid, 0, 0, POND_CODE_STORE_ERROR,
@@ -310,9 +310,9 @@ pond_store_replays_handle_replay (pond_store_replays_t *self, zframe_t *routing_
     self->started++;
     if (pond_store_link_verbose (self->link))
         zsys_info ("store: replay %" PRIu64 " starts (%zu names, entity '%s', seq %" PRIu64
-                   "..%" PRIu64 ", limit %" PRIu64 ", credit %u)", request.rid,
-                   request.names_count, request.entity, request.from_seq, request.to_seq,
-                   request.limit, request.credit);
+                   "..%" PRIu64 ", limit %" PRIu64 ", credit %u)",
+                   request.rid, request.names_count, request.entity, request.from_seq,
+                   request.to_seq, request.limit, request.credit);
 }
 
 //  CREDIT and CANCEL: "CREDIT", body {rid, chunks} / "CANCEL", body {rid}
@@ -320,10 +320,10 @@ void
 pond_store_replays_handle_credit (pond_store_replays_t *self, zframe_t *routing_id, zmsg_t *msg,
                                   bool cancel)
 {
-    const char *command = cancel? POND_CANCEL: POND_CREDIT;
+    const char *command = cancel ? POND_CANCEL : POND_CREDIT;
     if (zmsg_size (msg) != 1) {
         pond_store_link_refuse (self->link, routing_id, POND_CODE_BAD_REQUEST,
-                                cancel? "CANCEL/frames": "CREDIT/frames",
+                                cancel ? "CANCEL/frames" : "CREDIT/frames",
                                 "%s takes exactly one body frame, not %zu", command,
                                 zmsg_size (msg));
         return;
@@ -332,14 +332,14 @@ pond_store_replays_handle_credit (pond_store_replays_t *self, zframe_t *routing_
     char reason [POND_ERR_SIZE];
     zframe_t *body = zmsg_first (msg);
     if (zframe_size (body) > POND_BODY_MAX
-    ||  pond_credit_decode (body, &credit, reason, sizeof reason)) {
+        || pond_credit_decode (body, &credit, reason, sizeof reason)) {
         if (zframe_size (body) > POND_BODY_MAX)
             snprintf (reason, sizeof reason, "body is %zu bytes; the limit is %d",
                       zframe_size (body), POND_BODY_MAX);
-        pond_store_link_refuse (self->link, routing_id, zframe_size (body) > POND_BODY_MAX
-                                ? POND_CODE_TOO_LARGE: POND_CODE_BAD_REQUEST,
-                                cancel? "CANCEL/body": "CREDIT/body", "%s body: %s", command,
-                                reason);
+        pond_store_link_refuse (
+            self->link, routing_id,
+            zframe_size (body) > POND_BODY_MAX ? POND_CODE_TOO_LARGE : POND_CODE_BAD_REQUEST,
+            cancel ? "CANCEL/body" : "CREDIT/body", "%s body: %s", command, reason);
         return;
     }
     s_replay_t *replay = s_replay_find (self, routing_id, credit.rid, NULL);
@@ -353,7 +353,7 @@ pond_store_replays_handle_credit (pond_store_replays_t *self, zframe_t *routing_
         s_replay_end (self, replay, POND_CODE_CANCELLED, "cancelled by the reader");
     else {
         uint64_t total = (uint64_t) replay->credit + credit.chunks;
-        replay->credit = total > POND_CREDIT_MAX? POND_CREDIT_MAX: (uint32_t) total;
+        replay->credit = total > POND_CREDIT_MAX ? POND_CREDIT_MAX : (uint32_t) total;
         replay->credit_at = zclock_mono ();
         if (replay->starved_at) {
             replay->starved_us += zclock_usecs () - replay->starved_at;
@@ -376,15 +376,16 @@ s_replay_send (pond_store_replays_t *self, s_replay_t *replay)
     for (zframe_t *frame = zmsg_first (msg); frame; frame = zmsg_next (msg), index++)
         if (zframe_send (&frame, router, ZFRAME_REUSE | ZFRAME_DONTWAIT | ZFRAME_MORE)) {
             if (index == 0 && errno == EAGAIN)
-                return 1;           //  nothing went: keep it all
+                return 1;    //  nothing went: keep it all
             break;
         }
     int rc = -1;
     if (index == zmsg_size (msg)) {
         zmq_msg_t data;
-        if (zmq_msg_init_data (&data, replay->pending_data, replay->pending_size,
-                               s_pool_put, replay->pool) == 0) {
-            replay->pending_data = NULL;            //  the frame owns it now
+        if (zmq_msg_init_data (&data, replay->pending_data, replay->pending_size, s_pool_put,
+                               replay->pool)
+            == 0) {
+            replay->pending_data = NULL;    //  the frame owns it now
             if (zmq_msg_send (&data, zsock_resolve (router), ZMQ_DONTWAIT) >= 0)
                 rc = 0;
             else
@@ -410,15 +411,14 @@ static int
 s_replay_step (pond_store_replays_t *self, s_replay_t *replay, int64_t now)
 {
     if (replay->ended && !replay->pending)
-        return -1;                  //  its END could not even be built
+        return -1;    //  its END could not even be built
     if (!replay->pending) {
         if (pond_cursor_done (replay->cursor)) {
             const char *error = pond_cursor_error (replay->cursor);
-            s_replay_end (self, replay, error? POND_CODE_STORE_ERROR: POND_CODE_OK,
-                          error? error: "");
+            s_replay_end (self, replay, error ? POND_CODE_STORE_ERROR : POND_CODE_OK,
+                          error ? error : "");
         }
-        else
-        if (replay->credit > 0) {
+        else if (replay->credit > 0) {
             pond_credit_t header = { .rid = replay->rid, .chunks = replay->credit - 1 };
             zmsg_t *chunk = pond_store_link_message (replay->routing_id, POND_CHUNK,
                                                      pond_credit_encode (&header));
@@ -427,25 +427,24 @@ s_replay_step (pond_store_replays_t *self, s_replay_t *replay, int64_t now)
             bool packs = pond_cursor_packs (replay->cursor);
             if (chunk && packs)
                 replay->pending_data = s_pool_get (replay->pool);
-            int count = !chunk || (packs && !replay->pending_data)? -1
+            int count = !chunk || (packs && !replay->pending_data) ? -1
                       : packs
-                      ? pond_cursor_fill_buffer (replay->cursor, replay->pending_data,
-                                                 POND_CHUNK_PACKED_BYTES, &replay->pending_size,
-                                                 POND_CHUNK_PACKED_EVENTS)
-                      : pond_cursor_fill (replay->cursor, chunk, POND_CHUNK_EVENTS,
-                                          POND_CHUNK_BYTES);
+                          ? pond_cursor_fill_buffer (replay->cursor, replay->pending_data,
+                                                     POND_CHUNK_PACKED_BYTES, &replay->pending_size,
+                                                     POND_CHUNK_PACKED_EVENTS)
+                          : pond_cursor_fill (replay->cursor, chunk, POND_CHUNK_EVENTS,
+                                              POND_CHUNK_BYTES);
             if (count <= 0 && replay->pending_data) {
                 s_pool_put (replay->pending_data, replay->pool);
                 replay->pending_data = NULL;
             }
             if (count == 0 && !pond_cursor_done (replay->cursor))
-                zmsg_destroy (&chunk);      //  filtered a stretch out: go on next turn
-            else
-            if (count <= 0) {
+                zmsg_destroy (&chunk);    //  filtered a stretch out: go on next turn
+            else if (count <= 0) {
                 zmsg_destroy (&chunk);
                 const char *error = pond_cursor_error (replay->cursor);
-                s_replay_end (self, replay, count? POND_CODE_STORE_ERROR: POND_CODE_OK,
-                              count? (error? error: "out of memory"): "");
+                s_replay_end (self, replay, count ? POND_CODE_STORE_ERROR : POND_CODE_OK,
+                              count ? (error ? error : "out of memory") : "");
             }
             else {
                 replay->credit--;
@@ -453,11 +452,9 @@ s_replay_step (pond_store_replays_t *self, s_replay_t *replay, int64_t now)
                 replay->pending_events = (size_t) count;
             }
         }
-        else
-        if (!replay->starved_at)
-            replay->starved_at = zclock_usecs ();   //  waits for credit from now on
-        else
-        if (now - replay->credit_at >= self->timeout) {
+        else if (!replay->starved_at)
+            replay->starved_at = zclock_usecs ();    //  waits for credit from now on
+        else if (now - replay->credit_at >= self->timeout) {
             char reason [POND_REASON_MAX];
             snprintf (reason, sizeof reason, "no credit granted for %.1f s; replay dropped",
                       self->timeout / 1000.0);
@@ -469,7 +466,7 @@ s_replay_step (pond_store_replays_t *self, s_replay_t *replay, int64_t now)
     bool is_chunk = !replay->ended;
     int rc = s_replay_send (self, replay);
     if (rc > 0)
-        return 0;                   //  the socket is full: retry next turn
+        return 0;    //  the socket is full: retry next turn
     if (rc < 0) {
         pond_store_link_count_send_failure (self->link);
         pond_store_link_log_once (self->link, "replay/gone",
@@ -478,7 +475,7 @@ s_replay_step (pond_store_replays_t *self, s_replay_t *replay, int64_t now)
         return -1;
     }
     if (!is_chunk)
-        return -1;                  //  END sent: over
+        return -1;    //  END sent: over
     replay->sent += replay->pending_events;
     replay->pending_events = 0;
     return 1;
@@ -493,7 +490,7 @@ pond_store_replays_serve (pond_store_replays_t *self)
     size_t size = zlistx_size (self->replays);
     int chunks = 0;
     for (size_t i = 0; i < size && chunks < CHUNKS_PER_TURN; i++) {
-        void *handle = zlistx_first (self->replays)? zlistx_cursor (self->replays): NULL;
+        void *handle = zlistx_first (self->replays) ? zlistx_cursor (self->replays) : NULL;
         if (!handle)
             break;
         s_replay_t *replay = (s_replay_t *) zlistx_handle_item (handle);
@@ -516,14 +513,13 @@ pond_store_replays_timeout (pond_store_replays_t *self)
     for (s_replay_t *replay = (s_replay_t *) zlistx_first (self->replays); replay;
          replay = (s_replay_t *) zlistx_next (self->replays)) {
         if (replay->pending)
-            timeout = timeout < 10? timeout: 10;        //  socket full: poll gently
-        else
-        if (replay->credit > 0 || pond_cursor_done (replay->cursor))
+            timeout = timeout < 10 ? timeout : 10;    //  socket full: poll gently
+        else if (replay->credit > 0 || pond_cursor_done (replay->cursor))
             return 0;
         else {
             int64_t left = replay->credit_at + self->timeout - now;
             if (left < timeout)
-                timeout = left < 0? 0: left;
+                timeout = left < 0 ? 0 : left;
         }
     }
     return (int) timeout;

@@ -46,8 +46,8 @@ void
 
 //  CREDIT and CANCEL: "CREDIT", body {rid, chunks} / "CANCEL", body {rid}.
 void
-    pond_store_replays_handle_credit (pond_store_replays_t *self, zframe_t *routing_id,
-                                      zmsg_t *msg, bool cancel);
+    pond_store_replays_handle_credit (pond_store_replays_t *self, zframe_t *routing_id, zmsg_t *msg,
+                                      bool cancel);
 
 //  Give replays a turn, round robin: at most one message each and a few
 //  chunks in all, so that the loop reads its input again soon.

@@ -36,22 +36,22 @@
 
 #include <msgpack.h>
 
-#define DRAIN_MAX           512     //  messages read per loop turn at most
-#define SOCKET_SNDHWM       10000
-#define SOCKET_RCVHWM       1000
-#define SOCKET_MAXMSGSIZE   (4 * 1024 * 1024)   //  larger frames: peer disconnected
-#define LINGER_AT_EXIT      1000    //  msecs to send the last answers whole
-#define STATS_NAMES_MAX     1000    //  names listed in STATS (those with most events)
+#define DRAIN_MAX         512    //  messages read per loop turn at most
+#define SOCKET_SNDHWM     10000
+#define SOCKET_RCVHWM     1000
+#define SOCKET_MAXMSGSIZE (4 * 1024 * 1024)    //  larger frames: peer disconnected
+#define LINGER_AT_EXIT    1000                 //  msecs to send the last answers whole
+#define STATS_NAMES_MAX   1000                 //  names listed in STATS (those with most events)
 
 struct _pond_store_server_t {
     pond_store_t *store;
     zsock_t *router;
     char *endpoint;
-    pond_store_link_t *link;        //  answers, counters, log-once
+    pond_store_link_t *link;    //  answers, counters, log-once
     int64_t started;
-    pond_store_writer_t *writer;    //  the group-commit writer
-    pond_store_replays_t *replays;  //  the replay streamer
-    bool in_process;                //  inproc endpoint: no keys on the link
+    pond_store_writer_t *writer;      //  the group-commit writer
+    pond_store_replays_t *replays;    //  the replay streamer
+    bool in_process;                  //  inproc endpoint: no keys on the link
 };
 
 //  ---------------------------------------------------------------------
@@ -61,8 +61,8 @@ struct _pond_store_server_t {
 static void
 s_printable (zframe_t *frame, char *text, size_t size)
 {
-    size_t len = frame? zframe_size (frame): 0;
-    const uint8_t *data = frame? zframe_data (frame): NULL;
+    size_t len = frame ? zframe_size (frame) : 0;
+    const uint8_t *data = frame ? zframe_data (frame) : NULL;
     size_t out = 0;
     for (size_t i = 0; i < len && out + 5 < size; i++) {
         if (data [i] >= 0x20 && data [i] < 0x7f)
@@ -92,9 +92,9 @@ pond_store_server_new (pond_store_t *store, const char *endpoint)
     self->store = store;
     self->started = zclock_mono ();
     self->router = zsock_new (ZMQ_ROUTER);
-    self->link = self->router? pond_store_link_new (self->router): NULL;
-    self->replays = self->link? pond_store_replays_new (store, self->link): NULL;
-    self->writer = self->link? pond_store_writer_new (store, self->link): NULL;
+    self->link = self->router ? pond_store_link_new (self->router) : NULL;
+    self->replays = self->link ? pond_store_replays_new (store, self->link) : NULL;
+    self->writer = self->link ? pond_store_writer_new (store, self->link) : NULL;
     if (!self->router || !self->link || !self->replays || !self->writer) {
         zsys_error ("store: out of memory");
         pond_store_server_destroy (&self);
@@ -202,16 +202,16 @@ s_stats_body (pond_store_server_t *self)
     s_pack_uint (&pk, "events", stats.events);
     s_pack_uint (&pk, "head", stats.head);
     s_pack_str (&pk, "names");
-    msgpack_pack_map (&pk, names? zlistx_size (names): 0);
+    msgpack_pack_map (&pk, names ? zlistx_size (names) : 0);
     uint64_t listed = 0;
-    for (const char *name = names? (const char *) zlistx_first (names): NULL; name;
+    for (const char *name = names ? (const char *) zlistx_first (names) : NULL; name;
          name = (const char *) zlistx_next (names)) {
         uint64_t count = pond_store_name_count (self->store, name);
         s_pack_uint (&pk, name, count);
         listed += count;
     }
     s_pack_uint (&pk, "names_total", names_total);
-    s_pack_uint (&pk, "names_other", stats.events > listed? stats.events - listed: 0);
+    s_pack_uint (&pk, "names_other", stats.events > listed ? stats.events - listed : 0);
     s_pack_uint (&pk, "batches", stats.batches);
     s_pack_uint (&pk, "appended", stats.appended);
     s_pack_uint (&pk, "dups", stats.dups);
@@ -244,7 +244,8 @@ s_forbidden (pond_store_server_t *self, zframe_t *routing_id, zframe_t *command)
     if (key && pond_key_may_store (key, reason, sizeof reason))
         return false;
     if (!key)
-        snprintf (reason, sizeof reason, "the sender's key is no longer in the store's keys "
+        snprintf (reason, sizeof reason,
+                  "the sender's key is no longer in the store's keys "
                   "directory");
     pond_store_link_refuse (self->link, routing_id, POND_CODE_FORBIDDEN, "forbidden", "%s", reason);
     return true;
@@ -260,34 +261,29 @@ s_handle_message (pond_store_server_t *self, zmsg_t *msg)
             pond_store_link_refuse (self->link, routing_id, POND_CODE_BAD_REQUEST, "empty",
                                     "empty message: the first frame must be a command");
     }
-    else
-    if (s_forbidden (self, routing_id, command))
-        ;                           //  refused and logged
-    else
-    if (pond_proto_is (command, POND_APPEND))
+    else if (s_forbidden (self, routing_id, command))
+        ;    //  refused and logged
+    else if (pond_proto_is (command, POND_APPEND))
         pond_store_writer_handle_append (self->writer, routing_id, msg);
-    else
-    if (pond_proto_is (command, POND_CREDIT) || pond_proto_is (command, POND_CANCEL))
+    else if (pond_proto_is (command, POND_CREDIT) || pond_proto_is (command, POND_CANCEL))
         pond_store_replays_handle_credit (self->replays, routing_id, msg,
                                           pond_proto_is (command, POND_CANCEL));
-    else
-    if (pond_proto_is (command, POND_REPLAY)) {
+    else if (pond_proto_is (command, POND_REPLAY)) {
         //  The replay sees every APPEND sent before it
         pond_store_writer_commit (self->writer);
         pond_store_replays_handle_replay (self->replays, routing_id, msg);
     }
-    else
-    if (pond_proto_is (command, POND_STATS) || pond_proto_is (command, POND_PING)) {
+    else if (pond_proto_is (command, POND_STATS) || pond_proto_is (command, POND_PING)) {
         bool stats = pond_proto_is (command, POND_STATS);
         if (zmsg_size (msg))
             pond_store_link_refuse (self->link, routing_id, POND_CODE_BAD_REQUEST,
-                                    stats? "STATS/frames": "PING/frames",
-                                    "%s takes no body", stats? POND_STATS: POND_PING);
+                                    stats ? "STATS/frames" : "PING/frames", "%s takes no body",
+                                    stats ? POND_STATS : POND_PING);
         else {
             if (stats)
                 pond_store_writer_commit (self->writer);
-            zmsg_t *reply = pond_store_link_message (routing_id, stats? POND_STATS: POND_PONG,
-                                                     stats? s_stats_body (self): NULL);
+            zmsg_t *reply = pond_store_link_message (routing_id, stats ? POND_STATS : POND_PONG,
+                                                     stats ? s_stats_body (self) : NULL);
             if (reply)
                 pond_store_link_reply (self->link, &reply);
         }
@@ -310,7 +306,7 @@ s_drain (pond_store_server_t *self)
 {
     int read = 0;
     for (; read < DRAIN_MAX && !pond_store_writer_lost (self->writer); read++) {
-        zmsg_t *msg = zmsg_recv (self->router);     //  rcvtimeo 0: never waits
+        zmsg_t *msg = zmsg_recv (self->router);    //  rcvtimeo 0: never waits
         if (!msg)
             break;
         s_handle_message (self, msg);
@@ -326,19 +322,18 @@ pond_store_server_run (pond_store_server_t *self, zsock_t *pipe)
     //  never needs it (a lone APPEND is written by the loop itself)
     zmq_pollitem_t items [3] = {
         { zsock_resolve (self->router), 0, ZMQ_POLLIN, 0 },
-        { pipe? zsock_resolve (pipe): pond_store_writer_handle (self->writer), 0, ZMQ_POLLIN,
-          0 },
+        { pipe ? zsock_resolve (pipe) : pond_store_writer_handle (self->writer), 0, ZMQ_POLLIN, 0 },
         { pond_store_writer_handle (self->writer), 0, ZMQ_POLLIN, 0 },
     };
-    int fixed = pipe? 2: 1;
+    int fixed = pipe ? 2 : 1;
     //  An actor stops on its owner's $TERM only: the owner's thread takes
     //  the signals and decides the order of the shutdown
     while ((pipe || !zsys_interrupted) && !pond_store_writer_lost (self->writer)) {
-        int count = fixed + (pond_store_writer_busy (self->writer)? 1: 0);
+        int count = fixed + (pond_store_writer_busy (self->writer) ? 1 : 0);
         if (zmq_poll (items, count, pond_store_replays_timeout (self->replays)) == -1) {
             if (zmq_errno () == ETERM)
-                break;              //  context gone
-            continue;               //  EINTR: the loop condition sees SIGTERM
+                break;    //  context gone
+            continue;     //  EINTR: the loop condition sees SIGTERM
         }
         if (pipe && (items [1].revents & ZMQ_POLLIN)) {
             char *command = zstr_recv (pipe);
@@ -354,8 +349,8 @@ pond_store_server_run (pond_store_server_t *self, zsock_t *pipe)
         s_drain (self);
         pond_store_replays_serve (self->replays);
     }
-    pond_store_writer_wait (self->writer);     //  answer what is being written
-    return pond_store_writer_lost (self->writer)? -1: 0;
+    pond_store_writer_wait (self->writer);    //  answer what is being written
+    return pond_store_writer_lost (self->writer) ? -1 : 0;
 }
 
 void
@@ -365,7 +360,7 @@ pond_store_server_actor (zsock_t *pipe, void *server)
     pond_thread_name ("store-link");
     zsock_signal (pipe, 0);
     if (pond_store_server_run ((pond_store_server_t *) server, pipe) == 0)
-        return;                     //  $TERM, or the context is gone
+        return;    //  $TERM, or the context is gone
     //  The writer is lost: the owner must stop answering (it polls the
     //  pipe); the actor stays until its $TERM, as zactor_destroy expects
     zstr_send (pipe, POND_STORE_SERVER_LOST);

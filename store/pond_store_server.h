@@ -19,7 +19,7 @@ extern "C" {
 #endif
 
 //  A replay whose reader grants no credit for this long is dropped
-#define POND_REPLAY_TIMEOUT     15000   //  msecs (the broker drops one at 10 s)
+#define POND_REPLAY_TIMEOUT 15000    //  msecs (the broker drops one at 10 s)
 
 typedef struct _pond_store_server_t pond_store_server_t;
 
@@ -63,7 +63,7 @@ int
 //  pipe and answers nothing more: the owner must stop (and be restarted).
 //  An inproc:// endpoint runs without keys even when the process uses
 //  them: nothing outside the process can reach it.
-#define POND_STORE_SERVER_LOST  "LOST"
+#define POND_STORE_SERVER_LOST "LOST"
 
 void
     pond_store_server_actor (zsock_t *pipe, void *server);

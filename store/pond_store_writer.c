@@ -26,49 +26,49 @@
 #include "pond_proto.h"
 #include "pond_thread.h"
 
-#define GROUP_EVENTS        8192    //  commit once a group holds this many events
-#define GROUP_APPENDS       256     //  ... or this many APPENDs
+#define GROUP_EVENTS  8192    //  commit once a group holds this many events
+#define GROUP_APPENDS 256     //  ... or this many APPENDs
 
 //  An APPEND waiting for its group to be written
 typedef struct {
     zframe_t *routing_id;
     uint64_t bid;
-    size_t first;                   //  its events in the group arrays
+    size_t first;    //  its events in the group arrays
     size_t count;
-    uint32_t code;                  //  0 = read, else the answer the whole APPEND gets
+    uint32_t code;    //  0 = read, else the answer the whole APPEND gets
     char reason [POND_REASON_MAX];
 } s_append_t;
 
-#define GROUP_CAPACITY  (GROUP_EVENTS + POND_APPEND_MAX)
+#define GROUP_CAPACITY (GROUP_EVENTS + POND_APPEND_MAX)
 
 //  A group of APPENDs written in one WriteBatch. Two of them: the loop
 //  fills one while the writer writes the other.
 typedef struct {
     s_append_t appends [GROUP_APPENDS];
     size_t nappends;
-    pond_event_t **events;          //  GROUP_CAPACITY of each
+    pond_event_t **events;    //  GROUP_CAPACITY of each
     uint64_t *seqs;
     bool *dups;
     uint8_t **stored;
     size_t *sizes;
-    uint32_t *codes;                //  0, or why the event was refused (its slot
-    char **reasons;                 //  holds no event; the reason is malloc'd)
+    uint32_t *codes;    //  0, or why the event was refused (its slot
+    char **reasons;     //  holds no event; the reason is malloc'd)
     size_t nevents;
-    pond_store_group_t *prepared;   //  its events, prepared as they come
-    int rc;                         //  pond_store_commit's answer
+    pond_store_group_t *prepared;    //  its events, prepared as they come
+    int rc;                          //  pond_store_commit's answer
 } s_group_t;
 
 struct _pond_store_writer_t {
-    pond_store_t *store;            //  not owned
-    pond_store_link_t *link;        //  not owned
+    pond_store_t *store;        //  not owned
+    pond_store_link_t *link;    //  not owned
     //  The group being filled, and the one being written
     s_group_t groups [2];
     s_group_t *filling;
-    s_group_t *writing;             //  NULL: the writer is idle
-    zactor_t *writer;               //  writes one group per request
-    bool writer_lost;               //  it answered something else: stop, answer nothing
-    pond_appended_t *appended;      //  reply scratch (large: not on the stack)
-    uint64_t conflicts;             //  events refused 409: id used for another event
+    s_group_t *writing;           //  NULL: the writer is idle
+    zactor_t *writer;             //  writes one group per request
+    bool writer_lost;             //  it answered something else: stop, answer nothing
+    pond_appended_t *appended;    //  reply scratch (large: not on the stack)
+    uint64_t conflicts;           //  events refused 409: id used for another event
 };
 
 static void s_writer_actor (zsock_t *pipe, void *args);
@@ -116,13 +116,12 @@ pond_store_writer_new (pond_store_t *store, pond_store_link_t *link)
         group->codes = (uint32_t *) calloc (GROUP_CAPACITY, sizeof (uint32_t));
         group->reasons = (char **) calloc (GROUP_CAPACITY, sizeof (char *));
         group->prepared = pond_store_group_new ();
-        groups_ok = groups_ok && group->events && group->seqs && group->dups
-                 && group->stored && group->sizes && group->codes && group->reasons
-                 && group->prepared;
+        groups_ok = groups_ok && group->events && group->seqs && group->dups && group->stored
+                 && group->sizes && group->codes && group->reasons && group->prepared;
     }
     self->filling = &self->groups [0];
     self->appended = (pond_appended_t *) zmalloc (sizeof (pond_appended_t));
-    self->writer = groups_ok? zactor_new (s_writer_actor, store): NULL;
+    self->writer = groups_ok ? zactor_new (s_writer_actor, store) : NULL;
     if (!groups_ok || !self->writer || !self->appended)
         pond_store_writer_destroy (&self);
     return self;
@@ -187,14 +186,12 @@ s_writer_actor (zsock_t *pipe, void *args)
             memcpy (&group, request, sizeof group);
             group->rc = pond_store_commit (store, group->prepared);
             int rc;
-            while ((rc = zmq_send (handle, &group, sizeof group, 0)) == -1
-            &&     zmq_errno () == EINTR)
+            while ((rc = zmq_send (handle, &group, sizeof group, 0)) == -1 && zmq_errno () == EINTR)
                 ;
             if (rc == -1)
                 break;
         }
-        else
-        if (size == -1 || (size == 5 && memcmp (request, "$TERM", 5) == 0))
+        else if (size == -1 || (size == 5 && memcmp (request, "$TERM", 5) == 0))
             break;
         else
             zsys_error ("store: writer: unknown request of %d bytes", size);
@@ -213,8 +210,7 @@ s_free_stored (void *data, void *hint)
 //  the events (their buffers move to ZeroMQ). Returns 0, or -1 (errno
 //  set) if the peer cannot take it now or is gone: nothing was sent then.
 static int
-s_send_appended (pond_store_writer_t *self, s_group_t *group, s_append_t *append,
-                 zframe_t *body)
+s_send_appended (pond_store_writer_t *self, s_group_t *group, s_append_t *append, zframe_t *body)
 {
     void *handle = zsock_resolve (pond_store_link_router (self->link));
     size_t last = append->first + append->count;
@@ -226,22 +222,23 @@ s_send_appended (pond_store_writer_t *self, s_group_t *group, s_append_t *append
         more += group->stored [k] != NULL;
     //  ROUTER_MANDATORY: a full or unknown peer refuses the first frame
     if (zmq_send (handle, zframe_data (append->routing_id), zframe_size (append->routing_id),
-                  ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1)
+                  ZMQ_SNDMORE | ZMQ_DONTWAIT)
+        == -1)
         return -1;
     zmq_send (handle, POND_APPENDED, strlen (POND_APPENDED), ZMQ_SNDMORE);
-    zmq_send (handle, zframe_data (body), zframe_size (body), more? ZMQ_SNDMORE: 0);
+    zmq_send (handle, zframe_data (body), zframe_size (body), more ? ZMQ_SNDMORE : 0);
     for (size_t k = append->first; more && k < last; k++) {
         if (!group->stored [k])
             continue;
         zmq_msg_t frame;
-        if (zmq_msg_init_data (&frame, group->stored [k], group->sizes [k], s_free_stored,
-                               NULL) == 0) {
-            group->stored [k] = NULL;           //  ZeroMQ frees it once sent
-            zmq_msg_send (&frame, handle, --more? ZMQ_SNDMORE: 0);
+        if (zmq_msg_init_data (&frame, group->stored [k], group->sizes [k], s_free_stored, NULL)
+            == 0) {
+            group->stored [k] = NULL;    //  ZeroMQ frees it once sent
+            zmq_msg_send (&frame, handle, --more ? ZMQ_SNDMORE : 0);
         }
         else {
             //  Out of memory: end the message rather than leave it open
-            zmq_send (handle, group->stored [k], group->sizes [k], --more? ZMQ_SNDMORE: 0);
+            zmq_send (handle, group->stored [k], group->sizes [k], --more ? ZMQ_SNDMORE : 0);
         }
     }
     return 0;
@@ -261,8 +258,7 @@ s_answer_group (pond_store_writer_t *self, s_group_t *group)
             reply->code = append->code;
             snprintf (reply->reason, sizeof reply->reason, "%s", append->reason);
         }
-        else
-        if (group->rc) {
+        else if (group->rc) {
             reply->code = POND_CODE_STORE_ERROR;
             snprintf (reply->reason, sizeof reply->reason,
                       "the store could not write; nothing was stored, retry later");
@@ -279,10 +275,9 @@ s_answer_group (pond_store_writer_t *self, s_group_t *group)
                 reply->codes [j] = POND_CODE_OK;
                 if (group->codes [k]) {
                     reply->codes [j] = group->codes [k];
-                    reason = group->reasons [k]? group->reasons [k]: "refused";
+                    reason = group->reasons [k] ? group->reasons [k] : "refused";
                 }
-                else
-                if (group->dups [k] && group->seqs [k] == 0) {
+                else if (group->dups [k] && group->seqs [k] == 0) {
                     reply->codes [j] = POND_CODE_CONFLICT;
                     reply->dups [j] = false;
                     reason = "id already used for a different event; give this event a new id";
@@ -294,12 +289,11 @@ s_answer_group (pond_store_writer_t *self, s_group_t *group)
         zframe_t *body = pond_appended_encode (reply);
         if (!body)
             zsys_error ("store: out of memory answering APPEND %" PRIu64, append->bid);
-        else
-        if (s_send_appended (self, group, append, body)) {
+        else if (s_send_appended (self, group, append, body)) {
             pond_store_link_count_send_failure (self->link);
             pond_store_link_log_once (self->link, "send",
                                       "cannot answer a peer (%s): reply dropped",
-                                      errno == EAGAIN? "its queue is full": "it is gone");
+                                      errno == EAGAIN ? "its queue is full" : "it is gone");
         }
         zframe_destroy (&body);
     }
@@ -313,9 +307,10 @@ static int
 s_append_prepare (pond_store_writer_t *self, s_group_t *group, s_append_t *append)
 {
     size_t first = append->first;
-    if (pond_store_prepare (self->store, group->prepared, group->events + first,
-                            append->count, group->seqs + first, group->dups + first,
-                            group->stored + first, group->sizes + first) == 0)
+    if (pond_store_prepare (self->store, group->prepared, group->events + first, append->count,
+                            group->seqs + first, group->dups + first, group->stored + first,
+                            group->sizes + first)
+        == 0)
         return 0;
     append->code = POND_CODE_STORE_ERROR;
     snprintf (append->reason, sizeof append->reason,
@@ -354,11 +349,11 @@ s_writer_start (pond_store_writer_t *self)
     if (self->writing || self->filling->nappends == 0 || self->writer_lost)
         return;
     self->writing = self->filling;
-    self->filling = self->writing == &self->groups [0]? &self->groups [1]: &self->groups [0];
+    self->filling = self->writing == &self->groups [0] ? &self->groups [1] : &self->groups [0];
     s_group_t *group = self->writing;
     int rc;
     while ((rc = zmq_send (zsock_resolve (self->writer), &group, sizeof group, 0)) == -1
-    &&     zmq_errno () == EINTR)
+           && zmq_errno () == EINTR)
         ;
     if (rc == -1) {
         //  Only when the context is going away: write it here instead
@@ -383,18 +378,18 @@ s_writer_reply (pond_store_writer_t *self, int flags)
     char reply [16];
     int size;
     while ((size = zmq_recv (zsock_resolve (self->writer), reply, sizeof reply, flags)) == -1
-    &&     zmq_errno () == EINTR)
+           && zmq_errno () == EINTR)
         ;
     if (size == -1 && zmq_errno () == EAGAIN && (flags & ZMQ_DONTWAIT))
         return 0;
     if (size == (int) sizeof self->writing
-    &&  memcmp (reply, &self->writing, sizeof self->writing) == 0)
+        && memcmp (reply, &self->writing, sizeof self->writing) == 0)
         return 1;
     if (!self->writer_lost)
         zsys_error ("store: the writer thread %s (%d bytes on its pipe): stopping without "
                     "answering the APPENDs in flight; the broker resends them to the next "
                     "store, which knows from its log what was written",
-                    size == -1? "cannot be reached": "answered something else", size);
+                    size == -1 ? "cannot be reached" : "answered something else", size);
     self->writer_lost = true;
     return -1;
 }
@@ -403,7 +398,7 @@ s_writer_reply (pond_store_writer_t *self, int flags)
 static int
 s_writer_answer (pond_store_writer_t *self)
 {
-    return s_writer_reply (self, 0) == 1? 0: -1;
+    return s_writer_reply (self, 0) == 1 ? 0 : -1;
 }
 
 //  If the writer is done (wait for it if block), answer its group and
@@ -413,7 +408,7 @@ s_writer_collect (pond_store_writer_t *self, bool block)
 {
     if (!self->writing || self->writer_lost)
         return false;
-    if (s_writer_reply (self, block? 0: ZMQ_DONTWAIT) != 1)
+    if (s_writer_reply (self, block ? 0 : ZMQ_DONTWAIT) != 1)
         return false;
     s_group_t *group = self->writing;
     self->writing = NULL;
@@ -456,7 +451,7 @@ s_group_full (pond_store_writer_t *self)
         else
             s_writer_start (self);
     }
-    return self->writer_lost? -1: 0;
+    return self->writer_lost ? -1 : 0;
 }
 
 //  Can the store take this decoded event (size bytes as received)? Its
@@ -498,16 +493,16 @@ pond_store_writer_handle_append (pond_store_writer_t *self, zframe_t *routing_id
     }
     size_t count = zmsg_size (msg);
     if ((self->filling->nevents + count > GROUP_CAPACITY
-    ||   self->filling->nappends == GROUP_APPENDS)
-    &&  s_group_full (self))
-        return;                     //  not answered: the server stops
+         || self->filling->nappends == GROUP_APPENDS)
+        && s_group_full (self))
+        return;    //  not answered: the server stops
     s_group_t *group = self->filling;
     s_append_t *append = &group->appends [group->nappends];
     memset (append, 0, sizeof (*append));
     append->bid = header.bid;
     append->first = group->nevents;
     if (count == 0 || count > POND_APPEND_MAX) {
-        append->code = count? POND_CODE_TOO_LARGE: POND_CODE_BAD_REQUEST;
+        append->code = count ? POND_CODE_TOO_LARGE : POND_CODE_BAD_REQUEST;
         snprintf (append->reason, sizeof append->reason,
                   "APPEND carries %zu events; it must carry 1..%d", count, POND_APPEND_MAX);
     }
@@ -524,15 +519,13 @@ pond_store_writer_handle_append (pond_store_writer_t *self, zframe_t *routing_id
         uint32_t code = 0;
         if (size > POND_EVENT_MAX_SIZE) {
             code = POND_CODE_TOO_LARGE;
-            snprintf (reason, sizeof reason, "event is %zu bytes; the limit is %d",
-                      size, POND_EVENT_MAX_SIZE);
+            snprintf (reason, sizeof reason, "event is %zu bytes; the limit is %d", size,
+                      POND_EVENT_MAX_SIZE);
         }
-        else
-        if (!(event = pond_event_decode (data, size, reason, sizeof reason))
-        ||  s_check (event, size, reason, sizeof reason)) {
+        else if (!(event = pond_event_decode (data, size, reason, sizeof reason))
+                 || s_check (event, size, reason, sizeof reason)) {
             //  Too large once the seq is added is 413, as on ingest
-            code = event && !pond_event_seq (event)? POND_CODE_TOO_LARGE
-                                                    : POND_CODE_BAD_REQUEST;
+            code = event && !pond_event_seq (event) ? POND_CODE_TOO_LARGE : POND_CODE_BAD_REQUEST;
             pond_event_destroy (&event);
         }
         group->events [k] = event;
@@ -541,8 +534,8 @@ pond_store_writer_handle_append (pond_store_writer_t *self, zframe_t *routing_id
             group->reasons [k] = strdup (reason);
             refused++;
             pond_store_link_log_once (self->link, "APPEND/event",
-                                      "refused event %zu of APPEND %" PRIu64 " (%u): %s",
-                                      index, append->bid, code, reason);
+                                      "refused event %zu of APPEND %" PRIu64 " (%u): %s", index,
+                                      append->bid, code, reason);
         }
     }
     pond_store_link_count_malformed (self->link, refused);
@@ -584,14 +577,11 @@ pond_store_writer_hand_over (pond_store_writer_t *self, size_t read)
         s_writer_start (self);
 }
 
-
 void
 pond_store_writer_collect (pond_store_writer_t *self)
 {
     s_writer_collect (self, false);
 }
-
-
 
 bool
 pond_store_writer_lost (pond_store_writer_t *self)

@@ -39,8 +39,7 @@ void
 //  after the command). Decoded, validated and prepared now, answered once
 //  its group is written (or at once, with ERROR, if unreadable).
 void
-    pond_store_writer_handle_append (pond_store_writer_t *self, zframe_t *routing_id,
-                                     zmsg_t *msg);
+    pond_store_writer_handle_append (pond_store_writer_t *self, zframe_t *routing_id, zmsg_t *msg);
 
 //  After a turn of reading `read` messages: hand the group they made to
 //  the writer if it is idle (else it goes as soon as the writer is done).

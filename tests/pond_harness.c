@@ -32,7 +32,9 @@ pond_harness_tempdir (void)
 static int
 s_remove (const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
-    (void) sb; (void) flag; (void) ftw;
+    (void) sb;
+    (void) flag;
+    (void) ftw;
     return remove (path);
 }
 
@@ -109,7 +111,7 @@ pond_harness_pid_runs_in (pid_t pid, const char *dir)
 {
     char path [64], cmdline [4096];
     snprintf (path, sizeof path, "/proc/%d/cmdline", (int) pid);
-    FILE *file = pid > 0 && dir? fopen (path, "r"): NULL;
+    FILE *file = pid > 0 && dir ? fopen (path, "r") : NULL;
     if (!file)
         return false;
     size_t size = fread (cmdline, 1, sizeof cmdline - 1, file);
@@ -160,7 +162,7 @@ pond_harness_recv_event (zsock_t *sub, int timeout_ms)
     zmsg_t *msg = NULL;
     while (!msg && zclock_mono () <= deadline) {
         int64_t left = deadline - zclock_mono ();
-        if (!zpoller_wait (poller, left > 0? (int) left: 0))
+        if (!zpoller_wait (poller, left > 0 ? (int) left : 0))
             break;
         msg = zmsg_recv (sub);
         if (msg && s_is_heartbeat (msg))
@@ -199,7 +201,7 @@ pond_harness_run (int *exit_p, const char *format, ...)
     }
     int status = pclose (pipe);
     if (exit_p)
-        *exit_p = WIFEXITED (status)? WEXITSTATUS (status): -1;
+        *exit_p = WIFEXITED (status) ? WEXITSTATUS (status) : -1;
     if (output)
         output [size] = 0;
     return output;
@@ -215,8 +217,8 @@ pond_mesh_start_store (pond_mesh_t *self)
     snprintf (ready, sizeof ready, "%s/store.zpl", self->dir);
     snprintf (log, sizeof log, "%s/store.log", self->dir);
     unlink (ready);
-    self->store = pond_harness_spawn ("pond-store", log, "--data", self->dir,
-                                      "--endpoint", self->store_endpoint, NULL);
+    self->store = pond_harness_spawn ("pond-store", log, "--data", self->dir, "--endpoint",
+                                      self->store_endpoint, NULL);
     if (self->store < 0 || pond_harness_wait_file (ready, 10000)) {
         fprintf (stderr, "pond-store did not start; see %s\n", log);
         return -1;
@@ -232,15 +234,13 @@ pond_mesh_start_broker (pond_mesh_t *self)
     snprintf (log, sizeof log, "%s/broker.log", self->dir);
     unlink (ready);
     if (self->with_store)
-        self->broker = pond_harness_spawn ("pond-broker", log, "--data", self->dir,
-                                           "--with-store", "--ingest", self->ingest,
-                                           "--pub", self->pub, "--control", self->control,
-                                           NULL);
-    else
-        self->broker = pond_harness_spawn ("pond-broker", log, "--data", self->dir,
-                                           "--store", self->store_endpoint,
+        self->broker = pond_harness_spawn ("pond-broker", log, "--data", self->dir, "--with-store",
                                            "--ingest", self->ingest, "--pub", self->pub,
                                            "--control", self->control, NULL);
+    else
+        self->broker = pond_harness_spawn ("pond-broker", log, "--data", self->dir, "--store",
+                                           self->store_endpoint, "--ingest", self->ingest, "--pub",
+                                           self->pub, "--control", self->control, NULL);
     if (self->broker < 0 || pond_harness_wait_file (ready, 10000)) {
         fprintf (stderr, "pond-broker did not start; see %s\n", log);
         return -1;

@@ -51,8 +51,7 @@ bool
 //  Run a command line through the shell, capturing stdout into a malloc'd
 //  string (caller frees) and the exit code into *exit_p.
 char *
-    pond_harness_run (int *exit_p, const char *format, ...)
-    __attribute__ ((format (printf, 2, 3)));
+    pond_harness_run (int *exit_p, const char *format, ...) __attribute__ ((format (printf, 2, 3)));
 
 //  Wait until the file at path contains text, up to timeout_ms (a log
 //  line the test waits for instead of sleeping). Returns 0 or -1.

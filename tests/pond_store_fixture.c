@@ -11,7 +11,7 @@ char *fixture_dir;
 char fixture_db [512];
 char fixture_endpoint [512];
 pid_t fixture_pids [4];
-zactor_t *fixture_actor;           //  an in-process server, if a test runs one
+zactor_t *fixture_actor;    //  an in-process server, if a test runs one
 
 void
 fixture_setup (void)
@@ -52,8 +52,8 @@ fixture_append (pond_store_t *store, pond_event_t **events, size_t count, uint64
     uint64_t local_seqs [64];
     bool local_dups [64];
     cr_assert_leq (count, 64);
-    int rc = pond_store_append (store, events, count, seqs? seqs: local_seqs,
-                                dups? dups: local_dups, NULL, NULL);
+    int rc = pond_store_append (store, events, count, seqs ? seqs : local_seqs,
+                                dups ? dups : local_dups, NULL, NULL);
     cr_assert_eq (rc, 0);
     for (size_t i = 0; i < count; i++)
         pond_event_destroy (&events [i]);
@@ -74,7 +74,7 @@ fixture_append_one (pond_store_t *store, const char *name, const char *entity, u
 //  Decode the events a fill appended into msg, checking each.
 size_t
 fixture_drain_events (zmsg_t *msg, uint64_t *seqs, uint64_t *tss, char (*names) [POND_NAME_MAX + 1],
-                size_t capacity)
+                      size_t capacity)
 {
     size_t count = 0;
     zframe_t *frame;
@@ -85,8 +85,7 @@ fixture_drain_events (zmsg_t *msg, uint64_t *seqs, uint64_t *tss, char (*names) 
             char err [POND_ERR_SIZE];
             size_t used = 0;
             pond_event_t *event = pond_event_decode_next (
-                zframe_data (frame) + offset, zframe_size (frame) - offset, &used,
-                err, sizeof err);
+                zframe_data (frame) + offset, zframe_size (frame) - offset, &used, err, sizeof err);
             cr_assert_not_null (event, "stored event does not decode: %s", err);
             offset += used;
             cr_assert_lt (count, capacity);
@@ -107,7 +106,7 @@ fixture_drain_events (zmsg_t *msg, uint64_t *seqs, uint64_t *tss, char (*names) 
 //  Run a whole replay; returns the events seen (seqs, ts, names).
 size_t
 fixture_replay_all (pond_store_t *store, const pond_replay_req_t *request, uint64_t *seqs,
-              uint64_t *tss, char (*names) [POND_NAME_MAX + 1], size_t capacity)
+                    uint64_t *tss, char (*names) [POND_NAME_MAX + 1], size_t capacity)
 {
     pond_cursor_t *replay = pond_cursor_new (store, request);
     cr_assert_not_null (replay);
@@ -116,8 +115,9 @@ fixture_replay_all (pond_store_t *store, const pond_replay_req_t *request, uint6
         zmsg_t *msg = zmsg_new ();
         int count = pond_cursor_fill (replay, msg, POND_CHUNK_EVENTS, POND_CHUNK_BYTES);
         cr_assert_geq (count, 0);
-        size_t got = fixture_drain_events (msg, seqs? seqs + total: NULL, tss? tss + total: NULL,
-                                     names? names + total: NULL, capacity - total);
+        size_t got = fixture_drain_events (msg, seqs ? seqs + total : NULL,
+                                           tss ? tss + total : NULL, names ? names + total : NULL,
+                                           capacity - total);
         cr_assert_eq (got, (size_t) count);
         zmsg_destroy (&msg);
         if (count == 0 && pond_cursor_done (replay))

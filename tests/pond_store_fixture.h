@@ -17,11 +17,11 @@
 #include "pond_store_internal.h"
 
 //  Set by fixture_setup for the running test, cleared by fixture_teardown
-extern char *fixture_dir;               //  a fresh temporary directory
-extern char fixture_db [512];           //  the store's path inside it
-extern char fixture_endpoint [512];     //  an ipc endpoint inside it
-extern pid_t fixture_pids [4];          //  processes to kill at teardown
-extern zactor_t *fixture_actor;         //  an in-process server, if any
+extern char *fixture_dir;              //  a fresh temporary directory
+extern char fixture_db [512];          //  the store's path inside it
+extern char fixture_endpoint [512];    //  an ipc endpoint inside it
+extern pid_t fixture_pids [4];         //  processes to kill at teardown
+extern zactor_t *fixture_actor;        //  an in-process server, if any
 
 //  Criterion .init / .fini of every test of the three files.
 void

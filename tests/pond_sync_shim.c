@@ -36,14 +36,14 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#define FDS_MAX     65536
+#define FDS_MAX 65536
 
 //  Per descriptor: is it a WAL file, bytes written, bytes known synced
 static bool s_wal [FDS_MAX];
 static uint64_t s_written [FDS_MAX];
 static uint64_t s_synced [FDS_MAX];
 static uint64_t s_appended, s_checked, s_violations, s_wal_writes, s_wal_bytes, s_syncs;
-static __thread bool s_body_next;       //  the next frame sent is an APPENDED body
+static __thread bool s_body_next;    //  the next frame sent is an APPENDED body
 
 //  ---------------------------------------------------------------------
 //  Report
@@ -61,8 +61,8 @@ s_log (const char *format, ...)
     va_end (args);
     int fd = open (path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     if (fd >= 0) {
-        ssize_t rc = write (fd, line, size > (int) sizeof line? sizeof line: (size_t) size);
-        (void) rc;              //  nothing better to do if the report cannot be written
+        ssize_t rc = write (fd, line, size > (int) sizeof line ? sizeof line : (size_t) size);
+        (void) rc;    //  nothing better to do if the report cannot be written
         close (fd);
     }
 }
@@ -98,9 +98,9 @@ s_real (const char *name)
 static bool
 s_is_wal_path (const char *path)
 {
-    const char *name = path? strrchr (path, '/'): NULL;
-    name = name? name + 1: path;
-    size_t len = name? strlen (name): 0;
+    const char *name = path ? strrchr (path, '/') : NULL;
+    name = name ? name + 1 : path;
+    size_t len = name ? strlen (name) : 0;
     if (len <= 4 || strcmp (name + len - 4, ".log"))
         return false;
     for (size_t i = 0; i < len - 4; i++)
@@ -138,8 +138,8 @@ s_synced_fd (int fd, uint64_t written, int rc)
     if (rc == 0 && fd >= 0 && fd < FDS_MAX && __atomic_load_n (&s_wal [fd], __ATOMIC_SEQ_CST)) {
         uint64_t old = __atomic_load_n (&s_synced [fd], __ATOMIC_SEQ_CST);
         while (old < written
-           && !__atomic_compare_exchange_n (&s_synced [fd], &old, written, false,
-                                            __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+               && !__atomic_compare_exchange_n (&s_synced [fd], &old, written, false,
+                                                __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
             ;
         __atomic_add_fetch (&s_syncs, 1, __ATOMIC_SEQ_CST);
     }
@@ -149,42 +149,42 @@ s_synced_fd (int fd, uint64_t written, int rc)
 static uint64_t
 s_written_now (int fd)
 {
-    return fd >= 0 && fd < FDS_MAX? __atomic_load_n (&s_written [fd], __ATOMIC_SEQ_CST): 0;
+    return fd >= 0 && fd < FDS_MAX ? __atomic_load_n (&s_written [fd], __ATOMIC_SEQ_CST) : 0;
 }
 
 #define OPEN_WRAPPER(name) \
-int name (const char *path, int flags, ...) \
-{ \
-    static int (*real) (const char *, int, ...); \
-    if (!real) \
-        real = (int (*) (const char *, int, ...)) s_real (#name); \
-    mode_t mode = 0; \
-    if (flags & (O_CREAT | O_TMPFILE)) { \
-        va_list args; \
-        va_start (args, flags); \
-        mode = (mode_t) va_arg (args, int); \
-        va_end (args); \
-    } \
-    return s_opened (real (path, flags, mode), path); \
-}
+    int name (const char *path, int flags, ...) \
+    { \
+        static int (*real) (const char *, int, ...); \
+        if (!real) \
+            real = (int (*) (const char *, int, ...)) s_real (#name); \
+        mode_t mode = 0; \
+        if (flags & (O_CREAT | O_TMPFILE)) { \
+            va_list args; \
+            va_start (args, flags); \
+            mode = (mode_t) va_arg (args, int); \
+            va_end (args); \
+        } \
+        return s_opened (real (path, flags, mode), path); \
+    }
 OPEN_WRAPPER (open)
 OPEN_WRAPPER (open64)
 
 #define OPENAT_WRAPPER(name) \
-int name (int dirfd, const char *path, int flags, ...) \
-{ \
-    static int (*real) (int, const char *, int, ...); \
-    if (!real) \
-        real = (int (*) (int, const char *, int, ...)) s_real (#name); \
-    mode_t mode = 0; \
-    if (flags & (O_CREAT | O_TMPFILE)) { \
-        va_list args; \
-        va_start (args, flags); \
-        mode = (mode_t) va_arg (args, int); \
-        va_end (args); \
-    } \
-    return s_opened (real (dirfd, path, flags, mode), path); \
-}
+    int name (int dirfd, const char *path, int flags, ...) \
+    { \
+        static int (*real) (int, const char *, int, ...); \
+        if (!real) \
+            real = (int (*) (int, const char *, int, ...)) s_real (#name); \
+        mode_t mode = 0; \
+        if (flags & (O_CREAT | O_TMPFILE)) { \
+            va_list args; \
+            va_start (args, flags); \
+            mode = (mode_t) va_arg (args, int); \
+            va_end (args); \
+        } \
+        return s_opened (real (dirfd, path, flags, mode), path); \
+    }
 OPENAT_WRAPPER (openat)
 OPENAT_WRAPPER (openat64)
 
@@ -209,13 +209,13 @@ write (int fd, const void *buf, size_t count)
 }
 
 #define PWRITE_WRAPPER(name, off_type) \
-ssize_t name (int fd, const void *buf, size_t count, off_type offset) \
-{ \
-    static ssize_t (*real) (int, const void *, size_t, off_type); \
-    if (!real) \
-        real = (ssize_t (*) (int, const void *, size_t, off_type)) s_real (#name); \
-    return s_wrote (fd, real (fd, buf, count, offset)); \
-}
+    ssize_t name (int fd, const void *buf, size_t count, off_type offset) \
+    { \
+        static ssize_t (*real) (int, const void *, size_t, off_type); \
+        if (!real) \
+            real = (ssize_t (*) (int, const void *, size_t, off_type)) s_real (#name); \
+        return s_wrote (fd, real (fd, buf, count, offset)); \
+    }
 PWRITE_WRAPPER (pwrite, off_t)
 PWRITE_WRAPPER (pwrite64, off64_t)
 
@@ -229,25 +229,25 @@ writev (int fd, const struct iovec *iov, int iovcnt)
 }
 
 #define PWRITEV_WRAPPER(name, off_type) \
-ssize_t name (int fd, const struct iovec *iov, int iovcnt, off_type offset) \
-{ \
-    static ssize_t (*real) (int, const struct iovec *, int, off_type); \
-    if (!real) \
-        real = (ssize_t (*) (int, const struct iovec *, int, off_type)) s_real (#name); \
-    return s_wrote (fd, real (fd, iov, iovcnt, offset)); \
-}
+    ssize_t name (int fd, const struct iovec *iov, int iovcnt, off_type offset) \
+    { \
+        static ssize_t (*real) (int, const struct iovec *, int, off_type); \
+        if (!real) \
+            real = (ssize_t (*) (int, const struct iovec *, int, off_type)) s_real (#name); \
+        return s_wrote (fd, real (fd, iov, iovcnt, offset)); \
+    }
 PWRITEV_WRAPPER (pwritev, off_t)
 PWRITEV_WRAPPER (pwritev64, off64_t)
 
 #define SYNC_WRAPPER(name) \
-int name (int fd) \
-{ \
-    static int (*real) (int); \
-    if (!real) \
-        real = (int (*) (int)) s_real (#name); \
-    uint64_t written = s_written_now (fd); \
-    return s_synced_fd (fd, written, real (fd)); \
-}
+    int name (int fd) \
+    { \
+        static int (*real) (int); \
+        if (!real) \
+            real = (int (*) (int)) s_real (#name); \
+        uint64_t written = s_written_now (fd); \
+        return s_synced_fd (fd, written, real (fd)); \
+    }
 SYNC_WRAPPER (fdatasync)
 SYNC_WRAPPER (fsync)
 
@@ -263,7 +263,7 @@ s_announces_new (const void *data, size_t size)
     msgpack_unpacked_init (&result);
     bool fresh = false;
     if (msgpack_unpack_next (&result, (const char *) data, size, NULL) == MSGPACK_UNPACK_SUCCESS
-    &&  result.data.type == MSGPACK_OBJECT_MAP) {
+        && result.data.type == MSGPACK_OBJECT_MAP) {
         uint64_t code = 0;
         const msgpack_object *dups = NULL;
         for (uint32_t i = 0; i < result.data.via.map.size; i++) {
@@ -271,15 +271,15 @@ s_announces_new (const void *data, size_t size)
             if (kv->key.type != MSGPACK_OBJECT_STR)
                 continue;
             if (kv->key.via.str.size == 4 && memcmp (kv->key.via.str.ptr, "code", 4) == 0
-            &&  kv->val.type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+                && kv->val.type == MSGPACK_OBJECT_POSITIVE_INTEGER)
                 code = kv->val.via.u64;
             if (kv->key.via.str.size == 4 && memcmp (kv->key.via.str.ptr, "dups", 4) == 0
-            &&  kv->val.type == MSGPACK_OBJECT_ARRAY)
+                && kv->val.type == MSGPACK_OBJECT_ARRAY)
                 dups = &kv->val;
         }
         for (uint32_t i = 0; code == 200 && dups && i < dups->via.array.size; i++)
             if (dups->via.array.ptr [i].type == MSGPACK_OBJECT_BOOLEAN
-            &&  !dups->via.array.ptr [i].via.boolean)
+                && !dups->via.array.ptr [i].via.boolean)
                 fresh = true;
     }
     msgpack_unpacked_destroy (&result);
@@ -301,14 +301,13 @@ s_sending (const void *data, size_t size)
                 continue;
             uint64_t written = __atomic_load_n (&s_written [fd], __ATOMIC_SEQ_CST);
             uint64_t synced = __atomic_load_n (&s_synced [fd], __ATOMIC_SEQ_CST);
-            if (synced < written
-            &&  __atomic_add_fetch (&s_violations, 1, __ATOMIC_SEQ_CST) <= 20)
+            if (synced < written && __atomic_add_fetch (&s_violations, 1, __ATOMIC_SEQ_CST) <= 20)
                 s_log ("violation: APPENDED sent with WAL fd %d at %" PRIu64 " bytes written, "
-                       "%" PRIu64 " synced\n", fd, written, synced);
+                       "%" PRIu64 " synced\n",
+                       fd, written, synced);
         }
     }
-    else
-    if (size == 8 && memcmp (data, "APPENDED", 8) == 0)
+    else if (size == 8 && memcmp (data, "APPENDED", 8) == 0)
         s_body_next = true;
 }
 

@@ -66,15 +66,16 @@ s_apply (pond_actor_t *actor, pond_view_t *view, const pond_event_t *event, void
 }
 
 static char *
-s_query (pond_actor_t *actor, pond_view_t *view, const char *entity, const char *text,
-         void *state)
+s_query (pond_actor_t *actor, pond_view_t *view, const char *entity, const char *text, void *state)
 {
-    (void) actor; (void) text; (void) state;
+    (void) actor;
+    (void) text;
+    (void) state;
     char key [256];
     snprintf (key, sizeof key, "entity/%s", entity);
     cJSON *doc = pond_view_get (view, key);
     if (!doc)
-        return NULL;            //  the runtime answers 404
+        return NULL;    //  the runtime answers 404
     char *json = cJSON_PrintUnformatted (doc);
     cJSON_Delete (doc);
     return json;
@@ -83,7 +84,8 @@ s_query (pond_actor_t *actor, pond_view_t *view, const char *entity, const char 
 static int
 s_count_one (const char *key, const cJSON *doc, void *arg)
 {
-    (void) key; (void) doc;
+    (void) key;
+    (void) doc;
     (*(size_t *) arg)++;
     return 0;
 }
@@ -92,9 +94,10 @@ static char *
 s_command (pond_actor_t *actor, pond_view_t *view, const char *command, const char *args,
            void *state)
 {
-    (void) args; (void) state;
+    (void) args;
+    (void) state;
     if (!streq (command, "count"))
-        return NULL;            //  the runtime answers 404
+        return NULL;    //  the runtime answers 404
     size_t count = 0;
     if (pond_view_scan (view, "entity/", s_count_one, &count)) {
         pond_actor_set_error (actor, 500, "cannot scan the view");

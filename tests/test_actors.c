@@ -30,7 +30,7 @@
 
 static char *s_dir;
 static pond_view_t *s_view;
-static uint64_t s_seq;              //  seq of the last event built
+static uint64_t s_seq;    //  seq of the last event built
 //  Ids the log holds (s_deliver), as the store keeps them: an id sent
 //  again is a duplicate, neither stored nor published
 static uint8_t s_logged [8192][POND_ID_SIZE];
@@ -140,8 +140,7 @@ s_assert_json (const char *actual, const char *expected)
 
 //  The answer of a query, checked and freed
 static void
-s_expect (const pond_actor_spec_t *spec, const char *entity, const char *text,
-          const char *expected)
+s_expect (const pond_actor_spec_t *spec, const char *entity, const char *text, const char *expected)
 {
     char *result = s_query (spec, entity, text);
     s_assert_json (result, expected);
@@ -189,12 +188,12 @@ Test (helpers, exact_numbers_and_lenient_data)
     cJSON *doc = cJSON_CreateObject ();
     pond_actors_set_uint (doc, "ts", 1640995200000000ULL);
     pond_actors_set_uint (doc, "n", 3);
-    pond_actors_set_uint (doc, "n", 4);             //  replaces
+    pond_actors_set_uint (doc, "n", 4);    //  replaces
     cJSON *parsed = cJSON_Parse ("{\"t\":1640995200000000,\"x\":1.5,\"s\":\"a\"}");
     cJSON_AddItemToObject (doc, "inner", parsed);
     char *text = pond_actors_print (doc);
     cr_assert_str_eq (text, "{\"ts\":1640995200000000,\"n\":4,"
-                      "\"inner\":{\"t\":1640995200000000,\"x\":1.5,\"s\":\"a\"}}");
+                            "\"inner\":{\"t\":1640995200000000,\"x\":1.5,\"s\":\"a\"}}");
     free (text);
     uint64_t value;
     cr_assert_eq (pond_actors_uint (parsed, "t", &value), 0);
@@ -220,8 +219,10 @@ Test (helpers, exact_numbers_and_lenient_data)
     memset (long_label, 'x', sizeof long_label - 1);
     long_label [sizeof long_label - 1] = 0;
     char json [700];
-    snprintf (json, sizeof json, "{\"label\":\"%s\",\"short\":\"Milk\",\"nul\":\"a\\u0000b\","
-              "\"empty\":\"\",\"n\":3,\"f\":4.0,\"h\":4.5}", long_label);
+    snprintf (json, sizeof json,
+              "{\"label\":\"%s\",\"short\":\"Milk\",\"nul\":\"a\\u0000b\","
+              "\"empty\":\"\",\"n\":3,\"f\":4.0,\"h\":4.5}",
+              long_label);
     event = pond_event_new ("LABEL_ADDED", "c");
     char err [POND_ERR_SIZE];
     cr_assert_eq (pond_event_set_data_json (event, json, err, sizeof err), 0, "%s", err);
@@ -291,14 +292,15 @@ Test (quack_counter, counts_per_year, .init = s_setup, .fini = s_teardown)
     cr_assert_null (spec.names [1]);
 
     const char *quack = "{\"duration_ms\":120,\"loudness_db\":61,\"firmware\":\"2.1\"}";
-    cr_assert_eq (s_apply (&spec, "QUACKED", "cust-1",
-                           s_time ("2021-12-31T23:59:59.999999Z"), quack), 0);
+    cr_assert_eq (
+        s_apply (&spec, "QUACKED", "cust-1", s_time ("2021-12-31T23:59:59.999999Z"), quack), 0);
     cr_assert_eq (s_apply (&spec, "QUACKED", "cust-1", s_time ("2022-01-01"), quack), 0);
     cr_assert_eq (s_apply (&spec, "QUACKED", "cust-1", s_time ("2022-06-30T12:00:00Z"), NULL), 0);
     cr_assert_eq (s_apply (&spec, "QUACKED", "cust-2", s_time ("2022-03-01"), quack), 0);
     //  Odd data is no obstacle: the quack counts
     cr_assert_eq (s_apply (&spec, "QUACKED", "cust-1", s_time ("2023-02-01"),
-                           "{\"duration_ms\":\"long\",\"nested\":{\"a\":[1,2]}}"), 0);
+                           "{\"duration_ms\":\"long\",\"nested\":{\"a\":[1,2]}}"),
+                  0);
     //  Not ours: ignored
     cr_assert_eq (s_apply (&spec, "BUTTON_CLICKED", "cust-1", s_time ("2023-02-01"), NULL), 0);
 
@@ -371,14 +373,16 @@ Test (badge_rules, parse_the_example_files)
     char text [2048] = "{\"version\":\"2024.1_b-x\",\"note\":\"ignored\",\"badges\":[";
     for (int index = 0; index < 16; index++)
         snprintf (text + strlen (text), sizeof text - strlen (text),
-                  "%s{\"name\":\"Level %d_x-y\",\"at\":%d}", index? ",": "", index, index + 1);
+                  "%s{\"name\":\"Level %d_x-y\",\"at\":%d}", index ? "," : "", index, index + 1);
     strcat (text, "]}");
     cr_assert_eq (pond_badge_rules_parse (text, &again, err, sizeof err), 0, "%s", err);
     cr_assert_eq (again.count, 16);
-    cr_assert_eq (pond_badge_rules_parse (
-        "{\"version\":\"vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv\","
-        "\"badges\":[{\"name\":\"NNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNN\",\"at\":1000000000}]}",
-        &again, err, sizeof err), 0, "%s", err);
+    cr_assert_eq (
+        pond_badge_rules_parse (
+            "{\"version\":\"vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv\","
+            "\"badges\":[{\"name\":\"NNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNN\",\"at\":1000000000}]}",
+            &again, err, sizeof err),
+        0, "%s", err);
 }
 
 //  Each rejection, with a word its reason must contain
@@ -387,10 +391,10 @@ s_reject (const char *json, const char *word)
 {
     pond_badge_rules_t rules;
     char err [256] = "";
-    cr_assert_eq (pond_badge_rules_parse (json, &rules, err, sizeof err), -1,
-                  "accepted: %s", json ? json: "(null)");
+    cr_assert_eq (pond_badge_rules_parse (json, &rules, err, sizeof err), -1, "accepted: %s",
+                  json ? json : "(null)");
     cr_assert_not_null (strstr (err, word), "reason for %s: \"%s\" lacks \"%s\"",
-                        json? json: "(null)", err, word);
+                        json ? json : "(null)", err, word);
 }
 
 Test (badge_rules, every_rejection)
@@ -405,7 +409,8 @@ Test (badge_rules, every_rejection)
     s_reject ("{\"version\":\"\",\"badges\":[{\"name\":\"A\",\"at\":1}]}", "\"version\"");
     s_reject ("{\"version\":2,\"badges\":[{\"name\":\"A\",\"at\":1}]}", "\"version\"");
     s_reject ("{\"version\":\"vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv\","
-              "\"badges\":[{\"name\":\"A\",\"at\":1}]}", "1 to 32");
+              "\"badges\":[{\"name\":\"A\",\"at\":1}]}",
+              "1 to 32");
     s_reject ("{\"version\":\"v 2\",\"badges\":[{\"name\":\"A\",\"at\":1}]}", "\"version\"");
     s_reject ("{\"version\":\"v2\"}", "\"badges\"");
     s_reject ("{\"version\":\"v2\",\"badges\":{}}", "\"badges\"");
@@ -413,7 +418,7 @@ Test (badge_rules, every_rejection)
     char text [2048] = "{\"version\":\"v9\",\"badges\":[";
     for (int index = 0; index < 17; index++)
         snprintf (text + strlen (text), sizeof text - strlen (text),
-                  "%s{\"name\":\"B%d\",\"at\":%d}", index? ",": "", index, index + 1);
+                  "%s{\"name\":\"B%d\",\"at\":%d}", index ? "," : "", index, index + 1);
     strcat (text, "]}");
     s_reject (text, "at most 16");
     s_reject ("{\"version\":\"v2\",\"badges\":[\"Junior\"]}", "must be an object");
@@ -422,11 +427,14 @@ Test (badge_rules, every_rejection)
     s_reject ("{\"version\":\"v2\",\"badges\":[{\"name\":\"Jun!or\",\"at\":1}]}", "\"name\"");
     s_reject ("{\"version\":\"v2\",\"badges\":[{\"name\":\" Junior\",\"at\":1}]}", "\"name\"");
     s_reject ("{\"version\":\"v2\",\"badges\":[{\"name\":\"NNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNN\","
-              "\"at\":1}]}", "1 to 32");
+              "\"at\":1}]}",
+              "1 to 32");
     s_reject ("{\"version\":\"v2\",\"badges\":[{\"name\":\"A\",\"at\":1},"
-              "{\"name\":\"A\",\"at\":2}]}", "more than once");
+              "{\"name\":\"A\",\"at\":2}]}",
+              "more than once");
     s_reject ("{\"version\":\"v2\",\"badges\":[{\"name\":\"Master\",\"at\":1},"
-              "{\"name\":\"master\",\"at\":2}]}", "more than once");
+              "{\"name\":\"master\",\"at\":2}]}",
+              "more than once");
     s_reject ("{\"version\":\"v2\",\"badges\":[{\"name\":\"A\",\"at\":0}]}", "\"at\"");
     s_reject ("{\"version\":\"v2\",\"badges\":[{\"name\":\"A\",\"at\":-5}]}", "\"at\"");
     s_reject ("{\"version\":\"v2\",\"badges\":[{\"name\":\"A\",\"at\":1.5}]}", "\"at\"");
@@ -434,9 +442,11 @@ Test (badge_rules, every_rejection)
     s_reject ("{\"version\":\"v2\",\"badges\":[{\"name\":\"A\"}]}", "\"at\"");
     s_reject ("{\"version\":\"v2\",\"badges\":[{\"name\":\"A\",\"at\":1000000001}]}", "\"at\"");
     s_reject ("{\"version\":\"v2\",\"badges\":[{\"name\":\"Junior\",\"at\":30},"
-              "{\"name\":\"Master\",\"at\":5}]}", "from the fewest quacks to the most");
+              "{\"name\":\"Master\",\"at\":5}]}",
+              "from the fewest quacks to the most");
     s_reject ("{\"version\":\"v2\",\"badges\":[{\"name\":\"Junior\",\"at\":10},"
-              "{\"name\":\"Master\",\"at\":10}]}", "each \"at\" higher");
+              "{\"name\":\"Master\",\"at\":10}]}",
+              "each \"at\" higher");
 }
 
 //  ---------------------------------------------------------------------
@@ -445,8 +455,8 @@ Test (badge_rules, every_rejection)
 //  The diff as text: "+Junior +Master -Grand" (grants in rules order, then
 //  removals in held order)
 static void
-s_diff (const pond_badge_rules_t *rules, uint64_t count, const char *const *held,
-        size_t held_count, const char *expected)
+s_diff (const pond_badge_rules_t *rules, uint64_t count, const char *const *held, size_t held_count,
+        const char *expected)
 {
     bool grant [POND_BADGE_MAX];
     bool remove [8];
@@ -455,14 +465,14 @@ s_diff (const pond_badge_rules_t *rules, uint64_t count, const char *const *held
     size_t found = 0;
     for (size_t index = 0; index < rules->count; index++)
         if (grant [index]) {
-            snprintf (text + strlen (text), sizeof text - strlen (text), "%s+%s",
-                      *text? " ": "", rules->badges [index].name);
+            snprintf (text + strlen (text), sizeof text - strlen (text), "%s+%s", *text ? " " : "",
+                      rules->badges [index].name);
             found++;
         }
     for (size_t index = 0; index < held_count; index++)
         if (remove [index]) {
-            snprintf (text + strlen (text), sizeof text - strlen (text), "%s-%s",
-                      *text? " ": "", held [index]);
+            snprintf (text + strlen (text), sizeof text - strlen (text), "%s-%s", *text ? " " : "",
+                      held [index]);
             found++;
         }
     cr_assert_eq (changes, found);
@@ -509,7 +519,7 @@ Test (badge_rules, the_design_example)
 typedef struct {
     pond_event_t *events [2048];
     size_t count;
-    bool fail;                      //  make the next emit fail
+    bool fail;    //  make the next emit fail
 } emitted_t;
 
 static int
@@ -541,7 +551,6 @@ s_expect_data (const pond_event_t *event, const char *expected)
     free (text);
     cJSON_Delete (data);
 }
-
 
 static bool
 s_logged_before (const uint8_t *id)
@@ -585,7 +594,7 @@ s_source (void *arg, pond_event_t **event_p, char *err, size_t errlen)
         return -1;
     }
     if (quacks->next == quacks->count) {
-        quacks->next = 0;           //  ready for the next recompute
+        quacks->next = 0;    //  ready for the next recompute
         return 0;
     }
     *event_p = pond_event_dup (quacks->events [quacks->next++]);
@@ -623,9 +632,8 @@ s_granter (pond_actor_spec_t *spec, emitted_t *emitted, quacks_t *quacks)
     return granter;
 }
 
-static const char *s_v2 =
-    "{\"version\":\"v2\",\"badges\":[{\"name\":\"Junior\",\"at\":15},"
-    "{\"name\":\"Master\",\"at\":25},{\"name\":\"Grand\",\"at\":45}]}";
+static const char *s_v2 = "{\"version\":\"v2\",\"badges\":[{\"name\":\"Junior\",\"at\":15},"
+                          "{\"name\":\"Master\",\"at\":25},{\"name\":\"Grand\",\"at\":45}]}";
 
 Test (badge_granter, live_granting, .init = s_setup, .fini = s_teardown)
 {
@@ -661,7 +669,8 @@ Test (badge_granter, live_granting, .init = s_setup, .fini = s_teardown)
     s_quack (&spec, &quacks, "cust-7", ts + 11);
     cr_assert_eq (emitted.count, 1);
     //  Not held until the log says so
-    s_expect (&spec, "cust-7", NULL, "{\"customer\":\"cust-7\",\"quacks\":12,\"badges\":[],"
+    s_expect (&spec, "cust-7", NULL,
+              "{\"customer\":\"cust-7\",\"quacks\":12,\"badges\":[],"
               "\"rules_version\":\"v1\"}");
     s_deliver (&spec, &emitted);
     char expected [512];
@@ -682,13 +691,15 @@ Test (badge_granter, live_granting, .init = s_setup, .fini = s_teardown)
     for (int index = 12; index < 30; index++)
         s_quack (&spec, &quacks, "cust-7", ts + (uint64_t) index);
     cr_assert_eq (emitted.count, 1);
-    s_expect_data (emitted.events [0], "{\"badge\":\"Master\",\"rules_version\":\"v1\",\"count\":20}");
+    s_expect_data (emitted.events [0],
+                   "{\"badge\":\"Master\",\"rules_version\":\"v1\",\"count\":20}");
     s_deliver (&spec, &emitted);
 
     //  Removal only from the log
     cr_assert_eq (s_apply (&spec, "BADGE_REMOVED", "cust-7", ts + 200,
                            "{\"badge\":\"Master\",\"rules_version\":\"v1\",\"count\":1,"
-                           "\"reason\":\"test\"}"), 0);
+                           "\"reason\":\"test\"}"),
+                  0);
     char *text = s_query (&spec, "cust-7", NULL);
     cr_assert_null (strstr (text, "Master"), "%s", text);
     free (text);
@@ -697,7 +708,7 @@ Test (badge_granter, live_granting, .init = s_setup, .fini = s_teardown)
     s_quack (&spec, &quacks, "cust-7", ts + 300);
     cr_assert_eq (emitted.count, 1);
     s_expect_data (emitted.events [0], "{\"badge\":\"Master\",\"rules_version\":\"v1\","
-                   "\"count\":31}");
+                                       "\"count\":31}");
     s_emitted_clear (&emitted);
 
     //  Emit failure refuses the QUACKED (applied again after a restart)
@@ -722,8 +733,8 @@ Test (badge_granter, live_granting, .init = s_setup, .fini = s_teardown)
     s_quack (&spec, &quacks, "badge-rules", ts + 400);
     text = s_query (&spec, "badge-rules", NULL);
     cr_assert_not_null (text);
-    cr_assert (strstr (text, "\"customer\":\"badge-rules\"") && strstr (text, "\"quacks\":1"),
-               "%s", text);
+    cr_assert (strstr (text, "\"customer\":\"badge-rules\"") && strstr (text, "\"quacks\":1"), "%s",
+               text);
     free (text);
     s_emitted_clear (&emitted);
     s_quacks_clear (&quacks);
@@ -740,7 +751,8 @@ Test (badge_granter, odd_events_are_skipped, .init = s_setup, .fini = s_teardown
     cr_assert_eq (s_apply (&spec, "BADGE_GRANTED", "c1", 0, "{\"badge\":7}"), 0);
     cr_assert_eq (s_apply (&spec, "BADGE_REMOVED", "c1", 0, "{\"name\":\"Junior\"}"), 0);
     cr_assert_eq (s_apply (&spec, "BADGE_RULES_CHANGED", "badge-rules", 0,
-                           "{\"version\":\"v3\",\"badges\":[]}"), 0);
+                           "{\"version\":\"v3\",\"badges\":[]}"),
+                  0);
     cr_assert_eq (s_apply (&spec, "BADGE_RULES_CHANGED", "badge-rules", 0, NULL), 0);
     cr_assert_eq (s_skipped (s_view), 5);
     cJSON *skipped = s_doc (s_view, POND_ACTORS_SKIPPED_KEY);
@@ -756,7 +768,8 @@ Test (badge_granter, odd_events_are_skipped, .init = s_setup, .fini = s_teardown
     cr_assert_null (s_query (&spec, "c2", NULL));
     //  A grant with few fields is kept with what it has
     cr_assert_eq (s_apply (&spec, "BADGE_GRANTED", "c3", 5, "{\"badge\":\"Gold\"}"), 0);
-    s_expect (&spec, "c3", NULL, "{\"customer\":\"c3\",\"quacks\":0,\"badges\":[{\"name\":"
+    s_expect (&spec, "c3", NULL,
+              "{\"customer\":\"c3\",\"quacks\":0,\"badges\":[{\"name\":"
               "\"Gold\",\"granted_ts\":5,\"rules_version\":\"\"}],\"rules_version\":\"v1\"}");
     cr_assert_eq (emitted.count, 0);
     pond_badge_granter_destroy (&granter);
@@ -776,7 +789,7 @@ Test (badge_granter, recompute_the_design_example, .init = s_setup, .fini = s_te
             s_quack (&spec, &quacks, "cust-20", ts + index * 1000);
         s_quack (&spec, &quacks, "cust-30", ts + index * 1000 + 1);
     }
-    cr_assert_eq (emitted.count, 4);            //  Junior and Master each
+    cr_assert_eq (emitted.count, 4);    //  Junior and Master each
     s_deliver (&spec, &emitted);
     char *text = s_query (&spec, "cust-20", NULL);
     cr_assert_not_null (strstr (text, "\"Junior\""));
@@ -819,9 +832,9 @@ Test (badge_granter, recompute_the_design_example, .init = s_setup, .fini = s_te
     cr_assert_str_eq (pond_event_name (removed), "BADGE_REMOVED");
     cr_assert_str_eq (pond_event_entity (removed), "cust-20");
     s_expect_data (removed, "{\"badge\":\"Master\",\"rules_version\":\"v2\",\"count\":20,"
-                   "\"reason\":\"rules v2: needs 25, has 20\"}");
-    cr_assert_eq (memcmp (pond_event_causation (removed), pond_event_id (rules_changed),
-                          POND_ID_SIZE), 0);
+                            "\"reason\":\"rules v2: needs 25, has 20\"}");
+    cr_assert_eq (
+        memcmp (pond_event_causation (removed), pond_event_id (rules_changed), POND_ID_SIZE), 0);
     //  Deterministic ids
     uint8_t zero [POND_ID_SIZE] = { 0 }, id [POND_ID_SIZE];
     char salt [128];
@@ -880,18 +893,18 @@ Test (badge_granter, recompute_the_design_example, .init = s_setup, .fini = s_te
         s_quack (&spec, &quacks, "cust-20", ts + 100000);
     cr_assert_eq (emitted.count, 1);
     s_expect_data (emitted.events [0], "{\"badge\":\"Master\",\"rules_version\":\"v2\","
-                   "\"count\":25}");
+                                       "\"count\":25}");
     s_deliver (&spec, &emitted);
 
     //  Back to v1 then v2 again: new events each time (new position)
     result = spec.command (NULL, s_view, "recompute",
-        "{\"version\":\"v1\",\"badges\":[{\"name\":\"Junior\",\"at\":10},"
-        "{\"name\":\"Master\",\"at\":20}]}", spec.state);
+                           "{\"version\":\"v1\",\"badges\":[{\"name\":\"Junior\",\"at\":10},"
+                           "{\"name\":\"Master\",\"at\":20}]}",
+                           spec.state);
     free (result);
     cr_assert_eq (emitted.count, 1, "only the rules change: every badge is right under v1");
     s_deliver (&spec, &emitted);
-    cr_assert_eq (s_apply (&spec, "BADGE_REMOVED", "cust-30", ts,
-                           "{\"badge\":\"Master\"}"), 0);
+    cr_assert_eq (s_apply (&spec, "BADGE_REMOVED", "cust-30", ts, "{\"badge\":\"Master\"}"), 0);
     result = spec.command (NULL, s_view, "recompute", s_v2, spec.state);
     free (result);
     cr_assert_eq (emitted.count, 2, "v2 again and Master back for cust-30");
@@ -919,7 +932,8 @@ Test (badge_granter, recompute_the_design_example, .init = s_setup, .fini = s_te
         cr_assert_str_eq (pond_event_name (emitted.events [index]), names [index]);
         for (size_t other = 0; other < index; other++)
             cr_assert_neq (memcmp (pond_event_id (emitted.events [index]),
-                                   pond_event_id (emitted.events [other]), POND_ID_SIZE), 0);
+                                   pond_event_id (emitted.events [other]), POND_ID_SIZE),
+                           0);
     }
     s_deliver (&spec, &emitted);
     pond_badge_rules_t rules;
@@ -953,15 +967,15 @@ Test (badge_granter, an_older_change_does_not_cancel_a_newer_one, .init = s_setu
     char *result = spec.command (NULL, s_view, "recompute", s_v2, spec.state);
     cr_assert_not_null (result);
     free (result);
-    cr_assert_eq (emitted.count, 2);            //  rules, GRANTED Grand
+    cr_assert_eq (emitted.count, 2);    //  rules, GRANTED Grand
     cr_assert_str_eq (pond_event_name (emitted.events [1]), "BADGE_GRANTED");
-    emitted_t first = emitted;                  //  held back: not in the log yet
+    emitted_t first = emitted;    //  held back: not in the log yet
     emitted.count = 0;
 
     result = spec.command (NULL, s_view, "recompute", v1, spec.state);
     cr_assert_not_null (result);
     free (result);
-    cr_assert_eq (emitted.count, 2);            //  rules, REMOVED Grand
+    cr_assert_eq (emitted.count, 2);    //  rules, REMOVED Grand
     cr_assert_str_eq (pond_event_name (emitted.events [1]), "BADGE_REMOVED");
 
     //  The log shows v2's events only
@@ -1011,7 +1025,7 @@ Test (badge_granter, applying_new_rules_reevaluates_the_badges_held, .init = s_s
     for (int index = 0; index < 20; index++)
         s_quack (&spec, &quacks, "c", 1000 + (uint64_t) index);
     cr_assert_eq (emitted.count, 2, "Junior and Master, on their way");
-    emitted_t grants = emitted;                 //  held back: the log has them later
+    emitted_t grants = emitted;    //  held back: the log has them later
     emitted.count = 0;
 
     uint64_t rules_ts = s_time ("2022-06-01");
@@ -1022,7 +1036,7 @@ Test (badge_granter, applying_new_rules_reevaluates_the_badges_held, .init = s_s
     cr_assert_str_eq (pond_event_name (removed), "BADGE_REMOVED");
     cr_assert_str_eq (pond_event_entity (removed), "c");
     s_expect_data (removed, "{\"badge\":\"Master\",\"rules_version\":\"v2\",\"count\":20,"
-                   "\"reason\":\"rules v2: needs 25, has 20\"}");
+                            "\"reason\":\"rules v2: needs 25, has 20\"}");
     cr_assert_eq (pond_event_ts (removed), rules_ts);
     uint8_t id [POND_ID_SIZE];
     pond_actor_derive_id (pond_event_id (rules), "remove/Master/c", id);
@@ -1038,7 +1052,8 @@ Test (badge_granter, applying_new_rules_reevaluates_the_badges_held, .init = s_s
     s_deliver (&spec, &emitted);
     char *text = s_query (&spec, "c", NULL);
     cr_assert (strstr (text, "\"Junior\"") && !strstr (text, "\"Master\"")
-               && strstr (text, "\"rules_version\":\"v2\""), "%s", text);
+                   && strstr (text, "\"rules_version\":\"v2\""),
+               "%s", text);
     free (text);
     doc = s_doc (s_view, "customer/c");
     cr_assert_null (cJSON_GetObjectItem (doc, "removing"), "the mark went with the removal");
@@ -1049,7 +1064,7 @@ Test (badge_granter, applying_new_rules_reevaluates_the_badges_held, .init = s_s
         s_quack (&spec, &quacks, "c", 2000 + (uint64_t) index);
     cr_assert_eq (emitted.count, 1);
     s_expect_data (emitted.events [0], "{\"badge\":\"Master\",\"rules_version\":\"v2\","
-                   "\"count\":25}");
+                                       "\"count\":25}");
     s_emitted_clear (&emitted);
 
     //  A rebuild from the log (a second view, a fresh granter) applying
@@ -1072,8 +1087,7 @@ Test (badge_granter, applying_new_rules_reevaluates_the_badges_held, .init = s_s
     pond_badge_granter_destroy (&granter);
 }
 
-Test (badge_granter, recompute_emits_many_changes_in_batches, .init = s_setup,
-      .fini = s_teardown)
+Test (badge_granter, recompute_emits_many_changes_in_batches, .init = s_setup, .fini = s_teardown)
 {
     //  More changes than one emit batch (1024): all emitted, in plan
     //  order, each once; a failing write point stops with an error
@@ -1094,8 +1108,7 @@ Test (badge_granter, recompute_emits_many_changes_in_batches, .init = s_setup,
     uint64_t value = 0;
     cr_assert_eq (pond_actors_uint (tree, "removed_count", &value), 0);
     cr_assert_eq (value, 1500);
-    cr_assert_eq (cJSON_GetArraySize (cJSON_GetObjectItem (tree, "removed")),
-                  POND_BADGE_LIST_MAX);
+    cr_assert_eq (cJSON_GetArraySize (cJSON_GetObjectItem (tree, "removed")), POND_BADGE_LIST_MAX);
     cJSON_Delete (tree);
     free (result);
     cr_assert_eq (emitted->count, 1501);
@@ -1136,9 +1149,9 @@ Test (badge_granter, recompute_grants_and_removes_unknown_badges, .init = s_setu
     free (result);
     cr_assert_eq (emitted.count, 3);
     s_expect_data (emitted.events [1], "{\"badge\":\"Gold\",\"rules_version\":\"v2\","
-                   "\"count\":50,\"reason\":\"rules v2: no badge Gold\"}");
+                                       "\"count\":50,\"reason\":\"rules v2: no badge Gold\"}");
     s_expect_data (emitted.events [2], "{\"badge\":\"Grand\",\"rules_version\":\"v2\","
-                   "\"count\":50}");
+                                       "\"count\":50}");
     s_emitted_clear (&emitted);
     s_quacks_clear (&quacks);
     pond_badge_granter_destroy (&granter);
@@ -1227,8 +1240,7 @@ s_stored (uint64_t seq, zframe_t *append_to)
 
 //  Start a replay on a fake control socket; returns the reader's identity
 static zframe_t *
-s_fake_replay (zsock_t *control, const char *endpoint, pond_reader_t **replay_p,
-               uint64_t *rid_p)
+s_fake_replay (zsock_t *control, const char *endpoint, pond_reader_t **replay_p, uint64_t *rid_p)
 {
     //  Credit 2: the reader grants chunks again one by one (with more, it
     //  grants them in batches of half its credit)
@@ -1298,7 +1310,7 @@ Test (replay_reader, packed_and_unpacked_chunks)
     for (int chunk = 0; chunk < 2; chunk++) {
         zmsg_t *msg = zmsg_recv (control);
         cr_assert_not_null (msg);
-        zmsg_first (msg);                   //  the reader's identity
+        zmsg_first (msg);    //  the reader's identity
         cr_assert (pond_proto_is (zmsg_next (msg), POND_CREDIT));
         zmsg_destroy (&msg);
     }
@@ -1325,7 +1337,7 @@ Test (replay_reader, damaged_packed_frame_fails_the_replay)
     size_t size = zframe_size (packed);
     zframe_t *damaged = zframe_new (NULL, size + 3);
     memcpy (zframe_data (damaged), zframe_data (packed), size);
-    memcpy (zframe_data (damaged) + size, "\x81\xa1", 2);     //  a map cut short
+    memcpy (zframe_data (damaged) + size, "\x81\xa1", 2);    //  a map cut short
     zframe_data (damaged) [size + 2] = 0xc1;
     zframe_destroy (&packed);
     pond_credit_t header = { .rid = rid, .chunks = 7 };
@@ -1343,7 +1355,7 @@ Test (replay_reader, damaged_packed_frame_fails_the_replay)
     for (int i = 0; i < 2 && !cancelled; i++) {
         zmsg_t *msg = zmsg_recv (control);
         cr_assert_not_null (msg);
-        zmsg_first (msg);                   //  the reader's identity
+        zmsg_first (msg);    //  the reader's identity
         cancelled = pond_proto_is (zmsg_next (msg), POND_CANCEL);
         zmsg_destroy (&msg);
     }
@@ -1369,11 +1381,13 @@ Test (alexa_view, answers, .init = s_setup, .fini = s_teardown)
     s_expect_answer (&spec, "cust-1", what, "You have nothing.");
     s_expect_answer (&spec, "cust-1", "do I have milk?", "No, you have no milk.");
 
-    cr_assert_eq (s_apply (&spec, "LABEL_ADDED", "cust-1", 100,
-                           "{\"label\":\"milk\",\"container\":\"c1\"}"), 0);
+    cr_assert_eq (
+        s_apply (&spec, "LABEL_ADDED", "cust-1", 100, "{\"label\":\"milk\",\"container\":\"c1\"}"),
+        0);
     s_expect_answer (&spec, "cust-1", what, "You have milk.");
-    cr_assert_eq (s_apply (&spec, "LABEL_ADDED", "cust-1", 200,
-                           "{\"label\":\"eggs\",\"container\":\"c2\"}"), 0);
+    cr_assert_eq (
+        s_apply (&spec, "LABEL_ADDED", "cust-1", 200, "{\"label\":\"eggs\",\"container\":\"c2\"}"),
+        0);
     s_expect_answer (&spec, "cust-1", what, "You have eggs and milk.");
     //  Without a container, lenient
     cr_assert_eq (s_apply (&spec, "LABEL_ADDED", "cust-1", 300, "{\"label\":\"cheddar\"}"), 0);
@@ -1384,9 +1398,11 @@ Test (alexa_view, answers, .init = s_setup, .fini = s_teardown)
     //  The phrasing is forgiving
     s_expect_answer (&spec, "cust-1", "Alexa, what do I have?",
                      "You have bread, cheddar, eggs and milk.");
-    s_expect_answer (&spec, "cust-1", "  WHAT   do i HAVE  ", "You have bread, cheddar, eggs and milk.");
+    s_expect_answer (&spec, "cust-1", "  WHAT   do i HAVE  ",
+                     "You have bread, cheddar, eggs and milk.");
     s_expect_answer (&spec, "cust-1", "do I have milk?", "Yes, you have milk in container c1.");
-    s_expect_answer (&spec, "cust-1", "alexa, Do I have MILK", "Yes, you have milk in container c1.");
+    s_expect_answer (&spec, "cust-1", "alexa, Do I have MILK",
+                     "Yes, you have milk in container c1.");
     s_expect_answer (&spec, "cust-1", "do I have any eggs?", "Yes, you have eggs in container c2.");
     s_expect_answer (&spec, "cust-1", "do I have egg?", "Yes, you have eggs in container c2.");
     s_expect_answer (&spec, "cust-1", "do I have cheddar?", "Yes, you have cheddar.");
@@ -1402,39 +1418,51 @@ Test (alexa_view, answers, .init = s_setup, .fini = s_teardown)
     s_expect_answer (&spec, "cust-1", "alexa", sorry);
 
     //  The same label in a second container
-    cr_assert_eq (s_apply (&spec, "LABEL_ADDED", "cust-1", 400,
-                           "{\"label\":\"milk\",\"container\":\"c3\"}"), 0);
-    s_expect_answer (&spec, "cust-1", "do I have milk", "Yes, you have milk in containers c1 and c3.");
-    cr_assert_eq (s_apply (&spec, "LABEL_ADDED", "cust-1", 400,
-                           "{\"label\":\"Milk\",\"container\":\"c0\"}"), 0);
-    cr_assert_eq (s_apply (&spec, "LABEL_ADDED", "cust-1", 400,
-                           "{\"label\":\"milk\",\"container\":\"c25\"}"), 0);
-    cr_assert_eq (s_apply (&spec, "LABEL_ADDED", "cust-1", 400,
-                           "{\"label\":\"milk\",\"container\":\"c25\"}"), 0);   //  again
+    cr_assert_eq (
+        s_apply (&spec, "LABEL_ADDED", "cust-1", 400, "{\"label\":\"milk\",\"container\":\"c3\"}"),
+        0);
+    s_expect_answer (&spec, "cust-1", "do I have milk",
+                     "Yes, you have milk in containers c1 and c3.");
+    cr_assert_eq (
+        s_apply (&spec, "LABEL_ADDED", "cust-1", 400, "{\"label\":\"Milk\",\"container\":\"c0\"}"),
+        0);
+    cr_assert_eq (
+        s_apply (&spec, "LABEL_ADDED", "cust-1", 400, "{\"label\":\"milk\",\"container\":\"c25\"}"),
+        0);
+    cr_assert_eq (
+        s_apply (&spec, "LABEL_ADDED", "cust-1", 400, "{\"label\":\"milk\",\"container\":\"c25\"}"),
+        0);    //  again
     s_expect_answer (&spec, "cust-1", "do I have milk",
                      "Yes, you have milk in containers c0, c1, c25 and c3.");
     cr_assert_eq (s_apply (&spec, "LABEL_REMOVED", "cust-1", 450,
-                           "{\"label\":\"milk\",\"container\":\"c0\"}"), 0);
+                           "{\"label\":\"milk\",\"container\":\"c0\"}"),
+                  0);
     cr_assert_eq (s_apply (&spec, "LABEL_REMOVED", "cust-1", 450,
-                           "{\"label\":\"MILK\",\"container\":\"c25\"}"), 0);
-    s_expect_answer (&spec, "cust-1", "do I have milk", "Yes, you have milk in containers c1 and c3.");
+                           "{\"label\":\"MILK\",\"container\":\"c25\"}"),
+                  0);
+    s_expect_answer (&spec, "cust-1", "do I have milk",
+                     "Yes, you have milk in containers c1 and c3.");
 
     //  Removal removes the item (from that container, then entirely)
     cr_assert_eq (s_apply (&spec, "LABEL_REMOVED", "cust-1", 500,
-                           "{\"label\":\"milk\",\"container\":\"c1\"}"), 0);
+                           "{\"label\":\"milk\",\"container\":\"c1\"}"),
+                  0);
     s_expect_answer (&spec, "cust-1", "do I have milk", "Yes, you have milk in container c3.");
     cr_assert_eq (s_apply (&spec, "LABEL_REMOVED", "cust-1", 600,
-                           "{\"label\":\"milk\",\"container\":\"c3\"}"), 0);
+                           "{\"label\":\"milk\",\"container\":\"c3\"}"),
+                  0);
     s_expect_answer (&spec, "cust-1", "do I have milk?", "No, you have no milk.");
     cr_assert_eq (s_apply (&spec, "LABEL_REMOVED", "cust-1", 700, "{\"label\":\"Bread\"}"), 0);
     s_expect_answer (&spec, "cust-1", what, "You have cheddar and eggs.");
     //  A loose item removed with a container named
     cr_assert_eq (s_apply (&spec, "LABEL_REMOVED", "cust-1", 700,
-                           "{\"label\":\"cheddar\",\"container\":\"c9\"}"), 0);
+                           "{\"label\":\"cheddar\",\"container\":\"c9\"}"),
+                  0);
     s_expect_answer (&spec, "cust-1", what, "You have eggs.");
     //  Relabelling a container moves its old item out
     cr_assert_eq (s_apply (&spec, "LABEL_ADDED", "cust-1", 800,
-                           "{\"label\":\"butter\",\"container\":\"c2\"}"), 0);
+                           "{\"label\":\"butter\",\"container\":\"c2\"}"),
+                  0);
     s_expect_answer (&spec, "cust-1", what, "You have butter.");
     s_expect_answer (&spec, "cust-1", "do I have eggs", "No, you have no eggs.");
     //  Removing what is not there changes nothing
@@ -1453,7 +1481,8 @@ Test (alexa_view, answers, .init = s_setup, .fini = s_teardown)
     s_expect_answer (&spec, "cust-1", what, "You have butter.");
     //  An odd container is skipped, the label kept
     cr_assert_eq (s_apply (&spec, "LABEL_ADDED", "cust-1", 1000,
-                           "{\"label\":\"jam\",\"container\":{\"id\":1}}"), 0);
+                           "{\"label\":\"jam\",\"container\":{\"id\":1}}"),
+                  0);
     s_expect_answer (&spec, "cust-1", "do I have jam", "Yes, you have jam.");
 }
 
@@ -1467,71 +1496,88 @@ Test (mobile_view, the_document, .init = s_setup, .fini = s_teardown)
     cr_assert_str_eq (spec.name, "mobile-view");
     cr_assert_null (s_query (&spec, "cust-1", NULL));
 
-    cr_assert_eq (s_apply (&spec, "LABEL_ADDED", "cust-1", 100,
-                           "{\"label\":\"milk\",\"container\":\"c1\"}"), 0);
-    cr_assert_eq (s_apply (&spec, "LABEL_ADDED", "cust-1", 200,
-                           "{\"label\":\"eggs\",\"container\":\"c2\"}"), 0);
+    cr_assert_eq (
+        s_apply (&spec, "LABEL_ADDED", "cust-1", 100, "{\"label\":\"milk\",\"container\":\"c1\"}"),
+        0);
+    cr_assert_eq (
+        s_apply (&spec, "LABEL_ADDED", "cust-1", 200, "{\"label\":\"eggs\",\"container\":\"c2\"}"),
+        0);
     cr_assert_eq (s_apply (&spec, "LABEL_ADDED", "cust-1", 300, "{\"label\":\"cheddar\"}"), 0);
     cr_assert_eq (s_apply (&spec, "QUACKED", "cust-1", 400, "{\"loudness_db\":70}"), 0);
     cr_assert_eq (s_apply (&spec, "QUACKED", "cust-1", 500, NULL), 0);
     cr_assert_eq (s_apply (&spec, "BUTTON_CLICKED", "cust-1", 600, NULL), 0);
     cr_assert_eq (s_apply (&spec, "BADGE_GRANTED", "cust-1", 700,
-                           "{\"badge\":\"Junior\",\"rules_version\":\"v1\",\"count\":10}"), 0);
+                           "{\"badge\":\"Junior\",\"rules_version\":\"v1\",\"count\":10}"),
+                  0);
     cr_assert_eq (s_apply (&spec, "BADGE_GRANTED", "cust-1", 800,
-                           "{\"badge\":\"Master\",\"rules_version\":\"v1\",\"count\":20}"), 0);
+                           "{\"badge\":\"Master\",\"rules_version\":\"v1\",\"count\":20}"),
+                  0);
     cr_assert_eq (s_apply (&spec, "LABEL_REMOVED", "cust-1", 900,
-                           "{\"label\":\"milk\",\"container\":\"c1\"}"), 0);
+                           "{\"label\":\"milk\",\"container\":\"c1\"}"),
+                  0);
     cr_assert_eq (s_apply (&spec, "BADGE_REMOVED", "cust-1", 1000,
-                           "{\"badge\":\"Master\",\"rules_version\":\"v2\"}"), 0);
+                           "{\"badge\":\"Master\",\"rules_version\":\"v2\"}"),
+                  0);
     cr_assert_eq (s_apply (&spec, "BADGE_GRANTED", "cust-1", 1100,
-                           "{\"badge\":\"Junior\",\"rules_version\":\"v2\"}"), 0);   //  held
+                           "{\"badge\":\"Junior\",\"rules_version\":\"v2\"}"),
+                  0);    //  held
     s_expect (&spec, "cust-1", NULL,
-        "{\"customer\":\"cust-1\","
-        "\"inventory\":[{\"label\":\"cheddar\",\"container\":null,\"since\":300},"
-                       "{\"label\":\"eggs\",\"container\":\"c2\",\"since\":200}],"
-        "\"containers\":{\"c1\":{\"state\":\"UNLABELED\"},"
-                        "\"c2\":{\"state\":\"LABELED\",\"label\":\"eggs\"}},"
-        "\"quacks\":2,\"clicks\":1,"
-        "\"badges\":[{\"name\":\"Junior\",\"granted_ts\":700,\"rules_version\":\"v1\"}],"
-        "\"updated_seq\":11,\"updated_ts\":1100}");
+              "{\"customer\":\"cust-1\","
+              "\"inventory\":[{\"label\":\"cheddar\",\"container\":null,\"since\":300},"
+              "{\"label\":\"eggs\",\"container\":\"c2\",\"since\":200}],"
+              "\"containers\":{\"c1\":{\"state\":\"UNLABELED\"},"
+              "\"c2\":{\"state\":\"LABELED\",\"label\":\"eggs\"}},"
+              "\"quacks\":2,\"clicks\":1,"
+              "\"badges\":[{\"name\":\"Junior\",\"granted_ts\":700,\"rules_version\":\"v1\"}],"
+              "\"updated_seq\":11,\"updated_ts\":1100}");
 
     //  Relabel c2, label c1 again, remove cheddar with no container
     cr_assert_eq (s_apply (&spec, "LABEL_ADDED", "cust-1", 1200,
-                           "{\"label\":\"butter\",\"container\":\"c2\"}"), 0);
+                           "{\"label\":\"butter\",\"container\":\"c2\"}"),
+                  0);
     cr_assert_eq (s_apply (&spec, "LABEL_ADDED", "cust-1", 1300,
-                           "{\"label\":\"apples\",\"container\":\"c1\"}"), 0);
+                           "{\"label\":\"apples\",\"container\":\"c1\"}"),
+                  0);
     cr_assert_eq (s_apply (&spec, "LABEL_REMOVED", "cust-1", 1400, "{\"label\":\"cheddar\"}"), 0);
     cr_assert_eq (s_apply (&spec, "LABEL_ADDED", "cust-1", 1500,
-                           "{\"label\":\"apples\",\"container\":\"c1\"}"), 0);   //  again
+                           "{\"label\":\"apples\",\"container\":\"c1\"}"),
+                  0);    //  again
     s_expect (&spec, "cust-1", NULL,
-        "{\"customer\":\"cust-1\","
-        "\"inventory\":[{\"label\":\"apples\",\"container\":\"c1\",\"since\":1300},"
-                       "{\"label\":\"butter\",\"container\":\"c2\",\"since\":1200}],"
-        "\"containers\":{\"c1\":{\"state\":\"LABELED\",\"label\":\"apples\"},"
-                        "\"c2\":{\"state\":\"LABELED\",\"label\":\"butter\"}},"
-        "\"quacks\":2,\"clicks\":1,"
-        "\"badges\":[{\"name\":\"Junior\",\"granted_ts\":700,\"rules_version\":\"v1\"}],"
-        "\"updated_seq\":15,\"updated_ts\":1500}");
+              "{\"customer\":\"cust-1\","
+              "\"inventory\":[{\"label\":\"apples\",\"container\":\"c1\",\"since\":1300},"
+              "{\"label\":\"butter\",\"container\":\"c2\",\"since\":1200}],"
+              "\"containers\":{\"c1\":{\"state\":\"LABELED\",\"label\":\"apples\"},"
+              "\"c2\":{\"state\":\"LABELED\",\"label\":\"butter\"}},"
+              "\"quacks\":2,\"clicks\":1,"
+              "\"badges\":[{\"name\":\"Junior\",\"granted_ts\":700,\"rules_version\":\"v1\"}],"
+              "\"updated_seq\":15,\"updated_ts\":1500}");
     //  Entries and containers keep their order whatever the order of events
-    cr_assert_eq (s_apply (&spec, "LABEL_ADDED", "cust-3", 1, "{\"label\":\"b\",\"container\":\"k5\"}"), 0);
-    cr_assert_eq (s_apply (&spec, "LABEL_ADDED", "cust-3", 2, "{\"label\":\"d\",\"container\":\"k1\"}"), 0);
-    cr_assert_eq (s_apply (&spec, "LABEL_ADDED", "cust-3", 3, "{\"label\":\"c\",\"container\":\"k3\"}"), 0);
-    cr_assert_eq (s_apply (&spec, "LABEL_ADDED", "cust-3", 4, "{\"label\":\"a\",\"container\":\"k4\"}"), 0);
+    cr_assert_eq (
+        s_apply (&spec, "LABEL_ADDED", "cust-3", 1, "{\"label\":\"b\",\"container\":\"k5\"}"), 0);
+    cr_assert_eq (
+        s_apply (&spec, "LABEL_ADDED", "cust-3", 2, "{\"label\":\"d\",\"container\":\"k1\"}"), 0);
+    cr_assert_eq (
+        s_apply (&spec, "LABEL_ADDED", "cust-3", 3, "{\"label\":\"c\",\"container\":\"k3\"}"), 0);
+    cr_assert_eq (
+        s_apply (&spec, "LABEL_ADDED", "cust-3", 4, "{\"label\":\"a\",\"container\":\"k4\"}"), 0);
     cr_assert_eq (s_apply (&spec, "LABEL_ADDED", "cust-3", 5, "{\"label\":\"c\"}"), 0);
-    cr_assert_eq (s_apply (&spec, "LABEL_ADDED", "cust-3", 6, "{\"label\":\"c\",\"container\":\"k2\"}"), 0);
+    cr_assert_eq (
+        s_apply (&spec, "LABEL_ADDED", "cust-3", 6, "{\"label\":\"c\",\"container\":\"k2\"}"), 0);
     char *text = s_query (&spec, "cust-3", NULL);
-    cr_assert_not_null (strstr (text, "\"inventory\":["
-        "{\"label\":\"a\",\"container\":\"k4\",\"since\":4},"
-        "{\"label\":\"b\",\"container\":\"k5\",\"since\":1},"
-        "{\"label\":\"c\",\"container\":null,\"since\":5},"
-        "{\"label\":\"c\",\"container\":\"k2\",\"since\":6},"
-        "{\"label\":\"c\",\"container\":\"k3\",\"since\":3},"
-        "{\"label\":\"d\",\"container\":\"k1\",\"since\":2}],"
-        "\"containers\":{\"k1\":{\"state\":\"LABELED\",\"label\":\"d\"},"
-        "\"k2\":{\"state\":\"LABELED\",\"label\":\"c\"},"
-        "\"k3\":{\"state\":\"LABELED\",\"label\":\"c\"},"
-        "\"k4\":{\"state\":\"LABELED\",\"label\":\"a\"},"
-        "\"k5\":{\"state\":\"LABELED\",\"label\":\"b\"}}"), "%s", text);
+    cr_assert_not_null (strstr (text,
+                                "\"inventory\":["
+                                "{\"label\":\"a\",\"container\":\"k4\",\"since\":4},"
+                                "{\"label\":\"b\",\"container\":\"k5\",\"since\":1},"
+                                "{\"label\":\"c\",\"container\":null,\"since\":5},"
+                                "{\"label\":\"c\",\"container\":\"k2\",\"since\":6},"
+                                "{\"label\":\"c\",\"container\":\"k3\",\"since\":3},"
+                                "{\"label\":\"d\",\"container\":\"k1\",\"since\":2}],"
+                                "\"containers\":{\"k1\":{\"state\":\"LABELED\",\"label\":\"d\"},"
+                                "\"k2\":{\"state\":\"LABELED\",\"label\":\"c\"},"
+                                "\"k3\":{\"state\":\"LABELED\",\"label\":\"c\"},"
+                                "\"k4\":{\"state\":\"LABELED\",\"label\":\"a\"},"
+                                "\"k5\":{\"state\":\"LABELED\",\"label\":\"b\"}}"),
+                        "%s", text);
     free (text);
 
     //  Removing a label without its container unlabels the containers
@@ -1555,8 +1601,8 @@ Test (mobile_view, the_document, .init = s_setup, .fini = s_teardown)
     //  Another customer appears with the first event that names it
     cr_assert_eq (s_apply (&spec, "BUTTON_CLICKED", "cust-2", 5000, NULL), 0);
     s_expect (&spec, "cust-2", NULL,
-        "{\"customer\":\"cust-2\",\"inventory\":[],\"containers\":{},\"quacks\":0,"
-        "\"clicks\":1,\"badges\":[],\"updated_seq\":26,\"updated_ts\":5000}");
+              "{\"customer\":\"cust-2\",\"inventory\":[],\"containers\":{},\"quacks\":0,"
+              "\"clicks\":1,\"badges\":[],\"updated_seq\":26,\"updated_ts\":5000}");
     cr_assert_null (s_query (&spec, "", NULL));
 }
 
@@ -1566,7 +1612,8 @@ Test (mobile_view, the_document, .init = s_setup, .fini = s_teardown)
 static int
 s_discard (void *arg, const pond_event_t *event)
 {
-    (void) arg; (void) event;
+    (void) arg;
+    (void) event;
     return 0;
 }
 
@@ -1582,16 +1629,22 @@ Test (determinism, rebuild_equals_live, .init = s_setup, .fini = s_teardown)
         const char *customer = customers [index % 3];
         char data [128];
         const char *name;
-        snprintf (data, sizeof data, "{\"label\":\"%s\",\"container\":\"k%d\"}",
-                  labels [index % 4], index % 5);
+        snprintf (data, sizeof data, "{\"label\":\"%s\",\"container\":\"k%d\"}", labels [index % 4],
+                  index % 5);
         switch (index % 7) {
-            case 0: case 1: case 2: name = "QUACKED"; break;
+            case 0:
+            case 1:
+            case 2: name = "QUACKED"; break;
             case 3: name = "LABEL_ADDED"; break;
-            case 4: name = index % 2? "LABEL_REMOVED": "BUTTON_CLICKED"; break;
-            case 5: name = "BADGE_GRANTED";
-                    snprintf (data, sizeof data, "{\"badge\":\"B%d\"}", index % 3); break;
-            default: name = index % 3? "BADGE_REMOVED": "LABEL_ADDED";
-                    snprintf (data, sizeof data, "{\"badge\":\"B%d\"}", index % 3); break;
+            case 4: name = index % 2 ? "LABEL_REMOVED" : "BUTTON_CLICKED"; break;
+            case 5:
+                name = "BADGE_GRANTED";
+                snprintf (data, sizeof data, "{\"badge\":\"B%d\"}", index % 3);
+                break;
+            default:
+                name = index % 3 ? "BADGE_REMOVED" : "LABEL_ADDED";
+                snprintf (data, sizeof data, "{\"badge\":\"B%d\"}", index % 3);
+                break;
         }
         stream [count++] = s_event (name, customer, ts + (uint64_t) index * 3600000000ULL, data);
     }
@@ -1599,10 +1652,8 @@ Test (determinism, rebuild_equals_live, .init = s_setup, .fini = s_teardown)
     for (int index = 0; index < 30; index++)
         stream [count++] = s_event ("QUACKED", "c1", ts, NULL);
 
-    void (*specs []) (pond_actor_spec_t *) = {
-        pond_quack_counter_spec, pond_badge_granter_spec,
-        pond_alexa_view_spec, pond_mobile_view_spec
-    };
+    void (*specs []) (pond_actor_spec_t *) = { pond_quack_counter_spec, pond_badge_granter_spec,
+                                               pond_alexa_view_spec, pond_mobile_view_spec };
     for (size_t which = 0; which < 4; which++) {
         char *dumps [2];
         for (int round = 0; round < 2; round++) {
@@ -1610,7 +1661,7 @@ Test (determinism, rebuild_equals_live, .init = s_setup, .fini = s_teardown)
             snprintf (name, sizeof name, "view-%zu-%d", which, round);
             pond_view_t *view = s_open_view (name);
             pond_actor_spec_t spec;
-            specs [which] (&spec);
+            specs [which](&spec);
             pond_badge_granter_t *granter = NULL;
             if (which == 1) {
                 granter = pond_badge_granter_new ();

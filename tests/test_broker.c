@@ -43,7 +43,7 @@ static zmsg_t *
 s_recv (zsock_t *sock, int timeout_ms)
 {
     zpoller_t *poller = zpoller_new (sock, NULL);
-    zmsg_t *msg = zpoller_wait (poller, timeout_ms)? zmsg_recv (sock): NULL;
+    zmsg_t *msg = zpoller_wait (poller, timeout_ms) ? zmsg_recv (sock) : NULL;
     zpoller_destroy (&poller);
     return msg;
 }
@@ -174,8 +174,8 @@ Test (broker, fans_out_by_exact_name_after_ack)
         char *topic = zmsg_popstr (msg);
         zframe_t *frame = zmsg_pop (msg);
         char err [POND_ERR_SIZE];
-        pond_event_t *event = pond_event_decode (zframe_data (frame), zframe_size (frame),
-                                                 err, sizeof err);
+        pond_event_t *event = pond_event_decode (zframe_data (frame), zframe_size (frame), err,
+                                                 sizeof err);
         cr_assert_not_null (event, "%s", err);
         cr_assert_str_eq (topic, pond_event_name (event));
         if (streq (topic, "QUACKED")) {
@@ -216,7 +216,7 @@ Test (broker, refuses_bad_input_with_reasons)
 
     msg = zmsg_new ();
     zmsg_addstr (msg, POND_PUBLISH);
-    s_expect_nack (ingest, msg, POND_CODE_BAD_REQUEST);     //  no event frame
+    s_expect_nack (ingest, msg, POND_CODE_BAD_REQUEST);    //  no event frame
 
     //  Two frames are a batch: each refused on its own, one RESULTS
     pond_event_t *event = pond_event_new ("QUACKED", "cust-1");
@@ -232,8 +232,9 @@ Test (broker, refuses_bad_input_with_reasons)
     size_t count;
     uint32_t code;
     char reason [POND_REASON_MAX], err [POND_ERR_SIZE];
-    cr_assert_eq (pond_results_decode (zmsg_next (reply), &code, reason, sizeof reason, results,
-                                       2, &count, err, sizeof err), 0, "%s", err);
+    cr_assert_eq (pond_results_decode (zmsg_next (reply), &code, reason, sizeof reason, results, 2,
+                                       &count, err, sizeof err),
+                  0, "%s", err);
     cr_assert_eq (count, 2);
     cr_assert_eq (results [0].code, POND_CODE_BAD_REQUEST);
     cr_assert_eq (results [1].code, POND_CODE_BAD_REQUEST);
@@ -243,7 +244,7 @@ Test (broker, refuses_bad_input_with_reasons)
     msg = zmsg_new ();
     zmsg_addstr (msg, POND_PUBLISH);
     zmsg_append (msg, &(zframe_t *) { s_encode (event) });
-    s_expect_nack (ingest, msg, POND_CODE_BAD_REQUEST);     //  seq set by producer
+    s_expect_nack (ingest, msg, POND_CODE_BAD_REQUEST);    //  seq set by producer
 
     msg = zmsg_new ();
     zmsg_addstr (msg, POND_PUBLISH);
@@ -304,7 +305,7 @@ Test (broker, control_stats_and_replay_relay)
 {
     zsock_t *ingest = s_dealer (mesh->ingest);
     for (int i = 0; i < 1200; i++) {
-        pond_event_t *event = pond_event_new (i % 2? "QUACKED": "LABEL_ADDED", "cust-3");
+        pond_event_t *event = pond_event_new (i % 2 ? "QUACKED" : "LABEL_ADDED", "cust-3");
         pond_event_set_ts (event, 1000000 + (uint64_t) (1200 - i));    //  reverse time
         s_publish_ok (ingest, event, NULL);
         pond_event_destroy (&event);
@@ -329,8 +330,7 @@ Test (broker, control_stats_and_replay_relay)
         cr_assert (strstr (json, "\"acked\":1200"), "stats: %s", json);
         cr_assert (strstr (json, "\"store\":{"), "stats include the store: %s", json);
         cJSON *tree = cJSON_Parse (json);
-        cJSON *rate = cJSON_GetObjectItem (cJSON_GetObjectItem (tree, "broker"),
-                                           "acked_per_s_10s");
+        cJSON *rate = cJSON_GetObjectItem (cJSON_GetObjectItem (tree, "broker"), "acked_per_s_10s");
         cr_assert (cJSON_IsNumber (rate), "stats have a rate: %s", json);
         bool positive = rate->valuedouble > 0;
         cJSON_Delete (tree);
@@ -345,15 +345,16 @@ Test (broker, control_stats_and_replay_relay)
     }
 
     //  Replay QUACKED with credit 1: one chunk at a time
-    pond_replay_req_t request = { .rid = 99, .names_count = 1, .names = { "QUACKED" },
-                                  .credit = 1 };
+    pond_replay_req_t request = {
+        .rid = 99, .names_count = 1, .names = { "QUACKED" }, .credit = 1
+    };
     s_send_frames (control, POND_REPLAY, pond_replay_req_encode (&request));
     size_t events = 0, chunks = 0;
     uint64_t last_ts = 0;
     pond_end_t end = { 0 };
-    zmsg_t *early = NULL;           //  END may follow the last chunk at once
+    zmsg_t *early = NULL;    //  END may follow the last chunk at once
     while (true) {
-        zmsg_t *msg = early? early: s_recv (control, 5000);
+        zmsg_t *msg = early ? early : s_recv (control, 5000);
         early = NULL;
         cr_assert_not_null (msg, "replay stalled after %zu events", events);
         command = zmsg_popstr (msg);
@@ -374,16 +375,16 @@ Test (broker, control_stats_and_replay_relay)
         //  No second chunk may come before we grant credit
         //  Without credit, nothing but END may come
         early = s_recv (control, 100);
-        char *early_command = early? zmsg_popstr (early): NULL;
-        cr_assert (!early || streq (early_command, POND_END),
-                   "%s arrived without credit", early_command);
+        char *early_command = early ? zmsg_popstr (early) : NULL;
+        cr_assert (!early || streq (early_command, POND_END), "%s arrived without credit",
+                   early_command);
         if (early)
             zmsg_pushstr (early, early_command);
         free (early_command);
         zframe_t *frame;
         while ((frame = zmsg_pop (msg))) {
-            pond_event_t *event = pond_event_decode (zframe_data (frame), zframe_size (frame),
-                                                     err, sizeof err);
+            pond_event_t *event = pond_event_decode (zframe_data (frame), zframe_size (frame), err,
+                                                     sizeof err);
             cr_assert_not_null (event, "%s", err);
             cr_assert_str_eq (pond_event_name (event), "QUACKED");
             cr_assert_geq (pond_event_ts (event), last_ts, "ordered by event time");
@@ -528,8 +529,8 @@ Test (broker, store_away_gives_503_then_recovers)
 //  is seq order); live subscribers see the events in seq order too.
 Test (broker, pipelined_producers_get_ordered_gap_free_acks)
 {
-    #define PIPE_PRODUCERS  6
-    #define PIPE_EVENTS     400     //  per producer, all sent at once
+#define PIPE_PRODUCERS 6
+#define PIPE_EVENTS    400    //  per producer, all sent at once
     zsock_t *all = pond_harness_sub_live (mesh->pub, "QUACKED", 5000);
     cr_assert_not_null (all, "the subscriber is live");
     zsock_t *ingest [PIPE_PRODUCERS];
@@ -562,8 +563,7 @@ Test (broker, pipelined_producers_get_ordered_gap_free_acks)
             char err [POND_ERR_SIZE];
             cr_assert_eq (pond_ack_decode (body, &ack, err, sizeof err), 0, "%s", err);
             cr_assert_not (ack.dup);
-            cr_assert (ack.seq >= 2 && ack.seq <= total, "seq %" PRIu64 " out of range",
-                       ack.seq);
+            cr_assert (ack.seq >= 2 && ack.seq <= total, "seq %" PRIu64 " out of range", ack.seq);
             cr_assert_not (seen [ack.seq], "seq %" PRIu64 " given twice", ack.seq);
             cr_assert_gt (ack.seq, previous, "a producer's ACKs come in seq order");
             seen [ack.seq] = true;
@@ -584,8 +584,8 @@ Test (broker, pipelined_producers_get_ordered_gap_free_acks)
         zframe_t *frame = zmsg_pop (msg);
         cr_assert_str_eq (topic, "QUACKED");
         char err [POND_ERR_SIZE];
-        pond_event_t *event = pond_event_decode (zframe_data (frame), zframe_size (frame),
-                                                 err, sizeof err);
+        pond_event_t *event = pond_event_decode (zframe_data (frame), zframe_size (frame), err,
+                                                 sizeof err);
         cr_assert_not_null (event, "%s", err);
         cr_assert_eq (pond_event_seq (event), last + 1, "published in seq order");
         last = pond_event_seq (event);
@@ -661,18 +661,39 @@ Test (broker, nack_names_the_event_and_counters_say_which_refusal)
     cr_assert_arr_eq (nack.id, pond_event_id (event), POND_ID_SIZE);
 
     //  An entity that is not UTF-8: 400 naming the key, with the id
-    pond_event_set_entity (event, "cu\xff" "s1");
+    pond_event_set_entity (event, "cu\xff"
+                                  "s1");
     zmsg_t *msg = zmsg_new ();
     zmsg_addstr (msg, POND_PUBLISH);
     //  pond_event_encode refuses it now: write the map by hand
     uint8_t raw [128];
     size_t n = 0;
     raw [n++] = 0x84;
-    memcpy (raw + n, "\xa2" "id\xc4\x10", 5); n += 5;
-    memcpy (raw + n, pond_event_id (event), 16); n += 16;
-    memcpy (raw + n, "\xa4" "name\xa7" "QUACKED", 13); n += 13;
-    memcpy (raw + n, "\xa2" "ts\x01", 4); n += 4;
-    memcpy (raw + n, "\xa6" "entity\xa5" "cu\xff" "s1", 13); n += 13;
+    memcpy (raw + n,
+            "\xa2"
+            "id\xc4\x10",
+            5);
+    n += 5;
+    memcpy (raw + n, pond_event_id (event), 16);
+    n += 16;
+    memcpy (raw + n,
+            "\xa4"
+            "name\xa7"
+            "QUACKED",
+            13);
+    n += 13;
+    memcpy (raw + n,
+            "\xa2"
+            "ts\x01",
+            4);
+    n += 4;
+    memcpy (raw + n,
+            "\xa6"
+            "entity\xa5"
+            "cu\xff"
+            "s1",
+            13);
+    n += 13;
     zmsg_addmem (msg, raw, n);
     zmsg_send (&msg, ingest);
     command = s_recv_nack (ingest, &nack);
@@ -802,8 +823,8 @@ Test (broker, late_appended_is_published_and_resend_acks_dup)
     zframe_t *frame = zmsg_pop (live);
     cr_assert (zframe_streq (topic, "QUACKED"));
     char err [POND_ERR_SIZE];
-    pond_event_t *got = pond_event_decode (zframe_data (frame), zframe_size (frame),
-                                           err, sizeof err);
+    pond_event_t *got = pond_event_decode (zframe_data (frame), zframe_size (frame), err,
+                                           sizeof err);
     cr_assert_not_null (got, "%s", err);
     cr_assert_arr_eq (pond_event_id (got), pond_event_id (second), POND_ID_SIZE);
     cr_assert_eq (pond_event_seq (got), 2);
@@ -1012,16 +1033,13 @@ s_encode_oversized (uint8_t *id, size_t pad)
             msgpack_pack_bin (&pk, POND_ID_SIZE);
             msgpack_pack_bin_body (&pk, id, POND_ID_SIZE);
         }
-        else
-        if (i == 1) {
+        else if (i == 1) {
             msgpack_pack_str (&pk, 7);
             msgpack_pack_str_body (&pk, "QUACKED", 7);
         }
-        else
-        if (i == 2)
+        else if (i == 2)
             msgpack_pack_uint64 (&pk, pond_event_ts (model));
-        else
-        if (i == 3) {
+        else if (i == 3) {
             msgpack_pack_str (&pk, 6);
             msgpack_pack_str_body (&pk, "cust-b", 6);
         }
@@ -1065,9 +1083,10 @@ s_recv_results (zsock_t *sock, pond_result_t *results, size_t *count, char *reas
     uint32_t code;
     char err [POND_ERR_SIZE];
     char ignored [POND_REASON_MAX];
-    cr_assert_eq (pond_results_decode (zmsg_next (reply), &code, reason? reason: ignored,
-                                       POND_REASON_MAX, results, POND_BATCH_EVENTS_MAX,
-                                       count, err, sizeof err), 0, "%s", err);
+    cr_assert_eq (pond_results_decode (zmsg_next (reply), &code, reason ? reason : ignored,
+                                       POND_REASON_MAX, results, POND_BATCH_EVENTS_MAX, count, err,
+                                       sizeof err),
+                  0, "%s", err);
     zmsg_destroy (&reply);
     return code;
 }
@@ -1102,9 +1121,9 @@ Test (broker, batch_of_100_gets_one_results_in_order_with_gap_free_seqs)
     zsock_t *ingest = s_dealer (mesh->ingest);
     zsock_t *control = s_dealer (mesh->control);
     pond_event_t *first = pond_event_new ("QUACKED", "cust-b");
-    cr_assert_eq (s_publish_ok (ingest, first, NULL), 1);      //  the store is up
+    cr_assert_eq (s_publish_ok (ingest, first, NULL), 1);    //  the store is up
     pond_event_destroy (&first);
-    #define BATCH_N 100
+#define BATCH_N 100
     zframe_t *frames [BATCH_N];
     uint8_t ids [BATCH_N][POND_ID_SIZE];
     for (int i = 0; i < BATCH_N; i++) {
@@ -1142,16 +1161,18 @@ Test (broker, batch_refusals_409_400_413_fail_only_themselves)
     pond_event_t *first = pond_event_new ("QUACKED", "cust-b");
     cr_assert_eq (pond_event_set_data_json (first, "{\"n\":1}", err, sizeof err), 0);
     cr_assert_eq (s_publish_ok (ingest, first, NULL), 1);
-    pond_event_t *reuse = pond_event_dup (first);   //  same id, other data: 409
+    pond_event_t *reuse = pond_event_dup (first);    //  same id, other data: 409
     cr_assert_eq (pond_event_set_data_json (reuse, "{\"n\":2}", err, sizeof err), 0);
     uint8_t big_id [POND_ID_SIZE];
     pond_event_t *good [3];
     for (int i = 0; i < 3; i++)
         good [i] = pond_event_new ("QUACKED", "cust-b");
-    zframe_t *frames [] = {
-        s_encode (good [0]), s_encode (reuse), zframe_new ("\x93\x01\x02", 3),
-        s_encode_oversized (big_id, 70000), s_encode (good [1]), s_encode (good [2])
-    };
+    zframe_t *frames [] = { s_encode (good [0]),
+                            s_encode (reuse),
+                            zframe_new ("\x93\x01\x02", 3),
+                            s_encode_oversized (big_id, 70000),
+                            s_encode (good [1]),
+                            s_encode (good [2]) };
     s_send_batch (ingest, frames, 6);
     pond_result_t *results = s_results_new ();
     size_t count;
@@ -1276,13 +1297,12 @@ Test (broker, batch_with_truncated_and_empty_frames)
     for (int i = 0; i < 3; i++)
         events [i] = pond_event_new ("QUACKED", "cust-b");
     zframe_t *whole = s_encode (events [1]);
-    zframe_t *frames [] = {
-        s_encode (events [0]),
-        zframe_new (zframe_data (whole), zframe_size (whole) / 2),     //  cut short
-        zframe_new (NULL, 0),                                           //  empty
-        zframe_new ("\xc1\xc1\xc1", 3),                                 //  never msgpack
-        s_encode (events [2])
-    };
+    zframe_t *frames [] = { s_encode (events [0]),
+                            zframe_new (zframe_data (whole),
+                                        zframe_size (whole) / 2),    //  cut short
+                            zframe_new (NULL, 0),                    //  empty
+                            zframe_new ("\xc1\xc1\xc1", 3),          //  never msgpack
+                            s_encode (events [2]) };
     zframe_destroy (&whole);
     s_send_batch (ingest, frames, 5);
     pond_result_t *results = s_results_new ();
@@ -1376,13 +1396,13 @@ Test (broker, batch_while_the_store_is_away_gets_503_per_event)
 //  and the next frame aborted the broker: "Assertion failed: !_more
 //  (src/fq.cpp:112)".
 
-#define CUT_ROUNDS      3
-#define CUT_REPLIES     4           //  replies queued before the store goes
-#define CUT_FRAMES      50000       //  frames per reply
+#define CUT_ROUNDS  3
+#define CUT_REPLIES 4        //  replies queued before the store goes
+#define CUT_FRAMES  50000    //  frames per reply
 
 static pid_t cut_broker = -1;
 static char *cut_dir;
-static zsock_t *fake;               //  the stand-in store
+static zsock_t *fake;    //  the stand-in store
 
 static void
 s_cut_teardown (void)
@@ -1405,13 +1425,12 @@ s_died (pid_t pid, char *text, size_t size)
     int status;
     if (waitpid (pid, &status, WNOHANG) != pid)
         return NULL;
-    snprintf (text, size, "%s %d", WIFSIGNALED (status)? "signal": "exit code",
-              WIFSIGNALED (status)? WTERMSIG (status): WEXITSTATUS (status));
+    snprintf (text, size, "%s %d", WIFSIGNALED (status) ? "signal" : "exit code",
+              WIFSIGNALED (status) ? WTERMSIG (status) : WEXITSTATUS (status));
     return text;
 }
 
-Test (broker_link, survives_the_store_going_away_mid_reply, .fini = s_cut_teardown,
-      .timeout = 120)
+Test (broker_link, survives_the_store_going_away_mid_reply, .fini = s_cut_teardown, .timeout = 120)
 {
     zsys_init ();
     zsys_set_logstream (stderr);
@@ -1435,15 +1454,15 @@ Test (broker_link, survives_the_store_going_away_mid_reply, .fini = s_cut_teardo
         int64_t deadline = zclock_mono () + 10000;
         int rc;
         while ((rc = zsock_bind (fake, "%s", store)) < 0 && zclock_mono () < deadline)
-            zclock_sleep (20);      //  the previous store's port is still closing
+            zclock_sleep (20);    //  the previous store's port is still closing
         cr_assert_geq (rc, 0, "cannot bind %s", store);
         char *bound = zsock_last_endpoint (fake);
         snprintf (store, sizeof store, "%s", bound);
         zstr_free (&bound);
         if (round == 0) {
-            cut_broker = pond_harness_spawn ("pond-broker", log, "--data", cut_dir,
-                                             "--store", store, "--ingest", ingest,
-                                             "--pub", pub, "--control", control, NULL);
+            cut_broker = pond_harness_spawn ("pond-broker", log, "--data", cut_dir, "--store",
+                                             store, "--ingest", ingest, "--pub", pub, "--control",
+                                             control, NULL);
             cr_assert_gt (cut_broker, 0);
             cr_assert_eq (pond_harness_wait_file (ready, 10000), 0,
                           "pond-broker did not start; see %s", log);
@@ -1454,12 +1473,12 @@ Test (broker_link, survives_the_store_going_away_mid_reply, .fini = s_cut_teardo
         const char *dead = NULL;
         deadline = zclock_mono () + 20000;
         while (!ask && !(dead = s_died (cut_broker, died, sizeof died))
-           &&  zclock_mono () < deadline)
+               && zclock_mono () < deadline)
             ask = s_recv (fake, 100);
         if (dead)
-            cut_broker = -1;        //  reaped
+            cut_broker = -1;    //  reaped
         cr_assert_not_null (ask, "round %d: no STATS from the broker (%s; see %s)", round,
-                            dead? dead: "alive", log);
+                            dead ? dead : "alive", log);
         zframe_t *routing_id = zmsg_pop (ask);
         zmsg_destroy (&ask);
         if (round == CUT_ROUNDS) {
@@ -1481,6 +1500,6 @@ Test (broker_link, survives_the_store_going_away_mid_reply, .fini = s_cut_teardo
         zframe_destroy (&routing_id);
         zsock_destroy (&fake);
     }
-    cr_assert_null (s_died (cut_broker, died, sizeof died),
-                    "the broker died (%s); see %s", died, log);
+    cr_assert_null (s_died (cut_broker, died, sizeof died), "the broker died (%s); see %s", died,
+                    log);
 }

@@ -42,34 +42,33 @@
 
 //  Sizes: the sanitizer build runs everything about three times slower
 #ifdef POND_SANITIZE_BUILD
-#   define SLOW             3
-#   define CHAOS_COUNT      3000        //  events per device (--count): 12 s
+#define SLOW        3
+#define CHAOS_COUNT 3000    //  events per device (--count): 12 s
 #else
-#   define SLOW             1
-#   define CHAOS_COUNT      5000        //  20 s
+#define SLOW        1
+#define CHAOS_COUNT 5000    //  20 s
 #endif
 
 #define CHAOS_DEVICES       3
-#define CHAOS_RATE          250         //  events per second per device
-#define CHAOS_CUSTOMERS     5           //  cust-0 .. cust-4 (--customers)
-#define CHAOS_SKEWED        2           //  this device's clock is late
-#define CHAOS_SKEW_MS       (-400LL * 86400 * 1000)     //  400 days behind
-#define CHAOS_KILLED_DEVICE 1           //  this device is killed once
+#define CHAOS_RATE          250                        //  events per second per device
+#define CHAOS_CUSTOMERS     5                          //  cust-0 .. cust-4 (--customers)
+#define CHAOS_SKEWED        2                          //  this device's clock is late
+#define CHAOS_SKEW_MS       (-400LL * 86400 * 1000)    //  400 days behind
+#define CHAOS_KILLED_DEVICE 1                          //  this device is killed once
 #define DEVICES_MAX         8
 #define ACTORS              4
 
-static const char *s_actors [ACTORS] = {
-    "quack-counter", "badge-granter", "alexa-view", "mobile-view"
-};
+static const char *s_actors [ACTORS] = { "quack-counter", "badge-granter", "alexa-view",
+                                         "mobile-view" };
 
-static char *dir;                       //  this test's data directory
-static pid_t supervisor;                //  pond up --foreground, our child
-static pid_t devices [DEVICES_MAX];     //  devices still running
-static pond_mesh_t *mesh;               //  disk_full: store and broker only
-static char mount_point [700];          //  disk_full: the tmpfs, "" if none
-static pond_client_t *client;           //  disk_full: the publisher
-static uint8_t (*acked) [POND_ID_SIZE]; //  disk_full: ids ACKed, in order
-static uint64_t *seqs;                  //  ... and their seqs
+static char *dir;                          //  this test's data directory
+static pid_t supervisor;                   //  pond up --foreground, our child
+static pid_t devices [DEVICES_MAX];        //  devices still running
+static pond_mesh_t *mesh;                  //  disk_full: store and broker only
+static char mount_point [700];             //  disk_full: the tmpfs, "" if none
+static pond_client_t *client;              //  disk_full: the publisher
+static uint8_t (*acked) [POND_ID_SIZE];    //  disk_full: ids ACKed, in order
+static uint64_t *seqs;                     //  ... and their seqs
 
 //  =====================================================================
 //  Processes
@@ -87,8 +86,8 @@ s_supervised (const char *key)
 {
     char path [512];
     snprintf (path, sizeof path, "%s/supervisor.zpl", dir);
-    zconfig_t *state = zsys_file_exists (path)? zconfig_load (path): NULL;
-    char *value = state? strdup (zconfig_get (state, key, "")): strdup ("");
+    zconfig_t *state = zsys_file_exists (path) ? zconfig_load (path) : NULL;
+    char *value = state ? strdup (zconfig_get (state, key, "")) : strdup ("");
     zconfig_destroy (&state);
     return value;
 }
@@ -134,8 +133,7 @@ s_wait_restarted (const char *name, pid_t old, int timeout_ms)
 static char *
 s_pond (int *exit_p, const char *args)
 {
-    char *out = pond_harness_run (exit_p, "%s/pond %s --data-dir %s 2>&1", POND_BIN_DIR,
-                                  args, dir);
+    char *out = pond_harness_run (exit_p, "%s/pond %s --data-dir %s 2>&1", POND_BIN_DIR, args, dir);
     cr_assert_not_null (out);
     return out;
 }
@@ -147,8 +145,7 @@ s_mesh_up (void)
 {
     char log [600];
     snprintf (log, sizeof log, "%s/up.log", dir);
-    supervisor = pond_harness_spawn ("pond", log, "up", "--foreground", "--data-dir", dir,
-                                     NULL);
+    supervisor = pond_harness_spawn ("pond", log, "up", "--foreground", "--data-dir", dir, NULL);
     cr_assert_gt (supervisor, 0);
     char *state = NULL;
     for (int waited = 0; waited < 60000 * SLOW; waited += 50) {
@@ -212,7 +209,7 @@ s_device_wait (pid_t pid, int timeout_ms)
     for (int waited = 0; waited < timeout_ms; waited += 20) {
         if (waitpid (pid, &status, WNOHANG) == pid) {
             s_forget_device (pid);
-            return WIFEXITED (status)? WEXITSTATUS (status): -1;
+            return WIFEXITED (status) ? WEXITSTATUS (status) : -1;
         }
         zclock_sleep (20);
     }
@@ -254,8 +251,10 @@ static cJSON *
 s_device_state (const char *id)
 {
     int rc;
-    char *out = pond_harness_run (&rc, "%s/pond-device --data %s --device %s --state "
-                                  "2>/dev/null", POND_BIN_DIR, dir, id);
+    char *out = pond_harness_run (&rc,
+                                  "%s/pond-device --data %s --device %s --state "
+                                  "2>/dev/null",
+                                  POND_BIN_DIR, dir, id);
     cr_assert_eq (rc, 0, "pond-device --state for %s: %s", id, out);
     cJSON *state = cJSON_Parse (out);
     cr_assert_not_null (state, "%s", out);
@@ -272,10 +271,10 @@ s_actor (const char *name, const char *entity)
     pond_actor_link_t *link = pond_actor_link_new (dir, name, err, sizeof err);
     char *text = NULL;
     if (link)
-        text = entity? pond_actor_link_query (link, entity, NULL, 2000 * SLOW)
-                     : pond_actor_link_status (link, 2000 * SLOW);
+        text = entity ? pond_actor_link_query (link, entity, NULL, 2000 * SLOW)
+                      : pond_actor_link_status (link, 2000 * SLOW);
     pond_actor_link_destroy (&link);
-    cJSON *json = text? cJSON_Parse (text): NULL;
+    cJSON *json = text ? cJSON_Parse (text) : NULL;
     free (text);
     return json;
 }
@@ -286,9 +285,9 @@ s_head (const char *control)
 {
     char err [256];
     char *stats = pond_client_stats (control, 2000, err, sizeof err);
-    cJSON *json = stats? cJSON_Parse (stats): NULL;
+    cJSON *json = stats ? cJSON_Parse (stats) : NULL;
     cJSON *head = cJSON_GetObjectItem (cJSON_GetObjectItem (json, "store"), "head");
-    uint64_t value = cJSON_IsNumber (head)? (uint64_t) cJSON_GetNumberValue (head): 0;
+    uint64_t value = cJSON_IsNumber (head) ? (uint64_t) cJSON_GetNumberValue (head) : 0;
     cJSON_Delete (json);
     free (stats);
     return value;
@@ -311,10 +310,10 @@ s_actors_at_head (const char *control, int timeout_ms)
             cJSON *status = s_actor (s_actors [i], NULL);
             cJSON *position = cJSON_GetObjectItem (status, "position");
             if (!cJSON_IsNumber (position) || (uint64_t) cJSON_GetNumberValue (position) != head
-            ||  !cJSON_IsTrue (cJSON_GetObjectItem (status, "live"))) {
+                || !cJSON_IsTrue (cJSON_GetObjectItem (status, "live"))) {
                 snprintf (behind, sizeof behind, "%s at %.0f, live %s", s_actors [i],
-                          cJSON_IsNumber (position)? cJSON_GetNumberValue (position): -1.0,
-                          cJSON_IsTrue (cJSON_GetObjectItem (status, "live"))? "yes": "no");
+                          cJSON_IsNumber (position) ? cJSON_GetNumberValue (position) : -1.0,
+                          cJSON_IsTrue (cJSON_GetObjectItem (status, "live")) ? "yes" : "no");
                 all = false;
             }
             cJSON_Delete (status);
@@ -334,7 +333,7 @@ s_actors_at_head (const char *control, int timeout_ms)
 static uint64_t
 s_share (uint64_t count, uint64_t customers, uint64_t index)
 {
-    return count / customers + (index < count % customers? 1: 0);
+    return count / customers + (index < count % customers ? 1 : 0);
 }
 
 //  Calendar year (UTC) of a time in microseconds
@@ -383,13 +382,13 @@ s_teardown (void)
         }
     if (supervisor > 0) {
         //  Everything the supervisor runs, to check nothing outlives it
-        const char *names [] = { "store", "broker", "quack-counter", "badge-granter",
-                                 "alexa-view", "mobile-view" };
+        const char *names [] = { "store",         "broker",     "quack-counter",
+                                 "badge-granter", "alexa-view", "mobile-view" };
         pid_t pids [6];
         for (size_t i = 0; i < 6; i++)
             pids [i] = s_pid_of (names [i]);
-        free (pond_harness_run (NULL, "%s/pond down --data-dir %s >/dev/null 2>&1",
-                                POND_BIN_DIR, dir));
+        free (pond_harness_run (NULL, "%s/pond down --data-dir %s >/dev/null 2>&1", POND_BIN_DIR,
+                                dir));
         pond_harness_stop (supervisor, SIGTERM);
         supervisor = 0;
         for (size_t i = 0; i < 6; i++)
@@ -427,8 +426,8 @@ Test (chaos, sigkill_every_process_under_load, .timeout = 300)
 {
     int64_t started = zclock_mono ();
     const char *seed_text = getenv ("POND_CHAOS_SEED");
-    uint64_t seed = seed_text? strtoull (seed_text, NULL, 10): 20240611;
-    s_rng_state = seed? seed: 1;
+    uint64_t seed = seed_text ? strtoull (seed_text, NULL, 10) : 20240611;
+    s_rng_state = seed ? seed : 1;
     fprintf (stderr, "chaos: seed %" PRIu64 " (POND_CHAOS_SEED to change)\n", seed);
 
     s_mesh_up ();
@@ -444,13 +443,13 @@ Test (chaos, sigkill_every_process_under_load, .timeout = 300)
         snprintf (logs [i], sizeof logs [i], "device-%d.log", i);
         pids [i] = s_device (ids [i], logs [i], "--load", "--count", count, "--rate", rate,
                              "--customers", customers, "--sync-timeout", "120",
-                             i == CHAOS_SKEWED? "--clock-skew-ms": NULL, skew, NULL);
+                             i == CHAOS_SKEWED ? "--clock-skew-ms" : NULL, skew, NULL);
     }
 
     //  Each process in turn, at a random moment 0.3 .. 1.8 s after the
     //  previous one is back (all within the load, which lasts 12 s or more)
-    const char *victims [] = { "store", "quack-counter", "broker", "device",
-                               "badge-granter", "alexa-view", "mobile-view" };
+    const char *victims [] = { "store",         "quack-counter", "broker",     "device",
+                               "badge-granter", "alexa-view",    "mobile-view" };
     size_t kills = 0;
     char restarted_log [32] = "device-restarted.log";
     pid_t restarted = 0;
@@ -464,20 +463,20 @@ Test (chaos, sigkill_every_process_under_load, .timeout = 300)
             pond_harness_stop (pid, SIGKILL);
             s_forget_device (pid);
             //  No actions: it only sends what its outbox holds
-            restarted = s_device (ids [CHAOS_KILLED_DEVICE], restarted_log,
-                                  "--sync-timeout", "120", NULL);
+            restarted = s_device (ids [CHAOS_KILLED_DEVICE], restarted_log, "--sync-timeout", "120",
+                                  NULL);
         }
         else
             s_kill_supervised (victims [v]);
         kills++;
-        fprintf (stderr, "chaos: %.1f s: SIGKILL %s, back after %.1f s\n", at / 1000.0,
-                 victims [v], (zclock_mono () - started - at) / 1000.0);
+        fprintf (stderr, "chaos: %.1f s: SIGKILL %s, back after %.1f s\n", at / 1000.0, victims [v],
+                 (zclock_mono () - started - at) / 1000.0);
     }
 
     //  Devices finish: exit 0, nothing left in the outbox
     for (int i = 0; i < CHAOS_DEVICES; i++) {
-        pid_t pid = i == CHAOS_KILLED_DEVICE? restarted: pids [i];
-        const char *log = i == CHAOS_KILLED_DEVICE? restarted_log: logs [i];
+        pid_t pid = i == CHAOS_KILLED_DEVICE ? restarted : pids [i];
+        const char *log = i == CHAOS_KILLED_DEVICE ? restarted_log : logs [i];
         int code = s_device_wait (pid, 180000);
         cr_assert_eq (code, 0, "device %s exits 0; see %s/%s", ids [i], dir, log);
         cJSON *summary = s_summary (log);
@@ -501,8 +500,7 @@ Test (chaos, sigkill_every_process_under_load, .timeout = 300)
         if (i != CHAOS_KILLED_DEVICE)
             cr_assert_eq (created [i], CHAOS_COUNT);
     }
-    cr_assert (created [CHAOS_KILLED_DEVICE] > 0
-               && created [CHAOS_KILLED_DEVICE] < CHAOS_COUNT,
+    cr_assert (created [CHAOS_KILLED_DEVICE] > 0 && created [CHAOS_KILLED_DEVICE] < CHAOS_COUNT,
                "the killed device had created part of its load (%" PRIu64 ")",
                created [CHAOS_KILLED_DEVICE]);
 
@@ -518,7 +516,7 @@ Test (chaos, sigkill_every_process_under_load, .timeout = 300)
     zhashx_t *seen = zhashx_new ();
     uint64_t stored [CHAOS_DEVICES][CHAOS_CUSTOMERS] = { { 0 } };
     uint64_t badges [CHAOS_CUSTOMERS] = { 0 };
-    uint64_t per_year [CHAOS_CUSTOMERS][2] = { { 0 } };     //  [0] skewed year, [1] now
+    uint64_t per_year [CHAOS_CUSTOMERS][2] = { { 0 } };    //  [0] skewed year, [1] now
     int years [2] = { 0, 0 };
     uint64_t expected_seq = 1, others = 0, switches = 0;
     uint64_t skewed_max_ts = 0, others_min_ts = UINT64_MAX;
@@ -532,12 +530,12 @@ Test (chaos, sigkill_every_process_under_load, .timeout = 300)
         cr_assert_null (zhashx_lookup (seen, key), "id %s stored twice", key);
         zhashx_insert (seen, key, (void *) 1);
         const char *entity = pond_event_entity (event);
-        int customer = strncmp (entity, "cust-", 5) == 0? atoi (entity + 5): -1;
+        int customer = strncmp (entity, "cust-", 5) == 0 ? atoi (entity + 5) : -1;
         cr_assert (customer >= 0 && customer < CHAOS_CUSTOMERS, "entity %s", entity);
         const char *name = pond_event_name (event);
-        const char *source = pond_event_source (event)? pond_event_source (event): "";
+        const char *source = pond_event_source (event) ? pond_event_source (event) : "";
         if (streq (name, "QUACKED")) {
-            int device = strncmp (source, "chaos-", 6) == 0? atoi (source + 6): -1;
+            int device = strncmp (source, "chaos-", 6) == 0 ? atoi (source + 6) : -1;
             cr_assert (device >= 0 && device < CHAOS_DEVICES, "source %s", source);
             stored [device][customer]++;
             bool skewed = device == CHAOS_SKEWED;
@@ -550,14 +548,13 @@ Test (chaos, sigkill_every_process_under_load, .timeout = 300)
             last_skewed = skewed;
             //  Quacks per calendar year of event time, as the counter keeps them
             int year = s_year (pond_event_ts (event));
-            int slot = skewed? 0: 1;
+            int slot = skewed ? 0 : 1;
             if (!years [slot])
                 years [slot] = year;
             cr_assert_eq (year, years [slot], "the run spans a new year; run it again");
             per_year [customer][slot]++;
         }
-        else
-        if (streq (name, "BADGE_GRANTED"))
+        else if (streq (name, "BADGE_GRANTED"))
             badges [customer]++;
         else
             others++;
@@ -574,8 +571,9 @@ Test (chaos, sigkill_every_process_under_load, .timeout = 300)
     for (int d = 0; d < CHAOS_DEVICES; d++)
         for (int c = 0; c < CHAOS_CUSTOMERS; c++) {
             uint64_t expected = s_share (created [d], CHAOS_CUSTOMERS, (uint64_t) c);
-            cr_assert_eq (stored [d][c], expected, "%s, cust-%d: %" PRIu64 " stored, %" PRIu64
-                          " created", ids [d], c, stored [d][c], expected);
+            cr_assert_eq (stored [d][c], expected,
+                          "%s, cust-%d: %" PRIu64 " stored, %" PRIu64 " created", ids [d], c,
+                          stored [d][c], expected);
             total_stored += stored [d][c];
             lost += expected - stored [d][c];
         }
@@ -614,7 +612,7 @@ Test (chaos, sigkill_every_process_under_load, .timeout = 300)
     while ((event = pond_reader_next (replay, 10000 * SLOW))) {
         cr_assert_str_eq (pond_event_source (event), ids [CHAOS_SKEWED]);
         cr_assert (pond_event_ts (event) > last_ts
-                   || (pond_event_ts (event) == last_ts && pond_event_seq (event) > last_seq),
+                       || (pond_event_ts (event) == last_ts && pond_event_seq (event) > last_seq),
                    "by time: ordered by (ts, seq)");
         last_ts = pond_event_ts (event);
         last_seq = pond_event_seq (event);
@@ -622,7 +620,8 @@ Test (chaos, sigkill_every_process_under_load, .timeout = 300)
         pond_event_destroy (&event);
     }
     cr_assert_eq (pond_reader_code (replay), 200);
-    cr_assert_eq (late, created [CHAOS_SKEWED], "the window before the others holds exactly "
+    cr_assert_eq (late, created [CHAOS_SKEWED],
+                  "the window before the others holds exactly "
                   "the late device's events");
     pond_reader_destroy (&replay);
 
@@ -650,12 +649,14 @@ Test (chaos, sigkill_every_process_under_load, .timeout = 300)
     free (out);
     cr_assert_eq (restarts, 6);
 
-    fprintf (stderr, "chaos: %zu kills survived (store, broker, 4 actors, 1 device); "
+    fprintf (stderr,
+             "chaos: %zu kills survived (store, broker, 4 actors, 1 device); "
              "events created %" PRIu64 ", acked %" PRIu64 ", stored %" PRIu64 ", lost %" PRIu64
              "; log head %" PRIu64 " (with %" PRIu64 " badges); load and sync %.1f s, "
-             "verify %.1f s, total %.1f s\n", kills, total_created, acked, total_stored, lost,
-             head, head - total_stored, (loaded - started) / 1000.0,
-             (verified - verify_started) / 1000.0, (zclock_mono () - started) / 1000.0);
+             "verify %.1f s, total %.1f s\n",
+             kills, total_created, acked, total_stored, lost, head, head - total_stored,
+             (loaded - started) / 1000.0, (verified - verify_started) / 1000.0,
+             (zclock_mono () - started) / 1000.0);
     cr_assert_eq (lost, 0);
 }
 
@@ -731,7 +732,8 @@ Test (chaos, broker_restart_devices_and_actors_recover, .timeout = 180)
         cr_assert_eq (s_number (answer, "quacks"), 1600, "%s", customer);
         cJSON_Delete (answer);
     }
-    fprintf (stderr, "broker restart: broker back %.1f s after SIGKILL; %" PRIu64 " events "
+    fprintf (stderr,
+             "broker restart: broker back %.1f s after SIGKILL; %" PRIu64 " events "
              "ACKed by 2 devices that stayed up (%" PRIu64 " resends); actors (not restarted) "
              "caught up %" PRIu64 " times in all to head %" PRIu64 "; total %.1f s\n",
              (back - killed) / 1000.0, sent, resends, catchups, head,
@@ -741,9 +743,9 @@ Test (chaos, broker_restart_devices_and_actors_recover, .timeout = 180)
 //  =====================================================================
 //  (3) Disk full under the store
 
-#define DISK_MB             192         //  the tmpfs; RocksDB resumes once 64 MB are free
-#define DISK_EVENT_BYTES    60000       //  big events fill the WAL fast
-#define DISK_EVENTS_MAX     4000        //  give up if the disk never fills
+#define DISK_MB          192      //  the tmpfs; RocksDB resumes once 64 MB are free
+#define DISK_EVENT_BYTES 60000    //  big events fill the WAL fast
+#define DISK_EVENTS_MAX  4000     //  give up if the disk never fills
 
 //  Runs after the suite's s_setup (which made dir), before the test
 static void
@@ -753,8 +755,10 @@ s_disk_setup (void)
     //  A private mount namespace: the tmpfs vanishes with this process and
     //  its children, however the test ends
     if (unshare (CLONE_NEWNS) || mount (NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
-        fprintf (stderr, "test_chaos: no private mount namespace (%s); the tmpfs is "
-                 "unmounted in fini\n", strerror (errno));
+        fprintf (stderr,
+                 "test_chaos: no private mount namespace (%s); the tmpfs is "
+                 "unmounted in fini\n",
+                 strerror (errno));
     char store [600];
     snprintf (store, sizeof store, "%s/store", dir);
     cr_assert_eq (mkdir (store, 0755), 0);
@@ -763,8 +767,10 @@ s_disk_setup (void)
     if (mount ("tmpfs", store, "tmpfs", 0, options) == 0)
         snprintf (mount_point, sizeof mount_point, "%s", store);
     else
-        fprintf (stderr, "test_chaos: cannot mount a tmpfs on %s (%s): disk_full skipped; "
-                 "it needs root (CAP_SYS_ADMIN)\n", store, strerror (errno));
+        fprintf (stderr,
+                 "test_chaos: cannot mount a tmpfs on %s (%s): disk_full skipped; "
+                 "it needs root (CAP_SYS_ADMIN)\n",
+                 store, strerror (errno));
     mesh = calloc (1, sizeof (pond_mesh_t));
     cr_assert_not_null (mesh);
     mesh->dir = strdup (dir);
@@ -822,7 +828,7 @@ static uint64_t
 s_free_bytes (const char *path)
 {
     struct statvfs fs;
-    return statvfs (path, &fs) == 0? (uint64_t) fs.f_bavail * fs.f_frsize: 0;
+    return statvfs (path, &fs) == 0 ? (uint64_t) fs.f_bavail * fs.f_frsize : 0;
 }
 
 //  A big event (about DISK_EVENT_BYTES) with id made from n; caller frees
@@ -868,8 +874,7 @@ s_check_log (size_t count)
         cr_assert_eq (pond_event_seq (event), expected, "hole or disorder in seq");
         size_t index = (size_t) zhashx_lookup (by_id,
                                                pond_harness_id_hex (pond_event_id (event), key));
-        cr_assert_gt (index, 0, "seq %" PRIu64 " holds an event that was never ACKed",
-                      expected);
+        cr_assert_gt (index, 0, "seq %" PRIu64 " holds an event that was never ACKed", expected);
         cr_assert_eq (seqs [index - 1], expected, "stored at the seq its ACK named");
         zhashx_delete (by_id, key);
         expected++;
@@ -898,8 +903,8 @@ Test (chaos, disk_full_nacks_then_recovers, .init = s_disk_setup, .fini = s_disk
     acked = calloc (DISK_EVENTS_MAX + 100, POND_ID_SIZE);
     seqs = calloc (DISK_EVENTS_MAX + 100, sizeof (uint64_t));
     size_t nacked_count = 0;
-    size_t count = 0;                   //  acked so far
-    uint64_t n = 0;                     //  events made so far
+    size_t count = 0;    //  acked so far
+    uint64_t n = 0;      //  events made so far
 
     //  A few while there is room
     for (int i = 0; i < 5; i++) {
@@ -927,7 +932,8 @@ Test (chaos, disk_full_nacks_then_recovers, .init = s_disk_setup, .fini = s_disk
         uint8_t *bytes = s_big_event (++n, id, &size);
         pond_ack_t ack;
         if (pond_client_publish_bytes (client, id, bytes, size, &ack) == 0) {
-            cr_assert_eq (nacked_count, 0, "an ACK after the store refused: it must keep "
+            cr_assert_eq (nacked_count, 0,
+                          "an ACK after the store refused: it must keep "
                           "refusing while the disk is full");
             cr_assert (!ack.dup);
             memcpy (acked [count], id, POND_ID_SIZE);
@@ -935,11 +941,12 @@ Test (chaos, disk_full_nacks_then_recovers, .init = s_disk_setup, .fini = s_disk
         }
         else {
             int code = pond_client_code (client);
-            cr_assert_eq (waitpid (mesh->store, NULL, WNOHANG), 0, "the store survives the "
-                          "full disk (it refused with %d: %s)", code, pond_client_reason (client));
+            cr_assert_eq (waitpid (mesh->store, NULL, WNOHANG), 0,
+                          "the store survives the "
+                          "full disk (it refused with %d: %s)",
+                          code, pond_client_reason (client));
             cr_assert (code == POND_CODE_STORE_ERROR || code == POND_CODE_UNAVAILABLE,
-                       "refused with 500 or 503, not %d: %s", code,
-                       pond_client_reason (client));
+                       "refused with 500 or 503, not %d: %s", code, pond_client_reason (client));
             if (!first_refused)
                 first_refused = n;
             memcpy (refused [nacked_count], id, POND_ID_SIZE);
@@ -947,8 +954,7 @@ Test (chaos, disk_full_nacks_then_recovers, .init = s_disk_setup, .fini = s_disk
         }
         free (bytes);
     }
-    cr_assert_eq (nacked_count, 8, "the full disk refused writes (after %" PRIu64 " events)",
-                  n);
+    cr_assert_eq (nacked_count, 8, "the full disk refused writes (after %" PRIu64 " events)", n);
     //  Nothing half written: the log is exactly the ACKed events
     uint64_t in_log = s_check_log (count);
     cr_assert_eq (in_log, count);
@@ -974,7 +980,7 @@ Test (chaos, disk_full_nacks_then_recovers, .init = s_disk_setup, .fini = s_disk
         pond_ack_t ack;
         int rc;
         while ((rc = pond_client_publish_bytes (client, id, bytes, size, &ack)) != 0
-           &&  zclock_mono () - freed_at < 60000) {
+               && zclock_mono () - freed_at < 60000) {
             attempts++;
             zclock_sleep (250);
         }
@@ -989,11 +995,12 @@ Test (chaos, disk_full_nacks_then_recovers, .init = s_disk_setup, .fini = s_disk
     int64_t recovered_at = zclock_mono ();
     in_log = s_check_log (count);
     cr_assert_eq (in_log, count);
-    fprintf (stderr, "disk full: tmpfs %d MB, filler %.1f MB; %zu big events ACKed before the "
+    fprintf (stderr,
+             "disk full: tmpfs %d MB, filler %.1f MB; %zu big events ACKed before the "
              "disk was full, then %zu refused (first code %u); %.1f MB free after removing "
              "the filler; writes resumed after %.1f s (%d refused retries); log 1..%" PRIu64
-             " without a hole; total %.1f s\n", DISK_MB, filled / 1e6,
-             count - nacked_count, nacked_count, codes [0], free_bytes / 1e6,
+             " without a hole; total %.1f s\n",
+             DISK_MB, filled / 1e6, count - nacked_count, nacked_count, codes [0], free_bytes / 1e6,
              (recovered_at - freed_at) / 1000.0, attempts, in_log,
              (zclock_mono () - started) / 1000.0);
 }

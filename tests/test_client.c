@@ -23,31 +23,31 @@
 //  The fake broker
 
 typedef struct {
-    int drop_publishes;         //  ignore the first N PUBLISH
-    int nack503;                //  then answer N PUBLISH with NACK 503
-    uint32_t retry_ms;          //  ... and this retry_ms
-    bool nack400;               //  answer every PUBLISH with NACK 400
-    bool stale_ack;             //  send an ACK for another id before each ACK
-    int replay_events;          //  the log: seq 1..N, all QUACKED
-    int chunk_events;           //  events per CHUNK
-    int fail_after_chunks;      //  END with end_code after this many chunks
+    int drop_publishes;       //  ignore the first N PUBLISH
+    int nack503;              //  then answer N PUBLISH with NACK 503
+    uint32_t retry_ms;        //  ... and this retry_ms
+    bool nack400;             //  answer every PUBLISH with NACK 400
+    bool stale_ack;           //  send an ACK for another id before each ACK
+    int replay_events;        //  the log: seq 1..N, all QUACKED
+    int chunk_events;         //  events per CHUNK
+    int fail_after_chunks;    //  END with end_code after this many chunks
     uint32_t end_code;
-    bool replay_error;          //  answer REPLAY with ERROR 400
-    bool pack;                  //  a CHUNK's events in one frame, back to back
-    int damage_chunk;           //  cut the last event of this CHUNK short (1 = first)
+    bool replay_error;    //  answer REPLAY with ERROR 400
+    bool pack;            //  a CHUNK's events in one frame, back to back
+    int damage_chunk;     //  cut the last event of this CHUNK short (1 = first)
 } fake_cfg_t;
 
 typedef struct {
-    int publishes;              //  PUBLISH received
-    int identical;              //  ... byte for byte equal to the first one
+    int publishes;    //  PUBLISH received
+    int identical;    //  ... byte for byte equal to the first one
     int pings;
     int subscriptions;          //  subscribe messages on XPUB
     int replays;                //  REPLAY requests
     uint32_t initial_credit;    //  credit of the last REPLAY
     uint32_t granted;           //  chunks granted by CREDIT since
     int chunks_sent;
-    int violations;             //  CREDIT granted for chunks never sent
-    int credits;                //  CREDIT messages
+    int violations;    //  CREDIT granted for chunks never sent
+    int credits;       //  CREDIT messages
     int cancels;
     int stats;
 } fake_counters_t;
@@ -107,9 +107,9 @@ typedef struct {
     zsock_t *ingest;
     zsock_t *pub;
     zsock_t *control;
-    zhashx_t *ids;              //  uuid text -> seq, for dup ACKs
+    zhashx_t *ids;    //  uuid text -> seq, for dup ACKs
     uint64_t head;
-    zchunk_t *first;            //  bytes of the first PUBLISH
+    zchunk_t *first;    //  bytes of the first PUBLISH
     //  One replay at a time
     zframe_t *reader;
     uint64_t rid;
@@ -148,28 +148,24 @@ s_fake_ingest (fake_state_t *self)
     if (!self->first)
         self->first = zchunk_new (zframe_data (body), zframe_size (body));
     if (zchunk_size (self->first) == zframe_size (body)
-    &&  memcmp (zchunk_data (self->first), zframe_data (body), zframe_size (body)) == 0)
+        && memcmp (zchunk_data (self->first), zframe_data (body), zframe_size (body)) == 0)
         self->counters.identical++;
     char err [POND_ERR_SIZE];
     pond_event_t *event = pond_event_decode (zframe_data (body), zframe_size (body), err,
                                              sizeof err);
     if (!event)
         s_send_to (self->ingest, identity, POND_NACK, pond_nack_new (NULL, 400, 0, "%s", err));
-    else
-    if (self->cfg.drop_publishes > 0) {
+    else if (self->cfg.drop_publishes > 0) {
         self->cfg.drop_publishes--;
         zframe_destroy (&identity);
     }
-    else
-    if (self->cfg.nack400)
+    else if (self->cfg.nack400)
         s_send_to (self->ingest, identity, POND_NACK,
                    pond_nack_new (pond_event_id (event), 400, 0, "entity is not a customer"));
-    else
-    if (self->cfg.nack503 > 0) {
+    else if (self->cfg.nack503 > 0) {
         self->cfg.nack503--;
         s_send_to (self->ingest, identity, POND_NACK,
-                   pond_nack_new (pond_event_id (event), 503, self->cfg.retry_ms,
-                                  "store is away"));
+                   pond_nack_new (pond_event_id (event), 503, self->cfg.retry_ms, "store is away"));
     }
     else {
         char key [POND_UUID_STR_SIZE];
@@ -279,8 +275,7 @@ s_fake_control (fake_state_t *self)
         s_send_to (self->control, identity, POND_STATS, zframe_new (buffer.data, buffer.size));
         msgpack_sbuffer_destroy (&buffer);
     }
-    else
-    if (pond_proto_is (command, POND_REPLAY)) {
+    else if (pond_proto_is (command, POND_REPLAY)) {
         self->counters.replays++;
         pond_replay_req_t req;
         if (self->cfg.replay_error)
@@ -294,7 +289,7 @@ s_fake_control (fake_state_t *self)
             self->reader = identity;
             self->rid = req.rid;
             self->credit = req.credit;
-            self->next = req.from_seq? req.from_seq: 1;
+            self->next = req.from_seq ? req.from_seq : 1;
             self->last = (uint64_t) self->cfg.replay_events;
             if (req.limit && self->next + req.limit - 1 < self->last)
                 self->last = self->next + req.limit - 1;
@@ -302,8 +297,7 @@ s_fake_control (fake_state_t *self)
             s_fake_pump (self);
         }
     }
-    else
-    if (pond_proto_is (command, POND_CREDIT)) {
+    else if (pond_proto_is (command, POND_CREDIT)) {
         pond_credit_t credit;
         cr_assert_eq (pond_credit_decode (body, &credit, err, sizeof err), 0, "%s", err);
         cr_assert_eq (credit.rid, self->rid);
@@ -315,8 +309,7 @@ s_fake_control (fake_state_t *self)
         s_fake_pump (self);
         zframe_destroy (&identity);
     }
-    else
-    if (pond_proto_is (command, POND_CANCEL)) {
+    else if (pond_proto_is (command, POND_CANCEL)) {
         self->counters.cancels++;
         if (self->replaying)
             s_fake_end (self, POND_CODE_CANCELLED, "cancelled by the reader");
@@ -352,29 +345,25 @@ s_fake_actor (zsock_t *pipe, void *args)
             bool term = !command || streq (command, "$TERM");
             if (command && streq (command, "COUNTERS"))
                 zsock_send (pipe, "b", &self->counters, sizeof self->counters);
-            else
-            if (command && streq (command, "SEND"))
-                zmsg_send (&msg, self->pub);        //  The rest, as it is
+            else if (command && streq (command, "SEND"))
+                zmsg_send (&msg, self->pub);    //  The rest, as it is
             zstr_free (&command);
             zmsg_destroy (&msg);
             if (term)
                 break;
         }
-        else
-        if (which == self->ingest)
+        else if (which == self->ingest)
             s_fake_ingest (self);
-        else
-        if (which == self->control)
+        else if (which == self->control)
             s_fake_control (self);
-        else
-        if (which == self->pub) {
+        else if (which == self->pub) {
             zframe_t *frame = zframe_recv (self->pub);
             if (zframe_size (frame) > 0 && zframe_data (frame) [0] == 1)
                 self->counters.subscriptions++;
             zframe_destroy (&frame);
         }
         else
-            break;                  //  Interrupted
+            break;    //  Interrupted
     }
     zpoller_destroy (&poller);
     zsock_destroy (&self->ingest);
@@ -489,8 +478,7 @@ Test (publish, ack_with_seq)
     cr_assert (client);
     pond_event_t *event = pond_event_new ("QUACKED", "cust-1");
     pond_ack_t ack;
-    cr_assert_eq (pond_client_publish (client, event, &ack), 0, "%s",
-                  pond_client_reason (client));
+    cr_assert_eq (pond_client_publish (client, event, &ack), 0, "%s", pond_client_reason (client));
     cr_assert_eq (ack.seq, 1);
     cr_assert_not (ack.dup);
     cr_assert_arr_eq (ack.id, pond_event_id (event), POND_ID_SIZE);
@@ -524,8 +512,7 @@ Test (publish, resends_same_bytes_after_timeout)
     pond_event_set_data_json (event, "{\"loudness\":3}", NULL, 0);
     pond_ack_t ack;
     int64_t start = zclock_mono ();
-    cr_assert_eq (pond_client_publish (client, event, &ack), 0, "%s",
-                  pond_client_reason (client));
+    cr_assert_eq (pond_client_publish (client, event, &ack), 0, "%s", pond_client_reason (client));
     int64_t elapsed = zclock_mono () - start;
     cr_assert_geq (elapsed, 300, "resent before the timeout (%d ms)", (int) elapsed);
     cr_assert_lt (elapsed, 2000);
@@ -549,8 +536,7 @@ Test (publish, nack_503_waits_retry_ms_and_resends)
     pond_event_t *event = pond_event_new ("QUACKED", "cust-1");
     pond_ack_t ack;
     int64_t start = zclock_mono ();
-    cr_assert_eq (pond_client_publish (client, event, &ack), 0, "%s",
-                  pond_client_reason (client));
+    cr_assert_eq (pond_client_publish (client, event, &ack), 0, "%s", pond_client_reason (client));
     int64_t elapsed = zclock_mono () - start;
     cr_assert_geq (elapsed, 300, "two back-offs of 150 ms, took %d ms", (int) elapsed);
     cr_assert_lt (elapsed, 1500);
@@ -783,7 +769,7 @@ Test (sub, exact_names_and_heartbeat_head)
     pond_sub_t *sub = pond_sub_new (fake->pub, names, 1);
     cr_assert (sub);
     cr_assert (pond_sub_sock (sub));
-    s_fake_wait_subscriptions (fake, 2);        //  QUACKED and $HEARTBEAT
+    s_fake_wait_subscriptions (fake, 2);    //  QUACKED and $HEARTBEAT
 
     s_fake_send (fake, POND_HEARTBEAT, s_heartbeat (42));
     s_fake_send (fake, "QUACKED_LOUDLY", s_log_event ("QUACKED_LOUDLY", 40));
@@ -829,11 +815,11 @@ Test (sub, malformed_frames_dropped_and_counted)
     const char *names [] = { "QUACKED", "LABEL_ADDED" };
     pond_sub_t *sub = pond_sub_new (fake->pub, names, 2);
     s_fake_wait_subscriptions (fake, 3);
-    s_fake_send (fake, "QUACKED", zframe_new ("\xc1garbage", 8));           //  not msgpack
-    s_fake_send (fake, "QUACKED", NULL);                                   //  no body
-    s_fake_send (fake, "LABEL_ADDED", s_log_event ("QUACKED", 3));         //  topic lies
-    s_fake_send (fake, POND_HEARTBEAT, zframe_new ("\x80", 1));            //  no head
-    s_fake_send (fake, "QUACKED", s_log_event ("QUACKED", 0));             //  no seq
+    s_fake_send (fake, "QUACKED", zframe_new ("\xc1garbage", 8));     //  not msgpack
+    s_fake_send (fake, "QUACKED", NULL);                              //  no body
+    s_fake_send (fake, "LABEL_ADDED", s_log_event ("QUACKED", 3));    //  topic lies
+    s_fake_send (fake, POND_HEARTBEAT, zframe_new ("\x80", 1));       //  no head
+    s_fake_send (fake, "QUACKED", s_log_event ("QUACKED", 0));        //  no seq
     s_fake_send (fake, "LABEL_ADDED", s_log_event ("LABEL_ADDED", 9));
     pond_event_t *event = pond_sub_recv (sub, 2000);
     cr_assert (event);
@@ -964,15 +950,13 @@ Test (replay, packed_chunks_are_read)
 
 Test (replay, damaged_packed_chunk_fails)
 {
-    fake_cfg_t cfg = { .replay_events = 100, .chunk_events = 10, .pack = true,
-                       .damage_chunk = 2 };
+    fake_cfg_t cfg = { .replay_events = 100, .chunk_events = 10, .pack = true, .damage_chunk = 2 };
     fake_t *fake = s_fake_new (&cfg, "");
     pond_replay_req_t req = s_seq_request (8);
     pond_reader_t *replay = pond_reader_new (fake->control, &req);
     cr_assert_eq (s_drain_in_order (replay), 19, "the events before the damage arrive");
     cr_assert_eq (pond_reader_code (replay), POND_CODE_BAD_REPLY);
-    cr_assert (strstr (pond_reader_reason (replay), "event 20"), "%s",
-               pond_reader_reason (replay));
+    cr_assert (strstr (pond_reader_reason (replay), "event 20"), "%s", pond_reader_reason (replay));
     cr_assert_null (pond_reader_next (replay, 100), "failed is over");
     pond_reader_destroy (&replay);
     fake_counters_t counters;
@@ -1007,8 +991,9 @@ Test (replay, default_credit_and_limit)
 
 Test (replay, end_code_surfaces)
 {
-    fake_cfg_t cfg = { .replay_events = 100, .chunk_events = 10, .fail_after_chunks = 1,
-                       .end_code = 500 };
+    fake_cfg_t cfg = {
+        .replay_events = 100, .chunk_events = 10, .fail_after_chunks = 1, .end_code = 500
+    };
     fake_t *fake = s_fake_new (&cfg, "");
     pond_replay_req_t req = s_seq_request (4);
     pond_reader_t *replay = pond_reader_new (fake->control, &req);
@@ -1174,7 +1159,8 @@ Test (cli, help_and_usage_errors)
     char *out = pond_harness_run (&rc, "%s --help", POND);
     cr_assert_eq (rc, 0);
     cr_assert (strstr (out, "publish") && strstr (out, "tail") && strstr (out, "replay")
-               && strstr (out, "stats"), "%s", out);
+                   && strstr (out, "stats"),
+               "%s", out);
     free (out);
     const char *commands [] = { "publish", "tail", "replay", "stats" };
     for (size_t i = 0; i < 4; i++) {
@@ -1189,7 +1175,10 @@ Test (cli, help_and_usage_errors)
         free (out);
     }
     //  Usage errors: status 2, a message on stderr, nothing on stdout
-    struct { const char *args; const char *says; } cases [] = {
+    struct {
+        const char *args;
+        const char *says;
+    } cases [] = {
         { "", "Usage: pond COMMAND" },
         { "frobnicate", "unknown command 'frobnicate'" },
         { "help frobnicate", "unknown command" },
@@ -1227,9 +1216,8 @@ Test (cli, broker_not_reachable)
 {
     s_require_pond ();
     char *dir = s_tempdir ();
-    const char *commands [] = {
-        "publish --name QUACKED --entity cust-1", "stats", "replay --names QUACKED", "tail"
-    };
+    const char *commands [] = { "publish --name QUACKED --entity cust-1", "stats",
+                                "replay --names QUACKED", "tail" };
     for (size_t i = 0; i < 4; i++) {
         int rc;
         int64_t start = zclock_mono ();
@@ -1252,35 +1240,44 @@ Test (cli, publish_and_stdin)
     fake_t *fake = s_fake_new (NULL, "");
     int rc;
     //  Default endpoints of --data-dir
-    char *out = pond_harness_run (&rc, "%s publish --data-dir %s --name QUACKED --entity cust-1 "
+    char *out = pond_harness_run (&rc,
+                                  "%s publish --data-dir %s --name QUACKED --entity cust-1 "
                                   "--payload '{\"loudness\":3}' --meta '{\"firmware\":\"2.1\"}' "
                                   "--source silo-7 --ts 2022-01-01T10:30:00Z "
-                                  "--id 01890a5d-ac96-774b-bcce-b302099a8057", POND, fake->dir);
+                                  "--id 01890a5d-ac96-774b-bcce-b302099a8057",
+                                  POND, fake->dir);
     cr_assert_eq (rc, 0, "%s", out);
     cr_assert_str_eq (out, "{\"id\":\"01890a5d-ac96-774b-bcce-b302099a8057\",\"seq\":1,"
                            "\"dup\":false}\n");
     free (out);
     //  Same id again: dup
-    out = pond_harness_run (&rc, "%s publish --ingest %s --name QUACKED --entity cust-1 "
-                            "--id 01890a5d-ac96-774b-bcce-b302099a8057", POND, fake->ingest);
+    out = pond_harness_run (&rc,
+                            "%s publish --ingest %s --name QUACKED --entity cust-1 "
+                            "--id 01890a5d-ac96-774b-bcce-b302099a8057",
+                            POND, fake->ingest);
     cr_assert_eq (rc, 0);
     cr_assert (strstr (out, "\"seq\":1,\"dup\":true"), "%s", out);
     free (out);
 
     //  One line per event; blank lines skipped; tail/replay output accepted
-    out = pond_harness_run (&rc, "printf '%%s\\n' "
-        "'{\"name\":\"QUACKED\",\"entity\":\"cust-1\",\"data\":{\"n\":1}}' '' "
-        "'{\"seq\":9,\"time\":\"x\",\"name\":\"LABEL_ADDED\",\"entity\":\"cust-2\",\"ts\":1640995200000000}' "
-        "| %s publish --stdin --ingest %s", POND, fake->ingest);
+    out = pond_harness_run (&rc,
+                            "printf '%%s\\n' "
+                            "'{\"name\":\"QUACKED\",\"entity\":\"cust-1\",\"data\":{\"n\":1}}' '' "
+                            "'{\"seq\":9,\"time\":\"x\",\"name\":\"LABEL_ADDED\",\"entity\":\"cust-"
+                            "2\",\"ts\":1640995200000000}' "
+                            "| %s publish --stdin --ingest %s",
+                            POND, fake->ingest);
     cr_assert_eq (rc, 0, "%s", out);
     cr_assert (strstr (out, "\"seq\":2,\"dup\":false}\n{\"id\":"), "%s", out);
     cr_assert (strstr (out, "\"seq\":3,\"dup\":false}\n"), "%s", out);
     free (out);
 
     //  The first bad line stops it, and says which
-    out = pond_harness_run (&rc, "printf '%%s\\n' '{\"name\":\"QUACKED\",\"entity\":\"c\"}' "
+    out = pond_harness_run (&rc,
+                            "printf '%%s\\n' '{\"name\":\"QUACKED\",\"entity\":\"c\"}' "
                             "'{\"name\":\"QUACKED\"}' '{\"name\":\"QUACKED\",\"entity\":\"c\"}' "
-                            "| %s publish --stdin --ingest %s 2>&1", POND, fake->ingest);
+                            "| %s publish --stdin --ingest %s 2>&1",
+                            POND, fake->ingest);
     cr_assert_eq (rc, 1, "%s", out);
     cr_assert (strstr (out, "line 2: 'entity' is missing"), "%s", out);
     cr_assert (strstr (out, "\"seq\":4"), "%s", out);
@@ -1336,8 +1333,8 @@ Test (cli, replay)
     fake_cfg_t cfg = { .replay_events = 25, .chunk_events = 4 };
     fake_t *fake = s_fake_new (&cfg, "");
     int rc;
-    char *out = pond_harness_run (&rc, "%s replay --data %s --from-seq 1 2>%s/err", POND,
-                                  fake->dir, fake->dir);
+    char *out = pond_harness_run (&rc, "%s replay --data %s --from-seq 1 2>%s/err", POND, fake->dir,
+                                  fake->dir);
     cr_assert_eq (rc, 0, "%s", out);
     int lines = 0;
     for (char *line = out; (line = strstr (line, "{\"seq\":")); line++) {
@@ -1351,11 +1348,14 @@ Test (cli, replay)
     free (out);
     s_fake_destroy (&fake);
 
-    fake_cfg_t failing = { .replay_events = 25, .chunk_events = 4, .fail_after_chunks = 2,
-                           .end_code = 500 };
+    fake_cfg_t failing = {
+        .replay_events = 25, .chunk_events = 4, .fail_after_chunks = 2, .end_code = 500
+    };
     fake = s_fake_new (&failing, "");
-    out = pond_harness_run (&rc, "%s replay --control %s --names QUACKED --from 2022-01-01 "
-                            "2>&1 >/dev/null", POND, fake->control);
+    out = pond_harness_run (&rc,
+                            "%s replay --control %s --names QUACKED --from 2022-01-01 "
+                            "2>&1 >/dev/null",
+                            POND, fake->control);
     cr_assert_eq (rc, 1);
     cr_assert (strstr (out, "replay failed (500) after 8 events: disk on fire"), "%s", out);
     cr_assert_null (strstr (out, "replayed"), "a failed replay does not claim one: %s", out);
@@ -1419,8 +1419,7 @@ Test (cli, tail)
 
     //  A tail in the background ends (status 1) once its broker is gone
     int before = s_fake_counters (fake).subscriptions;
-    pid = pond_harness_spawn ("pond", log, "tail", "--data", fake->dir, "--timeout", "300",
-                              NULL);
+    pid = pond_harness_spawn ("pond", log, "tail", "--data", fake->dir, "--timeout", "300", NULL);
     s_fake_wait_subscriptions (fake, before + 1);
     s_fake_destroy (&fake);
     status = s_wait_child (pid, 3000);

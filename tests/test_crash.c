@@ -12,9 +12,9 @@
 #include "pond_client.h"
 #include "pond_harness.h"
 
-#define EVENTS      3000
-#define WINDOW      64
-#define RESEND_MS   1500
+#define EVENTS    3000
+#define WINDOW    64
+#define RESEND_MS 1500
 
 typedef struct {
     uint8_t *bytes;
@@ -70,7 +70,7 @@ s_publish_through_kills (void)
     char err [POND_ERR_SIZE];
     char key [33];
     for (size_t i = 0; i < EVENTS; i++) {
-        pond_event_t *event = pond_event_new (i % 3? "QUACKED": "BUTTON_CLICKED", "cust-crash");
+        pond_event_t *event = pond_event_new (i % 3 ? "QUACKED" : "BUTTON_CLICKED", "cust-crash");
         sent [i].bytes = pond_event_encode (event, &sent [i].size, err, sizeof err);
         cr_assert_not_null (sent [i].bytes, "%s", err);
         memcpy (sent [i].id, pond_event_id (event), POND_ID_SIZE);
@@ -92,8 +92,8 @@ s_publish_through_kills (void)
         while (next < EVENTS && pond_publisher_room (publisher) > 0) {
             //  Same bytes, same id on every send: safe whatever happened to the first
             cr_assert_eq (pond_publisher_push (publisher, sent [next].id, sent [next].bytes,
-                                               sent [next].size, next), 0, "%s",
-                          pond_publisher_reason (publisher));
+                                               sent [next].size, next),
+                          0, "%s", pond_publisher_reason (publisher));
             next++;
         }
         pond_publish_result_t result;
@@ -137,11 +137,13 @@ s_publish_through_kills (void)
         pond_event_destroy (&event);
     }
     cr_assert_eq (pond_reader_code (replay), 200, "replay: %s", pond_reader_reason (replay));
-    cr_assert_eq (expected - 1, EVENTS, "stored %zu events, acked %d",
-                  (size_t) (expected - 1), EVENTS);
-    fprintf (stderr, "crash test: %d events acked, %zu stored, 0 lost, %zu resends, "
-             "%zu %s kills survived\n", EVENTS, (size_t) (expected - 1), resends, kills,
-             mesh->with_store? "broker --with-store": "store");
+    cr_assert_eq (expected - 1, EVENTS, "stored %zu events, acked %d", (size_t) (expected - 1),
+                  EVENTS);
+    fprintf (stderr,
+             "crash test: %d events acked, %zu stored, 0 lost, %zu resends, "
+             "%zu %s kills survived\n",
+             EVENTS, (size_t) (expected - 1), resends, kills,
+             mesh->with_store ? "broker --with-store" : "store");
     pond_reader_destroy (&replay);
     zhashx_destroy (&seen);
     pond_publisher_destroy (&publisher);

@@ -87,7 +87,7 @@ Test (replay, by_names_in_seq_order_for_catch_up, .init = fixture_setup, .fini =
 
     //  A long stretch of other names: fills may come back empty, the
     //  replay is not done until the end, and nothing is lost
-    for (int batch = 0; batch < 330; batch++) {     //  more than one fill skips
+    for (int batch = 0; batch < 330; batch++) {    //  more than one fill skips
         pond_event_t *events [64];
         for (int i = 0; i < 64; i++)
             events [i] = fixture_event ("NOISE", "cust-9", 1000);
@@ -198,10 +198,8 @@ Test (replay, sees_a_snapshot, .init = fixture_setup, .fini = fixture_teardown)
     pond_replay_req_t names = s_by_names ("QUACKED", NULL, 0, 0);
     pond_replay_req_t entity = { .credit = 1 };
     strcpy (entity.entity, "cust-1");
-    pond_cursor_t *replays [3] = {
-        pond_cursor_new (store, &log), pond_cursor_new (store, &names),
-        pond_cursor_new (store, &entity)
-    };
+    pond_cursor_t *replays [3] = { pond_cursor_new (store, &log), pond_cursor_new (store, &names),
+                                   pond_cursor_new (store, &entity) };
     //  Read one event of the log replay, then store more
     zmsg_t *msg = zmsg_new ();
     cr_assert_eq (pond_cursor_fill (replays [0], msg, 1, POND_CHUNK_BYTES), 1);
@@ -213,8 +211,8 @@ Test (replay, sees_a_snapshot, .init = fixture_setup, .fini = fixture_teardown)
         msg = zmsg_new ();
         size_t total = 0;
         int count;
-        while ((count = pond_cursor_fill (replays [r], msg, POND_CHUNK_EVENTS,
-                                          POND_CHUNK_BYTES)) > 0)
+        while ((count = pond_cursor_fill (replays [r], msg, POND_CHUNK_EVENTS, POND_CHUNK_BYTES))
+               > 0)
             total += count;
         cr_assert_eq (count, 0);
         uint64_t seqs [32];
@@ -276,8 +274,8 @@ Test (replay, chunk_caps, .init = fixture_setup, .fini = fixture_teardown)
         zmsg_t *msg = zmsg_new ();
         count = pond_cursor_fill (replay, msg, POND_CHUNK_EVENTS, 100000);
         cr_assert_leq (zmsg_content_size (msg), 100000);
-        cr_assert (count == 0 || count == 3 || (count == 1 && total == 9),
-                   "fill gave %d events", count);
+        cr_assert (count == 0 || count == 3 || (count == 1 && total == 9), "fill gave %d events",
+                   count);
         total += count;
         zmsg_destroy (&msg);
         if (count == 0)
@@ -302,8 +300,8 @@ Test (replay, by_name_covers_the_event, .init = fixture_setup, .fini = fixture_t
     pond_store_t *store = pond_store_new (fixture_db);
     s_history (store);
     rocksdb_readoptions_t *options = rocksdb_readoptions_create ();
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf (
-        pond_store_db (store), options, pond_store_cf (store, POND_CF_BY_NAME));
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf (pond_store_db (store), options,
+                                                         pond_store_cf (store, POND_CF_BY_NAME));
     size_t entries = 0;
     for (rocksdb_iter_seek_to_first (it); rocksdb_iter_valid (it); rocksdb_iter_next (it)) {
         size_t klen, vlen, size = 0;
@@ -330,15 +328,15 @@ s_uncover_by_name (pond_store_t *store)
 {
     rocksdb_readoptions_t *options = rocksdb_readoptions_create ();
     rocksdb_writeoptions_t *write = rocksdb_writeoptions_create ();
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf (
-        pond_store_db (store), options, pond_store_cf (store, POND_CF_BY_NAME));
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf (pond_store_db (store), options,
+                                                         pond_store_cf (store, POND_CF_BY_NAME));
     size_t entries = 0;
     for (rocksdb_iter_seek_to_first (it); rocksdb_iter_valid (it); rocksdb_iter_next (it)) {
         size_t klen;
         const char *key = rocksdb_iter_key (it, &klen);
         char *err = NULL;
-        rocksdb_put_cf (pond_store_db (store), write, pond_store_cf (store, POND_CF_BY_NAME),
-                        key, klen, "", 0, &err);
+        rocksdb_put_cf (pond_store_db (store), write, pond_store_cf (store, POND_CF_BY_NAME), key,
+                        klen, "", 0, &err);
         cr_assert_null (err);
         entries++;
     }
@@ -400,13 +398,13 @@ Test (replay, packed_chunks, .init = fixture_setup, .fini = fixture_teardown)
     for (int g = 0; g < 20; g++) {
         pond_event_t *events [60];
         for (int i = 0; i < 60; i++)
-            events [i] = fixture_event (i % 2? "QUACKED": "CLICKED", "cust-1", 1000 + g * 60 + i);
+            events [i] = fixture_event (i % 2 ? "QUACKED" : "CLICKED", "cust-1", 1000 + g * 60 + i);
         fixture_append (store, events, 60, NULL, NULL);
     }
     //  Every mode: the same events in the same order, packed or not
-    pond_replay_req_t requests [3] = {
-        { .credit = 1 }, s_by_names ("QUACKED", "CLICKED", 1100, 0), { .credit = 1 }
-    };
+    pond_replay_req_t requests [3] = { { .credit = 1 },
+                                       s_by_names ("QUACKED", "CLICKED", 1100, 0),
+                                       { .credit = 1 } };
     strcpy (requests [2].entity, "cust-1");
     for (int r = 0; r < 3; r++) {
         uint64_t plain [1200], packed [1200];
@@ -424,7 +422,7 @@ Test (replay, packed_chunks, .init = fixture_setup, .fini = fixture_teardown)
         zmsg_t *msg = zmsg_new ();
         cr_assert_eq (pond_cursor_fill (replay, msg, POND_CHUNK_EVENTS, POND_CHUNK_BYTES),
                       expect [i]);
-        cr_assert_eq (zmsg_size (msg), expect [i]? 1: 0);
+        cr_assert_eq (zmsg_size (msg), expect [i] ? 1 : 0);
         zmsg_destroy (&msg);
     }
     pond_cursor_destroy (&replay);
@@ -453,7 +451,7 @@ Test (replay, fill_buffer_packs_into_the_callers_buffer, .init = fixture_setup,
     for (int g = 0; g < 10; g++) {
         pond_event_t *events [60];
         for (int i = 0; i < 60; i++)
-            events [i] = fixture_event (i % 2? "QUACKED": "CLICKED", "cust-1", 1000 + g * 60 + i);
+            events [i] = fixture_event (i % 2 ? "QUACKED" : "CLICKED", "cust-1", 1000 + g * 60 + i);
         fixture_append (store, events, 60, NULL, NULL);
     }
     //  The same events, in the same order, as unpacked fills
@@ -508,16 +506,20 @@ Test (replay, seq_order_filter_reads_names_of_any_event, .init = fixture_setup,
     cr_assert_eq (strlen (long_name), 40);
     char err [POND_ERR_SIZE];
     for (int i = 0; i < 30; i++) {
-        pond_event_t *event = fixture_event (i % 3 == 0? long_name: i % 3 == 1? "QUACKED": "OTHER",
-                                       "cust-1", 100 + i);
+        pond_event_t *event = fixture_event (i % 3 == 0   ? long_name
+                                             : i % 3 == 1 ? "QUACKED"
+                                                          : "OTHER",
+                                             "cust-1", 100 + i);
         if (i % 2) {
             uint8_t cause [POND_ID_SIZE] = { 1, 2, 3 };
             pond_event_set_causation (event, cause);
             pond_event_set_source (event, "silo-7");
-            cr_assert_eq (pond_event_set_meta_json (event, "{\"firmware\":\"2.1\"}",
-                                                    err, sizeof err), 0, "%s", err);
-            cr_assert_eq (pond_event_set_data_json (event, "{\"a\":{\"b\":[1,2,3]}}",
-                                                    err, sizeof err), 0, "%s", err);
+            cr_assert_eq (
+                pond_event_set_meta_json (event, "{\"firmware\":\"2.1\"}", err, sizeof err), 0,
+                "%s", err);
+            cr_assert_eq (
+                pond_event_set_data_json (event, "{\"a\":{\"b\":[1,2,3]}}", err, sizeof err), 0,
+                "%s", err);
         }
         fixture_append (store, &event, 1, NULL, NULL);
     }
@@ -529,7 +531,7 @@ Test (replay, seq_order_filter_reads_names_of_any_event, .init = fixture_setup,
     cr_assert_eq (count, 20);
     for (size_t i = 0; i < count; i++) {
         cr_assert_eq ((seqs [i] - 1) % 3 != 2, true);
-        cr_assert_str_eq (names [i], (seqs [i] - 1) % 3 == 0? long_name: "QUACKED");
+        cr_assert_str_eq (names [i], (seqs [i] - 1) % 3 == 0 ? long_name : "QUACKED");
     }
     //  A damaged event in the log: the replay fails, saying why
     rocksdb_writeoptions_t *write = rocksdb_writeoptions_create ();

@@ -20,12 +20,12 @@
 #include "pond_uuid.h"
 #include "pond_value.h"
 
-#define PIDS_MAX    8
-#define RUN_MS      60000       //  no single device run may take longer
+#define PIDS_MAX 8
+#define RUN_MS   60000    //  no single device run may take longer
 
 static pond_mesh_t *mesh;
-static pid_t pids [PIDS_MAX];   //  devices started in the background
-static int runs;                //  numbers each run's log file
+static pid_t pids [PIDS_MAX];    //  devices started in the background
+static int runs;                 //  numbers each run's log file
 
 static void
 s_setup (void)
@@ -107,7 +107,7 @@ s_wait (pid_t pid, int timeout_ms)
     for (int waited = 0; waited < timeout_ms; waited += 10) {
         if (waitpid (pid, &status, WNOHANG) == pid) {
             s_forget (pid);
-            return WIFEXITED (status)? WEXITSTATUS (status): -1;
+            return WIFEXITED (status) ? WEXITSTATUS (status) : -1;
         }
         zclock_sleep (10);
     }
@@ -151,7 +151,7 @@ s_summary (const char *output)
     const char *start = strstr (output, "{\"device\"");
     cr_assert_not_null (start, "a JSON line in:\n%s", output);
     const char *end = strchr (start, '\n');
-    cJSON *json = cJSON_ParseWithLength (start, end? (size_t) (end - start): strlen (start));
+    cJSON *json = cJSON_ParseWithLength (start, end ? (size_t) (end - start) : strlen (start));
     cr_assert_not_null (json, "the summary is JSON: %s", start);
     return json;
 }
@@ -270,7 +270,7 @@ s_stored (void)
     free (text);
     cJSON *store = cJSON_GetObjectItemCaseSensitive (json, "store");
     cJSON *events = cJSON_GetObjectItemCaseSensitive (store, "events");
-    int count = cJSON_IsNumber (events)? events->valueint: -1;
+    int count = cJSON_IsNumber (events) ? events->valueint : -1;
     cJSON_Delete (json);
     return count;
 }
@@ -281,8 +281,8 @@ static void
 s_assert_same_ids (zlistx_t *events, zlistx_t *created)
 {
     cr_assert_eq (zlistx_size (events), zlistx_size (created),
-                  "stored %zu events, the device created %zu",
-                  zlistx_size (events), zlistx_size (created));
+                  "stored %zu events, the device created %zu", zlistx_size (events),
+                  zlistx_size (created));
     zhashx_t *seen = zhashx_new ();
     const char *expected = (const char *) zlistx_first (created);
     uint64_t last_seq = 0;
@@ -305,8 +305,7 @@ s_assert_same_ids (zlistx_t *events, zlistx_t *created)
 //  ---------------------------------------------------------------------
 //  (0) The scenario the README uses is shipped and runs as it says
 
-Test (device, shipped_kitchen_scenario_runs, .init = s_setup, .fini = s_teardown,
-      .timeout = 60)
+Test (device, shipped_kitchen_scenario_runs, .init = s_setup, .fini = s_teardown, .timeout = 60)
 {
     char *output;
     int code = s_run (&output, "--device", "silo-2", "--customer", "cust-2", "--scenario",
@@ -325,24 +324,23 @@ Test (device, shipped_kitchen_scenario_runs, .init = s_setup, .fini = s_teardown
 //  ---------------------------------------------------------------------
 //  (1) A scenario: stored in creation order, data right, state right
 
-Test (device, scenario_is_stored_in_order_and_state_kept, .init = s_setup,
-      .fini = s_teardown, .timeout = 60)
+Test (device, scenario_is_stored_in_order_and_state_kept, .init = s_setup, .fini = s_teardown,
+      .timeout = 60)
 {
-    char *path = s_scenario ("breakfast.txt",
-        "# breakfast at the Silo\n"
-        "click\n"
-        "click 2 150\n"
-        "\n"
-        "quack 250 62.5\n"
-        "quack\n"
-        "label c1 oat milk\n"
-        "  label c2 eggs  \n"
-        "unlabel c1\n"
-        "sleep 50\n"
-        "quack 300\n");
+    char *path = s_scenario ("breakfast.txt", "# breakfast at the Silo\n"
+                                              "click\n"
+                                              "click 2 150\n"
+                                              "\n"
+                                              "quack 250 62.5\n"
+                                              "quack\n"
+                                              "label c1 oat milk\n"
+                                              "  label c2 eggs  \n"
+                                              "unlabel c1\n"
+                                              "sleep 50\n"
+                                              "quack 300\n");
     char *output;
-    int code = s_run (&output, "--device", "silo-1", "--customer", "cust-1", "--firmware",
-                      "3.0", "--scenario", path, "--verbose", NULL);
+    int code = s_run (&output, "--device", "silo-1", "--customer", "cust-1", "--firmware", "3.0",
+                      "--scenario", path, "--verbose", NULL);
     cr_assert_eq (code, 0, "exit 0 when everything is sent:\n%s", output);
     cJSON *summary = s_summary (output);
     cr_assert_eq (s_number (summary, "created"), 8);
@@ -355,8 +353,8 @@ Test (device, scenario_is_stored_in_order_and_state_kept, .init = s_setup,
 
     zlistx_t *events = s_replay_entity ("cust-1");
     s_assert_same_ids (events, created);
-    const char *names [] = { "BUTTON_CLICKED", "BUTTON_CLICKED", "QUACKED", "QUACKED",
-                             "LABEL_ADDED", "LABEL_ADDED", "LABEL_REMOVED", "QUACKED" };
+    const char *names [] = { "BUTTON_CLICKED", "BUTTON_CLICKED", "QUACKED",       "QUACKED",
+                             "LABEL_ADDED",    "LABEL_ADDED",    "LABEL_REMOVED", "QUACKED" };
     pond_event_t *event = (pond_event_t *) zlistx_first (events);
     uint64_t last_ts = 0;
     for (size_t i = 0; i < 8; i++, event = (pond_event_t *) zlistx_next (events)) {
@@ -416,14 +414,14 @@ Test (device, scenario_is_stored_in_order_and_state_kept, .init = s_setup,
 
     //  Relabeling takes the old label off first; unlabeling an unknown
     //  container creates nothing
-    code = s_run (&output, "--device", "silo-1", "--customer", "cust-1",
-                  "--label", "c2=bacon", "--unlabel", "c9", NULL);
+    code = s_run (&output, "--device", "silo-1", "--customer", "cust-1", "--label", "c2=bacon",
+                  "--unlabel", "c9", NULL);
     cr_assert_eq (code, 0, "%s", output);
     cr_assert (strstr (output, "c9"), "the unknown container is named:\n%s", output);
     summary = s_summary (output);
     cr_assert_eq (s_number (summary, "created"), 2);
-    c2 = cJSON_GetObjectItemCaseSensitive (
-        cJSON_GetObjectItemCaseSensitive (summary, "containers"), "c2");
+    c2 = cJSON_GetObjectItemCaseSensitive (cJSON_GetObjectItemCaseSensitive (summary, "containers"),
+                                           "c2");
     cr_assert_str_eq (s_string (c2, "label"), "bacon");
     cJSON_Delete (summary);
     free (output);
@@ -443,15 +441,15 @@ Test (device, scenario_is_stored_in_order_and_state_kept, .init = s_setup,
 //  ---------------------------------------------------------------------
 //  (2) Offline: no broker, events queue durably; later they sync, same ids
 
-Test (device, offline_queues_then_syncs_with_same_ids, .init = s_setup,
-      .fini = s_teardown, .timeout = 60)
+Test (device, offline_queues_then_syncs_with_same_ids, .init = s_setup, .fini = s_teardown,
+      .timeout = 60)
 {
     pond_harness_stop (mesh->broker, SIGTERM);
     mesh->broker = -1;
     char *output;
     int code = s_run (&output, "--device", "silo-2", "--customer", "cust-2", "--quack", "5",
-                      "--click", "3", "--label", "c1=milk", "--sync-timeout", "1",
-                      "--verbose", NULL);
+                      "--click", "3", "--label", "c1=milk", "--sync-timeout", "1", "--verbose",
+                      NULL);
     cr_assert_eq (code, 1, "exit 1 with events queued:\n%s", output);
     cr_assert (strstr (output, "9 events still queued"), "says how many:\n%s", output);
     cr_assert (strstr (output, "next start"), "says what happens next:\n%s", output);
@@ -506,20 +504,18 @@ Test (device, offline_queues_then_syncs_with_same_ids, .init = s_setup,
 }
 
 //  A simulated cut: created while cut, sent once the network is back
-Test (device, simulated_cut_then_online_syncs, .init = s_setup, .fini = s_teardown,
-      .timeout = 60)
+Test (device, simulated_cut_then_online_syncs, .init = s_setup, .fini = s_teardown, .timeout = 60)
 {
-    char *path = s_scenario ("cut.txt",
-        "quack\n"
-        "offline\n"
-        "quack\n"
-        "label c7 butter\n"
-        "sleep 200\n"
-        "online\n"
-        "click\n");
+    char *path = s_scenario ("cut.txt", "quack\n"
+                                        "offline\n"
+                                        "quack\n"
+                                        "label c7 butter\n"
+                                        "sleep 200\n"
+                                        "online\n"
+                                        "click\n");
     char *output;
-    int code = s_run (&output, "--device", "silo-c", "--customer", "cust-c", "--scenario",
-                      path, "--verbose", NULL);
+    int code = s_run (&output, "--device", "silo-c", "--customer", "cust-c", "--scenario", path,
+                      "--verbose", NULL);
     cr_assert_eq (code, 0, "%s", output);
     zlistx_t *created = s_list_new ();
     s_created_ids (output, created);
@@ -529,15 +525,15 @@ Test (device, simulated_cut_then_online_syncs, .init = s_setup, .fini = s_teardo
     zlistx_destroy (&events);
 
     //  A cut that never ends within the run: exit 1, queued, synced next time
-    code = s_run (&output, "--device", "silo-c", "--customer", "cust-c", "--start-offline",
-                  "600", "--quack", "2", "--verbose", NULL);
+    code = s_run (&output, "--device", "silo-c", "--customer", "cust-c", "--start-offline", "600",
+                  "--quack", "2", "--verbose", NULL);
     cr_assert_eq (code, 1, "%s", output);
     cr_assert (strstr (output, "2 events still queued"), "%s", output);
     s_created_ids (output, created);
     free (output);
     //  A short start-up cut: waits it out, then syncs
-    code = s_run (&output, "--device", "silo-c", "--customer", "cust-c", "--start-offline",
-                  "0.5", "--quack", "1", "--verbose", NULL);
+    code = s_run (&output, "--device", "silo-c", "--customer", "cust-c", "--start-offline", "0.5",
+                  "--quack", "1", "--verbose", NULL);
     cr_assert_eq (code, 0, "%s", output);
     s_created_ids (output, created);
     cJSON *summary = s_summary (output);
@@ -556,8 +552,8 @@ Test (device, simulated_cut_then_online_syncs, .init = s_setup, .fini = s_teardo
 
 #define KILL_EVENTS 2000
 
-Test (device, sigkill_mid_sync_loses_and_doubles_nothing, .init = s_setup,
-      .fini = s_teardown, .timeout = 110)
+Test (device, sigkill_mid_sync_loses_and_doubles_nothing, .init = s_setup, .fini = s_teardown,
+      .timeout = 110)
 {
     //  Queue KILL_EVENTS events with the network cut
     char *output;
@@ -621,8 +617,7 @@ Test (device, sigkill_mid_sync_loses_and_doubles_nothing, .init = s_setup,
 //  ---------------------------------------------------------------------
 //  (4) Bad input: exit 2, the problem named, nothing created
 
-Test (device, bad_scenarios_and_flags_exit_2, .init = s_setup, .fini = s_teardown,
-      .timeout = 60)
+Test (device, bad_scenarios_and_flags_exit_2, .init = s_setup, .fini = s_teardown, .timeout = 60)
 {
     struct {
         const char *line;
@@ -645,11 +640,11 @@ Test (device, bad_scenarios_and_flags_exit_2, .init = s_setup, .fini = s_teardow
         snprintf (text, sizeof text, "# bad\nclick\n%s\nquack\n", lines [i].line);
         char *path = s_scenario ("bad.txt", text);
         char *output;
-        int code = s_run (&output, "--device", "silo-b", "--customer", "cust-b",
-                          "--scenario", path, NULL);
+        int code = s_run (&output, "--device", "silo-b", "--customer", "cust-b", "--scenario", path,
+                          NULL);
         cr_assert_eq (code, 2, "'%s' exits 2:\n%s", lines [i].line, output);
-        cr_assert (strstr (output, "line 3"), "'%s': the line is named:\n%s",
-                   lines [i].line, output);
+        cr_assert (strstr (output, "line 3"), "'%s': the line is named:\n%s", lines [i].line,
+                   output);
         cr_assert (strstr (output, lines [i].says), "'%s': says '%s':\n%s", lines [i].line,
                    lines [i].says, output);
         free (output);
@@ -688,8 +683,8 @@ Test (device, bad_scenarios_and_flags_exit_2, .init = s_setup, .fini = s_teardow
         int code = s_wait (pid, RUN_MS);
         char *output = s_slurp (log);
         cr_assert_eq (code, 2, "case %zu exits 2:\n%s", i, output);
-        cr_assert (strstr (output, flags [i].says), "case %zu says '%s':\n%s", i,
-                   flags [i].says, output);
+        cr_assert (strstr (output, flags [i].says), "case %zu says '%s':\n%s", i, flags [i].says,
+                   output);
         cr_assert (strstr (output, "--help"), "case %zu points to --help:\n%s", i, output);
         free (output);
         free (log);
@@ -703,12 +698,11 @@ Test (device, bad_scenarios_and_flags_exit_2, .init = s_setup, .fini = s_teardow
 //  ---------------------------------------------------------------------
 //  (5) A wrong clock: order by seq unaffected, replay by time by its ts
 
-Test (device, clock_skew_keeps_seq_order_and_time_replay, .init = s_setup,
-      .fini = s_teardown, .timeout = 60)
+Test (device, clock_skew_keeps_seq_order_and_time_replay, .init = s_setup, .fini = s_teardown,
+      .timeout = 60)
 {
     char *output;
-    int code = s_run (&output, "--device", "silo-ok", "--customer", "cust-t", "--quack", "2",
-                      NULL);
+    int code = s_run (&output, "--device", "silo-ok", "--customer", "cust-t", "--quack", "2", NULL);
     cr_assert_eq (code, 0, "%s", output);
     free (output);
     uint64_t before = pond_time_now ();
@@ -717,16 +711,15 @@ Test (device, clock_skew_keeps_seq_order_and_time_replay, .init = s_setup,
     cr_assert_eq (code, 0, "%s", output);
     free (output);
     uint64_t after = pond_time_now ();
-    code = s_run (&output, "--device", "silo-ok", "--customer", "cust-t", "--quack", "1",
-                  NULL);
+    code = s_run (&output, "--device", "silo-ok", "--customer", "cust-t", "--quack", "1", NULL);
     cr_assert_eq (code, 0, "%s", output);
     free (output);
 
     //  By seq: the order of arrival, whatever the clocks say
     zlistx_t *events = s_replay_entity ("cust-t");
     cr_assert_eq (zlistx_size (events), 6);
-    const char *sources [] = { "silo-ok", "silo-ok", "silo-late", "silo-late", "silo-late",
-                               "silo-ok" };
+    const char *sources [] = { "silo-ok",   "silo-ok",   "silo-late",
+                               "silo-late", "silo-late", "silo-ok" };
     uint64_t seq = 0;
     size_t index = 0;
     uint64_t day = 86400ULL * 1000000;
@@ -745,7 +738,8 @@ Test (device, clock_skew_keeps_seq_order_and_time_replay, .init = s_setup,
     zlistx_destroy (&events);
 
     //  By time: the late device's events sit a day back, first
-    pond_replay_req_t request = { .names_count = 1, .from_ts = before - day - 1000000,
+    pond_replay_req_t request = { .names_count = 1,
+                                  .from_ts = before - day - 1000000,
                                   .to_ts = after - day + 1000000 };
     strcpy (request.names [0], "QUACKED");
     events = s_replay (&request);
@@ -760,12 +754,11 @@ Test (device, clock_skew_keeps_seq_order_and_time_replay, .init = s_setup,
     events = s_replay (&all);
     cr_assert_eq (zlistx_size (events), 6);
     index = 0;
-    const char *by_time [] = { "silo-late", "silo-late", "silo-late", "silo-ok", "silo-ok",
-                               "silo-ok" };
+    const char *by_time [] = { "silo-late", "silo-late", "silo-late",
+                               "silo-ok",   "silo-ok",   "silo-ok" };
     for (pond_event_t *event = (pond_event_t *) zlistx_first (events); event;
          event = (pond_event_t *) zlistx_next (events), index++)
-        cr_assert_str_eq (pond_event_source (event), by_time [index],
-                          "by time, event %zu", index);
+        cr_assert_str_eq (pond_event_source (event), by_time [index], "by time, event %zu", index);
     zlistx_destroy (&events);
 }
 
@@ -777,8 +770,8 @@ Test (device, sigterm_keeps_the_outbox_and_exits_0, .init = s_setup, .fini = s_t
 {
     char *path = s_scenario ("slow.txt", "quack\nsleep 60000\nquack\n");
     char *log;
-    pid_t pid = s_spawn (&log, "--device", "silo-s", "--customer", "cust-s", "--scenario",
-                         path, NULL);
+    pid_t pid = s_spawn (&log, "--device", "silo-s", "--customer", "cust-s", "--scenario", path,
+                         NULL);
     int64_t deadline = zclock_mono () + 10000;
     while (s_stored () < 1 && zclock_mono () < deadline)
         zclock_sleep (20);
@@ -800,16 +793,16 @@ Test (device, sigterm_keeps_the_outbox_and_exits_0, .init = s_setup, .fini = s_t
 //  Replies a real broker rarely gives: a fake ingest socket answers the
 //  device with NACK 503, a dup ACK and a NACK 400
 
-Test (device, nacks_dups_and_refusals_from_a_fake_broker, .init = s_setup,
-      .fini = s_teardown, .timeout = 60)
+Test (device, nacks_dups_and_refusals_from_a_fake_broker, .init = s_setup, .fini = s_teardown,
+      .timeout = 60)
 {
     char endpoint [300];
     snprintf (endpoint, sizeof endpoint, "ipc://%s/fake-ingest.ipc", mesh->dir);
     zsock_t *fake = zsock_new_router (endpoint);
     cr_assert_not_null (fake);
     char *log;
-    pid_t pid = s_spawn (&log, "--device", "silo-f", "--customer", "cust-f", "--ingest",
-                         endpoint, "--quack", "3", "--sync-timeout", "10", "--verbose", NULL);
+    pid_t pid = s_spawn (&log, "--device", "silo-f", "--customer", "cust-f", "--ingest", endpoint,
+                         "--quack", "3", "--sync-timeout", "10", "--verbose", NULL);
     //  Ids in the order they first arrived, and how often each came
     uint8_t order [3][POND_ID_SIZE];
     int firsts = 0, publishes = 0;
@@ -819,7 +812,7 @@ Test (device, nacks_dups_and_refusals_from_a_fake_broker, .init = s_setup,
         int status;
         if (waitpid (pid, &status, WNOHANG) == pid) {
             s_forget (pid);
-            code = WIFEXITED (status)? WEXITSTATUS (status): -1;
+            code = WIFEXITED (status) ? WEXITSTATUS (status) : -1;
             break;
         }
         zmq_pollitem_t item = { zsock_resolve (fake), 0, ZMQ_POLLIN, 0 };
@@ -831,8 +824,8 @@ Test (device, nacks_dups_and_refusals_from_a_fake_broker, .init = s_setup,
         zframe_t *body = zmsg_pop (msg);
         cr_assert (pond_proto_is (command, "PUBLISH"));
         char err [POND_ERR_SIZE];
-        pond_event_t *event = pond_event_decode (zframe_data (body), zframe_size (body),
-                                                 err, sizeof err);
+        pond_event_t *event = pond_event_decode (zframe_data (body), zframe_size (body), err,
+                                                 sizeof err);
         cr_assert_not_null (event, "%s", err);
         int index = -1;
         for (int i = 0; i < firsts; i++)
@@ -853,8 +846,7 @@ Test (device, nacks_dups_and_refusals_from_a_fake_broker, .init = s_setup,
             zframe_t *nack = pond_nack_new (pond_event_id (event), 503, 50, "busy");
             zmsg_append (reply, &nack);
         }
-        else
-        if (index == 1) {
+        else if (index == 1) {
             zmsg_addstr (reply, "NACK");
             zframe_t *nack = pond_nack_new (pond_event_id (event), 400, 0, "no, never");
             zmsg_append (reply, &nack);
@@ -876,8 +868,7 @@ Test (device, nacks_dups_and_refusals_from_a_fake_broker, .init = s_setup,
     char *output = s_slurp (log);
     free (log);
     cr_assert_eq (code, 1, "exit 1: an event was refused for good:\n%s", output);
-    cr_assert (strstr (output, "no, never"), "the refusal is logged with its reason:\n%s",
-               output);
+    cr_assert (strstr (output, "no, never"), "the refusal is logged with its reason:\n%s", output);
     cr_assert (strstr (output, "refused 1 events for good"), "and summed up:\n%s", output);
     cJSON *summary = s_summary (output);
     cr_assert_eq (s_number (summary, "created"), 3);
@@ -912,16 +903,15 @@ Test (device, nacks_dups_and_refusals_from_a_fake_broker, .init = s_setup,
 
 //  NACK 409 (the id was stored for a different event) is final: the
 //  device sets the event aside at once, never resends it
-Test (device, nack_409_is_set_aside_not_resent, .init = s_setup, .fini = s_teardown,
-      .timeout = 60)
+Test (device, nack_409_is_set_aside_not_resent, .init = s_setup, .fini = s_teardown, .timeout = 60)
 {
     char endpoint [300];
     snprintf (endpoint, sizeof endpoint, "ipc://%s/fake-ingest.ipc", mesh->dir);
     zsock_t *fake = zsock_new_router (endpoint);
     cr_assert_not_null (fake);
     char *log;
-    pid_t pid = s_spawn (&log, "--device", "silo-c", "--customer", "cust-c", "--ingest",
-                         endpoint, "--quack", "2", "--sync-timeout", "10", NULL);
+    pid_t pid = s_spawn (&log, "--device", "silo-c", "--customer", "cust-c", "--ingest", endpoint,
+                         "--quack", "2", "--sync-timeout", "10", NULL);
     uint8_t refused [POND_ID_SIZE];
     int refused_sends = 0, publishes = 0;
     bool exited = false;
@@ -940,8 +930,8 @@ Test (device, nack_409_is_set_aside_not_resent, .init = s_setup, .fini = s_teard
         zframe_t *identity = zmsg_pop (msg);
         zframe_t *body = zmsg_last (msg);
         char err [POND_ERR_SIZE];
-        pond_event_t *event = pond_event_decode (zframe_data (body), zframe_size (body),
-                                                 err, sizeof err);
+        pond_event_t *event = pond_event_decode (zframe_data (body), zframe_size (body), err,
+                                                 sizeof err);
         cr_assert_not_null (event, "%s", err);
         if (publishes++ == 0)
             memcpy (refused, pond_event_id (event), POND_ID_SIZE);

@@ -29,8 +29,8 @@ TestSuite (e2e, .init = s_setup, .fini = s_teardown, .timeout = 60);
 static char *
 s_pond (int *exit_p, const char *args)
 {
-    char *out = pond_harness_run (exit_p, "POND_DATA=%s %s/pond %s 2>%s/cli.err",
-                                  mesh->dir, POND_BIN_DIR, args, mesh->dir);
+    char *out = pond_harness_run (exit_p, "POND_DATA=%s %s/pond %s 2>%s/cli.err", mesh->dir,
+                                  POND_BIN_DIR, args, mesh->dir);
     cr_assert_not_null (out);
     return out;
 }
@@ -86,16 +86,18 @@ Test (e2e, publish_tail_replay_stats)
     free (out);
 
     //  Several events from stdin, in one go
-    out = pond_harness_run (&rc, "printf '%%s\\n' "
-        "'{\"name\":\"QUACKED\",\"entity\":\"cust-3\",\"ts\":\"2022-06-01\"}' "
-        "'{\"name\":\"QUACKED\",\"entity\":\"cust-3\",\"ts\":\"2021-12-31\"}' "
-        "| POND_DATA=%s %s/pond publish --stdin", mesh->dir, POND_BIN_DIR);
+    out = pond_harness_run (&rc,
+                            "printf '%%s\\n' "
+                            "'{\"name\":\"QUACKED\",\"entity\":\"cust-3\",\"ts\":\"2022-06-01\"}' "
+                            "'{\"name\":\"QUACKED\",\"entity\":\"cust-3\",\"ts\":\"2021-12-31\"}' "
+                            "| POND_DATA=%s %s/pond publish --stdin",
+                            mesh->dir, POND_BIN_DIR);
     cr_assert_eq (rc, 0, "publish --stdin: %s", out);
     cr_assert_eq (s_lines (out), 2, "one line per event: %s", out);
     free (out);
 
     //  tail saw QUACKED and BUTTON_CLICKED live, not LABEL_ADDED
-    int status = pond_harness_stop (tail, 0);   //  reaps; it exits after --count 3
+    int status = pond_harness_stop (tail, 0);    //  reaps; it exits after --count 3
     (void) status;
     char *tailed = pond_harness_run (&rc, "grep -v '^pond tail:' %s", tail_log);
     cr_assert_eq (s_lines (tailed), 3, "tail printed: %s", tailed);
@@ -112,8 +114,8 @@ Test (e2e, publish_tail_replay_stats)
     char *clicked = strstr (out, "BUTTON_CLICKED");
     char *march = strstr (out, "2022-03-01");
     char *june = strstr (out, "2022-06-01");
-    cr_assert (clicked && march && june && clicked < march && march < june,
-               "ordered by ts: %s", out);
+    cr_assert (clicked && march && june && clicked < march && march < june, "ordered by ts: %s",
+               out);
     free (out);
 
     //  By entity, by seq range with a limit
@@ -177,8 +179,10 @@ Test (e2e, publish_reused_id_is_refused_409)
 {
     const char *id = "018f3a5b-6c7d-7e8f-90a1-b2c3d4e5f607";
     char args [512];
-    snprintf (args, sizeof args, "publish --name QUACKED --entity cust-9 --id %s "
-              "--ts 2022-06-01T10:00:00Z --payload '{\"n\":1}'", id);
+    snprintf (args, sizeof args,
+              "publish --name QUACKED --entity cust-9 --id %s "
+              "--ts 2022-06-01T10:00:00Z --payload '{\"n\":1}'",
+              id);
     int rc;
     char *out = s_pond (&rc, args);
     cr_assert_eq (rc, 0, "first publish: %s", out);
@@ -188,8 +192,10 @@ Test (e2e, publish_reused_id_is_refused_409)
     cr_assert_eq (rc, 0);
     cr_assert (strstr (out, "\"dup\":true"), "the same event again is a dup: %s", out);
     free (out);
-    snprintf (args, sizeof args, "publish --name QUACKED --entity cust-9 --id %s "
-              "--ts 2022-06-01T10:00:00Z --payload '{\"n\":2}'", id);
+    snprintf (args, sizeof args,
+              "publish --name QUACKED --entity cust-9 --id %s "
+              "--ts 2022-06-01T10:00:00Z --payload '{\"n\":2}'",
+              id);
     out = s_pond (&rc, args);
     cr_assert_neq (rc, 0, "another event with that id must fail: %s", out);
     cr_assert_str_empty (out, "no ACK line for a refused event");

@@ -28,7 +28,7 @@
 #include "pond_store_embedded.h"
 #include "pond_store_server.h"
 
-#define EVENTS  20
+#define EVENTS 20
 
 static pond_mesh_t *mesh;
 
@@ -74,8 +74,7 @@ s_publish (const char *ingest, const char *entity, uint8_t *id)
     pond_event_t *event = pond_event_new ("QUACKED", entity);
     pond_ack_t ack;
     int rc = pond_client_publish (client, event, &ack);
-    cr_assert_eq (rc, 0, "publish: %d %s", pond_client_code (client),
-                  pond_client_reason (client));
+    cr_assert_eq (rc, 0, "publish: %d %s", pond_client_code (client), pond_client_reason (client));
     cr_assert_eq (memcmp (ack.id, pond_event_id (event), POND_ID_SIZE), 0);
     if (id)
         memcpy (id, ack.id, POND_ID_SIZE);
@@ -119,11 +118,11 @@ s_run_to_exit (const char *log, char *const argv [])
         pond_harness_stop (pid, SIGKILL);
         return -1;
     }
-    return WIFEXITED (status)? WEXITSTATUS (status): -1;
+    return WIFEXITED (status) ? WEXITSTATUS (status) : -1;
 }
 
-Test (embedded, acked_events_replay_after_sigkill_and_restart, .init = s_setup,
-      .fini = s_teardown, .timeout = 60)
+Test (embedded, acked_events_replay_after_sigkill_and_restart, .init = s_setup, .fini = s_teardown,
+      .timeout = 60)
 {
     cr_assert_eq (mesh->store, 0, "one process: no pond-store");
     s_wait_store_up (mesh->control);
@@ -144,8 +143,8 @@ Test (embedded, acked_events_replay_after_sigkill_and_restart, .init = s_setup,
     s_replay_is (mesh->control, ids, EVENTS + 1);
 }
 
-Test (embedded, separate_store_refused_on_the_same_directory, .init = s_setup,
-      .fini = s_teardown, .timeout = 60)
+Test (embedded, separate_store_refused_on_the_same_directory, .init = s_setup, .fini = s_teardown,
+      .timeout = 60)
 {
     char log [600];
     snprintf (log, sizeof log, "%s/store-refused.log", mesh->dir);
@@ -169,17 +168,17 @@ Test (embedded, separate_store_refused_on_the_same_directory, .init = s_setup,
     snprintf (alt_ingest, sizeof alt_ingest, "ipc://%s/i2.ipc", mesh->dir);
     snprintf (alt_pub, sizeof alt_pub, "ipc://%s/p2.ipc", mesh->dir);
     snprintf (alt_control, sizeof alt_control, "ipc://%s/c2.ipc", mesh->dir);
-    char *broker_argv [] = { "pond-broker", "--data", mesh->dir, "--with-store",
-                             "--ingest", alt_ingest, "--pub", alt_pub,
-                             "--control", alt_control, NULL };
+    char *broker_argv [] = { "pond-broker", "--data",    mesh->dir, "--with-store",
+                             "--ingest",    alt_ingest,  "--pub",   alt_pub,
+                             "--control",   alt_control, NULL };
     cr_assert_eq (s_run_to_exit (log, broker_argv), 1,
                   "pond-broker --with-store must refuse a store a pond-store runs");
     snprintf (pid_text, sizeof pid_text, "in use by pid %d", (int) mesh->store);
     cr_assert_eq (pond_harness_wait_text (log, pid_text, 1000), 0, "see %s", log);
 }
 
-Test (embedded, sigterm_stops_cleanly_and_the_log_serves_two_processes_after,
-      .init = s_setup, .fini = s_teardown, .timeout = 60)
+Test (embedded, sigterm_stops_cleanly_and_the_log_serves_two_processes_after, .init = s_setup,
+      .fini = s_teardown, .timeout = 60)
 {
     s_wait_store_up (mesh->control);
     uint8_t ids [3][POND_ID_SIZE];
@@ -188,7 +187,7 @@ Test (embedded, sigterm_stops_cleanly_and_the_log_serves_two_processes_after,
     int status = pond_harness_stop (mesh->broker, SIGTERM);
     mesh->broker = 0;
     cr_assert (WIFEXITED (status), "pond-broker --with-store died of signal %d on SIGTERM",
-               WIFSIGNALED (status)? WTERMSIG (status): 0);
+               WIFSIGNALED (status) ? WTERMSIG (status) : 0);
     cr_assert_eq (WEXITSTATUS (status), 0, "exit code on SIGTERM");
     char log [600], path [600];
     snprintf (log, sizeof log, "%s/broker.log", mesh->dir);
@@ -222,19 +221,17 @@ Test (embedded, keys_guard_the_outside_while_the_store_link_stays_inproc, .timeo
                              "--role device --name silo-1 --customer anna" };
     for (size_t i = 0; i < 4; i++) {
         int rc;
-        char *out = pond_harness_run (&rc, "%s/pond keys new --keys %s %s 2>&1", POND_BIN_DIR,
-                                      keys, roles [i]);
+        char *out = pond_harness_run (&rc, "%s/pond keys new --keys %s %s 2>&1", POND_BIN_DIR, keys,
+                                      roles [i]);
         cr_assert_eq (rc, 0, "pond keys new %s: %s", roles [i], out);
         free (out);
     }
     snprintf (log, sizeof log, "%s/broker.log", dir);
     snprintf (ready, sizeof ready, "%s/broker.zpl", dir);
-    pid_t broker = pond_harness_spawn ("pond-broker", log, "--data", dir, "--with-store",
-                                       "--keys", keys, "--ingest", "tcp://127.0.0.1:*",
-                                       "--pub", "tcp://127.0.0.1:*",
-                                       "--control", "tcp://127.0.0.1:*", NULL);
-    cr_assert_eq (pond_harness_wait_file (ready, 10000), 0, "broker did not start: see %s",
-                  log);
+    pid_t broker = pond_harness_spawn ("pond-broker", log, "--data", dir, "--with-store", "--keys",
+                                       keys, "--ingest", "tcp://127.0.0.1:*", "--pub",
+                                       "tcp://127.0.0.1:*", "--control", "tcp://127.0.0.1:*", NULL);
+    cr_assert_eq (pond_harness_wait_file (ready, 10000), 0, "broker did not start: see %s", log);
     pond_endpoints_t eps;
     cr_assert_eq (pond_endpoints_resolve (dir, &eps), 0);
     zconfig_t *config = zconfig_load (ready);
@@ -324,7 +321,7 @@ Test (embedded, module_serves_inproc_holds_the_lock_and_closes, .timeout = 60)
         zpoller_t *poller = zpoller_new (pond_store_embedded_pipe (store), NULL);
         bool quiet = zpoller_wait (poller, 100) == NULL;
         zpoller_destroy (&poller);
-        int refused = round == 0? s_run_to_exit (log, store_argv): 1;
+        int refused = round == 0 ? s_run_to_exit (log, store_argv) : 1;
         pond_store_embedded_destroy (&store);
         cr_assert_null (store);
         cr_assert (ponged, "round %d: PING over inproc gets PONG", round);
@@ -335,8 +332,7 @@ Test (embedded, module_serves_inproc_holds_the_lock_and_closes, .timeout = 60)
     char ready [600];
     snprintf (ready, sizeof ready, "%s/store.zpl", dir);
     pid_t pid = pond_harness_spawnv (log, store_argv);
-    cr_assert_eq (pond_harness_wait_file (ready, 10000), 0, "pond-store after the module: %s",
-                  log);
+    cr_assert_eq (pond_harness_wait_file (ready, 10000), 0, "pond-store after the module: %s", log);
     int status = pond_harness_stop (pid, SIGTERM);
     cr_assert (WIFEXITED (status) && WEXITSTATUS (status) == 0);
     pond_harness_rmtree (dir);

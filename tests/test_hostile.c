@@ -43,21 +43,21 @@
 #include "pond_proto.h"
 
 #ifdef POND_SANITIZE_BUILD
-#   define BROKER_BOUND_MB  768
-#   define STORE_BOUND_MB   1024
-#   define SUBSCRIPTIONS_BOUND_MB 1024
-#   define REPLAYS_BOUND_MB 1024
-#   define SLOW             3
+#define BROKER_BOUND_MB        768
+#define STORE_BOUND_MB         1024
+#define SUBSCRIPTIONS_BOUND_MB 1024
+#define REPLAYS_BOUND_MB       1024
+#define SLOW                   3
 #else
-#   define BROKER_BOUND_MB  96
-#   define REPLAYS_BOUND_MB 256     //  12 x 8 replays x 2 MiB of credit, and the rest
-#   define STORE_BOUND_MB   256
-#   define SUBSCRIPTIONS_BOUND_MB 384  //  libzmq's copy of 100,000 subscriptions
-#   define SLOW             1
+#define BROKER_BOUND_MB        96
+#define REPLAYS_BOUND_MB       256    //  12 x 8 replays x 2 MiB of credit, and the rest
+#define STORE_BOUND_MB         256
+#define SUBSCRIPTIONS_BOUND_MB 384    //  libzmq's copy of 100,000 subscriptions
+#define SLOW                   1
 #endif
 
-#define BIG_PAD             65400       //  pad of a 64 KiB event (65,520 at most)
-#define ACK_P99_MS          (1000 * SLOW)
+#define BIG_PAD    65400    //  pad of a 64 KiB event (65,520 at most)
+#define ACK_P99_MS (1000 * SLOW)
 
 static pond_mesh_t *mesh;
 static pid_t actor;
@@ -74,7 +74,7 @@ static void
 s_teardown (void)
 {
     if (mesh && mesh->store > 0)
-        kill (mesh->store, SIGCONT);        //  stalled_store may fail while stopped
+        kill (mesh->store, SIGCONT);    //  stalled_store may fail while stopped
     pond_harness_stop (actor, SIGKILL);
     actor = 0;
     pond_mesh_destroy (&mesh);
@@ -95,7 +95,7 @@ s_hwm_mb (pid_t pid, bool peak)
     cr_assert_not_null (file, "process %d is gone", (int) pid);
     unsigned long long kb = 0, value;
     while (fgets (line, sizeof line, file))
-        if (sscanf (line, peak? "VmHWM: %llu kB": "VmRSS: %llu kB", &value) == 1)
+        if (sscanf (line, peak ? "VmHWM: %llu kB" : "VmRSS: %llu kB", &value) == 1)
             kb = value;
     fclose (file);
     return kb / 1024.0;
@@ -116,8 +116,8 @@ s_cpu_s (pid_t pid)
     cr_assert_not_null (after);
     unsigned long utime = 0, stime = 0;
     //  fields 14 and 15; after ")" come field 3 onwards
-    int rc = sscanf (after + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-                     &utime, &stime);
+    int rc = sscanf (after + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime,
+                     &stime);
     cr_assert_eq (rc, 2);
     return (double) (utime + stime) / (double) sysconf (_SC_CLK_TCK);
 }
@@ -126,14 +126,14 @@ static void
 s_check_memory (const char *when, double broker_bound_mb)
 {
     double broker = s_hwm_mb (mesh->broker, true), store = s_hwm_mb (mesh->store, true);
-    fprintf (stderr, "test_hostile: %s: peak RSS broker %.0f MiB, store %.0f MiB\n",
-             when, broker, store);
+    fprintf (stderr, "test_hostile: %s: peak RSS broker %.0f MiB, store %.0f MiB\n", when, broker,
+             store);
     if (getenv ("POND_HOSTILE_MEASURE"))
-        return;                 //  measuring only: see every step's figures
-    cr_assert_lt (broker, broker_bound_mb, "%s: broker peak RSS %.0f MiB (bound %.0f)",
-                  when, broker, broker_bound_mb);
-    cr_assert_lt (store, STORE_BOUND_MB, "%s: store peak RSS %.0f MiB (bound %d)",
-                  when, store, STORE_BOUND_MB);
+        return;    //  measuring only: see every step's figures
+    cr_assert_lt (broker, broker_bound_mb, "%s: broker peak RSS %.0f MiB (bound %.0f)", when,
+                  broker, broker_bound_mb);
+    cr_assert_lt (store, STORE_BOUND_MB, "%s: store peak RSS %.0f MiB (bound %d)", when, store,
+                  STORE_BOUND_MB);
 }
 
 //  An encoded event: name, entity, a pad of pad bytes in data, id from n
@@ -173,7 +173,7 @@ static int
 s_cmp (const void *a, const void *b)
 {
     int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
-    return x < y? -1: x > y;
+    return x < y ? -1 : x > y;
 }
 
 static int64_t
@@ -211,7 +211,7 @@ s_publish_many (const char *name, bool numbered, uint64_t first, size_t count, s
 {
     pond_client_t *client = pond_client_new (mesh->ingest);
     cr_assert_not_null (client);
-    size_t window = pad > 1000? 16: 256;
+    size_t window = pad > 1000 ? 16 : 256;
     size_t sent = 0, acked = 0, resend = 0;
     uint64_t *todo = calloc (count, sizeof (uint64_t));    //  events to (re)send
     size_t todo_count = 0;
@@ -299,7 +299,7 @@ s_zmtp_connect (const char *endpoint, const char *socket_type)
 static void
 s_zmtp_long_frame (int fd, uint64_t size, bool more)
 {
-    uint8_t header [9] = { (uint8_t) (0x02 | (more? 1: 0)) };
+    uint8_t header [9] = { (uint8_t) (0x02 | (more ? 1 : 0)) };
     for (int i = 0; i < 8; i++)
         header [1 + i] = (uint8_t) (size >> (56 - 8 * i));
     cr_assert_eq (send (fd, header, 9, MSG_NOSIGNAL), 9);
@@ -308,7 +308,7 @@ s_zmtp_long_frame (int fd, uint64_t size, bool more)
 static void
 s_zmtp_short_frame (int fd, const char *text, bool more)
 {
-    uint8_t frame [256] = { (uint8_t) (more? 1: 0), (uint8_t) strlen (text) };
+    uint8_t frame [256] = { (uint8_t) (more ? 1 : 0), (uint8_t) strlen (text) };
     memcpy (frame + 2, text, strlen (text));
     cr_assert_eq (send (fd, frame, 2 + strlen (text), MSG_NOSIGNAL), (ssize_t) (2 + strlen (text)));
 }
@@ -328,13 +328,12 @@ s_zmtp_fill (int *fds, size_t count, size_t bytes, int64_t deadline)
         for (size_t i = 0; i < count; i++) {
             if (!left [i])
                 continue;
-            ssize_t rc = send (fds [i], zeros, left [i] < sizeof zeros? left [i]: sizeof zeros,
+            ssize_t rc = send (fds [i], zeros, left [i] < sizeof zeros ? left [i] : sizeof zeros,
                                MSG_NOSIGNAL | MSG_DONTWAIT);
             if (rc > 0)
                 left [i] -= (size_t) rc;
-            else
-            if (rc < 0 && errno != EAGAIN && errno != EINTR)
-                left [i] = 0;               //  the broker closed it
+            else if (rc < 0 && errno != EAGAIN && errno != EINTR)
+                left [i] = 0;    //  the broker closed it
             busy = busy || left [i];
         }
         if (busy)
@@ -396,7 +395,7 @@ Test (hostile, subscriptions)
     int fd = s_zmtp_connect (mesh->pub, "XSUB");
     size_t size = 10 * 1000 * 1000;
     s_zmtp_long_frame (fd, size + 1, false);
-    send (fd, "\x01", 1, MSG_NOSIGNAL);         //  fails once the broker closed it
+    send (fd, "\x01", 1, MSG_NOSIGNAL);    //  fails once the broker closed it
     s_zmtp_fill (&fd, 1, size, zclock_mono () + 20000 * SLOW);
     s_publish_one (good, "QUACKED", 1, latency);
     zclock_sleep (500);
@@ -432,9 +431,10 @@ Test (hostile, subscriptions)
         pond_event_destroy (&event);
     }
     int64_t p99 = s_p99 (latency);
-    fprintf (stderr, "test_hostile: subscriptions: %" PRIu64 " published, %" PRIu64
-             " received, %" PRIu64 " heartbeats, ACK p99 %" PRId64 " ms\n", n - 1, received,
-             pond_sub_heartbeats (sub), p99);
+    fprintf (stderr,
+             "test_hostile: subscriptions: %" PRIu64 " published, %" PRIu64 " received, %" PRIu64
+             " heartbeats, ACK p99 %" PRId64 " ms\n",
+             n - 1, received, pond_sub_heartbeats (sub), p99);
     cr_assert_lt (p99, ACK_P99_MS);
     cr_assert_geq (pond_sub_heartbeats (sub), 3, "heartbeats reach a subscriber");
     cr_assert_gt (received, (n - 1) / 2, "events reach a subscriber");
@@ -458,8 +458,9 @@ s_hoarder (int count, uint32_t credit, uint64_t rid_base)
     zsock_set_sndhwm (sock, 0);
     cr_assert_eq (zsock_connect (sock, "%s", mesh->control), 0);
     for (int i = 0; i < count; i++) {
-        pond_replay_req_t request = { .rid = rid_base + (uint64_t) i, .credit = credit,
-                                      .from_seq = 1, .pack = true };
+        pond_replay_req_t request = {
+            .rid = rid_base + (uint64_t) i, .credit = credit, .from_seq = 1, .pack = true
+        };
         zframe_t *body = pond_replay_req_encode (&request);
         zmsg_t *msg = zmsg_new ();
         zmsg_addstr (msg, POND_REPLAY);
@@ -479,7 +480,7 @@ Test (hostile, big_events)
     zsock_set_rcvbuf (stuck, 4096);
     zsock_set_subscribe (stuck, "");
     cr_assert_eq (zsock_connect (stuck, "%s", mesh->pub), 0);
-    zclock_sleep (200);         //  its subscription reaches the broker
+    zclock_sleep (200);    //  its subscription reaches the broker
     //  3,000 events of 64 KiB (192 MB)
     size_t count = 3000 / SLOW;
     s_publish_many ("TEST_A", false, 1, count, BIG_PAD);
@@ -508,7 +509,7 @@ Test (hostile, big_events)
     int64_t deadline = zclock_mono () + 30000 * SLOW;
     while (position < count && zclock_mono () < deadline) {
         char *status = pond_actor_link_status (link, 5000);
-        cJSON *json = status? cJSON_Parse (status): NULL;
+        cJSON *json = status ? cJSON_Parse (status) : NULL;
         cJSON *item = cJSON_GetObjectItemCaseSensitive (json, "position");
         if (cJSON_IsNumber (item))
             position = (uint64_t) item->valuedouble;
@@ -520,8 +521,9 @@ Test (hostile, big_events)
     pond_actor_link_destroy (&link);
     cr_assert_eq (position, count, "the actor's catch-up stopped at %" PRIu64 " of %zu; see %s",
                   position, count, log);
-    fprintf (stderr, "test_hostile: big_events: the actor caught up with %zu events in %"
-             PRId64 " ms\n", count, zclock_mono () - start);
+    fprintf (stderr,
+             "test_hostile: big_events: the actor caught up with %zu events in %" PRId64 " ms\n",
+             count, zclock_mono () - start);
     //  And a reader's catch-up, as an actor makes it
     pond_replay_req_t request = { .from_seq = 1, .names_count = 1 };
     strcpy (request.names [0], "TEST_A");
@@ -535,8 +537,8 @@ Test (hostile, big_events)
     cr_assert_eq (pond_reader_code (replay), 200, "catch-up: %d %s", pond_reader_code (replay),
                   pond_reader_reason (replay));
     cr_assert_eq (pond_reader_count (replay), count);
-    fprintf (stderr, "test_hostile: big_events: catch-up of %zu events in %" PRId64 " ms\n",
-             count, zclock_mono () - start);
+    fprintf (stderr, "test_hostile: big_events: catch-up of %zu events in %" PRId64 " ms\n", count,
+             zclock_mono () - start);
     pond_reader_destroy (&replay);
     //  Give the hoarders' replays time to fill what they may
     zclock_sleep (2000);
@@ -547,7 +549,7 @@ Test (hostile, big_events)
     deadline = zclock_mono () + 15000 * SLOW;
     uint64_t active = 0;
     while ((active = pond_test_stat (mesh->control, "store/replays_active")) > 0
-       &&  zclock_mono () < deadline)
+           && zclock_mono () < deadline)
         zclock_sleep (250);
     cr_assert_eq (active, 0, "replays of readers that left still run at the store");
     fprintf (stderr, "test_hostile: big_events: abandoned replays gone after %" PRId64 " ms\n",
@@ -569,7 +571,7 @@ Test (hostile, stalled_store)
     int64_t start = zclock_mono ();
     for (uint64_t n = 0; n < count; n++) {
         size_t size;
-        uint8_t *bytes = s_event ("QUACKED", 100 + n, n < 2000? BIG_PAD: 0, &size);
+        uint8_t *bytes = s_event ("QUACKED", 100 + n, n < 2000 ? BIG_PAD : 0, &size);
         cr_assert_eq (pond_client_send_bytes (client, bytes, size), 0);
         free (bytes);
     }
@@ -581,14 +583,18 @@ Test (hostile, stalled_store)
         pond_ack_t ack;
         pond_nack_t nack;
         int rc = pond_client_recv (client, 8000, &ack, &nack);
-        cr_assert_neq (rc, -1, "silence: %zu of %zu events answered in %" PRId64 " ms with "
-                       "the store stopped", answered, count, zclock_mono () - start);
+        cr_assert_neq (rc, -1,
+                       "silence: %zu of %zu events answered in %" PRId64 " ms with "
+                       "the store stopped",
+                       answered, count, zclock_mono () - start);
         answered++;
         unavailable += rc == 0 && nack.code == POND_CODE_UNAVAILABLE;
         last = zclock_mono () - start;
     }
-    fprintf (stderr, "test_hostile: stalled_store: %zu answered (%zu with 503), the last %"
-             PRId64 " ms after the last was sent\n", answered, unavailable, last);
+    fprintf (stderr,
+             "test_hostile: stalled_store: %zu answered (%zu with 503), the last %" PRId64
+             " ms after the last was sent\n",
+             answered, unavailable, last);
     cr_assert_lt (last, 5000 * SLOW, "the last answer came after %" PRId64 " ms", last);
     cr_assert_gt (unavailable, 0);
     s_check_memory ("stalled store", BROKER_BOUND_MB);
@@ -616,8 +622,8 @@ Test (hostile, many_names)
     double before = s_cpu_s (mesh->store);
     zclock_sleep (3000);
     double cpu = (s_cpu_s (mesh->store) - before) / 3.0;
-    fprintf (stderr, "test_hostile: many_names: STATS is %zu bytes; idle store CPU %.0f%%\n",
-             size, cpu * 100);
+    fprintf (stderr, "test_hostile: many_names: STATS is %zu bytes; idle store CPU %.0f%%\n", size,
+             cpu * 100);
     cr_assert_lt (size, 100000, "STATS is %zu bytes", size);
     cr_assert_lt (cpu, 0.10 * SLOW, "the idle store uses %.0f%% CPU", cpu * 100);
     cr_assert_eq (pond_test_stat (mesh->control, "store/names_total"), count);
@@ -642,8 +648,8 @@ Test (hostile, nul_command)
         zmsg_t *reply = zmsg_recv (sock);
         cr_assert_not_null (reply, "no reply on %s", endpoints [i]);
         char *head = zmsg_popstr (reply);
-        cr_assert_str_eq (head, i == 0? POND_ERROR: POND_NACK,
-                          "'%s\\0junk' was taken for %s", commands [i], head);
+        cr_assert_str_eq (head, i == 0 ? POND_ERROR : POND_NACK, "'%s\\0junk' was taken for %s",
+                          commands [i], head);
         zstr_free (&head);
         zmsg_destroy (&reply);
         zsock_destroy (&sock);

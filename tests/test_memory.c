@@ -38,23 +38,23 @@
 //  and 167 MB after 1,000,000 (RocksDB: a 32 MB block cache, and memtables
 //  of five column families, flushed once the WAL passes 64 MB)
 #ifdef POND_SANITIZE_BUILD
-#   define SUB_EVENTS       40000
-#   define BURST_EVENTS     100000
-#   define BROKER_BOUND_MB  1024   //  ASan: 256 MB quarantine, shadow memory;
-#   define STORE_BOUND_MB   1024   //  measured up to 481 and 622 MB
-#   define SLOW             3
+#define SUB_EVENTS      40000
+#define BURST_EVENTS    100000
+#define BROKER_BOUND_MB 1024    //  ASan: 256 MB quarantine, shadow memory;
+#define STORE_BOUND_MB  1024    //  measured up to 481 and 622 MB
+#define SLOW            3
 #else
-#   define SUB_EVENTS       200000
-#   define BURST_EVENTS     1000000
-#   define BROKER_BOUND_MB  64
-#   define STORE_BOUND_MB   224
-#   define SLOW             1
+#define SUB_EVENTS      200000
+#define BURST_EVENTS    1000000
+#define BROKER_BOUND_MB 64
+#define STORE_BOUND_MB  224
+#define SLOW            1
 #endif
 
-#define WINDOW              8192        //  publishes in flight (broker takes 16384)
-#define RESEND_MS           5000        //  resend what got no reply by then
-#define SLOW_READ_MS        4000        //  the slow phase of the replay
-#define SLOW_READ_US        100         //  ... one event per this many microseconds
+#define WINDOW       8192    //  publishes in flight (broker takes 16384)
+#define RESEND_MS    5000    //  resend what got no reply by then
+#define SLOW_READ_MS 4000    //  the slow phase of the replay
+#define SLOW_READ_US 100     //  ... one event per this many microseconds
 
 static pond_mesh_t *mesh;
 
@@ -88,8 +88,7 @@ s_mem (pid_t pid)
         unsigned long long kb;
         if (sscanf (line, "VmRSS: %llu kB", &kb) == 1)
             mem.rss = kb;
-        else
-        if (sscanf (line, "VmHWM: %llu kB", &kb) == 1)
+        else if (sscanf (line, "VmHWM: %llu kB", &kb) == 1)
             mem.hwm = kb;
     }
     fclose (file);
@@ -155,10 +154,10 @@ TestSuite (memory, .init = s_setup, .fini = s_teardown);
 struct _s_producer_t {
     pond_client_t *client;
     pond_publisher_t *publisher;    //  WINDOW in flight, resends after RESEND_MS
-    uint8_t *bytes;             //  the encoded template
+    uint8_t *bytes;                 //  the encoded template
     size_t size;
-    size_t id_at;               //  where its 16 id bytes are
-    uint8_t prefix;             //  first id byte, tells producers apart
+    size_t id_at;      //  where its 16 id bytes are
+    uint8_t prefix;    //  first id byte, tells producers apart
     size_t count;
     size_t next, acked;
     uint64_t resends, dups, max_seq;
@@ -183,8 +182,11 @@ s_producer_new (const char *ingest, size_t count, uint8_t prefix)
     self->prefix = prefix;
     pond_event_t *event = pond_event_new ("QUACKED", "cust-mem");
     char err [POND_ERR_SIZE];
-    cr_assert_eq (pond_event_set_data_json (event, "{\"duration_ms\":120,\"loudness_db\":61.5,"
-                                            "\"firmware\":\"2.1\"}", err, sizeof err), 0);
+    cr_assert_eq (pond_event_set_data_json (event,
+                                            "{\"duration_ms\":120,\"loudness_db\":61.5,"
+                                            "\"firmware\":\"2.1\"}",
+                                            err, sizeof err),
+                  0);
     pond_event_set_source (event, "memory-test");
     uint8_t id [POND_ID_SIZE];
     memset (id, 0xee, POND_ID_SIZE);
@@ -235,7 +237,7 @@ s_index_of (uint8_t prefix, const uint8_t *id, size_t count)
     uint64_t n = 0;
     for (int i = 0; i < 8; i++)
         n = (n << 8) | id [8 + i];
-    return n >= 1 && n <= count? (int64_t) n - 1: -1;
+    return n >= 1 && n <= count ? (int64_t) n - 1 : -1;
 }
 
 //  Publish every event until each has its ACK, at most timeout_ms.
@@ -246,21 +248,21 @@ s_produce (s_producer_t *self, int timeout_ms)
     int64_t started = zclock_mono ();
     int64_t deadline = started + timeout_ms;
     while (self->acked < self->count) {
-        cr_assert_lt (zclock_mono (), deadline, "%zu of %zu events ACKed in %d ms",
-                      self->acked, self->count, timeout_ms);
+        cr_assert_lt (zclock_mono (), deadline, "%zu of %zu events ACKed in %d ms", self->acked,
+                      self->count, timeout_ms);
         while (self->next < self->count && pond_publisher_room (self->publisher) > 0) {
             s_make_id (self->prefix, self->next, self->bytes + self->id_at);
             cr_assert_eq (pond_publisher_push (self->publisher, self->bytes + self->id_at,
-                                               self->bytes, self->size, self->next), 0, "%s",
-                          pond_publisher_reason (self->publisher));
+                                               self->bytes, self->size, self->next),
+                          0, "%s", pond_publisher_reason (self->publisher));
             self->next++;
         }
         pond_publish_result_t result;
         int rc = pond_publisher_next (self->publisher, 100, &result);
         while (rc == 1) {
             cr_assert_eq (result.code, POND_CODE_OK, "%d %s", result.code, result.reason);
-            cr_assert_eq (s_index_of (self->prefix, result.id, self->count),
-                          (int64_t) result.tag, "a result for the event it names");
+            cr_assert_eq (s_index_of (self->prefix, result.id, self->count), (int64_t) result.tag,
+                          "a result for the event it names");
             self->acked++;
             self->dups += result.dup;
             if (result.seq > self->max_seq)
@@ -342,25 +344,28 @@ Test (memory, slow_subscriber_200k, .timeout = 240)
     //  resend comes back as a duplicate, not published twice
     uint64_t published = pond_test_stat (mesh->control, "broker/published");
     cr_assert_eq (published, SUB_EVENTS, "published %" PRIu64, published);
-    cr_assert_eq (readers.received, SUB_EVENTS, "a reader that keeps up gets every event "
-                  "published (%" PRIu64 " of %d)", readers.received, SUB_EVENTS);
+    cr_assert_eq (readers.received, SUB_EVENTS,
+                  "a reader that keeps up gets every event "
+                  "published (%" PRIu64 " of %d)",
+                  readers.received, SUB_EVENTS);
     //  What the broker queues for it (the pub socket's high-water mark,
     //  10,000 small events) plus its own SUB queue (1,000)
-    cr_assert_leq (held, 10000 + 1000, "the stuck subscriber holds %" PRIu64 " events: "
-                   "the broker must drop for it, not queue", held);
-    fprintf (stderr, "slow subscriber: %d events ACKed in %.1f s (%.0f/s, %" PRIu64 " resends "
+    cr_assert_leq (held, 10000 + 1000,
+                   "the stuck subscriber holds %" PRIu64 " events: "
+                   "the broker must drop for it, not queue",
+                   held);
+    fprintf (stderr,
+             "slow subscriber: %d events ACKed in %.1f s (%.0f/s, %" PRIu64 " resends "
              "after a timeout or a 503, %" PRIu64 " dups) while a SUB socket never read; it "
              "holds %" PRIu64 " messages at the end; the live reader got %" PRIu64 "; peak RSS "
              "(VmHWM) broker %.1f MB, store %.1f MB (bounds %d and %d MB); total %.1f s\n",
-             SUB_EVENTS,
-             took / 1000.0, SUB_EVENTS * 1000.0 / (double) (took? took: 1),
+             SUB_EVENTS, took / 1000.0, SUB_EVENTS * 1000.0 / (double) (took ? took : 1),
              producer->resends, producer->dups, held, readers.received, broker.hwm / 1024.0,
              store.hwm / 1024.0, BROKER_BOUND_MB, STORE_BOUND_MB,
              (zclock_mono () - started) / 1000.0);
     cr_assert_lt (broker.hwm, BROKER_BOUND_MB * 1024, "broker peak RSS %.1f MB",
                   broker.hwm / 1024.0);
-    cr_assert_lt (store.hwm, STORE_BOUND_MB * 1024, "store peak RSS %.1f MB",
-                  store.hwm / 1024.0);
+    cr_assert_lt (store.hwm, STORE_BOUND_MB * 1024, "store peak RSS %.1f MB", store.hwm / 1024.0);
 }
 
 //  =====================================================================
@@ -385,8 +390,7 @@ static void
 s_sample_curve (void *arg)
 {
     s_curve_t *self = (s_curve_t *) arg;
-    while (self->tenths <= 10
-       &&  self->producer->acked >= self->producer->count * self->tenths / 10)
+    while (self->tenths <= 10 && self->producer->acked >= self->producer->count * self->tenths / 10)
         self->rss [self->tenths++] = s_mem (self->store).rss;
 }
 
@@ -402,19 +406,20 @@ Test (memory, burst_then_slow_replay, .timeout = 400)
     s_sample_curve (&curve);
     char text [256] = "";
     for (size_t i = 1; i < curve.tenths; i++)
-        snprintf (text + strlen (text), sizeof text - strlen (text), "%s%.0f",
-                  i > 1? " ": "", curve.rss [i] / 1024.0);
+        snprintf (text + strlen (text), sizeof text - strlen (text), "%s%.0f", i > 1 ? " " : "",
+                  curve.rss [i] / 1024.0);
     cr_assert_eq (producer->acked, BURST_EVENTS);
     cr_assert_eq (producer->max_seq, BURST_EVENTS, "seqs 1..N were given");
     cr_assert_eq (pond_test_stat (mesh->control, "store/head"), BURST_EVENTS);
     cr_assert_eq (pond_test_stat (mesh->control, "store/events"), BURST_EVENTS);
     s_mem_t broker_loaded = s_mem (mesh->broker), store_loaded = s_mem (mesh->store);
-    fprintf (stderr, "burst: %d events from one producer over %s stored in %.1f s "
+    fprintf (stderr,
+             "burst: %d events from one producer over %s stored in %.1f s "
              "(%.0f/s; %" PRIu64 " resends after a timeout or a 503); peak RSS so far broker "
              "%.1f MB, store %.1f MB; store RSS at each tenth of the burst (MB): %s\n",
              BURST_EVENTS, mesh->ingest, took / 1000.0,
-             BURST_EVENTS * 1000.0 / (double) (took? took: 1),
-             producer->resends, broker_loaded.hwm / 1024.0, store_loaded.hwm / 1024.0, text);
+             BURST_EVENTS * 1000.0 / (double) (took ? took : 1), producer->resends,
+             broker_loaded.hwm / 1024.0, store_loaded.hwm / 1024.0, text);
     cr_assert_eq (curve.tenths, 11);
 #ifndef POND_SANITIZE_BUILD
     //  It levels off: the second half of the burst adds little (not under
@@ -485,16 +490,16 @@ Test (memory, burst_then_slow_replay, .timeout = 400)
     pond_reader_destroy (&replay);
     pond_client_destroy (&prober);
     s_mem_t broker = s_mem (mesh->broker), store = s_mem (mesh->store);
-    fprintf (stderr, "slow replay: %d events replayed in %.1f s, the first %" PRIu64 " in "
+    fprintf (stderr,
+             "slow replay: %d events replayed in %.1f s, the first %" PRIu64 " in "
              "%.0f s at one event per %d us; meanwhile RSS broker %.1f -> max %.1f MB, "
              "store %.1f -> max %.1f MB; %d probes published, slowest ACK %" PRId64 " ms; "
              "peak RSS (VmHWM) over the whole run: broker %.1f MB, store %.1f MB (bounds %d "
              "and %d MB); total %.1f s\n",
-             BURST_EVENTS, (replayed - slow_started) / 1000.0, slow_events,
-             SLOW_READ_MS / 1000.0, SLOW_READ_US, broker_start.rss / 1024.0,
-             broker_rss_max / 1024.0, store_start.rss / 1024.0, store_rss_max / 1024.0,
-             probes, probe_max_ms, broker.hwm / 1024.0,
-             store.hwm / 1024.0, BROKER_BOUND_MB, STORE_BOUND_MB,
+             BURST_EVENTS, (replayed - slow_started) / 1000.0, slow_events, SLOW_READ_MS / 1000.0,
+             SLOW_READ_US, broker_start.rss / 1024.0, broker_rss_max / 1024.0,
+             store_start.rss / 1024.0, store_rss_max / 1024.0, probes, probe_max_ms,
+             broker.hwm / 1024.0, store.hwm / 1024.0, BROKER_BOUND_MB, STORE_BOUND_MB,
              (zclock_mono () - started) / 1000.0);
 #ifndef POND_SANITIZE_BUILD
     //  A slow reader costs the servers nothing that grows with the log
@@ -504,6 +509,5 @@ Test (memory, burst_then_slow_replay, .timeout = 400)
     cr_assert_lt (probe_max_ms, 2000 * SLOW, "publishing waits for the replay");
     cr_assert_lt (broker.hwm, BROKER_BOUND_MB * 1024, "broker peak RSS %.1f MB",
                   broker.hwm / 1024.0);
-    cr_assert_lt (store.hwm, STORE_BOUND_MB * 1024, "store peak RSS %.1f MB",
-                  store.hwm / 1024.0);
+    cr_assert_lt (store.hwm, STORE_BOUND_MB * 1024, "store peak RSS %.1f MB", store.hwm / 1024.0);
 }

@@ -11,7 +11,7 @@
 
 #include "pond_harness.h"
 
-static char *dir;               //  this test's data directory
+static char *dir;    //  this test's data directory
 
 //  Every pid the supervisor of mesh_dir names (itself first); returns the
 //  count
@@ -20,13 +20,13 @@ s_pids_of (const char *mesh_dir, pid_t *pids, size_t max)
 {
     char path [512];
     snprintf (path, sizeof path, "%s/supervisor.zpl", mesh_dir);
-    zconfig_t *state = zsys_file_exists (path)? zconfig_load (path): NULL;
+    zconfig_t *state = zsys_file_exists (path) ? zconfig_load (path) : NULL;
     size_t count = 0;
     if (!state)
         return 0;
     pids [count++] = atoi (zconfig_get (state, "supervisor/pid", "0"));
     zconfig_t *process = zconfig_locate (state, "process");
-    for (process = process? zconfig_child (process): NULL; process && count < max;
+    for (process = process ? zconfig_child (process) : NULL; process && count < max;
          process = zconfig_next (process))
         pids [count++] = atoi (zconfig_get (process, "pid", "0"));
     zconfig_destroy (&state);
@@ -90,7 +90,7 @@ static char *
 s_pond (int *exit_p, bool with_stderr, const char *args)
 {
     char *out = pond_harness_run (exit_p, "%s/pond %s --data %s %s", POND_BIN_DIR, args, dir,
-                                  with_stderr? "2>&1": "2>/dev/null");
+                                  with_stderr ? "2>&1" : "2>/dev/null");
     cr_assert_not_null (out);
     return out;
 }
@@ -108,8 +108,8 @@ s_pond_until_not (const char *args, const char *text, const char *absent, int ti
             return out;
         zclock_sleep (100);
     }
-    cr_assert_fail ("pond %s never said %s%s%s; last: %s", args, text,
-                    absent? " without ": "", absent? absent: "", out);
+    cr_assert_fail ("pond %s never said %s%s%s; last: %s", args, text, absent ? " without " : "",
+                    absent ? absent : "", out);
     return out;
 }
 
@@ -134,9 +134,10 @@ static void
 s_device (const char *customer, const char *actions)
 {
     int rc;
-    char *out = pond_harness_run (&rc, "%s/pond-device --data %s --device silo-%s "
-                                  "--customer %s %s 2>&1", POND_BIN_DIR, dir, customer,
-                                  customer, actions);
+    char *out = pond_harness_run (&rc,
+                                  "%s/pond-device --data %s --device silo-%s "
+                                  "--customer %s %s 2>&1",
+                                  POND_BIN_DIR, dir, customer, customer, actions);
     cr_assert_eq (rc, 0, "pond-device for %s failed: %s", customer, out);
     free (out);
 }
@@ -249,7 +250,7 @@ Test (mesh, supervisor_restarts_killed_actor)
 
     pid_t pids [32];
     cr_assert_eq (s_mesh_pids (pids, 32), 7);
-    pid_t counter = pids [3];               //  supervisor, store, broker, quack-counter
+    pid_t counter = pids [3];    //  supervisor, store, broker, quack-counter
     cr_assert (s_ours (counter));
     kill (counter, SIGKILL);
 
@@ -260,7 +261,7 @@ Test (mesh, supervisor_restarts_killed_actor)
     for (int waited = 0; waited < 10000 && !again; waited += 50) {
         zconfig_t *state = zconfig_load (path);
         if (state && streq (zconfig_get (state, "process/quack-counter/ready", ""), "true")
-        &&  atoi (zconfig_get (state, "process/quack-counter/pid", "0")) != counter) {
+            && atoi (zconfig_get (state, "process/quack-counter/pid", "0")) != counter) {
             again = atoi (zconfig_get (state, "process/quack-counter/pid", "0"));
             cr_assert_str_eq (zconfig_get (state, "process/quack-counter/restarts", ""), "1");
             cr_assert_str_eq (zconfig_get (state, "process/quack-counter/last_exit", ""),
@@ -273,8 +274,8 @@ Test (mesh, supervisor_restarts_killed_actor)
     char log [512];
     snprintf (log, sizeof log, "%s/logs/supervisor.log", dir);
     char *out = pond_harness_run (NULL, "cat %s", log);
-    cr_assert (strstr (out, "restarting quack-counter (exit signal 9), attempt 1 in 100 ms"),
-               "%s", out);
+    cr_assert (strstr (out, "restarting quack-counter (exit signal 9), attempt 1 in 100 ms"), "%s",
+               out);
     free (out);
 
     //  Its view catches up with what came meanwhile
@@ -357,7 +358,7 @@ s_number (const char *text, const char *key)
     char pattern [64];
     snprintf (pattern, sizeof pattern, "\"%s\":", key);
     const char *at = strstr (text, pattern);
-    return at? strtol (at + strlen (pattern), NULL, 10): -1;
+    return at ? strtol (at + strlen (pattern), NULL, 10) : -1;
 }
 
 //  Wait for a process this test spawned to end by itself, up to
@@ -368,7 +369,7 @@ s_wait_exit (pid_t pid, int timeout_ms)
     int status;
     for (int waited = 0; waited < timeout_ms; waited += 20) {
         if (waitpid (pid, &status, WNOHANG) == pid)
-            return WIFEXITED (status)? WEXITSTATUS (status): -1;
+            return WIFEXITED (status) ? WEXITSTATUS (status) : -1;
         zclock_sleep (20);
     }
     pond_harness_stop (pid, SIGTERM);
@@ -395,8 +396,10 @@ Test (mesh, recompute_right_after_up_and_while_quacks_arrive)
     cr_assert_gt (granter, 0);
     cr_assert_eq (kill (granter, SIGSTOP), 0);
     int rc;
-    char *out = pond_harness_run (&rc, "%s/pond-device --data %s --device load --load "
-                                  "--count 10000 --customers 100 2>&1", POND_BIN_DIR, dir);
+    char *out = pond_harness_run (&rc,
+                                  "%s/pond-device --data %s --device load --load "
+                                  "--count 10000 --customers 100 2>&1",
+                                  POND_BIN_DIR, dir);
     cr_assert_eq (rc, 0, "%s", out);
     free (out);
     s_device ("anna", "--quack 20");
@@ -410,7 +413,8 @@ Test (mesh, recompute_right_after_up_and_while_quacks_arrive)
     free (out);
     out = s_pond (&rc, true, "query badges anna");
     cr_assert (strstr (out, "\"rules_version\":\"v2\"") && strstr (out, "Junior")
-               && !strstr (out, "Master"), "right after the first recompute: %s", out);
+                   && !strstr (out, "Master"),
+               "right after the first recompute: %s", out);
     free (out);
 
     //  Quacks for ben still arrive while v1 comes back, then v2 again
@@ -438,7 +442,8 @@ Test (mesh, recompute_right_after_up_and_while_quacks_arrive)
     free (out);
     out = s_pond (&rc, true, "query badges ben");
     cr_assert (strstr (out, "\"rules_version\":\"v2\"") && strstr (out, "Junior")
-               && strstr (out, "Master") && !strstr (out, "Grand"), "ben: %s", out);
+                   && strstr (out, "Master") && !strstr (out, "Grand"),
+               "ben: %s", out);
     free (out);
     out = s_pond (&rc, true, "query badges anna");
     cr_assert (strstr (out, "Junior") && !strstr (out, "Master"), "anna: %s", out);
@@ -450,7 +455,8 @@ Test (mesh, recompute_right_after_up_and_while_quacks_arrive)
     //  A badge the rules do not give (granted by hand): the view equals
     //  its rebuild, but verify says it disagrees with its rules; a
     //  recompute with the same rules repairs it
-    out = pond_harness_run (&rc, "%s/pond publish --data-dir %s --name BADGE_GRANTED "
+    out = pond_harness_run (&rc,
+                            "%s/pond publish --data-dir %s --name BADGE_GRANTED "
                             "--entity anna --payload '{\"badge\":\"Grand\",\"count\":20}' 2>&1",
                             POND_BIN_DIR, dir);
     cr_assert_eq (rc, 0, "%s", out);
@@ -458,8 +464,8 @@ Test (mesh, recompute_right_after_up_and_while_quacks_arrive)
     free (s_pond_until ("query badges anna", "Grand", 10000));
     out = s_pond (&rc, true, "verify");
     cr_assert_eq (rc, 1, "verify must fail: %s", out);
-    cr_assert (strstr (out, "disagrees with its rules") && strstr (out, "anna holds Grand"),
-               "%s", out);
+    cr_assert (strstr (out, "disagrees with its rules") && strstr (out, "anna holds Grand"), "%s",
+               out);
     free (out);
     out = s_pond (&rc, true, "recompute badges --rules v2");
     cr_assert_eq (rc, 0, "%s", out);
@@ -565,11 +571,13 @@ Test (mesh, demo, .timeout = 120)
 Test (mesh, up_with_keys)
 {
     //  The whole mesh with CURVE: a key for each process, the admin and a device
-    const char *keys_made [] = {
-        "--role broker", "--role store", "--role admin --name admin",
-        "--role actor --name quack-counter", "--role actor --name badge-granter",
-        "--role actor --name alexa-view", "--role device --name silo-1 --customer anna"
-    };
+    const char *keys_made [] = { "--role broker",
+                                 "--role store",
+                                 "--role admin --name admin",
+                                 "--role actor --name quack-counter",
+                                 "--role actor --name badge-granter",
+                                 "--role actor --name alexa-view",
+                                 "--role device --name silo-1 --customer anna" };
     char args [1200];
     int rc;
     for (size_t i = 0; i < sizeof keys_made / sizeof keys_made [0]; i++) {
@@ -582,7 +590,8 @@ Test (mesh, up_with_keys)
     char *out = s_pond (&rc, true, args);
     cr_assert_eq (rc, 1, "%s", out);
     cr_assert (strstr (out, "mobile-view runs with key 'mobile-view'")
-               && strstr (out, "--role actor --name mobile-view"), "%s", out);
+                   && strstr (out, "--role actor --name mobile-view"),
+               "%s", out);
     free (out);
     snprintf (args, sizeof args, "keys new --keys %s/keys --role actor --name mobile-view", dir);
     free (s_pond (&rc, false, args));
@@ -595,12 +604,16 @@ Test (mesh, up_with_keys)
     free (out);
 
     //  The device publishes with its key; without keys nobody gets in
-    out = pond_harness_run (&rc, "%s/pond publish --data-dir %s --keys %s/keys --as silo-1 "
-                            "--name QUACKED --entity anna 2>&1", POND_BIN_DIR, dir, dir);
+    out = pond_harness_run (&rc,
+                            "%s/pond publish --data-dir %s --keys %s/keys --as silo-1 "
+                            "--name QUACKED --entity anna 2>&1",
+                            POND_BIN_DIR, dir, dir);
     cr_assert_eq (rc, 0, "%s", out);
     free (out);
-    out = pond_harness_run (&rc, "%s/pond publish --data-dir %s --name QUACKED --entity anna "
-                            "--timeout 1000 2>&1", POND_BIN_DIR, dir);
+    out = pond_harness_run (&rc,
+                            "%s/pond publish --data-dir %s --name QUACKED --entity anna "
+                            "--timeout 1000 2>&1",
+                            POND_BIN_DIR, dir);
     cr_assert_eq (rc, 1, "%s", out);
     cr_assert (strstr (out, "the broker uses CURVE keys"), "%s", out);
     free (out);
@@ -616,7 +629,8 @@ Test (mesh, up_with_keys)
     out = s_pond (&rc, true, args);
     cr_assert_eq (rc, 1, "%s", out);
     cr_assert (strstr (out, "403") && strstr (out, "--as admin")
-               && !strstr (out, "is pond-broker running"), "%s", out);
+                   && !strstr (out, "is pond-broker running"),
+               "%s", out);
     free (out);
     snprintf (args, sizeof args, "verify --keys %s/keys", dir);
     out = s_pond (&rc, true, args);
@@ -641,16 +655,14 @@ Test (mesh, readme_quick_start, .timeout = 220)
     FILE *script = fopen (path, "w");
     cr_assert_not_null (script);
     char line [1024];
-    int state = 0;                  //  0 before, 1 inside, 2 after the markers
+    int state = 0;    //  0 before, 1 inside, 2 after the markers
     int lines = 0;
     while (fgets (line, sizeof line, readme)) {
         if (strstr (line, "<!-- quick-start:begin -->"))
             state = 1;
-        else
-        if (strstr (line, "<!-- quick-start:end -->"))
+        else if (strstr (line, "<!-- quick-start:end -->"))
             state = 2;
-        else
-        if (state == 1 && strncmp (line, "```", 3) != 0) {
+        else if (state == 1 && strncmp (line, "```", 3) != 0) {
             fputs (line, script);
             lines++;
         }
@@ -664,18 +676,25 @@ Test (mesh, readme_quick_start, .timeout = 220)
     snprintf (data, sizeof data, "%s/quick-start", dir);
     for (int run = 0; run < 10; run++) {
         int rc;
-        char *out = pond_harness_run (&rc, "cd %s && PATH=%s:$PATH POND_DATA=%s bash -c "
-                                      "'trap \"kill \\$(jobs -p) 2>/dev/null || true\" EXIT; set -e; "
-                                      ". ./quick-start.sh' 2>&1", dir, POND_BIN_DIR, data);
+        char *out = pond_harness_run (
+            &rc,
+            "cd %s && PATH=%s:$PATH POND_DATA=%s bash -c "
+            "'trap \"kill \\$(jobs -p) 2>/dev/null || true\" EXIT; set -e; "
+            ". ./quick-start.sh' 2>&1",
+            dir, POND_BIN_DIR, data);
         cr_assert_not_null (out);
-        const char *expected [] = {
-            "pond is up", "\"seq\":1,\"dup\":false", "\"quacks\":13", "\"Junior\"",
-            "Yes, you have milk", "\"quacks\": 13", "\"rules_version\": \"v2\"",
-            "4 of 4 views match", "pond is down"
-        };
+        const char *expected [] = { "pond is up",
+                                    "\"seq\":1,\"dup\":false",
+                                    "\"quacks\":13",
+                                    "\"Junior\"",
+                                    "Yes, you have milk",
+                                    "\"quacks\": 13",
+                                    "\"rules_version\": \"v2\"",
+                                    "4 of 4 views match",
+                                    "pond is down" };
         for (size_t i = 0; i < sizeof expected / sizeof expected [0]; i++)
-            cr_assert (strstr (out, expected [i]), "run %d: no '%s' in:\n%s", run + 1,
-                       expected [i], out);
+            cr_assert (strstr (out, expected [i]), "run %d: no '%s' in:\n%s", run + 1, expected [i],
+                       out);
         cr_assert (!strstr (out, "No, you have no"), "run %d:\n%s", run + 1, out);
         cr_assert_eq (rc, 0, "run %d exited %d:\n%s", run + 1, rc, out);
         free (out);

@@ -73,8 +73,11 @@ typedef struct {
     size_t len;
 } kv_t;
 
-#define KV(k, lit)  { (k), (lit), sizeof (lit) - 1 }
-#define RAW(lit)    (const uint8_t *) (lit), sizeof (lit) - 1
+#define KV(k, lit) \
+    { \
+        (k), (lit), sizeof (lit) - 1 \
+    }
+#define RAW(lit) (const uint8_t *) (lit), sizeof (lit) - 1
 
 //  Pack a map from kvs, leaving out the key 'omit' and replacing (or
 //  adding, when kvs lacks it) the key over->key. Returns malloc'd bytes.
@@ -98,7 +101,7 @@ s_map_bytes (const kv_t *kvs, size_t n, const char *omit, const kv_t *over, size
     for (size_t i = 0; i < n; i++) {
         if (omit && streq (kvs [i].key, omit))
             continue;
-        const kv_t *kv = over && streq (kvs [i].key, over->key)? over: &kvs [i];
+        const kv_t *kv = over && streq (kvs [i].key, over->key) ? over : &kvs [i];
         s_buf_str (&b, kv->key);
         s_buf_raw (&b, kv->raw, kv->len);
     }
@@ -120,17 +123,16 @@ s_mentions (const char *err, const char *key)
     if (strstr (err, quoted))
         return true;
     size_t len = strlen (key);
-    return strncmp (err, key, len) == 0
-        && !isalnum ((unsigned char) err [len]) && err [len] != '_';
+    return strncmp (err, key, len) == 0 && !isalnum ((unsigned char) err [len]) && err [len] != '_';
 }
 
 //  Deterministic PRNG (xorshift64*), reseeded by each test that uses it.
 //  A longer campaign: build with -DPOND_FUZZ_SCALE=100 -DPOND_FUZZ_SEED=n.
 #ifndef POND_FUZZ_SCALE
-#   define POND_FUZZ_SCALE 1
+#define POND_FUZZ_SCALE 1
 #endif
 #ifndef POND_FUZZ_SEED
-#   define POND_FUZZ_SEED 0
+#define POND_FUZZ_SEED 0
 #endif
 static uint64_t s_rng_state = 1;
 
@@ -138,7 +140,7 @@ static void
 s_seed (uint64_t seed)
 {
     seed += POND_FUZZ_SEED * 0x9E3779B97F4A7C15ULL;
-    s_rng_state = seed? seed: 1;
+    s_rng_state = seed ? seed : 1;
 }
 
 static uint64_t
@@ -153,17 +155,13 @@ s_rand (void)
 static uint64_t
 s_below (uint64_t n)
 {
-    return n? s_rand () % n: 0;
+    return n ? s_rand () % n : 0;
 }
 
-static const uint8_t s_id_a [16] = {
-    0x01, 0x8f, 0x3a, 0x5b, 0x6c, 0x7d, 0x7e, 0x8f,
-    0x90, 0xa1, 0xb2, 0xc3, 0xd4, 0xe5, 0xf6, 0x07
-};
-static const uint8_t s_id_b [16] = {
-    0xff, 0xee, 0xdd, 0xcc, 0xbb, 0xaa, 0x79, 0x88,
-    0x97, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11, 0x00
-};
+static const uint8_t s_id_a [16] = { 0x01, 0x8f, 0x3a, 0x5b, 0x6c, 0x7d, 0x7e, 0x8f,
+                                     0x90, 0xa1, 0xb2, 0xc3, 0xd4, 0xe5, 0xf6, 0x07 };
+static const uint8_t s_id_b [16] = { 0xff, 0xee, 0xdd, 0xcc, 0xbb, 0xaa, 0x79, 0x88,
+                                     0x97, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11, 0x00 };
 static const uint8_t s_nil_id [16] = { 0 };
 
 //  2022-01-01T00:00:00Z
@@ -181,9 +179,13 @@ s_full_event (void)
     cr_assert_eq (pond_event_set_source (ev, "silo-7"), 0);
     pond_event_set_causation (ev, s_id_b);
     cr_assert_eq (pond_event_set_meta_json (ev, "{\"performer\":\"silo-7\",\"firmware\":\"2.1.0\"}",
-                                            err, sizeof err), 0, "%s", err);
-    cr_assert_eq (pond_event_set_data_json (ev, "{\"duration_ms\":350,\"loudness\":-12.5,"
-                                            "\"tags\":[\"a\",true,null]}", err, sizeof err), 0, "%s", err);
+                                            err, sizeof err),
+                  0, "%s", err);
+    cr_assert_eq (pond_event_set_data_json (ev,
+                                            "{\"duration_ms\":350,\"loudness\":-12.5,"
+                                            "\"tags\":[\"a\",true,null]}",
+                                            err, sizeof err),
+                  0, "%s", err);
     pond_event_set_seq (ev, 42);
     return ev;
 }
@@ -215,8 +217,8 @@ s_expect_bad_event (const uint8_t *data, size_t size, const char *mention, const
     cr_assert_null (ev, "%s: decoded although invalid", what);
     cr_assert (strlen (err) > 0, "%s: empty reason", what);
     if (mention)
-        cr_assert (s_mentions (err, mention), "%s: reason '%s' does not name '%s'",
-                   what, err, mention);
+        cr_assert (s_mentions (err, mention), "%s: reason '%s' does not name '%s'", what, err,
+                   mention);
 }
 
 //  Encode must refuse, with a reason naming 'mention'
@@ -229,21 +231,25 @@ s_expect_bad_encode (const pond_event_t *ev, const char *mention, const char *wh
     cr_assert_null (bytes, "%s: encoded although invalid", what);
     cr_assert (strlen (err) > 0, "%s: empty reason", what);
     if (mention)
-        cr_assert (s_mentions (err, mention), "%s: reason '%s' does not name '%s'",
-                   what, err, mention);
+        cr_assert (s_mentions (err, mention), "%s: reason '%s' does not name '%s'", what, err,
+                   mention);
     char err2 [POND_ERR_SIZE] = "";
-    cr_assert_eq (pond_event_validate (ev, err2, sizeof err2), strstr (err, "limit")? 0: -1);
+    cr_assert_eq (pond_event_validate (ev, err2, sizeof err2), strstr (err, "limit") ? 0 : -1);
 }
 
 //  The required keys of an event, with valid values
-#define ID_RAW      "\xc4\x10" "\x01\x8f\x3a\x5b\x6c\x7d\x7e\x8f\x90\xa1\xb2\xc3\xd4\xe5\xf6\x07"
+#define ID_RAW \
+    "\xc4\x10" \
+    "\x01\x8f\x3a\x5b\x6c\x7d\x7e\x8f\x90\xa1\xb2\xc3\xd4\xe5\xf6\x07"
 static const kv_t s_event_kvs [] = {
     KV ("id", ID_RAW),
-    KV ("name", "\xa7" "QUACKED"),
+    KV ("name", "\xa7"
+                "QUACKED"),
     KV ("ts", "\xce\x12\x34\x56\x78"),
-    KV ("entity", "\xab" "customer-42"),
+    KV ("entity", "\xab"
+                  "customer-42"),
 };
-#define EVENT_KVS   s_event_kvs, sizeof s_event_kvs / sizeof s_event_kvs [0]
+#define EVENT_KVS s_event_kvs, sizeof s_event_kvs / sizeof s_event_kvs [0]
 
 //  =====================================================================
 //  Event codec: round trips
@@ -305,7 +311,7 @@ Test (event, round_trip_every_field)
     pond_event_destroy (&copy);
     pond_event_destroy (&dup);
     cr_assert_null (dup);
-    pond_event_destroy (&dup);           //  NULL is fine
+    pond_event_destroy (&dup);    //  NULL is fine
     pond_event_destroy (NULL);
 }
 
@@ -357,7 +363,7 @@ Test (event, round_trip_boundaries)
     name [2] = '_';
     char entity [POND_ENTITY_MAX + 1];
     for (int i = 0; i < POND_ENTITY_MAX; i++)
-        entity [i] = (char) (0x20 + i % 95);       //  every printable byte
+        entity [i] = (char) (0x20 + i % 95);    //  every printable byte
     entity [POND_ENTITY_MAX] = 0;
     const uint64_t ts_cases [] = { 1, POND_TIME_MAX };
     const uint64_t seq_cases [] = { 1, UINT64_MAX };
@@ -381,11 +387,13 @@ Test (event, round_trip_boundaries)
         pond_event_destroy (&copy);
     }
     //  UTF-8 is allowed in entity and source (only control bytes are not)
-    pond_event_t *ev = pond_event_new ("A", "k\xc3\xbc" "che-\xe2\x82\xac");
+    pond_event_t *ev = pond_event_new ("A", "k\xc3\xbc"
+                                            "che-\xe2\x82\xac");
     size_t size;
     uint8_t *bytes = s_encode_ok (ev, &size);
     pond_event_t *copy = s_decode_ok (bytes, size);
-    cr_assert_str_eq (pond_event_entity (copy), "k\xc3\xbc" "che-\xe2\x82\xac");
+    cr_assert_str_eq (pond_event_entity (copy), "k\xc3\xbc"
+                                                "che-\xe2\x82\xac");
     free (bytes);
     pond_event_destroy (&ev);
     pond_event_destroy (&copy);
@@ -397,24 +405,44 @@ Test (event, data_from_raw_msgpack_every_type)
     buf_t b;
     s_buf_init (&b);
     msgpack_pack_map (&b.pk, 13);
-    s_buf_str (&b, "nil");      msgpack_pack_nil (&b.pk);
-    s_buf_str (&b, "t");        msgpack_pack_true (&b.pk);
-    s_buf_str (&b, "f");        msgpack_pack_false (&b.pk);
-    s_buf_str (&b, "u64");      msgpack_pack_uint64 (&b.pk, UINT64_MAX);
-    s_buf_str (&b, "i64");      msgpack_pack_int64 (&b.pk, INT64_MIN);
-    s_buf_str (&b, "i8");       msgpack_pack_int64 (&b.pk, -100);
-    s_buf_str (&b, "f32");      msgpack_pack_float (&b.pk, 1.5f);
-    s_buf_str (&b, "f64");      msgpack_pack_double (&b.pk, -0.1);
-    s_buf_str (&b, "str");      s_buf_str (&b, "h\xc3\xa9llo");
-    s_buf_str (&b, "bin");      msgpack_pack_bin (&b.pk, 3); msgpack_pack_bin_body (&b.pk, "\x00\x01\xff", 3);
-    s_buf_str (&b, "arr");      msgpack_pack_array (&b.pk, 2); msgpack_pack_int (&b.pk, 1); msgpack_pack_array (&b.pk, 0);
-    s_buf_str (&b, "map");      msgpack_pack_map (&b.pk, 1); s_buf_str (&b, "5"); s_buf_str (&b, "str key");
-    s_buf_str (&b, "");         msgpack_pack_map (&b.pk, 0);
+    s_buf_str (&b, "nil");
+    msgpack_pack_nil (&b.pk);
+    s_buf_str (&b, "t");
+    msgpack_pack_true (&b.pk);
+    s_buf_str (&b, "f");
+    msgpack_pack_false (&b.pk);
+    s_buf_str (&b, "u64");
+    msgpack_pack_uint64 (&b.pk, UINT64_MAX);
+    s_buf_str (&b, "i64");
+    msgpack_pack_int64 (&b.pk, INT64_MIN);
+    s_buf_str (&b, "i8");
+    msgpack_pack_int64 (&b.pk, -100);
+    s_buf_str (&b, "f32");
+    msgpack_pack_float (&b.pk, 1.5f);
+    s_buf_str (&b, "f64");
+    msgpack_pack_double (&b.pk, -0.1);
+    s_buf_str (&b, "str");
+    s_buf_str (&b, "h\xc3\xa9llo");
+    s_buf_str (&b, "bin");
+    msgpack_pack_bin (&b.pk, 3);
+    msgpack_pack_bin_body (&b.pk, "\x00\x01\xff", 3);
+    s_buf_str (&b, "arr");
+    msgpack_pack_array (&b.pk, 2);
+    msgpack_pack_int (&b.pk, 1);
+    msgpack_pack_array (&b.pk, 0);
+    s_buf_str (&b, "map");
+    msgpack_pack_map (&b.pk, 1);
+    s_buf_str (&b, "5");
+    s_buf_str (&b, "str key");
+    s_buf_str (&b, "");
+    msgpack_pack_map (&b.pk, 0);
 
     char err [POND_ERR_SIZE] = "";
     pond_event_t *ev = pond_event_new ("QUACKED", "c-1");
-    cr_assert_eq (pond_event_set_data (ev, (uint8_t *) b.sbuf.data, b.sbuf.size, err, sizeof err), 0, "%s", err);
-    cr_assert_eq (pond_event_set_meta (ev, (uint8_t *) b.sbuf.data, b.sbuf.size, err, sizeof err), 0, "%s", err);
+    cr_assert_eq (pond_event_set_data (ev, (uint8_t *) b.sbuf.data, b.sbuf.size, err, sizeof err),
+                  0, "%s", err);
+    cr_assert_eq (pond_event_set_meta (ev, (uint8_t *) b.sbuf.data, b.sbuf.size, err, sizeof err),
+                  0, "%s", err);
     size_t size;
     uint8_t *bytes = s_encode_ok (ev, &size);
     pond_event_t *copy = s_decode_ok (bytes, size);
@@ -454,18 +482,21 @@ Test (event, to_json)
     pond_event_t *ev = s_full_event ();
     char *json = pond_event_to_json (ev);
     cr_assert_not_null (json);
-    cr_assert_str_eq (json,
-        "{\"seq\":42,\"id\":\"018f3a5b-6c7d-7e8f-90a1-b2c3d4e5f607\",\"name\":\"QUACKED\","
-        "\"ts\":1640995200123456,\"time\":\"2022-01-01T00:00:00.123456Z\","
-        "\"entity\":\"customer-42\",\"source\":\"silo-7\","
-        "\"causation\":\"ffeeddcc-bbaa-7988-9766-554433221100\","
-        "\"meta\":{\"performer\":\"silo-7\",\"firmware\":\"2.1.0\"},"
-        "\"data\":{\"duration_ms\":350,\"loudness\":-12.5,\"tags\":[\"a\",true,null]}}");
+    cr_assert_str_eq (
+        json, "{\"seq\":42,\"id\":\"018f3a5b-6c7d-7e8f-90a1-b2c3d4e5f607\",\"name\":\"QUACKED\","
+              "\"ts\":1640995200123456,\"time\":\"2022-01-01T00:00:00.123456Z\","
+              "\"entity\":\"customer-42\",\"source\":\"silo-7\","
+              "\"causation\":\"ffeeddcc-bbaa-7988-9766-554433221100\","
+              "\"meta\":{\"performer\":\"silo-7\",\"firmware\":\"2.1.0\"},"
+              "\"data\":{\"duration_ms\":350,\"loudness\":-12.5,\"tags\":[\"a\",true,null]}}");
     free (json);
     //  Empty strings first in the data (msgpack-c hands back NULL for them)
     char err [POND_ERR_SIZE] = "";
-    cr_assert_eq (pond_event_set_data (ev, (const uint8_t *) "\x82\xa0\xa0\xa1" "b\xa0", 6,
-                                       err, sizeof err), 0, "%s", err);
+    cr_assert_eq (pond_event_set_data (ev,
+                                       (const uint8_t *) "\x82\xa0\xa0\xa1"
+                                                         "b\xa0",
+                                       6, err, sizeof err),
+                  0, "%s", err);
     cr_assert_eq (pond_event_set_meta (ev, NULL, 0, err, sizeof err), 0);
     json = pond_event_to_json (ev);
     cr_assert_not_null (strstr (json, "\"data\":{\"\":\"\",\"b\":\"\"}}"), "%s", json);
@@ -476,8 +507,12 @@ Test (event, to_json)
     pond_event_destroy (&ev);
     //  An event whose first key is "" is refused (unknown key), cleanly
     size_t size;
-    kv_t kvs [] = { KV ("", "\x01"), KV ("id", ID_RAW), KV ("name", "\xa1" "A"),
-                    KV ("ts", "\x01"), KV ("entity", "\xa1" "e") };
+    kv_t kvs [] = { KV ("", "\x01"), KV ("id", ID_RAW),
+                    KV ("name", "\xa1"
+                                "A"),
+                    KV ("ts", "\x01"),
+                    KV ("entity", "\xa1"
+                                  "e") };
     uint8_t *bytes = s_map_bytes (kvs, 5, NULL, NULL, &size);
     s_expect_bad_event (bytes, size, "", "empty key first");
     free (bytes);
@@ -489,13 +524,33 @@ Test (event, key_order_and_non_canonical_encodings)
     //  str8 keys: all accepted, re-encoded canonically (and not larger)
     buf_t b;
     s_buf_init (&b);
-    s_buf_raw (&b, "\xde\x00\x05", 3);                      //  map16, 5 keys
-    s_buf_raw (&b, "\xd9\x03" "seq", 5);                   //  str8 key
-    s_buf_raw (&b, "\xcf\x00\x00\x00\x00\x00\x00\x00\x07", 9);  //  uint64 7
-    s_buf_raw (&b, "\xa6" "entity" "\xda\x00\x01" "e", 11); //  str16 value
-    s_buf_raw (&b, "\xa2" "ts" "\xcd\x00\x09", 6);          //  uint16 9
-    s_buf_raw (&b, "\xa4" "name" "\xd9\x01" "N", 8);
-    s_buf_raw (&b, "\xa2" "id" ID_RAW, 3 + 18);
+    s_buf_raw (&b, "\xde\x00\x05", 3);    //  map16, 5 keys
+    s_buf_raw (&b,
+               "\xd9\x03"
+               "seq",
+               5);                                                //  str8 key
+    s_buf_raw (&b, "\xcf\x00\x00\x00\x00\x00\x00\x00\x07", 9);    //  uint64 7
+    s_buf_raw (&b,
+               "\xa6"
+               "entity"
+               "\xda\x00\x01"
+               "e",
+               11);    //  str16 value
+    s_buf_raw (&b,
+               "\xa2"
+               "ts"
+               "\xcd\x00\x09",
+               6);    //  uint16 9
+    s_buf_raw (&b,
+               "\xa4"
+               "name"
+               "\xd9\x01"
+               "N",
+               8);
+    s_buf_raw (&b,
+               "\xa2"
+               "id" ID_RAW,
+               3 + 18);
     pond_event_t *ev = s_decode_ok ((uint8_t *) b.sbuf.data, b.sbuf.size);
     cr_assert_eq (pond_event_seq (ev), 7);
     cr_assert_eq (pond_event_ts (ev), 9);
@@ -531,15 +586,15 @@ Test (event, size_limit_exact)
         s_buf_strn (&b, text, pad);
         free (text);
         pond_event_t *ev = pond_event_new ("BIG", "c");
-        cr_assert_eq (pond_event_set_data (ev, (uint8_t *) b.sbuf.data, b.sbuf.size, err, sizeof err), 0);
+        cr_assert_eq (
+            pond_event_set_data (ev, (uint8_t *) b.sbuf.data, b.sbuf.size, err, sizeof err), 0);
         s_buf_destroy (&b);
         if (round == 0) {
             bytes = s_encode_ok (ev, &size);
-            pad += POND_EVENT_MAX_SIZE - size;       //  same str16 header: exact
+            pad += POND_EVENT_MAX_SIZE - size;    //  same str16 header: exact
             free (bytes);
         }
-        else
-        if (round == 1) {
+        else if (round == 1) {
             bytes = s_encode_ok (ev, &size);
             cr_assert_eq (size, POND_EVENT_MAX_SIZE);
             pond_event_t *copy = s_decode_ok (bytes, size);
@@ -576,10 +631,20 @@ Test (event, size_limit_exact)
 
 Test (event, encode_refuses_bad_names)
 {
-    const char *bad [] = {
-        "", "quacked", "Quacked", "1QUACKED", "_QUACKED", "QUACK-ED", "QUACK ED",
-        "QUACKED!", "QUACK.ED", ("QUACK\xc3\x89" "D"), "QUACKED\n", " QUACKED", "QUACKéD"
-    };
+    const char *bad [] = { "",
+                           "quacked",
+                           "Quacked",
+                           "1QUACKED",
+                           "_QUACKED",
+                           "QUACK-ED",
+                           "QUACK ED",
+                           "QUACKED!",
+                           "QUACK.ED",
+                           ("QUACK\xc3\x89"
+                            "D"),
+                           "QUACKED\n",
+                           " QUACKED",
+                           "QUACKéD" };
     for (size_t i = 0; i < sizeof bad / sizeof bad [0]; i++) {
         pond_event_t *ev = pond_event_new (NULL, "c");
         cr_assert_eq (pond_event_set_name (ev, bad [i]), 0);
@@ -606,13 +671,19 @@ Test (event, encode_refuses_bad_names)
 
 Test (event, encode_refuses_bad_entity_and_source)
 {
-    const char *bad [] = { "", ("a\x01" "b"), "tab\there", "new\nline", "del\x7f", "\x1f" };
+    const char *bad [] = { "",
+                           ("a\x01"
+                            "b"),
+                           "tab\there",
+                           "new\nline",
+                           "del\x7f",
+                           "\x1f" };
     for (size_t i = 0; i < sizeof bad / sizeof bad [0]; i++) {
         pond_event_t *ev = pond_event_new ("A", NULL);
         cr_assert_eq (pond_event_set_entity (ev, bad [i]), 0);
         s_expect_bad_encode (ev, "entity", "bad entity");
         pond_event_destroy (&ev);
-        if (*bad [i]) {          //  an empty source means "no source"
+        if (*bad [i]) {    //  an empty source means "no source"
             ev = pond_event_new ("A", "c");
             cr_assert_eq (pond_event_set_source (ev, bad [i]), 0);
             s_expect_bad_encode (ev, "source", "bad source");
@@ -664,25 +735,37 @@ Test (event, encode_refuses_bad_ts_and_nil_id)
 Test (event, set_data_refuses_what_is_not_one_map)
 {
     pond_event_t *ev = pond_event_new ("A", "c");
-    struct { const char *raw; size_t len; const char *what; } bad [] = {
+    struct {
+        const char *raw;
+        size_t len;
+        const char *what;
+    } bad [] = {
         { "\x91\x01", 2, "array" },
-        { "\xa3" "abc", 4, "str" },
+        { "\xa3"
+          "abc",
+          4, "str" },
         { "\x05", 1, "int" },
         { "\xc0", 1, "nil" },
         { "\x80\x80", 2, "two maps" },
-        { "\x81\xa1" "a", 3, "truncated map" },
-        { "\x81\xa1" "a\xc1", 4, "invalid byte" },
+        { "\x81\xa1"
+          "a",
+          3, "truncated map" },
+        { "\x81\xa1"
+          "a\xc1",
+          4, "invalid byte" },
         { "", 0, "empty" },
         { "\xdf\xff\xff\xff\xff", 5, "map32 lying" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad [0]; i++) {
         char err [POND_ERR_SIZE] = "";
-        cr_assert_eq (pond_event_set_data (ev, (const uint8_t *) bad [i].raw, bad [i].len,
-                                           err, sizeof err), -1, "%s", bad [i].what);
+        cr_assert_eq (
+            pond_event_set_data (ev, (const uint8_t *) bad [i].raw, bad [i].len, err, sizeof err),
+            -1, "%s", bad [i].what);
         cr_assert (s_mentions (err, "data"), "%s: %s", bad [i].what, err);
         err [0] = 0;
-        cr_assert_eq (pond_event_set_meta (ev, (const uint8_t *) bad [i].raw, bad [i].len,
-                                           err, sizeof err), -1, "%s", bad [i].what);
+        cr_assert_eq (
+            pond_event_set_meta (ev, (const uint8_t *) bad [i].raw, bad [i].len, err, sizeof err),
+            -1, "%s", bad [i].what);
         cr_assert (s_mentions (err, "meta"), "%s: %s", bad [i].what, err);
     }
     size_t dsize;
@@ -690,10 +773,12 @@ Test (event, set_data_refuses_what_is_not_one_map)
     const char *bad_json [] = { "[1,2]", "3", "\"x\"", "null", "{", "{\"a\":}", "{} {}", "" };
     for (size_t i = 0; i < sizeof bad_json / sizeof bad_json [0]; i++) {
         char err [POND_ERR_SIZE] = "";
-        cr_assert_eq (pond_event_set_data_json (ev, bad_json [i], err, sizeof err), -1, "%s", bad_json [i]);
+        cr_assert_eq (pond_event_set_data_json (ev, bad_json [i], err, sizeof err), -1, "%s",
+                      bad_json [i]);
         cr_assert (s_mentions (err, "data"), "%s: %s", bad_json [i], err);
         err [0] = 0;
-        cr_assert_eq (pond_event_set_meta_json (ev, bad_json [i], err, sizeof err), -1, "%s", bad_json [i]);
+        cr_assert_eq (pond_event_set_meta_json (ev, bad_json [i], err, sizeof err), -1, "%s",
+                      bad_json [i]);
         cr_assert (s_mentions (err, "meta"), "%s: %s", bad_json [i], err);
     }
     //  A good map replaces, a later bad one leaves it in place
@@ -702,7 +787,10 @@ Test (event, set_data_refuses_what_is_not_one_map)
     cr_assert_eq (pond_event_set_data_json (ev, "[1]", err, sizeof err), -1);
     const uint8_t *data = pond_event_data (ev, &dsize);
     cr_assert_eq (dsize, 4);
-    cr_assert_arr_eq (data, "\x81\xa1" "a\x01", 4);
+    cr_assert_arr_eq (data,
+                      "\x81\xa1"
+                      "a\x01",
+                      4);
     pond_event_destroy (&ev);
 }
 
@@ -711,11 +799,24 @@ Test (event, set_data_refuses_what_is_not_one_map)
 
 Test (event, decode_rejects_non_maps)
 {
-    struct { const char *raw; size_t len; } bad [] = {
-        { "\x90", 1 }, { "\x91\x01", 2 }, { "\xdc\x00\x00", 3 }, { "\xa3" "abc", 4 },
-        { "\x01", 1 }, { "\xff", 1 }, { "\xcb\x00\x00\x00\x00\x00\x00\x00\x00", 9 },
-        { "\xc0", 1 }, { "\xc3", 1 }, { "\xc4\x01\x00", 3 }, { "\xd4\x01\x00", 3 },
-        { "\x80", 1 },           //  a map, but an empty one: missing keys
+    struct {
+        const char *raw;
+        size_t len;
+    } bad [] = {
+        { "\x90", 1 },
+        { "\x91\x01", 2 },
+        { "\xdc\x00\x00", 3 },
+        { "\xa3"
+          "abc",
+          4 },
+        { "\x01", 1 },
+        { "\xff", 1 },
+        { "\xcb\x00\x00\x00\x00\x00\x00\x00\x00", 9 },
+        { "\xc0", 1 },
+        { "\xc3", 1 },
+        { "\xc4\x01\x00", 3 },
+        { "\xd4\x01\x00", 3 },
+        { "\x80", 1 },    //  a map, but an empty one: missing keys
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad [0]; i++)
         s_expect_bad_event ((const uint8_t *) bad [i].raw, bad [i].len, NULL, "not an event map");
@@ -786,42 +887,103 @@ typedef struct {
     const char *what;
 } case_t;
 
-#define BAD(k, lit, what)   { (k), (lit), sizeof (lit) - 1, false, (what) }
-#define GOOD(k, lit, what)  { (k), (lit), sizeof (lit) - 1, true, (what) }
+#define BAD(k, lit, what) \
+    { \
+        (k), (lit), sizeof (lit) - 1, false, (what) \
+    }
+#define GOOD(k, lit, what) \
+    { \
+        (k), (lit), sizeof (lit) - 1, true, (what) \
+    }
 
 static const case_t s_event_cases [] = {
     //  id
-    BAD ("id", "\xb0" "0123456789abcdef", "id as str"),
-    BAD ("id", "\xc4\x0f" "0123456789abcde", "id bin 15"),
-    BAD ("id", "\xc4\x11" "0123456789abcdefg", "id bin 17"),
+    BAD ("id",
+         "\xb0"
+         "0123456789abcdef",
+         "id as str"),
+    BAD ("id",
+         "\xc4\x0f"
+         "0123456789abcde",
+         "id bin 15"),
+    BAD ("id",
+         "\xc4\x11"
+         "0123456789abcdefg",
+         "id bin 17"),
     BAD ("id", "\xc4\x00", "id bin 0"),
-    BAD ("id", "\xc4\x10" "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", "nil id"),
+    BAD ("id",
+         "\xc4\x10"
+         "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
+         "nil id"),
     BAD ("id", "\x01", "id as int"),
     BAD ("id", "\xc0", "id nil"),
-    BAD ("id", "\xd8\x01" "0123456789abcdef", "id as fixext16"),
+    BAD ("id",
+         "\xd8\x01"
+         "0123456789abcdef",
+         "id as fixext16"),
     BAD ("id", "\xdc\x00\x00", "id as array"),
-    GOOD ("id", "\xc5\x00\x10" "0123456789abcdef", "id as bin16 header"),
+    GOOD ("id",
+          "\xc5\x00\x10"
+          "0123456789abcdef",
+          "id as bin16 header"),
     //  name
     BAD ("name", "\x01", "name as int"),
-    BAD ("name", "\xc4\x07" "QUACKED", "name as bin"),
+    BAD ("name",
+         "\xc4\x07"
+         "QUACKED",
+         "name as bin"),
     BAD ("name", "\xa0", "empty name"),
-    BAD ("name", "\xa7" "quacked", "lower-case name"),
-    BAD ("name", "\xa7" "Quacked", "mixed-case name"),
-    BAD ("name", "\xa7" "1QUACKE", "leading digit"),
-    BAD ("name", "\xa7" "_QUACKE", "leading underscore"),
-    BAD ("name", "\xa7" "QUACK-D", "dash"),
-    BAD ("name", "\xa7" "QUACK D", "space"),
-    BAD ("name", "\xa7" "QUACKD!", "bang"),
-    BAD ("name", "\xa7" "QUA\0KED", "NUL inside"),
-    BAD ("name", "\xa8" "QUACK\xc3\x89" "D", "non-ASCII"),
-    GOOD ("name", "\xa7" "A1_B2_C", "digits and underscores"),
+    BAD ("name",
+         "\xa7"
+         "quacked",
+         "lower-case name"),
+    BAD ("name",
+         "\xa7"
+         "Quacked",
+         "mixed-case name"),
+    BAD ("name",
+         "\xa7"
+         "1QUACKE",
+         "leading digit"),
+    BAD ("name",
+         "\xa7"
+         "_QUACKE",
+         "leading underscore"),
+    BAD ("name",
+         "\xa7"
+         "QUACK-D",
+         "dash"),
+    BAD ("name",
+         "\xa7"
+         "QUACK D",
+         "space"),
+    BAD ("name",
+         "\xa7"
+         "QUACKD!",
+         "bang"),
+    BAD ("name",
+         "\xa7"
+         "QUA\0KED",
+         "NUL inside"),
+    BAD ("name",
+         "\xa8"
+         "QUACK\xc3\x89"
+         "D",
+         "non-ASCII"),
+    GOOD ("name",
+          "\xa7"
+          "A1_B2_C",
+          "digits and underscores"),
     BAD ("name", "\xc0", "name nil"),
     //  ts
     BAD ("ts", "\xff", "ts -1"),
     BAD ("ts", "\xd3\xff\xff\xff\xff\xff\xff\xff\xfb", "ts int64 -5"),
     BAD ("ts", "\xcb\x42\xd7\x52\x4e\x3a\x6a\x00\x00", "ts float64"),
     BAD ("ts", "\xca\x3f\xc0\x00\x00", "ts float32"),
-    BAD ("ts", "\xa3" "123", "ts as str"),
+    BAD ("ts",
+         "\xa3"
+         "123",
+         "ts as str"),
     BAD ("ts", "\x00", "ts 0"),
     BAD ("ts", "\xcf\x03\x84\x44\x0c\xcc\x73\x60\x00", "ts max+1"),
     GOOD ("ts", "\xcf\x03\x84\x44\x0c\xcc\x73\x5f\xff", "ts max"),
@@ -831,41 +993,95 @@ static const case_t s_event_cases [] = {
     GOOD ("ts", "\x01", "ts 1"),
     GOOD ("ts", "\xd0\x05", "ts 5 as int8"),
     //  entity
-    BAD ("entity", "\xc4\x03" "abc", "entity as bin"),
+    BAD ("entity",
+         "\xc4\x03"
+         "abc",
+         "entity as bin"),
     BAD ("entity", "\x07", "entity as int"),
     BAD ("entity", "\xa0", "entity empty"),
-    BAD ("entity", "\xa3" "a\x01" "b", "entity with 0x01"),
-    BAD ("entity", "\xa3" "a\x7f" "b", "entity with DEL"),
-    BAD ("entity", "\xa3" "a\nb", "entity with newline"),
-    BAD ("entity", "\xa3" "a\0b", "entity with NUL"),
+    BAD ("entity",
+         "\xa3"
+         "a\x01"
+         "b",
+         "entity with 0x01"),
+    BAD ("entity",
+         "\xa3"
+         "a\x7f"
+         "b",
+         "entity with DEL"),
+    BAD ("entity",
+         "\xa3"
+         "a\nb",
+         "entity with newline"),
+    BAD ("entity",
+         "\xa3"
+         "a\0b",
+         "entity with NUL"),
     BAD ("entity", "\xc0", "entity nil"),
-    BAD ("entity", "\x91\xa1" "a", "entity as array"),
+    BAD ("entity",
+         "\x91\xa1"
+         "a",
+         "entity as array"),
     //  source (optional)
     BAD ("source", "\xa0", "source empty"),
     BAD ("source", "\x05", "source as int"),
-    BAD ("source", "\xa2" "\x1b" "x", "source with ESC"),
-    BAD ("source", "\xc4\x01" "s", "source as bin"),
-    GOOD ("source", "\xa6" "silo-7", "source"),
+    BAD ("source",
+         "\xa2"
+         "\x1b"
+         "x",
+         "source with ESC"),
+    BAD ("source",
+         "\xc4\x01"
+         "s",
+         "source as bin"),
+    GOOD ("source",
+          "\xa6"
+          "silo-7",
+          "source"),
     //  causation (optional)
-    BAD ("causation", "\xb0" "0123456789abcdef", "causation as str"),
-    BAD ("causation", "\xc4\x0f" "0123456789abcde", "causation bin 15"),
+    BAD ("causation",
+         "\xb0"
+         "0123456789abcdef",
+         "causation as str"),
+    BAD ("causation",
+         "\xc4\x0f"
+         "0123456789abcde",
+         "causation bin 15"),
     BAD ("causation", "\xc0", "causation nil"),
-    GOOD ("causation", "\xc4\x10" "0123456789abcdef", "causation"),
+    GOOD ("causation",
+          "\xc4\x10"
+          "0123456789abcdef",
+          "causation"),
     //  data and meta (optional)
     BAD ("data", "\x92\x01\x02", "data array"),
-    BAD ("data", "\xa3" "abc", "data str"),
+    BAD ("data",
+         "\xa3"
+         "abc",
+         "data str"),
     BAD ("data", "\x01", "data int"),
     BAD ("data", "\xc0", "data nil"),
-    BAD ("data", "\xc4\x01" "x", "data bin"),
+    BAD ("data",
+         "\xc4\x01"
+         "x",
+         "data bin"),
     GOOD ("data", "\x80", "data empty map"),
     BAD ("data", "\x81\x01\x02", "data with an int key"),
-    BAD ("meta", "\xa3" "abc", "meta str"),
+    BAD ("meta",
+         "\xa3"
+         "abc",
+         "meta str"),
     BAD ("meta", "\x90", "meta array"),
     BAD ("meta", "\xc3", "meta bool"),
-    GOOD ("meta", "\x81\xa1" "a\xc0", "meta"),
+    GOOD ("meta",
+          "\x81\xa1"
+          "a\xc0",
+          "meta"),
     //  seq (optional, set by the store)
     BAD ("seq", "\x00", "seq 0"),
-    BAD ("seq", "\xa1" "1", "seq as str"),
+    BAD ("seq",
+         "\xa1"
+         "1",
+         "seq as str"),
     BAD ("seq", "\xff", "seq -1"),
     BAD ("seq", "\xcb\x3f\xf0\x00\x00\x00\x00\x00\x00", "seq 1.0"),
     BAD ("seq", "\xc0", "seq nil"),
@@ -934,7 +1150,7 @@ Test (event, decode_entity_length_limits)
         size_t size;
         uint8_t *bytes = s_map_bytes (EVENT_KVS, NULL, &over, &size);
         pond_event_t *ev = s_decode_ok (bytes, size);
-        cr_assert_eq (strlen (k? pond_event_source (ev): pond_event_entity (ev)), 128);
+        cr_assert_eq (strlen (k ? pond_event_source (ev) : pond_event_entity (ev)), 128);
         pond_event_destroy (&ev);
         free (bytes);
         raw [1] = (char) 129;
@@ -963,9 +1179,19 @@ Test (event, decode_rejects_duplicate_unknown_and_non_str_keys)
         s_expect_bad_event ((uint8_t *) b.sbuf.data, b.sbuf.size, keys [k], "duplicate");
         s_buf_destroy (&b);
     }
-    struct { const char *key; const char *raw; size_t len; } dups [] = {
-        { "data", "\x80", 1 }, { "meta", "\x80", 1 }, { "seq", "\x01", 1 },
-        { "source", "\xa1" "s", 2 }, { "causation", ID_RAW, 18 },
+    struct {
+        const char *key;
+        const char *raw;
+        size_t len;
+    } dups [] = {
+        { "data", "\x80", 1 },
+        { "meta", "\x80", 1 },
+        { "seq", "\x01", 1 },
+        { "source",
+          "\xa1"
+          "s",
+          2 },
+        { "causation", ID_RAW, 18 },
     };
     for (size_t d = 0; d < sizeof dups / sizeof dups [0]; d++) {
         buf_t b;
@@ -1010,8 +1236,17 @@ Test (event, decode_rejects_duplicate_unknown_and_non_str_keys)
     cr_assert_lt (strlen (tiny), sizeof tiny);
 
     //  Keys that are not str: int, bin spelling "id", nil, array
-    struct { const char *raw; size_t len; } keys_raw [] = {
-        { "\x01", 1 }, { "\xc4\x02" "id", 4 }, { "\xc0", 1 }, { "\x90", 1 }, { "\x80", 1 },
+    struct {
+        const char *raw;
+        size_t len;
+    } keys_raw [] = {
+        { "\x01", 1 },
+        { "\xc4\x02"
+          "id",
+          4 },
+        { "\xc0", 1 },
+        { "\x90", 1 },
+        { "\x80", 1 },
     };
     for (size_t i = 0; i < sizeof keys_raw / sizeof keys_raw [0]; i++) {
         buf_t b;
@@ -1033,17 +1268,29 @@ Test (event, decode_rejects_duplicate_unknown_and_non_str_keys)
 Test (event, decode_rejects_hostile_container_headers, .timeout = 5)
 {
     //  Each declares far more than it holds; none may allocate for it
-    struct { const char *raw; size_t len; const char *what; } bad [] = {
+    struct {
+        const char *raw;
+        size_t len;
+        const char *what;
+    } bad [] = {
         { "\xdd\xff\xff\xff\xff", 5, "array32 of 4 billion" },
         { "\xdd\xff\xff\xff\xff\x01\x02\x03", 8, "array32 of 4 billion, 3 given" },
         { "\xdf\xff\xff\xff\xff", 5, "map32 of 4 billion" },
-        { "\xdf\xff\xff\xff\xff\xa2" "id", 8, "map32 of 4 billion, a key given" },
+        { "\xdf\xff\xff\xff\xff\xa2"
+          "id",
+          8, "map32 of 4 billion, a key given" },
         { "\xdf\x80\x00\x00\x00\x01\x01", 7, "map32 of 2^31 (2^32 children)" },
         { "\xdc\xff\xff", 3, "array16 of 65535" },
         { "\xde\xff\xff\x01\x01", 5, "map16 of 65535" },
-        { "\xdb\xff\xff\xff\xff" "A", 6, "str32 beyond the buffer" },
-        { "\xc6\xff\xff\xff\xff" "A", 6, "bin32 beyond the buffer" },
-        { "\xc9\xff\xff\xff\xff\x01" "A", 7, "ext32 beyond the buffer" },
+        { "\xdb\xff\xff\xff\xff"
+          "A",
+          6, "str32 beyond the buffer" },
+        { "\xc6\xff\xff\xff\xff"
+          "A",
+          6, "bin32 beyond the buffer" },
+        { "\xc9\xff\xff\xff\xff\x01"
+          "A",
+          7, "ext32 beyond the buffer" },
         { "\xc9\xff\xff\xff\xff", 5, "ext32 no type" },
         { "\xda\xff\xff", 3, "str16 beyond the buffer" },
         { "\xc1", 1, "never-used byte 0xc1" },
@@ -1053,8 +1300,9 @@ Test (event, decode_rejects_hostile_container_headers, .timeout = 5)
         s_expect_bad_event ((const uint8_t *) bad [i].raw, bad [i].len, NULL, bad [i].what);
         char err [POND_ERR_SIZE] = "";
         size_t used;
-        cr_assert_eq (pond_value_check ((const uint8_t *) bad [i].raw, bad [i].len, &used,
-                                        err, sizeof err), -1, "%s", bad [i].what);
+        cr_assert_eq (
+            pond_value_check ((const uint8_t *) bad [i].raw, bad [i].len, &used, err, sizeof err),
+            -1, "%s", bad [i].what);
         cr_assert (*err);
     }
     //  The same lies inside data, meta and as a value of a known key
@@ -1076,7 +1324,10 @@ Test (event, decode_rejects_hostile_container_headers, .timeout = 5)
             }
             s_buf_str (&b, where [w]);
             s_buf_raw (&b, lies [l], 5);
-            s_buf_raw (&b, "\x81\xa1" "a\x01", 4);
+            s_buf_raw (&b,
+                       "\x81\xa1"
+                       "a\x01",
+                       4);
             s_expect_bad_event ((uint8_t *) b.sbuf.data, b.sbuf.size, NULL, where [w]);
             s_buf_destroy (&b);
         }
@@ -1095,7 +1346,10 @@ s_nested_event (int levels, const char *key, size_t *size_p)
         s_buf_raw (&b, s_event_kvs [j].raw, s_event_kvs [j].len);
     }
     s_buf_str (&b, key);
-    s_buf_raw (&b, "\x81\xa1" "a", 3);
+    s_buf_raw (&b,
+               "\x81\xa1"
+               "a",
+               3);
     for (int i = 1; i < levels; i++)
         s_buf_raw (&b, "\x91", 1);
     s_buf_raw (&b, "\x01", 1);
@@ -1142,14 +1396,17 @@ Test (event, data_depth_set_encode_decode_agree)
     for (int levels = 1; levels <= POND_VALUE_MAX_DEPTH + 2; levels++) {
         buf_t b;
         s_buf_init (&b);
-        s_buf_raw (&b, "\x81\xa1" "a", 3);
+        s_buf_raw (&b,
+                   "\x81\xa1"
+                   "a",
+                   3);
         for (int i = 1; i < levels; i++)
             s_buf_raw (&b, "\x91", 1);
         s_buf_raw (&b, "\x01", 1);
         pond_event_t *ev = pond_event_new ("DEEP", "c");
         char err [POND_ERR_SIZE] = "";
         int rc = pond_event_set_data (ev, (uint8_t *) b.sbuf.data, b.sbuf.size, err, sizeof err);
-        cr_assert_eq (rc, levels <= POND_VALUE_MAX_DEPTH? 0: -1, "%d levels: %s", levels, err);
+        cr_assert_eq (rc, levels <= POND_VALUE_MAX_DEPTH ? 0 : -1, "%d levels: %s", levels, err);
         if (rc == 0) {
             size_t size;
             uint8_t *bytes = s_encode_ok (ev, &size);
@@ -1167,7 +1424,7 @@ Test (event, data_depth_set_encode_decode_agree)
         strcat (json, "}");
         err [0] = 0;
         rc = pond_event_set_meta_json (ev, json, err, sizeof err);
-        cr_assert_eq (rc, levels <= POND_VALUE_MAX_DEPTH? 0: -1, "%d levels: %s", levels, err);
+        cr_assert_eq (rc, levels <= POND_VALUE_MAX_DEPTH ? 0 : -1, "%d levels: %s", levels, err);
         if (rc == 0) {
             size_t size;
             uint8_t *bytes = s_encode_ok (ev, &size);
@@ -1203,15 +1460,19 @@ s_kept_event (int which, size_t *size_p)
     buf_t b;
     s_buf_init (&b);
     bool nested = which == 2;
-    msgpack_pack_map (&b.pk, which == 1? 4: 9);
+    msgpack_pack_map (&b.pk, which == 1 ? 4 : 9);
     s_buf_str (&b, "id");
     msgpack_pack_bin (&b.pk, 16);
-    msgpack_pack_bin_body (&b.pk, which == 1? s_id_b: s_id_a, 16);
-    s_buf_str (&b, "name");     s_buf_str (&b, which == 1? "A": "BUTTON_CLICKED");
-    s_buf_str (&b, "ts");       msgpack_pack_uint64 (&b.pk, TS_2022 + (uint64_t) which);
-    s_buf_str (&b, "entity");   s_buf_str (&b, which == 1? "e": "customer \xc3\xa9 42");
+    msgpack_pack_bin_body (&b.pk, which == 1 ? s_id_b : s_id_a, 16);
+    s_buf_str (&b, "name");
+    s_buf_str (&b, which == 1 ? "A" : "BUTTON_CLICKED");
+    s_buf_str (&b, "ts");
+    msgpack_pack_uint64 (&b.pk, TS_2022 + (uint64_t) which);
+    s_buf_str (&b, "entity");
+    s_buf_str (&b, which == 1 ? "e" : "customer \xc3\xa9 42");
     if (which != 1) {
-        s_buf_str (&b, "source");       s_buf_str (&b, "silo-7");
+        s_buf_str (&b, "source");
+        s_buf_str (&b, "silo-7");
         s_buf_str (&b, "causation");
         msgpack_pack_bin (&b.pk, 16);
         msgpack_pack_bin_body (&b.pk, s_id_b, 16);
@@ -1219,18 +1480,25 @@ s_kept_event (int which, size_t *size_p)
         msgpack_pack_map (&b.pk, 2);
         s_buf_str (&b, "trace");
         msgpack_pack_map (&b.pk, 2);
-        s_buf_str (&b, "id");       s_buf_str (&b, "t-42");
+        s_buf_str (&b, "id");
+        s_buf_str (&b, "t-42");
         s_buf_str (&b, "hops");
         msgpack_pack_array (&b.pk, 2);
-        msgpack_pack_map (&b.pk, 1); s_buf_str (&b, "n"); msgpack_pack_int (&b.pk, 1);
-        msgpack_pack_map (&b.pk, 1); s_buf_str (&b, "n"); msgpack_pack_int (&b.pk, 2);
-        s_buf_str (&b, "performer"); s_buf_str (&b, "silo-7");
+        msgpack_pack_map (&b.pk, 1);
+        s_buf_str (&b, "n");
+        msgpack_pack_int (&b.pk, 1);
+        msgpack_pack_map (&b.pk, 1);
+        s_buf_str (&b, "n");
+        msgpack_pack_int (&b.pk, 2);
+        s_buf_str (&b, "performer");
+        s_buf_str (&b, "silo-7");
         s_buf_str (&b, "data");
-        msgpack_pack_map (&b.pk, nested? 3: 2);
-        s_buf_str (&b, "duration_ms");  msgpack_pack_uint32 (&b.pk, 350);
+        msgpack_pack_map (&b.pk, nested ? 3 : 2);
+        s_buf_str (&b, "duration_ms");
+        msgpack_pack_uint32 (&b.pk, 350);
         s_buf_str (&b, "deep");
         //  {"l1": {"l2": ... 13 levels ... [every type, a map16]}}: 16 deep
-        int levels = nested? 13: 1;
+        int levels = nested ? 13 : 1;
         for (int i = 0; i < levels; i++) {
             char key [16];
             snprintf (key, sizeof key, "l%d", i + 1);
@@ -1255,10 +1523,13 @@ s_kept_event (int which, size_t *size_p)
         memset (text, 'x', sizeof text);
         s_buf_strn (&b, text, 40);
         s_buf_strn (&b, text, 300);
-        msgpack_pack_bin (&b.pk, 3); msgpack_pack_bin_body (&b.pk, "\x00\x01\xff", 3);
+        msgpack_pack_bin (&b.pk, 3);
+        msgpack_pack_bin_body (&b.pk, "\x00\x01\xff", 3);
         //  (ext types and non-str keys are refused: bin and str keys, same JSON)
-        msgpack_pack_bin (&b.pk, 4); msgpack_pack_bin_body (&b.pk, "abcd", 4);
-        msgpack_pack_bin (&b.pk, 3); msgpack_pack_bin_body (&b.pk, "abc", 3);
+        msgpack_pack_bin (&b.pk, 4);
+        msgpack_pack_bin_body (&b.pk, "abcd", 4);
+        msgpack_pack_bin (&b.pk, 3);
+        msgpack_pack_bin_body (&b.pk, "abc", 3);
         msgpack_pack_array (&b.pk, 0);
         msgpack_pack_map (&b.pk, 17);
         for (int i = 0; i < 17; i++) {
@@ -1271,7 +1542,8 @@ s_kept_event (int which, size_t *size_p)
             s_buf_str (&b, "");
             msgpack_pack_map (&b.pk, 0);
         }
-        s_buf_str (&b, "seq");      msgpack_pack_uint64 (&b.pk, 5000000000ULL);
+        s_buf_str (&b, "seq");
+        msgpack_pack_uint64 (&b.pk, 5000000000ULL);
     }
     *size_p = b.sbuf.size;
     return (uint8_t *) msgpack_sbuffer_release (&b.sbuf);
@@ -1304,8 +1576,8 @@ static const char *s_kept_json [] = {
     "\"ts\":1640995200000001,\"time\":\"2022-01-01T00:00:00.000001Z\","
     "\"entity\":\"e\"}",
     KEPT_HEAD ("2") "\"deep\":{\"l1\":{\"l2\":{\"l3\":{\"l4\":{\"l5\":{\"l6\":{\"l7\":"
-    "{\"l8\":{\"l9\":{\"l10\":{\"l11\":{\"l12\":{\"l13\":" EVERY_TYPE_JSON
-    "}}}}}}}}}}}}},\"\":{}}}"
+                    "{\"l8\":{\"l9\":{\"l10\":{\"l11\":{\"l12\":{\"l13\":" EVERY_TYPE_JSON
+                    "}}}}}}}}}}}}},\"\":{}}}"
 };
 
 Test (event, decode_encode_keeps_every_byte)
@@ -1339,7 +1611,11 @@ Test (event, decode_encode_keeps_every_byte)
         cr_assert_eq (pond_event_set_data_json (ev, "{\"a\":1}", err, sizeof err), 0, "%s", err);
         cr_assert_eq (pond_event_set_meta (ev, NULL, 0, err, sizeof err), 0);
         size_t dsize;
-        cr_assert_arr_eq (pond_event_data (ev, &dsize), "\x81\xa1" "a" "\x01", 4);
+        cr_assert_arr_eq (pond_event_data (ev, &dsize),
+                          "\x81\xa1"
+                          "a"
+                          "\x01",
+                          4);
         pond_event_destroy (&copy);
         pond_event_destroy (&ev);
     }
@@ -1348,8 +1624,7 @@ Test (event, decode_encode_keeps_every_byte)
         char err [POND_ERR_SIZE] = "";
         size_t used = 0;
         pond_event_t *ev = pond_event_decode_next ((uint8_t *) packed.sbuf.data + at,
-                                                   packed.sbuf.size - at, &used, err,
-                                                   sizeof err);
+                                                   packed.sbuf.size - at, &used, err, sizeof err);
         cr_assert_not_null (ev, "%s", err);
         cr_assert_eq (used, sizes [which]);
         size_t size;
@@ -1377,7 +1652,7 @@ s_random_wide_key (buf_t *b)
     if (len < 32 && s_below (2))
         s_buf_raw (b, (uint8_t []) { (uint8_t) (0xa0 | len) }, 1);
     else
-        s_buf_be (b, (uint8_t) (0xd9 + (n == 1? 0: n == 2? 1: 2)), len, n);
+        s_buf_be (b, (uint8_t) (0xd9 + (n == 1 ? 0 : n == 2 ? 1 : 2)), len, n);
     for (size_t i = 0; i < len; i++)
         s_buf_raw (b, (uint8_t []) { (uint8_t) ('a' + (i * 7 + len) % 26) }, 1);
 }
@@ -1385,61 +1660,65 @@ s_random_wide_key (buf_t *b)
 static void
 s_random_wide_value (buf_t *b, int depth)
 {
-    static const uint64_t edges [] = {
-        0, 1, 31, 32, 127, 128, 255, 256, 65535, 65536, 4294967295ULL, 4294967296ULL,
-        UINT64_MAX
-    };
-    static const int64_t negatives [] = {
-        -1, -32, -33, -128, -129, -32768, -32769, -2147483648LL, -2147483649LL, INT64_MIN
-    };
-    int kinds = depth >= 4? 10: 13;
+    static const uint64_t edges [] = { 0,         1,   31,    32,    127,           128,
+                                       255,       256, 65535, 65536, 4294967295ULL, 4294967296ULL,
+                                       UINT64_MAX };
+    static const int64_t negatives [] = { -1,     -32,    -33,           -128,          -129,
+                                          -32768, -32769, -2147483648LL, -2147483649LL, INT64_MIN };
+    int kinds = depth >= 4 ? 10 : 13;
     switch (s_below (kinds)) {
-        case 0: {                               //  unsigned, any width
-            uint64_t v = s_below (2)? edges [s_below (13)]: s_rand () >> s_below (64);
+        case 0: {    //  unsigned, any width
+            uint64_t v = s_below (2) ? edges [s_below (13)] : s_rand () >> s_below (64);
             size_t n = (size_t) 1 << s_below (4);
             if (n < 8 && v >> (8 * n))
                 n = 8;
             if (v < 128 && s_below (3) == 0)
                 s_buf_raw (b, (uint8_t []) { (uint8_t) v }, 1);
             else
-                s_buf_be (b, (uint8_t) (0xcc + (n == 1? 0: n == 2? 1: n == 4? 2: 3)), v, n);
+                s_buf_be (b, (uint8_t) (0xcc + (n == 1 ? 0 : n == 2 ? 1 : n == 4 ? 2 : 3)), v, n);
             break;
         }
-        case 1: {                               //  signed, any width
-            int64_t v = s_below (2)? negatives [s_below (10)]
-                                   : (int64_t) edges [s_below (8)];
+        case 1: {    //  signed, any width
+            int64_t v = s_below (2) ? negatives [s_below (10)] : (int64_t) edges [s_below (8)];
             size_t n = (size_t) 1 << s_below (4);
             while (n < 8 && (v < -(1LL << (8 * n - 1)) || v >= (1LL << (8 * n - 1))))
                 n *= 2;
-            s_buf_be (b, (uint8_t) (0xd0 + (n == 1? 0: n == 2? 1: n == 4? 2: 3)),
+            s_buf_be (b,
+                      (uint8_t) (0xd0
+                                 + (n == 1   ? 0
+                                    : n == 2 ? 1
+                                    : n == 4 ? 2
+                                             : 3)),
                       (uint64_t) v, n);
             break;
         }
-        case 2: {                               //  negative fixint, nil, bools
+        case 2: {    //  negative fixint, nil, bools
             static const uint8_t singles [] = { 0xc0, 0xc2, 0xc3 };
-            uint8_t tag = s_below (2)? (uint8_t) (0xe0 + s_below (32)): singles [s_below (3)];
+            uint8_t tag = s_below (2) ? (uint8_t) (0xe0 + s_below (32)) : singles [s_below (3)];
             s_buf_raw (b, &tag, 1);
             break;
         }
-        case 3: {                               //  float32: NaNs, infinities, anything
-            static const uint32_t specials [] = {
-                0x7fc00000, 0x7f800001, 0xffc00001, 0x7fa00000, 0x7f800000, 0x80000000, 0
-            };
-            uint32_t bits = s_below (2)? specials [s_below (7)]: (uint32_t) s_rand ();
+        case 3: {    //  float32: NaNs, infinities, anything
+            static const uint32_t specials [] = { 0x7fc00000, 0x7f800001, 0xffc00001, 0x7fa00000,
+                                                  0x7f800000, 0x80000000, 0 };
+            uint32_t bits = s_below (2) ? specials [s_below (7)] : (uint32_t) s_rand ();
             s_buf_be (b, 0xca, bits, 4);
             break;
         }
-        case 4: {                               //  float64
-            static const uint64_t specials [] = {
-                0x7ff8000000000000ULL, 0x7ff0000000000001ULL, 0xfff8000000000001ULL,
-                0x7ff4000000000000ULL, 0x7ff0000000000000ULL, 0x8000000000000000ULL, 0
-            };
-            uint64_t bits = s_below (2)? specials [s_below (7)]: s_rand ();
+        case 4: {    //  float64
+            static const uint64_t specials [] = { 0x7ff8000000000000ULL,
+                                                  0x7ff0000000000001ULL,
+                                                  0xfff8000000000001ULL,
+                                                  0x7ff4000000000000ULL,
+                                                  0x7ff0000000000000ULL,
+                                                  0x8000000000000000ULL,
+                                                  0 };
+            uint64_t bits = s_below (2) ? specials [s_below (7)] : s_rand ();
             s_buf_be (b, 0xcb, bits, 8);
             break;
         }
         case 5:
-        case 6: {                               //  str or bin, any width
+        case 6: {    //  str or bin, any width
             static const size_t lengths [] = { 0, 1, 5, 31, 32, 40, 255, 256, 300 };
             size_t len = lengths [s_below (9)];
             bool str = s_below (2);
@@ -1449,37 +1728,42 @@ s_random_wide_value (buf_t *b, int depth)
             if (str && len < 32 && s_below (2))
                 s_buf_raw (b, (uint8_t []) { (uint8_t) (0xa0 | len) }, 1);
             else
-                s_buf_be (b, (uint8_t) ((str? 0xd9: 0xc4) + (n == 1? 0: n == 2? 1: 2)), len, n);
+                s_buf_be (b,
+                          (uint8_t) ((str ? 0xd9 : 0xc4)
+                                     + (n == 1   ? 0
+                                        : n == 2 ? 1
+                                                 : 2)),
+                          len, n);
             for (size_t i = 0; i < len; i++)
                 s_buf_raw (b, (uint8_t []) { (uint8_t) ('a' + i % 26) }, 1);
             break;
         }
         case 7:
         case 8:
-        case 9: {                               //  bin of odd sizes, any width
+        case 9: {    //  bin of odd sizes, any width
             //  (ext types are refused in data and meta: PROTOCOL.md)
             static const size_t lengths [] = { 0, 1, 2, 3, 4, 8, 16, 17, 256 };
             size_t len = lengths [s_below (9)];
             size_t n = (size_t) 1 << s_below (3);
             if (n == 1 && len > 255)
                 n = 2;
-            s_buf_be (b, (uint8_t) (0xc4 + (n == 1? 0: n == 2? 1: 2)), len, n);
+            s_buf_be (b, (uint8_t) (0xc4 + (n == 1 ? 0 : n == 2 ? 1 : 2)), len, n);
             for (size_t i = 0; i < len; i++)
                 s_buf_raw (b, (uint8_t []) { (uint8_t) i }, 1);
             break;
         }
-        default: {                              //  array or map, any header
+        default: {    //  array or map, any header
             bool map = s_below (2);
-            size_t count = s_below (2)? s_below (4): s_below (20);
+            size_t count = s_below (2) ? s_below (4) : s_below (20);
             int header = (int) s_below (3);
             if (header == 0 && count >= 16)
                 header = 1;
             if (header == 0)
-                s_buf_raw (b, (uint8_t []) { (uint8_t) ((map? 0x80: 0x90) | count) }, 1);
+                s_buf_raw (b, (uint8_t []) { (uint8_t) ((map ? 0x80 : 0x90) | count) }, 1);
             else
-                s_buf_be (b, (uint8_t) ((map? 0xde: 0xdc) + header - 1), count,
-                          header == 1? 2: 4);
-            for (size_t i = 0; i < count * (map? 2: 1); i++)
+                s_buf_be (b, (uint8_t) ((map ? 0xde : 0xdc) + header - 1), count,
+                          header == 1 ? 2 : 4);
+            for (size_t i = 0; i < count * (map ? 2 : 1); i++)
                 if (map && i % 2 == 0)
                     s_random_wide_key (b);
                 else
@@ -1511,7 +1795,7 @@ Test (event, decode_gives_msgpack_c_bytes_for_any_width, .timeout = 30)
     //  unpack + pack_object gives (the decoder's output before it copied
     //  canonical maps as they are), and pond_value says canonical only of
     //  bytes that pack_object gives back unchanged
-    s_seed (0x6b656570);         //  "keep"
+    s_seed (0x6b656570);    //  "keep"
     int canonical_seen = 0, wide_seen = 0;
     for (int round = 0; round < 3000 * POND_FUZZ_SCALE; round++) {
         buf_t data;
@@ -1533,7 +1817,8 @@ Test (event, decode_gives_msgpack_c_bytes_for_any_width, .timeout = 30)
         size_t used = 0;
         bool canonical = false;
         cr_assert_eq (pond_value_check_canonical (raw, raw_size, POND_VALUE_MAX_DEPTH, &used,
-                                                  &canonical, err, sizeof err), 0, "%s", err);
+                                                  &canonical, err, sizeof err),
+                      0, "%s", err);
         cr_assert_eq (used, raw_size);
         size_t ref_size;
         uint8_t *ref = s_reference_repack (raw, raw_size, &ref_size);
@@ -1551,10 +1836,14 @@ Test (event, decode_gives_msgpack_c_bytes_for_any_width, .timeout = 30)
         msgpack_pack_map (&b.pk, 6);
         s_buf_str (&b, "data");
         s_buf_raw (&b, raw, raw_size);
-        s_buf_str (&b, "id");       s_buf_raw (&b, ID_RAW, 18);
-        s_buf_str (&b, "name");     s_buf_str (&b, "QUACKED");
-        s_buf_str (&b, "ts");       msgpack_pack_uint64 (&b.pk, TS_2022);
-        s_buf_str (&b, "entity");   s_buf_str (&b, "c-1");
+        s_buf_str (&b, "id");
+        s_buf_raw (&b, ID_RAW, 18);
+        s_buf_str (&b, "name");
+        s_buf_str (&b, "QUACKED");
+        s_buf_str (&b, "ts");
+        msgpack_pack_uint64 (&b.pk, TS_2022);
+        s_buf_str (&b, "entity");
+        s_buf_str (&b, "c-1");
         s_buf_str (&b, "meta");
         s_buf_raw (&b, raw, raw_size);
         pond_event_t *ev = s_decode_ok ((uint8_t *) b.sbuf.data, b.sbuf.size);
@@ -1594,7 +1883,7 @@ Test (event, decode_gives_msgpack_c_bytes_for_any_width, .timeout = 30)
 static const struct {
     const char *raw;
     size_t len;
-    const char *json;       //  rendering, or NULL when not checked here
+    const char *json;    //  rendering, or NULL when not checked here
 } s_values [] = {
     { "\xc0", 1, "null" },
     { "\xc2", 1, "false" },
@@ -1614,35 +1903,61 @@ static const struct {
     { "\xd3\x80\x00\x00\x00\x00\x00\x00\x00", 9, "-9223372036854775808" },
     { "\xd3\xff\xdf\xff\xff\xff\xff\xff\xff", 9, "-9007199254740993" },
     { "\xca\x3f\xc0\x00\x00", 5, "1.5" },
-    { "\xca\x7f\xc0\x00\x00", 5, "null" },                   //  NaN
-    { "\xcb\xc0\x09\x21\xfb\x54\x44\x2d\x18", 9, "-3.1415926535897931" },  //  exact
-    { "\xcb\x7f\xf0\x00\x00\x00\x00\x00\x00", 9, "null" },   //  +Inf
+    { "\xca\x7f\xc0\x00\x00", 5, "null" },                                   //  NaN
+    { "\xcb\xc0\x09\x21\xfb\x54\x44\x2d\x18", 9, "-3.1415926535897931" },    //  exact
+    { "\xcb\x7f\xf0\x00\x00\x00\x00\x00\x00", 9, "null" },                   //  +Inf
     { "\xa0", 1, "\"\"" },
-    { "\xa3" "abc", 4, "\"abc\"" },
-    { "\xd9\x02" "hi", 4, "\"hi\"" },
-    { "\xda\x00\x02" "hi", 5, "\"hi\"" },
-    { "\xdb\x00\x00\x00\x02" "hi", 7, "\"hi\"" },
+    { "\xa3"
+      "abc",
+      4, "\"abc\"" },
+    { "\xd9\x02"
+      "hi",
+      4, "\"hi\"" },
+    { "\xda\x00\x02"
+      "hi",
+      5, "\"hi\"" },
+    { "\xdb\x00\x00\x00\x02"
+      "hi",
+      7, "\"hi\"" },
     { "\xc4\x02\xab\xcd", 4, "\"abcd\"" },
     { "\xc5\x00\x01\x0f", 4, "\"0f\"" },
     { "\xc6\x00\x00\x00\x00", 5, "\"\"" },
-    { "\xd4\x01\xaa", 3, "\"aa\"" },                         //  fixext 1
-    { "\xd5\x01\xaa\xbb", 4, "\"aabb\"" },                   //  fixext 2
-    { "\xd6\xff\x00\x00\x00\x01", 6, "\"00000001\"" },       //  fixext 4 (timestamp)
-    { "\xd7\x01" "12345678", 10, NULL },                       //  fixext 8
-    { "\xd8\x01" "0123456789abcdef", 18, NULL },               //  fixext 16
-    { "\xc7\x03\x05" "abc", 6, "\"616263\"" },               //  ext 8
+    { "\xd4\x01\xaa", 3, "\"aa\"" },                      //  fixext 1
+    { "\xd5\x01\xaa\xbb", 4, "\"aabb\"" },                //  fixext 2
+    { "\xd6\xff\x00\x00\x00\x01", 6, "\"00000001\"" },    //  fixext 4 (timestamp)
+    { "\xd7\x01"
+      "12345678",
+      10, NULL },    //  fixext 8
+    { "\xd8\x01"
+      "0123456789abcdef",
+      18, NULL },    //  fixext 16
+    { "\xc7\x03\x05"
+      "abc",
+      6, "\"616263\"" },    //  ext 8
     { "\xc7\x00\x05", 3, "\"\"" },
-    { "\xc8\x00\x01\x05" "z", 5, "\"7a\"" },                 //  ext 16
-    { "\xc9\x00\x00\x00\x01\x05" "z", 7, "\"7a\"" },         //  ext 32
+    { "\xc8\x00\x01\x05"
+      "z",
+      5, "\"7a\"" },    //  ext 16
+    { "\xc9\x00\x00\x00\x01\x05"
+      "z",
+      7, "\"7a\"" },    //  ext 32
     { "\x90", 1, "[]" },
-    { "\x92\x01\xa1" "x", 4, "[1,\"x\"]" },
+    { "\x92\x01\xa1"
+      "x",
+      4, "[1,\"x\"]" },
     { "\xdc\x00\x01\xc0", 4, "[null]" },
     { "\xdd\x00\x00\x00\x01\xc3", 6, "[true]" },
     { "\x80", 1, "{}" },
-    { "\x81\xa1" "k\x01", 4, "{\"k\":1}" },
-    { "\xde\x00\x01\xa1" "k\x90", 6, "{\"k\":[]}" },
-    { "\xdf\x00\x00\x00\x01\xa1" "k\x80", 8, "{\"k\":{}}" },
-    { "\x81\x81\x01\x02\x03", 5, "{\"{\\\"1\\\":2}\":3}" },   //  map key rendered as JSON
+    { "\x81\xa1"
+      "k\x01",
+      4, "{\"k\":1}" },
+    { "\xde\x00\x01\xa1"
+      "k\x90",
+      6, "{\"k\":[]}" },
+    { "\xdf\x00\x00\x00\x01\xa1"
+      "k\x80",
+      8, "{\"k\":{}}" },
+    { "\x81\x81\x01\x02\x03", 5, "{\"{\\\"1\\\":2}\":3}" },    //  map key rendered as JSON
     { "\x81\xc0\x01", 3, "{\"null\":1}" },
 };
 
@@ -1654,7 +1969,8 @@ Test (value, check_every_type_and_prefix)
         size_t len = s_values [i].len;
         char err [POND_ERR_SIZE] = "";
         size_t used = 0;
-        cr_assert_eq (pond_value_check (raw, len, &used, err, sizeof err), 0, "value %zu: %s", i, err);
+        cr_assert_eq (pond_value_check (raw, len, &used, err, sizeof err), 0, "value %zu: %s", i,
+                      err);
         cr_assert_eq (used, len, "value %zu", i);
         //  msgpack-c agrees on where the object ends
         msgpack_unpacked unpacked;
@@ -1704,7 +2020,7 @@ Test (value, check_depth_limit)
         char err [POND_ERR_SIZE] = "";
         size_t used;
         int rc = pond_value_check (bytes, (size_t) depth + 1, &used, err, sizeof err);
-        cr_assert_eq (rc, depth <= POND_VALUE_MAX_DEPTH? 0: -1, "depth %d: %s", depth, err);
+        cr_assert_eq (rc, depth <= POND_VALUE_MAX_DEPTH ? 0 : -1, "depth %d: %s", depth, err);
         if (rc)
             cr_assert_not_null (strstr (err, "deep"), "%s", err);
     }
@@ -1720,7 +2036,7 @@ Test (value, check_depth_limit)
         maps [n++] = 0x80;
         char err [POND_ERR_SIZE] = "";
         int rc = pond_value_check (maps, n, NULL, err, sizeof err);
-        cr_assert_eq (rc, depth <= POND_VALUE_MAX_DEPTH? 0: -1, "map depth %d: %s", depth, err);
+        cr_assert_eq (rc, depth <= POND_VALUE_MAX_DEPTH ? 0 : -1, "map depth %d: %s", depth, err);
     }
 }
 
@@ -1730,16 +2046,15 @@ Test (value, json_round_trip)
         "{}",
         "{\"a\":1,\"b\":-2,\"c\":1.5,\"d\":\"x\",\"e\":[1,2,{\"f\":null}],\"g\":true,\"h\":false}",
         "{\"max_exact\":9007199254740992,\"min_exact\":-9007199254740992,\"zero\":0}",
-        ("{\"unicode\":\"k\xc3\xbc" "che \xe2\x82\xac \xf0\x9f\xa6\x86\"}"),
+        ("{\"unicode\":\"k\xc3\xbc"
+         "che \xe2\x82\xac \xf0\x9f\xa6\x86\"}"),
         "{\"escapes\":\"q\\\"b\\\\n\\nt\\tc\\u0001\"}",
         "{\"nested\":{\"a\":{\"b\":{\"c\":[[[]]]}}}}",
         "{\"floats\":[0.1,-2.5,1e+20,3.0e-05]}",
         "{\"\":\"empty key\",\"k\xc3\xa9y\":1}",
     };
     const char *expect [] = {
-        NULL, NULL, NULL, NULL, NULL, NULL,
-        "{\"floats\":[0.1,-2.5,1e+20,3e-05]}",
-        NULL,
+        NULL, NULL, NULL, NULL, NULL, NULL, "{\"floats\":[0.1,-2.5,1e+20,3e-05]}", NULL,
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases [0]; i++) {
         char err [POND_ERR_SIZE] = "";
@@ -1751,7 +2066,7 @@ Test (value, json_round_trip)
         cr_assert_eq (used, size);
         char *json = pond_value_to_json (msgpack, size);
         cr_assert_not_null (json);
-        cr_assert_str_eq (json, expect [i]? expect [i]: cases [i]);
+        cr_assert_str_eq (json, expect [i] ? expect [i] : cases [i]);
         free (json);
         free (msgpack);
     }
@@ -1768,7 +2083,11 @@ Test (value, json_round_trip)
 
 Test (value, json_numbers_become_the_right_msgpack)
 {
-    struct { const char *json; const char *raw; size_t len; } cases [] = {
+    struct {
+        const char *json;
+        const char *raw;
+        size_t len;
+    } cases [] = {
         { "{\"n\":0}", "\x81\xa1n\x00", 4 },
         { "{\"n\":127}", "\x81\xa1n\x7f", 4 },
         { "{\"n\":-1}", "\x81\xa1n\xff", 4 },
@@ -1776,7 +2095,7 @@ Test (value, json_numbers_become_the_right_msgpack)
         { "{\"n\":65536}", "\x81\xa1n\xce\x00\x01\x00\x00", 8 },
         { "{\"n\":9007199254740992}", "\x81\xa1n\xcf\x00\x20\x00\x00\x00\x00\x00\x00", 12 },
         { "{\"n\":-9007199254740992}", "\x81\xa1n\xd3\xff\xe0\x00\x00\x00\x00\x00\x00", 12 },
-        { "{\"n\":2.0}", "\x81\xa1n\x02", 4 },          //  whole: an integer
+        { "{\"n\":2.0}", "\x81\xa1n\x02", 4 },    //  whole: an integer
         { "{\"n\":0.5}", "\x81\xa1n\xcb\x3f\xe0\x00\x00\x00\x00\x00\x00", 12 },
         { "{\"n\":1e300}", "\x81\xa1n\xcb\x7e\x37\xe4\x3c\x88\x00\x75\x9c", 12 },
         { "{\"s\":\"\\u00e9\"}", "\x81\xa1s\xa2\xc3\xa9", 6 },
@@ -1795,7 +2114,8 @@ Test (value, json_numbers_become_the_right_msgpack)
     //  never a silently wrong integer
     char err [POND_ERR_SIZE] = "";
     size_t size;
-    uint8_t *msgpack = pond_value_from_json ("{\"n\":18446744073709551615}", &size, err, sizeof err);
+    uint8_t *msgpack = pond_value_from_json ("{\"n\":18446744073709551615}", &size, err,
+                                             sizeof err);
     cr_assert_not_null (msgpack);
     cr_assert_eq (msgpack [3], 0xcb);
     free (msgpack);
@@ -1804,8 +2124,19 @@ Test (value, json_numbers_become_the_right_msgpack)
 Test (value, from_json_refuses)
 {
     const char *bad [] = {
-        "", " ", "{", "}", "{\"a\":}", "{\"a\" 1}", "{'a':1}", "{\"a\":1,}", "not json",
-        "{} junk", "{}{}", "{\"a\":NaN}", "{\"a\":\"unterminated}",
+        "",
+        " ",
+        "{",
+        "}",
+        "{\"a\":}",
+        "{\"a\" 1}",
+        "{'a':1}",
+        "{\"a\":1,}",
+        "not json",
+        "{} junk",
+        "{}{}",
+        "{\"a\":NaN}",
+        "{\"a\":\"unterminated}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad [0]; i++) {
         char err [POND_ERR_SIZE] = "";
@@ -1825,10 +2156,10 @@ Test (value, from_json_refuses)
         for (int arrays = 0; arrays < 2; arrays++) {
             char json [512] = "";
             for (int i = 0; i < depth; i++)
-                strcat (json, arrays && i? "[": "{\"k\":");
+                strcat (json, arrays && i ? "[" : "{\"k\":");
             strcat (json, "1");
             for (int i = depth - 1; i >= 0; i--)
-                strcat (json, arrays && i? "]": "}");
+                strcat (json, arrays && i ? "]" : "}");
             char err [POND_ERR_SIZE] = "";
             size_t size;
             uint8_t *msgpack = pond_value_from_json (json, &size, err, sizeof err);
@@ -1853,7 +2184,8 @@ Test (value, from_json_refuses)
         strcat (json, "}");
     char err [POND_ERR_SIZE] = "";
     size_t size;
-    cr_assert_null (pond_value_from_json (json, &size, err, sizeof err), "17 levels with {} inside");
+    cr_assert_null (pond_value_from_json (json, &size, err, sizeof err),
+                    "17 levels with {} inside");
 }
 
 //  =====================================================================
@@ -1915,17 +2247,27 @@ Test (uuid, format_and_parse)
             if (c == 8 || c == 13 || c == 18 || c == 23)
                 cr_assert_eq (text [c], '-');
             else
-                cr_assert (isxdigit ((unsigned char) text [c]) && !isupper ((unsigned char) text [c]));
+                cr_assert (isxdigit ((unsigned char) text [c])
+                           && !isupper ((unsigned char) text [c]));
         cr_assert_eq (pond_uuid_parse (text, b), 0);
         cr_assert_arr_eq (a, b, 16);
     }
     const char *bad [] = {
-        "", "0", "018f3a5b-6c7d-7e8f-90a1-b2c3d4e5f60", "018f3a5b-6c7d-7e8f-90a1-b2c3d4e5f6077",
-        "018f3a5b-6c7d-7e8f-90a1-b2c3d4e5f60g", "018f3a5b6c7d-7e8f-90a1-b2c3d4e5f6071",
-        "018f3a5b_6c7d_7e8f_90a1_b2c3d4e5f607", "{018f3a5b-6c7d-7e8f-90a1-b2c3d4e5f607}",
-        " 018f3a5b-6c7d-7e8f-90a1-b2c3d4e5f60", "018f3a5b6c7d7e8f90a1b2c3d4e5f6-7",
-        "018f3a5b6c7d7e8f90a1b2c3d4e5f60z", "018f3a5b6c7d7e8f90a1b2c3d4e5f6", "0x8f3a5b6c7d7e8f90a1b2c3d4e5f607",
-        "018f3a5b-6c7d-7e8f-90a1b-2c3d4e5f607", "-018f3a5b6c7d-7e8f-90a1-b2c3d4e5f607",
+        "",
+        "0",
+        "018f3a5b-6c7d-7e8f-90a1-b2c3d4e5f60",
+        "018f3a5b-6c7d-7e8f-90a1-b2c3d4e5f6077",
+        "018f3a5b-6c7d-7e8f-90a1-b2c3d4e5f60g",
+        "018f3a5b6c7d-7e8f-90a1-b2c3d4e5f6071",
+        "018f3a5b_6c7d_7e8f_90a1_b2c3d4e5f607",
+        "{018f3a5b-6c7d-7e8f-90a1-b2c3d4e5f607}",
+        " 018f3a5b-6c7d-7e8f-90a1-b2c3d4e5f60",
+        "018f3a5b6c7d7e8f90a1b2c3d4e5f6-7",
+        "018f3a5b6c7d7e8f90a1b2c3d4e5f60z",
+        "018f3a5b6c7d7e8f90a1b2c3d4e5f6",
+        "0x8f3a5b6c7d7e8f90a1b2c3d4e5f607",
+        "018f3a5b-6c7d-7e8f-90a1b-2c3d4e5f607",
+        "-018f3a5b6c7d-7e8f-90a1-b2c3d4e5f607",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad [0]; i++) {
         memcpy (id, s_id_b, 16);
@@ -1938,7 +2280,10 @@ Test (uuid, format_and_parse)
 
 Test (time, parse_forms)
 {
-    struct { const char *text; uint64_t us; } good [] = {
+    struct {
+        const char *text;
+        uint64_t us;
+    } good [] = {
         { "2022-01-01", TS_2022 },
         { "2022-01-01T00:00:00", TS_2022 },
         { "2022-01-01T00:00:00Z", TS_2022 },
@@ -1968,13 +2313,40 @@ Test (time, parse_forms)
 Test (time, parse_refuses)
 {
     const char *bad [] = {
-        "", "garbage", "2022-01", "2022-13-01", "2022-00-10", "2022-01-32", "2022-01-00",
-        "2022-02-30", "2023-02-29", "2022-01-01x", "2022-01-01T", "2022-01-01T10", "2022-01-01T10:30",
-        "2022-01-01T25:00:00", "2022-01-01T10:61:00", "2022-01-01T10:30:00.", "2022-01-01T10:30:00.Z",
-        "2022-01-01T10:30:00Zjunk", "2022-01-01T10:30:00+01:00", "2022-01-01T10:30:00ZZ",
-        "2022-01-01Z", "-5", "+5", "12a", "1e6", "1969-12-31", "1969-12-31T23:59:59Z",
-        "10000-01-01", "1234567890123456789", "999999999999999999", "253402300800000000",
-        "18446744073709551616", "2022/01/01", "today",
+        "",
+        "garbage",
+        "2022-01",
+        "2022-13-01",
+        "2022-00-10",
+        "2022-01-32",
+        "2022-01-00",
+        "2022-02-30",
+        "2023-02-29",
+        "2022-01-01x",
+        "2022-01-01T",
+        "2022-01-01T10",
+        "2022-01-01T10:30",
+        "2022-01-01T25:00:00",
+        "2022-01-01T10:61:00",
+        "2022-01-01T10:30:00.",
+        "2022-01-01T10:30:00.Z",
+        "2022-01-01T10:30:00Zjunk",
+        "2022-01-01T10:30:00+01:00",
+        "2022-01-01T10:30:00ZZ",
+        "2022-01-01Z",
+        "-5",
+        "+5",
+        "12a",
+        "1e6",
+        "1969-12-31",
+        "1969-12-31T23:59:59Z",
+        "10000-01-01",
+        "1234567890123456789",
+        "999999999999999999",
+        "253402300800000000",
+        "18446744073709551616",
+        "2022/01/01",
+        "today",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad [0]; i++) {
         uint64_t us = 777;
@@ -2026,7 +2398,7 @@ s_reencode_check (zframe_t *frame)
 Test (proto, ack_round_trip)
 {
     for (int dup = 0; dup < 2; dup++) {
-        pond_ack_t ack = { .seq = dup? UINT64_MAX: 1, .dup = dup };
+        pond_ack_t ack = { .seq = dup ? UINT64_MAX : 1, .dup = dup };
         memcpy (ack.id, s_id_a, 16);
         zframe_t *frame = s_reencode_check (pond_ack_encode (&ack));
         pond_ack_t back;
@@ -2074,8 +2446,14 @@ Test (proto, nack_round_trip_with_and_without_id)
     nack.has_id = false;
     nack.retry_ms = 0;
     frame = pond_nack_encode (&nack);
-    cr_assert_not_null (memmem (zframe_data (frame), zframe_size (frame), "\xa2" "id\xc0", 4));
-    cr_assert_null (memmem (zframe_data (frame), zframe_size (frame), "\xa3" "rid", 4));
+    cr_assert_not_null (memmem (zframe_data (frame), zframe_size (frame),
+                                "\xa2"
+                                "id\xc0",
+                                4));
+    cr_assert_null (memmem (zframe_data (frame), zframe_size (frame),
+                            "\xa3"
+                            "rid",
+                            4));
     cr_assert_eq (pond_nack_decode (frame, &back, err, sizeof err), 0, "%s", err);
     cr_assert_not (back.has_id);
     cr_assert_not (back.has_rid);
@@ -2093,7 +2471,9 @@ Test (proto, nack_round_trip_with_and_without_id)
     nack.has_rid = false;
 
     //  id: nil, as PROTOCOL.md writes it, means no id
-    kv_t kvs [] = { KV ("id", "\xc0"), KV ("code", "\xcd\x01\x90"), KV ("reason", "\xa3" "bad") };
+    kv_t kvs [] = { KV ("id", "\xc0"), KV ("code", "\xcd\x01\x90"),
+                    KV ("reason", "\xa3"
+                                  "bad") };
     size_t size;
     uint8_t *bytes = s_map_bytes (kvs, 3, NULL, NULL, &size);
     frame = zframe_new (bytes, size);
@@ -2131,11 +2511,13 @@ Test (proto, results_round_trip)
     pond_result_t *sent = calloc (POND_BATCH_EVENTS_MAX, sizeof (pond_result_t));
     pond_result_t *back = calloc (POND_BATCH_EVENTS_MAX, sizeof (pond_result_t));
     for (size_t i = 0; i < POND_BATCH_EVENTS_MAX; i++) {
-        sent [i] = (pond_result_t) { .has_id = i % 7 != 3, .code = i % 2? 200: 409,
-                                     .seq = i % 2? UINT64_MAX - i: 0, .dup = i % 4 == 1,
+        sent [i] = (pond_result_t) { .has_id = i % 7 != 3,
+                                     .code = i % 2 ? 200 : 409,
+                                     .seq = i % 2 ? UINT64_MAX - i : 0,
+                                     .dup = i % 4 == 1,
                                      .retry_ms = (uint32_t) i };
         memset (sent [i].id, (int) (i % 251) + 1, POND_ID_SIZE);
-        memset (sent [i].reason, 'r', POND_RESULT_REASON_MAX - 1);     //  longest
+        memset (sent [i].reason, 'r', POND_RESULT_REASON_MAX - 1);    //  longest
     }
     zframe_t *frame = pond_results_encode (200, "", sent, POND_BATCH_EVENTS_MAX);
     cr_assert_leq (zframe_size (frame), POND_BODY_MAX, "%zu bytes", zframe_size (frame));
@@ -2143,8 +2525,8 @@ Test (proto, results_round_trip)
     char reason [POND_REASON_MAX], err [POND_ERR_SIZE];
     size_t count;
     cr_assert_eq (pond_results_decode (frame, &code, reason, sizeof reason, back,
-                                       POND_BATCH_EVENTS_MAX, &count, err, sizeof err), 0,
-                  "%s", err);
+                                       POND_BATCH_EVENTS_MAX, &count, err, sizeof err),
+                  0, "%s", err);
     cr_assert_eq (code, 200);
     cr_assert_eq (count, POND_BATCH_EVENTS_MAX);
     for (size_t i = 0; i < count; i++) {
@@ -2158,15 +2540,17 @@ Test (proto, results_round_trip)
         cr_assert_str_eq (back [i].reason, sent [i].reason);
     }
     //  More results than the room given, or a result that is not a map: refused
-    cr_assert_eq (pond_results_decode (frame, &code, reason, sizeof reason, back, 10, &count,
-                                       err, sizeof err), -1);
+    cr_assert_eq (pond_results_decode (frame, &code, reason, sizeof reason, back, 10, &count, err,
+                                       sizeof err),
+                  -1);
     cr_assert (strstr (err, "more than 10"), "%s", err);
     zframe_destroy (&frame);
-    uint8_t bad [] = { 0x82, 0xa4, 'c', 'o', 'd', 'e', 0xcc, 200,
-                       0xa7, 'r', 'e', 's', 'u', 'l', 't', 's', 0x91, 0x01 };
+    uint8_t bad [] = { 0x82, 0xa4, 'c', 'o', 'd', 'e', 0xcc, 200,  0xa7,
+                       'r',  'e',  's', 'u', 'l', 't', 's',  0x91, 0x01 };
     frame = zframe_new (bad, sizeof bad);
-    cr_assert_eq (pond_results_decode (frame, &code, reason, sizeof reason, back, 10, &count,
-                                       err, sizeof err), -1);
+    cr_assert_eq (pond_results_decode (frame, &code, reason, sizeof reason, back, 10, &count, err,
+                                       sizeof err),
+                  -1);
     cr_assert (strstr (err, "results[0]"), "%s", err);
     zframe_destroy (&frame);
     free (sent);
@@ -2180,7 +2564,7 @@ Test (proto, replay_req_round_trip)
     req->names_count = POND_REPLAY_MAX_NAMES;
     for (size_t i = 0; i < POND_REPLAY_MAX_NAMES; i++)
         snprintf (req->names [i], sizeof req->names [i], "NAME_%zu", i);
-    memset (req->names [3], 'L', POND_NAME_MAX);       //  longest name
+    memset (req->names [3], 'L', POND_NAME_MAX);    //  longest name
     req->names [3][POND_NAME_MAX] = 0;
     req->from_ts = TS_2022;
     req->to_ts = TS_2022 + 1;
@@ -2213,7 +2597,7 @@ Test (proto, replay_req_round_trip)
     req->entity [0] = 0;
     req->names_count = 1;
     strcpy (req->names [0], "QUACKED");
-    req->from_ts = 10;          //  to 0 = no end
+    req->from_ts = 10;    //  to 0 = no end
     frame = pond_replay_req_encode (req);
     cr_assert_eq (pond_replay_req_decode (frame, back, err, sizeof err), 0, "%s", err);
     cr_assert_eq (back->names_count, 1);
@@ -2250,14 +2634,17 @@ Test (proto, credit_end_append_round_trip)
     cr_assert_eq (credit_back.chunks, UINT32_MAX);
     zframe_destroy (&frame);
     //  CANCEL is {rid} alone
-    frame = zframe_new ("\x81\xa3" "rid\x05", 6);
+    frame = zframe_new ("\x81\xa3"
+                        "rid\x05",
+                        6);
     memset (&credit_back, 0x55, sizeof credit_back);
     cr_assert_eq (pond_credit_decode (frame, &credit_back, err, sizeof err), 0, "%s", err);
     cr_assert_eq (credit_back.rid, 5);
     cr_assert_eq (credit_back.chunks, 0);
     zframe_destroy (&frame);
 
-    pond_end_t end = { .rid = 3, .count = 123456789012ULL, .code = POND_CODE_UNAVAILABLE }, end_back;
+    pond_end_t end = { .rid = 3, .count = 123456789012ULL, .code = POND_CODE_UNAVAILABLE },
+               end_back;
     strcpy (end.reason, "no credit for 60 s \xe2\x80\x94 dropped");
     frame = s_reencode_check (pond_end_encode (&end));
     cr_assert_eq (pond_end_decode (frame, &end_back, err, sizeof err), 0, "%s", err);
@@ -2266,7 +2653,7 @@ Test (proto, credit_end_append_round_trip)
     cr_assert_eq (end_back.code, 503);
     cr_assert_str_eq (end_back.reason, end.reason);
     zframe_destroy (&frame);
-    memset (end.reason, 'r', POND_REASON_MAX - 1);      //  longest reason
+    memset (end.reason, 'r', POND_REASON_MAX - 1);    //  longest reason
     end.reason [POND_REASON_MAX - 1] = 0;
     frame = pond_end_encode (&end);
     cr_assert_eq (pond_end_decode (frame, &end_back, err, sizeof err), 0, "%s", err);
@@ -2343,7 +2730,8 @@ Test (proto, proto_is)
 //  Protocol bodies: every decoder, generically
 
 typedef enum { M_ACK, M_NACK, M_REPLAY, M_CREDIT, M_END, M_APPEND, M_APPENDED, M_COUNT } kind_t;
-static const char *s_kind_names [] = { "ACK", "NACK", "REPLAY", "CREDIT", "END", "APPEND", "APPENDED" };
+static const char *s_kind_names [] = { "ACK", "NACK",   "REPLAY",  "CREDIT",
+                                       "END", "APPEND", "APPENDED" };
 
 typedef union {
     pond_ack_t ack;
@@ -2359,14 +2747,14 @@ static int
 s_decode_kind (kind_t kind, zframe_t *frame, any_msg_t *msg, char *err, size_t errlen)
 {
     switch (kind) {
-        case M_ACK:      return pond_ack_decode (frame, &msg->ack, err, errlen);
-        case M_NACK:     return pond_nack_decode (frame, &msg->nack, err, errlen);
-        case M_REPLAY:   return pond_replay_req_decode (frame, &msg->replay, err, errlen);
-        case M_CREDIT:   return pond_credit_decode (frame, &msg->credit, err, errlen);
-        case M_END:      return pond_end_decode (frame, &msg->end, err, errlen);
-        case M_APPEND:   return pond_append_decode (frame, &msg->append, err, errlen);
+        case M_ACK: return pond_ack_decode (frame, &msg->ack, err, errlen);
+        case M_NACK: return pond_nack_decode (frame, &msg->nack, err, errlen);
+        case M_REPLAY: return pond_replay_req_decode (frame, &msg->replay, err, errlen);
+        case M_CREDIT: return pond_credit_decode (frame, &msg->credit, err, errlen);
+        case M_END: return pond_end_decode (frame, &msg->end, err, errlen);
+        case M_APPEND: return pond_append_decode (frame, &msg->append, err, errlen);
         case M_APPENDED: return pond_appended_decode (frame, &msg->appended, err, errlen);
-        default:         return -2;
+        default: return -2;
     }
 }
 
@@ -2374,14 +2762,14 @@ static zframe_t *
 s_encode_kind (kind_t kind, const any_msg_t *msg)
 {
     switch (kind) {
-        case M_ACK:      return pond_ack_encode (&msg->ack);
-        case M_NACK:     return pond_nack_encode (&msg->nack);
-        case M_REPLAY:   return pond_replay_req_encode (&msg->replay);
-        case M_CREDIT:   return pond_credit_encode (&msg->credit);
-        case M_END:      return pond_end_encode (&msg->end);
-        case M_APPEND:   return pond_append_encode (&msg->append);
+        case M_ACK: return pond_ack_encode (&msg->ack);
+        case M_NACK: return pond_nack_encode (&msg->nack);
+        case M_REPLAY: return pond_replay_req_encode (&msg->replay);
+        case M_CREDIT: return pond_credit_encode (&msg->credit);
+        case M_END: return pond_end_encode (&msg->end);
+        case M_APPEND: return pond_append_encode (&msg->append);
         case M_APPENDED: return pond_appended_encode (&msg->appended);
-        default:         return NULL;
+        default: return NULL;
     }
 }
 
@@ -2396,35 +2784,59 @@ typedef struct {
     char type;
 } body_kv_t;
 
-#define BKV(k, lit, req, t) { (k), (lit), sizeof (lit) - 1, (req), (t) }
+#define BKV(k, lit, req, t) \
+    { \
+        (k), (lit), sizeof (lit) - 1, (req), (t) \
+    }
 
 static const body_kv_t s_ack_kvs [] = {
-    BKV ("id", ID_RAW, true, 'i'), BKV ("seq", "\x05", true, 'u'), BKV ("dup", "\xc3", false, 'b'),
+    BKV ("id", ID_RAW, true, 'i'),
+    BKV ("seq", "\x05", true, 'u'),
+    BKV ("dup", "\xc3", false, 'b'),
 };
 static const body_kv_t s_nack_kvs [] = {
-    BKV ("id", ID_RAW, false, 'i'), BKV ("code", "\xcd\x01\x90", true, 'w'),
-    BKV ("reason", "\xa3" "bad", true, 's'), BKV ("retry_ms", "\x00", false, 'w'),
+    BKV ("id", ID_RAW, false, 'i'),
+    BKV ("code", "\xcd\x01\x90", true, 'w'),
+    BKV ("reason",
+         "\xa3"
+         "bad",
+         true, 's'),
+    BKV ("retry_ms", "\x00", false, 'w'),
 };
 static const body_kv_t s_replay_kvs [] = {
-    BKV ("rid", "\x01", true, 'u'), BKV ("credit", "\x10", true, 'w'),
-    BKV ("names", "\x92\xa7" "QUACKED\xa5" "LABEL", false, 'n'),
-    BKV ("from", "\x01", false, 'u'), BKV ("to", "\xcc\xc8", false, 'u'),
-    BKV ("from_seq", "\x00", false, 'u'), BKV ("to_seq", "\x00", false, 'u'),
-    BKV ("entity", "\xa1" "c", false, 's'), BKV ("limit", "\x00", false, 'u'),
+    BKV ("rid", "\x01", true, 'u'),
+    BKV ("credit", "\x10", true, 'w'),
+    BKV ("names",
+         "\x92\xa7"
+         "QUACKED\xa5"
+         "LABEL",
+         false, 'n'),
+    BKV ("from", "\x01", false, 'u'),
+    BKV ("to", "\xcc\xc8", false, 'u'),
+    BKV ("from_seq", "\x00", false, 'u'),
+    BKV ("to_seq", "\x00", false, 'u'),
+    BKV ("entity",
+         "\xa1"
+         "c",
+         false, 's'),
+    BKV ("limit", "\x00", false, 'u'),
 };
 static const body_kv_t s_credit_kvs [] = {
-    BKV ("rid", "\x01", true, 'u'), BKV ("chunks", "\x04", false, 'w'),
+    BKV ("rid", "\x01", true, 'u'),
+    BKV ("chunks", "\x04", false, 'w'),
 };
 static const body_kv_t s_end_kvs [] = {
-    BKV ("rid", "\x01", true, 'u'), BKV ("count", "\x0a", false, 'u'),
-    BKV ("code", "\xcc\xc8", true, 'w'), BKV ("reason", "\xa0", false, 's'),
+    BKV ("rid", "\x01", true, 'u'),
+    BKV ("count", "\x0a", false, 'u'),
+    BKV ("code", "\xcc\xc8", true, 'w'),
+    BKV ("reason", "\xa0", false, 's'),
 };
 static const body_kv_t s_append_kvs [] = {
     BKV ("bid", "\x01", true, 'u'),
 };
 static const body_kv_t s_appended_kvs [] = {
-    BKV ("bid", "\x01", true, 'u'), BKV ("code", "\xcc\xc8", true, 'w'),
-    BKV ("reason", "\xa0", false, 's'), BKV ("seqs", "\x92\x01\x02", false, 'q'),
+    BKV ("bid", "\x01", true, 'u'),           BKV ("code", "\xcc\xc8", true, 'w'),
+    BKV ("reason", "\xa0", false, 's'),       BKV ("seqs", "\x92\x01\x02", false, 'q'),
     BKV ("dups", "\x92\xc2\xc3", false, 'd'),
 };
 
@@ -2432,7 +2844,7 @@ static const struct {
     const body_kv_t *kvs;
     size_t n;
 } s_bodies [M_COUNT] = {
-    { s_ack_kvs, 3 }, { s_nack_kvs, 4 }, { s_replay_kvs, 9 }, { s_credit_kvs, 2 },
+    { s_ack_kvs, 3 }, { s_nack_kvs, 4 },   { s_replay_kvs, 9 },   { s_credit_kvs, 2 },
     { s_end_kvs, 4 }, { s_append_kvs, 1 }, { s_appended_kvs, 5 },
 };
 
@@ -2450,7 +2862,7 @@ s_body_frame (kind_t kind, const char *omit, const char *over, const char *raw, 
     }
     kv_t replace = { over, raw, len };
     size_t size;
-    uint8_t *bytes = s_map_bytes (kvs, n, omit, over? &replace: NULL, &size);
+    uint8_t *bytes = s_map_bytes (kvs, n, omit, over ? &replace : NULL, &size);
     zframe_t *frame = zframe_new (bytes, size);
     free (bytes);
     return frame;
@@ -2494,8 +2906,7 @@ Test (proto, missing_required_keys)
                 s_expect_body (kind, frame, false, kv->key, "missing required key");
                 checked++;
             }
-            else
-            if (!(kind == M_APPENDED && (streq (kv->key, "seqs") || streq (kv->key, "dups"))))
+            else if (!(kind == M_APPENDED && (streq (kv->key, "seqs") || streq (kv->key, "dups"))))
                 s_expect_body (kind, frame, true, NULL, "optional key left out");
             zframe_destroy (&frame);
         }
@@ -2505,23 +2916,87 @@ Test (proto, missing_required_keys)
 Test (proto, wrong_types)
 {
     //  Wrong values for each type letter
-    static const struct { char type; const char *raw; size_t len; const char *what; } wrong [] = {
-        { 'u', "\xa1" "1", 2, "str" }, { 'u', "\xff", 1, "negative" }, { 'u', "\xd3\x80\0\0\0\0\0\0\0", 9, "int64 min" },
-        { 'u', "\xcb\x3f\xf0\0\0\0\0\0\0", 9, "float" }, { 'u', "\xc0", 1, "nil" }, { 'u', "\xc3", 1, "bool" },
-        { 'u', "\x91\x01", 2, "array" }, { 'u', "\xc4\x01\x01", 3, "bin" },
-        { 'w', "\xa1" "1", 2, "str" }, { 'w', "\xff", 1, "negative" }, { 'w', "\xc0", 1, "nil" },
-        { 'w', "\xcf\0\0\0\x01\0\0\0\0", 9, "2^32" }, { 'w', "\xcf\xff\xff\xff\xff\xff\xff\xff\xff", 9, "2^64-1" },
+    static const struct {
+        char type;
+        const char *raw;
+        size_t len;
+        const char *what;
+    } wrong [] = {
+        { 'u',
+          "\xa1"
+          "1",
+          2, "str" },
+        { 'u', "\xff", 1, "negative" },
+        { 'u', "\xd3\x80\0\0\0\0\0\0\0", 9, "int64 min" },
+        { 'u', "\xcb\x3f\xf0\0\0\0\0\0\0", 9, "float" },
+        { 'u', "\xc0", 1, "nil" },
+        { 'u', "\xc3", 1, "bool" },
+        { 'u', "\x91\x01", 2, "array" },
+        { 'u', "\xc4\x01\x01", 3, "bin" },
+        { 'w',
+          "\xa1"
+          "1",
+          2, "str" },
+        { 'w', "\xff", 1, "negative" },
+        { 'w', "\xc0", 1, "nil" },
+        { 'w', "\xcf\0\0\0\x01\0\0\0\0", 9, "2^32" },
+        { 'w', "\xcf\xff\xff\xff\xff\xff\xff\xff\xff", 9, "2^64-1" },
         { 'w', "\xca\x3f\x80\0\0", 5, "float32" },
-        { 'b', "\x01", 1, "int" }, { 'b', "\xc0", 1, "nil" }, { 'b', "\xa4" "true", 5, "str" },
-        { 's', "\x01", 1, "int" }, { 's', "\xc4\x01" "x", 3, "bin" }, { 's', "\xc0", 1, "nil" },
-        { 's', "\xa3" "a\0b", 4, "NUL inside" }, { 's', "\x91\xa1" "x", 3, "array" },
-        { 'i', "\xb0" "0123456789abcdef", 17, "str 16" }, { 'i', "\xc4\x0f" "0123456789abcde", 17, "bin 15" },
-        { 'i', "\xc4\x11" "0123456789abcdefg", 19, "bin 17" }, { 'i', "\x01", 1, "int" },
+        { 'b', "\x01", 1, "int" },
+        { 'b', "\xc0", 1, "nil" },
+        { 'b',
+          "\xa4"
+          "true",
+          5, "str" },
+        { 's', "\x01", 1, "int" },
+        { 's',
+          "\xc4\x01"
+          "x",
+          3, "bin" },
+        { 's', "\xc0", 1, "nil" },
+        { 's',
+          "\xa3"
+          "a\0b",
+          4, "NUL inside" },
+        { 's',
+          "\x91\xa1"
+          "x",
+          3, "array" },
+        { 'i',
+          "\xb0"
+          "0123456789abcdef",
+          17, "str 16" },
+        { 'i',
+          "\xc4\x0f"
+          "0123456789abcde",
+          17, "bin 15" },
+        { 'i',
+          "\xc4\x11"
+          "0123456789abcdefg",
+          19, "bin 17" },
+        { 'i', "\x01", 1, "int" },
         { 'i', "\xc0", 1, "nil" },
-        { 'n', "\xa7" "QUACKED", 8, "str, not array" }, { 'n', "\x91\x01", 2, "array of int" },
-        { 'n', "\x92\xa1" "A\xc0", 4, "nil item" }, { 'n', "\x81\xa1" "A\x01", 4, "map" },
-        { 'q', "\x01", 1, "int" }, { 'q', "\x92\x01\xff", 3, "negative item" }, { 'q', "\x92\x01\xa1" "2", 4, "str item" },
-        { 'd', "\xc3", 1, "bool, not array" }, { 'd', "\x92\xc3\x01", 3, "int item" },
+        { 'n',
+          "\xa7"
+          "QUACKED",
+          8, "str, not array" },
+        { 'n', "\x91\x01", 2, "array of int" },
+        { 'n',
+          "\x92\xa1"
+          "A\xc0",
+          4, "nil item" },
+        { 'n',
+          "\x81\xa1"
+          "A\x01",
+          4, "map" },
+        { 'q', "\x01", 1, "int" },
+        { 'q', "\x92\x01\xff", 3, "negative item" },
+        { 'q',
+          "\x92\x01\xa1"
+          "2",
+          4, "str item" },
+        { 'd', "\xc3", 1, "bool, not array" },
+        { 'd', "\x92\xc3\x01", 3, "int item" },
     };
     int checked = 0;
     for (int kind = 0; kind < M_COUNT; kind++)
@@ -2559,9 +3034,16 @@ Test (proto, string_capacities)
     //  a name in names: 64 fit, 65 do not
     char text [300];
     memset (text, 'R', sizeof text);
-    struct { kind_t kind; const char *key; size_t fit; bool in_array; } cases [] = {
-        { M_NACK, "reason", POND_REASON_MAX - 1, false }, { M_END, "reason", POND_REASON_MAX - 1, false },
-        { M_APPENDED, "reason", POND_REASON_MAX - 1, false }, { M_REPLAY, "entity", POND_ENTITY_MAX, false },
+    struct {
+        kind_t kind;
+        const char *key;
+        size_t fit;
+        bool in_array;
+    } cases [] = {
+        { M_NACK, "reason", POND_REASON_MAX - 1, false },
+        { M_END, "reason", POND_REASON_MAX - 1, false },
+        { M_APPENDED, "reason", POND_REASON_MAX - 1, false },
+        { M_REPLAY, "entity", POND_ENTITY_MAX, false },
         { M_REPLAY, "names", POND_NAME_MAX, true },
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases [0]; c++)
@@ -2571,7 +3053,8 @@ Test (proto, string_capacities)
             if (cases [c].in_array)
                 msgpack_pack_array (&b.pk, 1);
             s_buf_strn (&b, text, len);
-            zframe_t *frame = s_body_frame (cases [c].kind, NULL, cases [c].key, b.sbuf.data, b.sbuf.size);
+            zframe_t *frame = s_body_frame (cases [c].kind, NULL, cases [c].key, b.sbuf.data,
+                                            b.sbuf.size);
             s_expect_body (cases [c].kind, frame, len == cases [c].fit, cases [c].key, "capacity");
             zframe_destroy (&frame);
             s_buf_destroy (&b);
@@ -2580,13 +3063,33 @@ Test (proto, string_capacities)
 
 Test (proto, replay_req_semantics)
 {
-    struct { const char *key; const char *raw; size_t len; bool ok; const char *mention; const char *what; } cases [] = {
+    struct {
+        const char *key;
+        const char *raw;
+        size_t len;
+        bool ok;
+        const char *mention;
+        const char *what;
+    } cases [] = {
         { "names", "\x90", 1, true, NULL, "no names" },
-        { "names", "\x91\xa1" "q", 3, false, "q", "lower-case name" },
+        { "names",
+          "\x91\xa1"
+          "q",
+          3, false, "q", "lower-case name" },
         { "names", "\x91\xa0", 2, false, NULL, "empty name" },
-        { "names", "\x91\xa2" "1A", 4, false, "1A", "leading digit" },
-        { "names", "\x92\xa1" "A\xa3" "A-B", 7, false, "A-B", "dash" },
-        { "names", "\x91\xa3" "A B", 5, false, NULL, "space" },
+        { "names",
+          "\x91\xa2"
+          "1A",
+          4, false, "1A", "leading digit" },
+        { "names",
+          "\x92\xa1"
+          "A\xa3"
+          "A-B",
+          7, false, "A-B", "dash" },
+        { "names",
+          "\x91\xa3"
+          "A B",
+          5, false, NULL, "space" },
         { "credit", "\x00", 1, false, "credit", "credit 0" },
         { "credit", "\x01", 1, true, NULL, "credit 1" },
         { "credit", "\xcd\x04\x00", 3, true, NULL, "credit 1024" },
@@ -2597,7 +3100,8 @@ Test (proto, replay_req_semantics)
         { "to", "\x00", 1, true, NULL, "to 0 = no end" },
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases [0]; c++) {
-        zframe_t *frame = s_body_frame (M_REPLAY, NULL, cases [c].key, cases [c].raw, cases [c].len);
+        zframe_t *frame = s_body_frame (M_REPLAY, NULL, cases [c].key, cases [c].raw,
+                                        cases [c].len);
         s_expect_body (M_REPLAY, frame, cases [c].ok, cases [c].mention, cases [c].what);
         zframe_destroy (&frame);
     }
@@ -2640,7 +3144,13 @@ Test (proto, replay_req_semantics)
 
 Test (proto, appended_array_rules)
 {
-    struct { const char *seqs; size_t seqs_len; const char *dups; size_t dups_len; bool ok; } cases [] = {
+    struct {
+        const char *seqs;
+        size_t seqs_len;
+        const char *dups;
+        size_t dups_len;
+        bool ok;
+    } cases [] = {
         { "\x92\x01\x02", 3, "\x91\xc2", 2, false },
         { "\x91\x01", 2, "\x92\xc2\xc3", 3, false },
         { "\x90", 1, "\x91\xc2", 2, false },
@@ -2649,13 +3159,15 @@ Test (proto, appended_array_rules)
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases [0]; c++) {
         kv_t kvs [] = {
-            KV ("bid", "\x01"), KV ("code", "\xcc\xc8"),
-            { "seqs", cases [c].seqs, cases [c].seqs_len }, { "dups", cases [c].dups, cases [c].dups_len },
+            KV ("bid", "\x01"),
+            KV ("code", "\xcc\xc8"),
+            { "seqs", cases [c].seqs, cases [c].seqs_len },
+            { "dups", cases [c].dups, cases [c].dups_len },
         };
         size_t size;
         uint8_t *bytes = s_map_bytes (kvs, 4, NULL, NULL, &size);
         zframe_t *frame = zframe_new (bytes, size);
-        s_expect_body (M_APPENDED, frame, cases [c].ok, cases [c].ok? NULL: "seqs", "lengths");
+        s_expect_body (M_APPENDED, frame, cases [c].ok, cases [c].ok ? NULL : "seqs", "lengths");
         zframe_destroy (&frame);
         free (bytes);
     }
@@ -2678,8 +3190,10 @@ Test (proto, appended_array_rules)
             msgpack_pack_false (&dups.pk);
         }
         kv_t kvs [] = {
-            KV ("bid", "\x01"), KV ("code", "\xcc\xc8"),
-            { "seqs", seqs.sbuf.data, seqs.sbuf.size }, { "dups", dups.sbuf.data, dups.sbuf.size },
+            KV ("bid", "\x01"),
+            KV ("code", "\xcc\xc8"),
+            { "seqs", seqs.sbuf.data, seqs.sbuf.size },
+            { "dups", dups.sbuf.data, dups.sbuf.size },
         };
         size_t size;
         uint8_t *bytes = s_map_bytes (kvs, 4, NULL, NULL, &size);
@@ -2700,7 +3214,14 @@ Test (proto, frame_level_rejections)
         zframe_t *frame = zframe_new (NULL, 0);
         s_expect_body (kind, frame, false, NULL, "empty frame");
         zframe_destroy (&frame);
-        const char *not_maps [] = { "\x90", "\x01", ("\xa1" "x"), "\xc0", "\xc3", "\xc1", "\x93\x01\x02\x03" };
+        const char *not_maps [] = { "\x90",
+                                    "\x01",
+                                    ("\xa1"
+                                     "x"),
+                                    "\xc0",
+                                    "\xc3",
+                                    "\xc1",
+                                    "\x93\x01\x02\x03" };
         const size_t lens [] = { 1, 1, 2, 1, 1, 1, 4 };
         for (size_t i = 0; i < sizeof lens / sizeof lens [0]; i++) {
             frame = zframe_new (not_maps [i], lens [i]);
@@ -2721,7 +3242,8 @@ Test (proto, frame_level_rejections)
         }
         zframe_destroy (&frame);
         //  Hostile headers
-        const char *lies [] = { "\xdf\xff\xff\xff\xff", "\xdd\xff\xff\xff\xff", "\xdb\xff\xff\xff\xff" };
+        const char *lies [] = { "\xdf\xff\xff\xff\xff", "\xdd\xff\xff\xff\xff",
+                                "\xdb\xff\xff\xff\xff" };
         for (int l = 0; l < 3; l++) {
             frame = zframe_new (lies [l], 5);
             s_expect_body (kind, frame, false, NULL, "hostile header");
@@ -2773,7 +3295,8 @@ Test (proto, oversized_body)
 Test (proto, unknown_keys_ignored)
 {
     //  Unknown str keys with any value, and non-str keys, are skipped
-    const char *values [] = { "\x01", "\xc0", "\x92\x81\x01\x02\xc4\x01\x00", "\xd6\xff\0\0\0\x01" };
+    const char *values [] = { "\x01", "\xc0", "\x92\x81\x01\x02\xc4\x01\x00",
+                              "\xd6\xff\0\0\0\x01" };
     const size_t lens [] = { 1, 1, 7, 6 };
     for (int kind = 0; kind < M_COUNT; kind++)
         for (size_t v = 0; v < 4; v++) {
@@ -2890,9 +3413,9 @@ s_fuzz_all (const uint8_t *data, size_t size, stats_t *stats, any_msg_t *m1, any
 static void s_random_value (buf_t *b, int depth);
 
 static const char *s_fuzz_keys [] = {
-    "id", "name", "ts", "entity", "source", "causation", "meta", "data", "seq",
-    "dup", "code", "reason", "retry_ms", "rid", "credit", "names", "from", "to",
-    "from_seq", "to_seq", "limit", "chunks", "count", "bid", "seqs", "dups", "x"
+    "id",       "name",   "ts",     "entity",   "source", "causation", "meta",  "data", "seq",
+    "dup",      "code",   "reason", "retry_ms", "rid",    "credit",    "names", "from", "to",
+    "from_seq", "to_seq", "limit",  "chunks",   "count",  "bid",       "seqs",  "dups", "x"
 };
 #define FUZZ_KEYS (sizeof s_fuzz_keys / sizeof s_fuzz_keys [0])
 
@@ -2920,22 +3443,18 @@ s_random_good_for (buf_t *b, const char *key, size_t count_hint)
 {
     if (streq (key, "id") || streq (key, "causation"))
         s_random_id (b);
-    else
-    if (streq (key, "name"))
+    else if (streq (key, "name"))
         s_random_name (b);
-    else
-    if (streq (key, "entity") || streq (key, "source") || streq (key, "reason")) {
+    else if (streq (key, "entity") || streq (key, "source") || streq (key, "reason")) {
         char text [24];
         size_t len = 1 + s_below (sizeof text - 1);
         for (size_t i = 0; i < len; i++)
             text [i] = (char) (0x20 + s_below (95));
         s_buf_strn (b, text, len);
     }
-    else
-    if (streq (key, "ts") || streq (key, "from") || streq (key, "to"))
+    else if (streq (key, "ts") || streq (key, "from") || streq (key, "to"))
         msgpack_pack_uint64 (&b->pk, 1 + s_below (POND_TIME_MAX));
-    else
-    if (streq (key, "meta") || streq (key, "data")) {
+    else if (streq (key, "meta") || streq (key, "data")) {
         uint32_t n = (uint32_t) s_below (4);
         msgpack_pack_map (&b->pk, n);
         for (uint32_t i = 0; i < n; i++) {
@@ -2943,31 +3462,26 @@ s_random_good_for (buf_t *b, const char *key, size_t count_hint)
             s_random_value (b, 2);
         }
     }
-    else
-    if (streq (key, "credit"))
+    else if (streq (key, "credit"))
         msgpack_pack_uint32 (&b->pk, (uint32_t) (1 + s_below (POND_CREDIT_MAX)));
-    else
-    if (streq (key, "dup")) {
+    else if (streq (key, "dup")) {
         if (s_below (2))
             msgpack_pack_true (&b->pk);
         else
             msgpack_pack_false (&b->pk);
     }
-    else
-    if (streq (key, "names")) {
+    else if (streq (key, "names")) {
         uint32_t n = (uint32_t) s_below (4);
         msgpack_pack_array (&b->pk, n);
         for (uint32_t i = 0; i < n; i++)
             s_random_name (b);
     }
-    else
-    if (streq (key, "seqs")) {
+    else if (streq (key, "seqs")) {
         msgpack_pack_array (&b->pk, count_hint);
         for (size_t i = 0; i < count_hint; i++)
             msgpack_pack_uint64 (&b->pk, s_rand ());
     }
-    else
-    if (streq (key, "dups")) {
+    else if (streq (key, "dups")) {
         msgpack_pack_array (&b->pk, count_hint);
         for (size_t i = 0; i < count_hint; i++)
             if (s_below (2))
@@ -2975,17 +3489,16 @@ s_random_good_for (buf_t *b, const char *key, size_t count_hint)
             else
                 msgpack_pack_false (&b->pk);
     }
+    else if (streq (key, "from_seq") || streq (key, "to_seq") || streq (key, "seq"))
+        msgpack_pack_uint64 (&b->pk, s_below (4) == 0 ? s_rand () : s_below (1000));
     else
-    if (streq (key, "from_seq") || streq (key, "to_seq") || streq (key, "seq"))
-        msgpack_pack_uint64 (&b->pk, s_below (4) == 0? s_rand (): s_below (1000));
-    else
-        msgpack_pack_uint32 (&b->pk, (uint32_t) (s_below (3) == 0? s_rand (): s_below (600)));
+        msgpack_pack_uint32 (&b->pk, (uint32_t) (s_below (3) == 0 ? s_rand () : s_below (600)));
 }
 
 static void
 s_random_value (buf_t *b, int depth)
 {
-    switch (s_below (depth > 3? 12: 14)) {
+    switch (s_below (depth > 3 ? 12 : 14)) {
         case 0: msgpack_pack_nil (&b->pk); break;
         case 1: msgpack_pack_true (&b->pk); break;
         case 2: msgpack_pack_int64 (&b->pk, (int64_t) s_rand ()); break;
@@ -3070,8 +3583,8 @@ s_random_message (buf_t *b)
 }
 
 static void
-s_mutate_and_fuzz (const uint8_t *data, size_t size, int rounds, stats_t *stats,
-                   any_msg_t *m1, any_msg_t *m2)
+s_mutate_and_fuzz (const uint8_t *data, size_t size, int rounds, stats_t *stats, any_msg_t *m1,
+                   any_msg_t *m2)
 {
     uint8_t *copy = malloc (size + 1);
     for (int r = 0; r < rounds; r++) {
@@ -3079,14 +3592,14 @@ s_mutate_and_fuzz (const uint8_t *data, size_t size, int rounds, stats_t *stats,
         size_t len = size;
         size_t at = s_below (size);
         switch (s_below (5)) {
-            case 0: copy [at] = (uint8_t) s_rand (); break;             //  random byte
-            case 1: copy [at] ^= (uint8_t) (1 << s_below (8)); break;   //  bit flip
-            case 2: len = s_below (size); break;                        //  truncate
+            case 0: copy [at] = (uint8_t) s_rand (); break;              //  random byte
+            case 1: copy [at] ^= (uint8_t) (1 << s_below (8)); break;    //  bit flip
+            case 2: len = s_below (size); break;                         //  truncate
             case 3:                                                      //  delete a byte
                 memmove (copy + at, copy + at + 1, size - at - 1);
                 len = size - 1;
                 break;
-            default:                                                     //  insert a byte
+            default:    //  insert a byte
                 memmove (copy + at + 1, copy + at, size - at);
                 copy [at] = (uint8_t) s_rand ();
                 len = size + 1;
@@ -3099,7 +3612,7 @@ s_mutate_and_fuzz (const uint8_t *data, size_t size, int rounds, stats_t *stats,
 
 Test (fuzz, random_bytes, .timeout = 30)
 {
-    s_seed (0x706f6e64);         //  "pond"
+    s_seed (0x706f6e64);    //  "pond"
     stats_t stats = { 0 };
     any_msg_t *m1 = malloc (sizeof *m1);
     any_msg_t *m2 = malloc (sizeof *m2);
@@ -3147,8 +3660,8 @@ Test (fuzz, mutations_of_valid_messages, .timeout = 30)
     for (int kind = 0; kind < M_COUNT; kind++) {
         zframe_t *frame = s_body_frame (kind, NULL, NULL, NULL, 0);
         s_fuzz_all (zframe_data (frame), zframe_size (frame), &stats, m1, m2);
-        s_mutate_and_fuzz (zframe_data (frame), zframe_size (frame), 600 * POND_FUZZ_SCALE,
-                           &stats, m1, m2);
+        s_mutate_and_fuzz (zframe_data (frame), zframe_size (frame), 600 * POND_FUZZ_SCALE, &stats,
+                           m1, m2);
         zframe_destroy (&frame);
     }
     //  Generated messages, and mutations of them
@@ -3163,13 +3676,13 @@ Test (fuzz, mutations_of_valid_messages, .timeout = 30)
     //  The loop did exercise acceptance, not only refusal
     cr_assert_gt (stats.events_ok, 300, "only %d events accepted", stats.events_ok);
     for (int kind = 0; kind < M_COUNT; kind++)
-        cr_assert_gt (stats.bodies_ok [kind], 20, "%s accepted only %d times",
-                      s_kind_names [kind], stats.bodies_ok [kind]);
+        cr_assert_gt (stats.bodies_ok [kind], 20, "%s accepted only %d times", s_kind_names [kind],
+                      stats.bodies_ok [kind]);
     cr_log_info ("fuzz: %d inputs, %d events accepted, bodies accepted: "
                  "ACK %d NACK %d REPLAY %d CREDIT %d END %d APPEND %d APPENDED %d",
                  stats.tried, stats.events_ok, stats.bodies_ok [0], stats.bodies_ok [1],
-                 stats.bodies_ok [2], stats.bodies_ok [3], stats.bodies_ok [4],
-                 stats.bodies_ok [5], stats.bodies_ok [6]);
+                 stats.bodies_ok [2], stats.bodies_ok [3], stats.bodies_ok [4], stats.bodies_ok [5],
+                 stats.bodies_ok [6]);
     free (m1);
     free (m2);
 }
@@ -3227,19 +3740,57 @@ s_decode_with (const char *key, const char *raw, size_t len, char *err, size_t e
 
 Test (event, decode_refuses_invalid_utf8_naming_the_key)
 {
-    static const struct { const char *key; const char *raw; size_t len; const char *mention; } bad [] = {
+    static const struct {
+        const char *key;
+        const char *raw;
+        size_t len;
+        const char *mention;
+    } bad [] = {
         //  str "cu\xffs1": a byte that is never UTF-8
-        { "entity", "\xa5" "cu\xff" "s1", 6, "entity" },
-        { "source", "\xa5" "cu\xff" "s1", 6, "source" },
-        { "entity", "\xa3" "a\xc0\xaf", 4, "entity" },                  //  overlong '/'
-        { "entity", "\xa3" "\xe0\x80\xaf", 4, "entity" },               //  overlong, 3 bytes
-        { "entity", "\xa4" "\xf0\x80\x80\xaf", 5, "entity" },           //  overlong, 4 bytes
-        { "entity", "\xa3" "\xed\xa0\x80", 4, "entity" },               //  surrogate U+D800
-        { "entity", "\xa4" "\xf4\x90\x80\x80", 5, "entity" },           //  U+110000
-        { "entity", "\xa3" "a\xe2\x82", 4, "entity" },                  //  cut short
-        { "entity", "\xa2" "\x80" "a", 3, "entity" },                   //  lone continuation
+        { "entity",
+          "\xa5"
+          "cu\xff"
+          "s1",
+          6, "entity" },
+        { "source",
+          "\xa5"
+          "cu\xff"
+          "s1",
+          6, "source" },
+        { "entity",
+          "\xa3"
+          "a\xc0\xaf",
+          4, "entity" },    //  overlong '/'
+        { "entity",
+          "\xa3"
+          "\xe0\x80\xaf",
+          4, "entity" },    //  overlong, 3 bytes
+        { "entity",
+          "\xa4"
+          "\xf0\x80\x80\xaf",
+          5, "entity" },    //  overlong, 4 bytes
+        { "entity",
+          "\xa3"
+          "\xed\xa0\x80",
+          4, "entity" },    //  surrogate U+D800
+        { "entity",
+          "\xa4"
+          "\xf4\x90\x80\x80",
+          5, "entity" },    //  U+110000
+        { "entity",
+          "\xa3"
+          "a\xe2\x82",
+          4, "entity" },    //  cut short
+        { "entity",
+          "\xa2"
+          "\x80"
+          "a",
+          3, "entity" },    //  lone continuation
         //  data and meta: values, keys, nested; the reason gives the path
-        { "data", "\x81\xa1k\xa2" "a\xff", 6, "data.k" },
+        { "data",
+          "\x81\xa1k\xa2"
+          "a\xff",
+          6, "data.k" },
         { "data", "\x81\xa2k\xff\xa1v", 6, "data" },
         { "meta", "\x81\xa1m\x81\xa1n\x92\x01\xa3\xed\xbf\xbf", 12, "meta.m.n[1]" },
     };
@@ -3247,19 +3798,26 @@ Test (event, decode_refuses_invalid_utf8_naming_the_key)
         char err [POND_ERR_SIZE] = "";
         pond_event_t *ev = s_decode_with (bad [i].key, bad [i].raw, bad [i].len, err, sizeof err);
         cr_assert_null (ev, "case %zu (%s) decoded although not UTF-8", i, bad [i].key);
-        cr_assert (strstr (err, bad [i].mention), "case %zu: reason '%s' does not name '%s'",
-                   i, err, bad [i].mention);
+        cr_assert (strstr (err, bad [i].mention), "case %zu: reason '%s' does not name '%s'", i,
+                   err, bad [i].mention);
         cr_assert (strstr (err, "UTF-8"), "case %zu: reason '%s'", i, err);
         cr_assert (pond_value_utf8_valid ((const uint8_t *) err, strlen (err)));
     }
     //  Valid UTF-8 of every length is accepted, at the edges too
     static const char *good [] = {
-        "\xa7" "h\xc3\xa9llo!",                 //  2 bytes
-        "\xa4" "\xe2\x82\xac" "1",              //  U+20AC, 3 bytes
-        "\xa4" "\xf0\x9f\xa6\x86",              //  U+1F986 (a duck), 4 bytes
-        "\xa4" "\xf4\x8f\xbf\xbf",              //  U+10FFFF
-        "\xa3" "\xee\x80\x80",                  //  U+E000, just past the surrogates
-        "\xa3" "\xed\x9f\xbf",                  //  U+D7FF, just before them
+        "\xa7"
+        "h\xc3\xa9llo!",    //  2 bytes
+        "\xa4"
+        "\xe2\x82\xac"
+        "1",    //  U+20AC, 3 bytes
+        "\xa4"
+        "\xf0\x9f\xa6\x86",    //  U+1F986 (a duck), 4 bytes
+        "\xa4"
+        "\xf4\x8f\xbf\xbf",    //  U+10FFFF
+        "\xa3"
+        "\xee\x80\x80",    //  U+E000, just past the surrogates
+        "\xa3"
+        "\xed\x9f\xbf",    //  U+D7FF, just before them
     };
     for (size_t i = 0; i < sizeof good / sizeof good [0]; i++) {
         char err [POND_ERR_SIZE] = "";
@@ -3269,7 +3827,8 @@ Test (event, decode_refuses_invalid_utf8_naming_the_key)
         pond_event_destroy (&ev);
     }
     //  The encoder side says the same
-    pond_event_t *ev = pond_event_new ("QUACKED", "cu\xff" "s1");
+    pond_event_t *ev = pond_event_new ("QUACKED", "cu\xff"
+                                                  "s1");
     char err [POND_ERR_SIZE] = "";
     cr_assert (pond_event_validate (ev, err, sizeof err) == -1);
     cr_assert (strstr (err, "entity") && strstr (err, "UTF-8"), "%s", err);
@@ -3278,33 +3837,43 @@ Test (event, decode_refuses_invalid_utf8_naming_the_key)
 
 Test (event, decode_refuses_what_json_cannot_show)
 {
-    static const struct { const char *key; const char *raw; size_t len; const char *mention; } bad [] = {
-        { "data", "\x81\x81\xa1k\x01\x02", 6, "map keys must be str" },         //  map as key
-        { "data", "\x81\x01\x02", 3, "map keys must be str" },                  //  int key
-        { "data", "\x81\xc0\x02", 3, "map keys must be str" },                  //  nil key
-        { "data", "\x81\xa1x\xd4\xff\x01", 6, "data.x: ext" },                  //  fixext, type -1
-        { "data", "\x81\xa1x\xc7\x01\x05\x00", 7, "data.x: ext" },              //  ext8, type 5
-        { "meta", "\x81\xa1l\x92\x01\xd5\x80\x00\x00", 9, "meta.l[1]: ext" },   //  nested, type -128
+    static const struct {
+        const char *key;
+        const char *raw;
+        size_t len;
+        const char *mention;
+    } bad [] = {
+        { "data", "\x81\x81\xa1k\x01\x02", 6, "map keys must be str" },    //  map as key
+        { "data", "\x81\x01\x02", 3, "map keys must be str" },             //  int key
+        { "data", "\x81\xc0\x02", 3, "map keys must be str" },             //  nil key
+        { "data", "\x81\xa1x\xd4\xff\x01", 6, "data.x: ext" },             //  fixext, type -1
+        { "data", "\x81\xa1x\xc7\x01\x05\x00", 7, "data.x: ext" },         //  ext8, type 5
+        { "meta", "\x81\xa1l\x92\x01\xd5\x80\x00\x00", 9,
+          "meta.l[1]: ext" },    //  nested, type -128
         { "meta", "\x81\xa1l\x91\x81\x02\x03", 7, "meta.l[0]: map keys" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad [0]; i++) {
         char err [POND_ERR_SIZE] = "";
         pond_event_t *ev = s_decode_with (bad [i].key, bad [i].raw, bad [i].len, err, sizeof err);
         cr_assert_null (ev, "case %zu decoded although JSON cannot show it", i);
-        cr_assert (strstr (err, bad [i].mention), "case %zu: reason '%s' does not say '%s'",
-                   i, err, bad [i].mention);
+        cr_assert (strstr (err, bad [i].mention), "case %zu: reason '%s' does not say '%s'", i, err,
+                   bad [i].mention);
     }
     //  What is allowed: nil, bools, ints, floats, str, bin, arrays, maps with str keys
     char err [POND_ERR_SIZE] = "";
     const char every [] = "\x88\xa1n\xc0\xa1t\xc3\xa1i\xd3\x80\x00\x00\x00\x00\x00\x00\x00"
-                          "\xa1" "f\xcb\x7f\xf8\x00\x00\x00\x00\x00\x00\xa1s\xa0\xa1" "b\xc4\x01\xff"
-                          "\xa1" "a\x92\x90\x80\xa1m\x81\xa0\x81\xa1z\x01";
+                          "\xa1"
+                          "f\xcb\x7f\xf8\x00\x00\x00\x00\x00\x00\xa1s\xa0\xa1"
+                          "b\xc4\x01\xff"
+                          "\xa1"
+                          "a\x92\x90\x80\xa1m\x81\xa0\x81\xa1z\x01";
     pond_event_t *ev = s_decode_with ("data", every, sizeof every - 1, err, sizeof err);
     cr_assert_not_null (ev, "%s", err);
     char *json = pond_event_to_json (ev);
     cr_assert_not_null (strstr (json, "\"data\":{\"n\":null,\"t\":true,\"i\":-9223372036854775808,"
                                       "\"f\":null,\"s\":\"\",\"b\":\"ff\",\"a\":[[],{}],"
-                                      "\"m\":{\"\":{\"z\":1}}}"), "%s", json);
+                                      "\"m\":{\"\":{\"z\":1}}}"),
+                        "%s", json);
     free (json);
     pond_event_destroy (&ev);
     //  pond_event_set_data says the same as the decoder
@@ -3320,9 +3889,10 @@ Test (value, utf8_valid_and_sanitize)
 {
     cr_assert (pond_value_utf8_valid (RAW ("")));
     cr_assert (pond_value_utf8_valid (RAW ("plain ascii")));
-    cr_assert (pond_value_utf8_valid (RAW ("\xc2\x80\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf\xf0\x90\x80\x80")));
-    cr_assert_not (pond_value_utf8_valid (RAW ("\xc1\xbf")));       //  overlong
-    cr_assert_not (pond_value_utf8_valid (RAW ("\xed\xbf\xbf")));   //  surrogate U+DFFF
+    cr_assert (
+        pond_value_utf8_valid (RAW ("\xc2\x80\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf\xf0\x90\x80\x80")));
+    cr_assert_not (pond_value_utf8_valid (RAW ("\xc1\xbf")));        //  overlong
+    cr_assert_not (pond_value_utf8_valid (RAW ("\xed\xbf\xbf")));    //  surrogate U+DFFF
     cr_assert_not (pond_value_utf8_valid (RAW ("\xf5\x80\x80\x80")));
     cr_assert_not (pond_value_utf8_valid (RAW ("\xf0\x9f\xa6")));
     cr_assert_not (pond_value_utf8_valid (RAW ("\xfe")));
@@ -3354,11 +3924,17 @@ Test (event, peek_id_reads_the_id_of_an_event_that_does_not_decode)
     bytes = s_map_bytes (EVENT_KVS, "id", NULL, &size);
     cr_assert_not (pond_event_peek_id (bytes, size, id));
     free (bytes);
-    kv_t nil_id = { "id", "\xc4\x10" "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 18 };
+    kv_t nil_id = { "id",
+                    "\xc4\x10"
+                    "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
+                    18 };
     bytes = s_map_bytes (EVENT_KVS, NULL, &nil_id, &size);
     cr_assert_not (pond_event_peek_id (bytes, size, id));
     free (bytes);
-    kv_t short_id = { "id", "\xc4\x0f" "0123456789abcde", 17 };
+    kv_t short_id = { "id",
+                      "\xc4\x0f"
+                      "0123456789abcde",
+                      17 };
     bytes = s_map_bytes (EVENT_KVS, NULL, &short_id, &size);
     cr_assert_not (pond_event_peek_id (bytes, size, id));
     free (bytes);
@@ -3426,30 +4002,46 @@ static void
 s_data_fields (buf_t *b, bool portable)
 {
     s_buf_init (b);
-    msgpack_pack_map (&b->pk, portable? 12: 13);
-    s_buf_str (b, "nested");    msgpack_pack_map (&b->pk, 2);
-                                s_buf_str (b, "label"); s_buf_str (b, "inner");
-                                s_buf_str (b, "deep"); msgpack_pack_array (&b->pk, 2);
-                                msgpack_pack_bin (&b->pk, 2); msgpack_pack_bin_body (&b->pk, "ab", 2);
-                                if (portable)
-                                    msgpack_pack_array (&b->pk, 0);
-                                else {
-                                    msgpack_pack_ext (&b->pk, 3, 7);
-                                    msgpack_pack_ext_body (&b->pk, "xyz", 3);
-                                }
-    s_buf_str (b, "label");     s_buf_str (b, "Milk");
-    s_buf_str (b, "label");     s_buf_str (b, "second");
-    s_buf_str (b, "duration_ms"); msgpack_pack_uint64 (&b->pk, 250);
-    s_buf_str (b, "big");       msgpack_pack_uint64 (&b->pk, 9007199254740993ULL);
-    s_buf_str (b, "max");       msgpack_pack_uint64 (&b->pk, UINT64_MAX);
-    s_buf_str (b, "neg");       msgpack_pack_int64 (&b->pk, -9007199254740993LL);
-    s_buf_str (b, "loudness_db"); msgpack_pack_double (&b->pk, 61.5);
-    s_buf_str (b, "f32");       msgpack_pack_float (&b->pk, 0.25f);
-    s_buf_str (b, "ok");        msgpack_pack_true (&b->pk);
-    s_buf_str (b, "nil");       msgpack_pack_nil (&b->pk);
-    s_buf_str (b, "");          s_buf_str (b, "");
+    msgpack_pack_map (&b->pk, portable ? 12 : 13);
+    s_buf_str (b, "nested");
+    msgpack_pack_map (&b->pk, 2);
+    s_buf_str (b, "label");
+    s_buf_str (b, "inner");
+    s_buf_str (b, "deep");
+    msgpack_pack_array (&b->pk, 2);
+    msgpack_pack_bin (&b->pk, 2);
+    msgpack_pack_bin_body (&b->pk, "ab", 2);
+    if (portable)
+        msgpack_pack_array (&b->pk, 0);
+    else {
+        msgpack_pack_ext (&b->pk, 3, 7);
+        msgpack_pack_ext_body (&b->pk, "xyz", 3);
+    }
+    s_buf_str (b, "label");
+    s_buf_str (b, "Milk");
+    s_buf_str (b, "label");
+    s_buf_str (b, "second");
+    s_buf_str (b, "duration_ms");
+    msgpack_pack_uint64 (&b->pk, 250);
+    s_buf_str (b, "big");
+    msgpack_pack_uint64 (&b->pk, 9007199254740993ULL);
+    s_buf_str (b, "max");
+    msgpack_pack_uint64 (&b->pk, UINT64_MAX);
+    s_buf_str (b, "neg");
+    msgpack_pack_int64 (&b->pk, -9007199254740993LL);
+    s_buf_str (b, "loudness_db");
+    msgpack_pack_double (&b->pk, 61.5);
+    s_buf_str (b, "f32");
+    msgpack_pack_float (&b->pk, 0.25f);
+    s_buf_str (b, "ok");
+    msgpack_pack_true (&b->pk);
+    s_buf_str (b, "nil");
+    msgpack_pack_nil (&b->pk);
+    s_buf_str (b, "");
+    s_buf_str (b, "");
     if (!portable) {
-        msgpack_pack_int (&b->pk, 5); s_buf_str (b, "int key");
+        msgpack_pack_int (&b->pk, 5);
+        s_buf_str (b, "int key");
     }
 }
 
@@ -3459,7 +4051,8 @@ Test (event_data, found_with_exact_values)
     s_data_fields (&b, true);
     char err [POND_ERR_SIZE] = "";
     pond_event_t *ev = pond_event_new ("QUACKED", "c-1");
-    cr_assert_eq (pond_event_set_data (ev, (uint8_t *) b.sbuf.data, b.sbuf.size, err, sizeof err), 0, "%s", err);
+    cr_assert_eq (pond_event_set_data (ev, (uint8_t *) b.sbuf.data, b.sbuf.size, err, sizeof err),
+                  0, "%s", err);
     uint64_t u = 0;
     int64_t i = 0;
     double d = 0;
@@ -3514,7 +4107,8 @@ Test (event_data, missing_and_wrong_type)
     //  No data at all
     cr_assert_eq (pond_event_data_get_uint (ev, "duration_ms", &u), -1);
     cr_assert_eq (pond_event_data_get_str (ev, "label", &ptr, &len), -1);
-    cr_assert_eq (pond_event_set_data (ev, (uint8_t *) b.sbuf.data, b.sbuf.size, err, sizeof err), 0, "%s", err);
+    cr_assert_eq (pond_event_set_data (ev, (uint8_t *) b.sbuf.data, b.sbuf.size, err, sizeof err),
+                  0, "%s", err);
     cr_assert_eq (pond_event_data_get_uint (ev, "absent", &u), -1);
     cr_assert_eq (pond_event_data_get_str (ev, "deep", &ptr, &len), -1, "only top-level keys");
     cr_assert_eq (pond_event_data_get_uint (ev, "label", &u), -1);
@@ -3578,9 +4172,10 @@ Test (event_data, truncated_and_malformed)
     const uint8_t cut_key [] = { 0x81, 0xa5, 'l', 'a' };
     cr_assert_eq (pond_event_data_get_str_bytes (cut_key, sizeof cut_key, "la", &ptr, &len), -1);
     //  Every signed width sign-extends; a non-negative int8 reads as uint
-    const uint8_t widths [] = { 0x85, 0xa1, 'a', 0xd0, 0x80, 0xa1, 'b', 0xd1, 0xff, 0x7f,
-                                0xa1, 'c', 0xd2, 0x80, 0, 0, 0, 0xa1, 'd', 0xd0, 0x05,
-                                0xa1, 'e', 0xff };
+    const uint8_t widths [] = {
+        0x85, 0xa1, 'a', 0xd0, 0x80, 0xa1, 'b', 0xd1, 0xff, 0x7f, 0xa1, 'c',
+        0xd2, 0x80, 0,   0,    0,    0xa1, 'd', 0xd0, 0x05, 0xa1, 'e',  0xff
+    };
     int64_t i;
     cr_assert_eq (pond_event_data_get_int_bytes (widths, sizeof widths, "a", &i), 0);
     cr_assert_eq (i, -128);

@@ -25,9 +25,9 @@
 typedef struct {
     zsock_t *router;
     char endpoint [64];
-    int publishes;              //  PUBLISH received
-    int answered;               //  ... and answered by the test
-    int max_outstanding;        //  most received and not yet answered
+    int publishes;          //  PUBLISH received
+    int answered;           //  ... and answered by the test
+    int max_outstanding;    //  most received and not yet answered
 } fake_t;
 
 //  One PUBLISH as received
@@ -95,8 +95,8 @@ s_fake_recv (int timeout_ms, got_t *got)
     got->body = zmsg_pop (msg);
     zmsg_destroy (&msg);
     char err [POND_ERR_SIZE];
-    pond_event_t *event = pond_event_decode (zframe_data (got->body), zframe_size (got->body),
-                                             err, sizeof err);
+    pond_event_t *event = pond_event_decode (zframe_data (got->body), zframe_size (got->body), err,
+                                             sizeof err);
     cr_assert_not_null (event, "%s", err);
     memcpy (got->id, pond_event_id (event), POND_ID_SIZE);
     pond_event_destroy (&event);
@@ -193,8 +193,8 @@ Test (publisher, results_in_reply_order_with_their_tags)
         pond_publish_result_t result;
         cr_assert_eq (pond_publisher_next (publisher, 5000, &result), 1);
         cr_assert_eq (result.code, POND_CODE_OK);
-        cr_assert_eq (result.tag, 100 + (uint64_t) i, "tag %" PRIu64 " for event %d",
-                      result.tag, i);
+        cr_assert_eq (result.tag, 100 + (uint64_t) i, "tag %" PRIu64 " for event %d", result.tag,
+                      i);
         cr_assert_arr_eq (result.id, ids [i], POND_ID_SIZE);
         cr_assert_eq (result.seq, 10 + (uint64_t) i);
         cr_assert_eq (result.dup, i == 2);
@@ -422,7 +422,7 @@ Test (publisher, window_in_events_is_respected)
         }
         cr_assert_leq (pond_publisher_held (publisher), 8);
         //  The fake takes what arrived, answers a varying part of it
-        while (s_fake_recv (held_count? 0: 5000, &held [held_count]))
+        while (s_fake_recv (held_count ? 0 : 5000, &held [held_count]))
             held_count++;
         int answer = 1 + (int) (answered++ % (unsigned) held_count);
         for (int i = 0; i < answer; i++) {
@@ -515,8 +515,8 @@ s_fake_recv_batch (int timeout_ms, zframe_t **peer, uint8_t (*ids) [POND_ID_SIZE
     zframe_t *frame;
     while ((frame = zmsg_pop (msg))) {
         char err [POND_ERR_SIZE];
-        pond_event_t *event = pond_event_decode (zframe_data (frame), zframe_size (frame),
-                                                 err, sizeof err);
+        pond_event_t *event = pond_event_decode (zframe_data (frame), zframe_size (frame), err,
+                                                 sizeof err);
         cr_assert_not_null (event, "%s", err);
         cr_assert_lt (count, max);
         memcpy (ids [count++], pond_event_id (event), POND_ID_SIZE);
@@ -549,11 +549,14 @@ Test (publisher, batch_sends_pushed_events_as_one_message_and_maps_results)
     pond_result_t replies [5];
     uint32_t codes [] = { 200, 200, 409, 503, 200 };
     for (int i = 0; i < 5; i++) {
-        replies [i] = (pond_result_t) { .has_id = true, .code = codes [i], .seq = 10 + (uint64_t) i,
-                                        .dup = i == 1, .retry_ms = i == 3? 50: 0 };
+        replies [i] = (pond_result_t) { .has_id = true,
+                                        .code = codes [i],
+                                        .seq = 10 + (uint64_t) i,
+                                        .dup = i == 1,
+                                        .retry_ms = i == 3 ? 50 : 0 };
         memcpy (replies [i].id, ids [i], POND_ID_SIZE);
         snprintf (replies [i].reason, sizeof replies [i].reason, "%s",
-                  codes [i] == 200? "": "scripted");
+                  codes [i] == 200 ? "" : "scripted");
     }
     s_fake_send (peer, POND_RESULTS, pond_results_encode (200, "", replies, 5));
     int tags [] = { 100, 101, 102, 104 };
@@ -609,7 +612,7 @@ Test (publisher, batch_goes_out_when_full_and_a_lone_event_goes_plain)
     size_t size;
     uint8_t *bytes = s_encode (ids [0], &size);
     free (bytes);
-    pond_publisher_set_batch (publisher, 0, 2 * size);      //  queue empty: events kept
+    pond_publisher_set_batch (publisher, 0, 2 * size);    //  queue empty: events kept
     for (int i = 0; i < 3; i++)
         s_push (10 + (uint64_t) i, ids [i]);
     cr_assert_eq (s_fake_recv_batch (5000, &peer, got, 4), 2, "the third did not fit");
@@ -644,7 +647,7 @@ static size_t
 s_events (size_t count)
 {
     const char *env = getenv ("POND_PUBLISHER_EVENTS");
-    return env && atol (env) > 0? (size_t) atol (env): count;
+    return env && atol (env) > 0 ? (size_t) atol (env) : count;
 }
 
 static double
@@ -700,8 +703,8 @@ s_publish_batch (pond_publisher_t *self, batch_t *batch, uint64_t *seqs)
     while (done < batch->count) {
         while (next < batch->count && pond_publisher_room (self) > 0) {
             cr_assert_eq (pond_publisher_push (self, batch->ids [next], batch->bytes [next],
-                                               batch->sizes [next], next), 0, "%s",
-                          pond_publisher_reason (self));
+                                               batch->sizes [next], next),
+                          0, "%s", pond_publisher_reason (self));
             next++;
         }
         pond_publish_result_t result;
@@ -733,8 +736,8 @@ Test (publisher_mesh, many_events_acked_with_their_seqs_and_409)
     }
     //  The same bytes again: dup with the original seq; other bytes under
     //  a used id: 409, final
-    cr_assert_eq (pond_publisher_push (self, batch->ids [0], batch->bytes [0],
-                                       batch->sizes [0], 1), 0);
+    cr_assert_eq (pond_publisher_push (self, batch->ids [0], batch->bytes [0], batch->sizes [0], 1),
+                  0);
     pond_event_t *event = pond_event_new ("LABEL_ADDED", "cust-pub");
     pond_event_set_id (event, batch->ids [1]);
     cr_assert_eq (pond_publisher_push_event (self, event, 2), 0);
@@ -770,8 +773,8 @@ s_publish_old_window (pond_client_t *producer, batch_t *batch, size_t window)
     size_t next = 0, oldest = 0, outstanding = 0, done = 0;
     while (done < batch->count) {
         while (next < batch->count && outstanding < window) {
-            cr_assert_eq (pond_client_send_bytes (producer, batch->bytes [next],
-                                                  batch->sizes [next]), 0);
+            cr_assert_eq (
+                pond_client_send_bytes (producer, batch->bytes [next], batch->sizes [next]), 0);
             next++;
             outstanding++;
         }
@@ -808,15 +811,17 @@ Test (publisher_mesh, client_cpu_old_window_against_publisher)
         batch_t *batch = s_batch_new (count);
         int64_t start = zclock_mono ();
         memset (seqs, 0, count * sizeof (uint64_t));
-        cpu [way] += way? s_publish_batch (self, batch, seqs)
-                        : s_publish_old_window (producer, batch, 1024);
+        cpu [way] += way ? s_publish_batch (self, batch, seqs)
+                         : s_publish_old_window (producer, batch, 1024);
         wall [way] += zclock_mono () - start;
         s_batch_destroy (&batch);
     }
-    fprintf (stderr, "publisher: 2 x %zu events each way, window 1024; client CPU per event "
+    fprintf (stderr,
+             "publisher: 2 x %zu events each way, window 1024; client CPU per event "
              "(user + system, all threads): old window %.2f us (%" PRId64 " ms wall), "
-             "publisher %.2f us (%" PRId64 " ms wall)\n", count,
-             cpu [0] / (double) (2 * count), wall [0], cpu [1] / (double) (2 * count), wall [1]);
+             "publisher %.2f us (%" PRId64 " ms wall)\n",
+             count, cpu [0] / (double) (2 * count), wall [0], cpu [1] / (double) (2 * count),
+             wall [1]);
     free (seqs);
     pond_publisher_destroy (&self);
     pond_client_destroy (&producer);
@@ -837,8 +842,9 @@ s_proc_cpu_s (pid_t pid)
     char *rest = strrchr (line, ')');
     cr_assert_not_null (rest);
     unsigned long utime = 0, stime = 0;
-    cr_assert_eq (sscanf (rest + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-                          &utime, &stime), 2);
+    cr_assert_eq (
+        sscanf (rest + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime),
+        2);
     return (double) (utime + stime) / (double) sysconf (_SC_CLK_TCK);
 }
 
@@ -850,7 +856,7 @@ Test (publisher_mesh, batches_get_every_seq_once_and_cost_less)
 {
     size_t count = s_events (5000);
     const char *env = getenv ("POND_PUBLISHER_RUNS");
-    int runs = env && atoi (env) > 0? atoi (env): 1;
+    int runs = env && atoi (env) > 0 ? atoi (env) : 1;
     batch_t *batch = s_batch_new (count);
     pond_client_t *producer = pond_client_new (mesh->ingest);
     cr_assert_eq (pond_client_ping (producer, 5000), 0);
@@ -858,7 +864,7 @@ Test (publisher_mesh, batches_get_every_seq_once_and_cost_less)
     bool *seen = (bool *) calloc (count * 4 * (size_t) runs + 1, 1);
     uint64_t stored = 0;
     for (int round = 0; round < 4 * runs; round++) {
-        int size = (round % 4 == 0 || round % 4 == 3)? 1: 64;
+        int size = (round % 4 == 0 || round % 4 == 3) ? 1 : 64;
         //  New ids each round, so each event is stored (no dups)
         for (size_t i = 0; i < count; i++) {
             free (batch->bytes [i]);
@@ -880,11 +886,12 @@ Test (publisher_mesh, batches_get_every_seq_once_and_cost_less)
             seen [seqs [i]] = true;
         }
         stored += count;
-        fprintf (stderr, "publisher: batch %2d: %zu events of %zu bytes in %.3f s, %.0f "
+        fprintf (stderr,
+                 "publisher: batch %2d: %zu events of %zu bytes in %.3f s, %.0f "
                  "events/s; CPU per event: client %.2f us, broker %.2f us, store %.2f us\n",
-                 size, count, batch->sizes [0], wall_s,
-                 (double) count / wall_s, client_us / (double) count,
-                 broker_cpu * 1e6 / (double) count, store_cpu * 1e6 / (double) count);
+                 size, count, batch->sizes [0], wall_s, (double) count / wall_s,
+                 client_us / (double) count, broker_cpu * 1e6 / (double) count,
+                 store_cpu * 1e6 / (double) count);
         pond_publisher_destroy (&self);
     }
     free (seen);

@@ -20,9 +20,9 @@
 #include "pond_uuid.h"
 #include "pond_view.h"
 
-#define ACTOR           "pond-test-counter"
-#define ENTITIES        7
-#define MAX_ACTORS      8
+#define ACTOR      "pond-test-counter"
+#define ENTITIES   7
+#define MAX_ACTORS 8
 
 static pond_mesh_t *mesh;
 static pid_t actors [MAX_ACTORS];
@@ -30,9 +30,9 @@ static pond_client_t *producer;
 
 //  What the test published, to compare with what the actor counts
 typedef struct {
-    uint64_t total [ENTITIES];      //  events the actor applies, pongs included
+    uint64_t total [ENTITIES];    //  events the actor applies, pongs included
     uint64_t pings;
-    uint64_t published;             //  every event, TEST_OTHER included
+    uint64_t published;    //  every event, TEST_OTHER included
     uint64_t head;
 } expected_t;
 
@@ -123,9 +123,8 @@ s_actor_log (void)
 static const char *
 s_entity (int index)
 {
-    static const char *names [ENTITIES] = {
-        "cust-1", "cust-2", "cust-3", "cust-4", "cust-5", "cust-6", "cust-7"
-    };
+    static const char *names [ENTITIES] = { "cust-1", "cust-2", "cust-3", "cust-4",
+                                            "cust-5", "cust-6", "cust-7" };
     return names [index % ENTITIES];
 }
 
@@ -134,8 +133,10 @@ s_entity (int index)
 static pond_event_t *
 s_event (uint64_t i)
 {
-    const char *name = i % 100 == 99? "TEST_PING"
-                     : i % 3 == 0? "TEST_A": i % 3 == 1? "TEST_B": "TEST_OTHER";
+    const char *name = i % 100 == 99 ? "TEST_PING"
+                     : i % 3 == 0    ? "TEST_A"
+                     : i % 3 == 1    ? "TEST_B"
+                                     : "TEST_OTHER";
     pond_event_t *event = pond_event_new (name, s_entity ((int) (i / 3)));
     cr_assert_not_null (event);
     return event;
@@ -151,7 +152,7 @@ s_expect (const pond_event_t *event, uint64_t seq)
         expected.total [entity]++;
     if (streq (name, "TEST_PING")) {
         expected.pings++;
-        expected.total [entity]++;          //  the pong it causes
+        expected.total [entity]++;    //  the pong it causes
     }
     expected.published++;
     if (seq > expected.head)
@@ -168,14 +169,14 @@ s_publish (uint64_t count)
     cr_assert_not_null (publisher);
     cr_assert_eq (pond_publisher_set_window (publisher, 200, 0), 0);
     pond_publisher_set_timeout (publisher, 5000, 10);
-    pond_event_t **events = (pond_event_t **) calloc (count? count: 1, sizeof *events);
+    pond_event_t **events = (pond_event_t **) calloc (count ? count : 1, sizeof *events);
     uint64_t base = expected.published;
     uint64_t next = 0, done = 0;
     while (done < count) {
         while (next < count && pond_publisher_room (publisher) > 0) {
             events [next] = s_event (base + next);
-            cr_assert_eq (pond_publisher_push_event (publisher, events [next], next), 0,
-                          "push: %s", pond_publisher_reason (publisher));
+            cr_assert_eq (pond_publisher_push_event (publisher, events [next], next), 0, "push: %s",
+                          pond_publisher_reason (publisher));
             next++;
         }
         pond_publish_result_t result;
@@ -315,7 +316,7 @@ s_wait_position (uint64_t position, int timeout_ms)
     while (true) {
         cJSON *status = s_ask_json (POND_STATUS, NULL);
         if (s_number (status, "position") >= position
-        &&  cJSON_IsTrue (cJSON_GetObjectItemCaseSensitive (status, "live")))
+            && cJSON_IsTrue (cJSON_GetObjectItemCaseSensitive (status, "live")))
             return status;
         if (zclock_mono () > deadline) {
             char *text = cJSON_PrintUnformatted (status);
@@ -339,8 +340,10 @@ static void
 s_check_logs (void)
 {
     int rc;
-    char *found = pond_harness_run (&rc, "grep -h -i -E 'sanitizer|runtime error|assertion' "
-                                    "%s/*.log 2>/dev/null", mesh->dir);
+    char *found = pond_harness_run (&rc,
+                                    "grep -h -i -E 'sanitizer|runtime error|assertion' "
+                                    "%s/*.log 2>/dev/null",
+                                    mesh->dir);
     cr_assert_not_null (found);
     cr_assert_str_empty (found, "the logs report: %s", found);
     free (found);
@@ -362,8 +365,8 @@ s_check_counts (void)
         char *text = s_result (reply);
         cJSON *doc = cJSON_Parse (text);
         cr_assert_eq (s_number (doc, "total"), expected.total [i],
-                      "%s: %" PRIu64 " events published, the actor counts %s",
-                      s_entity (i), expected.total [i], text);
+                      "%s: %" PRIu64 " events published, the actor counts %s", s_entity (i),
+                      expected.total [i], text);
         cJSON_Delete (doc);
         free (text);
     }
@@ -372,9 +375,9 @@ s_check_counts (void)
     cJSON *dump = s_ask_json (POND_DUMP, NULL);
     cJSON *docs = cJSON_GetObjectItemCaseSensitive (dump, "docs");
     cJSON *pongs = cJSON_GetObjectItemCaseSensitive (docs, "name/TEST_PONG");
-    uint64_t counted = pongs? s_number (pongs, "count"): 0;
-    cr_assert_eq (counted, expected.pings, "%" PRIu64 " pings, %" PRIu64 " pongs",
-                  expected.pings, counted);
+    uint64_t counted = pongs ? s_number (pongs, "count") : 0;
+    cr_assert_eq (counted, expected.pings, "%" PRIu64 " pings, %" PRIu64 " pongs", expected.pings,
+                  counted);
     cJSON_Delete (dump);
 }
 
@@ -384,8 +387,8 @@ static int
 s_verify (char **out)
 {
     int rc;
-    *out = pond_harness_run (&rc, "%s/%s --data %s --verify 2>>%s/verify.log", POND_BIN_DIR,
-                             ACTOR, mesh->dir, mesh->dir);
+    *out = pond_harness_run (&rc, "%s/%s --data %s --verify 2>>%s/verify.log", POND_BIN_DIR, ACTOR,
+                             mesh->dir, mesh->dir);
     cr_assert_not_null (*out);
     return rc;
 }
@@ -402,7 +405,7 @@ Test (runtime, live_apply_and_query)
     cJSON *status = s_wait_position (0, 5000);
     uint64_t catchups = s_number (status, "catchups");
     cJSON_Delete (status);
-    s_publish (250);                //  2 pings in there: 2 pongs emitted
+    s_publish (250);    //  2 pings in there: 2 pongs emitted
     status = s_wait_position (s_final_head (), 10000);
     cr_assert_eq (s_number (status, "position"), s_final_head ());
     //  Every event came the live way: a catch-up would hide a broken
@@ -537,8 +540,8 @@ Test (runtime, catch_up_and_verify)
     char *out;
     int rc = s_verify (&out);
     char expect [128];
-    snprintf (expect, sizeof expect, "test-counter: view matches its rebuild at seq %" PRIu64
-              " (", s_final_head ());
+    snprintf (expect, sizeof expect, "test-counter: view matches its rebuild at seq %" PRIu64 " (",
+              s_final_head ());
     cr_assert_eq (rc, 0, "verify: %s", out);
     cr_assert (strstr (out, expect), "verify says: %s", out);
     free (out);
@@ -550,7 +553,7 @@ Test (runtime, catch_up_and_verify)
 Test (runtime, kill_and_restart)
 {
     int slot = s_actor_start (NULL);
-    cJSON_Delete (s_wait_position (0, 5000));      //  live: subscribed
+    cJSON_Delete (s_wait_position (0, 5000));    //  live: subscribed
     s_publish (800);
     //  Killed while it still works through the live stream (and the pongs
     //  it emits), then the producer goes on without it
@@ -574,7 +577,7 @@ Test (runtime, kill_and_restart)
 Test (runtime, broker_restart)
 {
     s_actor_start (NULL);
-    cJSON_Delete (s_wait_position (0, 5000));      //  live: subscribed
+    cJSON_Delete (s_wait_position (0, 5000));    //  live: subscribed
     s_publish (300);
     cJSON *status = s_wait_position (s_final_head (), 10000);
     uint64_t catchups = s_number (status, "catchups");
@@ -628,7 +631,7 @@ Test (runtime, broker_restart)
 Test (runtime, gap_after_overflow)
 {
     int slot = s_actor_start (NULL);
-    cJSON_Delete (s_wait_position (0, 5000));      //  live: subscribed
+    cJSON_Delete (s_wait_position (0, 5000));    //  live: subscribed
     kill (actors [slot], SIGSTOP);
     //  More than the SUB and XPUB high-water marks hold (10,000 each)
     s_publish (20000);
@@ -716,11 +719,24 @@ Test (runtime, bad_requests)
     s_expect_error (sock, 404, "\x01\xff garbage", "more", NULL);
     s_expect_error (sock, 400, POND_QUERY, NULL);
     s_expect_error (sock, 400, POND_QUERY, "not msgpack", NULL);
-    s_expect_error (sock, 400, POND_COMMAND, "\x81\xa7" "command" "\x05", NULL);
+    s_expect_error (sock, 400, POND_COMMAND,
+                    "\x81\xa7"
+                    "command"
+                    "\x05",
+                    NULL);
     s_expect_error (sock, 400, POND_STATUS, "unexpected body", NULL);
-    s_expect_error (sock, 400, POND_QUERY, "\x81\xa6" "entity" "\xa1" "x", "extra", NULL);
+    s_expect_error (sock, 400, POND_QUERY,
+                    "\x81\xa6"
+                    "entity"
+                    "\xa1"
+                    "x",
+                    "extra", NULL);
     //  entity of the wrong type; entity missing
-    s_expect_error (sock, 400, POND_QUERY, "\x81\xa6" "entity" "\x07", NULL);
+    s_expect_error (sock, 400, POND_QUERY,
+                    "\x81\xa6"
+                    "entity"
+                    "\x07",
+                    NULL);
     s_expect_error (sock, 400, POND_QUERY, "\x80", NULL);
 
     //  Oversized body: 413
@@ -876,7 +892,7 @@ static char *
 s_get (pond_view_t *view, const char *key)
 {
     cJSON *doc = pond_view_get (view, key);
-    char *text = doc? cJSON_PrintUnformatted (doc): NULL;
+    char *text = doc ? cJSON_PrintUnformatted (doc) : NULL;
     cJSON_Delete (doc);
     return text;
 }
@@ -941,7 +957,7 @@ Test (view, staged_rollback_commit)
     cr_assert_str_eq (text, "{}");
     free (text);
     pond_view_destroy (&view);
-    pond_view_destroy (&view);      //  NULL is fine
+    pond_view_destroy (&view);    //  NULL is fine
 }
 
 static int
@@ -987,8 +1003,8 @@ Test (view, scan_dump_drop)
     cr_assert_not_null (dump_a);
     cr_assert_str_eq (dump_a, dump_b, "equal states give equal text");
     cr_assert_str_eq (dump_a, "{\"position\":42,\"docs\":{\"a\":{\"k\":true},"
-                      "\"b/2\":{\"a\":{\"x\":\"s\",\"y\":[{\"p\":2,\"q\":1}]},\"z\":1},"
-                      "\"b/3\":{\"v\":null},\"c\":{\"n\":1.5}}}");
+                              "\"b/2\":{\"a\":{\"x\":\"s\",\"y\":[{\"p\":2,\"q\":1}]},\"z\":1},"
+                              "\"b/3\":{\"v\":null},\"c\":{\"n\":1.5}}}");
     free (dump_b);
 
     //  Scan by prefix in key order, stopping when asked; the position
@@ -1076,8 +1092,7 @@ Test (view, cache)
         cr_assert_eq (pond_view_commit (view, (uint64_t) i), 0);
         pond_view_stats (view, &stats);
         cr_assert_eq (stats.docs, 3, "bounded by count");
-        cr_assert_eq (stats.evictions, i < 11? 1: 2, "after k/%d: %" PRIu64, i,
-                      stats.evictions);
+        cr_assert_eq (stats.evictions, i < 11 ? 1 : 2, "after k/%d: %" PRIu64, i, stats.evictions);
     }
     //  A cached key is updated in place, whatever the admission
     pond_view_begin (view);
@@ -1159,7 +1174,7 @@ Test (view, cache)
     cJSON *staged = pond_view_get (view, "k/raw");
     cr_assert_eq (pond_view_commit (view, 3), 0);
     cJSON *cached = pond_view_get (view, "k/raw");
-    pond_view_set_cache (view, 0, 0);       //  off: every read parses
+    pond_view_set_cache (view, 0, 0);    //  off: every read parses
     pond_view_stats (view, &stats);
     cr_assert_eq (stats.docs, 0);
     cJSON *parsed = pond_view_get (view, "k/raw");
@@ -1171,7 +1186,8 @@ Test (view, cache)
     cr_assert_eq (cJSON_GetObjectItem (cached, "big")->valueint,
                   cJSON_GetObjectItem (parsed, "big")->valueint);
     cr_assert (cJSON_GetObjectItem (cached, "odd")->valuedouble
-               == cJSON_GetObjectItem (parsed, "odd")->valuedouble, "rounded as strtod does");
+                   == cJSON_GetObjectItem (parsed, "odd")->valuedouble,
+               "rounded as strtod does");
     cJSON_Delete (staged);
     cJSON_Delete (cached);
     cJSON_Delete (parsed);
@@ -1246,7 +1262,7 @@ Test (derive, deterministic_version_8)
     cr_assert_eq (memcmp (a, b, POND_ID_SIZE), 0, "same input, same id");
     cr_assert_neq (memcmp (a, c, POND_ID_SIZE), 0, "another salt, another id");
     cr_assert_neq (memcmp (a, d, POND_ID_SIZE), 0, "another cause, another id");
-    for (uint8_t *id = a; id; id = id == a? c: id == c? d: NULL) {
+    for (uint8_t *id = a; id; id = id == a ? c : id == c ? d : NULL) {
         cr_assert_eq (id [6] >> 4, 8, "version 8");
         cr_assert_eq (id [8] >> 6, 2, "variant 10");
     }

@@ -23,11 +23,11 @@
 #include "pond_keys.h"
 
 typedef struct {
-    char *dir;                  //  the mesh's data directory
-    char keys [512];            //  DIR/keys: what the broker lets in
-    char other [512];           //  DIR/other: a stranger's keys
+    char *dir;           //  the mesh's data directory
+    char keys [512];     //  DIR/keys: what the broker lets in
+    char other [512];    //  DIR/other: a stranger's keys
     pid_t store;
-    char store_endpoint [600];  //  tcp, CURVE
+    char store_endpoint [600];    //  tcp, CURVE
     pid_t broker;
     pid_t actor;
     pond_endpoints_t eps;
@@ -156,8 +156,10 @@ s_setup (void)
     //  broker's and the actor's public keys
     s_key (mesh.other, "--role admin --name stranger");
     char command [1600];
-    snprintf (command, sizeof command, "cp %s/public/broker.cert %s/public/test-counter.cert "
-              "%s/public/", mesh.keys, mesh.keys, mesh.other);
+    snprintf (command, sizeof command,
+              "cp %s/public/broker.cert %s/public/test-counter.cert "
+              "%s/public/",
+              mesh.keys, mesh.keys, mesh.other);
     cr_assert_eq (system (command), 0);
 
     //  The store link is tcp and CURVE too: only the broker's key may use it
@@ -176,9 +178,8 @@ s_setup (void)
     snprintf (ready, sizeof ready, "%s/broker.zpl", mesh.dir);
     snprintf (log, sizeof log, "%s/broker.log", mesh.dir);
     mesh.broker = pond_harness_spawn ("pond-broker", log, "--data", mesh.dir, "--store", store,
-                                      "--keys", mesh.keys, "--ingest", "tcp://127.0.0.1:*",
-                                      "--pub", "tcp://127.0.0.1:*",
-                                      "--control", "tcp://127.0.0.1:*", NULL);
+                                      "--keys", mesh.keys, "--ingest", "tcp://127.0.0.1:*", "--pub",
+                                      "tcp://127.0.0.1:*", "--control", "tcp://127.0.0.1:*", NULL);
     cr_assert_eq (pond_harness_wait_file (ready, 10000), 0, "pond-broker did not start");
     cr_assert_eq (pond_endpoints_resolve (mesh.dir, &mesh.eps), 0);
     cr_assert (strncmp (mesh.eps.ingest, "tcp://127.0.0.1:", 16) == 0, "%s", mesh.eps.ingest);
@@ -220,8 +221,8 @@ s_start_actor (void)
     char ready [600], log [600];
     snprintf (ready, sizeof ready, "%s/test-counter.zpl", mesh.dir);
     snprintf (log, sizeof log, "%s/test-counter.log", mesh.dir);
-    mesh.actor = pond_harness_spawn ("pond-test-counter", log, "--data", mesh.dir,
-                                     "--keys", mesh.keys, "--query", "tcp://127.0.0.1:*", NULL);
+    mesh.actor = pond_harness_spawn ("pond-test-counter", log, "--data", mesh.dir, "--keys",
+                                     mesh.keys, "--query", "tcp://127.0.0.1:*", NULL);
     cr_assert_eq (pond_harness_wait_file (ready, 10000), 0, "pond-test-counter did not start");
     zconfig_t *config = zconfig_load (ready);
     cr_assert_not_null (config);
@@ -280,8 +281,8 @@ Test (security, device_publishing_for_another_customer_gets_403)
         int rc = s_publish ("QUACKED", "ben", NULL, 3000, NULL, &code, reason, sizeof reason);
         cr_assert_eq (rc, -1);
         cr_assert_eq (code, POND_CODE_FORBIDDEN, "%d %s", code, reason);
-        cr_assert (strstr (reason, "silo-1") && strstr (reason, "'ben'")
-                   && strstr (reason, "anna"), "%s", reason);
+        cr_assert (strstr (reason, "silo-1") && strstr (reason, "'ben'") && strstr (reason, "anna"),
+                   "%s", reason);
     }
     //  Counted, logged once, nothing stored
     s_as (mesh.keys, "admin");
@@ -298,8 +299,10 @@ Test (security, device_publishing_for_another_customer_gets_403)
     //  Through the command line, the same refusal, exit 1
     char args [1600];
     int rc;
-    snprintf (args, sizeof args, "publish --data-dir %s --keys %s --as silo-1 --name QUACKED "
-              "--entity ben", mesh.dir, mesh.keys);
+    snprintf (args, sizeof args,
+              "publish --data-dir %s --keys %s --as silo-1 --name QUACKED "
+              "--entity ben",
+              mesh.dir, mesh.keys);
     char *out = s_pond (&rc, args);
     cr_assert_eq (rc, 1, "%s", out);
     cr_assert (strstr (out, "403") && strstr (out, "may not publish for 'ben'"), "%s", out);
@@ -357,23 +360,27 @@ Test (security, device_binary_with_keys)
 {
     //  pond-device --keys: as its own key (--as defaults to --device)
     int rc;
-    char *out = pond_harness_run (&rc, "%s/pond-device --data %s --keys %s --device silo-1 "
+    char *out = pond_harness_run (&rc,
+                                  "%s/pond-device --data %s --keys %s --device silo-1 "
                                   "--customer anna --quack 2 --sync-timeout 10 2>&1",
                                   POND_BIN_DIR, mesh.dir, mesh.keys);
     cr_assert_eq (rc, 0, "%s", out);
     cr_assert (strstr (out, "\"sent\":2") && strstr (out, "\"rejected\":0"), "%s", out);
     free (out);
     //  ... for a customer it is not bound to: both events set aside (403)
-    out = pond_harness_run (&rc, "%s/pond-device --data %s --keys %s --device silo-1 "
+    out = pond_harness_run (&rc,
+                            "%s/pond-device --data %s --keys %s --device silo-1 "
                             "--outbox %s/devices/silo-1-ben --customer ben --quack 2 "
-                            "--sync-timeout 10 2>&1", POND_BIN_DIR, mesh.dir, mesh.keys,
-                            mesh.dir);
+                            "--sync-timeout 10 2>&1",
+                            POND_BIN_DIR, mesh.dir, mesh.keys, mesh.dir);
     cr_assert_eq (rc, 1, "refused events fail the run: %s", out);
     cr_assert (strstr (out, "\"sent\":0") && strstr (out, "\"rejected\":2"), "%s", out);
     free (out);
     //  ... as a key it has no secret for: nothing happens
-    out = pond_harness_run (&rc, "%s/pond-device --data %s --keys %s --device silo-7 "
-                            "--customer anna --quack 1 2>&1", POND_BIN_DIR, mesh.dir, mesh.keys);
+    out = pond_harness_run (&rc,
+                            "%s/pond-device --data %s --keys %s --device silo-7 "
+                            "--customer anna --quack 1 2>&1",
+                            POND_BIN_DIR, mesh.dir, mesh.keys);
     cr_assert_eq (rc, 1, "%s", out);
     cr_assert (strstr (out, "no secret key for 'silo-7'"), "%s", out);
     free (out);
@@ -416,8 +423,10 @@ Test (security, unknown_key_gets_no_service)
 
     //  The command line tells the stranger the same
     char args [1600];
-    snprintf (args, sizeof args, "publish --data-dir %s --keys %s --as stranger --name QUACKED "
-              "--entity anna --timeout 1000", mesh.dir, mesh.other);
+    snprintf (args, sizeof args,
+              "publish --data-dir %s --keys %s --as stranger --name QUACKED "
+              "--entity anna --timeout 1000",
+              mesh.dir, mesh.other);
     char *out = s_pond (&rc, args);
     cr_assert_eq (rc, 1, "%s", out);
     cr_assert (strstr (out, "refused key 'stranger'"), "%s", out);
@@ -483,8 +492,8 @@ Test (security, control_socket_is_for_the_admin)
     cr_assert_eq (rc, 1, "%s", out);
     cr_assert (strstr (out, "403"), "%s", out);
     free (out);
-    snprintf (args, sizeof args, "POND_KEYS=%s %s/pond stats --data %s --compact 2>&1",
-              mesh.keys, POND_BIN_DIR, mesh.dir);
+    snprintf (args, sizeof args, "POND_KEYS=%s %s/pond stats --data %s --compact 2>&1", mesh.keys,
+              POND_BIN_DIR, mesh.dir);
     out = pond_harness_run (&rc, "%s", args);
     cr_assert_eq (rc, 0, "%s", out);
     cr_assert (strstr (out, "\"forbidden\":5"), "%s", out);
@@ -502,8 +511,8 @@ Test (security, actor_query_socket_takes_actor_app_and_admin_keys)
     s_as (mesh.keys, "admin");
     int code = 0;
     char reason [512] = "";
-    cr_assert_eq (s_publish ("TEST_PING", "anna", NULL, 3000, NULL, &code, reason,
-                             sizeof reason), 0, "%d %s", code, reason);
+    cr_assert_eq (s_publish ("TEST_PING", "anna", NULL, 3000, NULL, &code, reason, sizeof reason),
+                  0, "%d %s", code, reason);
     char *lines = NULL;
     for (int i = 0; i < 100; i++) {
         lines = s_replay_entity ("anna", &code);
@@ -515,7 +524,8 @@ Test (security, actor_query_socket_takes_actor_app_and_admin_keys)
         zclock_sleep (100);
     }
     cr_assert_not_null (lines, "the actor never emitted TEST_PONG");
-    cr_assert (strstr (lines, "\"name\":\"TEST_PONG\"") && strstr (lines, "\"source\":\"test-counter\""),
+    cr_assert (strstr (lines, "\"name\":\"TEST_PONG\"")
+                   && strstr (lines, "\"source\":\"test-counter\""),
                "%s", lines);
     free (lines);
 
@@ -551,8 +561,8 @@ Test (security, actor_query_socket_takes_actor_app_and_admin_keys)
     cr_assert_null (pond_actor_link_query (link, "ben", NULL, 3000));
     cr_assert_eq (pond_actor_link_code (link), POND_CODE_FORBIDDEN);
     cr_assert (strstr (pond_actor_link_reason (link), "may not ask about 'ben'")
-               && strstr (pond_actor_link_reason (link), "anna"), "%s",
-               pond_actor_link_reason (link));
+                   && strstr (pond_actor_link_reason (link), "anna"),
+               "%s", pond_actor_link_reason (link));
     cr_assert_null (pond_actor_link_status (link, 3000));
     cr_assert_eq (pond_actor_link_code (link), POND_CODE_FORBIDDEN);
     cr_assert (strstr (pond_actor_link_reason (link), "only QUERY"), "%s",
@@ -602,8 +612,7 @@ Test (security, keys_added_and_removed_while_running)
     s_as (mesh.keys, "silo-1");
     pond_client_t *client = pond_client_new (mesh.eps.ingest);
     pond_event_t *event = pond_event_new ("QUACKED", "anna");
-    cr_assert_eq (pond_client_publish (client, event, NULL), 0, "%s",
-                  pond_client_reason (client));
+    cr_assert_eq (pond_client_publish (client, event, NULL), 0, "%s", pond_client_reason (client));
     char args [1200];
     snprintf (args, sizeof args, "keys remove --keys %s --name silo-1", mesh.keys);
     char *out = s_pond (&rc, args);
@@ -672,7 +681,7 @@ s_store_ask (const char *command, int timeout_ms)
             if (body && pond_nack_decode (body, &error, err, sizeof err) == 0)
                 answer = zsys_sprintf ("%s %u %s", name, error.code, error.reason);
             else
-                answer = zsys_sprintf ("%s", name? name: "");
+                answer = zsys_sprintf ("%s", name ? name : "");
             zstr_free (&name);
             zframe_destroy (&body);
             zmsg_destroy (&reply);
@@ -690,8 +699,8 @@ Test (security, store_link_takes_only_the_broker_key)
     pond_ack_t ack;
     int code = 0;
     char reason [512] = "";
-    cr_assert_eq (s_publish ("QUACKED", "anna", NULL, 3000, &ack, &code, reason,
-                             sizeof reason), 0, "%d %s", code, reason);
+    cr_assert_eq (s_publish ("QUACKED", "anna", NULL, 3000, &ack, &code, reason, sizeof reason), 0,
+                  "%d %s", code, reason);
 
     //  Known keys that are not the broker's get 403 from the store, even admin
     const char *who [] = { "admin", "silo-1", "test-counter" };
@@ -699,15 +708,14 @@ Test (security, store_link_takes_only_the_broker_key)
         s_as (mesh.keys, who [i]);
         char *answer = s_store_ask ("PING", 3000);
         cr_assert_not_null (answer, "%s: no answer from the store", who [i]);
-        cr_assert (strstr (answer, "ERROR 403") && strstr (answer, "only the broker"),
-                   "%s: %s", who [i], answer);
+        cr_assert (strstr (answer, "ERROR 403") && strstr (answer, "only the broker"), "%s: %s",
+                   who [i], answer);
         free (answer);
     }
     //  A stranger's key fails the handshake: no answer at all
     s_as (mesh.other, "stranger");
     char command [1600];
-    snprintf (command, sizeof command, "cp %s/public/store.cert %s/public/", mesh.keys,
-              mesh.other);
+    snprintf (command, sizeof command, "cp %s/public/store.cert %s/public/", mesh.keys, mesh.other);
     cr_assert_eq (system (command), 0);
     char *answer = s_store_ask ("PING", 1000);
     cr_assert_null (answer, "a stranger got an answer from the store: %s", answer);
@@ -716,8 +724,8 @@ Test (security, store_link_takes_only_the_broker_key)
     snprintf (log, sizeof log, "%s/store.log", mesh.dir);
     cr_assert_eq (s_count_in_file (log, "only the broker talks to the store"), 1);
     s_as (mesh.keys, "silo-1");
-    cr_assert_eq (s_publish ("QUACKED", "anna", NULL, 3000, &ack, &code, reason,
-                             sizeof reason), 0, "%d %s", code, reason);
+    cr_assert_eq (s_publish ("QUACKED", "anna", NULL, 3000, &ack, &code, reason, sizeof reason), 0,
+                  "%d %s", code, reason);
     cr_assert_eq (ack.seq, 2);
 }
 
@@ -727,15 +735,17 @@ Test (security, broker_refuses_a_tcp_store_link_without_a_store_key)
     //  will not send the log over the network in the clear
     char keys [600], command [4096];
     snprintf (keys, sizeof keys, "%s/nostore", mesh.dir);
-    snprintf (command, sizeof command, "mkdir -p %s/public %s/secret && cp %s/public/broker.cert "
-              "%s/public/ && cp %s/secret/broker.cert_secret %s/secret/", keys, keys, mesh.keys,
-              keys, mesh.keys, keys);
+    snprintf (command, sizeof command,
+              "mkdir -p %s/public %s/secret && cp %s/public/broker.cert "
+              "%s/public/ && cp %s/secret/broker.cert_secret %s/secret/",
+              keys, keys, mesh.keys, keys, mesh.keys, keys);
     cr_assert_eq (system (command), 0);
     int rc;
-    char *out = pond_harness_run (&rc, "timeout 20 %s/pond-broker --data %s/other-broker --keys %s "
+    char *out = pond_harness_run (&rc,
+                                  "timeout 20 %s/pond-broker --data %s/other-broker --keys %s "
                                   "--store %s --ingest tcp://127.0.0.1:* --pub tcp://127.0.0.1:* "
-                                  "--control tcp://127.0.0.1:* 2>&1", POND_BIN_DIR, mesh.dir,
-                                  keys, mesh.store_endpoint);
+                                  "--control tcp://127.0.0.1:* 2>&1",
+                                  POND_BIN_DIR, mesh.dir, keys, mesh.store_endpoint);
     cr_assert_neq (rc, 0, "%s", out);
     cr_assert (strstr (out, "no store key") && strstr (out, "--role store"), "%s", out);
     free (out);
@@ -743,8 +753,8 @@ Test (security, broker_refuses_a_tcp_store_link_without_a_store_key)
     out = pond_harness_run (&rc, "timeout 20 %s/pond-store --data %s/other-store --keys %s 2>&1",
                             POND_BIN_DIR, mesh.dir, keys);
     cr_assert_eq (rc, 2, "%s", out);
-    cr_assert (strstr (out, "no secret key for 'store'") && strstr (out, "pond keys new"),
-               "%s", out);
+    cr_assert (strstr (out, "no secret key for 'store'") && strstr (out, "pond keys new"), "%s",
+               out);
     free (out);
 }
 
@@ -754,8 +764,10 @@ Test (keys_cli, new_list_remove)
 {
     int rc;
     char args [1024];
-    snprintf (args, sizeof args, "keys new --keys %s --role device --name silo-1 "
-              "--customer anna --customer ben", keys_dir);
+    snprintf (args, sizeof args,
+              "keys new --keys %s --role device --name silo-1 "
+              "--customer anna --customer ben",
+              keys_dir);
     char *out = s_pond (&rc, args);
     cr_assert_eq (rc, 0, "%s", out);
     cr_assert (strstr (out, "made key 'silo-1' (device, customers anna,ben)"), "%s", out);
@@ -782,7 +794,8 @@ Test (keys_cli, new_list_remove)
     out = pond_harness_run (&rc, "POND_KEYS=%s %s/pond keys list 2>&1", keys_dir, POND_BIN_DIR);
     cr_assert_eq (rc, 0, "%s", out);
     cr_assert (strstr (out, "silo-1") && strstr (out, "device") && strstr (out, "anna,ben")
-               && strstr (out, "broker"), "%s", out);
+                   && strstr (out, "broker"),
+               "%s", out);
     free (out);
     //  The library sees the same
     char err [256];

@@ -26,21 +26,21 @@
 #include "pond_client.h"
 #include "pond_harness.h"
 
-#define PRODUCERS       50
-#define PER_PRODUCER    4000        //  events each may send at most
-#define WINDOW          8           //  pipelined producers; odd ones wait for each ACK
-#define RESEND_MS       1500
+#define PRODUCERS    50
+#define PER_PRODUCER 4000    //  events each may send at most
+#define WINDOW       8       //  pipelined producers; odd ones wait for each ACK
+#define RESEND_MS    1500
 #ifdef POND_SANITIZE_BUILD
-#   define STOPS        8
+#define STOPS 8
 #else
-#   define STOPS        20
+#define STOPS 20
 #endif
 
 typedef struct {
     uint8_t *bytes;
     size_t size;
     uint8_t id [POND_ID_SIZE];
-    int state;                  //  0 unsent, 1 outstanding, 2 acked
+    int state;    //  0 unsent, 1 outstanding, 2 acked
     int64_t sent_at;
     uint64_t seq;
 } sent_t;
@@ -48,8 +48,8 @@ typedef struct {
 typedef struct {
     pond_client_t *client;
     sent_t *sent;
-    size_t next;                //  first unsent
-    size_t oldest;              //  first not ACKed
+    size_t next;      //  first unsent
+    size_t oldest;    //  first not ACKed
     size_t outstanding;
     size_t window;
 } producer_t;
@@ -104,11 +104,15 @@ s_read_replies (producer_t *producer, zhashx_t *by_id, zhashx_t *seq_owner, size
             char seq_key [32];
             snprintf (seq_key, sizeof seq_key, "%" PRIu64, ack.seq);
             sent_t *owner = (sent_t *) zhashx_lookup (seq_owner, seq_key);
-            cr_assert (!owner || owner == item, "seq %" PRIu64 " was ACKed for two ids: a "
-                       "reply named a seq that was never written", ack.seq);
+            cr_assert (!owner || owner == item,
+                       "seq %" PRIu64 " was ACKed for two ids: a "
+                       "reply named a seq that was never written",
+                       ack.seq);
             if (item->state == 2)
-                cr_assert_eq (ack.seq, item->seq, "a second ACK must name the same seq "
-                              "(%" PRIu64 " then %" PRIu64 ")", item->seq, ack.seq);
+                cr_assert_eq (ack.seq, item->seq,
+                              "a second ACK must name the same seq "
+                              "(%" PRIu64 " then %" PRIu64 ")",
+                              item->seq, ack.seq);
             else {
                 zhashx_insert (seq_owner, seq_key, item);
                 if (item->state == 1)
@@ -119,11 +123,10 @@ s_read_replies (producer_t *producer, zhashx_t *by_id, zhashx_t *seq_owner, size
             }
         }
         else {
-            cr_assert_eq (nack.code, POND_CODE_UNAVAILABLE, "NACK %u: %s", nack.code,
-                          nack.reason);
+            cr_assert_eq (nack.code, POND_CODE_UNAVAILABLE, "NACK %u: %s", nack.code, nack.reason);
             sent_t *item = nack.has_id
-                         ? (sent_t *) zhashx_lookup (by_id, pond_harness_id_hex (nack.id, key))
-                         : NULL;
+                             ? (sent_t *) zhashx_lookup (by_id, pond_harness_id_hex (nack.id, key))
+                             : NULL;
             if (item && item->state == 1)
                 item->sent_at = now - RESEND_MS + (int64_t) nack.retry_ms;
         }
@@ -138,8 +141,8 @@ s_send_some (producer_t *producer, bool more)
     int64_t now = zclock_mono ();
     while (more && producer->outstanding < producer->window && producer->next < PER_PRODUCER) {
         sent_t *item = &producer->sent [producer->next++];
-        cr_assert_eq (pond_client_send_bytes (producer->client, item->bytes, item->size), 0,
-                      "%s", pond_client_reason (producer->client));
+        cr_assert_eq (pond_client_send_bytes (producer->client, item->bytes, item->size), 0, "%s",
+                      pond_client_reason (producer->client));
         item->state = 1;
         item->sent_at = now;
         producer->outstanding++;
@@ -176,8 +179,8 @@ s_replay_all (void)
     }
 }
 
-Test (signals, store_stopped_by_signal_acks_only_what_it_wrote, .init = s_setup,
-      .fini = s_teardown, .timeout = 170)
+Test (signals, store_stopped_by_signal_acks_only_what_it_wrote, .init = s_setup, .fini = s_teardown,
+      .timeout = 170)
 {
     char err [POND_ERR_SIZE];
     char key [33];
@@ -190,14 +193,14 @@ Test (signals, store_stopped_by_signal_acks_only_what_it_wrote, .init = s_setup,
         memset (producer, 0, sizeof *producer);
         producer->client = pond_client_new (mesh->ingest);
         cr_assert_not_null (producer->client);
-        pond_client_set_timeout (producer->client, 500, 0);     //  a send waits 500 ms at most
-        producer->window = p % 2? 1: WINDOW;
+        pond_client_set_timeout (producer->client, 500, 0);    //  a send waits 500 ms at most
+        producer->window = p % 2 ? 1 : WINDOW;
         producer->sent = calloc (PER_PRODUCER, sizeof (sent_t));
         cr_assert_not_null (producer->sent);
         char entity [32];
         snprintf (entity, sizeof entity, "cust-sig-%d", p);
         for (size_t i = 0; i < PER_PRODUCER; i++) {
-            pond_event_t *event = pond_event_new (i % 3? "QUACKED": "BUTTON_CLICKED", entity);
+            pond_event_t *event = pond_event_new (i % 3 ? "QUACKED" : "BUTTON_CLICKED", entity);
             sent_t *item = &producer->sent [i];
             item->bytes = pond_event_encode (event, &item->size, err, sizeof err);
             cr_assert_not_null (item->bytes, "%s", err);
@@ -218,11 +221,11 @@ Test (signals, store_stopped_by_signal_acks_only_what_it_wrote, .init = s_setup,
         //  (fq.cpp: !_more, with ZMQ_IMMEDIATE on the link)
         int broker_status;
         if (waitpid (mesh->broker, &broker_status, WNOHANG) == mesh->broker) {
-            mesh->broker = 0;       //  reaped
+            mesh->broker = 0;    //  reaped
             cr_assert_fail ("pond-broker died (%s %d) after %zu stops; see %s/broker.log",
-                            WIFSIGNALED (broker_status)? "signal": "exit code",
-                            WIFSIGNALED (broker_status)? WTERMSIG (broker_status)
-                                                       : WEXITSTATUS (broker_status),
+                            WIFSIGNALED (broker_status) ? "signal" : "exit code",
+                            WIFSIGNALED (broker_status) ? WTERMSIG (broker_status)
+                                                        : WEXITSTATUS (broker_status),
                             stops, mesh->dir);
         }
         bool more = stops < STOPS;
@@ -241,7 +244,7 @@ Test (signals, store_stopped_by_signal_acks_only_what_it_wrote, .init = s_setup,
         zmq_poll (items, PRODUCERS, 50);
         for (int p = 0; p < PRODUCERS; p++)
             s_read_replies (&producers [p], by_id, seq_owner, &acked);
-        int signo = stops % 2? SIGINT: SIGTERM;
+        int signo = stops % 2 ? SIGINT : SIGTERM;
         if (more && !threads_signalled && zclock_mono () >= stop_at) {
             //  As if the main thread had one pending: a worker takes it.
             //  Traffic goes on for a moment (a worker blocks it; without
@@ -250,20 +253,18 @@ Test (signals, store_stopped_by_signal_acks_only_what_it_wrote, .init = s_setup,
             threads_signalled = true;
             stop_at = zclock_mono () + 50 + rand_r (&seed) % 150;
         }
-        else
-        if (more && threads_signalled && zclock_mono () >= stop_at) {
+        else if (more && threads_signalled && zclock_mono () >= stop_at) {
             threads_signalled = false;
             //  Both at once, as a supervisor and a Ctrl-C might: the
             //  second finds the first pending in the main thread
-            kill (mesh->store, signo == SIGTERM? SIGINT: SIGTERM);
+            kill (mesh->store, signo == SIGTERM ? SIGINT : SIGTERM);
             int status = pond_harness_stop (mesh->store, signo);
             cr_assert (WIFEXITED (status) && WEXITSTATUS (status) == 0,
                        "pond-store did not stop cleanly on signal %d (%s %d): a worker that "
-                       "took a signal left it stuck", signo,
-                       WIFSIGNALED (status)? "killed by signal": "exit code",
-                       WIFSIGNALED (status)? WTERMSIG (status): WEXITSTATUS (status));
-            cr_assert_eq (pond_mesh_start_store (mesh), 0, "store restarts after signal %d",
-                          signo);
+                       "took a signal left it stuck",
+                       signo, WIFSIGNALED (status) ? "killed by signal" : "exit code",
+                       WIFSIGNALED (status) ? WTERMSIG (status) : WEXITSTATUS (status));
+            cr_assert_eq (pond_mesh_start_store (mesh), 0, "store restarts after signal %d", signo);
             stops++;
             stop_at = zclock_mono () + 100 + rand_r (&seed) % 700;
         }
@@ -272,8 +273,8 @@ Test (signals, store_stopped_by_signal_acks_only_what_it_wrote, .init = s_setup,
     size_t sent_total = 0;
     for (int p = 0; p < PRODUCERS; p++) {
         sent_total += producers [p].next;
-        cr_assert_eq (producers [p].outstanding, 0, "producer %d still waits for %zu ACKs",
-                      p, producers [p].outstanding);
+        cr_assert_eq (producers [p].outstanding, 0, "producer %d still waits for %zu ACKs", p,
+                      producers [p].outstanding);
     }
     cr_assert_eq (acked, sent_total);
 
@@ -293,17 +294,20 @@ Test (signals, store_stopped_by_signal_acks_only_what_it_wrote, .init = s_setup,
         zhashx_insert (seen, key, (void *) 1);
         sent_t *item = (sent_t *) zhashx_lookup (by_id, key);
         cr_assert_not_null (item, "stored an event nobody sent");
-        cr_assert_eq (item->seq, expected, "seq %" PRIu64 " holds an event ACKed with seq %"
-                      PRIu64 ": an ACK named a seq that was never written", expected, item->seq);
+        cr_assert_eq (item->seq, expected,
+                      "seq %" PRIu64 " holds an event ACKed with seq %" PRIu64
+                      ": an ACK named a seq that was never written",
+                      expected, item->seq);
         expected++;
         pond_event_destroy (&event);
     }
     cr_assert_eq (pond_reader_code (replay), 200, "replay: %s", pond_reader_reason (replay));
-    cr_assert_eq (expected - 1, acked, "stored %" PRIu64 " events, acked %zu", expected - 1,
-                  acked);
-    fprintf (stderr, "signals test: %zu events acked and stored once, seq 1..%" PRIu64
+    cr_assert_eq (expected - 1, acked, "stored %" PRIu64 " events, acked %zu", expected - 1, acked);
+    fprintf (stderr,
+             "signals test: %zu events acked and stored once, seq 1..%" PRIu64
              " without a hole, %zu stops (SIGTERM/SIGINT), %zu thread-directed signals, the "
-             "broker up throughout\n", acked, expected - 1, stops, thread_signals);
+             "broker up throughout\n",
+             acked, expected - 1, stops, thread_signals);
     pond_reader_destroy (&replay);
     zhashx_destroy (&seen);
     for (int p = 0; p < PRODUCERS; p++) {

@@ -28,8 +28,8 @@ Test (store, seq_gap_free_across_reopen, .init = fixture_setup, .fini = fixture_
             events [i] = fixture_event ("QUACKED", "cust-1", 1000 + i);
         fixture_append (store, events, sizes [g], seqs, dups);
         for (size_t i = 0; i < sizes [g]; i++) {
-            cr_assert_eq (seqs [i], expect, "group %zu event %zu: seq %lu, expected %lu",
-                          g, i, (unsigned long) seqs [i], (unsigned long) expect);
+            cr_assert_eq (seqs [i], expect, "group %zu event %zu: seq %lu, expected %lu", g, i,
+                          (unsigned long) seqs [i], (unsigned long) expect);
             cr_assert_not (dups [i]);
             expect++;
         }
@@ -75,7 +75,7 @@ Test (store, seq_gap_free_across_reopen, .init = fixture_setup, .fini = fixture_
     cr_assert_null (pond_store_get (store, 18, &got_size));
     cr_assert_eq (pond_store_lookup (store, id), 17);
     pond_store_destroy (&store);
-    pond_store_destroy (&store);        //  accepts NULL
+    pond_store_destroy (&store);    //  accepts NULL
 }
 
 Test (store, idempotent_across_batches, .init = fixture_setup, .fini = fixture_teardown)
@@ -134,10 +134,9 @@ Test (store, idempotent_within_one_batch, .init = fixture_setup, .fini = fixture
     pond_event_t *b = fixture_event ("BUTTON_CLICKED", "cust-1", 10);
     pond_event_t *c = fixture_event ("QUACKED", "cust-2", 10);
     //  a b a c b old old
-    pond_event_t *events [7] = {
-        pond_event_dup (a), pond_event_dup (b), pond_event_dup (a), pond_event_dup (c),
-        pond_event_dup (b), pond_event_dup (old), pond_event_dup (old)
-    };
+    pond_event_t *events [7] = { pond_event_dup (a),  pond_event_dup (b), pond_event_dup (a),
+                                 pond_event_dup (c),  pond_event_dup (b), pond_event_dup (old),
+                                 pond_event_dup (old) };
     uint64_t seqs [7];
     bool dups [7];
     fixture_append (store, events, 7, seqs, dups);
@@ -204,7 +203,7 @@ Test (store, top_names_are_the_busiest, .init = fixture_setup, .fini = fixture_t
     pond_store_t *store = pond_store_new (fixture_db);
     cr_assert_not_null (store);
     for (int n = 1; n <= 40; n++) {
-        int which = (n * 17) % 40 + 1;          //  a permutation of 1..40
+        int which = (n * 17) % 40 + 1;    //  a permutation of 1..40
         char name [16];
         snprintf (name, sizeof name, "NAME_%02d", which);
         for (int i = 0; i < which; i++)
@@ -251,10 +250,9 @@ Test (store, write_error_stores_nothing, .init = fixture_setup, .fini = fixture_
     fixture_append_one (store, "QUACKED", "cust-1", 2);
 
     pond_store_set_write_fault (store, true);
-    pond_event_t *events [3] = {
-        fixture_event ("QUACKED", "cust-1", 3), fixture_event ("LABEL_ADDED", "cust-1", 3),
-        fixture_event ("QUACKED", "cust-2", 3)
-    };
+    pond_event_t *events [3] = { fixture_event ("QUACKED", "cust-1", 3),
+                                 fixture_event ("LABEL_ADDED", "cust-1", 3),
+                                 fixture_event ("QUACKED", "cust-2", 3) };
     uint64_t seqs [3] = { 99, 99, 99 };
     bool dups [3] = { true, true, true };
     uint8_t *stored [3];
@@ -449,8 +447,8 @@ Test (store, check_refuses_seq_and_size, .init = fixture_setup, .fini = fixture_
         uint8_t *zeros = calloc (1, pad);
         msgpack_pack_bin_body (&pk, zeros, pad);
         free (zeros);
-        cr_assert_eq (pond_event_set_data (event, (uint8_t *) sbuf.data, sbuf.size, err,
-                                           sizeof err), 0);
+        cr_assert_eq (
+            pond_event_set_data (event, (uint8_t *) sbuf.data, sbuf.size, err, sizeof err), 0);
         msgpack_sbuffer_destroy (&sbuf);
         free (data);
         data = pond_event_encode (event, &size, err, sizeof err);
@@ -504,7 +502,7 @@ Test (store, reused_id_for_another_event_is_a_conflict, .init = fixture_setup,
     cr_assert_eq (pond_store_append (store, events, 6, seqs, dups, NULL, NULL), 0);
     for (int i = 0; i < 6; i++) {
         cr_assert (dups [i], "event %d: not a dup", i);
-        cr_assert_eq (seqs [i], i < 2? 1: 0, "event %d: seq %lu", i, (unsigned long) seqs [i]);
+        cr_assert_eq (seqs [i], i < 2 ? 1 : 0, "event %d: seq %lu", i, (unsigned long) seqs [i]);
         pond_event_destroy (&events [i]);
     }
     //  In one group too: the second use of a fresh id for another event
@@ -556,8 +554,8 @@ Test (store, reused_id_is_a_conflict_in_a_store_without_digests, .init = fixture
     rocksdb_writeoptions_t *options = rocksdb_writeoptions_create ();
     char *err = NULL;
     rocksdb_put_cf (pond_store_db (store), options, pond_store_cf (store, POND_CF_BY_ID),
-                    (const char *) pond_event_id (first), POND_ID_SIZE,
-                    (const char *) seq_value, 8, &err);
+                    (const char *) pond_event_id (first), POND_ID_SIZE, (const char *) seq_value, 8,
+                    &err);
     cr_assert_null (err, "%s", err);
     rocksdb_writeoptions_destroy (options);
 

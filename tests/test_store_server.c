@@ -37,7 +37,7 @@ s_recv (zsock_t *dealer, int timeout)
     zpoller_t *poller = zpoller_new (dealer, NULL);
     void *which = zpoller_wait (poller, timeout);
     zpoller_destroy (&poller);
-    return which? zmsg_recv (dealer): NULL;
+    return which ? zmsg_recv (dealer) : NULL;
 }
 
 static void
@@ -67,7 +67,7 @@ s_recv_appended (zsock_t *dealer, pond_appended_t *reply)
     cr_assert_not_null (msg, "no APPENDED");
     zframe_t *command = zmsg_pop (msg);
     cr_assert (pond_proto_is (command, POND_APPENDED), "got %s",
-               command? zframe_strdup (command): "nothing");
+               command ? zframe_strdup (command) : "nothing");
     zframe_t *body = zmsg_pop (msg);
     char err [POND_ERR_SIZE];
     cr_assert_eq (pond_appended_decode (body, reply, err, sizeof err), 0, "%s", err);
@@ -75,13 +75,13 @@ s_recv_appended (zsock_t *dealer, pond_appended_t *reply)
     //  Every stored frame is a valid event with its seq
     size_t index = 0;
     for (zframe_t *frame = zmsg_first (msg); frame; frame = zmsg_next (msg)) {
-        pond_event_t *event = pond_event_decode (zframe_data (frame), zframe_size (frame),
-                                                 err, sizeof err);
+        pond_event_t *event = pond_event_decode (zframe_data (frame), zframe_size (frame), err,
+                                                 sizeof err);
         cr_assert_not_null (event, "%s", err);
         //  Frames: the events stored now (not dups, not refused)
         while (index < reply->count
-        &&     (reply->dups [index]
-                || (reply->codes_count && reply->codes [index] != POND_CODE_OK)))
+               && (reply->dups [index]
+                   || (reply->codes_count && reply->codes [index] != POND_CODE_OK)))
             index++;
         cr_assert_lt (index, reply->count);
         cr_assert_eq (pond_event_seq (event), reply->seqs [index]);
@@ -96,8 +96,7 @@ s_recv_appended (zsock_t *dealer, pond_appended_t *reply)
 
 //  Append one group of events over the socket; asserts code 200.
 static void
-s_socket_append (zsock_t *dealer, uint64_t bid, pond_event_t **events, size_t count,
-                 uint64_t *seqs)
+s_socket_append (zsock_t *dealer, uint64_t bid, pond_event_t **events, size_t count, uint64_t *seqs)
 {
     s_send_append (dealer, bid, events, count);
     pond_appended_t *reply = malloc (sizeof (pond_appended_t));
@@ -137,7 +136,8 @@ s_stats_value (zframe_t *body, const char *key)
     msgpack_unpacked unpacked;
     msgpack_unpacked_init (&unpacked);
     cr_assert_eq (msgpack_unpack_next (&unpacked, (const char *) zframe_data (body),
-                                       zframe_size (body), NULL), MSGPACK_UNPACK_SUCCESS);
+                                       zframe_size (body), NULL),
+                  MSGPACK_UNPACK_SUCCESS);
     msgpack_object map = unpacked.data;
     cr_assert_eq (map.type, MSGPACK_OBJECT_MAP);
     const char *name = NULL;
@@ -148,8 +148,7 @@ s_stats_value (zframe_t *body, const char *key)
     uint64_t value = UINT64_MAX;
     for (uint32_t i = 0; i < map.via.map.size; i++) {
         msgpack_object_kv *kv = &map.via.map.ptr [i];
-        if (kv->key.via.str.size != strlen (key)
-        ||  memcmp (kv->key.via.str.ptr, key, strlen (key)))
+        if (kv->key.via.str.size != strlen (key) || memcmp (kv->key.via.str.ptr, key, strlen (key)))
             continue;
         if (!name) {
             cr_assert_eq (kv->val.type, MSGPACK_OBJECT_POSITIVE_INTEGER);
@@ -161,7 +160,7 @@ s_stats_value (zframe_t *body, const char *key)
             for (uint32_t j = 0; j < kv->val.via.map.size; j++) {
                 msgpack_object_kv *entry = &kv->val.via.map.ptr [j];
                 if (entry->key.via.str.size == strlen (name)
-                &&  memcmp (entry->key.via.str.ptr, name, strlen (name)) == 0)
+                    && memcmp (entry->key.via.str.ptr, name, strlen (name)) == 0)
                     value = entry->val.via.u64;
             }
         }
@@ -237,9 +236,8 @@ s_recv_stream (zsock_t *dealer, uint64_t rid, uint64_t *seqs, size_t capacity,
         for (zframe_t *frame = zmsg_first (msg); frame; frame = zmsg_next (msg))
             for (size_t at = 0; at < zframe_size (frame);) {
                 size_t used = 0;
-                pond_event_t *event = pond_event_decode_next (zframe_data (frame) + at,
-                                                              zframe_size (frame) - at, &used,
-                                                              err, sizeof err);
+                pond_event_t *event = pond_event_decode_next (
+                    zframe_data (frame) + at, zframe_size (frame) - at, &used, err, sizeof err);
                 cr_assert_not_null (event, "%s", err);
                 cr_assert_lt ((size_t) rc, capacity);
                 seqs [rc] = pond_event_seq (event);
@@ -286,7 +284,7 @@ Test (server, group_commit_answers_each_append_in_order, .init = fixture_setup,
     pond_event_t *sent [20];
     for (int i = 0; i < 20; i++) {
         sent [i] = fixture_event ("QUACKED", "cust-1", 1000 + i);
-        pond_event_t *copy = pond_event_dup (i == 12? sent [3]: sent [i]);
+        pond_event_t *copy = pond_event_dup (i == 12 ? sent [3] : sent [i]);
         if (i == 7) {
             zmsg_t *msg = zmsg_new ();
             zmsg_addstr (msg, POND_APPEND);
@@ -444,8 +442,7 @@ Test (server, replays_interleave_with_appends, .init = fixture_setup, .fini = fi
     for (uint64_t rid = 1; rid <= 3; rid++) {
         pond_replay_req_t request = { .rid = rid, .credit = 1 };
         s_send_replay (reader, &request);
-        cr_assert_eq (s_recv_stream (reader, rid, seqs, POND_CHUNK_EVENTS, &left, &end, NULL),
-                      512);
+        cr_assert_eq (s_recv_stream (reader, rid, seqs, POND_CHUNK_EVENTS, &left, &end, NULL), 512);
         cr_assert_eq (seqs [0], 1);
         cr_assert_eq (left, 0);
     }
@@ -554,10 +551,9 @@ Test (process, append_and_appended, .init = fixture_setup, .fini = fixture_teard
     cr_assert_str_eq (pong, POND_PONG);
     zstr_free (&pong);
 
-    pond_event_t *events [3] = {
-        fixture_event ("QUACKED", "cust-1", 10), fixture_event ("BUTTON_CLICKED", "cust-1", 11),
-        fixture_event ("QUACKED", "cust-2", 12)
-    };
+    pond_event_t *events [3] = { fixture_event ("QUACKED", "cust-1", 10),
+                                 fixture_event ("BUTTON_CLICKED", "cust-1", 11),
+                                 fixture_event ("QUACKED", "cust-2", 12) };
     pond_appended_t *reply = malloc (sizeof (pond_appended_t));
     s_send_append (dealer, 41, events, 3);
     cr_assert_eq (s_recv_appended (dealer, reply), 3, "one stored frame per new event");
@@ -633,10 +629,10 @@ Test (process, bad_input_gets_errors_and_changes_nothing, .init = fixture_setup,
     //  APPEND without body, with a truncated body, with an oversized body
     s_send_frames (dealer, 1, "APPEND", (size_t) 6);
     s_expect_error (dealer, POND_CODE_BAD_REQUEST, "APPEND");
-    const uint8_t truncated [] = { 0x81, 0xa3, 'b', 'i' };      //  {"bi...
+    const uint8_t truncated [] = { 0x81, 0xa3, 'b', 'i' };    //  {"bi...
     s_send_frames (dealer, 2, "APPEND", (size_t) 6, truncated, sizeof truncated);
     s_expect_error (dealer, POND_CODE_BAD_REQUEST, "APPEND body");
-    const uint8_t huge_claim [] = { 0xdf, 0xff, 0xff, 0xff, 0xff };     //  map of 4G pairs
+    const uint8_t huge_claim [] = { 0xdf, 0xff, 0xff, 0xff, 0xff };    //  map of 4G pairs
     s_send_frames (dealer, 2, "APPEND", (size_t) 6, huge_claim, sizeof huge_claim);
     s_expect_error (dealer, POND_CODE_BAD_REQUEST, "APPEND body");
     size_t big_size = POND_BODY_MAX + 1000;
@@ -703,8 +699,8 @@ Test (process, bad_input_gets_errors_and_changes_nothing, .init = fixture_setup,
     header.bid = 8;
     zframe_destroy (&body);
     body = pond_append_encode (&header);
-    s_send_frames (dealer, 3, "APPEND", (size_t) 6, zframe_data (body), zframe_size (body),
-                   garbage, sizeof garbage);
+    s_send_frames (dealer, 3, "APPEND", (size_t) 6, zframe_data (body), zframe_size (body), garbage,
+                   sizeof garbage);
     s_recv_appended (dealer, reply);
     cr_assert_eq (reply->code, POND_CODE_OK);
     cr_assert_eq (reply->codes [0], POND_CODE_BAD_REQUEST);
@@ -814,8 +810,7 @@ Test (server, packed_replay_sends_big_chunks, .init = fixture_setup, .fini = fix
         for (int i = 0; i < count; i++)
             cr_assert_eq (seqs [i], expect++);
     }
-    cr_assert_eq (s_recv_stream (dealer, 9, seqs, POND_CHUNK_PACKED_EVENTS, &left, &end, NULL),
-                  -1);
+    cr_assert_eq (s_recv_stream (dealer, 9, seqs, POND_CHUNK_PACKED_EVENTS, &left, &end, NULL), -1);
     cr_assert_eq (end.code, POND_CODE_OK, "END %u: %s", end.code, end.reason);
     cr_assert_eq (end.count, 5120);
 
@@ -827,8 +822,8 @@ Test (server, packed_replay_sends_big_chunks, .init = fixture_setup, .fini = fix
                   POND_CHUNK_PACKED_EVENTS);
     s_send_credit (dealer, POND_CANCEL, 10, 0);
     int chunks = 0, count;
-    while ((count = s_recv_stream (dealer, 10, seqs, POND_CHUNK_PACKED_EVENTS, &left, &end,
-                                   NULL)) >= 0)
+    while ((count = s_recv_stream (dealer, 10, seqs, POND_CHUNK_PACKED_EVENTS, &left, &end, NULL))
+           >= 0)
         chunks++;
     cr_assert_leq (chunks, 1, "no more than the credit");
     cr_assert_eq (end.count, (uint64_t) (chunks + 1) * POND_CHUNK_PACKED_EVENTS);
@@ -856,7 +851,7 @@ Test (process, replay_with_credit, .init = fixture_setup, .fini = fixture_teardo
     //  1200 events: 1024 + 176
     pond_event_t *events [POND_APPEND_MAX];
     for (int g = 0, bid = 1; g < 1200; bid++) {
-        int count = 1200 - g < POND_APPEND_MAX? 1200 - g: POND_APPEND_MAX;
+        int count = 1200 - g < POND_APPEND_MAX ? 1200 - g : POND_APPEND_MAX;
         for (int i = 0; i < count; i++)
             events [i] = fixture_event ("QUACKED", "cust-1", 5000 - g - i);
         s_socket_append (dealer, bid, events, count, NULL);
@@ -920,9 +915,9 @@ Test (process, replay_with_credit, .init = fixture_setup, .fini = fixture_teardo
 }
 
 //  kill -9 during a stream of APPENDs: whatever was answered survives
-#define KILL_BATCH      4
-#define KILL_INFLIGHT   16
-#define KILL_MAX        4096
+#define KILL_BATCH    4
+#define KILL_INFLIGHT 16
+#define KILL_MAX      4096
 
 Test (process, kill_9_loses_nothing_answered, .init = fixture_setup, .fini = fixture_teardown,
       .timeout = 60)
@@ -955,7 +950,7 @@ Test (process, kill_9_loses_nothing_answered, .init = fixture_setup, .fini = fix
             killed = true;
         }
         //  Before the kill, wait for answers; after, collect what arrived
-        zmsg_t *msg = s_recv (dealer, killed? 200: 5000);
+        zmsg_t *msg = s_recv (dealer, killed ? 200 : 5000);
         if (!msg) {
             cr_assert (killed, "pond-store stopped answering before the kill");
             break;
@@ -998,8 +993,9 @@ Test (process, kill_9_loses_nothing_answered, .init = fixture_setup, .fini = fix
     size_t total = 0;
     pond_end_t end;
     int count;
-    while ((count = s_recv_stream (dealer, 1, seqs + total, head - total, NULL, &end,
-                                   log_ids + total)) >= 0)
+    while (
+        (count = s_recv_stream (dealer, 1, seqs + total, head - total, NULL, &end, log_ids + total))
+        >= 0)
         total += count;
     cr_assert_eq (end.code, POND_CODE_OK);
     cr_assert_eq (total, head);
@@ -1018,7 +1014,7 @@ Test (process, kill_9_loses_nothing_answered, .init = fixture_setup, .fini = fix
     s_socket_append (dealer, 999999, &event, 1, &seq);
     cr_assert_eq (seq, head + 1);
     pond_event_set_id (event, ids [0]);
-    pond_event_set_ts (event, 1000);           //  the same event as ids [0]
+    pond_event_set_ts (event, 1000);    //  the same event as ids [0]
     s_send_append (dealer, 1000000, &event, 1);
     s_recv_appended (dealer, reply);
     cr_assert (reply->dups [0]);
@@ -1040,7 +1036,8 @@ Test (process, command_line, .init = fixture_setup, .fini = fixture_teardown, .t
     char *output = pond_harness_run (&code, "%s/pond-store --help", POND_BIN_DIR);
     cr_assert_eq (code, 0);
     cr_assert (strstr (output, "--data") && strstr (output, "--endpoint")
-               && strstr (output, "RocksDB"), "help: %s", output);
+                   && strstr (output, "RocksDB"),
+               "help: %s", output);
     free (output);
     output = pond_harness_run (&code, "%s/pond-store --no-such-option 2>&1", POND_BIN_DIR);
     cr_assert_eq (code, 2);

@@ -17,8 +17,8 @@
 #include "pond_store.h"
 #include "pond_store_server.h"
 
-#define FAULT_APPENDS   8
-#define FAULT_EVENTS    50          //  per APPEND
+#define FAULT_APPENDS 8
+#define FAULT_EVENTS  50    //  per APPEND
 
 //  An in-process store server on ipc in a fresh directory, and a DEALER
 //  connected to it
@@ -106,7 +106,7 @@ static uint32_t
 s_fault_appended (zsock_t *dealer, uint64_t *bid, uint64_t *seqs, size_t *count)
 {
     zpoller_t *poller = zpoller_new (dealer, NULL);
-    zmsg_t *msg = zpoller_wait (poller, 10000)? zmsg_recv (dealer): NULL;
+    zmsg_t *msg = zpoller_wait (poller, 10000) ? zmsg_recv (dealer) : NULL;
     zpoller_destroy (&poller);
     cr_assert_not_null (msg, "no APPENDED");
     char *command = zmsg_popstr (msg);
@@ -233,8 +233,8 @@ s_ignore_signal (int signo)
     (void) signo;
 }
 
-#define SIGNAL_ROUNDS   150
-#define SIGNAL_APPENDS  4           //  pipelined per round
+#define SIGNAL_ROUNDS  150
+#define SIGNAL_APPENDS 4    //  pipelined per round
 
 //  A signal a process takes may be delivered to any thread that does not
 //  block it, and with a handler installed without SA_RESTART (as CZMQ
@@ -244,7 +244,7 @@ s_ignore_signal (int signo)
 //  order, with gap-free seqs, and the log holds exactly what was answered.
 Test (store_writer, signals_to_server_threads_change_no_answer, .timeout = 60)
 {
-    struct sigaction action = { .sa_handler = s_ignore_signal };   //  no SA_RESTART
+    struct sigaction action = { .sa_handler = s_ignore_signal };    //  no SA_RESTART
     sigemptyset (&action.sa_mask);
     cr_assert_eq (sigaction (SIGUSR1, &action, NULL), 0);
     pid_t before [256], after [256];
@@ -287,7 +287,9 @@ Test (store_writer, signals_to_server_threads_change_no_answer, .timeout = 60)
     }
     zactor_destroy (&it.actor);
     cr_assert_eq (pond_store_head (it.store), next - 1, "the log holds what was answered");
-    fprintf (stderr, "signals to %zu server threads: %" PRIu64 " sent, %" PRIu64
-             " events answered and stored\n", nserver, signals, next - 1);
+    fprintf (stderr,
+             "signals to %zu server threads: %" PRIu64 " sent, %" PRIu64
+             " events answered and stored\n",
+             nserver, signals, next - 1);
     s_unserve (&it);
 }

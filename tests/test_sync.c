@@ -20,14 +20,14 @@
 #include "pond_client.h"
 #include "pond_harness.h"
 
-#define PRODUCERS       32          //  the loaded phase: each pipelines WINDOW events
-#define WINDOW          16
+#define PRODUCERS 32    //  the loaded phase: each pipelines WINDOW events
+#define WINDOW    16
 #ifdef POND_SANITIZE_BUILD
-#   define PER_PRODUCER 300
-#   define ONE_BY_ONE   100         //  the quiet phase: one producer, one event at a time
+#define PER_PRODUCER 300
+#define ONE_BY_ONE   100    //  the quiet phase: one producer, one event at a time
 #else
-#   define PER_PRODUCER 2000
-#   define ONE_BY_ONE   300
+#define PER_PRODUCER 2000
+#define ONE_BY_ONE   300
 #endif
 
 typedef struct {
@@ -69,8 +69,7 @@ s_store_with_shim (const char *log, bool unsafe)
     //  Once one event is ACKed the broker reaches the new store
     pond_client_t *client = pond_client_new (mesh->ingest);
     pond_event_t *event = pond_event_new ("QUACKED", "cust-sync-first");
-    cr_assert_eq (pond_client_publish (client, event, NULL), 0, "%s",
-                  pond_client_reason (client));
+    cr_assert_eq (pond_client_publish (client, event, NULL), 0, "%s", pond_client_reason (client));
     pond_event_destroy (&event);
     pond_client_destroy (&client);
 }
@@ -103,8 +102,8 @@ s_publish (int producers, size_t window, size_t per_producer)
                 pond_event_destroy (&event);
                 sent [p]++;
             }
-            items [p] = (zmq_pollitem_t) {
-                zsock_resolve (pond_client_sock (clients [p])), 0, ZMQ_POLLIN, 0 };
+            items [p] = (zmq_pollitem_t) { zsock_resolve (pond_client_sock (clients [p])), 0,
+                                           ZMQ_POLLIN, 0 };
         }
         zmq_poll (items, producers, 100);
         for (int p = 0; p < producers; p++) {
@@ -112,8 +111,8 @@ s_publish (int producers, size_t window, size_t per_producer)
             pond_nack_t nack;
             int rc;
             while ((rc = pond_client_recv (clients [p], 0, &ack, &nack)) >= 0) {
-                cr_assert_eq (rc, 1, "NACK %u: %s (no retries here: the store is up)",
-                              nack.code, nack.reason);
+                cr_assert_eq (rc, 1, "NACK %u: %s (no retries here: the store is up)", nack.code,
+                              nack.reason);
                 acked [p]++;
                 total++;
             }
@@ -148,18 +147,22 @@ s_summary (const char *log)
     while (fgets (line, sizeof line, file)) {
         if (strncmp (line, "violation", 9) == 0)
             fprintf (stderr, "sync shim: %s", line);
-        if (sscanf (line, "summary appended=%" SCNu64 " checked=%" SCNu64 " violations=%"
-                    SCNu64 " wal_writes=%" SCNu64 " wal_bytes=%" SCNu64 " syncs=%" SCNu64,
-                    &summary.appended, &summary.checked, &summary.violations,
-                    &summary.wal_writes, &summary.wal_bytes, &summary.syncs) == 6)
+        if (sscanf (line,
+                    "summary appended=%" SCNu64 " checked=%" SCNu64 " violations=%" SCNu64
+                    " wal_writes=%" SCNu64 " wal_bytes=%" SCNu64 " syncs=%" SCNu64,
+                    &summary.appended, &summary.checked, &summary.violations, &summary.wal_writes,
+                    &summary.wal_bytes, &summary.syncs)
+            == 6)
             found = true;
     }
     fclose (file);
     cr_assert (found, "no summary line in %s: did pond-store exit cleanly?", log);
-    fprintf (stderr, "sync shim: %" PRIu64 " APPENDED, %" PRIu64 " with new events checked, %"
-             PRIu64 " sent before their sync; %" PRIu64 " WAL writes (%" PRIu64 " bytes), %"
-             PRIu64 " syncs\n", summary.appended, summary.checked, summary.violations,
-             summary.wal_writes, summary.wal_bytes, summary.syncs);
+    fprintf (stderr,
+             "sync shim: %" PRIu64 " APPENDED, %" PRIu64 " with new events checked, %" PRIu64
+             " sent before their sync; %" PRIu64 " WAL writes (%" PRIu64 " bytes), %" PRIu64
+             " syncs\n",
+             summary.appended, summary.checked, summary.violations, summary.wal_writes,
+             summary.wal_bytes, summary.syncs);
     return summary;
 }
 
@@ -175,8 +178,10 @@ Test (sync, no_reply_before_its_wal_sync_under_load, .init = s_setup, .fini = s_
     cr_assert_gt (summary.wal_writes, 0, "the shim saw no WAL write: is the WAL elsewhere?");
     cr_assert_gt (summary.syncs, 0, "the shim saw no WAL sync");
     cr_assert_gt (summary.checked, 0, "the shim saw no APPENDED announcing new events");
-    cr_assert_eq (summary.violations, 0, "%" PRIu64 " APPENDED left the store before the WAL "
-                  "sync covering their events", summary.violations);
+    cr_assert_eq (summary.violations, 0,
+                  "%" PRIu64 " APPENDED left the store before the WAL "
+                  "sync covering their events",
+                  summary.violations);
 }
 
 //  The check itself: with the WAL sync turned off it must see replies
@@ -190,6 +195,7 @@ Test (sync, replies_without_wal_sync_are_caught, .init = s_setup, .fini = s_tear
     s_publish_load ();
     shim_summary_t summary = s_summary (log);
     cr_assert_gt (summary.checked, 0);
-    cr_assert_gt (summary.violations, 0, "with POND_STORE_UNSAFE_NO_SYNC=1 the shim must see "
+    cr_assert_gt (summary.violations, 0,
+                  "with POND_STORE_UNSAFE_NO_SYNC=1 the shim must see "
                   "APPENDED sent before a sync");
 }

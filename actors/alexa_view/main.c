@@ -10,6 +10,6 @@ main (int argc, char *argv [])
     pond_actor_spec_t spec;
     pond_alexa_view_spec (&spec);
     return pond_actor_main (&spec, argc, argv,
-        "Ask: pond query alexa-view CUSTOMER \"what do I have?\"\n"
-        "     pond query alexa-view CUSTOMER \"do I have milk?\"\n");
+                            "Ask: pond query alexa-view CUSTOMER \"what do I have?\"\n"
+                            "     pond query alexa-view CUSTOMER \"do I have milk?\"\n");
 }

@@ -60,8 +60,8 @@ s_add (cJSON *items, const char *key, const char *label, const char *container, 
         cJSON *other = items->child;
         while (other) {
             cJSON *next = other->next;
-            if (other->string && strcmp (other->string, key)
-            &&  s_take_container (other, container) && !s_has_containers (other))
+            if (other->string && strcmp (other->string, key) && s_take_container (other, container)
+                && !s_has_containers (other))
                 cJSON_Delete (cJSON_DetachItemViaPointer (items, other));
             other = next;
         }
@@ -74,7 +74,7 @@ s_add (cJSON *items, const char *key, const char *label, const char *container, 
             return -1;
         cJSON_AddItemToObject (items, key, item);
         if (pond_actors_set_string (item, "label", label)
-        ||  pond_actors_set_uint (item, "since", ts))
+            || pond_actors_set_uint (item, "since", ts))
             return -1;
     }
     cJSON *containers = cJSON_GetObjectItemCaseSensitive (item, "containers");
@@ -90,7 +90,7 @@ s_add (cJSON *items, const char *key, const char *label, const char *container, 
         int index = 0;
         const cJSON *entry;
         cJSON_ArrayForEach (entry, containers) {
-            int order = cJSON_IsString (entry)? strcmp (entry->valuestring, container): -1;
+            int order = cJSON_IsString (entry) ? strcmp (entry->valuestring, container) : -1;
             if (order == 0)
                 return 0;
             if (order > 0)
@@ -132,11 +132,12 @@ s_remove (cJSON *items, const char *key, const char *container)
 static int
 s_apply (pond_actor_t *actor, pond_view_t *view, const pond_event_t *event, void *state)
 {
-    (void) actor; (void) state;
+    (void) actor;
+    (void) state;
     const char *name = pond_event_name (event);
     bool added = streq (name, "LABEL_ADDED");
     if (!added && !streq (name, "LABEL_REMOVED"))
-        return 0;               //  not ours: the runtime filters, be safe
+        return 0;    //  not ours: the runtime filters, be safe
     char key [POND_ACTORS_KEY_MAX];
     if (pond_actors_customer_key (pond_event_entity (event), key, sizeof key))
         return pond_actors_skip (view, event, "no usable entity");
@@ -145,31 +146,30 @@ s_apply (pond_actor_t *actor, pond_view_t *view, const pond_event_t *event, void
     if (!label)
         return pond_actors_skip (view, event, "no \"label\" in data");
     char container_buf [POND_ACTORS_TEXT_MAX];
-    char *container = pond_actors_text (event, "container", container_buf,
-                                        sizeof container_buf);
+    char *container = pond_actors_text (event, "container", container_buf, sizeof container_buf);
     char *item_key = s_lower (label);
     cJSON *doc = pond_view_get (view, key);
     if (!cJSON_IsObject (doc)) {
         cJSON_Delete (doc);
         doc = cJSON_CreateObject ();
     }
-    cJSON *items = doc? pond_actors_object (doc, "items"): NULL;
-    int rc = item_key && items? 0: -1;
+    cJSON *items = doc ? pond_actors_object (doc, "items") : NULL;
+    int rc = item_key && items ? 0 : -1;
     if (rc == 0) {
         if (added)
             rc = s_add (items, item_key, label, container, pond_event_ts (event));
         else
             s_remove (items, item_key, container);
     }
-    rc |= doc? pond_actors_set_string (doc, "customer", pond_event_entity (event)): -1;
-    rc |= doc? pond_actors_set_uint (doc, "last_seq", pond_event_seq (event)): -1;
+    rc |= doc ? pond_actors_set_string (doc, "customer", pond_event_entity (event)) : -1;
+    rc |= doc ? pond_actors_set_uint (doc, "last_seq", pond_event_seq (event)) : -1;
     if (rc == 0)
         rc = pond_actors_put_take (view, key, &doc);
     cJSON_Delete (doc);
     free (item_key);
     pond_actors_text_free (label, label_buf);
     pond_actors_text_free (container, container_buf);
-    return rc? -1: 0;
+    return rc ? -1 : 0;
 }
 
 //  ---------------------------------------------------------------------
@@ -181,8 +181,7 @@ s_join (zchunk_t *buffer, const char *const *words, size_t count)
 {
     for (size_t index = 0; index < count; index++) {
         if (index > 0)
-            zchunk_extend (buffer, index + 1 == count? " and ": ", ",
-                           index + 1 == count? 5: 2);
+            zchunk_extend (buffer, index + 1 == count ? " and " : ", ", index + 1 == count ? 5 : 2);
         zchunk_extend (buffer, words [index], strlen (words [index]));
     }
 }
@@ -225,7 +224,7 @@ s_answer_list (const cJSON *items)
             qsort (sorted, count, sizeof *sorted, s_compare_keys);
         for (size_t index = 0; index < count; index++) {
             const char *label = pond_actors_string (sorted [index], "label");
-            words [index] = label? label: sorted [index]->string;
+            words [index] = label ? label : sorted [index]->string;
         }
         zchunk_extend (buffer, "You have ", 9);
         s_join (buffer, words, count);
@@ -252,8 +251,7 @@ s_find (const cJSON *items, const char *wanted)
         key [length - 1] = 0;
         item = cJSON_GetObjectItemCaseSensitive (items, key);
     }
-    else
-    if (!item) {
+    else if (!item) {
         char plural [POND_QUERY_TEXT_MAX + 2];
         snprintf (plural, sizeof plural, "%ss", key);
         item = cJSON_GetObjectItemCaseSensitive (items, plural);
@@ -277,12 +275,12 @@ s_answer_have (const cJSON *items, const char *wanted)
         return s_chunk_text (buffer);
     }
     const char *label = pond_actors_string (item, "label");
-    label = label? label: item->string;
+    label = label ? label : item->string;
     zchunk_extend (buffer, "Yes, you have ", 14);
     zchunk_extend (buffer, label, strlen (label));
     const cJSON *containers = cJSON_GetObjectItemCaseSensitive (item, "containers");
     int size = cJSON_GetArraySize (containers);
-    const char **words = size > 0? calloc ((size_t) size, sizeof *words): NULL;
+    const char **words = size > 0 ? calloc ((size_t) size, sizeof *words) : NULL;
     size_t count = 0;
     const cJSON *entry;
     if (words)
@@ -290,7 +288,7 @@ s_answer_have (const cJSON *items, const char *wanted)
             if (cJSON_IsString (entry))
                 words [count++] = entry->valuestring;
     if (count > 0) {
-        const char *in = count == 1? " in container ": " in containers ";
+        const char *in = count == 1 ? " in container " : " in containers ";
         zchunk_extend (buffer, in, strlen (in));
         s_join (buffer, words, count);
     }
@@ -317,7 +315,7 @@ pond_alexa_view_answer (const cJSON *doc, const char *text)
     char question [POND_QUERY_TEXT_MAX];
     size_t length = 0;
     bool space = true;
-    for (const char *c = text? text: ""; *c && length < sizeof question - 1; c++) {
+    for (const char *c = text ? text : ""; *c && length < sizeof question - 1; c++) {
         if (isspace ((unsigned char) *c)) {
             if (!space)
                 question [length++] = ' ';
@@ -342,12 +340,12 @@ pond_alexa_view_answer (const cJSON *doc, const char *text)
     if (strcasecmp (asked, "what do i have") == 0)
         return s_answer_list (items);
     const char *wanted = s_skip_word (asked, "do");
-    wanted = wanted? s_skip_word (wanted, "i"): NULL;
-    wanted = wanted? s_skip_word (wanted, "have"): NULL;
+    wanted = wanted ? s_skip_word (wanted, "i") : NULL;
+    wanted = wanted ? s_skip_word (wanted, "have") : NULL;
     if (wanted) {
         const char *article = s_skip_word (wanted, "any");
-        article = article? article: s_skip_word (wanted, "some");
-        wanted = article? article: wanted;
+        article = article ? article : s_skip_word (wanted, "some");
+        wanted = article ? article : wanted;
     }
     if (wanted && *wanted)
         return s_answer_have (items, wanted);
@@ -358,8 +356,7 @@ pond_alexa_view_answer (const cJSON *doc, const char *text)
 //  Query
 
 static char *
-s_query (pond_actor_t *actor, pond_view_t *view, const char *entity, const char *text,
-         void *state)
+s_query (pond_actor_t *actor, pond_view_t *view, const char *entity, const char *text, void *state)
 {
     (void) state;
     char key [POND_ACTORS_KEY_MAX];
@@ -369,7 +366,7 @@ s_query (pond_actor_t *actor, pond_view_t *view, const char *entity, const char 
     }
     cJSON *doc = pond_view_get (view, key);
     char *sentence = pond_alexa_view_answer (doc, text);
-    cJSON *answer = sentence? cJSON_CreateObject (): NULL;
+    cJSON *answer = sentence ? cJSON_CreateObject () : NULL;
     char *result = NULL;
     if (answer) {
         cJSON_AddStringToObject (answer, "answer", sentence);
@@ -389,11 +386,10 @@ pond_alexa_view_spec (pond_actor_spec_t *spec)
     memset (spec, 0, sizeof *spec);
     spec->name = POND_ALEXA_VIEW_NAME;
     spec->names = s_names;
-    spec->description =
-        "Keeps each customer's food inventory from LABEL_ADDED / LABEL_REMOVED\n"
-        "(for it LABEL_REMOVED removes the item) and answers questions about it:\n"
-        "query a customer id with the text \"what do I have?\" or \"do I have\n"
-        "milk?\" to get {\"answer\": \"...\"}. A customer never seen has nothing.";
+    spec->description = "Keeps each customer's food inventory from LABEL_ADDED / LABEL_REMOVED\n"
+                        "(for it LABEL_REMOVED removes the item) and answers questions about it:\n"
+                        "query a customer id with the text \"what do I have?\" or \"do I have\n"
+                        "milk?\" to get {\"answer\": \"...\"}. A customer never seen has nothing.";
     spec->apply = s_apply;
     spec->query = s_query;
 }

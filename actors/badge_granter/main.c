@@ -16,7 +16,8 @@ main (int argc, char *argv [])
     pond_actor_spec_t spec;
     pond_badge_granter_spec (&spec);
     spec.state = granter;
-    int rc = pond_actor_main (&spec, argc, argv,
+    int rc = pond_actor_main (
+        &spec, argc, argv,
         "Recompute every badge under new rules (emits only the differences):\n"
         "  pond recompute badges --rules actors/badge_granter/rules/v2.json\n"
         "Rules: {\"version\": \"v2\", \"badges\": [{\"name\": \"Junior\", \"at\": 15}, ...]}\n");

@@ -14,23 +14,22 @@
 
 #include "pond_client.h"
 
-#define S_PROGRESS_EVERY    1000    //  events between two PROGRESS messages
-#define S_REPLAY_WAIT       1000    //  msecs per wait for the next replayed event
-#define S_REPLAY_PATIENCE   30      //  waits in a row without an event before giving up
-#define S_EMIT_BATCH        1024    //  recompute: changes emitted in one pipelined batch
+#define S_PROGRESS_EVERY  1000    //  events between two PROGRESS messages
+#define S_REPLAY_WAIT     1000    //  msecs per wait for the next replayed event
+#define S_REPLAY_PATIENCE 30      //  waits in a row without an event before giving up
+#define S_EMIT_BATCH      1024    //  recompute: changes emitted in one pipelined batch
 
-static const char *const s_names [] = {
-    "QUACKED", "BADGE_GRANTED", "BADGE_REMOVED", "BADGE_RULES_CHANGED", NULL
-};
+static const char *const s_names [] = { "QUACKED", "BADGE_GRANTED", "BADGE_REMOVED",
+                                        "BADGE_RULES_CHANGED", NULL };
 
 struct _pond_badge_granter_t {
     //  What recompute emitted and the log has not shown back yet:
     //  customer -> cJSON object {badge: true (granted) / false (removed)}
     zhash_t *pending;
-    bool rules_pending;                 //  a BADGE_RULES_CHANGED on its way
+    bool rules_pending;    //  a BADGE_RULES_CHANGED on its way
     pond_badge_rules_t pending_rules;
-    uint64_t last_position;             //  position of the last recompute
-    unsigned round;                     //  recomputes before at that position
+    uint64_t last_position;    //  position of the last recompute
+    unsigned round;            //  recomputes before at that position
     //  What applying the last BADGE_RULES_CHANGED changed (its id), for
     //  the recompute that emitted it to report
     uint8_t reeval_id [POND_ID_SIZE];
@@ -38,7 +37,7 @@ struct _pond_badge_granter_t {
     cJSON *reeval_removed;
     size_t reeval_granted_count;
     size_t reeval_removed_count;
-    pond_badge_emit_fn *emit;           //  test hooks
+    pond_badge_emit_fn *emit;    //  test hooks
     void *emit_arg;
     pond_badge_source_fn *source;
     void *source_arg;
@@ -109,8 +108,8 @@ s_emit (pond_badge_granter_t *self, pond_actor_t *actor, pond_event_t *event)
 //  Send count events through the test hook (one by one) or the runtime
 //  (pipelined); acked [i] says which went. Returns 0 if all did, else -1.
 static int
-s_emit_many (pond_badge_granter_t *self, pond_actor_t *actor, pond_event_t **events,
-             size_t count, bool *acked)
+s_emit_many (pond_badge_granter_t *self, pond_actor_t *actor, pond_event_t **events, size_t count,
+             bool *acked)
 {
     if ((self && self->emit) || !actor) {
         int rc = 0;
@@ -149,13 +148,12 @@ s_pending_set (pond_badge_granter_t *self, const char *customer, const char *bad
 //  emitted its removal) leaves the pending one in place: it is still on
 //  its way, and the next recompute must count with it.
 static void
-s_pending_forget (pond_badge_granter_t *self, const char *customer, const char *badge,
-                  bool granted)
+s_pending_forget (pond_badge_granter_t *self, const char *customer, const char *badge, bool granted)
 {
     if (!self)
         return;
     cJSON *changes = (cJSON *) zhash_lookup (self->pending, customer);
-    cJSON *change = changes? cJSON_GetObjectItemCaseSensitive (changes, badge): NULL;
+    cJSON *change = changes ? cJSON_GetObjectItemCaseSensitive (changes, badge) : NULL;
     if (change && cJSON_IsTrue (change) == granted) {
         cJSON_DeleteItemFromObjectCaseSensitive (changes, badge);
         if (!changes->child)
@@ -213,8 +211,8 @@ s_held_set (const cJSON *doc)
 static int
 s_mark (cJSON *doc, const char *badge, bool grant, const char *version)
 {
-    cJSON *marks = pond_actors_object (doc, grant? "granting": "removing");
-    cJSON *other = cJSON_GetObjectItemCaseSensitive (doc, grant? "removing": "granting");
+    cJSON *marks = pond_actors_object (doc, grant ? "granting" : "removing");
+    cJSON *other = cJSON_GetObjectItemCaseSensitive (doc, grant ? "removing" : "granting");
     if (!marks)
         return -1;
     cJSON_DeleteItemFromObjectCaseSensitive (other, badge);
@@ -229,7 +227,7 @@ static const char **
 s_set_names (const cJSON *set, size_t *count_p)
 {
     int size = cJSON_GetArraySize (set);
-    const char **names = size > 0? calloc ((size_t) size, sizeof *names): NULL;
+    const char **names = size > 0 ? calloc ((size_t) size, sizeof *names) : NULL;
     size_t count = 0;
     const cJSON *item;
     if (names)
@@ -242,9 +240,9 @@ s_set_names (const cJSON *set, size_t *count_p)
 //  A new badge event for customer with data {badge, rules_version, count
 //  [, reason]}, id derived from cause and salt. NULL on failure (logged).
 static pond_event_t *
-s_badge_event (const char *name, const char *customer, const uint8_t *cause,
-               const char *salt, const uint8_t *causation, const char *badge,
-               const char *version, uint64_t count, const char *reason)
+s_badge_event (const char *name, const char *customer, const uint8_t *cause, const char *salt,
+               const uint8_t *causation, const char *badge, const char *version, uint64_t count,
+               const char *reason)
 {
     pond_event_t *event = pond_event_new (name, customer);
     cJSON *data = cJSON_CreateObject ();
@@ -299,7 +297,7 @@ s_apply_quacked (pond_badge_granter_t *self, pond_actor_t *actor, pond_view_t *v
     size_t held_count = 0;
     const char **names = s_set_names (held, &held_count);
     bool grant [POND_BADGE_MAX];
-    bool *remove = held_count? calloc (held_count, sizeof *remove): NULL;
+    bool *remove = held_count ? calloc (held_count, sizeof *remove) : NULL;
     if (!held || (held_count && (!names || !remove)))
         rc = -1;
     if (rc == 0 && pond_badge_rules_diff (&rules, quacks, names, held_count, grant, remove)) {
@@ -310,13 +308,13 @@ s_apply_quacked (pond_badge_granter_t *self, pond_actor_t *actor, pond_view_t *v
             const char *badge = rules.badges [index].name;
             char salt [128];
             snprintf (salt, sizeof salt, "grant/%s/%s", badge, rules.version);
-            pond_event_t *granted = s_badge_event ("BADGE_GRANTED", customer,
-                pond_event_id (event), salt, pond_event_id (event), badge,
-                rules.version, quacks, NULL);
+            pond_event_t *granted = s_badge_event ("BADGE_GRANTED", customer, pond_event_id (event),
+                                                   salt, pond_event_id (event), badge,
+                                                   rules.version, quacks, NULL);
             if (granted)
                 pond_event_set_ts (granted, pond_event_ts (event));
             if (!granted || !granting || s_emit (self, actor, granted))
-                rc = -1;        //  refuse the QUACKED: applied again after restart
+                rc = -1;    //  refuse the QUACKED: applied again after restart
             else
                 rc = s_mark (doc, badge, true, rules.version);
             pond_event_destroy (&granted);
@@ -328,7 +326,7 @@ s_apply_quacked (pond_badge_granter_t *self, pond_actor_t *actor, pond_view_t *v
     free (names);
     cJSON_Delete (held);
     cJSON_Delete (doc);
-    return rc? -1: 0;
+    return rc ? -1 : 0;
 }
 
 //  BADGE_GRANTED / BADGE_REMOVED: the log changes what the customer holds
@@ -346,13 +344,13 @@ s_apply_badge (pond_badge_granter_t *self, pond_view_t *view, const pond_event_t
     if (!cJSON_IsObject (doc) && !granted) {
         cJSON_Delete (doc);
         pond_actors_text_free (badge, badge_buf);
-        return 0;               //  nothing to remove
+        return 0;    //  nothing to remove
     }
     if (!cJSON_IsObject (doc)) {
         cJSON_Delete (doc);
         doc = cJSON_CreateObject ();
     }
-    int rc = doc? 0: -1;
+    int rc = doc ? 0 : -1;
     if (rc == 0) {
         rc |= pond_actors_set_string (doc, "customer", customer);
         if (!cJSON_GetObjectItemCaseSensitive (doc, "quacks"))
@@ -361,8 +359,7 @@ s_apply_badge (pond_badge_granter_t *self, pond_view_t *view, const pond_event_t
         cJSON *granting = pond_actors_object (doc, "granting");
         if (!badges || !granting)
             rc = -1;
-        else
-        if (granted) {
+        else if (granted) {
             //  Granted twice (a retry, a live grant racing a recompute):
             //  the first grant stands
             if (!cJSON_GetObjectItemCaseSensitive (badges, badge)) {
@@ -372,9 +369,9 @@ s_apply_badge (pond_badge_granter_t *self, pond_view_t *view, const pond_event_t
                 char version_buf [POND_ACTORS_TEXT_MAX];
                 char *version = pond_actors_text (event, "rules_version", version_buf,
                                                   sizeof version_buf);
-                rc |= held? 0: -1;
+                rc |= held ? 0 : -1;
                 rc |= pond_actors_set_uint (held, "granted_ts", pond_event_ts (event));
-                rc |= pond_actors_set_string (held, "rules_version", version? version: "");
+                rc |= pond_actors_set_string (held, "rules_version", version ? version : "");
                 pond_actors_text_free (version, version_buf);
                 rc |= pond_actors_set_uint (held, "count", count);
                 cJSON_AddItemToObject (badges, badge, held);
@@ -384,7 +381,7 @@ s_apply_badge (pond_badge_granter_t *self, pond_view_t *view, const pond_event_t
             cJSON_DeleteItemFromObjectCaseSensitive (badges, badge);
         //  The change came back: its mark goes (a mark the other way
         //  stays: that change is still on its way)
-        cJSON *marks = cJSON_GetObjectItemCaseSensitive (doc, granted? "granting": "removing");
+        cJSON *marks = cJSON_GetObjectItemCaseSensitive (doc, granted ? "granting" : "removing");
         cJSON_DeleteItemFromObjectCaseSensitive (marks, badge);
         if (marks && !marks->child && !granted)
             cJSON_DeleteItemFromObjectCaseSensitive (doc, "removing");
@@ -394,7 +391,7 @@ s_apply_badge (pond_badge_granter_t *self, pond_view_t *view, const pond_event_t
         rc = pond_actors_put (view, key, doc);
     cJSON_Delete (doc);
     pond_actors_text_free (badge, badge_buf);
-    return rc? -1: 0;
+    return rc ? -1 : 0;
 }
 
 //  BADGE_RULES_CHANGED: these rules are in effect from now on
@@ -411,26 +408,25 @@ s_apply_rules (pond_badge_granter_t *self, pond_actor_t *actor, pond_view_t *vie
     if (!data || pond_badge_rules_from_cjson (data, &rules, err, sizeof err)) {
         cJSON_Delete (data);
         char reason [300];
-        snprintf (reason, sizeof reason, "invalid rules: %s", data? err: "out of memory");
+        snprintf (reason, sizeof reason, "invalid rules: %s", data ? err : "out of memory");
         return pond_actors_skip (view, event, reason);
     }
     cJSON_Delete (data);
     if (self && self->rules_pending && pond_badge_rules_equal (&self->pending_rules, &rules))
         self->rules_pending = false;
     cJSON *doc = pond_badge_rules_to_cjson (&rules);
-    int rc = doc? 0: -1;
+    int rc = doc ? 0 : -1;
     rc |= pond_actors_set_uint (doc, "seq", pond_event_seq (event));
     rc |= pond_actors_set_uint (doc, "ts", pond_event_ts (event));
     if (rc == 0)
         rc = pond_actors_put (view, POND_BADGE_RULES_KEY, doc);
     cJSON_Delete (doc);
-    zsys_info ("badge rules %s in effect from seq %" PRIu64, rules.version,
-               pond_event_seq (event));
+    zsys_info ("badge rules %s in effect from seq %" PRIu64, rules.version, pond_event_seq (event));
     //  The badges held now follow the new rules too, not only the
     //  quacks to come
     if (rc == 0)
         rc = s_reevaluate (self, actor, view, event, &rules);
-    return rc? -1: 0;
+    return rc ? -1 : 0;
 }
 
 static int
@@ -446,7 +442,7 @@ s_apply (pond_actor_t *actor, pond_view_t *view, const pond_event_t *event, void
     bool is_grant = streq (name, "BADGE_GRANTED");
     bool is_remove = streq (name, "BADGE_REMOVED");
     if (!is_quack && !is_grant && !is_remove)
-        return 0;               //  not ours: the runtime filters, be safe
+        return 0;    //  not ours: the runtime filters, be safe
     if (pond_actors_customer_key (pond_event_entity (event), key, sizeof key))
         return pond_actors_skip (view, event, "no usable entity");
     if (is_quack)
@@ -459,29 +455,29 @@ s_apply (pond_actor_t *actor, pond_view_t *view, const pond_event_t *event, void
 
 typedef struct {
     char *customer;
-    const char *badge;                  //  in the rules or in the held set
-    char *badge_copy;                   //  owned copy when not in the rules
-    bool grant;                         //  else remove
+    const char *badge;    //  in the rules or in the held set
+    char *badge_copy;     //  owned copy when not in the rules
+    bool grant;           //  else remove
     uint64_t count;
 } s_change_t;
 
 typedef struct {
     pond_badge_granter_t *self;
     const pond_badge_rules_t *rules;
-    zhash_t *counts;                    //  customer -> uint64_t * (quacks)
+    zhash_t *counts;    //  customer -> uint64_t * (quacks)
     s_change_t *changes;
     size_t change_count;
     size_t change_max;
-    size_t customers;                   //  customers considered
+    size_t customers;    //  customers considered
     int rc;
 } s_plan_t;
 
 static int
-s_plan_add (s_plan_t *plan, const char *customer, const char *badge, bool in_rules,
-            bool grant, uint64_t count)
+s_plan_add (s_plan_t *plan, const char *customer, const char *badge, bool in_rules, bool grant,
+            uint64_t count)
 {
     if (plan->change_count == plan->change_max) {
-        size_t max = plan->change_max? plan->change_max * 2: 64;
+        size_t max = plan->change_max ? plan->change_max * 2 : 64;
         s_change_t *changes = realloc (plan->changes, max * sizeof *changes);
         if (!changes)
             return -1;
@@ -513,24 +509,23 @@ s_plan_add (s_plan_t *plan, const char *customer, const char *badge, bool in_rul
 static int
 s_plan_customer (s_plan_t *plan, const char *customer, uint64_t count, const cJSON *doc)
 {
-    cJSON *held = doc? s_held_set (doc): cJSON_CreateObject ();
+    cJSON *held = doc ? s_held_set (doc) : cJSON_CreateObject ();
     if (!held)
         return -1;
-    cJSON *pending = plan->self? (cJSON *) zhash_lookup (plan->self->pending, customer): NULL;
+    cJSON *pending = plan->self ? (cJSON *) zhash_lookup (plan->self->pending, customer) : NULL;
     const cJSON *item;
     cJSON_ArrayForEach (item, pending) {
         bool is_held = cJSON_GetObjectItemCaseSensitive (held, item->string) != NULL;
         if (cJSON_IsTrue (item) && !is_held)
             cJSON_AddItemToObject (held, item->string, cJSON_CreateTrue ());
-        else
-        if (cJSON_IsFalse (item) && is_held)
+        else if (cJSON_IsFalse (item) && is_held)
             cJSON_DeleteItemFromObjectCaseSensitive (held, item->string);
     }
     size_t held_count = 0;
     const char **names = s_set_names (held, &held_count);
     bool grant [POND_BADGE_MAX];
-    bool *remove = held_count? calloc (held_count, sizeof *remove): NULL;
-    int rc = held_count && (!names || !remove)? -1: 0;
+    bool *remove = held_count ? calloc (held_count, sizeof *remove) : NULL;
+    int rc = held_count && (!names || !remove) ? -1 : 0;
     const pond_badge_rules_t *rules = plan->rules;
     if (rc == 0 && pond_badge_rules_diff (rules, count, names, held_count, grant, remove)) {
         //  Removals first, then grants, each in a stable order
@@ -600,11 +595,11 @@ s_uint_free (void *item)
 //  Count the QUACKED events of the log up to position per customer.
 //  Returns 0, or -1 after setting the error.
 static int
-s_count_quacks (pond_badge_granter_t *self, pond_actor_t *actor, uint64_t position,
-                zhash_t *counts, uint64_t *quacks_p)
+s_count_quacks (pond_badge_granter_t *self, pond_actor_t *actor, uint64_t position, zhash_t *counts,
+                uint64_t *quacks_p)
 {
-    pond_badge_source_fn *next = self? self->source: NULL;
-    void *arg = self? self->source_arg: NULL;
+    pond_badge_source_fn *next = self ? self->source : NULL;
+    void *arg = self ? self->source_arg : NULL;
     s_replay_source_t replay_source = { NULL };
     if (!next && position > 0) {
         if (!actor) {
@@ -638,8 +633,8 @@ s_count_quacks (pond_badge_granter_t *self, pond_actor_t *actor, uint64_t positi
             break;
         }
         const char *customer = pond_event_entity (event);
-        if (streq (pond_event_name (event), "QUACKED")
-        &&  pond_event_seq (event) <= position && *customer) {
+        if (streq (pond_event_name (event), "QUACKED") && pond_event_seq (event) <= position
+            && *customer) {
             uint64_t *count = (uint64_t *) zhash_lookup (counts, customer);
             if (!count) {
                 count = calloc (1, sizeof *count);
@@ -661,8 +656,8 @@ s_count_quacks (pond_badge_granter_t *self, pond_actor_t *actor, uint64_t positi
     }
     pond_reader_destroy (&replay_source.replay);
     if (rc) {
-        pond_actors_error (actor, 502, "recompute stopped after %" PRIu64 " quacks: %s",
-                           quacks, err);
+        pond_actors_error (actor, 502, "recompute stopped after %" PRIu64 " quacks: %s", quacks,
+                           err);
         return -1;
     }
     if (actor)
@@ -696,12 +691,11 @@ s_change_event (const pond_badge_rules_t *rules, const uint8_t *rules_id, uint64
     char salt [POND_ENTITY_MAX + 128];
     if (!change->grant)
         pond_badge_rules_reason (rules, change->badge, change->count, reason, sizeof reason);
-    snprintf (salt, sizeof salt, "%s/%s/%s", change->grant? "grant": "remove", change->badge,
+    snprintf (salt, sizeof salt, "%s/%s/%s", change->grant ? "grant" : "remove", change->badge,
               change->customer);
-    pond_event_t *event = s_badge_event (change->grant? "BADGE_GRANTED": "BADGE_REMOVED",
-                                         change->customer, rules_id, salt, rules_id,
-                                         change->badge, rules->version, change->count,
-                                         change->grant? NULL: reason);
+    pond_event_t *event = s_badge_event (
+        change->grant ? "BADGE_GRANTED" : "BADGE_REMOVED", change->customer, rules_id, salt,
+        rules_id, change->badge, rules->version, change->count, change->grant ? NULL : reason);
     if (event && ts)
         pond_event_set_ts (event, ts);
     return event;
@@ -758,22 +752,22 @@ s_reevaluate (pond_badge_granter_t *self, pond_actor_t *actor, pond_view_t *view
     }
     for (size_t index = 0; rc == 0 && index < plan.change_count; index++) {
         const s_change_t *change = &plan.changes [index];
-        pond_event_t *changed = s_change_event (rules, pond_event_id (event),
-                                                pond_event_ts (event), change);
+        pond_event_t *changed = s_change_event (rules, pond_event_id (event), pond_event_ts (event),
+                                                change);
         char key [POND_ACTORS_KEY_MAX];
         cJSON *doc = NULL;
         //  s_emit: inside the runtime's batch it is queued, and goes out
         //  after what events before this one emitted, in order
         if (!changed || s_emit (self, actor, changed)
-        ||  pond_actors_customer_key (change->customer, key, sizeof key)
-        ||  !(doc = s_customer_doc (view, key))
-        ||  s_mark (doc, change->badge, change->grant, rules->version)
-        ||  pond_actors_put (view, key, doc))
+            || pond_actors_customer_key (change->customer, key, sizeof key)
+            || !(doc = s_customer_doc (view, key))
+            || s_mark (doc, change->badge, change->grant, rules->version)
+            || pond_actors_put (view, key, doc))
             rc = -1;
         cJSON_Delete (doc);
         pond_event_destroy (&changed);
         if (rc == 0 && self) {
-            s_list_add (change->grant? self->reeval_granted: self->reeval_removed, change);
+            s_list_add (change->grant ? self->reeval_granted : self->reeval_removed, change);
             if (change->grant)
                 self->reeval_granted_count++;
             else
@@ -781,16 +775,16 @@ s_reevaluate (pond_badge_granter_t *self, pond_actor_t *actor, pond_view_t *view
         }
     }
     if (plan.change_count)
-        zsys_info ("rules %s at seq %" PRIu64 ": %zu change%s to the badges held%s",
-                   rules->version, pond_event_seq (event), plan.change_count,
-                   plan.change_count == 1? "": "s", rc? " (failed)": "");
+        zsys_info ("rules %s at seq %" PRIu64 ": %zu change%s to the badges held%s", rules->version,
+                   pond_event_seq (event), plan.change_count, plan.change_count == 1 ? "" : "s",
+                   rc ? " (failed)" : "");
     s_plan_free (&plan);
     return rc;
 }
 
 char *
-pond_badge_granter_recompute (pond_badge_granter_t *self, pond_actor_t *actor,
-                              pond_view_t *view, const char *args)
+pond_badge_granter_recompute (pond_badge_granter_t *self, pond_actor_t *actor, pond_view_t *view,
+                              const char *args)
 {
     int64_t started = zclock_usecs ();
     pond_badge_rules_t rules;
@@ -821,8 +815,8 @@ pond_badge_granter_recompute (pond_badge_granter_t *self, pond_actor_t *actor,
         zlist_t *rest = zhash_keys (counts);
         if (rest) {
             zlist_sort (rest, NULL);
-            for (const char *customer = (const char *) zlist_first (rest);
-                 customer && rc == 0; customer = (const char *) zlist_next (rest))
+            for (const char *customer = (const char *) zlist_first (rest); customer && rc == 0;
+                 customer = (const char *) zlist_next (rest))
                 rc = s_plan_customer (&plan, customer,
                                       *(uint64_t *) zhash_lookup (counts, customer), NULL);
             zlist_destroy (&rest);
@@ -832,7 +826,8 @@ pond_badge_granter_recompute (pond_badge_granter_t *self, pond_actor_t *actor,
     }
     zhash_destroy (&counts);
     if (rc || plan.rc)
-        pond_actors_error (actor, 500, "cannot plan the recompute (view unreadable or out of memory)");
+        pond_actors_error (actor, 500,
+                           "cannot plan the recompute (view unreadable or out of memory)");
 
     int64_t planned = zclock_usecs ();
 
@@ -872,7 +867,7 @@ pond_badge_granter_recompute (pond_badge_granter_t *self, pond_actor_t *actor,
     if (rc == 0 && plan.rc == 0 && emit_rules) {
         pond_event_t *event = pond_event_new ("BADGE_RULES_CHANGED", POND_BADGE_RULES_ENTITY);
         cJSON *data = pond_badge_rules_to_cjson (&rules);
-        char *json = data? pond_actors_print (data): NULL;
+        char *json = data ? pond_actors_print (data) : NULL;
         char reason [POND_ERR_SIZE] = "out of memory";
         if (!event || !json || pond_event_set_data_json (event, json, reason, sizeof reason)) {
             pond_actors_error (actor, 500, "cannot build BADGE_RULES_CHANGED: %s", reason);
@@ -882,12 +877,12 @@ pond_badge_granter_recompute (pond_badge_granter_t *self, pond_actor_t *actor,
             pond_event_set_id (event, rules_id);
             rules_ts = pond_event_ts (event);
             if (s_emit (self, actor, event)) {
-                pond_actors_error (actor, 503, "cannot emit BADGE_RULES_CHANGED; "
+                pond_actors_error (actor, 503,
+                                   "cannot emit BADGE_RULES_CHANGED; "
                                    "nothing changed, run recompute again");
                 rc = -1;
             }
-            else
-            if (self) {
+            else if (self) {
                 self->rules_pending = true;
                 self->pending_rules = rules;
             }
@@ -912,9 +907,8 @@ pond_badge_granter_recompute (pond_badge_granter_t *self, pond_actor_t *actor,
         //  so a query right after the answer sees them (read your writes)
         if (pond_actor_catch_up (actor) || pond_actor_catch_up (actor))
             rc = -1;
-        else
-        if (self && memcmp (self->reeval_id, rules_id, POND_ID_SIZE) == 0
-        &&  self->reeval_granted && self->reeval_removed) {
+        else if (self && memcmp (self->reeval_id, rules_id, POND_ID_SIZE) == 0
+                 && self->reeval_granted && self->reeval_removed) {
             cJSON_Delete (granted);
             cJSON_Delete (removed);
             granted = cJSON_Duplicate (self->reeval_granted, true);
@@ -957,9 +951,10 @@ pond_badge_granter_recompute (pond_badge_granter_t *self, pond_actor_t *actor,
             pond_event_destroy (&batch [index]);
         }
         if (rc)
-            pond_actors_error (actor, 503, "cannot emit every change: %zu of %zu done; "
-                               "run recompute again to finish", first + done,
-                               plan.change_count);
+            pond_actors_error (actor, 503,
+                               "cannot emit every change: %zu of %zu done; "
+                               "run recompute again to finish",
+                               first + done, plan.change_count);
     }
     char *text = NULL;
     if (rc == 0 && plan.rc == 0 && result && granted && removed) {
@@ -984,11 +979,11 @@ pond_badge_granter_recompute (pond_badge_granter_t *self, pond_actor_t *actor,
             pond_actors_error (actor, 500, "out of memory");
         else
             zsys_info ("recompute %s at position %" PRIu64 ": %zu customers, %" PRIu64
-                       " quacks, %zu granted, %zu removed", rules.version, position,
-                       plan.customers, quacks, granted_count, removed_count);
+                       " quacks, %zu granted, %zu removed",
+                       rules.version, position, plan.customers, quacks, granted_count,
+                       removed_count);
     }
-    else
-    if (rc == 0 && plan.rc == 0)
+    else if (rc == 0 && plan.rc == 0)
         pond_actors_error (actor, 500, "out of memory");
     cJSON_Delete (granted);
     cJSON_Delete (removed);
@@ -1010,7 +1005,7 @@ s_compare_badges (const void *a, const void *b)
     pond_actors_uint (x, "granted_ts", &x_ts);
     pond_actors_uint (y, "granted_ts", &y_ts);
     if (x_ts != y_ts)
-        return x_ts < y_ts? -1: 1;
+        return x_ts < y_ts ? -1 : 1;
     return strcmp (x->string, y->string);
 }
 
@@ -1039,8 +1034,7 @@ s_query_rules (pond_actor_t *actor, pond_view_t *view)
 }
 
 static char *
-s_query (pond_actor_t *actor, pond_view_t *view, const char *entity, const char *text,
-         void *state)
+s_query (pond_actor_t *actor, pond_view_t *view, const char *entity, const char *text, void *state)
 {
     (void) state;
     //  The rules are asked for by the question, not by a reserved entity:
@@ -1057,7 +1051,7 @@ s_query (pond_actor_t *actor, pond_view_t *view, const char *entity, const char 
 
     const cJSON *held = cJSON_GetObjectItemCaseSensitive (doc, "badges");
     int size = cJSON_GetArraySize (held);
-    const cJSON **items = size > 0? calloc ((size_t) size, sizeof *items): NULL;
+    const cJSON **items = size > 0 ? calloc ((size_t) size, sizeof *items) : NULL;
     size_t count = 0;
     const cJSON *item;
     if (items)
@@ -1082,7 +1076,7 @@ s_query (pond_actor_t *actor, pond_view_t *view, const char *entity, const char 
             const char *version = pond_actors_string (items [index], "rules_version");
             pond_actors_set_string (badge, "name", items [index]->string);
             pond_actors_set_uint (badge, "granted_ts", granted_ts);
-            pond_actors_set_string (badge, "rules_version", version? version: "");
+            pond_actors_set_string (badge, "rules_version", version ? version : "");
             cJSON_AddItemToArray (badges, badge);
         }
         cJSON_AddItemToObject (answer, "badges", badges);
@@ -1106,7 +1100,7 @@ s_command (pond_actor_t *actor, pond_view_t *view, const char *command, const ch
     if (command && streq (command, "recompute"))
         return pond_badge_granter_recompute ((pond_badge_granter_t *) state, actor, view, args);
     pond_actors_error (actor, 404, "unknown command '%s' (the badge granter knows: recompute)",
-                       command? command: "");
+                       command ? command : "");
     return NULL;
 }
 
@@ -1114,7 +1108,7 @@ s_command (pond_actor_t *actor, pond_view_t *view, const char *command, const ch
 //  the rules in effect give for its count
 typedef struct {
     const pond_badge_rules_t *rules;
-    char *text;                         //  what disagrees, one line each
+    char *text;    //  what disagrees, one line each
     size_t size;
     size_t found;
 } s_check_t;
@@ -1127,21 +1121,22 @@ s_check_customer (const char *key, const cJSON *doc, void *arg)
     pond_actors_uint (doc, "quacks", &quacks);
     cJSON *held = s_held_set (doc);
     size_t held_count = 0;
-    const char **names = held? s_set_names (held, &held_count): NULL;
+    const char **names = held ? s_set_names (held, &held_count) : NULL;
     bool grant [POND_BADGE_MAX];
-    bool *remove = held_count? calloc (held_count, sizeof *remove): NULL;
-    int rc = !held || (held_count && (!names || !remove))? -1: 0;
+    bool *remove = held_count ? calloc (held_count, sizeof *remove) : NULL;
+    int rc = !held || (held_count && (!names || !remove)) ? -1 : 0;
     const pond_badge_rules_t *rules = check->rules;
     if (rc == 0 && pond_badge_rules_diff (rules, quacks, names, held_count, grant, remove)) {
         const char *customer = key + strlen (POND_ACTORS_CUSTOMER_PREFIX);
         for (size_t index = 0; index < rules->count + held_count; index++) {
             char line [POND_ENTITY_MAX + 200] = "";
             if (index < rules->count && grant [index])
-                snprintf (line, sizeof line, "  %s lacks %s: rules %s give it at %" PRIu64
-                          ", it has %" PRIu64 " quacks\n", customer, rules->badges [index].name,
-                          rules->version, rules->badges [index].at, quacks);
-            else
-            if (index >= rules->count && remove [index - rules->count]) {
+                snprintf (line, sizeof line,
+                          "  %s lacks %s: rules %s give it at %" PRIu64 ", it has %" PRIu64
+                          " quacks\n",
+                          customer, rules->badges [index].name, rules->version,
+                          rules->badges [index].at, quacks);
+            else if (index >= rules->count && remove [index - rules->count]) {
                 char reason [128];
                 pond_badge_rules_reason (rules, names [index - rules->count], quacks, reason,
                                          sizeof reason);
@@ -1149,7 +1144,7 @@ s_check_customer (const char *key, const cJSON *doc, void *arg)
                           names [index - rules->count], reason);
             }
             if (*line && check->found++ < 10) {
-                char *text = zsys_sprintf ("%s%s", check->text? check->text: "", line);
+                char *text = zsys_sprintf ("%s%s", check->text ? check->text : "", line);
                 zstr_free (&check->text);
                 check->text = text;
             }
@@ -1164,7 +1159,8 @@ s_check_customer (const char *key, const cJSON *doc, void *arg)
 static char *
 s_check (pond_actor_t *actor, pond_view_t *view, void *state)
 {
-    (void) actor; (void) state;
+    (void) actor;
+    (void) state;
     pond_badge_rules_t rules;
     pond_badge_granter_rules (view, &rules);
     s_check_t check = { &rules, NULL, 0, 0 };
@@ -1173,8 +1169,7 @@ s_check (pond_actor_t *actor, pond_view_t *view, void *state)
         return strdup ("  cannot read the view\n");
     }
     if (check.found > 10) {
-        char *text = zsys_sprintf ("%s  ... %zu disagreements in all\n", check.text,
-                                   check.found);
+        char *text = zsys_sprintf ("%s  ... %zu disagreements in all\n", check.text, check.found);
         zstr_free (&check.text);
         check.text = text;
     }
@@ -1184,7 +1179,8 @@ s_check (pond_actor_t *actor, pond_view_t *view, void *state)
 static int
 s_start (pond_actor_t *actor, pond_view_t *view, void *state)
 {
-    (void) actor; (void) state;
+    (void) actor;
+    (void) state;
     pond_badge_rules_t rules;
     pond_badge_granter_rules (view, &rules);
     zsys_info ("badge rules %s in effect (%zu badges)", rules.version, rules.count);

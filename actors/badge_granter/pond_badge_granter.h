@@ -80,9 +80,9 @@ extern "C" {
 #endif
 
 #define POND_BADGE_GRANTER_NAME "badge-granter"
-#define POND_BADGE_RULES_ENTITY "badge-rules"   //  entity of BADGE_RULES_CHANGED
-#define POND_BADGE_RULES_KEY    "rules"         //  view key of the rules in effect
-#define POND_BADGE_LIST_MAX     1000            //  changes listed in a result
+#define POND_BADGE_RULES_ENTITY "badge-rules"    //  entity of BADGE_RULES_CHANGED
+#define POND_BADGE_RULES_KEY    "rules"          //  view key of the rules in effect
+#define POND_BADGE_LIST_MAX     1000             //  changes listed in a result
 
 typedef struct _pond_badge_granter_t pond_badge_granter_t;
 
@@ -107,8 +107,7 @@ void
 //  (recompute destroys it), 0 at the end, or -1 with a reason in err.
 typedef int (pond_badge_source_fn) (void *arg, pond_event_t **event_p, char *err, size_t errlen);
 void
-    pond_badge_granter_set_source (pond_badge_granter_t *self, pond_badge_source_fn *fn,
-                                   void *arg);
+    pond_badge_granter_set_source (pond_badge_granter_t *self, pond_badge_source_fn *fn, void *arg);
 
 //  The rules in effect in view: from its "rules" document, else v1.
 void

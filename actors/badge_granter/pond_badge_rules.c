@@ -55,8 +55,7 @@ s_valid_name (const char *text)
 }
 
 int
-pond_badge_rules_from_cjson (const cJSON *tree, pond_badge_rules_t *rules,
-                             char *err, size_t errlen)
+pond_badge_rules_from_cjson (const cJSON *tree, pond_badge_rules_t *rules, char *err, size_t errlen)
 {
     memset (rules, 0, sizeof *rules);
     if (!cJSON_IsObject (tree)) {
@@ -69,9 +68,11 @@ pond_badge_rules_from_cjson (const cJSON *tree, pond_badge_rules_t *rules,
         return -1;
     }
     if (!cJSON_IsString (version) || !version->valuestring
-    ||  !s_valid_version (version->valuestring)) {
-        snprintf (err, errlen, "\"version\" must be a string of 1 to %d characters "
-                  "(letters, digits, '.', '_' or '-')", POND_BADGE_VERSION_MAX);
+        || !s_valid_version (version->valuestring)) {
+        snprintf (err, errlen,
+                  "\"version\" must be a string of 1 to %d characters "
+                  "(letters, digits, '.', '_' or '-')",
+                  POND_BADGE_VERSION_MAX);
         return -1;
     }
     strcpy (rules->version, version->valuestring);
@@ -87,8 +88,8 @@ pond_badge_rules_from_cjson (const cJSON *tree, pond_badge_rules_t *rules,
         return -1;
     }
     if (size > POND_BADGE_MAX) {
-        snprintf (err, errlen, "rules have %d badges, at most %d are allowed",
-                  size, POND_BADGE_MAX);
+        snprintf (err, errlen, "rules have %d badges, at most %d are allowed", size,
+                  POND_BADGE_MAX);
         return -1;
     }
     const cJSON *badge;
@@ -100,7 +101,8 @@ pond_badge_rules_from_cjson (const cJSON *tree, pond_badge_rules_t *rules,
         }
         const cJSON *name = cJSON_GetObjectItemCaseSensitive (badge, "name");
         if (!cJSON_IsString (name) || !name->valuestring || !s_valid_name (name->valuestring)) {
-            snprintf (err, errlen, "badge %zu: \"name\" must be a string of 1 to %d characters "
+            snprintf (err, errlen,
+                      "badge %zu: \"name\" must be a string of 1 to %d characters "
                       "(letters, digits, spaces inside, '_' or '-')",
                       index + 1, POND_BADGE_NAME_MAX);
             return -1;
@@ -112,18 +114,22 @@ pond_badge_rules_from_cjson (const cJSON *tree, pond_badge_rules_t *rules,
                 return -1;
             }
         const cJSON *at = cJSON_GetObjectItemCaseSensitive (badge, "at");
-        double value = cJSON_IsNumber (at)? at->valuedouble: 0;
-        if (!cJSON_IsNumber (at) || !isfinite (value) || value != floor (value)
-        ||  value < 1 || value > POND_BADGE_AT_MAX) {
-            snprintf (err, errlen, "badge \"%s\": \"at\" must be a whole number of quacks "
-                      "from 1 to %d", name->valuestring, POND_BADGE_AT_MAX);
+        double value = cJSON_IsNumber (at) ? at->valuedouble : 0;
+        if (!cJSON_IsNumber (at) || !isfinite (value) || value != floor (value) || value < 1
+            || value > POND_BADGE_AT_MAX) {
+            snprintf (err, errlen,
+                      "badge \"%s\": \"at\" must be a whole number of quacks "
+                      "from 1 to %d",
+                      name->valuestring, POND_BADGE_AT_MAX);
             return -1;
         }
         //  A ladder: each badge needs more quacks than the one before it
         if (index > 0 && (uint64_t) value <= rules->badges [index - 1].at) {
-            snprintf (err, errlen, "badge \"%s\" at %.0f comes after \"%s\" at %llu: list "
+            snprintf (err, errlen,
+                      "badge \"%s\" at %.0f comes after \"%s\" at %llu: list "
                       "badges from the fewest quacks to the most, each \"at\" higher than "
-                      "the one before", name->valuestring, value, rules->badges [index - 1].name,
+                      "the one before",
+                      name->valuestring, value, rules->badges [index - 1].name,
                       (unsigned long long) rules->badges [index - 1].at);
             return -1;
         }
@@ -136,19 +142,19 @@ pond_badge_rules_from_cjson (const cJSON *tree, pond_badge_rules_t *rules,
 }
 
 int
-pond_badge_rules_parse (const char *json, pond_badge_rules_t *rules,
-                        char *err, size_t errlen)
+pond_badge_rules_parse (const char *json, pond_badge_rules_t *rules, char *err, size_t errlen)
 {
     memset (rules, 0, sizeof *rules);
     if (!json || !*json) {
-        snprintf (err, errlen, "rules are missing: give them as JSON, e.g. "
+        snprintf (err, errlen,
+                  "rules are missing: give them as JSON, e.g. "
                   "{\"version\":\"v2\",\"badges\":[{\"name\":\"Junior\",\"at\":15}]}");
         return -1;
     }
     const char *end = NULL;
     cJSON *tree = cJSON_ParseWithOpts (json, &end, true);
     if (!tree) {
-        size_t offset = end && end >= json? (size_t) (end - json): 0;
+        size_t offset = end && end >= json ? (size_t) (end - json) : 0;
         snprintf (err, errlen, "rules are not valid JSON (error at byte %zu)", offset);
         return -1;
     }
@@ -189,7 +195,7 @@ pond_badge_rules_equal (const pond_badge_rules_t *a, const pond_badge_rules_t *b
         return false;
     for (size_t index = 0; index < a->count; index++)
         if (strcmp (a->badges [index].name, b->badges [index].name)
-        ||  a->badges [index].at != b->badges [index].at)
+            || a->badges [index].at != b->badges [index].at)
             return false;
     return true;
 }
@@ -207,9 +213,8 @@ pond_badge_rules_find (const pond_badge_rules_t *rules, const char *name)
 //  The decision
 
 size_t
-pond_badge_rules_diff (const pond_badge_rules_t *rules, uint64_t count,
-                       const char *const *held, size_t held_count,
-                       bool *grant, bool *remove)
+pond_badge_rules_diff (const pond_badge_rules_t *rules, uint64_t count, const char *const *held,
+                       size_t held_count, bool *grant, bool *remove)
 {
     size_t changes = 0;
     for (size_t index = 0; index < rules->count; index++) {
@@ -229,13 +234,13 @@ pond_badge_rules_diff (const pond_badge_rules_t *rules, uint64_t count,
 }
 
 void
-pond_badge_rules_reason (const pond_badge_rules_t *rules, const char *name,
-                         uint64_t count, char *reason, size_t size)
+pond_badge_rules_reason (const pond_badge_rules_t *rules, const char *name, uint64_t count,
+                         char *reason, size_t size)
 {
     const pond_badge_t *badge = pond_badge_rules_find (rules, name);
     if (badge)
-        snprintf (reason, size, "rules %s: needs %" PRIu64 ", has %" PRIu64,
-                  rules->version, badge->at, count);
+        snprintf (reason, size, "rules %s: needs %" PRIu64 ", has %" PRIu64, rules->version,
+                  badge->at, count);
     else
         snprintf (reason, size, "rules %s: no badge %s", rules->version, name);
 }

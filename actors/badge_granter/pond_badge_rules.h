@@ -22,19 +22,19 @@
 extern "C" {
 #endif
 
-#define POND_BADGE_VERSION_MAX  32          //  characters in a rules version
-#define POND_BADGE_NAME_MAX     32          //  characters in a badge name
-#define POND_BADGE_MAX          16          //  badges in one set of rules
-#define POND_BADGE_AT_MAX       1000000000  //  largest threshold accepted
+#define POND_BADGE_VERSION_MAX 32            //  characters in a rules version
+#define POND_BADGE_NAME_MAX    32            //  characters in a badge name
+#define POND_BADGE_MAX         16            //  badges in one set of rules
+#define POND_BADGE_AT_MAX      1000000000    //  largest threshold accepted
 
 typedef struct {
     char name [POND_BADGE_NAME_MAX + 1];
-    uint64_t at;                            //  quacks needed, >= 1
+    uint64_t at;    //  quacks needed, >= 1
 } pond_badge_t;
 
 typedef struct {
     char version [POND_BADGE_VERSION_MAX + 1];
-    size_t count;                           //  1..POND_BADGE_MAX
+    size_t count;    //  1..POND_BADGE_MAX
     pond_badge_t badges [POND_BADGE_MAX];
 } pond_badge_rules_t;
 
@@ -50,13 +50,12 @@ void
 //  `at` in 1..1000000000. Other keys are ignored. Returns 0, or -1 with a
 //  reason for a human in err.
 int
-    pond_badge_rules_parse (const char *json, pond_badge_rules_t *rules,
-                            char *err, size_t errlen);
+    pond_badge_rules_parse (const char *json, pond_badge_rules_t *rules, char *err, size_t errlen);
 
 //  Same from a cJSON tree.
 int
-    pond_badge_rules_from_cjson (const cJSON *tree, pond_badge_rules_t *rules,
-                                 char *err, size_t errlen);
+    pond_badge_rules_from_cjson (const cJSON *tree, pond_badge_rules_t *rules, char *err,
+                                 size_t errlen);
 
 //  The rules as a cJSON tree {"version", "badges": [{"name", "at"}]}.
 //  Caller owns it. NULL only if memory runs out.
@@ -80,16 +79,15 @@ const pond_badge_t *
 //  count is 0). Returns the number of changes.
 //  Live granting uses only grant: badges are never removed live.
 size_t
-    pond_badge_rules_diff (const pond_badge_rules_t *rules, uint64_t count,
-                           const char *const *held, size_t held_count,
-                           bool *grant, bool *remove);
+    pond_badge_rules_diff (const pond_badge_rules_t *rules, uint64_t count, const char *const *held,
+                           size_t held_count, bool *grant, bool *remove);
 
 //  Why held badge name is removed under rules at count, for the
 //  BADGE_REMOVED event: "rules v2: needs 25, has 20" or "rules v1: no
 //  badge Grand".
 void
-    pond_badge_rules_reason (const pond_badge_rules_t *rules, const char *name,
-                             uint64_t count, char *reason, size_t size);
+    pond_badge_rules_reason (const pond_badge_rules_t *rules, const char *name, uint64_t count,
+                             char *reason, size_t size);
 
 #ifdef __cplusplus
 }

@@ -33,12 +33,12 @@ pond_actors_text (const pond_event_t *event, const char *key, char *buf, size_t 
     size_t len;
     if (pond_event_data_get_str (event, key, &ptr, &len))
         return NULL;
-    const char *nul = len? memchr (ptr, 0, len): NULL;
+    const char *nul = len ? memchr (ptr, 0, len) : NULL;
     if (nul)
         len = (size_t) (nul - ptr);
     if (len == 0)
         return NULL;
-    char *text = len < size? buf: malloc (len + 1);
+    char *text = len < size ? buf : malloc (len + 1);
     if (!text)
         return NULL;
     memcpy (text, ptr, len);
@@ -60,8 +60,8 @@ pond_actors_data_uint (const pond_event_t *event, const char *key, uint64_t *val
         return 0;
     //  A JSON producer may have sent 3.0 for 3
     double value;
-    if (pond_event_data_get_double (event, key, &value) || !isfinite (value)
-    ||  value < 0 || value != floor (value) || value > S_EXACT_MAX)
+    if (pond_event_data_get_double (event, key, &value) || !isfinite (value) || value < 0
+        || value != floor (value) || value > S_EXACT_MAX)
         return -1;
     *value_p = (uint64_t) value;
     return 0;
@@ -84,7 +84,7 @@ pond_actors_data (const pond_event_t *event)
             tree = NULL;
         }
     }
-    return tree? tree: cJSON_CreateObject ();
+    return tree ? tree : cJSON_CreateObject ();
 }
 
 const char *
@@ -155,7 +155,7 @@ pond_actors_set_uint (cJSON *obj, const char *name, uint64_t value)
 int
 pond_actors_set_string (cJSON *obj, const char *name, const char *value)
 {
-    return s_set (obj, name, cJSON_CreateString (value? value: ""));
+    return s_set (obj, name, cJSON_CreateString (value ? value : ""));
 }
 
 cJSON *
@@ -176,7 +176,7 @@ pond_actors_insert (cJSON *parent, int index, cJSON *item)
     //  Move the children from index on aside, append item, put them back
     cJSON *rest = cJSON_CreateArray ();
     if (!rest) {
-        cJSON_AddItemToArray (parent, item);      //  out of order, not lost
+        cJSON_AddItemToArray (parent, item);    //  out of order, not lost
         return;
     }
     cJSON *child = parent->child;
@@ -200,8 +200,8 @@ s_exact_numbers (cJSON *item)
     for (; item; item = item->next) {
         if (cJSON_IsNumber (item)) {
             double value = item->valuedouble;
-            if (isfinite (value) && value == floor (value)
-            &&  fabs (value) <= S_EXACT_MAX && fabs (value) > INT32_MAX) {
+            if (isfinite (value) && value == floor (value) && fabs (value) <= S_EXACT_MAX
+                && fabs (value) > INT32_MAX) {
                 char text [32];
                 snprintf (text, sizeof text, "%.0f", value);
                 char *raw = strdup (text);
@@ -211,8 +211,7 @@ s_exact_numbers (cJSON *item)
                 }
             }
         }
-        else
-        if (item->child)
+        else if (item->child)
             s_exact_numbers (item->child);
     }
 }
@@ -233,7 +232,7 @@ pond_actors_customer_key (const char *entity, char *key, size_t size)
     if (!entity || !*entity)
         return -1;
     int rc = snprintf (key, size, "%s%s", POND_ACTORS_CUSTOMER_PREFIX, entity);
-    return rc < 0 || (size_t) rc >= size? -1: 0;
+    return rc < 0 || (size_t) rc >= size ? -1 : 0;
 }
 
 int
@@ -264,8 +263,8 @@ pond_actors_skip (pond_view_t *view, const pond_event_t *event, const char *reas
     if (skipped++ == 0)
         zsys_warning ("skipping %s seq=%" PRIu64 " entity=%s: %s (further skips are "
                       "counted in the view's \"%s\" document, not logged)",
-                      pond_event_name (event), pond_event_seq (event),
-                      pond_event_entity (event), reason, POND_ACTORS_SKIPPED_KEY);
+                      pond_event_name (event), pond_event_seq (event), pond_event_entity (event),
+                      reason, POND_ACTORS_SKIPPED_KEY);
     cJSON *doc = pond_view_get (view, POND_ACTORS_SKIPPED_KEY);
     if (!cJSON_IsObject (doc)) {
         cJSON_Delete (doc);
@@ -282,7 +281,7 @@ pond_actors_skip (pond_view_t *view, const pond_event_t *event, const char *reas
     if (rc == 0)
         rc = pond_actors_put (view, POND_ACTORS_SKIPPED_KEY, doc);
     cJSON_Delete (doc);
-    return rc? -1: 0;
+    return rc ? -1 : 0;
 }
 
 void

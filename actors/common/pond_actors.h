@@ -128,7 +128,7 @@ int
 //  tests pass NULL): then the error is only logged at debug level.
 void
     pond_actors_error (pond_actor_t *actor, int code, const char *format, ...)
-    __attribute__ ((format (printf, 3, 4)));
+        __attribute__ ((format (printf, 3, 4)));
 
 #ifdef __cplusplus
 }

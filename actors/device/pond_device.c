@@ -10,19 +10,19 @@
 #include <math.h>
 #include <msgpack.h>
 
-#define STAGE_MAX       256     //  events created in one write at most
-#define WAIT_MAX        100     //  longest nap of the pump, msecs
-#define REASON_MAX      (POND_REASON_MAX + POND_ENDPOINT_MAX)
+#define STAGE_MAX  256    //  events created in one write at most
+#define WAIT_MAX   100    //  longest nap of the pump, msecs
+#define REASON_MAX (POND_REASON_MAX + POND_ENDPOINT_MAX)
 
 //  One event of the window: read from the outbox, sent or about to be
 typedef struct {
-    uint64_t seq;               //  local seq (outbox key)
+    uint64_t seq;    //  local seq (outbox key)
     uint8_t id [POND_ID_SIZE];
-    uint8_t *bytes;             //  encoded event, the same bytes on every send
+    uint8_t *bytes;    //  encoded event, the same bytes on every send
     size_t size;
-    bool sent;                  //  sent since the last go-back
-    int64_t due;                //  when sent: no reply by then means resend
-    uint32_t sends;             //  times sent
+    bool sent;         //  sent since the last go-back
+    int64_t due;       //  when sent: no reply by then means resend
+    uint32_t sends;    //  times sent
 } slot_t;
 
 //  One event staged, logged once the write succeeded
@@ -39,44 +39,42 @@ struct _pond_device_t {
     char firmware [64];
     char data_dir [POND_ENDPOINT_MAX];
     char ingest [POND_ENDPOINT_MAX];
-    bool ingest_fixed;          //  given, not resolved from the data directory
+    bool ingest_fixed;    //  given, not resolved from the data directory
     int64_t clock_skew_us;
     bool verbose;
-    bool customer_noted;        //  the customer is recorded in the outbox
+    bool customer_noted;    //  the customer is recorded in the outbox
 
     pond_outbox_t *outbox;
-    pond_client_t *client;      //  DEALER to ingest, made on first send
+    pond_client_t *client;          //  DEALER to ingest, made on first send
     pond_publisher_t *publisher;    //  over client: the sends and their replies
 
-    slot_t *window;             //  in flight or about to be, in outbox order
+    slot_t *window;    //  in flight or about to be, in outbox order
     int window_count;
     int window_max;
-    uint64_t cursor;            //  newest local seq taken into the window
+    uint64_t cursor;    //  newest local seq taken into the window
     int resend_ms;
 
     staged_t staged [STAGE_MAX];
     int staged_count;
 
-    bool cut;                   //  network cut (simulated)
-    int64_t offline_until;      //  cut until this zclock_mono time, 0: none
-    uint64_t offline_until_seq; //  cut until this local seq exists, 0: none
-    int64_t retry_at;           //  no sends before this time (back-off)
+    bool cut;                      //  network cut (simulated)
+    int64_t offline_until;         //  cut until this zclock_mono time, 0: none
+    uint64_t offline_until_seq;    //  cut until this local seq exists, 0: none
+    int64_t retry_at;              //  no sends before this time (back-off)
     int backoff_ms;
-    bool down;                  //  broker unreachable: logged once per outage
+    bool down;    //  broker unreachable: logged once per outage
     char reason [REASON_MAX + 64];
 
-    uint64_t created;           //  this run
+    uint64_t created;    //  this run
     uint64_t sent;
     uint64_t dups;
     uint64_t rejected;
     uint64_t resends;
-    uint64_t stale;             //  replies for events no longer in the window
+    uint64_t stale;    //  replies for events no longer in the window
 };
 
-static void
-    s_window_clear (pond_device_t *self);
-static void
-    s_disconnect (pond_device_t *self);
+static void s_window_clear (pond_device_t *self);
+static void s_disconnect (pond_device_t *self);
 
 //  ---------------------------------------------------------------------
 //  Life cycle
@@ -92,15 +90,15 @@ pond_device_new (const pond_device_config_t *config)
         return NULL;
     snprintf (self->device, sizeof self->device, "%s", config->device);
     snprintf (self->firmware, sizeof self->firmware, "%s",
-              config->firmware? config->firmware: POND_DEVICE_FIRMWARE);
+              config->firmware ? config->firmware : POND_DEVICE_FIRMWARE);
     snprintf (self->data_dir, sizeof self->data_dir, "%s",
-              config->data_dir? config->data_dir: "");
+              config->data_dir ? config->data_dir : "");
     self->clock_skew_us = config->clock_skew_ms * 1000;
     self->verbose = config->verbose;
-    self->window_max = config->window > 0? config->window: POND_DEVICE_WINDOW;
+    self->window_max = config->window > 0 ? config->window : POND_DEVICE_WINDOW;
     if (self->window_max > POND_DEVICE_WINDOW_MAX)
         self->window_max = POND_DEVICE_WINDOW_MAX;
-    self->resend_ms = config->resend_ms > 0? config->resend_ms: POND_DEVICE_RESEND_MS;
+    self->resend_ms = config->resend_ms > 0 ? config->resend_ms : POND_DEVICE_RESEND_MS;
     if (config->start_offline_ms > 0)
         self->offline_until = zclock_mono () + config->start_offline_ms;
     self->offline_until_seq = config->offline_until_seq;
@@ -120,7 +118,7 @@ pond_device_new (const pond_device_config_t *config)
         snprintf (self->data_dir, sizeof self->data_dir, "%s", eps.data_dir);
     }
     self->window = (slot_t *) calloc ((size_t) self->window_max, sizeof (slot_t));
-    self->outbox = self->window? pond_outbox_new (config->outbox, config->read_only): NULL;
+    self->outbox = self->window ? pond_outbox_new (config->outbox, config->read_only) : NULL;
     if (!self->outbox) {
         pond_device_destroy (&self);
         return NULL;
@@ -129,7 +127,7 @@ pond_device_new (const pond_device_config_t *config)
         snprintf (self->customer, sizeof self->customer, "%s", config->customer);
     else {
         char *known = pond_outbox_note (self->outbox, "customer");
-        snprintf (self->customer, sizeof self->customer, "%s", known? known: "");
+        snprintf (self->customer, sizeof self->customer, "%s", known ? known : "");
         free (known);
         self->customer_noted = true;
     }
@@ -203,10 +201,10 @@ s_event_set (pond_event_t *event, msgpack_sbuffer *buffer, bool meta)
 {
     char err [POND_ERR_SIZE];
     const uint8_t *bytes = (const uint8_t *) buffer->data;
-    int rc = meta? pond_event_set_meta (event, bytes, buffer->size, err, sizeof err)
-                 : pond_event_set_data (event, bytes, buffer->size, err, sizeof err);
+    int rc = meta ? pond_event_set_meta (event, bytes, buffer->size, err, sizeof err)
+                  : pond_event_set_data (event, bytes, buffer->size, err, sizeof err);
     if (rc)
-        zsys_error ("pond-device: cannot build %s of %s: %s", meta? "meta": "data",
+        zsys_error ("pond-device: cannot build %s of %s: %s", meta ? "meta" : "data",
                     pond_event_name (event), err);
     msgpack_sbuffer_clear (buffer);
     return rc;
@@ -226,11 +224,9 @@ s_stage (pond_device_t *self, pond_event_t **event_p)
     uint8_t *bytes = NULL;
     if (self->staged_count >= STAGE_MAX)
         zsys_error ("pond-device: more than %d events in one write", STAGE_MAX);
-    else
-    if (!(bytes = pond_event_encode (event, &size, err, sizeof err)))
+    else if (!(bytes = pond_event_encode (event, &size, err, sizeof err)))
         zsys_error ("pond-device: cannot create %s: %s", pond_event_name (event), err);
-    else
-    if (size > POND_PUBLISH_MAX_SIZE)
+    else if (size > POND_PUBLISH_MAX_SIZE)
         zsys_error ("pond-device: %s is %zu bytes, more than the %d a broker takes",
                     pond_event_name (event), size, POND_PUBLISH_MAX_SIZE);
     else {
@@ -262,9 +258,8 @@ s_commit (pond_device_t *self)
             for (int i = 0; i < self->staged_count; i++) {
                 char uuid [POND_UUID_STR_SIZE];
                 pond_uuid_format (self->staged [i].id, uuid);
-                zsys_info ("pond-device: created %s %s #%llu for %s", uuid,
-                           self->staged [i].name, (unsigned long long) self->staged [i].seq,
-                           self->staged [i].entity);
+                zsys_info ("pond-device: created %s %s #%llu for %s", uuid, self->staged [i].name,
+                           (unsigned long long) self->staged [i].seq, self->staged [i].entity);
             }
     }
     else {
@@ -300,7 +295,7 @@ pond_device_click (pond_device_t *self, int button, int press_ms)
     msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
     msgpack_pack_map (&pk, 2);
     s_pack_str (&pk, "button");
-    msgpack_pack_int (&pk, button > 0? button: 1);
+    msgpack_pack_int (&pk, button > 0 ? button : 1);
     s_pack_str (&pk, "press_ms");
     msgpack_pack_int (&pk, press_ms);
     int rc = s_event_set (event, &buffer, false);
@@ -370,8 +365,7 @@ pond_device_quack (pond_device_t *self, int duration_ms, double loudness_db)
 
 //  Stage a LABEL_ADDED or LABEL_REMOVED event. Returns 0 or -1.
 static int
-s_stage_label (pond_device_t *self, const char *name, const char *container,
-               const char *label)
+s_stage_label (pond_device_t *self, const char *name, const char *container, const char *label)
 {
     pond_event_t *event = s_event_new (self, name, self->customer);
     if (!event)
@@ -401,8 +395,9 @@ pond_device_label (pond_device_t *self, const char *container, const char *label
     assert (container);
     assert (label);
     char state [32], current [POND_DEVICE_TEXT_MAX * 2];
-    bool labeled = pond_outbox_container (self->outbox, container, state, sizeof state,
-                                          current, sizeof current) == 0
+    bool labeled = pond_outbox_container (self->outbox, container, state, sizeof state, current,
+                                          sizeof current)
+                    == 0
                 && streq (state, "LABELED");
     if (labeled && streq (current, label)) {
         if (self->verbose)
@@ -411,7 +406,7 @@ pond_device_label (pond_device_t *self, const char *container, const char *label
     }
     //  A new label replaces the old one: the old one comes off first
     if ((labeled && s_stage_label (self, "LABEL_REMOVED", container, current))
-    ||  s_stage_label (self, "LABEL_ADDED", container, label))
+        || s_stage_label (self, "LABEL_ADDED", container, label))
         return s_abandon (self);
     pond_outbox_stage_container (self->outbox, container, "LABELED", label);
     int rc = s_commit (self);
@@ -425,11 +420,11 @@ pond_device_unlabel (pond_device_t *self, const char *container)
     assert (self);
     assert (container);
     char state [32], label [POND_DEVICE_TEXT_MAX * 2];
-    if (pond_outbox_container (self->outbox, container, state, sizeof state,
-                               label, sizeof label)
-    ||  !streq (state, "LABELED")) {
+    if (pond_outbox_container (self->outbox, container, state, sizeof state, label, sizeof label)
+        || !streq (state, "LABELED")) {
         zsys_warning ("pond-device: container %s has no label of this device; nothing to "
-                      "remove (label it first: label %s NAME)", container, container);
+                      "remove (label it first: label %s NAME)",
+                      container, container);
         return 1;
     }
     if (s_stage_label (self, "LABEL_REMOVED", container, label))
@@ -458,7 +453,7 @@ pond_device_load (pond_device_t *self, uint64_t count, double rate, int customer
             if (due > count)
                 due = count;
         }
-        uint64_t batch = due > done? due - done: 0;
+        uint64_t batch = due > done ? due - done : 0;
         if (batch > STAGE_MAX)
             batch = STAGE_MAX;
         for (uint64_t i = 0; i < batch; i++) {
@@ -476,7 +471,7 @@ pond_device_load (pond_device_t *self, uint64_t count, double rate, int customer
         if (rate > 0 && done < count) {
             double next_at = (double) done / rate * 1000.0;
             double left = next_at - (double) (zclock_mono () - started);
-            nap = left > 0? (int) ceil (left): 0;
+            nap = left > 0 ? (int) ceil (left) : 0;
         }
         if (pond_device_pump (self, nap))
             return -1;
@@ -535,8 +530,8 @@ s_window_fill (pond_device_t *self)
     for (int i = 0; i < count; i++) {
         self->cursor = entries [i].seq;
         char err [POND_ERR_SIZE];
-        pond_event_t *event = pond_event_decode (entries [i].bytes, entries [i].size,
-                                                 err, sizeof err);
+        pond_event_t *event = pond_event_decode (entries [i].bytes, entries [i].size, err,
+                                                 sizeof err);
         if (!event) {
             //  Only a damaged disk can do this: set it aside, do not block
             zsys_error ("pond-device: queued event #%llu is unreadable (%s); set aside",
@@ -604,7 +599,7 @@ pond_device_set_online (pond_device_t *self, bool online)
         s_disconnect (self);
     }
     if (self->verbose)
-        zsys_info ("pond-device: network %s", online? "up": "cut");
+        zsys_info ("pond-device: network %s", online ? "up" : "cut");
 }
 
 //  Look for the broker again: a restarted one may have new endpoints.
@@ -614,8 +609,7 @@ s_reresolve (pond_device_t *self)
     if (self->ingest_fixed)
         return;
     pond_endpoints_t eps;
-    if (pond_endpoints_resolve (self->data_dir, &eps) == 0
-    &&  strneq (eps.ingest, self->ingest)) {
+    if (pond_endpoints_resolve (self->data_dir, &eps) == 0 && strneq (eps.ingest, self->ingest)) {
         zsys_info ("pond-device: the broker's ingest endpoint is now %s", eps.ingest);
         snprintf (self->ingest, sizeof self->ingest, "%s", eps.ingest);
         s_disconnect (self);
@@ -632,7 +626,7 @@ s_go_back (pond_device_t *self, int wait_ms)
     for (int i = 0; i < self->window_count; i++)
         self->window [i].sent = false;
     if (wait_ms <= 0) {
-        self->backoff_ms = self->backoff_ms? self->backoff_ms * 2: POND_DEVICE_BACKOFF_MIN;
+        self->backoff_ms = self->backoff_ms ? self->backoff_ms * 2 : POND_DEVICE_BACKOFF_MIN;
         if (self->backoff_ms > POND_DEVICE_BACKOFF_MAX)
             self->backoff_ms = POND_DEVICE_BACKOFF_MAX;
         wait_ms = self->backoff_ms;
@@ -649,7 +643,8 @@ s_trouble (pond_device_t *self, const char *reason)
         pond_outbox_stats_t stats;
         pond_outbox_stats (self->outbox, &stats);
         zsys_warning ("pond-device: %s; events stay queued in the outbox (%llu now) and "
-                      "are retried with back-off", reason, (unsigned long long) stats.queued);
+                      "are retried with back-off",
+                      reason, (unsigned long long) stats.queued);
         self->down = true;
     }
 }
@@ -660,8 +655,8 @@ static void
 s_no_reply (pond_device_t *self)
 {
     char reason [REASON_MAX];
-    snprintf (reason, sizeof reason, "no reply from the broker at %s within %d ms",
-              self->ingest, self->resend_ms);
+    snprintf (reason, sizeof reason, "no reply from the broker at %s within %d ms", self->ingest,
+              self->resend_ms);
     s_trouble (self, reason);
     s_disconnect (self);
     s_reresolve (self);
@@ -724,20 +719,19 @@ s_send_step (pond_device_t *self)
     s_window_fill (self);
     //  While the broker is in trouble, probe with the oldest event alone;
     //  its ACK opens the window again
-    int limit = self->down && self->window_count > 1? 1: self->window_count;
+    int limit = self->down && self->window_count > 1 ? 1 : self->window_count;
     for (int i = 0; i < limit; i++) {
         slot_t *slot = &self->window [i];
         if (slot->sent)
             continue;
         if (s_connect (self))
             return;
-        if (pond_publisher_push (self->publisher, slot->id, slot->bytes, slot->size,
-                                 slot->seq)) {
+        if (pond_publisher_push (self->publisher, slot->id, slot->bytes, slot->size, slot->seq)) {
             int code = pond_publisher_code (self->publisher);
             if (code == POND_CODE_INTERRUPTED)
                 return;
             if (code == POND_CODE_UNAVAILABLE)
-                return;         //  Full of sends still without reply: later
+                return;    //  Full of sends still without reply: later
             if (code == POND_CODE_TOO_LARGE) {
                 s_refused (self, i, code, pond_publisher_reason (self->publisher));
                 return;
@@ -761,7 +755,7 @@ s_handle_ack (pond_device_t *self, const pond_publish_result_t *ack)
 {
     int index = s_window_find (self, ack->id);
     if (index < 0) {
-        self->stale++;          //  A second ACK for an event already removed
+        self->stale++;    //  A second ACK for an event already removed
         return;
     }
     slot_t *slot = &self->window [index];
@@ -772,9 +766,8 @@ s_handle_ack (pond_device_t *self, const pond_publish_result_t *ack)
     if (self->verbose) {
         char uuid [POND_UUID_STR_SIZE];
         pond_uuid_format (ack->id, uuid);
-        zsys_info ("pond-device: acked %s #%llu seq=%llu%s", uuid,
-                   (unsigned long long) slot->seq, (unsigned long long) ack->seq,
-                   ack->dup? " (dup)": "");
+        zsys_info ("pond-device: acked %s #%llu seq=%llu%s", uuid, (unsigned long long) slot->seq,
+                   (unsigned long long) ack->seq, ack->dup ? " (dup)" : "");
     }
     s_window_remove (self, index);
     self->backoff_ms = 0;
@@ -796,8 +789,8 @@ s_refused (pond_device_t *self, int index, int code, const char *reason)
     char uuid [POND_UUID_STR_SIZE];
     pond_uuid_format (slot->id, uuid);
     zsys_error ("pond-device: the broker refused event %s (#%llu) for good: %d %s; "
-                "it is set aside (see 'rejected' in pond-device --state)", uuid,
-                (unsigned long long) slot->seq, code, reason);
+                "it is set aside (see 'rejected' in pond-device --state)",
+                uuid, (unsigned long long) slot->seq, code, reason);
     pond_outbox_reject (self->outbox, slot->seq);
     self->rejected++;
     s_window_remove (self, index);
@@ -822,14 +815,14 @@ s_handle_nack (pond_device_t *self, const pond_publish_result_t *nack)
     }
     if (nack->code >= 500) {
         if (!slot->sent)
-            return;             //  Stale: this event goes again anyway
+            return;    //  Stale: this event goes again anyway
         //  The broker or the store cannot take it now: all of them again, later
         char reason [REASON_MAX];
         snprintf (reason, sizeof reason, "broker unavailable (%d %.200s)", nack->code,
                   nack->reason);
         s_trouble (self, reason);
-        s_go_back (self, nack->code == POND_CODE_UNAVAILABLE && nack->retry_ms
-                         ? (int) nack->retry_ms: 0);
+        s_go_back (
+            self, nack->code == POND_CODE_UNAVAILABLE && nack->retry_ms ? (int) nack->retry_ms : 0);
         return;
     }
     s_refused (self, index, nack->code, nack->reason);
@@ -871,20 +864,20 @@ s_next_due (pond_device_t *self, int64_t now)
         if (self->window [i].sent && self->window [i].due < next)
             next = self->window [i].due;
     //  Something overdue waits for the back-off: nap at least 1 ms
-    return next > now? (int) (next - now): 1;
+    return next > now ? (int) (next - now) : 1;
 }
 
 int
 pond_device_pump (pond_device_t *self, int timeout_ms)
 {
     assert (self);
-    int64_t deadline = zclock_mono () + (timeout_ms > 0? timeout_ms: 0);
+    int64_t deadline = zclock_mono () + (timeout_ms > 0 ? timeout_ms : 0);
     while (true) {
         if (zsys_interrupted)
             return -1;
         s_send_step (self);
         int64_t now = zclock_mono ();
-        int wait = deadline > now? (int) (deadline - now): 0;
+        int wait = deadline > now ? (int) (deadline - now) : 0;
         int due = s_next_due (self, now);
         if (due < wait)
             wait = due;
@@ -893,11 +886,10 @@ pond_device_pump (pond_device_t *self, int timeout_ms)
             if (s_receive (self, wait))
                 return -1;
         }
-        else
-        if (wait > 0)
+        else if (wait > 0)
             zmq_poll (NULL, 0, wait);
         if (zclock_mono () >= deadline)
-            return zsys_interrupted? -1: 0;
+            return zsys_interrupted ? -1 : 0;
     }
 }
 
@@ -921,17 +913,17 @@ int
 pond_device_sync (pond_device_t *self, int timeout_ms)
 {
     assert (self);
-    int64_t deadline = zclock_mono () + (timeout_ms > 0? timeout_ms: 0);
+    int64_t deadline = zclock_mono () + (timeout_ms > 0 ? timeout_ms : 0);
     while (pond_device_queued (self) > 0) {
         if (s_cut_for_good (self, deadline))
             return -1;
         int64_t left = deadline - zclock_mono ();
-        if (pond_device_pump (self, left > WAIT_MAX? WAIT_MAX: (int) (left > 0? left: 0)))
+        if (pond_device_pump (self, left > WAIT_MAX ? WAIT_MAX : (int) (left > 0 ? left : 0)))
             return -1;
         if (zclock_mono () >= deadline)
             break;
     }
-    return pond_device_queued (self) == 0? 0: -1;
+    return pond_device_queued (self) == 0 ? 0 : -1;
 }
 
 uint64_t
@@ -965,7 +957,7 @@ pond_device_ingest (pond_device_t *self)
 static char *
 s_print (cJSON *root)
 {
-    char *text = root? cJSON_PrintUnformatted (root): NULL;
+    char *text = root ? cJSON_PrintUnformatted (root) : NULL;
     cJSON_Delete (root);
     return text;
 }
@@ -1015,8 +1007,8 @@ pond_device_summary_json (pond_device_t *self, const char *extra)
     cJSON_AddNumberToObject (root, "rejected", (double) self->rejected);
     cJSON_AddNumberToObject (root, "resends", (double) self->resends);
     cJSON_AddItemToObject (root, "containers", containers);
-    cJSON *more = extra? cJSON_Parse (extra): NULL;
-    cJSON *item = more? more->child: NULL;
+    cJSON *more = extra ? cJSON_Parse (extra) : NULL;
+    cJSON *item = more ? more->child : NULL;
     while (item) {
         cJSON *next = item->next;
         cJSON_DetachItemViaPointer (more, item);

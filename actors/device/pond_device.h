@@ -31,31 +31,31 @@
 extern "C" {
 #endif
 
-#define POND_DEVICE_WINDOW          64      //  events in flight by default
-#define POND_DEVICE_WINDOW_MAX      1024
-#define POND_DEVICE_RESEND_MS       2000    //  resend when no reply came by then
-#define POND_DEVICE_SEND_MS         100     //  longest a send may block
-#define POND_DEVICE_BACKOFF_MIN     100     //  first back-off when unreachable, msecs
-#define POND_DEVICE_BACKOFF_MAX     5000    //  back-offs double up to this
-#define POND_DEVICE_FIRMWARE        "2.1"
-#define POND_DEVICE_TEXT_MAX        128     //  container and label bytes
+#define POND_DEVICE_WINDOW      64    //  events in flight by default
+#define POND_DEVICE_WINDOW_MAX  1024
+#define POND_DEVICE_RESEND_MS   2000    //  resend when no reply came by then
+#define POND_DEVICE_SEND_MS     100     //  longest a send may block
+#define POND_DEVICE_BACKOFF_MIN 100     //  first back-off when unreachable, msecs
+#define POND_DEVICE_BACKOFF_MAX 5000    //  back-offs double up to this
+#define POND_DEVICE_FIRMWARE    "2.1"
+#define POND_DEVICE_TEXT_MAX    128    //  container and label bytes
 
 typedef struct _pond_device_t pond_device_t;
 
 typedef struct {
-    const char *device;         //  device id: the source of its events; required
-    const char *customer;       //  entity of its events; may be NULL (then kept one)
-    const char *outbox;         //  outbox directory (RocksDB); required
-    const char *ingest;         //  broker's ingest endpoint; NULL: resolve from data_dir
-    const char *data_dir;       //  mesh data directory, for DIR/broker.zpl
-    const char *firmware;       //  NULL: POND_DEVICE_FIRMWARE
-    int64_t clock_skew_ms;      //  added to the wall clock for ts
-    int window;                 //  events in flight, 0: POND_DEVICE_WINDOW
-    int resend_ms;              //  0: POND_DEVICE_RESEND_MS
-    int start_offline_ms;       //  network cut for this long after start
-    uint64_t offline_until_seq; //  network cut until this local seq is created
-    bool verbose;               //  log each created and acked event
-    bool read_only;             //  only report (--state): the outbox must exist
+    const char *device;            //  device id: the source of its events; required
+    const char *customer;          //  entity of its events; may be NULL (then kept one)
+    const char *outbox;            //  outbox directory (RocksDB); required
+    const char *ingest;            //  broker's ingest endpoint; NULL: resolve from data_dir
+    const char *data_dir;          //  mesh data directory, for DIR/broker.zpl
+    const char *firmware;          //  NULL: POND_DEVICE_FIRMWARE
+    int64_t clock_skew_ms;         //  added to the wall clock for ts
+    int window;                    //  events in flight, 0: POND_DEVICE_WINDOW
+    int resend_ms;                 //  0: POND_DEVICE_RESEND_MS
+    int start_offline_ms;          //  network cut for this long after start
+    uint64_t offline_until_seq;    //  network cut until this local seq is created
+    bool verbose;                  //  log each created and acked event
+    bool read_only;                //  only report (--state): the outbox must exist
 } pond_device_config_t;
 
 //  Open the device's outbox. Nothing is sent yet. Returns NULL with the
@@ -85,8 +85,8 @@ int
 //  Same for another customer (load generation); the device's own customer
 //  is not changed.
 int
-    pond_device_quack_for (pond_device_t *self, const char *customer,
-                           int duration_ms, double loudness_db);
+    pond_device_quack_for (pond_device_t *self, const char *customer, int duration_ms,
+                           double loudness_db);
 
 //  Label a container: LABEL_ADDED {label, container}; the container becomes
 //  LABELED. Relabeling a labeled container first removes the old label

@@ -9,22 +9,22 @@
 #include <pthread.h>
 #include <rocksdb/c.h>
 
-#define KEY_OUTBOX      'o'
-#define KEY_REJECTED    'x'
-#define KEY_CONTAINER   'c'
-#define KEY_META        'm'
-#define KEY_MAX         (1 + 256)       //  prefix and the longest container or note name
+#define KEY_OUTBOX    'o'
+#define KEY_REJECTED  'x'
+#define KEY_CONTAINER 'c'
+#define KEY_META      'm'
+#define KEY_MAX       (1 + 256)    //  prefix and the longest container or note name
 
 struct _pond_outbox_t {
     char *path;
     rocksdb_t *db;
     rocksdb_options_t *options;
     rocksdb_readoptions_t *read_options;
-    rocksdb_writeoptions_t *synced;         //  creations: a crash loses nothing created
-    rocksdb_writeoptions_t *unsynced;       //  removals: losing one only means a resend
-    rocksdb_writebatch_t *batch;            //  staged, not committed yet
-    pond_outbox_stats_t stats;              //  committed counters
-    uint64_t staged;                        //  events in the batch
+    rocksdb_writeoptions_t *synced;      //  creations: a crash loses nothing created
+    rocksdb_writeoptions_t *unsynced;    //  removals: losing one only means a resend
+    rocksdb_writebatch_t *batch;         //  staged, not committed yet
+    pond_outbox_stats_t stats;           //  committed counters
+    uint64_t staged;                     //  events in the batch
     bool read_only;
 };
 
@@ -55,7 +55,7 @@ s_text_key (char prefix, const char *text, char *key)
 static int
 s_fail (pond_outbox_t *self, const char *what, char *err)
 {
-    zsys_error ("pond_outbox: %s in %s: %s", what, self->path, err? err: "unknown error");
+    zsys_error ("pond_outbox: %s in %s: %s", what, self->path, err ? err : "unknown error");
     rocksdb_free (err);
     return -1;
 }
@@ -92,7 +92,7 @@ s_get_counter (pond_outbox_t *self, const char *name)
     size_t key_size = s_text_key (KEY_META, name, key);
     size_t size = 0;
     char *value = s_get (self, key, key_size, &size);
-    uint64_t counter = value && size == 8? pond_get_be64 ((const uint8_t *) value): 0;
+    uint64_t counter = value && size == 8 ? pond_get_be64 ((const uint8_t *) value) : 0;
     rocksdb_free (value);
     return counter;
 }
@@ -108,8 +108,8 @@ s_scan (pond_outbox_t *self, char prefix, uint64_t *count_p, uint64_t *last_p)
     rocksdb_readoptions_set_iterate_upper_bound (options, (const char *) upper, sizeof upper);
     rocksdb_iterator_t *it = rocksdb_create_iterator (self->db, options);
     uint64_t count = 0, last = 0;
-    for (rocksdb_iter_seek (it, (const char *) lower, sizeof lower);
-         rocksdb_iter_valid (it); rocksdb_iter_next (it)) {
+    for (rocksdb_iter_seek (it, (const char *) lower, sizeof lower); rocksdb_iter_valid (it);
+         rocksdb_iter_next (it)) {
         size_t klen;
         const uint8_t *key = (const uint8_t *) rocksdb_iter_key (it, &klen);
         if (klen == 9) {
@@ -140,7 +140,7 @@ pond_outbox_new (const char *path, bool read_only)
         return NULL;
     self->path = strdup (path);
     self->options = rocksdb_options_create ();
-    rocksdb_options_set_create_if_missing (self->options, read_only? 0: 1);
+    rocksdb_options_set_create_if_missing (self->options, read_only ? 0 : 1);
     //  A device's database is small: keep its footprint small too
     rocksdb_options_set_keep_log_file_num (self->options, 2);
     rocksdb_options_set_max_log_file_size (self->options, 256 * 1024);
@@ -157,8 +157,8 @@ pond_outbox_new (const char *path, bool read_only)
     //  leaves signals to the main thread
     sigset_t saved;
     bool blocked = pond_thread_block_signals (&saved) == 0;
-    self->db = read_only? rocksdb_open_for_read_only (self->options, path, 0, &err)
-                        : rocksdb_open (self->options, path, &err);
+    self->db = read_only ? rocksdb_open_for_read_only (self->options, path, 0, &err)
+                         : rocksdb_open (self->options, path, &err);
     if (blocked)
         pthread_sigmask (SIG_SETMASK, &saved, NULL);
     if (!self->db) {
@@ -168,7 +168,7 @@ pond_outbox_new (const char *path, bool read_only)
     }
     uint64_t queued, last_queued, rejected, last_rejected;
     if (s_scan (self, KEY_OUTBOX, &queued, &last_queued)
-    ||  s_scan (self, KEY_REJECTED, &rejected, &last_rejected)) {
+        || s_scan (self, KEY_REJECTED, &rejected, &last_rejected)) {
         pond_outbox_destroy (&self);
         return NULL;
     }
@@ -216,21 +216,21 @@ pond_outbox_stage (pond_outbox_t *self, const uint8_t *bytes, size_t size)
     uint64_t seq = self->stats.last_seq + ++self->staged;
     uint8_t key [9];
     s_seq_key (KEY_OUTBOX, seq, key);
-    rocksdb_writebatch_put (self->batch, (const char *) key, sizeof key,
-                            (const char *) bytes, size);
+    rocksdb_writebatch_put (self->batch, (const char *) key, sizeof key, (const char *) bytes,
+                            size);
     return seq;
 }
 
 void
-pond_outbox_stage_container (pond_outbox_t *self, const char *container,
-                             const char *state, const char *label)
+pond_outbox_stage_container (pond_outbox_t *self, const char *container, const char *state,
+                             const char *label)
 {
     assert (self);
     assert (container);
     assert (state);
     cJSON *value = cJSON_CreateObject ();
     cJSON_AddStringToObject (value, "state", state);
-    cJSON_AddStringToObject (value, "label", label? label: "");
+    cJSON_AddStringToObject (value, "label", label ? label : "");
     char *text = cJSON_PrintUnformatted (value);
     cJSON_Delete (value);
     if (!text) {
@@ -312,7 +312,7 @@ pond_outbox_read (pond_outbox_t *self, uint64_t after, pond_outbox_entry_t *entr
         const uint8_t *key = (const uint8_t *) rocksdb_iter_key (it, &klen);
         const char *value = rocksdb_iter_value (it, &vlen);
         if (klen != 9 || vlen == 0)
-            continue;               //  Not ours; cannot happen with our keys
+            continue;    //  Not ours; cannot happen with our keys
         uint8_t *bytes = (uint8_t *) malloc (vlen);
         if (!bytes)
             break;
@@ -406,8 +406,8 @@ pond_outbox_reject (pond_outbox_t *self, uint64_t seq)
 
 //  Parse a container value into state and label. Returns 0 or -1.
 static int
-s_parse_container (const char *value, size_t size, char *state, size_t state_size,
-                   char *label, size_t label_size)
+s_parse_container (const char *value, size_t size, char *state, size_t state_size, char *label,
+                   size_t label_size)
 {
     cJSON *json = cJSON_ParseWithLength (value, size);
     cJSON *state_item = cJSON_GetObjectItemCaseSensitive (json, "state");
@@ -423,8 +423,8 @@ s_parse_container (const char *value, size_t size, char *state, size_t state_siz
 }
 
 int
-pond_outbox_container (pond_outbox_t *self, const char *container,
-                       char *state, size_t state_size, char *label, size_t label_size)
+pond_outbox_container (pond_outbox_t *self, const char *container, char *state, size_t state_size,
+                       char *label, size_t label_size)
 {
     assert (self);
     assert (container);
@@ -450,14 +450,14 @@ pond_outbox_containers (pond_outbox_t *self)
     rocksdb_readoptions_t *options = rocksdb_readoptions_create ();
     rocksdb_readoptions_set_iterate_upper_bound (options, upper, sizeof upper);
     rocksdb_iterator_t *it = rocksdb_create_iterator (self->db, options);
-    for (rocksdb_iter_seek (it, lower, sizeof lower);
-         rocksdb_iter_valid (it); rocksdb_iter_next (it)) {
+    for (rocksdb_iter_seek (it, lower, sizeof lower); rocksdb_iter_valid (it);
+         rocksdb_iter_next (it)) {
         size_t klen, vlen;
         const char *key = rocksdb_iter_key (it, &klen);
         const char *value = rocksdb_iter_value (it, &vlen);
         char name [KEY_MAX], state [32], label [KEY_MAX];
         if (klen < 2 || klen > KEY_MAX
-        ||  s_parse_container (value, vlen, state, sizeof state, label, sizeof label))
+            || s_parse_container (value, vlen, state, sizeof state, label, sizeof label))
             continue;
         memcpy (name, key + 1, klen - 1);
         name [klen - 1] = 0;

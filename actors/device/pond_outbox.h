@@ -38,19 +38,19 @@ typedef struct _pond_outbox_t pond_outbox_t;
 
 //  One queued event, as read back from the outbox
 typedef struct {
-    uint64_t seq;               //  local sequence number
-    uint8_t *bytes;             //  encoded event (msgpack, no seq); owned
+    uint64_t seq;      //  local sequence number
+    uint8_t *bytes;    //  encoded event (msgpack, no seq); owned
     size_t size;
 } pond_outbox_entry_t;
 
 //  Lifetime counters, kept in the database
 typedef struct {
-    uint64_t last_seq;          //  local seq of the newest event created
-    uint64_t created;           //  events ever created
-    uint64_t sent;              //  events ever ACKed (and so removed)
-    uint64_t dups;              //  ... of which the broker had stored before
-    uint64_t rejected;          //  events the broker refused for good
-    uint64_t queued;            //  events in the outbox now
+    uint64_t last_seq;    //  local seq of the newest event created
+    uint64_t created;     //  events ever created
+    uint64_t sent;        //  events ever ACKed (and so removed)
+    uint64_t dups;        //  ... of which the broker had stored before
+    uint64_t rejected;    //  events the broker refused for good
+    uint64_t queued;      //  events in the outbox now
 } pond_outbox_stats_t;
 
 //  Open (creating if missing) the outbox at path; the parent directory must
@@ -72,8 +72,8 @@ uint64_t
 
 //  Stage the new state of one of the device's containers.
 void
-    pond_outbox_stage_container (pond_outbox_t *self, const char *container,
-                                 const char *state, const char *label);
+    pond_outbox_stage_container (pond_outbox_t *self, const char *container, const char *state,
+                                 const char *label);
 
 //  Stage a text note (e.g. "customer").
 void
@@ -94,8 +94,7 @@ void
 //  order, into entries. Returns how many were read, or -1 (logged). The
 //  caller frees each entry's bytes (pond_outbox_entry_clear).
 int
-    pond_outbox_read (pond_outbox_t *self, uint64_t after, pond_outbox_entry_t *entries,
-                      int max);
+    pond_outbox_read (pond_outbox_t *self, uint64_t after, pond_outbox_entry_t *entries, int max);
 
 //  Free an entry's bytes and zero it.
 void
@@ -116,8 +115,8 @@ int
 //  Look up one container. Returns 0 with its state and label copied, or -1
 //  if the device never labeled it.
 int
-    pond_outbox_container (pond_outbox_t *self, const char *container,
-                           char *state, size_t state_size, char *label, size_t label_size);
+    pond_outbox_container (pond_outbox_t *self, const char *container, char *state,
+                           size_t state_size, char *label, size_t label_size);
 
 //  Every container as a JSON object { container: {state, label}, ... }.
 //  Caller owns the tree. NULL if memory ran out or reading failed (logged).

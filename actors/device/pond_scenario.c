@@ -9,7 +9,7 @@
 #include <errno.h>
 #include <math.h>
 
-#define TOKENS_MAX      4
+#define TOKENS_MAX 4
 
 typedef enum {
     ACTION_CLICK,
@@ -23,10 +23,10 @@ typedef enum {
 
 typedef struct {
     action_kind_t kind;
-    uint64_t count;             //  times to do it
-    int number;                 //  button, duration_ms, sleep msecs; 0: sensed
-    int number2;                //  press_ms; 0: sensed
-    double value;               //  loudness_db; 0: sensed
+    uint64_t count;    //  times to do it
+    int number;        //  button, duration_ms, sleep msecs; 0: sensed
+    int number2;       //  press_ms; 0: sensed
+    double value;      //  loudness_db; 0: sensed
     char *container;
     char *label;
 } action_t;
@@ -74,7 +74,7 @@ static int
 s_append (pond_scenario_t *self, action_t *action, char *err, size_t errlen)
 {
     if (self->size == self->capacity) {
-        size_t capacity = self->capacity? self->capacity * 2: 16;
+        size_t capacity = self->capacity ? self->capacity * 2 : 16;
         action_t *bigger = (action_t *) realloc (self->actions, capacity * sizeof (action_t));
         if (!bigger) {
             free (action->container);
@@ -91,7 +91,6 @@ s_append (pond_scenario_t *self, action_t *action, char *err, size_t errlen)
 
 //  ---------------------------------------------------------------------
 //  Parsing
-
 
 //  A container or label: 1..POND_DEVICE_TEXT_MAX bytes, no control bytes.
 static int
@@ -132,7 +131,7 @@ pond_scenario_add (pond_scenario_t *self, const char *line, char *err, size_t er
     if (*cursor == 0 || *cursor == '#')
         return 0;
     char *tokens [TOKENS_MAX + 1] = { NULL };
-    size_t rest_at = len;       //  where the third word starts in line
+    size_t rest_at = len;    //  where the third word starts in line
     int count = 0;
     while (*cursor && count <= TOKENS_MAX) {
         if (count == 2)
@@ -177,8 +176,7 @@ pond_scenario_add (pond_scenario_t *self, const char *line, char *err, size_t er
             action.number2 = (int) number;
         }
     }
-    else
-    if (streq (verb, "quack")) {
+    else if (streq (verb, "quack")) {
         action.kind = ACTION_QUACK;
         if (args > 2) {
             snprintf (err, errlen,
@@ -203,21 +201,19 @@ pond_scenario_add (pond_scenario_t *self, const char *line, char *err, size_t er
             action.value = value;
         }
     }
-    else
-    if (streq (verb, "label")) {
+    else if (streq (verb, "label")) {
         action.kind = ACTION_LABEL;
         if (args < 2) {
             snprintf (err, errlen, "'label' needs CONTAINER and LABEL (label c1 milk)");
             return -1;
         }
         if (s_check_text ("the container", tokens [1], err, errlen)
-        ||  s_check_text ("the label", rest, err, errlen))
+            || s_check_text ("the label", rest, err, errlen))
             return -1;
         action.container = strdup (tokens [1]);
         action.label = strdup (rest);
     }
-    else
-    if (streq (verb, "unlabel")) {
+    else if (streq (verb, "unlabel")) {
         action.kind = ACTION_UNLABEL;
         if (args != 1) {
             snprintf (err, errlen, "'unlabel' needs exactly one CONTAINER (unlabel c1)");
@@ -227,31 +223,32 @@ pond_scenario_add (pond_scenario_t *self, const char *line, char *err, size_t er
             return -1;
         action.container = strdup (tokens [1]);
     }
-    else
-    if (streq (verb, "sleep")) {
+    else if (streq (verb, "sleep")) {
         action.kind = ACTION_SLEEP;
         if (args != 1 || pond_scenario_whole (tokens [1], 0, 3600000, &number)) {
             snprintf (err, errlen, "'sleep' needs one number of milliseconds 0..3600000%s%s%s",
-                      args >= 1? ", got '": "", args >= 1? tokens [1]: "", args >= 1? "'": "");
+                      args >= 1 ? ", got '" : "", args >= 1 ? tokens [1] : "",
+                      args >= 1 ? "'" : "");
             return -1;
         }
         action.number = (int) number;
     }
-    else
-    if (streq (verb, "offline") || streq (verb, "online")) {
-        action.kind = streq (verb, "offline")? ACTION_OFFLINE: ACTION_ONLINE;
+    else if (streq (verb, "offline") || streq (verb, "online")) {
+        action.kind = streq (verb, "offline") ? ACTION_OFFLINE : ACTION_ONLINE;
         if (args) {
             snprintf (err, errlen, "'%s' takes nothing after it", verb);
             return -1;
         }
     }
     else {
-        snprintf (err, errlen, "unknown action '%s' (expected click, quack, label, unlabel, "
-                  "sleep, offline or online)", verb);
+        snprintf (err, errlen,
+                  "unknown action '%s' (expected click, quack, label, unlabel, "
+                  "sleep, offline or online)",
+                  verb);
         return -1;
     }
     if ((action.kind == ACTION_LABEL && (!action.container || !action.label))
-    ||  (action.kind == ACTION_UNLABEL && !action.container)) {
+        || (action.kind == ACTION_UNLABEL && !action.container)) {
         free (action.container);
         free (action.label);
         snprintf (err, errlen, "out of memory");
@@ -261,8 +258,8 @@ pond_scenario_add (pond_scenario_t *self, const char *line, char *err, size_t er
 }
 
 int
-pond_scenario_add_repeat (pond_scenario_t *self, const char *verb, uint64_t count,
-                          char *err, size_t errlen)
+pond_scenario_add_repeat (pond_scenario_t *self, const char *verb, uint64_t count, char *err,
+                          size_t errlen)
 {
     assert (self);
     assert (verb);
@@ -273,8 +270,7 @@ pond_scenario_add_repeat (pond_scenario_t *self, const char *verb, uint64_t coun
     action_t action = { .count = count };
     if (streq (verb, "click"))
         action.kind = ACTION_CLICK;
-    else
-    if (streq (verb, "quack"))
+    else if (streq (verb, "quack"))
         action.kind = ACTION_QUACK;
     else {
         snprintf (err, errlen, "'%s' cannot be repeated", verb);
@@ -301,10 +297,9 @@ pond_scenario_load (pond_scenario_t *self, const char *path, char *err, size_t e
         size_t len = strlen (line);
         if (len && line [len - 1] == '\n')
             line [--len] = 0;
-        else
-        if (!feof (file)) {
-            snprintf (err, errlen, "scenario %s line %d: longer than 1023 characters",
-                      path, number);
+        else if (!feof (file)) {
+            snprintf (err, errlen, "scenario %s line %d: longer than 1023 characters", path,
+                      number);
             rc = -1;
             break;
         }
@@ -312,8 +307,7 @@ pond_scenario_load (pond_scenario_t *self, const char *path, char *err, size_t e
             snprintf (err, errlen, "scenario %s line %d: holds a NUL byte", path, number);
             rc = -1;
         }
-        else
-        if (pond_scenario_add (self, line, reason, sizeof reason)) {
+        else if (pond_scenario_add (self, line, reason, sizeof reason)) {
             snprintf (err, errlen, "scenario %s line %d: %s", path, number, reason);
             rc = -1;
         }
@@ -335,29 +329,15 @@ s_run_one (action_t *action, pond_device_t *device)
 {
     int rc = 0;
     switch (action->kind) {
-        case ACTION_CLICK:
-            rc = pond_device_click (device, action->number, action->number2);
-            break;
-        case ACTION_QUACK:
-            rc = pond_device_quack (device, action->number, action->value);
-            break;
-        case ACTION_LABEL:
-            rc = pond_device_label (device, action->container, action->label);
-            break;
-        case ACTION_UNLABEL:
-            rc = pond_device_unlabel (device, action->container);
-            break;
-        case ACTION_SLEEP:
-            rc = pond_device_pump (device, action->number);
-            break;
-        case ACTION_OFFLINE:
-            pond_device_set_online (device, false);
-            break;
-        case ACTION_ONLINE:
-            pond_device_set_online (device, true);
-            break;
+        case ACTION_CLICK: rc = pond_device_click (device, action->number, action->number2); break;
+        case ACTION_QUACK: rc = pond_device_quack (device, action->number, action->value); break;
+        case ACTION_LABEL: rc = pond_device_label (device, action->container, action->label); break;
+        case ACTION_UNLABEL: rc = pond_device_unlabel (device, action->container); break;
+        case ACTION_SLEEP: rc = pond_device_pump (device, action->number); break;
+        case ACTION_OFFLINE: pond_device_set_online (device, false); break;
+        case ACTION_ONLINE: pond_device_set_online (device, true); break;
     }
-    return rc < 0 || zsys_interrupted? -1: 0;
+    return rc < 0 || zsys_interrupted ? -1 : 0;
 }
 
 int

@@ -26,7 +26,7 @@
 extern "C" {
 #endif
 
-#define POND_SCENARIO_REPEAT_MAX    10000000    //  --click N, --quack N
+#define POND_SCENARIO_REPEAT_MAX 10000000    //  --click N, --quack N
 
 typedef struct _pond_scenario_t pond_scenario_t;
 
@@ -46,8 +46,8 @@ int
 //  Append an action done count times ("click" or "quack", as --click N).
 //  Returns 0, or -1 with the reason in err.
 int
-    pond_scenario_add_repeat (pond_scenario_t *self, const char *verb, uint64_t count,
-                              char *err, size_t errlen);
+    pond_scenario_add_repeat (pond_scenario_t *self, const char *verb, uint64_t count, char *err,
+                              size_t errlen);
 
 //  Read a scenario file and append its actions. Returns 0, or -1 with
 //  "FILE line N: what is wrong" (or why the file cannot be read) in err.

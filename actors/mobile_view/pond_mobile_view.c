@@ -9,7 +9,7 @@
 #include <string.h>
 
 static const char *const s_names [] = {
-    "LABEL_ADDED", "LABEL_REMOVED", "QUACKED", "BUTTON_CLICKED",
+    "LABEL_ADDED",   "LABEL_REMOVED", "QUACKED", "BUTTON_CLICKED",
     "BADGE_GRANTED", "BADGE_REMOVED", NULL
 };
 
@@ -24,11 +24,11 @@ s_new_doc (const char *customer)
     if (!doc)
         return NULL;
     int rc = pond_actors_set_string (doc, "customer", customer);
-    rc |= cJSON_AddArrayToObject (doc, "inventory")? 0: -1;
-    rc |= cJSON_AddObjectToObject (doc, "containers")? 0: -1;
+    rc |= cJSON_AddArrayToObject (doc, "inventory") ? 0 : -1;
+    rc |= cJSON_AddObjectToObject (doc, "containers") ? 0 : -1;
     rc |= pond_actors_set_uint (doc, "quacks", 0);
     rc |= pond_actors_set_uint (doc, "clicks", 0);
-    rc |= cJSON_AddArrayToObject (doc, "badges")? 0: -1;
+    rc |= cJSON_AddArrayToObject (doc, "badges") ? 0 : -1;
     rc |= pond_actors_set_uint (doc, "updated_seq", 0);
     rc |= pond_actors_set_uint (doc, "updated_ts", 0);
     if (rc) {
@@ -73,7 +73,7 @@ static int
 s_compare (const char *label, const char *container, const cJSON *entry)
 {
     const char *other_label = pond_actors_string (entry, "label");
-    int order = strcmp (label, other_label? other_label: "");
+    int order = strcmp (label, other_label ? other_label : "");
     if (order)
         return order;
     const char *other = s_entry_container (entry);
@@ -86,8 +86,8 @@ s_compare (const char *label, const char *container, const cJSON *entry)
 //  container (NULL with any_container: any). Each container of a removed
 //  entry is added to unlabeled (a set), if given. Returns how many went.
 static size_t
-s_inventory_remove (cJSON *inventory, const char *label, const char *container,
-                    bool any_container, cJSON *unlabeled)
+s_inventory_remove (cJSON *inventory, const char *label, const char *container, bool any_container,
+                    cJSON *unlabeled)
 {
     size_t removed = 0;
     cJSON *entry = inventory->child;
@@ -96,9 +96,9 @@ s_inventory_remove (cJSON *inventory, const char *label, const char *container,
         const char *entry_label = pond_actors_string (entry, "label");
         const char *entry_container = s_entry_container (entry);
         if ((!label || s_same (label, entry_label))
-        &&  (any_container || s_same (container, entry_container))) {
+            && (any_container || s_same (container, entry_container))) {
             if (unlabeled && entry_container
-            &&  !cJSON_GetObjectItemCaseSensitive (unlabeled, entry_container))
+                && !cJSON_GetObjectItemCaseSensitive (unlabeled, entry_container))
                 cJSON_AddItemToObject (unlabeled, entry_container, cJSON_CreateTrue ());
             cJSON_Delete (cJSON_DetachItemViaPointer (inventory, entry));
             removed++;
@@ -114,7 +114,7 @@ s_set_container (cJSON *containers, const char *container, const char *label)
     cJSON *state = cJSON_CreateObject ();
     if (!state)
         return -1;
-    cJSON_AddStringToObject (state, "state", label? "LABELED": "UNLABELED");
+    cJSON_AddStringToObject (state, "state", label ? "LABELED" : "UNLABELED");
     if (label)
         cJSON_AddStringToObject (state, "label", label);
     if (cJSON_GetObjectItemCaseSensitive (containers, container)) {
@@ -175,7 +175,7 @@ s_label_added (cJSON *doc, const pond_event_t *event, const char *label, const c
     if (container)
         rc |= pond_actors_set_string (added, "container", container);
     else
-        rc |= cJSON_AddNullToObject (added, "container")? 0: -1;
+        rc |= cJSON_AddNullToObject (added, "container") ? 0 : -1;
     rc |= pond_actors_set_uint (added, "since", pond_event_ts (event));
     pond_actors_insert (inventory, index, added);
     return rc;
@@ -187,7 +187,7 @@ s_label_removed (cJSON *doc, const char *label, const char *container)
     cJSON *inventory = s_array (doc, "inventory");
     cJSON *containers = pond_actors_object (doc, "containers");
     cJSON *unlabeled = cJSON_CreateObject ();
-    int rc = inventory && containers && unlabeled? 0: -1;
+    int rc = inventory && containers && unlabeled ? 0 : -1;
     if (rc == 0) {
         if (container) {
             //  The container is empty now, whatever the inventory said; a
@@ -228,7 +228,7 @@ s_badge (cJSON *doc, const pond_event_t *event, const char *badge, bool granted)
         cJSON *next = entry->next;
         if (s_same (pond_actors_string (entry, "name"), badge)) {
             if (granted)
-                return 0;       //  the first grant stands
+                return 0;    //  the first grant stands
             cJSON_Delete (cJSON_DetachItemViaPointer (badges, entry));
         }
         entry = next;
@@ -242,7 +242,7 @@ s_badge (cJSON *doc, const pond_event_t *event, const char *badge, bool granted)
     char *version = pond_actors_text (event, "rules_version", version_buf, sizeof version_buf);
     int rc = pond_actors_set_string (held, "name", badge);
     rc |= pond_actors_set_uint (held, "granted_ts", pond_event_ts (event));
-    rc |= pond_actors_set_string (held, "rules_version", version? version: "");
+    rc |= pond_actors_set_string (held, "rules_version", version ? version : "");
     pond_actors_text_free (version, version_buf);
     cJSON_AddItemToArray (badges, held);
     return rc;
@@ -251,7 +251,8 @@ s_badge (cJSON *doc, const pond_event_t *event, const char *badge, bool granted)
 static int
 s_apply (pond_actor_t *actor, pond_view_t *view, const pond_event_t *event, void *state)
 {
-    (void) actor; (void) state;
+    (void) actor;
+    (void) state;
     const char *name = pond_event_name (event);
     bool is_added = streq (name, "LABEL_ADDED");
     bool is_removed = streq (name, "LABEL_REMOVED");
@@ -260,7 +261,7 @@ s_apply (pond_actor_t *actor, pond_view_t *view, const pond_event_t *event, void
     bool is_granted = streq (name, "BADGE_GRANTED");
     bool is_lost = streq (name, "BADGE_REMOVED");
     if (!is_added && !is_removed && !is_quack && !is_click && !is_granted && !is_lost)
-        return 0;               //  not ours: the runtime filters, be safe
+        return 0;    //  not ours: the runtime filters, be safe
     const char *customer = pond_event_entity (event);
     char key [POND_ACTORS_KEY_MAX];
     if (pond_actors_customer_key (customer, key, sizeof key))
@@ -289,18 +290,15 @@ s_apply (pond_actor_t *actor, pond_view_t *view, const pond_event_t *event, void
         cJSON_Delete (doc);
         doc = s_new_doc (customer);
     }
-    int rc = doc? 0: -1;
+    int rc = doc ? 0 : -1;
     if (rc == 0) {
         if (is_added)
             rc = s_label_added (doc, event, label, container);
-        else
-        if (is_removed)
+        else if (is_removed)
             rc = s_label_removed (doc, label, container);
-        else
-        if (is_quack)
+        else if (is_quack)
             rc = s_count (doc, "quacks");
-        else
-        if (is_click)
+        else if (is_click)
             rc = s_count (doc, "clicks");
         else
             rc = s_badge (doc, event, badge, is_granted);
@@ -313,17 +311,17 @@ s_apply (pond_actor_t *actor, pond_view_t *view, const pond_event_t *event, void
     pond_actors_text_free (label, label_buf);
     pond_actors_text_free (container, container_buf);
     pond_actors_text_free (badge, badge_buf);
-    return rc? -1: 0;
+    return rc ? -1 : 0;
 }
 
 //  ---------------------------------------------------------------------
 //  Query: the document
 
 static char *
-s_query (pond_actor_t *actor, pond_view_t *view, const char *entity, const char *text,
-         void *state)
+s_query (pond_actor_t *actor, pond_view_t *view, const char *entity, const char *text, void *state)
 {
-    (void) text; (void) state;
+    (void) text;
+    (void) state;
     cJSON *doc = pond_actors_customer_doc (actor, view, entity, "is unknown to the mobile view");
     if (!doc)
         return NULL;
@@ -340,10 +338,9 @@ pond_mobile_view_spec (pond_actor_spec_t *spec)
     memset (spec, 0, sizeof *spec);
     spec->name = POND_MOBILE_VIEW_NAME;
     spec->names = s_names;
-    spec->description =
-        "Keeps one document per customer for the mobile app: inventory, container\n"
-        "states (LABELED / UNLABELED), quack and click counts, badges. Query a\n"
-        "customer id to get the document; 404 if unknown.";
+    spec->description = "Keeps one document per customer for the mobile app: inventory, container\n"
+                        "states (LABELED / UNLABELED), quack and click counts, badges. Query a\n"
+                        "customer id to get the document; 404 if unknown.";
     spec->apply = s_apply;
     spec->query = s_query;
 }

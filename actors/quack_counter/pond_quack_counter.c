@@ -31,9 +31,10 @@ s_year (uint64_t ts, char *year, size_t size)
 static int
 s_apply (pond_actor_t *actor, pond_view_t *view, const pond_event_t *event, void *state)
 {
-    (void) actor; (void) state;
+    (void) actor;
+    (void) state;
     if (strcmp (pond_event_name (event), "QUACKED"))
-        return 0;               //  not ours: the runtime filters, be safe
+        return 0;    //  not ours: the runtime filters, be safe
     char key [POND_ACTORS_KEY_MAX];
     if (pond_actors_customer_key (pond_event_entity (event), key, sizeof key))
         return pond_actors_skip (view, event, "no usable entity");
@@ -54,7 +55,7 @@ s_apply (pond_actor_t *actor, pond_view_t *view, const pond_event_t *event, void
     if (by_year)
         pond_actors_uint (by_year, year, &that_year);
 
-    int rc = by_year? 0: -1;
+    int rc = by_year ? 0 : -1;
     rc |= pond_actors_set_string (doc, "customer", pond_event_entity (event));
     rc |= pond_actors_set_uint (doc, "quacks", quacks + 1);
     if (by_year)
@@ -63,7 +64,7 @@ s_apply (pond_actor_t *actor, pond_view_t *view, const pond_event_t *event, void
     if (rc == 0)
         rc = pond_actors_put_take (view, key, &doc);
     cJSON_Delete (doc);
-    return rc? -1: 0;
+    return rc ? -1 : 0;
 }
 
 //  ---------------------------------------------------------------------
@@ -78,10 +79,10 @@ s_compare_keys (const void *a, const void *b)
 }
 
 static char *
-s_query (pond_actor_t *actor, pond_view_t *view, const char *entity, const char *text,
-         void *state)
+s_query (pond_actor_t *actor, pond_view_t *view, const char *entity, const char *text, void *state)
 {
-    (void) text; (void) state;
+    (void) text;
+    (void) state;
     cJSON *doc = pond_actors_customer_doc (actor, view, entity, "never quacked");
     if (!doc)
         return NULL;
@@ -93,7 +94,7 @@ s_query (pond_actor_t *actor, pond_view_t *view, const char *entity, const char 
         //  Years sorted, whatever order they were first seen in
         const cJSON *by_year = cJSON_GetObjectItemCaseSensitive (doc, "by_year");
         int count = cJSON_GetArraySize (by_year);
-        const cJSON **items = count? calloc ((size_t) count, sizeof *items): NULL;
+        const cJSON **items = count ? calloc ((size_t) count, sizeof *items) : NULL;
         int found = 0;
         const cJSON *item;
         if (items)
@@ -131,11 +132,10 @@ pond_quack_counter_spec (pond_actor_spec_t *spec)
     memset (spec, 0, sizeof *spec);
     spec->name = POND_QUACK_COUNTER_NAME;
     spec->names = s_names;
-    spec->description =
-        "Counts the quacks (QUACKED) of each customer, in total and per calendar\n"
-        "year (UTC, from the event time). Query a customer id to get\n"
-        "{\"customer\", \"quacks\", \"by_year\": {\"2022\": n, ...}}; 404 if the\n"
-        "customer never quacked.";
+    spec->description = "Counts the quacks (QUACKED) of each customer, in total and per calendar\n"
+                        "year (UTC, from the event time). Query a customer id to get\n"
+                        "{\"customer\", \"quacks\", \"by_year\": {\"2022\": n, ...}}; 404 if the\n"
+                        "customer never quacked.";
     spec->apply = s_apply;
     spec->query = s_query;
 }

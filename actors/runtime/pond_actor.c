@@ -47,7 +47,6 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-
 //  ---------------------------------------------------------------------
 //  The API actors call
 
@@ -61,8 +60,7 @@ pond_actor_replay (pond_actor_t *self, const pond_replay_req_t *request)
 
 //  Send [peer, command, body] on the query socket; takes ownership of body.
 void
-pond_actor_priv_send (pond_actor_t *self, zframe_t *peer, const char *command,
-                      zframe_t **body_p)
+pond_actor_priv_send (pond_actor_t *self, zframe_t *peer, const char *command, zframe_t **body_p)
 {
     if (!self->query || !peer) {
         zframe_destroy (body_p);
@@ -152,12 +150,12 @@ pond_actor_priv_apply (pond_actor_t *self, const pond_event_t *event)
             }
             if (zsys_interrupted)
                 zsys_info ("%s: interrupted while applying seq %" PRIu64 "; rolled back, "
-                           "it is applied again on start", self->name, seq);
+                           "it is applied again on start",
+                           self->name, seq);
             else
                 zsys_error ("%s: the actor refused event seq %" PRIu64 " (%s for %s); "
                             "stopping: a view that cannot apply the log is a bug to fix",
-                            self->name, seq, pond_event_name (event),
-                            pond_event_entity (event));
+                            self->name, seq, pond_event_name (event), pond_event_entity (event));
             self->failed = !zsys_interrupted;
             return -1;
         }
@@ -215,8 +213,8 @@ pond_actor_priv_batch_commit (pond_actor_t *self)
     //  duplicates the store ignores
     if (pond_actor_priv_emit_deferred (self)) {
         zsys_error ("%s: cannot emit what events up to seq %" PRIu64 " caused; "
-                    "stopping (they are applied again on start)", self->name,
-                    self->position);
+                    "stopping (they are applied again on start)",
+                    self->name, self->position);
         pond_view_rollback (self->view);
         self->position = self->batch_from;
         self->failed = true;
@@ -295,11 +293,10 @@ s_timers (pond_actor_t *self)
     if (self->live && head > self->position && !self->broker_away) {
         if (!self->behind_since)
             self->behind_since = now;
-        else
-        if (now - self->behind_since >= BEHIND_MS && now - self->event_at >= BEHIND_MS) {
+        else if (now - self->behind_since >= BEHIND_MS && now - self->event_at >= BEHIND_MS) {
             zsys_warning ("%s: the log is at seq %" PRIu64 ", this actor at %" PRIu64
-                          ", and no event came for %d ms; catching up", self->name, head,
-                          self->position, BEHIND_MS);
+                          ", and no event came for %d ms; catching up",
+                          self->name, head, self->position, BEHIND_MS);
             pond_actor_priv_catchup_start (self);
         }
     }
@@ -311,7 +308,7 @@ s_timers (pond_actor_t *self)
         pond_actor_priv_persist (self);
     if (self->rebuilding && now - self->progress_at >= PROGRESS_MS) {
         pond_actor_priv_send_progress (self, self->rebuild_peer, self->position,
-                         head > self->position? head: self->position);
+                                       head > self->position ? head : self->position);
         self->progress_at = now;
     }
 }
@@ -325,10 +322,10 @@ s_ready_write (pond_actor_t *self)
     char *endpoint = zsock_last_endpoint (self->query);
     zconfig_t *root = zconfig_new ("root", NULL);
     zconfig_put (root, "actor/name", self->name);
-    zconfig_put (root, "actor/query", endpoint? endpoint: self->query_endpoint);
+    zconfig_put (root, "actor/query", endpoint ? endpoint : self->query_endpoint);
     zconfig_putf (root, "actor/pid", "%d", (int) getpid ());
     if (pond_keys_active ())
-        zconfig_put (root, "actor/key", pond_keys_as ());      //  clients speak CURVE
+        zconfig_put (root, "actor/key", pond_keys_as ());    //  clients speak CURVE
     zstr_free (&endpoint);
     char temp [1100];
     snprintf (temp, sizeof temp, "%s.tmp", self->ready_path);
@@ -376,12 +373,12 @@ s_connect (pond_actor_t *self)
     if (pond_keys_server (self->query))
         return -1;
     if (zsock_bind (self->query, "%s", self->query_endpoint) < 0) {
-        zsys_error ("%s: cannot bind the query socket %s: %s (is it running already?)",
-                    self->name, self->query_endpoint, zmq_strerror (zmq_errno ()));
+        zsys_error ("%s: cannot bind the query socket %s: %s (is it running already?)", self->name,
+                    self->query_endpoint, zmq_strerror (zmq_errno ()));
         return -1;
     }
     self->poller = zpoller_new (pond_sub_sock (self->sub), self->query, NULL);
-    return self->poller? 0: -1;
+    return self->poller ? 0 : -1;
 }
 
 int
@@ -398,7 +395,7 @@ pond_actor_priv_run (pond_actor_t *self)
                self->view_path, self->position, self->query_endpoint, self->eps.pub);
     pond_actor_priv_catchup_start (self);
     while (!zsys_interrupted && !self->failed) {
-        zpoller_wait (self->poller, self->replay? 0: 100);
+        zpoller_wait (self->poller, self->replay ? 0 : 100);
         if (zpoller_terminated (self->poller))
             break;
         //  Live events first: all that are queued, bounded per round, in
@@ -436,5 +433,5 @@ pond_actor_priv_run (pond_actor_t *self)
     s_ready_remove (self);
     zsys_info ("%s: stopping at seq %" PRIu64 " (%" PRIu64 " applied, %" PRIu64 " emitted)",
                self->name, self->position, self->applied, self->emitted);
-    return self->failed? 1: 0;
+    return self->failed ? 1 : 0;
 }

@@ -48,19 +48,18 @@ typedef struct {
     //  pond_actor_emit. Returns 0, or -1 to refuse the event: the runtime
     //  rolls back, logs it once with the event's seq, and stops (a view
     //  that cannot apply the log is a bug to fix, not to skip).
-    int (*apply) (pond_actor_t *actor, pond_view_t *view, const pond_event_t *event,
-                  void *state);
+    int (*apply) (pond_actor_t *actor, pond_view_t *view, const pond_event_t *event, void *state);
 
     //  Answer a query about entity (text may be NULL or ""). Returns a JSON
     //  text (caller frees), or NULL after pond_actor_set_error.
-    char *(*query) (pond_actor_t *actor, pond_view_t *view, const char *entity,
-                    const char *text, void *state);
+    char *(*query) (pond_actor_t *actor, pond_view_t *view, const char *entity, const char *text,
+                    void *state);
 
     //  Optional: run a command (e.g. "recompute") with JSON args. May call
     //  pond_actor_progress, pond_actor_replay and pond_actor_emit. Returns
     //  a JSON text result (caller frees), or NULL after pond_actor_set_error.
-    char *(*command) (pond_actor_t *actor, pond_view_t *view, const char *command,
-                      const char *args, void *state);
+    char *(*command) (pond_actor_t *actor, pond_view_t *view, const char *command, const char *args,
+                      void *state);
 
     //  Optional: called once before anything is applied, e.g. to load
     //  rules from the view. Returns 0 or -1 (the actor exits). Called
@@ -73,7 +72,7 @@ typedef struct {
     //  frees).
     char *(*check) (pond_actor_t *actor, pond_view_t *view, void *state);
 
-    void *state;                //  the actor's own, owned by its main
+    void *state;    //  the actor's own, owned by its main
 } pond_actor_spec_t;
 
 //  The whole life of an actor process: parse the standard options (see
@@ -104,8 +103,7 @@ int
 //  event i got its ACK. Returns 0 when every event did, or -1 (logged):
 //  then some may be stored and some not; emitting them again is harmless.
 int
-    pond_actor_emit_many (pond_actor_t *self, pond_event_t **events, size_t count,
-                          bool *acked);
+    pond_actor_emit_many (pond_actor_t *self, pond_event_t **events, size_t count, bool *acked);
 
 //  A deterministic UUID (version 8, RFC 9562) from a cause id and a salt,
 //  e.g. the QUACKED event's id and "grant/Master". Writes 16 bytes to id.
@@ -136,7 +134,7 @@ void
 //  code (400 bad request, 404 unknown entity or command) and a reason.
 void
     pond_actor_set_error (pond_actor_t *self, int code, const char *format, ...)
-    __attribute__ ((format (printf, 3, 4)));
+        __attribute__ ((format (printf, 3, 4)));
 
 //  The actor's name, and whether it is still catching up.
 const char *

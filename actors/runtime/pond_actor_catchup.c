@@ -12,15 +12,14 @@
 
 //  Fill a replay request for our names in seq order from from_seq.
 void
-pond_actor_priv_replay_request (pond_actor_t *self, pond_replay_req_t *request,
-                                uint64_t from_seq, uint64_t to_seq)
+pond_actor_priv_replay_request (pond_actor_t *self, pond_replay_req_t *request, uint64_t from_seq,
+                                uint64_t to_seq)
 {
     memset (request, 0, sizeof (*request));
     //  More names than a REPLAY carries: take the whole log, s_wanted filters
     if (self->names_count <= POND_REPLAY_MAX_NAMES) {
         for (size_t i = 0; i < self->names_count; i++)
-            snprintf (request->names [i], sizeof request->names [i], "%s",
-                      self->spec->names [i]);
+            snprintf (request->names [i], sizeof request->names [i], "%s", self->spec->names [i]);
         request->names_count = self->names_count;
     }
     strcpy (request->order, "seq");
@@ -92,12 +91,11 @@ static void
 s_buffer_add (pond_actor_t *self, pond_event_t **event_p)
 {
     size_t bytes = s_event_bytes (*event_p);
-    if (zlistx_size (self->buffer) >= BUFFER_MAX
-    ||  self->buffer_bytes + bytes > BUFFER_BYTES_MAX) {
+    if (zlistx_size (self->buffer) >= BUFFER_MAX || self->buffer_bytes + bytes > BUFFER_BYTES_MAX) {
         if (!self->overflowed)
             zsys_warning ("%s: more than %d live events (or %d MiB) arrived during the "
-                          "catch-up; dropped them, the next catch-up fetches them", self->name,
-                          BUFFER_MAX, BUFFER_BYTES_MAX / (1024 * 1024));
+                          "catch-up; dropped them, the next catch-up fetches them",
+                          self->name, BUFFER_MAX, BUFFER_BYTES_MAX / (1024 * 1024));
         s_buffer_clear (self);
         self->overflowed = true;
         pond_event_destroy (event_p);
@@ -115,7 +113,7 @@ s_buffer_pop (pond_actor_t *self)
     pond_event_t *event = (pond_event_t *) zlistx_detach (self->buffer, NULL);
     if (event) {
         size_t bytes = s_event_bytes (event);
-        self->buffer_bytes = self->buffer_bytes > bytes? self->buffer_bytes - bytes: 0;
+        self->buffer_bytes = self->buffer_bytes > bytes ? self->buffer_bytes - bytes : 0;
     }
     return event;
 }
@@ -135,8 +133,8 @@ s_drain_buffer (pond_actor_t *self)
             continue;
         }
         if (seq > self->position + 1) {
-            zsys_warning ("%s: gap in live events: seq %" PRIu64 " after %" PRIu64
-                          "; catching up", self->name, seq, self->position);
+            zsys_warning ("%s: gap in live events: seq %" PRIu64 " after %" PRIu64 "; catching up",
+                          self->name, seq, self->position);
             pond_actor_priv_catchup_start (self);
             return 1;
         }
@@ -157,11 +155,10 @@ s_catchup_done (pond_actor_t *self)
     pond_reader_destroy (&self->replay);
     if (head > self->position)
         self->position = head;
-    else
-    if (head < self->position && !self->warned_ahead) {
+    else if (head < self->position && !self->warned_ahead) {
         zsys_warning ("%s: the log ends at seq %" PRIu64 " but this view is at %" PRIu64
-                      ": was the log reset? rebuild the view (--rebuild)", self->name, head,
-                      self->position);
+                      ": was the log reset? rebuild the view (--rebuild)",
+                      self->name, head, self->position);
         self->warned_ahead = true;
     }
     if (self->failures > 1 || (self->failures && self->verbose))
@@ -172,8 +169,9 @@ s_catchup_done (pond_actor_t *self)
         return;
     double seconds = (double) (zclock_mono () - self->catchup_started) / 1000.0;
     zsys_info ("%s: caught up %" PRIu64 " events to seq %" PRIu64 " in %.1f s "
-               "(%" PRIu64 " applied)", self->name, self->position - self->catchup_from,
-               self->position, seconds, self->applied - self->catchup_applied);
+               "(%" PRIu64 " applied)",
+               self->name, self->position - self->catchup_from, self->position, seconds,
+               self->applied - self->catchup_applied);
     //  Events dropped from the buffer are fetched by one more catch-up;
     //  one that a gap starts below does just that
     bool overflowed = self->overflowed;
@@ -201,38 +199,35 @@ pond_actor_priv_catchup_pump (pond_actor_t *self)
     while (self->replay && !zsys_interrupted && !self->failed) {
         //  Wait a little for the first event only: the poller does not
         //  see the replay's socket, so this is where the loop idles
-        pond_event_t *event = pond_reader_next (self->replay, first? 20: 0);
+        pond_event_t *event = pond_reader_next (self->replay, first ? 20 : 0);
         first = false;
         if (!event) {
             if (pond_actor_priv_batch_commit (self))
                 return;
             if (zsys_interrupted)
-                return;             //  stopping: not a failure worth a warning
+                return;    //  stopping: not a failure worth a warning
             int code = pond_reader_code (self->replay);
             if (code == POND_CODE_OK)
                 s_catchup_done (self);
-            else
-            if (code) {
+            else if (code) {
                 char reason [POND_REASON_MAX + 160];
-                snprintf (reason, sizeof reason, "%d %s", code,
-                          pond_reader_reason (self->replay));
+                snprintf (reason, sizeof reason, "%d %s", code, pond_reader_reason (self->replay));
                 s_catchup_failed (self, reason);
             }
-            else
-            if (zclock_mono () - self->replay_active_at > STALL_MS)
+            else if (zclock_mono () - self->replay_active_at > STALL_MS)
                 s_catchup_failed (self, "no reply from the broker");
             return;
         }
         //  The clock every PUMP_CLOCK events only: it costs as much as
         //  applying a small event
-        int64_t now = turn++ % PUMP_CLOCK == 0? zclock_mono (): 0;
+        int64_t now = turn++ % PUMP_CLOCK == 0 ? zclock_mono () : 0;
         if (now)
             self->replay_active_at = now;
         if (pond_event_seq (event) > self->position)
             pond_actor_priv_apply (self, event);
         pond_event_destroy (&event);
         if (self->batch_events >= CATCHUP_BATCH
-        ||  pond_view_staged_bytes (self->view) >= CATCHUP_BATCH_BYTES) {
+            || pond_view_staged_bytes (self->view) >= CATCHUP_BATCH_BYTES) {
             if (pond_actor_priv_batch_commit (self))
                 return;
             pond_actor_priv_batch_begin (self);
@@ -255,21 +250,23 @@ pond_actor_catch_up (pond_actor_t *self)
     self->failures = 0;
     pond_actor_priv_catchup_start (self);
     if (!self->replay) {
-        pond_actor_set_error (self, POND_CODE_UNAVAILABLE, "%s cannot start a replay on %s "
-                              "to catch up with the log; try again", self->name,
-                              self->eps.control);
+        pond_actor_set_error (self, POND_CODE_UNAVAILABLE,
+                              "%s cannot start a replay on %s "
+                              "to catch up with the log; try again",
+                              self->name, self->eps.control);
         return -1;
     }
     //  s_catchup_done may start one more (a gap in what was buffered, an
     //  overflow): pump until none runs; a stall ends one with a failure
     int64_t deadline = zclock_mono () + CATCHUP_SYNC_MS;
     while (self->replay && !self->failed && !zsys_interrupted && self->failures == 0
-       &&  zclock_mono () < deadline)
+           && zclock_mono () < deadline)
         pond_actor_priv_catchup_pump (self);
     if (self->replay || self->failures || self->failed || zsys_interrupted) {
-        pond_actor_set_error (self, POND_CODE_UNAVAILABLE, "%s could not catch up with the "
-                              "log (at seq %" PRIu64 "); try again", self->name,
-                              self->position);
+        pond_actor_set_error (self, POND_CODE_UNAVAILABLE,
+                              "%s could not catch up with the "
+                              "log (at seq %" PRIu64 "); try again",
+                              self->name, self->position);
         return -1;
     }
     return 0;
@@ -298,12 +295,11 @@ pond_actor_priv_on_live (pond_actor_t *self, pond_event_t **event_p)
             zsys_info ("%s: dropped seq %" PRIu64 ": already at %" PRIu64, self->name, seq,
                        self->position);
     }
-    else
-    if (seq == self->position + 1)
+    else if (seq == self->position + 1)
         pond_actor_priv_apply (self, event);
     else {
-        zsys_warning ("%s: gap in live events: seq %" PRIu64 " after %" PRIu64
-                      "; catching up", self->name, seq, self->position);
+        zsys_warning ("%s: gap in live events: seq %" PRIu64 " after %" PRIu64 "; catching up",
+                      self->name, seq, self->position);
         s_buffer_add (self, event_p);
         pond_actor_priv_catchup_start (self);
     }
@@ -349,11 +345,10 @@ pond_actor_priv_rebuild_start (pond_actor_t *self, zframe_t *peer)
         if (rc < 0)
             self->failed = true;    //  no view, or half a reset: start afresh
         else
-            pond_actor_priv_catchup_start (self); //  the old view goes on from where it was
+            pond_actor_priv_catchup_start (self);    //  the old view goes on from where it was
         return;
     }
-    zsys_info ("%s: rebuilding the view from the log (was at seq %" PRIu64 ")", self->name,
-               was);
+    zsys_info ("%s: rebuilding the view from the log (was at seq %" PRIu64 ")", self->name, was);
     self->rebuilding = true;
     self->rebuild_peer = zframe_dup (peer);
     self->rebuild_started = zclock_mono ();
@@ -370,8 +365,7 @@ s_rebuild_done (pond_actor_t *self)
                seconds);
     char *json = zsys_sprintf ("{\"command\":\"rebuild\",\"position\":%" PRIu64
                                ",\"applied\":%" PRIu64 ",\"seconds\":%.3f}",
-                               self->position, self->applied - self->rebuild_applied,
-                               seconds);
+                               self->position, self->applied - self->rebuild_applied, seconds);
     zframe_t *body = zframe_new (json, strlen (json));
     pond_actor_priv_send (self, self->rebuild_peer, POND_RESULT, &body);
     zstr_free (&json);

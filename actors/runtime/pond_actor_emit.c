@@ -18,8 +18,7 @@ s_emit_client (pond_actor_t *self)
     if (!self->client) {
         self->client = pond_client_new (self->eps.ingest);
         if (!self->client) {
-            zsys_error ("%s: cannot emit: bad ingest endpoint %s", self->name,
-                        self->eps.ingest);
+            zsys_error ("%s: cannot emit: bad ingest endpoint %s", self->name, self->eps.ingest);
             return NULL;
         }
         pond_client_set_verbose (self->client, self->verbose);
@@ -33,7 +32,7 @@ pond_actor_emit (pond_actor_t *self, pond_event_t *event)
     assert (self);
     assert (event);
     if (self->verify)
-        return 0;               //  a rebuild to compare: the log has them already
+        return 0;    //  a rebuild to compare: the log has them already
     if (!*pond_event_source (event) && pond_event_set_source (event, self->name)) {
         zsys_error ("%s: cannot set the source of an event to emit", self->name);
         return -1;
@@ -75,9 +74,9 @@ pond_actor_emit (pond_actor_t *self, pond_event_t *event)
     }
     self->emitted++;
     if (self->verbose)
-        zsys_info ("%s: emitted %s for %s: seq %" PRIu64 "%s", self->name,
-                   pond_event_name (event), pond_event_entity (event), ack.seq,
-                   ack.dup? " (duplicate: stored before)": "");
+        zsys_info ("%s: emitted %s for %s: seq %" PRIu64 "%s", self->name, pond_event_name (event),
+                   pond_event_entity (event), ack.seq,
+                   ack.dup ? " (duplicate: stored before)" : "");
     return 0;
 }
 
@@ -88,12 +87,13 @@ pond_actor_emit (pond_actor_t *self, pond_event_t *event)
 //  emitted, as in pond_actor_emit. Returns 0 if every event is acked,
 //  else -1 (logged).
 static int
-s_emit_pipelined (pond_actor_t *self, pond_client_t *client, pond_event_t **events,
-                  uint8_t **bytes, size_t *sizes, size_t count, bool *acked)
+s_emit_pipelined (pond_actor_t *self, pond_client_t *client, pond_event_t **events, uint8_t **bytes,
+                  size_t *sizes, size_t count, bool *acked)
 {
     pond_publisher_t *publisher = pond_publisher_new (client);
     if (!publisher
-    ||  pond_publisher_set_window (publisher, count < EMIT_WINDOW? (int) count: EMIT_WINDOW, 0)) {
+        || pond_publisher_set_window (publisher, count < EMIT_WINDOW ? (int) count : EMIT_WINDOW,
+                                      0)) {
         zsys_error ("%s: out of memory emitting %zu events", self->name, count);
         pond_publisher_destroy (&publisher);
         return -1;
@@ -115,15 +115,13 @@ s_emit_pipelined (pond_actor_t *self, pond_client_t *client, pond_event_t **even
                         pond_publisher_reason (publisher), pond_publisher_code (publisher));
             rc = -1;
         }
-        else
-        if (result.code == POND_CODE_OK || result.code == POND_CODE_CONFLICT) {
+        else if (result.code == POND_CODE_OK || result.code == POND_CODE_CONFLICT) {
             //  409: emitted before under this derived id (see pond_actor_emit)
             acked [result.tag] = true;
             done++;
             self->emitted++;
         }
-        else
-        if (result.code == POND_CODE_UNAVAILABLE && !zsys_interrupted) {
+        else if (result.code == POND_CODE_UNAVAILABLE && !zsys_interrupted) {
             //  The store is away longer than the publisher's budget: an
             //  actor waits for it as long as it takes (same bytes, same id)
             size_t index = (size_t) result.tag;
@@ -134,10 +132,10 @@ s_emit_pipelined (pond_actor_t *self, pond_client_t *client, pond_event_t **even
                             pond_publisher_reason (publisher), pond_publisher_code (publisher));
         }
         else {
-            zsys_error ("%s: cannot emit %s for %s: %d %s; emitted %zu of %zu events",
-                        self->name, pond_event_name (events [result.tag]),
-                        pond_event_entity (events [result.tag]), result.code, result.reason,
-                        done, count);
+            zsys_error ("%s: cannot emit %s for %s: %d %s; emitted %zu of %zu events", self->name,
+                        pond_event_name (events [result.tag]),
+                        pond_event_entity (events [result.tag]), result.code, result.reason, done,
+                        count);
             rc = -1;
         }
     }
@@ -154,7 +152,7 @@ pond_actor_emit_many (pond_actor_t *self, pond_event_t **events, size_t count, b
     memset (acked, 0, count * sizeof *acked);
     if (self->verify) {
         memset (acked, 1, count * sizeof *acked);
-        return 0;               //  a rebuild to compare: the log has them already
+        return 0;    //  a rebuild to compare: the log has them already
     }
     if (count == 0)
         return 0;
@@ -164,7 +162,7 @@ pond_actor_emit_many (pond_actor_t *self, pond_event_t **events, size_t count, b
     //  Encode all first: a bad event fails the call before anything is sent
     uint8_t **bytes = (uint8_t **) calloc (count, sizeof *bytes);
     size_t *sizes = (size_t *) calloc (count, sizeof *sizes);
-    int rc = bytes && sizes? 0: -1;
+    int rc = bytes && sizes ? 0 : -1;
     if (rc)
         zsys_error ("%s: out of memory emitting %zu events", self->name, count);
     for (size_t i = 0; i < count && rc == 0; i++) {
@@ -196,15 +194,15 @@ pond_actor_emit_many (pond_actor_t *self, pond_event_t **events, size_t count, b
 int
 pond_actor_priv_emit_deferred (pond_actor_t *self)
 {
-    size_t count = self->deferred? zlistx_size (self->deferred): 0;
+    size_t count = self->deferred ? zlistx_size (self->deferred) : 0;
     if (count == 0)
         return 0;
     pond_event_t **events = (pond_event_t **) calloc (count, sizeof *events);
     bool *acked = (bool *) calloc (count, sizeof *acked);
-    int rc = events && acked? 0: -1;
+    int rc = events && acked ? 0 : -1;
     size_t index = 0;
-    for (pond_event_t *event = (pond_event_t *) zlistx_first (self->deferred);
-         event && rc == 0; event = (pond_event_t *) zlistx_next (self->deferred))
+    for (pond_event_t *event = (pond_event_t *) zlistx_first (self->deferred); event && rc == 0;
+         event = (pond_event_t *) zlistx_next (self->deferred))
         events [index++] = event;
     if (rc == 0)
         rc = pond_actor_emit_many (self, events, count, acked);
@@ -225,11 +223,11 @@ pond_actor_derive_id (const uint8_t *cause, const char *salt, uint8_t *id)
     zdigest_t *digest = zdigest_new ();
     assert (digest);
     zdigest_update (digest, (const byte *) domain, sizeof domain);
-    zdigest_update (digest, cause? cause: zeros, POND_ID_SIZE);
+    zdigest_update (digest, cause ? cause : zeros, POND_ID_SIZE);
     if (salt)
         zdigest_update (digest, (const byte *) salt, strlen (salt));
     memcpy (id, zdigest_data (digest), POND_ID_SIZE);
     zdigest_destroy (&digest);
-    id [6] = (uint8_t) ((id [6] & 0x0f) | 0x80);     //  version 8
-    id [8] = (uint8_t) ((id [8] & 0x3f) | 0x80);     //  variant 10 (RFC 9562)
+    id [6] = (uint8_t) ((id [6] & 0x0f) | 0x80);    //  version 8
+    id [8] = (uint8_t) ((id [8] & 0x3f) | 0x80);    //  variant 10 (RFC 9562)
 }

@@ -24,45 +24,45 @@ s_usage (const pond_actor_spec_t *spec, const char *extra_usage, FILE *out)
         fprintf (out, "%s\n\n", spec->description);
     fprintf (out, "Applies:");
     for (size_t i = 0; spec->names [i]; i++)
-        fprintf (out, "%s %s", i? ",": "", spec->names [i]);
-    fprintf (out, "\n\n"
-        "Options:\n"
-        "  --data DIR     data directory (default $POND_DATA or ./pond-data); the\n"
-        "                 broker's endpoints are read from DIR/broker.zpl\n"
-        "  --view PATH    the view database (default DIR/views/%s)\n"
-        "  --query EP     query socket (default ipc://DIR/%s.ipc); once it is\n"
-        "                 bound, the endpoint and pid are written to DIR/%s.zpl\n"
-        "  --rebuild      delete the view first, rebuild it from the log, go live\n"
-        "  --verify       ask the running actor for its view (DUMP), rebuild one from\n"
-        "                 the log up to the same seq in a scratch directory, compare;\n"
-        "                 exit 0 if they match, 1 if not\n"
-        "  --keys DIR     CURVE on every socket, with the key pair\n"
-        "                 DIR/secret/NAME.cert_secret (role actor); the query socket\n"
-        "                 lets in the actor, app and admin keys of DIR/public (see\n"
-        "                 pond keys --help). Without it: local mode, no keys\n"
-        "  --as NAME      the key to use with --keys (default %s)\n"
-        "  --verbose      log every event applied and every refused request\n"
-        "  --help         show this text\n",
-        spec->name, spec->name, spec->name, spec->name);
+        fprintf (out, "%s %s", i ? "," : "", spec->names [i]);
+    fprintf (out,
+             "\n\n"
+             "Options:\n"
+             "  --data DIR     data directory (default $POND_DATA or ./pond-data); the\n"
+             "                 broker's endpoints are read from DIR/broker.zpl\n"
+             "  --view PATH    the view database (default DIR/views/%s)\n"
+             "  --query EP     query socket (default ipc://DIR/%s.ipc); once it is\n"
+             "                 bound, the endpoint and pid are written to DIR/%s.zpl\n"
+             "  --rebuild      delete the view first, rebuild it from the log, go live\n"
+             "  --verify       ask the running actor for its view (DUMP), rebuild one from\n"
+             "                 the log up to the same seq in a scratch directory, compare;\n"
+             "                 exit 0 if they match, 1 if not\n"
+             "  --keys DIR     CURVE on every socket, with the key pair\n"
+             "                 DIR/secret/NAME.cert_secret (role actor); the query socket\n"
+             "                 lets in the actor, app and admin keys of DIR/public (see\n"
+             "                 pond keys --help). Without it: local mode, no keys\n"
+             "  --as NAME      the key to use with --keys (default %s)\n"
+             "  --verbose      log every event applied and every refused request\n"
+             "  --help         show this text\n",
+             spec->name, spec->name, spec->name, spec->name);
     if (extra_usage && *extra_usage)
         fprintf (out, "\n%s\n", extra_usage);
 }
 
 int
-pond_actor_main (const pond_actor_spec_t *spec, int argc, char *argv [],
-                 const char *extra_usage)
+pond_actor_main (const pond_actor_spec_t *spec, int argc, char *argv [], const char *extra_usage)
 {
     assert (spec);
     assert (spec->name && spec->names && spec->apply && spec->query);
     const char *dir = NULL, *view = NULL, *query = NULL, *keys = NULL, *as = NULL;
     bool rebuild = false, verify = false, verbose = false;
-    pond_pidlock_t *lock = NULL;        //  held while this actor runs
+    pond_pidlock_t *lock = NULL;    //  held while this actor runs
     static struct option options [] = {
-        { "data", required_argument, 0, 'd' }, { "view", required_argument, 0, 'w' },
+        { "data", required_argument, 0, 'd' },  { "view", required_argument, 0, 'w' },
         { "query", required_argument, 0, 'q' }, { "rebuild", no_argument, 0, 'r' },
-        { "verify", no_argument, 0, 'V' }, { "verbose", no_argument, 0, 'v' },
-        { "keys", required_argument, 0, 'k' }, { "as", required_argument, 0, 'a' },
-        { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 }
+        { "verify", no_argument, 0, 'V' },      { "verbose", no_argument, 0, 'v' },
+        { "keys", required_argument, 0, 'k' },  { "as", required_argument, 0, 'a' },
+        { "help", no_argument, 0, 'h' },        { 0, 0, 0, 0 }
     };
     optind = 1;
     int opt;
@@ -85,8 +85,7 @@ pond_actor_main (const pond_actor_spec_t *spec, int argc, char *argv [],
     if (optind < argc || (rebuild && verify) || (as && !keys)) {
         if (optind < argc)
             fprintf (stderr, "pond-%s: unexpected argument '%s'", spec->name, argv [optind]);
-        else
-        if (as && !keys)
+        else if (as && !keys)
             fprintf (stderr, "pond-%s: --as names a key of --keys DIR: give both", spec->name);
         else
             fprintf (stderr, "pond-%s: --rebuild and --verify do not mix", spec->name);
@@ -98,9 +97,9 @@ pond_actor_main (const pond_actor_spec_t *spec, int argc, char *argv [],
     zsys_init ();
     zsys_set_logident (ident);
     if (verify)
-        zsys_set_logstream (stderr);        //  stdout is the verdict
+        zsys_set_logstream (stderr);    //  stdout is the verdict
     char err [512];
-    if (keys && pond_keys_use (keys, as? as: spec->name, err, sizeof err)) {
+    if (keys && pond_keys_use (keys, as ? as : spec->name, err, sizeof err)) {
         fprintf (stderr, "pond-%s: --keys %s: %s\n", spec->name, keys, err);
         return 1;
     }
@@ -125,12 +124,12 @@ pond_actor_main (const pond_actor_spec_t *spec, int argc, char *argv [],
                  strerror (errno));
         goto done;
     }
-    if ((view? pond_path (self->view_path, sizeof self->view_path, "%s", view)
-             : pond_path (self->view_path, sizeof self->view_path, "%s/views/%s", dir, spec->name))
-    ||  (query? pond_path (self->query_endpoint, sizeof self->query_endpoint, "%s", query)
-              : pond_path (self->query_endpoint, sizeof self->query_endpoint, "ipc://%s/%s.ipc",
-                        dir, spec->name))
-    ||  pond_path (self->ready_path, sizeof self->ready_path, "%s/%s.zpl", dir, spec->name)) {
+    if ((view ? pond_path (self->view_path, sizeof self->view_path, "%s", view)
+              : pond_path (self->view_path, sizeof self->view_path, "%s/views/%s", dir, spec->name))
+        || (query ? pond_path (self->query_endpoint, sizeof self->query_endpoint, "%s", query)
+                  : pond_path (self->query_endpoint, sizeof self->query_endpoint, "ipc://%s/%s.ipc",
+                               dir, spec->name))
+        || pond_path (self->ready_path, sizeof self->ready_path, "%s/%s.zpl", dir, spec->name)) {
         fprintf (stderr, "pond-%s: a path or endpoint is too long\n", spec->name);
         goto done;
     }
@@ -148,9 +147,10 @@ pond_actor_main (const pond_actor_spec_t *spec, int argc, char *argv [],
     lock = pond_pidlock_new (lock_path, 1, &holder, lock_err, sizeof lock_err);
     if (!lock) {
         if (holder)
-            fprintf (stderr, "pond-%s: another pond-%s (pid %d) serves %s; stop it first "
-                     "(pond down --data %s for a mesh started with pond up)\n", spec->name,
-                     spec->name, (int) holder, dir, dir);
+            fprintf (stderr,
+                     "pond-%s: another pond-%s (pid %d) serves %s; stop it first "
+                     "(pond down --data %s for a mesh started with pond up)\n",
+                     spec->name, spec->name, (int) holder, dir, dir);
         else
             fprintf (stderr, "pond-%s: %s\n", spec->name, lock_err);
         goto done;

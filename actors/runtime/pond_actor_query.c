@@ -23,8 +23,8 @@ static void
 s_reject (pond_actor_t *self, zframe_t *peer, int code, const char *reason)
 {
     if (self->rejected++ == 0 || self->verbose)
-        zsys_warning ("%s: refused a request on the query socket: %s (%d)%s", self->name,
-                      reason, code, self->verbose? "": "; counting further ones");
+        zsys_warning ("%s: refused a request on the query socket: %s (%d)%s", self->name, reason,
+                      code, self->verbose ? "" : "; counting further ones");
     pond_actor_priv_error (self, peer, code, "%s", reason);
 }
 
@@ -53,8 +53,7 @@ s_answer (pond_actor_t *self, zframe_t *peer, char *result, int fallback_code,
 {
     if (result)
         s_result (self, peer, &result);
-    else
-    if (self->error_code)
+    else if (self->error_code)
         pond_actor_priv_error (self, peer, self->error_code, "%s", self->error_reason);
     else
         pond_actor_priv_error (self, peer, fallback_code, "%s", fallback_reason);
@@ -69,8 +68,7 @@ s_ready (pond_actor_t *self)
 }
 
 //  ERROR 503 with retry_ms: the view is not where the query needs it
-static void
-s_unavailable (pond_actor_t *self, zframe_t *peer, const char *format, ...)
+static void s_unavailable (pond_actor_t *self, zframe_t *peer, const char *format, ...)
     __attribute__ ((format (printf, 3, 4)));
 
 static void
@@ -108,21 +106,25 @@ static void
 s_query_answer (pond_actor_t *self, zframe_t *peer, const pond_query_t *query)
 {
     if (self->rebuilding) {
-        s_unavailable (self, peer, "%s is rebuilding its view (at seq %" PRIu64 "); ask "
-                       "again later", self->name, self->position);
+        s_unavailable (self, peer,
+                       "%s is rebuilding its view (at seq %" PRIu64 "); ask "
+                       "again later",
+                       self->name, self->position);
         return;
     }
     //  The view holds what the question needs: 'after' applied, or
     //  (without 'after') caught up with the log
-    if (query->after? self->position < query->after: !s_ready (self)) {
+    if (query->after ? self->position < query->after : !s_ready (self)) {
         if (query->after)
-            s_unavailable (self, peer, "%s has not applied seq %" PRIu64 " yet: position %"
-                           PRIu64 " of head %" PRIu64 "; retry after retry_ms", self->name,
-                           query->after, self->position, pond_sub_head (self->sub));
+            s_unavailable (self, peer,
+                           "%s has not applied seq %" PRIu64 " yet: position %" PRIu64
+                           " of head %" PRIu64 "; retry after retry_ms",
+                           self->name, query->after, self->position, pond_sub_head (self->sub));
         else
-            s_unavailable (self, peer, "catching up: position %" PRIu64 " of head %" PRIu64
-                           "; retry after retry_ms", self->position,
-                           pond_sub_head (self->sub));
+            s_unavailable (self, peer,
+                           "catching up: position %" PRIu64 " of head %" PRIu64
+                           "; retry after retry_ms",
+                           self->position, pond_sub_head (self->sub));
         return;
     }
     self->error_code = 0;
@@ -189,8 +191,8 @@ s_query_query (pond_actor_t *self, zframe_t *peer, zframe_t *body, const pond_ke
         if (parked) {
             parked->peer = zframe_dup (peer);
             parked->query = query;
-            parked->deadline = zclock_mono () + (query.wait_ms? query.wait_ms
-                                                               : POND_QUERY_WAIT_MS);
+            parked->deadline = zclock_mono ()
+                             + (query.wait_ms ? query.wait_ms : POND_QUERY_WAIT_MS);
             if (zlistx_add_end (self->parked, parked))
                 return;
             s_parked_destroy ((void **) &parked);
@@ -208,21 +210,16 @@ s_query_command (pond_actor_t *self, zframe_t *peer, zframe_t *body)
     char err [POND_ERR_SIZE];
     if (!command)
         pond_actor_priv_error (self, peer, POND_CODE_UNAVAILABLE, "out of memory");
-    else
-    if (pond_command_decode (body, command, err, sizeof err))
+    else if (pond_command_decode (body, command, err, sizeof err))
         s_reject (self, peer, POND_CODE_BAD_REQUEST, err);
-    else
-    if (self->rebuilding)
+    else if (self->rebuilding)
         pond_actor_priv_error (self, peer, POND_CODE_UNAVAILABLE,
                                "%s is rebuilding its view; try again later", self->name);
-    else
-    if (streq (command->command, "rebuild"))
+    else if (streq (command->command, "rebuild"))
         pond_actor_priv_rebuild_start (self, peer);
-    else
-    if (!self->spec->command) {
+    else if (!self->spec->command) {
         char reason [POND_REASON_MAX];
-        snprintf (reason, sizeof reason, "%s has no command '%s'", self->name,
-                  command->command);
+        snprintf (reason, sizeof reason, "%s has no command '%s'", self->name, command->command);
         s_reject (self, peer, POND_CODE_NOT_FOUND, reason);
     }
     else {
@@ -236,17 +233,16 @@ s_query_command (pond_actor_t *self, zframe_t *peer, zframe_t *body)
             if (pond_actor_priv_persist (self))
                 pond_actor_set_error (self, POND_CODE_STORE_ERROR, "cannot write the view");
             else
-                result = self->spec->command (self, self->view, command->command,
-                                          command->args, self->spec->state);
+                result = self->spec->command (self, self->view, command->command, command->args,
+                                              self->spec->state);
         }
         self->requester = NULL;
         char reason [POND_REASON_MAX];
-        snprintf (reason, sizeof reason, "%s has no command '%s'", self->name,
-                  command->command);
+        snprintf (reason, sizeof reason, "%s has no command '%s'", self->name, command->command);
         if (!result)
             zsys_info ("%s: command '%s' failed: %d %s", self->name, command->command,
-                       self->error_code? self->error_code: POND_CODE_NOT_FOUND,
-                       self->error_code? self->error_reason: reason);
+                       self->error_code ? self->error_code : POND_CODE_NOT_FOUND,
+                       self->error_code ? self->error_reason : reason);
         s_answer (self, peer, result, POND_CODE_NOT_FOUND, reason);
     }
     free (command);
@@ -260,8 +256,8 @@ s_query_status (pond_actor_t *self, zframe_t *peer)
         ",\"catchups\":%" PRIu64 ",\"emitted\":%" PRIu64 ",\"pid\":%d,\"rebuilding\":%s"
         ",\"head\":%" PRIu64 ",\"doubles\":%" PRIu64 ",\"requests\":%" PRIu64
         ",\"rejected\":%" PRIu64 "}",
-        self->name, self->position, s_ready (self)? "true": "false", self->applied,
-        self->catchups, self->emitted, (int) getpid (), self->rebuilding? "true": "false",
+        self->name, self->position, s_ready (self) ? "true" : "false", self->applied,
+        self->catchups, self->emitted, (int) getpid (), self->rebuilding ? "true" : "false",
         pond_sub_head (self->sub), self->doubles, self->requests, self->rejected);
     s_result (self, peer, &json);
 }
@@ -299,7 +295,7 @@ s_command_text (zframe_t *frame, char *text, size_t size)
     const byte *data = zframe_data (frame);
     size_t i;
     for (i = 0; i < len && i + 1 < size && i < 32; i++)
-        text [i] = data [i] >= 0x20 && data [i] < 0x7f? (char) data [i]: '?';
+        text [i] = data [i] >= 0x20 && data [i] < 0x7f ? (char) data [i] : '?';
     text [i] = 0;
 }
 
@@ -311,57 +307,48 @@ pond_actor_priv_on_request (pond_actor_t *self, zmsg_t *msg)
     zframe_t *command = zmsg_pop (msg);
     zframe_t *body = zmsg_pop (msg);
     size_t extra = zmsg_size (msg);
-    bool takes_body = pond_proto_is (command, POND_QUERY)
-                   || pond_proto_is (command, POND_COMMAND);
+    bool takes_body = pond_proto_is (command, POND_QUERY) || pond_proto_is (command, POND_COMMAND);
     bool known = takes_body || pond_proto_is (command, POND_STATUS)
-                            || pond_proto_is (command, POND_DUMP);
+              || pond_proto_is (command, POND_DUMP);
     char reason [POND_REASON_MAX];
     //  The command frame came from the wire: it says who sent it
-    const pond_key_t *key = command && pond_keys_active ()? pond_keys_sender (command): NULL;
+    const pond_key_t *key = command && pond_keys_active () ? pond_keys_sender (command) : NULL;
     if (!peer)
-        ;                       //  nobody to answer
-    else
-    if (command && pond_keys_active () && !key)
+        ;    //  nobody to answer
+    else if (command && pond_keys_active () && !key)
         s_reject (self, peer, POND_CODE_FORBIDDEN, "your key is no longer in the keys directory");
-    else
-    if (key && !pond_key_may_query (key, reason, sizeof reason))
+    else if (key && !pond_key_may_query (key, reason, sizeof reason))
         s_reject (self, peer, POND_CODE_FORBIDDEN, reason);
-    else
-    if (key && command && !pond_proto_is (command, POND_QUERY)
-    &&  !pond_key_may_ask (key, NULL, reason, sizeof reason))
+    else if (key && command && !pond_proto_is (command, POND_QUERY)
+             && !pond_key_may_ask (key, NULL, reason, sizeof reason))
         s_reject (self, peer, POND_CODE_FORBIDDEN, reason);
-    else
-    if (!command || zframe_size (command) == 0)
+    else if (!command || zframe_size (command) == 0)
         s_reject (self, peer, POND_CODE_NOT_FOUND, "empty command frame");
-    else
-    if (!known) {
+    else if (!known) {
         char text [40];
         s_command_text (command, text, sizeof text);
-        snprintf (reason, sizeof reason, "unknown command '%s'; the query socket takes "
-                  "QUERY, COMMAND, STATUS or DUMP", text);
+        snprintf (reason, sizeof reason,
+                  "unknown command '%s'; the query socket takes "
+                  "QUERY, COMMAND, STATUS or DUMP",
+                  text);
         s_reject (self, peer, POND_CODE_NOT_FOUND, reason);
     }
-    else
-    if (body && zframe_size (body) > POND_BODY_MAX) {
-        snprintf (reason, sizeof reason, "body is %zu bytes; the limit is %d",
-                  zframe_size (body), POND_BODY_MAX);
+    else if (body && zframe_size (body) > POND_BODY_MAX) {
+        snprintf (reason, sizeof reason, "body is %zu bytes; the limit is %d", zframe_size (body),
+                  POND_BODY_MAX);
         s_reject (self, peer, POND_CODE_TOO_LARGE, reason);
     }
-    else
-    if (extra || (body && !takes_body)) {
+    else if (extra || (body && !takes_body)) {
         snprintf (reason, sizeof reason, "too many frames: %s takes %s",
-                  takes_body? "a command and a body": "the command frame only",
-                  takes_body? "no more": "no body");
+                  takes_body ? "a command and a body" : "the command frame only",
+                  takes_body ? "no more" : "no body");
         s_reject (self, peer, POND_CODE_BAD_REQUEST, reason);
     }
-    else
-    if (pond_proto_is (command, POND_QUERY))
+    else if (pond_proto_is (command, POND_QUERY))
         s_query_query (self, peer, body, key);
-    else
-    if (pond_proto_is (command, POND_COMMAND))
+    else if (pond_proto_is (command, POND_COMMAND))
         s_query_command (self, peer, body);
-    else
-    if (pond_proto_is (command, POND_STATUS))
+    else if (pond_proto_is (command, POND_STATUS))
         s_query_status (self, peer);
     else
         s_query_dump (self, peer);

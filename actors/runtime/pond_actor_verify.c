@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <signal.h>
 
-
 //  Ask the live actor for its DUMP. Returns the JSON text (caller frees)
 //  or NULL with the reason printed.
 static char *
@@ -19,8 +18,10 @@ s_verify_dump (pond_actor_t *self)
     if (!self->query_given) {
         zconfig_t *config = zconfig_load (self->ready_path);
         if (!config) {
-            fprintf (stderr, "%s: not running (no %s): --verify compares a running actor's "
-                     "view with a rebuild; start it first\n", self->name, self->ready_path);
+            fprintf (stderr,
+                     "%s: not running (no %s): --verify compares a running actor's "
+                     "view with a rebuild; start it first\n",
+                     self->name, self->ready_path);
             return NULL;
         }
         snprintf (endpoint, sizeof endpoint, "%s",
@@ -29,14 +30,16 @@ s_verify_dump (pond_actor_t *self)
         int pid = atoi (zconfig_get (config, "actor/pid", "0"));
         zconfig_destroy (&config);
         if (pid > 0 && kill (pid, 0) && errno == ESRCH) {
-            fprintf (stderr, "%s: not running (%s names pid %d, which is gone); its view "
-                     "cannot be compared\n", self->name, self->ready_path, pid);
+            fprintf (stderr,
+                     "%s: not running (%s names pid %d, which is gone); its view "
+                     "cannot be compared\n",
+                     self->name, self->ready_path, pid);
             return NULL;
         }
     }
     zsock_t *sock = zsock_new (ZMQ_DEALER);
     //  The live actor's key: its ready file's, else (--query given) ours
-    if (sock && pond_keys_active () && pond_keys_client (sock, *key? key: pond_keys_as ()))
+    if (sock && pond_keys_active () && pond_keys_client (sock, *key ? key : pond_keys_as ()))
         zsock_destroy (&sock);
     if (!sock || zsock_connect (sock, "%s", endpoint)) {
         fprintf (stderr, "%s: cannot connect to %s\n", self->name, endpoint);
@@ -58,11 +61,10 @@ s_verify_dump (pond_actor_t *self)
         char err [POND_ERR_SIZE];
         if (pond_proto_is (command, POND_RESULT) && body)
             dump = strndup ((const char *) zframe_data (body), zframe_size (body));
-        else
-        if (pond_proto_is (command, POND_ERROR) && pond_nack_decode (body, &error, err,
-                                                                     sizeof err) == 0)
-            fprintf (stderr, "%s: the live actor refused DUMP: %u %s\n", self->name,
-                     error.code, error.reason);
+        else if (pond_proto_is (command, POND_ERROR)
+                 && pond_nack_decode (body, &error, err, sizeof err) == 0)
+            fprintf (stderr, "%s: the live actor refused DUMP: %u %s\n", self->name, error.code,
+                     error.reason);
         else
             fprintf (stderr, "%s: unreadable answer to DUMP from %s\n", self->name, endpoint);
     }
@@ -117,17 +119,17 @@ s_verify_report (pond_actor_t *self, const char *live, const char *rebuilt, uint
     printf ("%s: view differs from its rebuild at seq %" PRIu64 "\n", self->name, position);
     size_t shown = 0, differ = 0;
     //  Both are sorted by key: walk them side by side
-    cJSON *x = docs_a? docs_a->child: NULL;
-    cJSON *y = docs_b? docs_b->child: NULL;
+    cJSON *x = docs_a ? docs_a->child : NULL;
+    cJSON *y = docs_b ? docs_b->child : NULL;
     while (x || y) {
-        int order = !x? 1: !y? -1: strcmp (x->string, y->string);
-        char *text_x = order <= 0? cJSON_PrintUnformatted (x): NULL;
-        char *text_y = order >= 0? cJSON_PrintUnformatted (y): NULL;
+        int order = !x ? 1 : !y ? -1 : strcmp (x->string, y->string);
+        char *text_x = order <= 0 ? cJSON_PrintUnformatted (x) : NULL;
+        char *text_y = order >= 0 ? cJSON_PrintUnformatted (y) : NULL;
         if (order != 0 || strcmp (text_x, text_y) != 0) {
             differ++;
             if (shown++ < 10)
-                printf ("  %s: live %.200s, rebuilt %.200s\n", order <= 0? x->string: y->string,
-                        text_x? text_x: "(absent)", text_y? text_y: "(absent)");
+                printf ("  %s: live %.200s, rebuilt %.200s\n", order <= 0 ? x->string : y->string,
+                        text_x ? text_x : "(absent)", text_y ? text_y : "(absent)");
         }
         cJSON_free (text_x);
         cJSON_free (text_y);
@@ -136,7 +138,7 @@ s_verify_report (pond_actor_t *self, const char *live, const char *rebuilt, uint
         if (order >= 0)
             y = y->next;
     }
-    printf ("  %zu key%s differ\n", differ, differ == 1? "": "s");
+    printf ("  %zu key%s differ\n", differ, differ == 1 ? "" : "s");
     cJSON_Delete (a);
     cJSON_Delete (b);
 }
@@ -151,8 +153,7 @@ pond_actor_priv_verify (pond_actor_t *self)
     cJSON *position_item = cJSON_GetObjectItemCaseSensitive (parsed, "position");
     cJSON *docs = cJSON_GetObjectItemCaseSensitive (parsed, "docs");
     if (!cJSON_IsNumber (position_item) || !cJSON_IsObject (docs)) {
-        fprintf (stderr, "%s: the live actor's DUMP is not {\"position\", \"docs\"}\n",
-                 self->name);
+        fprintf (stderr, "%s: the live actor's DUMP is not {\"position\", \"docs\"}\n", self->name);
         cJSON_Delete (parsed);
         free (live);
         return 1;
@@ -161,12 +162,12 @@ pond_actor_priv_verify (pond_actor_t *self)
     size_t count = (size_t) cJSON_GetArraySize (docs);
     cJSON_Delete (parsed);
 
-    const char *tmp = getenv ("TMPDIR")? getenv ("TMPDIR"): "/tmp";
+    const char *tmp = getenv ("TMPDIR") ? getenv ("TMPDIR") : "/tmp";
     char scratch [512];
     snprintf (scratch, sizeof scratch, "%s/pond-verify-%s-XXXXXX", tmp, self->name);
     if (!mkdtemp (scratch)) {
-        fprintf (stderr, "%s: cannot create a scratch directory in %s: %s\n", self->name,
-                 tmp, strerror (errno));
+        fprintf (stderr, "%s: cannot create a scratch directory in %s: %s\n", self->name, tmp,
+                 strerror (errno));
         free (live);
         return 1;
     }
@@ -176,20 +177,20 @@ pond_actor_priv_verify (pond_actor_t *self)
     char *rebuilt = NULL;
     self->view = pond_view_open (self->view_path);
     if (self->view
-    && (!self->spec->start || self->spec->start (self, self->view, self->spec->state) == 0)
-    &&  s_verify_rebuild (self, position) == 0
-    &&  (rebuilt = pond_view_dump (self->view))) {
+        && (!self->spec->start || self->spec->start (self, self->view, self->spec->state) == 0)
+        && s_verify_rebuild (self, position) == 0 && (rebuilt = pond_view_dump (self->view))) {
         //  Equal to its rebuild is not enough: both may disagree with
         //  the actor's own rules (a bug in how the log is applied)
-        char *problems = streq (live, rebuilt) && self->spec->check?
-            self->spec->check (self, self->view, self->spec->state): NULL;
+        char *problems = streq (live, rebuilt) && self->spec->check
+                           ? self->spec->check (self, self->view, self->spec->state)
+                           : NULL;
         if (problems) {
             printf ("%s: view matches its rebuild at seq %" PRIu64 " but disagrees with its "
-                    "rules:\n%s", self->name, position, problems);
+                    "rules:\n%s",
+                    self->name, position, problems);
             free (problems);
         }
-        else
-        if (streq (live, rebuilt)) {
+        else if (streq (live, rebuilt)) {
             printf ("%s: view matches its rebuild at seq %" PRIu64 " (%zu docs)\n", self->name,
                     position, count);
             rc = 0;

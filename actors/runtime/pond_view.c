@@ -48,30 +48,30 @@
 #include <pthread.h>
 #include <rocksdb/c.h>
 
-#define DOC_PREFIX      'd'
-#define POSITION_KEY    "p"
-#define VIEW_MEMTABLE_MB    8       //  per memtable, two at most
-#define VIEW_CACHE_MB       8       //  block cache
+#define DOC_PREFIX        'd'
+#define POSITION_KEY      "p"
+#define VIEW_MEMTABLE_MB  8    //  per memtable, two at most
+#define VIEW_CACHE_MB     8    //  block cache
 //  Memory a tree holds, estimated without reading its strings: a cJSON
 //  node and malloc's share per item, a small string per key or string
 //  value; callers add the length of the printed text, when they have it,
 //  for the characters
-#define NODE_BYTES          (sizeof (cJSON) + 16)
-#define TEXT_BYTES          24
-#define CACHE_ADMIT_EVERY   8       //  new keys let into a full cache: 1 in 8
+#define NODE_BYTES        (sizeof (cJSON) + 16)
+#define TEXT_BYTES        24
+#define CACHE_ADMIT_EVERY 8    //  new keys let into a full cache: 1 in 8
 
 //  A cached document, in LRU order (head: most recently used)
 typedef struct _entry_t entry_t;
 struct _entry_t {
-    cJSON *doc;                 //  normalized, committed
-    size_t bytes;               //  approximate memory it holds
+    cJSON *doc;      //  normalized, committed
+    size_t bytes;    //  approximate memory it holds
     char *key;
     entry_t *prev, *next;
 };
 
 //  The staged value of a delete (never dereferenced)
 static cJSON s_tombstone;
-#define TOMBSTONE_DOC   (&s_tombstone)
+#define TOMBSTONE_DOC (&s_tombstone)
 
 struct _pond_view_t {
     char *path;
@@ -80,20 +80,20 @@ struct _pond_view_t {
     rocksdb_readoptions_t *read_options;
     rocksdb_writeoptions_t *write_options;
     uint64_t position;
-    bool in_event;              //  between begin and commit/rollback
-    zhashx_t *staged;           //  key -> cJSON tree put, or TOMBSTONE_DOC
-    size_t staged_bytes;        //  approximate bytes of the staged trees
+    bool in_event;          //  between begin and commit/rollback
+    zhashx_t *staged;       //  key -> cJSON tree put, or TOMBSTONE_DOC
+    size_t staged_bytes;    //  approximate bytes of the staged trees
 
-    zhashx_t *cache;            //  key -> entry_t
+    zhashx_t *cache;    //  key -> entry_t
     entry_t *lru_head, *lru_tail;
     size_t max_docs, max_bytes;
-    uint64_t admit_tick;        //  misses offered to a full cache
+    uint64_t admit_tick;    //  misses offered to a full cache
     pond_view_stats_t stats;
-    char *print_buffer;         //  reused by every commit's serialization
+    char *print_buffer;    //  reused by every commit's serialization
     size_t print_size;
-    const char **keys;          //  reused by s_staged_clear
+    const char **keys;    //  reused by s_staged_clear
     size_t keys_size;
-    size_t *lengths;            //  reused by pond_view_commit
+    size_t *lengths;    //  reused by pond_view_commit
     size_t lengths_size;
 };
 
@@ -190,7 +190,7 @@ pond_view_open (const char *path)
 
     //  RocksDB creates the last directory only: make the parents
     char *parent = strdup (path);
-    char *slash = parent? strrchr (parent, '/'): NULL;
+    char *slash = parent ? strrchr (parent, '/') : NULL;
     if (slash && slash != parent) {
         *slash = 0;
         if (!zsys_file_exists (parent) && zsys_dir_create ("%s", parent))
@@ -208,7 +208,8 @@ pond_view_open (const char *path)
         pthread_sigmask (SIG_SETMASK, &saved, NULL);
     if (err) {
         zsys_error ("pond_view: cannot open %s: %s (does another process of this actor "
-                    "hold it?)", path, err);
+                    "hold it?)",
+                    path, err);
         rocksdb_free (err);
         pond_view_destroy (&self);
         return NULL;
@@ -222,8 +223,7 @@ pond_view_open (const char *path)
     }
     if (value && size == 8)
         self->position = pond_get_be64 ((const uint8_t *) value);
-    else
-    if (value) {
+    else if (value) {
         zsys_error ("pond_view: %s: position is %zu bytes, not 8: not a pond view?", path, size);
         rocksdb_free (value);
         pond_view_destroy (&self);
@@ -276,7 +276,8 @@ pond_view_drop (const char *path)
     //  (e.g. an old LOG); an empty one is removed, anything else stays
     if (zsys_file_exists (path) && zsys_dir_delete ("%s", path) && zsys_file_exists (path)) {
         zsys_error ("pond_view: %s still holds files that are not RocksDB's; "
-                    "remove them by hand", path);
+                    "remove them by hand",
+                    path);
         return -1;
     }
     return 0;
@@ -350,7 +351,7 @@ s_normalize (cJSON *item, size_t *bytes_p)
         item->type &= ~cJSON_IsReference;
         int type = item->type & 0xFF;
         if (type == cJSON_Raw) {
-            const char *text = item->valuestring? item->valuestring: "";
+            const char *text = item->valuestring ? item->valuestring : "";
             size_t digits = strlen (text);
             if (digits && digits <= 19 && s_plain_integer (text)) {
                 //  Fits in 64 bits: converted with round to nearest, as
@@ -382,22 +383,20 @@ s_normalize (cJSON *item, size_t *bytes_p)
             }
             else {
                 if (value == 0)
-                    item->valuedouble = 0;          //  -0 prints as 0
+                    item->valuedouble = 0;    //  -0 prints as 0
                 item->valueint = s_valueint (item->valuedouble);
             }
         }
-        else
-        if (type == cJSON_String && !item->valuestring) {
+        else if (type == cJSON_String && !item->valuestring) {
             item->valuestring = strdup ("");
             if (!item->valuestring)
                 return -1;
         }
-        else
-        if (type != cJSON_Object && type != cJSON_Array && type != cJSON_String
-        &&  type != cJSON_True && type != cJSON_False && type != cJSON_NULL)
-            return -1;                              //  cJSON_Invalid: would not print
-        *bytes_p += NODE_BYTES + (item->string? TEXT_BYTES: 0)
-                              + (item->valuestring? TEXT_BYTES: 0);
+        else if (type != cJSON_Object && type != cJSON_Array && type != cJSON_String
+                 && type != cJSON_True && type != cJSON_False && type != cJSON_NULL)
+            return -1;    //  cJSON_Invalid: would not print
+        *bytes_p += NODE_BYTES + (item->string ? TEXT_BYTES : 0)
+                  + (item->valuestring ? TEXT_BYTES : 0);
         if (item->child && s_normalize (item->child, bytes_p))
             return -1;
     }
@@ -413,11 +412,11 @@ s_tree_bytes (const cJSON *item)
     for (; item; item = item->next) {
         int type = item->type & 0xFF;
         if (type != cJSON_Object && type != cJSON_Array && type != cJSON_String
-        &&  type != cJSON_Number && type != cJSON_Raw && type != cJSON_True
-        &&  type != cJSON_False && type != cJSON_NULL)
+            && type != cJSON_Number && type != cJSON_Raw && type != cJSON_True
+            && type != cJSON_False && type != cJSON_NULL)
             return SIZE_MAX;
-        bytes += NODE_BYTES + (item->string? TEXT_BYTES: 0)
-                            + (item->valuestring? TEXT_BYTES: 0);
+        bytes += NODE_BYTES + (item->string ? TEXT_BYTES : 0)
+               + (item->valuestring ? TEXT_BYTES : 0);
         if (item->child) {
             size_t children = s_tree_bytes (item->child);
             if (children == SIZE_MAX)
@@ -466,7 +465,7 @@ s_cache_drop (pond_view_t *self, const char *key)
         s_lru_unlink (self, entry);
         self->stats.docs--;
         self->stats.bytes -= entry->bytes;
-        zhashx_delete (self->cache, key);       //  destroys entry and its doc
+        zhashx_delete (self->cache, key);    //  destroys entry and its doc
     }
 }
 
@@ -475,7 +474,7 @@ static void
 s_cache_trim (pond_view_t *self)
 {
     while (self->lru_tail
-       && (self->stats.docs > self->max_docs || self->stats.bytes > self->max_bytes)) {
+           && (self->stats.docs > self->max_docs || self->stats.bytes > self->max_bytes)) {
         self->stats.evictions++;
         s_cache_drop (self, self->lru_tail->key);
     }
@@ -508,10 +507,9 @@ s_cache_put (pond_view_t *self, const char *key, cJSON *doc, size_t bytes)
     }
     if (entry)
         s_cache_drop (self, key);
-    bool room = self->stats.docs < self->max_docs
-             && self->stats.bytes + bytes <= self->max_bytes;
+    bool room = self->stats.docs < self->max_docs && self->stats.bytes + bytes <= self->max_bytes;
     if (!self->max_docs || bytes > self->max_bytes
-    ||  (!room && self->admit_tick++ % CACHE_ADMIT_EVERY)) {
+        || (!room && self->admit_tick++ % CACHE_ADMIT_EVERY)) {
         cJSON_Delete (doc);
         return;
     }
@@ -565,8 +563,8 @@ s_print (pond_view_t *self, const cJSON *doc)
 {
     //  cJSON_PrintPreallocated wants 5 bytes more than it prints
     if (self->print_buffer
-    &&  cJSON_PrintPreallocated ((cJSON *) doc, self->print_buffer, (int) self->print_size,
-                                 false))
+        && cJSON_PrintPreallocated ((cJSON *) doc, self->print_buffer, (int) self->print_size,
+                                    false))
         return self->print_buffer;
     //  Too small (or first use): print once the allocating way, keep room
     char *text = cJSON_PrintUnformatted (doc);
@@ -574,8 +572,8 @@ s_print (pond_view_t *self, const cJSON *doc)
         return NULL;
     size_t length = strlen (text);
     if (length + 5 > self->print_size) {
-        size_t size = (length + 5) * 2 > 4096? (length + 5) * 2: 4096;
-        char *bigger = size < INT_MAX? (char *) realloc (self->print_buffer, size): NULL;
+        size_t size = (length + 5) * 2 > 4096 ? (length + 5) * 2 : 4096;
+        char *bigger = size < INT_MAX ? (char *) realloc (self->print_buffer, size) : NULL;
         if (!bigger) {
             cJSON_free (text);
             return NULL;
@@ -613,9 +611,9 @@ s_staged_clear (pond_view_t *self, bool own)
     }
     if (found == count)
         for (size_t index = 0; index < found; index++)
-            zhashx_delete (self->staged, self->keys [index]);   //  the hash's own key
+            zhashx_delete (self->staged, self->keys [index]);    //  the hash's own key
     else
-        zhashx_purge (self->staged);        //  no memory for the keys: the slow way
+        zhashx_purge (self->staged);    //  no memory for the keys: the slow way
     self->staged_bytes = 0;
 }
 
@@ -661,13 +659,12 @@ pond_view_commit (pond_view_t *self, uint64_t seq)
          doc = (cJSON *) zhashx_next (self->staged), index++) {
         size_t size;
         char *key = s_doc_key ((const char *) zhashx_cursor (self->staged), &size);
-        const char *text = key && doc != TOMBSTONE_DOC? s_print (self, doc): NULL;
+        const char *text = key && doc != TOMBSTONE_DOC ? s_print (self, doc) : NULL;
         if (!key || (doc != TOMBSTONE_DOC && !text)) {
             zsys_error ("pond_view: out of memory committing seq %" PRIu64, seq);
             rc = -1;
         }
-        else
-        if (doc == TOMBSTONE_DOC)
+        else if (doc == TOMBSTONE_DOC)
             rocksdb_writebatch_delete (batch, key, size);
         else {
             size_t length = strlen (text);
@@ -703,15 +700,15 @@ pond_view_commit (pond_view_t *self, uint64_t seq)
                 continue;
             }
             //  Unknown length (no memory for it): too big to cache
-            size_t bytes = index < self->lengths_size? self->lengths [index]: SIZE_MAX / 2;
+            size_t bytes = index < self->lengths_size ? self->lengths [index] : SIZE_MAX / 2;
             if (self->max_docs && s_normalize (doc, &bytes) == 0)
-                s_cache_put (self, key, doc, bytes);        //  takes doc
+                s_cache_put (self, key, doc, bytes);    //  takes doc
             else {
                 s_cache_drop (self, key);
                 cJSON_Delete (doc);
             }
         }
-        s_staged_clear (self, false);                       //  owns nothing now
+        s_staged_clear (self, false);    //  owns nothing now
     }
     //  Success or not, the event is over: a failed commit wrote nothing,
     //  and the cache never saw what it staged
@@ -761,7 +758,7 @@ s_staged_copy (const cJSON *staged)
     cJSON_Delete (copy);
     //  Does not survive printing and parsing as it is: do exactly that
     char *text = cJSON_PrintUnformatted (staged);
-    cJSON *doc = text? cJSON_Parse (text): NULL;
+    cJSON *doc = text ? cJSON_Parse (text) : NULL;
     cJSON_free (text);
     return doc;
 }
@@ -774,7 +771,7 @@ pond_view_get (pond_view_t *self, const char *key)
     if (self->in_event) {
         const cJSON *staged = (const cJSON *) zhashx_lookup (self->staged, key);
         if (staged)
-            return staged == TOMBSTONE_DOC? NULL: s_staged_copy (staged);
+            return staged == TOMBSTONE_DOC ? NULL : s_staged_copy (staged);
     }
     entry_t *entry = (entry_t *) zhashx_lookup (self->cache, key);
     if (entry) {
@@ -819,7 +816,7 @@ s_write_now (pond_view_t *self, const char *key, const char *text)
     else
         rocksdb_delete (self->db, self->write_options, stored, size, &err);
     free (stored);
-    return err? s_rocks_error (self->path, "cannot write a document", err): 0;
+    return err ? s_rocks_error (self->path, "cannot write a document", err) : 0;
 }
 
 //  Stage doc (or TOMBSTONE_DOC) for key. Takes ownership of doc.
@@ -829,10 +826,10 @@ s_stage (pond_view_t *self, const char *key, cJSON *doc, size_t bytes)
     cJSON *old = (cJSON *) zhashx_lookup (self->staged, key);
     if (old && old != TOMBSTONE_DOC) {
         size_t old_bytes = s_tree_bytes (old);
-        self->staged_bytes = self->staged_bytes > old_bytes? self->staged_bytes - old_bytes: 0;
+        self->staged_bytes = self->staged_bytes > old_bytes ? self->staged_bytes - old_bytes : 0;
         cJSON_Delete (old);
     }
-    zhashx_update (self->staged, key, doc);     //  staged owns doc now
+    zhashx_update (self->staged, key, doc);    //  staged owns doc now
     self->staged_bytes += bytes;
 }
 
@@ -858,7 +855,7 @@ pond_view_put (pond_view_t *self, const char *key, const cJSON *doc)
     //  Staged as a tree, serialized once at commit; refuse now what
     //  would not serialize then
     size_t bytes = s_tree_bytes (doc);
-    cJSON *copy = bytes != SIZE_MAX? cJSON_Duplicate (doc, true): NULL;
+    cJSON *copy = bytes != SIZE_MAX ? cJSON_Duplicate (doc, true) : NULL;
     if (!copy) {
         zsys_error ("pond_view: cannot serialize document '%s'", key);
         return -1;
@@ -875,9 +872,9 @@ pond_view_put_take (pond_view_t *self, const char *key, cJSON **doc_p)
     assert (doc_p);
     cJSON *doc = *doc_p;
     *doc_p = NULL;
-    size_t bytes = doc? s_tree_bytes (doc): SIZE_MAX;
+    size_t bytes = doc ? s_tree_bytes (doc) : SIZE_MAX;
     if (!self->in_event || bytes == SIZE_MAX) {
-        int rc = pond_view_put (self, key, doc);     //  at once, or the error
+        int rc = pond_view_put (self, key, doc);    //  at once, or the error
         cJSON_Delete (doc);
         return rc;
     }
@@ -904,7 +901,7 @@ s_collect_key (const char *key, const cJSON *doc, void *arg)
 {
     (void) doc;
     char *copy = strdup (key);
-    return copy && zlistx_add_end ((zlistx_t *) arg, copy)? 0: (free (copy), -1);
+    return copy && zlistx_add_end ((zlistx_t *) arg, copy) ? 0 : (free (copy), -1);
 }
 
 static int s_scan_committed (pond_view_t *self, const char *prefix, pond_view_fn *fn, void *arg);
@@ -933,7 +930,7 @@ s_scan_staged (pond_view_t *self, const char *prefix, pond_view_fn *fn, void *ar
             rc = -1;
     }
     size_t count = zlistx_size (keys);
-    const char **sorted = count? (const char **) calloc (count, sizeof *sorted): NULL;
+    const char **sorted = count ? (const char **) calloc (count, sizeof *sorted) : NULL;
     if (count && !sorted)
         rc = -1;
     size_t index = 0;
@@ -944,9 +941,9 @@ s_scan_staged (pond_view_t *self, const char *prefix, pond_view_fn *fn, void *ar
         qsort (sorted, count, sizeof *sorted, s_compare_strings);
     for (index = 0; rc == 0 && index < count; index++) {
         if (index && streq (sorted [index], sorted [index - 1]))
-            continue;           //  committed and staged
+            continue;    //  committed and staged
         cJSON *doc = pond_view_get (self, sorted [index]);
-        int stop = doc? fn (sorted [index], doc, arg): 0;
+        int stop = doc ? fn (sorted [index], doc, arg) : 0;
         cJSON_Delete (doc);
         if (stop)
             break;
@@ -956,14 +953,13 @@ s_scan_staged (pond_view_t *self, const char *prefix, pond_view_fn *fn, void *ar
     return rc;
 }
 
-
 int
 pond_view_scan (pond_view_t *self, const char *prefix, pond_view_fn *fn, void *arg)
 {
     assert (self);
     assert (fn);
     if (self->in_event && zhashx_size (self->staged))
-        return s_scan_staged (self, prefix? prefix: "", fn, arg);
+        return s_scan_staged (self, prefix ? prefix : "", fn, arg);
     return s_scan_committed (self, prefix, fn, arg);
 }
 
@@ -972,7 +968,7 @@ static int
 s_scan_committed (pond_view_t *self, const char *prefix, pond_view_fn *fn, void *arg)
 {
     size_t start_size;
-    char *start = s_doc_key (prefix? prefix: "", &start_size);
+    char *start = s_doc_key (prefix ? prefix : "", &start_size);
     if (!start)
         return -1;
     rocksdb_iterator_t *it = rocksdb_create_iterator (self->db, self->read_options);
@@ -1016,11 +1012,11 @@ s_compare_items (const void *a, const void *b)
 {
     const cJSON *x = *(const cJSON *const *) a;
     const cJSON *y = *(const cJSON *const *) b;
-    int rc = strcmp (x->string? x->string: "", y->string? y->string: "");
+    int rc = strcmp (x->string ? x->string : "", y->string ? y->string : "");
     //  Same key twice (cJSON allows it): keep the original order, which
     //  s_canonical parked in prev while sorting
     uintptr_t i = (uintptr_t) x->prev, j = (uintptr_t) y->prev;
-    return rc? rc: (i < j? -1: i > j);
+    return rc ? rc : (i < j ? -1 : i > j);
 }
 
 //  Sort the keys of every object in the tree, recursively, so that two
@@ -1051,8 +1047,8 @@ s_canonical (cJSON *node)
     qsort (items, count, sizeof (cJSON *), s_compare_items);
     //  Relink: cJSON keeps head->prev pointing at the tail
     for (size_t i = 0; i < count; i++) {
-        items [i]->next = i + 1 < count? items [i + 1]: NULL;
-        items [i]->prev = i? items [i - 1]: items [count - 1];
+        items [i]->next = i + 1 < count ? items [i + 1] : NULL;
+        items [i]->prev = i ? items [i - 1] : items [count - 1];
     }
     node->child = items [0];
     free (items);
@@ -1074,7 +1070,7 @@ s_append (buffer_t *buffer, const char *text)
     if (buffer->failed)
         return;
     if (buffer->size + len + 1 > buffer->capacity) {
-        size_t capacity = buffer->capacity? buffer->capacity: 4096;
+        size_t capacity = buffer->capacity ? buffer->capacity : 4096;
         while (buffer->size + len + 1 > capacity)
             capacity *= 2;
         char *bigger = (char *) realloc (buffer->data, capacity);
@@ -1100,8 +1096,8 @@ s_dump_doc (const char *key, const cJSON *doc, void *arg)
     dump_t *dump = (dump_t *) arg;
     cJSON *copy = cJSON_Duplicate (doc, true);
     cJSON *name = cJSON_CreateString (key);
-    char *key_text = name? cJSON_PrintUnformatted (name): NULL;
-    char *doc_text = copy && s_canonical (copy) == 0? cJSON_PrintUnformatted (copy): NULL;
+    char *key_text = name ? cJSON_PrintUnformatted (name) : NULL;
+    char *doc_text = copy && s_canonical (copy) == 0 ? cJSON_PrintUnformatted (copy) : NULL;
     if (key_text && doc_text) {
         if (dump->count++)
             s_append (dump->buffer, ",");
@@ -1115,7 +1111,7 @@ s_dump_doc (const char *key, const cJSON *doc, void *arg)
     cJSON_free (doc_text);
     cJSON_Delete (name);
     cJSON_Delete (copy);
-    return dump->buffer->failed? -1: 0;
+    return dump->buffer->failed ? -1 : 0;
 }
 
 char *

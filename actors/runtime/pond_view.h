@@ -91,18 +91,18 @@ size_t
 //  Bound the document cache: at most max_docs documents and about
 //  max_bytes bytes (defaults POND_VIEW_CACHE_DOCS, POND_VIEW_CACHE_BYTES);
 //  0 for either turns the cache off. Evicts what no longer fits.
-#define POND_VIEW_CACHE_DOCS    4096
-#define POND_VIEW_CACHE_BYTES   (8 * 1024 * 1024)
+#define POND_VIEW_CACHE_DOCS  4096
+#define POND_VIEW_CACHE_BYTES (8 * 1024 * 1024)
 void
     pond_view_set_cache (pond_view_t *self, size_t max_docs, size_t max_bytes);
 
 //  What the cache holds and how it served reads so far.
 typedef struct {
-    uint64_t hits;              //  reads served from the cache
-    uint64_t misses;            //  reads that went to RocksDB
-    uint64_t evictions;         //  documents evicted to stay in bounds
-    size_t docs;                //  documents held now
-    size_t bytes;               //  their approximate size
+    uint64_t hits;         //  reads served from the cache
+    uint64_t misses;       //  reads that went to RocksDB
+    uint64_t evictions;    //  documents evicted to stay in bounds
+    size_t docs;           //  documents held now
+    size_t bytes;          //  their approximate size
 } pond_view_stats_t;
 void
     pond_view_stats (pond_view_t *self, pond_view_stats_t *stats);
