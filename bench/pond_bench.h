@@ -35,6 +35,7 @@ typedef struct {
     int producers;
     bool loop;    //  ingest: --connections, one event-loop thread
     int window;
+    int batch;              //  events per PUBLISH at most (pond_publisher_set_batch)
     double rate;            //  ingest: open loop at this many events/s (0: closed)
     int size;               //  target encoded event size, bytes
     long range;             //  replay: events per timed replay (0: events / 4)

@@ -85,6 +85,7 @@ pond_bench_ingest (pond_bench_mesh_t *mesh, const pond_bench_options_t *options)
     pond_bench_publish_t run = { .producers = options->producers,
                                  .loop = options->loop,
                                  .window = options->window,
+                                 .batch = options->batch,
                                  .rate = options->rate,
                                  .total = (size_t) options->events,
                                  .names = quacked,
@@ -113,7 +114,7 @@ pond_bench_ingest (pond_bench_mesh_t *mesh, const pond_bench_options_t *options)
                 "bench_rss_kb=%ld store_cpu_s=%.2f broker_cpu_s=%.2f bench_cpu_s=%.2f "
                 "bench_timed_cpu_s=%.2f bench_cpu_us_per_event=%.1f "
                 "store_write_kb=%lld broker_rtt_us=%.0f store_rtt_us=%.0f with_store=%d "
-                "server_cpu_us_per_event=%.1f\n",
+                "server_cpu_us_per_event=%.1f batch=%d\n",
                 options->loop ? "loop" : "threads", options->producers,
                 options->rate > 0 ? 0 : options->window, options->rate, result.events,
                 result.bytes_avg, result.seconds, (double) result.events / result.seconds,
@@ -129,7 +130,7 @@ pond_bench_ingest (pond_bench_mesh_t *mesh, const pond_bench_options_t *options)
                 cpu_bench, result.cpu_s,
                 result.events ? result.cpu_s * 1e6 / (double) result.events : 0.0,
                 store_after.write_kb - store_before.write_kb, broker_rtt, store_rtt,
-                pond_bench_mesh_with_store (mesh), server_cpu_us);
+                pond_bench_mesh_with_store (mesh), server_cpu_us, options->batch);
     free (result.latency);
     return rc;
 }

@@ -8,7 +8,7 @@
     then stops what it started by pid and removes what it made.
 
         pond-bench ingest [--events N] [--producers P | --connections C] [--window W]
-                          [--rate R]
+                          [--rate R] [--batch B]
         pond-bench load   [--events N] [--entities E] [--names A,B]
         pond-bench replay [--events N] [--range M] [--slow-rate R --slow-seconds S]
         pond-bench fanout [--subscribers S] [--events N] [--producers P] [--window W]
@@ -65,6 +65,8 @@ s_usage (FILE *out)
              "  --connections C   ingest: C clients (producers) driven from one thread's\n"
              "                    event loop, like redis-benchmark -c C, instead of threads\n"
              "  --window W        publishes in flight per producer (default 1)\n"
+             "  --batch B         ingest: up to B of a producer's events in one PUBLISH\n"
+             "                    (a batch, one RESULTS); default 1: one event each\n"
              "  --rate R          ingest: open loop, R events/s in all, latency counted\n"
              "                    from each event's scheduled send time\n"
              "  --size BYTES      encoded event size, about (default 200)\n"
@@ -92,12 +94,13 @@ main (int argc, char *argv [])
 {
     pond_reader_tune_malloc ();    //  a bulk reader: see pond_client.h
     pond_bench_options_t options = {
-        .producers = 1, .window = 1, .size = 200, .parent = ".", .subscribers = 1, .slow_seconds = 5
+        .producers = 1, .window = 1, .batch = 1, .size = 200, .parent = ".", .subscribers = 1, .slow_seconds = 5
     };
     static const struct option long_options [] = { { "events", required_argument, NULL, 'n' },
                                                    { "producers", required_argument, NULL, 'p' },
                                                    { "connections", required_argument, NULL, 'c' },
                                                    { "window", required_argument, NULL, 'w' },
+                                                   { "batch", required_argument, NULL, 'b' },
                                                    { "rate", required_argument, NULL, 'r' },
                                                    { "size", required_argument, NULL, 's' },
                                                    { "range", required_argument, NULL, 'R' },
@@ -129,6 +132,7 @@ main (int argc, char *argv [])
                 options.loop = true;
                 break;
             case 'w': options.window = atoi (optarg); break;
+            case 'b': options.batch = atoi (optarg); break;
             case 'r': options.rate = atof (optarg); break;
             case 's': options.size = atoi (optarg); break;
             case 'R': options.range = atol (optarg); break;
@@ -176,13 +180,14 @@ main (int argc, char *argv [])
     }
     if (options.events < 1 || options.events > 100000000 || options.producers < 1
         || options.producers > 256 || options.window < 1 || options.window > 4096
+        || options.batch < 1 || options.batch > 1024
         || options.size < 64 || options.size > 60000 || options.rate < 0 || options.slow_rate < 0
         || options.slow_seconds <= 0 || options.subscribers < 1
         || options.subscribers > BENCH_MAX_SUBS || entities < 1 || entities > 100000000
         || options.names_count == 0) {
         fprintf (stderr,
                  "pond-bench: --events 1.., --producers/--connections 1..256, "
-                 "--window 1..4096, "
+                 "--window 1..4096, --batch 1..1024, "
                  "--size 64..60000, --subscribers 1..%d, --entities 1..\n",
                  BENCH_MAX_SUBS);
         return 2;

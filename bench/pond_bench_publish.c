@@ -28,6 +28,7 @@ typedef struct {
     int index;    //  producer number, in the ids
     const char *ingest;
     int window;
+    int batch;
     double rate;                            //  open loop: this producer's events/s (0: closed loop)
     size_t first;                           //  global index of its first event
     size_t count;                           //  events it publishes
@@ -277,6 +278,8 @@ s_producer_prepare (bench_producer_t *self)
     if (!self->publisher)
         return s_producer_fail (self, "out of memory");
     pond_publisher_set_timeout (self->publisher, 10000, 3);
+    if (self->batch > 1)
+        pond_publisher_set_batch (self->publisher, self->batch, 0);
     return 0;
 }
 
@@ -339,6 +342,7 @@ pond_bench_publish_run (const char *ingest, const pond_bench_publish_t *run,
         producer [p].index = run->index_base + p;
         producer [p].ingest = ingest;
         producer [p].window = run->window;
+        producer [p].batch = run->batch;
         producer [p].rate = run->rate / producers;
         producer [p].first = run->first + first;
         producer [p].count = count;

@@ -22,6 +22,7 @@ typedef struct {
     int producers;
     bool loop;                   //  one thread drives every producer (event loop)
     int window;                  //  publishes in flight per producer
+    int batch;                   //  events per PUBLISH at most (0, 1: no batches)
     double rate;                 //  open loop: events/s of all producers (0: closed)
     size_t total;                //  events in all
     size_t first;                //  global index of the first event (load chunks)
