@@ -93,9 +93,13 @@ int
 main (int argc, char *argv [])
 {
     pond_reader_tune_malloc ();    //  a bulk reader: see pond_client.h
-    pond_bench_options_t options = {
-        .producers = 1, .window = 1, .batch = 1, .size = 200, .parent = ".", .subscribers = 1, .slow_seconds = 5
-    };
+    pond_bench_options_t options = { .producers = 1,
+                                     .window = 1,
+                                     .batch = 1,
+                                     .size = 200,
+                                     .parent = ".",
+                                     .subscribers = 1,
+                                     .slow_seconds = 5 };
     static const struct option long_options [] = { { "events", required_argument, NULL, 'n' },
                                                    { "producers", required_argument, NULL, 'p' },
                                                    { "connections", required_argument, NULL, 'c' },
@@ -180,11 +184,10 @@ main (int argc, char *argv [])
     }
     if (options.events < 1 || options.events > 100000000 || options.producers < 1
         || options.producers > 256 || options.window < 1 || options.window > 4096
-        || options.batch < 1 || options.batch > 1024
-        || options.size < 64 || options.size > 60000 || options.rate < 0 || options.slow_rate < 0
-        || options.slow_seconds <= 0 || options.subscribers < 1
-        || options.subscribers > BENCH_MAX_SUBS || entities < 1 || entities > 100000000
-        || options.names_count == 0) {
+        || options.batch < 1 || options.batch > 1024 || options.size < 64 || options.size > 60000
+        || options.rate < 0 || options.slow_rate < 0 || options.slow_seconds <= 0
+        || options.subscribers < 1 || options.subscribers > BENCH_MAX_SUBS || entities < 1
+        || entities > 100000000 || options.names_count == 0) {
         fprintf (stderr,
                  "pond-bench: --events 1.., --producers/--connections 1..256, "
                  "--window 1..4096, --batch 1..1024, "
