@@ -293,14 +293,13 @@ pond_client_send (pond_client_t *self, const pond_event_t *event)
     return rc;
 }
 
-int
-pond_client_send_bytes (pond_client_t *self, const uint8_t *bytes, size_t size)
+//  The answer of a send whose result (0 or -1 with errno) is rc: EAGAIN
+//  is a refused key (403) or a broker not reached in time (408), anything
+//  else an interrupt. Returns 0 or -1.
+static int
+s_client_sent (pond_client_t *self, int rc)
 {
-    assert (self);
-    assert (bytes);
-    if (s_client_ready (self))
-        return -1;
-    if (pond_client_io_send (self->sock, POND_PUBLISH, bytes, size) == 0)
+    if (rc == 0)
         return 0;
     if (errno == EAGAIN && s_client_refused (self))
         return -1;
@@ -312,6 +311,16 @@ pond_client_send_bytes (pond_client_t *self, const uint8_t *bytes, size_t size)
 }
 
 int
+pond_client_send_bytes (pond_client_t *self, const uint8_t *bytes, size_t size)
+{
+    assert (self);
+    assert (bytes);
+    if (s_client_ready (self))
+        return -1;
+    return s_client_sent (self, pond_client_io_send (self->sock, POND_PUBLISH, bytes, size));
+}
+
+int
 pond_client_send_batch (pond_client_t *self, const uint8_t *const *bytes, const size_t *sizes,
                         size_t count)
 {
@@ -319,17 +328,9 @@ pond_client_send_batch (pond_client_t *self, const uint8_t *const *bytes, const 
     assert (bytes && sizes && count);
     if (s_client_ready (self))
         return -1;
-    if (pond_client_io_send_many (self->sock, POND_PUBLISH, (const void *const *) bytes, sizes,
-                                  count)
-        == 0)
-        return 0;
-    if (errno == EAGAIN && s_client_refused (self))
-        return -1;
-    if (errno == EAGAIN)
-        return s_client_fail (self, POND_CODE_TIMEOUT,
-                              "cannot send to the broker at %s within %d ms", self->endpoint,
-                              self->ack_timeout);
-    return s_client_fail (self, POND_CODE_INTERRUPTED, "interrupted");
+    return s_client_sent (self,
+                          pond_client_io_send_many (self->sock, POND_PUBLISH,
+                                                    (const void *const *) bytes, sizes, count));
 }
 
 int
