@@ -470,6 +470,30 @@ Test (broker, no_ack_and_no_publish_before_durable)
     zsock_destroy (&ingest);
 }
 
+//  PING (with a body) on dealer until the PONG says store_up: false, each
+//  PONG within reply_ms. Returns true if it did within total_ms.
+static bool
+s_store_down_within (zsock_t *dealer, int total_ms, int reply_ms)
+{
+    uint8_t empty_map [] = { 0x80 };
+    int64_t deadline = zclock_mono () + total_ms;
+    while (true) {
+        s_send_frames (dealer, POND_PING, zframe_new (empty_map, 1));
+        zmsg_t *reply = s_recv (dealer, reply_ms);
+        cr_assert_not_null (reply, "PONG");
+        cr_assert (pond_proto_is (zmsg_first (reply), POND_PONG));
+        pond_pong_t pong;
+        char err [POND_ERR_SIZE];
+        cr_assert_eq (pond_pong_decode (zmsg_next (reply), &pong, err, sizeof err), 0, "%s", err);
+        zmsg_destroy (&reply);
+        if (!pong.store_up)
+            return true;
+        if (zclock_mono () >= deadline)
+            return false;
+        zclock_sleep (50);
+    }
+}
+
 Test (broker, store_away_gives_503_then_recovers)
 {
     zsock_t *ingest = s_dealer (mesh->ingest);
@@ -480,25 +504,7 @@ Test (broker, store_away_gives_503_then_recovers)
     mesh->store = 0;
     //  Until the broker's PONG says the store is gone
     zsock_t *probe = s_dealer (mesh->ingest);
-    int64_t deadline = zclock_mono () + 8000;
-    bool gone = false;
-    while (!gone) {
-        s_send_frames (probe, POND_PING, pond_pong_encode (&(pond_pong_t) { 0 }));
-        zmsg_t *pong = s_recv (probe, 1000);
-        cr_assert_not_null (pong, "PONG");
-        zframe_destroy (&(zframe_t *) { zmsg_pop (pong) });
-        zframe_t *pong_body = zmsg_pop (pong);
-        pond_pong_t said = { .store_up = true };
-        char why [POND_ERR_SIZE];
-        gone = pong_body && pond_pong_decode (pong_body, &said, why, sizeof why) == 0
-            && !said.store_up;
-        zframe_destroy (&pong_body);
-        zmsg_destroy (&pong);
-        if (!gone) {
-            cr_assert_lt (zclock_mono (), deadline, "the broker noticed the store is gone");
-            zclock_sleep (50);
-        }
-    }
+    cr_assert (s_store_down_within (probe, 8000, 1000), "the broker noticed the store is gone");
     zsock_destroy (&probe);
     event = pond_event_new ("LABEL_ADDED", "cust-5");
     s_send_frames (ingest, POND_PUBLISH, s_encode (event));
@@ -977,19 +983,8 @@ Test (broker, pong_says_whether_the_store_is_reachable)
     //  The store away: store_up false (within the broker's liveness check)
     pond_harness_stop (mesh->store, SIGKILL);
     mesh->store = 0;
-    bool down = false;
-    for (int waited = 0; waited < 15000 && !down; waited += 100) {
-        s_send_frames (ingest, POND_PING, zframe_new (empty_map, 1));
-        reply = s_recv (ingest, 5000);
-        cr_assert_not_null (reply);
-        cr_assert (pond_proto_is (zmsg_first (reply), POND_PONG));
-        cr_assert_eq (pond_pong_decode (zmsg_next (reply), &pong, err, sizeof err), 0, "%s", err);
-        down = !pong.store_up;
-        zmsg_destroy (&reply);
-        if (!down)
-            zclock_sleep (100);
-    }
-    cr_assert (down, "PONG says store_up: false once the store is gone");
+    cr_assert (s_store_down_within (ingest, 15000, 5000),
+               "PONG says store_up: false once the store is gone");
     zsock_destroy (&ingest);
 }
 
@@ -1333,22 +1328,7 @@ Test (broker, batch_while_the_store_is_away_gets_503_per_event)
     pond_event_destroy (&first);
     pond_harness_stop (mesh->store, SIGKILL);
     mesh->store = 0;
-    uint8_t empty_map [] = { 0x80 };
-    bool down = false;
-    for (int waited = 0; waited < 15000 && !down; waited += 100) {
-        s_send_frames (ingest, POND_PING, zframe_new (empty_map, 1));
-        zmsg_t *reply = s_recv (ingest, 5000);
-        cr_assert_not_null (reply);
-        cr_assert (pond_proto_is (zmsg_first (reply), POND_PONG));
-        pond_pong_t pong;
-        char err [POND_ERR_SIZE];
-        cr_assert_eq (pond_pong_decode (zmsg_next (reply), &pong, err, sizeof err), 0);
-        down = !pong.store_up;
-        zmsg_destroy (&reply);
-        if (!down)
-            zclock_sleep (100);
-    }
-    cr_assert (down, "the broker noticed the store is gone");
+    cr_assert (s_store_down_within (ingest, 15000, 5000), "the broker noticed the store is gone");
     pond_event_t *events [5];
     zframe_t *frames [5];
     for (int i = 0; i < 5; i++) {
