@@ -27,3 +27,19 @@ pond_test_stat (const char *control, const char *path)
     free (stats);
     return value;
 }
+
+void
+pond_test_wait_store_up (const char *control, int timeout_ms)
+{
+    char err [256] = "";
+    int64_t deadline = zclock_mono () + timeout_ms;
+    while (true) {
+        char *stats = pond_client_stats (control, 2000, err, sizeof err);
+        bool up = stats && strstr (stats, "\"store_up\":true");
+        free (stats);
+        if (up)
+            return;
+        cr_assert_lt (zclock_mono (), deadline, "the broker does not see its store: %s", err);
+        zclock_sleep (50);
+    }
+}

@@ -27,6 +27,7 @@
 #include "pond_proto.h"
 #include "pond_store_embedded.h"
 #include "pond_store_server.h"
+#include "pond_test_stats.h"
 
 #define EVENTS 20
 
@@ -42,26 +43,6 @@ static void
 s_teardown (void)
 {
     pond_mesh_destroy (&mesh);
-}
-
-//  Wait until the broker at control says store_up (a publish before that
-//  would be NACKed 503)
-static void
-s_wait_store_up (const char *control)
-{
-    char err [256] = "";
-    char *stats = NULL;
-    int64_t deadline = zclock_mono () + 10000;
-    while (zclock_mono () < deadline) {
-        stats = pond_client_stats (control, 2000, err, sizeof err);
-        if (stats && strstr (stats, "\"store_up\":true"))
-            break;
-        free (stats);
-        stats = NULL;
-        zclock_sleep (50);
-    }
-    cr_assert_not_null (stats, "the broker does not see its store: %s", err);
-    free (stats);
 }
 
 //  Publish one event for entity, wait for its ACK; returns its seq and id
@@ -125,7 +106,7 @@ Test (embedded, acked_events_replay_after_sigkill_and_restart, .init = s_setup, 
       .timeout = 60)
 {
     cr_assert_eq (mesh->store, 0, "one process: no pond-store");
-    s_wait_store_up (mesh->control);
+    pond_test_wait_store_up (mesh->control, 10000);
     uint8_t ids [EVENTS + 1][POND_ID_SIZE];
     for (size_t i = 0; i < EVENTS; i++)
         cr_assert_eq (s_publish (mesh->ingest, "cust-emb", ids [i]), i + 1,
@@ -136,7 +117,7 @@ Test (embedded, acked_events_replay_after_sigkill_and_restart, .init = s_setup, 
     int status = pond_harness_stop (mesh->broker, SIGKILL);
     cr_assert (WIFSIGNALED (status) && WTERMSIG (status) == SIGKILL);
     cr_assert_eq (pond_mesh_start_broker (mesh), 0, "pond-broker --with-store restarts");
-    s_wait_store_up (mesh->control);
+    pond_test_wait_store_up (mesh->control, 10000);
     s_replay_is (mesh->control, ids, EVENTS);
     cr_assert_eq (s_publish (mesh->ingest, "cust-emb", ids [EVENTS]), EVENTS + 1,
                   "the seq goes on after the restart");
@@ -156,7 +137,7 @@ Test (embedded, separate_store_refused_on_the_same_directory, .init = s_setup, .
     cr_assert_eq (pond_harness_wait_text (log, pid_text, 1000), 0,
                   "pond-store names the broker's pid; see %s", log);
     //  The broker was not disturbed
-    s_wait_store_up (mesh->control);
+    pond_test_wait_store_up (mesh->control, 10000);
     cr_assert_eq (s_publish (mesh->ingest, "cust-emb", NULL), 1);
 
     //  And the other way round: a pond-store holds it, the broker is refused
@@ -180,7 +161,7 @@ Test (embedded, separate_store_refused_on_the_same_directory, .init = s_setup, .
 Test (embedded, sigterm_stops_cleanly_and_the_log_serves_two_processes_after, .init = s_setup,
       .fini = s_teardown, .timeout = 60)
 {
-    s_wait_store_up (mesh->control);
+    pond_test_wait_store_up (mesh->control, 10000);
     uint8_t ids [3][POND_ID_SIZE];
     for (size_t i = 0; i < 3; i++)
         s_publish (mesh->ingest, "cust-emb", ids [i]);
@@ -202,7 +183,7 @@ Test (embedded, sigterm_stops_cleanly_and_the_log_serves_two_processes_after, .i
     mesh->with_store = false;
     cr_assert_eq (pond_mesh_start_store (mesh), 0);
     cr_assert_eq (pond_mesh_start_broker (mesh), 0);
-    s_wait_store_up (mesh->control);
+    pond_test_wait_store_up (mesh->control, 10000);
     s_replay_is (mesh->control, ids, 3);
 }
 
@@ -241,7 +222,7 @@ Test (embedded, keys_guard_the_outside_while_the_store_link_stays_inproc, .timeo
 
     char err [512];
     cr_assert_eq (pond_keys_use (keys, "admin", err, sizeof err), 0, "%s", err);
-    s_wait_store_up (eps.control);
+    pond_test_wait_store_up (eps.control, 10000);
     cr_assert_eq (pond_keys_use (keys, "silo-1", err, sizeof err), 0, "%s", err);
     uint8_t ids [1][POND_ID_SIZE];
     cr_assert_eq (s_publish (eps.ingest, "anna", ids [0]), 1, "a device's event is stored");

@@ -21,6 +21,7 @@
 #include "pond_client.h"
 #include "pond_harness.h"
 #include "pond_keys.h"
+#include "pond_test_stats.h"
 
 typedef struct {
     char *dir;           //  the mesh's data directory
@@ -186,16 +187,7 @@ s_setup (void)
     cr_assert (strncmp (mesh.eps.control, "tcp://127.0.0.1:", 16) == 0, "%s", mesh.eps.control);
     //  The broker answers (and knows the store is up) before tests begin
     s_as (mesh.keys, "admin");
-    char err [256] = "";
-    char *stats = NULL;
-    for (int i = 0; i < 50 && !(stats && strstr (stats, "\"store_up\":true")); i++) {
-        free (stats);
-        stats = pond_client_stats (mesh.eps.control, 2000, err, sizeof err);
-        if (!stats || !strstr (stats, "\"store_up\":true"))
-            zclock_sleep (100);
-    }
-    cr_assert (stats && strstr (stats, "\"store_up\":true"), "broker not ready: %s", err);
-    free (stats);
+    pond_test_wait_store_up (mesh.eps.control, 10000);
     pond_keys_reset ();
 }
 
