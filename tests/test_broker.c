@@ -1055,6 +1055,20 @@ s_encode_oversized (uint8_t *id, size_t pad)
     return frame;
 }
 
+//  count new QUACKED events for cust-b, encoded into frames; their ids
+//  into ids unless it is NULL.
+static void
+s_quacked_frames (zframe_t **frames, size_t count, uint8_t (*ids) [POND_ID_SIZE])
+{
+    for (size_t i = 0; i < count; i++) {
+        pond_event_t *event = pond_event_new ("QUACKED", "cust-b");
+        if (ids)
+            memcpy (ids [i], pond_event_id (event), POND_ID_SIZE);
+        frames [i] = s_encode (event);
+        pond_event_destroy (&event);
+    }
+}
+
 //  Send PUBLISH with these frames (taken) as one message.
 static void
 s_send_batch (zsock_t *sock, zframe_t **frames, size_t count)
@@ -1121,12 +1135,7 @@ Test (broker, batch_of_100_gets_one_results_in_order_with_gap_free_seqs)
 #define BATCH_N 100
     zframe_t *frames [BATCH_N];
     uint8_t ids [BATCH_N][POND_ID_SIZE];
-    for (int i = 0; i < BATCH_N; i++) {
-        pond_event_t *event = pond_event_new ("QUACKED", "cust-b");
-        memcpy (ids [i], pond_event_id (event), POND_ID_SIZE);
-        frames [i] = s_encode (event);
-        pond_event_destroy (&event);
-    }
+    s_quacked_frames (frames, BATCH_N, ids);
     s_send_batch (ingest, frames, BATCH_N);
     pond_result_t *results = s_results_new ();
     size_t count;
@@ -1253,11 +1262,7 @@ Test (broker, batch_of_1025_events_is_refused_and_1024_taken)
     cr_assert_eq (s_publish_ok (ingest, first, NULL), 1);
     pond_event_destroy (&first);
     zframe_t **frames = (zframe_t **) calloc (POND_BATCH_EVENTS_MAX + 1, sizeof (zframe_t *));
-    for (int i = 0; i < POND_BATCH_EVENTS_MAX + 1; i++) {
-        pond_event_t *event = pond_event_new ("QUACKED", "cust-b");
-        frames [i] = s_encode (event);
-        pond_event_destroy (&event);
-    }
+    s_quacked_frames (frames, POND_BATCH_EVENTS_MAX + 1, NULL);
     s_send_batch (ingest, frames, POND_BATCH_EVENTS_MAX + 1);
     pond_result_t *results = s_results_new ();
     size_t count;
@@ -1266,11 +1271,7 @@ Test (broker, batch_of_1025_events_is_refused_and_1024_taken)
     cr_assert (strstr (reason, "1025 events") && strstr (reason, "1024"), "%s", reason);
     cr_assert_eq (count, 0);
     cr_assert_eq (s_head (ingest), 1, "nothing of it was stored");
-    for (int i = 0; i < POND_BATCH_EVENTS_MAX; i++) {
-        pond_event_t *event = pond_event_new ("QUACKED", "cust-b");
-        frames [i] = s_encode (event);
-        pond_event_destroy (&event);
-    }
+    s_quacked_frames (frames, POND_BATCH_EVENTS_MAX, NULL);
     s_send_batch (ingest, frames, POND_BATCH_EVENTS_MAX);
     cr_assert_eq (s_recv_results (ingest, results, &count, NULL), POND_CODE_OK);
     cr_assert_eq (count, POND_BATCH_EVENTS_MAX);
