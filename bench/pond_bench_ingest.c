@@ -102,9 +102,9 @@ pond_bench_ingest (pond_bench_mesh_t *mesh, const pond_bench_options_t *options)
         commits -= commits_before;
     //  What the mesh spends per durable event: store and broker together
     //  (with --with-store the broker's process holds both)
-    double server_cpu_us = result.events ? ((store_after.cpu_s - store_before.cpu_s)
-                                            + (broker_after.cpu_s - broker_before.cpu_s))
-                                               * 1e6 / (double) result.events
+    double store_cpu = store_after.cpu_s - store_before.cpu_s;
+    double broker_cpu = broker_after.cpu_s - broker_before.cpu_s;
+    double server_cpu_us = result.events ? (store_cpu + broker_cpu) * 1e6 / (double) result.events
                                          : 0.0;
     if (rc == 0)
         printf ("scenario=ingest mode=%s producers=%d window=%d offered_per_s=%.0f events=%zu "
@@ -125,10 +125,8 @@ pond_bench_ingest (pond_bench_mesh_t *mesh, const pond_bench_options_t *options)
                 pond_bench_percentile_us (result.latency, result.events, 1.0), result.nacks,
                 result.retries, commits,
                 commits > 0 ? (double) result.events / (double) commits : 0.0, store_after.hwm_kb,
-                broker_after.hwm_kb, pond_bench_self_hwm_kb (),
-                store_after.cpu_s - store_before.cpu_s, broker_after.cpu_s - broker_before.cpu_s,
-                cpu_bench, result.cpu_s,
-                result.events ? result.cpu_s * 1e6 / (double) result.events : 0.0,
+                broker_after.hwm_kb, pond_bench_self_hwm_kb (), store_cpu, broker_cpu, cpu_bench,
+                result.cpu_s, result.events ? result.cpu_s * 1e6 / (double) result.events : 0.0,
                 store_after.write_kb - store_before.write_kb, broker_rtt, store_rtt,
                 pond_bench_mesh_with_store (mesh), server_cpu_us, options->batch);
     free (result.latency);
