@@ -18,9 +18,8 @@
 
 #include <pthread.h>
 
-#define POND_STORE_CACHE_SIZE (32 * 1024 * 1024)
-#define COUNT_PREFIX          "count/"
-#define COUNT_PREFIX_END      "count0"    //  '/' + 1: end of the prefix
+#define COUNT_PREFIX     "count/"
+#define COUNT_PREFIX_END "count0"    //  '/' + 1: end of the prefix
 
 static const char *s_cf_names [POND_CF_COUNT] = { "default", "log", "by_name", "by_id",
                                                   "by_entity" };
@@ -136,12 +135,16 @@ s_index_key (uint8_t *key, const char *text, uint64_t first, const uint64_t *sec
 //  Open and recover
 
 static rocksdb_options_t *
-s_cf_options (pond_store_t *self, pond_store_cf_t which)
+s_cf_options (pond_store_t *self, pond_store_cf_t which, size_t memtable_mb)
 {
     rocksdb_options_t *options = rocksdb_options_create ();
     rocksdb_block_based_table_options_t *table = rocksdb_block_based_options_create ();
     rocksdb_block_based_options_set_block_cache (table, self->cache);
     rocksdb_block_based_options_set_format_version (table, 5);
+    //  Indexes and bloom filters grow with the data: in the cache they
+    //  are bounded by it; L0's stay pinned, as every lookup reads them
+    rocksdb_block_based_options_set_cache_index_and_filter_blocks (table, 1);
+    rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache (table, 1);
     if (which == POND_CF_LOG || which == POND_CF_BY_NAME) {
         //  Both hold whole events and are read by long scans: larger
         //  blocks mean fewer block reads, and LZ4 decompresses about
@@ -167,8 +170,13 @@ s_cf_options (pond_store_t *self, pond_store_cf_t which)
     rocksdb_options_set_block_based_table_factory (options, table);
     rocksdb_block_based_options_destroy (table);
     rocksdb_options_set_level_compaction_dynamic_level_bytes (options, 1);
-    if (which == POND_CF_LOG)
-        rocksdb_options_set_write_buffer_size (options, 32 * 1024 * 1024);
+    //  Each memtable may take a share of the budget (the log, which holds
+    //  whole events, half of it); the budget, set on the database, flushes
+    //  the largest when all of them together reach it
+    size_t share = which == POND_CF_LOG ? memtable_mb / 2 : memtable_mb / 4;
+    if (which == POND_CF_META)
+        share = 1;
+    rocksdb_options_set_write_buffer_size (options, share * 1024 * 1024);
     return options;
 }
 
@@ -233,10 +241,53 @@ s_recover (pond_store_t *self)
     return rc;
 }
 
+int
+pond_store_memory_parse (size_t *field, const char *text, size_t least, const char *what, char *err,
+                         size_t errlen)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long value = strtoul (text, &end, 10);
+    if (errno || !*text || *end || *text == '-' || value < least || value > 65536) {
+        snprintf (err, errlen, "%s '%s': give a number of MiB from %zu to 65536", what, text,
+                  least);
+        return -1;
+    }
+    *field = (size_t) value;
+    return 0;
+}
+
+int
+pond_store_memory_from_env (pond_store_memory_t *memory, char *err, size_t errlen)
+{
+    const char *memtable = getenv ("POND_STORE_MEMTABLE_MB");
+    const char *cache = getenv ("POND_STORE_CACHE_MB");
+    if (memtable
+        && pond_store_memory_parse (&memory->memtable_mb, memtable, 4, "POND_STORE_MEMTABLE_MB",
+                                    err, errlen))
+        return -1;
+    if (cache
+        && pond_store_memory_parse (&memory->cache_mb, cache, 1, "POND_STORE_CACHE_MB", err,
+                                    errlen))
+        return -1;
+    return 0;
+}
+
 pond_store_t *
 pond_store_new (const char *path)
 {
+    return pond_store_new_sized (path, NULL);
+}
+
+pond_store_t *
+pond_store_new_sized (const char *path, const pond_store_memory_t *memory)
+{
     assert (path);
+    size_t memtable_mb = memory && memory->memtable_mb ? memory->memtable_mb
+                                                       : POND_STORE_MEMTABLE_MB;
+    size_t cache_mb = memory && memory->cache_mb ? memory->cache_mb : POND_STORE_CACHE_MB;
+    if (memtable_mb < 4)
+        memtable_mb = 4;    //  a quarter of it is a memtable's share: at least 1 MiB
     pond_store_t *self = (pond_store_t *) zmalloc (sizeof (pond_store_t));
     if (!self)
         return NULL;
@@ -244,7 +295,7 @@ pond_store_new (const char *path)
     self->names = zhashx_new ();
     self->pending = zhashx_new ();
     self->scratch = pond_store_group_new ();
-    self->cache = rocksdb_cache_create_lru (POND_STORE_CACHE_SIZE);
+    self->cache = rocksdb_cache_create_lru (cache_mb * 1024 * 1024);
     if (!self->path || !self->names || !self->pending || !self->scratch) {
         pond_store_destroy (&self);
         return NULL;
@@ -262,6 +313,7 @@ pond_store_new (const char *path)
     bool blocked = pond_thread_block_signals (&saved) == 0;
     self->db_options = rocksdb_options_create ();
     rocksdb_options_set_create_if_missing (self->db_options, 1);
+    rocksdb_options_set_db_write_buffer_size (self->db_options, memtable_mb * 1024 * 1024);
     rocksdb_options_set_create_missing_column_families (self->db_options, 1);
     rocksdb_options_increase_parallelism (self->db_options, 2);
     rocksdb_options_set_max_background_jobs (self->db_options, 2);
@@ -278,7 +330,7 @@ pond_store_new (const char *path)
     rocksdb_options_set_info_log_level (self->db_options, 4);    //  FATAL_LEVEL
 
     for (int i = 0; i < POND_CF_COUNT; i++)
-        self->cf_options [i] = s_cf_options (self, (pond_store_cf_t) i);
+        self->cf_options [i] = s_cf_options (self, (pond_store_cf_t) i, memtable_mb);
 
     char *err = NULL;
     self->db = rocksdb_open_column_families (self->db_options, path, POND_CF_COUNT, s_cf_names,

@@ -49,11 +49,44 @@ typedef struct {
     uint64_t write_errors;    //  failed write batches since open
 } pond_store_stats_t;
 
-//  Open or create the store at path (a directory). Recovers the head and
-//  the per-name counts. Returns NULL, after one log line saying why, if
-//  the database cannot be opened (for instance another process holds it).
+//  What the store may hold in memory. RocksDB's defaults (64 MiB per
+//  memtable, two per column family, filters and indexes outside any
+//  cache) let a store grow past 170 MiB after a million events; these
+//  bound it: memtables of all column families together (flushed, the
+//  largest first, when they reach memtable_mb) and one block cache that
+//  also holds the SST files' indexes and bloom filters.
+typedef struct {
+    size_t memtable_mb;    //  all memtables together (default 32, at least 4)
+    size_t cache_mb;       //  block cache, with indexes and filters (default 32, at least 1)
+} pond_store_memory_t;
+
+#define POND_STORE_MEMTABLE_MB 32
+#define POND_STORE_CACHE_MB    32
+
+//  Open or create the store at path (a directory) with the default memory
+//  budget. Recovers the head and the per-name counts. Returns NULL, after
+//  one log line saying why, if the database cannot be opened (for
+//  instance another process holds it).
 pond_store_t *
     pond_store_new (const char *path);
+
+//  The same with its own memory budget (NULL: the defaults; a zero field:
+//  that field's default).
+pond_store_t *
+    pond_store_new_sized (const char *path, const pond_store_memory_t *memory);
+
+//  Set one field of memory from text (a number of MiB, least..65536), as
+//  given to the option or variable called what. Returns 0, or -1 with
+//  the reason in err.
+int
+    pond_store_memory_parse (size_t *field, const char *text, size_t least, const char *what,
+                             char *err, size_t errlen);
+
+//  Fill memory from POND_STORE_MEMTABLE_MB and POND_STORE_CACHE_MB where
+//  they are set (unset: the field is left as it is). Returns 0, or -1 with
+//  the reason in err.
+int
+    pond_store_memory_from_env (pond_store_memory_t *memory, char *err, size_t errlen);
 
 //  Close the database; accepts NULL; nulls the caller's pointer. Every
 //  pond_cursor made on this store must be destroyed first.

@@ -45,8 +45,13 @@ pond_store_embedded_new (const char *dir, bool verbose, char *err, size_t errlen
         pond_store_embedded_destroy (&self);
         return NULL;
     }
+    pond_store_memory_t memory = { 0, 0 };
+    if (pond_store_memory_from_env (&memory, err, errlen)) {
+        pond_store_embedded_destroy (&self);
+        return NULL;
+    }
     snprintf (path, sizeof path, "%s/store", dir);
-    self->store = pond_store_new (path);
+    self->store = pond_store_new_sized (path, &memory);
     if (!self->store) {
         snprintf (err, errlen, "cannot open the log in %s (reason above)", path);
         pond_store_embedded_destroy (&self);

@@ -17,7 +17,8 @@ static void
 s_usage (FILE *out)
 {
     fprintf (out,
-             "Usage: pond-store [--data DIR] [--endpoint EP] [--keys DIR] [--verbose] [--help]\n"
+             "Usage: pond-store [--data DIR] [--endpoint EP] [--keys DIR] [--memtable-mb N]\n"
+             "                  [--cache-mb N] [--verbose] [--help]\n"
              "\n"
              "pond-store is the log of a pond mesh: it keeps every event in RocksDB\n"
              "(WAL synced before anything is acknowledged), gives each one a global,\n"
@@ -34,6 +35,13 @@ s_usage (FILE *out)
              "                      only the broker's key may then send requests (others get\n"
              "                      403, unknown keys fail the handshake). Needed when the\n"
              "                      endpoint is tcp and the broker runs with --keys\n"
+             "  -m, --memtable-mb N memory for the memtables of all column families together,\n"
+             "                      in MiB (default 32, or $POND_STORE_MEMTABLE_MB): more\n"
+             "                      means fewer flushes and compactions while ingesting\n"
+             "  -c, --cache-mb N    block cache in MiB, holding the files' indexes and bloom\n"
+             "                      filters too (default 32, or $POND_STORE_CACHE_MB): more\n"
+             "                      helps replays of old events and dedup of old ids\n"
+             "                      The store's RSS stays near memtables + cache + ~20 MiB.\n"
              "  -v, --verbose       log every replay and every refused request\n"
              "  -h, --help          show this help and exit\n"
              "\n"
@@ -74,18 +82,37 @@ main (int argc, char *argv [])
     const char *endpoint = NULL;
     const char *keys = NULL;
     bool verbose = false;
-    static const struct option options [] = {
-        { "data", required_argument, NULL, 'd' }, { "endpoint", required_argument, NULL, 'e' },
-        { "keys", required_argument, NULL, 'k' }, { "verbose", no_argument, NULL, 'v' },
-        { "help", no_argument, NULL, 'h' },       { NULL, 0, NULL, 0 }
-    };
+    static const struct option options [] = { { "data", required_argument, NULL, 'd' },
+                                              { "endpoint", required_argument, NULL, 'e' },
+                                              { "keys", required_argument, NULL, 'k' },
+                                              { "verbose", no_argument, NULL, 'v' },
+                                              { "memtable-mb", required_argument, NULL, 'm' },
+                                              { "cache-mb", required_argument, NULL, 'c' },
+                                              { "help", no_argument, NULL, 'h' },
+                                              { NULL, 0, NULL, 0 } };
+    pond_store_memory_t memory = { 0, 0 };
+    char why [256];
+    if (pond_store_memory_from_env (&memory, why, sizeof why)) {
+        fprintf (stderr, "pond-store: %s\n", why);
+        return 2;
+    }
     int option;
-    while ((option = getopt_long (argc, argv, "d:e:k:vh", options, NULL)) != -1) {
+    while ((option = getopt_long (argc, argv, "d:e:k:m:c:vh", options, NULL)) != -1) {
         switch (option) {
             case 'd': dir = optarg; break;
             case 'e': endpoint = optarg; break;
             case 'k': keys = optarg; break;
             case 'v': verbose = true; break;
+            case 'm':
+            case 'c':
+                if (pond_store_memory_parse (option == 'm' ? &memory.memtable_mb : &memory.cache_mb,
+                                             optarg, option == 'm' ? 4 : 1,
+                                             option == 'm' ? "--memtable-mb" : "--cache-mb", why,
+                                             sizeof why)) {
+                    fprintf (stderr, "pond-store: %s\n", why);
+                    return 2;
+                }
+                break;
             case 'h': s_usage (stdout); return 0;
             default: fprintf (stderr, "Try 'pond-store --help'.\n"); return 2;
         }
@@ -136,7 +163,7 @@ main (int argc, char *argv [])
         snprintf (default_endpoint, sizeof default_endpoint, "ipc://%s/store.ipc", dir);
         endpoint = default_endpoint;
     }
-    pond_store_t *store = pond_store_new (db_path);
+    pond_store_t *store = pond_store_new_sized (db_path, &memory);
     if (!store) {
         fprintf (stderr,
                  "pond-store: cannot open the log in %s (reason above); if another "

@@ -78,6 +78,64 @@ Test (store, seq_gap_free_across_reopen, .init = fixture_setup, .fini = fixture_
     pond_store_destroy (&store);    //  accepts NULL
 }
 
+//  A small memory budget makes RocksDB flush memtables to files early and
+//  keep indexes and filters in a tiny cache: seq, dedup and reads must not
+//  notice
+Test (store, small_memory_budget_flushes_and_still_dedups, .init = fixture_setup,
+      .fini = fixture_teardown, .timeout = 60)
+{
+    pond_store_memory_t memory = { .memtable_mb = 4, .cache_mb = 1 };
+    pond_store_t *store = pond_store_new_sized (fixture_db, &memory);
+    cr_assert_not_null (store);
+    enum { GROUPS = 1000, GROUP = 64 };
+    uint8_t (*ids) [POND_ID_SIZE] = calloc (GROUPS * GROUP, POND_ID_SIZE);
+    cr_assert_not_null (ids);
+    for (size_t g = 0; g < GROUPS; g++) {
+        pond_event_t *events [GROUP];
+        uint64_t seqs [GROUP];
+        bool dups [GROUP];
+        char entity [32];
+        for (size_t i = 0; i < GROUP; i++) {
+            snprintf (entity, sizeof entity, "cust-%zu", (g * GROUP + i) % 997);
+            events [i] = fixture_event ("QUACKED", entity, 1000 + g * GROUP + i);
+            memcpy (ids [g * GROUP + i], pond_event_id (events [i]), POND_ID_SIZE);
+        }
+        fixture_append (store, events, GROUP, seqs, dups);
+        cr_assert_eq (seqs [GROUP - 1], (g + 1) * GROUP);
+    }
+    pond_store_destroy (&store);
+
+    //  The memtables could not hold 64,000 events and their indexes
+    int code;
+    char *files = pond_harness_run (&code, "ls '%s' | grep -c '[.]sst$'", fixture_db);
+    cr_assert_gt (atoi (files), 0, "no SST file: nothing was flushed");
+    free (files);
+
+    //  Reopened with the same budget: every id is known, with its seq
+    store = pond_store_new_sized (fixture_db, &memory);
+    cr_assert_not_null (store);
+    cr_assert_eq (pond_store_head (store), GROUPS * GROUP);
+    for (size_t n = 0; n < GROUPS * GROUP; n += 997) {
+        char entity [32];
+        snprintf (entity, sizeof entity, "cust-%zu", n % 997);
+        pond_event_t *event = fixture_event ("QUACKED", entity, 1000 + n);
+        pond_event_set_id (event, ids [n]);
+        uint64_t seq = 0;
+        bool dup = false;
+        cr_assert_eq (pond_store_append (store, &event, 1, &seq, &dup, NULL, NULL), 0);
+        cr_assert (dup, "event %zu: not recognised as stored", n);
+        cr_assert_eq (seq, n + 1);
+        pond_event_destroy (&event);
+        size_t size = 0;
+        uint8_t *stored = pond_store_get (store, n + 1, &size);
+        cr_assert_not_null (stored);
+        free (stored);
+    }
+    cr_assert_eq (pond_store_head (store), GROUPS * GROUP, "a resend added nothing");
+    pond_store_destroy (&store);
+    free (ids);
+}
+
 Test (store, idempotent_across_batches, .init = fixture_setup, .fini = fixture_teardown)
 {
     pond_store_t *store = pond_store_new (fixture_db);

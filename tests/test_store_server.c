@@ -1045,6 +1045,25 @@ Test (process, command_line, .init = fixture_setup, .fini = fixture_teardown, .t
     output = pond_harness_run (&code, "%s/pond-store --data 2>&1", POND_BIN_DIR);
     cr_assert_eq (code, 2);
     free (output);
+    //  The memory budget: numbers of MiB in range, from options or the
+    //  environment, else status 2 and what to give instead
+    const char *bad [] = { "--memtable-mb 3", "--memtable-mb 0", "--cache-mb 0",
+                           "--cache-mb 12x",  "--cache-mb -5",   "--memtable-mb 99999999" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad [0]; i++) {
+        output = pond_harness_run (&code, "%s/pond-store --data '%s' %s 2>&1", POND_BIN_DIR,
+                                   fixture_dir, bad [i]);
+        cr_assert_eq (code, 2, "%s: status %d", bad [i], code);
+        cr_assert (strstr (output, "give a number of MiB from"), "%s: %s", bad [i], output);
+        free (output);
+    }
+    output = pond_harness_run (&code, "POND_STORE_CACHE_MB=lots %s/pond-store --data '%s' 2>&1",
+                               POND_BIN_DIR, fixture_dir);
+    cr_assert_eq (code, 2);
+    cr_assert (strstr (output, "POND_STORE_CACHE_MB 'lots'"), "%s", output);
+    free (output);
+    output = pond_harness_run (&code, "%s/pond-store --help", POND_BIN_DIR);
+    cr_assert (strstr (output, "--memtable-mb") && strstr (output, "--cache-mb"), "%s", output);
+    free (output);
 
     //  A second store on the same data refuses to start and says why
     s_start_process (0);
