@@ -28,7 +28,8 @@
     says so. bench_timed_cpu_s is this program's CPU from the start to
     the last ACK (bench_cpu_s also counts encoding and connecting);
     server_cpu_us_per_event is the CPU of pond-store and pond-broker over
-    the same span (utime + stime from /proc), per ACKed event.
+    the same span (utime + stime from /proc), per ACKed event, and
+    store_cpu_us_per_event and broker_cpu_us_per_event are its two parts.
 
     Besides, the line carries the store's synced WriteBatches (one WAL
     sync each: "commits") from STATS and the idle PING round trips to the
@@ -104,8 +105,8 @@ pond_bench_ingest (pond_bench_mesh_t *mesh, const pond_bench_options_t *options)
     //  (with --with-store the broker's process holds both)
     double store_cpu = store_after.cpu_s - store_before.cpu_s;
     double broker_cpu = broker_after.cpu_s - broker_before.cpu_s;
-    double server_cpu_us = result.events ? (store_cpu + broker_cpu) * 1e6 / (double) result.events
-                                         : 0.0;
+    double per_event = result.events ? 1e6 / (double) result.events : 0.0;
+    double server_cpu_us = (store_cpu + broker_cpu) * per_event;
     if (rc == 0)
         printf ("scenario=ingest mode=%s producers=%d window=%d offered_per_s=%.0f events=%zu "
                 "event_bytes=%.0f seconds=%.3f events_per_s=%.0f p50_us=%.0f p90_us=%.0f "
@@ -114,7 +115,8 @@ pond_bench_ingest (pond_bench_mesh_t *mesh, const pond_bench_options_t *options)
                 "bench_rss_kb=%ld store_cpu_s=%.2f broker_cpu_s=%.2f bench_cpu_s=%.2f "
                 "bench_timed_cpu_s=%.2f bench_cpu_us_per_event=%.1f "
                 "store_write_kb=%lld broker_rtt_us=%.0f store_rtt_us=%.0f with_store=%d "
-                "server_cpu_us_per_event=%.1f batch=%d\n",
+                "server_cpu_us_per_event=%.1f store_cpu_us_per_event=%.1f "
+                "broker_cpu_us_per_event=%.1f batch=%d\n",
                 options->loop ? "loop" : "threads", options->producers,
                 options->rate > 0 ? 0 : options->window, options->rate, result.events,
                 result.bytes_avg, result.seconds, (double) result.events / result.seconds,
@@ -126,9 +128,10 @@ pond_bench_ingest (pond_bench_mesh_t *mesh, const pond_bench_options_t *options)
                 result.retries, commits,
                 commits > 0 ? (double) result.events / (double) commits : 0.0, store_after.hwm_kb,
                 broker_after.hwm_kb, pond_bench_self_hwm_kb (), store_cpu, broker_cpu, cpu_bench,
-                result.cpu_s, result.events ? result.cpu_s * 1e6 / (double) result.events : 0.0,
+                result.cpu_s, result.cpu_s * per_event,
                 store_after.write_kb - store_before.write_kb, broker_rtt, store_rtt,
-                pond_bench_mesh_with_store (mesh), server_cpu_us, options->batch);
+                pond_bench_mesh_with_store (mesh), server_cpu_us, store_cpu * per_event,
+                broker_cpu * per_event, options->batch);
     free (result.latency);
     return rc;
 }
