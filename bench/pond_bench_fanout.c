@@ -1,9 +1,12 @@
 /*  pond_bench_fanout: the fanout scenario of pond-bench.
 
         pond-bench fanout [--subscribers S] [--events N] [--producers P] [--window W]
+                          [--connections C] [--batch B]
 
     S subscriber threads (pond_sub_t on QUACKED, each event decoded) while
-    P pipelined producers publish N events: deliveries/s is the events
+    P pipelined producers (threads, or C clients of one event loop; each
+    event alone or in PUBLISH batches of B) publish N events:
+    deliveries/s is the events
     received by all subscribers over the time from the first publish to
     the last delivery. Then, at 10% of the ingest rate just measured (open
     loop, one producer), publish -> subscriber latency from each event's
@@ -155,7 +158,9 @@ pond_bench_fanout (pond_bench_mesh_t *mesh, const pond_bench_options_t *options)
     double seconds = 0;
     if (rc == 0) {
         pond_bench_publish_t run = { .producers = options->producers,
+                                     .loop = options->loop,
                                      .window = options->window,
+                                     .batch = options->batch,
                                      .total = events,
                                      .names = quacked,
                                      .names_count = 1,

@@ -62,10 +62,10 @@ s_usage (FILE *out)
              "  --events N        events in all (default: ingest 5000 with W=1, else\n"
              "                    50000; replay 300000; load 100000; fanout 20000)\n"
              "  --producers P     producer threads, one client each (default 1)\n"
-             "  --connections C   ingest: C clients (producers) driven from one thread's\n"
+             "  --connections C   ingest, fanout: C clients (producers) driven from one thread's\n"
              "                    event loop, like redis-benchmark -c C, instead of threads\n"
              "  --window W        publishes in flight per producer (default 1)\n"
-             "  --batch B         ingest: up to B of a producer's events in one PUBLISH\n"
+             "  --batch B         ingest, fanout: up to B of a producer's events in one PUBLISH\n"
              "                    (a batch, one RESULTS); default 1: one event each\n"
              "  --rate R          ingest: open loop, R events/s in all, latency counted\n"
              "                    from each event's scheduled send time\n"
@@ -195,8 +195,9 @@ main (int argc, char *argv [])
                  BENCH_MAX_SUBS);
         return 2;
     }
-    if (options.loop && (producers_given || which != 0)) {
-        fprintf (stderr, "pond-bench: --connections is for ingest, instead of --producers\n");
+    if (options.loop && (producers_given || (which != 0 && which != 3))) {
+        fprintf (stderr,
+                 "pond-bench: --connections is for ingest and fanout, instead of --producers\n");
         return 2;
     }
     if (options.mesh && options.with_store) {
