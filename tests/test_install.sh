@@ -174,7 +174,7 @@ status=0
 wait "$device_pid" || status=$?
 cat "$tmp/device503.err" "$tmp/device503.out"
 [ "$status" -eq 0 ] || fail "the device exits 0 once the store is there (did $status)"
-nacked=$(sed -n 's/^device: 503 for \([0-9a-f-]*\) .*/\1/p' "$tmp/device503.err" | head -1)
+nacked=$(sed -n '/^device: 503 for /{s/^device: 503 for \([0-9a-f-]*\) .*/\1/p;q}' "$tmp/device503.err")
 grep -q "^QUACKED $nacked for carla: stored as seq 1$" "$tmp/device503.out" \
     || fail "the id NACKed with 503 ($nacked) is the one stored as seq 1"
 grep -q "for carla: stored as seq 2$" "$tmp/device503.out" \

@@ -55,9 +55,11 @@ for package in libc6 libczmq4 libzmq5 libmsgpackc2 libcjson1 'librocksdb[0-9.]*'
 done
 ok "Depends names libc6, libczmq4, libzmq5, libmsgpackc2, libcjson1, librocksdb"
 [ "$(dpkg-deb -f "$deb" Package)" = pond ] || fail "Package: pond"
-dpkg-deb -I "$deb" shlibs | grep -q "^libpond-client 1 pond" \
+dpkg-deb -I "$deb" shlibs >"$tmp/shlibs"
+dpkg-deb -I "$deb" triggers >"$tmp/triggers"
+grep -q "^libpond-client 1 pond" "$tmp/shlibs" \
     || fail "shlibs: libpond-client 1 (the SONAME's version)"
-dpkg-deb -I "$deb" triggers | grep -q "activate-noawait ldconfig" \
+grep -q "activate-noawait ldconfig" "$tmp/triggers" \
     || fail "triggers: ldconfig"
 ok "control: shlibs for libpond-client.so.1, ldconfig trigger, maintainer scripts"
 
@@ -70,10 +72,12 @@ dpkg-deb -x "$deb" "$root"
 for elf in "$root"/usr/bin/* "$root"/usr/lib/*.so.*; do
     [ -L "$elf" ] || readelf -d "$elf" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'
 done | sort -u >"$tmp/needed"
+ldconfig -p >"$tmp/ldconfig"
 while IFS= read -r lib; do
     [ -e "$root/usr/lib/$lib" ] && continue    #  in the package itself
-    path=$(ldconfig -p | awk -v lib="$lib" '$1 == lib {print $NF; exit}')
-    owner=$(dpkg -S "$(readlink -f "$path")" "$path" 2>/dev/null | head -1 | cut -d: -f1 || true)
+    path=$(awk -v lib="$lib" '$1 == lib {print $NF; exit}' "$tmp/ldconfig")
+    dpkg -S "$(readlink -f "$path")" "$path" >"$tmp/dpkg-S" 2>/dev/null || true
+    owner=$(sed -n '1s/:.*//p' "$tmp/dpkg-S")
     echo "$lib ${owner:-none}"
 done <"$tmp/needed" >"$tmp/owners"
 echo "libraries needed: $(tr '\n' ' ' <"$tmp/needed")"

@@ -5,8 +5,10 @@
     durable in the log and the ACK says its seq. A NACK 503 (the broker is
     busy, or its store is away for a moment) is answered by sending the
     same event again, with the same id, a little later: the store keeps
-    an id once, so a resend never doubles an event. Any other refusal
-    (400, 403, 409, 413) or no answer at all ends the run with exit 1.
+    an id once, so a resend never doubles an event. No answer in time
+    (408: the event may or may not be stored) is answered the same way,
+    twice at most. Any other refusal (400, 403, 409, 413), or no answer
+    three times, ends the run with exit 1.
 
     Build it with its CMakeLists.txt, or in one line:
         cc device.c -o device $(pkg-config --cflags --libs pond-client)
@@ -19,7 +21,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#define RESENDS_MAX 20    //  NACK 503s taken for one event before giving up
+#define RESENDS_MAX  20    //  NACK 503s taken for one event before giving up
+#define TIMEOUTS_MAX 3     //  ... and sends without an answer
 
 static int
 s_usage (void)
@@ -31,27 +34,32 @@ s_usage (void)
 }
 
 //  Publish one event until it is ACKed, resending the same bytes (same id)
-//  after each NACK 503. Returns 0 with the ACK, or -1 (said why).
+//  after each NACK 503 and after a send without an answer. Returns 0
+//  with the ACK, or -1 (said why).
 static int
 s_publish (pond_client_t *client, pond_event_t *event, pond_ack_t *ack)
 {
     char id [POND_UUID_STR_SIZE];
     pond_uuid_format (pond_event_id (event), id);
-    int wait_ms = 100;
-    for (int resends = 0;; resends++) {
-        if (pond_client_publish (client, event, ack) == 0)
-            return 0;
-        if (pond_client_code (client) != POND_CODE_UNAVAILABLE || resends == RESENDS_MAX) {
-            fprintf (stderr, "device: %s not stored: %d %s\n", id, pond_client_code (client),
+    int wait_ms = 100, unavailable = 0, timeouts = 0;
+    while (pond_client_publish (client, event, ack)) {
+        int code = pond_client_code (client);
+        if (code == POND_CODE_UNAVAILABLE && ++unavailable <= RESENDS_MAX) {
+            fprintf (stderr, "device: 503 for %s (%s); sending it again in %d ms\n", id,
+                     pond_client_reason (client), wait_ms);
+            usleep ((useconds_t) wait_ms * 1000);
+            if (wait_ms < 1600)
+                wait_ms *= 2;
+        }
+        else if (code == POND_CODE_TIMEOUT && ++timeouts < TIMEOUTS_MAX)
+            fprintf (stderr, "device: no answer for %s; sending it again\n", id);
+        else {
+            fprintf (stderr, "device: %s not stored: %d %s\n", id, code,
                      pond_client_reason (client));
             return -1;
         }
-        fprintf (stderr, "device: 503 for %s (%s); sending it again in %d ms\n", id,
-                 pond_client_reason (client), wait_ms);
-        usleep ((useconds_t) wait_ms * 1000);
-        if (wait_ms < 1600)
-            wait_ms *= 2;
     }
+    return 0;
 }
 
 int
