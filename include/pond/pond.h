@@ -15,7 +15,8 @@
     - pond_time.h        event time (microseconds since the Unix epoch)
     - pond_identity.h    CURVE keys of the process (pond_keys_use)
 
-    proto/PROTOCOL.md in the source tree says what goes over the wire.
+    PROTOCOL.md (proto/ in the source tree, share/doc/pond/ where pond is
+    installed) says what goes over the wire, for clients in other languages.
 */
 #ifndef POND_H_INCLUDED
 #define POND_H_INCLUDED
