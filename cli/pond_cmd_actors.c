@@ -14,6 +14,7 @@
 #include "pond_mesh.h"
 #include "pond_keys.h"
 #include "pond_actor_link.h"
+#include "pond_proto.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -603,7 +604,8 @@ pond_cmd_recompute_help (FILE *out)
         "                      {\"version\":\"v2\",\"badges\":[{\"name\":\"Junior\",\"at\":15},\n"
         "                       {\"name\":\"Master\",\"at\":25},{\"name\":\"Grand\",\"at\":45}]}\n"
         "                    v1 and v2 (or v1.json, v2.json) name the rules that\n"
-        "                    come with pond (the rules directory of the build)\n"
+        "                    come with pond (the rules directory of the build, or\n"
+        "                    PREFIX/share/pond/rules where pond is installed)\n"
         "--timeout is how long to wait without news from badge-granter (default\n"
         "%d ms).\n"
         "Exit status: 0 done, 1 badge-granter refused or did not answer, 2 usage\n"
@@ -624,11 +626,15 @@ s_rules_path (const char *given, char *path, size_t size)
     char bin_dir [PATH_MAX];
     const char *suffix = strstr (given, ".json") ? "" : ".json";
     int length;
-    if (pond_mesh_bin_dir (bin_dir, sizeof bin_dir) == 0) {
-        length = snprintf (path, size, "%s/../rules/%s%s", bin_dir, given, suffix);
-        if (length > 0 && (size_t) length < size && access (path, R_OK) == 0)
-            return 0;
-    }
+    //  Beside the binaries: build/rules of a build tree, PREFIX/share/pond/
+    //  rules of an installed pond (PREFIX/bin/pond)
+    static const char *const beside [] = { "../rules", "../share/pond/rules" };
+    if (pond_mesh_bin_dir (bin_dir, sizeof bin_dir) == 0)
+        for (size_t i = 0; i < sizeof beside / sizeof beside [0]; i++) {
+            length = snprintf (path, size, "%s/%s/%s%s", bin_dir, beside [i], given, suffix);
+            if (length > 0 && (size_t) length < size && access (path, R_OK) == 0)
+                return 0;
+        }
 #ifdef POND_RULES_DIR
     length = snprintf (path, size, "%s/%s%s", POND_RULES_DIR, given, suffix);
     if (length > 0 && (size_t) length < size && access (path, R_OK) == 0)

@@ -321,7 +321,7 @@ void
 pond_cmd_up_help (FILE *out)
 {
     fprintf (out,
-             "Usage: pond up [--data DIR] [--config FILE] [--foreground]\n"
+             "Usage: pond up [--data DIR] [--config FILE] [--foreground [--journal]]\n"
              "\n"
              "Start a mesh: a supervisor that runs pond-store, pond-broker and the\n"
              "four actors (pond-quack-counter, pond-badge-granter, pond-alexa-view,\n"
@@ -351,6 +351,9 @@ pond_cmd_up_help (FILE *out)
              "                    whole list; an unknown key is an error)\n"
              "  --foreground      supervise in this process, logging to stderr too;\n"
              "                    Ctrl-C stops the mesh\n"
+             "  --journal         with --foreground: every process writes to this\n"
+             "                    stderr instead of DIR/logs/NAME.log (under systemd:\n"
+             "                    the journal; each line names its process)\n"
              "  --keys DIR        run the mesh with CURVE (see pond keys --help): each\n"
              "                    process gets --keys DIR; store and broker use keys\n"
              "                    'store' and 'broker', each actor the key named after it\n"
@@ -753,13 +756,14 @@ s_up_background (pond_cli_t *cli, const char *data_dir, const char *config_file)
 
 //  In the foreground: this process is the supervisor
 static int
-s_up_foreground (pond_cli_t *cli, const char *data_dir, const char *config_file)
+s_up_foreground (pond_cli_t *cli, const char *data_dir, const char *config_file, bool journal)
 {
     char dir [PATH_MAX];
     pond_supervisor_t *supervisor = s_supervisor_prepare (cli, data_dir, config_file, dir,
                                                           sizeof dir);
     if (!supervisor)
         return cli->exit_code;
+    pond_supervisor_set_log_stderr (supervisor, journal);
     fprintf (stderr, "pond: supervising the mesh in %s; Ctrl-C or pond down stops it\n", dir);
     int rc = pond_supervisor_run (supervisor, -1, true);
     pond_supervisor_destroy (&supervisor);
@@ -775,19 +779,24 @@ pond_cmd_up (int argc, char *argv [])
                                               POND_CLI_DATA_OPTION,
                                               { "config", required_argument, NULL, 'c' },
                                               { "foreground", no_argument, NULL, 'f' },
+                                              { "journal", no_argument, NULL, 'j' },
                                               { NULL, 0, NULL, 0 } };
     const char *config_file = NULL;
-    bool foreground = false;
+    bool foreground = false, journal = false;
     int opt;
     while ((opt = pond_cli_getopt (&cli, argc, argv, options)) != -1)
         switch (opt) {
             case 'c': config_file = optarg; break;
             case 'f': foreground = true; break;
+            case 'j': journal = true; break;
         }
     if (cli.done)
         return cli.exit_code;
+    if (journal && !foreground)
+        return pond_cli_usage (&cli, "--journal needs --foreground (the output of a "
+                                     "background mesh goes to DIR/logs)");
     if (foreground)
-        return s_up_foreground (&cli, cli.eps.data_dir, config_file);
+        return s_up_foreground (&cli, cli.eps.data_dir, config_file, journal);
     return s_up_background (&cli, cli.eps.data_dir, config_file);
 }
 

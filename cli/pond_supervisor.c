@@ -62,6 +62,7 @@ struct _pond_supervisor_t {
     int stable_ms;
     int start_attempts;
     char keys [DIR_MAX];    //  "" = local mode, else every process gets --keys
+    bool log_stderr;        //  children's output to our stderr, not their logs
     //  While running
     FILE *log;
     bool echo;
@@ -94,6 +95,13 @@ pond_supervisor_set_keys (pond_supervisor_t *self, const char *keys)
         return -1;
     snprintf (self->keys, sizeof self->keys, "%s", keys);
     return 0;
+}
+
+void
+pond_supervisor_set_log_stderr (pond_supervisor_t *self, bool to_stderr)
+{
+    assert (self);
+    self->log_stderr = to_stderr;
 }
 
 //  Set the binary of child from command: a bare name is looked up in the
@@ -565,7 +573,10 @@ s_child_start (pond_supervisor_t *self, child_t *child)
                                        .reset_signals = true,
                                        .banner = banner,
                                        .who = "pond-supervisor" };
-    pid_t pid = pond_process_spawn (child->path, argv, child->log, &options);
+    if (self->log_stderr)
+        options.stdout_fd = options.stderr_fd = STDERR_FILENO;
+    pid_t pid = pond_process_spawn (child->path, argv, self->log_stderr ? NULL : child->log,
+                                    &options);
     if (pid < 0) {
         s_log (self, "cannot start %s: %s (log %s)", child->name, strerror (errno), child->log);
         return -1;

@@ -82,6 +82,14 @@ int
 int
     pond_supervisor_set_keys (pond_supervisor_t *self, const char *keys);
 
+//  With to_stderr, every process's output (stdout and stderr) goes to the
+//  supervisor's stderr instead of DIR/logs/NAME.log: for a supervisor run
+//  by systemd, whose stderr is the journal. Each line still names its
+//  process ("I: (pond-broker) ..."), and the banner line before each
+//  start says which pid is which.
+void
+    pond_supervisor_set_log_stderr (pond_supervisor_t *self, bool to_stderr);
+
 //  Check that every process's binary exists and is executable. Returns 0,
 //  or -1 with what is missing in err.
 int

@@ -4,6 +4,7 @@
 #include "pond_actor_link.h"
 #include "pond_client.h"
 #include "pond_keys.h"
+#include "pond_proto.h"
 
 #include <errno.h>
 #include <limits.h>

@@ -6,6 +6,7 @@
 
 #include "pond_client.h"
 #include "pond_keys.h"
+#include "pond_proto.h"
 
 //  Wait for one message on sock until deadline (zclock_mono msecs; -1 is
 //  forever). Returns the message, or NULL on timeout, or NULL with

@@ -40,6 +40,7 @@
 #include <czmq.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include "pond_identity.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -162,22 +163,9 @@ const pond_key_t *
 //  ---------------------------------------------------------------------
 //  The process identity
 
-//  Use key pair name of keys directory dir for every socket pond makes in
-//  this process from now on. Needs dir/secret/NAME.cert_secret and, except
-//  for the broker and the store, dir/public/broker.cert. May be called again to
-//  switch keys (tests). Returns 0, or -1 with the reason in err.
-int
-    pond_keys_use (const char *dir, const char *name, char *err, size_t errlen);
-
-//  True after pond_keys_use: the process talks CURVE.
-bool
-    pond_keys_active (void);
-
-//  The keys directory and the key name in use, or NULL in local mode.
-const char *
-    pond_keys_dir (void);
-const char *
-    pond_keys_as (void);
+//  pond_keys_use, _active, _dir, _as and _reset (the public part of this
+//  module, installed with libpond-client): see
+//  pond_identity.h
 
 //  Make sock (not connected yet) a CURVE client with our key pair, of the
 //  server whose key is dir/public/SERVER.cert: NULL or "broker" for the
@@ -221,10 +209,6 @@ void
 //  refused our key or does not speak CURVE with the key we expect.
 bool
     pond_keys_watch_refused (pond_keys_watch_t *self, char *reason, size_t size);
-
-//  Back to local mode: stop the ZAP handler, forget the identity.
-void
-    pond_keys_reset (void);
 
 #ifdef __cplusplus
 }

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "pond_client.h"
+#include "pond_proto.h"
 #include "pond_thread.h"
 #include "pond_harness.h"
 #include "pond_uuid.h"

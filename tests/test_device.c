@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 
 #include "pond_client.h"
+#include "pond_proto.h"
 #include "pond_harness.h"
 #include "pond_time.h"
 #include "pond_uuid.h"

@@ -17,6 +17,7 @@
 #include <sys/resource.h>
 
 #include "pond_client.h"
+#include "pond_proto.h"
 #include "pond_harness.h"
 
 //  =====================================================================

@@ -19,6 +19,7 @@
 
 #include "pond_actor_link.h"
 #include "pond_client.h"
+#include "pond_proto.h"
 #include "pond_harness.h"
 #include "pond_keys.h"
 #include "pond_test_stats.h"

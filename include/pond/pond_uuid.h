@@ -8,6 +8,7 @@
 
 #include <stdint.h>
 #include <stddef.h>
+#include "pond_export.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -17,15 +18,15 @@ extern "C" {
 
 //  Fill id [16] with a new UUIDv7. Returns 0, or -1 if the kernel's random
 //  source failed (logged).
-int
+POND_EXPORT int
     pond_uuid_v7 (uint8_t *id);
 
 //  Format as canonical 8-4-4-4-12 lower-case hex into text [37].
-void
+POND_EXPORT void
     pond_uuid_format (const uint8_t *id, char *text);
 
 //  Parse canonical or 32-hex-digit text. Returns 0, or -1 if malformed.
-int
+POND_EXPORT int
     pond_uuid_parse (const char *text, uint8_t *id);
 
 #ifdef __cplusplus

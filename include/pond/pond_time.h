@@ -9,6 +9,7 @@
 
 #include <stdint.h>
 #include <stddef.h>
+#include "pond_export.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -18,15 +19,15 @@ extern "C" {
 #define POND_TIME_MAX 253402300799999999ULL
 
 //  Wall clock now, microseconds.
-uint64_t
+POND_EXPORT uint64_t
     pond_time_now (void);
 
 //  Parse text as above into *us. Returns 0, or -1 if it is none of those.
-int
+POND_EXPORT int
     pond_time_parse (const char *text, uint64_t *us);
 
 //  Format as 2022-01-01T10:30:00.000000Z into text [32].
-void
+POND_EXPORT void
     pond_time_format (uint64_t us, char *text, size_t size);
 
 #ifdef __cplusplus

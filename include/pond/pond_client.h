@@ -29,7 +29,7 @@
     Errors come back as -1 or NULL with a reason (and an HTTP-like code) to
     show the user; the library logs only retries, and only when verbose.
 
-    Keys: once the process has called pond_keys_use (pond_keys.h), every
+    Keys: once the process has called pond_keys_use (pond_identity.h), every
     socket made here is a CURVE client of the broker with that key pair,
     and a broker that refuses the key fails the call with code 403 and a
     sentence saying so, rather than a timeout.
@@ -41,14 +41,15 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <czmq.h>
+#include "pond_export.h"
 #include "pond_event.h"
-#include "pond_proto.h"
+#include "pond_messages.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-//  Client-side codes, next to the protocol's (pond_proto.h)
+//  Client-side codes, next to the protocol's (pond_messages.h)
 #define POND_CODE_TIMEOUT       408    //  no reply in time / broker not reachable
 #define POND_CODE_BAD_REPLY     502    //  the server sent something unreadable
 #define POND_CODE_INTERRUPTED   499    //  SIGINT/SIGTERM while waiting
@@ -77,7 +78,7 @@ typedef struct {
 //  ipc://DIR/pub.ipc and ipc://DIR/control.ipc; when DIR/broker.zpl exists
 //  (written by a running broker) its broker/ingest, broker/pub and
 //  broker/control win. Returns 0, or -1 if a path does not fit.
-int
+POND_EXPORT int
     pond_endpoints_resolve (const char *data_dir, pond_endpoints_t *eps);
 
 //  ---------------------------------------------------------------------
@@ -88,23 +89,23 @@ typedef struct _pond_client_t pond_client_t;
 //  Create a producer connected (DEALER) to the broker's ingest endpoint.
 //  Nothing is sent yet, so this succeeds whether or not a broker runs.
 //  Returns NULL if the endpoint is invalid.
-pond_client_t *
+POND_EXPORT pond_client_t *
     pond_client_new (const char *ingest_endpoint);
 
 //  Destroy a producer; accepts NULL; nulls the caller's pointer. Unsent
 //  messages are dropped (linger 0).
-void
+POND_EXPORT void
     pond_client_destroy (pond_client_t **self_p);
 
 //  Wait at most ack_timeout_ms for each ACK and send each event at most
 //  max_attempts times (values < 1 keep the current setting). The whole
 //  publish, NACK 503 back-offs included, takes at most about
 //  ack_timeout_ms * max_attempts.
-void
+POND_EXPORT void
     pond_client_set_timeout (pond_client_t *self, int ack_timeout_ms, int max_attempts);
 
 //  Log retries and ignored replies with zsys_warning.
-void
+POND_EXPORT void
     pond_client_set_verbose (pond_client_t *self, bool verbose);
 
 //  Publish one event and wait for its ACK. The event is encoded once; after
@@ -115,11 +116,11 @@ void
 //  (400 if the event is invalid or 413 if it is too large, nothing sent;
 //  the NACK's code, e.g. 409 when the id was used before for a different
 //  event: never retried, give the event a new id; or POND_CODE_TIMEOUT).
-int
+POND_EXPORT int
     pond_client_publish (pond_client_t *self, const pond_event_t *event, pond_ack_t *ack);
 
 //  Same with an event already encoded (msgpack, no seq) whose id is id.
-int
+POND_EXPORT int
     pond_client_publish_bytes (pond_client_t *self, const uint8_t *id, const uint8_t *bytes,
                                size_t size, pond_ack_t *ack);
 
@@ -127,25 +128,25 @@ int
 //  not connected or the high-water mark is reached, at most the ACK timeout.
 //  Returns 0, or -1 with the reason (invalid event, send timed out).
 //  Do not mix with pond_client_publish, which ignores other ids' replies.
-int
+POND_EXPORT int
     pond_client_send (pond_client_t *self, const pond_event_t *event);
 
 //  Same with an event already encoded.
-int
+POND_EXPORT int
     pond_client_send_bytes (pond_client_t *self, const uint8_t *bytes, size_t size);
 
 //  Send count encoded events (1..POND_BATCH_EVENTS_MAX, at most
 //  POND_BATCH_BYTES_MAX bytes in all) as one PUBLISH without waiting: two
 //  or more are a batch, answered by one RESULTS (PROTOCOL.md, "Ingest
 //  socket"). Blocks as pond_client_send_bytes. Returns 0 or -1.
-int
+POND_EXPORT int
     pond_client_send_batch (pond_client_t *self, const uint8_t *const *bytes, const size_t *sizes,
                             size_t count);
 
 //  Pipelining: wait up to timeout_ms for the next ACK or NACK. Returns 1
 //  with *ack filled, 0 with *nack filled (either may be NULL), or -1 on
 //  timeout or interrupt (see the reason). Unreadable replies are skipped.
-int
+POND_EXPORT int
     pond_client_recv (pond_client_t *self, int timeout_ms, pond_ack_t *ack, pond_nack_t *nack);
 
 //  The DEALER socket, to wait on several clients (or other sockets) in one
@@ -159,31 +160,31 @@ int
 //  made again by the next call after a failed reconnect), so ask again
 //  after such a call. Returns NULL if the client has no socket now. The
 //  client owns the socket: do not destroy it.
-zsock_t *
+POND_EXPORT zsock_t *
     pond_client_sock (pond_client_t *self);
 
 //  Send PING and wait up to timeout_ms for PONG. Returns 0 if the broker
 //  answered, -1 otherwise.
-int
+POND_EXPORT int
     pond_client_ping (pond_client_t *self, int timeout_ms);
 
 //  Same, asking whether the broker can reach the store: the PING carries
 //  an empty body, and the PONG's body {store_up, head} fills *pong (a
 //  broker too old to send one counts as store_up, head 0). Returns 0 if
 //  the broker answered, -1 otherwise.
-int
+POND_EXPORT int
     pond_client_ping_store (pond_client_t *self, int timeout_ms, pond_pong_t *pong);
 
 //  Why the last call failed: a NACK's code, POND_CODE_TIMEOUT, ... or 0.
-int
+POND_EXPORT int
     pond_client_code (pond_client_t *self);
 
 //  Why the last call failed, in words for a human ("" if it did not).
-const char *
+POND_EXPORT const char *
     pond_client_reason (pond_client_t *self);
 
 //  Resends after timeouts and NACK 503 since the client was created.
-uint64_t
+POND_EXPORT uint64_t
     pond_client_retries (pond_client_t *self);
 
 //  ---------------------------------------------------------------------
@@ -221,21 +222,21 @@ typedef struct {
 //  POND_PUBLISHER_WINDOW events and POND_PUBLISHER_BYTES bytes; ACK timeout
 //  and attempts: POND_CLIENT_ACK_TIMEOUT and POND_CLIENT_ATTEMPTS. Returns
 //  NULL if out of memory.
-pond_publisher_t *
+POND_EXPORT pond_publisher_t *
     pond_publisher_new (pond_client_t *client);
 
 //  Destroy a publisher; accepts NULL; nulls the caller's pointer. Events
 //  still held are forgotten: some may be stored (their ACKs arrive later
 //  on the client, ignore them or destroy the client), so push them again
 //  (same ids: harmless) if they matter.
-void
+POND_EXPORT void
     pond_publisher_destroy (pond_publisher_t **self_p);
 
 //  Hold at most events events and max_bytes bytes of encoded events at
 //  once (values < 1 keep the current setting). One event larger than
 //  max_bytes is still taken when nothing else is held. Returns 0, or -1 if
 //  events are held now (set the window before the first push).
-int
+POND_EXPORT int
     pond_publisher_set_window (pond_publisher_t *self, int events, size_t max_bytes);
 
 //  Wait at most ack_timeout_ms for the reply to each send and send each
@@ -245,16 +246,16 @@ int
 //  ack_timeout_ms * attempts have passed since the event was pushed. With
 //  attempts 1 nothing is ever sent twice, and a 503 is final at once: for
 //  callers that schedule resends themselves (the device goes back N).
-void
+POND_EXPORT void
     pond_publisher_set_timeout (pond_publisher_t *self, int ack_timeout_ms, int attempts);
 
 //  How many more events push takes now (0: wait for results first); an
 //  event may still be refused if its bytes do not fit.
-size_t
+POND_EXPORT size_t
     pond_publisher_room (pond_publisher_t *self);
 
 //  Events pushed and not yet returned by pond_publisher_next.
-size_t
+POND_EXPORT size_t
     pond_publisher_held (pond_publisher_t *self);
 
 //  Push one encoded event (msgpack, no seq, as pond_event_encode makes it)
@@ -267,12 +268,12 @@ size_t
 //  held: see pond_publisher_code (POND_CODE_UNAVAILABLE when there is no
 //  room, 413 over POND_PUBLISH_MAX_SIZE, POND_CODE_TIMEOUT when the broker
 //  is not reachable, POND_CODE_INTERRUPTED, or the client's 403).
-int
+POND_EXPORT int
     pond_publisher_push (pond_publisher_t *self, const uint8_t *id, const uint8_t *bytes,
                          size_t size, uint64_t tag);
 
 //  Same with an event to encode: 400 if it is invalid or has a seq.
-int
+POND_EXPORT int
     pond_publisher_push_event (pond_publisher_t *self, const pond_event_t *event, uint64_t tag);
 
 //  Send pushed events in batches: push queues an event instead of sending
@@ -286,7 +287,7 @@ int
 //  a timeout or a 503 go one event per PUBLISH. With batching a send that
 //  fails (broker not reachable) is not reported by push: the events time
 //  out (POND_CODE_TIMEOUT) after their attempts, as lost replies do.
-void
+POND_EXPORT void
     pond_publisher_set_batch (pond_publisher_t *self, int max_events, size_t max_bytes);
 
 //  Wait up to timeout_ms (0: do not wait, -1: forever) for the next final
@@ -296,14 +297,14 @@ void
 //  without id) are counted as stale and dropped, unreadable ones as
 //  malformed. Returns 1 with *result filled, 0 if no result came in time
 //  or nothing is held, -1 if interrupted (SIGINT/SIGTERM).
-int
+POND_EXPORT int
     pond_publisher_next (pond_publisher_t *self, int timeout_ms, pond_publish_result_t *result);
 
 //  Wait up to timeout_ms for the results of every event held, and drop
 //  them. Returns 0 if all were ACKed, else -1 with the first failure (or
 //  POND_CODE_TIMEOUT if events are still held) in pond_publisher_code and
 //  pond_publisher_reason.
-int
+POND_EXPORT int
     pond_publisher_flush (pond_publisher_t *self, int timeout_ms);
 
 //  The socket replies arrive on, to poll along with others (ZMQ_POLLIN),
@@ -311,37 +312,37 @@ int
 //  call next by the time pond_publisher_due says: resends are scheduled,
 //  not announced by the socket. The client owns the socket; NULL if the
 //  client has none now.
-zsock_t *
+POND_EXPORT zsock_t *
     pond_publisher_sock (pond_publisher_t *self);
 
 //  Msecs until the next scheduled resend or timeout (0: now), or -1 if
 //  nothing is held. Sends what push queued (see pond_publisher_set_batch).
-int
+POND_EXPORT int
     pond_publisher_due (pond_publisher_t *self);
 
 //  Why the last push or flush failed: a code as in results, or 0.
-int
+POND_EXPORT int
     pond_publisher_code (pond_publisher_t *self);
 
 //  Why the last push or flush failed, in words ("" if it did not).
-const char *
+POND_EXPORT const char *
     pond_publisher_reason (pond_publisher_t *self);
 
 //  Replies dropped since creation: for ids not held, and unreadable.
-uint64_t
+POND_EXPORT uint64_t
     pond_publisher_stale (pond_publisher_t *self);
-uint64_t
+POND_EXPORT uint64_t
     pond_publisher_malformed (pond_publisher_t *self);
 
 //  Sends after the first one (timeouts and 503s) since creation.
-uint64_t
+POND_EXPORT uint64_t
     pond_publisher_retries (pond_publisher_t *self);
 
 //  NACK 503s taken since creation, each followed by a scheduled resend or
 //  a final 503 (a 503 while a resend is scheduled already is not
 //  counted): tells the broker's back-pressure from silent timeouts, which
 //  retries mixes in.
-uint64_t
+POND_EXPORT uint64_t
     pond_publisher_unavailable (pond_publisher_t *self);
 
 //  ---------------------------------------------------------------------
@@ -352,11 +353,11 @@ typedef struct _pond_sub_t pond_sub_t;
 //  Subscribe (SUB) to the broker's pub endpoint for events whose name is
 //  one of names [0 .. count-1]; count 0 means every event. Heartbeats are
 //  always received. Returns NULL if the endpoint is invalid.
-pond_sub_t *
+POND_EXPORT pond_sub_t *
     pond_sub_new (const char *pub_endpoint, const char **names, size_t count);
 
 //  Destroy a subscriber; accepts NULL; nulls the caller's pointer.
-void
+POND_EXPORT void
     pond_sub_destroy (pond_sub_t **self_p);
 
 //  Wait up to timeout_ms (0: do not wait, -1: forever) for the next event
@@ -364,25 +365,25 @@ void
 //  consumed and remembered (pond_sub_head); malformed messages are dropped
 //  and counted (pond_sub_dropped). Returns the event, which the caller owns
 //  and must destroy, or NULL on timeout or interrupt.
-pond_event_t *
+POND_EXPORT pond_event_t *
     pond_sub_recv (pond_sub_t *self, int timeout_ms);
 
 //  The store's newest seq, from the latest heartbeat (0 before the first).
-uint64_t
+POND_EXPORT uint64_t
     pond_sub_head (pond_sub_t *self);
 
 //  Heartbeats received so far.
-uint64_t
+POND_EXPORT uint64_t
     pond_sub_heartbeats (pond_sub_t *self);
 
 //  Messages dropped as malformed so far (bad frames, undecodable events,
 //  topic not equal to the event's name, events without seq).
-uint64_t
+POND_EXPORT uint64_t
     pond_sub_dropped (pond_sub_t *self);
 
 //  The SUB socket, to poll it along with others; read it only through
 //  pond_sub_recv.
-zsock_t *
+POND_EXPORT zsock_t *
     pond_sub_sock (pond_sub_t *self);
 
 //  ---------------------------------------------------------------------
@@ -391,12 +392,12 @@ zsock_t *
 typedef struct _pond_reader_t pond_reader_t;
 
 //  Start a replay on the broker's control endpoint. req says what to replay
-//  (pond_proto.h); its rid 0 means "pick one", its credit 0 means
+//  (pond_messages.h); its rid 0 means "pick one", its credit 0 means
 //  POND_REPLAY_CREDIT. The reader never holds more than the chunks it has
 //  granted: consumed chunks are granted again, one CREDIT per half of the
 //  initial credit (per chunk when it is 1). Returns NULL if the
 //  endpoint is invalid or the request cannot be encoded.
-pond_reader_t *
+POND_EXPORT pond_reader_t *
     pond_reader_new (const char *control_endpoint, const pond_replay_req_t *req);
 
 //  Opt-in, for processes that replay or relay millions of events (the
@@ -406,37 +407,37 @@ pond_reader_t *
 //  instead of faulting fresh pages in every time (profiled: a fifth of a
 //  reader's CPU, 40% of the broker's in a replay). The price: up to 32
 //  MiB of freed heap is kept rather than returned to the system.
-void
+POND_EXPORT void
     pond_reader_tune_malloc (void);
 
 //  Destroy a replay; sends CANCEL if it is still running; accepts NULL;
 //  nulls the caller's pointer.
-void
+POND_EXPORT void
     pond_reader_destroy (pond_reader_t **self_p);
 
 //  Wait up to timeout_ms for the next event of the replay, in order.
 //  Returns the event (caller owns and must destroy it), or NULL at the end,
 //  on error or on timeout: then pond_reader_code says which.
-pond_event_t *
+POND_EXPORT pond_event_t *
     pond_reader_next (pond_reader_t *self, int timeout_ms);
 
 //  0 while the replay is running (after a NULL from next: it timed out),
 //  200 when it completed, else the code of END, ERROR, or a client code
 //  (POND_CODE_BAD_REPLY, POND_CODE_INTERRUPTED).
-int
+POND_EXPORT int
     pond_reader_code (pond_reader_t *self);
 
 //  Why the replay failed or timed out, for a human ("" if it did not).
-const char *
+POND_EXPORT const char *
     pond_reader_reason (pond_reader_t *self);
 
 //  After a complete replay: the newest seq stored when it began. Everything
 //  up to it that matched the request has been returned. 0 before the END.
-uint64_t
+POND_EXPORT uint64_t
     pond_reader_head (pond_reader_t *self);
 
 //  Events returned by pond_reader_next so far.
-uint64_t
+POND_EXPORT uint64_t
     pond_reader_count (pond_reader_t *self);
 
 //  ---------------------------------------------------------------------
@@ -445,7 +446,7 @@ uint64_t
 //  Ask the broker's control endpoint for STATS and wait up to timeout_ms.
 //  Returns the reply body as one line of JSON, which the caller must free,
 //  or NULL on timeout or error with the reason in err (err may be NULL).
-char *
+POND_EXPORT char *
     pond_client_stats (const char *control_endpoint, int timeout_ms, char *err, size_t errlen);
 
 #ifdef __cplusplus

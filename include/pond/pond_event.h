@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "pond_export.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -29,92 +30,92 @@ typedef struct _pond_event_t pond_event_t;
 //  Create a new event with a fresh UUIDv7 id and ts = now. Name and entity
 //  are not checked here; pond_event_validate or encode will. Returns NULL
 //  only if memory runs out.
-pond_event_t *
+POND_EXPORT pond_event_t *
     pond_event_new (const char *name, const char *entity);
 
 //  Destroy an event; accepts NULL; nulls the caller's pointer.
-void
+POND_EXPORT void
     pond_event_destroy (pond_event_t **self_p);
 
 //  Deep copy. Caller owns return value and must destroy it.
-pond_event_t *
+POND_EXPORT pond_event_t *
     pond_event_dup (const pond_event_t *self);
 
 //  Accessors. Strings are owned by the event.
-const uint8_t *
+POND_EXPORT const uint8_t *
     pond_event_id (const pond_event_t *self);
-void
+POND_EXPORT void
     pond_event_set_id (pond_event_t *self, const uint8_t *id);
-const char *
+POND_EXPORT const char *
     pond_event_name (const pond_event_t *self);
-int
+POND_EXPORT int
     pond_event_set_name (pond_event_t *self, const char *name);
-uint64_t
+POND_EXPORT uint64_t
     pond_event_ts (const pond_event_t *self);
-void
+POND_EXPORT void
     pond_event_set_ts (pond_event_t *self, uint64_t ts);
-const char *
+POND_EXPORT const char *
     pond_event_entity (const pond_event_t *self);
-int
+POND_EXPORT int
     pond_event_set_entity (pond_event_t *self, const char *entity);
 //  Source is "" when absent.
-const char *
+POND_EXPORT const char *
     pond_event_source (const pond_event_t *self);
-int
+POND_EXPORT int
     pond_event_set_source (pond_event_t *self, const char *source);
 //  Causation: NULL when absent.
-const uint8_t *
+POND_EXPORT const uint8_t *
     pond_event_causation (const pond_event_t *self);
-void
+POND_EXPORT void
     pond_event_set_causation (pond_event_t *self, const uint8_t *id);
 //  Global position; 0 means "not assigned yet" (seq starts at 1).
-uint64_t
+POND_EXPORT uint64_t
     pond_event_seq (const pond_event_t *self);
-void
+POND_EXPORT void
     pond_event_set_seq (pond_event_t *self, uint64_t seq);
 
 //  Data and meta are kept as msgpack-encoded maps. Getters return NULL
 //  and size 0 when absent.
-const uint8_t *
+POND_EXPORT const uint8_t *
     pond_event_data (const pond_event_t *self, size_t *size_p);
-const uint8_t *
+POND_EXPORT const uint8_t *
     pond_event_meta (const pond_event_t *self, size_t *size_p);
 //  Set data/meta from msgpack bytes that must hold exactly one map; pass
 //  NULL to clear. Returns 0, or -1 with the reason in err.
-int
+POND_EXPORT int
     pond_event_set_data (pond_event_t *self, const uint8_t *msgpack, size_t size, char *err,
                          size_t errlen);
-int
+POND_EXPORT int
     pond_event_set_meta (pond_event_t *self, const uint8_t *msgpack, size_t size, char *err,
                          size_t errlen);
 //  Set data/meta from a JSON object text. Returns 0, or -1 with the reason.
-int
+POND_EXPORT int
     pond_event_set_data_json (pond_event_t *self, const char *json, char *err, size_t errlen);
-int
+POND_EXPORT int
     pond_event_set_meta_json (pond_event_t *self, const char *json, char *err, size_t errlen);
 
 //  Check every field against the envelope rules. Returns 0, or -1 with the
 //  reason in err.
-int
+POND_EXPORT int
     pond_event_validate (const pond_event_t *self, char *err, size_t errlen);
 
 //  Encode to msgpack. Returns a malloc'd buffer the caller must free, with
 //  its size in *size_p, or NULL if the event is invalid (reason in err) or
 //  the encoding is larger than POND_EVENT_MAX_SIZE.
-uint8_t *
+POND_EXPORT uint8_t *
     pond_event_encode (const pond_event_t *self, size_t *size_p, char *err, size_t errlen);
 
 //  Decode and fully validate one event. Returns NULL with the reason in err
 //  on any malformed, truncated, oversized or wrong-typed input.
 //  Caller owns return value and must destroy it.
-pond_event_t *
+POND_EXPORT pond_event_t *
     pond_event_decode (const uint8_t *data, size_t size, char *err, size_t errlen);
 
 //  Decode and fully validate the first event of a msgpack stream (events
 //  back to back, as in a packed CHUNK); its size goes to *used_p. Returns
 //  NULL with the reason in err as pond_event_decode does.
 //  Caller owns return value and must destroy it.
-pond_event_t *
+POND_EXPORT pond_event_t *
     pond_event_decode_next (const uint8_t *data, size_t size, size_t *used_p, char *err,
                             size_t errlen);
 
@@ -122,12 +123,12 @@ pond_event_t *
 //  the top-level map's "id" key, if it is reached before anything
 //  unreadable and holds 16 bytes of bin, not all zeros. Returns true with
 //  the id in id, else false. Lets a NACK name the event it refuses.
-bool
+POND_EXPORT bool
     pond_event_peek_id (const uint8_t *data, size_t size, uint8_t *id);
 
 //  Render as one line of JSON (no newline). Caller owns the string and
 //  must free it. Returns NULL only if memory runs out.
-char *
+POND_EXPORT char *
     pond_event_to_json (const pond_event_t *self);
 
 #ifdef __cplusplus

@@ -19,6 +19,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
+#include "pond_export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 typedef struct _pond_actor_link_t pond_actor_link_t;
 
@@ -28,22 +33,22 @@ typedef void (pond_actor_progress_fn) (uint64_t done, uint64_t total, void *arg)
 //  Open a link to actor name (e.g. "badge-granter") of the mesh in
 //  data_dir. Returns NULL, with the reason and what to do in err, if
 //  DIR/NAME.zpl is missing or names no query endpoint.
-pond_actor_link_t *
+POND_EXPORT pond_actor_link_t *
     pond_actor_link_new (const char *data_dir, const char *name, char *err, size_t errlen);
 
 //  Destroy; accepts NULL; nulls the caller's pointer.
-void
+POND_EXPORT void
     pond_actor_link_destroy (pond_actor_link_t **self_p);
 
 //  The actor's query endpoint and pid, as its ready file says.
-const char *
+POND_EXPORT const char *
     pond_actor_link_endpoint (pond_actor_link_t *self);
-int
+POND_EXPORT int
     pond_actor_link_pid (pond_actor_link_t *self);
 
 //  QUERY entity [text]: returns the RESULT's JSON text (caller frees), or
 //  NULL: see pond_actor_link_code and pond_actor_link_reason.
-char *
+POND_EXPORT char *
     pond_actor_link_query (pond_actor_link_t *self, const char *entity, const char *text,
                            int timeout_ms);
 
@@ -52,34 +57,38 @@ char *
 //  catching up, or not yet at after, answers 503; the link asks again
 //  every retry_ms until timeout_ms is over, then returns NULL with that
 //  503 (the reason says the view's position).
-char *
+POND_EXPORT char *
     pond_actor_link_query_after (pond_actor_link_t *self, const char *entity, const char *text,
                                  uint64_t after, int timeout_ms);
 
 //  STATUS: returns the RESULT's JSON text (caller frees) or NULL.
-char *
+POND_EXPORT char *
     pond_actor_link_status (pond_actor_link_t *self, int timeout_ms);
 
 //  DUMP: returns the RESULT's JSON text (caller frees) or NULL.
-char *
+POND_EXPORT char *
     pond_actor_link_dump (pond_actor_link_t *self, int timeout_ms);
 
 //  COMMAND command with args (JSON text, may be NULL): waits up to
 //  idle_timeout_ms for each PROGRESS or the RESULT, calling progress (may
 //  be NULL) for each PROGRESS. Returns the RESULT's JSON text (caller
 //  frees) or NULL.
-char *
+POND_EXPORT char *
     pond_actor_link_command (pond_actor_link_t *self, const char *command, const char *args,
                              int idle_timeout_ms, pond_actor_progress_fn *progress, void *arg);
 
 //  Why the last request failed: the actor's ERROR code (400, 404, 503...),
 //  or POND_CODE_TIMEOUT (408), POND_CODE_BAD_REPLY (502),
 //  POND_CODE_INTERRUPTED (499); 0 if it did not fail.
-int
+POND_EXPORT int
     pond_actor_link_code (pond_actor_link_t *self);
 
 //  ... and in words ("" if it did not fail).
-const char *
+POND_EXPORT const char *
     pond_actor_link_reason (pond_actor_link_t *self);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
