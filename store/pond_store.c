@@ -141,10 +141,9 @@ s_cf_options (pond_store_t *self, pond_store_cf_t which, size_t memtable_mb)
     rocksdb_block_based_table_options_t *table = rocksdb_block_based_options_create ();
     rocksdb_block_based_options_set_block_cache (table, self->cache);
     rocksdb_block_based_options_set_format_version (table, 5);
-    //  Indexes and bloom filters grow with the data: in the cache they
-    //  are bounded by it; L0's stay pinned, as every lookup reads them
-    rocksdb_block_based_options_set_cache_index_and_filter_blocks (table, 1);
-    rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache (table, 1);
+    //  Indexes and bloom filters stay outside the cache (RocksDB's default):
+    //  they grow with the log (~2.5 bytes per event), but holding them in
+    //  the cache halved ingest and catch-up of a whole mesh at 1M events
     if (which == POND_CF_LOG || which == POND_CF_BY_NAME) {
         //  Both hold whole events and are read by long scans: larger
         //  blocks mean fewer block reads, and LZ4 decompresses about

@@ -50,14 +50,14 @@ typedef struct {
 } pond_store_stats_t;
 
 //  What the store may hold in memory. RocksDB's defaults (64 MiB per
-//  memtable, two per column family, filters and indexes outside any
-//  cache) let a store grow past 170 MiB after a million events; these
-//  bound it: memtables of all column families together (flushed, the
-//  largest first, when they reach memtable_mb) and one block cache that
-//  also holds the SST files' indexes and bloom filters.
+//  memtable, two per column family) let a store grow past 170 MiB after a
+//  million events; these bound it: memtables of all column families
+//  together (RocksDB flushes when they reach memtable_mb) and one block
+//  cache. The SST files' indexes and bloom filters are held beside them
+//  and grow with the log (~2.5 bytes per event).
 typedef struct {
     size_t memtable_mb;    //  all memtables together (default 32, at least 4)
-    size_t cache_mb;       //  block cache, with indexes and filters (default 32, at least 1)
+    size_t cache_mb;       //  block cache (default 32, at least 1)
 } pond_store_memory_t;
 
 #define POND_STORE_MEMTABLE_MB 32
