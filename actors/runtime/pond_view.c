@@ -77,6 +77,7 @@ struct _pond_view_t {
     rocksdb_t *db;
     rocksdb_options_t *options;
     rocksdb_readoptions_t *read_options;
+    rocksdb_readoptions_t *scan_options;    //  scans leave the block cache alone
     rocksdb_writeoptions_t *write_options;
     uint64_t position;
     bool in_event;          //  between begin and commit/rollback
@@ -218,6 +219,10 @@ pond_view_open_with (const char *path, const pond_view_limits_t *limits)
     self->path = strdup (path);
     self->options = s_options_new (limits);
     self->read_options = rocksdb_readoptions_create ();
+    //  A scan reads every document once (a recompute, a dump): through
+    //  the block cache it would evict what the next events read
+    self->scan_options = rocksdb_readoptions_create ();
+    rocksdb_readoptions_set_fill_cache (self->scan_options, 0);
     self->write_options = rocksdb_writeoptions_create ();
     //  Not synced: a view is a cache of the log (see the file comment)
     rocksdb_writeoptions_set_sync (self->write_options, 0);
@@ -290,6 +295,8 @@ pond_view_destroy (pond_view_t **self_p)
             rocksdb_options_destroy (self->options);
         if (self->read_options)
             rocksdb_readoptions_destroy (self->read_options);
+        if (self->scan_options)
+            rocksdb_readoptions_destroy (self->scan_options);
         if (self->write_options)
             rocksdb_writeoptions_destroy (self->write_options);
         if (self->staged)
@@ -1058,7 +1065,7 @@ s_scan_committed (pond_view_t *self, const char *prefix, pond_view_fn *fn, void 
     char *start = s_doc_key (prefix ? prefix : "", &start_size);
     if (!start)
         return -1;
-    rocksdb_iterator_t *it = rocksdb_create_iterator (self->db, self->read_options);
+    rocksdb_iterator_t *it = rocksdb_create_iterator (self->db, self->scan_options);
     int rc = 0;
     for (rocksdb_iter_seek (it, start, start_size); rocksdb_iter_valid (it);
          rocksdb_iter_next (it)) {

@@ -37,7 +37,7 @@ typedef struct _pond_view_t pond_view_t;
 //  2 * memtable_mb + cache_mb + doc_cache_mb plus some 12 MiB of its own
 //  and ~16 MiB of shared libraries.
 #define POND_VIEW_MEMTABLE_MB  4    //  defaults
-#define POND_VIEW_CACHE_MB     4
+#define POND_VIEW_CACHE_MB     8    //  4 made a quack counter's catch-up slower
 #define POND_VIEW_DOC_CACHE_MB 4
 #define POND_VIEW_MB_MAX       4096    //  largest value of each
 typedef struct {
