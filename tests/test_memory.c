@@ -66,7 +66,7 @@
 #define SLOW            1
 //  The badge granter (~16 MiB of it shared libraries) peaked at 25-26 MB
 //  before the recompute and 38-39 MB after: the recompute fills the
-//  view's memtables and caches (16 MiB at most by default) and writes a
+//  view's memtables and caches (20 MiB at most by default) and writes a
 //  ~5 MB batch. When it kept a tree per staged document and an event per
 //  emit until the end of the event, the recompute took it to 66 MB
 #define ACTOR_BOUND_MB  52
