@@ -36,8 +36,19 @@ struct _pond_sub_t {
 pond_sub_t *
 pond_sub_new (const char *pub_endpoint, const char **names, size_t count)
 {
+    return pond_sub_new_hwm (pub_endpoint, names, count, POND_CLIENT_HWM);
+}
+
+pond_sub_t *
+pond_sub_new_hwm (const char *pub_endpoint, const char **names, size_t count, int hwm)
+{
     assert (pub_endpoint);
     assert (names || count == 0);
+    if (hwm < 1 || hwm > POND_CLIENT_HWM) {
+        zsys_error ("pond_sub: a high-water mark must be 1 to %d messages, not %d", POND_CLIENT_HWM,
+                    hwm);
+        return NULL;
+    }
     char err [POND_ERR_SIZE];
     for (size_t i = 0; i < count; i++)
         if (s_check_name (names [i], err, sizeof err)) {
@@ -58,7 +69,7 @@ pond_sub_new (const char *pub_endpoint, const char **names, size_t count)
         return NULL;
     }
     zsock_set_linger (self->sock, 0);
-    zsock_set_rcvhwm (self->sock, POND_CLIENT_HWM);
+    zsock_set_rcvhwm (self->sock, hwm);
     if (count == 0)
         zsock_set_subscribe (self->sock, "");
     else {

@@ -633,7 +633,7 @@ Test (runtime, gap_after_overflow)
     int slot = s_actor_start (NULL);
     cJSON_Delete (s_wait_position (0, 5000));    //  live: subscribed
     kill (actors [slot], SIGSTOP);
-    //  More than the SUB and XPUB high-water marks hold (10,000 each)
+    //  More than the SUB and XPUB high-water marks hold (2,000 and 10,000)
     s_publish (20000);
     kill (actors [slot], SIGCONT);
     cJSON *status = s_wait_position (s_final_head (), 30000);
@@ -825,6 +825,54 @@ Test (runtime, verify_finds_a_difference)
     free (out);
 }
 
+//  The view's memory limits: options and environment, bad values refused
+//  before anything starts (exit 2), an actor with the smallest ones
+//  applies and answers as any other
+Test (runtime, memory_options)
+{
+    struct {
+        const char *env, *args, *reason;
+    } bad [] = {
+        { "", "--memtable-mb 0", "memtable size must be 1 to 4096 MiB, not 0" },
+        { "", "--cache-mb 12x", "--cache-mb must be a number of MiB from 0 to 4096, not '12x'" },
+        { "", "--doc-cache-mb 5000", "--doc-cache-mb must be a number of MiB from 0 to 4096" },
+        { "", "--memtable-mb -1", "--memtable-mb must be a number of MiB" },
+        { "", "--memtable-mb", "requires an argument" },
+        { "POND_VIEW_CACHE_MB=lots", "", "POND_VIEW_CACHE_MB must be a number of MiB" },
+        { "POND_VIEW_MEMTABLE_MB=0", "", "memtable size must be 1 to 4096 MiB, not 0" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad [0]; i++) {
+        int rc = -1;
+        char *out = pond_harness_run (&rc, "%s %s/%s --data %s %s 2>&1", bad [i].env, POND_BIN_DIR,
+                                      ACTOR, mesh->dir, bad [i].args);
+        cr_assert_eq (rc, 2, "%s %s: exit 2, not %d: %s", bad [i].env, bad [i].args, rc, out);
+        cr_assert (strstr (out, bad [i].reason), "%s %s: %s", bad [i].env, bad [i].args, out);
+        free (out);
+    }
+    //  The option wins over the environment
+    int rc = -1;
+    char *out = pond_harness_run (&rc, "POND_VIEW_MEMTABLE_MB=0 %s/%s --memtable-mb 2 --help",
+                                  POND_BIN_DIR, ACTOR);
+    cr_assert_eq (rc, 0, "%s", out);
+    cr_assert (strstr (out, "--memtable-mb N") && strstr (out, "POND_VIEW_CACHE_MB")
+                   && strstr (out, "--doc-cache-mb N"),
+               "%s", out);
+    free (out);
+
+    s_publish (300);
+    int slot = s_actor_start ("--memtable-mb", "1", "--cache-mb", "0", "--doc-cache-mb", "0", NULL);
+    cJSON_Delete (s_wait_position (s_final_head (), 10000));
+    s_check_counts ();
+    s_actor_stop (slot, SIGTERM);
+    //  The same view under other limits
+    setenv ("POND_VIEW_DOC_CACHE_MB", "1", 1);
+    slot = s_actor_start (NULL);
+    unsetenv ("POND_VIEW_DOC_CACHE_MB");
+    cJSON_Delete (s_wait_position (s_final_head (), 10000));
+    s_check_counts ();
+    s_check_logs ();
+}
+
 Test (runtime, rebuild_option)
 {
     s_publish (100);
@@ -968,6 +1016,167 @@ s_collect (const char *key, const cJSON *doc, void *arg)
     strcat (keys, key);
     strcat (keys, ";");
     return strcmp (key, "b/3") == 0;    //  stop after b/3
+}
+
+//  One event that changes many documents (a rules change re-evaluating
+//  every customer): past POND_VIEW_STAGED_TREES the documents are staged
+//  as text, so the staged changes cost about their size, not that of
+//  their trees; reads inside the event, the commit, a rollback and the
+//  cache all see exactly what was put
+#define MANY_DOCS 20000
+
+static void
+s_many_doc (char *json, size_t size, size_t index, const char *grant)
+{
+    snprintf (json, size,
+              "{\"customer\":\"cust-%05zu\",\"quacks\":%zu,\"last_seq\":%zu,"
+              "\"badges\":{\"Junior\":{\"granted_ts\":1700000001,"
+              "\"rules_version\":\"v1\",\"count\":10},\"Master\":{\"granted_ts\":"
+              "1700000002,\"rules_version\":\"v1\",\"count\":20}},"
+              "\"granting\":{\"%s\":\"v2\"}}",
+              index, index % 100, index * 7, grant);
+}
+
+Test (view, many_documents_in_one_event)
+{
+    char path [512];
+    snprintf (path, sizeof path, "%s/many", view_dir);
+    pond_view_t *view = pond_view_open (path);
+    cr_assert_not_null (view);
+    char json [512], key [64];
+
+    //  Staged and rolled back: nothing remains
+    pond_view_begin (view);
+    for (size_t index = 0; index < MANY_DOCS; index++) {
+        snprintf (key, sizeof key, "customer/cust-%05zu", index);
+        s_many_doc (json, sizeof json, index, "Grand");
+        s_put (view, key, json);
+    }
+    size_t text_bytes = MANY_DOCS * strlen (json);
+    size_t staged = pond_view_staged_bytes (view);
+    //  As trees: ~2 KiB each (40 MiB); as text, ~330 bytes and a node
+    cr_assert_lt (staged, POND_VIEW_STAGED_TREES + 2 * text_bytes,
+                  "%zu documents of %zu bytes staged as %zu bytes", (size_t) MANY_DOCS,
+                  strlen (json), staged);
+    pond_view_rollback (view);
+    cr_assert_null (s_get (view, "customer/cust-19999"));
+    cr_assert_null (s_get (view, "customer/cust-00000"));
+
+    //  Staged, read, replaced, deleted, committed
+    pond_view_begin (view);
+    for (size_t index = 0; index < MANY_DOCS; index++) {
+        snprintf (key, sizeof key, "customer/cust-%05zu", index);
+        s_many_doc (json, sizeof json, index, "Grand");
+        s_put (view, key, json);
+    }
+    cr_assert_lt (pond_view_staged_bytes (view), POND_VIEW_STAGED_TREES + 2 * text_bytes);
+    size_t checks [] = { 0, 1, MANY_DOCS / 2, MANY_DOCS - 1 };
+    for (size_t i = 0; i < sizeof checks / sizeof checks [0]; i++) {
+        snprintf (key, sizeof key, "customer/cust-%05zu", checks [i]);
+        s_many_doc (json, sizeof json, checks [i], "Grand");
+        char *text = s_get (view, key);
+        cr_assert_str_eq (text, json, "staged %s reads back as put: %s", key, text);
+        free (text);
+    }
+    //  A document staged as text replaced, another deleted
+    s_many_doc (json, sizeof json, MANY_DOCS - 1, "Ultimate");
+    s_put (view, "customer/cust-19999", json);
+    char *text = s_get (view, "customer/cust-19999");
+    cr_assert_str_eq (text, json);
+    free (text);
+    cr_assert_eq (pond_view_delete (view, "customer/cust-19998"), 0);
+    cr_assert_null (s_get (view, "customer/cust-19998"));
+    cr_assert_eq (pond_view_commit (view, 7), 0);
+    cr_assert_eq (pond_view_position (view), 7);
+    cr_assert_eq (pond_view_staged_bytes (view), 0);
+
+    //  Committed: every document as put, from the cache or RocksDB
+    for (size_t index = 0; index < MANY_DOCS; index += 997) {
+        snprintf (key, sizeof key, "customer/cust-%05zu", index);
+        s_many_doc (json, sizeof json, index, "Grand");
+        text = s_get (view, key);
+        cr_assert_str_eq (text, json, "%s", key);
+        free (text);
+    }
+    s_many_doc (json, sizeof json, MANY_DOCS - 1, "Ultimate");
+    text = s_get (view, "customer/cust-19999");
+    cr_assert_str_eq (text, json);
+    free (text);
+    cr_assert_null (s_get (view, "customer/cust-19998"));
+    pond_view_destroy (&view);
+
+    //  Reopened: the same
+    view = pond_view_open (path);
+    cr_assert_not_null (view);
+    cr_assert_eq (pond_view_position (view), 7);
+    text = s_get (view, "customer/cust-19999");
+    cr_assert_str_eq (text, json);
+    free (text);
+    s_many_doc (json, sizeof json, 12345, "Grand");
+    text = s_get (view, "customer/cust-12345");
+    cr_assert_str_eq (text, json);
+    free (text);
+    pond_view_destroy (&view);
+}
+
+//  Memory limits: defaults, bounds, a view without caches
+Test (view, limits)
+{
+    pond_view_limits_t limits;
+    pond_view_limits_default (&limits);
+    cr_assert_eq (limits.memtable_mb, POND_VIEW_MEMTABLE_MB);
+    cr_assert_eq (limits.cache_mb, POND_VIEW_CACHE_MB);
+    cr_assert_eq (limits.doc_cache_mb, POND_VIEW_DOC_CACHE_MB);
+    char err [128];
+    cr_assert_eq (pond_view_limits_check (&limits, err, sizeof err), 0);
+    char path [512];
+    snprintf (path, sizeof path, "%s/limits", view_dir);
+
+    pond_view_limits_t bad [] = {
+        { 0, 4, 4 },
+        { POND_VIEW_MB_MAX + 1, 4, 4 },
+        { 4, POND_VIEW_MB_MAX + 1, 4 },
+        { 4, 4, POND_VIEW_MB_MAX + 1 },
+    };
+    const char *reasons [] = { "memtable size must be 1 to", "memtable size must be 1 to",
+                               "block cache must be 0 to", "document cache must be 0 to" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad [0]; i++) {
+        cr_assert_eq (pond_view_limits_check (&bad [i], err, sizeof err), -1);
+        cr_assert (strstr (err, reasons [i]), "%s", err);
+        cr_assert_null (pond_view_open_with (path, &bad [i]));
+        cr_assert_not (zsys_file_exists (path), "nothing created for bad limits");
+    }
+
+    //  The smallest: 1 MiB memtables, no block cache, no document cache
+    pond_view_limits_t least = { 1, 0, 0 };
+    pond_view_t *view = pond_view_open_with (path, &least);
+    cr_assert_not_null (view);
+    char key [32], json [64];
+    for (int round = 0; round < 3; round++) {
+        pond_view_begin (view);
+        for (int index = 0; index < 2000; index++) {
+            snprintf (key, sizeof key, "k/%d", index);
+            snprintf (json, sizeof json, "{\"round\":%d,\"index\":%d}", round, index);
+            s_put (view, key, json);
+        }
+        cr_assert_eq (pond_view_commit (view, (uint64_t) round + 1), 0);
+    }
+    char *text = s_get (view, "k/1999");
+    cr_assert_str_eq (text, "{\"round\":2,\"index\":1999}");
+    free (text);
+    pond_view_stats_t stats;
+    pond_view_stats (view, &stats);
+    cr_assert_eq (stats.docs, 0, "no document cache");
+    cr_assert_eq (stats.hits, 0);
+    pond_view_destroy (&view);
+    //  Reopened with the defaults (NULL)
+    view = pond_view_open_with (path, NULL);
+    cr_assert_not_null (view);
+    cr_assert_eq (pond_view_position (view), 3);
+    text = s_get (view, "k/0");
+    cr_assert_str_eq (text, "{\"round\":2,\"index\":0}");
+    free (text);
+    pond_view_destroy (&view);
 }
 
 Test (view, scan_dump_drop)

@@ -18,6 +18,7 @@
 #define S_REPLAY_WAIT     1000    //  msecs per wait for the next replayed event
 #define S_REPLAY_PATIENCE 30      //  waits in a row without an event before giving up
 #define S_EMIT_BATCH      1024    //  recompute: changes emitted in one pipelined batch
+#define S_REPLAY_CREDIT   4       //  recompute: chunks in flight (up to 512 KiB each)
 
 static const char *const s_names [] = { "QUACKED", "BADGE_GRANTED", "BADGE_REMOVED",
                                         "BADGE_RULES_CHANGED", NULL };
@@ -614,6 +615,7 @@ s_count_quacks (pond_badge_granter_t *self, pond_actor_t *actor, uint64_t positi
         //  position (stored since) are skipped below
         request.names_count = 1;
         strcpy (request.names [0], "QUACKED");
+        request.credit = S_REPLAY_CREDIT;
         replay_source.replay = pond_actor_replay (actor, &request);
         if (!replay_source.replay) {
             pond_actors_error (actor, 503, "cannot start a replay of QUACKED from the store");

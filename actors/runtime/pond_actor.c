@@ -357,7 +357,7 @@ s_connect (pond_actor_t *self)
 {
     self->buffer = zlistx_new ();
     zlistx_set_destructor (self->buffer, pond_actor_priv_buffer_destroy);
-    self->sub = pond_sub_new (self->eps.pub, NULL, 0);
+    self->sub = pond_sub_new_hwm (self->eps.pub, NULL, 0, LIVE_HWM);
     if (!self->sub) {
         zsys_error ("%s: cannot subscribe to %s", self->name, self->eps.pub);
         return -1;

@@ -317,7 +317,7 @@ s_view_reset (pond_actor_t *self)
 {
     pond_view_destroy (&self->view);
     int dropped = pond_view_drop (self->view_path);
-    self->view = pond_view_open (self->view_path);
+    self->view = pond_view_open_with (self->view_path, &self->limits);
     if (!self->view)
         return -1;
     if (dropped != 0)

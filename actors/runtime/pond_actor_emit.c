@@ -6,7 +6,8 @@
     events) emits are queued, and the batch's commit sends them all
     pipelined (pond_actor_priv_emit_deferred) before it writes the view,
     so that what a batch emitted is durable before the view says the
-    batch was applied. Pipelined emits go through a pond_publisher over
+    batch was applied; once EMIT_WINDOW are queued they go at once, so
+    the queue never holds more. Pipelined emits go through a pond_publisher over
     the actor's one emit client, EMIT_WINDOW events in flight.
 */
 #include "pond_actor_internal.h"
@@ -50,6 +51,13 @@ pond_actor_emit (pond_actor_t *self, pond_event_t *event)
             zsys_error ("%s: out of memory emitting %s", self->name, pond_event_name (event));
             return -1;
         }
+        //  One event may emit many (a rules change: one per customer whose
+        //  badges change): send a window's worth as soon as it is queued,
+        //  not all at the commit, so the queue stays bounded. Early is as
+        //  safe: they are durable before the commit either way, and if
+        //  the batch is not written they are emitted again, as duplicates
+        if (zlistx_size (self->deferred) >= EMIT_WINDOW)
+            return pond_actor_priv_emit_deferred (self);
         return 0;
     }
     if (!s_emit_client (self))

@@ -12,29 +12,38 @@
 #include "pond_client.h"
 #include "pond_keys.h"
 
+//  Memory: what the runtime holds beside the view (pond_view.h) is bounded
+//  by the live events the SUB socket queues (LIVE_HWM), the chunks a
+//  catch-up has in flight (CATCHUP_CREDIT), the live events buffered
+//  meanwhile (BUFFER_MAX / BUFFER_BYTES_MAX) and the emits queued in a
+//  batch (EMIT_WINDOW). An actor that falls behind the live rate drops
+//  live events past these bounds and catches up from the store instead:
+//  the log has them, in packed chunks applied in large batches.
 //  Chunks granted up front (packed: up to 2048 events / 512 KiB each)
-#define CATCHUP_CREDIT      8
-#define CATCHUP_BATCH       10000                 //  events applied in one view write, at most
-#define CATCHUP_BATCH_BYTES (1024 * 1024)         //  ... and documents staged, about
-#define BUFFER_MAX          10000                 //  live events held during a catch-up
-#define BUFFER_BYTES_MAX    (64 * 1024 * 1024)    //  ... and their bytes, roughly
-#define BEHIND_MS           1500                  //  head beyond position this long: catch up
-#define SILENCE_MS          3000                  //  no heartbeat this long: broker away
-#define STALL_MS            5000                  //  replay silent this long: give up, retry
-#define RETRY_MS            1000                  //  wait before retrying a failed catch-up
-#define PERSIST_MS          1000                  //  write a lazily advanced position
-#define PROGRESS_MS         500                   //  PROGRESS to a rebuild's requester
-#define PUMP_MS             50                    //  replay work between two polls
-#define PUMP_CLOCK          16                    //  events between two looks at the clock
-#define QUERY_FRAME_MAX     (4 * 1024 * 1024)     //  larger frames: peer dropped
-#define VERIFY_DUMP_MS      60000                 //  wait for the live actor's DUMP
-#define VERIFY_REPLAY_MS    15000                 //  replay silent this long: verify fails
-#define EMIT_WINDOW         1024                  //  pond_actor_emit_many: events in flight
-#define EMIT_BATCH          64                    //  ... and events per PUBLISH batch
-#define LIVE_ROUND          1000                  //  live events applied per round, at most
-#define CATCHUP_SYNC_MS     60000                 //  pond_actor_catch_up gives up after this
-#define PARKED_MAX          1000                  //  QUERYs waiting for 'after', at most
-#define QUERY_RETRY_MS      100                   //  retry_ms of a 503 to a QUERY
+#define CATCHUP_CREDIT      4
+#define CATCHUP_BATCH       10000                //  events applied in one view write, at most
+#define CATCHUP_BATCH_BYTES (1024 * 1024)        //  ... and documents staged, about
+#define BUFFER_MAX          2000                 //  live events held during a catch-up
+#define BUFFER_BYTES_MAX    (2 * 1024 * 1024)    //  ... and their bytes, roughly
+#define LIVE_HWM            2000                 //  live events the SUB socket holds
+#define MMAP_THRESHOLD      (128 * 1024)         //  blocks from mmap, fixed (pond_actor_main)
+#define BEHIND_MS           1500                 //  head beyond position this long: catch up
+#define SILENCE_MS          3000                 //  no heartbeat this long: broker away
+#define STALL_MS            5000                 //  replay silent this long: give up, retry
+#define RETRY_MS            1000                 //  wait before retrying a failed catch-up
+#define PERSIST_MS          1000                 //  write a lazily advanced position
+#define PROGRESS_MS         500                  //  PROGRESS to a rebuild's requester
+#define PUMP_MS             50                   //  replay work between two polls
+#define PUMP_CLOCK          16                   //  events between two looks at the clock
+#define QUERY_FRAME_MAX     (4 * 1024 * 1024)    //  larger frames: peer dropped
+#define VERIFY_DUMP_MS      60000                //  wait for the live actor's DUMP
+#define VERIFY_REPLAY_MS    15000                //  replay silent this long: verify fails
+#define EMIT_WINDOW         1024                 //  pond_actor_emit_many: events in flight
+#define EMIT_BATCH          64                   //  ... and events per PUBLISH batch
+#define LIVE_ROUND          1000                 //  live events applied per round, at most
+#define CATCHUP_SYNC_MS     60000                //  pond_actor_catch_up gives up after this
+#define PARKED_MAX          1000                 //  QUERYs waiting for 'after', at most
+#define QUERY_RETRY_MS      100                  //  retry_ms of a 503 to a QUERY
 
 struct _pond_actor_t {
     const pond_actor_spec_t *spec;
@@ -49,6 +58,7 @@ struct _pond_actor_t {
     bool verify;    //  --verify: emit sends nothing
     bool failed;    //  stop with exit code 1
 
+    pond_view_limits_t limits;    //  of the view (--memtable-mb, ...)
     pond_view_t *view;
     pond_sub_t *sub;
     zsock_t *query;    //  ROUTER, NULL in verify mode

@@ -175,7 +175,7 @@ pond_actor_priv_verify (pond_actor_t *self)
         return 1;
     int rc = 1;
     char *rebuilt = NULL;
-    self->view = pond_view_open (self->view_path);
+    self->view = pond_view_open_with (self->view_path, &self->limits);
     if (self->view
         && (!self->spec->start || self->spec->start (self, self->view, self->spec->state) == 0)
         && s_verify_rebuild (self, position) == 0 && (rebuilt = pond_view_dump (self->view))) {

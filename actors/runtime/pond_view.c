@@ -50,8 +50,7 @@
 
 #define DOC_PREFIX        'd'
 #define POSITION_KEY      "p"
-#define VIEW_MEMTABLE_MB  8    //  per memtable, two at most
-#define VIEW_CACHE_MB     8    //  block cache
+#define MiB               ((size_t) 1024 * 1024)
 //  Memory a tree holds, estimated without reading its strings: a cJSON
 //  node and malloc's share per item, a small string per key or string
 //  value; callers add the length of the printed text, when they have it,
@@ -78,6 +77,7 @@ struct _pond_view_t {
     rocksdb_t *db;
     rocksdb_options_t *options;
     rocksdb_readoptions_t *read_options;
+    rocksdb_readoptions_t *scan_options;    //  scans leave the block cache alone
     rocksdb_writeoptions_t *write_options;
     uint64_t position;
     bool in_event;          //  between begin and commit/rollback
@@ -138,25 +138,57 @@ s_doc_key (const char *key, size_t *size_p)
 }
 
 static rocksdb_options_t *
-s_options_new (void)
+s_options_new (const pond_view_limits_t *limits)
 {
     rocksdb_options_t *options = rocksdb_options_create ();
     rocksdb_options_set_create_if_missing (options, 1);
     rocksdb_options_set_max_open_files (options, 256);
     //  A view is small (a document per entity) but rewritten at every
-    //  event: RocksDB's defaults (64 MiB memtables, two of them) would let
-    //  an actor grow past 150 MiB in a catch-up. VIEW_MEMTABLE_MB per
-    //  memtable and a VIEW_CACHE_MB block cache keep it flat.
-    rocksdb_options_set_write_buffer_size (options, VIEW_MEMTABLE_MB * 1024 * 1024);
+    //  event: RocksDB's defaults (64 MiB memtables, two of them, a 32 MiB
+    //  block cache) would let an actor grow past 150 MiB in a catch-up.
+    //  The limits keep it flat. The memtable's arena grows in blocks of
+    //  an eighth of it (RocksDB's default), so a smaller memtable also
+    //  allocates in smaller steps.
+    rocksdb_options_set_write_buffer_size (options, limits->memtable_mb * MiB);
     rocksdb_options_set_max_write_buffer_number (options, 2);
     rocksdb_block_based_table_options_t *table = rocksdb_block_based_options_create ();
-    rocksdb_cache_t *cache = rocksdb_cache_create_lru (VIEW_CACHE_MB * 1024 * 1024);
-    rocksdb_block_based_options_set_block_cache (table, cache);
+    if (limits->cache_mb) {
+        rocksdb_cache_t *cache = rocksdb_cache_create_lru (limits->cache_mb * MiB);
+        rocksdb_block_based_options_set_block_cache (table, cache);
+        rocksdb_cache_destroy (cache);    //  the table options hold a reference
+    }
+    else
+        rocksdb_block_based_options_set_no_block_cache (table, 1);
     rocksdb_options_set_block_based_table_factory (options, table);
-    //  The options hold their own references to both
-    rocksdb_cache_destroy (cache);
     rocksdb_block_based_options_destroy (table);
     return options;
+}
+
+void
+pond_view_limits_default (pond_view_limits_t *limits)
+{
+    assert (limits);
+    limits->memtable_mb = POND_VIEW_MEMTABLE_MB;
+    limits->cache_mb = POND_VIEW_CACHE_MB;
+    limits->doc_cache_mb = POND_VIEW_DOC_CACHE_MB;
+}
+
+int
+pond_view_limits_check (const pond_view_limits_t *limits, char *err, size_t errlen)
+{
+    assert (limits);
+    if (limits->memtable_mb < 1 || limits->memtable_mb > POND_VIEW_MB_MAX)
+        snprintf (err, errlen, "memtable size must be 1 to %d MiB, not %zu", POND_VIEW_MB_MAX,
+                  limits->memtable_mb);
+    else if (limits->cache_mb > POND_VIEW_MB_MAX)
+        snprintf (err, errlen, "block cache must be 0 to %d MiB, not %zu", POND_VIEW_MB_MAX,
+                  limits->cache_mb);
+    else if (limits->doc_cache_mb > POND_VIEW_MB_MAX)
+        snprintf (err, errlen, "document cache must be 0 to %d MiB, not %zu", POND_VIEW_MB_MAX,
+                  limits->doc_cache_mb);
+    else
+        return 0;
+    return -1;
 }
 
 //  ---------------------------------------------------------------------
@@ -165,13 +197,32 @@ s_options_new (void)
 pond_view_t *
 pond_view_open (const char *path)
 {
+    return pond_view_open_with (path, NULL);
+}
+
+pond_view_t *
+pond_view_open_with (const char *path, const pond_view_limits_t *limits)
+{
     assert (path);
+    pond_view_limits_t defaults;
+    pond_view_limits_default (&defaults);
+    if (!limits)
+        limits = &defaults;
+    char reason [128];
+    if (pond_view_limits_check (limits, reason, sizeof reason)) {
+        zsys_error ("pond_view: cannot open %s: %s", path, reason);
+        return NULL;
+    }
     pond_view_t *self = (pond_view_t *) zmalloc (sizeof (pond_view_t));
     if (!self)
         return NULL;
     self->path = strdup (path);
-    self->options = s_options_new ();
+    self->options = s_options_new (limits);
     self->read_options = rocksdb_readoptions_create ();
+    //  A scan reads every document once (a recompute, a dump): through
+    //  the block cache it would evict what the next events read
+    self->scan_options = rocksdb_readoptions_create ();
+    rocksdb_readoptions_set_fill_cache (self->scan_options, 0);
     self->write_options = rocksdb_writeoptions_create ();
     //  Not synced: a view is a cache of the log (see the file comment)
     rocksdb_writeoptions_set_sync (self->write_options, 0);
@@ -180,8 +231,7 @@ pond_view_open (const char *path)
     self->cache = zhashx_new ();
     if (self->cache)
         zhashx_set_destructor (self->cache, s_entry_destroy);
-    self->max_docs = POND_VIEW_CACHE_DOCS;
-    self->max_bytes = POND_VIEW_CACHE_BYTES;
+    pond_view_set_cache (self, POND_VIEW_CACHE_DOCS, limits->doc_cache_mb * MiB);
     if (!self->staged || !self->cache) {
         zsys_error ("pond_view: out of memory opening %s", path);
         pond_view_destroy (&self);
@@ -245,6 +295,8 @@ pond_view_destroy (pond_view_t **self_p)
             rocksdb_options_destroy (self->options);
         if (self->read_options)
             rocksdb_readoptions_destroy (self->read_options);
+        if (self->scan_options)
+            rocksdb_readoptions_destroy (self->scan_options);
         if (self->write_options)
             rocksdb_writeoptions_destroy (self->write_options);
         if (self->staged)
@@ -266,7 +318,9 @@ pond_view_drop (const char *path)
     assert (path);
     if (!zsys_file_exists (path))
         return 0;
-    rocksdb_options_t *options = s_options_new ();
+    pond_view_limits_t limits;
+    pond_view_limits_default (&limits);
+    rocksdb_options_t *options = s_options_new (&limits);
     char *err = NULL;
     rocksdb_destroy_db (options, path, &err);
     rocksdb_options_destroy (options);
@@ -659,7 +713,11 @@ pond_view_commit (pond_view_t *self, uint64_t seq)
          doc = (cJSON *) zhashx_next (self->staged), index++) {
         size_t size;
         char *key = s_doc_key ((const char *) zhashx_cursor (self->staged), &size);
-        const char *text = key && doc != TOMBSTONE_DOC ? s_print (self, doc) : NULL;
+        //  A document staged as text (s_stage) goes as it is
+        bool raw = doc != TOMBSTONE_DOC && cJSON_IsRaw (doc) && !doc->child && doc->valuestring;
+        const char *text = !key || doc == TOMBSTONE_DOC ? NULL
+                         : raw                          ? doc->valuestring
+                                                        : s_print (self, doc);
         if (!key || (doc != TOMBSTONE_DOC && !text)) {
             zsys_error ("pond_view: out of memory committing seq %" PRIu64, seq);
             rc = -1;
@@ -671,6 +729,12 @@ pond_view_commit (pond_view_t *self, uint64_t seq)
             rocksdb_writebatch_put (batch, key, size, text, length);
             if (index < self->lengths_size)
                 self->lengths [index] = length;
+            if (raw) {
+                //  The batch holds it now: one copy, not two, of what may
+                //  be a large batch. Not cached (see below)
+                cJSON_free (doc->valuestring);
+                doc->valuestring = NULL;
+            }
         }
         free (key);
     }
@@ -699,9 +763,13 @@ pond_view_commit (pond_view_t *self, uint64_t seq)
                 s_cache_drop (self, key);
                 continue;
             }
-            //  Unknown length (no memory for it): too big to cache
+            //  Unknown length (no memory for it): too big to cache. A
+            //  document staged as text is not cached either: its text is
+            //  gone, and one event that changes that many documents is no
+            //  sign that they are read again soon
             size_t bytes = index < self->lengths_size ? self->lengths [index] : SIZE_MAX / 2;
-            if (self->max_docs && s_normalize (doc, &bytes) == 0)
+            bool spent = cJSON_IsRaw (doc) && !doc->child && !doc->valuestring;
+            if (self->max_docs && !spent && s_normalize (doc, &bytes) == 0)
                 s_cache_put (self, key, doc, bytes);    //  takes doc
             else {
                 s_cache_drop (self, key);
@@ -819,15 +887,41 @@ s_write_now (pond_view_t *self, const char *key, const char *text)
     return err ? s_rocks_error (self->path, "cannot write a document", err) : 0;
 }
 
-//  Stage doc (or TOMBSTONE_DOC) for key. Takes ownership of doc.
+//  Approximate memory of a staged document: a tree, or its text as one
+//  raw item (see s_stage)
+static size_t
+s_staged_size (const cJSON *doc)
+{
+    if (cJSON_IsRaw (doc) && !doc->child && doc->valuestring)
+        return NODE_BYTES + TEXT_BYTES + strlen (doc->valuestring);
+    return s_tree_bytes (doc);
+}
+
+//  Stage doc (or TOMBSTONE_DOC; bytes its size) for key. Takes ownership
+//  of doc. Past POND_VIEW_STAGED_TREES bytes staged, a tree is staged as
+//  its printed text instead, in one raw item: it prints (commit), parses
+//  (pond_view_get, the cache) and reads back exactly as the tree would,
+//  at a fraction of the memory of a tree of small items.
 static void
 s_stage (pond_view_t *self, const char *key, cJSON *doc, size_t bytes)
 {
     cJSON *old = (cJSON *) zhashx_lookup (self->staged, key);
     if (old && old != TOMBSTONE_DOC) {
-        size_t old_bytes = s_tree_bytes (old);
+        size_t old_bytes = s_staged_size (old);
         self->staged_bytes = self->staged_bytes > old_bytes ? self->staged_bytes - old_bytes : 0;
         cJSON_Delete (old);
+    }
+    if (doc != TOMBSTONE_DOC && !cJSON_IsRaw (doc)
+        && self->staged_bytes + bytes > POND_VIEW_STAGED_TREES) {
+        char *text = cJSON_PrintUnformatted (doc);
+        cJSON *raw = text ? cJSON_CreateRaw (text) : NULL;
+        cJSON_free (text);
+        if (raw) {
+            //  else (out of memory) the tree stays: it is what it stands for
+            cJSON_Delete (doc);
+            doc = raw;
+            bytes = s_staged_size (raw);
+        }
     }
     zhashx_update (self->staged, key, doc);    //  staged owns doc now
     self->staged_bytes += bytes;
@@ -971,7 +1065,7 @@ s_scan_committed (pond_view_t *self, const char *prefix, pond_view_fn *fn, void 
     char *start = s_doc_key (prefix ? prefix : "", &start_size);
     if (!start)
         return -1;
-    rocksdb_iterator_t *it = rocksdb_create_iterator (self->db, self->read_options);
+    rocksdb_iterator_t *it = rocksdb_create_iterator (self->db, self->scan_options);
     int rc = 0;
     for (rocksdb_iter_seek (it, start, start_size); rocksdb_iter_valid (it);
          rocksdb_iter_next (it)) {

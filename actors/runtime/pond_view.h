@@ -29,11 +29,41 @@ extern "C" {
 
 typedef struct _pond_view_t pond_view_t;
 
-//  Open (creating if needed) the view database at path. Returns NULL, with
-//  the reason logged, if it cannot be opened (e.g. locked by another
-//  process of the same actor).
+//  What a view may hold in memory, in MiB. RocksDB's: memtable_mb per
+//  memtable (two at most: one filling, one being flushed) and a block
+//  cache of cache_mb (0: none, every read goes to the OS page cache);
+//  pond's own: a document cache (parsed trees) of about doc_cache_mb (0:
+//  off; see pond_view_set_cache). An actor's peak memory is about
+//  2 * memtable_mb + cache_mb + doc_cache_mb plus some 12 MiB of its own
+//  and ~16 MiB of shared libraries.
+#define POND_VIEW_MEMTABLE_MB  4    //  defaults
+#define POND_VIEW_CACHE_MB     8    //  4 made a quack counter's catch-up slower
+#define POND_VIEW_DOC_CACHE_MB 4
+#define POND_VIEW_MB_MAX       4096    //  largest value of each
+typedef struct {
+    size_t memtable_mb;     //  1 .. POND_VIEW_MB_MAX
+    size_t cache_mb;        //  0 .. POND_VIEW_MB_MAX
+    size_t doc_cache_mb;    //  0 .. POND_VIEW_MB_MAX
+} pond_view_limits_t;
+
+//  The defaults above.
+void
+    pond_view_limits_default (pond_view_limits_t *limits);
+
+//  Check limits; returns 0, or -1 with the reason in err.
+int
+    pond_view_limits_check (const pond_view_limits_t *limits, char *err, size_t errlen);
+
+//  Open (creating if needed) the view database at path with the default
+//  limits. Returns NULL, with the reason logged, if it cannot be opened
+//  (e.g. locked by another process of the same actor).
 pond_view_t *
     pond_view_open (const char *path);
+
+//  As pond_view_open, with these limits (NULL: the defaults). NULL, with
+//  the reason logged, also if limits are out of range.
+pond_view_t *
+    pond_view_open_with (const char *path, const pond_view_limits_t *limits);
 
 //  Close; accepts NULL; nulls the caller's pointer.
 void
@@ -84,15 +114,20 @@ int
 int
     pond_view_put_take (pond_view_t *self, const char *key, cJSON **doc_p);
 
-//  Approximate bytes held by the staged changes (to bound a batch).
+//  Approximate bytes held by the staged changes (to bound a batch). Past
+//  POND_VIEW_STAGED_TREES bytes of trees (one event that changes many
+//  documents: a recompute), further documents are staged as their
+//  printed text, several times smaller than the tree, so that the staged
+//  changes of one event cost about their size in the write batch.
+#define POND_VIEW_STAGED_TREES (2 * 1024 * 1024)
 size_t
     pond_view_staged_bytes (pond_view_t *self);
 
 //  Bound the document cache: at most max_docs documents and about
-//  max_bytes bytes (defaults POND_VIEW_CACHE_DOCS, POND_VIEW_CACHE_BYTES);
-//  0 for either turns the cache off. Evicts what no longer fits.
-#define POND_VIEW_CACHE_DOCS  4096
-#define POND_VIEW_CACHE_BYTES (8 * 1024 * 1024)
+//  max_bytes bytes (defaults POND_VIEW_CACHE_DOCS and the limits'
+//  doc_cache_mb); 0 for either turns the cache off. Evicts what no longer
+//  fits.
+#define POND_VIEW_CACHE_DOCS 4096
 void
     pond_view_set_cache (pond_view_t *self, size_t max_docs, size_t max_bytes);
 

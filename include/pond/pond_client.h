@@ -356,6 +356,14 @@ typedef struct _pond_sub_t pond_sub_t;
 POND_EXPORT pond_sub_t *
     pond_sub_new (const char *pub_endpoint, const char **names, size_t count);
 
+//  As pond_sub_new, with a receive high-water mark of hwm messages (1 ..
+//  POND_CLIENT_HWM) instead of POND_CLIENT_HWM: what the socket may hold
+//  while its reader is busy. A lower one costs less memory; past it
+//  events are dropped, which a reader that watches seq (an actor) turns
+//  into a catch-up from the store.
+pond_sub_t *
+    pond_sub_new_hwm (const char *pub_endpoint, const char **names, size_t count, int hwm);
+
 //  Destroy a subscriber; accepts NULL; nulls the caller's pointer.
 POND_EXPORT void
     pond_sub_destroy (pond_sub_t **self_p);
