@@ -386,6 +386,7 @@ pond_actor_priv_run (pond_actor_t *self)
 {
     if (s_connect (self) || s_ready_write (self))
         return 1;
+    pond_actor_priv_asof_clean (self);
     int64_t now = zclock_mono ();
     self->heartbeat_at = now;
     self->event_at = now;

@@ -13,7 +13,9 @@
 */
 #include "pond_actor_internal.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <libgen.h>
 #include <stdarg.h>
 
 #include "pond_time.h"
@@ -352,4 +354,30 @@ pond_actor_priv_asof_stop (pond_actor_t *self)
     pond_actor_priv_error (self, self->asof_peer, POND_CODE_UNAVAILABLE,
                            "%s is stopping; ask again when it runs", self->name);
     zframe_destroy (&self->asof_peer);
+}
+
+void
+pond_actor_priv_asof_clean (pond_actor_t *self)
+{
+    //  Scratch views are VIEW.asof-XXXXXX beside the view: a process that
+    //  died while answering left one behind
+    char parent [1024], base [1024];
+    snprintf (parent, sizeof parent, "%s", self->view_path);
+    snprintf (base, sizeof base, "%s", self->view_path);
+    const char *dir_name = dirname (parent);
+    char prefix [1100];
+    snprintf (prefix, sizeof prefix, "%s.asof-", basename (base));
+    DIR *dir = opendir (dir_name);
+    struct dirent *entry;
+    while (dir && (entry = readdir (dir)))
+        if (strncmp (entry->d_name, prefix, strlen (prefix)) == 0) {
+            zsys_info ("%s: removing the scratch view %s/%s left behind", self->name, dir_name,
+                       entry->d_name);
+            char path [2400];
+            snprintf (path, sizeof path, "%s/%s/view", dir_name, entry->d_name);
+            pond_view_drop (path);
+            zsys_dir_delete ("%s/%s", dir_name, entry->d_name);
+        }
+    if (dir)
+        closedir (dir);
 }

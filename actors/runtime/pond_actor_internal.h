@@ -194,6 +194,10 @@ void
 void
     pond_actor_priv_asof_done (pond_actor_t *self);
 
+//  Remove scratch views a process before this one left behind.
+void
+    pond_actor_priv_asof_clean (pond_actor_t *self);
+
 //  The actor stops: end the worker, tell whoever asked.
 void
     pond_actor_priv_asof_stop (pond_actor_t *self);
