@@ -13,6 +13,7 @@
 */
 #include "pond_actor_internal.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <libgen.h>
@@ -175,7 +176,6 @@ s_asof_answer (pond_actor_t *scratch, zsock_t *pipe, asof_job_t *job, asof_outco
         snprintf (when, sizeof when, "as of seq %" PRIu64, seq);
     scratch->error_code = 0;
     char *result = job->spec->query (scratch, scratch->view, query->entity, query->text, NULL);
-    cJSON *tree = result ? cJSON_Parse (result) : NULL;
     if (!result) {
         if (scratch->error_code && scratch->error_code != POND_CODE_NOT_FOUND)
             s_asof_fail (outcome, scratch->error_code, "%s", scratch->error_reason);
@@ -183,17 +183,23 @@ s_asof_answer (pond_actor_t *scratch, zsock_t *pipe, asof_job_t *job, asof_outco
             s_asof_fail (outcome, POND_CODE_NOT_FOUND, "%s %s",
                          scratch->error_code ? scratch->error_reason : "the view knows nothing",
                          when);
+        return;
     }
-    else if (cJSON_IsObject (tree)) {
-        //  Say which seq the answer stands at (as_of: the last one applied)
-        cJSON_AddItemToObject (tree, "as_of_seq", cJSON_CreateNumber ((double) seq));
-        outcome->result = cJSON_PrintUnformatted (tree);
+    //  Say which seq the answer stands at (as_of: the last one applied),
+    //  in the text as the actor wrote it (no reprinting of its numbers)
+    size_t end = strlen (result);
+    while (end > 0 && isspace ((unsigned char) result [end - 1]))
+        end--;
+    size_t start = strspn (result, " \t\r\n");
+    if (end > start + 1 && result [start] == '{' && result [end - 1] == '}') {
+        bool empty = strspn (result + start + 1, " \t\r\n") == end - start - 2;
+        outcome->result = zsys_sprintf ("%.*s%s\"as_of_seq\":%" PRIu64 "}", (int) (end - 1), result,
+                                        empty ? "" : ",", seq);
         if (!outcome->result)
             s_asof_fail (outcome, POND_CODE_STORE_ERROR, "out of memory");
     }
     else
         outcome->result = strdup (result);
-    cJSON_Delete (tree);
     free (result);
 }
 
