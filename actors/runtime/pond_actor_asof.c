@@ -1,10 +1,10 @@
 /*  pond_actor_asof: time travel. A QUERY with 'at_seq' (or 'as_of', a
     time) is answered from the view as it stood then: a worker thread
     replays the log up to that seq (or the events up to that time), by
-    the actor's names, in seq order, into a scratch
-    view (a RocksDB directory beside the live view, removed afterwards),
-    with emitting off (as --verify), then asks the actor's own query
-    function. The live loop goes on meanwhile; the answer comes back on
+    the actor's names, in seq order, into a scratch view (a RocksDB
+    directory beside the live view, removed afterwards), in batches as
+    a catch-up does, with emitting off (as --verify), then asks the
+    actor's own query function. The live loop goes on meanwhile; the answer comes back on
     the worker's pipe. One such query at a time per actor (a second one
     gets 503 with retry_ms), each bounded by ASOF_TIMEOUT_MS.
     Only actors whose spec says as_of take part: their apply, start and
@@ -89,7 +89,9 @@ s_asof_apply (pond_actor_t *scratch, const pond_event_t *event, asof_apply_t *ap
     pond_actor_priv_batch_begin (scratch);
     apply->last = pond_event_seq (event);
     if (pond_actor_priv_apply (scratch, event) == 0
-        && (scratch->batch_events < CATCHUP_BATCH || pond_actor_priv_batch_commit (scratch) == 0))
+        && ((scratch->batch_events < CATCHUP_BATCH
+             && pond_view_staged_bytes (scratch->view) < CATCHUP_BATCH_BYTES)
+            || pond_actor_priv_batch_commit (scratch) == 0))
         return 0;
     return s_asof_fail (apply->outcome, POND_CODE_STORE_ERROR,
                         "the scratch view cannot apply seq %" PRIu64 " (see the actor's log)",
