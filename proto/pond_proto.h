@@ -21,41 +21,37 @@ extern "C" {
 #endif
 
 //  Commands (first frame)
-#define POND_PUBLISH              "PUBLISH"
-#define POND_ACK                  "ACK"
-#define POND_NACK                 "NACK"
-#define POND_RESULTS              "RESULTS"
-#define POND_PING                 "PING"
-#define POND_PONG                 "PONG"
-#define POND_REPLAY               "REPLAY"
-#define POND_CHUNK                "CHUNK"
-#define POND_END                  "END"
-#define POND_CREDIT               "CREDIT"
-#define POND_CANCEL               "CANCEL"
-#define POND_STATS                "STATS"
-#define POND_ERROR                "ERROR"
-#define POND_APPEND               "APPEND"
-#define POND_APPENDED             "APPENDED"
-#define POND_HEARTBEAT            "$HEARTBEAT"
-#define POND_QUERY                "QUERY"    //  actor query socket
-#define POND_COMMAND              "COMMAND"
-#define POND_PROGRESS             "PROGRESS"
-#define POND_RESULT               "RESULT"
-#define POND_STATUS               "STATUS"
-#define POND_DUMP                 "DUMP"
-
-//  An actor that cannot do what was asked of it (a QUERY with at_seq to a
-//  view without time travel)
-#define POND_CODE_NOT_IMPLEMENTED 501
+#define POND_PUBLISH             "PUBLISH"
+#define POND_ACK                 "ACK"
+#define POND_NACK                "NACK"
+#define POND_RESULTS             "RESULTS"
+#define POND_PING                "PING"
+#define POND_PONG                "PONG"
+#define POND_REPLAY              "REPLAY"
+#define POND_CHUNK               "CHUNK"
+#define POND_END                 "END"
+#define POND_CREDIT              "CREDIT"
+#define POND_CANCEL              "CANCEL"
+#define POND_STATS               "STATS"
+#define POND_ERROR               "ERROR"
+#define POND_APPEND              "APPEND"
+#define POND_APPENDED            "APPENDED"
+#define POND_HEARTBEAT           "$HEARTBEAT"
+#define POND_QUERY               "QUERY"    //  actor query socket
+#define POND_COMMAND             "COMMAND"
+#define POND_PROGRESS            "PROGRESS"
+#define POND_RESULT              "RESULT"
+#define POND_STATUS              "STATUS"
+#define POND_DUMP                "DUMP"
 
 //  Limits of the server side
-#define POND_BODY_MAX             262144    //  largest body frame accepted
-#define POND_APPEND_MAX           1024      //  events in one APPEND batch
-#define POND_REPLAY_WINDOW        4         //  chunks the broker keeps per replay
-#define POND_CHUNK_EVENTS         512       //  events in one CHUNK at most
-#define POND_CHUNK_BYTES          262144    //  bytes of events in one CHUNK at most
-#define POND_CHUNK_PACKED_EVENTS  2048      //  ... in one packed CHUNK (one frame)
-#define POND_CHUNK_PACKED_BYTES   524288    //  ... in one packed CHUNK
+#define POND_BODY_MAX            262144    //  largest body frame accepted
+#define POND_APPEND_MAX          1024      //  events in one APPEND batch
+#define POND_REPLAY_WINDOW       4         //  chunks the broker keeps per replay
+#define POND_CHUNK_EVENTS        512       //  events in one CHUNK at most
+#define POND_CHUNK_BYTES         262144    //  bytes of events in one CHUNK at most
+#define POND_CHUNK_PACKED_EVENTS 2048      //  ... in one packed CHUNK (one frame)
+#define POND_CHUNK_PACKED_BYTES  524288    //  ... in one packed CHUNK
 
 //  CHUNK header / CREDIT / CANCEL: rid plus a count (chunks granted)
 typedef struct {

@@ -256,7 +256,7 @@ void
 pond_actor_priv_asof_start (pond_actor_t *self, zframe_t *peer, const pond_query_t *query)
 {
     if (!self->spec->as_of) {
-        pond_actor_priv_error (self, peer, POND_CODE_NOT_IMPLEMENTED,
+        pond_actor_priv_error (self, peer, POND_CODE_UNSUPPORTED,
                                "%s cannot answer as of a seq or a time: its view does not "
                                "support time travel; ask without at_seq / as_of",
                                self->name);
