@@ -15,6 +15,7 @@
 #include "pond_keys.h"
 #include "pond_actor_link.h"
 #include "pond_proto.h"
+#include "pond_time.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -185,11 +186,13 @@ pond_mesh_print_json (FILE *out, const char *json, bool pretty, const char *inde
 
 //  =====================================================================
 //  pond query VIEW ENTITY [TEXT...] [--text] [--pretty | --compact]
+//             [--after SEQ | --at-seq SEQ | --as-of TIME]
 
 void
 pond_cmd_query_help (FILE *out)
 {
     fprintf (out, "Usage: pond query VIEW ENTITY [TEXT...] [--text] [--pretty | --compact]\n"
+                  "                  [--after SEQ | --at-seq SEQ | --as-of TIME]\n"
                   "\n"
                   "Ask one view of the running mesh about one entity (a customer) and\n"
                   "print its answer, a JSON object. VIEW is one of\n"
@@ -207,22 +210,39 @@ pond_cmd_query_help (FILE *out)
                   "                    pond publish printed): read your own writes. A view\n"
                   "                    not there yet (or still catching up) is asked again\n"
                   "                    until --timeout, then: exit 1 with its position\n"
+                  "  --at-seq SEQ      time travel: the view as it stood once the log up to\n"
+                  "                    seq SEQ was applied. The actor rebuilds it from the\n"
+                  "                    log into a scratch view (as pond verify does): a\n"
+                  "                    replay, so give it a --timeout of seconds on a long\n"
+                  "                    log (the actor gives up after 30 s). The answer gets\n"
+                  "                    \"as_of_seq\". One at a time per view: another one\n"
+                  "                    running makes this one wait (503, asked again)\n"
+                  "  --as-of TIME      time travel to a time: the events whose event time is\n"
+                  "                    <= TIME, applied in log order. TIME as pond replay\n"
+                  "                    --from takes it: 2026-12-02T10:30:00Z, or microseconds\n"
+                  "                    since the epoch. An entity the view did not know then:\n"
+                  "                    exit 1 (404 ... as of TIME)\n"
                   "\n"
                   "Examples:\n"
                   "  pond query alexa carla \"do I have milk?\" --text\n"
                   "  SEQ=$(pond publish --name QUACKED --entity anna | sed "
                   "'s/.*\"seq\":\\([0-9]*\\).*/\\1/')\n"
                   "  pond query quacks anna --after $SEQ\n"
+                  "  pond query badges anna --at-seq 120     # the badges anna held then\n"
+                  "  pond query badges anna --as-of 2026-12-01T00:00:00Z\n"
                   "Exit status: 0 answered, 1 the view said no (404: it does not know the\n"
-                  "entity) or did not answer, 2 usage error (unknown view, --text with a\n"
-                  "view other than alexa).\n"
+                  "entity) or did not answer (a seq beyond the head: 400, saying the head),\n"
+                  "2 usage error (unknown view, --text with a view other than alexa, more\n"
+                  "than one of --after, --at-seq and --as-of, a TIME or SEQ not readable).\n"
                   "\n" POND_CLI_COMMON_HELP);
 }
 
 typedef struct {
     bool text;
-    int pretty;           //  -1 default, 0 compact, 1 pretty
-    const char *after;    //  --after SEQ
+    int pretty;            //  -1 default, 0 compact, 1 pretty
+    const char *after;     //  --after SEQ
+    const char *at_seq;    //  --at-seq SEQ
+    const char *as_of;     //  --as-of TIME
 } query_options_t;
 
 static void
@@ -238,6 +258,23 @@ s_query_option (pond_cli_t *cli, int opt, void *arg)
         options->pretty = 0;
     else if (opt == 'a')
         options->after = optarg;
+    else if (opt == 'S')
+        options->at_seq = optarg;
+    else if (opt == 'O')
+        options->as_of = optarg;
+}
+
+//  A seq given as option: a whole number. Returns 0, or -1 if text is not.
+static int
+s_parse_seq (const char *text, uint64_t *seq)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long value = strtoull (text, &end, 10);
+    if (!*text || *end || errno || *text == '-')
+        return -1;
+    *seq = (uint64_t) value;
+    return 0;
 }
 
 int
@@ -251,8 +288,10 @@ pond_cmd_query (int argc, char *argv [])
                                               { "pretty", no_argument, NULL, 'p' },
                                               { "compact", no_argument, NULL, 'c' },
                                               { "after", required_argument, NULL, 'a' },
+                                              { "at-seq", required_argument, NULL, 'S' },
+                                              { "as-of", required_argument, NULL, 'O' },
                                               { NULL, 0, NULL, 0 } };
-    query_options_t settings = { false, -1, NULL };
+    query_options_t settings = { false, -1, NULL, NULL, NULL };
     char **args;
     int count = s_parse (&cli, argc, argv, options, s_query_option, &settings, &args);
     if (count < 0) {
@@ -280,18 +319,27 @@ pond_cmd_query (int argc, char *argv [])
     free (args);
     if (!*entity || strlen (entity) > POND_ENTITY_MAX)
         return pond_cli_usage (&cli, "the entity must be 1 to %d bytes", POND_ENTITY_MAX);
-    uint64_t after = 0;
-    if (settings.after) {
-        char *end = NULL;
-        errno = 0;
-        unsigned long long value = strtoull (settings.after, &end, 10);
-        if (!*settings.after || *end || errno || *settings.after == '-')
-            return pond_cli_usage (&cli,
-                                   "--after takes a seq (a whole number, as pond "
-                                   "publish prints it), not '%s'",
-                                   settings.after);
-        after = (uint64_t) value;
-    }
+    if (!!settings.after + !!settings.at_seq + !!settings.as_of > 1)
+        return pond_cli_usage (&cli,
+                               "give one of --after, --at-seq and --as-of: --after waits for "
+                               "the live view, --at-seq and --as-of ask for the view as it stood "
+                               "then");
+    uint64_t after = 0, at_seq = 0, as_of = 0;
+    if (settings.after && s_parse_seq (settings.after, &after))
+        return pond_cli_usage (&cli,
+                               "--after takes a seq (a whole number, as pond "
+                               "publish prints it), not '%s'",
+                               settings.after);
+    if (settings.at_seq && s_parse_seq (settings.at_seq, &at_seq))
+        return pond_cli_usage (&cli,
+                               "--at-seq takes a seq (a whole number, as pond "
+                               "publish prints it), not '%s'",
+                               settings.at_seq);
+    if (settings.as_of && (pond_time_parse (settings.as_of, &as_of) || as_of == 0))
+        return pond_cli_usage (&cli,
+                               "--as-of takes a time, like 2026-12-02T10:30:00Z or "
+                               "microseconds since the epoch, not '%s'",
+                               settings.as_of);
     pond_actor_link_t *link = s_link (&cli, view);
     if (!link)
         return cli.exit_code;
@@ -303,7 +351,10 @@ pond_cmd_query (int argc, char *argv [])
                                "leave --text out",
                                name);
     }
-    char *result = pond_actor_link_query_after (link, entity, text, after, cli.timeout_ms);
+    char *result = settings.at_seq || settings.as_of
+                     ? pond_actor_link_query_as_of (link, entity, text, at_seq, as_of,
+                                                    cli.timeout_ms)
+                     : pond_actor_link_query_after (link, entity, text, after, cli.timeout_ms);
     int rc = POND_EXIT_OK;
     if (!result)
         rc = s_link_fail (&cli, link, name);

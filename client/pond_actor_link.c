@@ -23,6 +23,7 @@ struct _pond_actor_link_t {
     pond_keys_watch_t *watch;            //  its handshakes, with keys
     int code;
     char reason [POND_REASON_MAX + 128];
+    uint32_t retry_ms;    //  of the last ERROR 503, 0 if none
 };
 
 pond_actor_link_t *
@@ -105,6 +106,7 @@ static char *
 s_fail (pond_actor_link_t *self, int code, const char *format, ...)
 {
     self->code = code;
+    self->retry_ms = 0;
     va_list args;
     va_start (args, format);
     vsnprintf (self->reason, sizeof self->reason, format, args);
@@ -211,8 +213,10 @@ s_request (pond_actor_link_t *self, const char *command, zframe_t **body_p, int 
             if (pond_nack_decode (frame, &error, err, sizeof err))
                 s_fail (self, POND_CODE_BAD_REPLY, "%s sent an unreadable ERROR: %s", self->name,
                         err);
-            else
+            else {
                 s_fail (self, (int) error.code, "%s", error.reason);
+                self->retry_ms = error.retry_ms;
+            }
         }
         else if (pond_proto_is (head, POND_PROGRESS)) {
             pond_progress_t step;
@@ -233,6 +237,56 @@ pond_actor_link_query (pond_actor_link_t *self, const char *entity, const char *
     return pond_actor_link_query_after (self, entity, text, 0, timeout_ms);
 }
 
+//  Fill query with entity and text. Returns 0, or -1 (s_fail).
+static int
+s_query_init (pond_actor_link_t *self, pond_query_t *query, const char *entity, const char *text)
+{
+    memset (query, 0, sizeof *query);
+    if (!*entity || strlen (entity) >= sizeof query->entity) {
+        s_fail (self, POND_CODE_BAD_REQUEST, "entity must be 1 to %d bytes",
+                (int) sizeof query->entity - 1);
+        return -1;
+    }
+    if (text && strlen (text) >= sizeof query->text) {
+        s_fail (self, POND_CODE_BAD_REQUEST, "the question must be at most %d bytes",
+                (int) sizeof query->text - 1);
+        return -1;
+    }
+    strcpy (query->entity, entity);
+    if (text)
+        strcpy (query->text, text);
+    return 0;
+}
+
+//  Send query, and again after each 503 until timeout_ms is over
+static char *
+s_query (pond_actor_link_t *self, pond_query_t *query, int timeout_ms)
+{
+    //  503 (catching up, not at 'after' yet, busy with another time-travel
+    //  query): ask again until the timeout; the view itself waits for
+    //  'after' up to wait_ms
+    uint64_t after = query->after;
+    int64_t deadline = zclock_mono () + timeout_ms;
+    while (true) {
+        int64_t left = deadline - zclock_mono ();
+        if (left < 1)
+            left = 1;
+        query->wait_ms = after
+                           ? (uint32_t) (left < POND_QUERY_WAIT_MAX ? left : POND_QUERY_WAIT_MAX)
+                           : 0;
+        zframe_t *body = pond_query_encode (query);
+        if (!body)
+            return s_fail (self, POND_CODE_BAD_REQUEST, "cannot encode the query");
+        //  The reply may take wait_ms: a little more for the socket
+        char *result = s_request (self, POND_QUERY, &body, (int) left + (after ? 1000 : 0), NULL,
+                                  NULL);
+        uint32_t retry_ms = self->retry_ms ? self->retry_ms : QUERY_RETRY_MS;
+        if (result || self->code != POND_CODE_UNAVAILABLE || zclock_mono () + retry_ms >= deadline)
+            return result;
+        zclock_sleep ((int) retry_ms);
+    }
+}
+
 char *
 pond_actor_link_query_after (pond_actor_link_t *self, const char *entity, const char *text,
                              uint64_t after, int timeout_ms)
@@ -240,37 +294,30 @@ pond_actor_link_query_after (pond_actor_link_t *self, const char *entity, const 
     assert (self);
     assert (entity);
     pond_query_t query;
-    memset (&query, 0, sizeof query);
-    if (!*entity || strlen (entity) >= sizeof query.entity)
-        return s_fail (self, POND_CODE_BAD_REQUEST, "entity must be 1 to %d bytes",
-                       (int) sizeof query.entity - 1);
-    if (text && strlen (text) >= sizeof query.text)
-        return s_fail (self, POND_CODE_BAD_REQUEST, "the question must be at most %d bytes",
-                       (int) sizeof query.text - 1);
-    strcpy (query.entity, entity);
-    if (text)
-        strcpy (query.text, text);
+    if (s_query_init (self, &query, entity, text))
+        return NULL;
     query.after = after;
-    //  503 (catching up, or not at 'after' yet): ask again until the
-    //  timeout; the view itself waits for 'after' up to wait_ms
-    int64_t deadline = zclock_mono () + timeout_ms;
-    while (true) {
-        int64_t left = deadline - zclock_mono ();
-        if (left < 1)
-            left = 1;
-        query.wait_ms = after ? (uint32_t) (left < POND_QUERY_WAIT_MAX ? left : POND_QUERY_WAIT_MAX)
-                              : 0;
-        zframe_t *body = pond_query_encode (&query);
-        if (!body)
-            return s_fail (self, POND_CODE_BAD_REQUEST, "cannot encode the query");
-        //  The reply may take wait_ms: a little more for the socket
-        char *result = s_request (self, POND_QUERY, &body, (int) left + (after ? 1000 : 0), NULL,
-                                  NULL);
-        if (result || self->code != POND_CODE_UNAVAILABLE
-            || zclock_mono () + QUERY_RETRY_MS >= deadline)
-            return result;
-        zclock_sleep (QUERY_RETRY_MS);
+    return s_query (self, &query, timeout_ms);
+}
+
+char *
+pond_actor_link_query_as_of (pond_actor_link_t *self, const char *entity, const char *text,
+                             uint64_t at_seq, uint64_t as_of_us, int timeout_ms)
+{
+    assert (self);
+    assert (entity);
+    pond_query_t query;
+    if (s_query_init (self, &query, entity, text))
+        return NULL;
+    if (as_of_us) {
+        query.as_of = as_of_us;
+        query.has_as_of = true;
     }
+    else {
+        query.at_seq = at_seq;
+        query.has_at_seq = true;
+    }
+    return s_query (self, &query, timeout_ms);
 }
 
 char *

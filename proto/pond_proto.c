@@ -416,6 +416,8 @@ s_pond_query_fields (pond_query_t *msg, field_t *fields)
         { "text", F_STR, msg->text, sizeof msg->text, 0, NULL, NULL, false },
         FIELD ("after", F_UINT64, &msg->after, false),
         FIELD ("wait_ms", F_UINT32, &msg->wait_ms, false),
+        { "at_seq", F_UINT64, &msg->at_seq, 0, 0, NULL, &msg->has_at_seq, false },
+        { "as_of", F_UINT64, &msg->as_of, 0, 0, NULL, &msg->has_as_of, false },
     };
     memcpy (fields, table, sizeof table);
     return COUNT (table);

@@ -83,6 +83,12 @@ typedef struct {
     char text [POND_QUERY_TEXT_MAX];    //  free text, may be ""
     uint64_t after;                     //  answer once this seq is applied (0: now)
     uint32_t wait_ms;                   //  ... waiting at most this long (0: default)
+    //  Time travel: the view as it stood then, rebuilt from the log (at
+    //  most one of the two; carried only when set)
+    uint64_t at_seq;    //  ... after applying the log up to this seq
+    bool has_at_seq;
+    uint64_t as_of;    //  ... after the events with ts <= this (microseconds)
+    bool has_as_of;
 } pond_query_t;
 
 //  COMMAND: ask an actor to do something (recompute, rebuild, ...)

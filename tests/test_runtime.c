@@ -778,6 +778,38 @@ Test (runtime, bad_requests)
     free (log);
 }
 
+//  Time travel needs an actor that says it supports it (spec as_of): the
+//  test counter does not, and says so
+Test (runtime, time_travel_refused_by_a_view_without_it)
+{
+    s_publish (5);
+    s_actor_start (NULL);
+    cJSON_Delete (s_wait_position (s_final_head (), 10000));
+    zsock_t *sock = s_dealer ();
+    pond_query_t query = { 0 };
+    snprintf (query.entity, sizeof query.entity, "%s", "cust-1");
+    query.at_seq = 3;
+    query.has_at_seq = true;
+    zframe_t *body = pond_query_encode (&query);
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addstr (msg, POND_QUERY);
+    zmsg_append (msg, &body);
+    zmsg_send (&msg, sock);
+    zmsg_t *reply = s_reply (sock, NULL);
+    cr_assert_not_null (reply);
+    pond_nack_t error;
+    char err [POND_ERR_SIZE];
+    cr_assert (pond_proto_is (zmsg_first (reply), POND_ERROR));
+    cr_assert_eq (pond_nack_decode (zmsg_next (reply), &error, err, sizeof err), 0, "%s", err);
+    cr_assert_eq (error.code, 501, "%u %s", error.code, error.reason);
+    cr_assert (strstr (error.reason, "does not support time travel"), "%s", error.reason);
+    zmsg_destroy (&reply);
+    //  Without at_seq it answers as ever
+    s_send_query (sock, "cust-1");
+    free (s_result (s_reply (sock, NULL)));
+    zsock_destroy (&sock);
+}
+
 //  ---------------------------------------------------------------------
 //  (8) --verify without a running actor; --rebuild; usage
 

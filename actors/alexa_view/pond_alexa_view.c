@@ -392,4 +392,5 @@ pond_alexa_view_spec (pond_actor_spec_t *spec)
                         "milk?\" to get {\"answer\": \"...\"}. A customer never seen has nothing.";
     spec->apply = s_apply;
     spec->query = s_query;
+    spec->as_of = true;    //  apply and query need no state: time travel works
 }

@@ -1204,6 +1204,7 @@ pond_badge_granter_spec (pond_actor_spec_t *spec)
         "with the text \"rules\" (any entity) for the rules in effect.";
     spec->apply = s_apply;
     spec->query = s_query;
+    spec->as_of = true;    //  apply and query need no state: time travel works
     spec->command = s_command;
     spec->start = s_start;
     spec->check = s_check;

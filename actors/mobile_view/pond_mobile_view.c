@@ -343,4 +343,5 @@ pond_mobile_view_spec (pond_actor_spec_t *spec)
                         "customer id to get the document; 404 if unknown.";
     spec->apply = s_apply;
     spec->query = s_query;
+    spec->as_of = true;    //  apply and query need no state: time travel works
 }

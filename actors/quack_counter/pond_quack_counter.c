@@ -138,4 +138,5 @@ pond_quack_counter_spec (pond_actor_spec_t *spec)
                         "customer never quacked.";
     spec->apply = s_apply;
     spec->query = s_query;
+    spec->as_of = true;    //  apply and query need no state: time travel works
 }

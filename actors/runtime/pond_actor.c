@@ -386,6 +386,7 @@ pond_actor_priv_run (pond_actor_t *self)
 {
     if (s_connect (self) || s_ready_write (self))
         return 1;
+    pond_actor_priv_asof_clean (self);
     int64_t now = zclock_mono ();
     self->heartbeat_at = now;
     self->event_at = now;
@@ -422,12 +423,14 @@ pond_actor_priv_run (pond_actor_t *self)
         }
         if (self->replay)
             pond_actor_priv_catchup_pump (self);
+        pond_actor_priv_asof_done (self);
         if (!self->failed)
             s_timers (self);
         pond_actor_priv_parked_check (self, false);
     }
     //  Stopping: the waiting ones get their answer now
     pond_actor_priv_parked_check (self, true);
+    pond_actor_priv_asof_stop (self);
     if (self->view && !self->failed)
         pond_actor_priv_persist (self);
     s_ready_remove (self);

@@ -72,6 +72,13 @@ typedef struct {
     //  frees).
     char *(*check) (pond_actor_t *actor, pond_view_t *view, void *state);
 
+    //  Time travel: true if apply, start and query work with state NULL
+    //  and change nothing but the view they are given. Then a QUERY with
+    //  at_seq / as_of is answered from a scratch view that a worker thread
+    //  rebuilds from the log up to then (state NULL, emitting off); else
+    //  such a QUERY gets 501.
+    bool as_of;
+
     void *state;    //  the actor's own, owned by its main
 } pond_actor_spec_t;
 

@@ -2,7 +2,8 @@
     its files share (pond_actor.c: applying in batches, timers, the loop;
     pond_actor_emit.c: emitting; pond_actor_catchup.c: catch-up, live
     events, rebuild; pond_actor_query.c: the query socket;
-    pond_actor_verify.c: --verify; pond_actor_main.c: the command line).
+    pond_actor_verify.c: --verify; pond_actor_asof.c: time travel;
+    pond_actor_main.c: the command line).
     Private to actors/runtime/; actors include pond_actor.h.
 */
 #ifndef POND_ACTOR_INTERNAL_H_INCLUDED
@@ -44,6 +45,8 @@
 #define CATCHUP_SYNC_MS     60000                //  pond_actor_catch_up gives up after this
 #define PARKED_MAX          1000                 //  QUERYs waiting for 'after', at most
 #define QUERY_RETRY_MS      100                  //  retry_ms of a 503 to a QUERY
+#define ASOF_TIMEOUT_MS     30000                //  a time-travel query's replay, at most
+#define ASOF_RETRY_MS       1000                 //  retry_ms of a 503: another one runs
 
 struct _pond_actor_t {
     const pond_actor_spec_t *spec;
@@ -101,6 +104,9 @@ struct _pond_actor_t {
     int64_t rebuild_started;
     uint64_t rebuild_applied;    //  applied counter when it started
     int64_t progress_at;
+    zactor_t *asof;         //  the time-travel worker (pond_actor_asof), NULL if none
+    zframe_t *asof_peer;    //  ... and who asked
+    int64_t asof_started;
     int error_code;    //  pond_actor_set_error
     char error_reason [POND_REASON_MAX];
 
@@ -188,6 +194,23 @@ void
 //  Handle one request from the query socket: [peer, command, body].
 void
     pond_actor_priv_on_request (pond_actor_t *self, zmsg_t *msg);
+
+//  A QUERY with at_seq or as_of: refuse it, or start the worker that
+//  answers it from a scratch view (pond_actor_asof.c).
+void
+    pond_actor_priv_asof_start (pond_actor_t *self, zframe_t *peer, const pond_query_t *query);
+
+//  The worker has answered (its pipe is readable): pass the answer on.
+void
+    pond_actor_priv_asof_done (pond_actor_t *self);
+
+//  Remove scratch views a process before this one left behind.
+void
+    pond_actor_priv_asof_clean (pond_actor_t *self);
+
+//  The actor stops: end the worker, tell whoever asked.
+void
+    pond_actor_priv_asof_stop (pond_actor_t *self);
 
 //  --verify: compare the running actor's view with a rebuild up to its
 //  position. Returns the process exit code.

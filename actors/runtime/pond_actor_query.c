@@ -178,6 +178,11 @@ s_query_query (pond_actor_t *self, zframe_t *peer, zframe_t *body, const pond_ke
         s_reject (self, peer, POND_CODE_FORBIDDEN, err);
         return;
     }
+    if (query.has_at_seq || query.has_as_of) {
+        //  Time travel: answered from a scratch view, whatever 'after'
+        pond_actor_priv_asof_start (self, peer, &query);
+        return;
+    }
     if (query.after && self->position < query.after && !self->rebuilding) {
         //  Read your writes: wait (bounded) until the view has applied it
         parked_t *parked = NULL;

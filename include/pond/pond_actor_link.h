@@ -61,6 +61,19 @@ POND_EXPORT char *
     pond_actor_link_query_after (pond_actor_link_t *self, const char *entity, const char *text,
                                  uint64_t after, int timeout_ms);
 
+//  Time travel: the answer of the view as it stood after the log up to
+//  seq at_seq (when as_of_us is 0), or after the events whose time is at
+//  most as_of_us (microseconds since the epoch; at_seq is then ignored).
+//  The actor rebuilds that view from the log into a scratch view, which
+//  is a replay: it may take seconds (the actor gives up after 30 s with
+//  408). Its RESULT carries "as_of_seq". An actor busy with another such
+//  query answers 503; the link asks again after retry_ms until
+//  timeout_ms is over. 404 if the entity was unknown then, 400 for a seq
+//  beyond the head, 501 if the view does not support it.
+POND_EXPORT char *
+    pond_actor_link_query_as_of (pond_actor_link_t *self, const char *entity, const char *text,
+                                 uint64_t at_seq, uint64_t as_of_us, int timeout_ms);
+
 //  STATUS: returns the RESULT's JSON text (caller frees) or NULL.
 POND_EXPORT char *
     pond_actor_link_status (pond_actor_link_t *self, int timeout_ms);

@@ -26,6 +26,7 @@ extern "C" {
 #define POND_CODE_CANCELLED   410    //  END: the reader cancelled the replay
 #define POND_CODE_TOO_LARGE   413    //  over a size limit
 #define POND_CODE_STORE_ERROR 500    //  the store could not write
+#define POND_CODE_UNSUPPORTED 501    //  not done here (time travel on some views)
 #define POND_CODE_UNAVAILABLE 503    //  overloaded or store away: retry later
 
 #define POND_REASON_MAX       256
