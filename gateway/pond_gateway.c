@@ -83,11 +83,14 @@ static enum MHD_Result
 s_reply_json (pond_gateway_t *self, struct MHD_Connection *connection, unsigned status, cJSON *root,
               unsigned retry_after_s)
 {
-    char *text = root ? cJSON_PrintUnformatted (root) : NULL;
+    //  One line, ended (curl prints it as is)
+    char *json = root ? cJSON_PrintUnformatted (root) : NULL;
     cJSON_Delete (root);
-    enum MHD_Result rc = s_reply (self, connection, status, JSON_TYPE, text ? text : "{}",
+    char *text = zsys_sprintf ("%s\n", json ? json : "{}");
+    free (json);
+    enum MHD_Result rc = s_reply (self, connection, status, JSON_TYPE, text ? text : "{}\n",
                                   retry_after_s, NULL);
-    free (text);
+    zstr_free (&text);
     return rc;
 }
 
@@ -390,8 +393,12 @@ s_query (pond_gateway_t *self, struct MHD_Connection *connection, const char *ac
             rc = s_reply_error (self, connection, 502, 0, "%s's answer has no text", actor);
         cJSON_Delete (tree);
     }
-    else
-        rc = s_reply (self, connection, 200, JSON_TYPE, result, 0, NULL);
+    else {
+        //  The actor's text as it is (no second rendering of its numbers)
+        char *line = zsys_sprintf ("%s\n", result);
+        rc = s_reply (self, connection, 200, JSON_TYPE, line ? line : result, 0, NULL);
+        zstr_free (&line);
+    }
     free (result);
     pond_actor_link_destroy (&link);
     return rc;
@@ -578,14 +585,14 @@ s_route (pond_gateway_t *self, struct MHD_Connection *connection, const char *ur
     if (streq (url, "/v1/events")) {
         if (!streq (method, MHD_HTTP_METHOD_POST))
             return s_reply (self, connection, 405, JSON_TYPE,
-                            "{\"code\":405,\"error\":\"use POST /v1/events\"}", 0, "POST");
+                            "{\"code\":405,\"error\":\"use POST /v1/events\"}\n", 0, "POST");
         return s_post_events (self, connection, request);
     }
     if (streq (url, "/metrics") || strncmp (url, "/v1/views/", 10) == 0
         || strncmp (url, "/v1/alexa/", 10) == 0) {
         if (!get)
             return s_reply (self, connection, 405, JSON_TYPE,
-                            "{\"code\":405,\"error\":\"this path takes GET\"}", 0, "GET, HEAD");
+                            "{\"code\":405,\"error\":\"this path takes GET\"}\n", 0, "GET, HEAD");
         if (request->too_large)
             return s_reply_error (self, connection, 413, 0, "the body is over %zu bytes",
                                   self->config.max_body);

@@ -511,3 +511,41 @@ Test (gateway, connections_over_the_limit)
     cr_assert_eq (reply.status, 200, "%s", reply.raw);
     s_reply_free (&reply);
 }
+
+Test (gateway, store_down_is_503_with_retry_after)
+{
+    //  The broker answers NACK 503 (with retry_ms) while it cannot reach
+    //  the store; the gateway passes it on with Retry-After
+    pond_harness_stop (mesh->store, SIGTERM);
+    mesh->store = 0;
+    reply_t reply = s_request ("POST", "/v1/events", EVENT (ID1, "QUACKED", "anna"));
+    cr_assert_eq (reply.status, 503, "%s", reply.raw);
+    char retry [16];
+    cr_assert (s_header (&reply, "Retry-After", retry, sizeof retry) && atoi (retry) >= 1, "%s",
+               reply.raw);
+    cr_assert_eq (s_number (reply.json, "code"), 503, "%s", reply.raw);
+    s_reply_free (&reply);
+}
+
+Test (gateway, command_line)
+{
+    int rc;
+    char *out = pond_harness_run (&rc, "%s/pond-gateway --help", POND_BIN_DIR);
+    cr_assert_eq (rc, 0);
+    cr_assert (strstr (out, "--max-body") && strstr (out, "POST /v1/events"), "%s", out);
+    free (out);
+    out = pond_harness_run (&rc, "%s/pond-gateway --max-body 0 2>&1", POND_BIN_DIR);
+    cr_assert_eq (rc, 2, "%s", out);
+    cr_assert (strstr (out, "--max-body"), "%s", out);
+    free (out);
+    out = pond_harness_run (&rc, "%s/pond-gateway --data %s/other --listen nowhere 2>&1",
+                            POND_BIN_DIR, mesh->dir);
+    cr_assert_eq (rc, 1, "%s", out);
+    cr_assert (strstr (out, "ADDR:PORT"), "%s", out);
+    free (out);
+    //  One gateway per data directory
+    out = pond_harness_run (&rc, "%s/pond-gateway --data %s 2>&1", POND_BIN_DIR, mesh->dir);
+    cr_assert_eq (rc, 1, "%s", out);
+    cr_assert (strstr (out, "another pond-gateway"), "%s", out);
+    free (out);
+}
