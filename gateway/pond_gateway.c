@@ -95,6 +95,10 @@ s_reply_json (pond_gateway_t *self, struct MHD_Connection *connection, unsigned 
 }
 
 //  Reply {"code":status,"error":reason}
+static enum MHD_Result s_reply_error (pond_gateway_t *self, struct MHD_Connection *connection,
+                                      unsigned status, unsigned retry_after_s, const char *format,
+                                      ...) __attribute__ ((format (printf, 5, 6)));
+
 static enum MHD_Result
 s_reply_error (pond_gateway_t *self, struct MHD_Connection *connection, unsigned status,
                unsigned retry_after_s, const char *format, ...)
