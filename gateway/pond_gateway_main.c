@@ -152,6 +152,9 @@ main (int argc, char *argv [])
         return 2;
     }
     zsys_set_logident ("pond-gateway");
+    //  CZMQ's SIGINT/SIGTERM handler (sets zsys_interrupted), installed now:
+    //  no socket may have been made yet when the first signal comes
+    zsys_init ();
     if (mkdir (dir, 0755) && errno != EEXIST) {
         fprintf (stderr, "pond-gateway: cannot create data directory %s: %s\n", dir,
                  strerror (errno));
