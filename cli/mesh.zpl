@@ -17,6 +17,8 @@ process
         command = "pond-alexa-view"
     mobile-view
         command = "pond-mobile-view"
+    gateway
+        command = "pond-gateway"
 supervisor
     ready_timeout_ms = 60000
     stop_timeout_ms = 5000

@@ -30,9 +30,6 @@
 #include <time.h>
 #include <unistd.h>
 
-const char *const pond_mesh_actors [POND_MESH_ACTORS] = { "quack-counter", "badge-granter",
-                                                          "alexa-view", "mobile-view" };
-
 //  Longest data directory whose ipc endpoints fit a socket path (108
 //  bytes with "ipc://" left out, the longest file being badge-granter.ipc)
 #define IPC_DIR_MAX     (107 - 18)
@@ -109,11 +106,7 @@ pond_mesh_bin_dir (char *dir, size_t size)
 const char *
 pond_mesh_actor_name (const char *view)
 {
-    static const char *const aliases [POND_MESH_ACTORS] = { "quacks", "badges", "alexa", "mobile" };
-    for (size_t i = 0; i < POND_MESH_ACTORS; i++)
-        if (streq (view, pond_mesh_actors [i]) || streq (view, aliases [i]))
-            return pond_mesh_actors [i];
-    return NULL;
+    return pond_views_actor (view);
 }
 
 void
@@ -325,12 +318,13 @@ pond_cmd_up_help (FILE *out)
              "\n"
              "Start a mesh: a supervisor that runs pond-store, pond-broker and the\n"
              "four actors (pond-quack-counter, pond-badge-granter, pond-alexa-view,\n"
-             "pond-mobile-view), each as its own process from the directory of this\n"
-             "pond binary, in that order, each once the ones before it are ready.\n"
+             "pond-mobile-view) and the HTTP gateway (pond-gateway, on 127.0.0.1, its\n"
+             "URL in DIR/gateway.zpl), each as its own process from the directory of\n"
+             "this pond binary, in that order, each once the ones before it are ready.\n"
              "Each logs to DIR/logs/NAME.log. A process that dies is restarted after\n"
              "100 ms, then 200 ms, ... up to 5 s (reset after 30 s of good life);\n"
-             "DIR/logs/supervisor.log says so. `pond down` stops them all: actors,\n"
-             "then broker, then store.\n"
+             "DIR/logs/supervisor.log says so. `pond down` stops them all: gateway,\n"
+             "actors, then broker, then store.\n"
              "\n"
              "Without --foreground the supervisor runs in the background; pond up\n"
              "waits until every process is ready, the broker reaches the store and\n"
@@ -357,7 +351,8 @@ pond_cmd_up_help (FILE *out)
              "  --keys DIR        run the mesh with CURVE (see pond keys --help): each\n"
              "                    process gets --keys DIR; store and broker use keys\n"
              "                    'store' and 'broker', each actor the key named after it\n"
-             "                    (quack-counter, ...), this command the key --as (admin)\n"
+             "                    (quack-counter, ...), the gateway the admin key\n"
+             "                    'gateway', this command the key --as (admin)\n"
              "\n"
              "State: DIR/supervisor.zpl (pids, restarts); `pond status` reads it.\n"
              "Exit status: 0 up (or stopped cleanly with --foreground), 1 failed or\n"
@@ -390,6 +385,13 @@ s_up_print_endpoints (pond_supervisor_t *supervisor, const char *dir, pid_t pid)
         }
         pond_actor_link_destroy (&link);
     }
+    //  The HTTP gateway says where it listens in DIR/gateway.zpl
+    char path [PATH_MAX + 16];
+    snprintf (path, sizeof path, "%s/gateway.zpl", dir);
+    zconfig_t *gateway = zsys_file_exists (path) ? zconfig_load (path) : NULL;
+    if (gateway && zconfig_get (gateway, "gateway/url", NULL))
+        printf ("  %-15s %s (HTTP)\n", "gateway", zconfig_get (gateway, "gateway/url", ""));
+    zconfig_destroy (&gateway);
     if (pond_keys_active ())
         printf ("pond is up (CURVE: every process uses its key of %s)\n", pond_keys_dir ());
     else if (local)
@@ -662,17 +664,20 @@ s_supervisor_keys (pond_cli_t *cli, pond_supervisor_t *supervisor)
     }
     for (size_t i = 0; i < pond_supervisor_size (supervisor); i++) {
         const char *name = pond_supervisor_name (supervisor, i);
-        const char *role = streq (name, "store")  ? "store"
-                         : streq (name, "broker") ? "broker"
-                                                  : "actor";
+        //  The gateway publishes for anyone and reads STATS: an admin key
+        const char *role = streq (name, "store")   ? "store"
+                         : streq (name, "broker")  ? "broker"
+                         : streq (name, "gateway") ? "admin"
+                                                   : "actor";
         char path [PATH_MAX + 64];
         snprintf (path, sizeof path, "%s/secret/%s.cert_secret", keys, name);
         if (access (path, R_OK)) {
             pond_cli_fail (cli,
                            "with --keys, %s runs with key '%s', but %s is missing: "
                            "make it with pond keys new --keys %s --role %s%s%s",
-                           name, name, path, keys, role, streq (role, "actor") ? " --name " : "",
-                           streq (role, "actor") ? name : "");
+                           name, name, path, keys, role,
+                           streq (role, "actor") || streq (role, "admin") ? " --name " : "",
+                           streq (role, "actor") || streq (role, "admin") ? name : "");
             return -1;
         }
     }

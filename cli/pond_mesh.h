@@ -12,10 +12,11 @@
 #define POND_MESH_H_INCLUDED
 
 #include "pond_cli.h"
+#include "pond_views.h"
 
-//  The four actors, in start order, and how many
-#define POND_MESH_ACTORS 4
-extern const char *const pond_mesh_actors [POND_MESH_ACTORS];
+//  The four actors, in start order, and how many (client/pond_views)
+#define POND_MESH_ACTORS POND_VIEWS
+#define pond_mesh_actors pond_views_actors
 
 //  ---------------------------------------------------------------------
 //  The commands

@@ -72,7 +72,7 @@ struct _pond_supervisor_t {
     int64_t started_wall;
 };
 
-//  The mesh: the log, the write point, then the actors
+//  The mesh: the log, the write point, the actors, then the HTTP gateway
 static const char *const s_defaults [][2] = {
     { "store", "pond-store" },
     { "broker", "pond-broker" },
@@ -80,6 +80,7 @@ static const char *const s_defaults [][2] = {
     { "badge-granter", "pond-badge-granter" },
     { "alexa-view", "pond-alexa-view" },
     { "mobile-view", "pond-mobile-view" },
+    { "gateway", "pond-gateway" },
 };
 
 //  =====================================================================

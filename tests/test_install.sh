@@ -25,7 +25,7 @@ export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
 cmake --install "$build" --prefix "$prefix" >"$tmp/install.log"
 ok "cmake --install $build --prefix PREFIX"
 for file in bin/pond bin/pond-store bin/pond-broker bin/pond-device bin/pond-quack-counter \
-        bin/pond-badge-granter bin/pond-alexa-view bin/pond-mobile-view \
+        bin/pond-badge-granter bin/pond-alexa-view bin/pond-mobile-view bin/pond-gateway \
         lib/libpond-client.so.1 lib/libpond-client.so lib/libpond-client.a \
         lib/pkgconfig/pond-client.pc include/pond/pond.h include/pond/pond_client.h \
         include/pond/pond_messages.h include/pond/pond_identity.h \
@@ -34,7 +34,7 @@ for file in bin/pond bin/pond-store bin/pond-broker bin/pond-device bin/pond-qua
     [ -e "$prefix/$file" ] || fail "PREFIX/$file installed"
 done
 ok "binaries, library, headers, pkg-config file, rules, docs and unit installed"
-[ "$(ls "$prefix/bin" | wc -l)" -eq 8 ] || fail "only the 8 programs in PREFIX/bin: $(ls "$prefix/bin")"
+[ "$(ls "$prefix/bin" | wc -l)" -eq 9 ] || fail "only the 9 programs in PREFIX/bin: $(ls "$prefix/bin")"
 ok "no test, bench or fuzz program installed"
 if grep -rE '#include +"(pond_proto|pond_keys|pond_client_io)\.h"' "$prefix/include"; then
     fail "the public headers include no internal header"

@@ -1,5 +1,5 @@
 /*  test_mesh: the whole mesh as a user runs it - `pond up` (a supervisor
-    and six real processes), status, down, the supervisor restarting a
+    and seven real processes, the HTTP gateway last), status, down, the supervisor restarting a
     killed actor, the badge story of DESIGN.md with `pond recompute`,
     `pond query` for each view, `pond verify`, `pond rebuild`, and `pond
     demo` from start to end. Every test has its own data directory; fini
@@ -200,6 +200,11 @@ Test (mesh, up_status_down)
     cr_assert_eq (rc, 0, "status of a healthy mesh: %s", out);
     cr_assert (strstr (out, "\"ok\":true"), "%s", out);
     cr_assert (strstr (out, "\"name\":\"mobile-view\""), "%s", out);
+    cr_assert (strstr (out, "\"name\":\"gateway\""), "%s", out);
+    free (out);
+    //  The gateway answers on the URL it wrote
+    out = pond_harness_run (&rc, "sed -n 's/.*url = \"\\(.*\\)\"/\\1/p' %s/gateway.zpl", dir);
+    cr_assert (strncmp (out, "http://127.0.0.1:", 17) == 0, "gateway.zpl: %s", out);
     free (out);
     out = s_pond (&rc, false, "status");
     cr_assert_eq (rc, 0);
@@ -216,7 +221,7 @@ Test (mesh, up_status_down)
     //  Down stops everything, in order, and says so
     pid_t pids [32];
     size_t count = s_mesh_pids (pids, 32);
-    cr_assert_eq (count, 7, "supervisor and six processes");
+    cr_assert_eq (count, 8, "supervisor and seven processes");
     out = s_pond (&rc, true, "down");
     cr_assert_eq (rc, 0, "down: %s", out);
     cr_assert (strstr (out, "pond is down"), "%s", out);
@@ -228,11 +233,13 @@ Test (mesh, up_status_down)
     out = pond_harness_run (NULL, "cat %s", log);
     char *stop = strstr (out, "SIGTERM: stopping the mesh");
     cr_assert_not_null (stop, "%s", out);
+    char *gateway = strstr (stop, "stopping gateway");
     char *actors = strstr (stop, "stopping mobile-view");
     char *broker = strstr (stop, "stopping broker");
     char *store = strstr (stop, "stopping store");
-    cr_assert (actors && broker && store && actors < broker && broker < store,
-               "actors, then broker, then store: %s", out);
+    cr_assert (gateway && actors && broker && store && gateway < actors && actors < broker
+                   && broker < store,
+               "gateway, actors, then broker, then store: %s", out);
     free (out);
     out = s_pond (&rc, false, "status");
     cr_assert_eq (rc, 1, "status when down: exit 1");
@@ -249,7 +256,7 @@ Test (mesh, supervisor_restarts_killed_actor)
     free (s_pond_until ("query quacks anna", "\"quacks\":5", 10000));
 
     pid_t pids [32];
-    cr_assert_eq (s_mesh_pids (pids, 32), 7);
+    cr_assert_eq (s_mesh_pids (pids, 32), 8);
     pid_t counter = pids [3];    //  supervisor, store, broker, quack-counter
     cr_assert (s_ours (counter));
     kill (counter, SIGKILL);
@@ -574,6 +581,7 @@ Test (mesh, up_with_keys)
     const char *keys_made [] = { "--role broker",
                                  "--role store",
                                  "--role admin --name admin",
+                                 "--role admin --name gateway",
                                  "--role actor --name quack-counter",
                                  "--role actor --name badge-granter",
                                  "--role actor --name alexa-view",

@@ -31,7 +31,7 @@ ok "cpack -G DEB made $(basename "$deb")"
 dpkg-deb -c "$deb" | awk '{print $6}' | sed 's|^\./|/|' >"$tmp/files"
 for file in /usr/bin/pond /usr/bin/pond-store /usr/bin/pond-broker /usr/bin/pond-device \
         /usr/bin/pond-quack-counter /usr/bin/pond-badge-granter /usr/bin/pond-alexa-view \
-        /usr/bin/pond-mobile-view /usr/lib/libpond-client.so.1 /usr/lib/libpond-client.so \
+        /usr/bin/pond-mobile-view /usr/bin/pond-gateway /usr/lib/libpond-client.so.1 /usr/lib/libpond-client.so \
         /usr/lib/libpond-client.a /usr/lib/pkgconfig/pond-client.pc /usr/include/pond/pond.h \
         /usr/include/pond/pond_client.h /usr/lib/systemd/system/pond.service \
         /usr/share/pond/rules/v1.json /usr/share/pond/rules/v2.json /usr/share/man/man1/pond.1 \

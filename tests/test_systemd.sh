@@ -58,16 +58,16 @@ pond_check_track "$supervisor"
 wait_for "$tmp/journal" "the mesh is up" 30000 || { cat "$tmp/journal"; fail "the mesh comes up"; }
 "$prefix/bin/pond" publish --data "$data" --name QUACKED --entity anna >/dev/null || fail "publish to the mesh"
 for process in "pond-store:" "(pond-broker)" "(pond-quack-counter)" "(pond-badge-granter)" \
-        "(pond-alexa-view)" "(pond-mobile-view)" "supervisor: started store"; do
+        "(pond-alexa-view)" "(pond-mobile-view)" "(pond-gateway)" "supervisor: started store"; do
     grep -qF -- "$process" "$tmp/journal" || { cat "$tmp/journal"; fail "the journal has $process"; }
 done
 ok "every process logs to the supervisor's stderr (the journal)"
-for name in store broker quack-counter badge-granter alexa-view mobile-view; do
+for name in store broker quack-counter badge-granter alexa-view mobile-view gateway; do
     [ ! -s "$data/logs/$name.log" ] || fail "nothing in DIR/logs/$name.log"
 done
 ok "no process logs to DIR/logs/NAME.log"
 pids=$(sed -n 's/.*started by pond-supervisor (pid [0-9]*) as pid \([0-9]*\).*/\1/p' "$tmp/journal")
-[ "$(echo "$pids" | wc -w)" -eq 6 ] || fail "six processes started: $pids"
+[ "$(echo "$pids" | wc -w)" -eq 7 ] || fail "seven processes started: $pids"
 kill -TERM "$supervisor"
 status=0
 wait "$supervisor" || status=$?
@@ -76,6 +76,6 @@ for pid in $pids; do
     if kill -0 "$pid" 2>/dev/null; then fail "process $pid stopped with its supervisor"; fi
 done
 grep -q "supervisor: supervisor stopped" "$tmp/journal" || fail "the journal says it stopped"
-ok "SIGTERM to the supervisor alone stops all six processes, exit 0"
+ok "SIGTERM to the supervisor alone stops all seven processes, exit 0"
 
 pond_check_done

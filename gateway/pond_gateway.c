@@ -1,0 +1,811 @@
+/*  pond_gateway: HTTP/JSON at the edge of a mesh. See pond_gateway.h.
+
+    One libmicrohttpd polling thread serves every connection; the ZeroMQ
+    sockets (one pond_client_t kept between requests, one actor link per
+    view request) are made and used in that thread only. A request's body
+    is gathered up to max_body (beyond: 413, read and dropped), then the
+    handler runs once with the whole body.
+*/
+#include "pond_gateway.h"
+#include "pond_client.h"
+#include "pond_actor_link.h"
+#include "pond_event_json.h"
+#include "pond_proto.h"
+#include "pond_thread.h"
+#include "pond_uuid.h"
+#include "pond_views.h"
+
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <czmq.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define JSON_TYPE "application/json"
+#define TEXT_TYPE "text/plain; charset=utf-8"
+
+struct _pond_gateway_t {
+    pond_gateway_config_t config;
+    char *data_dir;
+    struct MHD_Daemon *daemon;
+    char url [64];
+    pond_client_t *client;    //  made in the server thread, kept between requests
+    //  Counters, written by the server thread only
+    uint64_t requests;
+    uint64_t events_stored;
+    uint64_t events_dup;
+    uint64_t events_refused;
+    uint64_t replies [6];    //  by status class: 1xx .. 5xx, [0] other
+    unsigned open;           //  connections open now
+    uint64_t connections_refused;
+};
+
+//  One request while its body arrives
+typedef struct {
+    char *body;
+    size_t size;
+    bool too_large;
+} request_t;
+
+//  =====================================================================
+//  Replies
+
+//  Queue a reply with body (copied) and content type; retry_after_s > 0
+//  adds Retry-After. Returns what the access handler returns.
+static enum MHD_Result
+s_reply (pond_gateway_t *self, struct MHD_Connection *connection, unsigned status, const char *type,
+         const char *body, unsigned retry_after_s, const char *allow)
+{
+    struct MHD_Response *response = MHD_create_response_from_buffer (strlen (body), (void *) body,
+                                                                     MHD_RESPMEM_MUST_COPY);
+    if (!response)
+        return MHD_NO;
+    MHD_add_response_header (response, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    if (retry_after_s) {
+        char seconds [16];
+        snprintf (seconds, sizeof seconds, "%u", retry_after_s);
+        MHD_add_response_header (response, MHD_HTTP_HEADER_RETRY_AFTER, seconds);
+    }
+    if (allow)
+        MHD_add_response_header (response, MHD_HTTP_HEADER_ALLOW, allow);
+    enum MHD_Result rc = MHD_queue_response (connection, status, response);
+    MHD_destroy_response (response);
+    self->replies [status / 100 < 6 ? status / 100 : 0]++;
+    return rc;
+}
+
+//  Reply with a cJSON tree, which this takes (and deletes)
+static enum MHD_Result
+s_reply_json (pond_gateway_t *self, struct MHD_Connection *connection, unsigned status, cJSON *root,
+              unsigned retry_after_s)
+{
+    //  One line, ended (curl prints it as is)
+    char *json = root ? cJSON_PrintUnformatted (root) : NULL;
+    cJSON_Delete (root);
+    char *text = zsys_sprintf ("%s\n", json ? json : "{}");
+    free (json);
+    enum MHD_Result rc = s_reply (self, connection, status, JSON_TYPE, text ? text : "{}\n",
+                                  retry_after_s, NULL);
+    zstr_free (&text);
+    return rc;
+}
+
+//  Reply {"code":status,"error":reason}
+static enum MHD_Result s_reply_error (pond_gateway_t *self, struct MHD_Connection *connection,
+                                      unsigned status, unsigned retry_after_s, const char *format,
+                                      ...) __attribute__ ((format (printf, 5, 6)));
+
+static enum MHD_Result
+s_reply_error (pond_gateway_t *self, struct MHD_Connection *connection, unsigned status,
+               unsigned retry_after_s, const char *format, ...)
+{
+    char reason [512];
+    va_list args;
+    va_start (args, format);
+    vsnprintf (reason, sizeof reason, format, args);
+    va_end (args);
+    if (self->config.verbose)
+        zsys_info ("pond-gateway: %u %s", status, reason);
+    cJSON *root = cJSON_CreateObject ();
+    cJSON_AddNumberToObject (root, "code", status);
+    cJSON_AddStringToObject (root, "error", reason);
+    return s_reply_json (self, connection, status, root, retry_after_s);
+}
+
+//  The HTTP status for a code of the protocol or of the client library,
+//  and the Retry-After seconds for it (0: none)
+static unsigned
+s_http_status (int code, uint32_t retry_ms, unsigned *retry_after_s)
+{
+    *retry_after_s = 0;
+    switch (code) {
+        case POND_CODE_BAD_REQUEST:
+        case POND_CODE_FORBIDDEN:
+        case POND_CODE_NOT_FOUND:
+        case POND_CODE_CONFLICT:
+        case POND_CODE_TOO_LARGE:
+        case POND_CODE_STORE_ERROR:
+        case POND_CODE_BAD_REPLY: return (unsigned) code;
+        case POND_CODE_UNAVAILABLE:
+            *retry_after_s = retry_ms ? (retry_ms + 999) / 1000 : 1;
+            return 503;
+        case POND_CODE_TIMEOUT:    //  The mesh does not answer: come back
+        case POND_CODE_INTERRUPTED: *retry_after_s = 1; return 503;
+        default: return code >= 400 && code < 600 ? (unsigned) code : 500;
+    }
+}
+
+//  =====================================================================
+//  POST /v1/events
+
+//  The producer, made on first use (the broker's endpoints are read then,
+//  so a restarted broker on other ports is found again)
+static pond_client_t *
+s_client (pond_gateway_t *self)
+{
+    if (!self->client) {
+        pond_endpoints_t eps;
+        if (pond_endpoints_resolve (self->data_dir, &eps) == 0)
+            self->client = pond_client_new (eps.ingest);
+    }
+    return self->client;
+}
+
+//  The events of a body, validated: NULL with the status and reason in
+//  err if any is invalid (then nothing is sent). Ids are the client's:
+//  required, and ts too unless the id is a UUIDv7 (its milliseconds are
+//  the event time), so that a resend is the same event.
+static pond_event_t **
+s_events_parse (cJSON *root, size_t *count_p, char *err, size_t errlen)
+{
+    bool many = cJSON_IsArray (root);
+    size_t count = many ? (size_t) cJSON_GetArraySize (root) : 1;
+    if (!many && !cJSON_IsObject (root)) {
+        snprintf (err, errlen, "the body must be an event (a JSON object) or an array of them");
+        return NULL;
+    }
+    if (count == 0 || count > POND_GATEWAY_MAX_EVENTS) {
+        snprintf (err, errlen, "an array holds 1 to %d events", POND_GATEWAY_MAX_EVENTS);
+        return NULL;
+    }
+    pond_event_t **events = calloc (count, sizeof *events);
+    if (!events) {
+        snprintf (err, errlen, "out of memory");
+        return NULL;
+    }
+    size_t index = 0;
+    cJSON *item = many ? root->child : root;
+    for (; index < count && item; index++, item = item->next) {
+        char why [POND_ERR_SIZE] = "";
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive (item, "id");
+        uint8_t bytes [POND_ID_SIZE];
+        if (!cJSON_IsObject (item))
+            snprintf (why, sizeof why, "not a JSON object");
+        else if (!cJSON_IsString (id) || pond_uuid_parse (id->valuestring, bytes))
+            snprintf (why, sizeof why,
+                      "'id' must be a UUID made by the client (a resend with the same id "
+                      "is harmless)");
+        else if (!cJSON_GetObjectItemCaseSensitive (item, "ts")) {
+            if ((bytes [6] >> 4) != 7)
+                snprintf (why, sizeof why,
+                          "'ts' is required unless 'id' is a UUIDv7 (a resend must be the "
+                          "same event)");
+            else {
+                uint64_t ms = 0;
+                for (int i = 0; i < 6; i++)
+                    ms = ms << 8 | bytes [i];
+                cJSON_AddNumberToObject (item, "ts", (double) (ms * 1000));
+            }
+        }
+        if (!*why)
+            events [index] = pond_event_from_json (item, why, sizeof why);
+        if (!events [index]) {
+            if (many)
+                snprintf (err, errlen, "event %zu: %s", index, why);
+            else
+                snprintf (err, errlen, "%s", why);
+            for (size_t i = 0; i < count; i++)
+                pond_event_destroy (&events [i]);
+            free (events);
+            return NULL;
+        }
+    }
+    *count_p = count;
+    return events;
+}
+
+//  Publish count events, filling results [count]. Each gets exactly one
+//  result: an ACK or the reason it was not stored.
+static void
+s_events_publish (pond_gateway_t *self, pond_event_t **events, size_t count,
+                  pond_publish_result_t *results)
+{
+    for (size_t i = 0; i < count; i++) {
+        memset (&results [i], 0, sizeof results [i]);
+        memcpy (results [i].id, pond_event_id (events [i]), POND_ID_SIZE);
+        results [i].code = POND_CODE_TIMEOUT;
+        snprintf (results [i].reason, sizeof results [i].reason, "the broker is not reachable");
+    }
+    pond_client_t *client = s_client (self);
+    pond_publisher_t *publisher = client ? pond_publisher_new (client) : NULL;
+    if (!publisher)
+        return;
+    pond_client_set_timeout (client, self->config.wait_ms, 1);
+    pond_publisher_set_timeout (publisher, self->config.wait_ms, 2);
+    if (count > 1)
+        pond_publisher_set_batch (publisher, (int) count, POND_BATCH_BYTES_MAX);
+    bool lost = false;
+    for (size_t i = 0; i < count && !lost; i++)
+        if (pond_publisher_push_event (publisher, events [i], i)) {
+            results [i].code = pond_publisher_code (publisher);
+            snprintf (results [i].reason, sizeof results [i].reason, "%s",
+                      pond_publisher_reason (publisher));
+            //  The broker is away: the others would wait as long for nothing
+            lost = results [i].code == POND_CODE_TIMEOUT;
+        }
+    pond_publish_result_t result;
+    while (pond_publisher_held (publisher) > 0
+           && pond_publisher_next (publisher, self->config.wait_ms * 3, &result) == 1)
+        if (result.tag < count)
+            results [result.tag] = result;
+    bool timed_out = lost || pond_publisher_held (publisher) > 0;
+    for (size_t i = 0; i < count; i++)
+        timed_out |= results [i].code == POND_CODE_TIMEOUT;
+    pond_publisher_destroy (&publisher);
+    if (timed_out)    //  Late replies and a stale connection go with it
+        pond_client_destroy (&self->client);
+}
+
+//  One result as JSON; its HTTP status in *status_p
+static cJSON *
+s_result_json (pond_gateway_t *self, const pond_publish_result_t *result, unsigned *status_p,
+               unsigned *retry_after_p)
+{
+    cJSON *item = cJSON_CreateObject ();
+    char id [POND_UUID_STR_SIZE];
+    pond_uuid_format (result->id, id);
+    cJSON_AddStringToObject (item, "id", id);
+    if (result->code == POND_CODE_OK) {
+        *status_p = result->dup ? 200 : 201;
+        *retry_after_p = 0;
+        cJSON_AddNumberToObject (item, "status", *status_p);
+        cJSON_AddNumberToObject (item, "seq", (double) result->seq);
+        cJSON_AddBoolToObject (item, "dup", result->dup);
+        if (result->dup)
+            self->events_dup++;
+        else
+            self->events_stored++;
+    }
+    else {
+        *status_p = s_http_status (result->code, result->retry_ms, retry_after_p);
+        cJSON_AddNumberToObject (item, "status", *status_p);
+        cJSON_AddNumberToObject (item, "code", *status_p);
+        cJSON_AddStringToObject (item, "error", *result->reason ? result->reason : "refused");
+        self->events_refused++;
+    }
+    return item;
+}
+
+static enum MHD_Result
+s_post_events (pond_gateway_t *self, struct MHD_Connection *connection, request_t *request)
+{
+    if (request->too_large)
+        return s_reply_error (self, connection, 413, 0, "the body is over %zu bytes",
+                              self->config.max_body);
+    const char *end = NULL;
+    cJSON *root = request->body
+                    ? cJSON_ParseWithLengthOpts (request->body, request->size + 1, &end, true)
+                    : NULL;
+    if (!root) {
+        size_t offset = end && request->body ? (size_t) (end - request->body) : 0;
+        return s_reply_error (self, connection, 400, 0, "malformed JSON (at byte %zu)", offset);
+    }
+    char err [POND_ERR_SIZE + 64];
+    size_t count = 0;
+    pond_event_t **events = s_events_parse (root, &count, err, sizeof err);
+    bool many = cJSON_IsArray (root);
+    cJSON_Delete (root);
+    if (!events)
+        return s_reply_error (self, connection, 400, 0, "invalid event: %s", err);
+    pond_publish_result_t *results = calloc (count, sizeof *results);
+    if (!results) {
+        for (size_t i = 0; i < count; i++)
+            pond_event_destroy (&events [i]);
+        free (events);
+        return s_reply_error (self, connection, 500, 0, "out of memory");
+    }
+    s_events_publish (self, events, count, results);
+    //  One event: its result. Many: every result, and the status of the
+    //  first failure (201 if all were stored, 200 if all were resends)
+    unsigned status = 0, retry_after = 0;
+    cJSON *reply = NULL;
+    if (!many)
+        reply = s_result_json (self, &results [0], &status, &retry_after);
+    else {
+        reply = cJSON_CreateObject ();
+        cJSON *list = cJSON_AddArrayToObject (reply, "results");
+        bool failed = false, fresh = false;
+        for (size_t i = 0; i < count; i++) {
+            unsigned one, one_retry;
+            cJSON_AddItemToArray (list, s_result_json (self, &results [i], &one, &one_retry));
+            if (one >= 300 && !failed) {
+                failed = true;
+                status = one;
+                retry_after = one_retry;
+            }
+            fresh |= one == 201;
+        }
+        if (!failed)
+            status = fresh ? 201 : 200;
+    }
+    for (size_t i = 0; i < count; i++)
+        pond_event_destroy (&events [i]);
+    free (events);
+    free (results);
+    return s_reply_json (self, connection, status, reply, retry_after);
+}
+
+//  =====================================================================
+//  GET /v1/views/VIEW/ENTITY?after=SEQ and GET /v1/alexa/ENTITY?q=TEXT
+
+//  Ask actor about entity (with text, after); replies with its answer,
+//  the answer's "answer" text when as_text, or the reason it has none
+static enum MHD_Result
+s_query (pond_gateway_t *self, struct MHD_Connection *connection, const char *actor,
+         const char *entity, const char *text, bool as_text)
+{
+    if (!*entity || strlen (entity) > POND_ENTITY_MAX || strchr (entity, '/'))
+        return s_reply_error (self, connection, 400, 0, "the entity must be 1 to %d bytes, no '/'",
+                              POND_ENTITY_MAX);
+    uint64_t after = 0;
+    const char *after_text = MHD_lookup_connection_value (connection, MHD_GET_ARGUMENT_KIND,
+                                                          "after");
+    if (after_text) {
+        char *end = NULL;
+        errno = 0;
+        unsigned long long value = strtoull (after_text, &end, 10);
+        if (!*after_text || *end || errno || *after_text == '-')
+            return s_reply_error (self, connection, 400, 0,
+                                  "after takes a seq (a whole number), not '%s'", after_text);
+        after = value;
+    }
+    char err [512];
+    pond_actor_link_t *link = pond_actor_link_new (self->data_dir, actor, err, sizeof err);
+    if (!link)
+        return s_reply_error (self, connection, 503, 1, "%s", err);
+    char *result = pond_actor_link_query_after (link, entity, text, after, self->config.wait_ms);
+    enum MHD_Result rc;
+    if (!result) {
+        unsigned retry_after;
+        unsigned status = s_http_status (pond_actor_link_code (link), 0, &retry_after);
+        rc = s_reply_error (self, connection, status, retry_after, "%s: %s", actor,
+                            pond_actor_link_reason (link));
+    }
+    else if (as_text) {
+        cJSON *tree = cJSON_Parse (result);
+        const char *answer = cJSON_GetStringValue (cJSON_GetObjectItem (tree, "answer"));
+        if (answer) {
+            char *line = zsys_sprintf ("%s\n", answer);
+            rc = s_reply (self, connection, 200, TEXT_TYPE, line ? line : "", 0, NULL);
+            zstr_free (&line);
+        }
+        else
+            rc = s_reply_error (self, connection, 502, 0, "%s's answer has no text", actor);
+        cJSON_Delete (tree);
+    }
+    else {
+        //  The actor's text as it is (no second rendering of its numbers)
+        char *line = zsys_sprintf ("%s\n", result);
+        rc = s_reply (self, connection, 200, JSON_TYPE, line ? line : result, 0, NULL);
+        zstr_free (&line);
+    }
+    free (result);
+    pond_actor_link_destroy (&link);
+    return rc;
+}
+
+static enum MHD_Result
+s_get_view (pond_gateway_t *self, struct MHD_Connection *connection, const char *path)
+{
+    //  path: VIEW/ENTITY
+    const char *slash = strchr (path, '/');
+    char view [64];
+    if (!slash || (size_t) (slash - path) >= sizeof view)
+        return s_reply_error (self, connection, 404, 0, "use /v1/views/VIEW/ENTITY");
+    memcpy (view, path, (size_t) (slash - path));
+    view [slash - path] = 0;
+    const char *actor = pond_views_actor (view);
+    if (!actor)
+        return s_reply_error (self, connection, 404, 0,
+                              "no view '%s' (quacks, badges, alexa, mobile)", view);
+    return s_query (self, connection, actor, slash + 1, NULL, false);
+}
+
+static enum MHD_Result
+s_get_alexa (pond_gateway_t *self, struct MHD_Connection *connection, const char *entity)
+{
+    const char *q = MHD_lookup_connection_value (connection, MHD_GET_ARGUMENT_KIND, "q");
+    if (!q || !*q || strlen (q) >= POND_QUERY_TEXT_MAX)
+        return s_reply_error (self, connection, 400, 0,
+                              "ask with ?q=QUESTION (1 to %d bytes), like ?q=what+do+I+have",
+                              POND_QUERY_TEXT_MAX - 1);
+    return s_query (self, connection, "alexa-view", entity, q, true);
+}
+
+//  =====================================================================
+//  GET /metrics: the counters of pond stats, each actor's position and
+//  lag, and the gateway's own, in the Prometheus text format
+
+//  A metric name from parts: [a-zA-Z0-9_], anything else becomes '_'
+static void
+s_metric_name (char *name, size_t size, const char *prefix, const char *key)
+{
+    snprintf (name, size, "%s_%s", prefix, key);
+    for (char *c = name; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9')))
+            *c = '_';
+}
+
+//  A label value, escaped (\\, \", \n)
+static void
+s_label_value (FILE *out, const char *value)
+{
+    for (; *value; value++)
+        if (*value == '\\' || *value == '"')
+            fprintf (out, "\\%c", *value);
+        else if (*value == '\n')
+            fputs ("\\n", out);
+        else
+            fputc (*value, out);
+}
+
+//  The numbers of a STATS object under prefix: numbers and booleans as
+//  samples, objects of numbers (per-name counts) as one metric with a
+//  "name" label, deeper objects by joining the keys
+static void
+s_metrics_tree (FILE *out, const char *prefix, const cJSON *object)
+{
+    const cJSON *item;
+    cJSON_ArrayForEach (item, object) {
+        char name [256];
+        s_metric_name (name, sizeof name, prefix, item->string);
+        if (cJSON_IsNumber (item) || cJSON_IsBool (item))
+            fprintf (out, "# TYPE %s untyped\n%s %.17g\n", name, name,
+                     cJSON_IsBool (item) ? (cJSON_IsTrue (item) ? 1.0 : 0.0)
+                                         : cJSON_GetNumberValue (item));
+        else if (cJSON_IsObject (item)) {
+            bool flat = item->child != NULL;
+            const cJSON *child;
+            cJSON_ArrayForEach (child, item)
+                flat &= cJSON_IsNumber (child);
+            if (!flat) {
+                s_metrics_tree (out, name, item);
+                continue;
+            }
+            fprintf (out, "# TYPE %s untyped\n", name);
+            cJSON_ArrayForEach (child, item) {
+                fprintf (out, "%s{name=\"", name);
+                s_label_value (out, child->string);
+                fprintf (out, "\"} %.17g\n", cJSON_GetNumberValue (child));
+            }
+        }
+    }
+}
+
+static enum MHD_Result
+s_get_metrics (pond_gateway_t *self, struct MHD_Connection *connection)
+{
+    char *text = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream (&text, &size);
+    if (!out)
+        return s_reply_error (self, connection, 500, 0, "out of memory");
+    pond_endpoints_t eps;
+    char err [POND_ERR_SIZE] = "no endpoints";
+    char *json = pond_endpoints_resolve (self->data_dir, &eps) == 0
+                   ? pond_client_stats (eps.control, self->config.wait_ms, err, sizeof err)
+                   : NULL;
+    cJSON *stats = json ? cJSON_Parse (json) : NULL;
+    free (json);
+    fprintf (out,
+             "# HELP pond_up 1 if the broker answered STATS\n# TYPE pond_up gauge\n"
+             "pond_up %d\n",
+             stats ? 1 : 0);
+    const cJSON *part;
+    cJSON_ArrayForEach (part, stats)
+        if (cJSON_IsObject (part)) {
+            char prefix [64];
+            s_metric_name (prefix, sizeof prefix, "pond", part->string);
+            s_metrics_tree (out, prefix, part);
+        }
+    const cJSON *head = cJSON_GetObjectItem (cJSON_GetObjectItem (stats, "store"), "head");
+    fprintf (out, "# HELP pond_actor_up 1 if the actor answered STATUS\n"
+                  "# TYPE pond_actor_up gauge\n"
+                  "# HELP pond_actor_position seq of the last event the actor applied\n"
+                  "# TYPE pond_actor_position gauge\n"
+                  "# HELP pond_actor_lag events stored and not yet applied by the actor\n"
+                  "# TYPE pond_actor_lag gauge\n"
+                  "# HELP pond_actor_live 1 if the actor is live, 0 while catching up\n"
+                  "# TYPE pond_actor_live gauge\n");
+    for (size_t i = 0; i < POND_VIEWS; i++) {
+        const char *actor = pond_views_actors [i];
+        pond_actor_link_t *link = pond_actor_link_new (self->data_dir, actor, err, sizeof err);
+        char *status_json = link ? pond_actor_link_status (link, self->config.wait_ms) : NULL;
+        cJSON *status = status_json ? cJSON_Parse (status_json) : NULL;
+        const cJSON *position = cJSON_GetObjectItem (status, "position");
+        fprintf (out, "pond_actor_up{actor=\"%s\"} %d\n", actor, cJSON_IsNumber (position));
+        if (cJSON_IsNumber (position)) {
+            double at = cJSON_GetNumberValue (position);
+            fprintf (out, "pond_actor_position{actor=\"%s\"} %.17g\n", actor, at);
+            if (cJSON_IsNumber (head))
+                fprintf (out, "pond_actor_lag{actor=\"%s\"} %.17g\n", actor,
+                         cJSON_GetNumberValue (head) > at ? cJSON_GetNumberValue (head) - at : 0);
+            fprintf (out, "pond_actor_live{actor=\"%s\"} %d\n", actor,
+                     cJSON_IsTrue (cJSON_GetObjectItem (status, "live")));
+        }
+        cJSON_Delete (status);
+        free (status_json);
+        pond_actor_link_destroy (&link);
+    }
+    cJSON_Delete (stats);
+    fprintf (out,
+             "# TYPE pond_gateway_requests_total counter\npond_gateway_requests_total %llu\n"
+             "# TYPE pond_gateway_events_total counter\n"
+             "pond_gateway_events_total{result=\"stored\"} %llu\n"
+             "pond_gateway_events_total{result=\"dup\"} %llu\n"
+             "pond_gateway_events_total{result=\"refused\"} %llu\n"
+             "# TYPE pond_gateway_connections gauge\npond_gateway_connections %u\n"
+             "# TYPE pond_gateway_connections_refused_total counter\n"
+             "pond_gateway_connections_refused_total %llu\n"
+             "# TYPE pond_gateway_replies_total counter\n",
+             (unsigned long long) self->requests, (unsigned long long) self->events_stored,
+             (unsigned long long) self->events_dup, (unsigned long long) self->events_refused,
+             self->open, (unsigned long long) self->connections_refused);
+    for (int i = 1; i < 6; i++)
+        fprintf (out, "pond_gateway_replies_total{class=\"%dxx\"} %llu\n", i,
+                 (unsigned long long) self->replies [i]);
+    fclose (out);
+    enum MHD_Result rc = s_reply (self, connection, 200, "text/plain; version=0.0.4", text, 0,
+                                  NULL);
+    free (text);
+    return rc;
+}
+
+//  =====================================================================
+//  The server
+
+//  Route a request whose body is complete
+static enum MHD_Result
+s_route (pond_gateway_t *self, struct MHD_Connection *connection, const char *url,
+         const char *method, request_t *request)
+{
+    self->requests++;
+    bool get = streq (method, MHD_HTTP_METHOD_GET) || streq (method, MHD_HTTP_METHOD_HEAD);
+    const char *rest;
+    if (streq (url, "/v1/events")) {
+        if (!streq (method, MHD_HTTP_METHOD_POST))
+            return s_reply (self, connection, 405, JSON_TYPE,
+                            "{\"code\":405,\"error\":\"use POST /v1/events\"}\n", 0, "POST");
+        return s_post_events (self, connection, request);
+    }
+    if (streq (url, "/metrics") || strncmp (url, "/v1/views/", 10) == 0
+        || strncmp (url, "/v1/alexa/", 10) == 0) {
+        if (!get)
+            return s_reply (self, connection, 405, JSON_TYPE,
+                            "{\"code\":405,\"error\":\"this path takes GET\"}\n", 0, "GET, HEAD");
+        if (request->too_large)
+            return s_reply_error (self, connection, 413, 0, "the body is over %zu bytes",
+                                  self->config.max_body);
+        if (streq (url, "/metrics"))
+            return s_get_metrics (self, connection);
+        rest = url + 10;
+        return strncmp (url, "/v1/views/", 10) == 0 ? s_get_view (self, connection, rest)
+                                                    : s_get_alexa (self, connection, rest);
+    }
+    return s_reply_error (self, connection, 404, 0,
+                          "no such path: %.200s (POST /v1/events, GET /v1/views/VIEW/ENTITY, "
+                          "GET /v1/alexa/ENTITY?q=..., GET /metrics)",
+                          url);
+}
+
+static enum MHD_Result
+s_access (void *cls, struct MHD_Connection *connection, const char *url, const char *method,
+          const char *version, const char *upload_data, size_t *upload_data_size, void **state)
+{
+    (void) version;
+    pond_gateway_t *self = (pond_gateway_t *) cls;
+    request_t *request = (request_t *) *state;
+    if (!request) {
+        //  Headers only: a body announced over the limit is refused now,
+        //  before it is read
+        request = calloc (1, sizeof *request);
+        if (!request)
+            return MHD_NO;
+        *state = request;
+        const char *length = MHD_lookup_connection_value (connection, MHD_HEADER_KIND,
+                                                          MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (length && strtoull (length, NULL, 10) > self->config.max_body) {
+            request->too_large = true;
+            self->requests++;
+            return s_reply_error (self, connection, 413, 0, "the body is over %zu bytes",
+                                  self->config.max_body);
+        }
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        size_t size = *upload_data_size;
+        *upload_data_size = 0;
+        if (request->too_large || request->size + size > self->config.max_body) {
+            request->too_large = true;    //  Read and dropped
+            free (request->body);
+            request->body = NULL;
+            request->size = 0;
+            return MHD_YES;
+        }
+        char *body = realloc (request->body, request->size + size + 1);
+        if (!body)
+            return MHD_NO;
+        memcpy (body + request->size, upload_data, size);
+        request->body = body;
+        request->size += size;
+        request->body [request->size] = 0;
+        return MHD_YES;
+    }
+    return s_route (self, connection, url, method, request);
+}
+
+static void
+s_completed (void *cls, struct MHD_Connection *connection, void **state,
+             enum MHD_RequestTerminationCode code)
+{
+    (void) cls;
+    (void) connection;
+    (void) code;
+    request_t *request = (request_t *) *state;
+    if (request) {
+        free (request->body);
+        free (request);
+        *state = NULL;
+    }
+}
+
+//  A new connection over max_connections is closed at once, before it is
+//  read (libmicrohttpd's own limit, set higher, would leave it waiting in
+//  the listen backlog instead)
+static enum MHD_Result
+s_accept (void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    (void) addr;
+    (void) addrlen;
+    pond_gateway_t *self = (pond_gateway_t *) cls;
+    if (self->open < self->config.max_connections)
+        return MHD_YES;
+    if (self->config.verbose || self->connections_refused == 0)
+        zsys_warning ("pond-gateway: %u connections open: closing a new one (--max-connections)",
+                      self->open);
+    self->connections_refused++;
+    return MHD_NO;
+}
+
+static void
+s_connection (void *cls, struct MHD_Connection *connection, void **socket_context,
+              enum MHD_ConnectionNotificationCode code)
+{
+    (void) connection;
+    (void) socket_context;
+    pond_gateway_t *self = (pond_gateway_t *) cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED)
+        self->open++;
+    else if (code == MHD_CONNECTION_NOTIFY_CLOSED && self->open > 0)
+        self->open--;
+}
+
+static void
+s_log_error (void *cls, const char *format, va_list args)
+{
+    (void) cls;
+    char line [512];
+    vsnprintf (line, sizeof line, format, args);
+    size_t length = strlen (line);
+    while (length && line [length - 1] == '\n')
+        line [--length] = 0;
+    zsys_warning ("pond-gateway: libmicrohttpd: %s", line);
+}
+
+void
+pond_gateway_config_defaults (pond_gateway_config_t *config, const char *data_dir)
+{
+    memset (config, 0, sizeof *config);
+    config->data_dir = data_dir;
+    config->listen = "127.0.0.1:0";
+    config->max_body = POND_GATEWAY_MAX_BODY;
+    config->max_connections = POND_GATEWAY_MAX_CONNECTIONS;
+    config->timeout_s = POND_GATEWAY_TIMEOUT_S;
+    config->wait_ms = POND_GATEWAY_WAIT_MS;
+}
+
+//  Parse ADDR:PORT into addr. Returns 0, or -1.
+static int
+s_parse_listen (const char *listen, struct sockaddr_in *addr)
+{
+    const char *colon = listen ? strrchr (listen, ':') : NULL;
+    char host [64];
+    if (!colon || (size_t) (colon - listen) >= sizeof host)
+        return -1;
+    memcpy (host, listen, (size_t) (colon - listen));
+    host [colon - listen] = 0;
+    char *end = NULL;
+    errno = 0;
+    unsigned long port = strtoul (colon + 1, &end, 10);
+    if (!colon [1] || *end || errno || port > 65535)
+        return -1;
+    memset (addr, 0, sizeof *addr);
+    addr->sin_family = AF_INET;
+    addr->sin_port = htons ((uint16_t) port);
+    return inet_pton (AF_INET, *host ? host : "127.0.0.1", &addr->sin_addr) == 1 ? 0 : -1;
+}
+
+pond_gateway_t *
+pond_gateway_new (const pond_gateway_config_t *config)
+{
+    struct sockaddr_in addr;
+    if (s_parse_listen (config->listen, &addr)) {
+        zsys_error ("pond-gateway: --listen '%s' is not ADDR:PORT (IPv4, like 127.0.0.1:8080)",
+                    config->listen ? config->listen : "");
+        return NULL;
+    }
+    pond_gateway_t *self = calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->config = *config;
+    self->data_dir = strdup (config->data_dir ? config->data_dir : "./pond-data");
+    unsigned per_ip = config->max_per_ip ? config->max_per_ip : config->max_connections;
+    //  The server's thread inherits this thread's mask: the main thread
+    //  keeps the signals
+    sigset_t saved;
+    pond_thread_block_signals (&saved);
+    self->daemon = MHD_start_daemon (
+        MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, s_accept, self, s_access, self,
+        MHD_OPTION_EXTERNAL_LOGGER, s_log_error, self, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *) &addr, MHD_OPTION_CONNECTION_LIMIT, config->max_connections + 16,
+        MHD_OPTION_NOTIFY_CONNECTION, s_connection, self, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        per_ip, MHD_OPTION_CONNECTION_TIMEOUT, config->timeout_s, MHD_OPTION_NOTIFY_COMPLETED,
+        s_completed, self, MHD_OPTION_END);
+    pthread_sigmask (SIG_SETMASK, &saved, NULL);
+    if (!self->daemon || !self->data_dir) {
+        zsys_error ("pond-gateway: cannot listen on %s: %s", config->listen, strerror (errno));
+        pond_gateway_destroy (&self);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info (self->daemon,
+                                                            MHD_DAEMON_INFO_BIND_PORT);
+    char host [INET_ADDRSTRLEN] = "127.0.0.1";
+    inet_ntop (AF_INET, &addr.sin_addr, host, sizeof host);
+    snprintf (self->url, sizeof self->url, "http://%s:%u", host,
+              info ? (unsigned) info->port : (unsigned) ntohs (addr.sin_port));
+    return self;
+}
+
+void
+pond_gateway_destroy (pond_gateway_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    pond_gateway_t *self = *self_p;
+    if (self->daemon)
+        MHD_stop_daemon (self->daemon);    //  Joins the server thread
+    pond_client_destroy (&self->client);
+    free (self->data_dir);
+    free (self);
+    *self_p = NULL;
+}
+
+const char *
+pond_gateway_url (pond_gateway_t *self)
+{
+    return self->url;
+}

@@ -1,0 +1,195 @@
+/*  pond-gateway: HTTP/JSON at the edge of a pond mesh.
+    Parses the command line, starts the server (pond_gateway), writes the
+    URL it bound to DIR/gateway.zpl, serves until SIGINT/SIGTERM.
+*/
+#include "pond_gateway.h"
+#include "pond_identity.h"
+#include "pond_pidlock.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+static void
+s_usage (FILE *out)
+{
+    fprintf (out,
+             "Usage: pond-gateway [OPTIONS]\n"
+             "\n"
+             "HTTP/JSON at the edge of a pond mesh, for apps, voice and monitoring. It\n"
+             "speaks to the mesh through the same sockets as any client:\n"
+             "\n"
+             "  POST /v1/events               one event (JSON object) or an array of\n"
+             "                                them, with ids made by the client: 201\n"
+             "                                {\"id\",\"seq\",\"dup\":false} once durable,\n"
+             "                                200 with \"dup\":true for a resend\n"
+             "  GET  /v1/views/VIEW/ENTITY    a view's answer (quacks, badges, alexa,\n"
+             "                                mobile); ?after=SEQ: one that includes SEQ\n"
+             "  GET  /v1/alexa/ENTITY?q=TEXT  the Alexa view's spoken answer, as text\n"
+             "  GET  /metrics                 pond stats and each actor's position and\n"
+             "                                lag, in the Prometheus text format\n"
+             "\n"
+             "Errors are JSON {\"code\",\"error\"}: 400 bad input, 403, 404, 405, 409 id\n"
+             "used for another event, 413 too large, 503 + Retry-After when the mesh\n"
+             "cannot take it now.\n"
+             "\n"
+             "Options:\n"
+             "  --data DIR            data directory of the mesh (default $POND_DATA or\n"
+             "                        ./pond-data); the URL bound is written to\n"
+             "                        DIR/gateway.zpl (gateway/url)\n"
+             "  --listen ADDR:PORT    IPv4 address and port (default 127.0.0.1:0: any\n"
+             "                        free port on loopback)\n"
+             "  --max-body BYTES      larger request bodies get 413 (default %d)\n"
+             "  --max-connections N   connections at once; more are closed (default %d)\n"
+             "  --max-per-ip N        connections from one address (default: the same)\n"
+             "  --timeout S           close a connection idle or slow for S seconds\n"
+             "                        (default %d)\n"
+             "  --keys DIR --as NAME  CURVE keys towards the broker and the actors\n"
+             "                        (as pond up passes them)\n"
+             "  --verbose             log every refused request\n"
+             "  --help                show this text\n"
+             "\n"
+             "Examples:\n"
+             "  pond-gateway --data ./pond-data --listen 127.0.0.1:8080 &\n"
+             "  curl -s -X POST http://127.0.0.1:8080/v1/events -d \\\n"
+             "    "
+             "'{\"id\":\"018f3a5b-6c7d-7e8f-90a1-b2c3d4e5f607\",\"name\":\"QUACKED\",\"entity\":"
+             "\"anna\"}'\n"
+             "  curl -s http://127.0.0.1:8080/v1/views/quacks/anna?after=1\n",
+             POND_GATEWAY_MAX_BODY, POND_GATEWAY_MAX_CONNECTIONS, POND_GATEWAY_TIMEOUT_S);
+}
+
+//  A whole number in [min, max] from text, or -1
+static long long
+s_number (const char *text, long long min, long long max)
+{
+    char *end = NULL;
+    errno = 0;
+    long long value = strtoll (text, &end, 10);
+    return *text && !*end && !errno && value >= min && value <= max ? value : -1;
+}
+
+//  DIR/gateway.zpl: the URL and this pid (the supervisor's ready file)
+static int
+s_write_ready (const char *path, const char *url)
+{
+    zconfig_t *root = zconfig_new ("root", NULL);
+    zconfig_put (root, "gateway/url", url);
+    zconfig_putf (root, "gateway/pid", "%d", (int) getpid ());
+    char temp [PATH_MAX + 8];
+    snprintf (temp, sizeof temp, "%s.tmp", path);
+    int rc = zconfig_save (root, temp);
+    zconfig_destroy (&root);
+    if (rc == 0)
+        rc = rename (temp, path);
+    if (rc)
+        zsys_error ("pond-gateway: cannot write %s: %s", path, strerror (errno));
+    return rc;
+}
+
+int
+main (int argc, char *argv [])
+{
+    const char *dir = getenv ("POND_DATA") ? getenv ("POND_DATA") : "./pond-data";
+    const char *keys = NULL, *as = "gateway";
+    pond_gateway_config_t config;
+    pond_gateway_config_defaults (&config, dir);
+    static struct option options [] = { { "data", required_argument, 0, 'd' },
+                                        { "listen", required_argument, 0, 'l' },
+                                        { "max-body", required_argument, 0, 'b' },
+                                        { "max-connections", required_argument, 0, 'c' },
+                                        { "max-per-ip", required_argument, 0, 'p' },
+                                        { "timeout", required_argument, 0, 't' },
+                                        { "keys", required_argument, 0, 'k' },
+                                        { "as", required_argument, 0, 'a' },
+                                        { "verbose", no_argument, 0, 'v' },
+                                        { "help", no_argument, 0, 'h' },
+                                        { 0, 0, 0, 0 } };
+    int opt;
+    long long value = 0;
+    while ((opt = getopt_long (argc, argv, "d:l:b:c:p:t:k:a:vh", options, NULL)) != -1) {
+        const char *bad = NULL;
+        switch (opt) {
+            case 'd': config.data_dir = dir = optarg; break;
+            case 'l': config.listen = optarg; break;
+            case 'b':
+                if ((value = s_number (optarg, 1, 1LL << 30)) < 0)
+                    bad = "--max-body takes bytes, 1 to 1073741824";
+                config.max_body = (size_t) value;
+                break;
+            case 'c':
+                if ((value = s_number (optarg, 1, 10000)) < 0)
+                    bad = "--max-connections takes 1 to 10000";
+                config.max_connections = (unsigned) value;
+                break;
+            case 'p':
+                if ((value = s_number (optarg, 1, 10000)) < 0)
+                    bad = "--max-per-ip takes 1 to 10000";
+                config.max_per_ip = (unsigned) value;
+                break;
+            case 't':
+                if ((value = s_number (optarg, 1, 3600)) < 0)
+                    bad = "--timeout takes seconds, 1 to 3600";
+                config.timeout_s = (unsigned) value;
+                break;
+            case 'k': keys = optarg; break;
+            case 'a': as = optarg; break;
+            case 'v': config.verbose = true; break;
+            case 'h': s_usage (stdout); return 0;
+            default: fprintf (stderr, "pond-gateway: see pond-gateway --help\n"); return 2;
+        }
+        if (bad) {
+            fprintf (stderr, "pond-gateway: %s, not '%s'\n", bad, optarg);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf (stderr, "pond-gateway: unexpected argument '%s'; see pond-gateway --help\n",
+                 argv [optind]);
+        return 2;
+    }
+    zsys_set_logident ("pond-gateway");
+    //  CZMQ's SIGINT/SIGTERM handler (sets zsys_interrupted), installed now:
+    //  no socket may have been made yet when the first signal comes
+    zsys_init ();
+    if (mkdir (dir, 0755) && errno != EEXIST) {
+        fprintf (stderr, "pond-gateway: cannot create data directory %s: %s\n", dir,
+                 strerror (errno));
+        return 1;
+    }
+    char err [PATH_MAX + 64];
+    if (keys && *keys && pond_keys_use (keys, as, err, sizeof err)) {
+        fprintf (stderr, "pond-gateway: --keys %s: %s\n", keys, err);
+        return 1;
+    }
+    //  One gateway per data directory: a second one would rewrite gateway.zpl
+    char path [PATH_MAX];
+    snprintf (path, sizeof path, "%s/gateway.lock", dir);
+    pid_t holder = 0;
+    pond_pidlock_t *lock = pond_pidlock_new (path, 1, &holder, err, sizeof err);
+    if (!lock) {
+        if (holder)
+            fprintf (stderr,
+                     "pond-gateway: another pond-gateway (pid %d) serves %s; stop it first\n",
+                     (int) holder, dir);
+        else
+            fprintf (stderr, "pond-gateway: %s\n", err);
+        return 1;
+    }
+    pond_gateway_t *gateway = pond_gateway_new (&config);
+    snprintf (path, sizeof path, "%s/gateway.zpl", dir);
+    int rc = 1;
+    if (gateway && s_write_ready (path, pond_gateway_url (gateway)) == 0) {
+        zsys_info ("pond-gateway: serving %s for the mesh in %s", pond_gateway_url (gateway), dir);
+        while (!zsys_interrupted)
+            zclock_sleep (100);
+        unlink (path);
+        rc = 0;
+    }
+    pond_gateway_destroy (&gateway);
+    pond_pidlock_destroy (&lock);
+    return rc;
+}
