@@ -5,6 +5,7 @@
 */
 #include "pond_broker.h"
 #include "pond_pidlock.h"
+#include "pond_ready.h"
 #include "pond_store_embedded.h"
 #include "pond_thread.h"
 
@@ -73,16 +74,9 @@ s_write_endpoints (pond_broker_t *broker, const char *dir, bool curve, bool with
     zconfig_putf (root, "broker/pid", "%d", (int) getpid ());
     //  The store is this process: there is no pond-store to look for
     zconfig_put (root, "broker/with_store", with_store ? "1" : "0");
-    char path [512], temp [520];
+    char path [512];
     snprintf (path, sizeof path, "%s/broker.zpl", dir);
-    snprintf (temp, sizeof temp, "%s.tmp", path);
-    int rc = zconfig_save (root, temp);
-    zconfig_destroy (&root);
-    if (rc == 0)
-        rc = rename (temp, path);
-    if (rc)
-        zsys_error ("pond-broker: cannot write %s: %s", path, strerror (errno));
-    return rc;
+    return pond_ready_save (&root, path, "pond-broker");
 }
 
 int

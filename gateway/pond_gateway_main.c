@@ -5,6 +5,7 @@
 #include "pond_gateway.h"
 #include "pond_identity.h"
 #include "pond_pidlock.h"
+#include "pond_ready.h"
 
 #include <czmq.h>
 #include <errno.h>
@@ -79,15 +80,7 @@ s_write_ready (const char *path, const char *url)
     zconfig_t *root = zconfig_new ("root", NULL);
     zconfig_put (root, "gateway/url", url);
     zconfig_putf (root, "gateway/pid", "%d", (int) getpid ());
-    char temp [PATH_MAX + 8];
-    snprintf (temp, sizeof temp, "%s.tmp", path);
-    int rc = zconfig_save (root, temp);
-    zconfig_destroy (&root);
-    if (rc == 0)
-        rc = rename (temp, path);
-    if (rc)
-        zsys_error ("pond-gateway: cannot write %s: %s", path, strerror (errno));
-    return rc;
+    return pond_ready_save (&root, path, "pond-gateway");
 }
 
 int

@@ -8,6 +8,7 @@
 #include "pond_store_server.h"
 #include "pond_keys.h"
 #include "pond_pidlock.h"
+#include "pond_ready.h"
 #include "pond_thread.h"
 
 #include <getopt.h>
@@ -52,25 +53,18 @@ s_usage (FILE *out)
              "Exit codes: 0 stopped cleanly, 1 runtime failure, 2 usage error.\n");
 }
 
-//  Write DIR/store.zpl atomically (tmp + rename): readers never see half.
+//  DIR/store.zpl: where this store listens and its pid
 static int
 s_write_ready (const char *dir, const char *endpoint)
 {
-    char path [PATH_MAX], tmp [PATH_MAX];
+    char path [PATH_MAX];
     snprintf (path, sizeof path, "%s/store.zpl", dir);
-    snprintf (tmp, sizeof tmp, "%s/store.zpl.%d.tmp", dir, (int) getpid ());
     zconfig_t *root = zconfig_new ("root", NULL);
-    if (!root)
-        return -1;
-    zconfig_put (root, "store/endpoint", endpoint);
-    zconfig_putf (root, "store/pid", "%d", (int) getpid ());
-    int rc = zconfig_save (root, tmp);
-    zconfig_destroy (&root);
-    if (rc == 0 && rename (tmp, path) == 0)
-        return 0;
-    zsys_error ("pond-store: cannot write %s: %s", path, strerror (errno));
-    unlink (tmp);
-    return -1;
+    if (root) {
+        zconfig_put (root, "store/endpoint", endpoint);
+        zconfig_putf (root, "store/pid", "%d", (int) getpid ());
+    }
+    return pond_ready_save (&root, path, "pond-store");
 }
 
 int
