@@ -4,11 +4,14 @@
                  or the admin, with its role and customers
     keys list    show the keys a broker would let in
     keys remove  take a key out: servers refuse it within seconds
+    keys token   issue a bearer token for a key, for HTTP clients of
+                 pond-gateway (pond_tokens.h); revoke-token takes them back
 
     The keys directory is --keys DIR, else $POND_KEYS, else DATA/keys.
 */
 #include "pond_cli.h"
 #include "pond_keys.h"
+#include "pond_tokens.h"
 
 #include <limits.h>
 #include <string.h>
@@ -22,6 +25,8 @@ pond_cmd_keys_help (FILE *out)
              "Usage: pond keys new --role ROLE --name NAME [--customer ID]...\n"
              "       pond keys list\n"
              "       pond keys remove --name NAME\n"
+             "       pond keys token NAME\n"
+             "       pond keys revoke-token NAME\n"
              "\n"
              "Over a real network every socket of a mesh uses CURVE: each process has a\n"
              "key pair, and servers only let in the public keys of their keys directory.\n"
@@ -30,7 +35,16 @@ pond_cmd_keys_help (FILE *out)
              "           only to where NAME runs)\n"
              "  list     the keys of DIR/public, with their role and customers\n"
              "  remove   delete key NAME; a broker refuses it within seconds, even on\n"
-             "           connections already open\n"
+             "           connections already open (its tokens go with it)\n"
+             "  token    issue a bearer token for key NAME (app, device or admin) and\n"
+             "           print it (only it, on stdout): HTTP clients of pond-gateway\n"
+             "           --keys send it as 'Authorization: Bearer TOKEN' and are served\n"
+             "           as key NAME, with its rules. Only a hash is kept, in\n"
+             "           DIR/tokens/NAME; a key may have several tokens. The gateway\n"
+             "           uses DIR/secret/NAME.cert_secret, so issue tokens in its\n"
+             "           keys directory\n"
+             "  revoke-token  revoke every token of key NAME: the gateway answers 401\n"
+             "           to them from the next request\n"
              "\n"
              "Roles: broker (its key is named broker), store (named store: the store\n"
              "link takes only the broker's key), device (publishes only for its\n"
@@ -54,6 +68,10 @@ pond_cmd_keys_help (FILE *out)
              "  pond-broker --keys ./pond-data/keys --store tcp://127.0.0.1:7000 \\\n"
              "      --ingest tcp://127.0.0.1:7001 ...\n"
              "  pond publish --keys ./pond-data/keys --as silo-1 --name QUACKED --entity anna\n"
+             "  pond keys new --role app --name app-1 --customer anna\n"
+             "  TOKEN=$(pond keys token app-1)\n"
+             "  curl -H \"Authorization: Bearer $TOKEN\" $GATEWAY/v1/views/mobile/anna\n"
+             "  pond keys revoke-token app-1\n"
              "\n" POND_CLI_COMMON_HELP,
              POND_KEY_NAME_MAX);
 }
@@ -140,6 +158,42 @@ s_list (pond_cli_t *cli, const char *dir)
     return POND_EXIT_OK;
 }
 
+//  pond keys token NAME: the token alone on stdout, the rest on stderr
+static int
+s_token (pond_cli_t *cli, const char *dir, const char *name)
+{
+    char err [1024], token [POND_TOKEN_MAX + 1];
+    if (!name)
+        return pond_cli_usage (cli, "token: say which key: pond keys token NAME");
+    if (pond_tokens_issue (dir, name, token, sizeof token, err, sizeof err))
+        return pond_cli_fail (cli, "token: %s", err);
+    printf ("%s\n", token);
+    fflush (stdout);
+    fprintf (stderr,
+             "bearer token for key '%s' (only its hash is kept, in %s/tokens/%s): send it "
+             "as 'Authorization: Bearer TOKEN' to pond-gateway --keys %s; revoke it with "
+             "pond keys revoke-token %s\n",
+             name, dir, name, dir, name);
+    return POND_EXIT_OK;
+}
+
+//  pond keys revoke-token NAME
+static int
+s_revoke_token (pond_cli_t *cli, const char *dir, const char *name)
+{
+    char err [1024];
+    if (!name)
+        return pond_cli_usage (cli, "revoke-token: say which key: pond keys revoke-token NAME");
+    if (pond_keys_check_name (name, err, sizeof err))
+        return pond_cli_usage (cli, "revoke-token: '%s': %s", name, err);
+    int count = pond_tokens_revoke (dir, name, err, sizeof err);
+    if (count < 0)
+        return pond_cli_fail (cli, "revoke-token: %s", err);
+    printf ("revoked %d token%s of key '%s'%s\n", count, count == 1 ? "" : "s", name,
+            count ? ": the gateway refuses them from the next request" : "");
+    return POND_EXIT_OK;
+}
+
 int
 pond_cmd_keys (int argc, char *argv [])
 {
@@ -151,10 +205,21 @@ pond_cmd_keys (int argc, char *argv [])
         pond_cmd_keys_help (stdout);
         return POND_EXIT_OK;
     }
-    if (!action || !(streq (action, "new") || streq (action, "list") || streq (action, "remove")))
+    bool tokens = action && (streq (action, "token") || streq (action, "revoke-token"));
+    if (!action
+        || !(streq (action, "new") || streq (action, "list") || streq (action, "remove") || tokens))
         return pond_cli_usage (&cli, "%s%s%s", action ? "unknown action '" : "",
-                               action ? action : "say what to do: new, list or remove",
-                               action ? "' (new, list or remove)" : "");
+                               action ? action
+                                      : "say what to do: new, list, remove, token or revoke-token",
+                               action ? "' (new, list, remove, token or revoke-token)" : "");
+    //  pond keys token NAME: the name may come first, as an argument
+    const char *key_name = NULL;
+    if (tokens && argc > 2 && argv [2][0] != '-') {
+        key_name = argv [2];
+        for (int i = 2; i < argc - 1; i++)
+            argv [i] = argv [i + 1];
+        argc--;
+    }
     static const struct option options [] = { POND_CLI_COMMON_OPTIONS,
                                               POND_CLI_DATA_OPTION,
                                               { "role", required_argument, NULL, 'r' },
@@ -179,6 +244,10 @@ pond_cmd_keys (int argc, char *argv [])
     }
     if (cli.done)
         return cli.exit_code;
+    if (key_name && name)
+        return pond_cli_usage (&cli, "%s: give the key's name once", action);
+    if (key_name)
+        name = key_name;
     char buffer [PATH_MAX];
     const char *dir = s_keys_dir (&cli, buffer, sizeof buffer);
     if (streq (action, "new"))
@@ -190,6 +259,10 @@ pond_cmd_keys (int argc, char *argv [])
             return pond_cli_usage (&cli, "list takes no --name");
         return s_list (&cli, dir);
     }
+    if (streq (action, "token"))
+        return s_token (&cli, dir, name);
+    if (streq (action, "revoke-token"))
+        return s_revoke_token (&cli, dir, name);
     if (!name)
         return pond_cli_usage (&cli, "remove: --name NAME is required");
     char err [1024];

@@ -353,6 +353,11 @@ pond_keys_remove (const char *dir, const char *name, char *err, size_t errlen)
         snprintf (err, errlen, "no key '%s' in %s", name, dir);
         return -1;
     }
+    //  Its bearer tokens (pond_tokens) go with it: a new key of the same
+    //  name starts with none
+    char tokens_path [PATH_MAX];
+    if (pond_path (tokens_path, sizeof tokens_path, "%s/tokens/%s", dir, name) == 0)
+        unlink (tokens_path);
     return 0;
 }
 
@@ -722,17 +727,32 @@ s_zap_actor (zsock_t *pipe, void *args)
 }
 
 //  ---------------------------------------------------------------------
-//  The process identity
+//  Identities: the process's, and the one a thread speaks as for a while
 
-static struct {
+struct _pond_keys_identity_t {
     char dir [PATH_MAX];
     char name [POND_KEY_NAME_MAX + 1];
-    zcert_t *cert;                         //  our key pair
-    char broker_key [Z85_KEY_SIZE + 1];    //  "" for the broker itself
-    zactor_t *zap;                         //  once a server socket was made
-    pond_keyring_t *senders;               //  main thread's view of KEYS/public
+    zcert_t *cert;                         //  the key pair
+    char broker_key [Z85_KEY_SIZE + 1];    //  "" for the broker and the store
+};
+
+static struct {
+    pond_keys_identity_t id;    //  cert NULL in local mode
+    zactor_t *zap;              //  once a server socket was made
+    pond_keyring_t *senders;    //  main thread's view of KEYS/public
     bool cleanup_registered;
 } s_identity;
+
+//  The identity this thread speaks as instead of the process's, if any
+static _Thread_local const pond_keys_identity_t *s_thread_identity;
+
+//  The identity sockets made now use: the thread's, else the process's
+//  (its cert NULL in local mode)
+static const pond_keys_identity_t *
+s_current (void)
+{
+    return s_thread_identity ? s_thread_identity : &s_identity.id;
+}
 
 static void
 s_stop_servers (void)
@@ -745,10 +765,10 @@ void
 pond_keys_reset (void)
 {
     s_stop_servers ();
-    zcert_destroy (&s_identity.cert);
-    s_identity.dir [0] = 0;
-    s_identity.name [0] = 0;
-    s_identity.broker_key [0] = 0;
+    zcert_destroy (&s_identity.id.cert);
+    s_identity.id.dir [0] = 0;
+    s_identity.id.name [0] = 0;
+    s_identity.id.broker_key [0] = 0;
 }
 
 //  Load the public key of server name, which must have one of the roles
@@ -781,21 +801,18 @@ s_server_key (const char *dir, const char *name, const char *const *roles, char 
     return fits ? 0 : -1;
 }
 
-int
-pond_keys_use (const char *dir, const char *name, char *err, size_t errlen)
+//  Load key pair name of dir into id (which has no cert yet). Returns 0,
+//  or -1 with the reason in err.
+static int
+s_identity_load (pond_keys_identity_t *id, const char *dir, const char *name, char *err,
+                 size_t errlen)
 {
-    assert (dir);
-    char scratch [256];
-    if (!err) {
-        err = scratch;
-        errlen = sizeof scratch;
-    }
     if (pond_keys_check_name (name, err, errlen))
         return -1;
     char secret [PATH_MAX], base [PATH_MAX];
     if (pond_path (secret, sizeof secret, "%s/secret/%s.cert_secret", dir, name)
         || pond_path (base, sizeof base, "%s/secret/%s.cert", dir, name)
-        || strlen (dir) >= sizeof s_identity.dir) {
+        || strlen (dir) >= sizeof id->dir) {
         snprintf (err, errlen, "keys directory path too long");
         return -1;
     }
@@ -819,40 +836,95 @@ pond_keys_use (const char *dir, const char *name, char *err, size_t errlen)
         zcert_destroy (&cert);
         return -1;
     }
+    id->cert = cert;
+    strcpy (id->dir, dir);
+    strcpy (id->name, name);
+    strcpy (id->broker_key, broker_key);
+    return 0;
+}
+
+int
+pond_keys_use (const char *dir, const char *name, char *err, size_t errlen)
+{
+    assert (dir);
+    char scratch [256];
+    if (!err) {
+        err = scratch;
+        errlen = sizeof scratch;
+    }
+    pond_keys_identity_t id = { .cert = NULL };
+    if (s_identity_load (&id, dir, name, err, errlen))
+        return -1;
     //  A new directory: servers started for the old one go
-    if (!streq (dir, s_identity.dir))
+    if (!streq (dir, s_identity.id.dir))
         s_stop_servers ();
-    zcert_destroy (&s_identity.cert);
-    s_identity.cert = cert;
-    strcpy (s_identity.dir, dir);
-    strcpy (s_identity.name, name);
-    strcpy (s_identity.broker_key, broker_key);
+    zcert_destroy (&s_identity.id.cert);
+    s_identity.id = id;
     return 0;
 }
 
 bool
 pond_keys_active (void)
 {
-    return s_identity.cert != NULL;
+    return s_current ()->cert != NULL;
 }
 
 const char *
 pond_keys_dir (void)
 {
-    return s_identity.cert ? s_identity.dir : NULL;
+    return s_current ()->cert ? s_current ()->dir : NULL;
 }
 
 const char *
 pond_keys_as (void)
 {
-    return s_identity.cert ? s_identity.name : NULL;
+    return s_current ()->cert ? s_current ()->name : NULL;
+}
+
+pond_keys_identity_t *
+pond_keys_identity_new (const char *dir, const char *name, char *err, size_t errlen)
+{
+    assert (dir);
+    pond_keys_identity_t *self = (pond_keys_identity_t *) zmalloc (sizeof (pond_keys_identity_t));
+    if (self && s_identity_load (self, dir, name, err, errlen))
+        free (self), self = NULL;
+    return self;
+}
+
+void
+pond_keys_identity_destroy (pond_keys_identity_t **self_p)
+{
+    assert (self_p);
+    if (*self_p) {
+        pond_keys_identity_t *self = *self_p;
+        assert (self != s_thread_identity);    //  pond_keys_thread_use (previous) first
+        zcert_destroy (&self->cert);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+const char *
+pond_keys_identity_name (const pond_keys_identity_t *self)
+{
+    assert (self);
+    return self->name;
+}
+
+const pond_keys_identity_t *
+pond_keys_thread_use (const pond_keys_identity_t *identity)
+{
+    const pond_keys_identity_t *previous = s_thread_identity;
+    s_thread_identity = identity;
+    return previous;
 }
 
 int
 pond_keys_client (zsock_t *sock, const char *server)
 {
     assert (sock);
-    if (!s_identity.cert)
+    const pond_keys_identity_t *id = s_current ();
+    if (!id->cert)
         return 0;
     char key [Z85_KEY_SIZE + 1];
     char err [512];
@@ -860,21 +932,20 @@ pond_keys_client (zsock_t *sock, const char *server)
     static const char *const actor_roles [] = { "actor", NULL };
     static const char *const store_roles [] = { "store", NULL };
     if (!server || streq (server, POND_KEYS_BROKER)) {
-        if (!*s_identity.broker_key
-            && s_server_key (s_identity.dir, POND_KEYS_BROKER, broker_roles, s_identity.broker_key,
-                             err, sizeof err)) {
+        if (*id->broker_key)
+            strcpy (key, id->broker_key);
+        else if (s_server_key (id->dir, POND_KEYS_BROKER, broker_roles, key, err, sizeof err)) {
             zsys_error ("pond: cannot use CURVE: %s", err);
             return -1;
         }
-        strcpy (key, s_identity.broker_key);
     }
-    else if (s_server_key (s_identity.dir, server,
+    else if (s_server_key (id->dir, server,
                            streq (server, POND_KEYS_STORE) ? store_roles : actor_roles, key, err,
                            sizeof err)) {
         zsys_error ("pond: cannot use CURVE: %s", err);
         return -1;
     }
-    zcert_apply (s_identity.cert, sock);
+    zcert_apply (id->cert, sock);
     zsock_set_curve_serverkey (sock, key);
     return 0;
 }
@@ -883,16 +954,16 @@ int
 pond_keys_server (zsock_t *sock)
 {
     assert (sock);
-    if (!s_identity.cert)
+    if (!s_identity.id.cert)
         return 0;
     if (!s_identity.zap) {
         char err [512];
-        s_identity.senders = pond_keyring_new (s_identity.dir, err, sizeof err);
+        s_identity.senders = pond_keyring_new (s_identity.id.dir, err, sizeof err);
         if (!s_identity.senders) {
             zsys_error ("pond: %s", err);
             return -1;
         }
-        s_identity.zap = zactor_new (s_zap_actor, s_identity.dir);
+        s_identity.zap = zactor_new (s_zap_actor, s_identity.id.dir);
         char *status = s_identity.zap ? zstr_recv (s_identity.zap) : NULL;
         if (!status || !streq (status, "OK")) {
             zsys_error ("pond: %s", status ? status : "cannot start the ZAP handler");
@@ -907,10 +978,10 @@ pond_keys_server (zsock_t *sock)
             atexit (pond_keys_reset);
             s_identity.cleanup_registered = true;
         }
-        zsys_info ("pond: CURVE with key '%s'; %zu keys let in from %s/public", s_identity.name,
-                   pond_keyring_size (s_identity.senders), s_identity.dir);
+        zsys_info ("pond: CURVE with key '%s'; %zu keys let in from %s/public", s_identity.id.name,
+                   pond_keyring_size (s_identity.senders), s_identity.id.dir);
     }
-    zcert_apply (s_identity.cert, sock);
+    zcert_apply (s_identity.id.cert, sock);
     zsock_set_curve_server (sock, 1);
     zsock_set_zap_domain (sock, "pond");
     return 0;
@@ -931,13 +1002,16 @@ struct _pond_keys_watch_t {
     zsock_t *monitor;    //  PAIR: the socket's monitor events
     bool refused;
     char reason [640];
+    char name [POND_KEY_NAME_MAX + 1];    //  the key the socket speaks with
+    char dir [PATH_MAX];
 };
 
 pond_keys_watch_t *
 pond_keys_watch_new (zsock_t *sock)
 {
     assert (sock);
-    if (!s_identity.cert)
+    const pond_keys_identity_t *id = s_current ();
+    if (!id->cert)
         return NULL;
     static unsigned int counter = 0;
     char endpoint [96];
@@ -946,6 +1020,8 @@ pond_keys_watch_new (zsock_t *sock)
     pond_keys_watch_t *self = (pond_keys_watch_t *) zmalloc (sizeof (pond_keys_watch_t));
     if (!self)
         return NULL;
+    strcpy (self->name, id->name);
+    strcpy (self->dir, id->dir);
     if (zmq_socket_monitor (zsock_resolve (sock), endpoint,
                             ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
                                 | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
@@ -992,15 +1068,14 @@ pond_keys_watch_refused (pond_keys_watch_t *self, char *reason, size_t size)
                 snprintf (self->reason, sizeof self->reason,
                           "%.100s refused key '%s' (ZAP %u): the server does not know it; "
                           "is %.120s/public/%s.cert in the server's keys directory?",
-                          where ? where : "the server", s_identity.name, value, s_identity.dir,
-                          s_identity.name);
+                          where ? where : "the server", self->name, value, self->dir, self->name);
             }
             else if (what == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) {
                 self->refused = true;
                 snprintf (self->reason, sizeof self->reason,
                           "the CURVE handshake with %.100s failed (protocol error 0x%x): the "
                           "server runs without keys, or with another key than the one in %.120s",
-                          where ? where : "the server", value, s_identity.dir);
+                          where ? where : "the server", value, self->dir);
             }
             zstr_free (&where);
         }

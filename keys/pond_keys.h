@@ -167,6 +167,34 @@ const pond_key_t *
 //  module, installed with libpond-client): see
 //  pond_identity.h
 
+//  A key pair to speak as apart from the process's: for a server that acts
+//  for several keys (the gateway, one key per bearer token).
+typedef struct _pond_keys_identity_t pond_keys_identity_t;
+
+//  Load key pair name of keys directory dir (as pond_keys_use does: the
+//  secret key, and the broker's public key). Returns NULL with the reason
+//  in err. Caller destroys.
+pond_keys_identity_t *
+    pond_keys_identity_new (const char *dir, const char *name, char *err, size_t errlen);
+
+//  Destroy; accepts NULL; nulls the caller's pointer. Not while a thread
+//  speaks as it.
+void
+    pond_keys_identity_destroy (pond_keys_identity_t **self_p);
+
+//  The key's name.
+const char *
+    pond_keys_identity_name (const pond_keys_identity_t *self);
+
+//  From now on the sockets the calling thread makes (pond_keys_client,
+//  watches; pond_keys_active, _dir and _as answer for it) speak as
+//  identity instead of the process's; NULL goes back to the process's.
+//  Other threads are not affected. Returns the identity in use before, to
+//  put back. A socket keeps the key it was made with: keep the identity
+//  while a client may remake its socket (pond_client after a timeout).
+const pond_keys_identity_t *
+    pond_keys_thread_use (const pond_keys_identity_t *identity);
+
 //  Make sock (not connected yet) a CURVE client with our key pair, of the
 //  server whose key is dir/public/SERVER.cert: NULL or "broker" for the
 //  broker (role broker), "store" for the store (role store), else an actor
