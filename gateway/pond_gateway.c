@@ -7,6 +7,8 @@
     handler runs once with the whole body.
 */
 #include "pond_gateway.h"
+#include "pond_gateway_auth.h"
+#include "pond_gateway_status.h"
 #include "pond_client.h"
 #include "pond_actor_link.h"
 #include "pond_event_json.h"
@@ -33,7 +35,7 @@ struct _pond_gateway_t {
     char *data_dir;
     struct MHD_Daemon *daemon;
     char url [64];
-    pond_client_t *client;    //  made in the server thread, kept between requests
+    pond_gateway_auth_t *auth;    //  who serves a request, and its producer
     //  Counters, written by the server thread only
     uint64_t requests;
     uint64_t events_stored;
@@ -142,17 +144,13 @@ s_http_status (int code, uint32_t retry_ms, unsigned *retry_after_s)
 //  =====================================================================
 //  POST /v1/events
 
-//  The producer, made on first use (the broker's endpoints are read then,
-//  so a restarted broker on other ports is found again)
+//  The producer of the request this thread serves (pond_gateway_auth: the
+//  gateway's own in local mode, its token's key's in keys mode), made on
+//  first use
 static pond_client_t *
 s_client (pond_gateway_t *self)
 {
-    if (!self->client) {
-        pond_endpoints_t eps;
-        if (pond_endpoints_resolve (self->data_dir, &eps) == 0)
-            self->client = pond_client_new (eps.ingest);
-    }
-    return self->client;
+    return pond_gateway_auth_client (self->auth);
 }
 
 //  The events of a body, validated: NULL with the status and reason in
@@ -257,7 +255,7 @@ s_events_publish (pond_gateway_t *self, pond_event_t **events, size_t count,
         timed_out |= results [i].code == POND_CODE_TIMEOUT;
     pond_publisher_destroy (&publisher);
     if (timed_out)    //  Late replies and a stale connection go with it
-        pond_client_destroy (&self->client);
+        pond_gateway_auth_drop_client (self->auth);
 }
 
 //  One result as JSON; its HTTP status in *status_p
@@ -576,6 +574,45 @@ s_get_metrics (pond_gateway_t *self, struct MHD_Connection *connection)
 }
 
 //  =====================================================================
+//  GET /: the status page; GET /v1/status?latest=N: what it shows, as JSON
+//  (pond_gateway_status)
+
+static enum MHD_Result
+s_get_status (pond_gateway_t *self, struct MHD_Connection *connection, const char *url)
+{
+    if (streq (url, "/"))
+        return s_reply (self, connection, 200, "text/html; charset=utf-8",
+                        pond_gateway_status_page (), 0, NULL);
+    const char *latest_text = MHD_lookup_connection_value (connection, MHD_GET_ARGUMENT_KIND,
+                                                           "latest");
+    size_t latest = POND_GATEWAY_STATUS_LATEST;
+    if (latest_text) {
+        char *end = NULL;
+        errno = 0;
+        unsigned long value = strtoul (latest_text, &end, 10);
+        if (!*latest_text || *end || errno || *latest_text == '-'
+            || value > POND_GATEWAY_STATUS_LATEST_MAX)
+            return s_reply_error (self, connection, 400, 0,
+                                  "latest takes a number of events, 0 to %d, not '%.64s'",
+                                  POND_GATEWAY_STATUS_LATEST_MAX, latest_text);
+        latest = value;
+    }
+    //  A part that does not answer must not hold the page up for long
+    int wait_ms = self->config.wait_ms < 1000 ? self->config.wait_ms : 1000;
+    unsigned status = 500;
+    char reason [POND_ERR_SIZE + 64];
+    char *json = pond_gateway_status_json (self->data_dir, wait_ms, latest, &status, reason,
+                                           sizeof reason);
+    if (!json)
+        return s_reply_error (self, connection, status, 0, "%s", reason);
+    char *line = zsys_sprintf ("%s\n", json);
+    free (json);
+    enum MHD_Result rc = s_reply (self, connection, 200, JSON_TYPE, line ? line : "{}\n", 0, NULL);
+    zstr_free (&line);
+    return rc;
+}
+
+//  =====================================================================
 //  The server
 
 //  Route a request whose body is complete
@@ -591,6 +628,12 @@ s_route (pond_gateway_t *self, struct MHD_Connection *connection, const char *ur
             return s_reply (self, connection, 405, JSON_TYPE,
                             "{\"code\":405,\"error\":\"use POST /v1/events\"}\n", 0, "POST");
         return s_post_events (self, connection, request);
+    }
+    if (streq (url, "/") || streq (url, "/v1/status")) {
+        if (!get)
+            return s_reply (self, connection, 405, JSON_TYPE,
+                            "{\"code\":405,\"error\":\"this path takes GET\"}\n", 0, "GET, HEAD");
+        return s_get_status (self, connection, url);
     }
     if (streq (url, "/metrics") || strncmp (url, "/v1/views/", 10) == 0
         || strncmp (url, "/v1/alexa/", 10) == 0) {
@@ -608,8 +651,56 @@ s_route (pond_gateway_t *self, struct MHD_Connection *connection, const char *ur
     }
     return s_reply_error (self, connection, 404, 0,
                           "no such path: %.200s (POST /v1/events, GET /v1/views/VIEW/ENTITY, "
-                          "GET /v1/alexa/ENTITY?q=..., GET /metrics)",
+                          "GET /v1/alexa/ENTITY?q=..., GET /metrics, GET /v1/status, GET /)",
                           url);
+}
+
+//  Serve a request whose body is complete as the key of its bearer token
+//  in keys mode (pond_gateway_auth), the gateway itself in local mode: 401
+//  without a valid token. The status page itself (GET /) is public.
+static enum MHD_Result
+s_serve (pond_gateway_t *self, struct MHD_Connection *connection, const char *url,
+         const char *method, request_t *request)
+{
+    if (streq (url, "/"))
+        return s_route (self, connection, url, method, request);
+    const char *authorization = MHD_lookup_connection_value (connection, MHD_HEADER_KIND,
+                                                             MHD_HTTP_HEADER_AUTHORIZATION);
+    unsigned status = 401;
+    char reason [512];
+    pond_gateway_session_t *session = pond_gateway_auth_begin (self->auth, authorization, &status,
+                                                               reason, sizeof reason);
+    if (!session) {
+        self->requests++;
+        cJSON *root = cJSON_CreateObject ();
+        cJSON_AddNumberToObject (root, "code", status);
+        cJSON_AddStringToObject (root, "error", reason);
+        char *json = cJSON_PrintUnformatted (root);
+        cJSON_Delete (root);
+        char *text = zsys_sprintf ("%s\n", json ? json : "{}");
+        free (json);
+        struct MHD_Response *response = text ? MHD_create_response_from_buffer (
+                                            strlen (text), text, MHD_RESPMEM_MUST_COPY)
+                                             : NULL;
+        zstr_free (&text);
+        if (!response)
+            return MHD_NO;
+        MHD_add_response_header (response, MHD_HTTP_HEADER_CONTENT_TYPE, JSON_TYPE);
+        if (status == 401)
+            MHD_add_response_header (response, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                     authorization
+                                         ? "Bearer realm=\"pond\", error=\"invalid_token\""
+                                         : "Bearer realm=\"pond\"");
+        enum MHD_Result rc = MHD_queue_response (connection, status, response);
+        MHD_destroy_response (response);
+        self->replies [status / 100 < 6 ? status / 100 : 0]++;
+        if (self->config.verbose)
+            zsys_info ("pond-gateway: %u %s", status, reason);
+        return rc;
+    }
+    enum MHD_Result rc = s_route (self, connection, url, method, request);
+    pond_gateway_auth_end (self->auth, &session);
+    return rc;
 }
 
 static enum MHD_Result
@@ -655,7 +746,7 @@ s_access (void *cls, struct MHD_Connection *connection, const char *url, const c
         request->body [request->size] = 0;
         return MHD_YES;
     }
-    return s_route (self, connection, url, method, request);
+    return s_serve (self, connection, url, method, request);
 }
 
 static void
@@ -763,6 +854,9 @@ pond_gateway_new (const pond_gateway_config_t *config)
         return NULL;
     self->config = *config;
     self->data_dir = strdup (config->data_dir ? config->data_dir : "./pond-data");
+    self->auth = self->data_dir ? pond_gateway_auth_new (self->data_dir, config->keys_dir,
+                                                         POND_GATEWAY_AUTH_SESSIONS)
+                                : NULL;
     unsigned per_ip = config->max_per_ip ? config->max_per_ip : config->max_connections;
     //  The server's thread inherits this thread's mask: the main thread
     //  keeps the signals
@@ -776,7 +870,7 @@ pond_gateway_new (const pond_gateway_config_t *config)
         per_ip, MHD_OPTION_CONNECTION_TIMEOUT, config->timeout_s, MHD_OPTION_NOTIFY_COMPLETED,
         s_completed, self, MHD_OPTION_END);
     pthread_sigmask (SIG_SETMASK, &saved, NULL);
-    if (!self->daemon || !self->data_dir) {
+    if (!self->daemon || !self->data_dir || !self->auth) {
         zsys_error ("pond-gateway: cannot listen on %s: %s", config->listen, strerror (errno));
         pond_gateway_destroy (&self);
         return NULL;
@@ -798,7 +892,7 @@ pond_gateway_destroy (pond_gateway_t **self_p)
     pond_gateway_t *self = *self_p;
     if (self->daemon)
         MHD_stop_daemon (self->daemon);    //  Joins the server thread
-    pond_client_destroy (&self->client);
+    pond_gateway_auth_destroy (&self->auth);
     free (self->data_dir);
     free (self);
     *self_p = NULL;

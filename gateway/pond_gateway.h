@@ -10,6 +10,11 @@
         GET  /v1/views/VIEW/ENTITY      a view's JSON answer (?after=SEQ)
         GET  /v1/alexa/ENTITY?q=TEXT    the Alexa view's spoken answer, text
         GET  /metrics                   Prometheus text format
+        GET  /v1/status                 processes, positions, rates, latest events
+        GET  /                          the status page (HTML)
+
+    In keys mode (config keys_dir) every request but GET / needs a bearer
+    token, and is served as the token's key (pond_gateway_auth.h).
 
     Every answer that is not a success is a JSON object {"code", "error"}
     with the HTTP status, and a refused request changes nothing.
@@ -45,6 +50,7 @@ typedef struct {
     unsigned max_per_ip;         //  connections from one address (0: max_connections)
     unsigned timeout_s;          //  idle or slow connections are closed after it
     int wait_ms;                 //  one ACK, one view answer
+    const char *keys_dir;        //  keys mode: bearer tokens (pond_gateway_auth); NULL: local
     bool verbose;
 } pond_gateway_config_t;
 

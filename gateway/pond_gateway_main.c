@@ -3,6 +3,7 @@
     URL it bound to DIR/gateway.zpl, serves until SIGINT/SIGTERM.
 */
 #include "pond_gateway.h"
+#include "pond_gateway_status.h"
 #include "pond_identity.h"
 #include "pond_number.h"
 #include "pond_pidlock.h"
@@ -33,8 +34,19 @@ s_usage (FILE *out)
              "  GET  /v1/alexa/ENTITY?q=TEXT  the Alexa view's spoken answer, as text\n"
              "  GET  /metrics                 pond stats and each actor's position and\n"
              "                                lag, in the Prometheus text format\n"
+             "  GET  /v1/status               the same for people, as JSON: each process\n"
+             "                                (position, head, restarts), the broker's\n"
+             "                                rates, the latest events (?latest=N, 0..%d)\n"
+             "  GET  /                        the status page: open it in a browser\n"
              "\n"
-             "Errors are JSON {\"code\",\"error\"}: 400 bad input, 403, 404, 405, 409 id\n"
+             "Keys mode (--keys): every request but GET / needs a bearer token issued by\n"
+             "`pond keys token NAME` for an app, device or admin key, and is served as\n"
+             "that key: the mesh applies its rules, as for a CURVE client (an app key\n"
+             "reads and publishes only for its customers, the control socket is the\n"
+             "admin's). No token, an unknown or revoked one: 401 with WWW-Authenticate;\n"
+             "refused by the mesh: 403. Without --keys (local mode) no token is asked.\n"
+             "\n"
+             "Errors are JSON {\"code\",\"error\"}: 400 bad input, 401, 403, 404, 405, 409 id\n"
              "used for another event, 413 too large, 503 + Retry-After when the mesh\n"
              "cannot take it now.\n"
              "\n"
@@ -49,8 +61,10 @@ s_usage (FILE *out)
              "  --max-per-ip N        connections from one address (default: the same)\n"
              "  --timeout S           close a connection idle or slow for S seconds\n"
              "                        (default %d)\n"
-             "  --keys DIR --as NAME  CURVE keys towards the broker and the actors\n"
-             "                        (as pond up passes them)\n"
+             "  --keys DIR --as NAME  keys mode: bearer tokens of DIR/tokens, each request\n"
+             "                        served with its token's key pair of DIR/secret;\n"
+             "                        NAME is the gateway's own key (as pond up passes\n"
+             "                        them)\n"
              "  --verbose             log every refused request\n"
              "  --help                show this text\n"
              "\n"
@@ -60,8 +74,12 @@ s_usage (FILE *out)
              "    "
              "'{\"id\":\"018f3a5b-6c7d-7e8f-90a1-b2c3d4e5f607\",\"name\":\"QUACKED\",\"entity\":"
              "\"anna\"}'\n"
-             "  curl -s http://127.0.0.1:8080/v1/views/quacks/anna?after=1\n",
-             POND_GATEWAY_MAX_BODY, POND_GATEWAY_MAX_CONNECTIONS, POND_GATEWAY_TIMEOUT_S);
+             "  curl -s http://127.0.0.1:8080/v1/views/quacks/anna?after=1\n"
+             "  curl -s -H \"Authorization: Bearer $(pond keys token app-1)\" \\\n"
+             "    http://127.0.0.1:8080/v1/views/mobile/anna    # keys mode\n"
+             "  xdg-open http://127.0.0.1:8080/\n",
+             POND_GATEWAY_STATUS_LATEST_MAX, POND_GATEWAY_MAX_BODY, POND_GATEWAY_MAX_CONNECTIONS,
+             POND_GATEWAY_TIMEOUT_S);
 }
 
 //  A whole number in [min, max] from text, or -1
@@ -172,6 +190,8 @@ main (int argc, char *argv [])
             fprintf (stderr, "pond-gateway: %s\n", err);
         return 1;
     }
+    if (keys && *keys)
+        config.keys_dir = keys;
     pond_gateway_t *gateway = pond_gateway_new (&config);
     snprintf (path, sizeof path, "%s/gateway.zpl", dir);
     int rc = 1;
