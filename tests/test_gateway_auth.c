@@ -1,0 +1,569 @@
+/*  test_gateway_auth: pond-gateway in keys mode (bearer tokens) and its
+    status endpoints, with the whole mesh as `pond up` starts it.
+
+    keys: a mesh with CURVE keys (pond up --keys), tokens issued by `pond
+    keys token` for an app key bound to anna, a device key bound to anna
+    and the admin key; each request is served as its token's key, so the
+    mesh's rules apply: the app reads and publishes only for anna, the
+    device publishes for anna and asks no view, the admin does anything.
+    No token, a garbage, forged, oversized or revoked one: 401.
+
+    status: GET /v1/status and GET / on a local mesh (no keys, no token):
+    every process with its position against the head, the latest events,
+    the broker stopped (SIGSTOP) said so, malformed parameters refused.
+*/
+#include <criterion/criterion.h>
+#include <cjson/cJSON.h>
+#include <czmq.h>
+#include <signal.h>
+
+#include "pond_harness.h"
+#include "pond_test_http.h"
+
+static char *dir;    //  this test's directory: DIR/data the mesh, DIR/keys
+static char data [600];
+static char keys [600];
+static int port;
+
+//  Every pid the supervisor names (itself first); returns the count
+static size_t
+s_mesh_pids (pid_t *pids, size_t max)
+{
+    char path [700];
+    snprintf (path, sizeof path, "%s/supervisor.zpl", data);
+    zconfig_t *state = zsys_file_exists (path) ? zconfig_load (path) : NULL;
+    size_t count = 0;
+    if (!state)
+        return 0;
+    pids [count++] = atoi (zconfig_get (state, "supervisor/pid", "0"));
+    zconfig_t *process = zconfig_locate (state, "process");
+    for (process = process ? zconfig_child (process) : NULL; process && count < max;
+         process = zconfig_next (process))
+        pids [count++] = atoi (zconfig_get (process, "pid", "0"));
+    zconfig_destroy (&state);
+    return count;
+}
+
+//  The pid of one process of the mesh, by name
+static pid_t
+s_pid_of (const char *name)
+{
+    char path [700], key [128];
+    snprintf (path, sizeof path, "%s/supervisor.zpl", data);
+    snprintf (key, sizeof key, "process/%s/pid", name);
+    zconfig_t *state = zconfig_load (path);
+    cr_assert_not_null (state);
+    pid_t pid = atoi (zconfig_get (state, key, "0"));
+    zconfig_destroy (&state);
+    return pid;
+}
+
+//  Run `pond ARGS` with stderr in the output; returns it (caller frees)
+static char *
+s_pond (int *exit_p, const char *format, ...)
+{
+    char args [1500];
+    va_list list;
+    va_start (list, format);
+    vsnprintf (args, sizeof args, format, list);
+    va_end (list);
+    char *out = pond_harness_run (exit_p, "%s/pond %s 2>&1", POND_BIN_DIR, args);
+    cr_assert_not_null (out);
+    return out;
+}
+
+//  The mesh up (with keys when with_keys), its gateway's port known
+static void
+s_up (bool with_keys)
+{
+    int rc;
+    char *out;
+    if (with_keys) {
+        const char *made [] = { "--role broker",
+                                "--role store",
+                                "--role admin --name admin",
+                                "--role admin --name gateway",
+                                "--role actor --name quack-counter",
+                                "--role actor --name badge-granter",
+                                "--role actor --name alexa-view",
+                                "--role actor --name mobile-view",
+                                "--role app --name app-anna --customer anna",
+                                "--role device --name silo-1 --customer anna" };
+        for (size_t i = 0; i < sizeof made / sizeof made [0]; i++) {
+            out = s_pond (&rc, "keys new --keys %s %s", keys, made [i]);
+            cr_assert_eq (rc, 0, "pond keys new %s: %s", made [i], out);
+            free (out);
+        }
+        out = s_pond (&rc, "up --data %s --keys %s", data, keys);
+    }
+    else
+        out = s_pond (&rc, "up --data %s", data);
+    cr_assert_eq (rc, 0, "pond up: %s", out);
+    free (out);
+    port = pond_http_gateway_port (data);
+    cr_assert_gt (port, 0, "the gateway's URL in gateway.zpl");
+}
+
+static void
+s_setup (void)
+{
+    zsys_set_logstream (stderr);
+    dir = pond_harness_tempdir ();
+    cr_assert_not_null (dir);
+    snprintf (data, sizeof data, "%s/data", dir);
+    snprintf (keys, sizeof keys, "%s/keys", dir);
+}
+
+static void
+s_teardown (void)
+{
+    pid_t pids [32];
+    size_t count = s_mesh_pids (pids, 32);
+    for (size_t i = 0; i < count; i++)
+        if (pids [i] > 0)
+            kill (pids [i], SIGCONT);    //  A test may have stopped one
+    free (pond_harness_run (NULL, "%s/pond down --data %s >/dev/null 2>&1", POND_BIN_DIR, data));
+    for (size_t i = 0; i < count; i++)
+        if (pond_harness_pid_runs_in (pids [i], dir)) {
+            fprintf (stderr, "test_gateway_auth: pid %d still runs after pond down: SIGKILL\n",
+                     (int) pids [i]);
+            kill (pids [i], SIGKILL);
+        }
+    if (getenv ("POND_KEEP_TEST_DIR"))
+        fprintf (stderr, "test data kept in %s\n", dir);
+    else
+        pond_harness_rmtree (dir);
+    free (dir);
+    dir = NULL;
+}
+
+//  A token of key name, issued by pond keys token (caller frees)
+static char *
+s_token (const char *name)
+{
+    int rc;
+    char *out = pond_harness_run (&rc, "%s/pond keys token %s --keys %s 2>/dev/null", POND_BIN_DIR,
+                                  name, keys);
+    cr_assert_eq (rc, 0, "pond keys token %s", name);
+    out [strcspn (out, "\n")] = 0;
+    cr_assert (strncmp (out, name, strlen (name)) == 0 && out [strlen (name)] == '.',
+               "a token is NAME.SECRET: '%s'", out);
+    return out;
+}
+
+//  A request with token (NULL: no Authorization header)
+static pond_http_reply_t
+s_request (const char *token, const char *method, const char *path, const char *body)
+{
+    char header [1024] = "";
+    if (token)
+        snprintf (header, sizeof header, "Authorization: Bearer %s\r\n", token);
+    return pond_http_request (port, method, path, header, body);
+}
+
+//  Ask until the status is status (a view catches up), up to timeout_ms;
+//  returns the last reply
+static pond_http_reply_t
+s_until (const char *token, const char *path, int status, int timeout_ms)
+{
+    int64_t deadline = zclock_mono () + timeout_ms;
+    pond_http_reply_t reply = s_request (token, "GET", path, NULL);
+    while (reply.status != status && zclock_mono () < deadline) {
+        pond_http_reply_free (&reply);
+        zclock_sleep (100);
+        reply = s_request (token, "GET", path, NULL);
+    }
+    return reply;
+}
+
+static double
+s_number (const cJSON *object, const char *key)
+{
+    return cJSON_GetNumberValue (cJSON_GetObjectItem (object, key));
+}
+
+static const char *
+s_string (const cJSON *object, const char *key)
+{
+    return cJSON_GetStringValue (cJSON_GetObjectItem (object, key));
+}
+
+//  The head of the log, as the admin sees it in /v1/status
+static int
+s_head (const char *admin)
+{
+    pond_http_reply_t reply = s_request (admin, "GET", "/v1/status?latest=0", NULL);
+    cr_assert_eq (reply.status, 200, "%s", reply.raw);
+    int head = (int) s_number (reply.json, "head");
+    pond_http_reply_free (&reply);
+    return head;
+}
+
+//  A refusal: status and a JSON body {"code", "error"} naming what
+static void
+s_refused (const pond_http_reply_t *reply, int status, const char *what)
+{
+    cr_assert_eq (reply->status, status, "%s", reply->raw);
+    cr_assert_not_null (reply->json, "a JSON body: %s", reply->raw);
+    cr_assert_eq (s_number (reply->json, "code"), status, "%s", reply->raw);
+    const char *error = s_string (reply->json, "error");
+    cr_assert (error && strstr (error, what), "the reason names '%s': %s", what, reply->raw);
+}
+
+#define EVENT(id, entity) "{\"id\":\"" id "\",\"name\":\"QUACKED\",\"entity\":\"" entity "\"}"
+#define ID1               "018f3a5b-6c7d-7e8f-90a1-b2c3d4e5f601"
+#define ID2               "018f3a5b-6c7d-7e8f-90a1-b2c3d4e5f602"
+#define ID3               "018f3a5b-6c7d-7e8f-90a1-b2c3d4e5f603"
+#define ID4               "018f3a5b-6c7d-7e8f-90a1-b2c3d4e5f604"
+
+//  =====================================================================
+//  Keys mode
+
+TestSuite (keys, .init = s_setup, .fini = s_teardown, .timeout = 90);
+
+Test (keys, app_token_reads_only_its_customers)
+{
+    s_up (true);
+    char *admin = s_token ("admin");
+    char *app = s_token ("app-anna");
+    //  The admin publishes for anna and ben
+    pond_http_reply_t reply = s_request (admin, "POST", "/v1/events", EVENT (ID1, "anna"));
+    cr_assert_eq (reply.status, 201, "%s", reply.raw);
+    pond_http_reply_free (&reply);
+    reply = s_request (admin, "POST", "/v1/events", EVENT (ID2, "ben"));
+    cr_assert_eq (reply.status, 201, "%s", reply.raw);
+    pond_http_reply_free (&reply);
+
+    //  The app reads its customer, and not another
+    reply = s_until (app, "/v1/views/quacks/anna?after=2", 200, 10000);
+    cr_assert_eq (reply.status, 200, "%s", reply.raw);
+    cr_assert_eq (s_number (reply.json, "quacks"), 1, "%s", reply.raw);
+    pond_http_reply_free (&reply);
+    reply = s_request (app, "GET", "/v1/views/mobile/ben", NULL);
+    s_refused (&reply, 403, "may not ask about 'ben'");
+    pond_http_reply_free (&reply);
+    //  ... nor the status, which is the admin's
+    reply = s_request (app, "GET", "/v1/status", NULL);
+    s_refused (&reply, 403, "admin");
+    pond_http_reply_free (&reply);
+
+    //  The admin reads anyone, and the status
+    reply = s_until (admin, "/v1/views/quacks/ben", 200, 10000);
+    cr_assert_eq (reply.status, 200, "%s", reply.raw);
+    pond_http_reply_free (&reply);
+    reply = s_request (admin, "GET", "/v1/status", NULL);
+    cr_assert_eq (reply.status, 200, "%s", reply.raw);
+    cr_assert (
+        cJSON_IsTrue (cJSON_GetObjectItem (cJSON_GetObjectItem (reply.json, "broker"), "up")), "%s",
+        reply.raw);
+    pond_http_reply_free (&reply);
+    free (admin);
+    free (app);
+}
+
+Test (keys, app_and_device_publish_only_for_their_customers)
+{
+    s_up (true);
+    char *admin = s_token ("admin");
+    char *app = s_token ("app-anna");
+    char *device = s_token ("silo-1");
+    pond_http_reply_t reply = s_request (app, "POST", "/v1/events", EVENT (ID1, "anna"));
+    cr_assert_eq (reply.status, 201, "%s", reply.raw);
+    pond_http_reply_free (&reply);
+    reply = s_request (app, "POST", "/v1/events", EVENT (ID2, "ben"));
+    cr_assert_eq (reply.status, 403, "%s", reply.raw);
+    cr_assert (strstr (s_string (reply.json, "error"), "may not publish for 'ben'"), "%s",
+               reply.raw);
+    pond_http_reply_free (&reply);
+    reply = s_request (device, "POST", "/v1/events", EVENT (ID3, "anna"));
+    cr_assert_eq (reply.status, 201, "%s", reply.raw);
+    pond_http_reply_free (&reply);
+    reply = s_request (device, "POST", "/v1/events", "[" EVENT (ID4, "ben") "]");
+    cr_assert_eq (reply.status, 403, "%s", reply.raw);
+    pond_http_reply_free (&reply);
+    //  A device asks no view: the actors let in actor, app and admin keys
+    reply = s_request (device, "GET", "/v1/views/quacks/anna", NULL);
+    s_refused (&reply, 403, "may not use the query socket");
+    pond_http_reply_free (&reply);
+
+    //  Two events stored, each with its key as the source the broker stamped
+    reply = s_request (admin, "GET", "/v1/status?latest=5", NULL);
+    cr_assert_eq (reply.status, 200, "%s", reply.raw);
+    cr_assert_eq (s_number (reply.json, "head"), 2, "%s", reply.raw);
+    cJSON *latest = cJSON_GetObjectItem (reply.json, "latest");
+    cr_assert_eq (cJSON_GetArraySize (latest), 2, "%s", reply.raw);
+    cr_assert_str_eq (s_string (cJSON_GetArrayItem (latest, 0), "source"), "silo-1");
+    cr_assert_str_eq (s_string (cJSON_GetArrayItem (latest, 1), "source"), "app-anna");
+    pond_http_reply_free (&reply);
+    free (admin);
+    free (app);
+    free (device);
+}
+
+Test (keys, no_token_or_a_bad_one_is_401)
+{
+    s_up (true);
+    char *admin = s_token ("admin");
+    char forged [256];
+    snprintf (forged, sizeof forged, "%s", admin);
+    char *last = forged + strlen (forged) - 1;
+    *last = *last == '0' ? '1' : '0';    //  One digit of the secret changed
+    char oversized [4096];
+    memset (oversized, 'a', sizeof oversized - 1);
+    oversized [sizeof oversized - 1] = 0;
+    const char *headers [] = { NULL,
+                               "Authorization: Bearer garbage\r\n",
+                               "Authorization: Bearer \r\n",
+                               "Authorization: Basic YWRtaW46YWRtaW4=\r\n",
+                               "Authorization: Bearer admin.\r\n",
+                               "Authorization: Bearer ../admin.0000\r\n",
+                               NULL,
+                               NULL };
+    char forged_header [300], oversized_header [4200];
+    snprintf (forged_header, sizeof forged_header, "Authorization: Bearer %s\r\n", forged);
+    snprintf (oversized_header, sizeof oversized_header, "Authorization: Bearer %s\r\n", oversized);
+    headers [6] = forged_header;
+    headers [7] = oversized_header;
+    for (size_t i = 0; i < sizeof headers / sizeof headers [0]; i++) {
+        const char *paths [] = { "/v1/views/quacks/anna", "/v1/status", "/metrics" };
+        for (size_t p = 0; p < 3; p++) {
+            pond_http_reply_t reply = pond_http_request (port, "GET", paths [p], headers [i], NULL);
+            cr_assert_eq (reply.status, 401, "%s with %s: %s", paths [p],
+                          headers [i] ? headers [i] : "no header", reply.raw);
+            char value [128];
+            cr_assert (pond_http_header (&reply, "WWW-Authenticate", value, sizeof value)
+                           && strncmp (value, "Bearer realm=\"pond\"", 19) == 0,
+                       "%s", reply.raw);
+            cr_assert_eq (s_number (reply.json, "code"), 401, "%s", reply.raw);
+            pond_http_reply_free (&reply);
+        }
+        pond_http_reply_t reply = pond_http_request (port, "POST", "/v1/events", headers [i],
+                                                     EVENT (ID1, "anna"));
+        cr_assert_eq (reply.status, 401, "%s", reply.raw);
+        pond_http_reply_free (&reply);
+    }
+    //  Nothing stored; the status page itself needs no token
+    cr_assert_eq (s_head (admin), 0);
+    pond_http_reply_t reply = pond_http_request (port, "GET", "/", NULL, NULL);
+    cr_assert_eq (reply.status, 200, "%s", reply.raw);
+    cr_assert (strstr (reply.body, "<title>pond status</title>"), "%s", reply.raw);
+    pond_http_reply_free (&reply);
+    //  The true token works
+    reply = s_request (admin, "POST", "/v1/events", EVENT (ID1, "anna"));
+    cr_assert_eq (reply.status, 201, "%s", reply.raw);
+    pond_http_reply_free (&reply);
+    free (admin);
+}
+
+Test (keys, revoked_token_or_removed_key_is_401_at_once)
+{
+    s_up (true);
+    char *admin = s_token ("admin");
+    char *app = s_token ("app-anna");
+    char *second = s_token ("app-anna");    //  A key may have several
+    cr_assert_str_neq (app, second);
+    pond_http_reply_t reply = s_request (app, "POST", "/v1/events", EVENT (ID1, "anna"));
+    cr_assert_eq (reply.status, 201, "%s", reply.raw);
+    pond_http_reply_free (&reply);
+
+    int rc;
+    char *out = s_pond (&rc, "keys revoke-token app-anna --keys %s", keys);
+    cr_assert_eq (rc, 0, "%s", out);
+    cr_assert (strstr (out, "revoked 2 tokens"), "%s", out);
+    free (out);
+    //  The very next request is refused, with either token
+    reply = s_request (app, "POST", "/v1/events", EVENT (ID2, "anna"));
+    s_refused (&reply, 401, "revoked");
+    pond_http_reply_free (&reply);
+    reply = s_request (second, "GET", "/v1/views/quacks/anna", NULL);
+    s_refused (&reply, 401, "revoked");
+    pond_http_reply_free (&reply);
+
+    //  A new token works; removing the key takes it away too
+    char *third = s_token ("app-anna");
+    reply = s_request (third, "POST", "/v1/events", EVENT (ID2, "anna"));
+    cr_assert_eq (reply.status, 201, "%s", reply.raw);
+    pond_http_reply_free (&reply);
+    out = s_pond (&rc, "keys remove --name app-anna --keys %s", keys);
+    cr_assert_eq (rc, 0, "%s", out);
+    free (out);
+    reply = s_request (third, "POST", "/v1/events", EVENT (ID3, "anna"));
+    s_refused (&reply, 401, "removed");
+    pond_http_reply_free (&reply);
+    //  A key made again under the same name has none of the old tokens,
+    //  and its own pair is used, not the one the gateway kept
+    out = s_pond (&rc, "keys new --role app --name app-anna --customer anna --keys %s", keys);
+    cr_assert_eq (rc, 0, "%s", out);
+    free (out);
+    reply = s_request (third, "POST", "/v1/events", EVENT (ID3, "anna"));
+    s_refused (&reply, 401, "revoked");
+    pond_http_reply_free (&reply);
+    char *fourth = s_token ("app-anna");
+    int64_t deadline = zclock_mono () + 10000;    //  The broker rescans keys every 2 s
+    do {
+        pond_http_reply_free (&reply);
+        reply = s_request (fourth, "POST", "/v1/events", EVENT (ID3, "anna"));
+    } while (reply.status != 201 && zclock_mono () < deadline && (zclock_sleep (200), true));
+    cr_assert_eq (reply.status, 201, "%s", reply.raw);
+    pond_http_reply_free (&reply);
+    cr_assert_eq (s_head (admin), 3);
+    free (admin);
+    free (app);
+    free (second);
+    free (third);
+    free (fourth);
+}
+
+Test (keys, tokens_only_for_http_roles_with_a_secret_here)
+{
+    int rc;
+    char *out = s_pond (&rc, "keys new --keys %s --role broker", keys);
+    cr_assert_eq (rc, 0, "%s", out);
+    free (out);
+    out = s_pond (&rc, "keys new --keys %s --role actor --name quack-counter", keys);
+    cr_assert_eq (rc, 0, "%s", out);
+    free (out);
+    out = s_pond (&rc, "keys new --keys %s --role app --name app-1 --customer anna", keys);
+    cr_assert_eq (rc, 0, "%s", out);
+    free (out);
+    struct {
+        const char *args;
+        int exit;
+        const char *says;
+    } cases [] = {
+        { "keys token quack-counter", 1, "tokens are for app, device and admin keys" },
+        { "keys token broker", 1, "tokens are for app, device and admin keys" },
+        { "keys token nobody", 1, "no key 'nobody'" },
+        { "keys token", 2, "say which key" },
+        { "keys token ../etc", 1, "" },
+        { "keys token app-1 --name app-2", 2, "give the key's name once" },
+        { "keys revoke-token", 2, "say which key" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases [0]; i++) {
+        out = s_pond (&rc, "%s --keys %s", cases [i].args, keys);
+        cr_assert_eq (rc, cases [i].exit, "pond %s: %s", cases [i].args, out);
+        cr_assert (strstr (out, cases [i].says), "pond %s: %s", cases [i].args, out);
+        free (out);
+    }
+    //  Without the secret half here the gateway could not speak as the key
+    char path [700];
+    snprintf (path, sizeof path, "%s/secret/app-1.cert_secret", keys);
+    cr_assert_eq (unlink (path), 0);
+    out = s_pond (&rc, "keys token app-1 --keys %s", keys);
+    cr_assert_eq (rc, 1, "%s", out);
+    cr_assert (strstr (out, "secret half"), "%s", out);
+    free (out);
+    snprintf (path, sizeof path, "%s/tokens/app-1", keys);
+    cr_assert (access (path, F_OK) != 0, "no token file for refused issues");
+}
+
+//  =====================================================================
+//  Status, local mode
+
+TestSuite (status, .init = s_setup, .fini = s_teardown, .timeout = 90);
+
+Test (status, processes_at_the_head_and_latest_events)
+{
+    s_up (false);
+    for (int i = 0; i < 5; i++) {
+        int rc;
+        char *out = s_pond (&rc, "publish --data %s --name QUACKED --entity anna", data);
+        cr_assert_eq (rc, 0, "%s", out);
+        free (out);
+    }
+    //  Local mode: no token asked, one given is ignored
+    pond_http_reply_t reply;
+    int64_t deadline = zclock_mono () + 10000;
+    bool at_head = false;
+    while (!at_head) {
+        reply = pond_http_request (port, "GET", "/v1/status?latest=3",
+                                   "Authorization: Bearer whatever\r\n", NULL);
+        cr_assert_eq (reply.status, 200, "%s", reply.raw);
+        at_head = true;
+        const cJSON *process;
+        cJSON_ArrayForEach (process, cJSON_GetObjectItem (reply.json, "processes"))
+            if (streq (s_string (process, "kind"), "actor"))
+                at_head &= s_number (process, "position") == 5 && s_number (process, "lag") == 0;
+        if (at_head || zclock_mono () > deadline)
+            break;
+        pond_http_reply_free (&reply);
+        zclock_sleep (200);
+    }
+    cr_assert (at_head, "every actor at the head: %s", reply.raw);
+    cr_assert_eq (s_number (reply.json, "head"), 5);
+    const char *expected [] = { "store",      "broker",      "quack-counter", "badge-granter",
+                                "alexa-view", "mobile-view", "gateway" };
+    cJSON *processes = cJSON_GetObjectItem (reply.json, "processes");
+    cr_assert_eq (cJSON_GetArraySize (processes), 7, "%s", reply.raw);
+    for (int i = 0; i < 7; i++) {
+        cJSON *process = cJSON_GetArrayItem (processes, i);
+        cr_assert_str_eq (s_string (process, "name"), expected [i]);
+        cr_assert_eq (s_number (process, "restarts"), 0, "%s", reply.raw);
+        cr_assert (cJSON_IsTrue (cJSON_GetObjectItem (process, "ready")), "%s", reply.raw);
+    }
+    cr_assert_eq (s_number (cJSON_GetArrayItem (processes, 0), "position"), 5);
+    cJSON *latest = cJSON_GetObjectItem (reply.json, "latest");
+    cr_assert_eq (cJSON_GetArraySize (latest), 3, "newest 3: %s", reply.raw);
+    cr_assert_eq (s_number (cJSON_GetArrayItem (latest, 0), "seq"), 5);
+    cr_assert_eq (s_number (cJSON_GetArrayItem (latest, 2), "seq"), 3);
+    cr_assert_str_eq (s_string (cJSON_GetObjectItem (reply.json, "supervisor"), "state"), "up");
+    cr_assert (cJSON_GetObjectItem (cJSON_GetObjectItem (reply.json, "stats"), "broker"));
+    pond_http_reply_free (&reply);
+
+    //  The page, embedded
+    reply = pond_http_request (port, "GET", "/", NULL, NULL);
+    cr_assert_eq (reply.status, 200, "%s", reply.raw);
+    char type [64];
+    cr_assert (pond_http_header (&reply, "Content-Type", type, sizeof type)
+               && strncmp (type, "text/html", 9) == 0);
+    cr_assert (strstr (reply.body, "/v1/status") && !strstr (reply.body, "src=\"http"),
+               "the page reads /v1/status and loads nothing from elsewhere");
+    pond_http_reply_free (&reply);
+}
+
+Test (status, broker_stopped_is_said_and_bad_requests_refused)
+{
+    s_up (false);
+    pid_t broker = s_pid_of ("broker");
+    cr_assert_gt (broker, 0);
+    cr_assert_eq (kill (broker, SIGSTOP), 0);
+    pond_http_reply_t reply = pond_http_request (port, "GET", "/v1/status", NULL, NULL);
+    kill (broker, SIGCONT);
+    cr_assert_eq (reply.status, 200, "a broker down is a status: %s", reply.raw);
+    cJSON *part = cJSON_GetObjectItem (reply.json, "broker");
+    cr_assert (cJSON_IsFalse (cJSON_GetObjectItem (part, "up")), "%s", reply.raw);
+    cr_assert (s_string (part, "error") && strstr (s_string (part, "error"), "no reply"), "%s",
+               reply.raw);
+    cr_assert (cJSON_IsNull (cJSON_GetObjectItem (reply.json, "head")), "%s", reply.raw);
+    cr_assert (s_string (reply.json, "latest_error"), "%s", reply.raw);
+    pond_http_reply_free (&reply);
+
+    //  Back: up again
+    int64_t deadline = zclock_mono () + 10000;
+    bool up = false;
+    while (!up && zclock_mono () < deadline) {
+        reply = pond_http_request (port, "GET", "/v1/status", NULL, NULL);
+        up = cJSON_IsTrue (cJSON_GetObjectItem (cJSON_GetObjectItem (reply.json, "broker"), "up"));
+        pond_http_reply_free (&reply);
+    }
+    cr_assert (up, "the broker answers again");
+
+    struct {
+        const char *method, *path;
+        int status;
+        const char *says;
+    } cases [] = {
+        { "GET", "/v1/status?latest=abc", 400, "latest takes" },
+        { "GET", "/v1/status?latest=-1", 400, "latest takes" },
+        { "GET", "/v1/status?latest=101", 400, "latest takes" },
+        { "POST", "/v1/status", 405, "GET" },
+        { "DELETE", "/", 405, "GET" },
+        { "GET", "/index.php", 404, "no such path" },
+        { "GET", "/v1/statusx", 404, "no such path" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases [0]; i++) {
+        reply = pond_http_request (port, cases [i].method, cases [i].path, NULL, NULL);
+        s_refused (&reply, cases [i].status, cases [i].says);
+        pond_http_reply_free (&reply);
+    }
+}
