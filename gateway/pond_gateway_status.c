@@ -101,8 +101,10 @@ s_latest (cJSON *root, const char *control, uint64_t head, size_t count, int wai
     pond_reader_t *reader = pond_reader_new (control, &req);
     pond_event_t *event;
     while (reader && (event = pond_reader_next (reader, wait_ms))) {
+        //  The event's own text, as pond tail prints it (cJSON would print
+        //  a 16-digit ts with an exponent)
         char *json = pond_event_to_json (event);
-        cJSON *item = json ? cJSON_Parse (json) : NULL;
+        cJSON *item = json ? cJSON_CreateRaw (json) : NULL;
         if (item)
             cJSON_InsertItemInArray (latest, 0, item);    //  newest first
         free (json);
