@@ -194,6 +194,10 @@ pond_tokens_check (const char *dir, const char *token, char *name, size_t size, 
         snprintf (err, errlen, "the token is malformed (pond keys token NAME issues one)");
         return -1;
     }
+    if (sodium_init () < 0) {    //  Once; thread-safe
+        snprintf (err, errlen, "libsodium cannot start");
+        return -1;
+    }
     char key_name [POND_KEY_NAME_MAX + 1];
     memcpy (key_name, token, (size_t) (dot - token));
     key_name [dot - token] = 0;
