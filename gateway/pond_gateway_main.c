@@ -192,6 +192,10 @@ main (int argc, char *argv [])
     }
     if (keys && *keys)
         config.keys_dir = keys;
+    else if (strncmp (config.listen, "127.", 4) != 0 && config.listen [0] != ':')
+        zsys_warning ("pond-gateway: no --keys: whoever reaches %s is served without a token "
+                      "(local mode is meant for loopback)",
+                      config.listen);
     pond_gateway_t *gateway = pond_gateway_new (&config);
     snprintf (path, sizeof path, "%s/gateway.zpl", dir);
     int rc = 1;

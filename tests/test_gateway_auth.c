@@ -567,3 +567,19 @@ Test (status, broker_stopped_is_said_and_bad_requests_refused)
         pond_http_reply_free (&reply);
     }
 }
+
+Test (status, local_mode_off_loopback_is_warned)
+{
+    //  No mesh needed: the gateway starts, says so, and is stopped
+    char log [700], ready [700];
+    snprintf (log, sizeof log, "%s/gateway.log", dir);
+    snprintf (ready, sizeof ready, "%s/gateway.zpl", data);
+    pid_t gateway = pond_harness_spawn ("pond-gateway", log, "--data", data, "--listen",
+                                        "0.0.0.0:0", NULL);
+    cr_assert_gt (gateway, 0);
+    int found = pond_harness_wait_file (ready, 10000);
+    int warned = pond_harness_wait_text (log, "no --keys: whoever reaches 0.0.0.0:0", 5000);
+    pond_harness_stop (gateway, SIGTERM);
+    cr_assert_eq (found, 0, "the gateway started");
+    cr_assert_eq (warned, 0, "the gateway warns that it serves without tokens off loopback");
+}
