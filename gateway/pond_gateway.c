@@ -507,6 +507,12 @@ s_get_metrics (pond_gateway_t *self, struct MHD_Connection *connection)
     char *json = pond_endpoints_resolve (self->data_dir, &eps) == 0
                    ? pond_client_stats (eps.control, self->config.wait_ms, err, sizeof err)
                    : NULL;
+    if (!json && strncmp (err, "403 ", 4) == 0) {    //  Keys mode: STATS is the admin's
+        fclose (out);
+        free (text);
+        return s_reply_error (self, connection, 403, 0, "the metrics are for admin keys: %s",
+                              err + 4);
+    }
     cJSON *stats = json ? cJSON_Parse (json) : NULL;
     free (json);
     fprintf (out,
