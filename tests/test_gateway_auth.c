@@ -246,6 +246,9 @@ Test (keys, app_token_reads_only_its_customers)
     reply = s_request (app, "GET", "/v1/status", NULL);
     s_refused (&reply, 403, "admin");
     pond_http_reply_free (&reply);
+    reply = s_request (app, "GET", "/metrics", NULL);
+    s_refused (&reply, 403, "admin");
+    pond_http_reply_free (&reply);
 
     //  The admin reads anyone, and the status
     reply = s_until (admin, "/v1/views/quacks/ben", 200, 10000);
@@ -256,6 +259,10 @@ Test (keys, app_token_reads_only_its_customers)
     cr_assert (
         cJSON_IsTrue (cJSON_GetObjectItem (cJSON_GetObjectItem (reply.json, "broker"), "up")), "%s",
         reply.raw);
+    pond_http_reply_free (&reply);
+    reply = s_request (admin, "GET", "/metrics", NULL);
+    cr_assert_eq (reply.status, 200, "%s", reply.raw);
+    cr_assert (strstr (reply.body, "pond_up 1"), "%s", reply.raw);
     pond_http_reply_free (&reply);
     free (admin);
     free (app);
