@@ -8,6 +8,10 @@
     device publishes for anna and asks no view, the admin does anything.
     No token, a garbage, forged, oversized or revoked one: 401.
 
+    auth: pond_gateway_auth alone (no mesh): each request's thread speaks
+    as its token's key and only it, sessions over the bound are evicted,
+    a key without its secret is a 500, local mode asks nothing.
+
     status: GET /v1/status and GET / on a local mesh (no keys, no token):
     every process with its position against the head, the latest events,
     the broker stopped (SIGSTOP) said so, malformed parameters refused.
@@ -17,8 +21,13 @@
 #include <czmq.h>
 #include <signal.h>
 
+#include "pond_gateway_auth.h"
 #include "pond_harness.h"
+#include "pond_keys.h"
 #include "pond_test_http.h"
+#include "pond_tokens.h"
+
+#include <pthread.h>
 
 static char *dir;    //  this test's directory: DIR/data the mesh, DIR/keys
 static char data [600];
@@ -589,4 +598,119 @@ Test (status, local_mode_off_loopback_is_warned)
     pond_harness_stop (gateway, SIGTERM);
     cr_assert_eq (found, 0, "the gateway started");
     cr_assert_eq (warned, 0, "the gateway warns that it serves without tokens off loopback");
+}
+
+//  =====================================================================
+//  pond_gateway_auth itself: who a thread speaks as, sessions, bounds
+
+TestSuite (auth, .init = s_setup, .fini = s_teardown, .timeout = 60);
+
+#define APPS 4
+
+typedef struct {
+    pond_gateway_auth_t *auth;
+    const char *header;
+    char as [64];    //  what pond_keys_as said in the thread
+    unsigned status;
+} other_t;
+
+//  A second thread serving a request with header
+static void *
+s_other (void *args)
+{
+    other_t *other = (other_t *) args;
+    char reason [256];
+    pond_gateway_session_t *session = pond_gateway_auth_begin (
+        other->auth, other->header, &other->status, reason, sizeof reason);
+    if (session) {
+        other->status = 200;
+        snprintf (other->as, sizeof other->as, "%s", pond_keys_as () ? pond_keys_as () : "");
+        pond_gateway_auth_end (other->auth, &session);
+    }
+    return NULL;
+}
+
+Test (auth, each_token_speaks_as_its_key_in_its_thread_only)
+{
+    char err [512];
+    cr_assert_eq (pond_keys_create (keys, "broker", "broker", NULL, 0, err, sizeof err), 0, "%s",
+                  err);
+    const char *anna [] = { "anna" };
+    char names [APPS][32], headers [APPS][POND_TOKEN_MAX + 32];
+    for (int i = 0; i < APPS; i++) {
+        snprintf (names [i], sizeof names [i], "app-%d", i);
+        cr_assert_eq (pond_keys_create (keys, "app", names [i], anna, 1, err, sizeof err), 0, "%s",
+                      err);
+        char token [POND_TOKEN_MAX + 1];
+        cr_assert_eq (pond_tokens_issue (keys, names [i], token, sizeof token, err, sizeof err), 0,
+                      "%s", err);
+        snprintf (headers [i], sizeof headers [i], "Bearer %s", token);
+    }
+    //  Two sessions kept for four keys: every round evicts, each request
+    //  still speaks as its own key, and the thread speaks as before after
+    pond_gateway_auth_t *auth = pond_gateway_auth_new (data, keys, 2);
+    cr_assert_not_null (auth);
+    cr_assert (pond_gateway_auth_keys (auth));
+    for (int round = 0; round < 3; round++)
+        for (int i = 0; i < APPS; i++) {
+            unsigned status = 0;
+            char reason [256];
+            pond_gateway_session_t *session = pond_gateway_auth_begin (auth, headers [i], &status,
+                                                                       reason, sizeof reason);
+            cr_assert_not_null (session, "%s: %u %s", names [i], status, reason);
+            cr_assert_str_eq (pond_keys_as (), names [i]);
+            cr_assert_str_eq (pond_gateway_auth_key (auth), names [i]);
+            cr_assert (pond_keys_active ());
+            //  Another thread serving another key meanwhile speaks as that one
+            other_t other = { auth, headers [(i + 1) % APPS], "", 0 };
+            pthread_t thread;
+            cr_assert_eq (pthread_create (&thread, NULL, s_other, &other), 0);
+            pthread_join (thread, NULL);
+            cr_assert_eq (other.status, 200);
+            cr_assert_str_eq (other.as, names [(i + 1) % APPS]);
+            //  ... and so does one serving the same key: a session of its own
+            other_t same = { auth, headers [i], "", 0 };
+            cr_assert_eq (pthread_create (&thread, NULL, s_other, &same), 0);
+            pthread_join (thread, NULL);
+            cr_assert_eq (same.status, 200);
+            cr_assert_str_eq (same.as, names [i]);
+            cr_assert_str_eq (pond_keys_as (), names [i], "this thread still speaks as its key");
+            pond_gateway_auth_end (auth, &session);
+            cr_assert_null (session);
+            cr_assert_null (pond_keys_as (), "back to the process's identity (none)");
+            cr_assert_null (pond_gateway_auth_key (auth));
+        }
+    //  A key whose secret half is gone cannot be served: 500, said why
+    char path [700];
+    snprintf (path, sizeof path, "%s/secret/app-3.cert_secret", keys);
+    cr_assert_eq (unlink (path), 0);
+    unsigned status = 0;
+    char reason [512];
+    pond_gateway_session_t *session = NULL;
+    //  Its kept session (if any) is of the old file: not used
+    for (int i = 0; i < 2; i++) {
+        session = pond_gateway_auth_begin (auth, headers [3], &status, reason, sizeof reason);
+        cr_assert_null (session);
+        cr_assert_eq (status, 500, "%u %s", status, reason);
+        cr_assert (strstr (reason, "app-3"), "%s", reason);
+    }
+    //  No header, another scheme: 401
+    cr_assert_null (pond_gateway_auth_begin (auth, NULL, &status, reason, sizeof reason));
+    cr_assert_eq (status, 401);
+    cr_assert_null (pond_gateway_auth_begin (auth, "Basic eDp5", &status, reason, sizeof reason));
+    cr_assert_eq (status, 401);
+    cr_assert_null (pond_keys_as ());
+    pond_gateway_auth_destroy (&auth);
+    cr_assert_null (auth);
+
+    //  Local mode: no token, no key, whatever the header says
+    auth = pond_gateway_auth_new (data, NULL, 1);
+    cr_assert_not_null (auth);
+    cr_assert_not (pond_gateway_auth_keys (auth));
+    session = pond_gateway_auth_begin (auth, headers [0], &status, reason, sizeof reason);
+    cr_assert_not_null (session);
+    cr_assert_null (pond_keys_as ());
+    cr_assert_null (pond_gateway_auth_key (auth));
+    pond_gateway_auth_end (auth, &session);
+    pond_gateway_auth_destroy (&auth);
 }
