@@ -12,6 +12,7 @@
 #include "pond_client.h"
 #include "pond_actor_link.h"
 #include "pond_event_json.h"
+#include "pond_number.h"
 #include "pond_proto.h"
 #include "pond_thread.h"
 #include "pond_uuid.h"
@@ -591,24 +592,17 @@ s_get_status (pond_gateway_t *self, struct MHD_Connection *connection, const cha
                         pond_gateway_status_page (), 0, NULL);
     const char *latest_text = MHD_lookup_connection_value (connection, MHD_GET_ARGUMENT_KIND,
                                                            "latest");
-    size_t latest = POND_GATEWAY_STATUS_LATEST;
-    if (latest_text) {
-        char *end = NULL;
-        errno = 0;
-        unsigned long value = strtoul (latest_text, &end, 10);
-        if (!*latest_text || *end || errno || *latest_text == '-'
-            || value > POND_GATEWAY_STATUS_LATEST_MAX)
-            return s_reply_error (self, connection, 400, 0,
-                                  "latest takes a number of events, 0 to %d, not '%.64s'",
-                                  POND_GATEWAY_STATUS_LATEST_MAX, latest_text);
-        latest = value;
-    }
+    uint64_t latest = POND_GATEWAY_STATUS_LATEST;
+    if (latest_text && pond_number_parse (latest_text, 0, POND_GATEWAY_STATUS_LATEST_MAX, &latest))
+        return s_reply_error (self, connection, 400, 0,
+                              "latest takes a number of events, 0 to %d, not '%.64s'",
+                              POND_GATEWAY_STATUS_LATEST_MAX, latest_text);
     //  A part that does not answer must not hold the page up for long
     int wait_ms = self->config.wait_ms < 1000 ? self->config.wait_ms : 1000;
     unsigned status = 500;
     char reason [POND_ERR_SIZE + 64];
-    char *json = pond_gateway_status_json (self->data_dir, wait_ms, latest, &status, reason,
-                                           sizeof reason);
+    char *json = pond_gateway_status_json (self->data_dir, wait_ms, (size_t) latest, &status,
+                                           reason, sizeof reason);
     if (!json)
         return s_reply_error (self, connection, status, 0, "%s", reason);
     char *line = zsys_sprintf ("%s\n", json);

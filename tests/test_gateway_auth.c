@@ -34,37 +34,16 @@ static char data [600];
 static char keys [600];
 static int port;
 
-//  Every pid the supervisor names (itself first); returns the count
-static size_t
-s_mesh_pids (pid_t *pids, size_t max)
-{
-    char path [700];
-    snprintf (path, sizeof path, "%s/supervisor.zpl", data);
-    zconfig_t *state = zsys_file_exists (path) ? zconfig_load (path) : NULL;
-    size_t count = 0;
-    if (!state)
-        return 0;
-    pids [count++] = atoi (zconfig_get (state, "supervisor/pid", "0"));
-    zconfig_t *process = zconfig_locate (state, "process");
-    for (process = process ? zconfig_child (process) : NULL; process && count < max;
-         process = zconfig_next (process))
-        pids [count++] = atoi (zconfig_get (process, "pid", "0"));
-    zconfig_destroy (&state);
-    return count;
-}
-
 //  The pid of one process of the mesh, by name
 static pid_t
 s_pid_of (const char *name)
 {
-    char path [700], key [128];
-    snprintf (path, sizeof path, "%s/supervisor.zpl", data);
+    char key [128];
     snprintf (key, sizeof key, "process/%s/pid", name);
-    zconfig_t *state = zconfig_load (path);
-    cr_assert_not_null (state);
-    pid_t pid = atoi (zconfig_get (state, key, "0"));
-    zconfig_destroy (&state);
-    return pid;
+    char *pid = pond_harness_supervised (data, key);
+    pid_t value = pid ? atoi (pid) : 0;
+    free (pid);
+    return value;
 }
 
 //  Run `pond ARGS` with stderr in the output; returns it (caller frees)
@@ -127,7 +106,7 @@ static void
 s_teardown (void)
 {
     pid_t pids [32];
-    size_t count = s_mesh_pids (pids, 32);
+    size_t count = pond_harness_mesh_pids (data, pids, 32);
     for (size_t i = 0; i < count; i++)
         if (pids [i] > 0)
             kill (pids [i], SIGCONT);    //  A test may have stopped one
