@@ -40,7 +40,8 @@ typedef pond_gateway_request_t request_t;
 //  What a connection keeps between its requests (keep-alive), in its
 //  socket context: made and used in the connection's thread
 typedef struct {
-    pond_client_t *client;    //  the producer of POST /v1/events, made on first use
+    pond_client_t *client;                    //  the producer of POST /v1/events, made on first use
+    pond_actor_link_t *links [POND_VIEWS];    //  to each actor, made on first use
 } connection_t;
 
 //  The state of connection, or NULL
@@ -418,11 +419,23 @@ s_query (pond_gateway_t *self, struct MHD_Connection *connection, const char *ac
                                   "after takes a seq (a whole number), not '%s'", after_text);
         after = value;
     }
+    //  The connection's link to the actor, kept for its next requests
+    //  while the actor answers
+    connection_t *state = s_connection_state (connection);
+    size_t slot = 0;
+    while (slot < POND_VIEWS && !streq (pond_views_actors [slot], actor))
+        slot++;
+    pond_actor_link_t **kept = state && slot < POND_VIEWS ? &state->links [slot] : NULL;
     char err [512];
-    pond_actor_link_t *link = pond_actor_link_new (self->data_dir, actor, err, sizeof err);
+    pond_actor_link_t *link = kept && *kept
+                                ? *kept
+                                : pond_actor_link_new (self->data_dir, actor, err, sizeof err);
     if (!link)
         return s_reply_error (self, connection, 503, 1, "%s", err);
+    if (kept)
+        *kept = NULL;
     char *result = pond_actor_link_query_after (link, entity, text, after, self->config.wait_ms);
+    int code = result ? 0 : pond_actor_link_code (link);
     enum MHD_Result rc;
     if (!result) {
         unsigned retry_after;
@@ -449,7 +462,12 @@ s_query (pond_gateway_t *self, struct MHD_Connection *connection, const char *ac
         zstr_free (&line);
     }
     free (result);
-    pond_actor_link_destroy (&link);
+    //  An answer, or a refusal of the request: the link works. No answer
+    //  (the actor away, restarted elsewhere): made again next time
+    if (kept && (code == 0 || code == POND_CODE_BAD_REQUEST || code == POND_CODE_NOT_FOUND))
+        *kept = link;
+    else
+        pond_actor_link_destroy (&link);
     return rc;
 }
 
@@ -813,6 +831,8 @@ s_connection (void *cls, struct MHD_Connection *connection, void **socket_contex
         connection_t *state = (connection_t *) *socket_context;
         if (state) {
             pond_client_destroy (&state->client);
+            for (size_t i = 0; i < POND_VIEWS; i++)
+                pond_actor_link_destroy (&state->links [i]);
             free (state);
             *socket_context = NULL;
         }
