@@ -811,3 +811,24 @@ Test (gateway_stream, other_requests_are_served_while_streams_are_open)
     cr_assert_eq (s_stat ("store", "replays_active"), 0);
     cr_assert_geq (s_metric ("pond_gateway_streams_refused_total"), 1);
 }
+
+Test (gateway_stream, command_line)
+{
+    int rc;
+    char *out = pond_harness_run (&rc, "%s/pond-gateway --help", POND_BIN_DIR);
+    cr_assert_eq (rc, 0);
+    cr_assert (strstr (out, "GET  /v1/events?names=A,B") && strstr (out, "GET  /v1/stream")
+                   && strstr (out, "--max-streams N") && strstr (out, "--stream-queue BYTES")
+                   && strstr (out, "--heartbeat S") && strstr (out, "curl -sN"),
+               "%s", out);
+    free (out);
+    const char *bad [] = { "--max-streams 0", "--max-streams many", "--stream-queue 100",
+                           "--heartbeat 0", "--heartbeat 1h" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad [0]; i++) {
+        out = pond_harness_run (&rc, "%s/pond-gateway --data %s/other %s 2>&1", POND_BIN_DIR,
+                                mesh->dir, bad [i]);
+        cr_assert_eq (rc, 2, "%s: %s", bad [i], out);
+        cr_assert (strstr (out, "takes"), "%s: %s", bad [i], out);
+        free (out);
+    }
+}
