@@ -531,9 +531,15 @@ Test (gateway_stream, slow_reader_holds_bounded_bytes_then_gets_everything)
     long rss_during = s_gateway_rss ();
     cr_assert_leq (held, HELD_BOUND, "at most %d bytes held now, not %.0f", HELD_BOUND, held);
     cr_assert_leq (peak, HELD_BOUND, "at most %d bytes held, not %.0f", HELD_BOUND, peak);
+#if !defined(POND_SANITIZE_BUILD)
+    //  (ASan keeps what is freed in quarantine: RSS says nothing there)
     cr_assert_lt (rss_during - rss_before, 16 * 1024,
                   "RSS grew %ld KiB for a %d KB replay: it is not buffered",
                   rss_during - rss_before, BIG_EVENTS * BIG_PAD / 1000);
+#else
+    (void) rss_before;
+    (void) rss_during;
+#endif
     //  Then it reads on and gets every event, in order
     s_conn_all (&conn, 60000);
     bool complete;
