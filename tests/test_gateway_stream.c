@@ -610,20 +610,21 @@ s_sse_ids (const conn_t *conn, size_t *count_p)
     return ids;
 }
 
-//  Read until count ids have come (or timeout_ms)
+//  Read until count ids have come (or timeout_ms). What came is parsed a
+//  few times a second, not after every read: a stream of megabytes
 static bool
 s_sse_wait_ids (conn_t *conn, size_t count, int timeout_ms)
 {
     int64_t deadline = zclock_mono () + timeout_ms;
-    while (zclock_mono () < deadline && !conn->closed) {
-        size_t have;
+    size_t have = 0;
+    while (true) {
         free (s_sse_ids (conn, &have));
-        if (have >= count)
-            return true;
-        s_conn_read (conn, 0, 200);
+        if (have >= count || conn->closed || zclock_mono () >= deadline)
+            break;
+        int64_t parse_at = zclock_mono () + 250;
+        while (zclock_mono () < parse_at && !conn->closed)
+            s_conn_read (conn, 0, (int) (parse_at - zclock_mono ()));
     }
-    size_t have;
-    free (s_sse_ids (conn, &have));
     return have >= count;
 }
 
