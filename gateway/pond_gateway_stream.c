@@ -938,9 +938,8 @@ s_sse_live (sse_t *self, bool wait)
         struct pollfd item = { self->fd, POLLRDHUP, 0 };
         if (self->fd >= 0 && poll (&item, 1, 0) == 1
             && (item.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
-            self->cut_slow = true;    //  Nobody to say goodbye to
             pthread_mutex_unlock (&hub->mutex);
-            self->ending = true;
+            self->ending = true;    //  Nobody to say goodbye to
             return true;
         }
         if (!wait)
