@@ -40,13 +40,13 @@ typedef struct _pond_gateway_t pond_gateway_t;
 
 #define POND_GATEWAY_MAX_BODY        (1024 * 1024)    //  bytes of a request body
 #define POND_GATEWAY_MAX_CONNECTIONS 64
-#define POND_GATEWAY_TIMEOUT_S       10               //  an idle or slow connection is closed
-#define POND_GATEWAY_MAX_EVENTS      1024             //  events in one POST
-#define POND_GATEWAY_WAIT_MS         2000             //  for one ACK, for a view's answer
-#define POND_GATEWAY_MAX_STREAMS     16               //  NDJSON and SSE streams at once
-#define POND_GATEWAY_STREAM_QUEUE    (1024 * 1024)    //  bytes queued for one SSE client
-#define POND_GATEWAY_HEARTBEAT_S     15               //  SSE comment when no event came
-#define POND_GATEWAY_STACK           (512 * 1024)     //  bytes of each connection's stack
+#define POND_GATEWAY_TIMEOUT_S       10                   //  an idle or slow connection is closed
+#define POND_GATEWAY_MAX_EVENTS      1024                 //  events in one POST
+#define POND_GATEWAY_WAIT_MS         2000                 //  for one ACK, for a view's answer
+#define POND_GATEWAY_MAX_STREAMS     16                   //  NDJSON and SSE streams at once
+#define POND_GATEWAY_STREAM_QUEUE    (1024 * 1024)        //  bytes queued for one SSE client
+#define POND_GATEWAY_HEARTBEAT_S     15                   //  SSE comment when no event came
+#define POND_GATEWAY_STACK           (2 * 1024 * 1024)    //  each connection thread's stack
 
 typedef struct {
     const char *data_dir;        //  the mesh (broker.zpl, NAME.zpl of actors)
