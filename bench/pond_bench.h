@@ -10,7 +10,8 @@
     share: the options, the clock, latency percentiles and this
     program's own CPU and peak RSS (pond_bench.c),
     and the entry point of each scenario (pond_bench_ingest.c,
-    pond_bench_load.c, pond_bench_replay.c, pond_bench_fanout.c).
+    pond_bench_load.c, pond_bench_replay.c, pond_bench_fanout.c,
+    pond_bench_query.c).
 */
 #ifndef POND_BENCH_H_INCLUDED
 #define POND_BENCH_H_INCLUDED
@@ -102,6 +103,11 @@ int
 //  latency (pond_bench_fanout.c)
 int
     pond_bench_fanout (pond_bench_mesh_t *mesh, const pond_bench_options_t *options);
+
+//  query: a view's answers per second and their latency, C links to the
+//  quack counter of a running mesh (pond_bench_query.c)
+int
+    pond_bench_query (pond_bench_mesh_t *mesh, const pond_bench_options_t *options);
 
 //  The event names the load uses by default, round robin; the replay loads
 //  with them and asks for the first two (pond_bench_load.c).

@@ -12,10 +12,11 @@
         pond-bench load   [--events N] [--entities E] [--names A,B]
         pond-bench replay [--events N] [--range M] [--slow-rate R --slow-seconds S]
         pond-bench fanout [--subscribers S] [--events N] [--producers P] [--window W]
+        pond-bench query  --mesh DIR [--connections C] [--events N] [--entities E]
 
     This file parses the command line and runs one scenario; each scenario
     is a file of its own (pond_bench_ingest.c, pond_bench_load.c,
-    pond_bench_replay.c, pond_bench_fanout.c) on the harness of
+    pond_bench_replay.c, pond_bench_fanout.c, pond_bench_query.c) on the harness of
     pond_bench.h: the mesh (pond_bench_mesh), the pre-encoded events
     (pond_bench_events), the producers (pond_bench_publish), the clock and
     percentiles (pond_bench.c).
@@ -57,6 +58,9 @@ s_usage (FILE *out)
              "           window holding M of their events; --slow-rate adds a slow reader.\n"
              "  fanout   S subscribers while P producers (window W) publish N events:\n"
              "           deliveries/s; then publish->subscriber latency at 10%% load.\n"
+             "  query    with --mesh: C threads (--connections, default 1) ask the quack\n"
+             "           counter about cust-0000.. (--entities) N times in all, one\n"
+             "           query at a time each: answers/s and latency percentiles.\n"
              "\n"
              "Options:\n"
              "  --events N        events in all (default: ingest 5000 with W=1, else\n"
@@ -159,9 +163,9 @@ main (int argc, char *argv [])
         return 2;
     }
     options.scenario = argv [optind];
-    const char *scenarios [] = { "ingest", "load", "replay", "fanout" };
+    const char *scenarios [] = { "ingest", "load", "replay", "fanout", "query" };
     int which = -1;
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         if (streq (options.scenario, scenarios [i]))
             which = i;
     if (which < 0) {
@@ -179,7 +183,7 @@ main (int argc, char *argv [])
             options.names [options.names_count++] = pond_bench_load_names [i];
     if (options.events == 0) {
         long defaults [] = { options.window <= 1 && options.rate <= 0 ? 5000 : 50000, 100000,
-                             300000, 20000 };
+                             300000, 20000, 20000 };
         options.events = defaults [which];
     }
     if (options.events < 1 || options.events > 100000000 || options.producers < 1
@@ -195,9 +199,9 @@ main (int argc, char *argv [])
                  BENCH_MAX_SUBS);
         return 2;
     }
-    if (options.loop && (producers_given || (which != 0 && which != 3))) {
-        fprintf (stderr,
-                 "pond-bench: --connections is for ingest and fanout, instead of --producers\n");
+    if (options.loop && (producers_given || (which != 0 && which != 3 && which != 4))) {
+        fprintf (stderr, "pond-bench: --connections is for ingest, fanout and query, instead of "
+                         "--producers\n");
         return 2;
     }
     if (options.mesh && options.with_store) {
@@ -205,8 +209,12 @@ main (int argc, char *argv [])
                          "the mesh: give one of them\n");
         return 2;
     }
-    if (options.mesh && which != 0 && which != 1) {
-        fprintf (stderr, "pond-bench: --mesh works with ingest and load only\n");
+    if (options.mesh && which != 0 && which != 1 && which != 4) {
+        fprintf (stderr, "pond-bench: --mesh works with ingest, load and query only\n");
+        return 2;
+    }
+    if (!options.mesh && which == 4) {
+        fprintf (stderr, "pond-bench: query needs a running mesh: --mesh DIR (pond up)\n");
         return 2;
     }
     options.entities = (size_t) entities;
@@ -224,7 +232,8 @@ main (int argc, char *argv [])
     int rc = which == 0 ? pond_bench_ingest (mesh, &options)
            : which == 1 ? pond_bench_load (mesh, &options)
            : which == 2 ? pond_bench_replay (mesh, &options)
-                        : pond_bench_fanout (mesh, &options);
+           : which == 3 ? pond_bench_fanout (mesh, &options)
+                        : pond_bench_query (mesh, &options);
     fflush (stdout);
     pond_bench_mesh_destroy (&mesh);
     if (zsys_interrupted)

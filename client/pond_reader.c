@@ -295,3 +295,13 @@ pond_reader_count (pond_reader_t *self)
     assert (self);
     return self->count;
 }
+
+size_t
+pond_reader_held_bytes (pond_reader_t *self)
+{
+    assert (self);
+    size_t held = self->chunk ? zmsg_content_size (self->chunk) : 0;
+    if (self->frame)
+        held += zframe_size (self->frame) - self->offset;
+    return held;
+}

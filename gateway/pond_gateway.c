@@ -1,14 +1,22 @@
 /*  pond_gateway: HTTP/JSON at the edge of a mesh. See pond_gateway.h.
 
-    One libmicrohttpd polling thread serves every connection; the ZeroMQ
-    sockets (one pond_client_t kept between requests, one actor link per
-    view request) are made and used in that thread only. A request's body
-    is gathered up to max_body (beyond: 413, read and dropped), then the
-    handler runs once with the whole body.
+    libmicrohttpd runs one thread per connection: a handler may wait on
+    the mesh, and a stream may run for hours, without holding up any
+    other connection. The ZeroMQ sockets a handler uses are made in its
+    connection's thread and used there only (ZeroMQ sockets are not
+    thread-safe): the producer of POST /v1/events is kept with the
+    connection, for the next requests of a keep-alive client; an actor
+    link is made per view request, a replay per NDJSON stream. The one
+    socket shared by streams, the SUB of the live hub, lives in the hub's
+    thread (pond_gateway_stream.c). A request's body is gathered up to
+    max_body (beyond: 413, read and dropped), then the handler that the
+    routing table (s_routes) names for its method and path runs once with
+    the whole body.
 */
-#include "pond_gateway.h"
+#include "pond_gateway_internal.h"
 #include "pond_gateway_auth.h"
 #include "pond_gateway_status.h"
+#include "pond_keys.h"
 #include "pond_client.h"
 #include "pond_actor_link.h"
 #include "pond_event_json.h"
@@ -28,31 +36,36 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define JSON_TYPE "application/json"
-#define TEXT_TYPE "text/plain; charset=utf-8"
+#define JSON_TYPE POND_GATEWAY_JSON_TYPE
+#define TEXT_TYPE POND_GATEWAY_TEXT_TYPE
 
-struct _pond_gateway_t {
-    pond_gateway_config_t config;
-    char *data_dir;
-    struct MHD_Daemon *daemon;
-    char url [64];
-    pond_gateway_auth_t *auth;    //  who serves a request, and its producer
-    //  Counters, written by the server thread only
-    uint64_t requests;
-    uint64_t events_stored;
-    uint64_t events_dup;
-    uint64_t events_refused;
-    uint64_t replies [6];    //  by status class: 1xx .. 5xx, [0] other
-    unsigned open;           //  connections open now
-    uint64_t connections_refused;
-};
+typedef pond_gateway_request_t request_t;
 
-//  One request while its body arrives
+//  What a connection keeps between its requests (keep-alive), in its
+//  socket context: made and used in the connection's thread
 typedef struct {
-    char *body;
-    size_t size;
-    bool too_large;
-} request_t;
+    pond_client_t *client;                    //  the producer of POST /v1/events, made on first use
+    pond_actor_link_t *links [POND_VIEWS];    //  to each actor, made on first use
+    char key [POND_KEY_NAME_MAX + 1];         //  the key they speak as ("" local mode)
+} connection_t;
+
+//  Drop the sockets a connection keeps
+static void
+s_connection_drop (connection_t *state)
+{
+    pond_client_destroy (&state->client);
+    for (size_t i = 0; i < POND_VIEWS; i++)
+        pond_actor_link_destroy (&state->links [i]);
+}
+
+//  The state of connection, or NULL
+static connection_t *
+s_connection_state (struct MHD_Connection *connection)
+{
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info (
+        connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return info ? (connection_t *) info->socket_context : NULL;
+}
 
 //  =====================================================================
 //  Replies
@@ -103,20 +116,56 @@ static enum MHD_Result s_reply_error (pond_gateway_t *self, struct MHD_Connectio
                                       ...) __attribute__ ((format (printf, 5, 6)));
 
 static enum MHD_Result
-s_reply_error (pond_gateway_t *self, struct MHD_Connection *connection, unsigned status,
-               unsigned retry_after_s, const char *format, ...)
+s_reply_errorv (pond_gateway_t *self, struct MHD_Connection *connection, unsigned status,
+                unsigned retry_after_s, const char *format, va_list args)
 {
     char reason [512];
-    va_list args;
-    va_start (args, format);
     vsnprintf (reason, sizeof reason, format, args);
-    va_end (args);
     if (self->config.verbose)
         zsys_info ("pond-gateway: %u %s", status, reason);
     cJSON *root = cJSON_CreateObject ();
     cJSON_AddNumberToObject (root, "code", status);
     cJSON_AddStringToObject (root, "error", reason);
     return s_reply_json (self, connection, status, root, retry_after_s);
+}
+
+static enum MHD_Result
+s_reply_error (pond_gateway_t *self, struct MHD_Connection *connection, unsigned status,
+               unsigned retry_after_s, const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    enum MHD_Result rc = s_reply_errorv (self, connection, status, retry_after_s, format, args);
+    va_end (args);
+    return rc;
+}
+
+enum MHD_Result
+pond_gateway_reply (pond_gateway_t *self, struct MHD_Connection *connection, unsigned status,
+                    const char *type, const char *body, unsigned retry_after_s, const char *allow)
+{
+    return s_reply (self, connection, status, type, body, retry_after_s, allow);
+}
+
+enum MHD_Result
+pond_gateway_reply_error (pond_gateway_t *self, struct MHD_Connection *connection, unsigned status,
+                          unsigned retry_after_s, const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    enum MHD_Result rc = s_reply_errorv (self, connection, status, retry_after_s, format, args);
+    va_end (args);
+    return rc;
+}
+
+void
+pond_gateway_stream_held (pond_gateway_t *self, int64_t delta, int64_t held)
+{
+    if (delta)
+        atomic_fetch_add (&self->stream_bytes, delta);
+    int_fast64_t peak = atomic_load (&self->stream_bytes_peak);
+    while (held > peak && !atomic_compare_exchange_weak (&self->stream_bytes_peak, &peak, held))
+        ;
 }
 
 //  The HTTP status for a code of the protocol or of the client library,
@@ -142,16 +191,26 @@ s_http_status (int code, uint32_t retry_ms, unsigned *retry_after_s)
     }
 }
 
+unsigned
+pond_gateway_http_status (int code, uint32_t retry_ms, unsigned *retry_after_s)
+{
+    return s_http_status (code, retry_ms, retry_after_s);
+}
+
 //  =====================================================================
 //  POST /v1/events
 
-//  The producer of the request this thread serves (pond_gateway_auth: the
-//  gateway's own in local mode, its token's key's in keys mode), made on
-//  first use
+//  The connection's producer, made on first use (the broker's endpoints
+//  are read then, so a restarted broker on other ports is found again)
 static pond_client_t *
-s_client (pond_gateway_t *self)
+s_client (pond_gateway_t *self, connection_t *state)
 {
-    return pond_gateway_auth_client (self->auth);
+    if (state && !state->client) {
+        pond_endpoints_t eps;
+        if (pond_endpoints_resolve (self->data_dir, &eps) == 0)
+            state->client = pond_client_new (eps.ingest);
+    }
+    return state ? state->client : NULL;
 }
 
 //  The events of a body, validated: NULL with the status and reason in
@@ -220,7 +279,7 @@ s_events_parse (cJSON *root, size_t *count_p, char *err, size_t errlen)
 //  Publish count events, filling results [count]. Each gets exactly one
 //  result: an ACK or the reason it was not stored.
 static void
-s_events_publish (pond_gateway_t *self, pond_event_t **events, size_t count,
+s_events_publish (pond_gateway_t *self, connection_t *state, pond_event_t **events, size_t count,
                   pond_publish_result_t *results)
 {
     for (size_t i = 0; i < count; i++) {
@@ -229,7 +288,7 @@ s_events_publish (pond_gateway_t *self, pond_event_t **events, size_t count,
         results [i].code = POND_CODE_TIMEOUT;
         snprintf (results [i].reason, sizeof results [i].reason, "the broker is not reachable");
     }
-    pond_client_t *client = s_client (self);
+    pond_client_t *client = s_client (self, state);
     pond_publisher_t *publisher = client ? pond_publisher_new (client) : NULL;
     if (!publisher)
         return;
@@ -256,7 +315,7 @@ s_events_publish (pond_gateway_t *self, pond_event_t **events, size_t count,
         timed_out |= results [i].code == POND_CODE_TIMEOUT;
     pond_publisher_destroy (&publisher);
     if (timed_out)    //  Late replies and a stale connection go with it
-        pond_gateway_auth_drop_client (self->auth);
+        pond_client_destroy (&state->client);
 }
 
 //  One result as JSON; its HTTP status in *status_p
@@ -290,8 +349,10 @@ s_result_json (pond_gateway_t *self, const pond_publish_result_t *result, unsign
 }
 
 static enum MHD_Result
-s_post_events (pond_gateway_t *self, struct MHD_Connection *connection, request_t *request)
+s_post_events (pond_gateway_t *self, struct MHD_Connection *connection, const char *rest,
+               request_t *request)
 {
+    (void) rest;
     if (request->too_large)
         return s_reply_error (self, connection, 413, 0, "the body is over %zu bytes",
                               self->config.max_body);
@@ -317,7 +378,7 @@ s_post_events (pond_gateway_t *self, struct MHD_Connection *connection, request_
         free (events);
         return s_reply_error (self, connection, 500, 0, "out of memory");
     }
-    s_events_publish (self, events, count, results);
+    s_events_publish (self, s_connection_state (connection), events, count, results);
     //  One event: its result. Many: every result, and the status of the
     //  first failure (201 if all were stored, 200 if all were resends)
     unsigned status = 0, retry_after = 0;
@@ -372,11 +433,23 @@ s_query (pond_gateway_t *self, struct MHD_Connection *connection, const char *ac
                                   "after takes a seq (a whole number), not '%s'", after_text);
         after = value;
     }
+    //  The connection's link to the actor, kept for its next requests
+    //  while the actor answers
+    connection_t *state = s_connection_state (connection);
+    size_t slot = 0;
+    while (slot < POND_VIEWS && !streq (pond_views_actors [slot], actor))
+        slot++;
+    pond_actor_link_t **kept = state && slot < POND_VIEWS ? &state->links [slot] : NULL;
     char err [512];
-    pond_actor_link_t *link = pond_actor_link_new (self->data_dir, actor, err, sizeof err);
+    pond_actor_link_t *link = kept && *kept
+                                ? *kept
+                                : pond_actor_link_new (self->data_dir, actor, err, sizeof err);
     if (!link)
         return s_reply_error (self, connection, 503, 1, "%s", err);
+    if (kept)
+        *kept = NULL;
     char *result = pond_actor_link_query_after (link, entity, text, after, self->config.wait_ms);
+    int code = result ? 0 : pond_actor_link_code (link);
     enum MHD_Result rc;
     if (!result) {
         unsigned retry_after;
@@ -403,13 +476,20 @@ s_query (pond_gateway_t *self, struct MHD_Connection *connection, const char *ac
         zstr_free (&line);
     }
     free (result);
-    pond_actor_link_destroy (&link);
+    //  An answer, or a refusal of the request: the link works. No answer
+    //  (the actor away, restarted elsewhere): made again next time
+    if (kept && (code == 0 || code == POND_CODE_BAD_REQUEST || code == POND_CODE_NOT_FOUND))
+        *kept = link;
+    else
+        pond_actor_link_destroy (&link);
     return rc;
 }
 
 static enum MHD_Result
-s_get_view (pond_gateway_t *self, struct MHD_Connection *connection, const char *path)
+s_get_view (pond_gateway_t *self, struct MHD_Connection *connection, const char *path,
+            request_t *request)
 {
+    (void) request;
     //  path: VIEW/ENTITY
     const char *slash = strchr (path, '/');
     char view [64];
@@ -425,8 +505,10 @@ s_get_view (pond_gateway_t *self, struct MHD_Connection *connection, const char 
 }
 
 static enum MHD_Result
-s_get_alexa (pond_gateway_t *self, struct MHD_Connection *connection, const char *entity)
+s_get_alexa (pond_gateway_t *self, struct MHD_Connection *connection, const char *entity,
+             request_t *request)
 {
+    (void) request;
     const char *q = MHD_lookup_connection_value (connection, MHD_GET_ARGUMENT_KIND, "q");
     if (!q || !*q || strlen (q) >= POND_QUERY_TEXT_MAX)
         return s_reply_error (self, connection, 400, 0,
@@ -496,8 +578,11 @@ s_metrics_tree (FILE *out, const char *prefix, const cJSON *object)
 }
 
 static enum MHD_Result
-s_get_metrics (pond_gateway_t *self, struct MHD_Connection *connection)
+s_get_metrics (pond_gateway_t *self, struct MHD_Connection *connection, const char *rest,
+               request_t *request)
 {
+    (void) rest;
+    (void) request;
     char *text = NULL;
     size_t size = 0;
     FILE *out = open_memstream (&text, &size);
@@ -566,10 +651,26 @@ s_get_metrics (pond_gateway_t *self, struct MHD_Connection *connection)
              "# TYPE pond_gateway_connections gauge\npond_gateway_connections %u\n"
              "# TYPE pond_gateway_connections_refused_total counter\n"
              "pond_gateway_connections_refused_total %llu\n"
+             "# HELP pond_gateway_streams NDJSON and SSE streams open now\n"
+             "# TYPE pond_gateway_streams gauge\npond_gateway_streams %u\n"
+             "# TYPE pond_gateway_streams_refused_total counter\n"
+             "pond_gateway_streams_refused_total %llu\n"
+             "# HELP pond_gateway_streams_cut_total SSE streams cut (a slow client, a gap)\n"
+             "# TYPE pond_gateway_streams_cut_total counter\n"
+             "pond_gateway_streams_cut_total %llu\n"
+             "# TYPE pond_gateway_stream_events_total counter\n"
+             "pond_gateway_stream_events_total %llu\n"
+             "# HELP pond_gateway_stream_bytes bytes of events the streams hold now\n"
+             "# TYPE pond_gateway_stream_bytes gauge\npond_gateway_stream_bytes %lld\n"
+             "# HELP pond_gateway_stream_bytes_peak most bytes one stream held at once\n"
+             "# TYPE pond_gateway_stream_bytes_peak gauge\npond_gateway_stream_bytes_peak %lld\n"
              "# TYPE pond_gateway_replies_total counter\n",
              (unsigned long long) self->requests, (unsigned long long) self->events_stored,
              (unsigned long long) self->events_dup, (unsigned long long) self->events_refused,
-             self->open, (unsigned long long) self->connections_refused);
+             (unsigned) self->open, (unsigned long long) self->connections_refused,
+             (unsigned) self->streams, (unsigned long long) self->streams_refused,
+             (unsigned long long) self->streams_cut, (unsigned long long) self->stream_events,
+             (long long) self->stream_bytes, (long long) self->stream_bytes_peak);
     for (int i = 1; i < 6; i++)
         fprintf (out, "pond_gateway_replies_total{class=\"%dxx\"} %llu\n", i,
                  (unsigned long long) self->replies [i]);
@@ -585,11 +686,11 @@ s_get_metrics (pond_gateway_t *self, struct MHD_Connection *connection)
 //  (pond_gateway_status)
 
 static enum MHD_Result
-s_get_status (pond_gateway_t *self, struct MHD_Connection *connection, const char *url)
+s_get_status (pond_gateway_t *self, struct MHD_Connection *connection, const char *rest,
+              request_t *request)
 {
-    if (streq (url, "/"))
-        return s_reply (self, connection, 200, "text/html; charset=utf-8",
-                        pond_gateway_status_page (), 0, NULL);
+    (void) rest;
+    (void) request;
     const char *latest_text = MHD_lookup_connection_value (connection, MHD_GET_ARGUMENT_KIND,
                                                            "latest");
     uint64_t latest = POND_GATEWAY_STATUS_LATEST;
@@ -612,8 +713,52 @@ s_get_status (pond_gateway_t *self, struct MHD_Connection *connection, const cha
     return rc;
 }
 
+static enum MHD_Result
+s_get_page (pond_gateway_t *self, struct MHD_Connection *connection, const char *rest,
+            request_t *request)
+{
+    (void) rest;
+    (void) request;
+    return s_reply (self, connection, 200, "text/html; charset=utf-8", pond_gateway_status_page (),
+                    0, NULL);
+}
+
 //  =====================================================================
 //  The server
+
+//  The routes: a request goes to the first whose method and path match.
+//  A path ending in '/' takes what follows as the handler's rest; HEAD is
+//  served as GET. A path with no route for the method gets 405 with the
+//  methods it has in Allow; no route at all, 404 listing them.
+static const struct {
+    const char *method;
+    const char *path;
+    pond_gateway_handler_fn handler;
+    const char *usage;    //  for the 404 text
+} s_routes [] = {
+    { MHD_HTTP_METHOD_POST, "/v1/events", s_post_events, "POST /v1/events" },
+    { MHD_HTTP_METHOD_GET, "/v1/events", pond_gateway_get_events,
+      "GET /v1/events?names=A,B&from=&to= (or entity=, from_seq=)" },
+    { MHD_HTTP_METHOD_GET, "/v1/stream", pond_gateway_get_stream, "GET /v1/stream?names=A,B" },
+    { MHD_HTTP_METHOD_GET, "/v1/views/", s_get_view, "GET /v1/views/VIEW/ENTITY" },
+    { MHD_HTTP_METHOD_GET, "/v1/alexa/", s_get_alexa, "GET /v1/alexa/ENTITY?q=..." },
+    { MHD_HTTP_METHOD_GET, "/metrics", s_get_metrics, "GET /metrics" },
+    { MHD_HTTP_METHOD_GET, "/v1/status", s_get_status, "GET /v1/status" },
+    { MHD_HTTP_METHOD_GET, "", s_get_page, "GET / (the status page)" },
+};
+#define ROUTES (sizeof s_routes / sizeof s_routes [0])
+
+//  What follows path in url if the route's path matches, else NULL
+static const char *
+s_route_match (const char *path, const char *url)
+{
+    size_t length = strlen (path);
+    if (length == 0)    //  The root: "/" alone
+        return streq (url, "/") ? url + 1 : NULL;
+    if (path [length - 1] == '/')
+        return strncmp (url, path, length) == 0 ? url + length : NULL;
+    return streq (url, path) ? url + length : NULL;
+}
 
 //  Route a request whose body is complete
 static enum MHD_Result
@@ -621,43 +766,44 @@ s_route (pond_gateway_t *self, struct MHD_Connection *connection, const char *ur
          const char *method, request_t *request)
 {
     self->requests++;
-    bool get = streq (method, MHD_HTTP_METHOD_GET) || streq (method, MHD_HTTP_METHOD_HEAD);
-    const char *rest;
-    if (streq (url, "/v1/events")) {
-        if (!streq (method, MHD_HTTP_METHOD_POST))
-            return s_reply (self, connection, 405, JSON_TYPE,
-                            "{\"code\":405,\"error\":\"use POST /v1/events\"}\n", 0, "POST");
-        return s_post_events (self, connection, request);
+    const char *as = streq (method, MHD_HTTP_METHOD_HEAD) ? MHD_HTTP_METHOD_GET : method;
+    char allow [64] = "";
+    for (size_t i = 0; i < ROUTES; i++) {
+        const char *rest = s_route_match (s_routes [i].path, url);
+        if (!rest)
+            continue;
+        if (streq (as, s_routes [i].method)) {
+            //  Only POST takes a body
+            if (request->too_large && !streq (as, MHD_HTTP_METHOD_POST))
+                return s_reply_error (self, connection, 413, 0, "the body is over %zu bytes",
+                                      self->config.max_body);
+            return s_routes [i].handler (self, connection, rest, request);
+        }
+        if (!strstr (allow, s_routes [i].method)) {
+            size_t used = strlen (allow);
+            snprintf (allow + used, sizeof allow - used, "%s%s%s", used ? ", " : "",
+                      s_routes [i].method,
+                      streq (s_routes [i].method, MHD_HTTP_METHOD_GET) ? ", HEAD" : "");
+        }
     }
-    if (streq (url, "/") || streq (url, "/v1/status")) {
-        if (!get)
-            return s_reply (self, connection, 405, JSON_TYPE,
-                            "{\"code\":405,\"error\":\"this path takes GET\"}\n", 0, "GET, HEAD");
-        return s_get_status (self, connection, url);
+    if (*allow) {
+        char body [160];
+        snprintf (body, sizeof body, "{\"code\":405,\"error\":\"this path takes %s\"}\n", allow);
+        return s_reply (self, connection, 405, JSON_TYPE, body, 0, allow);
     }
-    if (streq (url, "/metrics") || strncmp (url, "/v1/views/", 10) == 0
-        || strncmp (url, "/v1/alexa/", 10) == 0) {
-        if (!get)
-            return s_reply (self, connection, 405, JSON_TYPE,
-                            "{\"code\":405,\"error\":\"this path takes GET\"}\n", 0, "GET, HEAD");
-        if (request->too_large)
-            return s_reply_error (self, connection, 413, 0, "the body is over %zu bytes",
-                                  self->config.max_body);
-        if (streq (url, "/metrics"))
-            return s_get_metrics (self, connection);
-        rest = url + 10;
-        return strncmp (url, "/v1/views/", 10) == 0 ? s_get_view (self, connection, rest)
-                                                    : s_get_alexa (self, connection, rest);
+    char paths [512] = "";
+    for (size_t i = 0; i < ROUTES; i++) {
+        size_t used = strlen (paths);
+        snprintf (paths + used, sizeof paths - used, "%s%s", used ? ", " : "", s_routes [i].usage);
     }
-    return s_reply_error (self, connection, 404, 0,
-                          "no such path: %.200s (POST /v1/events, GET /v1/views/VIEW/ENTITY, "
-                          "GET /v1/alexa/ENTITY?q=..., GET /metrics, GET /v1/status, GET /)",
-                          url);
+    return s_reply_error (self, connection, 404, 0, "no such path: %.200s (%s)", url, paths);
 }
 
 //  Serve a request whose body is complete as the key of its bearer token
 //  in keys mode (pond_gateway_auth), the gateway itself in local mode: 401
-//  without a valid token. The status page itself (GET /) is public.
+//  without a valid token. The status page itself (GET /) is public. The
+//  sockets a connection keeps were made as the key of its last request:
+//  another key's request drops them first.
 static enum MHD_Result
 s_serve (pond_gateway_t *self, struct MHD_Connection *connection, const char *url,
          const char *method, request_t *request)
@@ -697,6 +843,12 @@ s_serve (pond_gateway_t *self, struct MHD_Connection *connection, const char *ur
         if (self->config.verbose)
             zsys_info ("pond-gateway: %u %s", status, reason);
         return rc;
+    }
+    connection_t *state = s_connection_state (connection);
+    const char *key = pond_gateway_auth_key (self->auth);
+    if (state && !streq (state->key, key ? key : "")) {
+        s_connection_drop (state);
+        snprintf (state->key, sizeof state->key, "%s", key ? key : "");
     }
     enum MHD_Result rc = s_route (self, connection, url, method, request);
     pond_gateway_auth_end (self->auth, &session);
@@ -782,17 +934,29 @@ s_accept (void *cls, const struct sockaddr *addr, socklen_t addrlen)
     return MHD_NO;
 }
 
+//  A connection's state is made when it opens and freed when it closes
+//  (its thread has ended by then, or is the caller)
 static void
 s_connection (void *cls, struct MHD_Connection *connection, void **socket_context,
               enum MHD_ConnectionNotificationCode code)
 {
     (void) connection;
-    (void) socket_context;
     pond_gateway_t *self = (pond_gateway_t *) cls;
-    if (code == MHD_CONNECTION_NOTIFY_STARTED)
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         self->open++;
-    else if (code == MHD_CONNECTION_NOTIFY_CLOSED && self->open > 0)
-        self->open--;
+        *socket_context = calloc (1, sizeof (connection_t));
+    }
+    else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        unsigned open = atomic_load (&self->open);
+        while (open > 0 && !atomic_compare_exchange_weak (&self->open, &open, open - 1))
+            ;
+        connection_t *state = (connection_t *) *socket_context;
+        if (state) {
+            s_connection_drop (state);
+            free (state);
+            *socket_context = NULL;
+        }
+    }
 }
 
 static void
@@ -817,6 +981,9 @@ pond_gateway_config_defaults (pond_gateway_config_t *config, const char *data_di
     config->max_connections = POND_GATEWAY_MAX_CONNECTIONS;
     config->timeout_s = POND_GATEWAY_TIMEOUT_S;
     config->wait_ms = POND_GATEWAY_WAIT_MS;
+    config->max_streams = POND_GATEWAY_MAX_STREAMS;
+    config->stream_queue = POND_GATEWAY_STREAM_QUEUE;
+    config->heartbeat_s = POND_GATEWAY_HEARTBEAT_S;
 }
 
 //  Parse ADDR:PORT into addr. Returns 0, or -1.
@@ -858,17 +1025,21 @@ pond_gateway_new (const pond_gateway_config_t *config)
                                                          POND_GATEWAY_AUTH_SESSIONS)
                                 : NULL;
     unsigned per_ip = config->max_per_ip ? config->max_per_ip : config->max_connections;
-    //  The server's thread inherits this thread's mask: the main thread
-    //  keeps the signals
+    //  The server's threads (the listener, one per connection, the hub)
+    //  inherit this thread's mask: the main thread keeps the signals
     sigset_t saved;
     pond_thread_block_signals (&saved);
-    self->daemon = MHD_start_daemon (
-        MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, s_accept, self, s_access, self,
-        MHD_OPTION_EXTERNAL_LOGGER, s_log_error, self, MHD_OPTION_SOCK_ADDR,
-        (struct sockaddr *) &addr, MHD_OPTION_CONNECTION_LIMIT, config->max_connections + 16,
-        MHD_OPTION_NOTIFY_CONNECTION, s_connection, self, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-        per_ip, MHD_OPTION_CONNECTION_TIMEOUT, config->timeout_s, MHD_OPTION_NOTIFY_COMPLETED,
-        s_completed, self, MHD_OPTION_END);
+    self->hub = pond_gateway_hub_new (self);
+    if (self->hub)
+        self->daemon = MHD_start_daemon (
+            MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL
+                | MHD_USE_ERROR_LOG,
+            0, s_accept, self, s_access, self, MHD_OPTION_EXTERNAL_LOGGER, s_log_error, self,
+            MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &addr, MHD_OPTION_CONNECTION_LIMIT,
+            config->max_connections + 16, MHD_OPTION_NOTIFY_CONNECTION, s_connection, self,
+            MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
+            config->timeout_s, MHD_OPTION_NOTIFY_COMPLETED, s_completed, self,
+            MHD_OPTION_THREAD_STACK_SIZE, (size_t) POND_GATEWAY_STACK, MHD_OPTION_END);
     pthread_sigmask (SIG_SETMASK, &saved, NULL);
     if (!self->daemon || !self->data_dir || !self->auth) {
         zsys_error ("pond-gateway: cannot listen on %s: %s", config->listen, strerror (errno));
@@ -890,8 +1061,14 @@ pond_gateway_destroy (pond_gateway_t **self_p)
     if (!self_p || !*self_p)
         return;
     pond_gateway_t *self = *self_p;
+    //  Streams see it within half a second and end, so that
+    //  MHD_stop_daemon can join their threads
+    atomic_store (&self->stopping, true);
+    if (self->hub)
+        pond_gateway_hub_wake_all (self->hub);
     if (self->daemon)
-        MHD_stop_daemon (self->daemon);    //  Joins the server thread
+        MHD_stop_daemon (self->daemon);    //  Joins every connection's thread
+    pond_gateway_hub_destroy (&self->hub);
     pond_gateway_auth_destroy (&self->auth);
     free (self->data_dir);
     free (self);

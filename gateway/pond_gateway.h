@@ -9,6 +9,11 @@
         POST /v1/events                 one event object or an array of them
         GET  /v1/views/VIEW/ENTITY      a view's JSON answer (?after=SEQ)
         GET  /v1/alexa/ENTITY?q=TEXT    the Alexa view's spoken answer, text
+        GET  /v1/events?names=A,B&from=T&to=T   stored events as NDJSON, from a
+             /v1/events?entity=E                 replay paced by the client's reading
+             /v1/events?from_seq=N&to_seq=M
+        GET  /v1/stream?names=A,B&entity=E      live events as Server-Sent Events,
+                                                resumed after Last-Event-ID
         GET  /metrics                   Prometheus text format
         GET  /v1/status                 processes, positions, rates, latest events
         GET  /                          the status page (HTML)
@@ -19,10 +24,12 @@
     Every answer that is not a success is a JSON object {"code", "error"}
     with the HTTP status, and a refused request changes nothing.
 
-    Threads: libmicrohttpd runs one internal polling thread, which serves
-    every connection and is the only thread that touches the ZeroMQ
-    sockets; it is started with the termination signals blocked
-    (pond_thread), so the main thread takes them.
+    Threads: libmicrohttpd runs one thread per connection (and a listener),
+    so a request that waits on the mesh or a stream that runs for hours
+    holds up no other connection; each connection's ZeroMQ sockets are
+    made and used in its thread. One more thread, the live hub, owns the
+    SUB socket of the SSE streams. All of them start with the termination
+    signals blocked (pond_thread), so the main thread takes them.
 */
 #ifndef POND_GATEWAY_H_INCLUDED
 #define POND_GATEWAY_H_INCLUDED
@@ -38,9 +45,13 @@ typedef struct _pond_gateway_t pond_gateway_t;
 
 #define POND_GATEWAY_MAX_BODY        (1024 * 1024)    //  bytes of a request body
 #define POND_GATEWAY_MAX_CONNECTIONS 64
-#define POND_GATEWAY_TIMEOUT_S       10      //  an idle or slow connection is closed
-#define POND_GATEWAY_MAX_EVENTS      1024    //  events in one POST
-#define POND_GATEWAY_WAIT_MS         2000    //  for one ACK, for a view's answer
+#define POND_GATEWAY_TIMEOUT_S       10                   //  an idle or slow connection is closed
+#define POND_GATEWAY_MAX_EVENTS      1024                 //  events in one POST
+#define POND_GATEWAY_WAIT_MS         2000                 //  for one ACK, for a view's answer
+#define POND_GATEWAY_MAX_STREAMS     16                   //  NDJSON and SSE streams at once
+#define POND_GATEWAY_STREAM_QUEUE    (1024 * 1024)        //  bytes queued for one SSE client
+#define POND_GATEWAY_HEARTBEAT_S     15                   //  SSE comment when no event came
+#define POND_GATEWAY_STACK           (2 * 1024 * 1024)    //  each connection thread's stack
 
 typedef struct {
     const char *data_dir;        //  the mesh (broker.zpl, NAME.zpl of actors)
@@ -50,6 +61,9 @@ typedef struct {
     unsigned max_per_ip;         //  connections from one address (0: max_connections)
     unsigned timeout_s;          //  idle or slow connections are closed after it
     int wait_ms;                 //  one ACK, one view answer
+    unsigned max_streams;        //  NDJSON and SSE streams at once; more get 503
+    size_t stream_queue;         //  bytes queued for one SSE client; past it, it is cut
+    unsigned heartbeat_s;        //  SSE heartbeat comment after this many idle seconds
     const char *keys_dir;        //  keys mode: bearer tokens (pond_gateway_auth); NULL: local
     bool verbose;
 } pond_gateway_config_t;

@@ -2,8 +2,8 @@
     See pond_gateway_auth.h.
 
     The sessions sit in an array of at most max_sessions, each with its
-    key's identity (NULL in local mode), its producer, whether a request
-    uses it now, and when it was last used. The secret key file's inode
+    key's identity (NULL in local mode), whether a request uses it now,
+    and when it was last used. The secret key file's inode
     and mtime are remembered: a key made again under the same name is
     loaded again, not served with the old pair.
 */
@@ -22,7 +22,6 @@
 struct _pond_gateway_session_t {
     char key [POND_KEY_NAME_MAX + 1];    //  "" in local mode
     pond_keys_identity_t *identity;      //  NULL in local mode
-    pond_client_t *client;               //  made on first use
     bool busy;                           //  a request uses it now
     bool kept;                           //  in the array (else dropped at end)
     int64_t used_at;                     //  zclock_mono at the last begin
@@ -48,8 +47,6 @@ s_session_destroy (pond_gateway_session_t **session_p)
 {
     pond_gateway_session_t *session = *session_p;
     if (session) {
-        //  The client's sockets were made as the identity: gone first
-        pond_client_destroy (&session->client);
         pond_keys_identity_destroy (&session->identity);
         free (session);
         *session_p = NULL;
@@ -259,29 +256,6 @@ pond_gateway_auth_end (pond_gateway_auth_t *self, pond_gateway_session_t **sessi
     pthread_mutex_lock (&self->lock);
     session->busy = false;
     pthread_mutex_unlock (&self->lock);
-}
-
-pond_client_t *
-pond_gateway_auth_client (pond_gateway_auth_t *self)
-{
-    assert (self);
-    pond_gateway_session_t *session = s_serving;
-    if (!session)
-        return NULL;
-    if (!session->client) {
-        pond_endpoints_t eps;
-        if (pond_endpoints_resolve (self->data_dir, &eps) == 0)
-            session->client = pond_client_new (eps.ingest);
-    }
-    return session->client;
-}
-
-void
-pond_gateway_auth_drop_client (pond_gateway_auth_t *self)
-{
-    (void) self;    //  The thread's session is the one
-    if (s_serving)
-        pond_client_destroy (&s_serving->client);
 }
 
 const char *

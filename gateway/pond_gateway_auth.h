@@ -13,23 +13,24 @@
     and the broker stamps NAME as the source of what it publishes. No
     token, a malformed, unknown or revoked one, or a removed key: 401.
 
-    Each key's identity and producer connection (a session) are kept for
-    the next request of that key, up to max_sessions keys (the least
-    recently used is dropped beyond). A session serves one request at a
+    Each key's identity (a session: its key pair and the broker's public
+    key, loaded once) is kept for the next request of that key, up to
+    max_sessions keys (the least recently used is dropped beyond). A session serves one request at a
     time: a thread that finds its key's session busy gets a session of its
     own for that request. Sessions are checked out and back under a lock,
     so several server threads may call begin/end at once.
 
     While a thread serves a request (between begin and end) the sockets it
-    makes speak as the session's key (pond_keys_thread_use), and
-    pond_gateway_auth_client gives the session's producer.
+    makes speak as the session's key (pond_keys_thread_use). A socket
+    keeps the key it was made with: whoever keeps sockets between requests
+    (the gateway keeps them per connection) must drop them when the next
+    request is another key's (pond_gateway_auth_key says whose it is).
 */
 #ifndef POND_GATEWAY_AUTH_H_INCLUDED
 #define POND_GATEWAY_AUTH_H_INCLUDED
 
 #include <stdbool.h>
 #include <stddef.h>
-#include "pond_client.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -68,18 +69,6 @@ pond_gateway_session_t *
 //  key's next request (or dropped). Accepts NULL; nulls the pointer.
 void
     pond_gateway_auth_end (pond_gateway_auth_t *self, pond_gateway_session_t **session_p);
-
-//  The producer (to the broker's ingest socket) of the session the calling
-//  thread serves, made on first use (the broker's endpoints are read then,
-//  so a restarted broker on other ports is found again). NULL if none can
-//  be made or the thread serves no session.
-pond_client_t *
-    pond_gateway_auth_client (pond_gateway_auth_t *self);
-
-//  Drop that producer (after a timeout: late replies and a stale
-//  connection go with it); the next request makes a new one.
-void
-    pond_gateway_auth_drop_client (pond_gateway_auth_t *self);
 
 //  The key the calling thread serves as, or NULL (local mode, or none).
 const char *

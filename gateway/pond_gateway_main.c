@@ -32,6 +32,13 @@ s_usage (FILE *out)
              "  GET  /v1/views/VIEW/ENTITY    a view's answer (quacks, badges, alexa,\n"
              "                                mobile); ?after=SEQ: one that includes SEQ\n"
              "  GET  /v1/alexa/ENTITY?q=TEXT  the Alexa view's spoken answer, as text\n"
+             "  GET  /v1/events?names=A,B&from=TIME&to=TIME   stored events as NDJSON\n"
+             "       /v1/events?entity=E      (one JSON line per event, as pond replay\n"
+             "       /v1/events?from_seq=N&to_seq=M   prints them; &limit=N), read from\n"
+             "                                the log at the pace the client reads\n"
+             "  GET  /v1/stream?names=A,B&entity=E   live events as Server-Sent Events\n"
+             "                                (id: seq); a reconnect with Last-Event-ID\n"
+             "                                resumes from the log, no gap, no double\n"
              "  GET  /metrics                 pond stats and each actor's position and\n"
              "                                lag, in the Prometheus text format\n"
              "  GET  /v1/status               the same for people, as JSON: each process\n"
@@ -61,6 +68,15 @@ s_usage (FILE *out)
              "  --max-per-ip N        connections from one address (default: the same)\n"
              "  --timeout S           close a connection idle or slow for S seconds\n"
              "                        (default %d)\n"
+             "  --max-streams N       NDJSON and SSE streams at once; more get 503\n"
+             "                        (default %d)\n"
+             "  --stream-queue BYTES  live events queued for one SSE client that reads\n"
+             "                        slower than they come; past it the client is cut\n"
+             "                        (its connection closed) and resumes with\n"
+             "                        Last-Event-ID (default %d)\n"
+             "  --heartbeat S         an SSE comment after S seconds without events, to\n"
+             "                        keep proxies open (default %d); an SSE client\n"
+             "                        that takes nothing for 2*S+1 s is closed\n"
              "  --keys DIR --as NAME  keys mode: bearer tokens of DIR/tokens, each request\n"
              "                        served with its token's key pair of DIR/secret;\n"
              "                        NAME is the gateway's own key (as pond up passes\n"
@@ -75,11 +91,14 @@ s_usage (FILE *out)
              "'{\"id\":\"018f3a5b-6c7d-7e8f-90a1-b2c3d4e5f607\",\"name\":\"QUACKED\",\"entity\":"
              "\"anna\"}'\n"
              "  curl -s http://127.0.0.1:8080/v1/views/quacks/anna?after=1\n"
+             "  curl -sN 'http://127.0.0.1:8080/v1/events?names=QUACKED&from=2022-01-01'\n"
+             "  curl -sN 'http://127.0.0.1:8080/v1/stream?names=QUACKED,BADGE_GRANTED'\n"
              "  curl -s -H \"Authorization: Bearer $(pond keys token app-1)\" \\\n"
              "    http://127.0.0.1:8080/v1/views/mobile/anna    # keys mode\n"
              "  xdg-open http://127.0.0.1:8080/\n",
              POND_GATEWAY_STATUS_LATEST_MAX, POND_GATEWAY_MAX_BODY, POND_GATEWAY_MAX_CONNECTIONS,
-             POND_GATEWAY_TIMEOUT_S);
+             POND_GATEWAY_TIMEOUT_S, POND_GATEWAY_MAX_STREAMS, POND_GATEWAY_STREAM_QUEUE,
+             POND_GATEWAY_HEARTBEAT_S);
 }
 
 //  A whole number in [min, max] from text, or -1
@@ -114,6 +133,9 @@ main (int argc, char *argv [])
                                         { "max-connections", required_argument, 0, 'c' },
                                         { "max-per-ip", required_argument, 0, 'p' },
                                         { "timeout", required_argument, 0, 't' },
+                                        { "max-streams", required_argument, 0, 's' },
+                                        { "stream-queue", required_argument, 0, 'q' },
+                                        { "heartbeat", required_argument, 0, 'H' },
                                         { "keys", required_argument, 0, 'k' },
                                         { "as", required_argument, 0, 'a' },
                                         { "verbose", no_argument, 0, 'v' },
@@ -121,7 +143,7 @@ main (int argc, char *argv [])
                                         { 0, 0, 0, 0 } };
     int opt;
     long long value = 0;
-    while ((opt = getopt_long (argc, argv, "d:l:b:c:p:t:k:a:vh", options, NULL)) != -1) {
+    while ((opt = getopt_long (argc, argv, "d:l:b:c:p:t:s:q:H:k:a:vh", options, NULL)) != -1) {
         const char *bad = NULL;
         switch (opt) {
             case 'd': config.data_dir = dir = optarg; break;
@@ -145,6 +167,21 @@ main (int argc, char *argv [])
                 if ((value = s_number (optarg, 1, 3600)) < 0)
                     bad = "--timeout takes seconds, 1 to 3600";
                 config.timeout_s = (unsigned) value;
+                break;
+            case 's':
+                if ((value = s_number (optarg, 1, 1000)) < 0)
+                    bad = "--max-streams takes 1 to 1000";
+                config.max_streams = (unsigned) value;
+                break;
+            case 'q':
+                if ((value = s_number (optarg, 4096, 1LL << 30)) < 0)
+                    bad = "--stream-queue takes bytes, 4096 to 1073741824";
+                config.stream_queue = (size_t) value;
+                break;
+            case 'H':
+                if ((value = s_number (optarg, 1, 3600)) < 0)
+                    bad = "--heartbeat takes seconds, 1 to 3600";
+                config.heartbeat_s = (unsigned) value;
                 break;
             case 'k': keys = optarg; break;
             case 'a': as = optarg; break;

@@ -16,7 +16,11 @@
     every process with its position against the head, the latest events,
     the broker stopped (SIGSTOP) said so, malformed parameters refused.
 */
+#define _GNU_SOURCE    //  strcasestr
 #include <criterion/criterion.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <cjson/cJSON.h>
 #include <czmq.h>
 #include <signal.h>
@@ -293,6 +297,60 @@ Test (keys, app_and_device_publish_only_for_their_customers)
     free (admin);
     free (app);
     free (device);
+}
+
+//  One request on an open keep-alive connection fd; the reply's status
+//  (its body read by Content-Length)
+static int
+s_keep_alive (int fd, const char *token, const char *path)
+{
+    char head [1024];
+    snprintf (head, sizeof head,
+              "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n\r\n", path,
+              token);
+    cr_assert_eq (send (fd, head, strlen (head), MSG_NOSIGNAL), (ssize_t) strlen (head));
+    char reply [8192];
+    size_t size = 0;
+    int64_t deadline = zclock_mono () + 10000;
+    while (zclock_mono () < deadline && size < sizeof reply - 1) {
+        ssize_t got = recv (fd, reply + size, sizeof reply - 1 - size, 0);
+        cr_assert_gt (got, 0, "the connection stays open");
+        size += (size_t) got;
+        reply [size] = 0;
+        char *end = strstr (reply, "\r\n\r\n");
+        const char *length = strcasestr (reply, "\r\nContent-Length: ");
+        if (end && length && size >= (size_t) (end + 4 - reply) + (size_t) atoi (length + 18))
+            break;
+    }
+    int status = 0;
+    sscanf (reply, "HTTP/1.1 %d", &status);
+    return status;
+}
+
+Test (keys, one_connection_serves_each_request_as_its_own_key)
+{
+    s_up (true);
+    char *admin = s_token ("admin");
+    char *app = s_token ("app-anna");
+    pond_http_reply_t reply = s_request (admin, "POST", "/v1/events", EVENT (ID1, "ben"));
+    cr_assert_eq (reply.status, 201, "%s", reply.raw);
+    pond_http_reply_free (&reply);
+    reply = s_until (admin, "/v1/views/quacks/ben?after=1", 200, 10000);
+    cr_assert_eq (reply.status, 200, "%s", reply.raw);
+    pond_http_reply_free (&reply);
+    //  A keep-alive connection keeps its sockets to the mesh between
+    //  requests: they are the key's of the request, never another's
+    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) port) };
+    inet_pton (AF_INET, "127.0.0.1", &addr.sin_addr);
+    cr_assert_eq (connect (fd, (struct sockaddr *) &addr, sizeof addr), 0);
+    cr_assert_eq (s_keep_alive (fd, app, "/v1/views/quacks/ben"), 403);
+    cr_assert_eq (s_keep_alive (fd, admin, "/v1/views/quacks/ben"), 200);
+    cr_assert_eq (s_keep_alive (fd, app, "/v1/views/quacks/ben"), 403);
+    cr_assert_eq (s_keep_alive (fd, admin, "/v1/views/quacks/ben"), 200);
+    close (fd);
+    free (admin);
+    free (app);
 }
 
 Test (keys, no_token_or_a_bad_one_is_401)

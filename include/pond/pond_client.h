@@ -448,6 +448,13 @@ POND_EXPORT uint64_t
 POND_EXPORT uint64_t
     pond_reader_count (pond_reader_t *self);
 
+//  Bytes of replayed events received and not yet returned by
+//  pond_reader_next: the chunk being read (a packed one is at most 512
+//  KiB). What waits in the socket is not counted: at most the credit
+//  granted (pond_reader_new), in chunks.
+POND_EXPORT size_t
+    pond_reader_held_bytes (pond_reader_t *self);
+
 //  ---------------------------------------------------------------------
 //  Stats
 
