@@ -844,6 +844,15 @@ s_serve (pond_gateway_t *self, struct MHD_Connection *connection, const char *ur
             zsys_info ("pond-gateway: %u %s", status, reason);
         return rc;
     }
+    //  Live events come from the gateway's own subscription, which the
+    //  mesh does not check per key: the rule of the actors' query sockets
+    const char *entity = MHD_lookup_connection_value (connection, MHD_GET_ARGUMENT_KIND, "entity");
+    if (streq (url, "/v1/stream")
+        && !pond_gateway_auth_may_see (self->auth, entity, reason, sizeof reason)) {
+        enum MHD_Result rc = s_reply_error (self, connection, 403, 0, "%s", reason);
+        pond_gateway_auth_end (self->auth, &session);
+        return rc;
+    }
     connection_t *state = s_connection_state (connection);
     const char *key = pond_gateway_auth_key (self->auth);
     if (state && !streq (state->key, key ? key : "")) {

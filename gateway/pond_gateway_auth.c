@@ -258,6 +258,30 @@ pond_gateway_auth_end (pond_gateway_auth_t *self, pond_gateway_session_t **sessi
     pthread_mutex_unlock (&self->lock);
 }
 
+bool
+pond_gateway_auth_may_see (pond_gateway_auth_t *self, const char *entity, char *reason, size_t size)
+{
+    assert (self);
+    if (!self->keys_dir)
+        return true;
+    if (!s_serving) {
+        snprintf (reason, size, "no key");
+        return false;
+    }
+    char err [512];
+    pond_keyring_t *keys = pond_keyring_new (self->keys_dir, err, sizeof err);
+    const pond_key_t *key = keys ? pond_keyring_find (keys, s_serving->key) : NULL;
+    bool may = key && pond_key_may_query (key, reason, size)
+            && pond_key_may_ask (key, entity, reason, size);
+    if (key && !may && !entity && streq (pond_key_role (key), "app"))
+        snprintf (reason, size, "key '%s' (app) sees only its customers: add entity=%s",
+                  pond_key_name (key), pond_key_customers (key));
+    if (!key)
+        snprintf (reason, size, "key '%s' is gone", s_serving->key);
+    pond_keyring_destroy (&keys);
+    return may;
+}
+
 const char *
 pond_gateway_auth_key (pond_gateway_auth_t *self)
 {

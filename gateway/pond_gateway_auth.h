@@ -70,6 +70,17 @@ pond_gateway_session_t *
 void
     pond_gateway_auth_end (pond_gateway_auth_t *self, pond_gateway_session_t **session_p);
 
+//  May the key the calling thread serves as see the events of entity
+//  (NULL: of every entity)? The rule of an actor's query socket
+//  (pond_key_may_query, pond_key_may_ask): admin and actor keys see all,
+//  an app key only its customers, one at a time, a device key none. For
+//  what the gateway serves from its own subscription (GET /v1/stream),
+//  which the mesh cannot check. True in local mode. Returns true, or false
+//  with the reason.
+bool
+    pond_gateway_auth_may_see (pond_gateway_auth_t *self, const char *entity, char *reason,
+                               size_t size);
+
 //  The key the calling thread serves as, or NULL (local mode, or none).
 const char *
     pond_gateway_auth_key (pond_gateway_auth_t *self);

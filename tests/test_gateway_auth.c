@@ -353,6 +353,55 @@ Test (keys, one_connection_serves_each_request_as_its_own_key)
     free (app);
 }
 
+//  The status of GET path with token: the status line only (a live
+//  stream's body does not end)
+static int
+s_status_of (const char *token, const char *path)
+{
+    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) port) };
+    inet_pton (AF_INET, "127.0.0.1", &addr.sin_addr);
+    cr_assert_eq (connect (fd, (struct sockaddr *) &addr, sizeof addr), 0);
+    char head [1024], line [64] = "";
+    snprintf (head, sizeof head,
+              "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n\r\n", path,
+              token);
+    cr_assert_eq (send (fd, head, strlen (head), MSG_NOSIGNAL), (ssize_t) strlen (head));
+    ssize_t got = recv (fd, line, sizeof line - 1, 0);
+    close (fd);
+    int status = 0;
+    if (got > 0)
+        sscanf (line, "HTTP/1.1 %d", &status);
+    return status;
+}
+
+Test (keys, live_stream_only_of_the_keys_customers)
+{
+    s_up (true);
+    char *admin = s_token ("admin");
+    char *app = s_token ("app-anna");
+    char *device = s_token ("silo-1");
+    //  The gateway's own subscription serves the live events: it applies
+    //  the rule of the actors' query sockets
+    cr_assert_eq (s_status_of (app, "/v1/stream?entity=anna"), 200);
+    cr_assert_eq (s_status_of (app, "/v1/stream?entity=ben"), 403);
+    cr_assert_eq (s_status_of (app, "/v1/stream"), 403);
+    cr_assert_eq (s_status_of (app, "/v1/stream?names=QUACKED"), 403);
+    cr_assert_eq (s_status_of (device, "/v1/stream?entity=anna"), 403);
+    cr_assert_eq (s_status_of (admin, "/v1/stream"), 200);
+    pond_http_reply_t reply = s_request (app, "GET", "/v1/stream", NULL);
+    s_refused (&reply, 403, "add entity=anna");
+    pond_http_reply_free (&reply);
+    //  The stored events come through the mesh, which refuses REPLAY to an
+    //  app key: the control socket is the admin's
+    reply = s_request (app, "GET", "/v1/events?entity=anna", NULL);
+    cr_assert_eq (reply.status, 403, "%s", reply.raw);
+    pond_http_reply_free (&reply);
+    free (admin);
+    free (app);
+    free (device);
+}
+
 Test (keys, no_token_or_a_bad_one_is_401)
 {
     s_up (true);
