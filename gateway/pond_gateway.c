@@ -7,6 +7,7 @@
     handler runs once with the whole body.
 */
 #include "pond_gateway.h"
+#include "pond_gateway_commands.h"
 #include "pond_client.h"
 #include "pond_actor_link.h"
 #include "pond_event_json.h"
@@ -586,6 +587,15 @@ s_route (pond_gateway_t *self, struct MHD_Connection *connection, const char *ur
     self->requests++;
     bool get = streq (method, MHD_HTTP_METHOD_GET) || streq (method, MHD_HTTP_METHOD_HEAD);
     const char *rest;
+    pond_gateway_commands_reply_t answer;    //  /v1/commands: pond_gateway_commands
+    if (pond_gateway_commands_route (self->data_dir, self->config.wait_ms, url, method,
+                                     request->body, request->size, request->too_large, &answer)) {
+        enum MHD_Result rc = s_reply (self, connection, answer.status, JSON_TYPE,
+                                      answer.body ? answer.body : "{}\n", answer.retry_after_s,
+                                      answer.allow);
+        zstr_free (&answer.body);
+        return rc;
+    }
     if (streq (url, "/v1/events")) {
         if (!streq (method, MHD_HTTP_METHOD_POST))
             return s_reply (self, connection, 405, JSON_TYPE,
