@@ -574,9 +574,7 @@ pond_broker_commands_update (pond_broker_commands_t *self)
                 zstr_free (&total);
             }
             else if (streq (what, "DONE") || streq (what, "FAILED")) {
-                entry->finished = s_now_us ();
-                if (!entry->started)
-                    entry->started = entry->finished;
+                entry->finished = s_now_us ();    //  started stays 0 if it never reached the actor
                 if (streq (what, "DONE")) {
                     entry->state = S_DONE;
                     char *result = zmsg_popstr (msg);
