@@ -577,6 +577,9 @@ pond_broker_commands_update (pond_broker_commands_t *self)
                 entry->finished = s_now_us ();    //  started stays 0 if it never reached the actor
                 if (streq (what, "DONE")) {
                     entry->state = S_DONE;
+                    if (entry->total)
+                        entry->done = entry
+                                          ->total;    //  all of it, whatever the last PROGRESS said
                     char *result = zmsg_popstr (msg);
                     size_t size = result ? strlen (result) : 0;
                     //  A status must fit a reply: a larger result is not kept
