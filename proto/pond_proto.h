@@ -128,7 +128,7 @@ typedef struct {
 //  ACCEPTED and COMMAND_STATUS (control socket): where a command is. The
 //  body carries progress as a map {done, total}; result only when done,
 //  code and reason only when failed, rid only when the request had one.
-#define POND_COMMAND_RESULT_MAX 65536
+#define POND_COMMAND_RESULT_MAX (192 * 1024)    //  fits a body (POND_BODY_MAX) with the rest
 #define POND_COMMAND_STATUS_MAX 16
 typedef struct {
     uint8_t id [POND_ID_SIZE];

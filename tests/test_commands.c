@@ -15,6 +15,9 @@
       replies naming another command are ignored, the RESULT makes it
       done; the same id again is a resend, another command under it 409;
       pipelined COMMAND_STATUS replies carry their rid.
+    - statuses_are_bounded: 1,001 commands on an actor played by the
+      test that answers at once: the oldest status is forgotten (404), a
+      result too large for a reply is kept as a note of its size.
     - recompute_through_broker: pond up, the badge story; v2 through the
       broker: accepted, running, done with the result; every BADGE_* event
       it made carries the command id as causation, no other event does;
@@ -660,4 +663,66 @@ Test (commands, recompute_through_broker, .timeout = 240)
     free (out);
     free (status);
     zsock_destroy (&sock);
+}
+
+//  The test plays an actor that answers at once: 1,001 commands one
+//  after the other; the table keeps 1,000, so the first is forgotten
+//  (404), the last ones are there; a result too large for a reply is
+//  kept as a note of its size
+Test (commands, statuses_are_bounded)
+{
+    mesh = pond_harness_mesh_up ();
+    char endpoint [600], path [600];
+    snprintf (endpoint, sizeof endpoint, "ipc://%s/quick.ipc", mesh->dir);
+    zsock_t *actor = zsock_new_router (endpoint);
+    cr_assert_not_null (actor);
+    zsock_set_rcvtimeo (actor, 5000);
+    snprintf (path, sizeof path, "%s/quick.zpl", mesh->dir);
+    FILE *file = fopen (path, "w");
+    fprintf (file, "actor\n    query = \"%s\"\n    pid = %d\n", endpoint, (int) getpid ());
+    fclose (file);
+    zsock_t *sock = s_control (mesh->control);
+    pond_command_status_t *status = malloc (sizeof *status);
+    pond_command_t *request = malloc (sizeof *request);
+    char *large = malloc (200 * 1024 + 32);
+    memset (large, 'x', 200 * 1024);
+    memcpy (large, "{\"x\":\"", 6);
+    strcpy (large + 200 * 1024, "\"}");
+    uint8_t first [POND_ID_SIZE], last [POND_ID_SIZE];
+    for (int i = 0; i < 1001; i++) {
+        s_send (sock, POND_COMMAND, s_map ("command", 's', "rebuild", "view", 's', "quick", NULL),
+                NULL);
+        s_expect_status (sock, POND_ACCEPTED, status);
+        memcpy (i == 0 ? first : last, status->id, POND_ID_SIZE);
+        zmsg_t *msg = zmsg_recv (actor);
+        cr_assert_not_null (msg, "command %d never reached the actor", i);
+        zframe_t *peer = zmsg_pop (msg);
+        zframe_t *command = zmsg_pop (msg);
+        zframe_t *body = zmsg_pop (msg);
+        char err [POND_ERR_SIZE];
+        cr_assert_eq (pond_command_decode (body, request, err, sizeof err), 0, "%s", err);
+        zmsg_t *reply = zmsg_new ();
+        zmsg_append (reply, &peer);
+        zmsg_addstr (reply, POND_RESULT);
+        zmsg_addstr (reply, i == 1000 ? large : "{\"ok\":true}");
+        zmsg_addmem (reply, request->id, POND_ID_SIZE);
+        zmsg_send (&reply, actor);
+        zframe_destroy (&command);
+        zframe_destroy (&body);
+        zmsg_destroy (&msg);
+        s_until_final (sock, status->id, status, 5000);
+        cr_assert_str_eq (status->status, "done");
+    }
+    cr_assert (strstr (status->result, "\"truncated\":true"), "%.100s", status->result);
+    s_send (sock, POND_COMMAND_STATUS, s_map ("id", 'b', first, NULL), NULL);
+    pond_nack_t error = s_expect_error (sock, 404, "forgot it");
+    cr_assert (strstr (error.reason, "last 1000 commands"), "%s", error.reason);
+    s_send (sock, POND_COMMAND_STATUS, s_map ("id", 'b', last, NULL), NULL);
+    s_expect_status (sock, POND_COMMAND_STATUS, status);
+    cr_assert_str_eq (status->status, "done");
+    free (large);
+    free (request);
+    free (status);
+    zsock_destroy (&sock);
+    zsock_destroy (&actor);
 }
