@@ -8,7 +8,8 @@
       goes on serving.
     - actor_down_fails_with_reason: a view whose actor never started, or
       whose ready file names a pid that is gone: accepted, then failed
-      with what to do.
+      with what to do; actor_dies_while_running: a real actor killed
+      while it has the command: failed, with why.
     - one_command_per_actor_and_replies_checked: an actor played by the
       test (its ROUTER, its ready file): the COMMAND reaches it with the
       id, a second command on it gets 503, PROGRESS shows in the status,
@@ -725,4 +726,38 @@ Test (commands, statuses_are_bounded)
     free (status);
     zsock_destroy (&sock);
     zsock_destroy (&actor);
+}
+
+//  A real actor that dies while it has the command: failed, with why
+Test (commands, actor_dies_while_running)
+{
+    mesh = pond_harness_mesh_up ();
+    char log [600], path [600];
+    snprintf (log, sizeof log, "%s/quack-counter.log", mesh->dir);
+    pid_t counter = pond_harness_spawn ("pond-quack-counter", log, "--data", mesh->dir, NULL);
+    cr_assert_gt (counter, 0);
+    snprintf (path, sizeof path, "%s/quack-counter.zpl", mesh->dir);
+    cr_assert_eq (pond_harness_wait_file (path, 10000), 0, "the quack counter must start");
+    //  Stopped: the command waits in its socket
+    cr_assert_eq (kill (counter, SIGSTOP), 0);
+    zsock_t *sock = s_control (mesh->control);
+    pond_command_status_t *status = malloc (sizeof *status);
+    s_send (sock, POND_COMMAND, s_map ("command", 's', "rebuild", "view", 's', "quacks", NULL),
+            NULL);
+    s_expect_status (sock, POND_ACCEPTED, status);
+    uint8_t id [POND_ID_SIZE];
+    memcpy (id, status->id, POND_ID_SIZE);
+    for (int i = 0; i < 100 && !streq (status->status, "running"); i++) {
+        zclock_sleep (20);
+        s_send (sock, POND_COMMAND_STATUS, s_map ("id", 'b', id, NULL), NULL);
+        s_expect_status (sock, POND_COMMAND_STATUS, status);
+    }
+    cr_assert_str_eq (status->status, "running");
+    pond_harness_stop (counter, SIGKILL);
+    s_until_final (sock, id, status, 5000);
+    cr_assert_str_eq (status->status, "failed");
+    cr_assert_eq (status->code, 503);
+    cr_assert (strstr (status->reason, "stopped while it ran the command"), "%s", status->reason);
+    free (status);
+    zsock_destroy (&sock);
 }
