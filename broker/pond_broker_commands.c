@@ -422,7 +422,6 @@ s_runner_actor (zsock_t *pipe, void *args)
     zsock_signal (pipe, 0);
     bool stop = false;
     while (!stop) {
-        size_t count = zlistx_size (self.jobs);
         zmq_pollitem_t items [1 + COMMANDS_RUNNING_MAX];
         job_t *polled [1 + COMMANDS_RUNNING_MAX];
         items [0] = (zmq_pollitem_t) { zsock_resolve (pipe), 0, ZMQ_POLLIN, 0 };
@@ -432,7 +431,6 @@ s_runner_actor (zsock_t *pipe, void *args)
             items [n] = (zmq_pollitem_t) { zsock_resolve (job->sock), 0, ZMQ_POLLIN, 0 };
             polled [n++] = job;
         }
-        (void) count;
         int rc = zmq_poll (items, (int) n, RUNNER_POLL_MS);
         if (rc < 0) {
             if (zmq_errno () == ETERM)
