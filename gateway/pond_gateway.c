@@ -14,6 +14,7 @@
     the whole body.
 */
 #include "pond_gateway_internal.h"
+#include "pond_gateway_commands.h"
 #include "pond_client.h"
 #include "pond_actor_link.h"
 #include "pond_event_json.h"
@@ -700,6 +701,15 @@ s_route (pond_gateway_t *self, struct MHD_Connection *connection, const char *ur
          const char *method, request_t *request)
 {
     self->requests++;
+    pond_gateway_commands_reply_t answer;    //  /v1/commands: pond_gateway_commands
+    if (pond_gateway_commands_route (self->data_dir, self->config.wait_ms, url, method,
+                                     request->body, request->size, request->too_large, &answer)) {
+        enum MHD_Result rc = s_reply (self, connection, answer.status, JSON_TYPE,
+                                      answer.body ? answer.body : "{}\n", answer.retry_after_s,
+                                      answer.allow);
+        zstr_free (&answer.body);
+        return rc;
+    }
     const char *as = streq (method, MHD_HTTP_METHOD_HEAD) ? MHD_HTTP_METHOD_GET : method;
     char allow [64] = "";
     for (size_t i = 0; i < ROUTES; i++) {
@@ -725,7 +735,7 @@ s_route (pond_gateway_t *self, struct MHD_Connection *connection, const char *ur
         snprintf (body, sizeof body, "{\"code\":405,\"error\":\"this path takes %s\"}\n", allow);
         return s_reply (self, connection, 405, JSON_TYPE, body, 0, allow);
     }
-    char paths [512] = "";
+    char paths [512] = "POST /v1/commands, GET /v1/commands/ID";
     for (size_t i = 0; i < ROUTES; i++) {
         size_t used = strlen (paths);
         snprintf (paths + used, sizeof paths - used, "%s%s", used ? ", " : "", s_routes [i].usage);
