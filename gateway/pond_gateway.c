@@ -31,6 +31,9 @@
 struct _pond_gateway_t {
     pond_gateway_config_t config;
     char *data_dir;
+    char ingest [POND_ENDPOINT_MAX];     //  given, else ""
+    char control [POND_ENDPOINT_MAX];    //  given, else ""
+    char actors [POND_VIEWS][POND_ENDPOINT_MAX];
     struct MHD_Daemon *daemon;
     char url [64];
     pond_client_t *client;    //  made in the server thread, kept between requests
@@ -140,6 +143,33 @@ s_http_status (int code, uint32_t retry_ms, unsigned *retry_after_s)
 }
 
 //  =====================================================================
+//  Where the mesh is
+
+//  The broker's endpoints: those of the data directory, but for those given
+static int
+s_endpoints (pond_gateway_t *self, pond_endpoints_t *eps)
+{
+    if (pond_endpoints_resolve (self->data_dir, eps))
+        return -1;
+    if (*self->ingest)
+        strcpy (eps->ingest, self->ingest);
+    if (*self->control)
+        strcpy (eps->control, self->control);
+    return 0;
+}
+
+//  A link to one actor: at the endpoint given, else where its ready file
+//  in the data directory says
+static pond_actor_link_t *
+s_actor_link (pond_gateway_t *self, const char *actor, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < POND_VIEWS; i++)
+        if (streq (pond_views_actors [i], actor) && *self->actors [i])
+            return pond_actor_link_new_at (actor, self->actors [i], NULL, err, errlen);
+    return pond_actor_link_new (self->data_dir, actor, err, errlen);
+}
+
+//  =====================================================================
 //  POST /v1/events
 
 //  The producer, made on first use (the broker's endpoints are read then,
@@ -149,7 +179,7 @@ s_client (pond_gateway_t *self)
 {
     if (!self->client) {
         pond_endpoints_t eps;
-        if (pond_endpoints_resolve (self->data_dir, &eps) == 0)
+        if (s_endpoints (self, &eps) == 0)
             self->client = pond_client_new (eps.ingest);
     }
     return self->client;
@@ -374,7 +404,7 @@ s_query (pond_gateway_t *self, struct MHD_Connection *connection, const char *ac
         after = value;
     }
     char err [512];
-    pond_actor_link_t *link = pond_actor_link_new (self->data_dir, actor, err, sizeof err);
+    pond_actor_link_t *link = s_actor_link (self, actor, err, sizeof err);
     if (!link)
         return s_reply_error (self, connection, 503, 1, "%s", err);
     char *result = pond_actor_link_query_after (link, entity, text, after, self->config.wait_ms);
@@ -506,7 +536,7 @@ s_get_metrics (pond_gateway_t *self, struct MHD_Connection *connection)
         return s_reply_error (self, connection, 500, 0, "out of memory");
     pond_endpoints_t eps;
     char err [POND_ERR_SIZE] = "no endpoints";
-    char *json = pond_endpoints_resolve (self->data_dir, &eps) == 0
+    char *json = s_endpoints (self, &eps) == 0
                    ? pond_client_stats (eps.control, self->config.wait_ms, err, sizeof err)
                    : NULL;
     cJSON *stats = json ? cJSON_Parse (json) : NULL;
@@ -533,7 +563,7 @@ s_get_metrics (pond_gateway_t *self, struct MHD_Connection *connection)
                   "# TYPE pond_actor_live gauge\n");
     for (size_t i = 0; i < POND_VIEWS; i++) {
         const char *actor = pond_views_actors [i];
-        pond_actor_link_t *link = pond_actor_link_new (self->data_dir, actor, err, sizeof err);
+        pond_actor_link_t *link = s_actor_link (self, actor, err, sizeof err);
         char *status_json = link ? pond_actor_link_status (link, self->config.wait_ms) : NULL;
         cJSON *status = status_json ? cJSON_Parse (status_json) : NULL;
         const cJSON *position = cJSON_GetObjectItem (status, "position");
@@ -763,6 +793,20 @@ pond_gateway_new (const pond_gateway_config_t *config)
         return NULL;
     self->config = *config;
     self->data_dir = strdup (config->data_dir ? config->data_dir : "./pond-data");
+    const char *given [POND_VIEWS + 2] = { config->ingest, config->control };
+    char *slots [POND_VIEWS + 2] = { self->ingest, self->control };
+    for (size_t i = 0; i < POND_VIEWS; i++) {
+        given [i + 2] = config->actors [i];
+        slots [i + 2] = self->actors [i];
+    }
+    for (size_t i = 0; i < POND_VIEWS + 2; i++)
+        if (given [i] && strlen (given [i]) >= POND_ENDPOINT_MAX) {
+            zsys_error ("pond-gateway: endpoint '%.64s...' is too long", given [i]);
+            pond_gateway_destroy (&self);
+            return NULL;
+        }
+        else if (given [i])
+            strcpy (slots [i], given [i]);
     unsigned per_ip = config->max_per_ip ? config->max_per_ip : config->max_connections;
     //  The server's thread inherits this thread's mask: the main thread
     //  keeps the signals

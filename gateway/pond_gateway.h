@@ -24,6 +24,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include "pond_views.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -46,6 +47,12 @@ typedef struct {
     unsigned timeout_s;          //  idle or slow connections are closed after it
     int wait_ms;                 //  one ACK, one view answer
     bool verbose;
+    //  Where the mesh is when not in data_dir (another host): the broker's
+    //  endpoints, each actor's query endpoint (in pond_views_actors order);
+    //  NULL: from data_dir
+    const char *ingest;
+    const char *control;
+    const char *actors [POND_VIEWS];
 } pond_gateway_config_t;
 
 //  Fill config with the defaults for data_dir (127.0.0.1:0 and the
@@ -54,8 +61,8 @@ void
     pond_gateway_config_defaults (pond_gateway_config_t *config, const char *data_dir);
 
 //  Bind and start serving in libmicrohttpd's thread. Returns NULL (the
-//  reason logged) if the address is invalid or cannot be bound. The
-//  config's strings are copied.
+//  reason logged) if the address is invalid or cannot be bound, or an
+//  endpoint is too long. The config's strings are copied.
 pond_gateway_t *
     pond_gateway_new (const pond_gateway_config_t *config);
 
