@@ -343,6 +343,17 @@ wait_for "$tmp/logs/stranger.log" "refused key 'stranger'" 15000 \
 grep -q "caught up [1-9]" "$tmp/logs/stranger.log" && fail "an actor with an unknown key catches up nothing"
 ok "an actor with a key unknown to the broker does not catch up: $(grep -o "refused key 'stranger'[^;]*" "$tmp/logs/stranger.log" | head -1)"
 
+#  The pond command across hosts: a query on B, a publish from C as the
+#  device's key, the counters on A
+on b pond query quacks cust-0 --data "$db" --keys "$kb" | grep -q '"quacks":' \
+    || fail "pond query on host B"
+head=$(store_events)
+seq=$(on c pond publish --keys "$kc" --as silo-1 --ingest "$ingest" --name QUACKED --entity cust-0 \
+    --seq-only) || fail "pond publish from host C as silo-1"
+[ "$seq" -eq $((head + 1)) ] && [ "$(store_events)" -eq $((head + 1)) ] \
+    || fail "pond publish from C stored seq $seq once (head was $head)"
+ok "pond query on B, pond publish from C (seq $seq), pond stats on A"
+
 #  What the cuts did, from the logs
 for device in silo-1 silo-2; do
     grep -h "no reply from the broker\|reachable again" "$tmp/logs/$device.log" | cut -c1-200 || true
