@@ -34,18 +34,11 @@ elapsed () {
 
 #  Names and addresses unique to this run
 run=pond$$
-ns_switch=${run}sw ns_a=${run}a ns_b=${run}b ns_c=${run}c
+ns_switch=${run}sw
 net=10.$((20 + $$ % 200)).$((($$ / 200) % 250))
 ip_a=$net.1 ip_b=$net.2 ip_c=$net.3
-
-#  Can we make namespaces at all?
-if ! ip netns add "$ns_switch" 2>/dev/null; then
-    echo "test_hosts: SKIPPED: cannot create network namespaces (ip netns add needs root" \
-        "or CAP_NET_ADMIN, and iproute2)"
-    exit 77
-fi
 pond_check_start test_hosts
-namespaces=("$ns_switch")
+namespaces=()
 hosts_pids=()
 
 #  Stop our processes (by pid) first, then remove the namespaces: their
@@ -63,6 +56,14 @@ hosts_cleanup () {
     for ns in "${namespaces[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
 }
 pond_check_cleanups+=(hosts_cleanup)
+
+#  Can we make namespaces at all?
+if ! ip netns add "$ns_switch" 2>/dev/null; then
+    echo "test_hosts: SKIPPED: cannot create network namespaces (ip netns add needs root" \
+        "or CAP_NET_ADMIN, and iproute2)"
+    exit 77
+fi
+namespaces+=("$ns_switch")
 
 #  on HOST COMMAND...: run in host's namespace (a, b or c)
 on () {
@@ -179,8 +180,8 @@ metric () {
 
 #  post_events DIR: POST each array DIR/*.json to the gateway, one every
 #  0.2 s or so (over the whole load, cuts included), sending it
-#  again (same ids: harmless) until it is answered 200 or 201; the number
-#  of arrays sent again goes to DIR/resends
+#  again (same ids: harmless) until it is answered 200 or 201 (at most 100
+#  times in all); the number of arrays sent again goes to DIR/resends
 post_events () {
     local dir=$1 resends=0 body status
     for body in "$dir"/*.json; do
@@ -189,6 +190,7 @@ post_events () {
                 -H 'Content-Type: application/json' --data "@$body" "$gw/v1/events" || true)
             [ "$status" = 201 ] || [ "$status" = 200 ] && break
             resends=$((resends + 1))
+            [ "$resends" -lt 100 ] || { echo "$body: answered $status"; return 1; }
             sleep 0.2
         done
         sleep 0.2    #  spread over the load, and the cuts
@@ -241,7 +243,7 @@ done
 t_synced=$(elapsed)
 status=0
 wait "$pid_poster" || status=$?
-[ "$status" -eq 0 ] || fail "every POST to the gateway answered (exit $status)"
+[ "$status" -eq 0 ] || { cat "$tmp/logs/poster.log"; fail "every POST to the gateway answered (exit $status)"; }
 t_posted=$(elapsed)
 created=0 resends=0
 for device in silo-1 silo-2; do
