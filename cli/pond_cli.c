@@ -3,6 +3,7 @@
 */
 #include "pond_cli.h"
 #include "pond_keys.h"
+#include "pond_number.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -83,15 +84,7 @@ pond_cli_hint_broker (pond_cli_t *cli)
 int
 pond_cli_parse_uint (const char *text, uint64_t *value)
 {
-    if (!text || *text < '0' || *text > '9')
-        return -1;
-    errno = 0;
-    char *end;
-    unsigned long long number = strtoull (text, &end, 10);
-    if (errno || *end)
-        return -1;
-    *value = number;
-    return 0;
+    return pond_number_parse (text, 0, UINT64_MAX, value);
 }
 
 int
@@ -135,7 +128,7 @@ static int
 s_parse_timeout (pond_cli_t *cli, const char *text)
 {
     uint64_t value;
-    if (pond_cli_parse_uint (text, &value) || value < 1 || value > 3600000)
+    if (pond_number_parse (text, 1, 3600000, &value))
         return pond_cli_usage (cli, "--timeout takes milliseconds, 1 to 3600000, not '%s'", text);
     cli->timeout_ms = (int) value;
     return 0;

@@ -264,19 +264,6 @@ s_query_option (pond_cli_t *cli, int opt, void *arg)
         options->as_of = optarg;
 }
 
-//  A seq given as option: a whole number. Returns 0, or -1 if text is not.
-static int
-s_parse_seq (const char *text, uint64_t *seq)
-{
-    char *end = NULL;
-    errno = 0;
-    unsigned long long value = strtoull (text, &end, 10);
-    if (!*text || *end || errno || *text == '-')
-        return -1;
-    *seq = (uint64_t) value;
-    return 0;
-}
-
 int
 pond_cmd_query (int argc, char *argv [])
 {
@@ -325,12 +312,12 @@ pond_cmd_query (int argc, char *argv [])
                                "the live view, --at-seq and --as-of ask for the view as it stood "
                                "then");
     uint64_t after = 0, at_seq = 0, as_of = 0;
-    if (settings.after && s_parse_seq (settings.after, &after))
+    if (settings.after && pond_cli_parse_uint (settings.after, &after))
         return pond_cli_usage (&cli,
                                "--after takes a seq (a whole number, as pond "
                                "publish prints it), not '%s'",
                                settings.after);
-    if (settings.at_seq && s_parse_seq (settings.at_seq, &at_seq))
+    if (settings.at_seq && pond_cli_parse_uint (settings.at_seq, &at_seq))
         return pond_cli_usage (&cli,
                                "--at-seq takes a seq (a whole number, as pond "
                                "publish prints it), not '%s'",

@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #include "pond_supervisor.h"
 #include "pond_pidlock.h"
+#include "pond_number.h"
 #include "pond_process.h"
 
 #include <errno.h>
@@ -276,10 +277,8 @@ static int
 s_configure_number (zconfig_t *key, int *value, int min, int max, char *err, size_t errlen)
 {
     const char *text = zconfig_value (key) ? zconfig_value (key) : "";
-    char *end;
-    errno = 0;
-    long number = strtol (text, &end, 10);
-    if (errno || end == text || *end || number < min || number > max) {
+    uint64_t number;
+    if (pond_number_parse (text, (uint64_t) min, (uint64_t) max, &number)) {
         snprintf (err, errlen, "supervisor/%s must be a whole number from %d to %d, not '%s'",
                   zconfig_name (key), min, max, text);
         return -1;

@@ -5,6 +5,7 @@
 #include "pond_gateway.h"
 #include "pond_client.h"
 #include "pond_identity.h"
+#include "pond_number.h"
 #include "pond_pidlock.h"
 #include "pond_ready.h"
 
@@ -74,10 +75,9 @@ s_usage (FILE *out)
 static long long
 s_number (const char *text, long long min, long long max)
 {
-    char *end = NULL;
-    errno = 0;
-    long long value = strtoll (text, &end, 10);
-    return *text && !*end && !errno && value >= min && value <= max ? value : -1;
+    uint64_t value;
+    return pond_number_parse (text, (uint64_t) min, (uint64_t) max, &value) ? -1
+                                                                            : (long long) value;
 }
 
 //  DIR/gateway.zpl: the URL and this pid (the supervisor's ready file)

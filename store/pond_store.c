@@ -14,6 +14,7 @@
 */
 #include "pond_store.h"
 #include "pond_store_internal.h"
+#include "pond_number.h"
 #include "pond_thread.h"
 
 #include <pthread.h>
@@ -244,10 +245,8 @@ int
 pond_store_memory_parse (size_t *field, const char *text, size_t least, const char *what, char *err,
                          size_t errlen)
 {
-    char *end = NULL;
-    errno = 0;
-    unsigned long value = strtoul (text, &end, 10);
-    if (errno || !*text || *end || *text == '-' || value < least || value > 65536) {
+    uint64_t value;
+    if (pond_number_parse (text, least, 65536, &value)) {
         snprintf (err, errlen, "%s '%s': give a number of MiB from %zu to 65536", what, text,
                   least);
         return -1;

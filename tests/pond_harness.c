@@ -123,6 +123,42 @@ pond_harness_pid_runs_in (pid_t pid, const char *dir)
     return strstr (cmdline, dir) != NULL;
 }
 
+//  The supervisor's state file of dir, or NULL if there is none
+static zconfig_t *
+s_supervisor_state (const char *dir)
+{
+    char path [512];
+    snprintf (path, sizeof path, "%s/supervisor.zpl", dir);
+    return zsys_file_exists (path) ? zconfig_load (path) : NULL;
+}
+
+char *
+pond_harness_supervised (const char *dir, const char *key)
+{
+    zconfig_t *state = s_supervisor_state (dir);
+    char *value = strdup (state ? zconfig_get (state, key, "") : "");
+    zconfig_destroy (&state);
+    return value;
+}
+
+size_t
+pond_harness_mesh_pids (const char *dir, pid_t *pids, size_t max)
+{
+    zconfig_t *state = s_supervisor_state (dir);
+    size_t count = 0;
+    if (!state || max == 0) {
+        zconfig_destroy (&state);
+        return 0;
+    }
+    pids [count++] = atoi (zconfig_get (state, "supervisor/pid", "0"));
+    zconfig_t *process = zconfig_locate (state, "process");
+    for (process = process ? zconfig_child (process) : NULL; process && count < max;
+         process = zconfig_next (process))
+        pids [count++] = atoi (zconfig_get (process, "pid", "0"));
+    zconfig_destroy (&state);
+    return count;
+}
+
 //  Is msg a heartbeat ($HEARTBEAT topic)?
 static bool
 s_is_heartbeat (zmsg_t *msg)

@@ -48,6 +48,16 @@ int
 bool
     pond_harness_pid_runs_in (pid_t pid, const char *dir);
 
+//  A key of DIR/supervisor.zpl, the state `pond up` keeps (e.g.
+//  "process/store/pid"); "" if the file or key is absent. Caller frees.
+char *
+    pond_harness_supervised (const char *dir, const char *key);
+
+//  Every pid the supervisor of dir names, the supervisor's own first,
+//  then its processes in start order; returns how many (0 if none).
+size_t
+    pond_harness_mesh_pids (const char *dir, pid_t *pids, size_t max);
+
 //  Run a command line through the shell, capturing stdout into a malloc'd
 //  string (caller frees) and the exit code into *exit_p.
 char *

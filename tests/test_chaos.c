@@ -84,12 +84,7 @@ s_ours (pid_t pid)
 static char *
 s_supervised (const char *key)
 {
-    char path [512];
-    snprintf (path, sizeof path, "%s/supervisor.zpl", dir);
-    zconfig_t *state = zsys_file_exists (path) ? zconfig_load (path) : NULL;
-    char *value = state ? strdup (zconfig_get (state, key, "")) : strdup ("");
-    zconfig_destroy (&state);
-    return value;
+    return pond_harness_supervised (dir, key);
 }
 
 static pid_t

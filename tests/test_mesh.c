@@ -13,31 +13,11 @@
 
 static char *dir;    //  this test's data directory
 
-//  Every pid the supervisor of mesh_dir names (itself first); returns the
-//  count
-static size_t
-s_pids_of (const char *mesh_dir, pid_t *pids, size_t max)
-{
-    char path [512];
-    snprintf (path, sizeof path, "%s/supervisor.zpl", mesh_dir);
-    zconfig_t *state = zsys_file_exists (path) ? zconfig_load (path) : NULL;
-    size_t count = 0;
-    if (!state)
-        return 0;
-    pids [count++] = atoi (zconfig_get (state, "supervisor/pid", "0"));
-    zconfig_t *process = zconfig_locate (state, "process");
-    for (process = process ? zconfig_child (process) : NULL; process && count < max;
-         process = zconfig_next (process))
-        pids [count++] = atoi (zconfig_get (process, "pid", "0"));
-    zconfig_destroy (&state);
-    return count;
-}
-
 //  ... of this test's mesh
 static size_t
 s_mesh_pids (pid_t *pids, size_t max)
 {
-    return s_pids_of (dir, pids, max);
+    return pond_harness_mesh_pids (dir, pids, max);
 }
 
 //  True if pid runs with our data directory on its command line
@@ -64,7 +44,7 @@ s_teardown (void)
     const char *meshes [] = { dir, demo, quick };
     for (size_t m = 0; m < 3; m++) {
         pid_t pids [32];
-        size_t count = s_pids_of (meshes [m], pids, 32);
+        size_t count = pond_harness_mesh_pids (meshes [m], pids, 32);
         free (pond_harness_run (NULL, "%s/pond down --data %s >/dev/null 2>&1", POND_BIN_DIR,
                                 meshes [m]));
         for (size_t i = 0; i < count; i++)

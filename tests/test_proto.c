@@ -19,6 +19,7 @@
 
 #include "pond_event.h"
 #include "pond_event_data.h"
+#include "pond_number.h"
 #include "pond_proto.h"
 #include "pond_time.h"
 #include "pond_uuid.h"
@@ -4189,4 +4190,36 @@ Test (event_data, truncated_and_malformed)
     cr_assert_eq (i, -1, "a negative fixint");
     cr_assert_eq (pond_event_data_get_uint_bytes (widths, sizeof widths, "e", &u), -1);
     s_buf_destroy (&b);
+}
+
+//  pond_number: one strict reading of whole numbers for every option
+Test (number, parse_accepts_digits_within_bounds_only)
+{
+    uint64_t value = 7;
+    cr_assert_eq (pond_number_parse ("0", 0, 10, &value), 0);
+    cr_assert_eq (value, 0);
+    cr_assert_eq (pond_number_parse ("10", 0, 10, &value), 0);
+    cr_assert_eq (value, 10);
+    cr_assert_eq (pond_number_parse ("18446744073709551615", 0, UINT64_MAX, &value), 0);
+    cr_assert_eq (value, UINT64_MAX);
+    value = 7;
+    const char *refused [] = { "",
+                               "-1",
+                               "+1",
+                               " 1",
+                               "1 ",
+                               "8MB",
+                               "0x10",
+                               "1.5",
+                               "11",
+                               "18446744073709551616",
+                               "99999999999999999999999" };
+    for (size_t i = 0; i < sizeof refused / sizeof refused [0]; i++) {
+        uint64_t max = i < 9 ? 10 : UINT64_MAX;
+        cr_assert_eq (pond_number_parse (refused [i], 0, max, &value), -1, "'%s' refused",
+                      refused [i]);
+    }
+    cr_assert_eq (pond_number_parse ("0", 1, 10, &value), -1, "below min");
+    cr_assert_eq (pond_number_parse (NULL, 0, 10, &value), -1);
+    cr_assert_eq (value, 7, "unchanged when refused");
 }

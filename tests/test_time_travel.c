@@ -17,25 +17,6 @@
 
 static char *dir;    //  this test's data directory
 
-//  Every pid the supervisor names (itself first); returns the count
-static size_t
-s_mesh_pids (pid_t *pids, size_t max)
-{
-    char path [512];
-    snprintf (path, sizeof path, "%s/supervisor.zpl", dir);
-    zconfig_t *state = zsys_file_exists (path) ? zconfig_load (path) : NULL;
-    size_t count = 0;
-    if (!state)
-        return 0;
-    pids [count++] = atoi (zconfig_get (state, "supervisor/pid", "0"));
-    zconfig_t *process = zconfig_locate (state, "process");
-    for (process = process ? zconfig_child (process) : NULL; process && count < max;
-         process = zconfig_next (process))
-        pids [count++] = atoi (zconfig_get (process, "pid", "0"));
-    zconfig_destroy (&state);
-    return count;
-}
-
 static void
 s_setup (void)
 {
@@ -47,7 +28,7 @@ static void
 s_teardown (void)
 {
     pid_t pids [32];
-    size_t count = s_mesh_pids (pids, 32);
+    size_t count = pond_harness_mesh_pids (dir, pids, 32);
     free (pond_harness_run (NULL, "%s/pond down --data %s >/dev/null 2>&1", POND_BIN_DIR, dir));
     for (size_t i = 0; i < count; i++)
         if (pond_harness_pid_runs_in (pids [i], dir)) {

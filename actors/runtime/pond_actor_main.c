@@ -6,6 +6,7 @@
 */
 #include "pond_actor_internal.h"
 #include "pond_path.h"
+#include "pond_number.h"
 #include "pond_pidlock.h"
 
 #include <getopt.h>
@@ -73,13 +74,13 @@ s_usage (const pond_actor_spec_t *spec, const char *extra_usage, FILE *out)
 static int
 s_parse_mb (const pond_actor_spec_t *spec, const char *what, const char *text, size_t *mb_p)
 {
-    size_t digits = strspn (text, "0123456789");
-    if (digits == 0 || text [digits] || digits > 6 || atol (text) > POND_VIEW_MB_MAX) {
+    uint64_t mb;
+    if (pond_number_parse (text, 0, POND_VIEW_MB_MAX, &mb)) {
         fprintf (stderr, "pond-%s: %s must be a number of MiB from 0 to %d, not '%s'\n", spec->name,
                  what, POND_VIEW_MB_MAX, text);
         return -1;
     }
-    *mb_p = (size_t) atol (text);
+    *mb_p = (size_t) mb;
     return 0;
 }
 
