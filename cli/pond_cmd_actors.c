@@ -488,7 +488,8 @@ pond_cmd_verify_help (FILE *out)
                   "the log into a scratch copy up to the live actor's position and\n"
                   "compares the two. The checks run side by side; each one's lines are\n"
                   "printed in order, then a summary. A view that differs is a bug: its\n"
-                  "live copy can be replaced with pond rebuild VIEW.\n"
+                  "live copy can be replaced with pond rebuild VIEW. With --ingest, --pub\n"
+                  "or --control (a broker on another host), each check is given them.\n"
                   "Exit status: 0 every view matches, 1 a view differs or a check failed,\n"
                   "2 usage error.\n"
                   "\n" POND_CLI_COMMON_HELP);
@@ -541,16 +542,24 @@ pond_cmd_verify (int argc, char *argv [])
         char path [PATH_MAX + 80], program [80];
         snprintf (program, sizeof program, "pond-%s", names [i]);
         snprintf (path, sizeof path, "%s/%s", bin_dir, program);
-        //  With keys, the check runs as this command's key (REPLAY and DUMP)
-        char *argv_verify [] = { program,
-                                 "--verify",
-                                 "--data",
-                                 cli.eps.data_dir,
-                                 pond_keys_active () ? "--keys" : NULL,
-                                 (char *) pond_keys_dir (),
-                                 "--as",
-                                 (char *) pond_keys_as (),
-                                 NULL };
+        //  With keys, the check runs as this command's key (REPLAY and DUMP);
+        //  broker endpoints given to this command go to the check too
+        char *argv_verify [16] = { program, "--verify", "--data", cli.eps.data_dir };
+        size_t argc_verify = 4;
+        const char *flags [] = { "--ingest", "--pub", "--control" };
+        const char *given [] = { cli.ingest, cli.pub, cli.control };
+        for (size_t flag = 0; flag < 3; flag++)
+            if (given [flag]) {
+                argv_verify [argc_verify++] = (char *) flags [flag];
+                argv_verify [argc_verify++] = (char *) given [flag];
+            }
+        if (pond_keys_active ()) {
+            argv_verify [argc_verify++] = "--keys";
+            argv_verify [argc_verify++] = (char *) pond_keys_dir ();
+            argv_verify [argc_verify++] = "--as";
+            argv_verify [argc_verify++] = (char *) pond_keys_as ();
+        }
+        argv_verify [argc_verify] = NULL;
         if (pond_mesh_child_start (&runs [i], path, argv_verify, false))
             fprintf (stderr, "pond verify: cannot start %s: %s\n", path, strerror (errno));
     }

@@ -185,6 +185,34 @@ pond_gateway_http_status (int code, uint32_t retry_ms, unsigned *retry_after_s)
 }
 
 //  =====================================================================
+//  Where the mesh is
+
+int
+pond_gateway_endpoints (pond_gateway_t *self, pond_endpoints_t *eps)
+{
+    if (pond_endpoints_resolve (self->data_dir, eps))
+        return -1;
+    if (*self->ingest)
+        strcpy (eps->ingest, self->ingest);
+    if (*self->pub)
+        strcpy (eps->pub, self->pub);
+    if (*self->control)
+        strcpy (eps->control, self->control);
+    return 0;
+}
+
+//  A link to one actor: at the endpoint given, else where its ready file
+//  in the data directory says
+static pond_actor_link_t *
+s_actor_link (pond_gateway_t *self, const char *actor, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < POND_VIEWS; i++)
+        if (streq (pond_views_actors [i], actor) && *self->actors [i])
+            return pond_actor_link_new_at (actor, self->actors [i], NULL, err, errlen);
+    return pond_actor_link_new (self->data_dir, actor, err, errlen);
+}
+
+//  =====================================================================
 //  POST /v1/events
 
 //  The connection's producer, made on first use (the broker's endpoints
@@ -194,7 +222,7 @@ s_client (pond_gateway_t *self, connection_t *state)
 {
     if (state && !state->client) {
         pond_endpoints_t eps;
-        if (pond_endpoints_resolve (self->data_dir, &eps) == 0)
+        if (pond_gateway_endpoints (self, &eps) == 0)
             state->client = pond_client_new (eps.ingest);
     }
     return state ? state->client : NULL;
@@ -428,9 +456,7 @@ s_query (pond_gateway_t *self, struct MHD_Connection *connection, const char *ac
         slot++;
     pond_actor_link_t **kept = state && slot < POND_VIEWS ? &state->links [slot] : NULL;
     char err [512];
-    pond_actor_link_t *link = kept && *kept
-                                ? *kept
-                                : pond_actor_link_new (self->data_dir, actor, err, sizeof err);
+    pond_actor_link_t *link = kept && *kept ? *kept : s_actor_link (self, actor, err, sizeof err);
     if (!link)
         return s_reply_error (self, connection, 503, 1, "%s", err);
     if (kept)
@@ -577,7 +603,7 @@ s_get_metrics (pond_gateway_t *self, struct MHD_Connection *connection, const ch
         return s_reply_error (self, connection, 500, 0, "out of memory");
     pond_endpoints_t eps;
     char err [POND_ERR_SIZE] = "no endpoints";
-    char *json = pond_endpoints_resolve (self->data_dir, &eps) == 0
+    char *json = pond_gateway_endpoints (self, &eps) == 0
                    ? pond_client_stats (eps.control, self->config.wait_ms, err, sizeof err)
                    : NULL;
     cJSON *stats = json ? cJSON_Parse (json) : NULL;
@@ -604,7 +630,7 @@ s_get_metrics (pond_gateway_t *self, struct MHD_Connection *connection, const ch
                   "# TYPE pond_actor_live gauge\n");
     for (size_t i = 0; i < POND_VIEWS; i++) {
         const char *actor = pond_views_actors [i];
-        pond_actor_link_t *link = pond_actor_link_new (self->data_dir, actor, err, sizeof err);
+        pond_actor_link_t *link = s_actor_link (self, actor, err, sizeof err);
         char *status_json = link ? pond_actor_link_status (link, self->config.wait_ms) : NULL;
         cJSON *status = status_json ? cJSON_Parse (status_json) : NULL;
         const cJSON *position = cJSON_GetObjectItem (status, "position");
@@ -702,8 +728,10 @@ s_route (pond_gateway_t *self, struct MHD_Connection *connection, const char *ur
 {
     self->requests++;
     pond_gateway_commands_reply_t answer;    //  /v1/commands: pond_gateway_commands
-    if (pond_gateway_commands_route (self->data_dir, self->config.wait_ms, url, method,
-                                     request->body, request->size, request->too_large, &answer)) {
+    pond_endpoints_t eps;
+    const char *control = pond_gateway_endpoints (self, &eps) == 0 ? eps.control : NULL;
+    if (pond_gateway_commands_route (control, self->config.wait_ms, url, method, request->body,
+                                     request->size, request->too_large, &answer)) {
         enum MHD_Result rc = s_reply (self, connection, answer.status, JSON_TYPE,
                                       answer.body ? answer.body : "{}\n", answer.retry_after_s,
                                       answer.allow);
@@ -911,6 +939,20 @@ pond_gateway_new (const pond_gateway_config_t *config)
         return NULL;
     self->config = *config;
     self->data_dir = strdup (config->data_dir ? config->data_dir : "./pond-data");
+    const char *given [POND_VIEWS + 3] = { config->ingest, config->pub, config->control };
+    char *slots [POND_VIEWS + 3] = { self->ingest, self->pub, self->control };
+    for (size_t i = 0; i < POND_VIEWS; i++) {
+        given [i + 3] = config->actors [i];
+        slots [i + 3] = self->actors [i];
+    }
+    for (size_t i = 0; i < POND_VIEWS + 3; i++)
+        if (given [i] && strlen (given [i]) >= POND_ENDPOINT_MAX) {
+            zsys_error ("pond-gateway: endpoint '%.64s...' is too long", given [i]);
+            pond_gateway_destroy (&self);
+            return NULL;
+        }
+        else if (given [i])
+            strcpy (slots [i], given [i]);
     unsigned per_ip = config->max_per_ip ? config->max_per_ip : config->max_connections;
     //  The server's threads (the listener, one per connection, the hub)
     //  inherit this thread's mask: the main thread keeps the signals

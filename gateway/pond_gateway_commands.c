@@ -227,7 +227,7 @@ s_get (const char *control, int timeout_ms, const char *text, pond_gateway_comma
 }
 
 bool
-pond_gateway_commands_route (const char *data_dir, int timeout_ms, const char *url,
+pond_gateway_commands_route (const char *control, int timeout_ms, const char *url,
                              const char *method, const char *body, size_t size, bool too_large,
                              pond_gateway_commands_reply_t *reply)
 {
@@ -247,9 +247,8 @@ pond_gateway_commands_route (const char *data_dir, int timeout_ms, const char *u
     }
     if (too_large)
         return s_error (reply, 413, 0, "the body is over the gateway's limit (--max-body)");
-    pond_endpoints_t eps;
-    if (pond_endpoints_resolve (data_dir, &eps))
-        return s_error (reply, 503, 1, "cannot find the broker of %s", data_dir);
-    return collection ? s_post (eps.control, timeout_ms, body, size, reply)
-                      : s_get (eps.control, timeout_ms, url + 13, reply);
+    if (!control)
+        return s_error (reply, 500, 0, "the data directory's path is too long");
+    return collection ? s_post (control, timeout_ms, body, size, reply)
+                      : s_get (control, timeout_ms, url + 13, reply);
 }

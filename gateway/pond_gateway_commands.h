@@ -31,10 +31,10 @@ typedef struct {
 //  If url is /v1/commands or /v1/commands/ID, answer it (method, the
 //  request's body of size bytes, too_large when the body was over the
 //  gateway's limit) into *reply and return true; else return false. The
-//  mesh is data_dir's; each request to the broker waits at most
-//  timeout_ms.
+//  broker's control endpoint is control (NULL: unknown, a 500); each
+//  request to the broker waits at most timeout_ms.
 bool
-    pond_gateway_commands_route (const char *data_dir, int timeout_ms, const char *url,
+    pond_gateway_commands_route (const char *control, int timeout_ms, const char *url,
                                  const char *method, const char *body, size_t size, bool too_large,
                                  pond_gateway_commands_reply_t *reply);
 
