@@ -30,6 +30,7 @@
     (STATS "forbidden") and logged once per key and cause.
 */
 #include "pond_broker.h"
+#include "pond_broker_commands.h"
 #include "pond_keys.h"
 #include "pond_proto.h"
 #include "pond_value.h"
@@ -121,13 +122,14 @@ struct _pond_broker_t {
     zsock_t *pub;
     zsock_t *control;
     zsock_t *store;
-    zsock_t *store_monitor;    //  the store link's connection events
-    zsock_t *store_watch;      //  pipe of a store in this process, or NULL
-    bool store_linked;         //  a connection to the store is up (handshake done)
-    char *endpoints [3];       //  resolved ingest, pub, control
-    bool secure;               //  CURVE: config.keys given
-    zhashx_t *refusals;        //  "key/cause" of 403s logged already
-    entry_t *pending;          //  config.pending_max entries
+    zsock_t *store_monitor;              //  the store link's connection events
+    zsock_t *store_watch;                //  pipe of a store in this process, or NULL
+    pond_broker_commands_t *commands;    //  COMMAND and COMMAND_STATUS
+    bool store_linked;                   //  a connection to the store is up (handshake done)
+    char *endpoints [3];                 //  resolved ingest, pub, control
+    bool secure;                         //  CURVE: config.keys given
+    zhashx_t *refusals;                  //  "key/cause" of 403s logged already
+    entry_t *pending;                    //  config.pending_max entries
     size_t pending_count;
     size_t pending_bytes;    //  their events' size: PENDING_BYTES_MAX at most
     batch_t batches [BATCHES_MAX];
@@ -172,6 +174,7 @@ pond_broker_config_defaults (pond_broker_config_t *config, const char *dir, char
                                        .pub = scratch [1],
                                        .control = scratch [2],
                                        .store = scratch [3],
+                                       .data = dir,
                                        .pending_max = 16384,
                                        .batch_timeout_ms = 3000 };
 }
@@ -346,7 +349,9 @@ pond_broker_new (const pond_broker_config_t *config)
                                         &self->endpoints [2])
                               : NULL;
     self->store = self->control ? s_store_connect (config->store, &self->store_monitor) : NULL;
-    if (!self->store) {
+    self->commands = self->store ? pond_broker_commands_new (config->data ? config->data : ".")
+                                 : NULL;
+    if (!self->commands) {
         pond_broker_destroy (&self);
         return NULL;
     }
@@ -388,6 +393,7 @@ pond_broker_destroy (pond_broker_t **self_p)
         zlistx_destroy (&self->stats_waiters);
         zframe_destroy (&self->store_stats);
         zhashx_destroy (&self->refusals);
+        pond_broker_commands_destroy (&self->commands);
         zsock_destroy (&self->ingest);
         zsock_destroy (&self->pub);
         zsock_destroy (&self->control);
@@ -1431,7 +1437,7 @@ s_control_message (pond_broker_t *self, zmsg_t *msg)
     else if (!whole)
         s_control_error (self, peer, POND_CODE_NOT_FOUND,
                          "unknown command (it holds a NUL byte); the control socket takes "
-                         "STATS, REPLAY, CREDIT, CANCEL or PING");
+                         "STATS, REPLAY, CREDIT, CANCEL, PING, COMMAND or COMMAND_STATUS");
     else if (key && !pond_key_may_control (key, command, reason, sizeof reason)) {
         char cause [48];
         snprintf (cause, sizeof cause, "control %.32s", command);
@@ -1458,10 +1464,26 @@ s_control_message (pond_broker_t *self, zmsg_t *msg)
         s_control_credit (self, command, peer, msg);
     else if (streq (command, POND_PING))
         s_pong (self, self->control, peer, zmsg_size (msg) > 0);
+    else if (streq (command, POND_COMMAND) || streq (command, POND_COMMAND_STATUS)) {
+        //  Answered at once from the commands' table; the actor works apart
+        size_t frames = zmsg_size (msg);
+        zframe_t *body = zmsg_pop (msg);
+        const char *reply;
+        uint32_t code;
+        zframe_t *out = streq (command, POND_COMMAND)
+                          ? pond_broker_commands_submit (self->commands, body, frames, &reply,
+                                                         &code)
+                          : pond_broker_commands_status (self->commands, body, frames, &reply,
+                                                         &code);
+        s_reply (self->control, peer, reply, &out);
+        zframe_destroy (&body);
+        if (code == POND_CODE_BAD_REQUEST)
+            self->counters.malformed++;
+    }
     else
         s_control_error (self, peer, POND_CODE_NOT_FOUND,
                          "unknown command; the control socket takes STATS, REPLAY, CREDIT, "
-                         "CANCEL or PING");
+                         "CANCEL, PING, COMMAND or COMMAND_STATUS");
     zframe_destroy (&peer);
     zstr_free (&command);
 }
@@ -1694,9 +1716,10 @@ pond_broker_run (pond_broker_t *self)
         { zsock_resolve (self->control), 0, ZMQ_POLLIN, 0 },
         { zsock_resolve (self->pub), 0, ZMQ_POLLIN, 0 },
         { zsock_resolve (self->store_monitor), 0, ZMQ_POLLIN, 0 },
+        { zsock_resolve (pond_broker_commands_sock (self->commands)), 0, ZMQ_POLLIN, 0 },
         { self->store_watch ? zsock_resolve (self->store_watch) : NULL, 0, ZMQ_POLLIN, 0 },
     };
-    int count = self->store_watch ? 6 : 5;
+    int count = self->store_watch ? 7 : 6;
     int rc = 0;
     while (!zsys_interrupted) {
         int timeout = self->pending_count && s_free_batch (self) ? 0 : 50;
@@ -1707,7 +1730,7 @@ pond_broker_run (pond_broker_t *self)
         }
         //  The store in this process stopped serving: nothing more may be
         //  ACKed; exit so that a supervisor restarts broker and store
-        if (count == 6 && (items [5].revents & ZMQ_POLLIN)) {
+        if (count == 7 && (items [6].revents & ZMQ_POLLIN)) {
             char *message = zstr_recv (self->store_watch);
             zsys_error ("pond-broker: the store in this process stopped (%s): exiting without "
                         "answering the %zu events pending; restart pond-broker (producers "
@@ -1719,6 +1742,8 @@ pond_broker_run (pond_broker_t *self)
         }
         if (items [4].revents & ZMQ_POLLIN)
             s_store_link_events (self);
+        if (items [5].revents & ZMQ_POLLIN)
+            pond_broker_commands_update (self->commands);
         //  Store first: its answers free batch slots for the next APPEND
         zmsg_t *msg;
         if (items [0].revents & ZMQ_POLLIN)

@@ -4,7 +4,7 @@
     hands batches to pond-store, and only when the store answers that they
     are durable does it publish them on the pub socket and ACK the
     producers (log first, DESIGN.md invariant 1). Admins use the control
-    socket for STATS and REPLAY; replays are relayed from the store to the
+    socket for STATS, REPLAY and COMMAND (pond_broker_commands); replays are relayed from the store to the
     reader with the reader's credit, so the broker holds at most a chunk.
     With a keys directory (pond_keys.h) every socket it binds speaks CURVE:
     only known keys get in, `source` is stamped with the sender's key name,
@@ -26,6 +26,8 @@ typedef struct {
     const char *store;       //  endpoint of pond-store to connect to
     const char *keys;        //  keys directory: CURVE on ingest, pub and
                              //  control with key "broker"; NULL: local mode
+    const char *data;        //  data directory: where the actors' ready files
+                             //  (DATA/NAME.zpl) are, for COMMAND
     int pending_max;         //  events waiting for the store before 503
     int batch_timeout_ms;    //  a batch unanswered this long is NACKed 503
     bool verbose;
@@ -35,7 +37,7 @@ typedef struct _pond_broker_t pond_broker_t;
 
 //  Fill config with the defaults for data directory dir (ipc endpoints in
 //  it). The strings point into buffers owned by the caller's `scratch`
-//  (4 x 256 bytes).
+//  (4 x 256 bytes), and data to dir itself.
 void
     pond_broker_config_defaults (pond_broker_config_t *config, const char *dir,
                                  char scratch [4][256]);

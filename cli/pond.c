@@ -36,6 +36,8 @@ static const pond_cli_command_t s_commands [] = {
       pond_cmd_verify_help },
     { "recompute", "apply new badge rules to the whole history", pond_cmd_recompute,
       pond_cmd_recompute_help },
+    { "command", "where a command (recompute, rebuild) is: its status, or wait for it",
+      pond_cmd_command, pond_cmd_command_help },
     { "demo", "start a mesh in a fresh directory and tell the whole story", pond_cmd_demo,
       pond_cmd_demo_help },
     { "keys", "make and list the CURVE keys of broker, devices, actors, apps and admin",

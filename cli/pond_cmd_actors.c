@@ -364,50 +364,6 @@ pond_cmd_query (int argc, char *argv [])
 }
 
 //  =====================================================================
-//  Progress of a long command on stderr: one line that updates on a
-//  terminal, plain lines (at most one a second) otherwise
-
-typedef struct {
-    const char *what;    //  "recomputing badges"
-    bool tty;
-    int64_t last_ms;    //  when the last plain line was printed
-    bool shown;         //  something is on the updating line
-} progress_t;
-
-static void
-s_progress (uint64_t done, uint64_t total, void *arg)
-{
-    progress_t *self = (progress_t *) arg;
-    char line [128];
-    if (total)
-        snprintf (line, sizeof line, "%s: %llu of %llu (%d%%)", self->what,
-                  (unsigned long long) done, (unsigned long long) total,
-                  (int) (done * 100 / total));
-    else
-        snprintf (line, sizeof line, "%s: %llu", self->what, (unsigned long long) done);
-    if (self->tty) {
-        fprintf (stderr, "\r%s\033[K", line);
-        self->shown = true;
-    }
-    else {
-        int64_t now = zclock_mono ();
-        if (now - self->last_ms < 1000 && !(total && done >= total))
-            return;
-        self->last_ms = now;
-        fprintf (stderr, "%s\n", line);
-    }
-    fflush (stderr);
-}
-
-//  End the updating line, if any
-static void
-s_progress_end (progress_t *self)
-{
-    if (self->shown)
-        fprintf (stderr, "\n");
-    self->shown = false;
-}
-
 //  =====================================================================
 //  pond rebuild ACTOR
 
@@ -415,15 +371,24 @@ void
 pond_cmd_rebuild_help (FILE *out)
 {
     fprintf (out,
-             "Usage: pond rebuild VIEW [--json]\n"
+             "Usage: pond rebuild VIEW [--no-wait] [--json] [--id UUID]\n"
              "\n"
              "Drop the view of one actor and rebuild it from the log while the mesh\n"
              "runs (the actor answers 503 to queries meanwhile). VIEW is\n"
              "quack-counter (quacks), badge-granter (badges), alexa-view (alexa) or\n"
-             "mobile-view (mobile). Prints how many events were replayed and how long\n"
-             "it took; with --json, the actor's result.\n"
-             "--timeout is how long to wait without news from the actor (default\n"
-             "%d ms).\n"
+             "mobile-view (mobile). The broker takes the command (its id goes to\n"
+             "stderr) and has the actor run it; pond rebuild follows it, showing the\n"
+             "progress, and prints how many events were replayed and how long it\n"
+             "took.\n"
+             "\n"
+             "  --no-wait         print only the command's id and return at once; see\n"
+             "                    where it is with pond command status ID\n"
+             "  --json            print the final status as JSON (pond command status)\n"
+             "  --id UUID         the command's id (sending it again with the same id\n"
+             "                    runs it once: the second gets the first's status)\n"
+             "--timeout is how long the command may go without moving (default\n"
+             "%d ms); it goes on after that, and pond command wait ID follows it.\n"
+             "Exit status: 0 rebuilt, 1 refused or failed (the reason says what to do).\n"
              "\n" POND_CLI_COMMON_HELP,
              COMMAND_TIMEOUT_MS);
 }
@@ -440,12 +405,18 @@ s_number (cJSON *result, const char *const *keys)
     return -1;
 }
 
+//  The options of a command sent through the broker
 static void
-s_flag_option (pond_cli_t *cli, int opt, void *arg)
+s_command_option (pond_cli_t *cli, int opt, void *arg)
 {
     (void) cli;
+    pond_cmd_command_options_t *options = (pond_cmd_command_options_t *) arg;
     if (opt == 'j')
-        *(bool *) arg = true;
+        options->json = true;
+    else if (opt == 'n')
+        options->no_wait = true;
+    else if (opt == 'i')
+        options->id = optarg;
 }
 
 int
@@ -457,39 +428,37 @@ pond_cmd_rebuild (int argc, char *argv [])
     static const struct option options [] = { POND_CLI_COMMON_OPTIONS,
                                               POND_CLI_DATA_OPTION,
                                               { "json", no_argument, NULL, 'j' },
+                                              { "no-wait", no_argument, NULL, 'n' },
+                                              { "id", required_argument, NULL, 'i' },
                                               { NULL, 0, NULL, 0 } };
-    bool json = false;
+    pond_cmd_command_options_t how = { false, false, NULL };
     char **args;
-    int count = s_parse (&cli, argc, argv, options, s_flag_option, &json, &args);
+    int count = s_parse (&cli, argc, argv, options, s_command_option, &how, &args);
     const char *view = count == 1 ? args [0] : NULL;
     free (args);
     if (count < 0)
         return cli.exit_code;
     if (!view)
         return pond_cli_usage (&cli, "give one VIEW, like: pond rebuild mobile");
-    pond_actor_link_t *link = s_link (&cli, view);
-    if (!link)
-        return cli.exit_code;
     const char *name = pond_mesh_actor_name (view);
+    if (!name)
+        return pond_cli_usage (&cli,
+                               "unknown view '%s' (quack-counter or quacks, badge-granter or "
+                               "badges, alexa-view or alexa, mobile-view or mobile)",
+                               view);
     char what [96];
     snprintf (what, sizeof what, "rebuilding %s", name);
-    progress_t progress = { what, isatty (2), 0, false };
-    int64_t start = zclock_mono ();
-    char *result = pond_actor_link_command (link, "rebuild", "", cli.timeout_ms, s_progress,
-                                            &progress);
-    s_progress_end (&progress);
-    double seconds = (double) (zclock_mono () - start) / 1000;
-    int rc = POND_EXIT_OK;
-    if (!result)
-        rc = s_link_fail (&cli, link, name);
-    else if (json)
-        printf ("%s\n", result);
-    else {
+    char *result = NULL;
+    int rc = pond_cmd_run_command (&cli, "rebuild", name, "", &how, what,
+                                   how.json || how.no_wait ? NULL : &result);
+    if (result) {
         cJSON *tree = cJSON_Parse (result);
         static const char *replayed_keys [] = { "replayed", "events", "applied", "count", NULL };
         static const char *position_keys [] = { "position", "head", NULL };
+        static const char *seconds_keys [] = { "seconds", NULL };
         double replayed = s_number (tree, replayed_keys);
         double position = s_number (tree, position_keys);
+        double seconds = s_number (tree, seconds_keys);
         printf ("rebuilt %s from the log: ", name);
         if (replayed >= 0)
             printf ("replayed %.0f events", replayed);
@@ -497,11 +466,12 @@ pond_cmd_rebuild (int argc, char *argv [])
             printf ("result %s", result);
         if (position >= 0)
             printf (", position %.0f", position);
-        printf (", in %.2f s\n", seconds);
+        if (seconds >= 0)
+            printf (", in %.2f s", seconds);
+        printf ("\n");
         cJSON_Delete (tree);
     }
     free (result);
-    pond_actor_link_destroy (&link);
     return rc;
 }
 
@@ -518,7 +488,8 @@ pond_cmd_verify_help (FILE *out)
                   "the log into a scratch copy up to the live actor's position and\n"
                   "compares the two. The checks run side by side; each one's lines are\n"
                   "printed in order, then a summary. A view that differs is a bug: its\n"
-                  "live copy can be replaced with pond rebuild VIEW.\n"
+                  "live copy can be replaced with pond rebuild VIEW. With --ingest, --pub\n"
+                  "or --control (a broker on another host), each check is given them.\n"
                   "Exit status: 0 every view matches, 1 a view differs or a check failed,\n"
                   "2 usage error.\n"
                   "\n" POND_CLI_COMMON_HELP);
@@ -571,16 +542,24 @@ pond_cmd_verify (int argc, char *argv [])
         char path [PATH_MAX + 80], program [80];
         snprintf (program, sizeof program, "pond-%s", names [i]);
         snprintf (path, sizeof path, "%s/%s", bin_dir, program);
-        //  With keys, the check runs as this command's key (REPLAY and DUMP)
-        char *argv_verify [] = { program,
-                                 "--verify",
-                                 "--data",
-                                 cli.eps.data_dir,
-                                 pond_keys_active () ? "--keys" : NULL,
-                                 (char *) pond_keys_dir (),
-                                 "--as",
-                                 (char *) pond_keys_as (),
-                                 NULL };
+        //  With keys, the check runs as this command's key (REPLAY and DUMP);
+        //  broker endpoints given to this command go to the check too
+        char *argv_verify [16] = { program, "--verify", "--data", cli.eps.data_dir };
+        size_t argc_verify = 4;
+        const char *flags [] = { "--ingest", "--pub", "--control" };
+        const char *given [] = { cli.ingest, cli.pub, cli.control };
+        for (size_t flag = 0; flag < 3; flag++)
+            if (given [flag]) {
+                argv_verify [argc_verify++] = (char *) flags [flag];
+                argv_verify [argc_verify++] = (char *) given [flag];
+            }
+        if (pond_keys_active ()) {
+            argv_verify [argc_verify++] = "--keys";
+            argv_verify [argc_verify++] = (char *) pond_keys_dir ();
+            argv_verify [argc_verify++] = "--as";
+            argv_verify [argc_verify++] = (char *) pond_keys_as ();
+        }
+        argv_verify [argc_verify] = NULL;
         if (pond_mesh_child_start (&runs [i], path, argv_verify, false))
             fprintf (stderr, "pond verify: cannot start %s: %s\n", path, strerror (errno));
     }
@@ -627,16 +606,18 @@ pond_cmd_recompute_help (FILE *out)
 {
     fprintf (
         out,
-        "Usage: pond recompute badges --rules FILE\n"
+        "Usage: pond recompute badges --rules FILE [--no-wait] [--json] [--id UUID]\n"
         "\n"
-        "Apply new badge rules to the whole history: badge-granter catches up\n"
+        "Apply new badge rules to the whole history. The broker takes the\n"
+        "command (its id goes to stderr), and badge-granter runs it: it catches up\n"
         "with the log as of this command, replays every QUACKED event, counts\n"
         "per customer and, if the rules differ from those in force or a\n"
         "customer holds badges they do not give, emits one BADGE_RULES_CHANGED;\n"
         "applying it re-evaluates every customer's badges and emits only the\n"
-        "differences as events (BADGE_REMOVED, BADGE_GRANTED). Progress goes to\n"
-        "stderr; the result (granted and removed lists) to stdout as JSON.\n"
-        "Running it again changes nothing.\n"
+        "differences as events (BADGE_REMOVED, BADGE_GRANTED), each with the\n"
+        "command's id as its causation. Progress goes to stderr; the result\n"
+        "(granted and removed lists) to stdout as JSON. Running it again changes\n"
+        "nothing.\n"
         "\n"
         "  --rules FILE      the rules, JSON:\n"
         "                      {\"version\":\"v2\",\"badges\":[{\"name\":\"Junior\",\"at\":15},\n"
@@ -644,9 +625,15 @@ pond_cmd_recompute_help (FILE *out)
         "                    v1 and v2 (or v1.json, v2.json) name the rules that\n"
         "                    come with pond (the rules directory of the build, or\n"
         "                    PREFIX/share/pond/rules where pond is installed)\n"
-        "--timeout is how long to wait without news from badge-granter (default\n"
-        "%d ms).\n"
-        "Exit status: 0 done, 1 badge-granter refused or did not answer, 2 usage\n"
+        "  --no-wait         print only the command's id and return at once; see\n"
+        "                    where it is with pond command status ID\n"
+        "  --json            print the final status as JSON (pond command status)\n"
+        "  --id UUID         the command's id (sending it again with the same id\n"
+        "                    runs it once: the second gets the first's status)\n"
+        "--timeout is how long the command may go without moving (default\n"
+        "%d ms); it goes on after that, and pond command wait ID follows it.\n"
+        "Exit status: 0 done, 1 refused or failed (the reason says what to do next:\n"
+        "503 another command runs on badge-granter, or it is not running), 2 usage\n"
         "error (rules file unreadable or not JSON).\n"
         "\n" POND_CLI_COMMON_HELP,
         COMMAND_TIMEOUT_MS);
@@ -682,12 +669,20 @@ s_rules_path (const char *given, char *path, size_t size)
     return -1;
 }
 
+//  The options of pond recompute
+typedef struct {
+    const char *rules;
+    pond_cmd_command_options_t how;
+} recompute_options_t;
+
 static void
-s_rules_option (pond_cli_t *cli, int opt, void *arg)
+s_recompute_option (pond_cli_t *cli, int opt, void *arg)
 {
-    (void) cli;
+    recompute_options_t *options = (recompute_options_t *) arg;
     if (opt == 'r')
-        *(const char **) arg = optarg;
+        options->rules = optarg;
+    else
+        s_command_option (cli, opt, &options->how);
 }
 
 int
@@ -699,10 +694,14 @@ pond_cmd_recompute (int argc, char *argv [])
     static const struct option options [] = { POND_CLI_COMMON_OPTIONS,
                                               POND_CLI_DATA_OPTION,
                                               { "rules", required_argument, NULL, 'r' },
+                                              { "json", no_argument, NULL, 'j' },
+                                              { "no-wait", no_argument, NULL, 'n' },
+                                              { "id", required_argument, NULL, 'i' },
                                               { NULL, 0, NULL, 0 } };
-    const char *rules = NULL;
+    recompute_options_t given = { NULL, { false, false, NULL } };
     char **args;
-    int count = s_parse (&cli, argc, argv, options, s_rules_option, &rules, &args);
+    int count = s_parse (&cli, argc, argv, options, s_recompute_option, &given, &args);
+    const char *rules = given.rules;
     bool badges = count == 1 && streq (args [0], "badges");
     free (args);
     if (count < 0)
@@ -745,25 +744,8 @@ pond_cmd_recompute (int argc, char *argv [])
     }
     cJSON_Delete (tree);
 
-    pond_actor_link_t *link = s_link (&cli, "badge-granter");
-    if (!link) {
-        free (text);
-        return cli.exit_code;
-    }
-    progress_t progress = { "recomputing badges", isatty (2), 0, false };
-    char *result = pond_actor_link_command (link, "recompute", text, cli.timeout_ms, s_progress,
-                                            &progress);
-    s_progress_end (&progress);
+    int rc = pond_cmd_run_command (&cli, "recompute", "badge-granter", text, &given.how,
+                                   "recomputing badges", NULL);
     free (text);
-    int rc = POND_EXIT_OK;
-    if (result)
-        pond_mesh_print_json (stdout, result, true, "");
-    else {
-        rc = s_link_fail (&cli, link, "badge-granter");
-        if (pond_actor_link_code (link) == POND_CODE_BAD_REQUEST)
-            fprintf (stderr, "hint: fix the rules in %s\n", path);
-    }
-    free (result);
-    pond_actor_link_destroy (&link);
     return rc;
 }

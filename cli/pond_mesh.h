@@ -59,6 +59,29 @@ int
 void
     pond_cmd_demo_help (FILE *out);
 
+//  pond_cmd_commands.c: commands through the broker, and their status
+int
+    pond_cmd_command (int argc, char *argv []);
+void
+    pond_cmd_command_help (FILE *out);
+
+//  How pond recompute and pond rebuild send their command
+typedef struct {
+    bool no_wait;      //  print the id and return
+    bool json;         //  print the whole final status, not the result
+    const char *id;    //  the command's id (a UUID), else a new one
+} pond_cmd_command_options_t;
+
+//  Send command (view, args) to the broker; print its id; unless
+//  no_wait, follow it (what names it in progress lines) until done (the
+//  result to stdout, or into *result_p when result_p is given: caller
+//  frees) or failed. cli->timeout_ms is how long it may go without
+//  moving. Returns the exit code.
+int
+    pond_cmd_run_command (pond_cli_t *cli, const char *command, const char *view, const char *args,
+                          const pond_cmd_command_options_t *options, const char *what,
+                          char **result_p);
+
 //  ---------------------------------------------------------------------
 //  Shared helpers (pond_cmd_mesh.c)
 

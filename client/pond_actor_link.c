@@ -58,6 +58,30 @@ pond_actor_link_new (const char *data_dir, const char *name, char *err, size_t e
     return self;
 }
 
+pond_actor_link_t *
+pond_actor_link_new_at (const char *name, const char *endpoint, const char *key, char *err,
+                        size_t errlen)
+{
+    assert (name);
+    assert (endpoint);
+    if (!key)
+        key = name;
+    if (!*name || strlen (name) >= 64 || !*endpoint || strlen (endpoint) >= POND_ENDPOINT_MAX
+        || strlen (key) > POND_KEY_NAME_MAX) {
+        snprintf (err, errlen, "actor '%.64s' at '%.300s': name, endpoint or key empty or too long",
+                  name, endpoint);
+        return NULL;
+    }
+    pond_actor_link_t *self = (pond_actor_link_t *) zmalloc (sizeof (pond_actor_link_t));
+    if (self) {
+        strcpy (self->name, name);
+        strcpy (self->endpoint, endpoint);
+        if (pond_keys_active ())    //  Else the link is plain, as the actor must be
+            strcpy (self->key, key);
+    }
+    return self;
+}
+
 void
 pond_actor_link_destroy (pond_actor_link_t **self_p)
 {

@@ -2,7 +2,8 @@
 
     The first byte of the input picks a message (its value modulo the
     number of messages: ack, nack, replay_req, credit, end, append,
-    appended, heartbeat, query, command, progress); the rest is its body
+    appended, heartbeat, query, command, progress, command_ref,
+    command_status); the rest is its body
     frame, as a ROUTER would hand it over, or if the rest starts with
     POND_FUZZ_SCRIPT, the map its script builds (pond_fuzz_script.c: every
     size limit and wrong type one mutation away). A decoder must either
@@ -51,21 +52,24 @@ POND_FUZZ_MESSAGE (pond_heartbeat_t, pond_heartbeat)
 POND_FUZZ_MESSAGE (pond_query_t, pond_query)
 POND_FUZZ_MESSAGE (pond_command_t, pond_command)
 POND_FUZZ_MESSAGE (pond_progress_t, pond_progress)
+POND_FUZZ_MESSAGE (pond_command_ref_t, pond_command_ref)
+POND_FUZZ_MESSAGE (pond_command_status_t, pond_command_status)
 
 //  The selector byte's meaning: fuzz/make_seeds.py writes seeds with it
 static void (*const s_messages []) (zframe_t *) = {
-    s_pond_ack,   s_pond_nack,    s_pond_replay_req, s_pond_credit,
-    s_pond_end,   s_pond_append,  s_pond_appended,   s_pond_heartbeat,
-    s_pond_query, s_pond_command, s_pond_progress
+    s_pond_ack,      s_pond_nack,        s_pond_replay_req,    s_pond_credit, s_pond_end,
+    s_pond_append,   s_pond_appended,    s_pond_heartbeat,     s_pond_query,  s_pond_command,
+    s_pond_progress, s_pond_command_ref, s_pond_command_status
 };
 #define POND_FUZZ_MESSAGES (sizeof s_messages / sizeof s_messages [0])
 
 //  Keys for script bodies: every key of every body (a decoder ignores the
 //  others), and a near miss
 static const char *const s_keys [] = {
-    "id",       "seq",    "dup",    "code",  "reason",  "retry_ms", "rid",    "names", "from", "to",
-    "from_seq", "to_seq", "entity", "limit", "credit",  "order",    "chunks", "count", "head", "ts",
-    "bid",      "seqs",   "dups",   "text",  "command", "args",     "done",   "total", "Rid"
+    "id",    "seq",      "dup",    "code",   "reason",   "retry_ms", "rid",     "names",    "from",
+    "to",    "from_seq", "to_seq", "entity", "limit",    "credit",   "order",   "chunks",   "count",
+    "head",  "ts",       "bid",    "seqs",   "dups",     "text",     "command", "args",     "done",
+    "total", "Rid",      "view",   "status", "progress", "accepted", "started", "finished", "result"
 };
 
 int

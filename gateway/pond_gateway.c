@@ -17,6 +17,7 @@
 #include "pond_gateway_auth.h"
 #include "pond_gateway_status.h"
 #include "pond_keys.h"
+#include "pond_gateway_commands.h"
 #include "pond_client.h"
 #include "pond_actor_link.h"
 #include "pond_event_json.h"
@@ -198,6 +199,34 @@ pond_gateway_http_status (int code, uint32_t retry_ms, unsigned *retry_after_s)
 }
 
 //  =====================================================================
+//  Where the mesh is
+
+int
+pond_gateway_endpoints (pond_gateway_t *self, pond_endpoints_t *eps)
+{
+    if (pond_endpoints_resolve (self->data_dir, eps))
+        return -1;
+    if (*self->ingest)
+        strcpy (eps->ingest, self->ingest);
+    if (*self->pub)
+        strcpy (eps->pub, self->pub);
+    if (*self->control)
+        strcpy (eps->control, self->control);
+    return 0;
+}
+
+//  A link to one actor: at the endpoint given, else where its ready file
+//  in the data directory says
+static pond_actor_link_t *
+s_actor_link (pond_gateway_t *self, const char *actor, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < POND_VIEWS; i++)
+        if (streq (pond_views_actors [i], actor) && *self->actors [i])
+            return pond_actor_link_new_at (actor, self->actors [i], NULL, err, errlen);
+    return pond_actor_link_new (self->data_dir, actor, err, errlen);
+}
+
+//  =====================================================================
 //  POST /v1/events
 
 //  The connection's producer, made on first use (the broker's endpoints
@@ -207,7 +236,7 @@ s_client (pond_gateway_t *self, connection_t *state)
 {
     if (state && !state->client) {
         pond_endpoints_t eps;
-        if (pond_endpoints_resolve (self->data_dir, &eps) == 0)
+        if (pond_gateway_endpoints (self, &eps) == 0)
             state->client = pond_client_new (eps.ingest);
     }
     return state ? state->client : NULL;
@@ -441,9 +470,7 @@ s_query (pond_gateway_t *self, struct MHD_Connection *connection, const char *ac
         slot++;
     pond_actor_link_t **kept = state && slot < POND_VIEWS ? &state->links [slot] : NULL;
     char err [512];
-    pond_actor_link_t *link = kept && *kept
-                                ? *kept
-                                : pond_actor_link_new (self->data_dir, actor, err, sizeof err);
+    pond_actor_link_t *link = kept && *kept ? *kept : s_actor_link (self, actor, err, sizeof err);
     if (!link)
         return s_reply_error (self, connection, 503, 1, "%s", err);
     if (kept)
@@ -590,7 +617,7 @@ s_get_metrics (pond_gateway_t *self, struct MHD_Connection *connection, const ch
         return s_reply_error (self, connection, 500, 0, "out of memory");
     pond_endpoints_t eps;
     char err [POND_ERR_SIZE] = "no endpoints";
-    char *json = pond_endpoints_resolve (self->data_dir, &eps) == 0
+    char *json = pond_gateway_endpoints (self, &eps) == 0
                    ? pond_client_stats (eps.control, self->config.wait_ms, err, sizeof err)
                    : NULL;
     if (!json && strncmp (err, "403 ", 4) == 0) {    //  Keys mode: STATS is the admin's
@@ -623,7 +650,7 @@ s_get_metrics (pond_gateway_t *self, struct MHD_Connection *connection, const ch
                   "# TYPE pond_actor_live gauge\n");
     for (size_t i = 0; i < POND_VIEWS; i++) {
         const char *actor = pond_views_actors [i];
-        pond_actor_link_t *link = pond_actor_link_new (self->data_dir, actor, err, sizeof err);
+        pond_actor_link_t *link = s_actor_link (self, actor, err, sizeof err);
         char *status_json = link ? pond_actor_link_status (link, self->config.wait_ms) : NULL;
         cJSON *status = status_json ? cJSON_Parse (status_json) : NULL;
         const cJSON *position = cJSON_GetObjectItem (status, "position");
@@ -702,8 +729,14 @@ s_get_status (pond_gateway_t *self, struct MHD_Connection *connection, const cha
     int wait_ms = self->config.wait_ms < 1000 ? self->config.wait_ms : 1000;
     unsigned status = 500;
     char reason [POND_ERR_SIZE + 64];
-    char *json = pond_gateway_status_json (self->data_dir, wait_ms, (size_t) latest, &status,
-                                           reason, sizeof reason);
+    pond_endpoints_t eps;
+    if (pond_gateway_endpoints (self, &eps))
+        return s_reply_error (self, connection, 500, 0, "the data directory's path is too long");
+    const char *actors [POND_VIEWS];
+    for (size_t i = 0; i < POND_VIEWS; i++)
+        actors [i] = self->actors [i];
+    char *json = pond_gateway_status_json (self->data_dir, eps.control, actors, wait_ms,
+                                           (size_t) latest, &status, reason, sizeof reason);
     if (!json)
         return s_reply_error (self, connection, status, 0, "%s", reason);
     char *line = zsys_sprintf ("%s\n", json);
@@ -766,6 +799,17 @@ s_route (pond_gateway_t *self, struct MHD_Connection *connection, const char *ur
          const char *method, request_t *request)
 {
     self->requests++;
+    pond_gateway_commands_reply_t answer;    //  /v1/commands: pond_gateway_commands
+    pond_endpoints_t eps;
+    const char *control = pond_gateway_endpoints (self, &eps) == 0 ? eps.control : NULL;
+    if (pond_gateway_commands_route (control, self->config.wait_ms, url, method, request->body,
+                                     request->size, request->too_large, &answer)) {
+        enum MHD_Result rc = s_reply (self, connection, answer.status, JSON_TYPE,
+                                      answer.body ? answer.body : "{}\n", answer.retry_after_s,
+                                      answer.allow);
+        zstr_free (&answer.body);
+        return rc;
+    }
     const char *as = streq (method, MHD_HTTP_METHOD_HEAD) ? MHD_HTTP_METHOD_GET : method;
     char allow [64] = "";
     for (size_t i = 0; i < ROUTES; i++) {
@@ -791,7 +835,7 @@ s_route (pond_gateway_t *self, struct MHD_Connection *connection, const char *ur
         snprintf (body, sizeof body, "{\"code\":405,\"error\":\"this path takes %s\"}\n", allow);
         return s_reply (self, connection, 405, JSON_TYPE, body, 0, allow);
     }
-    char paths [512] = "";
+    char paths [512] = "POST /v1/commands, GET /v1/commands/ID";
     for (size_t i = 0; i < ROUTES; i++) {
         size_t used = strlen (paths);
         snprintf (paths + used, sizeof paths - used, "%s%s", used ? ", " : "", s_routes [i].usage);
@@ -1033,6 +1077,20 @@ pond_gateway_new (const pond_gateway_config_t *config)
     self->auth = self->data_dir ? pond_gateway_auth_new (self->data_dir, config->keys_dir,
                                                          POND_GATEWAY_AUTH_SESSIONS)
                                 : NULL;
+    const char *given [POND_VIEWS + 3] = { config->ingest, config->pub, config->control };
+    char *slots [POND_VIEWS + 3] = { self->ingest, self->pub, self->control };
+    for (size_t i = 0; i < POND_VIEWS; i++) {
+        given [i + 3] = config->actors [i];
+        slots [i + 3] = self->actors [i];
+    }
+    for (size_t i = 0; i < POND_VIEWS + 3; i++)
+        if (given [i] && strlen (given [i]) >= POND_ENDPOINT_MAX) {
+            zsys_error ("pond-gateway: endpoint '%.64s...' is too long", given [i]);
+            pond_gateway_destroy (&self);
+            return NULL;
+        }
+        else if (given [i])
+            strcpy (slots [i], given [i]);
     unsigned per_ip = config->max_per_ip ? config->max_per_ip : config->max_connections;
     //  The server's threads (the listener, one per connection, the hub)
     //  inherit this thread's mask: the main thread keeps the signals

@@ -36,6 +36,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include "pond_views.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -66,6 +67,13 @@ typedef struct {
     unsigned heartbeat_s;        //  SSE heartbeat comment after this many idle seconds
     const char *keys_dir;        //  keys mode: bearer tokens (pond_gateway_auth); NULL: local
     bool verbose;
+    //  Where the mesh is when not in data_dir (another host): the broker's
+    //  endpoints, each actor's query endpoint (in pond_views_actors order);
+    //  NULL: from data_dir
+    const char *ingest;
+    const char *pub;
+    const char *control;
+    const char *actors [POND_VIEWS];
 } pond_gateway_config_t;
 
 //  Fill config with the defaults for data_dir (127.0.0.1:0 and the
@@ -74,8 +82,8 @@ void
     pond_gateway_config_defaults (pond_gateway_config_t *config, const char *data_dir);
 
 //  Bind and start serving in libmicrohttpd's thread. Returns NULL (the
-//  reason logged) if the address is invalid or cannot be bound. The
-//  config's strings are copied.
+//  reason logged) if the address is invalid or cannot be bound, or an
+//  endpoint is too long. The config's strings are copied.
 pond_gateway_t *
     pond_gateway_new (const pond_gateway_config_t *config);
 

@@ -16,6 +16,7 @@
 
 #include "pond_gateway.h"
 #include "pond_gateway_auth.h"
+#include "pond_client.h"
 
 #include <microhttpd.h>
 #include <stdatomic.h>
@@ -35,6 +36,11 @@ typedef struct _pond_gateway_hub_t pond_gateway_hub_t;
 struct _pond_gateway_t {
     pond_gateway_config_t config;
     char *data_dir;
+    //  Endpoints given (another host's mesh), else "": see pond_gateway_endpoints
+    char ingest [POND_ENDPOINT_MAX];
+    char pub [POND_ENDPOINT_MAX];
+    char control [POND_ENDPOINT_MAX];
+    char actors [POND_VIEWS][POND_ENDPOINT_MAX];
     struct MHD_Daemon *daemon;
     char url [64];
     pond_gateway_hub_t *hub;      //  live events for the SSE streams
@@ -55,6 +61,12 @@ struct _pond_gateway_t {
     atomic_int_fast64_t stream_bytes;         //  bytes streams hold now
     atomic_int_fast64_t stream_bytes_peak;    //  most held at once by one stream
 };
+
+//  The broker's endpoints: those of the data directory (DIR/broker.zpl),
+//  but for those given on the command line. Returns 0, or -1 if the data
+//  directory's path is too long.
+int
+    pond_gateway_endpoints (pond_gateway_t *self, pond_endpoints_t *eps);
 
 //  One request while its body arrives
 typedef struct {

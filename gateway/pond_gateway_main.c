@@ -4,6 +4,7 @@
 */
 #include "pond_gateway.h"
 #include "pond_gateway_status.h"
+#include "pond_client.h"
 #include "pond_identity.h"
 #include "pond_number.h"
 #include "pond_pidlock.h"
@@ -77,6 +78,12 @@ s_usage (FILE *out)
              "  --heartbeat S         an SSE comment after S seconds without events, to\n"
              "                        keep proxies open (default %d); an SSE client\n"
              "                        that takes nothing for 2*S+1 s is closed\n"
+             "  --ingest EP, --pub EP, --control EP\n"
+             "                        the broker's endpoints, overriding DIR/broker.zpl\n"
+             "                        (a broker on another host: tcp://HOST:PORT)\n"
+             "  --actor VIEW=EP       the query endpoint of an actor (VIEW: quacks,\n"
+             "                        badges, alexa, mobile or the actor's name),\n"
+             "                        overriding DIR/NAME.zpl; once per actor\n"
              "  --keys DIR --as NAME  keys mode: bearer tokens of DIR/tokens, each request\n"
              "                        served with its token's key pair of DIR/secret;\n"
              "                        NAME is the gateway's own key (as pond up passes\n"
@@ -120,6 +127,25 @@ s_write_ready (const char *path, const char *url)
     return pond_ready_save (&root, path, "pond-gateway");
 }
 
+//  --actor VIEW=EP into config (EP points into text). Returns NULL, or
+//  what is wrong.
+static const char *
+s_actor_option (pond_gateway_config_t *config, char *text)
+{
+    char *equals = strchr (text, '=');
+    if (!equals || !strstr (equals + 1, "://") || strlen (equals + 1) >= POND_ENDPOINT_MAX)
+        return "--actor takes VIEW=ENDPOINT, like quacks=tcp://10.0.0.2:7010";
+    *equals = 0;
+    const char *actor = pond_views_actor (text);
+    *equals = '=';
+    for (size_t i = 0; actor && i < POND_VIEWS; i++)
+        if (streq (pond_views_actors [i], actor)) {
+            config->actors [i] = equals + 1;
+            return NULL;
+        }
+    return "--actor: the view is one of quacks, badges, alexa, mobile (or the actor's name)";
+}
+
 int
 main (int argc, char *argv [])
 {
@@ -136,6 +162,10 @@ main (int argc, char *argv [])
                                         { "max-streams", required_argument, 0, 's' },
                                         { "stream-queue", required_argument, 0, 'q' },
                                         { "heartbeat", required_argument, 0, 'H' },
+                                        { "ingest", required_argument, 0, 'I' },
+                                        { "pub", required_argument, 0, 'P' },
+                                        { "control", required_argument, 0, 'O' },
+                                        { "actor", required_argument, 0, 'A' },
                                         { "keys", required_argument, 0, 'k' },
                                         { "as", required_argument, 0, 'a' },
                                         { "verbose", no_argument, 0, 'v' },
@@ -183,6 +213,19 @@ main (int argc, char *argv [])
                     bad = "--heartbeat takes seconds, 1 to 3600";
                 config.heartbeat_s = (unsigned) value;
                 break;
+            case 'I':
+            case 'P':
+            case 'O':
+                if (!strstr (optarg, "://") || strlen (optarg) >= POND_ENDPOINT_MAX)
+                    bad = opt == 'I' ? "--ingest takes an endpoint such as tcp://HOST:PORT"
+                        : opt == 'P' ? "--pub takes an endpoint such as tcp://HOST:PORT"
+                                     : "--control takes an endpoint such as tcp://HOST:PORT";
+                else
+                    *(opt == 'I'   ? &config.ingest
+                      : opt == 'P' ? &config.pub
+                                   : &config.control) = optarg;
+                break;
+            case 'A': bad = s_actor_option (&config, optarg); break;
             case 'k': keys = optarg; break;
             case 'a': as = optarg; break;
             case 'v': config.verbose = true; break;

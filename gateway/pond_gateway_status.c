@@ -27,8 +27,8 @@ pond_gateway_status_page (void)
 //  One process into processes: what the supervisor knows of it (config
 //  may be NULL), and for an actor its STATUS
 static void
-s_process (cJSON *processes, const char *data_dir, const char *name, zconfig_t *config,
-           const cJSON *stats, int wait_ms)
+s_process (cJSON *processes, const char *data_dir, const char *const *actors, const char *name,
+           zconfig_t *config, const cJSON *stats, int wait_ms)
 {
     cJSON *item = cJSON_CreateObject ();
     cJSON_AddStringToObject (item, "name", name);
@@ -58,11 +58,17 @@ s_process (cJSON *processes, const char *data_dir, const char *name, zconfig_t *
     zconfig_t *ready = zsys_file_exists (path) ? zconfig_load (path) : NULL;
     bool actor = ready && zconfig_get (ready, "actor/query", NULL);
     zconfig_destroy (&ready);
+    const char *given = NULL;    //  The query endpoint given, if any
+    for (size_t i = 0; actors && i < POND_VIEWS; i++)
+        if (streq (pond_views_actors [i], name) && actors [i] && *actors [i])
+            given = actors [i];
     bool view = pond_views_actor (name) != NULL;
     cJSON_AddStringToObject (item, "kind", actor || view ? "actor" : "process");
-    if (actor)
+    if (given)
+        link = pond_actor_link_new_at (name, given, NULL, err, sizeof err);
+    else if (actor)
         link = pond_actor_link_new (data_dir, name, err, sizeof err);
-    else if (view)
+    else if (view && !given)
         snprintf (err, sizeof err, "%s is not running", name);
     char *text = link ? pond_actor_link_status (link, wait_ms) : NULL;
     cJSON *status = text ? cJSON_Parse (text) : NULL;
@@ -119,16 +125,14 @@ s_latest (cJSON *root, const char *control, uint64_t head, size_t count, int wai
 }
 
 char *
-pond_gateway_status_json (const char *data_dir, int wait_ms, size_t latest, unsigned *status_p,
-                          char *reason, size_t size)
+pond_gateway_status_json (const char *data_dir, const char *control, const char *const *actors,
+                          int wait_ms, size_t latest, unsigned *status_p, char *reason, size_t size)
 {
     assert (data_dir);
+    assert (control);
     //  The broker's STATS
-    pond_endpoints_t eps;
-    char err [POND_ERR_SIZE] = "no endpoints for the mesh";
-    char *text = pond_endpoints_resolve (data_dir, &eps) == 0
-                   ? pond_client_stats (eps.control, wait_ms, err, sizeof err)
-                   : NULL;
+    char err [POND_ERR_SIZE] = "";
+    char *text = pond_client_stats (control, wait_ms, err, sizeof err);
     if (!text && strncmp (err, "403 ", 4) == 0) {
         *status_p = 403;
         snprintf (reason, size, "the status is for admin keys: the broker says %s", err + 4);
@@ -169,17 +173,17 @@ pond_gateway_status_json (const char *data_dir, int wait_ms, size_t latest, unsi
     zconfig_t *process = zconfig_locate (supervisor, "process");
     zconfig_t *child = process ? zconfig_child (process) : NULL;
     for (; child; child = zconfig_next (child))
-        s_process (processes, data_dir, zconfig_name (child), child, stats, wait_ms);
+        s_process (processes, data_dir, actors, zconfig_name (child), child, stats, wait_ms);
     if (!child && !process) {
-        s_process (processes, data_dir, "store", NULL, stats, wait_ms);
-        s_process (processes, data_dir, "broker", NULL, stats, wait_ms);
+        s_process (processes, data_dir, actors, "store", NULL, stats, wait_ms);
+        s_process (processes, data_dir, actors, "broker", NULL, stats, wait_ms);
         for (size_t i = 0; i < POND_VIEWS; i++)
-            s_process (processes, data_dir, pond_views_actors [i], NULL, stats, wait_ms);
+            s_process (processes, data_dir, actors, pond_views_actors [i], NULL, stats, wait_ms);
     }
     zconfig_destroy (&supervisor);
     //  The latest events
     if (latest && cJSON_IsNumber (head) && cJSON_GetNumberValue (head) >= 1)
-        s_latest (root, eps.control, (uint64_t) cJSON_GetNumberValue (head), latest, wait_ms);
+        s_latest (root, control, (uint64_t) cJSON_GetNumberValue (head), latest, wait_ms);
     else {
         cJSON_AddArrayToObject (root, "latest");
         if (latest && !stats)

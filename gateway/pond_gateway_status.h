@@ -28,15 +28,19 @@ extern "C" {
 #define POND_GATEWAY_STATUS_LATEST     10     //  latest events, by default
 #define POND_GATEWAY_STATUS_LATEST_MAX 100    //  ?latest=N at most
 
-//  The status of the mesh in data_dir as JSON text (one line), waiting at
-//  most wait_ms for each part; latest events (0: none). Parts that did not
+//  The status of the mesh in data_dir as JSON text (one line), its broker's
+//  control socket at control, each view actor's query socket at actors [i]
+//  (in the order of pond_views_actors; NULL or "": where its ready file in
+//  data_dir says), waiting at most wait_ms for each part; latest events
+//  (0: none). Parts that did not
 //  answer say why ("error"): a broker down is a status, not a failure.
 //  Returns the text (caller frees), or NULL with the HTTP status in
 //  *status_p and the reason: 403 when the broker refuses STATS to the key
 //  the thread speaks as (the status is for admin keys), 500 out of memory.
 char *
-    pond_gateway_status_json (const char *data_dir, int wait_ms, size_t latest, unsigned *status_p,
-                              char *reason, size_t size);
+    pond_gateway_status_json (const char *data_dir, const char *control, const char *const *actors,
+                              int wait_ms, size_t latest, unsigned *status_p, char *reason,
+                              size_t size);
 
 //  The status page, HTML (static, NUL-terminated).
 const char *

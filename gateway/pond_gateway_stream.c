@@ -265,7 +265,7 @@ s_replay_start (pond_gateway_t *self, pond_replay_req_t *req, pond_event_t **fir
 {
     *first_p = NULL;
     pond_endpoints_t eps;
-    if (pond_endpoints_resolve (self->data_dir, &eps)) {
+    if (pond_gateway_endpoints (self, &eps)) {
         *status = 500;
         *retry_after = 0;
         snprintf (err, errlen, "the data directory's path is too long");
@@ -717,7 +717,7 @@ s_hub_actor (zsock_t *pipe, void *args)
         unwanted_since = wanted ? 0 : unwanted_since ? unwanted_since : now;
         if (wanted && !sub) {
             pond_endpoints_t eps;
-            if (pond_endpoints_resolve (self->gateway->data_dir, &eps) == 0)
+            if (pond_gateway_endpoints (self->gateway, &eps) == 0)
                 sub = pond_sub_new (eps.pub, NULL, 0);    //  Every event: every seq is seen
             heard_at = now;
         }

@@ -168,11 +168,14 @@ bool
 pond_key_may_query (const pond_key_t *self, char *reason, size_t size)
 {
     assert (self);
-    if (streq (self->role, "admin") || streq (self->role, "actor") || streq (self->role, "app"))
+    //  The broker runs the commands admins give it (COMMAND on its
+    //  control socket) on the actors' query sockets
+    if (streq (self->role, "admin") || streq (self->role, "actor") || streq (self->role, "app")
+        || streq (self->role, "broker"))
         return true;
     snprintf (reason, size,
               "key '%s' (%s) may not use the query socket: it is for actor, "
-              "app and admin keys",
+              "app, admin and broker keys",
               self->name, self->role);
     return false;
 }

@@ -34,6 +34,21 @@ s_pack_str (msgpack_packer *pk, const char *text, size_t len)
     msgpack_pack_str_body (pk, text, len);
 }
 
+//  How many keys fields make: an optional id not known is nil
+//  (PROTOCOL.md: "id: bin16 or nil"); any other optional field not set
+//  is left out
+static size_t
+s_carried (const field_t *fields, size_t nfields)
+{
+    size_t carried = 0;
+    for (size_t i = 0; i < nfields; i++)
+        carried += !fields [i].present || *fields [i].present || fields [i].type == F_BIN16;
+    return carried;
+}
+
+//  Pack the keys and values of fields (not the map header)
+static void s_pack_fields (msgpack_packer *pk, const field_t *fields, size_t nfields);
+
 static zframe_t *
 s_encode (const field_t *fields, size_t nfields)
 {
@@ -41,12 +56,17 @@ s_encode (const field_t *fields, size_t nfields)
     msgpack_sbuffer_init (&sbuf);
     msgpack_packer pk;
     msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
-    //  An optional id not known is nil (PROTOCOL.md: "id: bin16 or nil");
-    //  any other optional field not set is left out
-    size_t carried = 0;
-    for (size_t i = 0; i < nfields; i++)
-        carried += !fields [i].present || *fields [i].present || fields [i].type == F_BIN16;
-    msgpack_pack_map (&pk, carried);
+    msgpack_pack_map (&pk, s_carried (fields, nfields));
+    s_pack_fields (&pk, fields, nfields);
+    zframe_t *frame = zframe_new (sbuf.data, sbuf.size);
+    msgpack_sbuffer_destroy (&sbuf);
+    return frame;
+}
+
+static void
+s_pack_fields (msgpack_packer *pk_, const field_t *fields, size_t nfields)
+{
+    msgpack_packer pk = *pk_;
     for (size_t i = 0; i < nfields; i++) {
         const field_t *f = &fields [i];
         if (f->present && !*f->present) {
@@ -93,9 +113,6 @@ s_encode (const field_t *fields, size_t nfields)
                 break;
         }
     }
-    zframe_t *frame = zframe_new (sbuf.data, sbuf.size);
-    msgpack_sbuffer_destroy (&sbuf);
-    return frame;
 }
 
 static int
@@ -115,6 +132,8 @@ s_decode_scalar (const field_t *f, const msgpack_object *v, void *dst, size_t ca
             if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 > UINT32_MAX)
                 break;
             *(uint32_t *) dst = (uint32_t) v->via.u64;
+            if (f->present)
+                *f->present = true;
             return 0;
         case F_BOOL:
         case F_BOOLS:
@@ -135,6 +154,8 @@ s_decode_scalar (const field_t *f, const msgpack_object *v, void *dst, size_t ca
             if (v->via.str.size)    //  msgpack-c gives NULL for ""
                 memcpy (dst, v->via.str.ptr, v->via.str.size);
             ((char *) dst) [v->via.str.size] = 0;
+            if (f->present)
+                *f->present = true;
             return 0;
         case F_BIN16:
             if (v->type == MSGPACK_OBJECT_NIL && f->present)
@@ -430,6 +451,9 @@ s_pond_command_fields (pond_command_t *msg, field_t *fields)
     field_t table [] = {
         { "command", F_STR, msg->command, sizeof msg->command, 0, NULL, NULL, true },
         { "args", F_STR, msg->args, sizeof msg->args, 0, NULL, NULL, false },
+        { "id", F_BIN16, msg->id, 0, 0, NULL, &msg->has_id, false },
+        { "view", F_STR, msg->view, sizeof msg->view, 0, NULL, NULL, false },
+        { "rid", F_UINT64, &msg->rid, 0, 0, NULL, &msg->has_rid, false },
     };
     memcpy (fields, table, sizeof table);
     return COUNT (table);
@@ -443,11 +467,107 @@ s_pond_progress_fields (pond_progress_t *msg, field_t *fields)
     field_t table [] = {
         FIELD ("done", F_UINT64, &msg->done, true),
         FIELD ("total", F_UINT64, &msg->total, false),
+        { "id", F_BIN16, msg->id, 0, 0, NULL, &msg->has_id, false },
     };
     memcpy (fields, table, sizeof table);
     return COUNT (table);
 }
 POND_MESSAGE (pond_progress_t, pond_progress)
+
+static size_t
+s_pond_command_ref_fields (pond_command_ref_t *msg, field_t *fields)
+{
+    field_t table [] = {
+        { "id", F_BIN16, msg->id, 0, 0, NULL, &msg->has_id, false },
+        { "rid", F_UINT64, &msg->rid, 0, 0, NULL, &msg->has_rid, false },
+    };
+    memcpy (fields, table, sizeof table);
+    return COUNT (table);
+}
+POND_MESSAGE (pond_command_ref_t, pond_command_ref)
+
+//  ACCEPTED / COMMAND_STATUS: the flat keys; progress {done, total} is
+//  packed and read beside them
+static size_t
+s_pond_command_status_fields (pond_command_status_t *msg, field_t *fields)
+{
+    field_t table [] = {
+        FIELD ("id", F_BIN16, msg->id, true),
+        { "rid", F_UINT64, &msg->rid, 0, 0, NULL, &msg->has_rid, false },
+        { "command", F_STR, msg->command, sizeof msg->command, 0, NULL, NULL, true },
+        { "view", F_STR, msg->view, sizeof msg->view, 0, NULL, NULL, true },
+        { "status", F_STR, msg->status, sizeof msg->status, 0, NULL, NULL, true },
+        FIELD ("dup", F_BOOL, &msg->dup, false),
+        FIELD ("accepted", F_UINT64, &msg->accepted, false),
+        FIELD ("started", F_UINT64, &msg->started, false),
+        FIELD ("finished", F_UINT64, &msg->finished, false),
+        { "code", F_UINT32, &msg->code, 0, 0, NULL, &msg->has_code, false },
+        { "reason", F_STR, msg->reason, sizeof msg->reason, 0, NULL, NULL, false },
+        { "result", F_STR, msg->result, sizeof msg->result, 0, NULL, &msg->has_result, false },
+    };
+    memcpy (fields, table, sizeof table);
+    //  reason is carried with the code (a failure) only
+    fields [10].present = &msg->has_reason;
+    return COUNT (table);
+}
+
+zframe_t *
+pond_command_status_encode (const pond_command_status_t *msg)
+{
+    field_t fields [16];
+    size_t n = s_pond_command_status_fields ((pond_command_status_t *) msg, fields);
+    msgpack_sbuffer sbuf;
+    msgpack_sbuffer_init (&sbuf);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, s_carried (fields, n) + 1);
+    s_pack_fields (&pk, fields, n);
+    s_pack_str (&pk, "progress", 8);
+    msgpack_pack_map (&pk, 2);
+    s_pack_str (&pk, "done", 4);
+    msgpack_pack_uint64 (&pk, msg->done);
+    s_pack_str (&pk, "total", 5);
+    msgpack_pack_uint64 (&pk, msg->total);
+    zframe_t *frame = zframe_new (sbuf.data, sbuf.size);
+    msgpack_sbuffer_destroy (&sbuf);
+    return frame;
+}
+
+int
+pond_command_status_decode (zframe_t *frame, pond_command_status_t *msg, char *err, size_t errlen)
+{
+    memset (msg, 0, sizeof *msg);
+    field_t fields [16];
+    size_t n = s_pond_command_status_fields (msg, fields);
+    if (s_decode (frame, fields, n, err, errlen))
+        return -1;
+    //  s_decode checked the body: a map of at most POND_BODY_MAX bytes
+    msgpack_unpacked unpacked;
+    msgpack_unpacked_init (&unpacked);
+    int rc = 0;
+    if (msgpack_unpack_next (&unpacked, (const char *) zframe_data (frame), zframe_size (frame),
+                             NULL)
+        == MSGPACK_UNPACK_SUCCESS) {
+        const msgpack_object_map *map = &unpacked.data.via.map;
+        for (uint32_t i = 0; rc == 0 && i < map->size; i++)
+            if (map->ptr [i].key.type == MSGPACK_OBJECT_STR && map->ptr [i].key.via.str.size == 8
+                && memcmp (map->ptr [i].key.via.str.ptr, "progress", 8) == 0) {
+                field_t progress [] = {
+                    FIELD ("done", F_UINT64, &msg->done, false),
+                    FIELD ("total", F_UINT64, &msg->total, false),
+                };
+                if (map->ptr [i].val.type != MSGPACK_OBJECT_MAP) {
+                    snprintf (err, errlen, "'progress' must be a map");
+                    rc = -1;
+                }
+                else
+                    rc = s_decode_map (&map->ptr [i].val.via.map, progress, COUNT (progress), err,
+                                       errlen);
+            }
+    }
+    msgpack_unpacked_destroy (&unpacked);
+    return rc;
+}
 
 static size_t
 s_pond_append_fields (pond_append_t *msg, field_t *fields)

@@ -43,6 +43,8 @@ extern "C" {
 #define POND_RESULT              "RESULT"
 #define POND_STATUS              "STATUS"
 #define POND_DUMP                "DUMP"
+#define POND_ACCEPTED            "ACCEPTED"          //  control socket: a command
+#define POND_COMMAND_STATUS      "COMMAND_STATUS"    //  ... and its status
 
 //  Limits of the server side
 #define POND_BODY_MAX            262144    //  largest body frame accepted
@@ -91,11 +93,18 @@ typedef struct {
     bool has_as_of;
 } pond_query_t;
 
-//  COMMAND: ask an actor to do something (recompute, rebuild, ...)
+//  COMMAND: ask an actor to do something (recompute, rebuild, ...), on
+//  its query socket; or ask the broker, on the control socket, to have
+//  the actor of view do it (view and rid are for the broker only)
 #define POND_COMMAND_NAME_MAX 64
 #define POND_COMMAND_ARGS_MAX 65536
 typedef struct {
     char command [POND_COMMAND_NAME_MAX];
+    char view [POND_COMMAND_NAME_MAX];    //  control: a view name or an actor's name
+    bool has_id;
+    uint8_t id [POND_ID_SIZE];    //  the command's id (nil if none)
+    bool has_rid;
+    uint64_t rid;                         //  control: echoed in the reply
     char args [POND_COMMAND_ARGS_MAX];    //  JSON text, may be ""
 } pond_command_t;
 
@@ -103,7 +112,41 @@ typedef struct {
 typedef struct {
     uint64_t done;
     uint64_t total;    //  0 if unknown
+    bool has_id;
+    uint8_t id [POND_ID_SIZE];    //  the command's id, when it had one
 } pond_progress_t;
+
+//  COMMAND_STATUS request (control socket): the command's id, and a rid
+//  to echo. Also what can be read of a COMMAND whose body is refused.
+typedef struct {
+    bool has_id;
+    uint8_t id [POND_ID_SIZE];
+    bool has_rid;
+    uint64_t rid;
+} pond_command_ref_t;
+
+//  ACCEPTED and COMMAND_STATUS (control socket): where a command is. The
+//  body carries progress as a map {done, total}; result only when done,
+//  code and reason only when failed, rid only when the request had one.
+#define POND_COMMAND_RESULT_MAX (192 * 1024)    //  fits a body (POND_BODY_MAX) with the rest
+#define POND_COMMAND_STATUS_MAX 16
+typedef struct {
+    uint8_t id [POND_ID_SIZE];
+    bool has_rid;
+    uint64_t rid;
+    char command [POND_COMMAND_NAME_MAX];
+    char view [POND_COMMAND_NAME_MAX];        //  the actor that runs it
+    char status [POND_COMMAND_STATUS_MAX];    //  accepted, running, done, failed
+    bool dup;                                 //  ACCEPTED: the id was accepted before
+    uint64_t done, total;                     //  progress (total 0: unknown)
+    uint64_t accepted, started, finished;     //  wall clock, microseconds; 0: not yet
+    bool has_code;
+    uint32_t code;    //  failed: why, as an ERROR's code
+    bool has_reason;
+    char reason [POND_REASON_MAX];
+    bool has_result;
+    char result [POND_COMMAND_RESULT_MAX];    //  done: the actor's RESULT (JSON text)
+} pond_command_status_t;
 
 //  APPEND header: broker -> store, a batch of events follows
 typedef struct {
@@ -188,6 +231,15 @@ zframe_t *
     pond_progress_encode (const pond_progress_t *msg);
 int
     pond_progress_decode (zframe_t *frame, pond_progress_t *msg, char *err, size_t errlen);
+zframe_t *
+    pond_command_ref_encode (const pond_command_ref_t *msg);
+int
+    pond_command_ref_decode (zframe_t *frame, pond_command_ref_t *msg, char *err, size_t errlen);
+zframe_t *
+    pond_command_status_encode (const pond_command_status_t *msg);
+int
+    pond_command_status_decode (zframe_t *frame, pond_command_status_t *msg, char *err,
+                                size_t errlen);
 zframe_t *
     pond_append_encode (const pond_append_t *msg);
 int

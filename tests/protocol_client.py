@@ -4,7 +4,8 @@ python3-zmq and python3-msgpack: publish, ACK with seq, idempotent resend,
 NACKs that name the event they refuse, 409 for an id reused for another
 event, one result per event, UTF-8 refused where it is not, live delivery
 on the pub socket, a PUBLISH batch answered by one RESULTS, replay with credit (every event read by a strict
-reader: raw=False), CANCEL, ERROR with rid, stats.
+reader: raw=False), CANCEL, ERROR with rid, stats, COMMAND and
+COMMAND_STATUS.
 
 Usage: protocol_client.py BIN_DIR
 Starts pond-store and pond-broker (tcp on 127.0.0.1, ports picked by the
@@ -326,6 +327,44 @@ def main():
         control.send_multipart([b"STATS"])
         broker = msgpack.unpackb(recv(control)[1])["broker"]
         check(broker.get("batches") == 1, "STATS counts the batch (%s)" % broker.get("batches"))
+
+        # Commands: ACCEPTED at once with the client's id and rid, then
+        # COMMAND_STATUS by id; here no actor runs, so it fails with why
+        command_id = uuid7()
+        control.send_multipart([b"COMMAND", msgpack.packb(
+            {"command": "rebuild", "view": "quacks", "id": command_id, "rid": 31},
+            use_bin_type=True)])
+        frames = recv(control)
+        status = strict(frames[1])
+        check(frames[0] == b"ACCEPTED" and status["id"] == command_id and status["rid"] == 31
+              and status["status"] == "accepted" and status["view"] == "quack-counter"
+              and status["progress"] == {"done": 0, "total": 0} and status["dup"] is False,
+              "COMMAND: ACCEPTED with the id, the rid and the status: %s" % (status,))
+        for _ in range(100):
+            control.send_multipart([b"COMMAND_STATUS", msgpack.packb(
+                {"id": command_id, "rid": 32}, use_bin_type=True)])
+            frames = recv(control)
+            status = strict(frames[1])
+            if status.get("status") in ("done", "failed"):
+                break
+            time.sleep(0.05)
+        check(frames[0] == b"COMMAND_STATUS" and status["rid"] == 32
+              and status["status"] == "failed" and status["code"] == 503
+              and "quack-counter is not running" in status["reason"]
+              and status["finished"] >= status["accepted"] > 0,
+              "COMMAND_STATUS: failed, with the reason: %s" % (status,))
+        control.send_multipart([b"COMMAND", msgpack.packb(
+            {"command": "rebuild", "view": "nowhere", "rid": 33}, use_bin_type=True)])
+        frames = recv(control)
+        error = strict(frames[1])
+        check(frames[0] == b"ERROR" and error["code"] == 404 and error["rid"] == 33
+              and "unknown view" in error["reason"], "COMMAND: unknown view, 404: %s" % (error,))
+        control.send_multipart([b"COMMAND_STATUS", msgpack.packb(
+            {"id": uuid7(), "rid": 34}, use_bin_type=True)])
+        frames = recv(control)
+        error = strict(frames[1])
+        check(frames[0] == b"ERROR" and error["code"] == 404 and error["rid"] == 34,
+              "COMMAND_STATUS: unknown id, 404: %s" % (error,))
     finally:
         for proc in reversed(procs):
             proc.send_signal(signal.SIGTERM)

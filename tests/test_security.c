@@ -19,6 +19,7 @@
 
 #include "pond_actor_link.h"
 #include "pond_client.h"
+#include "pond_command_link.h"
 #include "pond_proto.h"
 #include "pond_harness.h"
 #include "pond_keys.h"
@@ -586,6 +587,48 @@ Test (security, actor_query_socket_takes_actor_app_and_admin_keys)
     stopped = pond_harness_stop (mesh.broker, SIGTERM);
     mesh.broker = 0;
     cr_assert (WIFEXITED (stopped) && WEXITSTATUS (stopped) == 0, "broker status %d", stopped);
+}
+
+//  ---------------------------------------------------------------------
+//  Commands through the broker: the admin's; the broker's own key runs
+//  them on the actor's CURVE query socket
+
+Test (security, commands_are_for_the_admin)
+{
+    s_start_actor ();
+    pond_command_t *command = calloc (1, sizeof *command);
+    pond_command_status_t *status = malloc (sizeof *status);
+    cr_assert (command && status);
+    strcpy (command->command, "rebuild");
+    strcpy (command->view, "test-counter");
+    pond_command_failure_t failure;
+    const char *refused [] = { "silo-1", "app-1", "test-counter" };
+    for (size_t i = 0; i < 3; i++) {
+        s_as (mesh.keys, refused [i]);
+        cr_assert_eq (pond_command_link_submit (mesh.eps.control, command, 3000, status, &failure),
+                      -1, "%s may not send COMMAND", refused [i]);
+        cr_assert_eq (failure.code, POND_CODE_FORBIDDEN, "%s: %d %s", refused [i], failure.code,
+                      failure.reason);
+        cr_assert (strstr (failure.reason, "COMMAND"), "%s", failure.reason);
+    }
+    s_as (mesh.keys, "admin");
+    cr_assert_eq (pond_command_link_submit (mesh.eps.control, command, 3000, status, &failure), 0,
+                  "%d %s", failure.code, failure.reason);
+    uint8_t id [POND_ID_SIZE];
+    memcpy (id, status->id, POND_ID_SIZE);
+    for (int i = 0; i < 200 && !pond_command_link_finished (status); i++) {
+        zclock_sleep (50);
+        cr_assert_eq (pond_command_link_status (mesh.eps.control, id, 3000, status, &failure), 0,
+                      "%d %s", failure.code, failure.reason);
+    }
+    cr_assert_str_eq (status->status, "done", "%u %s", status->code, status->reason);
+    cr_assert (status->has_result && strstr (status->result, "\"rebuild\""), "%s", status->result);
+    //  An app may not even ask where it is
+    s_as (mesh.keys, "app-1");
+    cr_assert_eq (pond_command_link_status (mesh.eps.control, id, 3000, status, &failure), -1);
+    cr_assert_eq (failure.code, POND_CODE_FORBIDDEN);
+    free (command);
+    free (status);
 }
 
 //  ---------------------------------------------------------------------

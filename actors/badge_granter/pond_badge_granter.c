@@ -682,12 +682,13 @@ s_list_add (cJSON *list, const s_change_t *change)
     }
 }
 
-//  The event of one change under rules, caused by the rules event
+//  The event of one change under rules, derived from the rules event
 //  rules_id (its id derived from it: "grant/BADGE/CUSTOMER" or
-//  "remove/..."), at time ts (0: now). NULL on failure (logged).
+//  "remove/..."), caused by causation (the rules event, or the command
+//  that emitted it), at time ts (0: now). NULL on failure (logged).
 static pond_event_t *
-s_change_event (const pond_badge_rules_t *rules, const uint8_t *rules_id, uint64_t ts,
-                const s_change_t *change)
+s_change_event (const pond_badge_rules_t *rules, const uint8_t *rules_id, const uint8_t *causation,
+                uint64_t ts, const s_change_t *change)
 {
     char reason [128] = "";
     char salt [POND_ENTITY_MAX + 128];
@@ -697,7 +698,7 @@ s_change_event (const pond_badge_rules_t *rules, const uint8_t *rules_id, uint64
               change->customer);
     pond_event_t *event = s_badge_event (
         change->grant ? "BADGE_GRANTED" : "BADGE_REMOVED", change->customer, rules_id, salt,
-        rules_id, change->badge, rules->version, change->count, change->grant ? NULL : reason);
+        causation, change->badge, rules->version, change->count, change->grant ? NULL : reason);
     if (event && ts)
         pond_event_set_ts (event, ts);
     return event;
@@ -752,10 +753,15 @@ s_reevaluate (pond_badge_granter_t *self, pond_actor_t *actor, pond_view_t *view
         self->reeval_removed = cJSON_CreateArray ();
         self->reeval_granted_count = self->reeval_removed_count = 0;
     }
+    //  What a recompute's rules event changes was caused by that command
+    //  (its causation); a rules event of no command caused them itself
+    const uint8_t *causation = pond_event_causation (event);
+    if (!causation)
+        causation = pond_event_id (event);
     for (size_t index = 0; rc == 0 && index < plan.change_count; index++) {
         const s_change_t *change = &plan.changes [index];
-        pond_event_t *changed = s_change_event (rules, pond_event_id (event), pond_event_ts (event),
-                                                change);
+        pond_event_t *changed = s_change_event (rules, pond_event_id (event), causation,
+                                                pond_event_ts (event), change);
         char key [POND_ACTORS_KEY_MAX];
         cJSON *doc = NULL;
         //  s_emit: inside the runtime's batch it is queued, and goes out
@@ -853,7 +859,17 @@ pond_badge_granter_recompute (pond_badge_granter_t *self, pond_actor_t *actor, p
             self->round = 0;
         self->last_position = position;
     }
-    if (round)
+    //  A command with an id (the broker's) derives its own: another
+    //  command is another rules event, the same command sent again (after
+    //  a restart) the same one
+    const uint8_t *command_id = actor ? pond_actor_command_id (actor) : NULL;
+    char command_hex [2 * POND_ID_SIZE + 1] = "";
+    for (size_t i = 0; command_id && i < POND_ID_SIZE; i++)
+        snprintf (command_hex + 2 * i, 3, "%02x", command_id [i]);
+    if (command_id)
+        snprintf (salt, sizeof salt, "recompute/%s/%" PRIu64 "/command/%s", rules.version, position,
+                  command_hex);
+    else if (round)
         snprintf (salt, sizeof salt, "recompute/%s/%" PRIu64 "/%u", rules.version, position, round);
     else
         snprintf (salt, sizeof salt, "recompute/%s/%" PRIu64, rules.version, position);
@@ -926,8 +942,8 @@ pond_badge_granter_recompute (pond_badge_granter_t *self, pond_actor_t *actor, p
             count = S_EMIT_BATCH;
         size_t built = 0;
         for (; built < count; built++) {
-            batch [built] = s_change_event (&rules, rules_id, rules_ts,
-                                            &plan.changes [first + built]);
+            batch [built] = s_change_event (&rules, rules_id, command_id ? command_id : rules_id,
+                                            rules_ts, &plan.changes [first + built]);
             if (!batch [built])
                 break;
         }

@@ -4,6 +4,7 @@
 #include "pond_device.h"
 #include "pond_outbox.h"
 #include "pond_client.h"
+#include "pond_identity.h"
 #include "pond_time.h"
 #include "pond_uuid.h"
 
@@ -737,7 +738,11 @@ s_send_step (pond_device_t *self)
                 return;
             }
             char reason [REASON_MAX];
-            snprintf (reason, sizeof reason, "broker not reachable at %s", self->ingest);
+            //  With keys, a wrong broker key looks the same: say so
+            snprintf (reason, sizeof reason, "broker not reachable at %s%s", self->ingest,
+                      pond_keys_active () ? " (CURVE: is public/broker.cert of --keys "
+                                            "the broker's own key?)"
+                                          : "");
             s_trouble (self, reason);
             s_reresolve (self);
             s_go_back (self, 0);

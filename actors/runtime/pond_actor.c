@@ -75,11 +75,36 @@ pond_actor_priv_send (pond_actor_t *self, zframe_t *peer, const char *command, z
 }
 
 void
-pond_actor_priv_send_progress (pond_actor_t *self, zframe_t *peer, uint64_t done, uint64_t total)
+pond_actor_priv_send_progress (pond_actor_t *self, zframe_t *peer, uint64_t done, uint64_t total,
+                               const uint8_t *id)
 {
-    pond_progress_t progress = { .done = done, .total = total };
+    pond_progress_t progress = { .done = done, .total = total, .has_id = id != NULL };
+    if (id)
+        memcpy (progress.id, id, POND_ID_SIZE);
     zframe_t *body = pond_progress_encode (&progress);
     pond_actor_priv_send (self, peer, POND_PROGRESS, &body);
+}
+
+void
+pond_actor_priv_command_reply (pond_actor_t *self, zframe_t *peer, const char *text, int code,
+                               const char *reason, const uint8_t *id)
+{
+    if (!self->query || !peer)
+        return;
+    zmsg_t *msg = zmsg_new ();
+    zmsg_append (msg, &(zframe_t *) { zframe_dup (peer) });
+    if (text) {
+        zmsg_addstr (msg, POND_RESULT);
+        zmsg_addmem (msg, text, strlen (text));
+        if (id)
+            zmsg_addmem (msg, id, POND_ID_SIZE);
+    }
+    else {
+        zmsg_addstr (msg, POND_ERROR);
+        zframe_t *body = pond_nack_new (id, (uint32_t) code, 0, "%s", reason);
+        zmsg_append (msg, &body);
+    }
+    zmsg_send (&msg, self->query);
 }
 
 void
@@ -87,7 +112,15 @@ pond_actor_progress (pond_actor_t *self, uint64_t done, uint64_t total)
 {
     assert (self);
     if (self->requester)
-        pond_actor_priv_send_progress (self, self->requester, done, total);
+        pond_actor_priv_send_progress (self, self->requester, done, total,
+                                       self->command_has_id ? self->command_id : NULL);
+}
+
+const uint8_t *
+pond_actor_command_id (pond_actor_t *self)
+{
+    assert (self);
+    return self->requester && self->command_has_id ? self->command_id : NULL;
 }
 
 void
@@ -308,7 +341,8 @@ s_timers (pond_actor_t *self)
         pond_actor_priv_persist (self);
     if (self->rebuilding && now - self->progress_at >= PROGRESS_MS) {
         pond_actor_priv_send_progress (self, self->rebuild_peer, self->position,
-                                       head > self->position ? head : self->position);
+                                       head > self->position ? head : self->position,
+                                       self->rebuild_has_id ? self->rebuild_id : NULL);
         self->progress_at = now;
     }
 }

@@ -137,6 +137,13 @@ int
 void
     pond_actor_progress (pond_actor_t *self, uint64_t done, uint64_t total);
 
+//  During a command: the id it was given (COMMAND's id: the broker's
+//  command id), or NULL if it had none or no command runs. Events emitted
+//  meanwhile that name no causation get this one (pond_actor_emit); an
+//  actor may also use it, e.g. to derive the ids of what it emits.
+const uint8_t *
+    pond_actor_command_id (pond_actor_t *self);
+
 //  Set the error returned when query or command returns NULL: an HTTP-like
 //  code (400 bad request, 404 unknown entity or command) and a reason.
 void

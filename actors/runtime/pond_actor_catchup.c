@@ -331,7 +331,7 @@ s_view_reset (pond_actor_t *self)
 }
 
 void
-pond_actor_priv_rebuild_start (pond_actor_t *self, zframe_t *peer)
+pond_actor_priv_rebuild_start (pond_actor_t *self, zframe_t *peer, const uint8_t *id)
 {
     pond_reader_destroy (&self->replay);
     s_buffer_clear (self);
@@ -340,8 +340,8 @@ pond_actor_priv_rebuild_start (pond_actor_t *self, zframe_t *peer)
     uint64_t was = self->position;
     int rc = s_view_reset (self);
     if (rc) {
-        pond_actor_priv_error (self, peer, POND_CODE_STORE_ERROR,
-                               "cannot reset the view (see the log)");
+        pond_actor_priv_command_reply (self, peer, NULL, POND_CODE_STORE_ERROR,
+                                       "cannot reset the view (see the log)", id);
         if (rc < 0)
             self->failed = true;    //  no view, or half a reset: start afresh
         else
@@ -351,6 +351,9 @@ pond_actor_priv_rebuild_start (pond_actor_t *self, zframe_t *peer)
     zsys_info ("%s: rebuilding the view from the log (was at seq %" PRIu64 ")", self->name, was);
     self->rebuilding = true;
     self->rebuild_peer = zframe_dup (peer);
+    self->rebuild_has_id = id != NULL;
+    if (id)
+        memcpy (self->rebuild_id, id, POND_ID_SIZE);
     self->rebuild_started = zclock_mono ();
     self->progress_at = zclock_mono ();
     self->rebuild_applied = self->applied;
@@ -366,8 +369,8 @@ s_rebuild_done (pond_actor_t *self)
     char *json = zsys_sprintf ("{\"command\":\"rebuild\",\"position\":%" PRIu64
                                ",\"applied\":%" PRIu64 ",\"seconds\":%.3f}",
                                self->position, self->applied - self->rebuild_applied, seconds);
-    zframe_t *body = zframe_new (json, strlen (json));
-    pond_actor_priv_send (self, self->rebuild_peer, POND_RESULT, &body);
+    pond_actor_priv_command_reply (self, self->rebuild_peer, json, 0, NULL,
+                                   self->rebuild_has_id ? self->rebuild_id : NULL);
     zstr_free (&json);
     zframe_destroy (&self->rebuild_peer);
     self->rebuilding = false;

@@ -27,6 +27,18 @@ s_emit_client (pond_actor_t *self)
     return self->client;
 }
 
+//  An event emitted while a command with an id runs, that names no cause
+//  of its own, was caused by the command (DESIGN.md invariant 5). Derived
+//  events name theirs (the event they derive from), so a rebuild emits
+//  them again the same, as duplicates.
+static void
+s_command_causation (pond_actor_t *self, pond_event_t *event)
+{
+    const uint8_t *command = pond_actor_command_id (self);
+    if (command && !pond_event_causation (event))
+        pond_event_set_causation (event, command);
+}
+
 int
 pond_actor_emit (pond_actor_t *self, pond_event_t *event)
 {
@@ -38,6 +50,7 @@ pond_actor_emit (pond_actor_t *self, pond_event_t *event)
         zsys_error ("%s: cannot set the source of an event to emit", self->name);
         return -1;
     }
+    s_command_causation (self, event);
     if (self->batching) {
         //  Catch-up batch: sent, pipelined, before the batch is written
         pond_event_t *copy = pond_event_dup (event);
@@ -176,6 +189,7 @@ pond_actor_emit_many (pond_actor_t *self, pond_event_t **events, size_t count, b
     for (size_t i = 0; i < count && rc == 0; i++) {
         pond_event_t *event = events [i];
         char err [POND_ERR_SIZE];
+        s_command_causation (self, event);
         if (!*pond_event_source (event) && pond_event_set_source (event, self->name))
             snprintf (err, sizeof err, "cannot set the source");
         else

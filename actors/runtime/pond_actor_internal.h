@@ -99,8 +99,12 @@ struct _pond_actor_t {
     //  Requests
     zlistx_t *parked;       //  QUERYs waiting for their 'after' seq
     zframe_t *requester;    //  peer of the command running now
+    bool command_has_id;    //  ... and its id (COMMAND's id), if it had one
+    uint8_t command_id [POND_ID_SIZE];
     bool rebuilding;
     zframe_t *rebuild_peer;
+    bool rebuild_has_id;    //  the rebuild's command id, if it had one
+    uint8_t rebuild_id [POND_ID_SIZE];
     int64_t rebuild_started;
     uint64_t rebuild_applied;    //  applied counter when it started
     int64_t progress_at;
@@ -161,10 +165,17 @@ void
 void
     pond_actor_priv_buffer_destroy (void **item_p);
 
-//  Send PROGRESS done of total to peer.
+//  Send PROGRESS done of total to peer, with the command's id (NULL: none).
 void
     pond_actor_priv_send_progress (pond_actor_t *self, zframe_t *peer, uint64_t done,
-                                   uint64_t total);
+                                   uint64_t total, const uint8_t *id);
+
+//  Answer a command of peer with RESULT (text, JSON) or, when text is
+//  NULL, ERROR code reason; either names the command's id (NULL: none):
+//  ERROR in its `id`, RESULT in a third frame of 16 bytes.
+void
+    pond_actor_priv_command_reply (pond_actor_t *self, zframe_t *peer, const char *text, int code,
+                                   const char *reason, const uint8_t *id);
 
 //  Run the actor until it is interrupted or fails: connect, write the
 //  ready file, catch up, serve. Returns the process exit code.
@@ -176,10 +187,10 @@ void
     pond_actor_priv_send (pond_actor_t *self, zframe_t *peer, const char *command,
                           zframe_t **body_p);
 
-//  Start a rebuild asked for by peer (COMMAND rebuild): a fresh view, then
-//  the whole log applied again while queries are served.
+//  Start a rebuild asked for by peer (COMMAND rebuild, with id or NULL):
+//  a fresh view, then the whole log applied again while queries are served.
 void
-    pond_actor_priv_rebuild_start (pond_actor_t *self, zframe_t *peer);
+    pond_actor_priv_rebuild_start (pond_actor_t *self, zframe_t *peer, const uint8_t *id);
 
 //  Answer peer with ERROR code and the formatted reason.
 void

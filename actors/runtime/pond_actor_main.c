@@ -32,6 +32,9 @@ s_usage (const pond_actor_spec_t *spec, const char *extra_usage, FILE *out)
              "Options:\n"
              "  --data DIR     data directory (default $POND_DATA or ./pond-data); the\n"
              "                 broker's endpoints are read from DIR/broker.zpl\n"
+             "  --ingest EP, --pub EP, --control EP\n"
+             "                 the broker's endpoints, overriding DIR/broker.zpl (a\n"
+             "                 broker on another host: tcp://HOST:PORT, with --keys)\n"
              "  --view PATH    the view database (default DIR/views/%s)\n"
              "  --query EP     query socket (default ipc://DIR/%s.ipc); once it is\n"
              "                 bound, the endpoint and pid are written to DIR/%s.zpl\n"
@@ -111,12 +114,35 @@ s_limits (const pond_actor_spec_t *spec, pond_view_limits_t *limits, const char 
     return 0;
 }
 
+//  The broker's endpoints given as options (NULL where not) replace those
+//  of the data directory. Returns 0, or -1 after telling why on stderr.
+static int
+s_broker_endpoints (const pond_actor_spec_t *spec, pond_endpoints_t *eps, const char *given [3])
+{
+    const char *flags [3] = { "--ingest", "--pub", "--control" };
+    char *slots [3] = { eps->ingest, eps->pub, eps->control };
+    for (size_t i = 0; i < 3; i++) {
+        if (!given [i])
+            continue;
+        if (!*given [i] || strlen (given [i]) >= POND_ENDPOINT_MAX || !strstr (given [i], "://")) {
+            fprintf (stderr,
+                     "pond-%s: %s needs an endpoint such as tcp://HOST:PORT (at most %d "
+                     "bytes), not '%s'; see pond-%s --help\n",
+                     spec->name, flags [i], POND_ENDPOINT_MAX - 1, given [i], spec->name);
+            return -1;
+        }
+        strcpy (slots [i], given [i]);
+    }
+    return 0;
+}
+
 int
 pond_actor_main (const pond_actor_spec_t *spec, int argc, char *argv [], const char *extra_usage)
 {
     assert (spec);
     assert (spec->name && spec->names && spec->apply && spec->query);
     const char *dir = NULL, *view = NULL, *query = NULL, *keys = NULL, *as = NULL;
+    const char *broker [3] = { NULL, NULL, NULL };    //  --ingest, --pub, --control
     const char *memtable = NULL, *cache = NULL, *doc_cache = NULL;
     bool rebuild = false, verify = false, verbose = false;
     pond_pidlock_t *lock = NULL;    //  held while this actor runs
@@ -131,6 +157,9 @@ pond_actor_main (const pond_actor_spec_t *spec, int argc, char *argv [], const c
                                         { "memtable-mb", required_argument, 0, 'M' },
                                         { "cache-mb", required_argument, 0, 'C' },
                                         { "doc-cache-mb", required_argument, 0, 'D' },
+                                        { "ingest", required_argument, 0, 'I' },
+                                        { "pub", required_argument, 0, 'P' },
+                                        { "control", required_argument, 0, 'O' },
                                         { "help", no_argument, 0, 'h' },
                                         { 0, 0, 0, 0 } };
     optind = 1;
@@ -148,6 +177,9 @@ pond_actor_main (const pond_actor_spec_t *spec, int argc, char *argv [], const c
             case 'M': memtable = optarg; break;
             case 'C': cache = optarg; break;
             case 'D': doc_cache = optarg; break;
+            case 'I': broker [0] = optarg; break;
+            case 'P': broker [1] = optarg; break;
+            case 'O': broker [2] = optarg; break;
             case 'h': s_usage (spec, extra_usage, stdout); return 0;
             default:
                 fprintf (stderr, "pond-%s: see pond-%s --help\n", spec->name, spec->name);
@@ -205,6 +237,10 @@ pond_actor_main (const pond_actor_spec_t *spec, int argc, char *argv [], const c
         goto done;
     }
     dir = self->eps.data_dir;
+    if (s_broker_endpoints (spec, &self->eps, broker)) {
+        rc = 2;
+        goto done;
+    }
     if (!verify && mkdir (dir, 0755) && errno != EEXIST) {
         fprintf (stderr, "pond-%s: cannot create data directory %s: %s\n", spec->name, dir,
                  strerror (errno));

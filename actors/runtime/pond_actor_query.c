@@ -213,24 +213,38 @@ s_query_command (pond_actor_t *self, zframe_t *peer, zframe_t *body)
     //  64 KiB of args: off the stack
     pond_command_t *command = (pond_command_t *) malloc (sizeof (pond_command_t));
     char err [POND_ERR_SIZE];
-    if (!command)
+    if (!command) {
         pond_actor_priv_error (self, peer, POND_CODE_UNAVAILABLE, "out of memory");
-    else if (pond_command_decode (body, command, err, sizeof err))
+        return;
+    }
+    if (pond_command_decode (body, command, err, sizeof err)) {
         s_reject (self, peer, POND_CODE_BAD_REQUEST, err);
-    else if (self->rebuilding)
-        pond_actor_priv_error (self, peer, POND_CODE_UNAVAILABLE,
-                               "%s is rebuilding its view; try again later", self->name);
+        free (command);
+        return;
+    }
+    //  Every answer names the command's id, when it had one
+    const uint8_t *id = command->has_id ? command->id : NULL;
+    char reason [POND_REASON_MAX];
+    if (self->rebuilding) {
+        snprintf (reason, sizeof reason, "%s is rebuilding its view; try again later", self->name);
+        pond_actor_priv_command_reply (self, peer, NULL, POND_CODE_UNAVAILABLE, reason, id);
+    }
     else if (streq (command->command, "rebuild"))
-        pond_actor_priv_rebuild_start (self, peer);
+        pond_actor_priv_rebuild_start (self, peer, id);
     else if (!self->spec->command) {
-        char reason [POND_REASON_MAX];
         snprintf (reason, sizeof reason, "%s has no command '%s'", self->name, command->command);
-        s_reject (self, peer, POND_CODE_NOT_FOUND, reason);
+        if (self->rejected++ == 0 || self->verbose)
+            zsys_warning ("%s: refused a request on the query socket: %s (404)", self->name,
+                          reason);
+        pond_actor_priv_command_reply (self, peer, NULL, POND_CODE_NOT_FOUND, reason, id);
     }
     else {
         zsys_info ("%s: running command '%s'", self->name, command->command);
         self->error_code = 0;
         self->requester = peer;
+        self->command_has_id = id != NULL;
+        if (id)
+            memcpy (self->command_id, id, POND_ID_SIZE);
         //  The command works on the log as of now, not on a view that
         //  lags behind (still catching up, live events not read yet)
         char *result = NULL;
@@ -242,13 +256,22 @@ s_query_command (pond_actor_t *self, zframe_t *peer, zframe_t *body)
                                               self->spec->state);
         }
         self->requester = NULL;
-        char reason [POND_REASON_MAX];
+        self->command_has_id = false;
         snprintf (reason, sizeof reason, "%s has no command '%s'", self->name, command->command);
+        int code = self->error_code ? self->error_code : POND_CODE_NOT_FOUND;
+        const char *why = self->error_code ? self->error_reason : reason;
+        cJSON *check = result ? cJSON_Parse (result) : NULL;
+        if (result && !check) {
+            zsys_error ("%s: the actor answered with text that is not JSON", self->name);
+            code = POND_CODE_STORE_ERROR;
+            why = "the actor's answer is not JSON";
+            zstr_free (&result);
+        }
+        cJSON_Delete (check);
         if (!result)
-            zsys_info ("%s: command '%s' failed: %d %s", self->name, command->command,
-                       self->error_code ? self->error_code : POND_CODE_NOT_FOUND,
-                       self->error_code ? self->error_reason : reason);
-        s_answer (self, peer, result, POND_CODE_NOT_FOUND, reason);
+            zsys_info ("%s: command '%s' failed: %d %s", self->name, command->command, code, why);
+        pond_actor_priv_command_reply (self, peer, result, code, why, id);
+        zstr_free (&result);
     }
     free (command);
 }

@@ -36,6 +36,15 @@ typedef void (pond_actor_progress_fn) (uint64_t done, uint64_t total, void *arg)
 POND_EXPORT pond_actor_link_t *
     pond_actor_link_new (const char *data_dir, const char *name, char *err, size_t errlen);
 
+//  Open a link to actor name at a query endpoint given (an actor on another
+//  host: tcp://HOST:PORT), without its ready file. With keys the link
+//  speaks CURVE to the key named key (NULL: name, an actor's default key).
+//  Returns NULL, with the reason in err, if name or endpoint is empty or
+//  too long.
+POND_EXPORT pond_actor_link_t *
+    pond_actor_link_new_at (const char *name, const char *endpoint, const char *key, char *err,
+                            size_t errlen);
+
 //  Destroy; accepts NULL; nulls the caller's pointer.
 POND_EXPORT void
     pond_actor_link_destroy (pond_actor_link_t **self_p);

@@ -1,0 +1,224 @@
+/*  test_gateway_commands: POST /v1/commands and GET /v1/commands/{id} of
+    pond-gateway, with the real binaries (store, broker, the quack counter,
+    the gateway) in a fresh directory, over raw TCP as any HTTP client:
+    202 and the status through to done, a command whose actor is not
+    running through to failed, and every refusal (malformed JSON, unknown
+    command, wrong-typed or unknown keys: 400; unknown view or id: 404;
+    wrong method: 405).
+*/
+#include <criterion/criterion.h>
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <czmq.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+
+#include "pond_client.h"
+#include "pond_harness.h"
+
+static pond_mesh_t *mesh;
+static pid_t counter;
+static pid_t gateway;
+static int port;
+
+static void
+s_setup (void)
+{
+    zsys_set_logstream (stderr);
+    mesh = pond_mesh_start ();
+    cr_assert_not_null (mesh, "store and broker must start");
+    char log [512], path [512];
+    snprintf (log, sizeof log, "%s/quack-counter.log", mesh->dir);
+    counter = pond_harness_spawn ("pond-quack-counter", log, "--data", mesh->dir, NULL);
+    cr_assert_gt (counter, 0);
+    snprintf (path, sizeof path, "%s/quack-counter.zpl", mesh->dir);
+    cr_assert_eq (pond_harness_wait_file (path, 10000), 0, "the quack counter must start");
+    snprintf (log, sizeof log, "%s/gateway.log", mesh->dir);
+    gateway = pond_harness_spawn ("pond-gateway", log, "--data", mesh->dir, NULL);
+    cr_assert_gt (gateway, 0);
+    snprintf (path, sizeof path, "%s/gateway.zpl", mesh->dir);
+    cr_assert_eq (pond_harness_wait_file (path, 10000), 0, "the gateway must write gateway.zpl");
+    zconfig_t *ready = zconfig_load (path);
+    cr_assert_not_null (ready);
+    port = atoi (zconfig_get (ready, "gateway/url", "http://127.0.0.1:0") + 17);
+    cr_assert_gt (port, 0);
+    zconfig_destroy (&ready);
+}
+
+static void
+s_teardown (void)
+{
+    pond_harness_stop (gateway, SIGTERM);
+    pond_harness_stop (counter, SIGTERM);
+    pond_mesh_destroy (&mesh);
+}
+
+TestSuite (gateway_commands, .init = s_setup, .fini = s_teardown, .timeout = 60);
+
+typedef struct {
+    int status;
+    char *raw;
+    cJSON *json;    //  the body, or NULL
+} reply_t;
+
+//  One request on a fresh connection (Connection: close)
+static reply_t
+s_request (const char *method, const char *path, const char *body)
+{
+    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq (fd, 0);
+    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) port) };
+    inet_pton (AF_INET, "127.0.0.1", &addr.sin_addr);
+    cr_assert_eq (connect (fd, (struct sockaddr *) &addr, sizeof addr), 0);
+    char *request = zsys_sprintf ("%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                                  "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                                  method, path, body ? strlen (body) : 0, body ? body : "");
+    cr_assert_eq (send (fd, request, strlen (request), MSG_NOSIGNAL), (ssize_t) strlen (request));
+    zstr_free (&request);
+    size_t size = 0, capacity = 65536;
+    char *text = malloc (capacity + 1);
+    int64_t deadline = zclock_mono () + 15000;
+    while (zclock_mono () < deadline && size < capacity) {
+        struct pollfd item = { fd, POLLIN, 0 };
+        if (poll (&item, 1, (int) (deadline - zclock_mono ())) <= 0)
+            break;
+        ssize_t got = recv (fd, text + size, capacity - size, 0);
+        if (got <= 0)
+            break;
+        size += (size_t) got;
+    }
+    text [size] = 0;
+    close (fd);
+    reply_t reply = { 0, text, NULL };
+    sscanf (text, "HTTP/1.1 %d", &reply.status);
+    char *end = strstr (text, "\r\n\r\n");
+    if (end)
+        reply.json = cJSON_Parse (end + 4);
+    return reply;
+}
+
+static void
+s_reply_free (reply_t *reply)
+{
+    free (reply->raw);
+    cJSON_Delete (reply->json);
+}
+
+static const char *
+s_string (const cJSON *object, const char *key)
+{
+    return cJSON_GetStringValue (cJSON_GetObjectItem (object, key));
+}
+
+//  A refusal: status and {"code": status, "error": ... what ...}
+static void
+s_refused (const char *method, const char *path, const char *body, int status, const char *what)
+{
+    reply_t reply = s_request (method, path, body);
+    cr_assert_eq (reply.status, status, "%s %s %s: %s", method, path, body ? body : "", reply.raw);
+    cr_assert_not_null (reply.json, "a JSON body: %s", reply.raw);
+    cr_assert_eq (cJSON_GetNumberValue (cJSON_GetObjectItem (reply.json, "code")), status, "%s",
+                  reply.raw);
+    const char *error = s_string (reply.json, "error");
+    cr_assert (error && strstr (error, what), "the reason names '%s': %s", what, reply.raw);
+    s_reply_free (&reply);
+}
+
+//  GET /v1/commands/ID until done or failed; returns the last reply
+static reply_t
+s_until_final (const char *id)
+{
+    char path [128];
+    snprintf (path, sizeof path, "/v1/commands/%s", id);
+    for (int i = 0; i < 200; i++) {
+        reply_t reply = s_request ("GET", path, NULL);
+        cr_assert_eq (reply.status, 200, "%s", reply.raw);
+        const char *status = s_string (reply.json, "status");
+        cr_assert (status, "%s", reply.raw);
+        if (streq (status, "done") || streq (status, "failed"))
+            return reply;
+        cr_assert (streq (status, "accepted") || streq (status, "running"), "%s", reply.raw);
+        cr_assert (cJSON_IsObject (cJSON_GetObjectItem (reply.json, "progress")), "%s", reply.raw);
+        s_reply_free (&reply);
+        zclock_sleep (50);
+    }
+    cr_assert_fail ("the command never finished");
+    return (reply_t) { 0 };
+}
+
+Test (gateway_commands, rebuild_accepted_then_done)
+{
+    reply_t reply = s_request ("POST", "/v1/commands",
+                               "{\"command\":\"rebuild\",\"view\":\"quacks\",\"id\":"
+                               "\"018f3a5b-6c7d-7e8f-90a1-b2c3d4e5f6aa\"}");
+    cr_assert_eq (reply.status, 202, "%s", reply.raw);
+    cr_assert_str_eq (s_string (reply.json, "id"), "018f3a5b-6c7d-7e8f-90a1-b2c3d4e5f6aa");
+    cr_assert_str_eq (s_string (reply.json, "status"), "accepted", "%s", reply.raw);
+    s_reply_free (&reply);
+    reply = s_until_final ("018f3a5b-6c7d-7e8f-90a1-b2c3d4e5f6aa");
+    cr_assert_str_eq (s_string (reply.json, "status"), "done", "%s", reply.raw);
+    cr_assert_str_eq (s_string (reply.json, "view"), "quack-counter");
+    cJSON *result = cJSON_GetObjectItem (reply.json, "result");
+    cr_assert (cJSON_IsObject (result), "the actor's result as JSON: %s", reply.raw);
+    cr_assert_str_eq (s_string (result, "command"), "rebuild");
+    cr_assert (cJSON_IsNumber (cJSON_GetObjectItem (reply.json, "finished")), "%s", reply.raw);
+    s_reply_free (&reply);
+    //  Sent again with its id: the same command's status, nothing runs
+    reply = s_request ("POST", "/v1/commands",
+                       "{\"command\":\"rebuild\",\"view\":\"quacks\",\"id\":"
+                       "\"018f3a5b-6c7d-7e8f-90a1-b2c3d4e5f6aa\"}");
+    cr_assert_eq (reply.status, 202, "%s", reply.raw);
+    cr_assert_str_eq (s_string (reply.json, "status"), "done", "%s", reply.raw);
+    cr_assert (cJSON_IsTrue (cJSON_GetObjectItem (reply.json, "dup")), "%s", reply.raw);
+    s_reply_free (&reply);
+}
+
+Test (gateway_commands, recompute_without_badge_granter_fails_with_reason)
+{
+    reply_t reply = s_request ("POST", "/v1/commands",
+                               "{\"command\":\"recompute\",\"view\":\"badges\",\"rules\":\"v2\"}");
+    cr_assert_eq (reply.status, 202, "%s", reply.raw);
+    char id [64];
+    snprintf (id, sizeof id, "%s", s_string (reply.json, "id"));
+    s_reply_free (&reply);
+    reply = s_until_final (id);
+    cr_assert_str_eq (s_string (reply.json, "status"), "failed", "%s", reply.raw);
+    cr_assert_eq (cJSON_GetNumberValue (cJSON_GetObjectItem (reply.json, "code")), 503);
+    cr_assert (strstr (s_string (reply.json, "reason"), "badge-granter is not running"), "%s",
+               reply.raw);
+    s_reply_free (&reply);
+}
+
+Test (gateway_commands, refusals)
+{
+    s_refused ("POST", "/v1/commands", "{\"command\":", 400, "one JSON object");
+    s_refused ("POST", "/v1/commands", "[1,2]", 400, "one JSON object");
+    s_refused ("POST", "/v1/commands", "{\"command\":\"explode\",\"view\":\"quacks\"}", 400,
+               "unknown command 'explode'");
+    s_refused ("POST", "/v1/commands", "{\"command\":5,\"view\":\"quacks\"}", 400,
+               "'command' must be a string");
+    s_refused ("POST", "/v1/commands", "{\"command\":\"rebuild\",\"view\":[]}", 400,
+               "'view' must be a string");
+    s_refused ("POST", "/v1/commands",
+               "{\"command\":\"recompute\",\"view\":\"badges\",\"rules\":5}", 400,
+               "'rules' must be a string");
+    s_refused ("POST", "/v1/commands",
+               "{\"command\":\"recompute\",\"view\":\"badges\",\"rules\":\"../../etc/passwd\"}",
+               400, "no rules named");
+    s_refused ("POST", "/v1/commands", "{\"command\":\"rebuild\",\"view\":\"quacks\",\"id\":\"x\"}",
+               400, "'id' must be a UUID");
+    s_refused ("POST", "/v1/commands", "{\"command\":\"rebuild\",\"view\":\"quacks\",\"when\":1}",
+               400, "unknown key 'when'");
+    s_refused ("POST", "/v1/commands", "{\"command\":\"rebuild\"}", 400, "'view' is required");
+    s_refused ("POST", "/v1/commands", "{\"command\":\"recompute\",\"view\":\"badges\"}", 400,
+               "recompute takes 'rules'");
+    s_refused ("POST", "/v1/commands", "{\"command\":\"rebuild\",\"view\":\"nosuch\"}", 404,
+               "unknown view 'nosuch'");
+    s_refused ("GET", "/v1/commands/018f3a5b-6c7d-7e8f-90a1-b2c3d4e5f6ff", NULL, 404,
+               "unknown command id");
+    s_refused ("GET", "/v1/commands/not-an-id", NULL, 400, "not a command id");
+    s_refused ("GET", "/v1/commands", NULL, 405, "use POST");
+    s_refused ("POST", "/v1/commands/018f3a5b-6c7d-7e8f-90a1-b2c3d4e5f6ff", "{}", 405, "use GET");
+}
