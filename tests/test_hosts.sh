@@ -168,12 +168,15 @@ start c gateway pond-gateway --data "$dc" --keys "$kc" --as gateway --listen "$i
     --actor "mobile=tcp://$ip_b:$port_mobile_view"
 wait_file "$dc/gateway.zpl" 20 || { cat "$tmp/logs/gateway.log"; fail "pond-gateway starts on C"; }
 gw=http://$ip_c:8080
+#  With keys its clients send a bearer token: here the gateway's own key's
+#  (an admin key, whose secret is on C)
+auth="Authorization: Bearer $(pond keys token gateway --keys "$kc" 2>/dev/null)"
 ok "host C: pond-gateway at $gw"
 
 #  The gateway's /metrics (from host C: broker on A, actors on B) into
 #  $tmp/metrics; metric NAME: one value of it
 metrics () {
-    on c curl -s --max-time 10 "$gw/metrics" >"$tmp/metrics" || true
+    on c curl -s --max-time 10 -H "$auth" "$gw/metrics" >"$tmp/metrics" || true
 }
 metric () {
     awk -v name="$1" '$1 == name { print $2 }' "$tmp/metrics"
@@ -187,7 +190,7 @@ post_events () {
     local dir=$1 resends=0 body status
     for body in "$dir"/*.json; do
         while true; do
-            status=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 -X POST -H 'Expect:' \
+            status=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 -X POST -H 'Expect:' -H "$auth" \
                 -H 'Content-Type: application/json' --data "@$body" "$gw/v1/events" || true)
             [ "$status" = 201 ] || [ "$status" = 200 ] && break
             resends=$((resends + 1))
@@ -217,7 +220,7 @@ for n in range(count // batch):
     with open("%s/%04d.json" % (where, n), "w") as out:
         json.dump(events, out)
 PY
-export gw
+export gw auth
 export -f post_events
 start c poster bash -c "post_events $tmp/post"
 
@@ -297,7 +300,7 @@ ok "every event once: $quacked QUACKED + $clicked BUTTON_CLICKED, $unique distin
 #  The views agree with the log: quack counts add up, pond verify on B
 total=0
 for i in $(seq 0 9); do
-    count=$(on c curl -s --max-time 10 "$gw/v1/views/quacks/cust-$i?after=$head" \
+    count=$(on c curl -s --max-time 10 -H "$auth" "$gw/v1/views/quacks/cust-$i?after=$head" \
         | $py -c 'import json,sys; print(json.load(sys.stdin)["quacks"])')
     total=$((total + count))
 done
@@ -352,7 +355,7 @@ on b pond query quacks cust-0 --data "$db" --keys "$kb" | grep -q '"quacks":' \
     || fail "pond query on host B"
 head=$(store_events)
 #  A live stream (SSE) from the gateway on C, fed by the broker's pub on A
-start c sse curl -sN --max-time 30 "$gw/v1/stream?names=QUACKED&entity=cust-0"
+start c sse curl -sN --max-time 30 -H "$auth" "$gw/v1/stream?names=QUACKED&entity=cust-0"
 wait_for "$tmp/logs/sse.log" ": live after seq" 10000 \
     || { cat "$tmp/logs/sse.log"; fail "GET /v1/stream on C is live"; }
 seq=$(on c pond publish --keys "$kc" --as silo-1 --ingest "$ingest" --name QUACKED --entity cust-0 \
