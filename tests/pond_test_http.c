@@ -13,8 +13,25 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static void
-s_send_all (int fd, const char *data, size_t size)
+int
+pond_http_connect (int port, int rcvbuf)
+{
+    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    if (rcvbuf > 0)
+        setsockopt (fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) port) };
+    inet_pton (AF_INET, "127.0.0.1", &addr.sin_addr);
+    if (connect (fd, (struct sockaddr *) &addr, sizeof addr) != 0) {
+        close (fd);
+        return -1;
+    }
+    return fd;
+}
+
+void
+pond_http_send_all (int fd, const char *data, size_t size)
 {
     while (size) {
         ssize_t sent = send (fd, data, size, MSG_NOSIGNAL);
@@ -25,9 +42,8 @@ s_send_all (int fd, const char *data, size_t size)
     }
 }
 
-//  Read until the server closes or timeout_ms pass (caller frees)
-static char *
-s_read_all (int fd, int timeout_ms)
+char *
+pond_http_read_all (int fd, int timeout_ms)
 {
     size_t size = 0, capacity = 65536;
     char *text = malloc (capacity + 1);
@@ -49,30 +65,9 @@ s_read_all (int fd, int timeout_ms)
 }
 
 pond_http_reply_t
-pond_http_request (int port, const char *method, const char *path, const char *headers,
-                   const char *body)
+pond_http_reply_parse (char *raw)
 {
-    pond_http_reply_t reply = { 0, NULL, NULL, NULL };
-    size_t head_size = strlen (path) + (headers ? strlen (headers) : 0) + 256;
-    char *head = malloc (head_size);
-    snprintf (head, head_size,
-              "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s"
-              "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
-              method, path, headers ? headers : "", body ? strlen (body) : 0);
-    int fd = socket (AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) port) };
-    inet_pton (AF_INET, "127.0.0.1", &addr.sin_addr);
-    if (fd >= 0 && connect (fd, (struct sockaddr *) &addr, sizeof addr) == 0) {
-        s_send_all (fd, head, strlen (head));
-        if (body)
-            s_send_all (fd, body, strlen (body));
-        reply.raw = s_read_all (fd, 15000);
-    }
-    if (fd >= 0)
-        close (fd);
-    free (head);
-    if (!reply.raw)
-        reply.raw = strdup ("");
+    pond_http_reply_t reply = { 0, raw ? raw : strdup (""), NULL, NULL };
     sscanf (reply.raw, "HTTP/1.1 %d", &reply.status);
     char *end = strstr (reply.raw, "\r\n\r\n");
     if (end) {
@@ -80,6 +75,29 @@ pond_http_request (int port, const char *method, const char *path, const char *h
         reply.json = cJSON_Parse (reply.body);
     }
     return reply;
+}
+
+pond_http_reply_t
+pond_http_request (int port, const char *method, const char *path, const char *headers,
+                   const char *body)
+{
+    size_t head_size = strlen (path) + (headers ? strlen (headers) : 0) + 256;
+    char *head = malloc (head_size);
+    snprintf (head, head_size,
+              "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s"
+              "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+              method, path, headers ? headers : "", body ? strlen (body) : 0);
+    char *raw = NULL;
+    int fd = pond_http_connect (port, 0);
+    if (fd >= 0) {
+        pond_http_send_all (fd, head, strlen (head));
+        if (body)
+            pond_http_send_all (fd, body, strlen (body));
+        raw = pond_http_read_all (fd, 15000);
+        close (fd);
+    }
+    free (head);
+    return pond_http_reply_parse (raw);
 }
 
 void
@@ -102,6 +120,18 @@ pond_http_header (const pond_http_reply_t *reply, const char *name, char *value,
     size_t length = strcspn (at, "\r\n");
     snprintf (value, size, "%.*s", (int) (length < size ? length : size - 1), at);
     return value;
+}
+
+double
+pond_http_json_number (const cJSON *object, const char *key)
+{
+    return cJSON_GetNumberValue (cJSON_GetObjectItem (object, key));
+}
+
+const char *
+pond_http_json_string (const cJSON *object, const char *key)
+{
+    return cJSON_GetStringValue (cJSON_GetObjectItem (object, key));
 }
 
 int

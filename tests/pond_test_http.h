@@ -1,7 +1,9 @@
 /*  pond_test_http: a raw HTTP/1.1 client for the gateway's tests, over a
     plain TCP socket as any client would speak (one request per
     connection, Connection: close), so that what the tests see is exactly
-    what the gateway wrote.
+    what the gateway wrote. Its parts (connect, send, read, parse) serve
+    the tests that write requests byte by byte or read a stream as it
+    comes.
 */
 #ifndef POND_TEST_HTTP_H_INCLUDED
 #define POND_TEST_HTTP_H_INCLUDED
@@ -26,6 +28,27 @@ pond_http_reply_t
     pond_http_request (int port, const char *method, const char *path, const char *headers,
                        const char *body);
 
+//  A TCP connection to 127.0.0.1:port; rcvbuf > 0 shrinks its receive
+//  buffer first (a slow reader whose kernel holds little). Returns the
+//  fd, or -1.
+int
+    pond_http_connect (int port, int rcvbuf);
+
+//  Send size bytes of data on fd; stops quietly if the server closes (its
+//  reply says why).
+void
+    pond_http_send_all (int fd, const char *data, size_t size);
+
+//  Read fd until the server closes or timeout_ms pass. Returns what came,
+//  "" if nothing (NULL only if out of memory). Caller frees.
+char *
+    pond_http_read_all (int fd, int timeout_ms);
+
+//  The reply in raw (a status line, headers and body as read), which it
+//  takes over (NULL: no reply). Free with pond_http_reply_free.
+pond_http_reply_t
+    pond_http_reply_parse (char *raw);
+
 //  Free what a reply holds.
 void
     pond_http_reply_free (pond_http_reply_t *reply);
@@ -33,6 +56,15 @@ void
 //  The value of header name (copied into value), or NULL.
 const char *
     pond_http_header (const pond_http_reply_t *reply, const char *name, char *value, size_t size);
+
+//  A number member of a JSON object (a reply's json), NaN if absent or
+//  not a number.
+double
+    pond_http_json_number (const cJSON *object, const char *key);
+
+//  A string member of a JSON object, or NULL.
+const char *
+    pond_http_json_string (const cJSON *object, const char *key);
 
 //  The port of the gateway of a mesh (DIR/gateway.zpl), or -1.
 int

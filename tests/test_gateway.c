@@ -6,18 +6,14 @@
     wrong method, broker down, slow clients, too many connections), each
     checked to change nothing in the log.
 */
-#define _GNU_SOURCE    //  strcasestr
 #include <criterion/criterion.h>
-#include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <czmq.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
-#include <sys/socket.h>
 
 #include "pond_client.h"
 #include "pond_harness.h"
+#include "pond_test_http.h"
 
 #define MAX_BODY        4096
 #define MAX_CONNECTIONS 8
@@ -49,13 +45,8 @@ s_setup (void)
     cr_assert_gt (gateway, 0);
     snprintf (path, sizeof path, "%s/gateway.zpl", mesh->dir);
     cr_assert_eq (pond_harness_wait_file (path, 10000), 0, "the gateway must write gateway.zpl");
-    zconfig_t *ready = zconfig_load (path);
-    cr_assert_not_null (ready);
-    const char *url = zconfig_get (ready, "gateway/url", "");
-    cr_assert (strncmp (url, "http://127.0.0.1:", 17) == 0, "bound on loopback: %s", url);
-    port = atoi (url + 17);
-    cr_assert_gt (port, 0);
-    zconfig_destroy (&ready);
+    port = pond_http_gateway_port (mesh->dir);
+    cr_assert_gt (port, 0, "bound on loopback: see %s", path);
 }
 
 static void
@@ -77,106 +68,29 @@ TestSuite (gateway, .init = s_setup, .fini = s_teardown, .timeout = 60);
 static int
 s_connect (void)
 {
-    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    int fd = pond_http_connect (port, 0);
     cr_assert_geq (fd, 0);
-    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) port) };
-    inet_pton (AF_INET, "127.0.0.1", &addr.sin_addr);
-    cr_assert_eq (connect (fd, (struct sockaddr *) &addr, sizeof addr), 0);
     return fd;
 }
 
-static void
-s_send_all (int fd, const char *data, size_t size)
-{
-    while (size) {
-        ssize_t sent = send (fd, data, size, MSG_NOSIGNAL);
-        if (sent <= 0)
-            return;    //  The server closed: the reply says why
-        data += sent;
-        size -= (size_t) sent;
-    }
-}
-
-//  Read until the server closes or timeout_ms pass; returns the bytes
-//  read (caller frees), "" if none
-static char *
-s_read_all (int fd, int timeout_ms)
-{
-    size_t size = 0, capacity = 65536;
-    char *text = malloc (capacity + 1);
-    int64_t deadline = zclock_mono () + timeout_ms;
-    while (zclock_mono () < deadline) {
-        struct pollfd item = { fd, POLLIN, 0 };
-        if (poll (&item, 1, (int) (deadline - zclock_mono ())) <= 0)
-            break;
-        if (size == capacity)
-            text = realloc (text, (capacity *= 2) + 1);
-        ssize_t got = recv (fd, text + size, capacity - size, 0);
-        if (got <= 0)
-            break;
-        size += (size_t) got;
-    }
-    text [size] = 0;
-    return text;
-}
-
-typedef struct {
-    int status;          //  0: no reply
-    char *raw;           //  status line, headers and body
-    const char *body;    //  into raw
-    cJSON *json;         //  the body parsed, or NULL
-} reply_t;
-
-static void
-s_reply_free (reply_t *reply)
-{
-    free (reply->raw);
-    cJSON_Delete (reply->json);
-}
-
-//  The value of header name in reply (copied into value), or NULL
-static const char *
-s_header (const reply_t *reply, const char *name, char *value, size_t size)
-{
-    char key [64];
-    snprintf (key, sizeof key, "\r\n%s: ", name);
-    const char *at = strcasestr (reply->raw, key);
-    if (!at || (reply->body && at > reply->body))
-        return NULL;
-    at += strlen (key);
-    size_t length = strcspn (at, "\r\n");
-    snprintf (value, size, "%.*s", (int) (length < size ? length : size - 1), at);
-    return value;
-}
-
 //  One request on a fresh connection (Connection: close)
-static reply_t
+static pond_http_reply_t
 s_request (const char *method, const char *path, const char *body)
 {
-    char head [1024];
-    snprintf (head, sizeof head,
-              "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-              "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
-              method, path, body ? strlen (body) : 0);
-    int fd = s_connect ();
-    s_send_all (fd, head, strlen (head));
-    if (body)
-        s_send_all (fd, body, strlen (body));
-    reply_t reply = { 0, s_read_all (fd, 15000), NULL, NULL };
-    close (fd);
-    sscanf (reply.raw, "HTTP/1.1 %d", &reply.status);
-    char *end = strstr (reply.raw, "\r\n\r\n");
-    if (end) {
-        reply.body = end + 4;
-        reply.json = cJSON_Parse (reply.body);
-    }
-    return reply;
+    return pond_http_request (port, method, path, NULL, body);
 }
 
-static double
-s_number (const cJSON *object, const char *key)
+//  One connection over a limit: closed without an answer
+static void
+s_closed_unanswered (void)
 {
-    return cJSON_GetNumberValue (cJSON_GetObjectItem (object, key));
+    int extra = s_connect ();
+    const char *get = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    pond_http_send_all (extra, get, strlen (get));
+    char *raw = pond_http_read_all (extra, 3000);
+    close (extra);
+    cr_assert_str_eq (raw, "", "closed unanswered: %s", raw);
+    free (raw);
 }
 
 //  Events in the store, from the broker's STATS
@@ -187,7 +101,7 @@ s_stored (void)
     char *json = pond_client_stats (mesh->control, 3000, err, sizeof err);
     cr_assert_not_null (json, "STATS: %s", err);
     cJSON *stats = cJSON_Parse (json);
-    int events = (int) s_number (cJSON_GetObjectItem (stats, "store"), "events");
+    int events = (int) pond_http_json_number (cJSON_GetObjectItem (stats, "store"), "events");
     cJSON_Delete (stats);
     free (json);
     return events;
@@ -204,13 +118,13 @@ s_stored (void)
 static void
 s_refused (const char *method, const char *path, const char *body, int status, const char *what)
 {
-    reply_t reply = s_request (method, path, body);
+    pond_http_reply_t reply = s_request (method, path, body);
     cr_assert_eq (reply.status, status, "%s %s: %s", method, path, reply.raw);
     cr_assert_not_null (reply.json, "a JSON body: %s", reply.raw);
-    cr_assert_eq (s_number (reply.json, "code"), status, "%s", reply.raw);
+    cr_assert_eq (pond_http_json_number (reply.json, "code"), status, "%s", reply.raw);
     const char *error = cJSON_GetStringValue (cJSON_GetObjectItem (reply.json, "error"));
     cr_assert (error && strstr (error, what), "the reason names '%s': %s", what, reply.raw);
-    s_reply_free (&reply);
+    pond_http_reply_free (&reply);
 }
 
 //  ---------------------------------------------------------------------
@@ -218,21 +132,21 @@ s_refused (const char *method, const char *path, const char *body, int status, c
 
 Test (gateway, publish_one_then_resend)
 {
-    reply_t reply = s_request ("POST", "/v1/events", EVENT (ID1, "QUACKED", "anna"));
+    pond_http_reply_t reply = s_request ("POST", "/v1/events", EVENT (ID1, "QUACKED", "anna"));
     cr_assert_eq (reply.status, 201, "%s", reply.raw);
-    cr_assert_eq (s_number (reply.json, "seq"), 1, "%s", reply.raw);
+    cr_assert_eq (pond_http_json_number (reply.json, "seq"), 1, "%s", reply.raw);
     cr_assert (cJSON_IsFalse (cJSON_GetObjectItem (reply.json, "dup")), "%s", reply.raw);
     char type [64];
-    cr_assert (s_header (&reply, "Content-Type", type, sizeof type)
+    cr_assert (pond_http_header (&reply, "Content-Type", type, sizeof type)
                && streq (type, "application/json"));
-    s_reply_free (&reply);
+    pond_http_reply_free (&reply);
 
     //  The same event again: stored once, the original seq
     reply = s_request ("POST", "/v1/events", EVENT (ID1, "QUACKED", "anna"));
     cr_assert_eq (reply.status, 200, "%s", reply.raw);
-    cr_assert_eq (s_number (reply.json, "seq"), 1);
+    cr_assert_eq (pond_http_json_number (reply.json, "seq"), 1);
     cr_assert (cJSON_IsTrue (cJSON_GetObjectItem (reply.json, "dup")), "%s", reply.raw);
-    s_reply_free (&reply);
+    pond_http_reply_free (&reply);
     cr_assert_eq (s_stored (), 1);
 
     //  The same id for another event: 409, with the protocol's reason
@@ -242,7 +156,7 @@ Test (gateway, publish_one_then_resend)
 
 Test (gateway, publish_array)
 {
-    reply_t reply = s_request (
+    pond_http_reply_t reply = s_request (
         "POST", "/v1/events",
         "[" EVENT (ID1, "QUACKED", "anna") "," EVENT (ID2, "QUACKED", "anna") "," EVENT (
             ID3, "BUTTON_CLICKED", "ben") "]");
@@ -252,14 +166,14 @@ Test (gateway, publish_array)
     double seqs [3];
     for (int i = 0; i < 3; i++) {
         cJSON *result = cJSON_GetArrayItem (results, i);
-        cr_assert_eq (s_number (result, "status"), 201, "%s", reply.raw);
-        seqs [i] = s_number (result, "seq");
+        cr_assert_eq (pond_http_json_number (result, "status"), 201, "%s", reply.raw);
+        seqs [i] = pond_http_json_number (result, "seq");
     }
     cr_assert (seqs [0] != seqs [1] && seqs [1] != seqs [2] && seqs [0] != seqs [2]);
     cr_assert_str_eq (
         cJSON_GetStringValue (cJSON_GetObjectItem (cJSON_GetArrayItem (results, 2), "id")), ID3,
         "results in the order of the events");
-    s_reply_free (&reply);
+    pond_http_reply_free (&reply);
 
     //  Again with one new event: per-event results, 201 since one is new
     reply = s_request (
@@ -270,36 +184,37 @@ Test (gateway, publish_array)
                            "\"entity\":\"anna\",\"data\":{\"loudness_db\":61}}]");
     cr_assert_eq (reply.status, 201, "%s", reply.raw);
     results = cJSON_GetObjectItem (reply.json, "results");
-    cr_assert_eq (s_number (cJSON_GetArrayItem (results, 0), "status"), 200);
+    cr_assert_eq (pond_http_json_number (cJSON_GetArrayItem (results, 0), "status"), 200);
     cr_assert (cJSON_IsTrue (cJSON_GetObjectItem (cJSON_GetArrayItem (results, 0), "dup")));
-    cr_assert_eq (s_number (cJSON_GetArrayItem (results, 0), "seq"), seqs [0]);
-    cr_assert_eq (s_number (cJSON_GetArrayItem (results, 1), "status"), 201);
-    s_reply_free (&reply);
+    cr_assert_eq (pond_http_json_number (cJSON_GetArrayItem (results, 0), "seq"), seqs [0]);
+    cr_assert_eq (pond_http_json_number (cJSON_GetArrayItem (results, 1), "status"), 201);
+    pond_http_reply_free (&reply);
     cr_assert_eq (s_stored (), 4);
 }
 
 Test (gateway, read_your_write)
 {
-    reply_t reply = s_request ("POST", "/v1/events", EVENT (ID1, "QUACKED", "anna"));
+    pond_http_reply_t reply = s_request ("POST", "/v1/events", EVENT (ID1, "QUACKED", "anna"));
     cr_assert_eq (reply.status, 201, "%s", reply.raw);
-    int seq = (int) s_number (reply.json, "seq");
-    s_reply_free (&reply);
+    int seq = (int) pond_http_json_number (reply.json, "seq");
+    pond_http_reply_free (&reply);
     //  Right after the ACK: a view that includes the write
     char path [128];
     snprintf (path, sizeof path, "/v1/views/quacks/anna?after=%d", seq);
     reply = s_request ("GET", path, NULL);
     cr_assert_eq (reply.status, 200, "%s", reply.raw);
-    cr_assert_eq (s_number (reply.json, "quacks"), 1, "%s", reply.raw);
-    s_reply_free (&reply);
+    cr_assert_eq (pond_http_json_number (reply.json, "quacks"), 1, "%s", reply.raw);
+    pond_http_reply_free (&reply);
     //  Its actor's name works too; a view that is not running is 503
     reply = s_request ("GET", "/v1/views/quack-counter/anna", NULL);
     cr_assert_eq (reply.status, 200, "%s", reply.raw);
-    s_reply_free (&reply);
+    pond_http_reply_free (&reply);
     reply = s_request ("GET", "/v1/views/badges/anna", NULL);
     cr_assert_eq (reply.status, 503, "%s", reply.raw);
     char retry [16];
-    cr_assert_not_null (s_header (&reply, "Retry-After", retry, sizeof retry), "%s", reply.raw);
-    s_reply_free (&reply);
+    cr_assert_not_null (pond_http_header (&reply, "Retry-After", retry, sizeof retry), "%s",
+                        reply.raw);
+    pond_http_reply_free (&reply);
     s_refused ("GET", "/v1/views/nope/anna", NULL, 404, "no view");
     s_refused ("GET", "/v1/views/quacks/anna?after=x1", NULL, 400, "after");
     s_refused ("GET", "/v1/views/quacks/nobody", NULL, 404, "");
@@ -308,9 +223,9 @@ Test (gateway, read_your_write)
 
 Test (gateway, metrics)
 {
-    reply_t reply = s_request ("POST", "/v1/events", EVENT (ID1, "QUACKED", "anna"));
+    pond_http_reply_t reply = s_request ("POST", "/v1/events", EVENT (ID1, "QUACKED", "anna"));
     cr_assert_eq (reply.status, 201);
-    s_reply_free (&reply);
+    pond_http_reply_free (&reply);
     reply = s_request ("GET", "/metrics", NULL);
     cr_assert_eq (reply.status, 200, "%s", reply.raw);
     //  Every line is a comment or NAME[{LABELS}] VALUE
@@ -348,7 +263,7 @@ Test (gateway, metrics)
                reply.body);
     cr_assert (strstr (reply.body, "pond_actor_lag{actor=\"quack-counter\"} "), "%s", reply.body);
     cr_assert (strstr (reply.body, "pond_actor_up{actor=\"mobile-view\"} 0\n"), "%s", reply.body);
-    s_reply_free (&reply);
+    pond_http_reply_free (&reply);
 }
 
 //  ---------------------------------------------------------------------
@@ -407,16 +322,16 @@ Test (gateway, body_over_the_limit)
     int fd = s_connect ();
     const char *head = "POST /v1/events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
                        "Transfer-Encoding: chunked\r\n\r\n";
-    s_send_all (fd, head, strlen (head));
+    pond_http_send_all (fd, head, strlen (head));
     char chunk [1100];
     memset (chunk, 'x', sizeof chunk);
     for (int i = 0; i < 5; i++) {
-        s_send_all (fd, "400\r\n", 5);
-        s_send_all (fd, chunk, 1024);
-        s_send_all (fd, "\r\n", 2);
+        pond_http_send_all (fd, "400\r\n", 5);
+        pond_http_send_all (fd, chunk, 1024);
+        pond_http_send_all (fd, "\r\n", 2);
     }
-    s_send_all (fd, "0\r\n\r\n", 5);
-    char *raw = s_read_all (fd, 5000);
+    pond_http_send_all (fd, "0\r\n\r\n", 5);
+    char *raw = pond_http_read_all (fd, 5000);
     close (fd);
     cr_assert (strncmp (raw, "HTTP/1.1 413", 12) == 0, "%s", raw);
     cr_assert (strstr (raw, "\"code\":413"), "%s", raw);
@@ -428,13 +343,14 @@ Test (gateway, unknown_path_and_method)
 {
     s_refused ("GET", "/v2/everything", NULL, 404, "no such path");
     s_refused ("GET", "/index.html", NULL, 404, "no such path");    //  GET / is the status page
-    reply_t reply = s_request ("DELETE", "/v1/events", NULL);
+    pond_http_reply_t reply = s_request ("DELETE", "/v1/events", NULL);
     cr_assert_eq (reply.status, 405, "%s", reply.raw);
     char allow [32];
-    cr_assert (s_header (&reply, "Allow", allow, sizeof allow) && streq (allow, "POST, GET, HEAD"),
+    cr_assert (pond_http_header (&reply, "Allow", allow, sizeof allow)
+                   && streq (allow, "POST, GET, HEAD"),
                "%s", reply.raw);
-    cr_assert_eq (s_number (reply.json, "code"), 405);
-    s_reply_free (&reply);
+    cr_assert_eq (pond_http_json_number (reply.json, "code"), 405);
+    pond_http_reply_free (&reply);
     s_refused ("DELETE", "/v1/views/quacks/anna", NULL, 405, "GET");
     s_refused ("POST", "/metrics", "{}", 405, "GET");
 }
@@ -444,29 +360,29 @@ Test (gateway, broker_down)
     pond_harness_stop (mesh->broker, SIGTERM);
     mesh->broker = 0;
     int64_t started = zclock_mono ();
-    reply_t reply = s_request ("POST", "/v1/events", EVENT (ID1, "QUACKED", "anna"));
+    pond_http_reply_t reply = s_request ("POST", "/v1/events", EVENT (ID1, "QUACKED", "anna"));
     cr_assert_eq (reply.status, 503, "%s", reply.raw);
     char retry [16];
-    cr_assert (s_header (&reply, "Retry-After", retry, sizeof retry) && atoi (retry) >= 1, "%s",
-               reply.raw);
-    cr_assert_eq (s_number (reply.json, "code"), 503, "%s", reply.raw);
+    cr_assert (pond_http_header (&reply, "Retry-After", retry, sizeof retry) && atoi (retry) >= 1,
+               "%s", reply.raw);
+    cr_assert_eq (pond_http_json_number (reply.json, "code"), 503, "%s", reply.raw);
     cr_assert_lt (zclock_mono () - started, 10000, "answered in bounded time");
-    s_reply_free (&reply);
+    pond_http_reply_free (&reply);
     //  /metrics still answers, saying the broker is away
     reply = s_request ("GET", "/metrics", NULL);
     cr_assert_eq (reply.status, 200);
     cr_assert (strstr (reply.body, "pond_up 0\n"), "%s", reply.body);
-    s_reply_free (&reply);
+    pond_http_reply_free (&reply);
     //  The broker back: the same event is stored (the gateway finds it again)
     cr_assert_eq (pond_mesh_start_broker (mesh), 0);
     reply = s_request ("POST", "/v1/events", EVENT (ID1, "QUACKED", "anna"));
     for (int i = 0; i < 20 && reply.status == 503; i++) {
-        s_reply_free (&reply);
+        pond_http_reply_free (&reply);
         zclock_sleep (250);
         reply = s_request ("POST", "/v1/events", EVENT (ID1, "QUACKED", "anna"));
     }
     cr_assert_eq (reply.status, 201, "%s", reply.raw);
-    s_reply_free (&reply);
+    pond_http_reply_free (&reply);
 }
 
 Test (gateway, slow_client_is_cut_off)
@@ -474,15 +390,15 @@ Test (gateway, slow_client_is_cut_off)
     //  Half a request, then silence
     int slow = s_connect ();
     const char *half = "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"id";
-    s_send_all (slow, half, strlen (half));
+    pond_http_send_all (slow, half, strlen (half));
     //  Others are served meanwhile
     int64_t started = zclock_mono ();
-    reply_t reply = s_request ("POST", "/v1/events", EVENT (ID1, "QUACKED", "anna"));
+    pond_http_reply_t reply = s_request ("POST", "/v1/events", EVENT (ID1, "QUACKED", "anna"));
     cr_assert_eq (reply.status, 201, "%s", reply.raw);
     cr_assert_lt (zclock_mono () - started, 900, "served while the slow one waits");
-    s_reply_free (&reply);
+    pond_http_reply_free (&reply);
     //  The slow one is closed after --timeout (1 s), without storing anything
-    char *raw = s_read_all (slow, 5000);
+    char *raw = pond_http_read_all (slow, 5000);
     int64_t waited = zclock_mono () - started;
     close (slow);
     cr_assert_lt (waited, 4500, "closed after the timeout, not left open (%lld ms)",
@@ -499,20 +415,14 @@ Test (gateway, connections_over_the_limit)
         idle [i] = s_connect ();
     zclock_sleep (150);    //  The gateway has accepted them
     //  One more: closed without an answer
-    int extra = s_connect ();
-    const char *get = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-    s_send_all (extra, get, strlen (get));
-    char *raw = s_read_all (extra, 3000);
-    close (extra);
-    cr_assert_str_eq (raw, "", "closed unanswered: %s", raw);
-    free (raw);
+    s_closed_unanswered ();
     //  Once they go, requests are served again
     for (int i = 0; i < MAX_CONNECTIONS; i++)
         close (idle [i]);
     zclock_sleep (150);
-    reply_t reply = s_request ("GET", "/metrics", NULL);
+    pond_http_reply_t reply = s_request ("GET", "/metrics", NULL);
     cr_assert_eq (reply.status, 200, "%s", reply.raw);
-    s_reply_free (&reply);
+    pond_http_reply_free (&reply);
 }
 
 Test (gateway, store_down_is_503_with_retry_after)
@@ -521,13 +431,13 @@ Test (gateway, store_down_is_503_with_retry_after)
     //  the store; the gateway passes it on with Retry-After
     pond_harness_stop (mesh->store, SIGTERM);
     mesh->store = 0;
-    reply_t reply = s_request ("POST", "/v1/events", EVENT (ID1, "QUACKED", "anna"));
+    pond_http_reply_t reply = s_request ("POST", "/v1/events", EVENT (ID1, "QUACKED", "anna"));
     cr_assert_eq (reply.status, 503, "%s", reply.raw);
     char retry [16];
-    cr_assert (s_header (&reply, "Retry-After", retry, sizeof retry) && atoi (retry) >= 1, "%s",
-               reply.raw);
-    cr_assert_eq (s_number (reply.json, "code"), 503, "%s", reply.raw);
-    s_reply_free (&reply);
+    cr_assert (pond_http_header (&reply, "Retry-After", retry, sizeof retry) && atoi (retry) >= 1,
+               "%s", reply.raw);
+    cr_assert_eq (pond_http_json_number (reply.json, "code"), 503, "%s", reply.raw);
+    pond_http_reply_free (&reply);
 }
 
 Test (gateway, command_line)
@@ -563,24 +473,16 @@ Test (gateway, connections_over_the_per_ip_limit)
     cr_assert_gt (other, 0);
     snprintf (path, sizeof path, "%s/gateway.zpl", dir);
     cr_assert_eq (pond_harness_wait_file (path, 10000), 0);
-    zconfig_t *ready = zconfig_load (path);
     int main_port = port;
-    port = atoi (zconfig_get (ready, "gateway/url", "http://127.0.0.1:0") + 17);
-    zconfig_destroy (&ready);
+    port = pond_http_gateway_port (dir);
     int idle [2] = { s_connect (), s_connect () };
     zclock_sleep (150);
-    int extra = s_connect ();
-    const char *get = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-    s_send_all (extra, get, strlen (get));
-    char *raw = s_read_all (extra, 3000);
-    close (extra);
-    cr_assert_str_eq (raw, "", "closed unanswered: %s", raw);
-    free (raw);
+    s_closed_unanswered ();
     close (idle [0]);
     close (idle [1]);
     zclock_sleep (150);
-    reply_t reply = s_request ("GET", "/v1/nothing", NULL);
+    pond_http_reply_t reply = s_request ("GET", "/v1/nothing", NULL);
     cr_assert_eq (reply.status, 404, "served again: %s", reply.raw);
-    s_reply_free (&reply);
+    pond_http_reply_free (&reply);
     port = main_port;
 }

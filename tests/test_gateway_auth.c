@@ -18,8 +18,6 @@
 */
 #define _GNU_SOURCE    //  strcasestr
 #include <criterion/criterion.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <cjson/cJSON.h>
 #include <czmq.h>
@@ -168,25 +166,13 @@ s_until (const char *token, const char *path, int status, int timeout_ms)
     return reply;
 }
 
-static double
-s_number (const cJSON *object, const char *key)
-{
-    return cJSON_GetNumberValue (cJSON_GetObjectItem (object, key));
-}
-
-static const char *
-s_string (const cJSON *object, const char *key)
-{
-    return cJSON_GetStringValue (cJSON_GetObjectItem (object, key));
-}
-
 //  The head of the log, as the admin sees it in /v1/status
 static int
 s_head (const char *admin)
 {
     pond_http_reply_t reply = s_request (admin, "GET", "/v1/status?latest=0", NULL);
     cr_assert_eq (reply.status, 200, "%s", reply.raw);
-    int head = (int) s_number (reply.json, "head");
+    int head = (int) pond_http_json_number (reply.json, "head");
     pond_http_reply_free (&reply);
     return head;
 }
@@ -197,8 +183,8 @@ s_refused (const pond_http_reply_t *reply, int status, const char *what)
 {
     cr_assert_eq (reply->status, status, "%s", reply->raw);
     cr_assert_not_null (reply->json, "a JSON body: %s", reply->raw);
-    cr_assert_eq (s_number (reply->json, "code"), status, "%s", reply->raw);
-    const char *error = s_string (reply->json, "error");
+    cr_assert_eq (pond_http_json_number (reply->json, "code"), status, "%s", reply->raw);
+    const char *error = pond_http_json_string (reply->json, "error");
     cr_assert (error && strstr (error, what), "the reason names '%s': %s", what, reply->raw);
 }
 
@@ -229,7 +215,7 @@ Test (keys, app_token_reads_only_its_customers)
     //  The app reads its customer, and not another
     reply = s_until (app, "/v1/views/quacks/anna?after=2", 200, 10000);
     cr_assert_eq (reply.status, 200, "%s", reply.raw);
-    cr_assert_eq (s_number (reply.json, "quacks"), 1, "%s", reply.raw);
+    cr_assert_eq (pond_http_json_number (reply.json, "quacks"), 1, "%s", reply.raw);
     pond_http_reply_free (&reply);
     reply = s_request (app, "GET", "/v1/views/mobile/ben", NULL);
     s_refused (&reply, 403, "may not ask about 'ben'");
@@ -271,8 +257,8 @@ Test (keys, app_and_device_publish_only_for_their_customers)
     pond_http_reply_free (&reply);
     reply = s_request (app, "POST", "/v1/events", EVENT (ID2, "ben"));
     cr_assert_eq (reply.status, 403, "%s", reply.raw);
-    cr_assert (strstr (s_string (reply.json, "error"), "may not publish for 'ben'"), "%s",
-               reply.raw);
+    cr_assert (strstr (pond_http_json_string (reply.json, "error"), "may not publish for 'ben'"),
+               "%s", reply.raw);
     pond_http_reply_free (&reply);
     reply = s_request (device, "POST", "/v1/events", EVENT (ID3, "anna"));
     cr_assert_eq (reply.status, 201, "%s", reply.raw);
@@ -288,11 +274,11 @@ Test (keys, app_and_device_publish_only_for_their_customers)
     //  Two events stored, each with its key as the source the broker stamped
     reply = s_request (admin, "GET", "/v1/status?latest=5", NULL);
     cr_assert_eq (reply.status, 200, "%s", reply.raw);
-    cr_assert_eq (s_number (reply.json, "head"), 2, "%s", reply.raw);
+    cr_assert_eq (pond_http_json_number (reply.json, "head"), 2, "%s", reply.raw);
     cJSON *latest = cJSON_GetObjectItem (reply.json, "latest");
     cr_assert_eq (cJSON_GetArraySize (latest), 2, "%s", reply.raw);
-    cr_assert_str_eq (s_string (cJSON_GetArrayItem (latest, 0), "source"), "silo-1");
-    cr_assert_str_eq (s_string (cJSON_GetArrayItem (latest, 1), "source"), "app-anna");
+    cr_assert_str_eq (pond_http_json_string (cJSON_GetArrayItem (latest, 0), "source"), "silo-1");
+    cr_assert_str_eq (pond_http_json_string (cJSON_GetArrayItem (latest, 1), "source"), "app-anna");
     pond_http_reply_free (&reply);
     free (admin);
     free (app);
@@ -340,10 +326,8 @@ Test (keys, one_connection_serves_each_request_as_its_own_key)
     pond_http_reply_free (&reply);
     //  A keep-alive connection keeps its sockets to the mesh between
     //  requests: they are the key's of the request, never another's
-    int fd = socket (AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) port) };
-    inet_pton (AF_INET, "127.0.0.1", &addr.sin_addr);
-    cr_assert_eq (connect (fd, (struct sockaddr *) &addr, sizeof addr), 0);
+    int fd = pond_http_connect (port, 0);
+    cr_assert_geq (fd, 0);
     cr_assert_eq (s_keep_alive (fd, app, "/v1/views/quacks/ben"), 403);
     cr_assert_eq (s_keep_alive (fd, admin, "/v1/views/quacks/ben"), 200);
     cr_assert_eq (s_keep_alive (fd, app, "/v1/views/quacks/ben"), 403);
@@ -358,10 +342,8 @@ Test (keys, one_connection_serves_each_request_as_its_own_key)
 static int
 s_status_of (const char *token, const char *path)
 {
-    int fd = socket (AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) port) };
-    inet_pton (AF_INET, "127.0.0.1", &addr.sin_addr);
-    cr_assert_eq (connect (fd, (struct sockaddr *) &addr, sizeof addr), 0);
+    int fd = pond_http_connect (port, 0);
+    cr_assert_geq (fd, 0);
     char head [1024], line [64] = "";
     snprintf (head, sizeof head,
               "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n\r\n", path,
@@ -436,7 +418,7 @@ Test (keys, no_token_or_a_bad_one_is_401)
             cr_assert (pond_http_header (&reply, "WWW-Authenticate", value, sizeof value)
                            && strncmp (value, "Bearer realm=\"pond\"", 19) == 0,
                        "%s", reply.raw);
-            cr_assert_eq (s_number (reply.json, "code"), 401, "%s", reply.raw);
+            cr_assert_eq (pond_http_json_number (reply.json, "code"), 401, "%s", reply.raw);
             pond_http_reply_free (&reply);
         }
         pond_http_reply_t reply = pond_http_request (port, "POST", "/v1/events", headers [i],
@@ -584,31 +566,33 @@ Test (status, processes_at_the_head_and_latest_events)
         at_head = true;
         const cJSON *process;
         cJSON_ArrayForEach (process, cJSON_GetObjectItem (reply.json, "processes"))
-            if (streq (s_string (process, "kind"), "actor"))
-                at_head &= s_number (process, "position") == 5 && s_number (process, "lag") == 0;
+            if (streq (pond_http_json_string (process, "kind"), "actor"))
+                at_head &= pond_http_json_number (process, "position") == 5
+                        && pond_http_json_number (process, "lag") == 0;
         if (at_head || zclock_mono () > deadline)
             break;
         pond_http_reply_free (&reply);
         zclock_sleep (200);
     }
     cr_assert (at_head, "every actor at the head: %s", reply.raw);
-    cr_assert_eq (s_number (reply.json, "head"), 5);
+    cr_assert_eq (pond_http_json_number (reply.json, "head"), 5);
     const char *expected [] = { "store",      "broker",      "quack-counter", "badge-granter",
                                 "alexa-view", "mobile-view", "gateway" };
     cJSON *processes = cJSON_GetObjectItem (reply.json, "processes");
     cr_assert_eq (cJSON_GetArraySize (processes), 7, "%s", reply.raw);
     for (int i = 0; i < 7; i++) {
         cJSON *process = cJSON_GetArrayItem (processes, i);
-        cr_assert_str_eq (s_string (process, "name"), expected [i]);
-        cr_assert_eq (s_number (process, "restarts"), 0, "%s", reply.raw);
+        cr_assert_str_eq (pond_http_json_string (process, "name"), expected [i]);
+        cr_assert_eq (pond_http_json_number (process, "restarts"), 0, "%s", reply.raw);
         cr_assert (cJSON_IsTrue (cJSON_GetObjectItem (process, "ready")), "%s", reply.raw);
     }
-    cr_assert_eq (s_number (cJSON_GetArrayItem (processes, 0), "position"), 5);
+    cr_assert_eq (pond_http_json_number (cJSON_GetArrayItem (processes, 0), "position"), 5);
     cJSON *latest = cJSON_GetObjectItem (reply.json, "latest");
     cr_assert_eq (cJSON_GetArraySize (latest), 3, "newest 3: %s", reply.raw);
-    cr_assert_eq (s_number (cJSON_GetArrayItem (latest, 0), "seq"), 5);
-    cr_assert_eq (s_number (cJSON_GetArrayItem (latest, 2), "seq"), 3);
-    cr_assert_str_eq (s_string (cJSON_GetObjectItem (reply.json, "supervisor"), "state"), "up");
+    cr_assert_eq (pond_http_json_number (cJSON_GetArrayItem (latest, 0), "seq"), 5);
+    cr_assert_eq (pond_http_json_number (cJSON_GetArrayItem (latest, 2), "seq"), 3);
+    cr_assert_str_eq (
+        pond_http_json_string (cJSON_GetObjectItem (reply.json, "supervisor"), "state"), "up");
     cr_assert (cJSON_GetObjectItem (cJSON_GetObjectItem (reply.json, "stats"), "broker"));
     pond_http_reply_free (&reply);
 
@@ -634,10 +618,11 @@ Test (status, broker_stopped_is_said_and_bad_requests_refused)
     cr_assert_eq (reply.status, 200, "a broker down is a status: %s", reply.raw);
     cJSON *part = cJSON_GetObjectItem (reply.json, "broker");
     cr_assert (cJSON_IsFalse (cJSON_GetObjectItem (part, "up")), "%s", reply.raw);
-    cr_assert (s_string (part, "error") && strstr (s_string (part, "error"), "no reply"), "%s",
-               reply.raw);
+    cr_assert (pond_http_json_string (part, "error")
+                   && strstr (pond_http_json_string (part, "error"), "no reply"),
+               "%s", reply.raw);
     cr_assert (cJSON_IsNull (cJSON_GetObjectItem (reply.json, "head")), "%s", reply.raw);
-    cr_assert (s_string (reply.json, "latest_error"), "%s", reply.raw);
+    cr_assert (pond_http_json_string (reply.json, "latest_error"), "%s", reply.raw);
     pond_http_reply_free (&reply);
 
     //  Back: up again

@@ -7,16 +7,13 @@
     wrong method: 405).
 */
 #include <criterion/criterion.h>
-#include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <czmq.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
-#include <sys/socket.h>
 
 #include "pond_client.h"
 #include "pond_harness.h"
+#include "pond_test_http.h"
 
 static pond_mesh_t *mesh;
 static pid_t counter;
@@ -40,11 +37,8 @@ s_setup (void)
     cr_assert_gt (gateway, 0);
     snprintf (path, sizeof path, "%s/gateway.zpl", mesh->dir);
     cr_assert_eq (pond_harness_wait_file (path, 10000), 0, "the gateway must write gateway.zpl");
-    zconfig_t *ready = zconfig_load (path);
-    cr_assert_not_null (ready);
-    port = atoi (zconfig_get (ready, "gateway/url", "http://127.0.0.1:0") + 17);
+    port = pond_http_gateway_port (mesh->dir);
     cr_assert_gt (port, 0);
-    zconfig_destroy (&ready);
 }
 
 static void
@@ -57,138 +51,92 @@ s_teardown (void)
 
 TestSuite (gateway_commands, .init = s_setup, .fini = s_teardown, .timeout = 60);
 
-typedef struct {
-    int status;
-    char *raw;
-    cJSON *json;    //  the body, or NULL
-} reply_t;
-
 //  One request on a fresh connection (Connection: close)
-static reply_t
+static pond_http_reply_t
 s_request (const char *method, const char *path, const char *body)
 {
-    int fd = socket (AF_INET, SOCK_STREAM, 0);
-    cr_assert_geq (fd, 0);
-    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) port) };
-    inet_pton (AF_INET, "127.0.0.1", &addr.sin_addr);
-    cr_assert_eq (connect (fd, (struct sockaddr *) &addr, sizeof addr), 0);
-    char *request = zsys_sprintf ("%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-                                  "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-                                  method, path, body ? strlen (body) : 0, body ? body : "");
-    cr_assert_eq (send (fd, request, strlen (request), MSG_NOSIGNAL), (ssize_t) strlen (request));
-    zstr_free (&request);
-    size_t size = 0, capacity = 65536;
-    char *text = malloc (capacity + 1);
-    int64_t deadline = zclock_mono () + 15000;
-    while (zclock_mono () < deadline && size < capacity) {
-        struct pollfd item = { fd, POLLIN, 0 };
-        if (poll (&item, 1, (int) (deadline - zclock_mono ())) <= 0)
-            break;
-        ssize_t got = recv (fd, text + size, capacity - size, 0);
-        if (got <= 0)
-            break;
-        size += (size_t) got;
-    }
-    text [size] = 0;
-    close (fd);
-    reply_t reply = { 0, text, NULL };
-    sscanf (text, "HTTP/1.1 %d", &reply.status);
-    char *end = strstr (text, "\r\n\r\n");
-    if (end)
-        reply.json = cJSON_Parse (end + 4);
-    return reply;
-}
-
-static void
-s_reply_free (reply_t *reply)
-{
-    free (reply->raw);
-    cJSON_Delete (reply->json);
-}
-
-static const char *
-s_string (const cJSON *object, const char *key)
-{
-    return cJSON_GetStringValue (cJSON_GetObjectItem (object, key));
+    return pond_http_request (port, method, path, NULL, body);
 }
 
 //  A refusal: status and {"code": status, "error": ... what ...}
 static void
 s_refused (const char *method, const char *path, const char *body, int status, const char *what)
 {
-    reply_t reply = s_request (method, path, body);
+    pond_http_reply_t reply = s_request (method, path, body);
     cr_assert_eq (reply.status, status, "%s %s %s: %s", method, path, body ? body : "", reply.raw);
     cr_assert_not_null (reply.json, "a JSON body: %s", reply.raw);
     cr_assert_eq (cJSON_GetNumberValue (cJSON_GetObjectItem (reply.json, "code")), status, "%s",
                   reply.raw);
-    const char *error = s_string (reply.json, "error");
+    const char *error = pond_http_json_string (reply.json, "error");
     cr_assert (error && strstr (error, what), "the reason names '%s': %s", what, reply.raw);
-    s_reply_free (&reply);
+    pond_http_reply_free (&reply);
 }
 
 //  GET /v1/commands/ID until done or failed; returns the last reply
-static reply_t
+static pond_http_reply_t
 s_until_final (const char *id)
 {
     char path [128];
     snprintf (path, sizeof path, "/v1/commands/%s", id);
     for (int i = 0; i < 200; i++) {
-        reply_t reply = s_request ("GET", path, NULL);
+        pond_http_reply_t reply = s_request ("GET", path, NULL);
         cr_assert_eq (reply.status, 200, "%s", reply.raw);
-        const char *status = s_string (reply.json, "status");
+        const char *status = pond_http_json_string (reply.json, "status");
         cr_assert (status, "%s", reply.raw);
         if (streq (status, "done") || streq (status, "failed"))
             return reply;
         cr_assert (streq (status, "accepted") || streq (status, "running"), "%s", reply.raw);
         cr_assert (cJSON_IsObject (cJSON_GetObjectItem (reply.json, "progress")), "%s", reply.raw);
-        s_reply_free (&reply);
+        pond_http_reply_free (&reply);
         zclock_sleep (50);
     }
     cr_assert_fail ("the command never finished");
-    return (reply_t) { 0 };
+    return (pond_http_reply_t) { 0 };
 }
 
 Test (gateway_commands, rebuild_accepted_then_done)
 {
-    reply_t reply = s_request ("POST", "/v1/commands",
-                               "{\"command\":\"rebuild\",\"view\":\"quacks\",\"id\":"
-                               "\"018f3a5b-6c7d-7e8f-90a1-b2c3d4e5f6aa\"}");
+    pond_http_reply_t reply = s_request ("POST", "/v1/commands",
+                                         "{\"command\":\"rebuild\",\"view\":\"quacks\",\"id\":"
+                                         "\"018f3a5b-6c7d-7e8f-90a1-b2c3d4e5f6aa\"}");
     cr_assert_eq (reply.status, 202, "%s", reply.raw);
-    cr_assert_str_eq (s_string (reply.json, "id"), "018f3a5b-6c7d-7e8f-90a1-b2c3d4e5f6aa");
-    cr_assert_str_eq (s_string (reply.json, "status"), "accepted", "%s", reply.raw);
-    s_reply_free (&reply);
+    cr_assert_str_eq (pond_http_json_string (reply.json, "id"),
+                      "018f3a5b-6c7d-7e8f-90a1-b2c3d4e5f6aa");
+    cr_assert_str_eq (pond_http_json_string (reply.json, "status"), "accepted", "%s", reply.raw);
+    pond_http_reply_free (&reply);
     reply = s_until_final ("018f3a5b-6c7d-7e8f-90a1-b2c3d4e5f6aa");
-    cr_assert_str_eq (s_string (reply.json, "status"), "done", "%s", reply.raw);
-    cr_assert_str_eq (s_string (reply.json, "view"), "quack-counter");
+    cr_assert_str_eq (pond_http_json_string (reply.json, "status"), "done", "%s", reply.raw);
+    cr_assert_str_eq (pond_http_json_string (reply.json, "view"), "quack-counter");
     cJSON *result = cJSON_GetObjectItem (reply.json, "result");
     cr_assert (cJSON_IsObject (result), "the actor's result as JSON: %s", reply.raw);
-    cr_assert_str_eq (s_string (result, "command"), "rebuild");
+    cr_assert_str_eq (pond_http_json_string (result, "command"), "rebuild");
     cr_assert (cJSON_IsNumber (cJSON_GetObjectItem (reply.json, "finished")), "%s", reply.raw);
-    s_reply_free (&reply);
+    pond_http_reply_free (&reply);
     //  Sent again with its id: the same command's status, nothing runs
     reply = s_request ("POST", "/v1/commands",
                        "{\"command\":\"rebuild\",\"view\":\"quacks\",\"id\":"
                        "\"018f3a5b-6c7d-7e8f-90a1-b2c3d4e5f6aa\"}");
     cr_assert_eq (reply.status, 202, "%s", reply.raw);
-    cr_assert_str_eq (s_string (reply.json, "status"), "done", "%s", reply.raw);
+    cr_assert_str_eq (pond_http_json_string (reply.json, "status"), "done", "%s", reply.raw);
     cr_assert (cJSON_IsTrue (cJSON_GetObjectItem (reply.json, "dup")), "%s", reply.raw);
-    s_reply_free (&reply);
+    pond_http_reply_free (&reply);
 }
 
 Test (gateway_commands, recompute_without_badge_granter_fails_with_reason)
 {
-    reply_t reply = s_request ("POST", "/v1/commands",
-                               "{\"command\":\"recompute\",\"view\":\"badges\",\"rules\":\"v2\"}");
+    pond_http_reply_t reply = s_request (
+        "POST", "/v1/commands", "{\"command\":\"recompute\",\"view\":\"badges\",\"rules\":\"v2\"}");
     cr_assert_eq (reply.status, 202, "%s", reply.raw);
     char id [64];
-    snprintf (id, sizeof id, "%s", s_string (reply.json, "id"));
-    s_reply_free (&reply);
+    snprintf (id, sizeof id, "%s", pond_http_json_string (reply.json, "id"));
+    pond_http_reply_free (&reply);
     reply = s_until_final (id);
-    cr_assert_str_eq (s_string (reply.json, "status"), "failed", "%s", reply.raw);
+    cr_assert_str_eq (pond_http_json_string (reply.json, "status"), "failed", "%s", reply.raw);
     cr_assert_eq (cJSON_GetNumberValue (cJSON_GetObjectItem (reply.json, "code")), 503);
-    cr_assert (strstr (s_string (reply.json, "reason"), "badge-granter is not running"), "%s",
-               reply.raw);
-    s_reply_free (&reply);
+    cr_assert (
+        strstr (pond_http_json_string (reply.json, "reason"), "badge-granter is not running"), "%s",
+        reply.raw);
+    pond_http_reply_free (&reply);
 }
 
 Test (gateway_commands, refusals)

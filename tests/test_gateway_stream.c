@@ -13,10 +13,8 @@
 */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
-#include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <czmq.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -24,6 +22,7 @@
 
 #include "pond_client.h"
 #include "pond_harness.h"
+#include "pond_test_http.h"
 
 #define MAX_STREAMS  4
 #define STREAM_QUEUE 65536
@@ -49,11 +48,8 @@ s_setup (void)
     cr_assert_gt (gateway, 0);
     snprintf (path, sizeof path, "%s/gateway.zpl", mesh->dir);
     cr_assert_eq (pond_harness_wait_file (path, 10000), 0, "the gateway must write gateway.zpl");
-    zconfig_t *ready = zconfig_load (path);
-    cr_assert_not_null (ready);
-    port = atoi (zconfig_get (ready, "gateway/url", "http://127.0.0.1:0") + 17);
+    port = pond_http_gateway_port (mesh->dir);
     cr_assert_gt (port, 0);
-    zconfig_destroy (&ready);
 }
 
 static void
@@ -154,27 +150,9 @@ s_gateway_rss (void)
 static int
 s_connect (int rcvbuf)
 {
-    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    int fd = pond_http_connect (port, rcvbuf);
     cr_assert_geq (fd, 0);
-    if (rcvbuf > 0)
-        setsockopt (fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
-    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) port) };
-    inet_pton (AF_INET, "127.0.0.1", &addr.sin_addr);
-    cr_assert_eq (connect (fd, (struct sockaddr *) &addr, sizeof addr), 0);
     return fd;
-}
-
-static void
-s_send_all (int fd, const char *data)
-{
-    size_t size = strlen (data);
-    while (size) {
-        ssize_t sent = send (fd, data, size, MSG_NOSIGNAL);
-        if (sent <= 0)
-            return;
-        data += sent;
-        size -= (size_t) sent;
-    }
 }
 
 //  A GET on a fresh connection, with extra header lines; returns the fd
@@ -186,7 +164,7 @@ s_get (const char *path, const char *headers, int rcvbuf)
               "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s\r\n", path,
               headers ? headers : "");
     int fd = s_connect (rcvbuf);
-    s_send_all (fd, head);
+    pond_http_send_all (fd, head, strlen (head));
     return fd;
 }
 
@@ -344,18 +322,6 @@ s_lines_free (cJSON **events, size_t count)
     free (events);
 }
 
-static double
-s_number (const cJSON *object, const char *key)
-{
-    return cJSON_GetNumberValue (cJSON_GetObjectItem (object, key));
-}
-
-static const char *
-s_string (const cJSON *object, const char *key)
-{
-    return cJSON_GetStringValue (cJSON_GetObjectItem (object, key));
-}
-
 //  The value of a sample in the gateway's /metrics, or -1
 static double
 s_metric (const char *name)
@@ -392,14 +358,15 @@ Test (gateway_stream, ndjson_exactly_the_events_in_order)
     cJSON **events = s_lines (body, &count);
     cr_assert_eq (count, 13, "%s", body);
     for (size_t i = 0; i < count; i++) {
-        cr_assert (streq (s_string (events [i], "name"), "QUACKED")
-                   || streq (s_string (events [i], "name"), "BUTTON_CLICKED"));
+        cr_assert (streq (pond_http_json_string (events [i], "name"), "QUACKED")
+                   || streq (pond_http_json_string (events [i], "name"), "BUTTON_CLICKED"));
         if (i)
-            cr_assert_geq (s_number (events [i], "ts"), s_number (events [i - 1], "ts"));
+            cr_assert_geq (pond_http_json_number (events [i], "ts"),
+                           pond_http_json_number (events [i - 1], "ts"));
     }
-    cr_assert_str_eq (s_string (events [0], "entity"), "ben", "ben's are earliest");
-    cr_assert_eq (s_number (events [5], "seq"), 11, "then the clicks");
-    cr_assert_eq (s_number (events [12], "seq"), 5);
+    cr_assert_str_eq (pond_http_json_string (events [0], "entity"), "ben", "ben's are earliest");
+    cr_assert_eq (pond_http_json_number (events [5], "seq"), 11, "then the clicks");
+    cr_assert_eq (pond_http_json_number (events [12], "seq"), 5);
     s_lines_free (events, count);
     free (body);
 
@@ -411,7 +378,7 @@ Test (gateway_stream, ndjson_exactly_the_events_in_order)
     cr_assert_eq (status, 200);
     events = s_lines (body, &count);
     cr_assert_eq (count, 4, "ben's 2..5, not anna's: %s", body);
-    cr_assert_eq (s_number (events [0], "seq"), 7);
+    cr_assert_eq (pond_http_json_number (events [0], "seq"), 7);
     s_lines_free (events, count);
     free (body);
     body = s_fetch ("/v1/events?names=QUACKED&from=2023-11-14&to=2023-11-15&limit=3", &status);
@@ -426,9 +393,10 @@ Test (gateway_stream, ndjson_exactly_the_events_in_order)
     events = s_lines (body, &count);
     cr_assert_eq (count, 10, "%s", body);
     for (size_t i = 0; i < count; i++) {
-        cr_assert_str_eq (s_string (events [i], "entity"), "anna");
+        cr_assert_str_eq (pond_http_json_string (events [i], "entity"), "anna");
         if (i)
-            cr_assert_gt (s_number (events [i], "seq"), s_number (events [i - 1], "seq"));
+            cr_assert_gt (pond_http_json_number (events [i], "seq"),
+                          pond_http_json_number (events [i - 1], "seq"));
     }
     s_lines_free (events, count);
     free (body);
@@ -438,14 +406,14 @@ Test (gateway_stream, ndjson_exactly_the_events_in_order)
     events = s_lines (body, &count);
     cr_assert_eq (count, 8, "%s", body);
     for (size_t i = 0; i < count; i++)
-        cr_assert_eq (s_number (events [i], "seq"), 4 + i);
+        cr_assert_eq (pond_http_json_number (events [i], "seq"), 4 + i);
     s_lines_free (events, count);
     free (body);
     body = s_fetch ("/v1/events?names=LABEL_ADDED,BUTTON_CLICKED&from_seq=12", &status);
     events = s_lines (body, &count);
     cr_assert_eq (count, 4, "%s", body);
-    cr_assert_eq (s_number (events [0], "seq"), 12);
-    cr_assert_eq (s_number (events [3], "seq"), 15);
+    cr_assert_eq (pond_http_json_number (events [0], "seq"), 12);
+    cr_assert_eq (pond_http_json_number (events [3], "seq"), 15);
     s_lines_free (events, count);
     free (body);
 
@@ -466,8 +434,8 @@ s_refused (const char *path, const char *headers, const char *what)
     const char *body = strstr (conn.data, "\r\n\r\n");
     cJSON *json = body ? cJSON_Parse (body + 4) : NULL;
     cr_assert_not_null (json, "%s", conn.data);
-    cr_assert_eq (s_number (json, "code"), 400);
-    const char *error = s_string (json, "error");
+    cr_assert_eq (pond_http_json_number (json, "code"), 400);
+    const char *error = pond_http_json_string (json, "error");
     cr_assert (error && strstr (error, what), "%s: the reason names '%s': %s", path, what,
                conn.data);
     cJSON_Delete (json);
@@ -549,7 +517,7 @@ Test (gateway_stream, slow_reader_holds_bounded_bytes_then_gets_everything)
     cJSON **events = s_lines (body, &count);
     cr_assert_eq (count, BIG_EVENTS);
     for (size_t i = 0; i < count; i++)
-        cr_assert_eq (s_number (events [i], "seq"), i + 1);
+        cr_assert_eq (pond_http_json_number (events [i], "seq"), i + 1);
     s_lines_free (events, count);
     free (body);
     s_conn_free (&conn);
@@ -601,7 +569,7 @@ s_sse_ids (const conn_t *conn, size_t *count_p)
         char *line = strndup (data + 7, (size_t) (end - data - 7));
         cJSON *event = cJSON_Parse (line);
         cr_assert_not_null (event, "%s", line);
-        cr_assert_eq (s_number (event, "seq"), ids [count - 1]);
+        cr_assert_eq (pond_http_json_number (event, "seq"), ids [count - 1]);
         cJSON_Delete (event);
         free (line);
     }
@@ -796,7 +764,7 @@ Test (gateway_stream, other_requests_are_served_while_streams_are_open)
                   "Content-Length: %zu\r\n\r\n%s",
                   strlen (body), body);
         conn_t post = s_conn (s_connect (0));
-        s_send_all (post.fd, head);
+        pond_http_send_all (post.fd, head, strlen (head));
         s_conn_all (&post, 5000);
         cr_assert_eq (s_status (&post), 201, "%s", post.data);
         cr_assert_lt (zclock_mono () - started, 1000, "served while streams are open");
