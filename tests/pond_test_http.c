@@ -3,11 +3,13 @@
 */
 #define _GNU_SOURCE    //  strcasestr
 #include "pond_test_http.h"
+#include "pond_harness.h"
 
 #include <arpa/inet.h>
 #include <czmq.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -144,4 +146,25 @@ pond_http_gateway_port (const char *data_dir)
     int port = strncmp (url, "http://127.0.0.1:", 17) == 0 ? atoi (url + 17) : -1;
     zconfig_destroy (&ready);
     return port > 0 ? port : -1;
+}
+
+pid_t
+pond_http_gateway_start (const char *data_dir, const char *log_path, int *port_p, ...)
+{
+    char *argv [64] = { "pond-gateway", "--data", (char *) data_dir };
+    va_list args;
+    va_start (args, port_p);
+    for (int i = 3; i < 63; i++)
+        if (!(argv [i] = va_arg (args, char *)))
+            break;
+    va_end (args);
+    *port_p = -1;
+    pid_t pid = pond_harness_spawnv (log_path, argv);
+    if (pid <= 0)
+        return -1;
+    char path [1024];
+    snprintf (path, sizeof path, "%s/gateway.zpl", data_dir);
+    if (pond_harness_wait_file (path, 10000) == 0)
+        *port_p = pond_http_gateway_port (data_dir);
+    return pid;
 }

@@ -10,6 +10,7 @@
 
 #include <cjson/cJSON.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -69,6 +70,13 @@ const char *
 //  The port of the gateway of a mesh (DIR/gateway.zpl), or -1.
 int
     pond_http_gateway_port (const char *data_dir);
+
+//  Start pond-gateway --data data_dir with the NULL-terminated arguments
+//  after port_p, stdout and stderr to log_path, and wait up to 10 s for
+//  its port (DIR/gateway.zpl) into *port_p (-1 if it never came). Returns
+//  the pid (stop it also when *port_p is -1), or -1 if it did not start.
+pid_t
+    pond_http_gateway_start (const char *data_dir, const char *log_path, int *port_p, ...);
 
 #ifdef __cplusplus
 }

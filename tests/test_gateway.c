@@ -40,13 +40,11 @@ s_setup (void)
     snprintf (max_body, sizeof max_body, "%d", MAX_BODY);
     snprintf (max_connections, sizeof max_connections, "%d", MAX_CONNECTIONS);
     snprintf (log, sizeof log, "%s/gateway.log", mesh->dir);
-    gateway = pond_harness_spawn ("pond-gateway", log, "--data", mesh->dir, "--max-body", max_body,
-                                  "--max-connections", max_connections, "--timeout", "1", NULL);
+    gateway = pond_http_gateway_start (mesh->dir, log, &port, "--max-body", max_body,
+                                       "--max-connections", max_connections, "--timeout", "1",
+                                       NULL);
     cr_assert_gt (gateway, 0);
-    snprintf (path, sizeof path, "%s/gateway.zpl", mesh->dir);
-    cr_assert_eq (pond_harness_wait_file (path, 10000), 0, "the gateway must write gateway.zpl");
-    port = pond_http_gateway_port (mesh->dir);
-    cr_assert_gt (port, 0, "bound on loopback: see %s", path);
+    cr_assert_gt (port, 0, "the gateway must write gateway.zpl, bound on loopback");
 }
 
 static void
@@ -466,15 +464,13 @@ Test (gateway, command_line)
 Test (gateway, connections_over_the_per_ip_limit)
 {
     //  A second gateway (its own directory) taking 2 connections per address
-    char dir [512], log [600], path [600];
+    char dir [512], log [600];
     snprintf (dir, sizeof dir, "%s/per-ip", mesh->dir);
     snprintf (log, sizeof log, "%s.log", dir);
-    other = pond_harness_spawn ("pond-gateway", log, "--data", dir, "--max-per-ip", "2", NULL);
-    cr_assert_gt (other, 0);
-    snprintf (path, sizeof path, "%s/gateway.zpl", dir);
-    cr_assert_eq (pond_harness_wait_file (path, 10000), 0);
     int main_port = port;
-    port = pond_http_gateway_port (dir);
+    other = pond_http_gateway_start (dir, log, &port, "--max-per-ip", "2", NULL);
+    cr_assert_gt (other, 0);
+    cr_assert_gt (port, 0);
     int idle [2] = { s_connect (), s_connect () };
     zclock_sleep (150);
     s_closed_unanswered ();

@@ -33,12 +33,9 @@ s_setup (void)
     snprintf (path, sizeof path, "%s/quack-counter.zpl", mesh->dir);
     cr_assert_eq (pond_harness_wait_file (path, 10000), 0, "the quack counter must start");
     snprintf (log, sizeof log, "%s/gateway.log", mesh->dir);
-    gateway = pond_harness_spawn ("pond-gateway", log, "--data", mesh->dir, NULL);
+    gateway = pond_http_gateway_start (mesh->dir, log, &port, NULL);
     cr_assert_gt (gateway, 0);
-    snprintf (path, sizeof path, "%s/gateway.zpl", mesh->dir);
-    cr_assert_eq (pond_harness_wait_file (path, 10000), 0, "the gateway must write gateway.zpl");
-    port = pond_http_gateway_port (mesh->dir);
-    cr_assert_gt (port, 0);
+    cr_assert_gt (port, 0, "the gateway must write gateway.zpl");
 }
 
 static void
