@@ -68,6 +68,21 @@ pond_harness_spawn (const char *name, const char *log_path, ...)
     return pond_harness_spawnv (log_path, argv);
 }
 
+pid_t
+pond_harness_start_actor (const char *name, const char *dir)
+{
+    char binary [256], log [1024], ready [1024];
+    snprintf (binary, sizeof binary, "pond-%s", name);
+    snprintf (log, sizeof log, "%s/%s.log", dir, name);
+    snprintf (ready, sizeof ready, "%s/%s.zpl", dir, name);
+    pid_t pid = pond_harness_spawn (binary, log, "--data", dir, NULL);
+    if (pid > 0 && pond_harness_wait_file (ready, 10000) != 0) {
+        pond_harness_stop (pid, SIGTERM);
+        pid = -1;
+    }
+    return pid > 0 ? pid : -1;
+}
+
 static void
 s_sleep_ms (int ms)
 {

@@ -34,6 +34,13 @@ pid_t
 pid_t
     pond_harness_spawnv (const char *log_path, char *const argv []);
 
+//  Start POND_BIN_DIR/pond-NAME --data dir (stdout and stderr to
+//  dir/NAME.log) and wait up to 10 s until it is ready (dir/NAME.zpl).
+//  Returns the pid, or -1 if it did not start or was not ready (then it
+//  is stopped).
+pid_t
+    pond_harness_start_actor (const char *name, const char *dir);
+
 //  Send signal to pid and reap it; after 5 s escalate to SIGKILL.
 //  Returns the wait status, or -1 if pid was not ours.
 int

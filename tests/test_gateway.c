@@ -27,15 +27,10 @@ static int port;
 static void
 s_setup (void)
 {
-    zsys_set_logstream (stderr);
-    mesh = pond_mesh_start ();
-    cr_assert_not_null (mesh, "store and broker must start");
-    char log [512], path [512];
-    snprintf (log, sizeof log, "%s/quack-counter.log", mesh->dir);
-    counter = pond_harness_spawn ("pond-quack-counter", log, "--data", mesh->dir, NULL);
-    cr_assert_gt (counter, 0);
-    snprintf (path, sizeof path, "%s/quack-counter.zpl", mesh->dir);
-    cr_assert_eq (pond_harness_wait_file (path, 10000), 0, "the quack counter must start");
+    mesh = pond_harness_mesh_up ();
+    char log [512];
+    counter = pond_harness_start_actor ("quack-counter", mesh->dir);
+    cr_assert_gt (counter, 0, "the quack counter must start");
     char max_body [16], max_connections [16];
     snprintf (max_body, sizeof max_body, "%d", MAX_BODY);
     snprintf (max_connections, sizeof max_connections, "%d", MAX_CONNECTIONS);
@@ -122,6 +117,19 @@ s_refused (const char *method, const char *path, const char *body, int status, c
     cr_assert_eq (pond_http_json_number (reply.json, "code"), status, "%s", reply.raw);
     const char *error = cJSON_GetStringValue (cJSON_GetObjectItem (reply.json, "error"));
     cr_assert (error && strstr (error, what), "the reason names '%s': %s", what, reply.raw);
+    pond_http_reply_free (&reply);
+}
+
+//  POST an event while the mesh cannot store it: 503 with Retry-After
+static void
+s_post_unavailable (void)
+{
+    pond_http_reply_t reply = s_request ("POST", "/v1/events", EVENT (ID1, "QUACKED", "anna"));
+    cr_assert_eq (reply.status, 503, "%s", reply.raw);
+    char retry [16];
+    cr_assert (pond_http_header (&reply, "Retry-After", retry, sizeof retry) && atoi (retry) >= 1,
+               "%s", reply.raw);
+    cr_assert_eq (pond_http_json_number (reply.json, "code"), 503, "%s", reply.raw);
     pond_http_reply_free (&reply);
 }
 
@@ -358,16 +366,10 @@ Test (gateway, broker_down)
     pond_harness_stop (mesh->broker, SIGTERM);
     mesh->broker = 0;
     int64_t started = zclock_mono ();
-    pond_http_reply_t reply = s_request ("POST", "/v1/events", EVENT (ID1, "QUACKED", "anna"));
-    cr_assert_eq (reply.status, 503, "%s", reply.raw);
-    char retry [16];
-    cr_assert (pond_http_header (&reply, "Retry-After", retry, sizeof retry) && atoi (retry) >= 1,
-               "%s", reply.raw);
-    cr_assert_eq (pond_http_json_number (reply.json, "code"), 503, "%s", reply.raw);
+    s_post_unavailable ();
     cr_assert_lt (zclock_mono () - started, 10000, "answered in bounded time");
-    pond_http_reply_free (&reply);
     //  /metrics still answers, saying the broker is away
-    reply = s_request ("GET", "/metrics", NULL);
+    pond_http_reply_t reply = s_request ("GET", "/metrics", NULL);
     cr_assert_eq (reply.status, 200);
     cr_assert (strstr (reply.body, "pond_up 0\n"), "%s", reply.body);
     pond_http_reply_free (&reply);
@@ -429,13 +431,7 @@ Test (gateway, store_down_is_503_with_retry_after)
     //  the store; the gateway passes it on with Retry-After
     pond_harness_stop (mesh->store, SIGTERM);
     mesh->store = 0;
-    pond_http_reply_t reply = s_request ("POST", "/v1/events", EVENT (ID1, "QUACKED", "anna"));
-    cr_assert_eq (reply.status, 503, "%s", reply.raw);
-    char retry [16];
-    cr_assert (pond_http_header (&reply, "Retry-After", retry, sizeof retry) && atoi (retry) >= 1,
-               "%s", reply.raw);
-    cr_assert_eq (pond_http_json_number (reply.json, "code"), 503, "%s", reply.raw);
-    pond_http_reply_free (&reply);
+    s_post_unavailable ();
 }
 
 Test (gateway, command_line)

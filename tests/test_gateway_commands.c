@@ -23,15 +23,10 @@ static int port;
 static void
 s_setup (void)
 {
-    zsys_set_logstream (stderr);
-    mesh = pond_mesh_start ();
-    cr_assert_not_null (mesh, "store and broker must start");
-    char log [512], path [512];
-    snprintf (log, sizeof log, "%s/quack-counter.log", mesh->dir);
-    counter = pond_harness_spawn ("pond-quack-counter", log, "--data", mesh->dir, NULL);
-    cr_assert_gt (counter, 0);
-    snprintf (path, sizeof path, "%s/quack-counter.zpl", mesh->dir);
-    cr_assert_eq (pond_harness_wait_file (path, 10000), 0, "the quack counter must start");
+    mesh = pond_harness_mesh_up ();
+    char log [512];
+    counter = pond_harness_start_actor ("quack-counter", mesh->dir);
+    cr_assert_gt (counter, 0, "the quack counter must start");
     snprintf (log, sizeof log, "%s/gateway.log", mesh->dir);
     gateway = pond_http_gateway_start (mesh->dir, log, &port, NULL);
     cr_assert_gt (gateway, 0);

@@ -35,9 +35,7 @@ static int port;
 static void
 s_setup (void)
 {
-    zsys_set_logstream (stderr);
-    mesh = pond_mesh_start ();
-    cr_assert_not_null (mesh, "store and broker must start");
+    mesh = pond_harness_mesh_up ();
     char log [512], max_streams [16], queue [16];
     snprintf (max_streams, sizeof max_streams, "%d", MAX_STREAMS);
     snprintf (queue, sizeof queue, "%d", STREAM_QUEUE);
