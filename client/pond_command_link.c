@@ -4,6 +4,7 @@
 #include "pond_command_link.h"
 #include "pond_client_io.h"
 #include "pond_uuid.h"
+#include "pond_value.h"
 
 #include <stdarg.h>
 
@@ -155,8 +156,8 @@ pond_command_link_json (const pond_command_status_t *status)
     cJSON_AddStringToObject (root, "command", status->command);
     cJSON_AddStringToObject (root, "view", status->view);
     cJSON_AddStringToObject (root, "status", status->status);
-    cJSON_AddNumberToObject (progress, "done", (double) status->done);
-    cJSON_AddNumberToObject (progress, "total", (double) status->total);
+    pond_value_json_add_uint (progress, "done", status->done);
+    pond_value_json_add_uint (progress, "total", status->total);
     cJSON_AddItemToObject (root, "progress", progress);
     if (status->has_result) {
         cJSON *result = cJSON_Parse (status->result);
@@ -173,6 +174,6 @@ pond_command_link_json (const pond_command_status_t *status)
     const uint64_t times [] = { status->accepted, status->started, status->finished };
     for (size_t i = 0; i < 3; i++)
         if (times [i])
-            cJSON_AddNumberToObject (root, names [i], (double) times [i]);
+            pond_value_json_add_uint (root, names [i], times [i]);
     return root;
 }

@@ -926,14 +926,6 @@ pond_event_peek_id (const uint8_t *data, size_t size, uint8_t *id)
 //  JSON rendering
 
 static void
-s_add_raw_uint (cJSON *object, const char *key, uint64_t value)
-{
-    char text [24];
-    snprintf (text, sizeof text, "%llu", (unsigned long long) value);
-    cJSON_AddRawToObject (object, key, text);
-}
-
-static void
 s_add_map_json (cJSON *object, const char *key, const uint8_t *data, size_t size)
 {
     msgpack_unpacked unpacked;
@@ -955,11 +947,11 @@ pond_event_to_json (const pond_event_t *self)
         return NULL;
     char text [POND_UUID_STR_SIZE + 8];
     if (self->seq)
-        s_add_raw_uint (object, "seq", self->seq);
+        pond_value_json_add_uint (object, "seq", self->seq);
     pond_uuid_format (self->id, text);
     cJSON_AddStringToObject (object, "id", text);
     cJSON_AddStringToObject (object, "name", self->name);
-    s_add_raw_uint (object, "ts", self->ts);
+    pond_value_json_add_uint (object, "ts", self->ts);
     pond_time_format (self->ts, text, sizeof text);
     cJSON_AddStringToObject (object, "time", text);
     cJSON_AddStringToObject (object, "entity", self->entity);

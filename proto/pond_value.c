@@ -566,6 +566,14 @@ pond_value_check_portable (const uint8_t *data, size_t size, const char *key, ch
 
 static cJSON *s_raw_number (const char *format, ...) __attribute__ ((format (printf, 1, 2)));
 
+void
+pond_value_json_add_uint (cJSON *object, const char *key, uint64_t value)
+{
+    char text [24];
+    snprintf (text, sizeof text, "%llu", (unsigned long long) value);
+    cJSON_AddRawToObject (object, key, text);
+}
+
 static cJSON *
 s_raw_number (const char *format, ...)
 {

@@ -99,6 +99,12 @@ int
 cJSON *
     pond_value_to_cjson (const msgpack_object *obj);
 
+//  Add value to object under key as an exact JSON integer: cJSON's own
+//  numbers are doubles, printed as 1.79622753381001e+15 for some
+//  microsecond times and rounded past 2^53.
+void
+    pond_value_json_add_uint (cJSON *object, const char *key, uint64_t value);
+
 //  Render msgpack bytes holding one object as JSON text. Caller frees.
 //  Returns NULL if the bytes are not valid msgpack.
 char *

@@ -4223,3 +4223,18 @@ Test (number, parse_accepts_digits_within_bounds_only)
     cr_assert_eq (pond_number_parse (NULL, 0, 10, &value), -1);
     cr_assert_eq (value, 7, "unchanged when refused");
 }
+
+//  Microsecond times are exact JSON integers, never 1.79622753381001e+15
+//  (what cJSON's own numbers print for some of them)
+Test (value, json_add_uint_is_an_exact_integer)
+{
+    cJSON *object = cJSON_CreateObject ();
+    pond_value_json_add_uint (object, "accepted", 1796227533810010ULL);
+    pond_value_json_add_uint (object, "max", UINT64_MAX);
+    pond_value_json_add_uint (object, "zero", 0);
+    char *text = cJSON_PrintUnformatted (object);
+    cr_assert_str_eq (text,
+                      "{\"accepted\":1796227533810010,\"max\":18446744073709551615,\"zero\":0}");
+    free (text);
+    cJSON_Delete (object);
+}
