@@ -1035,6 +1035,7 @@ pond_gateway_config_defaults (pond_gateway_config_t *config, const char *data_di
     config->timeout_s = POND_GATEWAY_TIMEOUT_S;
     config->wait_ms = POND_GATEWAY_WAIT_MS;
     config->max_streams = POND_GATEWAY_MAX_STREAMS;
+    config->max_streams_per_ip = POND_GATEWAY_MAX_STREAMS_PER_IP;
     config->stream_queue = POND_GATEWAY_STREAM_QUEUE;
     config->heartbeat_s = POND_GATEWAY_HEARTBEAT_S;
 }
@@ -1073,6 +1074,15 @@ pond_gateway_new (const pond_gateway_config_t *config)
     if (!self)
         return NULL;
     self->config = *config;
+    if (self->config.max_streams == 0)
+        self->config.max_streams = 1;
+    //  One slot per stream at most: as many addresses as streams
+    self->stream_slots = calloc (self->config.max_streams, sizeof *self->stream_slots);
+    pthread_mutex_init (&self->stream_slots_mutex, NULL);
+    if (!self->stream_slots) {
+        pond_gateway_destroy (&self);
+        return NULL;
+    }
     self->data_dir = strdup (config->data_dir ? config->data_dir : "./pond-data");
     self->auth = self->data_dir ? pond_gateway_auth_new (self->data_dir, config->keys_dir,
                                                          POND_GATEWAY_AUTH_SESSIONS)
@@ -1137,6 +1147,8 @@ pond_gateway_destroy (pond_gateway_t **self_p)
         MHD_stop_daemon (self->daemon);    //  Joins every connection's thread
     pond_gateway_hub_destroy (&self->hub);
     pond_gateway_auth_destroy (&self->auth);
+    free (self->stream_slots);
+    pthread_mutex_destroy (&self->stream_slots_mutex);
     free (self->data_dir);
     free (self);
     *self_p = NULL;

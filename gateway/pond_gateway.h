@@ -44,28 +44,30 @@ extern "C" {
 
 typedef struct _pond_gateway_t pond_gateway_t;
 
-#define POND_GATEWAY_MAX_BODY        (1024 * 1024)    //  bytes of a request body
-#define POND_GATEWAY_MAX_CONNECTIONS 64
-#define POND_GATEWAY_TIMEOUT_S       10                   //  an idle or slow connection is closed
-#define POND_GATEWAY_MAX_EVENTS      1024                 //  events in one POST
-#define POND_GATEWAY_WAIT_MS         2000                 //  for one ACK, for a view's answer
-#define POND_GATEWAY_MAX_STREAMS     16                   //  NDJSON and SSE streams at once
-#define POND_GATEWAY_STREAM_QUEUE    (1024 * 1024)        //  bytes queued for one SSE client
-#define POND_GATEWAY_HEARTBEAT_S     15                   //  SSE comment when no event came
-#define POND_GATEWAY_STACK           (2 * 1024 * 1024)    //  each connection thread's stack
+#define POND_GATEWAY_MAX_BODY           (1024 * 1024)    //  bytes of a request body
+#define POND_GATEWAY_MAX_CONNECTIONS    64
+#define POND_GATEWAY_TIMEOUT_S          10               //  an idle or slow connection is closed
+#define POND_GATEWAY_MAX_EVENTS         1024             //  events in one POST
+#define POND_GATEWAY_WAIT_MS            2000             //  for one ACK, for a view's answer
+#define POND_GATEWAY_MAX_STREAMS        16               //  NDJSON and SSE streams at once
+#define POND_GATEWAY_MAX_STREAMS_PER_IP 4                //  ... from one client address
+#define POND_GATEWAY_STREAM_QUEUE       (1024 * 1024)    //  bytes queued for one SSE client
+#define POND_GATEWAY_HEARTBEAT_S        15               //  SSE comment when no event came
+#define POND_GATEWAY_STACK              (2 * 1024 * 1024)    //  each connection thread's stack
 
 typedef struct {
-    const char *data_dir;        //  the mesh (broker.zpl, NAME.zpl of actors)
-    const char *listen;          //  ADDR:PORT, IPv4; port 0: any free port
-    size_t max_body;             //  larger bodies get 413
-    unsigned max_connections;    //  more are closed at once
-    unsigned max_per_ip;         //  connections from one address (0: max_connections)
-    unsigned timeout_s;          //  idle or slow connections are closed after it
-    int wait_ms;                 //  one ACK, one view answer
-    unsigned max_streams;        //  NDJSON and SSE streams at once; more get 503
-    size_t stream_queue;         //  bytes queued for one SSE client; past it, it is cut
-    unsigned heartbeat_s;        //  SSE heartbeat comment after this many idle seconds
-    const char *keys_dir;        //  keys mode: bearer tokens (pond_gateway_auth); NULL: local
+    const char *data_dir;           //  the mesh (broker.zpl, NAME.zpl of actors)
+    const char *listen;             //  ADDR:PORT, IPv4; port 0: any free port
+    size_t max_body;                //  larger bodies get 413
+    unsigned max_connections;       //  more are closed at once
+    unsigned max_per_ip;            //  connections from one address (0: max_connections)
+    unsigned timeout_s;             //  idle or slow connections are closed after it
+    int wait_ms;                    //  one ACK, one view answer
+    unsigned max_streams;           //  NDJSON and SSE streams at once; more get 503
+    unsigned max_streams_per_ip;    //  ... from one address (0: max_streams)
+    size_t stream_queue;            //  bytes queued for one SSE client; past it, it is cut
+    unsigned heartbeat_s;           //  SSE heartbeat comment after this many idle seconds
+    const char *keys_dir;           //  keys mode: bearer tokens (pond_gateway_auth); NULL: local
     bool verbose;
     //  Where the mesh is when not in data_dir (another host): the broker's
     //  endpoints, each actor's query endpoint (in pond_views_actors order);

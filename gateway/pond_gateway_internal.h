@@ -19,6 +19,7 @@
 #include "pond_client.h"
 
 #include <microhttpd.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -54,7 +55,13 @@ struct _pond_gateway_t {
     atomic_uint_fast64_t replies [6];    //  by status class: 1xx .. 5xx, [0] other
     atomic_uint open;                    //  connections open now
     atomic_uint_fast64_t connections_refused;
-    atomic_uint streams;                      //  NDJSON and SSE streams open now
+    atomic_uint streams;    //  NDJSON and SSE streams open now
+    //  Streams open by client address (IPv4, network order), under the mutex
+    pthread_mutex_t stream_slots_mutex;
+    struct {
+        uint32_t address;
+        unsigned count;                       //  0: a free entry
+    } * stream_slots;                         //  max_streams entries
     atomic_uint_fast64_t streams_refused;     //  503: --max-streams reached
     atomic_uint_fast64_t streams_cut;         //  SSE clients cut (slow, or a gap)
     atomic_uint_fast64_t stream_events;       //  events sent on streams

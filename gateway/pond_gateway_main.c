@@ -71,6 +71,9 @@ s_usage (FILE *out)
              "                        (default %d)\n"
              "  --max-streams N       NDJSON and SSE streams at once; more get 503\n"
              "                        (default %d)\n"
+             "  --max-streams-per-ip N\n"
+             "                        streams from one client address; more get 503, so\n"
+             "                        one client cannot take them all (default %d)\n"
              "  --stream-queue BYTES  live events queued for one SSE client that reads\n"
              "                        slower than they come; past it the client is cut\n"
              "                        (its connection closed) and resumes with\n"
@@ -104,8 +107,8 @@ s_usage (FILE *out)
              "    http://127.0.0.1:8080/v1/views/mobile/anna    # keys mode\n"
              "  xdg-open http://127.0.0.1:8080/\n",
              POND_GATEWAY_STATUS_LATEST_MAX, POND_GATEWAY_MAX_BODY, POND_GATEWAY_MAX_CONNECTIONS,
-             POND_GATEWAY_TIMEOUT_S, POND_GATEWAY_MAX_STREAMS, POND_GATEWAY_STREAM_QUEUE,
-             POND_GATEWAY_HEARTBEAT_S);
+             POND_GATEWAY_TIMEOUT_S, POND_GATEWAY_MAX_STREAMS, POND_GATEWAY_MAX_STREAMS_PER_IP,
+             POND_GATEWAY_STREAM_QUEUE, POND_GATEWAY_HEARTBEAT_S);
 }
 
 //  A whole number in [min, max] from text, or -1
@@ -160,6 +163,7 @@ main (int argc, char *argv [])
                                         { "max-per-ip", required_argument, 0, 'p' },
                                         { "timeout", required_argument, 0, 't' },
                                         { "max-streams", required_argument, 0, 's' },
+                                        { "max-streams-per-ip", required_argument, 0, 'S' },
                                         { "stream-queue", required_argument, 0, 'q' },
                                         { "heartbeat", required_argument, 0, 'H' },
                                         { "ingest", required_argument, 0, 'I' },
@@ -202,6 +206,11 @@ main (int argc, char *argv [])
                 if ((value = s_number (optarg, 1, 1000)) < 0)
                     bad = "--max-streams takes 1 to 1000";
                 config.max_streams = (unsigned) value;
+                break;
+            case 'S':
+                if ((value = s_number (optarg, 1, 1000)) < 0)
+                    bad = "--max-streams-per-ip takes 1 to 1000";
+                config.max_streams_per_ip = (unsigned) value;
                 break;
             case 'q':
                 if ((value = s_number (optarg, 4096, 1LL << 30)) < 0)

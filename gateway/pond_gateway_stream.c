@@ -38,6 +38,7 @@
 #include <czmq.h>
 #include <errno.h>
 #include <poll.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -237,23 +238,68 @@ s_events_request (struct MHD_Connection *connection, pond_replay_req_t *req, cha
 }
 
 //  =====================================================================
-//  Stream slots: --max-streams in all
+//  Stream slots: --max-streams in all, --max-streams-per-ip from one
+//  address, so that one client cannot hold every stream others need
 
-static bool
-s_slot_take (pond_gateway_t *self)
+//  Take a slot for connection's client (its address into *address_p).
+//  Returns 0, or -1 after answering 503 with the reason.
+static int
+s_slot_take (pond_gateway_t *self, struct MHD_Connection *connection, uint32_t *address_p,
+             enum MHD_Result *rc_p)
 {
-    unsigned open = atomic_load (&self->streams);
-    while (open < self->config.max_streams)
-        if (atomic_compare_exchange_weak (&self->streams, &open, open + 1))
-            return true;
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info (
+        connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr_in *from = info ? (const struct sockaddr_in *) info->client_addr : NULL;
+    uint32_t address = from && from->sin_family == AF_INET ? from->sin_addr.s_addr : 0;
+    *address_p = address;
+    unsigned max = self->config.max_streams;
+    unsigned per_ip = self->config.max_streams_per_ip && self->config.max_streams_per_ip < max
+                        ? self->config.max_streams_per_ip
+                        : max;
+    pthread_mutex_lock (&self->stream_slots_mutex);
+    size_t mine = max, unused = max;
+    for (size_t i = 0; i < max; i++) {
+        if (self->stream_slots [i].count && self->stream_slots [i].address == address)
+            mine = i;
+        else if (!self->stream_slots [i].count && unused == max)
+            unused = i;
+    }
+    bool all_taken = atomic_load (&self->streams) >= max;
+    bool mine_taken = mine < max && self->stream_slots [mine].count >= per_ip;
+    if (!all_taken && !mine_taken) {
+        if (mine == max) {
+            mine = unused;    //  There is one: fewer addresses than streams open
+            self->stream_slots [mine].address = address;
+        }
+        self->stream_slots [mine].count++;
+        atomic_fetch_add (&self->streams, 1);
+    }
+    pthread_mutex_unlock (&self->stream_slots_mutex);
+    if (!all_taken && !mine_taken)
+        return 0;
     self->streams_refused++;
-    return false;
+    if (all_taken)
+        *rc_p = pond_gateway_reply_error (self, connection, 503, 1,
+                                          "%u streams are open (--max-streams); retry later", max);
+    else
+        *rc_p = pond_gateway_reply_error (
+            self, connection, 503, 1,
+            "this address has %u streams open (--max-streams-per-ip): close one, or retry later",
+            per_ip);
+    return -1;
 }
 
 static void
-s_slot_give (pond_gateway_t *self)
+s_slot_give (pond_gateway_t *self, uint32_t address)
 {
+    pthread_mutex_lock (&self->stream_slots_mutex);
+    for (size_t i = 0; i < self->config.max_streams; i++)
+        if (self->stream_slots [i].count && self->stream_slots [i].address == address) {
+            self->stream_slots [i].count--;
+            break;
+        }
     atomic_fetch_sub (&self->streams, 1);
+    pthread_mutex_unlock (&self->stream_slots_mutex);
 }
 
 //  A started replay on the mesh's control socket, its first event taken
@@ -321,6 +367,7 @@ s_copy_out (char **text_p, size_t size, size_t *at, char *buf, size_t *out, size
 
 typedef struct {
     pond_gateway_t *gateway;
+    uint32_t client;    //  its address, for its stream slot
     pond_reader_t *reader;
     char *line;    //  the next bytes to send
     size_t size, at;
@@ -435,7 +482,7 @@ s_ndjson_free (void *cls)
     pond_gateway_stream_held (self->gateway, -self->held, 0);
     pond_reader_destroy (&self->reader);
     free (self->line);
-    s_slot_give (self->gateway);
+    s_slot_give (self->gateway, self->client);
     free (self);
 }
 
@@ -449,22 +496,23 @@ pond_gateway_get_events (pond_gateway_t *self, struct MHD_Connection *connection
     char err [512];
     if (s_events_request (connection, &req, err, sizeof err))
         return pond_gateway_reply_error (self, connection, 400, 0, "%s", err);
-    if (!s_slot_take (self))
-        return pond_gateway_reply_error (self, connection, 503, 1,
-                                         "%u streams are open (--max-streams); retry later",
-                                         self->config.max_streams);
+    uint32_t client;
+    enum MHD_Result refused;
+    if (s_slot_take (self, connection, &client, &refused))
+        return refused;
     ndjson_t *stream = (ndjson_t *) calloc (1, sizeof (ndjson_t));
     if (!stream) {
-        s_slot_give (self);
+        s_slot_give (self, client);
         return pond_gateway_reply_error (self, connection, 500, 0, "out of memory");
     }
     stream->gateway = self;
+    stream->client = client;
     unsigned status = 0, retry_after = 0;
     pond_event_t *first = NULL;
     stream->reader = s_replay_start (self, &req, &first, &status, &retry_after, err, sizeof err);
     if (!stream->reader) {
         free (stream);
-        s_slot_give (self);
+        s_slot_give (self, client);
         return pond_gateway_reply_error (self, connection, status, retry_after, "%s", err);
     }
     if (first)
@@ -500,6 +548,7 @@ typedef struct _sse_item_t {
 typedef struct _sse_t sse_t;
 struct _sse_t {
     pond_gateway_t *gateway;
+    uint32_t client;    //  its address, for its stream slot
     //  The filter, set before the stream is attached
     size_t names_count;
     char names [POND_REPLAY_MAX_NAMES][POND_NAME_MAX + 1];
@@ -1006,7 +1055,7 @@ s_sse_free (void *cls)
     pond_reader_destroy (&self->reader);
     free (self->text);
     pthread_cond_destroy (&self->wake);
-    s_slot_give (self->gateway);
+    s_slot_give (self->gateway, self->client);
     free (self);
 }
 
@@ -1033,16 +1082,17 @@ pond_gateway_get_stream (pond_gateway_t *self, struct MHD_Connection *connection
         return pond_gateway_reply_error (
             self, connection, 400, 0,
             "Last-Event-ID takes the id (seq) of the last event received, not '%.64s'", last_id);
-    if (!s_slot_take (self))
-        return pond_gateway_reply_error (self, connection, 503, 1,
-                                         "%u streams are open (--max-streams); retry later",
-                                         self->config.max_streams);
+    uint32_t client;
+    enum MHD_Result refused;
+    if (s_slot_take (self, connection, &client, &refused))
+        return refused;
     sse_t *stream = (sse_t *) calloc (1, sizeof (sse_t));
     if (!stream) {
-        s_slot_give (self);
+        s_slot_give (self, client);
         return pond_gateway_reply_error (self, connection, 500, 0, "out of memory");
     }
     stream->gateway = self;
+    stream->client = client;
     const union MHD_ConnectionInfo *info = MHD_get_connection_info (
         connection, MHD_CONNECTION_INFO_CONNECTION_FD);
     stream->fd = info ? info->connect_fd : -1;

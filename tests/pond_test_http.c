@@ -18,11 +18,25 @@
 int
 pond_http_connect (int port, int rcvbuf)
 {
+    return pond_http_connect_from (port, rcvbuf, NULL);
+}
+
+int
+pond_http_connect_from (int port, int rcvbuf, const char *source)
+{
     int fd = socket (AF_INET, SOCK_STREAM, 0);
     if (fd < 0)
         return -1;
     if (rcvbuf > 0)
         setsockopt (fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    if (source) {
+        struct sockaddr_in local = { .sin_family = AF_INET };
+        inet_pton (AF_INET, source, &local.sin_addr);
+        if (bind (fd, (struct sockaddr *) &local, sizeof local) != 0) {
+            close (fd);
+            return -1;
+        }
+    }
     struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) port) };
     inet_pton (AF_INET, "127.0.0.1", &addr.sin_addr);
     if (connect (fd, (struct sockaddr *) &addr, sizeof addr) != 0) {

@@ -35,6 +35,11 @@ pond_http_reply_t
 int
     pond_http_connect (int port, int rcvbuf);
 
+//  The same from source, a loopback address of this host such as
+//  127.0.0.2 (another client address, for per-address limits).
+int
+    pond_http_connect_from (int port, int rcvbuf, const char *source);
+
 //  Send size bytes of data on fd; stops quietly if the server closes (its
 //  reply says why).
 void

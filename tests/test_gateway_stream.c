@@ -41,8 +41,8 @@ s_setup (void)
     snprintf (queue, sizeof queue, "%d", STREAM_QUEUE);
     snprintf (log, sizeof log, "%s/gateway.log", mesh->dir);
     gateway = pond_http_gateway_start (mesh->dir, log, &port, "--max-streams", max_streams,
-                                       "--stream-queue", queue, "--heartbeat", "1", "--timeout",
-                                       "8", NULL);
+                                       "--max-streams-per-ip", "3", "--stream-queue", queue,
+                                       "--heartbeat", "1", "--timeout", "8", NULL);
     cr_assert_gt (gateway, 0);
     cr_assert_gt (port, 0, "the gateway must write gateway.zpl");
 }
@@ -150,17 +150,25 @@ s_connect (int rcvbuf)
     return fd;
 }
 
-//  A GET on a fresh connection, with extra header lines; returns the fd
+//  A GET on a fresh connection from source (NULL: 127.0.0.1), with extra
+//  header lines; returns the fd
 static int
-s_get (const char *path, const char *headers, int rcvbuf)
+s_get_from (const char *source, const char *path, const char *headers, int rcvbuf)
 {
     char head [2048];
     snprintf (head, sizeof head,
               "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s\r\n", path,
               headers ? headers : "");
-    int fd = s_connect (rcvbuf);
+    int fd = source ? pond_http_connect_from (port, rcvbuf, source) : s_connect (rcvbuf);
+    cr_assert_geq (fd, 0, "a connection from %s", source ? source : "127.0.0.1");
     pond_http_send_all (fd, head, strlen (head));
     return fd;
+}
+
+static int
+s_get (const char *path, const char *headers, int rcvbuf)
+{
+    return s_get_from (NULL, path, headers, rcvbuf);
 }
 
 //  What a connection received, growing as it is read
@@ -730,16 +738,26 @@ Test (gateway_stream, a_stalled_sse_client_is_cut_while_another_is_served)
 Test (gateway_stream, other_requests_are_served_while_streams_are_open)
 {
     s_publish ("QUACKED", "anna", BIG_EVENTS / 4, T0, BIG_PAD);
-    //  MAX_STREAMS streams open: two live, two replays that wait for a reader
+    //  MAX_STREAMS streams open: two live, two replays that wait for a reader;
+    //  the last from another address, as the first three are all one
+    //  address may hold (--max-streams-per-ip 3)
     conn_t streams [MAX_STREAMS];
     for (int i = 0; i < MAX_STREAMS; i++) {
+        const char *path = i < 2 ? "/v1/stream?names=QUACKED" : "/v1/events?names=QUACKED";
+        if (i == MAX_STREAMS - 1) {
+            conn_t over = s_conn (s_get (path, NULL, 0));
+            s_conn_all (&over, 5000);
+            cr_assert_eq (s_status (&over), 503, "%s", over.data);
+            cr_assert (strstr (over.data, "--max-streams-per-ip"), "%s", over.data);
+            s_conn_free (&over);
+        }
         streams [i] = s_conn (
-            s_get (i < 2 ? "/v1/stream?names=QUACKED" : "/v1/events?names=QUACKED", NULL, 8192));
+            s_get_from (i == MAX_STREAMS - 1 ? "127.0.0.2" : NULL, path, NULL, 8192));
         cr_assert (s_conn_until (&streams [i], i < 2 ? ": live after" : "\"seq\":1,", 5000), "%s",
                    streams [i].data);
     }
-    //  One more stream: 503 with Retry-After
-    conn_t extra = s_conn (s_get ("/v1/stream?names=QUACKED", NULL, 0));
+    //  One more stream, from a third address: 503 with Retry-After
+    conn_t extra = s_conn (s_get_from ("127.0.0.3", "/v1/stream?names=QUACKED", NULL, 0));
     s_conn_all (&extra, 5000);
     cr_assert_eq (s_status (&extra), 503, "%s", extra.data);
     cr_assert (strcasestr (extra.data, "\r\nRetry-After: 1\r\n"), "%s", extra.data);
