@@ -58,9 +58,11 @@ s_parse (pond_cli_t *cli, int argc, char *argv [], const struct option *options,
     return cli->done ? -1 : args_count;
 }
 
-//  The link to the actor a view name means, or NULL after saying why.
+//  The link to the actor a view name means, at endpoint if given (an
+//  actor on another host), else where its ready file in the data
+//  directory says; or NULL after saying why.
 static pond_actor_link_t *
-s_link (pond_cli_t *cli, const char *view)
+s_link (pond_cli_t *cli, const char *view, const char *endpoint)
 {
     const char *name = pond_mesh_actor_name (view);
     if (!name) {
@@ -71,7 +73,9 @@ s_link (pond_cli_t *cli, const char *view)
         return NULL;
     }
     char err [512];
-    pond_actor_link_t *link = pond_actor_link_new (cli->eps.data_dir, name, err, sizeof err);
+    pond_actor_link_t *link = endpoint
+                                ? pond_actor_link_new_at (name, endpoint, NULL, err, sizeof err)
+                                : pond_actor_link_new (cli->eps.data_dir, name, err, sizeof err);
     if (!link)
         pond_cli_fail (cli, "%s", err);
     return link;
@@ -192,7 +196,7 @@ void
 pond_cmd_query_help (FILE *out)
 {
     fprintf (out, "Usage: pond query VIEW ENTITY [TEXT...] [--text] [--pretty | --compact]\n"
-                  "                  [--after SEQ | --at-seq SEQ | --as-of TIME]\n"
+                  "                  [--after SEQ | --at-seq SEQ | --as-of TIME] [--query EP]\n"
                   "\n"
                   "Ask one view of the running mesh about one entity (a customer) and\n"
                   "print its answer, a JSON object. VIEW is one of\n"
@@ -222,6 +226,8 @@ pond_cmd_query_help (FILE *out)
                   "                    --from takes it: 2026-12-02T10:30:00Z, or microseconds\n"
                   "                    since the epoch. An entity the view did not know then:\n"
                   "                    exit 1 (404 ... as of TIME)\n"
+                  "  --query EP        the actor's query endpoint (tcp://HOST:PORT, an actor\n"
+                  "                    on another host); default: its DIR/NAME.zpl\n"
                   "\n"
                   "Examples:\n"
                   "  pond query alexa carla \"do I have milk?\" --text\n"
@@ -243,6 +249,7 @@ typedef struct {
     const char *after;     //  --after SEQ
     const char *at_seq;    //  --at-seq SEQ
     const char *as_of;     //  --as-of TIME
+    const char *query;     //  --query EP: the actor's query endpoint
 } query_options_t;
 
 static void
@@ -262,6 +269,8 @@ s_query_option (pond_cli_t *cli, int opt, void *arg)
         options->at_seq = optarg;
     else if (opt == 'O')
         options->as_of = optarg;
+    else if (opt == 'Q')
+        options->query = optarg;
 }
 
 int
@@ -277,8 +286,9 @@ pond_cmd_query (int argc, char *argv [])
                                               { "after", required_argument, NULL, 'a' },
                                               { "at-seq", required_argument, NULL, 'S' },
                                               { "as-of", required_argument, NULL, 'O' },
+                                              { "query", required_argument, NULL, 'Q' },
                                               { NULL, 0, NULL, 0 } };
-    query_options_t settings = { false, -1, NULL, NULL, NULL };
+    query_options_t settings = { false, -1, NULL, NULL, NULL, NULL };
     char **args;
     int count = s_parse (&cli, argc, argv, options, s_query_option, &settings, &args);
     if (count < 0) {
@@ -327,7 +337,12 @@ pond_cmd_query (int argc, char *argv [])
                                "--as-of takes a time, like 2026-12-02T10:30:00Z or "
                                "microseconds since the epoch, not '%s'",
                                settings.as_of);
-    pond_actor_link_t *link = s_link (&cli, view);
+    if (settings.query && !strstr (settings.query, "://"))
+        return pond_cli_usage (&cli,
+                               "--query takes the actor's query endpoint, like "
+                               "tcp://HOST:7010, not '%s'",
+                               settings.query);
+    pond_actor_link_t *link = s_link (&cli, view, settings.query);
     if (!link)
         return cli.exit_code;
     const char *name = pond_mesh_actor_name (view);

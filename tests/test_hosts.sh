@@ -353,6 +353,9 @@ ok "an actor with a key unknown to the broker does not catch up: $(grep -o "refu
 #  device's key, the counters on A
 on b pond query quacks cust-0 --data "$db" --keys "$kb" | grep -q '"quacks":' \
     || fail "pond query on host B"
+on c pond query quacks cust-0 --data "$dc" --keys "$kc" --as gateway \
+    --query "tcp://$ip_b:$port_quack_counter" | grep -q '"quacks":' \
+    || fail "pond query from host C, told the actor's endpoint on B"
 head=$(store_events)
 #  A live stream (SSE) from the gateway on C, fed by the broker's pub on A
 start c sse curl -sN --max-time 30 -H "$auth" "$gw/v1/stream?names=QUACKED&entity=cust-0"
@@ -364,7 +367,7 @@ seq=$(on c pond publish --keys "$kc" --as silo-1 --ingest "$ingest" --name QUACK
     || fail "pond publish from C stored seq $seq once (head was $head)"
 wait_for "$tmp/logs/sse.log" "id: $seq" 10000 \
     || { cat "$tmp/logs/sse.log"; fail "the SSE stream on C got seq $seq"; }
-ok "pond query on B, pond publish from C (seq $seq), seen live by SSE on C, pond stats on A"
+ok "pond query on B and from C, pond publish from C (seq $seq), seen live by SSE on C, pond stats on A"
 
 #  What the cuts did, from the logs
 for device in silo-1 silo-2; do

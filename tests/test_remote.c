@@ -90,6 +90,31 @@ Test (remote, actor_and_verify_with_the_broker_endpoints_given)
     cr_assert (strstr (out, "\"quacks\":5"), "%s", out);
     free (out);
 
+    //  pond query from a directory of its own, told the actor's query
+    //  endpoint (as from another host)
+    char path [512];
+    snprintf (path, sizeof path, "%s/quack-counter.zpl", elsewhere);
+    zconfig_t *ready = zconfig_load (path);
+    cr_assert_not_null (ready);
+    char *endpoint = strdup (zconfig_get (ready, "actor/query", ""));
+    zconfig_destroy (&ready);
+    out = pond_harness_run (&rc, "%s/pond query quacks anna --data %s --query %s 2>&1",
+                            POND_BIN_DIR, third, endpoint);
+    cr_assert_eq (rc, 0, "%s", out);
+    cr_assert (strstr (out, "\"quacks\":5"), "%s", out);
+    free (out);
+    //  ... without it that directory has no actor; not an endpoint: usage
+    out = pond_harness_run (&rc, "%s/pond query quacks anna --data %s --timeout 1000 2>&1",
+                            POND_BIN_DIR, third);
+    cr_assert_eq (rc, 1, "%s", out);
+    free (out);
+    out = pond_harness_run (&rc, "%s/pond query quacks anna --data %s --query %s 2>&1",
+                            POND_BIN_DIR, third, "localhost:7010");
+    cr_assert_eq (rc, 2, "%s", out);
+    cr_assert (strstr (out, "--query takes the actor's query endpoint"), "%s", out);
+    free (out);
+    free (endpoint);
+
     //  pond verify replays from the broker whose control endpoint it is given
     out = pond_harness_run (&rc, "%s/pond verify quacks --data %s --control %s 2>&1", POND_BIN_DIR,
                             elsewhere, mesh->control);
