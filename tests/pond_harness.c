@@ -39,6 +39,19 @@ s_remove (const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 }
 
 void
+pond_harness_tempdir_done (char **dir_p)
+{
+    if (!dir_p || !*dir_p)
+        return;
+    if (getenv ("POND_KEEP_TEST_DIR"))
+        fprintf (stderr, "test data kept in %s\n", *dir_p);
+    else
+        pond_harness_rmtree (*dir_p);
+    free (*dir_p);
+    *dir_p = NULL;
+}
+
+void
 pond_harness_rmtree (const char *path)
 {
     if (path && strncmp (path, "/tmp/pond-test-", 15) == 0)
@@ -172,6 +185,24 @@ pond_harness_mesh_pids (const char *dir, pid_t *pids, size_t max)
         pids [count++] = atoi (zconfig_get (process, "pid", "0"));
     zconfig_destroy (&state);
     return count;
+}
+
+void
+pond_harness_mesh_down (const char *data_dir, const char *dir, const char *who)
+{
+    pid_t pids [32];
+    size_t count = pond_harness_mesh_pids (data_dir, pids, 32);
+    for (size_t i = 0; i < count; i++)
+        if (pond_harness_pid_runs_in (pids [i], dir))
+            kill (pids [i], SIGCONT);
+    free (
+        pond_harness_run (NULL, "%s/pond down --data %s >/dev/null 2>&1", POND_BIN_DIR, data_dir));
+    for (size_t i = 0; i < count; i++)
+        if (pond_harness_pid_runs_in (pids [i], dir)) {
+            fprintf (stderr, "%s: pid %d still runs after pond down: SIGKILL\n", who,
+                     (int) pids [i]);
+            kill (pids [i], SIGKILL);
+        }
 }
 
 //  Is msg a heartbeat ($HEARTBEAT topic)?
@@ -336,11 +367,7 @@ pond_mesh_destroy (pond_mesh_t **self_p)
         pond_mesh_t *self = *self_p;
         pond_harness_stop (self->broker, SIGTERM);
         pond_harness_stop (self->store, SIGTERM);
-        if (getenv ("POND_KEEP_TEST_DIR"))
-            fprintf (stderr, "test data kept in %s\n", self->dir);
-        else
-            pond_harness_rmtree (self->dir);
-        free (self->dir);
+        pond_harness_tempdir_done (&self->dir);
         free (self);
         *self_p = NULL;
     }

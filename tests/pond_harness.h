@@ -25,6 +25,12 @@ char *
 void
     pond_harness_rmtree (const char *path);
 
+//  The end of a test's temporary directory: removed, unless
+//  POND_KEEP_TEST_DIR is set (then its path is printed, to look into);
+//  frees the string and nulls the caller's pointer. Safe on NULL.
+void
+    pond_harness_tempdir_done (char **dir_p);
+
 //  Start POND_BIN_DIR/name with the NULL-terminated arguments after it;
 //  stdout and stderr go to log_path (appended). Returns the pid or -1.
 pid_t
@@ -64,6 +70,12 @@ char *
 //  then its processes in start order; returns how many (0 if none).
 size_t
     pond_harness_mesh_pids (const char *dir, pid_t *pids, size_t max);
+
+//  Stop the mesh `pond up` runs in data_dir: continue its processes (a
+//  test may have stopped one), `pond down`, then SIGKILL any of them still
+//  running with dir on its command line, saying so on stderr as who.
+void
+    pond_harness_mesh_down (const char *data_dir, const char *dir, const char *who);
 
 //  Run a command line through the shell, capturing stdout into a malloc'd
 //  string (caller frees) and the exit code into *exit_p.

@@ -1392,11 +1392,7 @@ s_cut_teardown (void)
         pond_harness_stop (cut_broker, SIGTERM);
     cut_broker = -1;
     zsock_destroy (&fake);
-    if (getenv ("POND_KEEP_TEST_DIR"))
-        fprintf (stderr, "test data kept in %s\n", cut_dir);
-    else
-        pond_harness_rmtree (cut_dir);
-    zstr_free (&cut_dir);
+    pond_harness_tempdir_done (&cut_dir);
 }
 
 //  A broker that has died: its status in words, else NULL

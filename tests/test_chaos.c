@@ -393,12 +393,7 @@ s_teardown (void)
                 kill (pids [i], SIGKILL);
             }
     }
-    if (getenv ("POND_KEEP_TEST_DIR"))
-        fprintf (stderr, "test data kept in %s\n", dir);
-    else
-        pond_harness_rmtree (dir);
-    free (dir);
-    dir = NULL;
+    pond_harness_tempdir_done (&dir);
 }
 
 TestSuite (chaos, .init = s_setup, .fini = s_teardown);

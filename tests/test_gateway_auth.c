@@ -107,24 +107,8 @@ s_setup (void)
 static void
 s_teardown (void)
 {
-    pid_t pids [32];
-    size_t count = pond_harness_mesh_pids (data, pids, 32);
-    for (size_t i = 0; i < count; i++)
-        if (pids [i] > 0)
-            kill (pids [i], SIGCONT);    //  A test may have stopped one
-    free (pond_harness_run (NULL, "%s/pond down --data %s >/dev/null 2>&1", POND_BIN_DIR, data));
-    for (size_t i = 0; i < count; i++)
-        if (pond_harness_pid_runs_in (pids [i], dir)) {
-            fprintf (stderr, "test_gateway_auth: pid %d still runs after pond down: SIGKILL\n",
-                     (int) pids [i]);
-            kill (pids [i], SIGKILL);
-        }
-    if (getenv ("POND_KEEP_TEST_DIR"))
-        fprintf (stderr, "test data kept in %s\n", dir);
-    else
-        pond_harness_rmtree (dir);
-    free (dir);
-    dir = NULL;
+    pond_harness_mesh_down (data, dir, "test_gateway_auth");
+    pond_harness_tempdir_done (&dir);
 }
 
 //  A token of key name, issued by pond keys token (caller frees)

@@ -42,24 +42,9 @@ s_teardown (void)
     snprintf (demo, sizeof demo, "%s/demo", dir);
     snprintf (quick, sizeof quick, "%s/quick-start", dir);
     const char *meshes [] = { dir, demo, quick };
-    for (size_t m = 0; m < 3; m++) {
-        pid_t pids [32];
-        size_t count = pond_harness_mesh_pids (meshes [m], pids, 32);
-        free (pond_harness_run (NULL, "%s/pond down --data %s >/dev/null 2>&1", POND_BIN_DIR,
-                                meshes [m]));
-        for (size_t i = 0; i < count; i++)
-            if (s_ours (pids [i])) {
-                fprintf (stderr, "test_mesh: pid %d still runs after pond down: SIGKILL\n",
-                         (int) pids [i]);
-                kill (pids [i], SIGKILL);
-            }
-    }
-    if (getenv ("POND_KEEP_TEST_DIR"))
-        fprintf (stderr, "test data kept in %s\n", dir);
-    else
-        pond_harness_rmtree (dir);
-    free (dir);
-    dir = NULL;
+    for (size_t m = 0; m < 3; m++)
+        pond_harness_mesh_down (meshes [m], dir, "test_mesh");
+    pond_harness_tempdir_done (&dir);
 }
 
 TestSuite (mesh, .init = s_setup, .fini = s_teardown, .timeout = 90);

@@ -200,12 +200,7 @@ s_teardown (void)
     pond_harness_stop (mesh.actor, SIGTERM);
     pond_harness_stop (mesh.broker, SIGTERM);
     pond_harness_stop (mesh.store, SIGTERM);
-    if (getenv ("POND_KEEP_TEST_DIR"))
-        fprintf (stderr, "test data kept in %s\n", mesh.dir);
-    else
-        pond_harness_rmtree (mesh.dir);
-    free (mesh.dir);
-    mesh.dir = NULL;
+    pond_harness_tempdir_done (&mesh.dir);
 }
 
 //  Start pond-test-counter with its key; fill endpoint with its query socket.

@@ -27,21 +27,8 @@ s_setup (void)
 static void
 s_teardown (void)
 {
-    pid_t pids [32];
-    size_t count = pond_harness_mesh_pids (dir, pids, 32);
-    free (pond_harness_run (NULL, "%s/pond down --data %s >/dev/null 2>&1", POND_BIN_DIR, dir));
-    for (size_t i = 0; i < count; i++)
-        if (pond_harness_pid_runs_in (pids [i], dir)) {
-            fprintf (stderr, "test_time_travel: pid %d still runs after pond down: SIGKILL\n",
-                     (int) pids [i]);
-            kill (pids [i], SIGKILL);
-        }
-    if (getenv ("POND_KEEP_TEST_DIR"))
-        fprintf (stderr, "test data kept in %s\n", dir);
-    else
-        pond_harness_rmtree (dir);
-    free (dir);
-    dir = NULL;
+    pond_harness_mesh_down (dir, dir, "test_time_travel");
+    pond_harness_tempdir_done (&dir);
 }
 
 TestSuite (time_travel, .init = s_setup, .fini = s_teardown, .timeout = 120);
