@@ -27,8 +27,19 @@
 
 //  Commands run as long as they make progress: the idle wait
 #define COMMAND_TIMEOUT_MS 60000
+
+//  The options pond recompute and pond rebuild share (a printf format:
+//  COMMAND_TIMEOUT_MS follows)
+#define COMMAND_OPTIONS_HELP \
+    "  --no-wait         print only the command's id and return at once; see\n" \
+    "                    where it is with pond command status ID\n" \
+    "  --json            print the final status as JSON (pond command status)\n" \
+    "  --id UUID         the command's id (sending it again with the same id\n" \
+    "                    runs it once: the second gets the first's status)\n" \
+    "--timeout is how long the command may go without moving (default\n" \
+    "%d ms); it goes on after that, and pond command wait ID follows it.\n"
 //  A verify rebuilds a whole view
-#define VERIFY_TIMEOUT_MS  300000
+#define VERIFY_TIMEOUT_MS 300000
 
 //  Parse options and positional arguments in one go: the options through
 //  pond_cli_getopt (handler gets each of the command's own), the
@@ -395,14 +406,7 @@ pond_cmd_rebuild_help (FILE *out)
              "stderr) and has the actor run it; pond rebuild follows it, showing the\n"
              "progress, and prints how many events were replayed and how long it\n"
              "took.\n"
-             "\n"
-             "  --no-wait         print only the command's id and return at once; see\n"
-             "                    where it is with pond command status ID\n"
-             "  --json            print the final status as JSON (pond command status)\n"
-             "  --id UUID         the command's id (sending it again with the same id\n"
-             "                    runs it once: the second gets the first's status)\n"
-             "--timeout is how long the command may go without moving (default\n"
-             "%d ms); it goes on after that, and pond command wait ID follows it.\n"
+             "\n" COMMAND_OPTIONS_HELP
              "Exit status: 0 rebuilt, 1 refused or failed (the reason says what to do).\n"
              "\n" POND_CLI_COMMON_HELP,
              COMMAND_TIMEOUT_MS);
@@ -639,14 +643,8 @@ pond_cmd_recompute_help (FILE *out)
         "                       {\"name\":\"Master\",\"at\":25},{\"name\":\"Grand\",\"at\":45}]}\n"
         "                    v1 and v2 (or v1.json, v2.json) name the rules that\n"
         "                    come with pond (the rules directory of the build, or\n"
-        "                    PREFIX/share/pond/rules where pond is installed)\n"
-        "  --no-wait         print only the command's id and return at once; see\n"
-        "                    where it is with pond command status ID\n"
-        "  --json            print the final status as JSON (pond command status)\n"
-        "  --id UUID         the command's id (sending it again with the same id\n"
-        "                    runs it once: the second gets the first's status)\n"
-        "--timeout is how long the command may go without moving (default\n"
-        "%d ms); it goes on after that, and pond command wait ID follows it.\n"
+        "                    PREFIX/share/pond/rules where pond is "
+        "installed)\n" COMMAND_OPTIONS_HELP
         "Exit status: 0 done, 1 refused or failed (the reason says what to do next:\n"
         "503 another command runs on badge-granter, or it is not running), 2 usage\n"
         "error (rules file unreadable or not JSON).\n"

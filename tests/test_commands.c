@@ -350,19 +350,29 @@ Test (commands, actor_down_fails_with_reason)
     zsock_destroy (&sock);
 }
 
+//  An actor the test plays: a ROUTER at ipc://DIR/NAME.ipc and the ready
+//  file DIR/NAME.zpl naming it and this process's pid
+static zsock_t *
+s_fake_actor (const char *name)
+{
+    char endpoint [600], path [600];
+    snprintf (endpoint, sizeof endpoint, "ipc://%s/%s.ipc", mesh->dir, name);
+    zsock_t *actor = zsock_new_router (endpoint);
+    cr_assert_not_null (actor);
+    zsock_set_rcvtimeo (actor, 5000);
+    snprintf (path, sizeof path, "%s/%s.zpl", mesh->dir, name);
+    FILE *file = fopen (path, "w");
+    cr_assert_not_null (file);
+    fprintf (file, "actor\n    query = \"%s\"\n    pid = %d\n", endpoint, (int) getpid ());
+    fclose (file);
+    return actor;
+}
+
 //  The test plays an actor named slowpoke: a ROUTER and a ready file
 Test (commands, one_command_per_actor_and_replies_checked)
 {
     mesh = pond_harness_mesh_up ();
-    char endpoint [600], path [600];
-    snprintf (endpoint, sizeof endpoint, "ipc://%s/slowpoke.ipc", mesh->dir);
-    zsock_t *actor = zsock_new_router (endpoint);
-    cr_assert_not_null (actor);
-    zsock_set_rcvtimeo (actor, 5000);
-    snprintf (path, sizeof path, "%s/slowpoke.zpl", mesh->dir);
-    FILE *file = fopen (path, "w");
-    fprintf (file, "actor\n    query = \"%s\"\n    pid = %d\n", endpoint, (int) getpid ());
-    fclose (file);
+    zsock_t *actor = s_fake_actor ("slowpoke");
 
     zsock_t *sock = s_control (mesh->control);
     pond_command_status_t *status = malloc (sizeof *status);
@@ -673,15 +683,7 @@ Test (commands, recompute_through_broker, .timeout = 240)
 Test (commands, statuses_are_bounded)
 {
     mesh = pond_harness_mesh_up ();
-    char endpoint [600], path [600];
-    snprintf (endpoint, sizeof endpoint, "ipc://%s/quick.ipc", mesh->dir);
-    zsock_t *actor = zsock_new_router (endpoint);
-    cr_assert_not_null (actor);
-    zsock_set_rcvtimeo (actor, 5000);
-    snprintf (path, sizeof path, "%s/quick.zpl", mesh->dir);
-    FILE *file = fopen (path, "w");
-    fprintf (file, "actor\n    query = \"%s\"\n    pid = %d\n", endpoint, (int) getpid ());
-    fclose (file);
+    zsock_t *actor = s_fake_actor ("quick");
     zsock_t *sock = s_control (mesh->control);
     pond_command_status_t *status = malloc (sizeof *status);
     pond_command_t *request = malloc (sizeof *request);
