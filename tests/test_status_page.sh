@@ -28,8 +28,10 @@ cleanup () {
     local pids=""
     [ -f "$data/supervisor.zpl" ] && pids=$(grep -E '^ *pid = ' "$data/supervisor.zpl" | tr -dc '0-9\n' || true)
     "$bin/pond" down --data "$data" >/dev/null 2>&1 || true
+    [ -f "$tmp/kdata/supervisor.zpl" ] && pids="$pids $(grep -E '^ *pid = ' "$tmp/kdata/supervisor.zpl" | tr -dc '0-9\n' || true)"
+    "$bin/pond" down --data "$tmp/kdata" >/dev/null 2>&1 || true
     for pid in $pids; do
-        if [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "$data"; then
+        if [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "$tmp"; then
             echo "test_status_page: pid $pid still runs after pond down: SIGKILL" >&2
             kill -KILL "$pid" 2>/dev/null || true
         fi
@@ -164,4 +166,29 @@ except urllib.error.HTTPError as e:
     body = json.load(e)
     sys.exit(0 if e.code == 404 and body["code"] == 404 else 1)
 EOF
+# Keys mode: without a token the page asks for one; with an admin token
+# (in the link's fragment, never sent to the server) it shows the mesh
+kdata=$tmp/kdata keys=$tmp/keys
+for role in broker store; do "$bin/pond" keys new --keys "$keys" --role $role >/dev/null; done
+for name in admin gateway; do
+    "$bin/pond" keys new --keys "$keys" --role admin --name $name >/dev/null; done
+for actor in quack-counter badge-granter alexa-view mobile-view; do
+    "$bin/pond" keys new --keys "$keys" --role actor --name $actor >/dev/null; done
+"$bin/pond" up --data "$kdata" --keys "$keys" >"$tmp/kup.log" 2>&1 \
+    || { cat "$tmp/kup.log"; fail "pond up --keys"; }
+kurl=$(sed -n 's/^ *url = "\(.*\)"/\1/p' "$kdata/gateway.zpl")
+"$bin/pond" publish --data "$kdata" --keys "$keys" --as admin --name QUACKED --entity anna \
+    --wait mobile >/dev/null || fail "pond publish --keys"
+token=$("$bin/pond" keys token admin --keys "$keys" 2>/dev/null) || fail "pond keys token admin"
+render --dump-dom "$kurl/?customer=anna" >"$tmp/dom-keys.html" || fail "chromium --dump-dom failed"
+grep -q 'id="broker-state" class="bad">this gateway runs with keys: type a token' \
+    "$tmp/dom-keys.html" || fail "keys mode without a token: $(grep -o 'id="broker-state"[^<]*' "$tmp/dom-keys.html")"
+grep -q '<label id="token-box">' "$tmp/dom-keys.html" || fail "keys mode: the token box is shown"
+render --dump-dom "$kurl/?customer=anna#token=$token" >"$tmp/dom-token.html" \
+    || fail "chromium --dump-dom failed"
+grep -q 'id="broker-state"[^>]*>up<' "$tmp/dom-token.html" \
+    || fail "keys mode with a token: $(grep -o 'id="broker-state"[^<]*' "$tmp/dom-token.html")"
+grep -q 'data-name="mobile-view"' "$tmp/dom-token.html" || fail "keys mode with a token: process rows"
+grep -q '"customer": "anna"' "$tmp/dom-token.html" || fail "keys mode with a token: anna's document"
+"$bin/pond" down --data "$kdata" >/dev/null 2>&1 || fail "pond down --keys"
 echo "test_status_page: ok"
