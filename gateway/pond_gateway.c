@@ -72,10 +72,12 @@ s_connection_state (struct MHD_Connection *connection)
 //  Replies
 
 //  Queue a reply with body (copied) and content type; retry_after_s > 0
-//  adds Retry-After. Returns what the access handler returns.
+//  adds Retry-After, header (not NULL) one more header with value.
+//  Returns what the access handler returns.
 static enum MHD_Result
-s_reply (pond_gateway_t *self, struct MHD_Connection *connection, unsigned status, const char *type,
-         const char *body, unsigned retry_after_s, const char *allow)
+s_reply_with (pond_gateway_t *self, struct MHD_Connection *connection, unsigned status,
+              const char *type, const char *body, unsigned retry_after_s, const char *header,
+              const char *value)
 {
     struct MHD_Response *response = MHD_create_response_from_buffer (strlen (body), (void *) body,
                                                                      MHD_RESPMEM_MUST_COPY);
@@ -87,28 +89,58 @@ s_reply (pond_gateway_t *self, struct MHD_Connection *connection, unsigned statu
         snprintf (seconds, sizeof seconds, "%u", retry_after_s);
         MHD_add_response_header (response, MHD_HTTP_HEADER_RETRY_AFTER, seconds);
     }
-    if (allow)
-        MHD_add_response_header (response, MHD_HTTP_HEADER_ALLOW, allow);
+    if (header)
+        MHD_add_response_header (response, header, value);
     enum MHD_Result rc = MHD_queue_response (connection, status, response);
     MHD_destroy_response (response);
     self->replies [status / 100 < 6 ? status / 100 : 0]++;
     return rc;
 }
 
-//  Reply with a cJSON tree, which this takes (and deletes)
+//  The same, allow (not NULL) in an Allow header
 static enum MHD_Result
-s_reply_json (pond_gateway_t *self, struct MHD_Connection *connection, unsigned status, cJSON *root,
-              unsigned retry_after_s)
+s_reply (pond_gateway_t *self, struct MHD_Connection *connection, unsigned status, const char *type,
+         const char *body, unsigned retry_after_s, const char *allow)
+{
+    return s_reply_with (self, connection, status, type, body, retry_after_s,
+                         allow ? MHD_HTTP_HEADER_ALLOW : NULL, allow);
+}
+
+//  Reply with a cJSON tree, which this takes (and deletes); header as
+//  s_reply_with
+static enum MHD_Result
+s_reply_json_with (pond_gateway_t *self, struct MHD_Connection *connection, unsigned status,
+                   cJSON *root, unsigned retry_after_s, const char *header, const char *value)
 {
     //  One line, ended (curl prints it as is)
     char *json = root ? cJSON_PrintUnformatted (root) : NULL;
     cJSON_Delete (root);
     char *text = zsys_sprintf ("%s\n", json ? json : "{}");
     free (json);
-    enum MHD_Result rc = s_reply (self, connection, status, JSON_TYPE, text ? text : "{}\n",
-                                  retry_after_s, NULL);
+    enum MHD_Result rc = s_reply_with (self, connection, status, JSON_TYPE, text ? text : "{}\n",
+                                       retry_after_s, header, value);
     zstr_free (&text);
     return rc;
+}
+
+static enum MHD_Result
+s_reply_json (pond_gateway_t *self, struct MHD_Connection *connection, unsigned status, cJSON *root,
+              unsigned retry_after_s)
+{
+    return s_reply_json_with (self, connection, status, root, retry_after_s, NULL, NULL);
+}
+
+//  Reply {"code":status,"error":reason}; header as s_reply_with
+static enum MHD_Result
+s_reply_reason (pond_gateway_t *self, struct MHD_Connection *connection, unsigned status,
+                unsigned retry_after_s, const char *header, const char *value, const char *reason)
+{
+    if (self->config.verbose)
+        zsys_info ("pond-gateway: %u %s", status, reason);
+    cJSON *root = cJSON_CreateObject ();
+    cJSON_AddNumberToObject (root, "code", status);
+    cJSON_AddStringToObject (root, "error", reason);
+    return s_reply_json_with (self, connection, status, root, retry_after_s, header, value);
 }
 
 //  Reply {"code":status,"error":reason}
@@ -122,12 +154,7 @@ s_reply_errorv (pond_gateway_t *self, struct MHD_Connection *connection, unsigne
 {
     char reason [512];
     vsnprintf (reason, sizeof reason, format, args);
-    if (self->config.verbose)
-        zsys_info ("pond-gateway: %u %s", status, reason);
-    cJSON *root = cJSON_CreateObject ();
-    cJSON_AddNumberToObject (root, "code", status);
-    cJSON_AddStringToObject (root, "error", reason);
-    return s_reply_json (self, connection, status, root, retry_after_s);
+    return s_reply_reason (self, connection, status, retry_after_s, NULL, NULL, reason);
 }
 
 static enum MHD_Result
@@ -862,31 +889,11 @@ s_serve (pond_gateway_t *self, struct MHD_Connection *connection, const char *ur
                                                                reason, sizeof reason);
     if (!session) {
         self->requests++;
-        cJSON *root = cJSON_CreateObject ();
-        cJSON_AddNumberToObject (root, "code", status);
-        cJSON_AddStringToObject (root, "error", reason);
-        char *json = cJSON_PrintUnformatted (root);
-        cJSON_Delete (root);
-        char *text = zsys_sprintf ("%s\n", json ? json : "{}");
-        free (json);
-        struct MHD_Response *response = text ? MHD_create_response_from_buffer (
-                                            strlen (text), text, MHD_RESPMEM_MUST_COPY)
-                                             : NULL;
-        zstr_free (&text);
-        if (!response)
-            return MHD_NO;
-        MHD_add_response_header (response, MHD_HTTP_HEADER_CONTENT_TYPE, JSON_TYPE);
-        if (status == 401)
-            MHD_add_response_header (response, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
-                                     authorization
-                                         ? "Bearer realm=\"pond\", error=\"invalid_token\""
-                                         : "Bearer realm=\"pond\"");
-        enum MHD_Result rc = MHD_queue_response (connection, status, response);
-        MHD_destroy_response (response);
-        self->replies [status / 100 < 6 ? status / 100 : 0]++;
-        if (self->config.verbose)
-            zsys_info ("pond-gateway: %u %s", status, reason);
-        return rc;
+        const char *challenge = authorization ? "Bearer realm=\"pond\", error=\"invalid_token\""
+                                              : "Bearer realm=\"pond\"";
+        return s_reply_reason (self, connection, status, 0,
+                               status == 401 ? MHD_HTTP_HEADER_WWW_AUTHENTICATE : NULL, challenge,
+                               reason);
     }
     //  Live events come from the gateway's own subscription, which the
     //  mesh does not check per key: the rule of the actors' query sockets
