@@ -3,6 +3,7 @@
 */
 #include "pond_actor_link.h"
 #include "pond_client.h"
+#include "pond_client_io.h"
 #include "pond_keys.h"
 #include "pond_proto.h"
 
@@ -138,30 +139,6 @@ s_fail (pond_actor_link_t *self, int code, const char *format, ...)
     return NULL;
 }
 
-//  Wait until deadline for one message. Returns it, or NULL on timeout or
-//  interrupt (*interrupted says which).
-static zmsg_t *
-s_recv_until (zsock_t *sock, int64_t deadline, bool *interrupted)
-{
-    *interrupted = false;
-    while (true) {
-        int64_t left = deadline - zclock_mono ();
-        zmq_pollitem_t item = { zsock_resolve (sock), 0, ZMQ_POLLIN, 0 };
-        int rc = zmq_poll (&item, 1, left > 0 ? (long) left : 0);
-        if (rc > 0) {
-            zmsg_t *msg = zmsg_recv (sock);
-            if (msg)
-                return msg;
-        }
-        if (zsys_interrupted) {
-            *interrupted = true;
-            return NULL;
-        }
-        if (rc == 0 || (rc < 0 && errno != EINTR))
-            return NULL;
-    }
-}
-
 //  Send command [body] and wait for RESULT or ERROR, passing PROGRESS to
 //  progress; each message restarts the wait. Takes the body.
 static char *
@@ -204,7 +181,7 @@ s_request (pond_actor_link_t *self, const char *command, zframe_t **body_p, int 
     int64_t deadline = zclock_mono () + timeout_ms;
     while (!result && !self->code) {
         bool interrupted;
-        zmsg_t *reply = s_recv_until (self->sock, deadline, &interrupted);
+        zmsg_t *reply = pond_client_io_recv_until (self->sock, deadline, &interrupted);
         if (!reply) {
             //  A late reply must not answer the next request
             zsock_destroy (&self->sock);
