@@ -7,7 +7,6 @@
 #include "pond_keys.h"
 #include "pond_proto.h"
 
-#include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
